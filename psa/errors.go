@@ -47,6 +47,12 @@ var (
 	// report it (Ticketer.CreateTicket and SetTicketStatus); see
 	// NotApplied.
 	ErrNotApplied = errors.New("psa: write not applied")
+	// ErrStatusSetNoteFailed means a status change was applied but the
+	// note that goes with it, added by a request of its own after it,
+	// failed (the error it wraps says how; its outcome may be unknown):
+	// Ticketer.SetTicketStatus reports it so (see StatusSetNoteFailed),
+	// and the caller records the status as set and settles the note.
+	ErrStatusSetNoteFailed = errors.New("psa: status set, its note failed")
 	// ErrEndpointNotFound means the PSA answered 404 to a request that
 	// names no record (a query), so the endpoint itself is missing at the
 	// configured address: a base URL that is not the tenant's, or a proxy.
@@ -102,6 +108,16 @@ func (e *NotAPIError) Is(target error) bool { return target == ErrNotAPI }
 func NotApplied(err error) error { return notApplied{err} }
 
 type notApplied struct{ error }
+
+// StatusSetNoteFailed returns err, the failure of the note added after a
+// status change that was applied, such that it matches
+// ErrStatusSetNoteFailed too.
+func StatusSetNoteFailed(err error) error { return statusSetNoteFailed{err} }
+
+type statusSetNoteFailed struct{ error }
+
+func (e statusSetNoteFailed) Unwrap() error        { return e.error }
+func (e statusSetNoteFailed) Is(target error) bool { return target == ErrStatusSetNoteFailed }
 
 func (e notApplied) Unwrap() error        { return e.error }
 func (e notApplied) Is(target error) bool { return target == ErrNotApplied }

@@ -238,7 +238,12 @@ type Ticketer interface {
 	// ID, StatusID and Closed, without reading the ticket back.
 	// An error matching ErrNotApplied says the status was not set (nor
 	// the note added): the status change was never sent, or the PSA
-	// throttled every attempt of it.
+	// throttled every attempt of it. One matching ErrStatusSetNoteFailed
+	// says the status was set, but the note, added by a request of its
+	// own after it, failed (its outcome may be unknown).
+	// Backends that add the note with the status change itself (the
+	// Autotask resolution, the Kaseya BMS resolve comment) never return
+	// it for that note.
 	SetTicketStatus(ctx context.Context, u TicketStatusUpdate) (*Ticket, error)
 	// AddTicketNote adds a note to a ticket.
 	AddTicketNote(ctx context.Context, n TicketNote) error

@@ -675,12 +675,16 @@ func (e *Engine) settlesAt(intent time.Time) time.Time {
 
 // unsettledWrite returns when the write of r whose outcome is unknown, if
 // any, was recorded: a close or resolve note (ClosedAt, the intent's
-// time), a reopen (Updated), or a summary's "More alerts" note
-// (NoteAlerts, recorded at Updated).
+// time, or Updated when a close's note was sent again later), a reopen
+// (Updated), or a summary's "More alerts" note (NoteAlerts, recorded at
+// Updated).
 func unsettledWrite(r *Record) (time.Time, bool) {
 	switch {
 	case r.State == StateClosing || r.State == StateNoting:
-		return cmp.Or(r.ClosedAt, r.Updated), true
+		if r.Updated.After(r.ClosedAt) {
+			return r.Updated, true
+		}
+		return r.ClosedAt, true
 	case r.State == StateReopening:
 		return r.Updated, true
 	case r.State == StateOpen && len(r.NoteAlerts) > 0:
@@ -1716,6 +1720,13 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, read *psa.Tick
 		// time of its intent.
 		r.ClosedBy = ClosedBySync
 		cr.Closed++
+	case t.Closed && closeNoting(r):
+		// psa-syncd's own close, applied, whose note (a request of its
+		// own, psa.ErrStatusSetNoteFailed) failed or was lost: looked
+		// for on the ticket, and sent only when it is not there.
+		if done, err := e.settleCloseNote(ctx, r, cr); !done {
+			return err
+		}
 	case t.Closed:
 		r.ClosedBy, r.ClosedAt = ClosedByPSA, now
 	case r.State == StateNoting && e.notes == nil:
@@ -1762,8 +1773,22 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, read *psa.Tick
 		}
 		// Setting a status is absolute: sent again only while the ticket
 		// is not closed, it cannot close twice or add a second note.
-		if _, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ClosedStatusID, QueueID: e.routing.QueueID,
-			Note: note, NoteTitle: "Alert resolved", NoteTypeID: e.routing.NoteTypeID}); err != nil {
+		_, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ClosedStatusID, QueueID: e.routing.QueueID,
+			Note: note, NoteTitle: "Alert resolved", NoteTypeID: e.routing.NoteTypeID})
+		switch {
+		case errors.Is(err, psa.ErrStatusSetNoteFailed) && e.notes != nil:
+			// Closed, but its note (ConnectWise adds it by a request of
+			// its own) failed or its answer was lost: the next pass
+			// looks for it on the ticket, as for a resolve note whose
+			// answer was lost, and sends it only when it is not there.
+			// Left closing, the next pass would find the ticket closed
+			// and never add the note.
+			r.State, r.ClosedBy, r.Updated, r.MissingSince = StateNoting, ClosedBySync, e.now().UTC(), time.Time{}
+			cr.Closed++
+			cr.Notices = append(cr.Notices, fmt.Sprintf("ticket %s of alert %s was closed, but its note failed (%v): the next pass looks for the note "+
+				"on the ticket, and sends it only if it is not there", cmp.Or(r.Number, r.TicketID), r.AlertKey, err))
+			return e.store.PutTicketRecord(*r)
+		case err != nil:
 			return fmt.Errorf("closing ticket %s: %w (the next pass checks whether it closed)", cmp.Or(r.Number, r.TicketID), err)
 		}
 		r.ClosedBy = ClosedBySync
@@ -1771,6 +1796,56 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, read *psa.Tick
 	}
 	r.State, r.Updated, r.MissingSince = StateClosed, now, time.Time{}
 	return e.store.PutTicketRecord(*r)
+}
+
+// closeNoting reports whether r is psa-syncd's close, applied, whose note
+// is still to settle: StateNoting with ClosedBy "sync" (a resolve note
+// under way, on_resolve "note", has no ClosedBy yet).
+func closeNoting(r *Record) bool { return r.State == StateNoting && r.ClosedBy == ClosedBySync }
+
+// settleCloseNote looks for the note of r's close (closeNoting), whose
+// ticket is closed, and sends it only when it is not there; it reports
+// whether r is done. A note that cannot be looked for (no listing, or one
+// refused for good) or is refused is taken as missing, with a notice: the
+// ticket is closed, and the note is only for the technicians.
+func (e *Engine) settleCloseNote(ctx context.Context, r *Record, cr *CustomerReport) (bool, error) {
+	name := cmp.Or(r.Number, r.TicketID)
+	note := resolveNote(r, r.ClosedAt)
+	missing := func(why error) {
+		cr.Notices = append(cr.Notices, fmt.Sprintf("the note that alert %s was resolved may be missing on ticket %s, which psa-syncd closed: %v",
+			r.AlertKey, name, why))
+		e.logger.Warn("Close note outcome unknown; taken as missing", "source", r.Source, "customer", r.CustomerID, "ticket", r.TicketID, "err", why)
+	}
+	if e.notes == nil {
+		missing(errors.New("the PSA's notes cannot be listed"))
+		return true, nil
+	}
+	texts, err := e.notes.TicketNoteTexts(ctx, r.TicketID)
+	switch {
+	case err != nil && !listRetried(err):
+		missing(fmt.Errorf("its notes could not be listed: %w", err))
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("listing the notes of ticket %s to look for its close note: %w (looked for again next pass)", name, err)
+	case slices.ContainsFunc(texts, func(s string) bool { return strings.Contains(s, note) }):
+		return true, nil
+	}
+	err = e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: r.TicketID, Title: "Alert resolved", Text: note, NoteTypeID: e.routing.NoteTypeID})
+	switch {
+	case err == nil:
+		cr.Notices = append(cr.Notices, fmt.Sprintf("the note that alert %s was resolved was not on ticket %s, which psa-syncd closed: it was sent again",
+			r.AlertKey, name))
+		return true, nil
+	case errors.Is(err, psa.ErrOutcomeUnknown) || listRetried(err):
+		// Looked for again next pass (after the settle time).
+		r.Updated = e.now().UTC()
+		if perr := e.store.PutTicketRecord(*r); perr != nil {
+			return false, errors.Join(err, perr)
+		}
+		return false, fmt.Errorf("sending again the note that alert %s was resolved on ticket %s: %w (looked for again next pass)", r.AlertKey, name, err)
+	}
+	missing(fmt.Errorf("sending it again was refused: %w", err))
+	return true, nil
 }
 
 // resolveNote is the note on r's ticket that its alert (for a summary:
@@ -1862,6 +1937,11 @@ func (e *Engine) settleReturned(ctx context.Context, r *Record, cr *CustomerRepo
 	case t.Closed && r.State == StateClosing:
 		r.State, r.ClosedBy = StateClosed, ClosedBySync
 		cr.Closed++
+	case t.Closed && closeNoting(r):
+		// Closed and counted by an earlier pass; its note, unsettled,
+		// may be missing: the alert is open again, and a note saying it
+		// was resolved would only mislead now.
+		r.State = StateClosed
 	case t.Closed:
 		r.State, r.ClosedBy, r.ClosedAt = StateClosed, ClosedByPSA, now
 	default:

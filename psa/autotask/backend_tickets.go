@@ -398,7 +398,7 @@ func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate)
 	}
 	if !closing && u.Note != "" {
 		if err := b.AddTicketNote(ctx, psa.TicketNote{TicketID: u.TicketID, Title: u.NoteTitle, Text: u.Note, NoteTypeID: u.NoteTypeID}); err != nil {
-			return nil, err
+			return nil, psa.StatusSetNoteFailed(err)
 		}
 	}
 	return &psa.Ticket{ID: strconv.FormatInt(id, 10), StatusID: strconv.FormatInt(status, 10), Closed: closing}, nil

@@ -248,7 +248,9 @@ func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Tic
 // It fails with an error matching psa.ErrNotApplied when ConnectWise
 // throttled every attempt of the status change, or, after it refused the
 // routing's status, a read for the ticket's board failed or it throttled
-// every attempt of that board's status: nothing was set.
+// every attempt of that board's status: nothing was set. The note is a
+// request of its own after the status change: when it fails, the error
+// matches psa.ErrStatusSetNoteFailed, the status being set.
 func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate) (*psa.Ticket, error) {
 	id, err := parseID("ticket", u.TicketID)
 	if err != nil {
@@ -274,7 +276,7 @@ func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate)
 	}
 	if u.Note != "" {
 		if err := b.AddTicketNote(ctx, psa.TicketNote{TicketID: u.TicketID, Title: u.NoteTitle, Text: u.Note}); err != nil {
-			return nil, err
+			return nil, psa.StatusSetNoteFailed(err)
 		}
 	}
 	return toTicket(t), nil

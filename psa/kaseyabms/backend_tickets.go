@@ -341,7 +341,7 @@ func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate)
 	}
 	if !st.Closed && u.Note != "" {
 		if err := b.AddTicketNote(ctx, psa.TicketNote{TicketID: u.TicketID, Title: u.NoteTitle, Text: u.Note, NoteTypeID: u.NoteTypeID}); err != nil {
-			return nil, err
+			return nil, psa.StatusSetNoteFailed(err)
 		}
 	}
 	return toTicket(t, refFromDetails(t.Details)), nil
