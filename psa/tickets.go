@@ -259,6 +259,17 @@ type TicketBulkReader interface {
 	GetTickets(ctx context.Context, ids []string) (map[string]*Ticket, error)
 }
 
+// TicketCloseNoteSeparate is implemented by a Ticketer whose
+// SetTicketStatus adds the note of a status that closes the ticket by a
+// request of its own after the status change (ConnectWise), not with it
+// (the Autotask resolution, the Kaseya BMS resolve comment): a caller
+// that finds such a close applied after its answer was lost, or after
+// psa-syncd stopped, cannot tell whether the note was added, and looks
+// for it (TicketNoteLister).
+type TicketCloseNoteSeparate interface {
+	CloseNoteSeparate() bool
+}
+
 // TicketNoteLister is implemented by a Ticketer that lists a ticket's
 // notes (Autotask GET Tickets/{id}/Notes, ConnectWise GET
 // service/tickets/{id}/notes, Kaseya BMS GET servicedesk/tickets/{id}/notes),

@@ -93,6 +93,9 @@ type Engine struct {
 	bulk psa.TicketBulkReader
 	// notes is the PSA when it lists ticket notes, else nil.
 	notes psa.TicketNoteLister
+	// closeNoteSeparate is set when the PSA adds a close's note by a
+	// request of its own (psa.TicketCloseNoteSeparate).
+	closeNoteSeparate bool
 	// forgetOther deletes the records of another PSA (Config.ForgetOtherPSA).
 	forgetOther bool
 	// startWith is Config.StartWith.
@@ -260,6 +263,9 @@ func New(c Config) (*Engine, error) {
 	}
 	if l, ok := c.PSA.(psa.TicketNoteLister); ok {
 		e.notes = l
+	}
+	if s, ok := c.PSA.(psa.TicketCloseNoteSeparate); ok {
+		e.closeNoteSeparate = s.CloseNoteSeparate()
 	}
 	if e.now == nil {
 		e.now = time.Now
@@ -1715,6 +1721,19 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, read *psa.Tick
 	now := e.now().UTC()
 	note := resolveNote(r, now)
 	switch {
+	case t.Closed && r.State == StateClosing && e.closeNoteSeparate && e.notes != nil:
+		// psa-syncd's own close, whose answer was lost (or psa-syncd
+		// stopped before recording it), on a PSA that adds its note by
+		// a request of its own after the status: the note may not have
+		// been sent, and is looked for as in closeNoting.
+		r.State, r.ClosedBy = StateNoting, ClosedBySync
+		cr.Closed++
+		if done, err := e.settleCloseNote(ctx, r, cr); !done {
+			if perr := e.store.PutTicketRecord(*r); perr != nil {
+				return errors.Join(err, perr)
+			}
+			return err
+		}
 	case t.Closed && r.State == StateClosing:
 		// psa-syncd's own close, whose answer was lost: it keeps the
 		// time of its intent.

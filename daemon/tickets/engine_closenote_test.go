@@ -60,3 +60,50 @@ func TestEngine_closeNoteFailedIsLookedFor(t *testing.T) {
 		}
 	}
 }
+
+// A close whose own answer was lost (every attempt's), applied: on
+// ConnectWise the client never sent the note after it, and the next pass,
+// which finds the ticket closed, looks for the note and sends it, once
+// (psa.TicketCloseNoteSeparate). On Autotask and Kaseya BMS the note went
+// with the status.
+func TestEngine_closeAnswerLostNoteIsLookedFor(t *testing.T) {
+	t.Parallel()
+	for _, sys := range psa.Systems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, sys)
+			e.settleTime = 2 * time.Minute
+			eng := e.engine(routings[sys])
+			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected"})
+			e.pass(eng)
+			tk := e.tickets()[0].id
+			status := psatest.Fault{Method: http.MethodPatch, Path: e.createPath() + "/" + id(tk), DropAfterHandling: true}
+			switch sys {
+			case psa.SystemAutotask:
+				status.Path = e.createPath()
+			case psa.SystemKaseyaBMS:
+				status.Method, status.Path = http.MethodPost, e.createPath()+"/"+id(tk)+"/resolve"
+			}
+			e.psaSim.AddFault(status)
+			e.sophos.ResolveAlert(acme, a.ID)
+			if cr := e.pass(eng).Customers[0]; cr.Closed != 0 || cr.Err == nil {
+				t.Errorf("pass whose close's answers were lost = %+v, want it failed", cr)
+			}
+			e.psaSim.ClearFaults()
+			if got := e.tickets(); len(got) != 1 || !got[0].closed {
+				t.Fatalf("tickets = %+v, want the close applied", got)
+			}
+			e.now = e.now.Add(5 * time.Minute)
+			if cr := e.pass(eng).Customers[0]; cr.Closed != 1 || cr.Err != nil {
+				t.Errorf("next pass = %+v, want psa-syncd's close recorded", cr)
+			}
+			if n := e.countNotes("resolved in Sophos Central"); n != 1 {
+				t.Errorf("%d 'resolved' notes on the ticket, want 1", n)
+			}
+			e.now = e.now.Add(5 * time.Minute)
+			if cr := e.pass(eng).Customers[0]; cr.Closed != 0 || e.countNotes("resolved in Sophos Central") != 1 {
+				t.Errorf("third pass = %+v, want nothing more", cr)
+			}
+		})
+	}
+}

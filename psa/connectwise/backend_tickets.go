@@ -282,6 +282,11 @@ func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate)
 	return toTicket(t), nil
 }
 
+// CloseNoteSeparate reports that SetTicketStatus adds a closing status's
+// note by a request of its own after the status change
+// (psa.TicketCloseNoteSeparate).
+func (b *Backend) CloseNoteSeparate() bool { return true }
+
 // AddTicketNote adds an internal analysis note, or a discussion
 // (detail description) note when n.Public is set. Notifications are off.
 func (b *Backend) AddTicketNote(ctx context.Context, n psa.TicketNote) error {
