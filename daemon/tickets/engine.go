@@ -1856,10 +1856,16 @@ func (e *Engine) settleCloseNote(ctx context.Context, r *Record, cr *CustomerRep
 			r.AlertKey, name))
 		return true, nil
 	case errors.Is(err, psa.ErrOutcomeUnknown) || listRetried(err):
-		// Looked for again next pass (after the settle time).
+		// Looked for again next pass, settle time after this send
+		// (unsettledWrite counts from Updated).
 		r.Updated = e.now().UTC()
 		if perr := e.store.PutTicketRecord(*r); perr != nil {
 			return false, errors.Join(err, perr)
+		}
+		if errors.Is(err, psa.ErrOutcomeUnknown) {
+			cr.Notices = append(cr.Notices, fmt.Sprintf("the answer to the note that alert %s was resolved was lost again (ticket %s): the next pass "+
+				"looks for it on the ticket", r.AlertKey, name))
+			return false, nil
 		}
 		return false, fmt.Errorf("sending again the note that alert %s was resolved on ticket %s: %w (looked for again next pass)", r.AlertKey, name, err)
 	}
