@@ -13,4 +13,10 @@
 //	for _, l := range lines {
 //		fmt.Println(l.ContractID, l.ServiceID, l.Quantity)
 //	}
+//
+// A caller that may send a write only while a condition holds (psa-syncd:
+// while it holds the leadership of a shared state database) puts that
+// condition in the write's context with WithWriteGate: every client asks it
+// right before each attempt of a write, so that a retry after a throttle's
+// Retry-After is not sent once the condition stopped holding.
 package psa

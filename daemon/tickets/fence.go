@@ -106,7 +106,11 @@ func (s fencedStore) TicketIntents() ([]Record, error) {
 // fencedTicketer is the engine's PSA: once a store write was refused with
 // ErrNotLeader, it refuses every call without sending it. Before each
 // write it also asks lease (Config.Fence), when set, whose ErrNotLeader
-// stops the pass in the same way.
+// stops the pass in the same way; and it asks again before each attempt
+// that the PSA client sends of it (psa.WithWriteGate): a client that waits
+// out a Retry-After of up to five minutes before sending a throttled write
+// again would otherwise send it after the lease ran out, when another
+// instance may have taken over and sent it too.
 type fencedTicketer struct {
 	psa.Ticketer
 	f     *fence
@@ -129,7 +133,7 @@ func (t fencedTicketer) CreateTicket(ctx context.Context, req psa.CreateTicketRe
 	if err := t.write(); err != nil {
 		return nil, err
 	}
-	return t.Ticketer.CreateTicket(ctx, req)
+	return t.Ticketer.CreateTicket(psa.WithWriteGate(ctx, t.write), req)
 }
 
 func (t fencedTicketer) GetTicket(ctx context.Context, id string) (*psa.Ticket, error) {
@@ -150,12 +154,12 @@ func (t fencedTicketer) SetTicketStatus(ctx context.Context, u psa.TicketStatusU
 	if err := t.write(); err != nil {
 		return nil, err
 	}
-	return t.Ticketer.SetTicketStatus(ctx, u)
+	return t.Ticketer.SetTicketStatus(psa.WithWriteGate(ctx, t.write), u)
 }
 
 func (t fencedTicketer) AddTicketNote(ctx context.Context, n psa.TicketNote) error {
 	if err := t.write(); err != nil {
 		return err
 	}
-	return t.Ticketer.AddTicketNote(ctx, n)
+	return t.Ticketer.AddTicketNote(psa.WithWriteGate(ctx, t.write), n)
 }

@@ -905,10 +905,13 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, w *writer, j *write
 	// A post to a PSA that cannot be read back (Kaseya BMS) that was sent
 	// when the pass is stopped (the shutdown timeout) is let finish, so
 	// that its outcome is known instead of waiting for an operator.
-	wctx := ctx
+	// The lease is asked again before each attempt the client sends: a
+	// throttled post is sent again after a Retry-After of up to five
+	// minutes, by when another instance may have taken over.
+	wctx := psa.WithWriteGate(ctx, e.db.CheckFence)
 	if ledger {
 		var done func()
-		wctx, done = sentWriteContext(ctx, e.sentWriteGrace, func() {
+		wctx, done = sentWriteContext(wctx, e.sentWriteGrace, func() {
 			log.Warn("Pass stopped while a contract line post was under way; letting it finish so that its outcome is known",
 				append(attrs, "at_most", e.sentWriteGrace)...)
 		})

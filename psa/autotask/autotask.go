@@ -655,6 +655,10 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		if err == nil {
 			return resp, decodeBody(req, resp, body, v, idempotent, c.redact)
 		}
+		var wr *rest.WriteRefusedError
+		if errors.As(err, &wr) {
+			return resp, rest.Unprocessed(fmt.Errorf("autotask: %s %s: %w", req.Method, rest.RedactURL(req.URL), err), processed)
+		}
 		if ctx.Err() != nil {
 			var te *rest.TransportError
 			if !idempotent && errors.As(err, &te) && !te.NotSent {
@@ -746,12 +750,19 @@ type missingKeyError struct{ key string }
 func (e *missingKeyError) Error() string { return "the answer holds no " + e.key }
 
 // roundTrip sends req once within the concurrency limit and reads the body.
+// A write is first let through by ctx's write gate (psa.WithWriteGate).
 func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*Response, []byte, error) {
 	release, err := c.acquire(ctx, c.entityKeys(req.URL))
 	if err != nil {
 		return nil, nil, err
 	}
 	defer release()
+	if !isRead(req.Method, req.URL.Path) {
+		// Asked after the wait for a slot, which can be long.
+		if err := rest.GateWrite(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
 	hr, err := c.client.Do(req)
 	if err != nil {
 		return nil, nil, rest.NewTransportError(err)

@@ -717,7 +717,11 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 	// processed is whether an attempt may have been processed.
 	processed := false
 	for attempt := 0; ; attempt++ {
-		resp, body, err := c.roundTrip(req)
+		resp, body, err := c.roundTrip(ctx, req)
+		var wr *rest.WriteRefusedError
+		if errors.As(err, &wr) {
+			return resp, rest.Unprocessed(fmt.Errorf("connectwise: %s %s: %w", req.Method, rest.RedactURL(req.URL), err), processed)
+		}
 		if err == nil {
 			if v != nil && len(bytes.TrimSpace(body)) > 0 {
 				if derr := c.decode(req, resp, body, v); derr != nil {
@@ -776,12 +780,20 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 	}
 }
 
-func (c *Client) roundTrip(req *http.Request) (*Response, []byte, error) {
+// roundTrip sends req once within the concurrency limit and reads the body.
+// A write is first let through by ctx's write gate (psa.WithWriteGate).
+func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*Response, []byte, error) {
 	release, err := rest.Acquire(req.Context(), c.sem)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer release()
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		// Asked after the wait for a slot, which can be long.
+		if err := rest.GateWrite(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
 	hr, err := c.client.Do(req)
 	if err != nil {
 		return nil, nil, rest.NewTransportError(err)

@@ -488,6 +488,10 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 			c.tokenGood(used, true)
 			return resp, nil
 		}
+		var wr *rest.WriteRefusedError
+		if errors.As(err, &wr) {
+			return resp, rest.Unprocessed(fmt.Errorf("kaseyabms: %s %s: %w", req.Method, rest.RedactURL(req.URL), err), processed)
+		}
 		var se *signInError
 		if errors.As(err, &se) {
 			// The request was not sent: the sign-in before it failed,
@@ -594,7 +598,8 @@ func (e *signInError) Unwrap() error { return e.err }
 
 // send sends req once: limiter, token, round trip, envelope. An answer
 // that is not BMS's (not JSON, or JSON of another kind than the answer)
-// is a decodeError of a *psa.NotAPIError.
+// is a decodeError of a *psa.NotAPIError. A write is let through by ctx's
+// write gate (psa.WithWriteGate) right before it is sent.
 func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) (*Response, error) {
 	endpoint := endpointKey(req.URL.Path, c.baseURL.Path)
 	if err := c.limiter.take(endpoint); err != nil {
@@ -612,6 +617,12 @@ func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) 
 		return nil, err
 	}
 	defer release()
+	if !isIdempotent(req) || isWriteMethod(req.Method) {
+		// Asked after the waits for the limiter's slot and the sign-in.
+		if err := rest.GateWrite(ctx); err != nil {
+			return nil, err
+		}
+	}
 	hr, err := c.client.Do(req)
 	if err != nil {
 		return nil, rest.NewTransportError(err)
@@ -662,6 +673,13 @@ func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) 
 		}
 	}
 	return resp, nil
+}
+
+// isWriteMethod reports whether a request of method changes what it names:
+// PUT, PATCH, DELETE. (A POST writes unless isIdempotent says it only
+// reads or signs in.)
+func isWriteMethod(method string) bool {
+	return method == http.MethodPut || method == http.MethodPatch || method == http.MethodDelete
 }
 
 // isIdempotent reports whether req may be sent twice with the same effect:
