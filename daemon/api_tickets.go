@@ -182,6 +182,10 @@ func (d *Daemon) handleTickets(w http.ResponseWriter, r *http.Request) {
 		ctx, stop := d.whileActive(r.Context())
 		rep, err = d.recordedTicketPass(ctx, doc, body.ForgetOtherPSA)
 		stop()
+		if err == nil && !rep.SettleAt.IsZero() {
+			d.logger.Info("Ticket writes left for policies.settle_time; one more ticket pass runs then", "at", rep.SettleAt)
+			d.settleTicketsAt(rep.SettleAt)
+		}
 	}
 	switch {
 	case errors.Is(err, ErrNoTicketRouting):

@@ -227,6 +227,11 @@ type Daemon struct {
 	// ticketScheduleChanged the ticket scheduler.
 	scheduleChanged       chan struct{}
 	ticketScheduleChanged chan struct{}
+	// ticketSettle holds the earliest tickets.Report.SettleAt of the
+	// ticket passes requested through the API that the ticket scheduler
+	// has not taken yet (settleTicketsAt); zero when none.
+	ticketSettleMu sync.Mutex
+	ticketSettle   time.Time
 	// fullPassRecorded wakes the scheduler after a pass over all customers
 	// that recorded a run, so that a scheduled pass kept due (one that was
 	// refused or skipped) stops being due once a pass has run after it.

@@ -336,7 +336,8 @@ func (d *Daemon) logTicketSync(cfg *Config, doc *export.Document) {
 // previous process may have had on their way) is followed by one more pass
 // then, when that comes before the schedule's next time: with an hourly or
 // daily schedule they would otherwise wait that long. The schedule's times
-// stay as they were.
+// stay as they were. So is a pass requested through the API
+// (settleTicketsAt).
 func (d *Daemon) ticketLoop(ctx, passCtx context.Context) {
 	base := d.now()
 	var settleAt time.Time
@@ -348,6 +349,9 @@ func (d *Daemon) ticketLoop(ctx, passCtx context.Context) {
 	}
 	var last string
 	for {
+		if at := d.takeTicketSettle(); !at.IsZero() && (settleAt.IsZero() || at.Before(settleAt)) {
+			settleAt = at
+		}
 		sched, loc, err := d.ticketSchedule()
 		var wait <-chan time.Time
 		var timer *time.Timer
@@ -427,6 +431,34 @@ func (d *Daemon) scheduledTicketPass(ctx context.Context) time.Time {
 		d.logger.Info("Ticket writes left for policies.settle_time; one more ticket pass runs then", "at", rep.SettleAt)
 	}
 	return rep.SettleAt
+}
+
+// settleTicketsAt has the ticket scheduler run one more pass at at, when
+// that comes before the schedule's next time, as after a scheduled pass
+// that left writes for policies.settle_time: a pass requested through the
+// API (after a restart or a takeover, or right after a write whose answer
+// was lost) leaves them so too, and with an hourly or daily schedule they
+// would otherwise wait that long.
+func (d *Daemon) settleTicketsAt(at time.Time) {
+	d.ticketSettleMu.Lock()
+	if d.ticketSettle.IsZero() || at.Before(d.ticketSettle) {
+		d.ticketSettle = at
+	}
+	d.ticketSettleMu.Unlock()
+	select {
+	case d.ticketScheduleChanged <- struct{}{}:
+	default:
+	}
+}
+
+// takeTicketSettle returns the time settleTicketsAt asked for, and forgets
+// it.
+func (d *Daemon) takeTicketSettle() time.Time {
+	d.ticketSettleMu.Lock()
+	defer d.ticketSettleMu.Unlock()
+	at := d.ticketSettle
+	d.ticketSettle = time.Time{}
+	return at
 }
 
 // whileActive returns ctx, also ended with errLostLeadership once this
