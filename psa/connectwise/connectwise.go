@@ -711,6 +711,10 @@ func isIdempotent(req *http.Request) bool {
 // A request that ConnectWise processed at no attempt (each was answered
 // 429, or could not be sent) fails with a *rest.UnprocessedError: a write
 // that failed so was not applied.
+//
+// Each attempt of a write, the first and every retry, is sent only if
+// ctx's write gate (psa.WithWriteGate) lets it through; a refused one is
+// not sent and ends the call.
 func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, error) {
 	idempotent := isIdempotent(req)
 	rediscovered := false

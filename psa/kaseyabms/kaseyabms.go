@@ -476,6 +476,10 @@ func isEnvelope(body []byte) bool {
 // refused by the hourly limiter before it was sent, or could not be sent)
 // fails with a *rest.UnprocessedError: a write that failed so was not
 // applied.
+//
+// Each attempt of a write, the first and every retry, is sent only if
+// ctx's write gate (psa.WithWriteGate) lets it through; a refused one is
+// not sent and ends the call.
 func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, error) {
 	idempotent := isIdempotent(req)
 	reauthed := false
