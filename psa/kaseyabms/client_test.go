@@ -1139,3 +1139,33 @@ func TestClient_signInFailureIsNotTheRequests(t *testing.T) {
 		})
 	}
 }
+
+// A write the context's write gate refuses is not sent and costs nothing
+// of the endpoint's hourly limit; a read goes through.
+func TestClient_writeGateRefusalCostsNoCall(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var posts atomic.Int32
+	f.mux.HandleFunc("POST /v2/finance/contracts/recurringservices/{id}/services", func(w http.ResponseWriter, r *http.Request) {
+		posts.Add(1)
+		fmt.Fprint(w, `{"success":true,"result":[]}`)
+	})
+	f.mux.HandleFunc("GET /v2/admin/finance/services/3", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"success":true,"result":{"id":3,"name":"Backup"}}`)
+	})
+	errLease := errors.New("the lease ran out")
+	ctx := psa.WithWriteGate(t.Context(), func() error { return errLease })
+	_, _, err := f.client.Contracts.AddServices(ctx, 5, []kaseyabms.RecurringService{{ServiceID: 1, Units: 3}})
+	if !errors.Is(err, errLease) || errors.Is(err, psa.ErrOutcomeUnknown) {
+		t.Errorf("AddServices with the gate closed = %v, want the gate's error, not of unknown outcome", err)
+	}
+	if n := posts.Load(); n != 0 {
+		t.Errorf("%d posts reached BMS, want none", n)
+	}
+	if got, ok := f.client.EndpointBudgets()["/v2/finance/contracts/recurringservices/{id}/services"]; ok && got.Remaining() != kaseyabms.HourlyLimit {
+		t.Errorf("budget of the refused endpoint = %+v, want all %d calls left", got, kaseyabms.HourlyLimit)
+	}
+	if _, _, err := f.client.Services.Get(ctx, 3); err != nil {
+		t.Errorf("a read with the gate closed: %v", err)
+	}
+}

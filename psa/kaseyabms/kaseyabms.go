@@ -606,6 +606,14 @@ func (e *signInError) Unwrap() error { return e.err }
 // write gate (psa.WithWriteGate) right before it is sent.
 func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) (*Response, error) {
 	endpoint := endpointKey(req.URL.Path, c.baseURL.Path)
+	write := !isIdempotent(req) || isWriteMethod(req.Method)
+	if write {
+		// Asked before the call is counted against the endpoint's
+		// hourly limit too: a refused write costs none of it.
+		if err := rest.GateWrite(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.limiter.take(endpoint); err != nil {
 		return nil, err
 	}
@@ -621,8 +629,9 @@ func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) 
 		return nil, err
 	}
 	defer release()
-	if !isIdempotent(req) || isWriteMethod(req.Method) {
-		// Asked after the waits for the limiter's slot and the sign-in.
+	if write {
+		// Asked again after the sign-in and the wait for a slot, which
+		// can be long.
 		if err := rest.GateWrite(ctx); err != nil {
 			return nil, err
 		}
