@@ -2,7 +2,8 @@
 // Kaseya BMS clients share: exponential backoff with full jitter, the
 // Retry-After header, telling a request that never left from one whose
 // outcome is unknown, bounded body reads, URL redaction for error messages,
-// rewinding a request for a retry, and concurrency slots.
+// rewinding a request for a retry, concurrency slots, and the caller's
+// write gate asked before each attempt of a write.
 //
 // It makes no vendor decision. Which statuses are retried, what counts as
 // throttling, how error bodies look and how errors are worded (with their
@@ -16,6 +17,12 @@
 //		return nil, err
 //	}
 //	defer release()
+//	if write {
+//		// The caller's write gate (psa.WithWriteGate), for every attempt.
+//		if err := rest.GateWrite(ctx); err != nil {
+//			return nil, err // a *WriteRefusedError: not sent, not retried
+//		}
+//	}
 //	hr, err := c.client.Do(req)
 //	if err != nil {
 //		// NotSent is true when dialing failed: even a create may be re-sent.
