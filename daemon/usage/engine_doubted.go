@@ -137,8 +137,10 @@ func doubtedPost(c *Change) {
 
 // recordDoubts records, after the pass's writes, the lines that the
 // approvals of the lines written say were set to 0 (p.released), and
-// drops the records of the lines written: psa-syncd knows their units
-// again.
+// drops the records of the lines the ledger shows psa-syncd set again:
+// it knows their units. A post that failed, or whose outcome is unknown
+// (awaiting review, which may settle it either way), keeps its record:
+// the line is posted again once that is known not to have set it.
 func (e *Engine) recordDoubts(p *pass) {
 	if e.db == nil || !p.ledger {
 		return
@@ -157,8 +159,13 @@ func (e *Engine) recordDoubts(p *pass) {
 				continue
 			}
 			if k := clearedKey(sys, c.Source, c.ContractID, c.ServiceID); doubts[k].Seq != 0 {
-				delete(doubts, k)
-				changed = true
+				_, in, err := e.doubtInForce(doubts, c.Source, c.ContractID, c.ServiceID, c.EffectiveDate)
+				if err != nil {
+					e.logger.Warn("Could not read psa-syncd's ledger for a line it was told was set by hand; its record is kept", "contract", c.ContractID, "service", c.ServiceID, "err", err)
+				} else if !in {
+					delete(doubts, k)
+					changed = true
+				}
 			}
 			for _, d := range p.released[psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}] {
 				doubts[d.key()], changed = d, true
