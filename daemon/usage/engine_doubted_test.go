@@ -2,6 +2,7 @@ package usage
 
 import (
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net/http"
 	"strings"
 	"testing"
@@ -227,5 +228,49 @@ func TestEngineKaseyaBMS_doubtedLineKeptUntilPosted(t *testing.T) {
 				t.Errorf("pass after the post = %+v (%d writes), want nothing written", res.Run, h.writes())
 			}
 		})
+	}
+}
+
+// TestEngineKaseyaBMS_approvedZeroedLineNotOrphaned: on Kaseya BMS MDR is
+// re-pointed S1 -> S2, and S1's line, which no mapping names any more, is
+// listed as orphaned at the 3 units psa-syncd set. The operator sets it to
+// 0 by hand, as S2's hold asks, and approves S2's line: the approval says
+// S1 holds 0, and S1 used to stay listed at 3 (and counted in
+// psa_sync_orphaned_lines) until cleared. It leaves the list with the
+// approval's pass, and later passes do not list it.
+func TestEngineKaseyaBMS_approvedZeroedLineNotOrphaned(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	h.pol.MaxDecreasePercent = 0
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
+	if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
+		t.Fatalf("first pass = %+v, want 2 updated", res.Run)
+	}
+	svcNew := h.addService("Sophos MDR Complete", 11)
+	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
+	s1 := "service:cust-a/" + h.contractA + "/" + h.svcMDR + "=3"
+	if res := h.sync(PassOptions{}); res.Run.Held != 1 || orphanKeys(res.Plan) != s1 {
+		t.Fatalf("pass after the re-pointing = %+v, orphaned %q, want the new line held and %q", res.Run, orphanKeys(res.Plan), s1)
+	}
+	h.setByHand(h.contractA, h.svcMDR, 0)
+	if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: svcNew}); res.Run.Updated != 1 {
+		t.Fatalf("approval of the new line = %+v, want it added", res.Run)
+	}
+	var rep UnmappedReport
+	if _, err := h.db.Snapshot(SnapshotUnmapped, &rep); err != nil || len(rep.Unmapped.Orphaned) != 0 {
+		t.Errorf("orphaned lines stored after the approval = %+v (%v), want none", rep.Unmapped.Orphaned, err)
+	}
+	if got := testutil.ToFloat64(h.m.OrphanedLines.WithLabelValues(OrphanService)); got != 0 {
+		t.Errorf("psa_sync_orphaned_lines after the approval = %v, want 0", got)
+	}
+	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	if got := orphanKeys(plan); got != "" {
+		t.Errorf("plan's orphaned lines after the approval = %q, want none", got)
+	}
+	if res := h.sync(PassOptions{}); orphanKeys(res.Plan) != "" || res.Run.Updated != 0 {
+		t.Errorf("pass after the approval = %+v, orphaned %q, want nothing written or listed", res.Run, orphanKeys(res.Plan))
 	}
 }

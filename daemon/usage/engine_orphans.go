@@ -92,7 +92,8 @@ func (l OrphanedLine) Hint(source string) string {
 // customer's mapping is gone, or the PSA is Kaseya BMS) is listed until
 // psa-syncd sets it again (the product or customer mapped again), its
 // contract ends, or an operator clears it (Engine.ClearOrphans: not listed
-// while its ledger entry in force is the one cleared).
+// while its ledger entry in force is the one cleared) or says it was set
+// to 0 (a DoubtedLine that is Zeroed, in force).
 type orphans struct {
 	lines map[psa.LineKey]*OrphanedLine
 	// byContract holds the keys of lines of OrphanService by contract
@@ -243,13 +244,23 @@ func (e *Engine) readOrphans(ctx context.Context, o *orphans, doc *export.Docume
 	if err != nil {
 		return err
 	}
+	doubts, err := e.doubtedLines()
+	if err != nil {
+		return err
+	}
 	candidate := func(le state.LedgerEntry) bool {
 		if le.System != sys || le.Source != src || le.After <= 0 || customer != "" && le.CustomerID != customer {
 			return false
 		}
+		k := clearedKey(sys, src, le.ContractID, le.ServiceID)
+		if d, ok := doubts[k]; ok && d.Zeroed && d.Seq == le.Seq {
+			// Kaseya BMS: an operator said the line was set to 0
+			// since psa-syncd set it (DoubtedLine): it bills nothing.
+			return false
+		}
 		// Not cleared by an operator, or psa-syncd changed the line
 		// since.
-		c, ok := cleared[clearedKey(sys, src, le.ContractID, le.ServiceID)]
+		c, ok := cleared[k]
 		return !ok || le.Seq > c.Seq
 	}
 	// The contracts of the lines of customers no mapping names are no
