@@ -15,10 +15,11 @@ import (
 // ClearOrphans clears the orphaned lines the last pass listed
 // (usage.Engine.ClearOrphans): the line of contract and service, or every
 // one with both empty; who, when the request named a user
-// (basic_auth_users), is recorded before note. A running pass is waited
-// for as long as ctx lives (its list replaces the stored one). A standby
-// refuses it (a *StandbyError).
-func (d *Daemon) ClearOrphans(ctx context.Context, contract, service, note, who string) ([]usage.OrphanedLine, error) {
+// (basic_auth_users), is recorded before note; zeroed says the lines were
+// set to 0 in the PSA. A running pass is waited for as long as ctx lives
+// (its list replaces the stored one). A standby refuses it (a
+// *StandbyError).
+func (d *Daemon) ClearOrphans(ctx context.Context, contract, service, note, who string, zeroed bool) ([]usage.OrphanedLine, error) {
 	if err := d.lockPass(ctx); err != nil {
 		return nil, fmt.Errorf("daemon: nothing cleared: a pass is running, and waiting for it to end was given up: %w", err)
 	}
@@ -33,19 +34,21 @@ func (d *Daemon) ClearOrphans(ctx context.Context, contract, service, note, who 
 	if err != nil {
 		e = d.exportlessEngine()
 	}
-	return e.ClearOrphans(contract, service, note)
+	return e.ClearOrphans(contract, service, note, zeroed)
 }
 
 // handleClearOrphans clears orphaned lines (Daemon.ClearOrphans): the body
-// names {"contract_id", "service_id"} of one line, or {"all": true}.
+// names {"contract_id", "service_id"} of one line, or {"all": true};
+// "zeroed": true says the lines were set to 0 in the PSA.
 func (d *Daemon) handleClearOrphans(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		ContractID string `json:"contract_id"`
 		ServiceID  string `json:"service_id"`
 		All        bool   `json:"all"`
+		Zeroed     bool   `json:"zeroed"`
 		Note       string `json:"note"`
 	}
-	const want = `{"contract_id": "<id>", "service_id": "<id>", "note": "<optional: who, why>"} or {"all": true, "note": "..."}`
+	const want = `{"contract_id": "<id>", "service_id": "<id>", "zeroed": <optional: true when set to 0 in the PSA>, "note": "<optional: who, why>"} or {"all": true, "note": "..."}`
 	if err := decodeBody(r, &body); err != nil {
 		writeBodyError(w, want, err)
 		return
@@ -62,7 +65,7 @@ func (d *Daemon) handleClearOrphans(w http.ResponseWriter, r *http.Request) {
 	who, _, _ := r.BasicAuth()
 	ctx, cancel := context.WithTimeout(r.Context(), resolvePassWait)
 	defer cancel()
-	lines, err := d.ClearOrphans(ctx, body.ContractID, body.ServiceID, body.Note, who)
+	lines, err := d.ClearOrphans(ctx, body.ContractID, body.ServiceID, body.Note, who, body.Zeroed)
 	var se *StandbyError
 	switch {
 	case errors.Is(err, usage.ErrAlreadyCleared):

@@ -84,8 +84,9 @@ func TestHandler_clearOrphans(t *testing.T) {
 		!strings.Contains(rec.Body.String(), `"cleared": []`) || !strings.Contains(rec.Body.String(), "user jane: zeroed in Kaseya BMS") {
 		t.Errorf("POST %s of the line cleared already = %d %s; want 200, none cleared, saying when and with which note", target, rec.Code, rec.Body)
 	}
-	if rec := dtServe(t, e.d, http.MethodPost, target, dtToken, `{"all":true}`); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"801"`) {
-		t.Errorf("POST %s all = %d %s; want 200 with 801's line", target, rec.Code, rec.Body)
+	// zeroed: the lines were set to 0 in the PSA.
+	if rec := dtServe(t, e.d, http.MethodPost, target, dtToken, `{"all":true,"zeroed":true}`); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"801"`) {
+		t.Errorf("POST %s all, zeroed = %d %s; want 200 with 801's line", target, rec.Code, rec.Body)
 	}
 	if gauge(usage.OrphanService) != 0 {
 		t.Errorf("after clearing all psa_sync_orphaned_lines{reason=service} = %v, want 0", gauge(usage.OrphanService))

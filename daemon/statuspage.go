@@ -895,10 +895,15 @@ func (d *Daemon) handleUIClearOrphan(w http.ResponseWriter, r *http.Request) {
 		redirect(w, r, backTo(r), "Not cleared: the form names no contract and service.", "")
 		return
 	}
+	// The form's Zeroed button: the line was set to 0 in the PSA.
+	zeroed := r.PostForm.Get("zeroed") != ""
 	done := fmt.Sprintf("Cleared the orphaned line of contract %s, service %s: not listed again until psa-syncd changes it.", contract, service)
+	if zeroed {
+		done = fmt.Sprintf("Cleared the orphaned line of contract %s, service %s as set to 0 in the PSA: not listed again until psa-syncd changes it.", contract, service)
+	}
 	user := d.statusPageUser(r)
 	if !d.Active() {
-		body, err := json.Marshal(map[string]string{"contract_id": contract, "service_id": service, "note": userNote(user, "status page")})
+		body, err := json.Marshal(map[string]any{"contract_id": contract, "service_id": service, "zeroed": zeroed, "note": userNote(user, "status page")})
 		if err != nil {
 			redirect(w, r, backTo(r), err.Error(), "")
 			return
@@ -912,7 +917,7 @@ func (d *Daemon) handleUIClearOrphan(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), resolvePassWait)
 	defer cancel()
-	if _, err := d.ClearOrphans(ctx, contract, service, "status page", user); errors.Is(err, usage.ErrAlreadyCleared) {
+	if _, err := d.ClearOrphans(ctx, contract, service, "status page", user, zeroed); errors.Is(err, usage.ErrAlreadyCleared) {
 		// The form sent again (a reload, a second click): done already.
 		redirect(w, r, backTo(r), "Nothing to do: "+strings.TrimPrefix(err.Error(), "daemon: ")+".", "")
 		return
@@ -920,7 +925,7 @@ func (d *Daemon) handleUIClearOrphan(w http.ResponseWriter, r *http.Request) {
 		redirect(w, r, backTo(r), "Not cleared: "+strings.TrimPrefix(err.Error(), "daemon: "), "")
 		return
 	}
-	d.logger.Info("Orphaned line cleared on the status page", "contract", contract, "service", service)
+	d.logger.Info("Orphaned line cleared on the status page", "contract", contract, "service", service, "zeroed", zeroed)
 	redirect(w, r, backTo(r), done, "")
 }
 

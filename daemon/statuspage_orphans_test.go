@@ -84,6 +84,9 @@ func TestStatusPage_clearOrphan(t *testing.T) {
 	if n := strings.Count(page, `action="/ui/orphans/clear"`); n != 2 {
 		t.Fatalf("signed in, %d Clear forms, want one per orphaned line", n)
 	}
+	if n := strings.Count(page, `name="zeroed" value="1"`); n != 2 {
+		t.Errorf("signed in, %d Clear as zeroed buttons, want one per orphaned line", n)
+	}
 	if rec := c.do(http.MethodPost, "/ui/orphans/clear", url.Values{"csrf": {"wrong"}, "contract": {"29684002"}, "service": {"30000013"}, "next": {"/"}}); rec.Code != http.StatusForbidden {
 		t.Errorf("a form with another CSRF token = %d, want 403", rec.Code)
 	}
@@ -98,6 +101,15 @@ func TestStatusPage_clearOrphan(t *testing.T) {
 	}
 	if table := page[i:][:strings.Index(page[i:], "</tbody>")]; strings.Contains(table, "29684002") || !strings.Contains(table, "29684001") {
 		t.Errorf("after the clear the orphaned lines are %s; want cust-acme's alone", table)
+	}
+	// Clear as zeroed: the line was set to 0 in the PSA.
+	rec = c.do(http.MethodPost, "/ui/orphans/clear", url.Values{"csrf": {csrf}, "contract": {"29684001"}, "service": {"30000012"}, "zeroed": {"1"}, "next": {"/"}})
+	page = c.do(http.MethodGet, rec.Header().Get("Location"), nil).Body.String()
+	if got := flash(page); !strings.Contains(got, "Cleared the orphaned line of contract 29684001, service 30000012 as set to 0 in the PSA") {
+		t.Errorf("message after the clear as zeroed = %q", got)
+	}
+	if strings.Contains(page, `id="orphaned"`) {
+		t.Error("after both clears the page still lists orphaned lines")
 	}
 }
 

@@ -135,12 +135,32 @@ func TestBillingImpact_kaseyaBMSClearedMappedAgain(t *testing.T) {
 	x.doc.DeleteProduct(impacttest.SourceName, "MDR")
 	x.sync(t, usage.PassOptions{}, 0)
 	x.setByHand(x.s1)
-	if _, err := x.w.Engine().ClearOrphans(strconv.Itoa(x.contract), x.svc1, "set to 0"); err != nil {
+	if _, err := x.w.Engine().ClearOrphans(strconv.Itoa(x.contract), x.svc1, "set to 0", false); err != nil {
 		t.Fatal(err)
 	}
 
 	rep, _ := report(t, impact.Options{Backend: x.w.Backend, Source: x.w.Source, State: x.w.State}, mdrPlan("", x.svc1), x.doc, impact.FormatMarkdown)
 	if l := lineOf(t, rep, x.svc1); l.ProposedHeld != nil || l.Now != nil || l.Proposed == nil || *l.Proposed != 3 || l.MonthlyDelta != nil {
 		t.Errorf("MDR's line in the report = %+v, want now unknown, proposed 3, delta unknown", l)
+	}
+}
+
+// TestBillingImpact_kaseyaBMSClearedZeroedMappedAgain: cleared as zeroed
+// (psa-syncd orphans -clear -zeroed), the line mapped again shows now 0,
+// as the operator said, and its delta: not unknown.
+func TestBillingImpact_kaseyaBMSClearedZeroedMappedAgain(t *testing.T) {
+	t.Parallel()
+	x := newKaseyaMDR(t)
+	x.sync(t, usage.PassOptions{}, 1)
+	x.doc.DeleteProduct(impacttest.SourceName, "MDR")
+	x.sync(t, usage.PassOptions{}, 0)
+	x.setByHand(x.s1)
+	if _, err := x.w.Engine().ClearOrphans(strconv.Itoa(x.contract), x.svc1, "set to 0", true); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, _ := report(t, impact.Options{Backend: x.w.Backend, Source: x.w.Source, State: x.w.State}, mdrPlan("", x.svc1), x.doc, impact.FormatMarkdown)
+	if l := lineOf(t, rep, x.svc1); l.ProposedHeld != nil || l.Now == nil || *l.Now != 0 || l.Proposed == nil || *l.Proposed != 3 || l.MonthlyDelta == nil {
+		t.Errorf("MDR's line in the report = %+v, want now 0, proposed 3, with its delta", l)
 	}
 }

@@ -26,7 +26,9 @@ const snapshotLinesDoubted = "lines_doubted"
 //     (Zeroed);
 //   - an operator clears an orphaned line of Kaseya BMS (ClearOrphans,
 //     doubtCleared): it was set to 0, its contract ended, or it bills on
-//     purpose, which psa-syncd cannot tell apart.
+//     purpose, which psa-syncd cannot tell apart; or, cleared as zeroed,
+//     it was set to 0 (Zeroed), which releases the line held for it as
+//     an approval does.
 //
 // It counts while the ledger entry in force for the line is Seq: once
 // psa-syncd sets the line again it knows its units, and the record is
@@ -37,8 +39,9 @@ type DoubtedLine struct {
 	ContractID string     `json:"contract_id"`
 	ServiceID  string     `json:"service_id"`
 	Seq        int64      `json:"seq"`
-	// Zeroed is true when the operator said the line was set to 0 (an
-	// approval of ApprovedService's line, held for this one).
+	// Zeroed is true when the operator said the line was set to 0: an
+	// approval of ApprovedService's line, held for this one, or a clear
+	// of the line as zeroed (no ApprovedService).
 	Zeroed          bool      `json:"zeroed,omitempty"`
 	ApprovedService string    `json:"approved_service,omitempty"`
 	Time            time.Time `json:"time"`
@@ -50,13 +53,17 @@ func (d DoubtedLine) key() string { return clearedKey(d.System, d.Source, d.Cont
 // said tells what the operator said of the line, for a change's reason;
 // sys names the PSA.
 func (d DoubtedLine) said(sys string) string {
-	if d.Zeroed {
-		return fmt.Sprintf("was set to 0 by hand since, as the approval of service %s's line held for it said at %s",
-			d.ApprovedService, d.Time.Format(time.RFC3339))
-	}
 	note := ""
 	if d.Note != "" {
 		note = " (" + d.Note + ")"
+	}
+	if d.Zeroed && d.ApprovedService == "" {
+		return fmt.Sprintf("was set to 0 by hand since, as it was said when cleared from the orphaned lines at %s%s",
+			d.Time.Format(time.RFC3339), note)
+	}
+	if d.Zeroed {
+		return fmt.Sprintf("was set to 0 by hand since, as the approval of service %s's line held for it said at %s",
+			d.ApprovedService, d.Time.Format(time.RFC3339))
 	}
 	return fmt.Sprintf("was cleared from the orphaned lines at %s%s: set to 0 by hand, ended or billed on purpose since, which %s cannot show",
 		d.Time.Format(time.RFC3339), note, sys)

@@ -76,7 +76,7 @@ func TestEngineKaseyaBMS_repointedBackHeld(t *testing.T) {
 	// The operator zeroes S2 and clears it from the orphaned-lines list:
 	// S1 is still held, for an approval.
 	h.setByHand(h.contractA, svcNew, 0)
-	if _, err := h.engine().ClearOrphans(h.contractA, svcNew, "set to 0"); err != nil {
+	if _, err := h.engine().ClearOrphans(h.contractA, svcNew, "set to 0", false); err != nil {
 		t.Fatalf("ClearOrphans: %v", err)
 	}
 	if res := h.sync(PassOptions{}); res.Run.Held != 1 || res.Run.Updated != 0 {
@@ -126,7 +126,7 @@ func TestEngineSystems_orphanedLineZeroedClearedMappedAgain(t *testing.T) {
 			h.sync(PassOptions{})
 			h.setByHand(h.contractA, h.svcMDR, 0)
 			if sys == psa.SystemKaseyaBMS {
-				if _, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "set to 0 by hand"); err != nil {
+				if _, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "set to 0 by hand", false); err != nil {
 					t.Fatalf("ClearOrphans: %v", err)
 				}
 			} else if res := h.sync(PassOptions{}); len(res.Plan.Unmapped.Orphaned) != 1 {
@@ -192,7 +192,7 @@ func TestEngineKaseyaBMS_doubtedLineKeptUntilPosted(t *testing.T) {
 			h.doc.DeleteProduct("file", "MDR")
 			h.sync(PassOptions{})
 			h.setByHand(h.contractA, h.svcMDR, 0)
-			if _, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "set to 0 by hand"); err != nil {
+			if _, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "set to 0 by hand", false); err != nil {
 				t.Fatalf("ClearOrphans: %v", err)
 			}
 			h.doc.PutProduct(mdr)
@@ -272,5 +272,54 @@ func TestEngineKaseyaBMS_approvedZeroedLineNotOrphaned(t *testing.T) {
 	}
 	if res := h.sync(PassOptions{}); orphanKeys(res.Plan) != "" || res.Run.Updated != 0 {
 		t.Errorf("pass after the approval = %+v, orphaned %q, want nothing written or listed", res.Run, orphanKeys(res.Plan))
+	}
+}
+
+// TestEngineKaseyaBMS_clearedZeroedReleasesPointedBack: on Kaseya BMS MDR
+// is re-pointed S1 -> S2 and S2's line approved (S1 zeroed), then pointed
+// back to S1, which is held as previous_service while S2 bills. The
+// operator zeroes S2 and clears it from the orphaned-lines list: a plain
+// clear (zeroed, ended or billed on purpose) leaves S1 held; a clear as
+// zeroed says S2 holds 0, as an approval of S1 would, and the next pass
+// posts S1 at its usage, once, with no approval.
+func TestEngineKaseyaBMS_clearedZeroedReleasesPointedBack(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	h.pol.MaxDecreasePercent = 0
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
+	if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
+		t.Fatalf("first pass = %+v, want 2 updated", res.Run)
+	}
+	svcNew := h.addService("Sophos MDR Complete", 11)
+	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
+	h.sync(PassOptions{})
+	h.setByHand(h.contractA, h.svcMDR, 0)
+	if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: svcNew}); res.Run.Updated != 1 {
+		t.Fatalf("approval of the new line = %+v, want it added", res.Run)
+	}
+	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: h.svcMDR, ServiceName: "Sophos MDR", SyncEnabled: true})
+	if res := h.sync(PassOptions{}); res.Run.Held != 1 {
+		t.Fatalf("pass after pointing back = %+v, want S1 held", res.Run)
+	}
+	h.setByHand(h.contractA, svcNew, 0)
+	if _, err := h.engine().ClearOrphans(h.contractA, svcNew, "jane: set to 0", true); err != nil {
+		t.Fatalf("ClearOrphans(zeroed): %v", err)
+	}
+	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	if c := sysFindChange(plan, h.svcMDR); c == nil || c.Action != ActionUpdate || c.Desired != 3 ||
+		!strings.Contains(c.Reason, "set to 0 by hand since, as it was said when cleared from the orphaned lines") || !strings.Contains(c.Reason, "jane: set to 0") {
+		t.Errorf("plan's MDR change after S2 was cleared as zeroed = %+v, want posted at 3, naming the clear", c)
+	}
+	if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 1 {
+		t.Errorf("pass after S2 was cleared as zeroed = %+v, want S1 posted", res.Run)
+	}
+	h.wantUnits(h.contractA, h.svcMDR, 3)
+	h.wantUnits(h.contractA, svcNew, 0)
+	h.sim.ResetRequests()
+	if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 0 || h.writes() != 0 {
+		t.Errorf("pass after S1 was posted = %+v (%d writes), want nothing held or written", res.Run, h.writes())
 	}
 }

@@ -82,11 +82,15 @@ func (e *Engine) clearedOrphans() (map[string]ClearedOrphan, error) {
 // stored list and psa_sync_orphaned_lines at once, and is not listed by
 // later passes until psa-syncd changes the line again, or a pass plans it
 // under a mapping again (forgetClears) and the mapping is removed. note
-// (optional, one line) says who and why. Nothing is sent to the PSA. It
-// returns the lines cleared; ErrAlreadyCleared for a line named that is
-// cleared already, ErrNoOrphan when the last pass listed none that
-// matches.
-func (e *Engine) ClearOrphans(contract, service, note string) ([]OrphanedLine, error) {
+// (optional, one line) says who and why. zeroed says that the lines were
+// set to 0 in the PSA, not ended or billed on purpose: on Kaseya BMS,
+// whose lines cannot be read, a line a product mapping moved from is then
+// taken to hold 0, as an approval of the line held for it says, which
+// releases that hold (DoubtedLine.Zeroed); elsewhere the pass reads it.
+// Nothing is sent to the PSA. It returns the lines cleared;
+// ErrAlreadyCleared for a line named that is cleared already, ErrNoOrphan
+// when the last pass listed none that matches.
+func (e *Engine) ClearOrphans(contract, service, note string, zeroed bool) ([]OrphanedLine, error) {
 	if e.db == nil {
 		return nil, errors.New("daemon: clearing orphaned lines needs a state database")
 	}
@@ -161,7 +165,7 @@ func (e *Engine) ClearOrphans(contract, service, note string) ([]OrphanedLine, e
 	if err := e.db.PutSnapshot(snapshotOrphansCleared, list); err != nil {
 		return nil, fmt.Errorf("daemon: recording the cleared orphaned lines: %w", err)
 	}
-	if err := e.doubtCleared(rep.Source, done, now, note); err != nil {
+	if err := e.doubtCleared(rep.Source, done, now, note, zeroed); err != nil {
 		return nil, fmt.Errorf("daemon: the orphaned lines are cleared, but recording that their units are not known any more failed; clear them again: %w", err)
 	}
 	rep.Unmapped.Orphaned = kept
@@ -171,7 +175,7 @@ func (e *Engine) ClearOrphans(contract, service, note string) ([]OrphanedLine, e
 	e.setUnmapped(rep.Unmapped)
 	for _, l := range done {
 		e.logger.Info("Orphaned line cleared: not listed until psa-syncd changes it again", "customer", l.CustomerID,
-			"contract", l.ContractID, "service", l.ServiceID, "quantity", l.Quantity, "reason", l.Reason, "seq", l.Seq, "note", note)
+			"contract", l.ContractID, "service", l.ServiceID, "quantity", l.Quantity, "reason", l.Reason, "seq", l.Seq, "zeroed", zeroed, "note", note)
 	}
 	return done, nil
 }
@@ -240,8 +244,8 @@ func (e *Engine) forgetClears(p *Plan) {
 // which no pass reads: psa-syncd's ledger is all it knows of them, and the
 // operator just said they may no longer hold what it set, so that a line
 // mapped again is posted again rather than left unchanged at units it may
-// no longer have.
-func (e *Engine) doubtCleared(src string, done []OrphanedLine, now time.Time, note string) error {
+// no longer have; zeroed, that they hold 0.
+func (e *Engine) doubtCleared(src string, done []OrphanedLine, now time.Time, note string, zeroed bool) error {
 	if e.be.System() != psa.SystemKaseyaBMS {
 		// Autotask and ConnectWise read a mapped contract's lines: a
 		// line mapped again is read, and no record would be used.
@@ -253,7 +257,7 @@ func (e *Engine) doubtCleared(src string, done []OrphanedLine, now time.Time, no
 	}
 	changed := false
 	for _, l := range done {
-		d := DoubtedLine{System: e.be.System(), Source: src, ContractID: l.ContractID, ServiceID: l.ServiceID, Seq: l.Seq, Time: now, Note: note}
+		d := DoubtedLine{System: e.be.System(), Source: src, ContractID: l.ContractID, ServiceID: l.ServiceID, Seq: l.Seq, Zeroed: zeroed, Time: now, Note: note}
 		if old, ok := doubts[d.key()]; ok && old.Seq == d.Seq && old.Zeroed {
 			// An approval said it was set to 0: that says more.
 			continue

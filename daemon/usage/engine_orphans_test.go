@@ -272,7 +272,7 @@ func TestEngineSystems_orphanedLinesClearedMappedAgain(t *testing.T) {
 			mdr, _ := h.doc.Product("file", "MDR")
 			h.doc.DeleteProduct("file", "MDR")
 			h.sync(PassOptions{})
-			if _, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "billed on purpose"); err != nil {
+			if _, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "billed on purpose", false); err != nil {
 				t.Fatal(err)
 			}
 			h.doc.PutProduct(mdr)
@@ -319,7 +319,7 @@ func TestEngineSystems_orphanedLinesClearAllLeavesReadLines(t *testing.T) {
 			h.sync(PassOptions{})
 			lineA := fmt.Sprintf("service:cust-a/%s/%s=3", h.contractA, h.svcMDR)
 			lineB := fmt.Sprintf("customer:cust-b/%s/%s=2", h.contractB, h.svcMDR)
-			done, err := h.engine().ClearOrphans("", "", "")
+			done, err := h.engine().ClearOrphans("", "", "", false)
 			got := orphanKeys(&Plan{Unmapped: Unmapped{Orphaned: done}})
 			want, left := lineA+" "+lineB, ""
 			if sys != psa.SystemKaseyaBMS {
@@ -409,20 +409,20 @@ func TestEngineSystems_orphanedLinesCleared(t *testing.T) {
 			}
 			lineB := fmt.Sprintf("service:cust-b/%s/%s=2", h.contractB, h.svcMDR)
 
-			if _, err := h.engine().ClearOrphans(h.contractA, "", ""); !errors.Is(err, ErrBadOrphanClear) {
+			if _, err := h.engine().ClearOrphans(h.contractA, "", "", false); !errors.Is(err, ErrBadOrphanClear) {
 				t.Errorf("ClearOrphans(contract only) = %v, want ErrBadOrphanClear", err)
 			}
-			if _, err := h.engine().ClearOrphans(h.contractA, h.svcIntercept, ""); !errors.Is(err, ErrNoOrphan) {
+			if _, err := h.engine().ClearOrphans(h.contractA, h.svcIntercept, "", false); !errors.Is(err, ErrNoOrphan) {
 				t.Errorf("ClearOrphans(a line not listed) = %v, want ErrNoOrphan", err)
 			}
-			done, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "jane: zeroed in the PSA")
+			done, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "jane: zeroed in the PSA", false)
 			if err != nil || len(done) != 1 || done[0].CustomerID != "cust-a" {
 				t.Fatalf("ClearOrphans(cust-a's MDR line) = %+v, %v; want that line", done, err)
 			}
 			if g, s := gauge(), stored(); g != 1 || s != lineB {
 				t.Errorf("after the clear: gauge %v, stored %q; want 1, %q", g, s, lineB)
 			}
-			if _, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, ""); !errors.Is(err, ErrAlreadyCleared) || !strings.Contains(err.Error(), "jane: zeroed in the PSA") {
+			if _, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "", false); !errors.Is(err, ErrAlreadyCleared) || !strings.Contains(err.Error(), "jane: zeroed in the PSA") {
 				t.Errorf("ClearOrphans(cust-a's MDR line) again = %v, want ErrAlreadyCleared with its note", err)
 			}
 			if got := orphanKeys(h.sync(PassOptions{}).Plan); got != lineB {
@@ -445,17 +445,17 @@ func TestEngineSystems_orphanedLinesCleared(t *testing.T) {
 			}
 
 			if sys == psa.SystemKaseyaBMS {
-				if done, err := h.engine().ClearOrphans("", "", ""); err != nil || len(done) != 2 {
+				if done, err := h.engine().ClearOrphans("", "", "", false); err != nil || len(done) != 2 {
 					t.Errorf("ClearOrphans(every line) = %d lines, %v; want 2", len(done), err)
 				}
 			} else {
 				// Both lines were read above 0: clearing every line
 				// leaves them, a clear by name bills them on purpose.
-				if done, err := h.engine().ClearOrphans("", "", ""); !errors.Is(err, ErrNoOrphan) || !strings.Contains(err.Error(), "above 0 in the PSA") {
+				if done, err := h.engine().ClearOrphans("", "", "", false); !errors.Is(err, ErrNoOrphan) || !strings.Contains(err.Error(), "above 0 in the PSA") {
 					t.Errorf("ClearOrphans(every line) of lines read above 0 = %d lines, %v; want ErrNoOrphan saying they were read above 0", len(done), err)
 				}
 				for _, c := range []string{h.contractA, h.contractB} {
-					if done, err := h.engine().ClearOrphans(c, h.svcMDR, "billed on purpose"); err != nil || len(done) != 1 {
+					if done, err := h.engine().ClearOrphans(c, h.svcMDR, "billed on purpose", false); err != nil || len(done) != 1 {
 						t.Errorf("ClearOrphans(%s) = %d lines, %v; want 1", c, len(done), err)
 					}
 				}
@@ -463,7 +463,7 @@ func TestEngineSystems_orphanedLinesCleared(t *testing.T) {
 			if got := orphanKeys(h.sync(PassOptions{}).Plan); got != "" || gauge() != 0 {
 				t.Errorf("pass after every line was cleared: orphaned %q, gauge %v; want none, 0", got, gauge())
 			}
-			if _, err := h.engine().ClearOrphans("", "", ""); !errors.Is(err, ErrNoOrphan) {
+			if _, err := h.engine().ClearOrphans("", "", "", false); !errors.Is(err, ErrNoOrphan) {
 				t.Errorf("ClearOrphans(every line) with none listed = %v, want ErrNoOrphan", err)
 			}
 
@@ -477,7 +477,7 @@ func TestEngineSystems_orphanedLinesCleared(t *testing.T) {
 			if err := h.db.PutSnapshot(SnapshotUnmapped, rep); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := h.engine().ClearOrphans("", "", ""); !errors.Is(err, ErrBadOrphanClear) || !strings.Contains(err.Error(), "older psa-syncd") {
+			if _, err := h.engine().ClearOrphans("", "", "", false); !errors.Is(err, ErrBadOrphanClear) || !strings.Contains(err.Error(), "older psa-syncd") {
 				t.Errorf("ClearOrphans of a line stored without its seq = %v, want ErrBadOrphanClear naming an older psa-syncd", err)
 			}
 		})
@@ -520,7 +520,7 @@ func TestEngineSystems_orphanedLinesEarlierPeriod(t *testing.T) {
 					t.Errorf("re-run %d of October: stored orphaned %q, want %q", i+1, got, want)
 				}
 			}
-			if done, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, ""); err != nil || len(done) != 1 {
+			if done, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "", false); err != nil || len(done) != 1 {
 				t.Errorf("ClearOrphans after the re-runs = %+v, %v; want cust-a's line", done, err)
 			}
 		})

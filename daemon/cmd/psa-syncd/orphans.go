@@ -21,6 +21,7 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 		contract string
 		service  string
 		noteText string
+		zeroed   bool
 		asJSON   bool
 	)
 	fs := newFlagSet(e, "orphans", "List the orphaned lines the last pass found: lines psa-syncd set above 0 that no mapping makes\n"+
@@ -29,8 +30,9 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 		"once it is zeroed or ended in the PSA, or billed on purpose: it leaves the list and psa_sync_orphaned_lines\n"+
 		"at once, and later passes do not list it until psa-syncd changes the line again, or a mapping names it\n"+
 		"again and is then removed. On Kaseya BMS, whose lines cannot be read, a line cleared and mapped again is\n"+
-		"posted again at its usage: the clear says it may no longer hold what psa-syncd set. Nothing is sent to\n"+
-		"the PSA. From the state database, or from a running daemon\n"+
+		"posted again at its usage: the clear says it may no longer hold what psa-syncd set; with -zeroed, that it\n"+
+		"holds 0, which also releases a line held for it (a product mapping moved from its service, then back), as\n"+
+		"the approval of that line does. Nothing is sent to the PSA. From the state database, or from a running daemon\n"+
 		"with -web.url (its API token is needed to clear).")
 	cf.register(fs)
 	rf.register(fs)
@@ -38,6 +40,7 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 	fs.BoolVar(&all, "all", false, "With -clear: every orphaned line listed but those the last pass read above 0 in the PSA\n(they bill, and leave the list once zeroed there; clear one by name to bill it on purpose).")
 	fs.StringVar(&contract, "contract", "", "With -clear: the PSA contract `id` of the line.")
 	fs.StringVar(&service, "service", "", "With -clear: the PSA service `id` of the line.")
+	fs.BoolVar(&zeroed, "zeroed", false, "With -clear: the line was set to 0 in the PSA (not ended, nor billed on purpose). On Kaseya BMS\na line held for it as previous_service is released, as the approval of the held line does.")
 	fs.StringVar(&noteText, "note", "", "With -clear: recorded with it, one line: who and why, e.g. \"jane: zeroed in the PSA\".")
 	fs.BoolVar(&asJSON, "json", false, "Print JSON: the lines listed (or cleared).")
 	if rc := parse(fs, e, args); rc >= 0 {
@@ -45,8 +48,8 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 	}
 	named := contract != "" || service != ""
 	switch {
-	case !doClear && (all || named || noteText != ""):
-		fmt.Fprintln(e.stderr, "psa-syncd: -all, -contract, -service and -note go with -clear")
+	case !doClear && (all || named || noteText != "" || zeroed):
+		fmt.Fprintln(e.stderr, "psa-syncd: -all, -contract, -service, -zeroed and -note go with -clear")
 		return 2
 	case doClear && all == named:
 		fmt.Fprintln(e.stderr, "psa-syncd: -clear needs -contract and -service of one line, or -all")
@@ -71,7 +74,7 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 				Cleared        []usage.OrphanedLine `json:"cleared"`
 				AlreadyCleared string               `json:"already_cleared"`
 			}
-			err = api.post(ctx, "/api/v1/orphans/clear", map[string]any{"contract_id": contract, "service_id": service, "all": all, "note": noteText}, &out)
+			err = api.post(ctx, "/api/v1/orphans/clear", map[string]any{"contract_id": contract, "service_id": service, "all": all, "zeroed": zeroed, "note": noteText}, &out)
 			lines, already = out.Cleared, out.AlreadyCleared
 		} else {
 			err = api.get(ctx, "/api/v1/unmapped", nil, &rep)
@@ -95,7 +98,7 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 				return 1
 			}
 			_ = d.Reload() // the export is not needed: its error is logged
-			lines, err = d.ClearOrphans(ctx, contract, service, noteText, e.getenv("USER"))
+			lines, err = d.ClearOrphans(ctx, contract, service, noteText, e.getenv("USER"), zeroed)
 			if errors.Is(err, usage.ErrAlreadyCleared) {
 				already, err = strings.TrimPrefix(err.Error(), "daemon: "), nil
 			}

@@ -44,6 +44,7 @@ func TestRun_orphans(t *testing.T) {
 		want string
 	}{
 		{[]string{"-all"}, "go with -clear"},
+		{[]string{"-zeroed"}, "go with -clear"},
 		{[]string{"-clear"}, "-clear needs -contract and -service of one line, or -all"},
 		{[]string{"-clear", "-contract", "800"}, "needs both -contract and -service"},
 		{[]string{"-clear", "-all", "-contract", "800", "-service", "700"}, "or -all"},
@@ -71,8 +72,28 @@ func TestRun_orphans(t *testing.T) {
 		!strings.Contains(stdout, "Nothing to do") || !strings.Contains(stdout, "jane: contract ended in Kaseya BMS") {
 		t.Errorf("orphans -clear of the line cleared already: exit %d\n%s\n%s; want 0, nothing to do, with its note", code, stdout, stderr)
 	}
-	if code, stdout, stderr := runCmd(t, "orphans", cfg, "-clear", "-all"); code != 0 || !strings.Contains(stdout, "Cleared 1 orphaned line") {
-		t.Errorf("orphans -clear -all: exit %d\n%s\n%s", code, stdout, stderr)
+	// -zeroed: the line was set to 0 in Kaseya BMS, which the state
+	// database records with the clear (usage.DoubtedLine).
+	if code, stdout, stderr := runCmd(t, "orphans", cfg, "-clear", "-all", "-zeroed"); code != 0 || !strings.Contains(stdout, "Cleared 1 orphaned line") {
+		t.Errorf("orphans -clear -all -zeroed: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	db, err = state.Open(filepath.Join(e.dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doubted []usage.DoubtedLine
+	if _, err := db.Snapshot("lines_doubted", &doubted); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	zeroed := map[string]bool{}
+	for _, d := range doubted {
+		zeroed[d.ContractID] = d.Zeroed
+	}
+	if z, ok := zeroed["800"]; len(doubted) != 2 || !ok || z || !zeroed["801"] {
+		t.Errorf("lines recorded with the clears = %+v, want 800's (a plain clear) and 801's, zeroed", doubted)
 	}
 	if code, stdout, _ := runCmd(t, "orphans", cfg, "-json"); code != 0 || strings.TrimSpace(stdout) != "[]" {
 		t.Errorf("orphans -json after clearing all: exit %d\n%s; want []", code, stdout)
