@@ -17,6 +17,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
@@ -133,6 +135,23 @@ func TestStatusPage(t *testing.T) {
 	doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-newco", CustomerName: "Newco", CompanyID: "1", ContractID: "424242", UsageSync: false})
 	doc.Revision++
 	e.writeExport(t, doc)
+	// An orphaned line, as the last pass would have listed it: the page
+	// shows it with its hint until the next pass.
+	db, err := state.Open(filepath.Join(e.dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep usage.UnmappedReport
+	if _, err := db.Snapshot(usage.SnapshotUnmapped, &rep); err != nil {
+		t.Fatal(err)
+	}
+	rep.Unmapped.Orphaned = []usage.OrphanedLine{{Reason: usage.OrphanService, CustomerID: "cust-gone", ContractID: "800", ServiceID: "700", Quantity: 3, Since: "2026-11-01", RunID: 1, Seq: 1}}
+	if err := db.PutSnapshot(usage.SnapshotUnmapped, rep); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	base := startDaemon(t, e.cfgPath)
 	ctx := newBrowser(t)
@@ -159,7 +178,8 @@ func TestStatusPage(t *testing.T) {
 	}
 	browse(t, ctx, chromedp.Navigate(base+"/"))
 	text := read(t, ctx, chromedp.Text(chromedp.CSS(`body`)))
-	for _, want := range []string{"Initech", "XGS Firewall", "Usage with no customer", "is held for review", "not found in autotask"} {
+	for _, want := range []string{"Initech", "XGS Firewall", "Usage with no customer", "is held for review", "not found in autotask",
+		"Orphaned lines", "On Kaseya BMS, whose lines cannot be read, a line cleared and mapped again is posted again at its usage."} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the page does not show %q", want)
 		}
@@ -170,6 +190,9 @@ func TestStatusPage(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`#token`), "test-token"),
 		chromedp.Click(chromedp.CSS(`#sign-in`)),
 		chromedp.WaitVisible(chromedp.CSS(`#sync-all`)),
+		// Signed in, the orphaned line has its Clear and Clear as
+		// zeroed buttons.
+		chromedp.WaitVisible(chromedp.CSS(`#orphaned button[name="zeroed"]`)),
 		chromedp.Click(chromedp.CSS(`#sync-all`)),
 		chromedp.WaitVisible(chromedp.CSS(`#request`)),
 	)
