@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"errors"
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net/http"
@@ -280,8 +281,9 @@ func TestEngineKaseyaBMS_approvedZeroedLineNotOrphaned(t *testing.T) {
 // back to S1, which is held as previous_service while S2 bills. The
 // operator zeroes S2 and clears it from the orphaned-lines list: a plain
 // clear (zeroed, ended or billed on purpose) leaves S1 held; a clear as
-// zeroed says S2 holds 0, as an approval of S1 would, and the next pass
-// posts S1 at its usage, once, with no approval.
+// zeroed of the line cleared already says S2 holds 0, as an approval of
+// S1 would, and the next pass posts S1 at its usage, once, with no
+// approval.
 func TestEngineKaseyaBMS_clearedZeroedReleasesPointedBack(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemKaseyaBMS)
@@ -302,8 +304,18 @@ func TestEngineKaseyaBMS_clearedZeroedReleasesPointedBack(t *testing.T) {
 		t.Fatalf("pass after pointing back = %+v, want S1 held", res.Run)
 	}
 	h.setByHand(h.contractA, svcNew, 0)
-	if _, err := h.engine().ClearOrphans(h.contractA, svcNew, "jane: set to 0", true); err != nil {
-		t.Fatalf("ClearOrphans(zeroed): %v", err)
+	if _, err := h.engine().ClearOrphans(h.contractA, svcNew, "", false); err != nil {
+		t.Fatalf("ClearOrphans: %v", err)
+	}
+	if res := h.sync(PassOptions{}); res.Run.Held != 1 {
+		t.Fatalf("pass after S2 was cleared = %+v, want S1 still held", res.Run)
+	}
+	// Cleared already: said to be set to 0 now.
+	if done, err := h.engine().ClearOrphans(h.contractA, svcNew, "jane: set to 0", true); err != nil || len(done) != 1 {
+		t.Fatalf("ClearOrphans(zeroed) of the line cleared = %+v, %v; want it", done, err)
+	}
+	if _, err := h.engine().ClearOrphans(h.contractA, svcNew, "", true); !errors.Is(err, ErrAlreadyCleared) {
+		t.Errorf("ClearOrphans(zeroed) again = %v, want ErrAlreadyCleared", err)
 	}
 	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
 	if err != nil {

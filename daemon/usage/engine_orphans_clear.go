@@ -148,6 +148,18 @@ func (e *Engine) ClearOrphans(contract, service, note string, zeroed bool) ([]Or
 			return nil, fmt.Errorf("%w: the last pass listed no orphaned line", ErrNoOrphan)
 		}
 		if c, ok := cleared[clearedKey(sys, rep.Source, contract, service)]; ok {
+			if zeroed {
+				// Cleared before without saying it was set to 0 (the
+				// hold of a line pointed back to its service stays):
+				// said now, on Kaseya BMS, where it counts.
+				l, said, err := e.zeroCleared(rep.Source, c, now, note)
+				if err != nil {
+					return nil, err
+				}
+				if said {
+					return []OrphanedLine{l}, nil
+				}
+			}
 			note := ""
 			if c.Note != "" {
 				note = " (" + c.Note + ")"
@@ -268,4 +280,29 @@ func (e *Engine) doubtCleared(src string, done []OrphanedLine, now time.Time, no
 		return nil
 	}
 	return e.putDoubtedLines(doubts)
+}
+
+// zeroCleared records that c, an orphaned line of Kaseya BMS cleared
+// without saying it was set to 0, holds 0 (doubtCleared with zeroed), and
+// returns it as the line cleared; said is false where nothing more is
+// recorded: another PSA, or one said to hold 0 already.
+func (e *Engine) zeroCleared(src string, c ClearedOrphan, now time.Time, note string) (l OrphanedLine, said bool, err error) {
+	if e.be.System() != psa.SystemKaseyaBMS {
+		return OrphanedLine{}, false, nil
+	}
+	doubts, err := e.doubtedLines()
+	if err != nil {
+		return OrphanedLine{}, false, err
+	}
+	d := DoubtedLine{System: c.System, Source: src, ContractID: c.ContractID, ServiceID: c.ServiceID}
+	if old, ok := doubts[d.key()]; ok && old.Seq == c.Seq && old.Zeroed {
+		return OrphanedLine{}, false, nil
+	}
+	l = OrphanedLine{ContractID: c.ContractID, ServiceID: c.ServiceID, Quantity: c.Quantity, Seq: c.Seq}
+	if err := e.doubtCleared(src, []OrphanedLine{l}, now, note, true); err != nil {
+		return OrphanedLine{}, false, fmt.Errorf("daemon: recording that the cleared line holds 0 failed: %w", err)
+	}
+	e.logger.Info("Cleared orphaned line said to be set to 0: a line held for it is released as its approval does",
+		"contract", c.ContractID, "service", c.ServiceID, "seq", c.Seq, "note", note)
+	return l, true, nil
 }

@@ -32,7 +32,8 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 		"again and is then removed. On Kaseya BMS, whose lines cannot be read, a line cleared and mapped again is\n"+
 		"posted again at its usage: the clear says it may no longer hold what psa-syncd set; with -zeroed, that it\n"+
 		"holds 0, which also releases a line held for it (a product mapping moved from its service, then back), as\n"+
-		"the approval of that line does. Nothing is sent to the PSA. From the state database, or from a running daemon\n"+
+		"the approval of that line does (also of a line cleared already). Nothing is sent to the PSA. From the state\n"+
+		"database, or from a running daemon\n"+
 		"with -web.url (its API token is needed to clear).")
 	cf.register(fs)
 	rf.register(fs)
