@@ -1351,76 +1351,11 @@ func TestDaemon_standbySaysWhenTheStateDatabaseCannotBeRead(t *testing.T) {
 // the run must not be recorded as the active instance's outcome.
 func TestDaemon_leaseStopsTheWritesOfAnInstanceCutFromTheDatabase(t *testing.T) {
 	t.Parallel()
-	url, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := neturl.Parse(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dbNet := pgtest.NewBlackhole(t, u.Host)
-	viaNet := *u
-	viaNet.Host = dbNet.Addr()
-
 	writes := &dtCountWrites{arrived: make(chan struct{}, 8), release: make(chan struct{})}
-	front := httptest.NewServer(writes)
-	t.Cleanup(front.Close)
 	var releaseOnce sync.Once
 	release := func() { releaseOnce.Do(func() { close(writes.release) }) }
-	t.Cleanup(release) // before front.Close, should the test fail while a request is held
-	// The database never answers again: Close tries to record what the
-	// pass knew once, not for the whole default shutdown timeout.
-	e := dtSetup(t, dtOptions{daemonOpts: Options{ShutdownTimeout: time.Millisecond},
-		state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 100ms\n  query_timeout: 8s\npolicies:\n  write_concurrency: 1\n",
-			viaNet.String()),
-		baseURL: func(s *psatest.Server) string { writes.sim = s; return front.URL + "/ATServicesRest/" }})
-	a := e.d
-	if err := a.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.BecomeActive(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	passDone := make(chan error, 1)
-	go func() {
-		_, err := a.SyncOnce(context.WithoutCancel(t.Context()), usage.PassOptions{Trigger: usage.TriggerAPI})
-		passDone <- err
-	}()
-	select {
-	case <-writes.arrived: // the first adjustment is on its way
-	case err := <-passDone:
-		t.Fatalf("the pass ended before writing: %v", err)
-	}
-	// The intents of the three lines are committed (the pass opens them
-	// ahead of its one sender).
-	direct, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close()
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var open int
-		if err := direct.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM intents WHERE state = $1`, state.IntentOpen).Scan(&open); err != nil {
-			t.Fatal(err)
-		}
-		if open == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d intents open, want the pass's 3", open)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-
-	dbNet.Freeze() // the network to the database drops everything
-	cut := time.Now()
-	for a.db.CheckFence() == nil {
-		if time.Since(cut) > 8*time.Second {
-			t.Fatal("the lease did not run out within 8 s of the cut")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	c := dtPassCutFromTheDatabase(t, writes, writes.arrived, release, func(s *psatest.Server) { writes.sim = s })
+	dbNet, passDone, url, cut := c.dbNet, c.passDone, c.url, c.cut
 	release() // the first adjustment arrives; the pass goes on to the next lines
 	time.Sleep(2 * time.Second)
 	if n := writes.sent.Load(); n != 1 {
@@ -1473,6 +1408,96 @@ func (h *dtCountWrites) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.sent.Add(1)
 	}
 	h.sim.Handler().ServeHTTP(w, r)
+}
+
+// dtPassCut is an active instance on PostgreSQL whose pass
+// (dtPassCutFromTheDatabase) holds its first adjustment at the PSA while
+// the network to the database drops everything, until the lease ran out.
+type dtPassCut struct {
+	d        *Daemon
+	dbNet    *pgtest.Blackhole
+	passDone <-chan error
+	url      string    // the database's own URL, not through dbNet
+	cut      time.Time // when dbNet started dropping everything
+}
+
+// dtPassCutFromTheDatabase starts an active instance on PostgreSQL through
+// a pgtest.Blackhole, with the Autotask simulator behind front (setSim
+// hands it the simulator), and a pass of three lines written one at a
+// time. Once front reports the first adjustment arrived and the pass's
+// three intents are committed, it freezes the network to the database and
+// waits until the instance's lease ran out. release lets the held
+// adjustment go; it is called at the test's end too, before front closes.
+func dtPassCutFromTheDatabase(t *testing.T, front http.Handler, arrived <-chan struct{}, release func(), setSim func(*psatest.Server)) dtPassCut {
+	t.Helper()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbNet := pgtest.NewBlackhole(t, u.Host)
+	viaNet := *u
+	viaNet.Host = dbNet.Addr()
+
+	srv := httptest.NewServer(front)
+	t.Cleanup(srv.Close)
+	t.Cleanup(release) // before srv.Close, should the test fail while a request is held
+	// The database never answers again: Close tries to record what the
+	// pass knew once, not for the whole default shutdown timeout.
+	e := dtSetup(t, dtOptions{daemonOpts: Options{ShutdownTimeout: time.Millisecond},
+		state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 100ms\n  query_timeout: 8s\npolicies:\n  write_concurrency: 1\n",
+			viaNet.String()),
+		baseURL: func(s *psatest.Server) string { setSim(s); return srv.URL + "/ATServicesRest/" }})
+	a := e.d
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	passDone := make(chan error, 1)
+	go func() {
+		_, err := a.SyncOnce(context.WithoutCancel(t.Context()), usage.PassOptions{Trigger: usage.TriggerAPI})
+		passDone <- err
+	}()
+	select {
+	case <-arrived: // the first adjustment is on its way
+	case err := <-passDone:
+		t.Fatalf("the pass ended before writing: %v", err)
+	}
+	// The intents of the three lines are committed (the pass opens them
+	// ahead of its one sender).
+	direct, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var open int
+		if err := direct.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM intents WHERE state = $1`, state.IntentOpen).Scan(&open); err != nil {
+			t.Fatal(err)
+		}
+		if open == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d intents open, want the pass's 3", open)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	dbNet.Freeze() // the network to the database drops everything
+	cut := time.Now()
+	for a.db.CheckFence() == nil {
+		if time.Since(cut) > 8*time.Second {
+			t.Fatal("the lease did not run out within 8 s of the cut")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return dtPassCut{d: a, dbNet: dbNet, passDone: passDone, url: url, cut: cut}
 }
 
 // TestDaemon_awaitActive_persistentRefusalLoggedOnce: a standby whose

@@ -1,21 +1,13 @@
 package daemon
 
 import (
-	"context"
-	"database/sql"
-	"fmt"
 	"net/http"
-	"net/http/httptest"
-	neturl "net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/psa-sync/terraform-provider-psa/daemon/state"
-	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
-	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -28,70 +20,11 @@ import (
 // after it ran out (up to rest.MaxRetryAfter, five minutes, later).
 func TestDaemon_leaseAskedBeforeARetriedWrite(t *testing.T) {
 	t.Parallel()
-	url, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := neturl.Parse(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dbNet := pgtest.NewBlackhole(t, u.Host)
-	viaNet := *u
-	viaNet.Host = dbNet.Addr()
-
 	writes := &dtThrottleFirstWrite{arrived: make(chan struct{}, 8), release: make(chan struct{})}
-	front := httptest.NewServer(writes)
-	t.Cleanup(front.Close)
 	var releaseOnce sync.Once
 	release := func() { releaseOnce.Do(func() { close(writes.release) }) }
-	t.Cleanup(release)
-	e := dtSetup(t, dtOptions{daemonOpts: Options{ShutdownTimeout: time.Millisecond},
-		state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 100ms\n  query_timeout: 8s\npolicies:\n  write_concurrency: 1\n",
-			viaNet.String()),
-		baseURL: func(s *psatest.Server) string { writes.sim = s; return front.URL + "/ATServicesRest/" }})
-	a := e.d
-	if err := a.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.BecomeActive(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	passDone := make(chan error, 1)
-	go func() {
-		_, err := a.SyncOnce(context.WithoutCancel(t.Context()), usage.PassOptions{Trigger: usage.TriggerAPI})
-		passDone <- err
-	}()
-	select {
-	case <-writes.arrived: // the first adjustment is on its way
-	case err := <-passDone:
-		t.Fatalf("the pass ended before writing: %v", err)
-	}
-	direct, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close()
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var open int
-		if err := direct.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM intents WHERE state = $1`, state.IntentOpen).Scan(&open); err != nil {
-			t.Fatal(err)
-		}
-		if open == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d intents open, want the pass's 3", open)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-
-	dbNet.Freeze() // the network to the database drops everything
-	for cut := time.Now(); a.db.CheckFence() == nil; time.Sleep(50 * time.Millisecond) {
-		if time.Since(cut) > 8*time.Second {
-			t.Fatal("the lease did not run out within 8 s of the cut")
-		}
-	}
+	c := dtPassCutFromTheDatabase(t, writes, writes.arrived, release, func(s *psatest.Server) { writes.sim = s })
+	dbNet, passDone := c.dbNet, c.passDone
 	release() // the PSA answers 429: retry after a second
 	// The connections fail: the pass ends without waiting query_timeout
 	// for each state write. The lease stays run out.
