@@ -352,18 +352,56 @@ func (e *Engine) checkWrites(ctx context.Context, p *pass, recheck bool) {
 // own, and the end dates of the contracts no customer mapping names any
 // more that hold a line psa-syncd set for a customer no mapping names
 // (Engine.orphanTerms), read once a day too and kept in the snapshot for
-// as long as that line is a candidate orphaned line.
+// as long as that line is a candidate orphaned line. The terms of a
+// contract no customer mapping names any more on which a line psa-syncd
+// set above 0 is in force (contractTerm.billing: a renewal moved into
+// contract_id, a customer moved) are kept however old too, as long as
+// that line is above 0: they are what tells movedLine that such a
+// contract ended, with no request.
 type ContractTerms struct {
 	mu  sync.Mutex
 	m   map[termsKey]contractTerm
 	svc map[termsKey]serviceTerm
 	// orphaned are the contracts of Engine.orphanTerms, with when their
 	// records were last asked for (found or not); orphanedDirty is set
-	// while the snapshot does not hold them as they are (a plan, which
-	// keeps no state, changed them).
+	// while the snapshot does not hold them, or the terms' billing
+	// marks, as they are (a plan, which keeps no state, changed them).
 	orphaned      map[termsKey]time.Time
 	orphanedDirty bool
 	loaded        bool
+}
+
+// markBilling sets contractTerm.billing of the terms kept of contracts
+// ids (those no customer mapping names) to whether billing holds them; a
+// change leaves the snapshot to save (orphanedDirty).
+func (t *ContractTerms) markBilling(sys psa.System, ids []string, billing map[string]bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	changed := false
+	for _, id := range ids {
+		k := termsKey{sys, id}
+		c, ok := t.m[k]
+		if !ok || c.billing == billing[id] {
+			continue
+		}
+		c.billing = billing[id]
+		t.m[k] = c
+		changed = true
+	}
+	t.orphanedDirty = t.orphanedDirty || changed
+}
+
+// known returns those of contracts ids whose terms are kept.
+func (t *ContractTerms) known(sys psa.System, ids []string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for _, id := range ids {
+		if _, ok := t.m[termsKey{sys, id}]; ok {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // snapshotContractTerms is the name of the state snapshot of the contract
@@ -375,6 +413,8 @@ type storedTerm struct {
 	System psa.System   `json:"system"`
 	ReadAt time.Time    `json:"read_at"`
 	Ct     psa.Contract `json:"contract"`
+	// Billing is contractTerm.billing.
+	Billing bool `json:"billing,omitempty"`
 }
 
 // restore adds the terms of the state snapshot, once per process, to
@@ -426,7 +466,7 @@ func (t *ContractTerms) restore(db *state.DB, logger *slog.Logger) {
 	for _, st := range stored {
 		k := termsKey{st.System, st.Ct.ID}
 		if _, ok := t.m[k]; !ok && st.Ct.ID != "" {
-			t.m[k] = contractTerm{ct: st.Ct, readAt: st.ReadAt}
+			t.m[k] = contractTerm{ct: st.Ct, readAt: st.ReadAt, billing: st.Billing}
 		}
 	}
 }
@@ -439,20 +479,24 @@ func (t *ContractTerms) restore(db *state.DB, logger *slog.Logger) {
 // cannot decode) does not read them again: the snapshot keeps them, as the
 // process's memory does, until they are this old (a contract unmapped
 // since is dropped then). The terms of a contract with a candidate
-// orphaned line (ContractTerms.orphaned) are kept however old: whether
-// its line is listed must not depend on how long ago the process started.
+// orphaned line (ContractTerms.orphaned), or of one no customer mapping
+// names with a line psa-syncd set above 0 in force (contractTerm.billing),
+// are kept however old: whether its line is listed, or a line of the
+// contract its customer moved to is held (movedLine), must not depend on
+// how long ago the process started.
 const contractTermsKept = 35 * 24 * time.Hour
 
 // save stores the terms read less than contractTermsKept before now, and
-// those of the contracts with candidate orphaned lines, in the state
-// snapshot.
+// those of the contracts with candidate orphaned lines or a line
+// psa-syncd set above 0 that no customer mapping names (billing), in the
+// state snapshot.
 func (t *ContractTerms) save(db *state.DB, now time.Time) error {
 	t.mu.Lock()
 	stored := make([]storedTerm, 0, len(t.m))
 	for k, c := range t.m {
 		_, orphaned := t.orphaned[k]
-		if age := now.Sub(c.readAt); orphaned || age >= 0 && age < contractTermsKept {
-			stored = append(stored, storedTerm{System: k.system, ReadAt: c.readAt, Ct: c.ct})
+		if age := now.Sub(c.readAt); orphaned || c.billing || age >= 0 && age < contractTermsKept {
+			stored = append(stored, storedTerm{System: k.system, ReadAt: c.readAt, Ct: c.ct, Billing: c.billing})
 		}
 	}
 	t.mu.Unlock()
@@ -539,6 +583,10 @@ type termsKey struct {
 type contractTerm struct {
 	ct     psa.Contract
 	readAt time.Time
+	// billing is set, for a contract no customer mapping names, while
+	// a line psa-syncd set above 0 there is in force (readOrphans): its
+	// terms are kept however old (save).
+	billing bool
 }
 
 func (t *ContractTerms) get(sys psa.System, id string) (contractTerm, bool) {
@@ -554,6 +602,9 @@ func (t *ContractTerms) put(sys psa.System, id string, c contractTerm) {
 	if t.m == nil {
 		t.m = map[termsKey]contractTerm{}
 	}
+	// A read does not tell whether psa-syncd's line there bills:
+	// readOrphans does.
+	c.billing = t.m[termsKey{sys, id}].billing
 	t.m[termsKey{sys, id}] = c
 }
 

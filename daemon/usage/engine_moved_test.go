@@ -162,6 +162,69 @@ func TestEngineAutotask_renewalNotHeldAsMoved(t *testing.T) {
 	}
 }
 
+// TestEngineKaseyaBMS_renewalNotHeldAsMovedAfterRestart: on Kaseya BMS,
+// once the operator moves the renewal into contract_id, the old contract's
+// end date, as the day's read found it while it was mapped, is what tells
+// a renewal from a move (movedLine). It is kept in the state database as
+// long as psa-syncd's line there is above 0, not 35 days: a service whose
+// usage comes back to the renewal 42 days later, in a process started
+// then, is added with no hold and no read of the old contract (three
+// requests, and a hold at every pass where its record cannot be read).
+func TestEngineKaseyaBMS_renewalNotHeldAsMovedAfterRestart(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, time.December, 15, 10, 0, 0, 0, time.UTC)
+	h := newSysHarness(t, psa.SystemKaseyaBMS, psatest.WithClock(func() time.Time { return now }))
+	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+	k := h.sim.KaseyaBMS()
+	a, _ := h.doc.Customer("file", "cust-a")
+	account := int(mustParse(t, a.CompanyID))
+	old := fmt.Sprint(k.AddContract(psatest.KaseyaBMSContract{ID: 770001, AccountID: account, Name: "Acme 2026", StartDate: day(2026, 1, 1), EndDate: day(2026, 12, 31)}))
+	renewal := fmt.Sprint(k.AddContract(psatest.KaseyaBMSContract{ID: 770002, AccountID: account, Name: "Acme 2027", StartDate: day(2027, 1, 1), EndDate: day(2027, 12, 31)}))
+	a.ContractID, a.NextContractID = old, renewal
+	h.doc.PutCustomer(a)
+	// pass runs a pass at now; restarted runs it in a new process.
+	pass := func(label string, rows ...string) *Result {
+		t.Helper()
+		res := h.syncAt(now, rows...)
+		if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded || res.Run.Held != 0 {
+			t.Fatalf("%s: cust-a = %s (%q, hint %q), %d held; want succeeded, nothing held", label, cs.Result, cs.Error, cs.Hint, res.Run.Held)
+		}
+		return res
+	}
+	restarted := func(label string, rows ...string) *Result {
+		t.Helper()
+		h.terms = ContractTerms{}
+		return pass(label, rows...)
+	}
+
+	pass("december", "cust-a,Acme,CIXA-MSP,5", "cust-a,Acme,MDR,3")
+	now = time.Date(2027, time.January, 1, 2, 0, 0, 0, time.UTC)
+	pass("1 january: the renewal takes over", "cust-a,Acme,CIXA-MSP,7")
+	a.ContractID, a.NextContractID = renewal, ""
+	h.doc.PutCustomer(a)
+	now = time.Date(2027, time.January, 2, 2, 0, 0, 0, time.UTC)
+	pass("2 january: the renewal moved into contract_id", "cust-a,Acme,CIXA-MSP,7")
+
+	// 42 days later, a new process; then another an hour after it, whose
+	// state database the first one saved.
+	now = now.Add(42 * 24 * time.Hour)
+	restarted("a process started 42 days later", "cust-a,Acme,CIXA-MSP,7")
+	now = now.Add(time.Hour)
+	h.be = recordHidden{h.be, h.be.(psa.BulkReader), old}
+	h.terms = ContractTerms{}
+	res := h.syncAt(now, "cust-a,Acme,CIXA-MSP,7", "cust-a,Acme,MDR,4")
+	if res.Run.Updated != 1 || res.Run.Held != 0 {
+		t.Errorf("MDR's usage back, in a process started an hour after that: %+v, want MDR added to the renewal, nothing held", res.Run)
+	}
+	if n := h.requestsNaming(old); n != 0 {
+		t.Errorf("MDR's usage back: %d requests named the old contract %s, want none (its end date kept)", n, old)
+	}
+	n, _ := k.Units(int(mustParse(t, renewal)), int(mustParse(t, h.svcMDR)), now)
+	if n != 4 {
+		t.Errorf("MDR on the renewal = %d, want 4", n)
+	}
+}
+
 // setByHand sets, out of band, the units of a line on every simulator, as
 // an operator does in the PSA: an Autotask adjustment, a ConnectWise
 // addition's quantity, a Kaseya BMS line posted by hand.

@@ -182,6 +182,11 @@ func (e *Engine) readOrphans(ctx context.Context, o *orphans, doc *export.Docume
 			unowned = append(unowned, id)
 		}
 	}
+	if customer == "" {
+		if err := e.markBilling(unowned, sys, eff); err != nil {
+			return err
+		}
+	}
 	// Of the contracts no customer mapping names, only those with a line
 	// of a customer no mapping names can have one: the lines of a
 	// customer mapped to another contract (a renewal, a move) are not
@@ -320,6 +325,35 @@ func (e *Engine) readOrphans(ctx context.Context, o *orphans, doc *export.Docume
 		}
 		o.lines[key] = l
 	}
+	return nil
+}
+
+// markBilling marks the kept terms of contracts unowned, those no
+// customer mapping names, by whether a line psa-syncd set above 0 is in
+// force there at eff (ContractTerms.markBilling): a renewal's old contract
+// or the one a customer was moved from, whose end date movedLine goes by,
+// is kept in the snapshot as long as that line is, not contractTermsKept
+// (a process started later would otherwise read it again, or hold the
+// customer's new line where its record cannot be read). Only contracts
+// whose terms are kept are looked up (state.DB.LinesInForce, once per
+// 500): a contract never read has none to keep.
+func (e *Engine) markBilling(unowned []string, sys psa.System, eff time.Time) error {
+	e.terms.restore(e.db, e.logger)
+	known := e.terms.known(sys, unowned)
+	if len(known) == 0 {
+		return nil
+	}
+	inForce, err := e.db.LinesInForce(known, eff.AddDate(0, 0, 1))
+	if err != nil {
+		return err
+	}
+	billing := map[string]bool{}
+	for _, le := range inForce {
+		if le.System == sys && le.After > 0 {
+			billing[le.ContractID] = true
+		}
+	}
+	e.terms.markBilling(sys, known, billing)
 	return nil
 }
 
