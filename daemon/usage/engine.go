@@ -1391,6 +1391,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	}
 	if !p.ledger {
 		orph.readPairs(ctx, e, p.plan.EffectiveDate)
+		orph.keepUnread(e)
 	}
 	p.plan.Unmapped.Orphaned, p.plan.Unmapped.OrphanedUnread = orph.list(), orph.unread
 	return p, nil

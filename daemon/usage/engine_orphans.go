@@ -44,8 +44,9 @@ type OrphanedLine struct {
 	ServiceID    string `json:"service_id"`
 	// Quantity is the line's quantity: the pass's read of it when Read is
 	// set (Autotask, ConnectWise: the contract is still mapped, and was
-	// read with the customer's lines), otherwise the units psa-syncd last
-	// set (its ledger).
+	// read with the customer's lines; where the customer's pass failed
+	// before that read, the last pass's: keepUnread), otherwise the
+	// units psa-syncd last set (its ledger).
 	Quantity int64 `json:"quantity"`
 	Read     bool  `json:"read,omitempty"`
 	// Since is the effective date of psa-syncd's last change of the line,
@@ -437,6 +438,63 @@ func (o *orphans) readPairs(ctx context.Context, e *Engine, eff time.Time) {
 				}
 			}
 		}
+	}
+}
+
+// keepUnread applies, after the pass's reads (read, readPairs), the last
+// pass's verdict to the lines of OrphanService of the contracts the pass
+// did not read: its customer's pass failed before or at the read, or the
+// read of the other contract of its renewal pair failed. Listed from the
+// ledger, a line zeroed by hand since (which a read took off the list)
+// would come back to the list, and psa_sync_orphaned_lines, until the
+// contract reads again. A line the last pass listed for the same ledger
+// entry (Seq) stays, with the units it listed, and so does one psa-syncd
+// set after that pass (a later run); another is left out for this pass:
+// the last read showed it at 0 or not at all, or it was no candidate then
+// (its product mapping removed since), and the next pass that reads its
+// contract lists it.
+// With no pass kept before (a new state database), or a kept report that
+// cannot be read (logged), the lines stay listed from the ledger.
+func (o *orphans) keepUnread(e *Engine) {
+	var unread []psa.LineKey
+	for k, keys := range o.byContract {
+		if o.readIDs[k] {
+			continue
+		}
+		for _, lk := range keys {
+			if o.lines[lk] != nil {
+				unread = append(unread, lk)
+			}
+		}
+	}
+	if len(unread) == 0 || e.db == nil {
+		return
+	}
+	var prev UnmappedReport
+	if _, err := e.db.Snapshot(SnapshotUnmapped, &prev); err != nil {
+		e.logger.Warn("Could not read the last pass's orphaned lines; the lines of the contracts this pass did not read are listed as psa-syncd last set them", "err", err)
+		return
+	}
+	if prev.Time.IsZero() {
+		return
+	}
+	last := make(map[psa.LineKey]OrphanedLine, len(prev.Unmapped.Orphaned))
+	for _, l := range prev.Unmapped.Orphaned {
+		last[psa.LineKey{ContractID: idKey(l.ContractID), ServiceID: idKey(l.ServiceID)}] = l
+	}
+	for _, lk := range unread {
+		ol := o.lines[lk]
+		if ol.RunID > prev.RunID {
+			// psa-syncd set it after the last pass's reads: no read
+			// says otherwise.
+			continue
+		}
+		l, ok := last[psa.LineKey{ContractID: idKey(ol.ContractID), ServiceID: idKey(ol.ServiceID)}]
+		if !ok || l.Seq != ol.Seq {
+			delete(o.lines, lk)
+			continue
+		}
+		ol.Quantity, ol.Read = l.Quantity, l.Read
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -790,6 +791,84 @@ func TestEngineSystems_orphanedLinesRenewalPair(t *testing.T) {
 			want = fmt.Sprintf("service:cust-a/%s/%s=3 service:cust-b/%s/%s=2", h.contractA, h.svcMDR, h.contractB, h.svcMDR)
 			if got := orphanKeys(h.syncAt(next, rows...).Plan); got != want {
 				t.Errorf("pass after R's MDR line was zeroed by hand: orphaned %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestEngineSystems_orphanedLinesCustomerFailed: a customer whose pass
+// fails (here its mapping names another company than its contract's) has
+// its contract left unread: its orphaned lines keep the last read's
+// verdict for that pass. A line zeroed by hand since it was listed
+// (Autotask, ConnectWise: as the PSA's read showed it; Kaseya BMS: cleared
+// as zeroed) does not come back to the list and the gauge; one still
+// listed stays, at the units last read, until the contract reads again.
+func TestEngineSystems_orphanedLinesCustomerFailed(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			rows := []string{"cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2"}
+			h.syncAt(etNow, rows...)
+			gauge := func() float64 { return testutil.ToFloat64(h.m.OrphanedLines.WithLabelValues(OrphanService)) }
+			stored := func() string {
+				t.Helper()
+				var rep UnmappedReport
+				if _, err := h.db.Snapshot(SnapshotUnmapped, &rep); err != nil {
+					t.Fatal(err)
+				}
+				return orphanKeys(&Plan{Unmapped: rep.Unmapped})
+			}
+
+			// MDR's product mapping is removed: both MDR lines are
+			// listed. The operator zeroes cust-a's.
+			h.doc.DeleteProduct("file", "MDR")
+			lineA := fmt.Sprintf("service:cust-a/%s/%s=3", h.contractA, h.svcMDR)
+			lineB := fmt.Sprintf("service:cust-b/%s/%s=2", h.contractB, h.svcMDR)
+			if got := orphanKeys(h.syncAt(etNow, rows...).Plan); got != lineA+" "+lineB {
+				t.Fatalf("pass after MDR's mapping was removed: orphaned %q, want %q", got, lineA+" "+lineB)
+			}
+			if sys == psa.SystemKaseyaBMS {
+				if _, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "set to 0", true); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				h.setByHand(h.contractA, h.svcMDR, 0)
+			}
+			if got := orphanKeys(h.syncAt(etNow, rows...).Plan); got != lineB {
+				t.Fatalf("pass after cust-a's line was zeroed: orphaned %q, want %q", got, lineB)
+			}
+
+			// cust-a's pass fails, then cust-b's too: neither list
+			// changes.
+			a, _ := h.doc.Customer("file", "cust-a")
+			b, _ := h.doc.Customer("file", "cust-b")
+			failed := a
+			failed.CompanyID = b.CompanyID
+			h.doc.PutCustomer(failed)
+			res := h.syncAt(etNow, rows...)
+			if cs := h.status("cust-a"); cs.Result != state.CustomerFailed {
+				t.Fatalf("cust-a = %s (%q), want failed", cs.Result, cs.Error)
+			}
+			if got := orphanKeys(res.Plan); got != lineB || stored() != lineB || gauge() != 1 {
+				t.Errorf("pass in which cust-a failed: orphaned %q (stored %q, gauge %v), want %q (stored alike, gauge 1)", got, stored(), gauge(), lineB)
+			}
+			h.doc.PutCustomer(a)
+			failedB := b
+			failedB.CompanyID = a.CompanyID
+			h.doc.PutCustomer(failedB)
+			res = h.syncAt(etNow, rows...)
+			if cs := h.status("cust-b"); cs.Result != state.CustomerFailed {
+				t.Fatalf("cust-b = %s (%q), want failed", cs.Result, cs.Error)
+			}
+			if got := orphanKeys(res.Plan); got != lineB || gauge() != 1 {
+				t.Errorf("pass in which cust-b failed: orphaned %q (gauge %v), want %q (gauge 1)", got, gauge(), lineB)
+			}
+			h.doc.PutCustomer(b)
+			if got := orphanKeys(h.syncAt(etNow, rows...).Plan); got != lineB {
+				t.Errorf("pass once both succeed: orphaned %q, want %q", got, lineB)
 			}
 		})
 	}
