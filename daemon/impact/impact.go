@@ -340,7 +340,7 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 
 	c := &compare{ctx: ctx, be: be, tp: tp, current: current, proposed: proposed, usageKnown: usageKnown, failed: map[failedKey]bool{}}
 	if _, isOffline := base.(offline); isOffline {
-		c.cyclesErr = noPSA
+		c.cyclesErr, c.offline = noPSA, true
 	}
 	records := src.records(cur.Period)
 	cur, prop = c.withFailedLines(cur, false, prop, records), c.withFailedLines(prop, true, cur, records)
@@ -456,6 +456,9 @@ type compare struct {
 	// they could not be read, if so.
 	contracts map[string]*psa.Contract
 	cyclesErr string
+	// offline is set when the PSA could not be asked: no line was read,
+	// so no line is known to be missing from a read.
+	offline bool
 	// holdNotes holds, by line of the proposed plan, what the pass after
 	// apply does with a line it may hold as previous_service or
 	// previous_contract, which the report cannot tell without psa-syncd's
@@ -829,12 +832,17 @@ func (c *compare) withFailedLines(p *usage.Plan, proposed bool, other *usage.Pla
 // above 0 (cur). psa-syncd set that line, so its ledger says so too,
 // unless the line was set by hand since.
 //
-// On Kaseya BMS, whose lines are never read, the old contract's line is
-// one the current mappings set (Desired above 0): psa-syncd set it at an
+// Where the PSA shows no line of the service on the old contract while
+// the current mappings set it (Desired above 0), psa-syncd set it at an
 // earlier pass, and the pass holds the new line, or the usage is new since
-// its last pass, and the pass writes it. The report cannot tell which, so
-// the line's proposed units are unknown (holdUnknown) and its why says
-// both.
+// its last pass, and the pass writes it. On Kaseya BMS, whose lines are
+// never read, either is as likely: the report cannot tell which, so the
+// line's proposed units are unknown (holdUnknown) and its why says both.
+// On Autotask and ConnectWise the read would show a line psa-syncd set,
+// so most likely it never did and the line is written, but the pass holds
+// it when the ledger says otherwise (the old line deleted in the PSA, or
+// out of the API user's sight: a read that shows no line does not release
+// the hold); its why says both (holdNotes), as for a re-pointed product.
 func (c *compare) withMovedHolds(cur, p *usage.Plan) *usage.Plan {
 	unread := c.current.PSA.System == psa.SystemKaseyaBMS
 	billing, set := map[lineKey]int64{}, map[lineKey]int64{}
@@ -842,7 +850,7 @@ func (c *compare) withMovedHolds(cur, p *usage.Plan) *usage.Plan {
 		switch {
 		case ch.CurrentKnown && ch.Current > 0:
 			billing[keyOf(ch)] = ch.Current
-		case unread && !ch.CurrentKnown && ch.Action == usage.ActionUpdate && ch.Desired > 0:
+		case !ch.CurrentKnown && ch.Action == usage.ActionUpdate && ch.Desired > 0:
 			set[keyOf(ch)] = ch.Desired
 		}
 	}
@@ -861,7 +869,15 @@ func (c *compare) withMovedHolds(cur, p *usage.Plan) *usage.Plan {
 		old := lineKey{ch.Source, ch.CustomerID, cm.ContractID, ch.ServiceID}
 		units, ok := billing[old]
 		if !ok {
-			if units, ok := set[old]; ok {
+			units, ok := set[old]
+			switch {
+			case ok && !unread && !c.offline:
+				c.noteHold(keyOf(ch), fmt.Sprintf("if psa-syncd set the line of this service on contract %[1]s, which the customer leaves (%[2]d units under the current mappings), "+
+					"and %[3]s's read does not show it (deleted in %[3]s, or out of the API user's sight), the pass holds this line for review (previous_contract) "+
+					"until an approval of this line (`psa-syncd sync --approve --customer ID --service ID`) or the end of contract %[1]s before the effective date: "+
+					"a read that shows no line does not tell that it is 0; if it never did (the usage is new since its last pass), the pass sets %[4]d",
+					cm.ContractID, units, c.current.PSA.System.Title(), ch.Desired), false)
+			case ok && unread:
 				c.noteHold(keyOf(ch), fmt.Sprintf("proposed units unknown without psa-syncd's ledger (its state database): "+
 					"if psa-syncd set the line of this service on contract %[1]s, which the customer leaves, at an earlier pass (%[2]d units under the current mappings), "+
 					"which %[3]s cannot report, the pass holds this line at its units now for review (previous_contract) until an approval of this line "+

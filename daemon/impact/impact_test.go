@@ -265,6 +265,70 @@ func TestBillingImpact_systems(t *testing.T) {
 	}
 }
 
+// TestBillingImpact_movedOldLineNotShown: a customer moved to another
+// contract whose lines on the contract it leaves, which psa-syncd set,
+// ConnectWise no longer shows (the additions read comes back empty: out of
+// the API user's sight, or deleted). Without psa-syncd's ledger the report
+// predicts the new lines written (most likely the usage is new since the
+// last pass), and their why says what the pass after apply does when its
+// ledger says it set the old ones: it holds them (previous_contract), as
+// it does here, and the why names how the hold ends.
+func TestBillingImpact_movedOldLineNotShown(t *testing.T) {
+	t.Parallel()
+	i := slices.IndexFunc(impacttest.Changes, func(c impacttest.Change) bool { return c.Name == "customer_moved" })
+	w := impacttest.New(t, psa.SystemConnectWise)
+	var rep *impact.Report
+	var md string
+	var old string
+	w.AfterApply = func(doc *export.Document) {
+		res, err := w.Engine().Sync(t.Context(), doc, usage.PassOptions{Trigger: usage.TriggerCLI, DryRun: true})
+		if err != nil {
+			t.Fatalf("plan after apply: %v", err)
+		}
+		acme, _ := doc.Customer(impacttest.SourceName, "acme-tenant")
+		lines := 0
+		for _, l := range rep.Lines {
+			if l.CustomerID != "acme-tenant" || l.ContractID != acme.ContractID || !l.ProposedSynced {
+				continue
+			}
+			lines++
+			var found *usage.Change
+			for j, ch := range res.Plan.Changes {
+				if ch.CustomerID == l.CustomerID && ch.ContractID == l.ContractID && ch.ServiceID == l.ServiceID {
+					found = &res.Plan.Changes[j]
+				}
+			}
+			if found == nil || found.Action != usage.ActionHeld || found.Hold() != usage.HoldMoved {
+				t.Errorf("line %s (%s): the pass after apply has %+v, want it held as previous_contract", l.ContractID, l.ServiceName, found)
+				continue
+			}
+			for _, says := range []string{
+				"if psa-syncd set the line of this service on contract " + old + ", which the customer leaves (",
+				"and ConnectWise PSA's read does not show it (deleted in ConnectWise PSA, or out of the API user's sight), the pass holds this line for review (previous_contract)",
+				"or the end of contract " + old + " before the effective date",
+				fmt.Sprintf("if it never did (the usage is new since its last pass), the pass sets %d", found.Desired),
+			} {
+				if !strings.Contains(l.Why, says) {
+					t.Errorf("line %s (%s): why %q, want it to say %q", l.ContractID, l.ServiceName, l.Why, says)
+				}
+			}
+		}
+		if lines != 2 {
+			t.Errorf("Acme's lines on its new contract in the report: %d, want 2:\n%s", lines, md)
+		}
+	}
+	w.Plan(t, impacttest.Before, impacttest.Changes[i].Config, func(planJSON []byte, current *export.Document) {
+		acme, _ := current.Customer(impacttest.SourceName, "acme-tenant")
+		old = acme.ContractID
+		base, err := url.Parse(w.Sim.ConnectWiseBaseURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Sim.AddFault(psatest.Fault{Method: http.MethodGet, Path: base.Path + "finance/agreements/" + old + "/additions", Status: http.StatusOK, Body: "[]"})
+		rep, md = report(t, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown)
+	})
+}
+
 // checkUnknownHolds checks the lines whose proposed units the report
 // leaves unknown because the pass holds them or writes them as psa-syncd's
 // ledger says (Kaseya BMS without it) against a dry run of the pass after

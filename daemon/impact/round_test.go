@@ -189,6 +189,63 @@ func TestWithMovedHolds_raises(t *testing.T) {
 	}
 }
 
+// TestWithMovedHolds_noLineRead: the current mappings set a customer's
+// line on the contract it moves from (3 units), and the PSA shows no line
+// of it there. On Kaseya BMS the new line's proposed units are unknown
+// (TestWithRepointHolds_noLineRead's case for previous_contract). On
+// Autotask and ConnectWise the read would show a line psa-syncd set: the
+// new line is written, and its why says that the pass holds it if
+// psa-syncd's ledger says it set the old line (deleted in the PSA, or out
+// of sight), and what releases it.
+func TestWithMovedHolds_noLineRead(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise, psa.SystemKaseyaBMS} {
+		cur, prop := export.New(sys, "t"), export.New(sys, "t")
+		cur.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "acme", CompanyID: "1", ContractID: "X", UsageSync: true})
+		prop.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "acme", CompanyID: "1", ContractID: "Y", UsageSync: true})
+		change := func(contract string, desired int64) usage.Change {
+			return usage.Change{ChangeCustomer: &usage.ChangeCustomer{Source: "sophos", CustomerID: "acme", ContractID: contract},
+				ChangeService: &usage.ChangeService{ServiceID: "mdr"}, Action: usage.ActionUpdate, Desired: desired}
+		}
+		curPlan := &usage.Plan{Changes: []usage.Change{change("X", 3)}}
+		propPlan := &usage.Plan{Changes: []usage.Change{change("Y", 4)}}
+		c := &compare{current: cur, proposed: prop, usageKnown: true}
+		got := c.withMovedHolds(curPlan, propPlan)
+		k := keyOf(propPlan.Changes[0])
+		if got.Changes[0].Action != usage.ActionUpdate {
+			t.Errorf("%s: new line %s (%q), want it written as the report predicts", sys, got.Changes[0].Action, got.Changes[0].Reason)
+		}
+		note := c.holdNotes[k]
+		if sys == psa.SystemKaseyaBMS {
+			if !c.holdUnknown[k] || !strings.Contains(note, "proposed units unknown without psa-syncd's ledger") {
+				t.Errorf("%s: unknown %v, note %q; want the units unknown", sys, c.holdUnknown[k], note)
+			}
+			continue
+		}
+		if c.holdUnknown[k] {
+			t.Errorf("%s: the new line's units unknown, want them known", sys)
+		}
+		want := "if psa-syncd set the line of this service on contract X, which the customer leaves (3 units under the current mappings), and " + sys.Title() +
+			"'s read does not show it (deleted in " + sys.Title() + ", or out of the API user's sight), the pass holds this line for review (previous_contract) " +
+			"until an approval of this line (`psa-syncd sync --approve --customer ID --service ID`) or the end of contract X before the effective date: " +
+			"a read that shows no line does not tell that it is 0; if it never did (the usage is new since its last pass), the pass sets 4"
+		if note != want {
+			t.Errorf("%s: note %q, want %q", sys, note, want)
+		}
+		l := Line{Source: "sophos", CustomerID: "acme", ContractID: "Y", ServiceID: "mdr", ProposedSynced: true, Proposed: ptr(int64(4))}
+		if why := c.why(l, usage.Change{ChangeCustomer: &usage.ChangeCustomer{}, ChangeService: &usage.ChangeService{}}, propPlan.Changes[0], nil, false); !strings.Contains(why, want) {
+			t.Errorf("%s: why = %q, want it to say %q", sys, why, want)
+		}
+		// Without PSA credentials nothing was read: no line is missing
+		// from a read.
+		c = &compare{current: cur, proposed: prop, usageKnown: true, offline: true}
+		c.withMovedHolds(curPlan, propPlan)
+		if note, ok := c.holdNotes[k]; ok {
+			t.Errorf("%s, no PSA read: note %q, want none", sys, note)
+		}
+	}
+}
+
 // TestWithRepointHolds: without psa-syncd's ledger, the report holds a line
 // the proposed plan adds or raises for a customer whose line of a service
 // no proposed product mapping names shows units in the PSA, and only a
