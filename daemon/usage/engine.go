@@ -3064,6 +3064,22 @@ type contractErrors interface {
 	ContractErrors() map[string]error
 }
 
+// contractFailures splits err, the error of a read of contracts' lines,
+// into the errors of the contracts that failed for reasons of their own
+// (contractErrors), by idKey, and the error of a read that failed as a
+// whole (nil when it did not).
+func contractFailures(err error) (map[string]error, error) {
+	failed := map[string]error{}
+	var ce contractErrors
+	if err == nil || !errors.As(err, &ce) {
+		return failed, err
+	}
+	for id, cerr := range ce.ContractErrors() {
+		failed[idKey(id)] = cerr
+	}
+	return failed, nil
+}
+
 // contractError marks a problem the PSA reported about one contract (as
 // opposed to a failed request).
 type contractError struct {

@@ -476,15 +476,8 @@ func (r *oldContracts) readChunk(i int, asOf time.Time) {
 	svcs := slices.Sorted(maps.Keys(services))
 	for batch := range slices.Chunk(ids, readChunk) {
 		got, err := r.e.readLines(r.ctx, batch, svcs, asOf)
-		var ce contractErrors
-		failed := map[string]error{}
-		switch {
-		case err == nil:
-		case errors.As(err, &ce):
-			for id, cerr := range ce.ContractErrors() {
-				failed[idKey(id)] = cerr
-			}
-		default:
+		failed, err := contractFailures(err)
+		if err != nil {
 			for _, id := range batch {
 				r.errs[idKey(id)] = err
 			}

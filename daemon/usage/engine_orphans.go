@@ -404,15 +404,8 @@ func (o *orphans) readPairs(ctx context.Context, e *Engine, eff time.Time) {
 	slices.SortFunc(ids, compareIDs)
 	for batch := range slices.Chunk(ids, readChunk) {
 		got, err := e.readLines(ctx, batch, nil, eff)
-		var ce contractErrors
-		failed := map[string]error{}
-		switch {
-		case err == nil:
-		case errors.As(err, &ce):
-			for id, cerr := range ce.ContractErrors() {
-				failed[idKey(id)] = cerr
-			}
-		default:
+		failed, err := contractFailures(err)
+		if err != nil {
 			e.logger.Warn("Could not read the lines no product mapping writes any more on the other contract of their customers' renewal pairs; they stay listed as psa-syncd last set them",
 				"contracts", len(batch), "err", err)
 			continue
