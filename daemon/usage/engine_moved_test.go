@@ -210,7 +210,13 @@ func TestEngineKaseyaBMS_renewalNotHeldAsMovedAfterRestart(t *testing.T) {
 	now = now.Add(42 * 24 * time.Hour)
 	restarted("a process started 42 days later", "cust-a,Acme,CIXA-MSP,7")
 	now = now.Add(time.Hour)
-	h.be = recordHidden{h.be, h.be.(psa.BulkReader), old}
+	// The old contract's record can no longer be read (deleted, or out
+	// of the API user's sight): a read would not find it ended.
+	bulk, ok := h.be.(psa.BulkReader)
+	if !ok {
+		t.Fatal("Kaseya BMS's backend reads no records in bulk")
+	}
+	h.be = recordHidden{h.be, bulk, old}
 	h.terms = ContractTerms{}
 	res := h.syncAt(now, "cust-a,Acme,CIXA-MSP,7", "cust-a,Acme,MDR,4")
 	if res.Run.Updated != 1 || res.Run.Held != 0 {
