@@ -875,6 +875,31 @@ type pass struct {
 	// surgeHeld counts the lines held because many lines rise at once
 	// (Change.surge).
 	surgeHeld int
+	// awaiting holds the lines that the pass writes only after it has set
+	// another customer's line (movedLookups.await), in the order decided,
+	// and awaited their keys: the writer leaves them out of its first
+	// round.
+	awaiting []awaitedLine
+	awaited  map[psa.LineKey]bool
+}
+
+// awaitedLine is a change (cp's i-th) that adds or raises a line of a
+// customer whose line of the service on the contract it left still bills,
+// where that contract is another customer's now (two customers swapped
+// contracts): the pass writes it once it has set that customer's line of
+// the service there (Engine.writeAwaited), and holds it as held otherwise.
+type awaitedLine struct {
+	cp              *customerPass
+	i               int
+	contract, owner string
+	held            Change
+}
+
+// await records that change i of cp is written after the pass has set
+// owner's line of its service on contract (movedLookups.await).
+func (p *pass) await(cp *customerPass, i int, contract, owner string, held Change) {
+	p.awaiting = append(p.awaiting, awaitedLine{cp: cp, i: i, contract: contract, owner: owner, held: held})
+	p.awaited[psa.LineKey{ContractID: held.ContractID, ServiceID: held.ServiceID}] = true
 }
 
 // Plan computes the changes a pass would make now, reading the source and
@@ -1141,10 +1166,12 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		later = e.withReconciled(later, done)
 	}
 
+	p.awaited = map[psa.LineKey]bool{}
 	if startWriter != nil && !p.ledger {
 		if p.early, err = startWriter(p.ledger); err != nil {
 			return nil, err
 		}
+		p.early.awaited = p.awaited
 	}
 
 	// Of the lines read, the pass keeps those it updates: writing them
@@ -1260,7 +1287,8 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			if c.Action == ActionUpdate && (!c.CurrentKnown || c.Desired > c.Current) || back {
 				in := movedLookups{set: moves.of(cp.chunk), ledger: p.ledger,
 					mapping: func() (export.CustomerMapping, bool) { return doc.Customer(cm.Source, cm.CustomerID) },
-					owner:   func(x string) (export.CustomerMapping, bool) { return ownerOf(cm.CustomerID, x) }}
+					owner:   func(x string) (export.CustomerMapping, bool) { return ownerOf(cm.CustomerID, x) },
+					await:   func(x, owner string, held Change) { p.await(cp, i, x, owner, held) }}
 				if !p.ledger {
 					in.old, in.oldLines = olds.of(cp.chunk), true
 				} else {
@@ -1386,6 +1414,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 				CustomerName: cp.m.CustomerName, ContractID: cp.m.ContractID, Error: cp.err.Error(), Hint: cp.hint})
 		}
 	}
+	p.settleAwaited()
 	if rows {
 		p.plan.Unmapped.Unreported = unreported(byMapping, usage, vendor)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"time"
@@ -72,6 +73,17 @@ import (
 // old contract that ended before the effective date, as kept or as read
 // now, releases it: the line is posted (again) with no approval, so that
 // the usage is not left unbilled.
+//
+// Where X is another customer's contract now (two customers swapped
+// contracts: its mapping names X), that customer's own usage may be what
+// the pass sets X's line to. Held for the pass, c would leave Y with the
+// other customer's units until the next pass, and for the month where
+// this is its last pass (Autotask and Kaseya BMS write each month's
+// units). So, given in.await, movedLine goes on with the other contracts
+// the customer left, and when none of them holds c, it records that c is
+// written after the pass's other writes, once the pass has set X's line
+// for that customer (Engine.writeAwaited), with the hold it would have
+// given c; any other contract that holds c holds it as X would have.
 func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in movedLookups) error {
 	raise := c.CurrentKnown
 	back := raise && in.ledger && c.Desired <= c.Current
@@ -130,6 +142,12 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 	effDay := c.EffectiveDate.Format(time.DateOnly)
 	slices.SortFunc(others, compareIDs)
 	released := false
+	// awaited, once set, is the hold that the first contract left that is
+	// another customer's now gives c (see ownedHold): the pass writes c
+	// after that customer's line there, or holds it so. A later contract
+	// that holds c holds it as that first one does.
+	var awaited *Change
+	var awaitedX, awaitedOwner string
 	for _, x := range others {
 		if pair[idKey(x)] {
 			continue
@@ -183,24 +201,44 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 			}
 			failed = why
 		}
+		if awaited != nil {
+			*c = *awaited
+			return nil
+		}
 		if back {
 			e.movedBackHold(c, x, what+failed, period, in)
 			return nil
 		}
-		c.Action, c.moved = ActionHeld, true
 		if owner, ok := in.owner(x); ok {
 			// The contract the customer left is another customer's
 			// now (two customers swapped contracts, or one took over
 			// the other's): its line is that customer's to set, and
 			// setting it to 0 by hand would stop billing that customer.
-			c.movedOwned = true
-			c.Reason += fmt.Sprintf("%s%s: held for review, since contract %s, now customer %s's (its customer mapping names it), still bills the units psa-syncd set on it for this customer until psa-syncd sets that line for customer %s, and %s would bill the usage a second time; "+
-				"the pass after psa-syncd has set it for customer %s (usually the next) writes this one by itself: do not set that line to 0 by hand, since it bills customer %s; "+
+			held := *c
+			held.Action, held.moved, held.movedOwned = ActionHeld, true, true
+			held.Reason += fmt.Sprintf("%s%s: held for review, since contract %s, now customer %s's (its customer mapping names it), still bills the units psa-syncd set on it for this customer until psa-syncd sets that line for customer %s, and %s would bill the usage a second time; "+
+				"psa-syncd writes this one by itself once it has set that line for customer %s, in the pass that sets it (after its other writes) or a later one: do not set that line to 0 by hand, since it bills customer %s; "+
 				"if it stays (customer %s's usage of this service is the same, or none while policies.missing_usage is %s), %s this one with %s",
 				what, failed, x, owner.CustomerID, owner.CustomerID, this, owner.CustomerID, owner.CustomerID, owner.CustomerID, MissingUsageKeep, verb,
 				approveCommand(c.CustomerID, c.ServiceID, c.Desired, period))
-			return nil
+			if in.await == nil {
+				*c = held
+				return nil
+			}
+			// This pass may set that line for the other customer (its
+			// usage moved there too): c is written after the pass's
+			// other writes once that one succeeded, and held as above
+			// where it did not (failed, its outcome unknown, or not
+			// written at all), so that the usage is never on both
+			// lines. The month's last pass so leaves no line with the
+			// other customer's units for the month. The other
+			// contracts left still decide.
+			awaited, awaitedX, awaitedOwner = &held, x, owner.CustomerID
+			c.Reason += fmt.Sprintf("%s%s; but contract %s is customer %s's now (its customer mapping names it): this pass writes this line after its other writes, once it has set that line for customer %s, and holds it (%s) if it did not",
+				what, failed, x, owner.CustomerID, owner.CustomerID, HoldMoved)
+			continue
 		}
+		c.Action, c.moved = ActionHeld, true
 		c.Reason += fmt.Sprintf("%s%s: held for review, since contract %s still bills those units unless it has ended in %s, and %s would bill the usage a second time; "+
 			"set the line on contract %s to 0 or end contract %s in %s, then %s this one with %s",
 			what, failed, x, systemName(sys), this, x, x, systemName(sys), verb, approveCommand(c.CustomerID, c.ServiceID, c.Desired, period))
@@ -210,6 +248,10 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 		case in.old != nil:
 			c.Reason += fmt.Sprintf(" (or let a later pass %s it by itself: one that reads contract %s ended before the effective date)", verb, x)
 		}
+		return nil
+	}
+	if awaited != nil {
+		in.await(awaitedX, awaitedOwner, *awaited)
 		return nil
 	}
 	if back && released && c.Action == ActionUnchanged {
@@ -269,6 +311,12 @@ type movedLookups struct {
 	// when it still may, the words say why the read could not tell, if
 	// it failed. nil: nothing is read.
 	old func(contract, service string, asOf time.Time, le state.LedgerEntry) (bool, string)
+	// await, when not nil, records that c is written only after the
+	// pass has set the line of c's service on contract for customer
+	// owner, whose contract it is now, and is held as held otherwise
+	// (pass.awaiting). nil: c is held at once (a caller that cannot write
+	// it after the others).
+	await func(contract, owner string, held Change)
 	// oldLines is true when old reads the old contract's lines, not
 	// only its record.
 	oldLines bool
@@ -551,4 +599,84 @@ func (s *ledgerMoves) of(i int) func() (map[string][]state.CustomerLine, error) 
 func (c *Change) HoldAsMoved(why string) {
 	c.Action, c.moved = ActionHeld, true
 	c.Reason += why
+}
+
+// settleAwaited holds, once the plan is done, each awaited line
+// (pass.awaiting) whose other customer's line the pass does not set: that
+// customer is not in the pass, failed, or its change of the line is not
+// an update (the same units, or held). A plan so shows the hold the pass
+// keeps, and an update for the lines the pass writes after the others.
+func (p *pass) settleAwaited() {
+	for _, a := range p.awaiting {
+		c := &a.cp.changes[a.i]
+		if a.cp.err != nil || c.Action != ActionUpdate {
+			continue
+		}
+		if !p.sets(c.Source, a.owner, a.contract, c.ServiceID) {
+			*c = a.held
+		}
+	}
+}
+
+// sets reports whether the plan updates customer's line of service on
+// contract in the pass's first round of writes. A line that is awaited
+// itself is not: two customers whose lines both rise on each other's
+// contract wait for each other, and both are held (each written alone,
+// the other's failure would leave a customer's usage on both lines).
+func (p *pass) sets(src, customer, contract, service string) bool {
+	for _, cp := range p.customers {
+		if cp.m.Source != src || cp.m.CustomerID != customer {
+			continue
+		}
+		return cp.err == nil && slices.ContainsFunc(cp.changes, func(c Change) bool {
+			return c.Action == ActionUpdate && idKey(c.ContractID) == idKey(contract) && idKey(c.ServiceID) == idKey(service) &&
+				!p.awaited[psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}]
+		})
+	}
+	return false
+}
+
+// writeAwaited is the pass's second round of writes: once every other
+// write of w is done, it hands w the awaited lines (pass.awaiting) whose
+// other customer's line this pass set, as the PSA answered, and holds the
+// others as movedLine would have. A write of that line that failed, was
+// skipped, or whose outcome is unknown (its intent left open) leaves the
+// contract billing the units psa-syncd set there for the awaited line's
+// customer: writing the awaited line too would bill its usage twice.
+func (e *Engine) writeAwaited(ctx context.Context, log *slog.Logger, p *pass, w *writer) {
+	w.inflight.Wait()
+	var jobs []*writeJob
+	for _, a := range p.awaiting {
+		c := &a.cp.changes[a.i]
+		if a.cp.err != nil || c.Action != ActionUpdate {
+			continue
+		}
+		if !w.wrote(c.Source, a.owner, a.contract, c.ServiceID) {
+			*c = a.held
+			continue
+		}
+		if j := w.job(a.cp, a.i, c, p.lines); j != nil {
+			jobs = append(jobs, j)
+		}
+	}
+	if len(jobs) == 0 {
+		return
+	}
+	log.Info("Writing the lines held back until this pass set another customer's line on the contract their customer left (customers that swapped contracts)", "lines", len(jobs))
+	e.preloadServices(ctx, log, jobs)
+	w.add(jobs)
+	if len(w.last) > 0 {
+		w.push(w.last)
+		w.last = nil
+	}
+}
+
+// wrote reports whether w set customer's line of service on contract, as
+// the PSA answered (its intent closed as done).
+func (w *writer) wrote(src, customer, contract, service string) bool {
+	return slices.ContainsFunc(w.jobs, func(j *writeJob) bool {
+		c := j.c
+		return c.Source == src && c.CustomerID == customer && idKey(c.ContractID) == idKey(contract) && idKey(c.ServiceID) == idKey(service) &&
+			c.Action == ActionUpdate && j.closed != nil && j.closed.State == state.IntentDone
+	})
 }

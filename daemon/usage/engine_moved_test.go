@@ -549,61 +549,213 @@ func TestEngineAutotask_movedHoldReleasedOnceOldContractEnded(t *testing.T) {
 	h.wantUnits(moved, h.svcMDR, 3)
 }
 
+// swapContracts maps cust-a and cust-b, tenants of one company, to
+// contracts x and y of their own, syncs 42 and 10 units of Intercept
+// there, and swaps the two mappings' contracts (cust-a to y, cust-b to x).
+func (h *sysHarness) swapContracts() (x, y string) {
+	h.t.Helper()
+	b, _ := h.doc.Customer("file", "cust-b")
+	a, _ := h.doc.Customer("file", "cust-a")
+	b.CompanyID = a.CompanyID
+	h.doc.PutCustomer(b)
+	x, y = h.moveTo("cust-a", "Acme Endpoint"), h.moveTo("cust-b", "Acme Servers")
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Acme Servers,CIXA-MSP,10")
+	if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
+		h.t.Fatalf("first pass = %+v, want 2 updated", res.Run)
+	}
+	a, _ = h.doc.Customer("file", "cust-a")
+	b, _ = h.doc.Customer("file", "cust-b")
+	a.ContractID, b.ContractID = y, x
+	h.doc.PutCustomer(a)
+	h.doc.PutCustomer(b)
+	return x, y
+}
+
 // TestEngineSystems_movedContractsSwapped: two customers swap contracts
-// in one pass. The line of the customer decided first, which would rise
-// on the other's contract while its own old line there still bills, is
-// held for that pass, with a reason and hint that say the old contract is
-// the other customer's now and must not be set to 0 by hand; the next
-// pass, once psa-syncd set that line for the other customer, writes it by
-// itself.
+// in one apply, and the month's last pass is the first to see it. The
+// line of the customer decided first (cust-a), which rises on the other's
+// contract y while its own old line on x still bills, is written after
+// the pass's other writes, once the pass has set x's line for cust-b: both
+// lines are right for the month after that one pass (before, cust-a's was
+// held for that pass, and y kept cust-b's 10 units for the month on
+// Autotask and Kaseya BMS, with no hold left by the next month's pass).
+// The plan says so, and the pass sends one more write and no more reads
+// than the pass that held the line.
 func TestEngineSystems_movedContractsSwapped(t *testing.T) {
 	t.Parallel()
+	// The reads of the pass of the swap, after a plan (which read the
+	// contracts' records and the services): the same as before this
+	// version, when the pass held cust-a's line.
+	reads := map[psa.System]int{psa.SystemAutotask: 5, psa.SystemConnectWise: 7, psa.SystemKaseyaBMS: 3}
 	for _, sys := range sysSystems {
 		t.Run(string(sys), func(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
-			// Two tenants of one company, each billed on a contract of
-			// its own.
-			b, _ := h.doc.Customer("file", "cust-b")
-			a, _ := h.doc.Customer("file", "cust-a")
-			b.CompanyID = a.CompanyID
-			h.doc.PutCustomer(b)
-			x, y := h.moveTo("cust-a", "Acme Endpoint"), h.moveTo("cust-b", "Acme Servers")
-			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Acme Servers,CIXA-MSP,10")
-			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
-				t.Fatalf("first pass = %+v, want 2 updated", res.Run)
-			}
-			a, _ = h.doc.Customer("file", "cust-a")
-			b, _ = h.doc.Customer("file", "cust-b")
-			a.ContractID, b.ContractID = y, x
-			h.doc.PutCustomer(a)
-			h.doc.PutCustomer(b)
+			x, y := h.swapContracts()
+			h.clock = time.Date(2026, time.November, 30, 22, 0, 0, 0, time.UTC)
 
+			plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+			if err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			c := sysFindChangeOf(plan, "cust-a", h.svcIntercept)
+			if c == nil || c.ContractID != y || c.Action != ActionUpdate || c.Desired != 42 ||
+				!strings.Contains(c.Reason, "but contract "+x+" is customer cust-b's now (its customer mapping names it): this pass writes this line after its other writes, once it has set that line for customer cust-b, and holds it (previous_contract) if it did not") {
+				t.Errorf("plan's change of cust-a = %+v, want an update of %s to 42 after cust-b's line on %s", c, y, x)
+			}
+			if c := sysFindChangeOf(plan, "cust-b", h.svcIntercept); c == nil || c.ContractID != x || c.Action != ActionUpdate || c.Desired != 10 {
+				t.Errorf("plan's change of cust-b = %+v, want an update of %s to 10", c, x)
+			}
+
+			h.sim.ResetRequests()
 			res := h.sync(PassOptions{})
-			if res.Run.Held != 1 || res.Run.Updated != 1 {
-				t.Fatalf("pass of the swap = %+v, want cust-a's line held, cust-b's written", res.Run)
+			if res.Run.Held != 0 || res.Run.Updated != 2 || res.Run.Result != state.RunSuccess {
+				t.Fatalf("pass of the swap = %+v, want both lines written", res.Run)
 			}
-			c := sysFindChangeOf(res.Plan, "cust-a", h.svcIntercept)
-			if c == nil || c.Action != ActionHeld || c.Hold() != HoldMoved ||
-				!strings.Contains(c.Reason, "since contract "+x+", now customer cust-b's") ||
-				!strings.Contains(c.Reason, "do not set that line to 0 by hand, since it bills customer cust-b") ||
-				strings.Contains(c.Reason, "set the line on contract "+x+" to 0") {
-				t.Errorf("cust-a's change = %+v, want held, saying %s is cust-b's now and not to set it to 0", c, x)
+			if got := len(h.sim.Requests()) - h.writes(); h.writes() != 2 || got != reads[sys] {
+				t.Errorf("pass of the swap sent %d writes and %d other requests, want 2 and %d", h.writes(), got, reads[sys])
 			}
-			if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, "which is another customer's contract now") ||
-				strings.Contains(cs.Hint, "set that line to 0 or end that contract") {
-				t.Errorf("cust-a's status = %+v, want held, with a hint that does not ask to set cust-b's line to 0", cs)
+			if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
+				t.Errorf("cust-a's status = %+v, want succeeded", cs)
 			}
 			h.wantUnits(x, h.svcIntercept, 10)
-			h.wantUnits(y, h.svcIntercept, 10)
-
-			if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 1 {
-				t.Errorf("pass after the swap = %+v, want cust-a's line written", res.Run)
-			}
 			h.wantUnits(y, h.svcIntercept, 42)
+
+			// The next month's first pass leaves November as it is.
+			h.clock = time.Date(2026, time.December, 1, 2, 0, 0, 0, time.UTC)
+			if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Failed != 0 {
+				t.Errorf("December's first pass = %+v, want nothing held or failed", res.Run)
+			}
 			h.wantUnits(x, h.svcIntercept, 10)
+			h.wantUnits(y, h.svcIntercept, 42)
 		})
+	}
+}
+
+// TestEngineSystems_movedContractsSwappedOtherWriteFails: when the pass's
+// write of the other customer's line on the contract left is refused, or
+// gets no answer (the write's outcome is unknown), the line of the
+// customer that left it is held as previous_contract, as before: written
+// too, its usage would bill on both lines. Once the other write is
+// settled, one pass writes both. An answer lost after the PSA applied the
+// write: on Autotask and ConnectWise the client finds out (Autotask reads
+// the line, ConnectWise's replace is sent again) and both lines are
+// written; on Kaseya BMS the post waits for an operator, and the line
+// stays held.
+func TestEngineSystems_movedContractsSwappedOtherWriteFails(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		for _, mode := range []string{"refused", "unanswered", "answer_lost"} {
+			t.Run(string(sys)+"/"+mode, func(t *testing.T) {
+				t.Parallel()
+				h := newSysHarness(t, sys)
+				h.pol.MaxDecreasePercent = 0
+				x, y := h.swapContracts()
+				var fault psatest.Fault
+				switch mode {
+				case "refused":
+					fault.Status = http.StatusBadRequest
+				case "unanswered":
+					fault.Drop = true
+				default:
+					fault.DropAfterHandling, fault.Times = true, 1
+				}
+				fault = contractWriteFault(h, fault, x)
+				if sys == psa.SystemConnectWise {
+					// x has the line: a PATCH of its addition.
+					fault.Method, fault.Path = http.MethodPatch, fault.Path+"/*"
+				}
+				h.sim.AddFault(fault)
+
+				res := h.sync(PassOptions{})
+				if mode == "answer_lost" && sys != psa.SystemKaseyaBMS {
+					if res.Run.Held != 0 || res.Run.Updated != 2 {
+						t.Errorf("pass of the swap = %+v, want both lines written", res.Run)
+					}
+					h.wantUnits(x, h.svcIntercept, 10)
+					h.wantUnits(y, h.svcIntercept, 42)
+					return
+				}
+				if res.Run.Held != 1 || res.Run.Updated != 0 || res.Run.Failed != 1 {
+					t.Errorf("pass of the swap = %+v, want cust-b's line failed and cust-a's held", res.Run)
+				}
+				c := sysFindChangeOf(res.Plan, "cust-a", h.svcIntercept)
+				if c == nil || c.Action != ActionHeld || c.Hold() != HoldMoved ||
+					!strings.Contains(c.Reason, "held for review, since contract "+x+", now customer cust-b's") ||
+					strings.Contains(c.Reason, "this pass writes this line after its other writes") {
+					t.Errorf("cust-a's change = %+v, want held as previous_contract, saying %s is cust-b's now", c, x)
+				}
+				if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, "which is another customer's contract now") {
+					t.Errorf("cust-a's status = %+v, want held", cs)
+				}
+				h.wantUnits(y, h.svcIntercept, 10)
+				if mode == "answer_lost" {
+					h.wantUnits(x, h.svcIntercept, 10)
+				} else {
+					h.wantUnits(x, h.svcIntercept, 42)
+				}
+
+				h.sim.ClearFaults()
+				res = h.sync(PassOptions{})
+				if mode != "refused" && sys != psa.SystemConnectWise {
+					// The intent of a write with no answer is settled by
+					// a read once the read may show it (Autotask's can
+					// lag its writes), or by an operator (Kaseya BMS).
+					if res.Run.Held != 1 || res.Run.Updated != 0 {
+						t.Errorf("pass after the write = %+v, want cust-a's line still held while cust-b's write is unsettled", res.Run)
+					}
+					h.wantUnits(y, h.svcIntercept, 10)
+					return
+				}
+				if res.Run.Held != 0 || res.Run.Failed != 0 || res.Run.Updated != 2 {
+					t.Errorf("pass after the failure = %+v, want both lines written", res.Run)
+				}
+				h.wantUnits(x, h.svcIntercept, 10)
+				h.wantUnits(y, h.svcIntercept, 42)
+			})
+		}
+	}
+}
+
+// TestEngineSystems_movedContractsSwappedOtherNotWritten: the plan and the
+// pass hold the line of the customer that left a contract the other
+// customer's own line on which the pass does not set: that customer's usage
+// is the same as the units there (nothing to write), or its line rises on
+// the first customer's contract too (each waits for the other: written
+// alone, either would leave a usage on two lines were the other's write to
+// fail). Nothing is written.
+func TestEngineSystems_movedContractsSwappedOtherNotWritten(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		for _, tc := range []struct {
+			name  string
+			usage []string
+			held  int
+		}{
+			{"same", []string{"cust-a,Acme,CIXA-MSP,42", "cust-b,Acme Servers,CIXA-MSP,42"}, 1},
+			{"both_rise", []string{"cust-a,Acme,CIXA-MSP,50", "cust-b,Acme Servers,CIXA-MSP,60"}, 2},
+		} {
+			t.Run(string(sys)+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				h := newSysHarness(t, sys)
+				h.pol.MaxDecreasePercent = 0
+				x, _ := h.swapContracts()
+				h.writeUsage(tc.usage...)
+				plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+				if err != nil {
+					t.Fatalf("Plan: %v", err)
+				}
+				c := sysFindChangeOf(plan, "cust-a", h.svcIntercept)
+				if c == nil || c.Action != ActionHeld || c.Hold() != HoldMoved || !strings.Contains(c.Reason, "held for review, since contract "+x+", now customer cust-b's") {
+					t.Errorf("plan's change of cust-a = %+v, want held as previous_contract", c)
+				}
+				h.sim.ResetRequests()
+				if res := h.sync(PassOptions{}); res.Run.Held != tc.held || res.Run.Updated != 0 || h.writes() != 0 {
+					t.Errorf("pass = %+v (%d writes), want %d held and nothing written", res.Run, h.writes(), tc.held)
+				}
+			})
+		}
 	}
 }
 

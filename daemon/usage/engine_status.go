@@ -234,7 +234,7 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 				systemName(e.be.System()), staleRead.ServiceID, staleRead.ContractID, systemName(e.be.System()), approveCommand(cm.CustomerID, staleRead.ServiceID, staleRead.Desired, cp.period)))
 		}
 		if moved != nil && moved.movedOwned {
-			hints = append(hints, fmt.Sprintf("the customer's line of service %s on the contract it left, which is another customer's contract now (the line's reason names it), still bills the units psa-syncd set for this customer: psa-syncd writes this line by itself once it has set that line for the other customer, usually at the next pass; do not set that line to 0 by hand, since it bills the other customer",
+			hints = append(hints, fmt.Sprintf("the customer's line of service %s on the contract it left, which is another customer's contract now (the line's reason names it), still bills the units psa-syncd set for this customer: psa-syncd writes this line by itself once it has set that line for the other customer, in the pass that sets it (after its other writes) or a later one; this pass did not set it (see the other customer's status: its write failed or its outcome is unknown, or its units there did not change, in which case approve this line); do not set that line to 0 by hand, since it bills the other customer",
 				moved.ServiceID))
 		} else if moved != nil {
 			hints = append(hints, fmt.Sprintf("the customer's line of service %s on another contract, which psa-syncd set earlier and no longer writes to (the customer mapping's contract_id moved to %s), still bills (see the line's reason), and a line on contract %s would bill the usage twice: "+

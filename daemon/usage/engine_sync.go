@@ -453,6 +453,11 @@ type writer struct {
 	// failed counts the lines whose write failed, the first
 	// maxLoggedProblems of which are logged at error.
 	failed atomic.Int64
+	// awaited holds the lines written after the others (pass.awaited):
+	// customerJobs leaves them out, writeAwaited hands them over once
+	// every other write is done (inflight counts those not done yet).
+	awaited  map[psa.LineKey]bool
+	inflight sync.WaitGroup
 }
 
 // earlyWrites reports whether the engine's writes may start while the
@@ -508,11 +513,11 @@ func (e *Engine) startWriter(ctx context.Context, log *slog.Logger, runID int64,
 				for j := range ready {
 					<-slots
 					j.cp.errs[j.i] = e.send(ctx, log, w, j)
-					e.metrics.lineDone()
+					w.lineDone()
 				}
 			})
 		}
-		e.openIntents(ctx, runID, w.gate, w.queue, batch, slots, ready)
+		e.openIntents(ctx, runID, w.gate, w.queue, batch, slots, ready, w.lineDone)
 		close(ready)
 		wg.Wait()
 		w.gate.wait()
@@ -522,40 +527,62 @@ func (e *Engine) startWriter(ctx context.Context, log *slog.Logger, runID int64,
 }
 
 // customerJobs returns the writes of the updates among cp's changes, in
-// order, failing those whose line has an intent left open. lines holds the
-// lines the pass read.
+// order, failing those whose line has an intent left open, and leaving out
+// those written after the others (w.awaited). lines holds the lines the
+// pass read.
 func (w *writer) customerJobs(cp *customerPass, changes []Change, lines map[psa.LineKey]psa.ContractLine) []*writeJob {
 	var jobs []*writeJob
 	for i := range changes {
 		c := &changes[i]
-		if c.Action != ActionUpdate {
+		if c.Action != ActionUpdate || w.awaited[psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}] {
 			continue
 		}
-		key := psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}
-		if in, ok := w.pending[key]; ok {
-			if w.ledger {
-				cp.fail(i, w.e.awaitingReview(in, c.ServiceName), c)
-			} else if st, ok := w.e.settling[in.ID]; ok {
-				cp.fail(i, settlingError(in, st), c)
-			} else if w.e.unseen[in.ID] {
-				cp.fail(i, unseenError(in, c.ServiceName), c)
-			} else {
-				cp.fail(i, fmt.Errorf("%w (intent %d): it is settled by re-reading the PSA before the line is written again", errUnsettled, in.ID), c)
-			}
-			continue
+		if j := w.job(cp, i, c, lines); j != nil {
+			jobs = append(jobs, j)
 		}
-		if cp.errs == nil {
-			// The senders set the errors of their writes.
-			cp.errs = make([]error, cp.nChanges)
-		}
-		own := *c
-		j := &writeJob{cp: cp, i: i, c: &own}
-		if l, ok := lines[key]; ok {
-			j.current = &l
-		}
-		jobs = append(jobs, j)
 	}
 	return jobs
+}
+
+// job returns the write of c, cp's change i, an update, or nil when it
+// fails it because its line has an intent left open.
+func (w *writer) job(cp *customerPass, i int, c *Change, lines map[psa.LineKey]psa.ContractLine) *writeJob {
+	key := psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}
+	if in, ok := w.pending[key]; ok {
+		if w.ledger {
+			cp.fail(i, w.e.awaitingReview(in, c.ServiceName), c)
+		} else if st, ok := w.e.settling[in.ID]; ok {
+			cp.fail(i, settlingError(in, st), c)
+		} else if w.e.unseen[in.ID] {
+			cp.fail(i, unseenError(in, c.ServiceName), c)
+		} else {
+			cp.fail(i, fmt.Errorf("%w (intent %d): it is settled by re-reading the PSA before the line is written again", errUnsettled, in.ID), c)
+		}
+		return nil
+	}
+	if cp.errs == nil {
+		// The senders set the errors of their writes.
+		cp.errs = make([]error, cp.nChanges)
+	}
+	own := *c
+	j := &writeJob{cp: cp, i: i, c: &own}
+	if l, ok := lines[key]; ok {
+		j.current = &l
+	}
+	return j
+}
+
+// push hands jobs to the opener.
+func (w *writer) push(jobs []*writeJob) {
+	w.inflight.Add(len(jobs))
+	w.queue.push(jobs)
+}
+
+// lineDone is called once per job handed to the opener, when it is sent,
+// skipped or failed.
+func (w *writer) lineDone() {
+	w.e.metrics.lineDone()
+	w.inflight.Done()
 }
 
 // add hands jobs to the opener, but for those of failing contracts, which
@@ -575,7 +602,7 @@ func (w *writer) add(jobs []*writeJob) {
 		}
 	}
 	if len(now) > 0 {
-		w.queue.push(now)
+		w.push(now)
 	}
 }
 
@@ -589,6 +616,7 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 			return err
 		}
 	}
+	w.awaited = p.awaited
 	var jobs []*writeJob
 	for _, cp := range p.customers {
 		if cp.err != nil || cp.written {
@@ -602,7 +630,11 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 	}
 	w.add(jobs)
 	if len(w.last) > 0 {
-		w.queue.push(w.last)
+		w.push(w.last)
+		w.last = nil
+	}
+	if len(p.awaiting) > 0 {
+		e.writeAwaited(ctx, log, p, w)
 	}
 	w.queue.close()
 	<-w.done
@@ -737,7 +769,7 @@ func (q *jobQueue) take(n int) []*writeJob {
 // is committed. It returns once the queue is closed and empty. Once the
 // pass is cancelled or the budget gate has stopped the writes, it opens no
 // more: the jobs it did not open are skipped.
-func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate, q *jobQueue, batch int, slots chan struct{}, ready chan<- *writeJob) {
+func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate, q *jobQueue, batch int, slots chan struct{}, ready chan<- *writeJob, done func()) {
 	stopped := false
 	for {
 		queued := q.wait()
@@ -747,7 +779,7 @@ func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate,
 		if stopped {
 			for _, j := range q.take(queued) {
 				j.cp.errs[j.i] = e.skip(ctx, j.c, gate)
-				e.metrics.lineDone()
+				done()
 			}
 			continue
 		}
@@ -812,7 +844,7 @@ func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate,
 					j.c.Action, j.c.Reason = ActionFailed, err.Error()
 					j.cp.errs[j.i] = err
 				}
-				e.metrics.lineDone()
+				done()
 			}
 			continue
 		}

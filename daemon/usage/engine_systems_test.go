@@ -55,6 +55,9 @@ type sysHarness struct {
 
 	contractA, contractB string
 	svcIntercept, svcMDR string
+	// clock, when set, is the time of the harness's passes in place of
+	// etNow (a month's last pass, the next month's first).
+	clock time.Time
 
 	// units returns the quantity of a line in the simulator for November
 	// 2026, false when there is no line.
@@ -185,8 +188,16 @@ func (h *sysHarness) engine() *Engine {
 	}
 	return NewEngine(EngineOptions{
 		Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-		Location: time.UTC, Now: func() time.Time { return etNow }, Failing: &h.failing, Unsaved: &h.unsaved, Terms: &h.terms,
+		Location: time.UTC, Now: h.now, Failing: &h.failing, Unsaved: &h.unsaved, Terms: &h.terms,
 	})
+}
+
+// now is the time of the harness's passes.
+func (h *sysHarness) now() time.Time {
+	if h.clock.IsZero() {
+		return etNow
+	}
+	return h.clock
 }
 
 func (h *sysHarness) sync(o PassOptions) *Result {
