@@ -855,6 +855,11 @@ func (c *compare) withMovedHolds(cur, p *usage.Plan) *usage.Plan {
 		}
 	}
 	var out *usage.Plan
+	// The lines held, by index in p.Changes: held once every line is
+	// known, since a line whose old contract is another customer's now
+	// is written where the pass sets that customer's line there.
+	var holds []movedHold
+	holding := map[int]bool{}
 	for i, ch := range p.Changes {
 		if ch.Action != usage.ActionUpdate || ch.Desired <= 0 || ch.CurrentKnown && ch.Desired <= ch.Current {
 			continue
@@ -887,18 +892,65 @@ func (c *compare) withMovedHolds(cur, p *usage.Plan) *usage.Plan {
 			}
 			continue
 		}
+		holds = append(holds, movedHold{i: i, old: cm.ContractID, units: units})
+		holding[i] = true
+	}
+	for _, h := range holds {
+		ch := p.Changes[h.i]
+		if owner, ok := c.swappedWith(p, ch, h.old, holding); ok {
+			// The pass writes the line after it has set the other
+			// customer's line there (usage.Engine.writeAwaited).
+			c.noteHold(keyOf(ch), fmt.Sprintf("contract %[1]s, which the customer leaves, still bills %[2]d units of this service, and is customer %[3]s's under the proposed mappings: "+
+				"the pass sets that line for customer %[3]s first, then this one; if that write fails, this line is held for review (previous_contract) until a pass sets it",
+				h.old, h.units, owner), false)
+			continue
+		}
 		if out == nil {
 			cp := *p
 			cp.Changes = slices.Clone(p.Changes)
 			out = &cp
 		}
-		out.Changes[i].HoldAsMoved(fmt.Sprintf("; contract %s, which the customer leaves, still bills %d units of this service: held for review, as the pass holds a line that would bill the usage a second time, until an approval of this line",
-			cm.ContractID, units))
+		out.Changes[h.i].HoldAsMoved(fmt.Sprintf("; contract %s, which the customer leaves, still bills %d units of this service: held for review, as the pass holds a line that would bill the usage a second time, until an approval of this line",
+			h.old, h.units))
 	}
 	if out == nil {
 		return p
 	}
 	return out
+}
+
+// movedHold is a line of the proposed plan that withMovedHolds holds:
+// p.Changes[i], whose customer leaves contract old, where its line of the
+// service bills units.
+type movedHold struct {
+	i     int
+	old   string
+	units int64
+}
+
+// swappedWith returns the customer whose proposed mapping names contract
+// old, which ch's customer leaves, when the proposed plan p updates that
+// customer's line of ch's service there and does not hold it
+// (holding, by index): two customers swap contracts, and the pass writes
+// ch's line after that one, in the same pass (usage.Engine.writeAwaited).
+// A line rising on each other's contracts is held for both.
+func (c *compare) swappedWith(p *usage.Plan, ch usage.Change, old string, holding map[int]bool) (string, bool) {
+	owner := ""
+	for _, cm := range c.proposed.CustomerMappings {
+		if cm.Source == ch.Source && cm.CustomerID != ch.CustomerID && (cm.ContractID == old || cm.NextContractID == old) {
+			owner = cm.CustomerID
+			break
+		}
+	}
+	if owner == "" {
+		return "", false
+	}
+	for j, o := range p.Changes {
+		if o.Source == ch.Source && o.CustomerID == owner && o.ContractID == old && o.ServiceID == ch.ServiceID {
+			return owner, o.Action == usage.ActionUpdate && !holding[j]
+		}
+	}
+	return "", false
 }
 
 // quantity is what a pass leaves on a line: the change's desired quantity

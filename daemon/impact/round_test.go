@@ -189,6 +189,56 @@ func TestWithMovedHolds_raises(t *testing.T) {
 	}
 }
 
+// TestWithMovedHolds_swapped: two customers swap contracts. The line of
+// the customer that rises on the other's contract is written, as the pass
+// writes it after setting the other customer's line on the contract left
+// (its why says so), where the proposed plan updates that line and does
+// not hold it; held where that line does not change, and for both where
+// both rise.
+func TestWithMovedHolds_swapped(t *testing.T) {
+	t.Parallel()
+	cur, prop := export.New(psa.SystemAutotask, "t"), export.New(psa.SystemAutotask, "t")
+	cur.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "a", CompanyID: "1", ContractID: "X", UsageSync: true})
+	cur.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "b", CompanyID: "1", ContractID: "Y", UsageSync: true})
+	prop.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "a", CompanyID: "1", ContractID: "Y", UsageSync: true})
+	prop.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "b", CompanyID: "1", ContractID: "X", UsageSync: true})
+	change := func(customer, contract string, current, desired int64) usage.Change {
+		action := usage.ActionUpdate
+		if current == desired {
+			action = usage.ActionUnchanged
+		}
+		return usage.Change{ChangeCustomer: &usage.ChangeCustomer{Source: "sophos", CustomerID: customer, ContractID: contract},
+			ChangeService: &usage.ChangeService{ServiceID: "cixa"}, Action: action, Current: current, CurrentKnown: true, Desired: desired}
+	}
+	curPlan := &usage.Plan{Changes: []usage.Change{change("a", "X", 42, 42), change("b", "Y", 10, 10)}}
+	for _, tc := range []struct {
+		name  string
+		b     int64 // b's usage, set on X (42 now)
+		heldA bool
+		heldB bool
+	}{
+		{"b lowers X", 10, false, false},
+		{"b's units stay", 42, true, false},
+		{"both rise", 60, true, true},
+	} {
+		propPlan := &usage.Plan{Changes: []usage.Change{change("a", "Y", 10, 50), change("b", "X", 42, tc.b)}}
+		c := &compare{current: cur, proposed: prop, usageKnown: true}
+		got := c.withMovedHolds(curPlan, propPlan)
+		for i, want := range []bool{tc.heldA, tc.heldB} {
+			ch := got.Changes[i]
+			if held := ch.Action == usage.ActionHeld && ch.Hold() == usage.HoldMoved; held != want {
+				t.Errorf("%s: %s's line on %s: held as moved = %v (%s, %q), want %v", tc.name, ch.CustomerID, ch.ContractID, held, ch.Action, ch.Reason, want)
+			}
+		}
+		note := c.holdNotes[keyOf(propPlan.Changes[0])]
+		if want := "contract X, which the customer leaves, still bills 42 units of this service, and is customer b's under the proposed mappings: the pass sets that line for customer b first, then this one"; !tc.heldA && !strings.Contains(note, want) {
+			t.Errorf("%s: a's note %q, want it to say %q", tc.name, note, want)
+		} else if tc.heldA && note != "" {
+			t.Errorf("%s: a's note %q, want none", tc.name, note)
+		}
+	}
+}
+
 // TestWithMovedHolds_noLineRead: the current mappings set a customer's
 // line on the contract it moves from (3 units), and the PSA shows no line
 // of it there. On Kaseya BMS the new line's proposed units are unknown
