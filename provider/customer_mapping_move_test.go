@@ -131,7 +131,8 @@ func TestMovedOffWarning(t *testing.T) {
 			"psa-syncd holds each line it would add or raise on contract 301", "hold previous_contract",
 			"not billed on contract 301 until psa-syncd reads contract 300 ended or its line at 0, or the held line is approved",
 			"End contract 300 in Autotask", "then psa-syncd's next pass, which reads contract 300 while it holds such lines, writes them",
-			"(psa-syncd sync --approve --customer ID --service ID", `next_contract_id = "301"`) {
+			"(psa-syncd sync --approve --customer ID --service ID", `next_contract_id = "301"`,
+			"(two customers swap contracts), its usage sets those quantities, and the pass that sets them writes the lines on contract 301 after them") {
 			if !strings.Contains(detail, want) {
 				t.Errorf("%s: detail %q lacks %q", tc.name, detail, want)
 			}

@@ -114,7 +114,9 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 			"them (approve those its reason says it cannot tell of, such as a line that was at 0 before psa-syncd set it); " +
 			"on Kaseya BMS, which cannot read lines, psa-syncd reads the old contract's record while it holds such lines and " +
 			"writes them once it ended before the effective date; approve each held line there if you set the quantities " +
-			"to 0 instead; or map the new contract as `next_contract_id`.\n\n" +
+			"to 0 instead; or map the new contract as `next_contract_id`. Two customers that swap contracts in one apply " +
+			"need none of this: each one's usage sets the line the other left, and one pass writes both, the line that " +
+			"rises after the other customer's (held as `previous_contract` only if that write fails).\n\n" +
 			"## How psa-syncd sets quantities in each PSA\n\n" +
 			"- **Autotask**: psa-syncd reads the contract's service units for the period and posts a service adjustment " +
 			"of the difference (Autotask adjustments are deltas and cannot be read back or undone; psa-syncd records each " +
@@ -428,9 +430,10 @@ func movedOffWarning(old *psa.Contract, newID, customer string, system psa.Syste
 			"zeroes a contract that no mapping names. End contract %s in %s, or set the quantities psa-syncd kept on it to 0, "+
 			"then %s; or, if contract %s follows it, keep contract_id = %q and set next_contract_id = %q instead: "+
 			"psa-syncd then bills on it from the day after contract %s ends. If another customer's mapping takes contract %s "+
-			"over, its usage sets those quantities and nothing is billed twice.",
+			"over (two customers swap contracts), its usage sets those quantities, and the pass that sets them writes the "+
+			"lines on contract %s after them: nothing is billed twice.",
 			customer, old.ID, old.Name, newID, old.ID, runs, old.ID, newID, newID, old.ID, newID, until, old.ID, systemTitle(system),
-			then, newID, old.ID, newID, old.ID, old.ID)
+			then, newID, old.ID, newID, old.ID, old.ID, newID)
 }
 
 // privateKeyUncheckedContract is the private-state key that ImportState
