@@ -588,48 +588,53 @@ func TestEngineSystems_movedContractsSwapped(t *testing.T) {
 	// version, when the pass held cust-a's line.
 	reads := map[psa.System]int{psa.SystemAutotask: 5, psa.SystemConnectWise: 7, psa.SystemKaseyaBMS: 3}
 	for _, sys := range sysSystems {
-		t.Run(string(sys), func(t *testing.T) {
-			t.Parallel()
-			h := newSysHarness(t, sys)
-			h.pol.MaxDecreasePercent = 0
-			x, y := h.swapContracts()
-			h.clock = time.Date(2026, time.November, 30, 22, 0, 0, 0, time.UTC)
+		for _, db := range []string{state.DriverSQLite, state.DriverPostgres} {
+			t.Run(string(sys)+"/"+db, func(t *testing.T) {
+				t.Parallel()
+				h := newSysHarness(t, sys)
+				if db == state.DriverPostgres {
+					h.usePostgres()
+				}
+				h.pol.MaxDecreasePercent = 0
+				x, y := h.swapContracts()
+				h.clock = time.Date(2026, time.November, 30, 22, 0, 0, 0, time.UTC)
 
-			plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
-			if err != nil {
-				t.Fatalf("Plan: %v", err)
-			}
-			c := sysFindChangeOf(plan, "cust-a", h.svcIntercept)
-			if c == nil || c.ContractID != y || c.Action != ActionUpdate || c.Desired != 42 ||
-				!strings.Contains(c.Reason, "but contract "+x+" is customer cust-b's now (its customer mapping names it): this pass writes this line after its other writes, once it has set that line for customer cust-b, and holds it (previous_contract) if it did not") {
-				t.Errorf("plan's change of cust-a = %+v, want an update of %s to 42 after cust-b's line on %s", c, y, x)
-			}
-			if c := sysFindChangeOf(plan, "cust-b", h.svcIntercept); c == nil || c.ContractID != x || c.Action != ActionUpdate || c.Desired != 10 {
-				t.Errorf("plan's change of cust-b = %+v, want an update of %s to 10", c, x)
-			}
+				plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+				if err != nil {
+					t.Fatalf("Plan: %v", err)
+				}
+				c := sysFindChangeOf(plan, "cust-a", h.svcIntercept)
+				if c == nil || c.ContractID != y || c.Action != ActionUpdate || c.Desired != 42 ||
+					!strings.Contains(c.Reason, "but contract "+x+" is customer cust-b's now (its customer mapping names it): this pass writes this line after its other writes, once it has set that line for customer cust-b, and holds it (previous_contract) if it did not") {
+					t.Errorf("plan's change of cust-a = %+v, want an update of %s to 42 after cust-b's line on %s", c, y, x)
+				}
+				if c := sysFindChangeOf(plan, "cust-b", h.svcIntercept); c == nil || c.ContractID != x || c.Action != ActionUpdate || c.Desired != 10 {
+					t.Errorf("plan's change of cust-b = %+v, want an update of %s to 10", c, x)
+				}
 
-			h.sim.ResetRequests()
-			res := h.sync(PassOptions{})
-			if res.Run.Held != 0 || res.Run.Updated != 2 || res.Run.Result != state.RunSuccess {
-				t.Fatalf("pass of the swap = %+v, want both lines written", res.Run)
-			}
-			if got := len(h.sim.Requests()) - h.writes(); h.writes() != 2 || got != reads[sys] {
-				t.Errorf("pass of the swap sent %d writes and %d other requests, want 2 and %d", h.writes(), got, reads[sys])
-			}
-			if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
-				t.Errorf("cust-a's status = %+v, want succeeded", cs)
-			}
-			h.wantUnits(x, h.svcIntercept, 10)
-			h.wantUnits(y, h.svcIntercept, 42)
+				h.sim.ResetRequests()
+				res := h.sync(PassOptions{})
+				if res.Run.Held != 0 || res.Run.Updated != 2 || res.Run.Result != state.RunSuccess {
+					t.Fatalf("pass of the swap = %+v, want both lines written", res.Run)
+				}
+				if got := len(h.sim.Requests()) - h.writes(); h.writes() != 2 || got != reads[sys] {
+					t.Errorf("pass of the swap sent %d writes and %d other requests, want 2 and %d", h.writes(), got, reads[sys])
+				}
+				if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
+					t.Errorf("cust-a's status = %+v, want succeeded", cs)
+				}
+				h.wantUnits(x, h.svcIntercept, 10)
+				h.wantUnits(y, h.svcIntercept, 42)
 
-			// The next month's first pass leaves November as it is.
-			h.clock = time.Date(2026, time.December, 1, 2, 0, 0, 0, time.UTC)
-			if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Failed != 0 {
-				t.Errorf("December's first pass = %+v, want nothing held or failed", res.Run)
-			}
-			h.wantUnits(x, h.svcIntercept, 10)
-			h.wantUnits(y, h.svcIntercept, 42)
-		})
+				// The next month's first pass leaves November as it is.
+				h.clock = time.Date(2026, time.December, 1, 2, 0, 0, 0, time.UTC)
+				if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Failed != 0 {
+					t.Errorf("December's first pass = %+v, want nothing held or failed", res.Run)
+				}
+				h.wantUnits(x, h.svcIntercept, 10)
+				h.wantUnits(y, h.svcIntercept, 42)
+			})
+		}
 	}
 }
 
@@ -647,73 +652,78 @@ func TestEngineSystems_movedContractsSwappedOtherWriteFails(t *testing.T) {
 	t.Parallel()
 	for _, sys := range sysSystems {
 		for _, mode := range []string{"refused", "unanswered", "answer_lost"} {
-			t.Run(string(sys)+"/"+mode, func(t *testing.T) {
-				t.Parallel()
-				h := newSysHarness(t, sys)
-				h.pol.MaxDecreasePercent = 0
-				x, y := h.swapContracts()
-				var fault psatest.Fault
-				switch mode {
-				case "refused":
-					fault.Status = http.StatusBadRequest
-				case "unanswered":
-					fault.Drop = true
-				default:
-					fault.DropAfterHandling, fault.Times = true, 1
-				}
-				fault = contractWriteFault(h, fault, x)
-				if sys == psa.SystemConnectWise {
-					// x has the line: a PATCH of its addition.
-					fault.Method, fault.Path = http.MethodPatch, fault.Path+"/*"
-				}
-				h.sim.AddFault(fault)
+			for _, db := range []string{state.DriverSQLite, state.DriverPostgres} {
+				t.Run(string(sys)+"/"+mode+"/"+db, func(t *testing.T) {
+					t.Parallel()
+					h := newSysHarness(t, sys)
+					if db == state.DriverPostgres {
+						h.usePostgres()
+					}
+					h.pol.MaxDecreasePercent = 0
+					x, y := h.swapContracts()
+					var fault psatest.Fault
+					switch mode {
+					case "refused":
+						fault.Status = http.StatusBadRequest
+					case "unanswered":
+						fault.Drop = true
+					default:
+						fault.DropAfterHandling, fault.Times = true, 1
+					}
+					fault = contractWriteFault(h, fault, x)
+					if sys == psa.SystemConnectWise {
+						// x has the line: a PATCH of its addition.
+						fault.Method, fault.Path = http.MethodPatch, fault.Path+"/*"
+					}
+					h.sim.AddFault(fault)
 
-				res := h.sync(PassOptions{})
-				if mode == "answer_lost" && sys != psa.SystemKaseyaBMS {
-					if res.Run.Held != 0 || res.Run.Updated != 2 {
-						t.Errorf("pass of the swap = %+v, want both lines written", res.Run)
+					res := h.sync(PassOptions{})
+					if mode == "answer_lost" && sys != psa.SystemKaseyaBMS {
+						if res.Run.Held != 0 || res.Run.Updated != 2 {
+							t.Errorf("pass of the swap = %+v, want both lines written", res.Run)
+						}
+						h.wantUnits(x, h.svcIntercept, 10)
+						h.wantUnits(y, h.svcIntercept, 42)
+						return
+					}
+					if res.Run.Held != 1 || res.Run.Updated != 0 || res.Run.Failed != 1 {
+						t.Errorf("pass of the swap = %+v, want cust-b's line failed and cust-a's held", res.Run)
+					}
+					c := sysFindChangeOf(res.Plan, "cust-a", h.svcIntercept)
+					if c == nil || c.Action != ActionHeld || c.Hold() != HoldMoved ||
+						!strings.Contains(c.Reason, "held for review, since contract "+x+", now customer cust-b's") ||
+						strings.Contains(c.Reason, "this pass writes this line after its other writes") {
+						t.Errorf("cust-a's change = %+v, want held as previous_contract, saying %s is cust-b's now", c, x)
+					}
+					if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, "which is another customer's contract now") {
+						t.Errorf("cust-a's status = %+v, want held", cs)
+					}
+					h.wantUnits(y, h.svcIntercept, 10)
+					if mode == "answer_lost" {
+						h.wantUnits(x, h.svcIntercept, 10)
+					} else {
+						h.wantUnits(x, h.svcIntercept, 42)
+					}
+
+					h.sim.ClearFaults()
+					res = h.sync(PassOptions{})
+					if mode != "refused" && sys != psa.SystemConnectWise {
+						// The intent of a write with no answer is settled by
+						// a read once the read may show it (Autotask's can
+						// lag its writes), or by an operator (Kaseya BMS).
+						if res.Run.Held != 1 || res.Run.Updated != 0 {
+							t.Errorf("pass after the write = %+v, want cust-a's line still held while cust-b's write is unsettled", res.Run)
+						}
+						h.wantUnits(y, h.svcIntercept, 10)
+						return
+					}
+					if res.Run.Held != 0 || res.Run.Failed != 0 || res.Run.Updated != 2 {
+						t.Errorf("pass after the failure = %+v, want both lines written", res.Run)
 					}
 					h.wantUnits(x, h.svcIntercept, 10)
 					h.wantUnits(y, h.svcIntercept, 42)
-					return
-				}
-				if res.Run.Held != 1 || res.Run.Updated != 0 || res.Run.Failed != 1 {
-					t.Errorf("pass of the swap = %+v, want cust-b's line failed and cust-a's held", res.Run)
-				}
-				c := sysFindChangeOf(res.Plan, "cust-a", h.svcIntercept)
-				if c == nil || c.Action != ActionHeld || c.Hold() != HoldMoved ||
-					!strings.Contains(c.Reason, "held for review, since contract "+x+", now customer cust-b's") ||
-					strings.Contains(c.Reason, "this pass writes this line after its other writes") {
-					t.Errorf("cust-a's change = %+v, want held as previous_contract, saying %s is cust-b's now", c, x)
-				}
-				if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, "which is another customer's contract now") {
-					t.Errorf("cust-a's status = %+v, want held", cs)
-				}
-				h.wantUnits(y, h.svcIntercept, 10)
-				if mode == "answer_lost" {
-					h.wantUnits(x, h.svcIntercept, 10)
-				} else {
-					h.wantUnits(x, h.svcIntercept, 42)
-				}
-
-				h.sim.ClearFaults()
-				res = h.sync(PassOptions{})
-				if mode != "refused" && sys != psa.SystemConnectWise {
-					// The intent of a write with no answer is settled by
-					// a read once the read may show it (Autotask's can
-					// lag its writes), or by an operator (Kaseya BMS).
-					if res.Run.Held != 1 || res.Run.Updated != 0 {
-						t.Errorf("pass after the write = %+v, want cust-a's line still held while cust-b's write is unsettled", res.Run)
-					}
-					h.wantUnits(y, h.svcIntercept, 10)
-					return
-				}
-				if res.Run.Held != 0 || res.Run.Failed != 0 || res.Run.Updated != 2 {
-					t.Errorf("pass after the failure = %+v, want both lines written", res.Run)
-				}
-				h.wantUnits(x, h.svcIntercept, 10)
-				h.wantUnits(y, h.svcIntercept, 42)
-			})
+				})
+			}
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -190,6 +191,26 @@ func (h *sysHarness) engine() *Engine {
 		Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
 		Location: time.UTC, Now: h.now, Failing: &h.failing, Unsaved: &h.unsaved, Terms: &h.terms,
 	})
+}
+
+// usePostgres replaces the harness's state database, SQLite, with a fresh
+// PostgreSQL database of the package's shared cluster.
+func (h *sysHarness) usePostgres() {
+	h.t.Helper()
+	db, err := state.OpenConfig(h.t.Context(), state.Config{Driver: state.DriverPostgres, URL: pgtest.NewDatabase(h.t)})
+	if err != nil {
+		h.t.Fatalf("opening the PostgreSQL state database: %v", err)
+	}
+	h.t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			h.t.Errorf("closing the state database: %v", err)
+		}
+	})
+	// Only the active instance writes (state.DB.CheckFence).
+	if l, err := db.TryLead(h.t.Context(), state.LeaderInfo{Holder: "usage-test"}, time.Second); err != nil || l == nil {
+		h.t.Fatalf("becoming the active instance: %v, %v", l, err)
+	}
+	h.db = db
 }
 
 // now is the time of the harness's passes.
