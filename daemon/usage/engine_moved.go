@@ -143,7 +143,7 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 	slices.SortFunc(others, compareIDs)
 	released := false
 	// awaited, once set, is the hold that the first contract left that is
-	// another customer's now gives c (see ownedHold): the pass writes c
+	// another customer's now gives c (held, below): the pass writes c
 	// after that customer's line there, or holds it so. A later contract
 	// that holds c holds it as that first one does.
 	var awaited *Change

@@ -579,8 +579,8 @@ func (h *sysHarness) swapContracts() (x, y string) {
 // lines are right for the month after that one pass (before, cust-a's was
 // held for that pass, and y kept cust-b's 10 units for the month on
 // Autotask and Kaseya BMS, with no hold left by the next month's pass).
-// The plan says so, and the pass sends one more write and no more reads
-// than the pass that held the line.
+// The plan and a dry run say so, and the pass sends one more write and no
+// more reads than the pass that held the line.
 func TestEngineSystems_movedContractsSwapped(t *testing.T) {
 	t.Parallel()
 	// The reads of the pass of the swap, after a plan (which read the
@@ -610,6 +610,10 @@ func TestEngineSystems_movedContractsSwapped(t *testing.T) {
 				}
 				if c := sysFindChangeOf(plan, "cust-b", h.svcIntercept); c == nil || c.ContractID != x || c.Action != ActionUpdate || c.Desired != 10 {
 					t.Errorf("plan's change of cust-b = %+v, want an update of %s to 10", c, x)
+				}
+				h.sim.ResetRequests()
+				if res := h.sync(PassOptions{DryRun: true}); res.Run.Held != 0 || res.Run.Updated != 2 || h.writes() != 0 {
+					t.Errorf("dry run = %+v (%d writes), want both lines counted as updated, nothing written", res.Run, h.writes())
 				}
 
 				h.sim.ResetRequests()
@@ -734,7 +738,7 @@ func TestEngineSystems_movedContractsSwappedOtherWriteFails(t *testing.T) {
 // is the same as the units there (nothing to write), or its line rises on
 // the first customer's contract too (each waits for the other: written
 // alone, either would leave a usage on two lines were the other's write to
-// fail). Nothing is written.
+// fail). A dry run says so too. Nothing is written.
 func TestEngineSystems_movedContractsSwappedOtherNotWritten(t *testing.T) {
 	t.Parallel()
 	for _, sys := range sysSystems {
@@ -761,6 +765,9 @@ func TestEngineSystems_movedContractsSwappedOtherNotWritten(t *testing.T) {
 					t.Errorf("plan's change of cust-a = %+v, want held as previous_contract", c)
 				}
 				h.sim.ResetRequests()
+				if res := h.sync(PassOptions{DryRun: true}); res.Run.Held != tc.held || res.Run.Updated != 0 {
+					t.Errorf("dry run = %+v, want %d held and nothing to write", res.Run, tc.held)
+				}
 				if res := h.sync(PassOptions{}); res.Run.Held != tc.held || res.Run.Updated != 0 || h.writes() != 0 {
 					t.Errorf("pass = %+v (%d writes), want %d held and nothing written", res.Run, h.writes(), tc.held)
 				}
