@@ -645,13 +645,18 @@ func (p *pass) sets(src, customer, contract, service string) bool {
 // customer: writing the awaited line too would bill its usage twice.
 func (e *Engine) writeAwaited(ctx context.Context, log *slog.Logger, p *pass, w *writer) {
 	w.inflight.Wait()
+	// The writes of the first round, by line (idKey): one per line.
+	written := make(map[psa.LineKey]*writeJob, len(w.jobs))
+	for _, j := range w.jobs {
+		written[psa.LineKey{ContractID: idKey(j.c.ContractID), ServiceID: idKey(j.c.ServiceID)}] = j
+	}
 	var jobs []*writeJob
 	for _, a := range p.awaiting {
 		c := &a.cp.changes[a.i]
 		if a.cp.err != nil || c.Action != ActionUpdate {
 			continue
 		}
-		if !w.wrote(c.Source, a.owner, a.contract, c.ServiceID) {
+		if !wrote(written[psa.LineKey{ContractID: idKey(a.contract), ServiceID: idKey(c.ServiceID)}], c.Source, a.owner) {
 			*c = a.held
 			continue
 		}
@@ -671,12 +676,9 @@ func (e *Engine) writeAwaited(ctx context.Context, log *slog.Logger, p *pass, w 
 	}
 }
 
-// wrote reports whether w set customer's line of service on contract, as
-// the PSA answered (its intent closed as done).
-func (w *writer) wrote(src, customer, contract, service string) bool {
-	return slices.ContainsFunc(w.jobs, func(j *writeJob) bool {
-		c := j.c
-		return c.Source == src && c.CustomerID == customer && idKey(c.ContractID) == idKey(contract) && idKey(c.ServiceID) == idKey(service) &&
-			c.Action == ActionUpdate && j.closed != nil && j.closed.State == state.IntentDone
-	})
+// wrote reports whether j, a write of the pass or nil, set its line for
+// customer of source src, as the PSA answered (its intent closed as done).
+func wrote(j *writeJob, src, customer string) bool {
+	return j != nil && j.c.Source == src && j.c.CustomerID == customer &&
+		j.c.Action == ActionUpdate && j.closed != nil && j.closed.State == state.IntentDone
 }
