@@ -606,34 +606,66 @@ func (c *Change) HoldAsMoved(why string) {
 // customer is not in the pass, failed, or its change of the line is not
 // an update (the same units, or held). A plan so shows the hold the pass
 // keeps, and an update for the lines the pass writes after the others.
+//
+// A line awaited itself is not set either: two customers whose lines both
+// rise on each other's contract wait for each other, and both are held
+// (each written alone, the other's failure would leave a customer's usage
+// on both lines); their reasons say that an approval of one lets the next
+// pass write the other.
 func (p *pass) settleAwaited() {
-	for _, a := range p.awaiting {
+	type verdict struct {
+		sets  bool
+		other *Change // the other customer's awaited line, when it waits too
+	}
+	verdicts := make([]verdict, len(p.awaiting))
+	for k, a := range p.awaiting {
 		c := &a.cp.changes[a.i]
 		if a.cp.err != nil || c.Action != ActionUpdate {
+			verdicts[k].sets = true // nothing to settle
 			continue
 		}
-		if !p.sets(c.Source, a.owner, a.contract, c.ServiceID) {
-			*c = a.held
+		o := p.change(c.Source, a.owner, a.contract, c.ServiceID)
+		switch {
+		case o == nil || o.Action != ActionUpdate:
+		case p.awaited[psa.LineKey{ContractID: o.ContractID, ServiceID: o.ServiceID}]:
+			verdicts[k].other = o
+		default:
+			verdicts[k].sets = true
+		}
+	}
+	for k, a := range p.awaiting {
+		v := verdicts[k]
+		if v.sets {
+			continue
+		}
+		c := &a.cp.changes[a.i]
+		*c = a.held
+		if o := v.other; o != nil {
+			c.Reason += fmt.Sprintf("; customer %s's line of this service on contract %s, its contract now, rises too and waits for this one, so neither is written by itself: "+
+				"approve one of the two (its customer's usage then bills on both contracts until the pass after writes the other): this one with %s, or that one with %s",
+				o.CustomerID, o.ContractID, approveCommand(c.CustomerID, c.ServiceID, c.Desired, a.cp.period), approveCommand(o.CustomerID, o.ServiceID, o.Desired, a.cp.period))
 		}
 	}
 }
 
-// sets reports whether the plan updates customer's line of service on
-// contract in the pass's first round of writes. A line that is awaited
-// itself is not: two customers whose lines both rise on each other's
-// contract wait for each other, and both are held (each written alone,
-// the other's failure would leave a customer's usage on both lines).
-func (p *pass) sets(src, customer, contract, service string) bool {
+// change returns the plan's change of customer's line of service on
+// contract, or nil (the customer is not in the pass, failed, or has none).
+func (p *pass) change(src, customer, contract, service string) *Change {
 	for _, cp := range p.customers {
 		if cp.m.Source != src || cp.m.CustomerID != customer {
 			continue
 		}
-		return cp.err == nil && slices.ContainsFunc(cp.changes, func(c Change) bool {
-			return c.Action == ActionUpdate && idKey(c.ContractID) == idKey(contract) && idKey(c.ServiceID) == idKey(service) &&
-				!p.awaited[psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}]
-		})
+		if cp.err != nil {
+			return nil
+		}
+		for i := range cp.changes {
+			if c := &cp.changes[i]; idKey(c.ContractID) == idKey(contract) && idKey(c.ServiceID) == idKey(service) {
+				return c
+			}
+		}
+		return nil
 	}
-	return false
+	return nil
 }
 
 // writeAwaited is the pass's second round of writes: once every other

@@ -738,7 +738,8 @@ func TestEngineSystems_movedContractsSwappedOtherWriteFails(t *testing.T) {
 // is the same as the units there (nothing to write), or its line rises on
 // the first customer's contract too (each waits for the other: written
 // alone, either would leave a usage on two lines were the other's write to
-// fail). A dry run says so too. Nothing is written.
+// fail; an approval of one writes it, and the pass after it the other). A
+// dry run says so too. Nothing is written.
 func TestEngineSystems_movedContractsSwappedOtherNotWritten(t *testing.T) {
 	t.Parallel()
 	for _, sys := range sysSystems {
@@ -754,7 +755,7 @@ func TestEngineSystems_movedContractsSwappedOtherNotWritten(t *testing.T) {
 				t.Parallel()
 				h := newSysHarness(t, sys)
 				h.pol.MaxDecreasePercent = 0
-				x, _ := h.swapContracts()
+				x, y := h.swapContracts()
 				h.writeUsage(tc.usage...)
 				plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
 				if err != nil {
@@ -764,6 +765,13 @@ func TestEngineSystems_movedContractsSwappedOtherNotWritten(t *testing.T) {
 				if c == nil || c.Action != ActionHeld || c.Hold() != HoldMoved || !strings.Contains(c.Reason, "held for review, since contract "+x+", now customer cust-b's") {
 					t.Errorf("plan's change of cust-a = %+v, want held as previous_contract", c)
 				}
+				// Both rising, each waits for the other: the reasons say
+				// how to go on.
+				approveB := fmt.Sprintf("sync --approve --customer cust-b --service %s --units 60 --period 2026-11", h.svcIntercept)
+				waits := "customer cust-b's line of this service on contract " + x + ", its contract now, rises too and waits for this one, so neither is written by itself"
+				if got := c != nil && strings.Contains(c.Reason, waits) && strings.Contains(c.Reason, approveB); got != (tc.held == 2) {
+					t.Errorf("plan's change of cust-a = %+v: says that both wait and how to approve = %v, want %v", c, got, tc.held == 2)
+				}
 				h.sim.ResetRequests()
 				if res := h.sync(PassOptions{DryRun: true}); res.Run.Held != tc.held || res.Run.Updated != 0 {
 					t.Errorf("dry run = %+v, want %d held and nothing to write", res.Run, tc.held)
@@ -771,6 +779,20 @@ func TestEngineSystems_movedContractsSwappedOtherNotWritten(t *testing.T) {
 				if res := h.sync(PassOptions{}); res.Run.Held != tc.held || res.Run.Updated != 0 || h.writes() != 0 {
 					t.Errorf("pass = %+v (%d writes), want %d held and nothing written", res.Run, h.writes(), tc.held)
 				}
+				if tc.held != 2 {
+					return
+				}
+				// The approval of one writes it, and the pass after the
+				// other.
+				units := int64(60)
+				if res := h.sync(PassOptions{Approve: true, Customer: "cust-b", ApproveService: h.svcIntercept, ApproveUnits: &units}); res.Run.Updated != 1 {
+					t.Errorf("approval of cust-b's line = %+v, want it written", res.Run)
+				}
+				if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 1 {
+					t.Errorf("pass after the approval = %+v, want cust-a's line written", res.Run)
+				}
+				h.wantUnits(x, h.svcIntercept, 60)
+				h.wantUnits(y, h.svcIntercept, 50)
 			})
 		}
 	}
