@@ -768,7 +768,8 @@ func (q *jobQueue) take(n int) []*writeJob {
 // (or the jobs queued), and hands each job to the senders once its intent
 // is committed. It returns once the queue is closed and empty. Once the
 // pass is cancelled or the budget gate has stopped the writes, it opens no
-// more: the jobs it did not open are skipped.
+// more: the jobs it did not open are skipped. It calls done for each job
+// it skips or fails (the senders, for the jobs it hands them).
 func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate, q *jobQueue, batch int, slots chan struct{}, ready chan<- *writeJob, done func()) {
 	stopped := false
 	for {
