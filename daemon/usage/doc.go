@@ -115,9 +115,12 @@
 // and one of records per 500 of them, and writes the line instead when
 // the other contract ended before the effective date or its line reads 0
 // (where psa-syncd's last write of it set it from another quantity than 0,
-// or added it); a
-// contract the customer left that is another customer's now is named so,
-// and the operator told not to set it to 0.
+// or added it). Where the contract the customer left is another
+// customer's now (two customers swapped contracts), the pass writes the
+// line in a second round of writes, once it has set that customer's line
+// there (Engine.writeAwaited); where it did not (failed, no answer, not
+// to be written), the line is held, the contract named so and the
+// operator told not to set it to 0.
 // A line of a service psa-syncd never set above 0 for the customer
 // is held (HoldPreviousService) alike when the ledger says psa-syncd set
 // the customer's line of a service that no product mapping of the source
