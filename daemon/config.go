@@ -246,6 +246,14 @@ type StateConfig struct {
 	// (also from PSA_SYNCD_ADVERTISE_URL); standbys forward sync and
 	// resolve requests there while this instance is active.
 	AdvertiseURL string `yaml:"advertise_url,omitempty"`
+	// AdvertiseHost is this instance's address as the others reach it, a
+	// host name or an IP address (also from PSA_SYNCD_ADVERTISE_HOST),
+	// instead of AdvertiseURL: psa-syncd builds the URL from it and its
+	// listener (Config.AdvertisedURL). An address known only when the
+	// process starts, such as a Kubernetes pod's IP, cannot be put into a
+	// URL by the manifest: an IPv6 one needs brackets, a TLS listener
+	// https.
+	AdvertiseHost string `yaml:"advertise_host,omitempty"`
 	// HistoryRetention is how long runs, the intents closed as done or
 	// failed and the records of closed tickets and refused ticket creates
 	// whose alerts are not open are kept (default 400 days); the ledger is
@@ -356,6 +364,79 @@ func (s *StateConfig) validate(stateDir string, abs func(string) string, getenv 
 	if err := checkAdvertiseURL(s.AdvertiseURL); err != nil {
 		return fmt.Errorf("state.advertise_url: %w", err)
 	}
+	if s.AdvertiseHost == "" {
+		s.AdvertiseHost = getenv("PSA_SYNCD_ADVERTISE_HOST")
+	}
+	if s.AdvertiseHost != "" && s.AdvertiseURL != "" {
+		return errors.New("state.advertise_url and state.advertise_host (or PSA_SYNCD_ADVERTISE_URL and PSA_SYNCD_ADVERTISE_HOST): give one, not both")
+	}
+	host, err := checkAdvertiseHost(s.AdvertiseHost)
+	if err != nil {
+		return fmt.Errorf("state.advertise_host: %w", err)
+	}
+	s.AdvertiseHost = host
+	return nil
+}
+
+// checkAdvertiseHost accepts a host name or an IP address (an IPv6 one
+// with or without brackets, as Kubernetes' status.podIP gives it) and
+// returns it without brackets.
+func checkAdvertiseHost(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	host := strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+	if a, err := netip.ParseAddr(host); err == nil {
+		if a.Zone() != "" {
+			return "", fmt.Errorf("%q has a zone: a link-local address is not reachable from another host; advertise another address or a name", s)
+		}
+		return a.String(), nil
+	}
+	if !advertiseHostName.MatchString(s) {
+		return "", fmt.Errorf("%q is not a host name or an IP address: give the host only, psa-syncd adds the scheme and the listener's port (or give a whole URL in state.advertise_url)", s)
+	}
+	return s, nil
+}
+
+// advertiseHostName matches a DNS name (letters, digits, hyphens and dots).
+var advertiseHostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
+
+// AdvertisedURL is the URL this instance advertises to the others while it
+// is active: state.advertise_url, or one built from state.advertise_host
+// with web.listen_address's port, https when tls (the listener serves TLS,
+// see -web.config.file), an IPv6 address in brackets; "" when neither is
+// set.
+func (c *Config) AdvertisedURL(tls bool) string {
+	if c.State.AdvertiseHost == "" {
+		return c.State.AdvertiseURL
+	}
+	port, _ := listenPort(c.Web.ListenAddress) // checked by Load (checkAdvertisePort)
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(c.State.AdvertiseHost, strconv.Itoa(port))
+}
+
+// listenPort is the port number of the listen address addr.
+func listenPort(addr string) (int, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, err
+	}
+	return net.LookupPort("tcp", port)
+}
+
+// checkAdvertisePort checks that the listener of c, whose URL
+// state.advertise_host stands for, has a fixed port: one the system picks
+// (port 0) is known only once it listens, and not to the others.
+func (c *Config) checkAdvertisePort() error {
+	if c.State.AdvertiseHost == "" {
+		return nil
+	}
+	if port, err := listenPort(c.Web.ListenAddress); err != nil || port == 0 {
+		return fmt.Errorf("state.advertise_host: the listen address %q has no fixed port to advertise: give web.listen_address (or -web.listen-address) a port, or a whole URL in state.advertise_url", c.Web.ListenAddress)
+	}
 	return nil
 }
 
@@ -369,6 +450,11 @@ func checkAdvertiseURL(s string) error {
 	}
 	u, err := url.Parse(s)
 	switch {
+	case unbracketedIPv6(s):
+		// A URL put together from an address (http://$(POD_IP):9810)
+		// whose IPv6 address cannot be told from the port.
+		return fmt.Errorf("%s has an IPv6 address without brackets (http://[fd00::7]:9810): give the address alone in state.advertise_host "+
+			"(PSA_SYNCD_ADVERTISE_HOST), and psa-syncd builds the URL", quoteURL(s))
 	case err != nil || u.Host == "":
 		return fmt.Errorf("%s is not an http(s) URL with a host", quoteURL(s))
 	case u.User != nil:
@@ -377,6 +463,17 @@ func checkAdvertiseURL(s string) error {
 		return fmt.Errorf("%s must not have a query or a fragment", redact.URL(s))
 	}
 	return nil
+}
+
+// unbracketedIPv6 reports whether the host of the URL s holds more than
+// one colon outside brackets: an IPv6 address written without them.
+func unbracketedIPv6(s string) bool {
+	_, rest, ok := strings.Cut(s, "://")
+	host, _, _ := strings.Cut(rest, "/")
+	if i := strings.LastIndex(host, "@"); i >= 0 {
+		host = host[i+1:]
+	}
+	return ok && strings.Count(host, ":") > 1 && !strings.Contains(host, "[")
 }
 
 // WebConfig configures the HTTP listener.
@@ -825,6 +922,9 @@ func (c *Config) validate(dir string, getenv func(string) string) error {
 		return fmt.Errorf("web.listen_address: %w", err)
 	}
 	if err := c.Web.validateTrustedProxies(); err != nil {
+		return err
+	}
+	if err := c.checkAdvertisePort(); err != nil {
 		return err
 	}
 	tok, err := resolveSecret(c.Web.APIToken, c.Web.APITokenFile, abs, "PSA_SYNCD_API_TOKEN", getenv)

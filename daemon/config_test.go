@@ -542,7 +542,7 @@ func TestLoad_kubernetesHAExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := Load(file, cfgEnv(map[string]string{
-		"PSA_SYNCD_ADVERTISE_URL": "http://10.0.0.7:9810",
+		"PSA_SYNCD_ADVERTISE_HOST": "fd00:10:244::7",
 	}))
 	if err != nil {
 		t.Fatalf("the Kubernetes HA example configuration does not load: %v", err)
@@ -550,7 +550,7 @@ func TestLoad_kubernetesHAExample(t *testing.T) {
 	if c.ExportStore() != StoreSelf {
 		t.Errorf("export store %s, want self: the replicas share no volume", c.ExportName())
 	}
-	if c.State.Driver != "postgres" || c.State.URL == "" || c.State.AdvertiseURL != "http://10.0.0.7:9810" || c.StateDir != "" {
+	if c.State.Driver != "postgres" || c.State.URL == "" || c.AdvertisedURL(false) != "http://[fd00:10:244::7]:9810" || c.StateDir != "" {
 		t.Errorf("state = %+v, state_dir %q; want postgres from the state-url file", c.State, c.StateDir)
 	}
 }

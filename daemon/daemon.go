@@ -356,6 +356,9 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		c := *cfg
 		c.Web.ListenAddress = o.ListenAddress
 		cfg = &c
+		if err := cfg.checkAdvertisePort(); err != nil {
+			return nil, fmt.Errorf("daemon: %w", err)
+		}
 	}
 	d := &Daemon{
 		configPath:      configPath,
@@ -502,7 +505,7 @@ func (d *Daemon) BecomeActive(ctx context.Context) error {
 	if interval <= 0 {
 		interval = DefaultLockInterval
 	}
-	l, err := d.db.TryLead(ctx, state.LeaderInfo{Holder: fmt.Sprintf("%s pid %d", host, os.Getpid()), URL: cfg.State.AdvertiseURL, Since: d.now()}, interval)
+	l, err := d.db.TryLead(ctx, state.LeaderInfo{Holder: fmt.Sprintf("%s pid %d", host, os.Getpid()), URL: cfg.AdvertisedURL(servesTLS(&d.webConfig, d.webConfigFile)), Since: d.now()}, interval)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}

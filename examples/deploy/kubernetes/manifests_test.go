@@ -719,16 +719,29 @@ func checkHAConfig(t *testing.T, c corev1.Container, volumes map[string]corev1.V
 	if err := os.WriteFile(filepath.Join(tmp, "psa-syncd.yml"), []byte(local), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{}
-	for _, ev := range c.Env {
-		env[ev.Name] = strings.ReplaceAll(ev.Value, "$(POD_IP)", "10.0.0.7")
-	}
-	cfg, err := daemon.Load(filepath.Join(tmp, "psa-syncd.yml"), func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatalf("psa-syncd.yml with the pod's files and environment: %v", err)
-	}
-	if cfg.State.Driver != state.DriverPostgres || !strings.HasPrefix(string(cfg.State.URL), "postgres://") || cfg.State.AdvertiseURL != "http://10.0.0.7:9810" {
-		t.Errorf("state = %+v; want postgres from the state-url file, advertised at the pod's address", cfg.State)
+	// The pod's IP, as Kubernetes gives it on an IPv4 and on an IPv6
+	// cluster: the standby forwards to a URL it can dial, with TLS
+	// (tls_server_config) too.
+	var cfg *daemon.Config
+	for podIP, want := range map[string]string{"10.0.0.7": "http://10.0.0.7:9810", "fd00:10:244::7": "http://[fd00:10:244::7]:9810"} {
+		env := map[string]string{}
+		for _, ev := range c.Env {
+			val := ev.Value
+			if ev.ValueFrom != nil && ev.ValueFrom.FieldRef != nil && ev.ValueFrom.FieldRef.FieldPath == "status.podIP" {
+				val = podIP
+			}
+			env[ev.Name] = strings.ReplaceAll(val, "$(POD_IP)", podIP)
+		}
+		var err error
+		cfg, err = daemon.Load(filepath.Join(tmp, "psa-syncd.yml"), func(k string) string { return env[k] })
+		if err != nil {
+			t.Fatalf("psa-syncd.yml with the pod's files and environment (pod IP %s): %v", podIP, err)
+		}
+		if cfg.State.Driver != state.DriverPostgres || !strings.HasPrefix(string(cfg.State.URL), "postgres://") || cfg.AdvertisedURL(false) != want ||
+			cfg.AdvertisedURL(true) != strings.Replace(want, "http:", "https:", 1) {
+			t.Errorf("state = %+v, advertised at %q (with TLS %q); want postgres from the state-url file, advertised at the pod's address, %s",
+				cfg.State, cfg.AdvertisedURL(false), cfg.AdvertisedURL(true), want)
+		}
 	}
 	return cfg
 }
