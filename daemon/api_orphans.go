@@ -62,10 +62,9 @@ func (d *Daemon) handleClearOrphans(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "name both contract_id and service_id of the orphaned line to clear; want "+want)
 		return
 	}
-	who, _, _ := r.BasicAuth()
 	ctx, cancel := context.WithTimeout(r.Context(), resolvePassWait)
 	defer cancel()
-	lines, err := d.ClearOrphans(ctx, body.ContractID, body.ServiceID, body.Note, who, body.Zeroed)
+	lines, err := d.ClearOrphans(ctx, body.ContractID, body.ServiceID, body.Note, recordingUser(r), body.Zeroed)
 	var se *StandbyError
 	switch {
 	case errors.Is(err, usage.ErrAlreadyCleared):

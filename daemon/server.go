@@ -444,6 +444,29 @@ func tooManyWrongTokens(left time.Duration) string {
 // instance, so that it is never forwarded twice.
 const forwardedHeader = "X-Psa-Syncd-Forwarded-By"
 
+// statusPageUserHeader names, in a request that a standby's status page
+// sends to the active instance (callActive), the basic_auth_users user of
+// the browser the standby acted for; its note names that user already
+// (userNote). The request's own basic user is the API token's, which did
+// not act (see recordingUser). A standby drops it from the requests of
+// its clients that it forwards.
+const statusPageUserHeader = "X-Psa-Syncd-Status-Page-User"
+
+// recordingUser is the user a record made by the API request r names
+// (Daemon.ClearOrphans, Daemon.RecordSetByHand): its basic_auth_users user,
+// or none for an action of a standby's status page, whose note names the
+// browser's user (statusPageUserHeader): the basic user of that request
+// is the API token's, and "user automation: user ops-anna: ..." would
+// name one who did not act. The header counts only with the API token,
+// which these endpoints require, and whose holder can write any note.
+func recordingUser(r *http.Request) string {
+	if r.Header.Get(forwardedHeader) != "" && r.Header.Get(statusPageUserHeader) != "" {
+		return ""
+	}
+	who, _, _ := r.BasicAuth()
+	return who
+}
+
 // requireActive lets a request that only the active instance may serve
 // through on the active instance. A standby forwards it to the active one
 // when that one recorded its state.advertise_url, and otherwise refuses it
@@ -537,6 +560,8 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, active state.Le
 			// in its web.trusted_proxies.
 			pr.SetXForwarded()
 			pr.Out.Header.Set(forwardedHeader, host)
+			// Only this instance's status page names a browser's user.
+			pr.Out.Header.Del(statusPageUserHeader)
 			// This instance checked them (crossOriginProtection); an
 			// Origin names this instance, whose host the active
 			// instance's would not match.
@@ -1441,10 +1466,9 @@ func (d *Daemon) handleSetByHand(w http.ResponseWriter, r *http.Request) {
 		writeBodyError(w, want, err)
 		return
 	}
-	who, _, _ := r.BasicAuth()
 	ctx, cancel := context.WithTimeout(r.Context(), resolvePassWait)
 	defer cancel()
-	run, err := d.RecordSetByHand(ctx, p, body.Note, who)
+	run, err := d.RecordSetByHand(ctx, p, body.Note, recordingUser(r))
 	var se *StandbyError
 	switch {
 	case errors.Is(err, usage.ErrNothingSetByHand):

@@ -878,7 +878,9 @@ func (d *Daemon) statusPageUser(r *http.Request) string {
 
 // userNote is note as the active instance records it for user (see
 // Daemon.ClearOrphans and Daemon.RecordSetByHand), for a standby that
-// forwards a status page action with its own credentials.
+// forwards a status page action with its own credentials: the active
+// instance then names no user of its own (recordingUser), and one older
+// than statusPageUserHeader the API token's before it.
 func userNote(user, note string) string {
 	if user == "" || strings.TrimSpace(note) == "" {
 		return note
@@ -1011,6 +1013,9 @@ func (d *Daemon) callActive(r *http.Request, method, path string, body []byte, v
 	}
 	host, _ := os.Hostname()
 	req.Header.Set(forwardedHeader, host)
+	if user := d.statusPageUser(r); user != "" {
+		req.Header.Set(statusPageUserHeader, user)
+	}
 	// The browser's address, as forward sends a client's: the active
 	// instance counts a wrong token (while web.api_token is rotated)
 	// against it, not this instance, when this one is in its
