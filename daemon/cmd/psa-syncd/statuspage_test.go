@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
@@ -286,5 +288,76 @@ func TestStatusPage_signInOverHTTPSAndHTTP(t *testing.T) {
 	browse(t, ctx, chromedp.Navigate(viaProxy+"/"))
 	if got := signedIn(viaProxy); got != "signed in" {
 		t.Errorf("back at %s after signing in over plain HTTP: %s", viaProxy, got)
+	}
+}
+
+// TestStatusPage_recordsTheBrowsersUser: behind basic_auth_users, Chromium
+// reaches the page as the operator's own user (ops-anna, whose password is
+// not the API token), signs in with the token and presses "Clear as
+// zeroed" on an orphaned line. The browser sends its user with the form,
+// and the record names it, as a clear through the API names the API's
+// user: a second clear through the API, as automation, says who cleared
+// the line.
+func TestStatusPage_recordsTheBrowsersUser(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	cfg := "-config.file=" + e.cfgPath
+	if code, _, stderr := runCmd(t, "sync", cfg); code != 0 {
+		t.Fatalf("first sync: exit %d\n%s", code, stderr)
+	}
+	db, err := state.Open(filepath.Join(e.dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep usage.UnmappedReport
+	if _, err := db.Snapshot(usage.SnapshotUnmapped, &rep); err != nil {
+		t.Fatal(err)
+	}
+	rep.Unmapped.Orphaned = []usage.OrphanedLine{{Reason: usage.OrphanService, CustomerID: "cust-gone", ContractID: "800", ServiceID: "700", Quantity: 3, Since: "2026-11-01", RunID: 1, Seq: 1}}
+	if err := db.PutSnapshot(usage.SnapshotUnmapped, rep); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	hash := func(password string) string {
+		h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(h)
+	}
+	web := filepath.Join(t.TempDir(), "web-config.yml")
+	writeFile(t, web, fmt.Sprintf("basic_auth_users:\n  ops-anna: %q\n  automation: %q\n", hash("anna-password"), hash("test-token")))
+	base := startDaemonEnv(t, e.cfgPath, nil, "-web.config.file", web)
+
+	ctx := newBrowser(t)
+	browse(t, ctx, chromedp.Navigate(strings.Replace(base, "http://", "http://ops-anna:anna-password@", 1)+"/"), chromedp.WaitVisible(chromedp.CSS(`#token`)),
+		chromedp.SendKeys(chromedp.CSS(`#token`), "test-token"), chromedp.Click(chromedp.CSS(`#sign-in`)),
+		chromedp.WaitVisible(chromedp.CSS(`#orphaned button[name="zeroed"]`)),
+		chromedp.Click(chromedp.CSS(`#orphaned button[name="zeroed"]`)))
+	// The page the form's answer redirects to says what was done (the
+	// page before it says "Signed in.").
+	var msg string
+	waitUntil(t, "the page after Clear as zeroed", func() bool {
+		msg = read(t, ctx, chromedp.Evaluate[string](`(document.querySelector('#message') || document.querySelector('#error') || {innerText: ''}).innerText`))
+		return msg != "" && msg != "Signed in."
+	})
+	if !strings.Contains(msg, "Cleared the orphaned line of contract 800, service 700 as set to 0 in the PSA") {
+		t.Fatalf("Clear as zeroed says %q", msg)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/api/v1/orphans/clear", strings.NewReader(`{"contract_id":"800","service_id":"700"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("automation", "test-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body := string(must(io.ReadAll(resp.Body)))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "(user ops-anna: status page)") {
+		t.Errorf("the line cleared in Chromium as ops-anna, cleared again through the API: %s %s; want it recorded as cleared by user ops-anna on the status page", resp.Status, body)
 	}
 }
