@@ -83,8 +83,7 @@ func TestDaemon_advertisesTheURLBuiltFromItsHost(t *testing.T) {
 	pki := ltNewPKI(t, e.dir)
 	webFile := filepath.Join(e.dir, "web-config.yml")
 	dtWrite(t, webFile, fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n", pki.certFile, pki.keyFile))
-	c, err := Load(e.cfgPath, cfgEnv(map[string]string{"PSA_SYNCD_ADVERTISE_HOST": "fd00:10:244::7"}))
-	if err == nil || !strings.Contains(err.Error(), "no fixed port to advertise") {
+	if _, err := Load(e.cfgPath, cfgEnv(map[string]string{"PSA_SYNCD_ADVERTISE_HOST": "fd00:10:244::7"})); err == nil || !strings.Contains(err.Error(), "no fixed port to advertise") {
 		t.Fatalf("Load with listen_address 127.0.0.1:0 and an advertise_host = %v; want it refused", err)
 	}
 	data, err := os.ReadFile(e.cfgPath)
@@ -92,7 +91,8 @@ func TestDaemon_advertisesTheURLBuiltFromItsHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	dtWrite(t, e.cfgPath, strings.Replace(string(data), "listen_address: 127.0.0.1:0", "listen_address: 127.0.0.1:9810", 1))
-	if c, err = Load(e.cfgPath, cfgEnv(map[string]string{"PSA_SYNCD_ADVERTISE_HOST": "fd00:10:244::7"})); err != nil {
+	c, err := Load(e.cfgPath, cfgEnv(map[string]string{"PSA_SYNCD_ADVERTISE_HOST": "fd00:10:244::7"}))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := New(c, e.cfgPath, Options{Registry: prometheus.NewRegistry(), ListenAddress: ":0", WebConfigFile: webFile}); err == nil ||

@@ -49,7 +49,7 @@ func TestDaemon_standbyStatusPageRecordsTheBrowsersUser(t *testing.T) {
 	}
 	// The active instance's record, as a second clear through its API
 	// shows it.
-	clear := func(h http.Handler, contract, service, pageUser string) string {
+	clearLine := func(h http.Handler, contract, service, pageUser string) string {
 		t.Helper()
 		req := httptest.NewRequest(http.MethodPost, "/api/v1/orphans/clear", strings.NewReader(fmt.Sprintf(`{"contract_id":%q,"service_id":%q,"note":"api"}`, contract, service)))
 		req.SetBasicAuth("automation", dtToken)
@@ -60,15 +60,15 @@ func TestDaemon_standbyStatusPageRecordsTheBrowsersUser(t *testing.T) {
 		h.ServeHTTP(w, req)
 		return w.Body.String()
 	}
-	if body := clear(a.Handler(), "29684001", "30000012", ""); !strings.Contains(body, "(user ops-anna: status page)") {
+	if body := clearLine(a.Handler(), "29684001", "30000012", ""); !strings.Contains(body, "(user ops-anna: status page)") {
 		t.Errorf("the line cleared on the standby's page by ops-anna is recorded on the active instance as %s; want it named after ops-anna alone", body)
 	}
 	// A client of the standby's API cannot name a user of its choosing:
 	// only the standby's own page does.
-	if body := clear(b.Handler(), "29684002", "30000013", "ops-anna"); !strings.Contains(body, `"cleared"`) {
+	if body := clearLine(b.Handler(), "29684002", "30000013", "ops-anna"); !strings.Contains(body, `"cleared"`) {
 		t.Fatalf("clear through the standby's API: %s", body)
 	}
-	if body := clear(a.Handler(), "29684002", "30000013", ""); !strings.Contains(body, "(user automation: api)") {
+	if body := clearLine(a.Handler(), "29684002", "30000013", ""); !strings.Contains(body, "(user automation: api)") {
 		t.Errorf("the line cleared through the standby's API as automation, naming ops-anna in %s, is recorded as %s; want automation's", statusPageUserHeader, body)
 	}
 }
