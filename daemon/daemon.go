@@ -747,6 +747,18 @@ func (d *Daemon) checkExport(cfg *Config, data []byte) (*export.Document, error)
 // exportFailed records and logs an export that could not be loaded; the
 // last good one stays in use.
 func (d *Daemon) exportFailed(cfg *Config, err error) error {
+	err = d.exportFailedQuietly(cfg, err)
+	if d.exp.Load() != nil {
+		d.logger.Error("Error reloading mapping export; keeping the last good one", "err", err)
+	} else {
+		d.logger.Error("Error loading mapping export", "err", err)
+	}
+	return err
+}
+
+// exportFailedQuietly is exportFailed without the log line, for a caller
+// that logs its own.
+func (d *Daemon) exportFailedQuietly(cfg *Config, err error) error {
 	if namesStore.MatchString(err.Error()) {
 		// The store's own error names it: `export "s3://…": reading: …`.
 		err = fmt.Errorf("daemon: mapping %w", err)
@@ -755,11 +767,6 @@ func (d *Daemon) exportFailed(cfg *Config, err error) error {
 	}
 	d.metrics.ExportReloaded(false, d.now())
 	d.exportErr.Store(&exportFailure{err: err, at: d.now()})
-	if d.exp.Load() != nil {
-		d.logger.Error("Error reloading mapping export; keeping the last good one", "err", err)
-	} else {
-		d.logger.Error("Error loading mapping export", "err", err)
-	}
 	return err
 }
 

@@ -193,7 +193,17 @@ func (d *Daemon) reloadSelfExportLocked(cfg *Config) error {
 		d.selfRevision = v.Revision
 	}
 	if errors.Is(err, state.ErrNoExport) {
-		return d.exportFailed(cfg, fmt.Errorf("%w: no export has been written to PUT %s yet", fs.ErrNotExist, export.ExportAPIPath))
+		err := fmt.Errorf("%w: no export has been written to PUT %s yet", fs.ErrNotExist, export.ExportAPIPath)
+		if d.exp.Load() == nil {
+			// The state of every new installation until its first
+			// terraform apply, which /-/ready answers as Ready to
+			// receive: nothing an operator must fix, so not an error
+			// in the log (the metrics and the status page still say
+			// that no export is loaded).
+			d.logger.Info("Waiting for the first mapping export: terraform apply writes it to PUT "+export.ExportAPIPath, "store", cfg.ExportName())
+			return d.exportFailedQuietly(cfg, err)
+		}
+		return d.exportFailed(cfg, err)
 	}
 	if err != nil {
 		return d.exportFailed(cfg, err)
