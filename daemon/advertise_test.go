@@ -112,3 +112,33 @@ func TestDaemon_advertisesTheURLBuiltFromItsHost(t *testing.T) {
 		t.Errorf("advertised URL %q, want %q", info.URL, want)
 	}
 }
+
+// TestLoad_advertiseCAFile: state.advertise_ca_file, the CA a standby
+// checks the active instance's certificate against, is read at load, so
+// that a wrong path or a file of something else stops the start (and
+// psa-syncd validate), not the first forward.
+func TestLoad_advertiseCAFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "psa-syncd.yml")
+	pki := ltNewPKI(t, dir)
+	dtWrite(t, filepath.Join(dir, "key.pem"), "not a certificate\n")
+	base := "export_path: x.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s3cr3t, integration_code: c0de}}\n" +
+		"source: {type: file, file: {path: u.csv}}\n"
+	for _, tc := range []struct{ file, err string }{
+		{file: filepath.Base(pki.caFile)},
+		{file: "missing.pem", err: "state.advertise_ca_file: open " + filepath.Join(dir, "missing.pem") + ": no such file or directory"},
+		{file: "key.pem", err: "state.advertise_ca_file: " + filepath.Join(dir, "key.pem") + " holds no PEM certificate"},
+	} {
+		cfgWriteFile(t, path, base+"state: {advertise_ca_file: "+tc.file+"}\n")
+		c, err := Load(path, nil)
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%s: %v", tc.file, err)
+		case tc.err == "" && c.State.AdvertiseCAFile != pki.caFile:
+			t.Errorf("%s: advertise_ca_file %q, want %q", tc.file, c.State.AdvertiseCAFile, pki.caFile)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%s: error %v, want one saying %q", tc.file, err, tc.err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"cmp"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -254,6 +256,13 @@ type StateConfig struct {
 	// URL by the manifest: an IPv6 one needs brackets, a TLS listener
 	// https.
 	AdvertiseHost string `yaml:"advertise_host,omitempty"`
+	// AdvertiseCAFile is a PEM file of the CA certificates a standby
+	// checks the active instance's certificate against, when the URL it
+	// advertises is https, instead of the system's roots: the instances'
+	// certificates, made for pod IPs, come from the operator's own CA,
+	// and SSL_CERT_FILE would replace the roots the PSA, vendor and S3
+	// connections need too. Read at start.
+	AdvertiseCAFile string `yaml:"advertise_ca_file,omitempty"`
 	// HistoryRetention is how long runs, the intents closed as done or
 	// failed and the records of closed tickets and refused ticket creates
 	// whose alerts are not open are kept (default 400 days); the ledger is
@@ -375,7 +384,38 @@ func (s *StateConfig) validate(stateDir string, abs func(string) string, getenv 
 		return fmt.Errorf("state.advertise_host: %w", err)
 	}
 	s.AdvertiseHost = host
+	if s.AdvertiseCAFile != "" {
+		s.AdvertiseCAFile = abs(s.AdvertiseCAFile)
+		if _, err := loadCAFile(s.AdvertiseCAFile); err != nil {
+			return fmt.Errorf("state.advertise_ca_file: %w", err)
+		}
+	}
 	return nil
+}
+
+// maxCAFile bounds the CA file read (state.advertise_ca_file): a bundle of
+// every public root is about 200 KiB.
+const maxCAFile = 1 << 20
+
+// loadCAFile reads the PEM certificates of the CA file path.
+func loadCAFile(path string) (*x509.CertPool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxCAFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if len(data) > maxCAFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes: not a file of CA certificates", path, maxCAFile)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path)
+	}
+	return pool, nil
 }
 
 // checkAdvertiseHost accepts a host name or an IP address (an IPv6 one

@@ -352,6 +352,10 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 	if err := validateWebConfig(o.WebConfigFile); err != nil {
 		return nil, err
 	}
+	activeTransport, err := newActiveTransport(cfg.State.AdvertiseCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: state.advertise_ca_file: %w", err)
+	}
 	if o.ListenAddress != "" {
 		c := *cfg
 		c.Web.ListenAddress = o.ListenAddress
@@ -381,7 +385,7 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		openAPISlots:    make(chan struct{}, maxConcurrentAPIRequests-tokenAPISlots),
 		httpTimeouts:    defaultHTTPTimeouts,
 		forwardTimeout:  defaultForwardTimeout,
-		activeTransport: newActiveTransport(),
+		activeTransport: activeTransport,
 		scheduleChanged: make(chan struct{}, 1),
 		maxExportFile:   export.MaxSize,
 

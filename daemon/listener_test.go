@@ -34,6 +34,8 @@ type ltPKI struct {
 	caFile, certFile, keyFile string
 	roots                     *x509.CertPool
 	client                    tls.Certificate
+	// issue makes another server certificate of the CA, for ip.
+	issue func(serial int64, name string, ip net.IP) (certPEM, keyPEM []byte)
 }
 
 func ltNewPKI(t *testing.T, dir string) *ltPKI {
@@ -91,6 +93,9 @@ func ltNewPKI(t *testing.T, dir string) *ltPKI {
 	clientCert, clientKey := issue(3, "prometheus", x509.ExtKeyUsageClientAuth, nil)
 	if p.client, err = tls.X509KeyPair(clientCert, clientKey); err != nil {
 		t.Fatal(err)
+	}
+	p.issue = func(serial int64, name string, ip net.IP) ([]byte, []byte) {
+		return issue(serial, name, x509.ExtKeyUsageServerAuth, []net.IP{ip})
 	}
 	return p
 }

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -504,13 +506,42 @@ const activeDialTimeout = 5 * time.Second
 // As Go's default transport, it honours HTTP_PROXY, HTTPS_PROXY and
 // NO_PROXY, so that an advertise_url reached through a proxy still works;
 // unlike it, it bounds the dial and the TLS handshake by
-// activeDialTimeout. Redirects are never followed with it (see
-// isRedirect).
-func newActiveTransport() *http.Transport {
+// activeDialTimeout, and checks the active instance's certificate against
+// the CAs of caFile (state.advertise_ca_file) when given, else the
+// system's roots. Redirects are never followed with it (see isRedirect).
+func newActiveTransport(caFile string) (*http.Transport, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone() //nolint:forcetypeassert // net/http's default transport
 	t.DialContext = (&net.Dialer{Timeout: activeDialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	t.TLSHandshakeTimeout = activeDialTimeout
-	return t
+	if caFile != "" {
+		roots, err := loadCAFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	return t, nil
+}
+
+// certificateRefused says what to change when err, from activeTransport,
+// is the active instance's certificate refused (Go's x509 message names
+// neither the certificate nor the setting), and "" for another error.
+func certificateRefused(err error) string {
+	var host x509.HostnameError
+	var authority x509.UnknownAuthorityError
+	switch {
+	case errors.As(err, &host):
+		san := "a DNS name"
+		if net.ParseIP(host.Host) != nil {
+			san = "an IP address"
+		}
+		return fmt.Sprintf("its certificate does not hold %s, the host of the URL it advertises, as %s SAN (%v): "+
+			"add it to the certificate of that instance's tls_server_config (cert_file), or advertise a host the certificate holds", host.Host, san, host)
+	case errors.As(err, &authority):
+		return fmt.Sprintf("its certificate is signed by a CA this standby does not trust (%v): "+
+			"give that CA's certificate in state.advertise_ca_file (without it, the system's CA roots are trusted, or SSL_CERT_FILE)", authority)
+	}
+	return ""
 }
 
 // isRedirect reports whether code asks the client to send its request
@@ -577,6 +608,10 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, active state.Le
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("this psa-syncd is a standby, and the active instance %s did not answer within %s: "+
 					"whether it did what was asked is not known here; GET /api/v1/runs and GET /api/v1/intents show what it did, its log says why it is slow", active, timeout))
+				return
+			}
+			if msg := certificateRefused(err); msg != "" {
+				writeError(w, http.StatusBadGateway, fmt.Sprintf("this psa-syncd is a standby and could not reach the active instance %s: %s", active, msg))
 				return
 			}
 			writeError(w, http.StatusBadGateway, fmt.Sprintf("this psa-syncd is a standby and could not reach the active instance %s: %v", active, err))

@@ -1036,6 +1036,9 @@ func (d *Daemon) callActive(r *http.Request, method, path string, body []byte, v
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		if msg := certificateRefused(err); msg != "" {
+			return fmt.Errorf("the active instance %s could not be reached: %s", info, msg)
+		}
 		return fmt.Errorf("the active instance %s could not be reached: %w", info, err)
 	}
 	defer resp.Body.Close()

@@ -1,0 +1,168 @@
+package daemon
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	neturl "net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
+)
+
+// TestDaemon_standbyForwardsToTheActiveInstanceOverTLS: two instances on
+// one PostgreSQL database, as the Kubernetes HA example runs them: each
+// listener serves TLS (tls_server_config in its web config file) with a
+// certificate of the operator's own CA whose SAN holds the pod's IP, and
+// each advertises that IP (state.advertise_host). The standby forwards an
+// API call and a status page action to the active instance over https,
+// and checks its certificate against the CA of state.advertise_ca_file,
+// which the system's roots do not hold.
+//
+// A certificate that does not hold the advertised IP, or that another CA
+// signed, is refused, and the error says what to change.
+func TestDaemon_standbyForwardsToTheActiveInstanceOverTLS(t *testing.T) {
+	t.Parallel()
+	pgURL, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "tls-ha-token-0123"
+	e := dtSetup(t, dtOptions{token: token, state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", pgURL)})
+	if err := e.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pki := ltNewPKI(t, e.dir)
+	webFile := filepath.Join(e.dir, "web-config.yml")
+	dtWrite(t, webFile, fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n", pki.certFile, pki.keyFile))
+	listen := func() (net.Listener, string) {
+		t.Helper()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ln, ln.Addr().String()
+	}
+	lnA, addrA := listen()
+	lnB, addrB := listen()
+	// Both pods' configuration: the same file, the pod's IP from the
+	// environment.
+	data, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, e.cfgPath, strings.Replace(string(data), "listen_address: 127.0.0.1:0", "listen_address: 127.0.0.1:9810", 1)+
+		fmt.Sprintf("  advertise_ca_file: %s\n", pki.caFile))
+	start := func(ln net.Listener, addr string) *Daemon {
+		t.Helper()
+		c, err := Load(e.cfgPath, cfgEnv(map[string]string{"PSA_SYNCD_ADVERTISE_HOST": "127.0.0.1"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := New(c, e.cfgPath, Options{Registry: prometheus.NewRegistry(), ListenAddress: addr, WebConfigFile: webFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = d.Close() })
+		srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: time.Minute}
+		go func() { _ = d.serve(srv, ln) }()
+		t.Cleanup(func() { _ = srv.Close() })
+		if err := d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	a := start(lnA, addrA)
+	if err := a.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b := start(lnB, addrB)
+	var se *StandbyError
+	if err := b.BecomeActive(t.Context()); !errors.As(err, &se) {
+		t.Fatalf("second BecomeActive = %v, want a StandbyError", err)
+	}
+	if info, _, err := b.db.Leader(); err != nil || info.URL != "https://"+addrA {
+		t.Fatalf("the standby reads the active instance's URL as %q (%v); want https://%s", info.URL, err, addrA)
+	}
+
+	// A client of the standby, over TLS too.
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.roots, MinVersion: tls.VersionTLS12}}}
+	t.Cleanup(client.CloseIdleConnections)
+	syncThroughStandby := func() (int, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, "https://"+addrB+"/api/v1/sync", strings.NewReader(`{"customer":"cust-acme"}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	var ticket SyncTicket
+	if code, body := syncThroughStandby(); code != http.StatusAccepted || json.Unmarshal([]byte(body), &ticket) != nil || ticket.ID == "" {
+		t.Fatalf("POST /api/v1/sync on the standby = %d %s; want the active instance's 202", code, body)
+	}
+	if _, ok := a.queue.get(ticket.ID); !ok {
+		t.Errorf("the sync request %s the standby answered with is not queued on the active instance", ticket.ID)
+	}
+	c := newUIClient(t, b)
+	m := csrfField.FindStringSubmatch(c.do(http.MethodGet, "/", nil).Body.String())
+	if m == nil {
+		t.Fatal("no CSRF token on the standby's status page")
+	}
+	c.do(http.MethodPost, "/ui/sign-in", neturl.Values{"token": {token}, "csrf": {m[1]}, "next": {"/"}})
+	syncNow := func() string {
+		t.Helper()
+		rec := c.do(http.MethodPost, "/ui/sync", neturl.Values{"csrf": {m[1]}, "customer": {"cust-acme"}, "next": {"/"}})
+		return flash(c.do(http.MethodGet, rec.Header().Get("Location"), nil).Body.String())
+	}
+	if msg := syncNow(); !strings.Contains(msg, "Sync requested") {
+		t.Errorf("Sync now on the standby's status page says %q; want the active instance's request queued", msg)
+	}
+
+	// The active pod's certificate, renewed without its IP (a new pod
+	// IP, a certificate made for the Service's name only), and then one
+	// of another CA: the standby's next connection refuses it.
+	for _, tc := range []struct {
+		name string
+		cert func() (certPEM, keyPEM []byte)
+		want []string
+	}{
+		{name: "without the pod's IP", cert: func() ([]byte, []byte) { return pki.issue(10, "psa-syncd", net.IPv4(127, 0, 0, 2)) },
+			want: []string{"(https://" + addrA + ")", "its certificate does not hold 127.0.0.1, the host of the URL it advertises, as an IP address SAN", "tls_server_config"}},
+		{name: "of another CA", cert: func() ([]byte, []byte) {
+			return ltNewPKI(t, t.TempDir()).issue(11, "psa-syncd", net.IPv4(127, 0, 0, 1))
+		},
+			want: []string{"(https://" + addrA + ")", "its certificate is signed by a CA this standby does not trust", "state.advertise_ca_file"}},
+	} {
+		certPEM, keyPEM := tc.cert()
+		dtWrite(t, pki.certFile, string(certPEM))
+		dtWrite(t, pki.keyFile, string(keyPEM))
+		b.activeTransport.CloseIdleConnections()
+		code, body := syncThroughStandby()
+		if code != http.StatusBadGateway {
+			t.Errorf("%s: POST /api/v1/sync on the standby = %d %s; want 502", tc.name, code, body)
+		}
+		msg := syncNow()
+		for _, w := range tc.want {
+			if !strings.Contains(body, w) {
+				t.Errorf("%s: the standby's API answers %s; want it to say %q", tc.name, body, w)
+			}
+			if !strings.Contains(msg, w) {
+				t.Errorf("%s: Sync now on the standby's status page says %q; want it to say %q", tc.name, msg, w)
+			}
+		}
+	}
+}
