@@ -763,12 +763,7 @@ func (d *Daemon) exportFailed(cfg *Config, err error) error {
 // exportFailedQuietly is exportFailed without the log line, for a caller
 // that logs its own.
 func (d *Daemon) exportFailedQuietly(cfg *Config, err error) error {
-	if namesStore.MatchString(err.Error()) {
-		// The store's own error names it: `export "s3://…": reading: …`.
-		err = fmt.Errorf("daemon: mapping %w", err)
-	} else {
-		err = fmt.Errorf("daemon: mapping export %s: %w", cfg.ExportName(), err)
-	}
+	err = fmt.Errorf("daemon: %w", cfg.ExportError(err))
 	d.metrics.ExportReloaded(false, d.now())
 	d.exportErr.Store(&exportFailure{err: err, at: d.now()})
 	return err
@@ -783,6 +778,16 @@ type exportFailure struct {
 // namesStore matches an export store's error, which begins with the
 // store's name.
 var namesStore = regexp.MustCompile(`^export "[^"]*": `)
+
+// ExportError is err, from reading the export store of c, as "mapping
+// export STORE: ...", the store named once: the store's own error names
+// it already (`export "s3://…": reading: …`), others do not.
+func (c *Config) ExportError(err error) error {
+	if namesStore.MatchString(err.Error()) {
+		return fmt.Errorf("mapping %w", err)
+	}
+	return fmt.Errorf("mapping export %s: %w", c.ExportName(), err)
+}
 
 // useExport makes a checked export the one passes use.
 func (d *Daemon) useExport(cfg *Config, doc *export.Document, version string, data []byte) {

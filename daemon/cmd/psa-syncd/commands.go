@@ -813,7 +813,7 @@ func readExportFrom(ctx context.Context, cfg *daemon.Config, instance string, st
 		data, via, err = readExportData(ctx, cfg, logger)
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("mapping export %s: %w", cfg.ExportName(), err)
+		return nil, "", cfg.ExportError(err)
 	}
 	doc, err = daemon.CheckExport(cfg, data, instance)
 	if err != nil {
