@@ -1386,14 +1386,20 @@ func (d *Daemon) OpenIntents() ([]state.Intent, error) { return d.db.OpenIntents
 // failed, and the next pass writes the line again. It waits for a running
 // pass to end, as long as ctx lives: when ctx ends first it records nothing
 // and returns an error matching ctx's. It makes no PSA request. It returns
-// the intent as it was while open.
-func (d *Daemon) ResolveIntent(ctx context.Context, id int64, posted bool, note string) (state.Intent, error) {
+// the intent as it was while open. who, when the request named a user
+// (basic_auth_users), is recorded before note.
+func (d *Daemon) ResolveIntent(ctx context.Context, id int64, posted bool, note, who string) (state.Intent, error) {
 	if err := d.lockPass(ctx); err != nil {
 		return state.Intent{}, fmt.Errorf("daemon: intent %d not resolved: a pass is running, and waiting for it to end was given up: %w", id, err)
 	}
 	defer d.passMu.Unlock()
 	if !d.leading.Load() {
 		return state.Intent{}, &StandbyError{Active: d.activeInstance()}
+	}
+	// The intent's note is its only record of the answer: it names who
+	// gave it, as a note recorded as set by hand does.
+	if who = strings.TrimSpace(who); who != "" {
+		note = strings.TrimSuffix("user "+who+": "+strings.TrimSpace(note), ": ")
 	}
 	return d.exportlessEngine().ResolveIntent(id, posted, note)
 }
@@ -1480,6 +1486,11 @@ type SyncRequest struct {
 	// (usage.PassOptions.Period: the current one or the one that has just
 	// ended); zero: the one the clock gives.
 	Period source.Period
+	// Who says who asked, when the request named a basic_auth_users
+	// user ("approved by user ops-anna on the status page"): the run's
+	// note records it (usage.PassOptions.Note), and that of each request
+	// coalesced with it.
+	Who string
 }
 
 // APIBody returns r as the body of POST /api/v1/sync, with only the
@@ -2068,9 +2079,10 @@ func (d *Daemon) workLoop(ctx, passCtx context.Context) {
 func (t SyncTicket) passOptions() usage.PassOptions {
 	if t.Surge != "" {
 		// An approval of the surge releases its holds only.
-		return usage.PassOptions{Trigger: t.Trigger, ApproveSurge: t.Surge, At: t.At, Period: t.Period}
+		return usage.PassOptions{Trigger: t.Trigger, ApproveSurge: t.Surge, At: t.At, Period: t.Period, Note: strings.Join(t.who, "; ")}
 	}
-	return usage.PassOptions{Customer: t.Customer, Trigger: t.Trigger, Approve: t.Approve, ApproveService: t.Service, ApproveUnits: t.Units, At: t.At, Period: t.Period}
+	return usage.PassOptions{Customer: t.Customer, Trigger: t.Trigger, Approve: t.Approve, ApproveService: t.Service, ApproveUnits: t.Units, At: t.At, Period: t.Period,
+		Note: strings.Join(t.who, "; ")}
 }
 
 // SyncTicket is a sync request made through the API or the scheduler. Its ID
@@ -2100,6 +2112,9 @@ type SyncTicket struct {
 	Error  string `json:"error,omitempty"`
 	// At is the request's SyncRequest.At.
 	At time.Time `json:"-"`
+	// who holds the SyncRequest.Who of the requests coalesced into this
+	// one, each once.
+	who []string
 }
 
 // syncQueue is the FIFO of sync requests with coalescing of duplicates, and
@@ -2131,12 +2146,18 @@ func (q *syncQueue) add(r SyncRequest, now time.Time) SyncTicket {
 			continue
 		}
 		if t.Customer == r.Customer || (t.Customer == "" && !r.Approve) {
+			if r.Who != "" && !slices.Contains(t.who, r.Who) {
+				t.who = append(t.who, r.Who)
+			}
 			return *t
 		}
 	}
 	q.seq++
 	t := &SyncTicket{ID: q.prefix + strconv.FormatInt(q.seq, 10), Customer: r.Customer, Approve: r.Approve, Service: r.Service,
 		Units: r.Units, Surge: r.Surge, Period: r.Period, Trigger: r.Trigger, At: r.At, Status: "queued", Queued: now}
+	if r.Who != "" {
+		t.who = []string{r.Who}
+	}
 	q.tickets[t.ID] = t
 	q.done[t.ID] = make(chan struct{})
 	q.pending = append(q.pending, t.ID)

@@ -469,6 +469,33 @@ func recordingUser(r *http.Request) string {
 	return who
 }
 
+// askedBy is SyncRequest.Who for the API request r: its basic_auth_users
+// user, or, for an action of a standby's status page (a request it
+// forwarded with statusPageUserHeader), the browser's user; "" for none
+// (a bearer token names nobody).
+func askedBy(r *http.Request, approve bool) string {
+	if user := r.Header.Get(statusPageUserHeader); user != "" && r.Header.Get(forwardedHeader) != "" {
+		return whoAsked(user, "on the status page", approve)
+	}
+	user, _, _ := r.BasicAuth()
+	return whoAsked(user, "through the API", approve)
+}
+
+// whoAsked is SyncRequest.Who for user asking where: "approved by user
+// ops-anna on the status page"; "" for no user.
+func whoAsked(user, where string, approve bool) string {
+	if user = strings.TrimSpace(user); user == "" {
+		return ""
+	}
+	verb := "requested"
+	if approve {
+		verb = "approved"
+	}
+	// A user name of the web config file: only a header of a caller with
+	// the API token could be longer.
+	return fmt.Sprintf("%s by user %s %s", verb, redact.Truncate(user, 100), where)
+}
+
 // requireActive lets a request that only the active instance may serve
 // through on the active instance. A standby forwards it to the active one
 // when that one recorded its state.advertise_url, and otherwise refuses it
@@ -1093,7 +1120,8 @@ func (d *Daemon) handleSync(w http.ResponseWriter, r *http.Request) {
 		writeBodyError(w, syncBodyShape, err)
 		return
 	}
-	req := SyncRequest{Customer: body.Customer, Approve: body.Approve, Service: body.Service, Units: body.Units, Surge: body.Surge, Trigger: usage.TriggerAPI}
+	req := SyncRequest{Customer: body.Customer, Approve: body.Approve, Service: body.Service, Units: body.Units, Surge: body.Surge, Trigger: usage.TriggerAPI,
+		Who: askedBy(r, body.Approve)}
 	if msg := checkApproval(req); msg != "" {
 		writeError(w, http.StatusBadRequest, msg)
 		return
@@ -1149,7 +1177,8 @@ type RunView struct {
 	Failed    int       `json:"failed"`
 	Requests  int       `json:"requests"`
 	// Note is the operator's note of a run that records the quantities
-	// of a month set by hand (trigger by_hand).
+	// of a month set by hand (trigger by_hand), or who asked for a pass
+	// (SyncRequest.Who).
 	Note string `json:"note,omitempty"`
 	// Progress is set while the run is the pass in progress.
 	Progress *RunProgress `json:"progress,omitempty"`
@@ -1463,7 +1492,7 @@ func (d *Daemon) handleResolve(w http.ResponseWriter, r *http.Request) {
 	// client does, at most resolvePassWait, and record nothing after that.
 	ctx, cancel := context.WithTimeout(r.Context(), resolvePassWait)
 	defer cancel()
-	in, err := d.ResolveIntent(ctx, id, *body.Posted, body.Note)
+	in, err := d.ResolveIntent(ctx, id, *body.Posted, body.Note, recordingUser(r))
 	var se *StandbyError
 	switch {
 	case errors.Is(err, usage.ErrIntentNotOpen) || errors.Is(err, state.ErrRefused):

@@ -817,9 +817,11 @@ func (d *Daemon) handleUISync(w http.ResponseWriter, r *http.Request) {
 		redirect(w, r, backTo(r), fmt.Sprintf("Customer %s is not in the mapping export.", req.Customer), "")
 		return
 	}
+	user := d.statusPageUser(r)
+	req.Who = whoAsked(user, "on the status page", req.Approve)
 	t := d.RequestPass(req)
 	d.logger.Info("Sync requested on the status page", "request", t.ID, "customer", req.Customer, "approve", req.Approve, "service", req.Service, "units", unitsValue(req.Units),
-		"surge", req.Surge, "period", req.Period.String())
+		"surge", req.Surge, "period", req.Period.String(), "user", user)
 	redirect(w, r, backTo(r), requestedMessage(req), t.ID)
 }
 
@@ -968,7 +970,7 @@ func (d *Daemon) uiSyncOnActive(w http.ResponseWriter, r *http.Request, req Sync
 		return
 	}
 	d.logger.Info("Sync requested on the status page of a standby; queued on the active instance", "request", t.ID, "customer", req.Customer,
-		"approve", req.Approve, "service", req.Service, "units", unitsValue(req.Units), "surge", req.Surge, "period", req.Period.String())
+		"approve", req.Approve, "service", req.Service, "units", unitsValue(req.Units), "surge", req.Surge, "period", req.Period.String(), "user", d.statusPageUser(r))
 	redirect(w, r, backTo(r), requestedMessage(req), t.ID)
 }
 

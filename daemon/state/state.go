@@ -267,7 +267,9 @@ type Run struct {
 	Customers int    `json:"customers"`
 	// Note is an operator's note on a run that records what was done by
 	// hand instead of a pass (the quantities of a month set in the PSA by
-	// hand: who did what); empty for a pass.
+	// hand: who did what), or, for a pass, who asked for it when the
+	// request named a user ("approved by user ops-anna on the status
+	// page"); empty for other passes.
 	Note string `json:"note,omitempty"`
 }
 

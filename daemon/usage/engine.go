@@ -343,6 +343,9 @@ type PassOptions struct {
 	// the month before (see Engine.CheckPeriod). It cannot be given with
 	// At.
 	Period source.Period
+	// Note is recorded on the run (state.Run.Note): who asked for the
+	// pass, an approval above all, when the request named a user.
+	Note string
 
 	// planOnly is set by Plan, which changes no state (not even the
 	// contract checks a pass records).

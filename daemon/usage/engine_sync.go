@@ -63,14 +63,18 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		return nil, err
 	}
 	run, err := e.db.BeginRun(state.Run{Trigger: o.Trigger, DryRun: dry, Customer: o.Customer, Started: started.UTC(),
-		Period: e.period(at).String()})
+		Period: e.period(at).String(), Note: o.Note})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: recording run: %w", err)
 	}
 	log := e.logger.With("run", run.ID)
 	e.metrics.passStarted(run.ID, dry)
 	defer e.metrics.passFinished(dry)
-	log.Info("Starting sync pass", "trigger", o.Trigger, "period", run.Period, "dry_run", o.DryRun, "writes_disabled", o.WritesDisabled, "customer", o.Customer)
+	attrs := []any{"trigger", o.Trigger, "period", run.Period, "dry_run", o.DryRun, "writes_disabled", o.WritesDisabled, "customer", o.Customer}
+	if o.Note != "" {
+		attrs = append(attrs, "asked", o.Note)
+	}
+	log.Info("Starting sync pass", attrs...)
 
 	// ledger is set once the plan knows that the PSA's lines cannot be
 	// read (Kaseya BMS): intents there wait for an operator, not a time.

@@ -79,7 +79,7 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 			return 1
 		}
 		var st state.Intent
-		if st, err = d.ResolveIntent(ctx, id, posted, noteText); err == nil {
+		if st, err = d.ResolveIntent(ctx, id, posted, noteText, ""); err == nil {
 			in = daemon.NewIntentView(st)
 		}
 	}
