@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,6 +140,50 @@ func TestLoad_advertiseCAFile(t *testing.T) {
 			t.Errorf("%s: advertise_ca_file %q, want %q", tc.file, c.State.AdvertiseCAFile, pki.caFile)
 		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
 			t.Errorf("%s: error %v, want one saying %q", tc.file, err, tc.err)
+		}
+	}
+}
+
+// TestDaemon_warnsOfACertificateWithoutTheAdvertisedHost: an instance
+// whose listener's certificate does not hold the address it advertises
+// (made for another pod IP, or for the Service's name only) says so at
+// start: the standbys would refuse it only at the first forward, while it
+// is active.
+func TestDaemon_warnsOfACertificateWithoutTheAdvertisedHost(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	if err := e.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pki := ltNewPKI(t, e.dir) // a certificate for 127.0.0.1
+	webFile := filepath.Join(e.dir, "web-config.yml")
+	dtWrite(t, webFile, fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n", filepath.Base(pki.certFile), filepath.Base(pki.keyFile)))
+	data, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, e.cfgPath, strings.Replace(string(data), "listen_address: 127.0.0.1:0", "listen_address: 127.0.0.1:9443", 1))
+	for _, tc := range []struct {
+		host string
+		warn bool
+	}{{"10.42.0.7", true}, {"127.0.0.1", false}} {
+		c, err := Load(e.cfgPath, cfgEnv(map[string]string{"PSA_SYNCD_ADVERTISE_HOST": tc.host}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs strings.Builder
+		d, err := New(c, e.cfgPath, Options{Registry: prometheus.NewRegistry(), ListenAddress: "127.0.0.1:9443", WebConfigFile: webFile,
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		warned := strings.Contains(logs.String(), "The listener's certificate does not hold the address this instance advertises") &&
+			strings.Contains(logs.String(), "x509: certificate is valid for 127.0.0.1, not "+tc.host)
+		if warned != tc.warn {
+			t.Errorf("advertise_host %s, a certificate for 127.0.0.1: warned %t, want %t; logs:\n%s", tc.host, warned, tc.warn, logs.String())
 		}
 	}
 }

@@ -630,6 +630,10 @@ func (d *Daemon) warnConfig(cfg *Config) {
 	for _, w := range cfg.Warnings() {
 		d.logger.Warn("Config setting does not do what it seems to", "file", d.configPath, "warning", w)
 	}
+	if msg := advertisedHostRefused(&d.webConfig, d.webConfigFile, cfg.State.AdvertiseHost); msg != "" {
+		d.logger.Warn("The listener's certificate does not hold the address this instance advertises: while it is active, the standbys refuse to forward to it; "+
+			"add the address to the certificate (an IP address as an IP address SAN)", "advertise_host", cfg.State.AdvertiseHost, "web_config", d.webConfigFile, "err", msg)
+	}
 }
 
 // Ready reports whether the configuration and a valid mapping export are

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -400,6 +402,49 @@ func servesTLS(file *webConfigCache, path string) bool {
 		return false
 	}
 	return c.TLSConfig.IsEnabled()
+}
+
+// advertisedHostRefused says why the certificate of the listener's
+// tls_server_config (web configuration file path, read through file) does
+// not hold host, the address this instance advertises
+// (state.advertise_host), or "" when it does or cannot be read here (the
+// listener's own checks say so). While this instance is active, the
+// standbys refuse it: a certificate made for a name, or for another IP
+// address than the pod's, would be found only at the first forward.
+func advertisedHostRefused(file *webConfigCache, path, host string) string {
+	if path == "" || host == "" {
+		return ""
+	}
+	data, err := file.read(path)
+	if err != nil {
+		return ""
+	}
+	var c web.Config
+	if yaml.Unmarshal(data, &c) != nil || !c.TLSConfig.IsEnabled() {
+		return ""
+	}
+	certPEM := []byte(c.TLSConfig.TLSCert)
+	if name := c.TLSConfig.TLSCertPath; name != "" {
+		if !filepath.IsAbs(name) {
+			// As exporter-toolkit reads it.
+			name = filepath.Join(filepath.Dir(path), name)
+		}
+		if certPEM, err = os.ReadFile(name); err != nil {
+			return ""
+		}
+	}
+	block, _ := pem.Decode(certPEM)
+	if block == nil {
+		return ""
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return ""
+	}
+	if err := leaf.VerifyHostname(host); err != nil {
+		return err.Error()
+	}
+	return ""
 }
 
 // recordURL writes the base URL of the listener ln into the SQLite state
