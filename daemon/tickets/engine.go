@@ -681,9 +681,9 @@ func (e *Engine) settlesAt(intent time.Time) time.Time {
 
 // unsettledWrite returns when the write of r whose outcome is unknown, if
 // any, was recorded: a close or resolve note (ClosedAt, the intent's
-// time, or Updated when a close's note was sent again later), a reopen
-// (Updated), or a summary's "More alerts" note (NoteAlerts, recorded at
-// Updated).
+// time, or Updated when the note was sent again later: resent), a reopen
+// (Updated, or when its note was sent again), or a summary's "More
+// alerts" note (NoteAlerts, recorded or sent again at Updated).
 func unsettledWrite(r *Record) (time.Time, bool) {
 	switch {
 	case r.State == StateClosing || r.State == StateNoting:
@@ -1773,6 +1773,13 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, read *psa.Tick
 			r.ClosedBy = ClosedBySync
 			cr.Noted++
 		default:
+			// Sent again: its time is recorded first (resent), so that a
+			// pass right after this one, should this answer be lost too,
+			// leaves the note settle time after this send rather than the
+			// first, and does not send it a third time.
+			if err := e.resent(r); err != nil {
+				return err
+			}
 			if done, err := e.sendResolveNote(ctx, r, note, cr); !done {
 				return err
 			}
@@ -1849,6 +1856,11 @@ func (e *Engine) settleCloseNote(ctx context.Context, r *Record, cr *CustomerRep
 	case slices.ContainsFunc(texts, func(s string) bool { return strings.Contains(s, note) }):
 		return true, nil
 	}
+	// Looked for again, should this answer be lost too, settle time after
+	// this send (resent).
+	if err := e.resent(r); err != nil {
+		return false, err
+	}
 	err = e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: r.TicketID, Title: "Alert resolved", Text: note, NoteTypeID: e.routing.NoteTypeID})
 	switch {
 	case err == nil:
@@ -1856,12 +1868,6 @@ func (e *Engine) settleCloseNote(ctx context.Context, r *Record, cr *CustomerRep
 			r.AlertKey, name))
 		return true, nil
 	case errors.Is(err, psa.ErrOutcomeUnknown) || listRetried(err):
-		// Looked for again next pass, settle time after this send
-		// (unsettledWrite counts from Updated).
-		r.Updated = e.now().UTC()
-		if perr := e.store.PutTicketRecord(*r); perr != nil {
-			return false, errors.Join(err, perr)
-		}
 		if errors.Is(err, psa.ErrOutcomeUnknown) {
 			cr.Notices = append(cr.Notices, fmt.Sprintf("the answer to the note that alert %s was resolved was lost again (ticket %s): the next pass "+
 				"looks for it on the ticket", r.AlertKey, name))
@@ -1871,6 +1877,17 @@ func (e *Engine) settleCloseNote(ctx context.Context, r *Record, cr *CustomerRep
 	}
 	missing(fmt.Errorf("sending it again was refused: %w", err))
 	return true, nil
+}
+
+// resent records in r, before psa-syncd sends again a note whose outcome
+// was unknown and that a pass did not find on the ticket, the time of
+// this send (Updated), from which unsettledWrite counts the settle time:
+// should this answer be lost too, the note may still be on its way, and a
+// pass right after this one, counting from the first send, would not find
+// it yet and send it a third time.
+func (e *Engine) resent(r *Record) error {
+	r.Updated = e.now().UTC()
+	return e.store.PutTicketRecord(*r)
 }
 
 // resolveNote is the note on r's ticket that its alert (for a summary:
@@ -2178,6 +2195,21 @@ func (e *Engine) settleReopenNote(ctx context.Context, p *pass, r *Record, cr *C
 	if !e.allow(ctx, p) {
 		cr.deferForBudget(1)
 		return nil
+	}
+	// The note sent again names this send's time, recorded first
+	// (resent): the note looked for from now on, and the time from which
+	// a pass right after this one, should this answer be lost too, leaves
+	// it for the settle time rather than sending it a third time. The
+	// earlier send, not on the ticket settle time after it, was not
+	// applied. The reopen was (the ticket is open): counted now, and
+	// ClosedAt cleared says so to the next pass, which so never compares
+	// the ticket's last change with this send's time (unchangedSinceReopen).
+	if !r.ClosedAt.IsZero() {
+		cr.Reopened++
+		r.ClosedAt = time.Time{}
+	}
+	if err := e.resent(r); err != nil {
+		return err
 	}
 	err = e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: r.TicketID, Title: "Alert raised again", Text: reopenNote(time.Time{}, r.Updated),
 		NoteTypeID: e.routing.NoteTypeID})
@@ -2527,12 +2559,13 @@ func (e *Engine) settleSummaryNote(ctx context.Context, p *pass, summary *Record
 		cr.deferForBudget(len(again))
 		return nil
 	}
-	if !slices.Equal(again, summary.NoteAlerts) {
-		// The note sent now begins with the first of these.
-		summary.NoteAlerts, summary.Updated = again, e.now().UTC()
-		if err := e.store.PutTicketRecord(*summary); err != nil {
-			return err
-		}
+	// The note sent now begins with the first of these; its time is
+	// recorded first (resent), so that a pass right after this one,
+	// should this answer be lost too, leaves it for the settle time
+	// rather than sending it a third time.
+	summary.NoteAlerts = again
+	if err := e.resent(summary); err != nil {
+		return err
 	}
 	err = e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: summary.TicketID, Title: "More alerts",
 		Text: e.summaryList(lines, psa.MaxTicketNote-len("More alerts\n\n"), ""), NoteTypeID: e.routing.NoteTypeID})

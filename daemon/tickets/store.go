@@ -22,7 +22,9 @@ const (
 	// StateNoting is a resolve note psa-syncd is sending (on_resolve
 	// "note"), recorded before the note is sent (ClosedAt is when, and the
 	// note's text names it). A pass that finds it looks for the note on the
-	// ticket (psa.TicketNoteLister) and sends it only when it is not there;
+	// ticket (psa.TicketNoteLister) and sends it only when it is not there,
+	// recording first when it sends it again (Updated), from which a lost
+	// answer again is left for the settle time;
 	// where notes cannot be listed, it takes the note as added: the same
 	// note twice is worse than a missing one.
 	StateNoting = "noting"
@@ -31,7 +33,8 @@ const (
 	// sent (Updated is when, and the note's text names it). A pass that
 	// finds it reads the ticket: open, the reopen was applied, and its
 	// note is looked for on the ticket and sent only when it is not there
-	// (taken as added where notes cannot be listed); ClosedAt cleared says
+	// (taken as added where notes cannot be listed), naming the time it is
+	// sent again, recorded first in Updated; ClosedAt cleared says
 	// an earlier pass saw it open already;
 	// closed and unchanged in the PSA since the intent (its
 	// psa.Ticket.LastActivity no later than ReopenActivity, read before the
