@@ -213,6 +213,31 @@ func (m *callMirror) endpoint(db *DB, endpoint string, now time.Time, window tim
 	return ec, nil
 }
 
+// giveBack is Return on the mirror: the call leaves the count at once, and
+// its row is deleted with the next commit, after the row's own insert,
+// queued before it.
+func (m *callMirror) giveBack(db *DB, endpoint string, at time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ec, ok := m.endpoints[endpoint]
+	if !ok {
+		return nil
+	}
+	i := slices.IndexFunc(ec.at, at.Equal)
+	if i < 0 {
+		return nil
+	}
+	ec.at = slices.Delete(ec.at, i, i+1)
+	return db.group.submitDeferred(db, &groupOp{
+		what: "giving back a call to " + endpoint,
+		run: func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `DELETE FROM api_calls WHERE rowid = (SELECT rowid FROM api_calls WHERE endpoint = ? AND at = ? LIMIT 1)`,
+				endpoint, db.tv(at))
+			return err
+		},
+	})
+}
+
 // block records a block of endpoint that the database holds already.
 func (m *callMirror) block(endpoint string, until time.Time) {
 	m.mu.Lock()
@@ -220,6 +245,23 @@ func (m *callMirror) block(endpoint string, until time.Time) {
 	if ec, ok := m.endpoints[endpoint]; ok && until.After(ec.blocked) {
 		ec.blocked = until
 	}
+}
+
+// Return removes one call to endpoint recorded at at (Take's now), if
+// there is one: a call the Kaseya BMS client counted and then did not send
+// (kaseyabms.CallReturner), which BMS never got.
+func (a *APICalls) Return(endpoint string, at time.Time) error {
+	db := a.db
+	if db.dialect == dialectSQLite {
+		return db.calls.giveBack(db, endpoint, at)
+	}
+	what := "giving back a call to " + endpoint
+	return db.tx(what, func(ctx context.Context, tx *sql.Tx) error {
+		// One row: two calls may have been counted at the same time.
+		_, err := tx.ExecContext(ctx, `DELETE FROM api_calls WHERE ctid = (SELECT ctid FROM api_calls WHERE endpoint = $1 AND at = $2 LIMIT 1)`,
+			endpoint, db.tv(at))
+		return db.wrap(what, err)
+	})
 }
 
 // Block refuses calls to endpoint until the given time (a later block of

@@ -6,7 +6,13 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/kaseyabms"
 )
+
+// Ensure APICalls gives back the calls the Kaseya BMS client counted and
+// did not send.
+var _ kaseyabms.CallReturner = (*APICalls)(nil)
 
 // TestAPICalls_sharedAcrossProcesses: two handles on one database, as two
 // psa-syncd processes or two passes are, share one budget per endpoint: the
@@ -142,4 +148,50 @@ func TestAPICalls_sqliteRidesWithNextCommit(t *testing.T) {
 	if err != nil || ok || !free.Equal(now.Add(window)) {
 		t.Errorf("Take after reopening = %v, %v, %v; want refused until %v", free, ok, err, now.Add(window))
 	}
+}
+
+// TestAPICalls_returnGivesOneCallBack: a call given back (Return: the
+// client counted it and did not send it) leaves the count at once, frees
+// its slot, and stays given back for the next process; of two calls
+// counted at the same time, one is given back.
+func TestAPICalls_returnGivesOneCallBack(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		cfg := d.config(t)
+		db := openConfig(t, cfg)
+		const (
+			limit  = 3
+			window = time.Hour
+			ep     = "/v2/finance/contracts/recurringservices/{id}/services"
+		)
+		now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+		for _, at := range []time.Time{now, now, now.Add(time.Second)} {
+			if _, ok, err := db.APICalls().Take(ep, at, window, limit); err != nil || !ok {
+				t.Fatalf("Take at %v = %v, %v; want a call", at, ok, err)
+			}
+		}
+		if err := db.APICalls().Return(ep, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.APICalls().Return(ep, now.Add(time.Minute)); err != nil { // counted at no such time: nothing
+			t.Fatal(err)
+		}
+		if calls, err := db.APICalls().Calls(now.Add(2*time.Second), window, limit); err != nil || calls[ep] != 2 {
+			t.Errorf("Calls after one given back = %v, %v; want %d", calls, err, 2)
+		}
+		if _, ok, err := db.APICalls().Take(ep, now.Add(2*time.Second), window, limit); err != nil || !ok {
+			t.Errorf("Take after a call was given back = %v, %v; want a call", ok, err)
+		}
+		if _, ok, err := db.APICalls().Take(ep, now.Add(3*time.Second), window, limit); err != nil || ok {
+			t.Errorf("Take with the window full again = %v, %v; want refused", ok, err)
+		}
+		closeDB(t, db)
+		next := openConfig(t, cfg)
+		defer closeDB(t, next)
+		if calls, err := next.APICalls().Calls(now.Add(4*time.Second), window, limit); err != nil || calls[ep] != limit {
+			t.Errorf("Calls in the next process = %v, %v; want %d", calls, err, limit)
+		}
+		if _, ok, err := next.APICalls().Take(ep, now.Add(4*time.Second), window, limit); err != nil || ok {
+			t.Errorf("Take in the next process = %v, %v; want refused", ok, err)
+		}
+	})
 }

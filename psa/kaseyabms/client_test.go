@@ -1169,3 +1169,44 @@ func TestClient_writeGateRefusalCostsNoCall(t *testing.T) {
 		t.Errorf("a read with the gate closed: %v", err)
 	}
 }
+
+// A write the gate lets through before it is counted against the
+// endpoint's hourly limit, and refuses when asked again after the sign-in
+// and the wait for a slot (the lease ran out meanwhile), is not sent, and
+// its call is given back: it used to stay counted for the hour.
+func TestClient_writeGateRefusalAfterTheSlotGivesTheCallBack(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var posts atomic.Int32
+	f.mux.HandleFunc("POST /v2/finance/contracts/recurringservices/{id}/services", func(w http.ResponseWriter, r *http.Request) {
+		posts.Add(1)
+		fmt.Fprint(w, `{"success":true,"result":{"id":9}}`)
+	})
+	errLease := errors.New("the lease ran out")
+	var asked atomic.Int32
+	ctx := psa.WithWriteGate(t.Context(), func() error {
+		if asked.Add(1) > 1 {
+			return errLease
+		}
+		return nil
+	})
+	_, _, err := f.client.Contracts.AddServices(ctx, 5, []kaseyabms.RecurringService{{ServiceID: 1, Units: 3}})
+	if !errors.Is(err, errLease) || errors.Is(err, psa.ErrOutcomeUnknown) {
+		t.Errorf("AddServices with the gate closed after the slot = %v, want the gate's error, not of unknown outcome", err)
+	}
+	if n := asked.Load(); n != 2 {
+		t.Errorf("the gate was asked %d times, want 2 (before the call is counted, after the slot)", n)
+	}
+	if n := posts.Load(); n != 0 {
+		t.Errorf("%d posts reached BMS, want none", n)
+	}
+	if n := f.client.CallsInWindow("/v2/finance/contracts/recurringservices/5/services"); n != 0 {
+		t.Errorf("%d calls counted against the endpoint's hour, want the refused one given back", n)
+	}
+	if _, _, err := f.client.Contracts.AddServices(t.Context(), 5, []kaseyabms.RecurringService{{ServiceID: 1, Units: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.client.CallsInWindow("/v2/finance/contracts/recurringservices/5/services"); n != 1 {
+		t.Errorf("%d calls counted after one sent, want 1", n)
+	}
+}

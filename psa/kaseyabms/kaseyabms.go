@@ -238,7 +238,8 @@ func WithHourlyLimit(n int) Option {
 
 // WithCallStore sets where the calls per endpoint are counted. The default
 // counts in memory, for this client only; a store shared by every process
-// that uses the same BMS tenant keeps them all inside the limit.
+// that uses the same BMS tenant keeps them all inside the limit. A store
+// that is also a CallReturner gets back the calls counted and not sent.
 func WithCallStore(s CallStore) Option {
 	return func(c *Client) error {
 		if s == nil {
@@ -614,9 +615,19 @@ func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) 
 			return nil, err
 		}
 	}
-	if err := c.limiter.take(endpoint); err != nil {
+	at, err := c.limiter.take(endpoint)
+	if err != nil {
 		return nil, err
 	}
+	// A call counted and then not sent (the sign-in failed, the wait for
+	// a slot ended, the write gate refused it after that wait) is given
+	// back: BMS never got it, and the hour's budget is not spent on it.
+	sent := false
+	defer func() {
+		if !sent {
+			c.limiter.giveBack(endpoint, at)
+		}
+	}()
 	if auth {
 		tok, err := c.accessToken(ctx)
 		if err != nil {
@@ -636,6 +647,7 @@ func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) 
 			return nil, err
 		}
 	}
+	sent = true
 	hr, err := c.client.Do(req)
 	if err != nil {
 		return nil, rest.NewTransportError(err)

@@ -3,6 +3,7 @@ package kaseyabms
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,19 @@ type CallStore interface {
 	// Calls returns the number of calls recorded to each endpoint in
 	// (now-window, now]; a blocked endpoint counts as limit calls.
 	Calls(now time.Time, window time.Duration, limit int) (map[string]int, error)
+}
+
+// CallReturner is a CallStore that can give back a call it counted: the
+// client gives back a call it counted (Take) and then did not send, since
+// the sign-in before it failed, its wait for a concurrency slot ended, or
+// ctx's write gate (psa.WithWriteGate) refused it, so that BMS's hourly
+// budget is not spent on a call BMS never got. A store without it keeps
+// such a call counted until it leaves the window, which errs on the safe
+// side.
+type CallReturner interface {
+	// Return removes one call to endpoint recorded at at (Take's now), if
+	// there is one.
+	Return(endpoint string, at time.Time) error
 }
 
 // memoryCallStore is the in-process CallStore.
@@ -69,6 +83,16 @@ func (m *memoryCallStore) Take(endpoint string, now time.Time, window time.Durat
 	return time.Time{}, true, nil
 }
 
+func (m *memoryCallStore) Return(endpoint string, at time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := m.hits[endpoint]
+	if i := slices.IndexFunc(h, at.Equal); i >= 0 {
+		m.hits[endpoint] = slices.Delete(h, i, i+1)
+	}
+	return nil
+}
+
 func (m *memoryCallStore) Block(endpoint string, until time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -107,23 +131,33 @@ func newLimiter(limit int, window time.Duration, now func() time.Time) *limiter 
 	return &limiter{limit: limit, window: window, now: now, store: newMemoryCallStore()}
 }
 
-// take records a call to endpoint, or refuses it when the window is full or
-// BMS refused the endpoint until later.
-func (l *limiter) take(endpoint string) error {
+// take records a call to endpoint, and returns the time it is recorded
+// at, for giveBack; or refuses it when the window is full or BMS refused
+// the endpoint until later.
+func (l *limiter) take(endpoint string) (time.Time, error) {
 	now := l.now()
 	free, ok, err := l.store.Take(endpoint, now, l.window, l.limit)
 	if err != nil {
-		return fmt.Errorf("kaseyabms: counting calls to %s: %w", endpoint, err)
+		return time.Time{}, fmt.Errorf("kaseyabms: counting calls to %s: %w", endpoint, err)
 	}
 	if ok {
-		return nil
+		return now, nil
 	}
-	return &psa.RateLimitError{
+	return time.Time{}, &psa.RateLimitError{
 		System:     psa.SystemKaseyaBMS,
 		RetryAfter: free.Sub(now),
 		Hourly:     true,
 		Message: fmt.Sprintf("limit of %d calls per hour to %s reached; the budget frees up at %s",
 			l.limit, endpoint, free.UTC().Format(time.RFC3339)),
+	}
+}
+
+// giveBack gives back the call to endpoint that take recorded at at and
+// that was not sent, where the store can (CallReturner). A store that
+// fails to keeps the call counted: safe, and no reason to fail the call.
+func (l *limiter) giveBack(endpoint string, at time.Time) {
+	if r, ok := l.store.(CallReturner); ok {
+		_ = r.Return(endpoint, at)
 	}
 }
 
