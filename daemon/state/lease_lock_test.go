@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"testing"
@@ -50,6 +51,34 @@ func lockTable(t *testing.T, db *DB, table, mode string) func() {
 	return release
 }
 
+// lockWaitSQL gives, through the DBA's connection, how long session $1 has
+// run the statement that waits for a lock on table $2, by the server's
+// clock; no row while it waits for none.
+const lockWaitSQL = `SELECT EXTRACT(EPOCH FROM clock_timestamp() - a.query_start)::float8 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+	WHERE l.pid = $1 AND NOT l.granted AND l.locktype = 'relation' AND l.relation = $2::regclass`
+
+// waitForLockWait waits until the server shows session pid waiting for a
+// lock on table, for at least least: the tests below go on from what the
+// server shows, not from how long they slept, which a loaded machine
+// stretches.
+func waitForLockWait(t *testing.T, dba *DB, pid int64, table string, least time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var waited float64
+		err := dba.sql.QueryRowContext(t.Context(), lockWaitSQL, pid, table).Scan(&waited)
+		switch {
+		case err == nil && time.Duration(waited*float64(time.Second)) >= least:
+			return
+		case err != nil && !errors.Is(err, sql.ErrNoRows):
+			t.Fatal(err)
+		case time.Now().After(deadline):
+			t.Fatalf("session %d did not wait %s for a lock on %s within a minute", pid, least, table)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestLeadership_leaseKeptWhileACommitWaitsForALock: a commit through the
 // lock's session waits for a lock that maintenance holds on intents (less
 // than the statement bound). The watch could not check the lock meanwhile
@@ -61,12 +90,14 @@ func lockTable(t *testing.T, db *DB, table, mode string) func() {
 func TestLeadership_leaseKeptWhileACommitWaitsForALock(t *testing.T) {
 	t.Parallel()
 	a, la, dba := openLeaderWithDBA(t, 10*time.Second)
+	pid := a.fenceSession.pid
 	release := lockTable(t, dba, "intents", "EXCLUSIVE")
 	done := make(chan error, 1)
 	go func() {
 		_, err := a.OpenIntentBatch(context.Background(), []Intent{testIntent()})
 		done <- err
 	}()
+	waitForLockWait(t, dba, pid, "intents", 0)
 	term := time.Duration(a.leaseTerm.Load())
 	for start := time.Now(); time.Since(start) < term+time.Second; time.Sleep(100 * time.Millisecond) {
 		if err := a.CheckFence(); err != nil {
@@ -92,6 +123,7 @@ func TestLeadership_leaseKeptWhileACommitWaitsForALock(t *testing.T) {
 func TestLeadership_leaseNotKeptForASessionThatEnded(t *testing.T) {
 	t.Parallel()
 	a, la, dba := openLeaderWithDBA(t, 10*time.Second)
+	pid := a.fenceSession.pid
 	release := lockTable(t, dba, "intents", "EXCLUSIVE")
 	defer release()
 	done := make(chan error, 1)
@@ -99,7 +131,7 @@ func TestLeadership_leaseNotKeptForASessionThatEnded(t *testing.T) {
 		_, err := a.OpenIntentBatch(context.Background(), []Intent{testIntent()})
 		done <- err
 	}()
-	time.Sleep(300 * time.Millisecond)
+	waitForLockWait(t, dba, pid, "intents", 0)
 	if _, err := dba.sql.ExecContext(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'
 		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
 		t.Fatal(err)
@@ -143,7 +175,14 @@ func TestLeadership_lockedSchemaMigrationsKeepsTheLeadership(t *testing.T) {
 		t.Errorf("OpenIntentBatch while schema_migrations is locked = %v; intents are not", err)
 	}
 	release()
-	time.Sleep(300 * time.Millisecond)
+	// A check of the lock after the lock on schema_migrations is gone
+	// answered (it renews the lease).
+	released := monoNow()
+	for deadline := time.Now().Add(time.Minute); a.leaseAnswered.Load() <= released; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no check of the leadership lock answered within a minute after schema_migrations was unlocked")
+		}
+	}
 	if err := a.CheckFence(); err != nil || !a.IsLeader() {
 		t.Errorf("after the lock: CheckFence = %v, IsLeader = %v; want nil, true", err, a.IsLeader())
 	}
@@ -155,34 +194,57 @@ func TestLeadership_lockedSchemaMigrationsKeepsTheLeadership(t *testing.T) {
 // statement bound but together longer than state.query_timeout. The client
 // gave the transaction up at query_timeout, which closed the lock's
 // connection: the leadership was lost. The server cancels the transaction's
-// statement at the statement bound; the session, and the leadership, live
-// on.
+// statement at the transaction bound; the session, and the leadership,
+// live on.
+//
+// The test goes on from the waits the server shows, not from sleeps: the
+// first lock is released once the commit has waited a second for it (the
+// statement bound is 5.4 s), the second is held until the commit returns,
+// so that the two waits together outlast the transaction bound (5.7 s)
+// whatever the machine's load, and neither alone reaches the statement
+// bound.
 func TestLeadership_twoLockWaitsInOneCommitKeepTheLeadership(t *testing.T) {
 	t.Parallel()
-	a, la, dba := openLeaderWithDBA(t, 3*time.Second)
+	a, la, dba := openLeaderWithDBA(t, 6*time.Second)
+	pid := a.fenceSession.pid
 	ins, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	releaseIntents := lockTable(t, dba, "intents", "EXCLUSIVE")
 	releaseLedger := lockTable(t, dba, "ledger", "EXCLUSIVE")
+	done := make(chan error, 1)
 	go func() {
-		time.Sleep(1500 * time.Millisecond)
-		releaseIntents()
-		time.Sleep(2500 * time.Millisecond)
-		releaseLedger()
+		done <- a.CompleteIntentBatch(context.Background(), []IntentCompletion{{ID: ins[0].ID, State: IntentDone}})
 	}()
-	err = a.CompleteIntentBatch(t.Context(), []IntentCompletion{{ID: ins[0].ID, State: IntentDone}})
+	waitForLockWait(t, dba, pid, "intents", time.Second)
+	releaseIntents()
+	waitForLockWait(t, dba, pid, "ledger", 0)
+	err = <-done
+	releaseLedger()
 	if err == nil || !strings.Contains(err.Error(), "canceling statement") || !strings.Contains(err.Error(), "for locks that another session holds") {
 		t.Errorf("CompleteIntentBatch waiting for two locks = %v; want the statement cancelled by the server, saying why", err)
 	}
-	time.Sleep(2 * time.Second)
+	// The lock's session lives on, holding the lock: an intent, which is
+	// committed only through that session, is recorded (through a session
+	// that ended, it fails at once).
+	var holder int64
+	if err := dba.sql.QueryRowContext(t.Context(), `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1`, leaderLockKey>>32, leaderLockKey&0xffffffff).Scan(&holder); err != nil || holder != pid {
+		t.Errorf("the leadership lock's holder = %d, %v; want session %d, which held it before the commit", holder, err, pid)
+	}
+	other := testIntent()
+	other.ServiceID = "30000013"
+	if _, err := a.OpenIntentBatch(t.Context(), []Intent{other}); err != nil {
+		t.Errorf("OpenIntentBatch once the locks are gone = %v", err)
+	}
+	if err := a.CompleteIntentBatch(t.Context(), []IntentCompletion{{ID: ins[0].ID, State: IntentDone}}); err != nil {
+		t.Errorf("CompleteIntentBatch once the locks are gone = %v", err)
+	}
 	select {
 	case <-la.Lost():
 		t.Fatalf("leadership lost: %v", la.Err())
 	default:
-	}
-	if err := a.CompleteIntentBatch(t.Context(), []IntentCompletion{{ID: ins[0].ID, State: IntentDone}}); err != nil {
-		t.Errorf("CompleteIntentBatch once the locks are gone = %v", err)
 	}
 }
