@@ -198,14 +198,18 @@ func TestLeadership_lockedSchemaMigrationsKeepsTheLeadership(t *testing.T) {
 // live on.
 //
 // The test goes on from the waits the server shows, not from sleeps: the
-// first lock is released once the commit has waited a second for it (the
-// statement bound is 5.4 s), the second is held until the commit returns,
-// so that the two waits together outlast the transaction bound (5.7 s)
-// whatever the machine's load, and neither alone reaches the statement
-// bound.
+// first lock is released once the commit has waited a quarter of
+// query_timeout for it (5 s; the statement bound is 18 s), the second is
+// held until the commit returns, so that the two waits together outlast
+// the transaction bound (19 s) whatever the machine's load, and neither
+// alone reaches the statement bound. The cancel has the last twentieth of
+// query_timeout to reach the server before the client gives up: a
+// query_timeout of 20 s leaves it a second on a loaded machine (the
+// test's 3 s left it 150 ms, which a load of 15 outlasted).
 func TestLeadership_twoLockWaitsInOneCommitKeepTheLeadership(t *testing.T) {
 	t.Parallel()
-	a, la, dba := openLeaderWithDBA(t, 6*time.Second)
+	const queryTimeout = 20 * time.Second
+	a, la, dba := openLeaderWithDBA(t, queryTimeout)
 	pid := a.fenceSession.pid
 	ins, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()})
 	if err != nil {
@@ -217,7 +221,7 @@ func TestLeadership_twoLockWaitsInOneCommitKeepTheLeadership(t *testing.T) {
 	go func() {
 		done <- a.CompleteIntentBatch(context.Background(), []IntentCompletion{{ID: ins[0].ID, State: IntentDone}})
 	}()
-	waitForLockWait(t, dba, pid, "intents", time.Second)
+	waitForLockWait(t, dba, pid, "intents", queryTimeout/4)
 	releaseIntents()
 	waitForLockWait(t, dba, pid, "ledger", 0)
 	err = <-done
