@@ -376,6 +376,7 @@ func (r *benchRun) runPass(name string, usage []int64, changed int, asJSON bool)
 		cmd.Env = append(os.Environ(),
 			"PSA_SYNCD_CPUPROFILE="+filepath.Join(dir, name+".cpu.pprof"),
 			"PSA_SYNCD_MEMPROFILE="+filepath.Join(dir, name+".allocs.pprof"),
+			"PSA_SYNCD_PEAKHEAP="+filepath.Join(dir, name+".peakheap.pprof"),
 			"PSA_SYNCD_TRACE="+filepath.Join(dir, name+".trace"))
 	}
 	outPath := filepath.Join(r.dir, name+".out")
