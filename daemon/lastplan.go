@@ -137,49 +137,128 @@ type storedPlanJSON struct {
 	PlanColumns []byte      `json:"plan_columns,omitempty"`
 }
 
-// planPartBytes is how many bytes of a plan's columns a core compresses at
-// least (see storedPlan.MarshalJSON).
+// planPartBytes is how many bytes of a plan's columns make one part, which
+// a core compresses as a gzip member of its own (see storedPlan.MarshalJSON).
 const planPartBytes = 1 << 20
 
-// MarshalJSON writes the plan in columns, compressed. Large columns are
-// compressed in parts, one per core, each a gzip member of its own: the
-// members one after another are one gzip stream, which gzip.Reader reads
-// whole. At 100,000 changes this takes some 35 ms after every pass, which
-// psa-syncd sync waits for before it exits (the plan's indented JSON,
-// stored until commit 546edb7, took 90 ms on two cores; see
-// BenchmarkStoredPlan).
+// MarshalJSON writes the plan in columns, compressed. The columns are
+// compressed as they are written, in parts of planPartBytes, up to one part
+// per core at a time, each a gzip member of its own: the members one after
+// another are one gzip stream, which gzip.Reader reads whole. At 100,000
+// changes this takes some 35 ms after every pass, which psa-syncd sync waits
+// for before it exits (the plan's indented JSON, stored until commit
+// 546edb7, took 90 ms on two cores), and holds a few parts of the columns at
+// a time, not their 8 MB beside the plan (see BenchmarkStoredPlan).
 func (s storedPlan) MarshalJSON() ([]byte, error) {
 	v := storedPlanJSON{Customer: s.Customer}
 	if s.Plan != nil {
-		cols, err := s.Plan.MarshalColumns()
-		if err != nil {
+		zw := newGzipParts(planPartBytes, runtime.GOMAXPROCS(0))
+		err := s.Plan.WriteColumns(zw)
+		if v.PlanColumns, err = zw.close(err); err != nil {
 			return nil, err
-		}
-		parts := max(1, min(runtime.GOMAXPROCS(0), len(cols)/planPartBytes))
-		bufs := make([]bytes.Buffer, parts)
-		errs := make([]error, parts)
-		var wg sync.WaitGroup
-		for k := range parts {
-			wg.Go(func() {
-				zw, err := gzip.NewWriterLevel(&bufs[k], gzip.BestSpeed)
-				if err != nil {
-					errs[k] = err
-					return
-				}
-				if _, errs[k] = zw.Write(cols[k*len(cols)/parts : (k+1)*len(cols)/parts]); errs[k] == nil {
-					errs[k] = zw.Close()
-				}
-			})
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			return nil, err
-		}
-		for k := range parts {
-			v.PlanColumns = append(v.PlanColumns, bufs[k].Bytes()...)
 		}
 	}
 	return json.Marshal(v)
+}
+
+// gzipParts is an io.Writer that compresses what is written to it in parts
+// of partBytes, each a gzip member of its own, up to cores parts at a time,
+// and close returns the members in the order of the parts. The parts'
+// buffers and gzip writers are used again from part to part.
+type gzipParts struct {
+	partBytes int
+	// slots holds a gzip writer (nil until one is made) for each part that
+	// may be compressed at a time; free holds the buffers of parts
+	// compressed.
+	slots   chan *gzip.Writer
+	free    chan []byte
+	wg      sync.WaitGroup
+	part    []byte      // the part being filled
+	members []*gzipPart // one for each part handed on, in order
+}
+
+// gzipPart is one part's gzip member, or the error that compressing it
+// gave; the goroutine compressing it writes it, close reads it.
+type gzipPart struct {
+	member bytes.Buffer
+	err    error
+}
+
+func newGzipParts(partBytes, cores int) *gzipParts {
+	cores = max(1, cores)
+	g := &gzipParts{partBytes: partBytes, slots: make(chan *gzip.Writer, cores), free: make(chan []byte, cores+1)}
+	for range cores {
+		g.slots <- nil
+	}
+	return g
+}
+
+// Write copies p into the part being filled, handing each full part on.
+func (g *gzipParts) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if g.part == nil {
+			select {
+			case g.part = <-g.free:
+			default:
+				g.part = make([]byte, 0, g.partBytes)
+			}
+		}
+		k := min(len(p), g.partBytes-len(g.part))
+		g.part, p = append(g.part, p[:k]...), p[k:]
+		if len(g.part) == g.partBytes {
+			g.compress()
+		}
+	}
+	return n, nil
+}
+
+// compress compresses the part being filled once a slot is free, without
+// waiting for it to finish.
+func (g *gzipParts) compress() {
+	data, m := g.part, new(gzipPart)
+	g.part = nil
+	g.members = append(g.members, m)
+	zw := <-g.slots
+	g.wg.Go(func() {
+		var err error
+		if zw == nil {
+			zw, err = gzip.NewWriterLevel(&m.member, gzip.BestSpeed)
+		} else {
+			zw.Reset(&m.member)
+		}
+		if err == nil {
+			if _, err = zw.Write(data); err == nil {
+				err = zw.Close()
+			}
+		}
+		m.err = err
+		g.free <- data[:0]
+		g.slots <- zw
+	})
+}
+
+// close compresses what is left, waits for every part and returns the
+// members one after another, or err, the writer's error, when it is not
+// nil.
+func (g *gzipParts) close(err error) ([]byte, error) {
+	if len(g.part) > 0 || len(g.members) == 0 {
+		g.compress()
+	}
+	g.wg.Wait()
+	size := 0
+	for _, m := range g.members {
+		err = errors.Join(err, m.err)
+		size += m.member.Len()
+	}
+	if err != nil {
+		return nil, err
+	}
+	z := make([]byte, 0, size)
+	for _, m := range g.members {
+		z = append(z, m.member.Bytes()...)
+	}
+	return z, nil
 }
 
 // UnmarshalJSON reads a plan stored in columns, or as the earlier forms.

@@ -1,9 +1,11 @@
 package usage
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 )
@@ -41,30 +43,57 @@ type changesColumns struct {
 }
 
 // MarshalColumns returns p in the compact form that UnmarshalColumns reads
-// back: a change's customer and service (which the changes of one customer,
-// or of one service, share) are written once, and the changes as columns,
-// without reflection. What JSON leaves out of a change (whether the pass was
-// cancelled before it) is left out here too.
+// back (see WriteColumns).
 func (p *Plan) MarshalColumns() ([]byte, error) {
+	var buf bytes.Buffer
+	err := p.WriteColumns(&buf)
+	return buf.Bytes(), err
+}
+
+// columnsFlushBytes is how much of the columns WriteColumns holds before it
+// writes them on.
+const columnsFlushBytes = 64 << 10
+
+// WriteColumns writes p to w in the compact form that UnmarshalColumns
+// reads back: a change's customer and service (which the changes of one
+// customer, or of one service, share) are written once, and the changes as
+// columns, without reflection. What JSON leaves out of a change (whether the
+// pass was cancelled before it) is left out here too. It holds at most
+// columnsFlushBytes of them at a time: the columns of a pass over 100,000
+// lines are some 8 MB, which the daemon compresses as they come rather than
+// hold beside the plan (the peak of such a pass's memory).
+func (p *Plan) WriteColumns(w io.Writer) error {
 	shell := *p
 	shell.Changes = nil
 	head, err := json.Marshal(&shell)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	b := make([]byte, 0, len(head)+columnsSize(p.Changes))
+	b := make([]byte, 0, columnsFlushBytes+1024)
+	// flush writes b on once it holds columnsFlushBytes (or at the end);
+	// after an error it writes nothing more and keeps the error.
+	var werr error
+	flush := func(all bool) {
+		if (len(b) < columnsFlushBytes && !all) || werr != nil {
+			return
+		}
+		_, werr = w.Write(b)
+		b = b[:0]
+	}
 	b = append(b, `{"plan":`...)
 	b = append(b, head...)
 	b = append(b, `,"changes":`...)
 	if p.Changes == nil {
-		return append(b, "null}"...), nil
+		b = append(b, "null}"...)
+		flush(true)
+		return werr
 	}
 	var customers interner[*ChangeCustomer]
 	var services interner[*ChangeService]
 	var dates interner[time.Time]
-	ci := make([]int, len(p.Changes))
-	si := make([]int, len(p.Changes))
-	di := make([]int, len(p.Changes))
+	ci := make([]int32, len(p.Changes))
+	si := make([]int32, len(p.Changes))
+	di := make([]int32, len(p.Changes))
 	for k := range p.Changes {
 		c := &p.Changes[k]
 		ci[k], si[k] = -1, -1
@@ -106,17 +135,18 @@ func (p *Plan) MarshalColumns() ([]byte, error) {
 		b = append(b, `,"contract_id":`...)
 		b = appendJSONString(b, cu.ContractID)
 		b = append(b, '}')
+		flush(false)
 	}
 	// Services and dates are few: encoding/json writes them.
 	b = append(b, `],"services":`...)
 	if b, err = appendMarshal(b, services.values); err != nil {
-		return nil, err
+		return err
 	}
 	b = append(b, `,"dates":`...)
 	if b, err = appendMarshal(b, dates.values); err != nil {
-		return nil, err
+		return err
 	}
-	ints := func(name string, col []int) {
+	ints := func(name string, col []int32) {
 		b = append(b, `,"`...)
 		b = append(b, name...)
 		b = append(b, `":[`...)
@@ -125,6 +155,7 @@ func (p *Plan) MarshalColumns() ([]byte, error) {
 				b = append(b, ',')
 			}
 			b = strconv.AppendInt(b, int64(v), 10)
+			flush(false)
 		}
 		b = append(b, ']')
 	}
@@ -137,6 +168,7 @@ func (p *Plan) MarshalColumns() ([]byte, error) {
 				b = append(b, ',')
 			}
 			each(&p.Changes[k])
+			flush(false)
 		}
 		b = append(b, ']')
 	}
@@ -149,43 +181,28 @@ func (p *Plan) MarshalColumns() ([]byte, error) {
 	column("action", func(c *Change) { b = appendJSONString(b, c.Action) })
 	column("reason", func(c *Change) { b = appendJSONString(b, c.Reason) })
 	column("hold", func(c *Change) { b = appendJSONString(b, c.holdKind()) })
-	return append(b, "}}"...), nil
+	b = append(b, "}}"...)
+	flush(true)
+	return werr
 }
 
 // interner numbers values in the order they first come.
 type interner[K comparable] struct {
-	index  map[K]int
+	index  map[K]int32
 	values []K
 }
 
 // id returns v's number, giving it the next one when v is new.
-func (n *interner[K]) id(v K) int {
+func (n *interner[K]) id(v K) int32 {
 	if i, ok := n.index[v]; ok {
 		return i
 	}
 	if n.index == nil {
-		n.index = map[K]int{}
+		n.index = map[K]int32{}
 	}
-	n.index[v] = len(n.values)
+	n.index[v] = int32(len(n.values))
 	n.values = append(n.values, v)
-	return len(n.values) - 1
-}
-
-// columnsSize is about the size of changes in columns, a little more
-// rather than less, so that the buffer they are written to does not grow.
-func columnsSize(changes []Change) int {
-	n := 1024
-	var last *ChangeCustomer
-	for k := range changes {
-		c := &changes[k]
-		// The numbers and separators of a change, and its strings.
-		n += 100 + len(c.Action) + len(c.Reason) // 20 of them for the hold
-		if cu := c.ChangeCustomer; cu != nil && cu != last {
-			n += 96 + len(cu.Source) + len(cu.CustomerID) + len(cu.CustomerName) + len(cu.CompanyID) + len(cu.ContractID)
-			last = cu
-		}
-	}
-	return n
+	return int32(len(n.values) - 1)
 }
 
 // appendMarshal appends v as json.Marshal writes it, with a nil slice as

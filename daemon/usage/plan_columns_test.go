@@ -1,9 +1,11 @@
 package usage
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -167,4 +169,74 @@ func TestPlanColumns_holdKinds(t *testing.T) {
 			t.Errorf("UnmarshalColumns with %s = %v, want %q", bad, err, want)
 		}
 	}
+}
+
+// TestWriteColumns_inPieces checks that WriteColumns hands the columns of a
+// large plan on in pieces of about columnsFlushBytes, never the whole at
+// once, and that the pieces make the columns MarshalColumns returns. The
+// daemon compresses them as they come: the columns of a pass over 100,000
+// lines held whole beside its plan were the peak of the pass's memory.
+func TestWriteColumns_inPieces(t *testing.T) {
+	t.Parallel()
+	eff := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	p := &Plan{Period: source.Period{Year: 2026, Month: 11}, EffectiveDate: eff, Customers: 20_000}
+	svc := &ChangeService{ServiceID: "2", Products: []string{"P"}}
+	for i := range 20_000 {
+		cu := &ChangeCustomer{Source: "file", CustomerID: strings.Repeat("c", 20) + strconv.Itoa(i), ContractID: strconv.Itoa(i)}
+		p.Changes = append(p.Changes, Change{ChangeCustomer: cu, ChangeService: svc, Current: int64(i), CurrentKnown: true, Desired: int64(i),
+			EffectiveDate: eff, Action: ActionUnchanged, Reason: "usage " + strconv.Itoa(i)})
+	}
+	var pieces piecesWriter
+	if err := p.WriteColumns(&pieces); err != nil {
+		t.Fatal(err)
+	}
+	whole, err := p.MarshalColumns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(pieces.all, whole) {
+		t.Fatalf("the pieces make %d bytes, MarshalColumns %d", len(pieces.all), len(whole))
+	}
+	if len(whole) < 10*columnsFlushBytes {
+		t.Fatalf("the test plan's columns are %d bytes, want at least ten pieces of %d", len(whole), columnsFlushBytes)
+	}
+	// A piece may run over by the string or number that filled it.
+	if limit := columnsFlushBytes + 1024; pieces.largest > limit {
+		t.Errorf("WriteColumns wrote a piece of %d bytes of %d, want at most %d", pieces.largest, len(whole), limit)
+	}
+
+	failing := errors.New("disk full")
+	w := &failingWriter{after: 2, err: failing}
+	if err := p.WriteColumns(w); !errors.Is(err, failing) {
+		t.Errorf("WriteColumns to a writer failing after 2 pieces = %v, want %v", err, failing)
+	}
+	if w.calls != 3 {
+		t.Errorf("WriteColumns wrote %d times to a writer that failed the third time, want no write after the failure", w.calls)
+	}
+}
+
+// piecesWriter keeps what is written to it and the largest piece.
+type piecesWriter struct {
+	all     []byte
+	largest int
+}
+
+func (w *piecesWriter) Write(p []byte) (int, error) {
+	w.all = append(w.all, p...)
+	w.largest = max(w.largest, len(p))
+	return len(p), nil
+}
+
+// failingWriter fails every write after the first after.
+type failingWriter struct {
+	after, calls int
+	err          error
+}
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	w.calls++
+	if w.calls > w.after {
+		return 0, w.err
+	}
+	return len(p), nil
 }
