@@ -642,3 +642,22 @@ func names(t *testing.T, dir string) []string {
 	}
 	return out
 }
+
+// TestOpen_pageCacheSize checks that the state database's connection holds
+// SQLite's page cache to sqliteCacheKiB rather than SQLite's default of
+// 2 MB (a part of the memory a pass over 100,000 lines stays under).
+func TestOpen_pageCacheSize(t *testing.T) {
+	t.Parallel()
+	db, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var kib int64
+	if err := db.sql.QueryRowContext(t.Context(), "PRAGMA cache_size").Scan(&kib); err != nil {
+		t.Fatal(err)
+	}
+	if kib != -sqliteCacheKiB {
+		t.Errorf("PRAGMA cache_size = %d, want %d (KiB)", kib, -sqliteCacheKiB)
+	}
+}
