@@ -333,7 +333,8 @@ func (d *Daemon) logTicketSync(cfg *Config, doc *export.Document) {
 //
 // A pass that left writes for policies.settle_time (tickets.Report.SettleAt:
 // after a restart or a takeover, the creates, closes, notes and reopens the
-// previous process may have had on their way) is followed by one more pass
+// previous process may have had on their way, or the pass's own whose
+// answer was lost) is followed by one more pass
 // then, when that comes before the schedule's next time: with an hourly or
 // daily schedule they would otherwise wait that long. The schedule's times
 // stay as they were. So is a pass requested through the API

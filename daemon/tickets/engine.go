@@ -699,6 +699,19 @@ func unsettledWrite(r *Record) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// settlesLaterAll queues a settle pass (pass.settlesLater) for each of
+// records whose write this pass left with an unknown outcome
+// (unsettledWrite), settle time after it was recorded.
+func (e *Engine) settlesLaterAll(p *pass, records []Record) {
+	for i := range records {
+		if at, ok := unsettledWrite(&records[i]); ok {
+			if until := e.settlesAt(at); e.now().Before(until) {
+				p.settlesLater(until)
+			}
+		}
+	}
+}
+
 // unsettledWrites returns, by AlertKey, the records whose close, note or
 // reopen has an unknown outcome and is not settled yet (settlesAt), and
 // adds a notice naming them: the pass leaves them as they are, neither
@@ -891,6 +904,12 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	for i := range records {
 		byKey[records[i].AlertKey] = &records[i]
 	}
+	// A close, note or reopen this pass sent whose answer was lost (or
+	// that failed after its intent was stored) is left by the next passes
+	// until its settle time: a pass is queued then, as for those
+	// unsettledWrites holds, rather than left for the next scheduled one
+	// (an hour later with an hourly ticket_schedule).
+	defer e.settlesLaterAll(p, records)
 	if e.forgetOther {
 		if foreign, err = e.forgetForeign(p, foreign, &cr); err != nil {
 			cr.fail(err)
@@ -1518,8 +1537,10 @@ func (e *Engine) send(ctx context.Context, p *pass, r *Record, prev *Record, req
 		switch {
 		case errors.Is(err, psa.ErrOutcomeUnknown):
 			// A create answered with a page that is not the PSA's API
-			// stops the creates after it (stopOn).
+			// stops the creates after it (stopOn). Settled by a pass at
+			// its settle time.
 			e.stopOn(p, err)
+			p.settlesLater(e.settlesAt(r.Created))
 			cr.fail(fmt.Errorf("creating %s: %w (it is settled by searching next pass)", r.Ref, err))
 			return false
 		case errors.Is(err, psa.ErrValidation):
@@ -1554,6 +1575,7 @@ func (e *Engine) send(ctx context.Context, p *pass, r *Record, prev *Record, req
 			// Any other failure (a 429 the client cannot tell was the only
 			// answer): the intent is settled by a search next pass.
 			e.stopOn(p, err)
+			p.settlesLater(e.settlesAt(r.Created))
 			cr.fail(e.forbidden(fmt.Errorf("creating %s: %w", r.Ref, err), r))
 			return false
 		default:

@@ -164,8 +164,9 @@ func TestEngine_noteSentAgainLostAgainIsLeftForTheSettleTime(t *testing.T) {
 			// again, and that answer is lost too (the note on its way).
 			e.now = e.now.Add(5 * time.Minute)
 			e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: e.notesPath(tk), Drop: true, Times: 1})
-			if cr := e.pass(eng).Customers[0]; !slicesContain(cr.Notices, "was lost") {
-				t.Errorf("pass sending the note again = %+v, want a notice that its answer was lost", cr)
+			if rep := e.pass(eng); !slicesContain(rep.Customers[0].Notices, "was lost") || !rep.SettleAt.Equal(e.now.Add(e.settleTime)) {
+				t.Errorf("pass sending the note again = %+v, SettleAt %v; want a notice that its answer was lost, and a pass settle time after the send",
+					rep.Customers[0], rep.SettleAt)
 			}
 			posts := e.notePosts(tk, rn.kind.mark)
 			if len(posts) != 2 || !posts[1].Dropped {
