@@ -274,7 +274,7 @@ func TestDaemon_statementTimeoutOnIntentsSendsNothing(t *testing.T) {
 // TestDaemon_queryTimeoutOnIntentsSendsNothing: the statement that records
 // a pass's intents would run past state.query_timeout (the intents table is
 // locked by another session). The server cancels it first (the lock's
-// session has a statement_timeout a tenth below query_timeout), so the
+// session has a statement_timeout a fifth below query_timeout), so the
 // session, and the leadership, live on; had psa-syncd given the statement
 // up itself, pgx would have closed that connection and the instance would
 // have lost the leadership for one slow statement. The pass sends no write;

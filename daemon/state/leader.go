@@ -251,11 +251,17 @@ func (db *DB) vouch(id backendID, check time.Duration, stop <-chan struct{}) {
 
 // transactionBound is how long a transaction through the lock's session
 // may take before the server is asked to cancel it (cancelAfter), for a
-// state.query_timeout of q: a twentieth below q, after statementBound, so
+// state.query_timeout of q: a tenth below q, after statementBound, so
 // that one statement that waits is cancelled by its statement_timeout
 // first, and the cancel reaches the server before the client gives up.
+// The cancel goes through a pooled connection, which may have to be opened
+// first (TLS), from a process that may be short of CPU: it has the last
+// tenth of q (3 s with the default 30 s). With a twentieth (1.5 s, 150 ms
+// at a query_timeout of 3 s) a loaded machine's cancel came after the
+// client's deadline, which closed the lock's connection and lost the
+// leadership (audit-tickets6, finding 3).
 func transactionBound(q time.Duration) time.Duration {
-	return max(q-q/20, time.Millisecond)
+	return max(q-q/10, time.Millisecond)
 }
 
 // cancelAfter cancels, through a pooled connection, the statement that
@@ -395,15 +401,17 @@ func (db *DB) limitSession(ctx context.Context, conn *sql.Conn, settings []sessi
 }
 
 // statementBound is the statement_timeout of the lock's session for a
-// state.query_timeout of q: a tenth below it, so that the server cancels a
+// state.query_timeout of q: a fifth below it, so that the server cancels a
 // statement that waits (for a lock on intents that maintenance holds: a
-// VACUUM FULL, an ALTER TABLE, LOCK TABLE) before the client gives it up.
+// VACUUM FULL, an ALTER TABLE, LOCK TABLE) before the client gives it up,
+// and before transactionBound, a tenth below it, asks the server to
+// cancel the transaction.
 // A statement the server cancels fails with an ERROR and the session, and
 // with it the leadership, lives on; one the client gives up at
 // query_timeout ends the session (pgx closes the connection), and so the
 // leadership, and the standby that takes over then meets the same lock.
 func statementBound(q time.Duration) time.Duration {
-	return max(q-q/10, time.Millisecond)
+	return max(q-q/5, time.Millisecond)
 }
 
 // boundStatements sets the statement_timeout of the lock's session to

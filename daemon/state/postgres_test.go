@@ -727,8 +727,8 @@ func TestLeadership_lockedIntentsTableKeepsTheLeadership(t *testing.T) {
 	var v string
 	err = a.fence.QueryRowContext(t.Context(), `SHOW statement_timeout`).Scan(&v)
 	a.fenceMu.Unlock()
-	if err != nil || v != "900ms" {
-		t.Errorf("statement_timeout of the lock's session = %q, %v; want 900ms (a tenth below query_timeout)", v, err)
+	if err != nil || v != "800ms" {
+		t.Errorf("statement_timeout of the lock's session = %q, %v; want 800ms (a fifth below query_timeout)", v, err)
 	}
 
 	if _, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()}); err != nil {
