@@ -46,3 +46,57 @@ func (db *DB) Snapshot(name string, v any) (bool, error) {
 	}
 	return true, nil
 }
+
+// SnapshotText returns the JSON stored under name, as stored, for
+// ReplaceSnapshot; false when nothing is stored under name.
+func (db *DB) SnapshotText(name string) (string, bool, error) {
+	ctx, cancel := db.ctx()
+	defer cancel()
+	var data string
+	err := db.sql.QueryRowContext(ctx, db.q(`SELECT value FROM snapshots WHERE name = ?`), name).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, db.wrap("reading snapshot "+name, err)
+	}
+	return data, true, nil
+}
+
+// ReplaceSnapshot stores v as JSON under name only if what is stored there
+// is still old, the text SnapshotText returned (with found false: only if
+// nothing is stored), and reports whether it stored v. An edit of a
+// snapshot that another writer may store meanwhile (a pass of the instance
+// that took over the leadership before this one noticed it lost it)
+// reads it again and edits the newer value rather than overwriting it with
+// an edit of the older one.
+func (db *DB) ReplaceSnapshot(name, old string, found bool, v any) (bool, error) {
+	if name == "" {
+		return false, errors.New("state: snapshot needs a name")
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return false, fmt.Errorf("state: encoding snapshot %s: %w", name, err)
+	}
+	what := "storing snapshot " + name
+	stored := false
+	err = db.tx(what, func(ctx context.Context, tx *sql.Tx) error {
+		var res sql.Result
+		var err error
+		if found {
+			res, err = tx.ExecContext(ctx, db.q(`UPDATE snapshots SET value = ? WHERE name = ? AND value = ?`), string(data), name, old)
+		} else {
+			res, err = tx.ExecContext(ctx, db.q(`INSERT INTO snapshots (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`), name, string(data))
+		}
+		if err != nil {
+			return db.wrap(what, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return db.wrap(what, err)
+		}
+		stored = n == 1
+		return nil
+	})
+	return stored && err == nil, err
+}

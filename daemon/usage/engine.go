@@ -221,6 +221,10 @@ type Engine struct {
 	// failOrphans, when set (by tests), fails the ledger read of
 	// orphaned lines with the error it returns (see Engine.findOrphans).
 	failOrphans func() error
+	// clearRead, when set (by tests), runs right after ClearOrphans read
+	// the stored unmapped report: where a pass of another instance may
+	// store a newer one.
+	clearRead func()
 	// saveRun stores a run's final record: db.SaveRun, replaced in tests.
 	saveRun func(state.Run) error
 	// sentWriteGrace bounds how long a post already sent to a PSA that

@@ -197,34 +197,17 @@ func (e *Engine) recordDoubts(p *pass) {
 // unlistZeroed drops the lines of zeroed, which an operator just said were
 // set to 0, from the orphaned lines the pass listed (stored before its
 // writes): later passes do not list them (readOrphans), and this one's
-// list and psa_sync_orphaned_lines say so at once.
+// list and psa_sync_orphaned_lines say so at once (unlistOrphans, which
+// keeps a newer list another instance's pass stored meanwhile).
 func (e *Engine) unlistZeroed(zeroed []DoubtedLine) {
 	if len(zeroed) == 0 {
 		return
 	}
-	var rep UnmappedReport
-	if _, err := e.db.Snapshot(SnapshotUnmapped, &rep); err != nil {
-		e.logger.Warn("Could not read the orphaned lines the pass listed; those approvals say were set to 0 stay listed until the next pass", "err", err)
-		return
-	}
-	set := map[string]int64{}
+	drop := map[string]int64{}
 	for _, d := range zeroed {
-		set[d.key()] = d.Seq
+		drop[d.key()] = d.Seq
 	}
-	kept := rep.Unmapped.Orphaned[:0:0]
-	for _, l := range rep.Unmapped.Orphaned {
-		if seq, ok := set[clearedKey(e.be.System(), rep.Source, l.ContractID, l.ServiceID)]; ok && seq == l.Seq {
-			continue
-		}
-		kept = append(kept, l)
-	}
-	if len(kept) == len(rep.Unmapped.Orphaned) {
-		return
-	}
-	rep.Unmapped.Orphaned = kept
-	if err := e.db.PutSnapshot(SnapshotUnmapped, rep); err != nil {
+	if err := e.unlistOrphans(drop); err != nil {
 		e.logger.Warn("Could not drop the orphaned lines approvals say were set to 0 from the pass's list; they stay listed until the next pass", "err", err)
-		return
 	}
-	e.setUnmapped(rep.Unmapped)
 }

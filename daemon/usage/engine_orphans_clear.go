@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -107,16 +108,18 @@ func (e *Engine) ClearOrphans(contract, service, note string, zeroed bool) ([]Or
 	if _, err := e.db.Snapshot(SnapshotUnmapped, &rep); err != nil {
 		return nil, err
 	}
+	if e.clearRead != nil {
+		e.clearRead()
+	}
 	cleared, err := e.clearedOrphans()
 	if err != nil {
 		return nil, err
 	}
 	sys, now := e.be.System(), e.now().UTC()
-	var done, kept []OrphanedLine
+	var done []OrphanedLine
 	billing := 0
 	for _, l := range rep.Unmapped.Orphaned {
 		if contract != "" && (idKey(l.ContractID) != idKey(contract) || idKey(l.ServiceID) != idKey(service)) {
-			kept = append(kept, l)
 			continue
 		}
 		if contract == "" && l.Read && l.Quantity > 0 {
@@ -125,7 +128,6 @@ func (e *Engine) ClearOrphans(contract, service, note string, zeroed bool) ([]Or
 			// next pass by itself. Clearing every line is for those
 			// psa-syncd cannot read; this one is cleared by name
 			// only, to bill it on purpose.
-			kept = append(kept, l)
 			billing++
 			continue
 		}
@@ -180,16 +182,66 @@ func (e *Engine) ClearOrphans(contract, service, note string, zeroed bool) ([]Or
 	if err := e.doubtCleared(rep.Source, done, now, note, zeroed); err != nil {
 		return nil, fmt.Errorf("daemon: the orphaned lines are cleared, but recording that their units are not known any more failed; clear them again: %w", err)
 	}
-	rep.Unmapped.Orphaned = kept
-	if err := e.db.PutSnapshot(SnapshotUnmapped, rep); err != nil {
+	drop := make(map[string]int64, len(done))
+	for _, l := range done {
+		drop[clearedKey(sys, rep.Source, l.ContractID, l.ServiceID)] = l.Seq
+	}
+	if err := e.unlistOrphans(drop); err != nil {
 		return nil, fmt.Errorf("daemon: the orphaned lines are cleared, but the last pass's list still shows them until the next pass: %w", err)
 	}
-	e.setUnmapped(rep.Unmapped)
 	for _, l := range done {
 		e.logger.Info("Orphaned line cleared: not listed until psa-syncd changes it again", "customer", l.CustomerID,
 			"contract", l.ContractID, "service", l.ServiceID, "quantity", l.Quantity, "reason", l.Reason, "seq", l.Seq, "zeroed", zeroed, "note", note)
 	}
 	return done, nil
+}
+
+// unlistTries bounds how often unlistOrphans reads the stored list again
+// after a pass stored a newer one between its read and its write.
+const unlistTries = 3
+
+// unlistOrphans drops from the stored orphaned lines (the last pass's
+// unmapped report) and psa_sync_orphaned_lines the lines of drop (by
+// clearedKey) listed from the ledger entry drop gives (OrphanedLine.Seq).
+// The list is stored only if it is unchanged since it was read
+// (state.DB.ReplaceSnapshot), else read and edited again: an instance
+// that lost the leadership before it noticed may clear a line while the
+// instance that took over stores a newer list, and storing the older list
+// minus the cleared line would hide the lines that pass found newly
+// unmapped or orphaned until the next pass.
+func (e *Engine) unlistOrphans(drop map[string]int64) error {
+	for range unlistTries {
+		text, found, err := e.db.SnapshotText(SnapshotUnmapped)
+		if err != nil || !found {
+			return err
+		}
+		var rep UnmappedReport
+		if err := json.Unmarshal([]byte(text), &rep); err != nil {
+			return fmt.Errorf("daemon: reading the unmapped usage of the last pass: %w", err)
+		}
+		kept := rep.Unmapped.Orphaned[:0:0]
+		for _, l := range rep.Unmapped.Orphaned {
+			if seq, ok := drop[clearedKey(e.be.System(), rep.Source, l.ContractID, l.ServiceID)]; ok && seq == l.Seq {
+				continue
+			}
+			kept = append(kept, l)
+		}
+		if len(kept) == len(rep.Unmapped.Orphaned) {
+			// Not listed (any more): a pass after the clear left them out.
+			e.setUnmapped(rep.Unmapped)
+			return nil
+		}
+		rep.Unmapped.Orphaned = kept
+		stored, err := e.db.ReplaceSnapshot(SnapshotUnmapped, text, true, rep)
+		if err != nil {
+			return err
+		}
+		if stored {
+			e.setUnmapped(rep.Unmapped)
+			return nil
+		}
+	}
+	return fmt.Errorf("daemon: the unmapped usage of the last pass changed each of the %d times it was read", unlistTries)
 }
 
 // sortCleared orders cleared lines by contract and service.

@@ -873,3 +873,47 @@ func TestEngineSystems_orphanedLinesCustomerFailed(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineSystems_orphanClearKeepsANewerList: an instance that lost the
+// leadership before it noticed clears an orphaned line while the instance
+// that took over runs a pass, which stores a newer list of unmapped usage
+// (a product used for the first time) between the clear's read of the
+// list and its write. The clear stored the older list minus the cleared
+// line over it: the new unmapped product was hidden from GET
+// /api/v1/unmapped, the status page and psa_sync_unmapped until the next
+// pass. The newer list is kept, minus the cleared line.
+func TestEngineSystems_orphanClearKeepsANewerList(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	h.pol.MaxDecreasePercent = 0
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
+	h.sync(PassOptions{})
+	h.doc.DeleteProduct("file", "MDR")
+	h.sync(PassOptions{})
+	e := h.engine()
+	e.clearRead = func() {
+		// The other instance's pass.
+		h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2", "cust-a,Acme,NEWPROD,4")
+		h.sync(PassOptions{})
+	}
+	done, err := e.ClearOrphans(h.contractA, h.svcMDR, "jane: zeroed in the PSA", false)
+	if err != nil || len(done) != 1 {
+		t.Fatalf("ClearOrphans = %+v, %v; want cust-a's MDR line", done, err)
+	}
+	var rep UnmappedReport
+	if _, err := h.db.Snapshot(SnapshotUnmapped, &rep); err != nil {
+		t.Fatal(err)
+	}
+	var products []string
+	for _, p := range rep.Unmapped.Products {
+		products = append(products, p.Product)
+	}
+	lineB := fmt.Sprintf("service:cust-b/%s/%s=2", h.contractB, h.svcMDR)
+	if got := orphanKeys(&Plan{Unmapped: rep.Unmapped}); got != lineB || !slices.Contains(products, "NEWPROD") {
+		t.Errorf("stored after the clear: orphaned %q, unmapped products %q; want %q and NEWPROD (the newer pass's list, minus the cleared line)",
+			got, products, lineB)
+	}
+	if g := testutil.ToFloat64(h.m.Unmapped.WithLabelValues("product")); g != float64(len(products)) {
+		t.Errorf("psa_sync_unmapped{kind=product} = %v after the clear, want %d (MDR and NEWPROD)", g, len(products))
+	}
+}
