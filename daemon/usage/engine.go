@@ -222,8 +222,8 @@ type Engine struct {
 	// orphaned lines with the error it returns (see Engine.findOrphans).
 	failOrphans func() error
 	// clearRead, when set (by tests), runs right after ClearOrphans read
-	// the stored unmapped report: where a pass of another instance may
-	// store a newer one.
+	// the stored unmapped report and cleared lines: where a pass of
+	// another instance may store newer ones.
 	clearRead func()
 	// saveRun stores a run's final record: db.SaveRun, replaced in tests.
 	saveRun func(state.Run) error

@@ -108,15 +108,16 @@ func (e *Engine) ClearOrphans(contract, service, note string, zeroed bool) ([]Or
 	if _, err := e.db.Snapshot(SnapshotUnmapped, &rep); err != nil {
 		return nil, err
 	}
-	if e.clearRead != nil {
-		e.clearRead()
-	}
 	cleared, err := e.clearedOrphans()
 	if err != nil {
 		return nil, err
 	}
+	if e.clearRead != nil {
+		e.clearRead()
+	}
 	sys, now := e.be.System(), e.now().UTC()
 	var done []OrphanedLine
+	var added []ClearedOrphan
 	billing := 0
 	for _, l := range rep.Unmapped.Orphaned {
 		if contract != "" && (idKey(l.ContractID) != idKey(contract) || idKey(l.ServiceID) != idKey(service)) {
@@ -138,8 +139,8 @@ func (e *Engine) ClearOrphans(contract, service, note string, zeroed bool) ([]Or
 				l.ContractID, l.ServiceID)}
 		}
 		done = append(done, l)
-		cleared[clearedKey(sys, rep.Source, l.ContractID, l.ServiceID)] = ClearedOrphan{System: sys, Source: rep.Source,
-			ContractID: l.ContractID, ServiceID: l.ServiceID, Seq: l.Seq, Quantity: l.Quantity, Time: now, Note: note}
+		added = append(added, ClearedOrphan{System: sys, Source: rep.Source,
+			ContractID: l.ContractID, ServiceID: l.ServiceID, Seq: l.Seq, Quantity: l.Quantity, Time: now, Note: note})
 	}
 	if len(done) == 0 {
 		if contract == "" && billing > 0 {
@@ -171,12 +172,13 @@ func (e *Engine) ClearOrphans(contract, service, note string, zeroed bool) ([]Or
 		}
 		return nil, fmt.Errorf("%w: the last pass listed no orphaned line of contract %s, service %s (psa-syncd orphans lists them)", ErrNoOrphan, contract, service)
 	}
-	list := make([]ClearedOrphan, 0, len(cleared))
-	for _, c := range cleared {
-		list = append(list, c)
-	}
-	sortCleared(list)
-	if err := e.db.PutSnapshot(snapshotOrphansCleared, list); err != nil {
+	err = e.editClears(func(cleared map[string]ClearedOrphan) bool {
+		for _, c := range added {
+			cleared[clearedKey(c.System, c.Source, c.ContractID, c.ServiceID)] = c
+		}
+		return true
+	})
+	if err != nil {
 		return nil, fmt.Errorf("daemon: recording the cleared orphaned lines: %w", err)
 	}
 	if err := e.doubtCleared(rep.Source, done, now, note, zeroed); err != nil {
@@ -244,6 +246,45 @@ func (e *Engine) unlistOrphans(drop map[string]int64) error {
 	return fmt.Errorf("daemon: the unmapped usage of the last pass changed each of the %d times it was read", unlistTries)
 }
 
+// editClears applies edit to the cleared lines (by clearedKey) and stores
+// them when edit reports a change, only if they are unchanged since they
+// were read (state.DB.ReplaceSnapshot), else reads and edits them again:
+// a clear by an instance that lost the leadership before it noticed must
+// not bring back the clear of a line the new active instance's pass just
+// forgot (mapped again: a removal of that mapping would not list the line
+// as orphaned), nor such a pass drop a clear recorded meanwhile.
+func (e *Engine) editClears(edit func(map[string]ClearedOrphan) bool) error {
+	for range unlistTries {
+		text, found, err := e.db.SnapshotText(snapshotOrphansCleared)
+		if err != nil {
+			return err
+		}
+		var list []ClearedOrphan
+		if found {
+			if err := json.Unmarshal([]byte(text), &list); err != nil {
+				return fmt.Errorf("daemon: reading the cleared orphaned lines: %w", err)
+			}
+		}
+		cleared := make(map[string]ClearedOrphan, len(list))
+		for _, c := range list {
+			cleared[clearedKey(c.System, c.Source, c.ContractID, c.ServiceID)] = c
+		}
+		if !edit(cleared) {
+			return nil
+		}
+		list = make([]ClearedOrphan, 0, len(cleared))
+		for _, c := range cleared {
+			list = append(list, c)
+		}
+		sortCleared(list)
+		stored, err := e.db.ReplaceSnapshot(snapshotOrphansCleared, text, found, list)
+		if err != nil || stored {
+			return err
+		}
+	}
+	return fmt.Errorf("daemon: the cleared orphaned lines changed each of the %d times they were read", unlistTries)
+}
+
 // sortCleared orders cleared lines by contract and service.
 func sortCleared(list []ClearedOrphan) {
 	slices.SortFunc(list, func(a, b ClearedOrphan) int {
@@ -277,25 +318,21 @@ func (e *Engine) forgetClears(p *Plan) {
 	}
 	sys, src := e.be.System(), e.src.Name()
 	var mapped []ClearedOrphan
-	for _, c := range p.Changes {
-		if c.ChangeCustomer == nil || c.ChangeService == nil {
-			continue
+	err = e.editClears(func(cleared map[string]ClearedOrphan) bool {
+		mapped = nil
+		for _, c := range p.Changes {
+			if c.ChangeCustomer == nil || c.ChangeService == nil {
+				continue
+			}
+			k := clearedKey(sys, src, c.ContractID, c.ServiceID)
+			if co, ok := cleared[k]; ok {
+				mapped = append(mapped, co)
+				delete(cleared, k)
+			}
 		}
-		k := clearedKey(sys, src, c.ContractID, c.ServiceID)
-		if co, ok := cleared[k]; ok {
-			mapped = append(mapped, co)
-			delete(cleared, k)
-		}
-	}
-	if len(mapped) == 0 {
-		return
-	}
-	list := make([]ClearedOrphan, 0, len(cleared))
-	for _, c := range cleared {
-		list = append(list, c)
-	}
-	sortCleared(list)
-	if err := e.db.PutSnapshot(snapshotOrphansCleared, list); err != nil {
+		return len(mapped) > 0
+	})
+	if err != nil {
 		e.logger.Warn("Could not forget the clears of orphaned lines mapped again; a removal of their mapping does not list them until psa-syncd changes them", "err", err)
 		return
 	}

@@ -917,3 +917,40 @@ func TestEngineSystems_orphanClearKeepsANewerList(t *testing.T) {
 		t.Errorf("psa_sync_unmapped{kind=product} = %v after the clear, want %d (MDR and NEWPROD)", g, len(products))
 	}
 }
+
+// TestEngineSystems_orphanClearKeepsAForgottenClear: while an instance
+// that lost the leadership before it noticed clears one orphaned line, the
+// instance that took over runs a pass that maps another, cleared earlier,
+// again, and so forgets its clear. The clear stored the cleared lines it
+// had read plus its own over that: the forgotten clear came back, and once
+// the mapping was removed again the line, still billing the units
+// psa-syncd set, was not listed as orphaned. The pass's forgetting is
+// kept.
+func TestEngineSystems_orphanClearKeepsAForgottenClear(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	h.pol.MaxDecreasePercent = 0
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2", "cust-b,Globex,CIXA-MSP,7")
+	h.sync(PassOptions{})
+	mdr, _ := h.doc.Product("file", "MDR")
+	h.doc.DeleteProduct("file", "MDR")
+	h.sync(PassOptions{})
+	if _, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "zeroed", false); err != nil {
+		t.Fatal(err)
+	}
+	e := h.engine()
+	e.clearRead = func() {
+		// The other instance's pass, with MDR mapped again: it plans
+		// cust-a's MDR line and forgets its clear.
+		h.doc.PutProduct(mdr)
+		h.sync(PassOptions{})
+	}
+	if _, err := e.ClearOrphans(h.contractB, h.svcMDR, "zeroed", false); err != nil {
+		t.Fatal(err)
+	}
+	h.doc.DeleteProduct("file", "MDR")
+	lineA := fmt.Sprintf("service:cust-a/%s/%s=3", h.contractA, h.svcMDR)
+	if got := orphanKeys(h.sync(PassOptions{}).Plan); !strings.Contains(got, lineA) {
+		t.Errorf("pass after MDR was removed again: orphaned %q, want cust-a's MDR line %q listed (its clear was forgotten when MDR was mapped again)", got, lineA)
+	}
+}
