@@ -35,6 +35,8 @@ import (
 // last pass) and the line is written, but the pass holds it when the
 // ledger says otherwise (the old line deleted in the PSA, or out of the
 // API user's sight: a read that shows no line does not release the hold).
+// Without PSA credentials (offline) no line was read, so none is missing
+// from a read, and the line has no such note.
 // holdNotes records what the pass does for the line's why.
 func (c *compare) withRepointHolds(cur, p *usage.Plan) *usage.Plan {
 	named := map[[2]string]bool{}
@@ -101,6 +103,11 @@ func (c *compare) withRepointHolds(cur, p *usage.Plan) *usage.Plan {
 					"for review (previous_service) until an approval of this line (`psa-syncd sync --approve --customer ID --service ID`, once that line is set to 0) "+
 					"or the end of contract %[2]s before the effective date; if it never did (the usage is new since its last pass), the pass sets %[5]d",
 					service, o.contract, o.units, c.current.PSA.System.Title(), ch.Desired), true)
+				continue
+			}
+			if c.offline {
+				// Without PSA credentials nothing was read: no line
+				// is missing from a read (as withMovedHolds).
 				continue
 			}
 			c.noteHold(keyOf(ch), fmt.Sprintf("if psa-syncd set the line of service %[1]s on contract %[2]s (%[3]d units under the current mappings; "+

@@ -388,7 +388,8 @@ func TestHeldText_previousServiceByPSA(t *testing.T) {
 // after apply). On Autotask the read
 // would show a line psa-syncd set: the new line is written, and its why
 // says that the pass holds it if psa-syncd's ledger says it set the old
-// line (deleted in the PSA, or out of sight).
+// line (deleted in the PSA, or out of sight); without PSA credentials
+// (nothing read) it says nothing of a read.
 func TestWithRepointHolds_noLineRead(t *testing.T) {
 	t.Parallel()
 	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemKaseyaBMS} {
@@ -432,6 +433,15 @@ func TestWithRepointHolds_noLineRead(t *testing.T) {
 			l := Line{Source: "sophos", CustomerID: "acme", ContractID: "X-acme", ServiceID: "new", ProposedSynced: true, Proposed: ptr(int64(3))}
 			if why := c.why(l, usage.Change{ChangeCustomer: &usage.ChangeCustomer{}, ChangeService: &usage.ChangeService{}}, propPlan.Changes[0], nil, false); !strings.Contains(why, want) {
 				t.Errorf("%s: why = %q, want it to say %q", sys, why, want)
+			}
+			// Without PSA credentials nothing was read: no line is
+			// missing from a read.
+			c = &compare{current: cur, proposed: prop, usageKnown: true, offline: true}
+			if got := c.withRepointHolds(curPlan, propPlan); got.Changes[0].Action != usage.ActionUpdate {
+				t.Errorf("%s, no PSA read: new line %s (%q), want it written as the report predicts", sys, got.Changes[0].Action, got.Changes[0].Reason)
+			}
+			if note, ok := c.holdNotes[keyOf(propPlan.Changes[0])]; ok {
+				t.Errorf("%s, no PSA read: note %q, want none", sys, note)
 			}
 		}
 	}
