@@ -843,6 +843,9 @@ func (c *compare) withFailedLines(p *usage.Plan, proposed bool, other *usage.Pla
 // it when the ledger says otherwise (the old line deleted in the PSA, or
 // out of the API user's sight: a read that shows no line does not release
 // the hold); its why says both (holdNotes), as for a re-pointed product.
+// Where the old contract is another customer's under the proposed
+// mappings (a swap), the hold it says is the one the pass gives then:
+// released once the pass has set that customer's line there.
 func (c *compare) withMovedHolds(cur, p *usage.Plan) *usage.Plan {
 	unread := c.current.PSA.System == psa.SystemKaseyaBMS
 	billing, set := map[lineKey]int64{}, map[lineKey]int64{}
@@ -875,13 +878,34 @@ func (c *compare) withMovedHolds(cur, p *usage.Plan) *usage.Plan {
 		units, ok := billing[old]
 		if !ok {
 			units, ok := set[old]
+			// Where the contract left is another customer's under the
+			// proposed mappings (two customers swap contracts), the
+			// pass writes the line once it has set that customer's line
+			// there (usage.Engine.writeAwaited), not once the old line
+			// is 0 or its contract ended.
+			owner, swapped := c.ownerOf(ch.Source, ch.CustomerID, cm.ContractID)
 			switch {
+			case ok && !unread && !c.offline && swapped:
+				c.noteHold(keyOf(ch), fmt.Sprintf("if psa-syncd set the line of this service on contract %[1]s, which the customer leaves (%[2]d units under the current mappings), "+
+					"and %[3]s's read does not show it (deleted in %[3]s, or out of the API user's sight), the pass writes this line only once it has set that line for customer %[5]s, "+
+					"whose contract %[1]s is under the proposed mappings: in the same pass, after that write, where it sets it; else it holds this line for review (previous_contract) "+
+					"until a pass sets that line or an approval of this line (`psa-syncd sync --approve --customer ID --service ID`): "+
+					"a read that shows no line does not tell that it is 0; if it never did (the usage is new since its last pass), the pass sets %[4]d",
+					cm.ContractID, units, c.current.PSA.System.Title(), ch.Desired, owner), false)
 			case ok && !unread && !c.offline:
 				c.noteHold(keyOf(ch), fmt.Sprintf("if psa-syncd set the line of this service on contract %[1]s, which the customer leaves (%[2]d units under the current mappings), "+
 					"and %[3]s's read does not show it (deleted in %[3]s, or out of the API user's sight), the pass holds this line for review (previous_contract) "+
 					"until an approval of this line (`psa-syncd sync --approve --customer ID --service ID`) or the end of contract %[1]s before the effective date: "+
 					"a read that shows no line does not tell that it is 0; if it never did (the usage is new since its last pass), the pass sets %[4]d",
 					cm.ContractID, units, c.current.PSA.System.Title(), ch.Desired), false)
+			case ok && unread && swapped:
+				c.noteHold(keyOf(ch), fmt.Sprintf("proposed units unknown without psa-syncd's ledger (its state database): "+
+					"if psa-syncd set the line of this service on contract %[1]s, which the customer leaves, at an earlier pass (%[2]d units under the current mappings), "+
+					"which %[3]s cannot report, the pass writes this line only once it has set that line for customer %[5]s, whose contract %[1]s is under the proposed mappings: "+
+					"in the same pass, after that write, where it sets it; else it holds this line at its units now for review (previous_contract) until a pass sets that line "+
+					"or an approval of this line (`psa-syncd sync --approve --customer ID --service ID`); "+
+					"if it never did (the usage is new since its last pass), the pass sets %[4]d",
+					cm.ContractID, units, c.current.PSA.System.Title(), ch.Desired, owner), true)
 			case ok && unread:
 				c.noteHold(keyOf(ch), fmt.Sprintf("proposed units unknown without psa-syncd's ledger (its state database): "+
 					"if psa-syncd set the line of this service on contract %[1]s, which the customer leaves, at an earlier pass (%[2]d units under the current mappings), "+
@@ -935,19 +959,24 @@ type movedHold struct {
 // ch's line after that one, in the same pass (usage.Engine.writeAwaited).
 // A line rising on each other's contracts is held for both.
 func (c *compare) swappedWith(p *usage.Plan, ch usage.Change, old string, holding map[int]bool) (string, bool) {
-	owner := ""
-	for _, cm := range c.proposed.CustomerMappings {
-		if cm.Source == ch.Source && cm.CustomerID != ch.CustomerID && (cm.ContractID == old || cm.NextContractID == old) {
-			owner = cm.CustomerID
-			break
-		}
-	}
-	if owner == "" {
+	owner, ok := c.ownerOf(ch.Source, ch.CustomerID, old)
+	if !ok {
 		return "", false
 	}
 	for j, o := range p.Changes {
 		if o.Source == ch.Source && o.CustomerID == owner && o.ContractID == old && o.ServiceID == ch.ServiceID {
 			return owner, o.Action == usage.ActionUpdate && !holding[j]
+		}
+	}
+	return "", false
+}
+
+// ownerOf returns the customer of source other than customer whose
+// proposed mapping names contract (as the pass's movedLookups.owner).
+func (c *compare) ownerOf(source, customer, contract string) (string, bool) {
+	for _, cm := range c.proposed.CustomerMappings {
+		if cm.Source == source && cm.CustomerID != customer && (cm.ContractID == contract || cm.NextContractID == contract) {
+			return cm.CustomerID, true
 		}
 	}
 	return "", false

@@ -296,6 +296,52 @@ func TestWithMovedHolds_noLineRead(t *testing.T) {
 	}
 }
 
+// TestWithMovedHolds_swappedNoLineRead: customers a and b swap contracts
+// X and Y, and the PSA shows no line of a's service on X while the current
+// mappings set it (3 units). If psa-syncd set that line, the pass does not
+// wait for it to read 0 or for X's end: X is b's now, and the pass writes
+// a's line on Y once it has set b's line on X (in the same pass, after
+// that write), else holds it until a pass sets that line. The why says so
+// on Autotask (written), ConnectWise (written) and Kaseya BMS (units
+// unknown), and not "until ... the end of contract X".
+func TestWithMovedHolds_swappedNoLineRead(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise, psa.SystemKaseyaBMS} {
+		cur, prop := export.New(sys, "t"), export.New(sys, "t")
+		cur.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "a", CompanyID: "1", ContractID: "X", UsageSync: true})
+		cur.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "b", CompanyID: "1", ContractID: "Y", UsageSync: true})
+		prop.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "a", CompanyID: "1", ContractID: "Y", UsageSync: true})
+		prop.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "b", CompanyID: "1", ContractID: "X", UsageSync: true})
+		change := func(customer, contract string, desired int64) usage.Change {
+			return usage.Change{ChangeCustomer: &usage.ChangeCustomer{Source: "sophos", CustomerID: customer, ContractID: contract},
+				ChangeService: &usage.ChangeService{ServiceID: "mdr"}, Action: usage.ActionUpdate, Desired: desired}
+		}
+		curPlan := &usage.Plan{Changes: []usage.Change{change("a", "X", 3), change("b", "Y", 1)}}
+		propPlan := &usage.Plan{Changes: []usage.Change{change("a", "Y", 3), change("b", "X", 1)}}
+		c := &compare{current: cur, proposed: prop, usageKnown: true}
+		got := c.withMovedHolds(curPlan, propPlan)
+		k := keyOf(propPlan.Changes[0])
+		if got.Changes[0].Action != usage.ActionUpdate {
+			t.Errorf("%s: a's line on Y %s (%q), want it written as the report predicts", sys, got.Changes[0].Action, got.Changes[0].Reason)
+		}
+		if unknown := sys == psa.SystemKaseyaBMS; c.holdUnknown[k] != unknown {
+			t.Errorf("%s: a's line on Y units unknown = %v, want %v", sys, c.holdUnknown[k], unknown)
+		}
+		note := c.holdNotes[k]
+		for _, want := range []string{"if psa-syncd set the line of this service on contract X, which the customer leaves",
+			"the pass writes this line only once it has set that line for customer b, whose contract X is under the proposed mappings: in the same pass, after that write, where it sets it; " +
+				"else it holds this line", "until a pass sets that line or an approval of this line",
+			"if it never did (the usage is new since its last pass), the pass sets 3"} {
+			if !strings.Contains(note, want) {
+				t.Errorf("%s: a's note %q, want it to say %q", sys, note, want)
+			}
+		}
+		if strings.Contains(note, "the end of contract X") {
+			t.Errorf("%s: a's note %q names the end of contract X, b's contract after apply", sys, note)
+		}
+	}
+}
+
 // TestWithRepointHolds: without psa-syncd's ledger, the report holds a line
 // the proposed plan adds or raises for a customer whose line of a service
 // no proposed product mapping names shows units in the PSA, and only a
