@@ -2,7 +2,6 @@ package tickets_test
 
 import (
 	"bytes"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -102,24 +101,7 @@ func TestEngine_noteSentAgainLostAgainIsLeftForTheSettleTime(t *testing.T) {
 			return eng, tk
 		}},
 		"summary note": {"summarised here", func(e *env) (*tickets.Engine, int64) {
-			r := routings[e.system]
-			r.MaxPerCustomer = 1
-			eng := e.engine(r)
-			for i := range 2 {
-				e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
-					RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
-			}
-			e.pass(eng) // one alert's ticket, one summary
-			var summary int64
-			for _, tk := range e.tickets() {
-				if strings.Contains(tk.title, "Alert storm") {
-					summary = tk.id
-				}
-			}
-			for i := 2; i < 4; i++ {
-				e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
-					RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
-			}
+			eng, summary := e.alertStorm()
 			e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: e.notesPath(summary), Drop: true, Times: 1})
 			if cr := e.pass(eng).Customers[0]; cr.Summarised != 1 || len(cr.Notices) == 0 {
 				e.t.Fatalf("pass with the summary note's answer lost = %+v, want 1 summarised and a notice", cr)

@@ -1,9 +1,7 @@
 package tickets_test
 
 import (
-	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -70,26 +68,7 @@ func TestEngine_lostAnswerQueuesASettlePass(t *testing.T) {
 			return e.pass(eng)
 		}},
 		"summary note": {psa.Systems, func(e *env) tickets.Report {
-			r := routings[e.system]
-			r.MaxPerCustomer = 1
-			eng := e.engine(r)
-			for i := range 2 {
-				e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
-					RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
-			}
-			e.pass(eng) // one alert's ticket, one summary
-			var summary int64
-			for _, tk := range e.tickets() {
-				if strings.Contains(tk.title, "Alert storm") {
-					summary = tk.id
-				}
-			}
-			// max_per_customer counts per pass: one more ticket, one alert
-			// for the summary's note.
-			for i := 2; i < 4; i++ {
-				e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
-					RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
-			}
+			eng, summary := e.alertStorm()
 			e.now = e.now.Add(time.Hour)
 			e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: e.notesPath(summary), DropAfterHandling: true, Times: 1})
 			return e.pass(eng)

@@ -147,6 +147,34 @@ func (e *env) pass(eng *tickets.Engine) tickets.Report {
 	return rep
 }
 
+// alertStorm sets up a summary ticket with alerts waiting for its note: with
+// one ticket per customer a pass (max_per_customer 1), two alerts make one
+// alert's ticket and the "Alert storm" summary at a pass, and two more
+// alerts are raised, which the next pass notes on the summary (one more
+// ticket, one alert for the summary's note). It returns the engine and the
+// summary's ticket id.
+func (e *env) alertStorm() (*tickets.Engine, int64) {
+	r := routings[e.system]
+	r.MaxPerCustomer = 1
+	eng := e.engine(r)
+	for i := range 2 {
+		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
+			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
+	}
+	e.pass(eng) // one alert's ticket, one summary
+	var summary int64
+	for _, tk := range e.tickets() {
+		if strings.Contains(tk.title, "Alert storm") {
+			summary = tk.id
+		}
+	}
+	for i := 2; i < 4; i++ {
+		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
+			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
+	}
+	return eng, summary
+}
+
 // psaTicket is a ticket as the PSA simulator holds it.
 type psaTicket struct {
 	id     int64
@@ -1043,24 +1071,7 @@ func TestEngine_lostNoteAnswer(t *testing.T) {
 	t.Run("summary", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, psa.SystemAutotask)
-		r := routings[psa.SystemAutotask]
-		r.MaxPerCustomer = 1
-		eng := e.engine(r)
-		for i := range 2 {
-			e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
-				RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
-		}
-		e.pass(eng) // one alert's ticket, one summary
-		var summary int64
-		for _, tk := range e.tickets() {
-			if strings.Contains(tk.title, "Alert storm") {
-				summary = tk.id
-			}
-		}
-		for i := 2; i < 4; i++ {
-			e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
-				RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
-		}
+		eng, summary := e.alertStorm()
 		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: notes(summary), DropAfterHandling: true})
 		cr := e.pass(eng).Customers[0] // one more ticket, one more alert for the summary: its note is lost
 		if cr.Created != 1 || cr.Summarised != 1 || len(cr.Notices) != 1 {
