@@ -67,11 +67,16 @@ func (e *Engine) clearedOrphans() (map[string]ClearedOrphan, error) {
 	if _, err := e.db.Snapshot(snapshotOrphansCleared, &list); err != nil {
 		return nil, err
 	}
+	return clearedByKey(list), nil
+}
+
+// clearedByKey returns the cleared lines of list by clearedKey.
+func clearedByKey(list []ClearedOrphan) map[string]ClearedOrphan {
 	out := make(map[string]ClearedOrphan, len(list))
 	for _, c := range list {
 		out[clearedKey(c.System, c.Source, c.ContractID, c.ServiceID)] = c
 	}
-	return out, nil
+	return out
 }
 
 // ClearOrphans clears the orphaned lines the last pass listed (the stored
@@ -265,10 +270,7 @@ func (e *Engine) editClears(edit func(map[string]ClearedOrphan) bool) error {
 				return fmt.Errorf("daemon: reading the cleared orphaned lines: %w", err)
 			}
 		}
-		cleared := make(map[string]ClearedOrphan, len(list))
-		for _, c := range list {
-			cleared[clearedKey(c.System, c.Source, c.ContractID, c.ServiceID)] = c
-		}
+		cleared := clearedByKey(list)
 		if !edit(cleared) {
 			return nil
 		}
@@ -308,17 +310,9 @@ func (e *Engine) forgetClears(p *Plan) {
 	if e.db == nil || len(p.Changes) == 0 {
 		return
 	}
-	cleared, err := e.clearedOrphans()
-	if err != nil {
-		e.logger.Warn("Could not read the cleared orphaned lines; those mapped again stay cleared this pass", "err", err)
-		return
-	}
-	if len(cleared) == 0 {
-		return
-	}
 	sys, src := e.be.System(), e.src.Name()
 	var mapped []ClearedOrphan
-	err = e.editClears(func(cleared map[string]ClearedOrphan) bool {
+	err := e.editClears(func(cleared map[string]ClearedOrphan) bool {
 		mapped = nil
 		for _, c := range p.Changes {
 			if c.ChangeCustomer == nil || c.ChangeService == nil {
@@ -333,7 +327,7 @@ func (e *Engine) forgetClears(p *Plan) {
 		return len(mapped) > 0
 	})
 	if err != nil {
-		e.logger.Warn("Could not forget the clears of orphaned lines mapped again; a removal of their mapping does not list them until psa-syncd changes them", "err", err)
+		e.logger.Warn("Could not read or forget the clears of orphaned lines mapped again; a removal of their mapping does not list them until psa-syncd changes them", "err", err)
 		return
 	}
 	for _, c := range mapped {
