@@ -463,10 +463,10 @@ func (t *ContractTerms) restore(db *state.DB, logger *slog.Logger) {
 	if t.m == nil {
 		t.m = make(map[termsKey]contractTerm, len(stored))
 	}
-	for _, st := range stored {
+	for i, st := range stored {
 		k := termsKey{st.System, st.Ct.ID}
 		if _, ok := t.m[k]; !ok && st.Ct.ID != "" {
-			t.m[k] = contractTerm{ct: st.Ct, readAt: st.ReadAt, billing: st.Billing}
+			t.m[k] = contractTerm{ct: &stored[i].Ct, readAt: st.ReadAt, billing: st.Billing}
 		}
 	}
 }
@@ -496,7 +496,7 @@ func (t *ContractTerms) save(db *state.DB, now time.Time) error {
 	for k, c := range t.m {
 		_, orphaned := t.orphaned[k]
 		if age := now.Sub(c.readAt); orphaned || c.billing || age >= 0 && age < contractTermsKept {
-			stored = append(stored, storedTerm{System: k.system, ReadAt: c.readAt, Ct: c.ct, Billing: c.billing})
+			stored = append(stored, storedTerm{System: k.system, ReadAt: c.readAt, Ct: *c.ct, Billing: c.billing})
 		}
 	}
 	t.mu.Unlock()
@@ -581,7 +581,10 @@ type termsKey struct {
 
 // contractTerm is what a read of a contract said of it, and when.
 type contractTerm struct {
-	ct     psa.Contract
+	// ct is the record as read, shared with the pass that read it
+	// (pass.records) and never changed once kept: a copy per contract
+	// held 20,000 records twice at the peak of a pass.
+	ct     *psa.Contract
 	readAt time.Time
 	// billing is set, for a contract no customer mapping names, while
 	// a line psa-syncd set above 0 there is in force (readOrphans): its
@@ -672,7 +675,7 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass, record bool) {
 	// day.
 	fresh := func(c contractTerm, cm export.CustomerMapping) bool {
 		age := now.Sub(c.readAt)
-		if _, err := e.recordProblem(cm, c.ct); err != nil {
+		if _, err := e.recordProblem(cm, *c.ct); err != nil {
 			return false
 		}
 		return age >= 0 && age < contractCheckTTL && (c.ct.EndDate.IsZero() || c.ct.EndDate.Format(time.DateOnly) >= effDay) &&
@@ -680,7 +683,7 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass, record bool) {
 	}
 	freshRenewal := func(c contractTerm, cm export.CustomerMapping) bool {
 		age := now.Sub(c.readAt)
-		if _, err := e.recordProblem(cm, c.ct); err != nil {
+		if _, err := e.recordProblem(cm, *c.ct); err != nil {
 			return false
 		}
 		return age >= 0 && age < contractCheckTTL
@@ -724,7 +727,7 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass, record bool) {
 		p.recordErrs = errs
 		for _, id := range ids {
 			if ct := found[id]; ct != nil {
-				e.terms.put(sys, id, contractTerm{ct: *ct, readAt: now})
+				e.terms.put(sys, id, contractTerm{ct: ct, readAt: now})
 				p.records[id] = ct
 			}
 		}
@@ -775,7 +778,7 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass, record bool) {
 		// (checkContracts checks those without): one cancelled, made
 		// inactive or moved to another company since the mapping was
 		// made is stale too.
-		if hint, err := e.recordProblem(*cp.m, t.ct); err != nil {
+		if hint, err := e.recordProblem(*cp.m, *t.ct); err != nil {
 			cp.err, cp.hint = err, hint
 			continue
 		}
@@ -1209,10 +1212,10 @@ func (e *Engine) keepRecords(p *pass, ids []string, found map[string]*psa.Contra
 				// (readCompanyStates): the day's state of it stands.
 				ct.CompanyInactive = true
 			}
-			if !ok || !sameRecord(old.ct, *ct) {
+			if !ok || !sameRecord(*old.ct, *ct) {
 				changed = true
 			}
-			e.terms.put(sys, id, contractTerm{ct: *ct, readAt: now})
+			e.terms.put(sys, id, contractTerm{ct: ct, readAt: now})
 			p.records[id] = ct
 		}
 	}

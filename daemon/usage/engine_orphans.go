@@ -632,7 +632,7 @@ func (e *Engine) orphanTerms(ctx context.Context, ids []string, all, record bool
 		for _, id := range due {
 			switch ct, err := found[id], errs[id]; {
 			case ct != nil:
-				e.terms.put(sys, id, contractTerm{ct: *ct, readAt: now})
+				e.terms.put(sys, id, contractTerm{ct: ct, readAt: now})
 				asked = append(asked, id)
 			case errors.Is(err, errNotRead):
 				// Not found (deleted, out of the API user's
