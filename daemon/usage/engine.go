@@ -1381,6 +1381,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		}
 	}
 	newLines.flush(ctx, e, p)
+	recs.keep(!o.planOnly)
 	next := 0
 	for _, cp := range p.customers {
 		cp.changes = p.plan.Changes[next : next+cp.nChanges : next+cp.nChanges]

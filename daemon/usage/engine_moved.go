@@ -344,7 +344,10 @@ const oldRecordsMax = 25
 // effective date. BMS cannot read lines, so a line set to 0 by hand still
 // needs the approval of the held line. A pass that holds no such line
 // sends nothing more; one that holds lines for a contract reads it at
-// every pass while they stay held.
+// every pass while they stay held. A record found is kept as the
+// contract's terms (keep): once it reads ended, a later line for that
+// contract (another service the customer had there, its usage back) is
+// not held and costs no request, in this process or the next.
 type oldRecords struct {
 	e   *Engine
 	ctx context.Context
@@ -352,6 +355,9 @@ type oldRecords struct {
 	// failed, by contract (idKey).
 	got  map[string]*psa.Contract
 	errs map[string]error
+	// changed is set when a record found differs from the terms kept
+	// of its contract: the snapshot is saved (keep).
+	changed bool
 }
 
 // old is movedLookups.old.
@@ -371,6 +377,7 @@ func (r *oldRecords) old(contract, _ string, asOf time.Time, _ state.LedgerEntry
 			r.errs[k] = err
 		} else {
 			r.got[k] = found[contract]
+			r.put(contract, found[contract])
 		}
 	}
 	if err := r.errs[k]; err != nil {
@@ -381,6 +388,38 @@ func (r *oldRecords) old(contract, _ string, asOf time.Time, _ state.LedgerEntry
 		return true, fmt.Sprintf("; but contract %s ended on %s in %s, as read now, before the effective date %s: not held", contract, ct.EndDate.Format(time.DateOnly), sys, day)
 	}
 	return false, ""
+}
+
+// put keeps ct, the record of contract as read now, as its terms
+// (ContractTerms.put keeps their billing mark): movedLine goes by them
+// before it reads the contract again.
+func (r *oldRecords) put(contract string, ct *psa.Contract) {
+	if ct == nil {
+		return
+	}
+	sys := r.e.be.System()
+	old, ok := r.e.terms.get(sys, contract)
+	if ok && old.ct.CompanyInactive && old.ct.CompanyID == ct.CompanyID {
+		// This read does not read the company (readCompanyStates), as
+		// keepRecords' does not: the state of it kept stands.
+		ct.CompanyInactive = true
+	}
+	if !ok || !sameRecord(*old.ct, *ct) {
+		r.changed = true
+	}
+	r.e.terms.put(sys, contract, contractTerm{ct: ct, readAt: r.e.now()})
+}
+
+// keep saves the contract terms in the state snapshot when a record read
+// changed them and record is set (a plan keeps no state: the terms it
+// read are saved by the next pass that saves them).
+func (r *oldRecords) keep(record bool) {
+	if !record || !r.changed || r.e.db == nil {
+		return
+	}
+	if err := r.e.terms.save(r.e.db, r.e.now()); err != nil {
+		r.e.logger.Warn("Could not keep the end dates of the contracts customers left in the state database; the next process reads them again", "err", err)
+	}
 }
 
 // contractOwners returns movedLookups.owner for the customers of source

@@ -996,3 +996,58 @@ func TestEngineKaseyaBMS_movedBackFromEndedContract(t *testing.T) {
 		t.Errorf("next pass = %+v (%d writes), want nothing written or held", res.Run, h.writes())
 	}
 }
+
+// TestEngineKaseyaBMS_movedHoldReleaseKeepsTheRecord: a line held as
+// previous_contract on Kaseya BMS is released by the pass that reads the
+// contract the customer left ended (three requests); psa-syncd keeps that
+// read as the contract's terms, so that a later line of another service
+// the customer had there (its usage back) is written with no request for
+// that contract, in the same process and in one started after it (the
+// state database's snapshot: `psa-syncd sync` is a process per pass).
+func TestEngineKaseyaBMS_movedHoldReleaseKeepsTheRecord(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	h.pol.MaxDecreasePercent = 0
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,10")
+	if res := h.sync(PassOptions{}); res.Run.Updated != 3 {
+		t.Fatalf("first pass = %+v, want 3 updated", res.Run)
+	}
+	moved := h.moveTo("cust-a", "Acme Other Services")
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
+	if res := h.sync(PassOptions{}); res.Run.Held != 1 || res.Run.Updated != 0 {
+		t.Fatalf("pass after the move = %+v, want the line held", res.Run)
+	}
+	h.sim.KaseyaBMS().SetContractEndDate(int(mustParse(t, h.contractA)), time.Date(2026, time.October, 31, 0, 0, 0, 0, time.UTC))
+	h.sim.ResetRequests()
+	if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 1 {
+		t.Fatalf("pass once %s ended = %+v, want the line written", h.contractA, res.Run)
+	}
+	if n := h.requestsNaming(h.contractA); n == 0 {
+		t.Fatalf("pass once %s ended: no request named it, want its record read", h.contractA)
+	}
+	h.wantUnits(moved, h.svcIntercept, 42)
+
+	// MDR's usage back: its line on the new contract would be held for
+	// the one psa-syncd set on the old, which ended as read.
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,10")
+	h.sim.ResetRequests()
+	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	if c := sysFindChange(plan, h.svcMDR); c == nil || c.Action != ActionUpdate {
+		t.Errorf("plan with MDR's usage back: change %+v, want an update", c)
+	}
+	if n := h.requestsNaming(h.contractA); n != 0 {
+		t.Errorf("plan with MDR's usage back: %d requests named %s, want none (its record as read kept)", n, h.contractA)
+	}
+	h.terms = ContractTerms{}
+	h.sim.ResetRequests()
+	if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 1 {
+		t.Errorf("pass with MDR's usage back, in a new process = %+v, want MDR written", res.Run)
+	}
+	if n := h.requestsNaming(h.contractA); n != 0 {
+		t.Errorf("pass with MDR's usage back, in a new process: %d requests named %s, want none (its record as read kept in the state database)", n, h.contractA)
+	}
+	h.wantUnits(moved, h.svcMDR, 3)
+}
