@@ -38,7 +38,7 @@ func TestStatusPage_orphanedLines(t *testing.T) {
 	body := ui.do(http.MethodGet, "/", nil).Body.String()
 	for _, want := range []string{"Orphaned lines", `id="orphaned"`, "cust-acme", "30000012", "as read", "2026-10-01", "no product mapping names the service",
 		"29684002", "psa-syncd's ledger", "no customer mapping names the contract", "Set each to 0",
-		"On Kaseya BMS, whose lines cannot be read, a line cleared and mapped again is posted again at its usage."} {
+		"On Kaseya BMS, whose lines cannot be read, a line listed here (cleared or not) and mapped again is posted again at its usage."} {
 		if !strings.Contains(body, want) {
 			t.Errorf("GET / lacks %q", want)
 		}

@@ -28,7 +28,12 @@ const snapshotLinesDoubted = "lines_doubted"
 //     doubtCleared): it was set to 0, its contract ended, or it bills on
 //     purpose, which psa-syncd cannot tell apart; or, cleared as zeroed,
 //     it was set to 0 (Zeroed), which releases the line held for it as
-//     an approval does.
+//     an approval does;
+//   - a pass lists a line of Kaseya BMS as orphaned (doubtListed,
+//     Listed): no mapping writes it, and the list asks a person to set it
+//     to 0 or end it, which a person may do without clearing it; mapped
+//     again, it would read "unchanged" at units it may no longer have.
+//     A clear or an approval of the same entry says more, and replaces it.
 //
 // It counts while the ledger entry in force for the line is Seq: once
 // psa-syncd sets the line again it knows its units, and the record is
@@ -42,10 +47,13 @@ type DoubtedLine struct {
 	// Zeroed is true when the operator said the line was set to 0: an
 	// approval of ApprovedService's line, held for this one, or a clear
 	// of the line as zeroed (no ApprovedService).
-	Zeroed          bool      `json:"zeroed,omitempty"`
-	ApprovedService string    `json:"approved_service,omitempty"`
-	Time            time.Time `json:"time"`
-	Note            string    `json:"note,omitempty"`
+	Zeroed          bool   `json:"zeroed,omitempty"`
+	ApprovedService string `json:"approved_service,omitempty"`
+	// Listed is true for a record made by a pass that listed the line
+	// as orphaned, not by an operator: Time is when it was first listed.
+	Listed bool      `json:"listed,omitempty"`
+	Time   time.Time `json:"time"`
+	Note   string    `json:"note,omitempty"`
 }
 
 func (d DoubtedLine) key() string { return clearedKey(d.System, d.Source, d.ContractID, d.ServiceID) }
@@ -65,8 +73,47 @@ func (d DoubtedLine) said(sys string) string {
 		return fmt.Sprintf("was set to 0 by hand since, as the approval of service %s's line held for it said at %s",
 			d.ApprovedService, d.Time.Format(time.RFC3339))
 	}
+	if d.Listed {
+		return fmt.Sprintf("was listed as orphaned from %s, written by no mapping: it may have been set to 0 by hand or ended since, which %s cannot show",
+			d.Time.Format(time.RFC3339), sys)
+	}
 	return fmt.Sprintf("was cleared from the orphaned lines at %s%s: set to 0 by hand, ended or billed on purpose since, which %s cannot show",
 		d.Time.Format(time.RFC3339), note, sys)
+}
+
+// doubtListed records the orphaned lines of Kaseya BMS that a pass lists
+// (DoubtedLine.Listed), at the ledger entry listed, unless a record of
+// that entry is kept already (this pass's or an earlier one's, or an
+// operator's, which says more). The list asks a person to set such a line
+// to 0 or end it in the PSA, and nothing tells psa-syncd when a person
+// did so without clearing it: without the record, a line mapped again
+// with the same usage would be left "unchanged" at units it may no longer
+// have, billing nothing, while the plan says it bills them. With it, the
+// line is posted again (doubtedLine), which the plan shows: no change
+// where it still has them, one post per line mapped again.
+func (e *Engine) doubtListed(src string, listed []OrphanedLine) {
+	if e.db == nil || e.be.System() != psa.SystemKaseyaBMS || len(listed) == 0 {
+		return
+	}
+	doubts, err := e.doubtedLines()
+	if err != nil {
+		e.logger.Warn("Could not read the lines psa-syncd was told were set by hand; the orphaned lines listed are not recorded as such, and one mapped again reads unchanged at the units psa-syncd set", "err", err)
+		return
+	}
+	now, changed := e.now().UTC(), false
+	for _, l := range listed {
+		d := DoubtedLine{System: e.be.System(), Source: src, ContractID: l.ContractID, ServiceID: l.ServiceID, Seq: l.Seq, Listed: true, Time: now}
+		if old, ok := doubts[d.key()]; ok && old.Seq == d.Seq {
+			continue
+		}
+		doubts[d.key()], changed = d, true
+	}
+	if !changed {
+		return
+	}
+	if err := e.putDoubtedLines(doubts); err != nil {
+		e.logger.Warn("Could not record the orphaned lines listed; one mapped again reads unchanged at the units psa-syncd set", "err", err)
+	}
 }
 
 // doubtedLines reads the doubted lines by DoubtedLine.key.
@@ -129,8 +176,8 @@ func (e *Engine) doubtedLine(c *Change, d DoubtedLine) {
 
 // LedgerDoubted reports whether an operator said that the line may no
 // longer hold Current, the units psa-syncd's ledger says it set (Kaseya
-// BMS: a clear of the orphaned line, or an approval of a line held for it,
-// see DoubtedLine), and zero whether they said it holds 0: the
+// BMS: a clear of the orphaned line, a pass that listed it as orphaned, or
+// an approval of a line held for it, see DoubtedLine), and zero whether they said it holds 0: the
 // billing-impact report shows what the line holds now from it.
 func (c Change) LedgerDoubted() (doubted, zero bool) { return c.doubted, c.doubtedZero }
 

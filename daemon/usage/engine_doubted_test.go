@@ -150,11 +150,20 @@ func TestEngineSystems_orphanedLineZeroedClearedMappedAgain(t *testing.T) {
 			} else if sys == psa.SystemKaseyaBMS && (!strings.Contains(c.Reason, "cleared from the orphaned lines") || !strings.Contains(c.Reason, "posted again at 3 units")) {
 				t.Errorf("plan's cust-a MDR change reason = %q, want it to name the clear and the post", c.Reason)
 			}
-			if c := sysFindChangeOf(plan, "cust-b", h.svcMDR); c == nil || c.Action != ActionUnchanged {
+			// On Kaseya BMS cust-b's line, listed as orphaned too, may
+			// have been changed by hand as well: posted again (see
+			// TestEngineSystems_orphanedLineZeroedMappedAgain).
+			want := 1
+			if c := sysFindChangeOf(plan, "cust-b", h.svcMDR); sys == psa.SystemKaseyaBMS {
+				want = 2
+				if c == nil || c.Action != ActionUpdate || !strings.Contains(c.Reason, "listed as orphaned") {
+					t.Errorf("plan's cust-b MDR change = %+v, want posted again", c)
+				}
+			} else if c == nil || c.Action != ActionUnchanged {
 				t.Errorf("plan's cust-b MDR change = %+v, want unchanged", c)
 			}
-			if res := h.sync(o); res.Run.Updated != 1 || res.Run.Held != 0 {
-				t.Errorf("pass after mapping MDR again = %+v, want cust-a's line written", res.Run)
+			if res := h.sync(o); res.Run.Updated != want || res.Run.Held != 0 {
+				t.Errorf("pass after mapping MDR again = %+v, want %d written", res.Run, want)
 			}
 			h.wantUnits(h.contractA, h.svcMDR, 3)
 			h.wantUnits(h.contractB, h.svcMDR, 2)
@@ -199,8 +208,9 @@ func TestEngineKaseyaBMS_doubtedLineKeptUntilPosted(t *testing.T) {
 			h.doc.PutProduct(mdr)
 
 			h.sim.AddFault(contractWriteFault(h, fault, h.contractA))
-			if res := h.sync(PassOptions{}); res.Run.Updated != 0 || res.Run.Failed != 1 {
-				t.Fatalf("pass with the post of cust-a's line refused or lost = %+v, want it failed", res.Run)
+			// cust-b's line, listed as orphaned too, is posted again.
+			if res := h.sync(PassOptions{}); res.Run.Updated != 1 || res.Run.Failed != 1 {
+				t.Fatalf("pass with the post of cust-a's line refused or lost = %+v, want it failed, cust-b's posted", res.Run)
 			}
 			h.wantUnits(h.contractA, h.svcMDR, 0)
 			if open, _ := h.db.OpenIntents(); len(open) == 1 {
@@ -333,5 +343,87 @@ func TestEngineKaseyaBMS_clearedZeroedReleasesPointedBack(t *testing.T) {
 	h.sim.ResetRequests()
 	if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 0 || h.writes() != 0 {
 		t.Errorf("pass after S1 was posted = %+v (%d writes), want nothing held or written", res.Run, h.writes())
+	}
+}
+
+// TestEngineSystems_orphanedLineZeroedMappedAgain: MDR's product mapping
+// is removed, both customers' MDR lines are listed as orphaned, and a
+// person sets cust-a's to 0 by hand, neither clearing it nor approving
+// anything; MDR is then mapped again with the same usage. On Kaseya BMS
+// psa-syncd's ledger said the line had the 3 units it set: the plan, the
+// dry run and the pass said "unchanged" and wrote nothing, and the line
+// billed 0, unnoticed. A line listed as orphaned was written by no mapping
+// since, and BMS cannot show what a person did to it: now the plan, the
+// dry run and the pass post it again at 3, once, cust-b's too (the same
+// units: no change where it still has them). ConnectWise reads cust-a's
+// line at 0 and raises it; Autotask holds it as stale_read until the
+// line's approval (see TestEngineSystems_orphanedLineZeroedClearedMappedAgain).
+func TestEngineSystems_orphanedLineZeroedMappedAgain(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
+			if res := h.sync(PassOptions{}); res.Run.Updated != 3 {
+				t.Fatalf("first pass = %+v, want 3 updated", res.Run)
+			}
+			mdr, _ := h.doc.Product("file", "MDR")
+			h.doc.DeleteProduct("file", "MDR")
+			if res := h.sync(PassOptions{}); len(res.Plan.Unmapped.Orphaned) != 2 {
+				t.Fatalf("pass after MDR's mapping was removed: orphaned %s, want both MDR lines", orphanKeys(res.Plan))
+			}
+			h.setByHand(h.contractA, h.svcMDR, 0)
+
+			h.doc.PutProduct(mdr)
+			plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+			if err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			dry := h.sync(PassOptions{DryRun: true})
+			for what, p := range map[string]*Plan{"plan": plan, "dry run": dry.Plan} {
+				c, b := sysFindChangeOf(p, "cust-a", h.svcMDR), sysFindChangeOf(p, "cust-b", h.svcMDR)
+				switch sys {
+				case psa.SystemAutotask:
+					if c == nil || c.Action != ActionHeld || c.Hold() != HoldStaleRead || !c.Approvable() {
+						t.Errorf("%s: cust-a's MDR change = %+v, want held (%s)", what, c, HoldStaleRead)
+					}
+				case psa.SystemConnectWise:
+					if c == nil || c.Action != ActionUpdate || c.Current != 0 || c.Desired != 3 {
+						t.Errorf("%s: cust-a's MDR change = %+v, want 0 -> 3", what, c)
+					}
+				default:
+					for _, x := range []*Change{c, b} {
+						if x == nil || x.Action != ActionUpdate || !strings.Contains(x.Reason, "listed as orphaned") ||
+							!strings.Contains(x.Reason, fmt.Sprintf("posted again at %d units", x.Desired)) {
+							t.Errorf("%s: MDR change = %+v, want posted again, naming the orphaned-lines list", what, x)
+						}
+					}
+				}
+				if sys != psa.SystemKaseyaBMS && (b == nil || b.Action != ActionUnchanged) {
+					t.Errorf("%s: cust-b's MDR change = %+v, want unchanged", what, b)
+				}
+			}
+			if dry.Run.Updated+dry.Run.Held+dry.Run.Unchanged == 0 {
+				t.Errorf("dry run = %+v, want its counts", dry.Run)
+			}
+			o, want := PassOptions{}, 1
+			switch sys {
+			case psa.SystemAutotask:
+				o = PassOptions{Approve: true, Customer: "cust-a", ApproveService: h.svcMDR}
+			case psa.SystemKaseyaBMS:
+				want = 2
+			}
+			if res := h.sync(o); res.Run.Updated != want || res.Run.Held != 0 {
+				t.Errorf("pass after mapping MDR again = %+v, want %d updated", res.Run, want)
+			}
+			h.wantUnits(h.contractA, h.svcMDR, 3)
+			h.wantUnits(h.contractB, h.svcMDR, 2)
+			h.sim.ResetRequests()
+			if res := h.sync(PassOptions{}); res.Run.Updated != 0 || h.writes() != 0 {
+				t.Errorf("next pass = %+v (%d writes), want nothing written", res.Run, h.writes())
+			}
+		})
 	}
 }

@@ -1327,6 +1327,7 @@ func (e *Engine) recordUnmapped(runID int64, p *Plan, customer string) {
 	}
 	e.setUnmapped(u)
 	if e.db != nil {
+		e.doubtListed(e.src.Name(), u.Orphaned)
 		e.countNewUnmapped(u)
 		rep := UnmappedReport{Time: e.now().UTC(), RunID: runID, Period: p.Period, Source: e.src.Name(), Unmapped: u}
 		if err := e.db.PutSnapshot(SnapshotUnmapped, rep); err != nil {

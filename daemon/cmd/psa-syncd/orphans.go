@@ -29,10 +29,11 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 		"(-contract and -service) or every one (-all: but those the last pass read above 0 in the PSA, which bill)\n"+
 		"once it is zeroed or ended in the PSA, or billed on purpose: it leaves the list and psa_sync_orphaned_lines\n"+
 		"at once, and later passes do not list it until psa-syncd changes the line again, or a mapping names it\n"+
-		"again and is then removed. On Kaseya BMS, whose lines cannot be read, a line cleared and mapped again is\n"+
-		"posted again at its usage: the clear says it may no longer hold what psa-syncd set; with -zeroed, that it\n"+
-		"holds 0, which also releases a line held for it (a product mapping moved from its service, then back), as\n"+
-		"the approval of that line does (also of a line cleared already). Nothing is sent to the PSA. From the state\n"+
+		"again and is then removed. On Kaseya BMS, whose lines cannot be read, a line listed (cleared or not) and\n"+
+		"mapped again is posted again at its usage: the list, or the clear, says it may no longer hold what\n"+
+		"psa-syncd set; a clear with -zeroed, that it holds 0, which also releases a line held for it (a product\n"+
+		"mapping moved from its service, then back), as the approval of that line does (also of a line cleared\n"+
+		"already). Nothing is sent to the PSA. From the state\n"+
 		"database, or from a running daemon\n"+
 		"with -web.url (its API token is needed to clear).")
 	cf.register(fs)

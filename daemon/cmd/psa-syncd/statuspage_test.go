@@ -181,7 +181,7 @@ func TestStatusPage(t *testing.T) {
 	browse(t, ctx, chromedp.Navigate(base+"/"))
 	text := read(t, ctx, chromedp.Text(chromedp.CSS(`body`)))
 	for _, want := range []string{"Initech", "XGS Firewall", "Usage with no customer", "is held for review", "not found in autotask",
-		"Orphaned lines", "On Kaseya BMS, whose lines cannot be read, a line cleared and mapped again is posted again at its usage."} {
+		"Orphaned lines", "On Kaseya BMS, whose lines cannot be read, a line listed here (cleared or not) and mapped again is posted again at its usage."} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the page does not show %q", want)
 		}
