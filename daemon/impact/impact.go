@@ -904,6 +904,9 @@ func (c *compare) withMovedHolds(cur, p *usage.Plan) *usage.Plan {
 					"which %[3]s cannot report, the pass writes this line only once it has set that line for customer %[5]s, whose contract %[1]s is under the proposed mappings: "+
 					"in the same pass, after that write, where it sets it; else it holds this line at its units now for review (previous_contract) until a pass sets that line "+
 					"or an approval of this line (`psa-syncd sync --approve --customer ID --service ID`); "+
+					"where customer %[5]s's line there rises too (both lines rise, which the report cannot tell without the ledger either), the pass holds both and writes neither by itself, "+
+					"since either write alone would bill one customer's usage on both contracts: approve one of them (`psa-syncd sync --approve --customer ID --service ID`), "+
+					"and the pass after that approval writes the other; "+
 					"if it never did (the usage is new since its last pass), the pass sets %[4]d",
 					cm.ContractID, units, c.current.PSA.System.Title(), ch.Desired, owner), true)
 			case ok && unread:

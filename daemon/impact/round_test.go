@@ -339,6 +339,14 @@ func TestWithMovedHolds_swappedNoLineRead(t *testing.T) {
 		if strings.Contains(note, "the end of contract X") {
 			t.Errorf("%s: a's note %q names the end of contract X, b's contract after apply", sys, note)
 		}
+		// On Kaseya BMS the report cannot tell whether b's line on X
+		// rises too: then the pass holds both, and only an approval of
+		// one goes on.
+		both := "where customer b's line there rises too (both lines rise, which the report cannot tell without the ledger either), the pass holds both and writes neither by itself"
+		approve := "approve one of them (`psa-syncd sync --approve --customer ID --service ID`), and the pass after that approval writes the other"
+		if says := strings.Contains(note, both) && strings.Contains(note, approve); says != (sys == psa.SystemKaseyaBMS) {
+			t.Errorf("%s: a's note %q says that both rising are held until one is approved = %v, want %v", sys, note, says, sys == psa.SystemKaseyaBMS)
+		}
 	}
 }
 
