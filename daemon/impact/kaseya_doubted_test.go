@@ -145,6 +145,26 @@ func TestBillingImpact_kaseyaBMSClearedMappedAgain(t *testing.T) {
 	}
 }
 
+// TestBillingImpact_kaseyaBMSListedMappedAgain: on Kaseya BMS, a plan
+// that maps MDR again after a pass listed its line as orphaned, set to 0
+// by hand and never cleared, shows what the pass after apply does, the
+// line posted at 3, and what it holds now as unknown (a person may have
+// changed it while it was listed): not an unchanged line at the 3 units of
+// psa-syncd's ledger, while it bills 0.
+func TestBillingImpact_kaseyaBMSListedMappedAgain(t *testing.T) {
+	t.Parallel()
+	x := newKaseyaMDR(t)
+	x.sync(t, usage.PassOptions{}, 1)
+	x.doc.DeleteProduct(impacttest.SourceName, "MDR")
+	x.sync(t, usage.PassOptions{}, 0)
+	x.setByHand(x.s1)
+
+	rep, _ := report(t, impact.Options{Backend: x.w.Backend, Source: x.w.Source, State: x.w.State}, mdrPlan("", x.svc1), x.doc, impact.FormatMarkdown)
+	if l := lineOf(t, rep, x.svc1); l.ProposedHeld != nil || l.Now != nil || l.Proposed == nil || *l.Proposed != 3 || l.MonthlyDelta != nil {
+		t.Errorf("MDR's line in the report = %+v, want now unknown, proposed 3, delta unknown", l)
+	}
+}
+
 // TestBillingImpact_kaseyaBMSClearedZeroedMappedAgain: cleared as zeroed
 // (psa-syncd orphans -clear -zeroed), the line mapped again shows now 0,
 // as the operator said, and its delta: not unknown.
