@@ -3,7 +3,6 @@ package daemon
 import (
 	"bytes"
 	"cmp"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -261,8 +259,16 @@ type StateConfig struct {
 	// advertises is https, instead of the system's roots: the instances'
 	// certificates, made for pod IPs, come from the operator's own CA,
 	// and SSL_CERT_FILE would replace the roots the PSA, vendor and S3
-	// connections need too. Read at start.
+	// connections need too. Read at load, and again when it changes
+	// (activeTransports).
 	AdvertiseCAFile string `yaml:"advertise_ca_file,omitempty"`
+	// AdvertiseClientCertFile and AdvertiseClientKeyFile are the PEM
+	// certificate and key a standby presents to the active instance, whose
+	// listener may require a client certificate (tls_server_config's
+	// client_auth_type); both or neither. Read at load, and again when
+	// they change.
+	AdvertiseClientCertFile string `yaml:"advertise_client_cert_file,omitempty"`
+	AdvertiseClientKeyFile  string `yaml:"advertise_client_key_file,omitempty"`
 	// HistoryRetention is how long runs, the intents closed as done or
 	// failed and the records of closed tickets and refused ticket creates
 	// whose alerts are not open are kept (default 400 days); the ledger is
@@ -384,38 +390,15 @@ func (s *StateConfig) validate(stateDir string, abs func(string) string, getenv 
 		return fmt.Errorf("state.advertise_host: %w", err)
 	}
 	s.AdvertiseHost = host
-	if s.AdvertiseCAFile != "" {
-		s.AdvertiseCAFile = abs(s.AdvertiseCAFile)
-		if _, err := loadCAFile(s.AdvertiseCAFile); err != nil {
-			return fmt.Errorf("state.advertise_ca_file: %w", err)
+	if (s.AdvertiseClientCertFile == "") != (s.AdvertiseClientKeyFile == "") {
+		return errors.New("state.advertise_client_cert_file and state.advertise_client_key_file: give both (the certificate a standby presents to the active instance, and its key), or neither")
+	}
+	for _, f := range []*string{&s.AdvertiseCAFile, &s.AdvertiseClientCertFile, &s.AdvertiseClientKeyFile} {
+		if *f != "" {
+			*f = abs(*f)
 		}
 	}
-	return nil
-}
-
-// maxCAFile bounds the CA file read (state.advertise_ca_file): a bundle of
-// every public root is about 200 KiB.
-const maxCAFile = 1 << 20
-
-// loadCAFile reads the PEM certificates of the CA file path.
-func loadCAFile(path string) (*x509.CertPool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxCAFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	if len(data) > maxCAFile {
-		return nil, fmt.Errorf("%s is larger than %d bytes: not a file of CA certificates", path, maxCAFile)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("%s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path)
-	}
-	return pool, nil
+	return activeTLSOf(*s).check()
 }
 
 // checkAdvertiseHost accepts a host name or an IP address (an IPv6 one

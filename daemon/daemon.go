@@ -219,9 +219,9 @@ type Daemon struct {
 	// forwardTimeout bounds a request a standby forwards to the active
 	// instance (see forward).
 	forwardTimeout time.Duration
-	// activeTransport carries what a standby sends to the active instance
-	// (forward, callActive); see newActiveTransport.
-	activeTransport *http.Transport
+	// activeTransports carries what a standby sends to the active
+	// instance (forward, callActive); see newActiveTransport.
+	activeTransports *activeTransports
 
 	// scheduleChanged wakes the scheduler after a reload, and
 	// ticketScheduleChanged the ticket scheduler.
@@ -352,9 +352,9 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 	if err := validateWebConfig(o.WebConfigFile); err != nil {
 		return nil, err
 	}
-	activeTransport, err := newActiveTransport(cfg.State.AdvertiseCAFile)
+	activeTransports, err := newActiveTransports(activeTLSOf(cfg.State))
 	if err != nil {
-		return nil, fmt.Errorf("daemon: state.advertise_ca_file: %w", err)
+		return nil, fmt.Errorf("daemon: %w", err)
 	}
 	if o.ListenAddress != "" {
 		c := *cfg
@@ -365,29 +365,29 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		}
 	}
 	d := &Daemon{
-		configPath:      configPath,
-		listenAddress:   o.ListenAddress,
-		logger:          o.Logger,
-		registry:        o.Registry,
-		version:         o.Version,
-		baseClient:      o.HTTPClient,
-		now:             o.Now,
-		getenv:          o.Getenv,
-		check:           o.Check,
-		watchInterval:   o.WatchInterval,
-		shutdownTimeout: o.ShutdownTimeout,
-		listener:        o.Listener,
-		webConfigFile:   o.WebConfigFile,
-		allowEmptyState: o.AllowEmptyState,
-		allowRestore:    o.AllowRestore,
-		queue:           newSyncQueue(),
-		apiSlots:        make(chan struct{}, maxConcurrentAPIRequests),
-		openAPISlots:    make(chan struct{}, maxConcurrentAPIRequests-tokenAPISlots),
-		httpTimeouts:    defaultHTTPTimeouts,
-		forwardTimeout:  defaultForwardTimeout,
-		activeTransport: activeTransport,
-		scheduleChanged: make(chan struct{}, 1),
-		maxExportFile:   export.MaxSize,
+		configPath:       configPath,
+		listenAddress:    o.ListenAddress,
+		logger:           o.Logger,
+		registry:         o.Registry,
+		version:          o.Version,
+		baseClient:       o.HTTPClient,
+		now:              o.Now,
+		getenv:           o.Getenv,
+		check:            o.Check,
+		watchInterval:    o.WatchInterval,
+		shutdownTimeout:  o.ShutdownTimeout,
+		listener:         o.Listener,
+		webConfigFile:    o.WebConfigFile,
+		allowEmptyState:  o.AllowEmptyState,
+		allowRestore:     o.AllowRestore,
+		queue:            newSyncQueue(),
+		apiSlots:         make(chan struct{}, maxConcurrentAPIRequests),
+		openAPISlots:     make(chan struct{}, maxConcurrentAPIRequests-tokenAPISlots),
+		httpTimeouts:     defaultHTTPTimeouts,
+		forwardTimeout:   defaultForwardTimeout,
+		activeTransports: activeTransports,
+		scheduleChanged:  make(chan struct{}, 1),
+		maxExportFile:    export.MaxSize,
 
 		ticketScheduleChanged: make(chan struct{}, 1),
 		fullPassRecorded:      make(chan struct{}, 1),
@@ -664,17 +664,24 @@ func (d *Daemon) reloadConfigLocked() error {
 	if err == nil && cfg.PSA.System != old.PSA.System {
 		err = fmt.Errorf("daemon: psa.system changed from %q to %q: restart psa-syncd to switch PSA", old.PSA.System, cfg.PSA.System)
 	}
-	if err == nil && (cfg.StateDir != old.StateDir || !reflect.DeepEqual(cfg.State, old.State)) {
+	if err == nil && (cfg.StateDir != old.StateDir || !reflect.DeepEqual(withActiveTLS(cfg.State, activeTLS{}), withActiveTLS(old.State, activeTLS{}))) {
 		// The state database stays the one opened at start-up, with its
 		// settings: the rest of the config (a new API token, say) is used
 		// now, and the running config keeps saying what is in use. The
 		// values are not logged: state.url holds a password.
 		d.logger.Warn("state_dir or the state section changed; it takes effect after a restart")
-		cfg.StateDir, cfg.State = old.StateDir, old.State
+		cfg.StateDir, cfg.State = old.StateDir, withActiveTLS(old.State, activeTLSOf(cfg.State))
 	}
 	var cl *clients
 	if err == nil {
 		cl, err = d.newClients(cfg)
+	}
+	if err == nil {
+		// A standby's TLS towards the active instance is no setting of
+		// the database: its files are read again, changed or not (a
+		// rotated CA, a renewed client certificate), and other files
+		// named are used from now on.
+		err = d.activeTransports.use(activeTLSOf(cfg.State))
 	}
 	if err != nil {
 		d.metrics.ConfigReloaded(false, d.now())

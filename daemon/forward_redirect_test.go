@@ -108,12 +108,9 @@ func TestDaemon_standbyFollowsNoRedirectOfTheActiveInstance(t *testing.T) {
 // dial and the TLS handshake.
 func TestNewActiveTransport(t *testing.T) {
 	t.Parallel()
-	tr, err := newActiveTransport("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := newActiveTransport(nil)
 	if tr.Proxy == nil || tr.DialContext == nil || tr.TLSHandshakeTimeout != activeDialTimeout {
-		t.Errorf("newActiveTransport(\"\") = proxy %v, dial %v, TLS handshake timeout %s; want the environment's proxy and %s bounds",
+		t.Errorf("newActiveTransport(nil) = proxy %v, dial %v, TLS handshake timeout %s; want the environment's proxy and %s bounds",
 			tr.Proxy != nil, tr.DialContext != nil, tr.TLSHandshakeTimeout, activeDialTimeout)
 	}
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -500,8 +501,12 @@ const webConfigSettle = 2 * time.Second
 // psa-syncd reads it for every request with basic credentials (see
 // listenerCheckedBasic) and when a standby's page calls the active
 // instance, and a changed file takes effect without a restart. Its zero
-// value is ready to use.
+// value is ready to use. A standby reads the files of its TLS towards the
+// active instance through one too (activeTransports).
 type webConfigCache struct {
+	// what the file is, for the error of one too large; "" for a web
+	// config file.
+	what  string
 	mu    sync.Mutex
 	path  string
 	stamp webConfigStamp
@@ -544,7 +549,7 @@ func (c *webConfigCache) read(path string) ([]byte, error) {
 	}
 	readAt := now()
 	c.reads++
-	data, err := sizecap.ReadFile(path, MaxWebConfigFile, "a web config file")
+	data, err := sizecap.ReadFile(path, MaxWebConfigFile, cmp.Or(c.what, "a web config file"))
 	c.path, c.stamp, c.data, c.err = path, stamp, data, err
 	c.settled = readAt.Sub(stamp.mtime) >= webConfigSettle && (stamp.ctime.IsZero() || readAt.Sub(stamp.ctime) >= webConfigSettle)
 	return data, err

@@ -36,6 +36,8 @@ type ltPKI struct {
 	client                    tls.Certificate
 	// issue makes another server certificate of the CA, for ip.
 	issue func(serial int64, name string, ip net.IP) (certPEM, keyPEM []byte)
+	// issueClient makes a client certificate of the CA.
+	issueClient func(serial int64, name string) (certPEM, keyPEM []byte)
 }
 
 func ltNewPKI(t *testing.T, dir string) *ltPKI {
@@ -96,6 +98,9 @@ func ltNewPKI(t *testing.T, dir string) *ltPKI {
 	}
 	p.issue = func(serial int64, name string, ip net.IP) ([]byte, []byte) {
 		return issue(serial, name, x509.ExtKeyUsageServerAuth, []net.IP{ip})
+	}
+	p.issueClient = func(serial int64, name string) ([]byte, []byte) {
+		return issue(serial, name, x509.ExtKeyUsageClientAuth, nil)
 	}
 	return p
 }

@@ -5,14 +5,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -523,54 +520,6 @@ func (d *Daemon) forwardToActive(w http.ResponseWriter, r *http.Request, timeout
 	writeError(w, http.StatusServiceUnavailable, strings.TrimPrefix((&StandbyError{Active: d.activeInstance()}).Error(), "daemon: "))
 }
 
-// activeDialTimeout bounds the connection, and the TLS handshake, of a
-// standby to the active instance: both are on one network, and each
-// request has its own bound besides (forwardTimeout, activeCallTimeout).
-const activeDialTimeout = 5 * time.Second
-
-// newActiveTransport returns the transport a standby sends requests to the
-// active instance with, the API token or a client's credentials included.
-// As Go's default transport, it honours HTTP_PROXY, HTTPS_PROXY and
-// NO_PROXY, so that an advertise_url reached through a proxy still works;
-// unlike it, it bounds the dial and the TLS handshake by
-// activeDialTimeout, and checks the active instance's certificate against
-// the CAs of caFile (state.advertise_ca_file) when given, else the
-// system's roots. Redirects are never followed with it (see isRedirect).
-func newActiveTransport(caFile string) (*http.Transport, error) {
-	t := http.DefaultTransport.(*http.Transport).Clone() //nolint:forcetypeassert // net/http's default transport
-	t.DialContext = (&net.Dialer{Timeout: activeDialTimeout, KeepAlive: 30 * time.Second}).DialContext
-	t.TLSHandshakeTimeout = activeDialTimeout
-	if caFile != "" {
-		roots, err := loadCAFile(caFile)
-		if err != nil {
-			return nil, err
-		}
-		t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-	}
-	return t, nil
-}
-
-// certificateRefused says what to change when err, from activeTransport,
-// is the active instance's certificate refused (Go's x509 message names
-// neither the certificate nor the setting), and "" for another error.
-func certificateRefused(err error) string {
-	var host x509.HostnameError
-	var authority x509.UnknownAuthorityError
-	switch {
-	case errors.As(err, &host):
-		san := "a DNS name"
-		if net.ParseIP(host.Host) != nil {
-			san = "an IP address"
-		}
-		return fmt.Sprintf("its certificate does not hold %s, the host of the URL it advertises, as %s SAN (%v): "+
-			"add it to the certificate of that instance's tls_server_config (cert_file), or advertise a host the certificate holds", host.Host, san, host)
-	case errors.As(err, &authority):
-		return fmt.Sprintf("its certificate is signed by a CA this standby does not trust (%v): "+
-			"give that CA's certificate in state.advertise_ca_file (without it, the system's CA roots are trusted, or SSL_CERT_FILE)", authority)
-	}
-	return ""
-}
-
 // isRedirect reports whether code asks the client to send its request
 // elsewhere. A standby follows no such answer of the active instance, nor
 // relays it to its client: a redirect would take the API token (or the
@@ -608,7 +557,7 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, active state.Le
 	r = r.WithContext(ctx)
 	host, _ := os.Hostname()
 	proxy := &httputil.ReverseProxy{
-		Transport: d.activeTransport,
+		Transport: d.activeTransports.get(d.logger),
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			// The client's address, after those of the proxies it came
@@ -637,7 +586,7 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, active state.Le
 					"whether it did what was asked is not known here; GET /api/v1/runs and GET /api/v1/intents show what it did, its log says why it is slow", active, timeout))
 				return
 			}
-			if msg := certificateRefused(err); msg != "" {
+			if msg := d.activeTransports.refused(ctx, active.URL, err); msg != "" {
 				writeError(w, http.StatusBadGateway, fmt.Sprintf("this psa-syncd is a standby and could not reach the active instance %s: %s", active, msg))
 				return
 			}

@@ -150,7 +150,7 @@ func TestDaemon_standbyForwardsToTheActiveInstanceOverTLS(t *testing.T) {
 		certPEM, keyPEM := tc.cert()
 		dtWrite(t, pki.certFile, string(certPEM))
 		dtWrite(t, pki.keyFile, string(keyPEM))
-		b.activeTransport.CloseIdleConnections()
+		b.activeTransports.get(b.logger).CloseIdleConnections()
 		code, body := syncThroughStandby()
 		if code != http.StatusBadGateway {
 			t.Errorf("%s: POST /api/v1/sync on the standby = %d %s; want 502", tc.name, code, body)

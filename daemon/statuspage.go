@@ -1032,13 +1032,13 @@ func (d *Daemon) callActive(r *http.Request, method, path string, body []byte, v
 		req.Header.Set("Content-Type", "application/json")
 	}
 	client := &http.Client{
-		Transport:     d.activeTransport,
+		Transport:     d.activeTransports.get(d.logger),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Timeout:       activeCallTimeout,
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		if msg := certificateRefused(err); msg != "" {
+		if msg := d.activeTransports.refused(ctx, info.URL, err); msg != "" {
 			return fmt.Errorf("the active instance %s could not be reached: %s", info, msg)
 		}
 		return fmt.Errorf("the active instance %s could not be reached: %w", info, err)

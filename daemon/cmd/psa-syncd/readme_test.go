@@ -318,6 +318,9 @@ func TestHelp_saysWhatREADMESays(t *testing.T) {
 		{"rebind", "ConnectWise login company or the Kaseya BMS tenant", "the instance of ConnectWise and Kaseya BMS is the company or tenant at its host"},
 		// validate -export.file replaces export_url too (an S3 store, say).
 		{"validate", "export_url", "-export.file replaces the export_url as well as export_path"},
+		// README, HTTP endpoints: a listener requiring client certificates
+		// refuses a standby without state.advertise_client_cert_file.
+		{"run", "state.advertise_client_cert_file", "a standby needs it to forward to a listener that requires client certificates"},
 	} {
 		var help strings.Builder
 		if code := run(context.Background(), []string{tc.command, "--help"}, &help, io.Discard, func(string) string { return "" }); code != 0 {
