@@ -152,18 +152,7 @@ func TestManifests_fitTogether(t *testing.T) {
 			t.Errorf("volume %s is the ConfigMap %s: the mapping export does not belong in a ConfigMap (a fresh CI runner cannot read it back, kubectl apply is last-writer-wins, and it is limited to 1 MiB)", v.Name, v.ConfigMap.Name)
 		}
 	}
-	// A ConfigMap mounted with subPath is never updated, so POST /-/reload
-	// would re-read the old file and report success; mounted as a directory,
-	// the kubelet swaps the file in.
-	configFile := ""
-	for _, a := range c.Args {
-		if f, ok := strings.CutPrefix(a, "-config.file="); ok {
-			configFile = f
-		}
-	}
-	if vm := mounts["config"]; vm.SubPath != "" || vm.SubPathExpr != "" || configFile != vm.MountPath+"/psa-syncd.yml" {
-		t.Errorf("config mount %+v with -config.file=%s: want the ConfigMap mounted as a directory, without subPath, and -config.file in it, so that a changed ConfigMap reaches the file a reload reads", vm, configFile)
-	}
+	checkConfigMount(t, "deployment.yaml", c, mounts)
 
 	// The Service reaches the container's port, and the ServiceMonitor the
 	// Service; the Service's name becomes the job label the alerts use.
@@ -433,6 +422,11 @@ func TestHAManifests_fitTogether(t *testing.T) {
 	if svc.Spec.SessionAffinity != corev1.ServiceAffinityClientIP {
 		t.Errorf("service sessionAffinity = %q, want ClientIP: a status page sign-in is known only to the pod that took it", svc.Spec.SessionAffinity)
 	}
+	mounts := map[string]corev1.VolumeMount{}
+	for _, vm := range c.VolumeMounts {
+		mounts[vm.Name] = vm
+	}
+	checkConfigMount(t, file, c, mounts)
 	cfg := checkHAConfig(t, c, volumes)
 	checkStartupProbe(t, file, c, cfg.State.CheckTimeout)
 	// A drain (a node pool upgrade drains several nodes at once) evicts
@@ -650,6 +644,24 @@ func checkPod(t *testing.T, file string, pod corev1.PodSpec) {
 // keys of the Secrets that ../kubernetes-ha/README.md has the operator
 // create, and the state Secret's url), and the configuration loads with
 // those files and the pod's environment (no secret in it).
+// checkConfigMount checks that the container c of the manifest file reads
+// its -config.file from the ConfigMap mounted as a directory. A ConfigMap
+// mounted with subPath is never updated, so POST /-/reload would re-read
+// the old file and report success; mounted as a directory, the kubelet
+// swaps the file in.
+func checkConfigMount(t *testing.T, file string, c corev1.Container, mounts map[string]corev1.VolumeMount) {
+	t.Helper()
+	configFile := ""
+	for _, a := range c.Args {
+		if f, ok := strings.CutPrefix(a, "-config.file="); ok {
+			configFile = f
+		}
+	}
+	if vm := mounts["config"]; vm.SubPath != "" || vm.SubPathExpr != "" || configFile != vm.MountPath+"/psa-syncd.yml" {
+		t.Errorf("%s: config mount %+v with -config.file=%s: want the ConfigMap mounted as a directory, without subPath, and -config.file in it, so that a changed ConfigMap reaches the file a reload reads", file, vm, configFile)
+	}
+}
+
 func checkHAConfig(t *testing.T, c corev1.Container, volumes map[string]corev1.Volume) *daemon.Config {
 	t.Helper()
 	const dir = "../kubernetes-ha/"
