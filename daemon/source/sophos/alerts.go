@@ -1,13 +1,13 @@
 package sophos
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +40,47 @@ type Alert struct {
 	ManagedAgent   *ManagedAgent `json:"managedAgent,omitempty"`
 	Person         *IDRef        `json:"person,omitempty"`
 	Tenant         *TenantRef    `json:"tenant,omitempty"`
+
+	// Err is set when the alert could not be decoded as a whole (a field
+	// of the wrong type). The fields that could be read on their own are
+	// set, the id always; the others are zero.
+	Err error `json:"-"`
+}
+
+// decodeAlert decodes one alert of a list. An alert that does not decode as
+// a whole (a field of the wrong type) is returned with Err set and the
+// fields that could be read on their own: one odd field must not fail the
+// tenant's listing, which would stop every ticket of the tenant from being
+// created or closed. An item whose id cannot be read (null, not an object,
+// an id that is not a string), or whose tenant cannot be read, is an
+// error: its ticket could not be told, nor whose alert it is.
+func decodeAlert(raw json.RawMessage) (*Alert, error) {
+	if string(bytes.TrimSpace(raw)) == "null" {
+		return nil, errors.New("is null, not an alert")
+	}
+	var a Alert
+	err := json.Unmarshal(raw, &a)
+	if err == nil {
+		return &a, nil
+	}
+	f := lenientFieldsOf(raw)
+	if f == nil {
+		return nil, errors.New("is not an alert (not a JSON object)")
+	}
+	a = Alert{Err: err, ID: f.str("id")}
+	if a.ID == "" {
+		return nil, fmt.Errorf("cannot be decoded and its id cannot be read: %w", err)
+	}
+	if v, ok := f["tenant"]; ok && json.Unmarshal(v, &a.Tenant) != nil {
+		return nil, fmt.Errorf("(alert %s) cannot be decoded and its tenant cannot be read: %w", a.ID, err)
+	}
+	a.Category, a.Type, a.Severity = f.str("category"), f.str("type"), f.str("severity")
+	a.Description, a.GroupKey, a.Product = f.str("description"), f.str("groupKey"), f.str("product")
+	// Neither fails: AlertTime keeps what it cannot read, and an alert
+	// without its device still gets its ticket, without the link.
+	_ = json.Unmarshal(f["raisedAt"], &a.RaisedAt)
+	_ = json.Unmarshal(f["managedAgent"], &a.ManagedAgent)
+	return &a, nil
 }
 
 // ManagedAgent is the device an alert is about; Type is "computer" or
@@ -257,7 +298,8 @@ func (c *Client) centralHost(u *url.URL) bool {
 // List returns one page of a tenant's open alerts. Response.NextKey is the
 // next page's key, "" on the last page. A tenant that has not granted
 // access answers 403: the error matches psa.ErrUnauthorized and
-// IsAccessDenied.
+// IsAccessDenied. Each alert is decoded on its own (see decodeAlert), and
+// a page with an alert whose tenant is another than tenantID is an error.
 func (s *AlertsService) List(ctx context.Context, tenantID, apiHost string, opts *AlertListOptions) ([]*Alert, *Response, error) {
 	q, err := opts.values()
 	if err != nil {
@@ -272,14 +314,29 @@ func (s *AlertsService) List(ctx context.Context, tenantID, apiHost string, opts
 	if err != nil {
 		return nil, resp, err
 	}
-	var alerts []*Alert
-	if err := decodeItems(env.Items, &alerts); err != nil {
+	var raws []json.RawMessage
+	if err := decodeItems(env.Items, &raws); err != nil {
 		return nil, resp, fmt.Errorf("sophos: %s: decoding items: %w", endpoint(req), err)
 	}
-	if i := slices.Index(alerts, nil); i >= 0 {
-		// Not an alert, and no id to keep its ticket by: the page cannot
-		// be read whole (callers would dereference it).
-		return nil, resp, fmt.Errorf("sophos: %s: decoding items: item %d is null, not an alert", endpoint(req), i)
+	alerts := make([]*Alert, len(raws))
+	for i, raw := range raws {
+		a, err := decodeAlert(raw)
+		if err != nil {
+			// No id to keep its ticket by: the page cannot be read whole.
+			return nil, resp, fmt.Errorf("sophos: %s: decoding items: item %d %w", endpoint(req), i, err)
+		}
+		if a.Err != nil {
+			s.client.logger.Warn("Sophos alert cannot be read in full; it is kept with the fields that could be read",
+				"tenant", tenantID, "alert", a.ID, "err", a.Err.Error())
+		}
+		if t := a.Tenant; t != nil && strings.TrimSpace(t.ID) != "" && !strings.EqualFold(strings.TrimSpace(t.ID), strings.TrimSpace(tenantID)) {
+			// Another customer's alert (a proxy's cache, a server
+			// that answers for another tenant) would become a ticket
+			// on this customer's company, with its devices and users.
+			return nil, resp, fmt.Errorf("sophos: %s: alert %s is of tenant %s, not of tenant %s that was asked for; "+
+				"not using an answer that mixes tenants", endpoint(req), a.ID, t.ID, tenantID)
+		}
+		alerts[i] = a
 	}
 	resp.Pages = env.Pages
 	resp.NextKey = env.Pages.NextKey

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -414,5 +415,84 @@ func TestAlertsService_ListAll_unparsedRaisedAt(t *testing.T) {
 	}
 	if !alerts[1].RaisedAt.IsZero() || alerts[1].RaisedAt.Unparsed != "15/11/2026 09:00" || alerts[1].Severity != "medium" {
 		t.Errorf("odd alert = %+v, want severity medium, the zero time and raisedAt kept as text", alerts[1])
+	}
+}
+
+// An alert in a tenant's listing that names another tenant fails the
+// listing: as the asked tenant's, it would become a ticket on another
+// customer's company, showing that customer its devices and users. An
+// alert that names its own tenant in another case, or no tenant, is the
+// asked tenant's.
+func TestAlertsService_ListAll_otherTenant(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	sim.AddAlert(acme, sophostest.Alert{Description: "Acme threat"})
+	sim.AddAlert(acme, sophostest.Alert{Description: "Acme threat, tenant in upper case", Tenant: &sophostest.TenantRef{ID: strings.ToUpper(acme)}})
+	other := sim.AddAlert(acme, sophostest.Alert{Description: "Globex threat", Tenant: &sophostest.TenantRef{ID: globex, Name: "Globex"}})
+	alerts, err := c.Alerts.ListAll(t.Context(), acme, "", &sophos.AlertListOptions{PageSize: 2})
+	want := fmt.Sprintf("alert %s is of tenant %s, not of tenant %s that was asked for", other.ID, globex, acme)
+	if err == nil || !strings.Contains(err.Error(), want) || alerts != nil {
+		t.Errorf("ListAll = %d alerts, %v; want an error containing %q", len(alerts), err, want)
+	}
+	sim.ResolveAlert(acme, other.ID)
+	if alerts, err := c.Alerts.ListAll(t.Context(), acme, "", &sophos.AlertListOptions{PageSize: 2}); err != nil || len(alerts) != 2 {
+		t.Errorf("ListAll without the other tenant's alert = %d alerts, %v; want 2", len(alerts), err)
+	}
+}
+
+// An alert with a field of the wrong type is kept, by its id, with the
+// fields that could be read, and logged: failing the listing would stop
+// every ticket of the tenant from being created or closed. An item whose
+// id or tenant cannot be read fails the listing, since its ticket, or
+// whose alert it is, cannot be told.
+func TestAlertsService_ListAll_alertNotReadInFull(t *testing.T) {
+	t.Parallel()
+	const odd = `{"id":"a2","severity":"high","description":"Threat on PC-2","allowedActions":"acknowledge",` +
+		`"managedAgent":{"id":"dev-2","type":"computer"},"product":"endpoint","raisedAt":"2026-11-12T10:00:00.000","person":"p"}`
+	for _, tc := range []struct {
+		name, item, wantErr string
+	}{
+		{"odd field", odd, ""},
+		{"id not a string", `{"id":7,"severity":"high"}`, "item 1 cannot be decoded and its id cannot be read"},
+		{"tenant not an object", `{"id":"a2","severity":"high","tenant":"` + globex + `","person":"p"}`, "item 1 (alert a2) cannot be decoded and its tenant cannot be read"},
+		{"not an object", `"a2"`, "item 1 is not an alert"},
+		{"null", `null`, "item 1 is null, not an alert"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			mux := http.NewServeMux()
+			mux.HandleFunc("POST /token", func(rw http.ResponseWriter, r *http.Request) {
+				fmt.Fprint(rw, `{"access_token":"tok-abcdef","token_type":"bearer","expires_in":3600}`)
+			})
+			mux.HandleFunc("GET /common/v1/alerts", func(rw http.ResponseWriter, r *http.Request) {
+				fmt.Fprint(rw, `{"items":[{"id":"a1","severity":"medium"},`+tc.item+`],"pages":{"total":1,"items":2}}`)
+			})
+			ts := newTestServer(t, mux)
+			var logs strings.Builder // the client logs in the test's goroutine
+			logger := slog.New(slog.NewTextHandler(&logs, nil))
+			c, err := sophos.NewClient(sophos.WithCredentials("id", "top-secret"), sophos.WithAuthURL(ts+"/token"), sophos.WithBaseURL(ts), sophos.WithLogger(logger))
+			if err != nil {
+				t.Fatal(err)
+			}
+			alerts, err := c.Alerts.ListAll(t.Context(), acme, "", nil)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || alerts != nil {
+					t.Errorf("ListAll = %d alerts, %v; want an error containing %q", len(alerts), err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || len(alerts) != 2 {
+				t.Fatalf("ListAll = %d alerts, %v; want 2", len(alerts), err)
+			}
+			a := alerts[1]
+			if a.ID != "a2" || a.Severity != "high" || a.Description != "Threat on PC-2" || a.Err == nil ||
+				!a.RaisedAt.Equal(time.Date(2026, 11, 12, 10, 0, 0, 0, time.UTC)) ||
+				a.DeviceURL() != "https://central.sophos.com/manage/endpoint/devices/computers/dev-2/summary" {
+				t.Errorf("alert = %+v, want a2 with what could be read of it", a)
+			}
+			if !strings.Contains(logs.String(), "Sophos alert cannot be read in full") || !strings.Contains(logs.String(), "alert=a2") {
+				t.Errorf("logs = %q, want a warning naming alert a2", logs.String())
+			}
+		})
 	}
 }
