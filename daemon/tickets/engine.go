@@ -886,8 +886,9 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	if p.dryRun {
 		cr.Notices = append(cr.Notices, e.dryRunSettled(p, records)...)
 	}
-	// An id listed twice (pages that overlap while alerts come and go) is
-	// one alert: it must not be counted, capped or summarised twice.
+	// An id listed twice is one alert: it must not be counted, capped or
+	// summarised twice. (On two pages, which overlap when alerts come and
+	// go, it fails the listing: see sophos.AlertsService.ListAll.)
 	open := make(map[string]bool, len(alerts))
 	alerts = slices.DeleteFunc(alerts, func(a Alert) bool {
 		dup := open[a.ID]

@@ -358,7 +358,10 @@ const defaultMaxAlertPages = 1000
 // them, and one still open can be on none) are an error. The pages stop
 // after the number the first page announced, even when the last one names
 // a nextKey (the vendor's example answer does), as for the usage report.
-// A nextKey that repeats, and more than 1,000 pages, fail too.
+// An alert on two pages fails too: the pages shifted while they were read
+// (an alert raised before the key), and with the count still as announced
+// (one cleared meanwhile) another alert, still open, was on none. So do a
+// nextKey that repeats, and more than 1,000 pages.
 func (s *AlertsService) ListAll(ctx context.Context, tenantID, apiHost string, opts *AlertListOptions) ([]*Alert, error) {
 	var o AlertListOptions
 	if opts != nil {
@@ -367,6 +370,7 @@ func (s *AlertsService) ListAll(ctx context.Context, tenantID, apiHost string, o
 	o.PageFromKey, o.PageTotal = "", true
 	where := fmt.Sprintf("sophos: GET /common/v1/alerts (tenant %s)", tenantID)
 	seen := map[string]bool{}
+	onPage := map[string]int{} // alert id -> the first page that held it
 	var (
 		all   []*Alert
 		first Pages
@@ -381,6 +385,15 @@ func (s *AlertsService) ListAll(ctx context.Context, tenantID, apiHost string, o
 		}
 		if page == 1 {
 			first = resp.Pages
+		}
+		for _, a := range alerts {
+			switch p, ok := onPage[a.ID]; {
+			case !ok:
+				onPage[a.ID] = page
+			case p != page:
+				return nil, fmt.Errorf("%s: alert %s is on page %d and on page %d; alerts changed while they were read, "+
+					"so one still open may be on no page: this is not a complete listing", where, a.ID, p, page)
+			}
 		}
 		all = append(all, alerts...)
 		total, totalSent := first.AnnouncedTotal()

@@ -496,3 +496,35 @@ func TestAlertsService_ListAll_alertNotReadInFull(t *testing.T) {
 		})
 	}
 }
+
+// An alert raised before the key of the next page (the sort puts it
+// there) shifts the pages after it: the next page repeats the last alert
+// of the page before, and with one alert cleared meanwhile the count is
+// still as announced, while an alert still open is on no page. An alert
+// on two pages fails the listing: the ticket pass would otherwise take the
+// alert it skipped for resolved.
+func TestAlertsService_ListAll_alertOnTwoPages(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", func(rw http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(rw, `{"access_token":"tok-abcdef","token_type":"bearer","expires_in":3600}`)
+	})
+	mux.HandleFunc("GET /common/v1/alerts", func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("pageFromKey") == "" {
+			fmt.Fprint(rw, `{"items":[{"id":"a1","severity":"high"},{"id":"a2","severity":"high"}],"pages":{"nextKey":"2","total":2,"items":4,"size":2}}`)
+			return
+		}
+		// a0 was raised before a1 and a4 cleared: a3 is now on the third
+		// page, which the first page did not announce.
+		fmt.Fprint(rw, `{"items":[{"id":"a2","severity":"high"},{"id":"a3","severity":"high"}],"pages":{"nextKey":"4","size":2}}`)
+	})
+	ts := newTestServer(t, mux)
+	c, err := sophos.NewClient(sophos.WithCredentials("id", "top-secret"), sophos.WithAuthURL(ts+"/token"), sophos.WithBaseURL(ts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts, err := c.Alerts.ListAll(t.Context(), acme, "", &sophos.AlertListOptions{PageSize: 2})
+	if want := "alert a2 is on page 1 and on page 2"; err == nil || !strings.Contains(err.Error(), want) || alerts != nil {
+		t.Errorf("ListAll = %d alerts, %v; want an error containing %q", len(alerts), err, want)
+	}
+}
