@@ -270,3 +270,27 @@ func TestTenantsService_ListAll_serverIgnoresPage(t *testing.T) {
 		})
 	}
 }
+
+// A tenant list whose answers count their pages (pages.total) but do not
+// say which page they are (no pages.current) is read to the count: the
+// first page is not the whole list. A partial list would tell the usage
+// pass that the tenants past it are gone, and the ticket pass that they
+// are not the partner's.
+func TestTenantsService_ListAll_totalWithoutCurrent(t *testing.T) {
+	t.Parallel()
+	f := &fakeSophos{tenants: func(r *http.Request, n int) string {
+		p := r.URL.Query().Get("page")
+		return fmt.Sprintf(`{"items":[{"id":"t%s","name":"Tenant %s"}],"pages":{"size":1,"total":3,"items":3,"maxSize":100}}`, p, p)
+	}}
+	ts, err := f.start(t, nil).Tenants.ListAll(t.Context())
+	var ids []string
+	for _, tn := range ts {
+		ids = append(ids, tn.ID)
+	}
+	if err != nil || strings.Join(ids, ",") != "t1,t2,t3" {
+		t.Errorf("ListAll = %v, %v; want t1,t2,t3", ids, err)
+	}
+	if n, _ := f.requests(); n != 3 {
+		t.Errorf("%d tenant requests, want 3", n)
+	}
+}

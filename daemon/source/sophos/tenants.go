@@ -168,7 +168,8 @@ const defaultMaxTenantPages = 1000
 // not follow page (it answers another page than the one asked for, by
 // pages.current, or the same tenants as the page before) is an error, as is
 // a listing of more than 1,000 pages: without pages.total, the client would
-// otherwise ask on for ever.
+// otherwise ask on for ever. Answers that count their pages (pages.total)
+// without saying which one they are (pages.current) are read to the count.
 func (s *TenantsService) ListAll(ctx context.Context) ([]*Tenant, error) {
 	const where = "sophos: GET /partner/v1/tenants"
 	var all []*Tenant
@@ -194,6 +195,12 @@ func (s *TenantsService) ListAll(ctx context.Context) ([]*Tenant, error) {
 		}
 		prev = ids
 		all = append(all, ts...)
+		if resp.NextPage == 0 && resp.Pages.Current == 0 && opts.Page < resp.Pages.Total {
+			// The answer counted its pages but did not say which one it
+			// is: go on by the page asked for, up to the count, rather
+			// than take the first page for the whole list.
+			resp.NextPage = opts.Page + 1
+		}
 		if resp.NextPage == 0 && resp.Pages.Total == 0 && len(ts) > 0 && len(ts) >= resp.Pages.Size {
 			// The API did not count the pages; a full page may have a
 			// successor, so ask until a short or empty page.
