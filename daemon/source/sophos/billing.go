@@ -1,6 +1,7 @@
 package sophos
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -51,6 +52,12 @@ type UsageItem struct {
 // decodeUsageItem decodes one row of the report. A row that does not decode
 // is returned with Err set and what could be read of it.
 func decodeUsageItem(raw json.RawMessage) *UsageItem {
+	if string(bytes.TrimSpace(raw)) == "null" {
+		// json.Unmarshal takes null for an empty row, which would be
+		// usage of no customer, only reported; like any item that is not
+		// an object, it could have been any customer's row.
+		return &UsageItem{Err: errors.New("the item is null, not an object")}
+	}
 	var it UsageItem
 	err := json.Unmarshal(raw, &it)
 	if err == nil {

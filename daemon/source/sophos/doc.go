@@ -30,9 +30,10 @@
 //     listed twice: an Unreadable problem for its tenant, never added twice
 //     (an order line split by billing dates is several rows, and adds up);
 //   - each row is decoded on its own: one that does not decode (a field of
-//     the wrong type) is an Unreadable problem naming the month, its item
-//     number and the accountId when that can be read; when it cannot, the
-//     problem has no CustomerID and could be any customer's;
+//     the wrong type, an item that is null or not an object) is an
+//     Unreadable problem naming the month, its item number and the
+//     accountId when that can be read; when it cannot, the problem has no
+//     CustomerID and could be any customer's;
 //   - the report is read whole or not at all: a listing whose rows differ
 //     from the number its first page announced (pages.items), that ends
 //     before the pages it announced (pages.total) or points past them,

@@ -125,6 +125,24 @@ func TestSource_FetchMalformedRows(t *testing.T) {
 	checkProblems(t, rep.Problems, want, "the row cannot be decoded: json: cannot unmarshal")
 }
 
+// A null item of the report is a row that cannot be read, like an item
+// that is not an object: whose usage it was cannot be told, so it is any
+// customer's (the engine then writes no line this pass). Decoded as an
+// empty row, it was usage of no customer, only reported, and a tenant's
+// row that a server failed to write would have lowered its quantity.
+func TestSource_FetchNullRow(t *testing.T) {
+	t.Parallel()
+	f := &fakeSophos{usage: func(*http.Request, int) string {
+		return `{"items":[{"accountId":"t1","productCode":"CIXA","billableQuantity":40},null],"pages":{"size":2,"total":1,"items":2}}`
+	}}
+	rep, err := sophos.NewSource(f.start(t, nil)).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	want := []source.Problem{{Where: "sophos usage 2026-10 item 2", Unreadable: true}}
+	checkProblems(t, rep.Problems, want, "the row cannot be decoded: the item is null, not an object")
+}
+
 // The tenant list only names customers: a tenant that does not decode, or
 // a list that cannot be read, does not fail the usage fetch.
 func TestSource_FetchTenantNamesOptional(t *testing.T) {
