@@ -867,6 +867,11 @@ type pass struct {
 	// laterWritten counts the lines held because psa-syncd already
 	// changed them from a later date (Change.laterWrite).
 	laterWritten int
+	// noUsage says that the report holds no usage that sets a mapped
+	// line while the export maps some to be billed: the pass leaves every
+	// line as it is and succeeds, which psa_sync_last_run_usage_missing
+	// says (no data for the month yet, an empty file, renamed ids).
+	noUsage bool
 	// mapped holds the contracts of the export's customer mappings
 	// (idKey), of every source: the failing contracts of others are
 	// forgotten (FailingContracts.prune).
@@ -1102,6 +1107,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	if err != nil {
 		return nil, err
 	}
+	p.noUsage = billsAny(doc, srcName, products) && (!rows || !feedsAnyLine(doc, srcName, usage, products))
 	if missing == MissingUsageZero && len(rep.Records) > 0 && !feedsAnyLine(doc, srcName, usage, products) {
 		// Rows, but none for a mapped line: every row of no customer
 		// (Sophos rows without an accountId), or of customers or products
@@ -1593,6 +1599,20 @@ func (e usageMissingError) Unwrap() error        { return e.error }
 func feedsAnyLine(doc *export.Document, srcName string, usage map[string][]usedQuantity, products map[string]export.ProductMapping) bool {
 	for _, cm := range doc.CustomerMappings {
 		if cm.Source == srcName && cm.UsageSync && usedServices(usage[cm.CustomerID], products) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// billsAny reports whether the export maps a customer of srcName with
+// usage sync on and a product with sync on: usage could set a line.
+func billsAny(doc *export.Document, srcName string, products map[string]export.ProductMapping) bool {
+	if !slices.ContainsFunc(doc.CustomerMappings, func(cm export.CustomerMapping) bool { return cm.Source == srcName && cm.UsageSync }) {
+		return false
+	}
+	for _, pm := range products {
+		if pm.SyncEnabled {
 			return true
 		}
 	}

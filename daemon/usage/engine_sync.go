@@ -226,6 +226,11 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	serr := e.finishRun(log, run)
 	if !dry {
 		e.recordRun(run, started, counts)
+		if m := e.metrics; m != nil && o.Customer == "" && !e.RanEarlierPeriod(run) {
+			// As psa_sync_last_run_result: passes over all customers of
+			// the current period only.
+			m.UsageMissing.Set(boolFloat(p.noUsage))
+		}
 		e.metrics.passStopped(stopReasons(statuses, p.stopped, p.readsStopped))
 		if o.Customer == "" {
 			// The pass covered every customer that counts.

@@ -1721,6 +1721,44 @@ func TestEngine_Sync_noMappedUsageKeepsLines(t *testing.T) {
 	h.wantUnits(h.contractB, h.svcIntercept, 5)
 }
 
+// TestEngine_Sync_usageMissingMetric: a pass over all customers whose
+// report sets no mapped line (no usage at all, as for a month whose
+// report the vendor has not published, or rows only of ids the export
+// does not map) leaves every line as it was and succeeds, so
+// psa_sync_last_run_usage_missing says so: nothing else does, and the
+// month's invoices would carry the quantities of before. A dry run and a
+// pass for one customer leave it; a pass whose usage sets a line clears
+// it, and so does one while the export maps nothing to bill.
+func TestEngine_Sync_usageMissingMetric(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 12, etPeriodDay)
+	step := func(name string, o PassOptions, want float64) {
+		t.Helper()
+		res := h.sync(o)
+		if res.Run.Result != state.RunSuccess {
+			t.Errorf("%s: run result = %s, want success", name, res.Run.Result)
+		}
+		if got := h.metric(h.m.UsageMissing); got != want {
+			t.Errorf("%s: psa_sync_last_run_usage_missing = %v, want %v", name, got, want)
+		}
+	}
+	h.writeUsage()
+	step("no usage at all", PassOptions{}, 1)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,12")
+	step("dry run", PassOptions{DryRun: true}, 1)
+	step("one customer", PassOptions{Customer: "cust-a"}, 1)
+	step("usage", PassOptions{}, 0)
+	h.writeUsage("cust-renamed,Acme,CIXA-MSP,12", "cust-a,Acme,NEW-CODE,12")
+	step("only unmapped usage", PassOptions{}, 1)
+	for i := range h.doc.CustomerMappings {
+		h.doc.CustomerMappings[i].UsageSync = false
+	}
+	h.writeUsage()
+	step("nothing mapped to bill", PassOptions{}, 0)
+	h.wantUnits(h.contractA, h.svcIntercept, 12)
+}
+
 func TestEngine_Sync_sourceFailureFailsThePass(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t) // the usage file is never written

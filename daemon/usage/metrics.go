@@ -112,6 +112,9 @@ type Metrics struct {
 	SurgeHeldLines prometheus.Gauge
 	LastRunResult  *prometheus.GaugeVec   // result
 	PassStopsTotal *prometheus.CounterVec // reason
+	// UsageMissing is 1 when the last pass over all customers had no
+	// usage that sets a mapped line, and left every line as it was.
+	UsageMissing prometheus.Gauge
 	// EndedPeriodLastRunResult holds
 	// psa_sync_ended_period_last_run_result by result: 1 for the result of
 	// the last pass over all customers that wrote and synced the billing
@@ -301,6 +304,12 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Name:      "last_run_result",
 		Help:      "1 for the result (success, partial or failure) of the last sync pass over all customers that wrote, 0 for the others; all 0 before the first.",
 	}, []string{"system", "result"}).MustCurryWith(sys)
+
+	m.UsageMissing = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "last_run_usage_missing",
+		Help:      "1 when the last sync pass over all customers that wrote had no usage that sets a mapped line (the source had no data for the period, an empty report or file, or rows only of customers and products the export does not map with sync on), so it left every line as it was while it succeeded; 0 otherwise, and until such a pass after a start.",
+	}, []string{"system"}).With(sys)
 
 	m.PassStopsTotal = f.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace,
