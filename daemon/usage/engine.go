@@ -1638,7 +1638,8 @@ const maxUnreadableShown = 3
 // they belong to: the customer mapped under the row's customer id or, when
 // none is, those whose id the row's differs from only in case, spaces or
 // invisible characters (see nearIDs). Rows of products that are not mapped
-// with sync on cannot change a quantity and are left as warnings. A row
+// with sync on cannot change a quantity and are left as warnings, unless
+// their product differs from one mapped with sync on only in that way. A row
 // that may belong to any customer fails the whole pass: no customer's
 // usage can be trusted to be complete.
 func unreadableUsage(doc *export.Document, srcName string, problems []source.Problem, products map[string]export.ProductMapping) (map[string][]source.Problem, error) {
@@ -1653,12 +1654,26 @@ func unreadableUsage(doc *export.Document, srcName string, problems []source.Pro
 	}
 	var mapped map[string]bool
 	near := nearIDs{ids: syncing}
+	// A row of a product spelled otherwise than a mapped one with sync on
+	// is that product's, as a readable one is (classify): its usage may
+	// be missing from that product's sum.
+	nearProducts := nearIDs{ids: func(yield func(string) bool) {
+		for id, pm := range products {
+			if pm.SyncEnabled && !yield(id) {
+				return
+			}
+		}
+	}}
 	for _, pr := range problems {
 		if !pr.Unreadable {
 			continue
 		}
 		if pm, ok := products[pr.Product]; pr.Product != "" && (!ok || !pm.SyncEnabled) {
-			continue
+			m := nearProducts.of(pr.Product)
+			if ok || len(m) == 0 {
+				continue
+			}
+			pr.Err = fmt.Errorf("%w (product %q, which differs from the mapped product %q only in case, spaces or invisible characters)", pr.Err, pr.Product, m[0])
 		}
 		if pr.CustomerID == "" {
 			anyone = append(anyone, pr)

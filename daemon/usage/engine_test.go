@@ -1505,7 +1505,9 @@ func TestEngine_Sync_unreadableUsageRowFailsItsCustomer(t *testing.T) {
 // lower its lines (to 0 here, with the decrease guard off). That customer
 // fails instead, naming both spellings, and its lines keep their quantity;
 // the usage is still listed as unmapped. A row under such an id that
-// cannot be read fails that customer too. An id that differs otherwise
+// cannot be read fails that customer too, whether the customer id or the
+// product is spelled otherwise (the product's was taken for an unmapped
+// product's, and cust-b's line went to 0). An id that differs otherwise
 // ("cust-bb") is only unmapped, as before.
 func TestEngine_Sync_nearMissIDsFailTheCustomer(t *testing.T) {
 	t.Parallel()
@@ -1517,6 +1519,7 @@ func TestEngine_Sync_nearMissIDsFailTheCustomer(t *testing.T) {
 		{"customer invisible", "\u200bcust-b,Globex,CIXA-MSP,40", `usage.csv:3: customer id "\u200bcust-b" matches no customer mapping but differs from the mapped customer "cust-b" only in case, spaces or invisible characters`, "fix the id", 2},
 		{"product case", "cust-b,Globex,cixa-msp,40", `usage.csv:3: product "cixa-msp" matches no product mapping but differs from the mapped product "CIXA-MSP" only in case, spaces or invisible characters`, "fix the id", 2},
 		{"unreadable row", "CUST-B,Globex,CIXA-MSP,4x", `usage.csv:3: quantity "4x" is not a whole number (customer id "CUST-B", which differs from the mapped customer "cust-b" only in case, spaces or invisible characters)`, "fix the usage rows", 1},
+		{"unreadable row of a product", "cust-b,Globex,cixa-msp,4x", `usage.csv:3: quantity "4x" is not a whole number (product "cixa-msp", which differs from the mapped product "CIXA-MSP" only in case, spaces or invisible characters)`, "fix the usage rows", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
