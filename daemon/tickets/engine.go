@@ -31,6 +31,10 @@ type Alert struct {
 	// not read it (RaisedAt is then zero), else "". The alert is filed
 	// all the same, without a time, and the pass reports it.
 	RaisedAtUnparsed string
+	// Unread says what of the alert the source could not read (a field of
+	// the wrong type), else "". The alert is filed all the same, with what
+	// could be read, and the pass reports it.
+	Unread string
 	// DeviceURL links to the device in the vendor console; may be empty.
 	DeviceURL string
 }
@@ -1095,6 +1099,10 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			// every ticket of the customer.
 			cr.Notices = append(cr.Notices, fmt.Sprintf("alert %s has a raised time psa-syncd cannot read (%q): its ticket shows none", a.ID, a.RaisedAtUnparsed))
 			log.Debug("Alert with an unreadable raised time", "alert", a.ID, "raised_at", a.RaisedAtUnparsed)
+		}
+		if a.Unread != "" {
+			cr.Notices = append(cr.Notices, fmt.Sprintf("alert %s cannot be read in full (%s): its ticket shows what could be read", a.ID, a.Unread))
+			log.Debug("Alert that cannot be read in full", "alert", a.ID, "err", a.Unread)
 		}
 		r := byKey[a.ID]
 		switch {

@@ -1,6 +1,7 @@
 package tickets_test
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 
@@ -41,5 +42,28 @@ func TestEngine_alertOfAnotherTenant(t *testing.T) {
 	}
 	if n := len(e.psaSim.Autotask().Tickets()); n != 1 {
 		t.Errorf("%d tickets, want 1", n)
+	}
+}
+
+// An alert with a field of the wrong type gets its ticket, with what could
+// be read of it, and the pass reports it: failing the listing on it would
+// stop every ticket of the customer from being created or closed.
+func TestEngine_alertNotReadInFull(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	eng := e.engine(routings[psa.SystemAutotask])
+	e.sophos.AddFault(sophostest.Fault{Method: http.MethodGet, Path: "/common/v1/alerts", Status: http.StatusOK, Times: 1,
+		Body: `{"items":[{"id":"a5ded91c-6575-435c-a6b4-64b94f9048ff","severity":"high","description":"Threat on PC-7",` +
+			`"allowedActions":"acknowledge","raisedAt":"2026-11-15T09:00:00.000"}],"pages":{"total":1,"items":1,"size":1000}}`})
+	cr := e.pass(eng).Customers[0]
+	if cr.Err != nil || cr.Created != 1 {
+		t.Fatalf("pass = %+v, want the alert's ticket created", cr)
+	}
+	if len(cr.Notices) != 1 || !strings.Contains(cr.Notices[0], "alert a5ded91c-6575-435c-a6b4-64b94f9048ff cannot be read in full") ||
+		!strings.Contains(cr.Notices[0], "allowedActions") {
+		t.Errorf("notices = %q, want one naming the alert and what could not be read", cr.Notices)
+	}
+	if tks := e.tickets(); len(tks) != 1 || !strings.Contains(tks[0].title, "Threat on PC-7") {
+		t.Errorf("tickets = %+v, want one for the threat", tks)
 	}
 }

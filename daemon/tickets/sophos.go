@@ -95,9 +95,13 @@ func (s *SophosAlerts) OpenAlerts(ctx context.Context, c Customer) ([]Alert, err
 	}
 	out := make([]Alert, 0, len(list))
 	for _, a := range list {
+		var unread string
+		if a.Err != nil {
+			unread = a.Err.Error()
+		}
 		out = append(out, Alert{
 			ID: a.ID, Severity: strings.ToLower(a.Severity), Type: a.Type, Category: a.Category, Product: a.Product,
-			Description: a.Description, RaisedAt: a.RaisedAt.Time, RaisedAtUnparsed: a.RaisedAt.Unparsed, DeviceURL: a.DeviceURL(),
+			Description: a.Description, RaisedAt: a.RaisedAt.Time, RaisedAtUnparsed: a.RaisedAt.Unparsed, Unread: unread, DeviceURL: a.DeviceURL(),
 		})
 	}
 	return out, nil
