@@ -170,8 +170,27 @@ const defaultMaxUsagePages = 10000
 // many pages, or still points to another page after them, fails. The pages
 // stop after the announced number even when the server hands out more keys.
 // A nextKey that repeats, a page whose rows repeat the previous page's, and
-// more than 10,000 pages fail too.
+// more than 10,000 pages fail too. A listing with an order line on two
+// pages (rows shifted while it was read, see orderLineKey) is read again
+// once, and the second listing is returned.
 func (s *BillingService) ListAllUsage(ctx context.Context, year int, month time.Month, opts *UsageListOptions) ([]*UsageItem, error) {
+	items, shifted, err := s.listAllUsage(ctx, year, month, opts)
+	if err != nil || !shifted {
+		return items, err
+	}
+	// A row of an earlier page again on a later one: rows inserted
+	// before the next page's key while the pages were read shift them,
+	// and with one removed meanwhile the count is still as announced
+	// while another row is on no page, its tenant's usage too low. Read
+	// again once: a repeat that stays is the report's own (Source.Fetch
+	// fails its tenant for it).
+	items, _, err = s.listAllUsage(ctx, year, month, opts)
+	return items, err
+}
+
+// listAllUsage reads the report once for ListAllUsage, and says whether a
+// row with an order line repeats one of an earlier page (see orderLineKey).
+func (s *BillingService) listAllUsage(ctx context.Context, year int, month time.Month, opts *UsageListOptions) ([]*UsageItem, bool, error) {
 	o := UsageListOptions{PageTotal: true}
 	if opts != nil {
 		o = *opts
@@ -180,35 +199,48 @@ func (s *BillingService) ListAllUsage(ctx context.Context, year int, month time.
 	o.PageFromKey = ""
 	where := fmt.Sprintf("sophos: GET /%s (usage of %04d-%02d)", usagePath(year, month), year, int(month))
 	seen := map[string]bool{}
+	onPage := map[[5]string]int{} // order line -> the first page that held it
 	var (
-		all   []*UsageItem
-		first Pages
-		prev  []*UsageItem
+		all     []*UsageItem
+		first   Pages
+		prev    []*UsageItem
+		shifted bool
 	)
 	for page := 1; ; page++ {
 		if page > s.client.maxUsagePages {
-			return nil, fmt.Errorf("%s: more than %d pages; stopping rather than reading on", where, s.client.maxUsagePages)
+			return nil, false, fmt.Errorf("%s: more than %d pages; stopping rather than reading on", where, s.client.maxUsagePages)
 		}
 		items, resp, err := s.GetUsage(ctx, year, month, &o)
 		if err != nil && o.PageFromKey != "" && errors.Is(err, psa.ErrNotFound) {
 			// Only a 404 on the first page means "no report for this month";
 			// later it means the report changed under us.
-			return nil, fmt.Errorf("%s: page %q is gone (404); the report changed while it was read", where, o.PageFromKey)
+			return nil, false, fmt.Errorf("%s: page %q is gone (404); the report changed while it was read", where, o.PageFromKey)
 		}
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if page == 1 {
 			first = resp.Pages
 		} else if len(items) > 0 && reflect.DeepEqual(items, prev) {
-			return nil, fmt.Errorf("%s: page %d (key %q) repeats the rows of page %d; the server does not follow pageFromKey, and counting them twice would double the usage", where, page, o.PageFromKey, page-1)
+			return nil, false, fmt.Errorf("%s: page %d (key %q) repeats the rows of page %d; the server does not follow pageFromKey, and counting them twice would double the usage", where, page, o.PageFromKey, page-1)
+		}
+		for _, it := range items {
+			k, ok := orderLineKey(it)
+			if !ok {
+				continue
+			}
+			if p, ok := onPage[k]; !ok {
+				onPage[k] = page
+			} else if p != page {
+				shifted = true
+			}
 		}
 		all = append(all, items...)
 		prev = items
 		total, totalSent := first.AnnouncedTotal()
 		if resp.NextKey != "" && (!totalSent || page < total) {
 			if seen[resp.NextKey] {
-				return nil, fmt.Errorf("%s: nextKey %q repeats; stopping rather than looping", where, resp.NextKey)
+				return nil, false, fmt.Errorf("%s: nextKey %q repeats; stopping rather than looping", where, resp.NextKey)
 			}
 			seen[resp.NextKey] = true
 			o.PageFromKey = resp.NextKey
@@ -219,16 +251,16 @@ func (s *BillingService) ListAllUsage(ctx context.Context, year int, month time.
 		// first page announced.
 		if n, ok := first.AnnouncedItems(); ok {
 			if len(all) != n {
-				return nil, fmt.Errorf("%s: the report announced %d rows and its %d pages held %d; not using a partial or repeated listing", where, n, page, len(all))
+				return nil, false, fmt.Errorf("%s: the report announced %d rows and its %d pages held %d; not using a partial or repeated listing", where, n, page, len(all))
 			}
-			return all, nil
+			return all, shifted, nil
 		}
 		if totalSent && page < total {
-			return nil, fmt.Errorf("%s: the report announced %d pages and the listing ended after %d; not using a partial listing", where, total, page)
+			return nil, false, fmt.Errorf("%s: the report announced %d pages and the listing ended after %d; not using a partial listing", where, total, page)
 		}
 		if totalSent && resp.NextKey != "" {
-			return nil, fmt.Errorf("%s: the report announced %d pages and page %d still points to another; not using a listing of unknown length", where, total, page)
+			return nil, false, fmt.Errorf("%s: the report announced %d pages and page %d still points to another; not using a listing of unknown length", where, total, page)
 		}
-		return all, nil
+		return all, shifted, nil
 	}
 }

@@ -294,3 +294,63 @@ func TestTenantsService_ListAll_totalWithoutCurrent(t *testing.T) {
 		t.Errorf("%d tenant requests, want 3", n)
 	}
 }
+
+// Rows inserted before the next page's key while the report is read shift
+// the pages: page 2 repeats an order line of page 1, and with a row removed
+// meanwhile the count is still as announced while t2's OL-4 is on no page.
+// The report is read again once: t2 is not billed 10 for its 20, nor t1
+// failed for a repeat that was the paging's. A repeat that stays in the
+// second listing is the report's own: t1 fails for it (the engine writes
+// none of its lines), as before.
+func TestSource_FetchOrderLineOnTwoPages(t *testing.T) {
+	t.Parallel()
+	row := func(tenant string, n int) string {
+		return fmt.Sprintf(`{"accountId":%q,"productCode":"CIXA","billableQuantity":10,"orderLineItemNumber":"OL-%d"}`, tenant, n)
+	}
+	page := func(r *http.Request, shifted bool) string {
+		if r.URL.Query().Get("pageFromKey") == "" {
+			return `{"items":[` + row("t1", 1) + `,` + row("t1", 2) + `],"pages":{"nextKey":"k2","size":2,"total":2,"items":4}}`
+		}
+		if shifted {
+			return `{"items":[` + row("t1", 2) + `,` + row("t2", 3) + `],"pages":{"size":2}}`
+		}
+		return `{"items":[` + row("t2", 3) + `,` + row("t2", 4) + `],"pages":{"size":2}}`
+	}
+	for _, tc := range []struct {
+		name    string
+		shifted func(n int) bool // the n-th usage request, from 1
+		want    []string
+		problem bool
+	}{
+		{"shifted while read", func(n int) bool { return n <= 2 }, []string{"t1|20", "t2|20"}, false},
+		{"repeated in the report", func(int) bool { return true }, []string{"t1|20", "t2|10"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeSophos{usage: func(r *http.Request, n int) string { return page(r, tc.shifted(n)) }}
+			rep, err := sophos.NewSource(f.start(t, nil)).Fetch(t.Context(), oct2026)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range rep.Records {
+				got = append(got, fmt.Sprintf("%s|%d", r.CustomerID, r.Quantity))
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("records = %v, want %v", got, tc.want)
+			}
+			var unreadable []string
+			for _, p := range rep.Problems {
+				if p.Unreadable {
+					unreadable = append(unreadable, p.String())
+				}
+			}
+			if (len(unreadable) > 0) != tc.problem {
+				t.Errorf("unreadable problems = %q, want some: %v", unreadable, tc.problem)
+			}
+			if _, n := f.requests(); n != 4 {
+				t.Errorf("%d usage requests, want 4: the report read twice", n)
+			}
+		})
+	}
+}

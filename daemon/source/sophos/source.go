@@ -192,16 +192,26 @@ type orderLines map[[5]string]int
 // usage listed twice, and summing both would double it. Rows without an
 // order line number are not compared.
 func (o orderLines) repeat(i int, it *UsageItem) error {
-	line := strings.TrimSpace(it.OrderLineItemNumber)
-	if line == "" {
+	k, ok := orderLineKey(it)
+	if !ok {
 		return nil
 	}
-	k := [5]string{strings.TrimSpace(it.AccountID), line, strings.TrimSpace(it.ProductCode), it.BillingStartDate, it.BillingEndDate}
 	if first, ok := o[k]; ok {
-		return fmt.Errorf("repeats item %d (order line %s of product %s, the same billing dates): counting both would double the usage", first+1, line, k[2])
+		return fmt.Errorf("repeats item %d (order line %s of product %s, the same billing dates): counting both would double the usage", first+1, k[1], k[2])
 	}
 	o[k] = i
 	return nil
+}
+
+// orderLineKey returns the row's account, order line, product and billing
+// dates, which name one row of usage; false when it has no order line
+// number.
+func orderLineKey(it *UsageItem) ([5]string, bool) {
+	line := strings.TrimSpace(it.OrderLineItemNumber)
+	if line == "" {
+		return [5]string{}, false
+	}
+	return [5]string{strings.TrimSpace(it.AccountID), line, strings.TrimSpace(it.ProductCode), it.BillingStartDate, it.BillingEndDate}, true
 }
 
 // tenantNames returns the display names of the partner's tenants, by
