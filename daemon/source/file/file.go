@@ -365,7 +365,14 @@ func parseCSV(name string, data []byte, each func(row)) error {
 		line, _ := cr.FieldPos(0)
 		where := name + ":" + strconv.Itoa(line)
 		if len(rec) != len(cols) {
-			each(row{where: where, err: fmt.Errorf("row has %d columns, the header has %d", len(rec), len(cols))})
+			r := row{where: where, err: fmt.Errorf("row has %d columns, the header has %d", len(rec), len(cols))}
+			if !slices.ContainsFunc(rec, func(f string) bool { return strings.TrimSpace(f) != "" }) {
+				// Blanks only (a line of spaces, a tab): no usage, and
+				// no customer's, so it is only reported, as an empty
+				// line is skipped, rather than fail every customer.
+				r.fields = map[string]string{colCustomerID: ""}
+			}
+			each(r)
 			continue
 		}
 		// One map serves every row: each takes what it keeps from it.

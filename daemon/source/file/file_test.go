@@ -384,6 +384,8 @@ func TestFetch_unreadableRows(t *testing.T) {
 		"2c9f,,1,",                // 6: product missing: any of 2c9f's
 		`2c9f,"CIXA "MSP",1,`,     // 7: a stray quote after the customer: 2c9f's
 		`77a1,CIX"A,1,`,           // 8: likewise
+		"   ",                     // 9: blanks only: no usage, no one's
+		" ,\t",                    // 10: likewise
 	}, "\n")+"\n")
 	rep, err := newSource(t, file.Config{Path: csvPath}).Fetch(t.Context(), oct2026)
 	if err != nil {
@@ -397,6 +399,8 @@ func TestFetch_unreadableRows(t *testing.T) {
 		{"usage.csv:6", true, "2c9f", ""},
 		{"usage.csv:7", true, "2c9f", ""},
 		{"usage.csv:8", true, "77a1", ""},
+		{"usage.csv:9", false, "", ""},
+		{"usage.csv:10", false, "", ""},
 	}
 	if diff := cmp.Diff(want, summarize(rep)); diff != "" {
 		t.Errorf("CSV problems mismatch (-want +got):\n%s", diff)
