@@ -193,6 +193,14 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		run.Error = "integration disabled in the mapping export: nothing was written"
 	case run.Result != state.RunSuccess:
 		run.Error = failureSummary(statuses, p.stopped, p.readsStopped)
+	case p.noUsage && o.Customer == "":
+		// Every line was left as it was: the period is not billed. Not
+		// a success for it, so that PsaSyncPartial says so, and
+		// PsaSyncEndedMonthNotSynced once the month has ended, as for a
+		// month-end pass that held its lines.
+		run.Result = state.RunPartial
+		run.Error = "no usage sets a mapped line (" + usageMissingWhy(p.plan.Problems) + "): every line was left as it was, so the period is not billed; " +
+			"psa-syncd plan names the problem, and a pass (or sync -period) once the usage is there bills it"
 	case p.laterWritten > 0 && p.plan.Period == e.period(started.In(e.loc)).Prev():
 		// A pass of the month that has ended (a re-run with -period, a
 		// month-end pass caught up after midnight) whose lines a pass of
@@ -1631,4 +1639,16 @@ func settlingError(in state.Intent, st settle) error {
 		hint: fmt.Sprintf("an earlier write of this line went unanswered and may still reach the PSA (policies.settle_time); psa-syncd re-reads the line at %s "+
 			"(the daemon queues a pass for then; after a one-off sync, run it again then) and then writes only what the line still lacks, so it is never posted twice", t),
 	}
+}
+
+// usageMissingWhy returns the problem the plan recorded for usage that
+// sets no mapped line (ErrUsageMissing), without its period's text, or a
+// generic reason when there is none (missing_usage: keep).
+func usageMissingWhy(problems []source.Problem) string {
+	for _, pr := range problems {
+		if errors.Is(pr.Err, ErrUsageMissing) {
+			return pr.Err.Error()
+		}
+	}
+	return "no usage in the report feeds a mapped line"
 }

@@ -1727,11 +1727,13 @@ func TestEngine_Sync_noMappedUsageKeepsLines(t *testing.T) {
 // TestEngine_Sync_usageMissingMetric: a pass over all customers whose
 // report sets no mapped line (no usage at all, as for a month whose
 // report the vendor has not published, or rows only of ids the export
-// does not map) leaves every line as it was and succeeds, so
-// psa_sync_last_run_usage_missing says so: nothing else does, and the
-// month's invoices would carry the quantities of before. A dry run and a
-// pass for one customer leave it; a pass whose usage sets a line clears
-// it, and so does one while the export maps nothing to bill.
+// does not map) leaves every line as it was. It succeeded, and nothing
+// said that the month's invoices would carry the quantities of before:
+// it is partial now, with an error saying why (so PsaSyncPartial fires,
+// and PsaSyncEndedMonthNotSynced once the month has ended), and
+// psa_sync_last_run_usage_missing says so. A dry run and a pass for one
+// customer leave the gauge; a pass whose usage sets a line clears it, and
+// so does one while the export maps nothing to bill, which succeeds.
 func TestEngine_Sync_usageMissingMetric(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)
@@ -1739,8 +1741,13 @@ func TestEngine_Sync_usageMissingMetric(t *testing.T) {
 	step := func(name string, o PassOptions, want float64) {
 		t.Helper()
 		res := h.sync(o)
-		if res.Run.Result != state.RunSuccess {
-			t.Errorf("%s: run result = %s, want success", name, res.Run.Result)
+		switch {
+		case want == 1 && o.Customer == "" && !o.DryRun:
+			if res.Run.Result != state.RunPartial || !strings.Contains(res.Run.Error, "no usage sets a mapped line") {
+				t.Errorf("%s: run = %s %q, want partial, saying that no usage sets a line", name, res.Run.Result, res.Run.Error)
+			}
+		case res.Run.Result != state.RunSuccess:
+			t.Errorf("%s: run result = %s %q, want success", name, res.Run.Result, res.Run.Error)
 		}
 		if got := h.metric(h.m.UsageMissing); got != want {
 			t.Errorf("%s: psa_sync_last_run_usage_missing = %v, want %v", name, got, want)
