@@ -33,7 +33,7 @@ const (
 	defaultTokenLifetime = time.Hour // what Sophos ID issues
 	tokenMargin          = time.Minute
 	maxErrorBody         = 1 << 20
-	maxBody              = 64 << 20
+	defaultMaxBody       = 64 << 20
 )
 
 // Client talks to the Sophos Central Partner API. Its methods are safe for
@@ -56,6 +56,10 @@ type Client struct {
 	sleep         func(context.Context, time.Duration) error
 	now           func() time.Time
 	logger        *slog.Logger
+
+	// maxBody bounds the body of an answer the client decodes (64 MiB,
+	// some 80,000 usage rows where a page holds 1,000; tests lower it).
+	maxBody int64
 
 	// maxUsagePages, maxTenantPages and maxAlertPages bound the pages
 	// ListAllUsage, Tenants.ListAll and Alerts.ListAll read (tests lower
@@ -232,6 +236,7 @@ func NewClient(opts ...Option) (*Client, error) {
 		now:           time.Now,
 		logger:        slog.New(slog.DiscardHandler),
 
+		maxBody:        defaultMaxBody,
 		maxUsagePages:  defaultMaxUsagePages,
 		maxTenantPages: defaultMaxTenantPages,
 		maxAlertPages:  defaultMaxAlertPages,
@@ -441,12 +446,12 @@ func (c *Client) finish(req *http.Request, resp *http.Response, v any) (*Respons
 	if err != nil {
 		return response, fmt.Errorf("sophos: %s: %w", endpoint(req), err)
 	}
-	data, err := io.ReadAll(io.LimitReader(body, maxBody+1))
+	data, err := io.ReadAll(io.LimitReader(body, c.maxBody+1))
 	if err != nil {
 		return response, fmt.Errorf("sophos: %s: reading response: %w", endpoint(req), err)
 	}
-	if len(data) > maxBody {
-		return response, fmt.Errorf("sophos: %s: response larger than %d bytes", endpoint(req), maxBody)
+	if int64(len(data)) > c.maxBody {
+		return response, fmt.Errorf("sophos: %s: response larger than %d bytes", endpoint(req), c.maxBody)
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return response, fmt.Errorf("sophos: %s: decoding response: %w", endpoint(req), err)

@@ -10,3 +10,8 @@ func SetMaxPages(c *Client, usage, tenants int) {
 func SetMaxAlertPages(c *Client, n int) {
 	c.maxAlertPages = n
 }
+
+// SetMaxBody lowers the bound on the body of an answer c decodes.
+func SetMaxBody(c *Client, n int64) {
+	c.maxBody = n
+}
