@@ -582,6 +582,36 @@ func (e *StandbyError) Error() string {
 		": send sync and resolve requests to it"
 }
 
+// NoLongerActiveError is returned for an operator's write (resolving an
+// intent, recording a month as set by hand) that this psa-syncd took as
+// the active instance and that the state database refused because this
+// instance no longer holds the leadership lock (state.ErrNotLeader): it
+// lost it and has not noticed yet. The write was not recorded (unless the
+// lock's connection failed as it committed, when sending it again says it
+// was); the instance exits once it notices, and a standby takes over.
+type NoLongerActiveError struct {
+	// Active describes the active instance, when known.
+	Active string
+	err    error
+}
+
+func (e *NoLongerActiveError) Error() string {
+	return "daemon: this psa-syncd is no longer the active instance (it lost the state database's leadership lock, and stops once it notices), " +
+		"so it recorded nothing; the active instance is " + e.Active + ": send the request again, to it"
+}
+
+func (e *NoLongerActiveError) Unwrap() error { return e.err }
+
+// noLongerActive returns err as a *NoLongerActiveError when it says that
+// this instance does not hold the leadership lock, else err.
+func (d *Daemon) noLongerActive(err error) error {
+	if !errors.Is(err, state.ErrNotLeader) {
+		return err
+	}
+	d.logger.Warn("An operator's write was refused: this psa-syncd no longer holds the state database's leadership lock", "err", err)
+	return &NoLongerActiveError{Active: d.activeInstance(), err: err}
+}
+
 // activeInstance describes the instance that holds the leadership lock.
 func (d *Daemon) activeInstance() string {
 	info, held, err := d.db.Leader()
@@ -1398,7 +1428,10 @@ func (d *Daemon) OpenIntents() ([]state.Intent, error) { return d.db.OpenIntents
 // pass to end, as long as ctx lives: when ctx ends first it records nothing
 // and returns an error matching ctx's. It makes no PSA request. It returns
 // the intent as it was while open. who, when the request named a user
-// (basic_auth_users), is recorded before note.
+// (basic_auth_users), is recorded before note. A standby refuses it (a
+// *StandbyError), and so does an instance that lost the leadership lock
+// before it noticed (a *NoLongerActiveError): the answer is committed only
+// through the lock's session.
 func (d *Daemon) ResolveIntent(ctx context.Context, id int64, posted bool, note, who string) (state.Intent, error) {
 	if err := d.lockPass(ctx); err != nil {
 		return state.Intent{}, fmt.Errorf("daemon: intent %d not resolved: a pass is running, and waiting for it to end was given up: %w", id, err)
@@ -1412,7 +1445,8 @@ func (d *Daemon) ResolveIntent(ctx context.Context, id int64, posted bool, note,
 	if who = strings.TrimSpace(who); who != "" {
 		note = strings.TrimSuffix("user "+who+": "+strings.TrimSpace(note), ": ")
 	}
-	return d.exportlessEngine().ResolveIntent(id, posted, note)
+	in, err := d.exportlessEngine().ResolveIntent(id, posted, note)
+	return in, d.noLongerActive(err)
 }
 
 // RecordSetByHand records that the quantities of period p, the month that
@@ -1420,7 +1454,9 @@ func (d *Daemon) ResolveIntent(ctx context.Context, id int64, posted bool, note,
 // with note; who, when the request named a user (basic_auth_users), is
 // recorded before it. A running pass is waited for as long as ctx lives,
 // as ResolveIntent does: a pass of the month may end meanwhile. A standby
-// refuses it (a *StandbyError).
+// refuses it (a *StandbyError), and so does an instance that lost the
+// leadership lock before it noticed (a *NoLongerActiveError): the run is
+// committed only through the lock's session.
 func (d *Daemon) RecordSetByHand(ctx context.Context, p source.Period, note, who string) (state.Run, error) {
 	if err := d.lockPass(ctx); err != nil {
 		return state.Run{}, fmt.Errorf("daemon: nothing recorded for %s: a pass is running, and waiting for it to end was given up: %w", p, err)
@@ -1436,7 +1472,8 @@ func (d *Daemon) RecordSetByHand(ctx context.Context, p source.Period, note, who
 	if err != nil {
 		e = d.exportlessEngine()
 	}
-	return e.RecordSetByHand(p, note)
+	run, err := e.RecordSetByHand(p, note)
+	return run, d.noLongerActive(err)
 }
 
 // passLockPoll is how often lockPass tries the pass lock while a pass runs.

@@ -1443,6 +1443,7 @@ func (d *Daemon) handleResolve(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	in, err := d.ResolveIntent(ctx, id, *body.Posted, body.Note, recordingUser(r))
 	var se *StandbyError
+	var ne *NoLongerActiveError
 	switch {
 	case errors.Is(err, usage.ErrIntentNotOpen) || errors.Is(err, state.ErrRefused):
 		writeError(w, http.StatusConflict, err.Error())
@@ -1452,7 +1453,7 @@ func (d *Daemon) handleResolve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("a pass is running, and intent %d was not resolved within %s: nothing was recorded; send the answer again once the pass ends",
 			id, resolvePassWait))
 		return
-	case errors.As(err, &se):
+	case errors.As(err, &se) || errors.As(err, &ne):
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, strings.TrimPrefix(err.Error(), "daemon: "))
 		return
@@ -1483,6 +1484,7 @@ func (d *Daemon) handleSetByHand(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	run, err := d.RecordSetByHand(ctx, p, body.Note, recordingUser(r))
 	var se *StandbyError
+	var ne *NoLongerActiveError
 	switch {
 	case errors.Is(err, usage.ErrNothingSetByHand):
 		writeError(w, http.StatusConflict, strings.TrimPrefix(err.Error(), "daemon: "))
@@ -1492,7 +1494,7 @@ func (d *Daemon) handleSetByHand(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("a pass is running, and it did not end within %s: nothing was recorded; send the request again once the pass ends",
 			resolvePassWait))
 		return
-	case errors.As(err, &se):
+	case errors.As(err, &se) || errors.As(err, &ne):
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, strings.TrimPrefix(err.Error(), "daemon: "))
 		return

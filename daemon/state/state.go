@@ -570,6 +570,18 @@ func scanRun(row interface{ Scan(...any) error }) (Run, error) {
 // BeginRun stores r as a new run and returns it with its ID assigned. An
 // empty Result becomes "running" and a zero Started becomes now.
 func (db *DB) BeginRun(r Run) (Run, error) {
+	r = db.newRun(r)
+	ctx, cancel := db.ctx()
+	defer cancel()
+	if err := db.sql.QueryRowContext(ctx, db.q(insertRunSQL), db.runArgs(r)...).Scan(&r.ID); err != nil {
+		return Run{}, db.wrap("storing a new run", err)
+	}
+	return r, nil
+}
+
+// newRun returns r as BeginRun stores it: an empty Result "running", a
+// zero Started now.
+func (db *DB) newRun(r Run) Run {
 	if r.Result == "" {
 		r.Result = RunRunning
 	}
@@ -577,17 +589,18 @@ func (db *DB) BeginRun(r Run) (Run, error) {
 		r.Started = time.Now()
 	}
 	r.Started, r.Finished = db.stored(r.Started), db.stored(r.Finished)
-	ctx, cancel := db.ctx()
-	defer cancel()
-	err := db.sql.QueryRowContext(ctx, db.q(`INSERT INTO runs (trigger, dry_run, customer, started, finished, result, error,
-		updated, unchanged, held, failed, requests, period, customers, note)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-		r.Trigger, r.DryRun, r.Customer, db.tv(r.Started), db.tv(r.Finished), r.Result, r.Error,
-		r.Updated, r.Unchanged, r.Held, r.Failed, r.Requests, r.Period, r.Customers, r.Note).Scan(&r.ID)
-	if err != nil {
-		return Run{}, db.wrap("storing a new run", err)
-	}
-	return r, nil
+	return r
+}
+
+// insertRunSQL stores a new run (runArgs) and returns its id.
+const insertRunSQL = `INSERT INTO runs (trigger, dry_run, customer, started, finished, result, error,
+	updated, unchanged, held, failed, requests, period, customers, note)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+
+// runArgs returns the arguments of insertRunSQL for r.
+func (db *DB) runArgs(r Run) []any {
+	return []any{r.Trigger, r.DryRun, r.Customer, db.tv(r.Started), db.tv(r.Finished), r.Result, r.Error,
+		r.Updated, r.Unchanged, r.Held, r.Failed, r.Requests, r.Period, r.Customers, r.Note}
 }
 
 // SaveRun replaces a run started with BeginRun.

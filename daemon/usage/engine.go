@@ -2482,7 +2482,9 @@ const maxByHandNote = 1000
 // psa_sync_runs_total. A month that has not ended, or one older than the
 // month that has ended, is refused (ErrPeriodRefused), and so is one whose
 // last pass over all customers succeeded without holding a line or is not
-// recorded (ErrNothingSetByHand).
+// recorded (ErrNothingSetByHand). On PostgreSQL it needs the leadership
+// lock: an error matching state.ErrNotLeader says this instance does not
+// hold it (any more), and nothing was recorded.
 func (e *Engine) RecordSetByHand(p source.Period, note string) (state.Run, error) {
 	if e.db == nil {
 		return state.Run{}, errors.New("daemon: recording quantities set by hand needs a state database")
@@ -2518,7 +2520,10 @@ func (e *Engine) RecordSetByHand(p source.Period, note string) (state.Run, error
 		case r.Result == state.RunSuccess && r.Held == 0:
 			return state.Run{}, fmt.Errorf("%w: the last pass of %s over all customers (run %d) succeeded and held no line", ErrNothingSetByHand, p, r.ID)
 		}
-		run, err := e.db.BeginRun(state.Run{Trigger: TriggerByHand, Started: now.UTC(), Finished: now.UTC(), Result: state.RunSuccess,
+		// Fenced: an instance that lost the leadership lock before it
+		// noticed must not record a run of the month beside the active
+		// instance's passes, where it could become the month's last.
+		run, err := e.db.Fenced().BeginRun(state.Run{Trigger: TriggerByHand, Started: now.UTC(), Finished: now.UTC(), Result: state.RunSuccess,
 			Period: p.String(), Note: note})
 		if err != nil {
 			return state.Run{}, fmt.Errorf("daemon: recording the quantities of %s as set by hand: %w", p, err)

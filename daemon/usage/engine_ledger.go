@@ -126,7 +126,9 @@ var ErrIntentNotOpen = errors.New("is not open")
 // an error matching ErrIntentNotOpen for an intent that is not open.
 //
 // ResolveIntent needs only the state database (EngineOptions.State); it
-// makes no PSA request.
+// makes no PSA request. On PostgreSQL it needs the leadership lock too: an
+// error matching state.ErrNotLeader says this instance does not hold it
+// (any more), and nothing was recorded.
 func (e *Engine) ResolveIntent(id int64, posted bool, note string) (state.Intent, error) {
 	if e.db == nil {
 		return state.Intent{}, errors.New("daemon: resolving an intent needs a state database")
@@ -155,7 +157,9 @@ func (e *Engine) ResolveIntent(id int64, posted bool, note string) (state.Intent
 	if note = strings.TrimSpace(note); note != "" {
 		msg += ": " + note
 	}
-	if err := e.db.CompleteIntent(id, st, msg, e.now().UTC()); err != nil {
+	// Fenced: an instance that lost the leadership lock before it noticed
+	// records no answer beside the active instance's passes.
+	if err := e.db.Fenced().CompleteIntent(id, st, msg, e.now().UTC()); err != nil {
 		return state.Intent{}, fmt.Errorf("daemon: resolving intent %d: %w", id, err)
 	}
 	e.logger.Warn("Open intent resolved by an operator", "intent", id, "state", st, "customer", in.CustomerID,

@@ -1,0 +1,115 @@
+package state
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestFenced_writesNeedTheLeadership: on a shared PostgreSQL database, the
+// fenced operator writes (an intent completed by an operator's answer, a
+// run recorded by hand) commit only through the session that holds the
+// leadership lock: refused with ErrNotLeader before any instance leads and
+// on the standby, and by the instance whose lock session ended, before its
+// watch noticed (through the lock's broken connection) and after; nothing
+// of them is stored. The instance that takes over writes as usual.
+func TestFenced_writesNeedTheLeadership(t *testing.T) {
+	t.Parallel()
+	a, b := openSharedPostgres(t)
+	run := Run{Trigger: "by_hand", Result: RunSuccess, Started: t0, Finished: t0, Period: "2026-10", Note: "jane"}
+	refused := func(when string, db *DB, id int64) {
+		t.Helper()
+		if err := db.Fenced().CompleteIntent(id, IntentFailed, "resolved by an operator: not posted", t0); !errors.Is(err, ErrNotLeader) {
+			t.Errorf("Fenced().CompleteIntent %s = %v, want an error matching ErrNotLeader", when, err)
+		}
+		if r, err := db.Fenced().BeginRun(run); !errors.Is(err, ErrNotLeader) {
+			t.Errorf("Fenced().BeginRun %s = %+v, %v, want an error matching ErrNotLeader", when, r, err)
+		}
+	}
+
+	la, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, time.Hour)
+	if err != nil || la == nil {
+		t.Fatalf("a.TryLead = %v, %v", la, err)
+	}
+	var ins [2]Intent
+	for i := range ins {
+		in := testIntent()
+		in.ServiceID = string(rune('1' + i))
+		if ins[i], err = a.OpenIntent(in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refused("by the standby", b, ins[0].ID)
+	if err := a.Fenced().CompleteIntent(ins[0].ID, IntentDone, "resolved by an operator: posted", t0); err != nil {
+		t.Errorf("a.Fenced().CompleteIntent while leading = %v", err)
+	}
+	if r, err := a.Fenced().BeginRun(run); err != nil || r.ID == 0 || r.Trigger != "by_hand" {
+		t.Errorf("a.Fenced().BeginRun while leading = %+v, %v", r, err)
+	}
+
+	// a's lock session ends while its pool still works; its watch checks
+	// once an hour, so a does not know yet.
+	if _, err := b.sql.Exec(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid::bigint = $1
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, leaderLockKey&0xffffffff); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, held, err := b.Leader(); err != nil || !held {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a's lock was not freed within 10s of its session ending")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	refused("after the lock's session ended, before the loss is noticed", a, ins[1].ID)
+	lb, err := b.TryLead(t.Context(), LeaderInfo{Holder: "b"}, time.Hour)
+	if err != nil || lb == nil {
+		t.Fatalf("b.TryLead after a lost the lock = %v, %v", lb, err)
+	}
+	refused("after the takeover", a, ins[1].ID)
+
+	if err := b.Fenced().CompleteIntent(ins[1].ID, IntentFailed, "resolved by an operator: not posted", t0); err != nil {
+		t.Errorf("b.Fenced().CompleteIntent after the takeover = %v", err)
+	}
+	open, err := b.OpenIntents()
+	if err != nil || len(open) != 0 {
+		t.Errorf("open intents = %+v, %v; want none", open, err)
+	}
+	runs, err := b.Runs(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 1 {
+		t.Errorf("runs = %+v; want only the one a recorded while it led: the refused ones stored nothing", runs)
+	}
+}
+
+// TestFenced_sqliteNeedsNoLeadership: on SQLite, whose file lock makes the
+// process the only one, the fenced writes are ordinary ones.
+func TestFenced_sqliteNeedsNoLeadership(t *testing.T) {
+	t.Parallel()
+	db, err := OpenConfig(t.Context(), Config{Driver: DriverSQLite, Path: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeDB(t, db)
+	in, err := db.OpenIntent(testIntent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Fenced().CompleteIntent(in.ID, IntentDone, "resolved by an operator: posted", t0); err != nil {
+		t.Errorf("Fenced().CompleteIntent = %v", err)
+	}
+	if _, ok, err := db.LastSet(in.ContractID, in.ServiceID); err != nil || !ok {
+		t.Errorf("ledger after the fenced completion as done: %t, %v; want its entry", ok, err)
+	}
+	r, err := db.Fenced().BeginRun(Run{Trigger: "by_hand", Result: RunSuccess, Started: t0, Finished: t0, Period: "2026-10", Note: "jane"})
+	if err != nil || r.ID == 0 {
+		t.Fatalf("Fenced().BeginRun = %+v, %v", r, err)
+	}
+	if got, ok, err := db.Run(r.ID); err != nil || !ok || got.Note != "jane" || got.Result != RunSuccess || !got.Started.Equal(t0) {
+		t.Errorf("Run(%d) = %+v, %t, %v; want the run as recorded", r.ID, got, ok, err)
+	}
+}
