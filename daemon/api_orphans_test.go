@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"database/sql"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 )
 
@@ -93,5 +96,107 @@ func TestHandler_clearOrphans(t *testing.T) {
 	}
 	if rec := dtServe(t, e.d, http.MethodPost, target, dtToken, `{"all":true}`); rec.Code != http.StatusNotFound {
 		t.Errorf("POST %s all with none listed = %d %s; want 404", target, rec.Code, rec.Body)
+	}
+}
+
+// TestHandler_clearOrphansGivesUpOnAListThatKeepsChanging: each time the
+// clear has read the unmapped list and goes to store it without the
+// cleared line, a newer list is there (a pass of another instance stored
+// it: here a trigger of the shared PostgreSQL database stores the list
+// with one more unmapped product, a run later, in place of the clear's
+// edit). After three reads the clear gives up: 500 saying the list changed
+// each of the 3 times it was read, with the clear itself recorded (sent
+// again, it is cleared already), and the newest list kept as that pass
+// stored it (the line still shows there until the next pass).
+func TestHandler_clearOrphansGivesUpOnAListThatKeepsChanging(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, time.December, 1, 8, 0, 0, 0, time.UTC)
+	e := dtSetup(t, dtOptions{token: dtToken, daemonOpts: Options{Now: func() time.Time { return now }},
+		state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", url)})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rep := usage.UnmappedReport{Time: now, RunID: 7, Source: "sophos", Unmapped: usage.Unmapped{Orphaned: []usage.OrphanedLine{
+		{Reason: usage.OrphanCustomer, CustomerID: "cust-a", ContractID: "800", ServiceID: "700", Quantity: 3, Since: "2026-11-01", RunID: 5, Seq: 11},
+	}}}
+	if err := e.d.State().PutSnapshot(usage.SnapshotUnmapped, rep); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.RestoreMetrics(); err != nil {
+		t.Fatal(err)
+	}
+	dba, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dba.Close()
+	// Every write of the list is turned into the newer pass's: the list
+	// read plus one unmapped product, a run later. (The trigger's own
+	// write, one level down, goes through.)
+	if _, err := dba.ExecContext(t.Context(), `CREATE FUNCTION newer_unmapped_list() RETURNS trigger LANGUAGE plpgsql AS $$
+		DECLARE
+			rep jsonb := OLD.value::jsonb;
+			products jsonb := COALESCE(NULLIF(rep #> '{unmapped,products}', 'null'::jsonb), '[]'::jsonb);
+		BEGIN
+			IF pg_trigger_depth() > 1 THEN
+				RETURN NEW;
+			END IF;
+			rep := jsonb_set(rep, '{run_id}', to_jsonb((rep->>'run_id')::bigint + 1));
+			rep := jsonb_set(rep, '{unmapped,products}', products ||
+				jsonb_build_object('product', 'NEWPROD-' || (jsonb_array_length(products) + 1), 'customers', 1, 'quantity', 4));
+			UPDATE snapshots SET value = rep::text WHERE name = 'unmapped';
+			RETURN NULL;
+		END $$;
+		CREATE TRIGGER newer_unmapped_list BEFORE UPDATE ON snapshots FOR EACH ROW WHEN (OLD.name = 'unmapped')
+			EXECUTE FUNCTION newer_unmapped_list();`); err != nil {
+		t.Fatal(err)
+	}
+
+	const target = "/api/v1/orphans/clear"
+	rec := dtServe(t, e.d, http.MethodPost, target, dtToken, `{"contract_id":"800","service_id":"700","note":"zeroed in the PSA"}`)
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), "changed each of the 3 times it was read") ||
+		!strings.Contains(rec.Body.String(), "the orphaned lines are cleared, but the last pass's list still shows them until the next pass") {
+		t.Errorf("POST %s while the list keeps changing = %d %s; want 500 saying the clear is recorded and the list changed 3 times", target, rec.Code, rec.Body)
+	}
+	var stored usage.UnmappedReport
+	if _, err := e.d.State().Snapshot(usage.SnapshotUnmapped, &stored); err != nil {
+		t.Fatal(err)
+	}
+	var products []string
+	for _, p := range stored.Unmapped.Products {
+		products = append(products, p.Product)
+	}
+	if stored.RunID != 10 || len(products) != 3 || products[2] != "NEWPROD-3" || len(stored.Unmapped.Orphaned) != 1 {
+		t.Errorf("stored list: run %d, products %q, orphaned %+v; want the third newer list (run 10, NEWPROD-1 to -3) with the line, as stored",
+			stored.RunID, products, stored.Unmapped.Orphaned)
+	}
+	if g := testutil.ToFloat64(e.d.metrics.Usage.OrphanedLines.WithLabelValues(usage.OrphanCustomer)); g != 1 {
+		t.Errorf("psa_sync_orphaned_lines{reason=customer} = %v, want 1 until the next pass", g)
+	}
+	// The clear itself is recorded: the next pass does not list the line.
+	var cleared []usage.ClearedOrphan
+	if _, err := e.d.State().Snapshot("orphans_cleared", &cleared); err != nil {
+		t.Fatal(err)
+	}
+	if len(cleared) != 1 || cleared[0].ContractID != "800" || cleared[0].ServiceID != "700" || cleared[0].Seq != 11 || cleared[0].Note != "zeroed in the PSA" {
+		t.Errorf("cleared lines recorded = %+v; want 800/700 (seq 11) with its note", cleared)
+	}
+	// Once the list stays as read, the clear sent again takes the line off
+	// the newest list.
+	if _, err := dba.ExecContext(t.Context(), `DROP TRIGGER newer_unmapped_list ON snapshots`); err != nil {
+		t.Fatal(err)
+	}
+	if rec := dtServe(t, e.d, http.MethodPost, target, dtToken, `{"contract_id":"800","service_id":"700","note":"zeroed in the PSA"}`); rec.Code != http.StatusOK {
+		t.Errorf("POST %s again = %d %s; want 200", target, rec.Code, rec.Body)
+	}
+	if got := dtServe(t, e.d, http.MethodGet, "/api/v1/unmapped", "", "").Body.String(); strings.Contains(got, `"800"`) || !strings.Contains(got, "NEWPROD-3") {
+		t.Errorf("GET /api/v1/unmapped after the clear sent again = %s; want the newest list without 800's line", got)
 	}
 }
