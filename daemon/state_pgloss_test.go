@@ -294,7 +294,11 @@ func TestDaemon_queryTimeoutOnIntentsSendsNothing(t *testing.T) {
 	t.Cleanup(func() { _ = admin.Close() })
 	var logs syncBuffer
 	e := dtSetup(t, dtOptions{daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))},
-		state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  query_timeout: 1s\n", url)})
+		// 5 s, not 1 s: a CPU-starved test process (nice 19 beside busy
+		// loops) took more than 1 s to record the first pass's intents
+		// with nothing locked, and a fifth of it is what the server's
+		// cancel has before psa-syncd gives the statement up.
+		state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  query_timeout: 5s\n", url)})
 	a := e.d
 	if err := a.Reload(); err != nil {
 		t.Fatal(err)

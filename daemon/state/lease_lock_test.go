@@ -159,7 +159,10 @@ func TestLeadership_leaseNotKeptForASessionThatEnded(t *testing.T) {
 // check.
 func TestLeadership_lockedSchemaMigrationsKeepsTheLeadership(t *testing.T) {
 	t.Parallel()
-	a, la, dba := openLeaderWithDBA(t, time.Second)
+	// A query_timeout of 10 s: with 1 s, a CPU-starved test process (nice
+	// 19 beside busy loops) gave up the intent's commit below, or a check,
+	// before the server answered, and that lost the leadership.
+	a, la, dba := openLeaderWithDBA(t, 10*time.Second)
 	release := lockTable(t, dba, "schema_migrations", "ACCESS EXCLUSIVE")
 	for start := time.Now(); time.Since(start) < 3*time.Second; time.Sleep(100 * time.Millisecond) {
 		select {

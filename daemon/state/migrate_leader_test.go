@@ -173,7 +173,10 @@ func TestMigrate_olderActiveInstanceSaysWhy(t *testing.T) {
 // table's comment, which the migration sets, and steps down.
 func TestLeadership_migrationJustBeforeALockOnSchemaMigrationsIsSeen(t *testing.T) {
 	t.Parallel()
-	a, la, dba := openLeaderWithDBA(t, time.Second)
+	// A query_timeout of 10 s: with 1 s, a CPU-starved test process's
+	// check of the lock timed out before it read the comment, and the
+	// leadership was lost for that timeout rather than the newer schema.
+	a, la, dba := openLeaderWithDBA(t, 10*time.Second)
 	var c string
 	if err := dba.sql.QueryRow(`SELECT obj_description('schema_migrations'::regclass, 'pg_class')`).Scan(&c); err != nil || c != schemaVersionComment(SchemaVersion) {
 		t.Fatalf("comment of schema_migrations after Open = %q, %v; want %q", c, err, schemaVersionComment(SchemaVersion))
@@ -192,8 +195,8 @@ func TestLeadership_migrationJustBeforeALockOnSchemaMigrationsIsSeen(t *testing.
 	a.fenceMu.Unlock()
 	select {
 	case <-la.Lost():
-	case <-time.After(3 * time.Second):
-		t.Fatal("the active instance still leads 3s after a newer psa-syncd migrated the schema and schema_migrations was locked")
+	case <-time.After(time.Minute):
+		t.Fatal("the active instance still leads a minute after a newer psa-syncd migrated the schema and schema_migrations was locked")
 	}
 	if err := la.Err(); err == nil || !strings.Contains(err.Error(), "migrated by a newer psa-syncd while this one ran") {
 		t.Errorf("Lost's error = %v; want the newer schema", err)
