@@ -234,15 +234,18 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 				Validators: []validator.String{nonEmpty()},
 			},
 			"description": schema.StringAttribute{
-				MarkdownDescription: "Internal description of the service (the catalog item's notes in ConnectWise). Defaults to empty.",
-				Optional:            true,
-				Computed:            true,
-				Default:             stringdefault.StaticString(""),
+				MarkdownDescription: "Internal description of the service (the catalog item's notes in ConnectWise). Defaults to empty. " +
+					"In Autotask at most as long as the tenant's field metadata allows (400), checked at plan time.",
+				Optional: true,
+				Computed: true,
+				Default:  stringdefault.StaticString(""),
 			},
 			"invoice_description": schema.StringAttribute{
 				MarkdownDescription: "Text printed on invoices for the service. Defaults to empty. In ConnectWise it is the " +
 					"catalog item's customer description, which ConnectWise requires: when empty, the name is used. Kaseya " +
-					"BMS services have no invoice description; the value is kept in the Terraform state only.",
+					"BMS services have no invoice description; the value is kept in the Terraform state only. Its length is " +
+					"checked at plan time: in Autotask at most as long as the tenant's field metadata allows (1000), in " +
+					"ConnectWise, as the customer description, 6000 characters.",
 				Optional: true,
 				Computed: true,
 				Default:  stringdefault.StaticString(""),
@@ -509,11 +512,13 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 }
 
 // checkServiceFields asks a PSA that can tell before a write whether it
-// would refuse a service (Autotask: the name's length and use, the period
-// type and the billing code; Kaseya BMS: the category, subcategory and
-// unit of measure by name, and the name's use) whether it would refuse the planned one, so that such a
+// would refuse a service (Autotask: the lengths of the name and of both
+// descriptions, the name's use, the period type and the billing code;
+// Kaseya BMS: the category, subcategory and unit of measure by name, and
+// the name's use) whether it would refuse the planned one, so that such a
 // value fails the plan on its attribute rather than the apply. Only a
-// create, or a change of the name, billing period or block, is checked;
+// create, or a change of the name, a description, billing period or
+// block, is checked;
 // when one of those is known only at apply, the name alone is (a second
 // service of one name fails the plan all the same). What the check reads
 // is read once per provider process. An unreachable PSA adds a warning
@@ -525,7 +530,8 @@ func (r *serviceResource) checkServiceFields(ctx context.Context, diags *diag.Di
 	if !ok || plan.Name.IsUnknown() {
 		return
 	}
-	if !create && plan.block(sys).Equal(state.block(sys)) && plan.Name.Equal(state.Name) && plan.BillingPeriod.Equal(state.BillingPeriod) {
+	if !create && plan.block(sys).Equal(state.block(sys)) && plan.Name.Equal(state.Name) && plan.BillingPeriod.Equal(state.BillingPeriod) &&
+		plan.Description.Equal(state.Description) && plan.InvoiceDescription.Equal(state.InvoiceDescription) {
 		return
 	}
 	// Attributes computed when unset are unknown in the plan of a create,

@@ -1532,3 +1532,32 @@ resource "psa_service" "c" {
 		})
 	}
 }
+
+// TestAccServiceResource_autotaskTextLengths checks that a description or
+// invoice description longer than the tenant's Services metadata allows
+// (400 and 1000 characters in the simulator, as in Autotask) fails the
+// plan on that attribute, for a new service and for an update that
+// changes only that text, instead of the apply's create or update.
+func TestAccServiceResource_autotaskTextLengths(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	text := func(attr string, n int) string { return fmt.Sprintf("  %s = %q\n", attr, strings.Repeat("x", n)) }
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:      testAccServiceResourceConfig(e, "Long notes", 1, text("description", 401)),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Value Refused by Autotask.*with psa_service.test.*\bdescription\b.*401\s+characters\s+long;\s+Autotask\s+holds\s+at\s+most\s+400`),
+			},
+			{
+				Config: testAccServiceResourceConfig(e, "Long notes", 1, text("description", 400)+text("invoice_description", 1000)),
+			},
+			{
+				Config:      testAccServiceResourceConfig(e, "Long notes", 1, text("description", 400)+text("invoice_description", 1001)),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Value Refused by Autotask.*with psa_service.test.*\binvoice_description\b.*1001\s+characters\s+long;\s+Autotask\s+holds\s+at\s+most\s+1000`),
+			},
+		},
+	})
+}

@@ -1025,14 +1025,16 @@ var _ psa.ServiceFieldChecker = (*Backend)(nil)
 
 // CheckServiceFields reports, before anything is written, whether a create
 // (s.ID empty) or an update of s would be refused for what the tenant's
-// metadata and billing codes tell: a name longer than Services.name holds,
-// a billing period or period type label the periodType picklist lacks, a
+// metadata and billing codes tell: a name, description or invoice
+// description longer than its Services field holds, a billing period or
+// period type label the periodType picklist lacks, a
 // billing code that does not exist, is inactive or is not of use type
 // "Recurring Contract Service", or, for a create naming none, a tenant
 // without exactly one default; and whether another service, active or
 // not, has s's name, which Autotask's unique key on the name refuses. It
 // returns nil, a *psa.ValidationError whose Field names the refused
-// attribute ("name", "billing_period", "period_type", "billing_code_id";
+// attribute ("name", "description", "invoice_description",
+// "billing_period", "period_type", "billing_code_id";
 // Holder the other service's id), or the error of a read that failed.
 // The metadata, the billing codes and the services' names are read once
 // for many services (within priceTTL), so services created after that
@@ -1042,9 +1044,18 @@ func (b *Backend) CheckServiceFields(ctx context.Context, s *psa.Service) error 
 	if err != nil {
 		return err
 	}
-	for _, f := range fields {
-		if strings.EqualFold(f.Name, "name") && f.Length > 0 && len([]rune(s.Name)) > f.Length {
-			return fieldError("name", fmt.Sprintf("the service name is %d characters long; Autotask holds at most %d", len([]rune(s.Name)), f.Length))
+	// Autotask refuses a create or update whose text exceeds a field's
+	// length, so each text the provider sends is checked here.
+	texts := []struct{ field, attr, what, value string }{
+		{"name", "name", "service name", s.Name},
+		{"description", "description", "description", s.Description},
+		{"invoiceDescription", "invoice_description", "invoice description", s.InvoiceDescription},
+	}
+	for _, t := range texts {
+		for _, f := range fields {
+			if n := len([]rune(t.value)); strings.EqualFold(f.Name, t.field) && f.Length > 0 && n > f.Length {
+				return fieldError(t.attr, fmt.Sprintf("the %s is %d characters long; Autotask holds at most %d", t.what, n, f.Length))
+			}
 		}
 	}
 	names, err := b.serviceNames(ctx)
