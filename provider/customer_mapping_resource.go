@@ -77,7 +77,9 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 			"What that check cannot see (a `contract_id` or `usage_sync` unknown until the apply, mappings kept in other " +
 			"configurations, behind another provider alias or left out with `-target`), the apply checks against the export: " +
 			"it refuses to write a customer with `usage_sync` on a contract that the export maps, with `usage_sync`, to another " +
-			"customer of the same source. When the same apply removes that other mapping or moves it to another contract, " +
+			"customer of the same source. A new or changed mapping that the export read by the plan shows to be refused so " +
+			"warns at plan time (Contract Mapped by Two Customers, on `contract_id`): a warning only, since the other mapping " +
+			"may be one this plan removes or moves. When the same apply removes that other mapping or moves it to another contract, " +
 			"Terraform may run this change first, which then waits up to 20 seconds for that change. " +
 			"Destroying the mapping removes it from the export; it never changes the contract: the lines psa-syncd set on it " +
 			"keep the quantities it last set and go on invoicing (psa-syncd lists them as orphaned lines). The plan that " +
@@ -292,6 +294,11 @@ func (r *customerMappingResource) planChecks(ctx context.Context, req resource.M
 		if resp.Diagnostics.HasError() {
 			return
 		}
+	}
+	// An unchanged mapping writes nothing, so the apply refuses nothing.
+	if state == nil || !state.ContractID.Equal(plan.ContractID) || !state.NextContractID.Equal(plan.NextContractID) ||
+		!state.UsageSync.Equal(plan.UsageSync) {
+		r.exportContractWarning(ctx, &resp.Diagnostics, &plan)
 	}
 
 	if plan.CompanyID.IsUnknown() || plan.ContractID.IsUnknown() || plan.NextContractID.IsUnknown() {
@@ -876,37 +883,85 @@ func (r *customerMappingResource) exportEntry(source, customerID string, m *expo
 // contractConflict returns the error of a Create or Update that writes m
 // to doc while doc maps another customer of m's source to m's contract,
 // both with usage sync on: psa-syncd would refuse to sync either. The plan
-// refuses two such resources of one configuration; this catches, inside
-// the write, what the plan cannot see: a contract or usage_sync unknown
-// until the apply, when Terraform does not plan the unchanged other
-// mapping again, and a mapping of another configuration or left out with
-// -target. A mapping that this apply removes or moves off the contract
+// refuses two such resources of one configuration, and warns of such a
+// mapping in the export it read (exportContractWarning); this catches,
+// inside the write, what the plan cannot see or only warns of: a contract
+// or usage_sync unknown until the apply, when Terraform does not plan the
+// unchanged other mapping again, a mapping of another configuration or
+// left out with -target, and one written after the plan. A mapping that this apply removes or moves off the contract
 // is no conflict once its change is in the export; before, the apply cannot
 // know it is coming, and refuses.
 func (r *customerMappingResource) contractConflict(doc *export.Document, m export.CustomerMapping) error {
-	if !m.UsageSync {
-		return nil
-	}
-	for _, o := range doc.CustomerMappings {
-		if !o.UsageSync || o.Source != m.Source || o.CustomerID == m.CustomerID {
-			continue
-		}
-		contract, ok := sharedContract(o, m)
-		if !ok {
-			continue
-		}
+	if o, contract, ok := contractHolder(doc, m); ok {
 		other := customerMappingImportID.format(o.Source, o.CustomerID)
 		customer := customerMappingImportID.format(m.Source, m.CustomerID)
 		return &conflictError{attribute: "contract_id", summary: summaryContractTwoCustomers,
 			detail: fmt.Sprintf("Contract %s is mapped by customer %s in the mapping export %q and would be mapped by customer %s, "+
 				"both with usage_sync on. psa-syncd would set the contract's quantities from the usage of both and refuses to sync "+
 				"either, so customer %s was not written. Map each customer to its own contract, or set usage_sync = false on the one "+
-				"that is not billed. The plan does not see this when the contract or usage_sync is unknown until the apply, or when "+
-				"customer %s's mapping is not part of this configuration's plan (another configuration, -target). If this apply also "+
+				"that is not billed. The plan does not see this when the contract or usage_sync is unknown until the apply, and only warns "+
+				"of it when customer %s's mapping is not part of this configuration's plan (another configuration, -target). If this apply also "+
 				"removes customer %s's mapping or moves it to another contract, the provider waited %s for that change and it did not come: apply again.",
 				contract, other, r.data.exportPath, customer, customer, other, other, conflictWait)}
 	}
 	return nil
+}
+
+// contractHolder returns the mapping of doc, of another customer of m's
+// source, that maps a contract of m (returned too) with usage sync on
+// while m has usage sync on: the mapping that contractConflict refuses m
+// for.
+func contractHolder(doc *export.Document, m export.CustomerMapping) (export.CustomerMapping, string, bool) {
+	if !m.UsageSync {
+		return export.CustomerMapping{}, "", false
+	}
+	for _, o := range doc.CustomerMappings {
+		if !o.UsageSync || o.Source != m.Source || o.CustomerID == m.CustomerID {
+			continue
+		}
+		if contract, ok := sharedContract(o, m); ok {
+			return o, contract, true
+		}
+	}
+	return export.CustomerMapping{}, "", false
+}
+
+// exportContractWarning warns at plan time of a new or changed customer
+// mapping that the apply's contractConflict would refuse against the
+// export as the plan read it: another customer of the source maps one of
+// its contracts with usage sync on, in an entry of another configuration,
+// of a resource left out with -target, or written by hand, which the
+// configuration's own claims (planChecks) cannot see. It is a warning: the
+// entry may be this configuration's, removed or moved off the contract by
+// this plan in a resource that Terraform plans apart from this one, and
+// the apply then waits for that change. It reads the export the command
+// reads anyway, once.
+func (r *customerMappingResource) exportContractWarning(ctx context.Context, diags *diag.Diagnostics, plan *customerMappingResourceModel) {
+	if !known(plan.Source) || !known(plan.CustomerID) || !known(plan.UsageSync) || !known(plan.ContractID) || plan.NextContractID.IsUnknown() {
+		return
+	}
+	doc, found, err := r.data.readExport(ctx)
+	if err != nil || !found {
+		return // the read's error is the refresh's, or checkCreate's, to report
+	}
+	o, contract, ok := contractHolder(doc, plan.toMapping())
+	if !ok {
+		return
+	}
+	attr := "contract_id"
+	if contract != plan.ContractID.ValueString() {
+		attr = "next_contract_id"
+	}
+	other := customerMappingImportID.format(o.Source, o.CustomerID)
+	customer := customerMappingImportID.format(plan.Source.ValueString(), plan.CustomerID.ValueString())
+	diags.AddAttributeWarning(path.Root(attr), summaryContractTwoCustomers,
+		fmt.Sprintf("Contract %s is mapped by customer %s in the mapping export %q, with usage_sync on, and this plan maps "+
+			"customer %s to it with usage_sync on too. psa-syncd would set the contract's quantities from the usage of both and "+
+			"refuse to sync either, so the apply refuses to write customer %s while the export holds that mapping. If this plan "+
+			"also removes customer %s's mapping or moves it to another contract, the apply waits for that change and this warning "+
+			"can be ignored. Otherwise that mapping is another configuration's, left out with -target or written by hand: map "+
+			"each customer to its own contract, or set usage_sync = false on the one that is not billed, before applying.",
+			contract, other, r.data.exportPath, customer, customer, other))
 }
 
 // sharedContract returns a contract that mappings a and b both name, as

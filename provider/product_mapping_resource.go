@@ -75,7 +75,9 @@ func (r *productMappingResource) Schema(_ context.Context, _ resource.SchemaRequ
 			"source's usage, so two sources would overwrite each other). What the plan cannot see (a `service_id` or " +
 			"`sync_enabled` unknown until the apply, mappings of other configurations or left out with `-target`), the apply " +
 			"checks against the export: it refuses to write a product with `sync_enabled` on a service that products of another " +
-			"source feed; when the same apply removes those or moves them to another service, Terraform may run this change " +
+			"source feed. A new or changed mapping that the export read by the plan shows to be refused so warns at plan time " +
+			"(Service Fed by Two Usage Sources, on `service_id`): a warning only, since those products' mappings may be ones " +
+			"this plan removes or moves. When the same apply removes those or moves them to another service, Terraform may run this change " +
 			"first, which then waits up to 20 seconds for that change. Destroying the mapping removes it from the " +
 			"export, which stops usage sync for the product; it never changes contracts in the PSA: the lines psa-syncd set " +
 			"for it keep the quantities it last set and go on invoicing (psa-syncd lists them as orphaned lines). The plan " +
@@ -231,6 +233,10 @@ func (r *productMappingResource) planChecks(ctx context.Context, req resource.Mo
 					"Map each source's products to its own service, or set sync_enabled = false on one of them.",
 					serviceID, other, source))
 			return
+		}
+		// An unchanged mapping writes nothing, so the apply refuses nothing.
+		if state == nil || !state.ServiceID.Equal(plan.ServiceID) || !state.SyncEnabled.Equal(plan.SyncEnabled) {
+			r.exportSourceWarning(ctx, &resp.Diagnostics, &plan)
 		}
 	}
 	mapping := planKey
@@ -532,16 +538,11 @@ func (r *productMappingResource) exportEntry(source, product string, m *export.P
 // doc while doc maps a product of another usage source to m's service,
 // both with sync enabled: the two sources would overwrite each other's
 // quantity. Like contractConflict, it catches inside the write what the
-// plan cannot see: a service_id or sync_enabled unknown until the apply,
-// and mappings the plan does not plan with this one.
+// plan cannot see or only warns of (exportSourceWarning): a service_id or
+// sync_enabled unknown until the apply, and mappings the plan does not
+// plan with this one.
 func (r *productMappingResource) sourceConflict(doc *export.Document, m export.ProductMapping) error {
-	if !m.SyncEnabled {
-		return nil
-	}
-	for _, o := range doc.ProductMappings {
-		if !o.SyncEnabled || o.ServiceID != m.ServiceID || o.Source == m.Source {
-			continue
-		}
+	if o, ok := sourceHolder(doc, m); ok {
 		other := productMappingImportID.format(o.Source, o.Product)
 		product := productMappingImportID.format(m.Source, m.Product)
 		return &conflictError{attribute: "service_id", summary: summaryServiceTwoSources,
@@ -549,12 +550,63 @@ func (r *productMappingResource) sourceConflict(doc *export.Document, m export.P
 				"product %s of usage source %q, both with sync_enabled on. psa-syncd syncs one source at a time and sets a line to "+
 				"that source's usage, so two sources on one service would overwrite each other's quantity on every contract both "+
 				"bill; product %s was not written. Map each source's products to its own service, or set sync_enabled = false on "+
-				"one of them. The plan does not see this when the service or sync_enabled is unknown until the apply, or when "+
+				"one of them. The plan does not see this when the service or sync_enabled is unknown until the apply, and only warns of it when "+
 				"product %s's mapping is not part of this configuration's plan (another configuration, -target). If this apply "+
 				"also removes product %s's mapping or moves it to another service, the provider waited %s for that change and it did not come: apply again.",
 				m.ServiceID, other, o.Source, r.data.exportPath, product, m.Source, product, other, other, conflictWait)}
 	}
 	return nil
+}
+
+// sourceHolder returns the mapping of doc, of a product of another usage
+// source, that feeds m's service with sync enabled while m has sync
+// enabled: the mapping that sourceConflict refuses m for.
+func sourceHolder(doc *export.Document, m export.ProductMapping) (export.ProductMapping, bool) {
+	if !m.SyncEnabled {
+		return export.ProductMapping{}, false
+	}
+	for _, o := range doc.ProductMappings {
+		if o.SyncEnabled && o.ServiceID == m.ServiceID && o.Source != m.Source {
+			return o, true
+		}
+	}
+	return export.ProductMapping{}, false
+}
+
+// exportSourceWarning warns at plan time of a new or changed product
+// mapping that the apply's sourceConflict would refuse against the export
+// as the plan read it: a product of another usage source feeds the service
+// with sync enabled, in an entry of another configuration, of a resource
+// left out with -target, or written by hand, which the configuration's
+// own claims (serviceSources) cannot see. It is a warning: the entry may be
+// this configuration's, removed or moved to another service by this plan
+// in a resource that Terraform plans apart from this one, and the apply
+// then waits for that change. It reads the export the command reads
+// anyway, once.
+func (r *productMappingResource) exportSourceWarning(ctx context.Context, diags *diag.Diagnostics, plan *productMappingResourceModel) {
+	if !known(plan.Product) {
+		return
+	}
+	doc, found, err := r.data.readExport(ctx)
+	if err != nil || !found {
+		return // the read's error is the refresh's, or checkCreate's, to report
+	}
+	o, ok := sourceHolder(doc, export.ProductMapping{Source: plan.Source.ValueString(), Product: plan.Product.ValueString(),
+		ServiceID: plan.ServiceID.ValueString(), SyncEnabled: plan.SyncEnabled.ValueBool()})
+	if !ok {
+		return
+	}
+	other := productMappingImportID.format(o.Source, o.Product)
+	product := productMappingImportID.format(plan.Source.ValueString(), plan.Product.ValueString())
+	diags.AddAttributeWarning(path.Root("service_id"), summaryServiceTwoSources,
+		fmt.Sprintf("Service %s is fed by product %s of usage source %q in the mapping export %q, with sync_enabled on, and this "+
+			"plan maps product %s of usage source %q to it with sync_enabled on too. psa-syncd syncs one source at a time and sets "+
+			"a line to that source's usage, so the two would overwrite each other's quantity on every contract both bill, and the "+
+			"apply refuses to write product %s while the export holds that mapping. If this plan also removes product %s's mapping "+
+			"or moves it to another service, the apply waits for that change and this warning can be ignored. Otherwise that mapping "+
+			"is another configuration's, left out with -target or written by hand: map each source's products to its own service, "+
+			"or set sync_enabled = false on one of them, before applying.",
+			plan.ServiceID.ValueString(), other, o.Source, r.data.exportPath, product, plan.Source.ValueString(), product, other))
 }
 
 // resolveServiceName fills a service name that was unknown at plan time
