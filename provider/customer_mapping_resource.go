@@ -183,8 +183,8 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 			"next_contract_id": schema.StringAttribute{
 				MarkdownDescription: "Id of the contract that follows `contract_id` (its renewal), usually `data.psa_contract.<name>.id`: " +
 					"psa-syncd bills the customer on it from its start date (or from the day after `contract_id` ends) on, and on " +
-					"`contract_id` before. It must belong to `company_id`, be a recurring service contract, and start after " +
-					"`contract_id` ends. Optional; see Contract renewals above. Requires psa-syncd with renewals: an older " +
+					"`contract_id` before. It must be another contract than `contract_id`, belong to `company_id`, be a recurring " +
+					"service contract, and start after `contract_id` ends. Optional; see Contract renewals above. Requires psa-syncd with renewals: an older " +
 					"psa-syncd refuses an export that holds one (see the README's Upgrading)." + psaIDDescription,
 				Optional:   true,
 				Validators: []validator.String{nonEmpty()},
@@ -244,6 +244,16 @@ func (r *customerMappingResource) planChecks(ctx context.Context, req resource.M
 		resp.Diagnostics.Append(getFlat(ctx, req.State.Raw, state)...)
 	}
 	if resp.Diagnostics.HasError() || !psaIDsValid(&resp.Diagnostics, r.data.system, plan.psaIDs()) {
+		return
+	}
+	// The export refuses it (export.Document.Validate), so the apply's
+	// write would; the contract checks below would blame the dates of
+	// what is one contract, or pass it when the PSA cannot be read.
+	if known(plan.NextContractID) && plan.NextContractID.Equal(plan.ContractID) {
+		resp.Diagnostics.AddAttributeError(path.Root("next_contract_id"), "Renewal Is the Contract",
+			fmt.Sprintf("next_contract_id names contract %s, as contract_id does, but a renewal is the contract that follows "+
+				"contract_id. Set next_contract_id to the renewal's id, or, once contract_id names the renewal, leave "+
+				"next_contract_id out.", plan.ContractID.ValueString()))
 		return
 	}
 	var customer string // unknown until the apply: ""

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"fmt"
+	"regexp"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -112,5 +113,30 @@ resource "psa_product_mapping" "mdr" {
 				Check:  expectPlanWarnings(&w, summaryServiceTwoSources, 0, "", ""),
 			},
 		},
+	})
+}
+
+// TestAccCustomerMappingResource_renewalIsContract: next_contract_id naming
+// contract_id's contract (one data source referenced twice) fails the plan
+// on next_contract_id, saying why, as the export's validation would fail
+// the apply's write; no PSA read is needed to know it.
+func TestAccCustomerMappingResource_renewalIsContract(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemKaseyaBMS)
+	acme := e.addCustomerFixture("Acme")
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config: e.providerConfig() + fmt.Sprintf(`
+resource "psa_customer_mapping" "acme" {
+  customer_id      = "acme-1"
+  company_id       = %[1]q
+  contract_id      = %[2]q
+  next_contract_id = %[2]q
+}
+`, acme.company, acme.contract),
+			PlanOnly:    true,
+			ExpectError: regexp.MustCompile(`(?s)Renewal Is the Contract.*with psa_customer_mapping.acme.*next_contract_id.*names\s+contract\s+` + acme.contract + `,\s+as\s+contract_id\s+does`),
+		}},
 	})
 }
