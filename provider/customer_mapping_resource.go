@@ -217,6 +217,7 @@ func (r *customerMappingResource) Configure(_ context.Context, req resource.Conf
 // registry and, when the company or contract changes, checks with the PSA
 // that the contract is the company's and can be billed on.
 func (r *customerMappingResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	r.data.checkExportWritable(ctx, &resp.Diagnostics, req.Plan.Raw, req.State.Raw)
 	r.planChecks(ctx, req, resp, resp.Private)
 }
 

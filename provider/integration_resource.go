@@ -103,6 +103,7 @@ func (r *integrationResource) Configure(_ context.Context, req resource.Configur
 // ModifyPlan fails the plan when the provider has no export or the export
 // cannot take new settings, and plans the id, which is known before apply.
 func (r *integrationResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	r.data.checkExportWritable(ctx, &resp.Diagnostics, req.Plan.Raw, req.State.Raw)
 	if r.data == nil || req.Plan.Raw.IsNull() {
 		return
 	}

@@ -142,6 +142,7 @@ func (r *productMappingResource) Configure(_ context.Context, req resource.Confi
 // ModifyPlan checks that the service exists and is active and plans its
 // current name, so that the export records what the PSA calls it.
 func (r *productMappingResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	r.data.checkExportWritable(ctx, &resp.Diagnostics, req.Plan.Raw, req.State.Raw)
 	r.planChecks(ctx, req, resp, resp.Private)
 }
 

@@ -203,7 +203,9 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 			},
 			"export_token": schema.StringAttribute{
 				MarkdownDescription: "psa-syncd's API token (`web.api_token`), sent as a bearer token when `export_url` is a " +
-					"psa-syncd (as the basic password of the user `export_url` names, if any). May also be provided via the `" + envExportToken + "` environment variable.",
+					"psa-syncd (as the basic password of the user `export_url` names, if any). Sent as a bearer token, it is checked at " +
+					"plan time by a plan that changes the export: a token psa-syncd would refuse to write with fails the plan. " +
+					"May also be provided via the `" + envExportToken + "` environment variable.",
 				Optional:  true,
 				Sensitive: true,
 			},

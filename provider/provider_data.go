@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -111,6 +112,12 @@ type providerData struct {
 	// exportWritten is closed, and replaced, when a write of this command
 	// to the export succeeds (see writeExport).
 	exportWritten chan struct{}
+
+	// writable asks the export store once whether it would take this
+	// provider's writes (see checkExportWritable); writableErr is its
+	// answer.
+	writable    sync.Once
+	writableErr error
 }
 
 // exportSnapshot is what readExport found in the store.
@@ -132,6 +139,42 @@ func (d *providerData) requireStore(diags *diag.Diagnostics, resourceType string
 	}
 	diags.AddError(summaryMissingExportPath, fmt.Sprintf(detailMissingExportPath, resourceType))
 	return false
+}
+
+// exportWriteChecker is implemented by an export store that can tell,
+// without writing, whether it would refuse a write (export.HTTPBackend:
+// psa-syncd as the store). A file or S3 store cannot: only a write proves
+// that it is allowed.
+type exportWriteChecker interface {
+	CheckWrite(ctx context.Context) error
+}
+
+// checkExportWritable fails the plan of a resource that changes the
+// export (its planned value differs from its state: a create, an update
+// or a destroy) when the store would refuse the apply's writes: psa-syncd
+// refusing export_token (a token rotated in psa-syncd but not in the CI
+// secret), psa-syncd without an API token, or psa-syncd reading its
+// export elsewhere. psa-syncd serves the export's reads without a token,
+// so the plan's reads pass; the apply would fail at its first write, after
+// the PSA changes of the same apply (new services) were made. The store is
+// asked once per provider process, one request; a plan that changes no
+// entry asks nothing.
+func (d *providerData) checkExportWritable(ctx context.Context, diags *diag.Diagnostics, plan, state tftypes.Value) {
+	if d == nil || d.store == nil || plan.Equal(state) {
+		return
+	}
+	checker, ok := d.store.Backend().(exportWriteChecker)
+	if !ok {
+		return
+	}
+	d.writable.Do(func() { d.writableErr = checker.CheckWrite(ctx) })
+	if d.writableErr != nil {
+		diags.AddError("Mapping Export Store Refuses Writes",
+			fmt.Sprintf("This plan changes the mapping export at %s, but the store refuses this provider's writes, so the apply "+
+				"would fail at its first write to the export, after the changes to the PSA that come before it. Check "+
+				"export_token (or the %s environment variable) against psa-syncd's web.api_token, and that psa-syncd "+
+				"has export_url: self in its configuration.\n\n%v", d.exportPath, envExportToken, d.writableErr))
+	}
 }
 
 // confirmGone reports whether a not-found answer of the PSA for an object

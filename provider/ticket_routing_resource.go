@@ -221,6 +221,7 @@ func (r *ticketRoutingResource) Configure(_ context.Context, req resource.Config
 // the PSA lacks or requires a setting, or when an id does not exist in the
 // PSA, and plans the id.
 func (r *ticketRoutingResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	r.data.checkExportWritable(ctx, &resp.Diagnostics, req.Plan.Raw, req.State.Raw)
 	if r.data == nil || req.Plan.Raw.IsNull() {
 		return
 	}

@@ -203,6 +203,41 @@ func (b *HTTPBackend) Save(ctx context.Context, data []byte, ifMatch string) (st
 	}
 }
 
+// CheckWrite asks psa-syncd, without writing anything, whether it would
+// take a Save with b's token: a PUT without If-Match or If-None-Match and
+// without a body, which psa-syncd refuses with 428 once the token passed
+// and it is the export store (export_url: self), before it reads a body.
+// It returns the error a Save would get for an answer that refuses the
+// write itself: the token (401), psa-syncd without an API token (403),
+// or psa-syncd reading its export from another store (409). Any other
+// answer gives nil: 428, and those a Save judges by itself (a redirect,
+// a throttled token, a proxy's error), which the read before it mostly
+// reports already. Without a token, or with the token sent as a user's
+// basic password, it asks nothing and returns nil: a pull request's plan
+// may read the export with no token, or as a reader user (see authHint),
+// and is not meant to write it.
+func (b *HTTPBackend) CheckWrite(ctx context.Context) error {
+	if b.token == "" || b.user != "" {
+		return nil
+	}
+	req, err := b.request(ctx, http.MethodPut, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := b.writes.Do(req)
+	if err != nil {
+		return nil // the read and the write report an unreachable psa-syncd
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("%swriting: %s (%s)", prefix(b.String()), b.apiError(resp), b.authHint(resp))
+	case http.StatusConflict:
+		return fmt.Errorf("%swriting: %s", prefix(b.String()), b.apiError(resp))
+	}
+	return nil
+}
+
 func (b *HTTPBackend) request(ctx context.Context, method string, body []byte) (*http.Request, error) {
 	var r io.Reader
 	if body != nil {
