@@ -158,12 +158,26 @@ const activeDialTimeout = 5 * time.Second
 // activeDialTimeout, and uses tlsConfig: the CAs of
 // state.advertise_ca_file (else the system's roots) and the client
 // certificate. Redirects are never followed with it (see isRedirect).
-func newActiveTransport(tlsConfig *tls.Config) *http.Transport {
+// dial, when not nil, makes its connections instead of a net.Dialer
+// (tests: a host name of the cluster's DNS, dialled on 127.0.0.1).
+func newActiveTransport(tlsConfig *tls.Config, dial dialFunc) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone() //nolint:forcetypeassert // net/http's default transport
-	t.DialContext = (&net.Dialer{Timeout: activeDialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	t.DialContext = activeDialer(dial)
 	t.TLSHandshakeTimeout = activeDialTimeout
 	t.TLSClientConfig = tlsConfig
 	return t
+}
+
+// dialFunc makes a connection, as net.Dialer.DialContext.
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// activeDialer returns dial, or when nil the dialer of a standby's
+// connections to the active instance.
+func activeDialer(dial dialFunc) dialFunc {
+	if dial != nil {
+		return dial
+	}
+	return (&net.Dialer{Timeout: activeDialTimeout, KeepAlive: 30 * time.Second}).DialContext
 }
 
 // activeTransports holds the transport of a standby's requests to the
@@ -182,12 +196,13 @@ type activeTransports struct {
 	built  [3][]byte // the contents t was built from
 	t      *http.Transport
 	failed string // why the files as they are now are not used, as logged
+	dial   dialFunc // newActiveTransport's
 }
 
 // newActiveTransports returns the transports of the files f names, or why
-// they cannot be used.
-func newActiveTransports(f activeTLS) (*activeTransports, error) {
-	a := &activeTransports{}
+// they cannot be used; dial is newActiveTransport's.
+func newActiveTransports(f activeTLS, dial dialFunc) (*activeTransports, error) {
+	a := &activeTransports{dial: dial}
 	if err := a.use(f); err != nil {
 		return nil, err
 	}
@@ -213,7 +228,7 @@ func (a *activeTransports) use(f activeTLS) error {
 		// The idle connections of the transport replaced are closed: a
 		// connection made with the files read before would go on
 		// presenting the old certificate.
-		a.replace(newActiveTransport(c))
+		a.replace(newActiveTransport(c, a.dial))
 	}
 	a.files, a.caches, a.built, a.failed = f, caches, data, ""
 	return nil
@@ -250,7 +265,7 @@ func (a *activeTransports) get(logger *slog.Logger) *http.Transport {
 	if a.failed != "" {
 		logger.Info("The files of this standby's TLS towards the active instance can be used again")
 	}
-	a.replace(newActiveTransport(c))
+	a.replace(newActiveTransport(c, a.dial))
 	a.built, a.failed = data, ""
 	return a.t
 }
@@ -330,8 +345,16 @@ func (a *activeTransports) askAgain(ctx context.Context, target string) (tls.Ale
 	if u.Port() == "" {
 		addr = net.JoinHostPort(u.Hostname(), "443")
 	}
-	conn, err := (&tls.Dialer{NetDialer: &net.Dialer{}, Config: c}).DialContext(ctx, "tcp", addr)
+	if c.ServerName == "" {
+		c.ServerName = u.Hostname()
+	}
+	raw, err := activeDialer(a.dial)(ctx, "tcp", addr)
 	if err != nil {
+		return 0, false
+	}
+	conn := tls.Client(raw, c)
+	if err := conn.HandshakeContext(ctx); err != nil {
+		_ = raw.Close()
 		// TLS 1.2: the refusal ends the handshake.
 		return remoteAlert(err)
 	}

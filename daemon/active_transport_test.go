@@ -50,7 +50,7 @@ func TestActiveTransports_refusedAsksAgain(t *testing.T) {
 				dtWrite(t, keyFile, string(keyPEM))
 				files.certFile, files.keyFile = certFile, keyFile
 			}
-			a, err := newActiveTransports(files)
+			a, err := newActiveTransports(files, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

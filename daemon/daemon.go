@@ -104,6 +104,11 @@ type Options struct {
 	// daemon holds open. It serves POST /api/v1/check; nil answers that endpoint
 	// with 501.
 	Check func(ctx context.Context, cfg *Config, stored func() ([]byte, error), w io.Writer) []CheckItem
+
+	// dialActive, when set, makes a standby's connections to the active
+	// instance (tests: the cluster's DNS names of a StatefulSet's pods,
+	// dialled on 127.0.0.1, where no such DNS answers).
+	dialActive dialFunc
 }
 
 // Daemon is psa-syncd: it holds the running configuration, the last good
@@ -352,7 +357,7 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 	if err := validateWebConfig(o.WebConfigFile); err != nil {
 		return nil, err
 	}
-	activeTransports, err := newActiveTransports(activeTLSOf(cfg.State))
+	activeTransports, err := newActiveTransports(activeTLSOf(cfg.State), o.dialActive)
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}

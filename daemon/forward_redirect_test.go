@@ -108,9 +108,9 @@ func TestDaemon_standbyFollowsNoRedirectOfTheActiveInstance(t *testing.T) {
 // dial and the TLS handshake.
 func TestNewActiveTransport(t *testing.T) {
 	t.Parallel()
-	tr := newActiveTransport(nil)
+	tr := newActiveTransport(nil, nil)
 	if tr.Proxy == nil || tr.DialContext == nil || tr.TLSHandshakeTimeout != activeDialTimeout {
-		t.Errorf("newActiveTransport(nil) = proxy %v, dial %v, TLS handshake timeout %s; want the environment's proxy and %s bounds",
+		t.Errorf("newActiveTransport(nil, nil) = proxy %v, dial %v, TLS handshake timeout %s; want the environment's proxy and %s bounds",
 			tr.Proxy != nil, tr.DialContext != nil, tr.TLSHandshakeTimeout, activeDialTimeout)
 	}
 }

@@ -38,6 +38,9 @@ type ltPKI struct {
 	issue func(serial int64, name string, ip net.IP) (certPEM, keyPEM []byte)
 	// issueClient makes a client certificate of the CA.
 	issueClient func(serial int64, name string) (certPEM, keyPEM []byte)
+	// issueWith makes a server certificate of the CA from a template
+	// that edit changes (its DNS names, its validity).
+	issueWith func(serial int64, edit func(*x509.Certificate)) (certPEM, keyPEM []byte)
 }
 
 func ltNewPKI(t *testing.T, dir string) *ltPKI {
@@ -60,16 +63,17 @@ func ltNewPKI(t *testing.T, dir string) *ltPKI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	issue := func(serial int64, name string, usage x509.ExtKeyUsage, ips []net.IP) (certPEM, keyPEM []byte) {
+	issueWith := func(serial int64, edit func(*x509.Certificate)) (certPEM, keyPEM []byte) {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
 		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "psa-syncd"},
 			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips,
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		}
+		edit(tmpl)
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 		if err != nil {
 			t.Fatal(err)
@@ -80,6 +84,11 @@ func ltNewPKI(t *testing.T, dir string) *ltPKI {
 		}
 		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 			pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	}
+	issue := func(serial int64, name string, usage x509.ExtKeyUsage, ips []net.IP) (certPEM, keyPEM []byte) {
+		return issueWith(serial, func(c *x509.Certificate) {
+			c.Subject.CommonName, c.ExtKeyUsage, c.IPAddresses = name, []x509.ExtKeyUsage{usage}, ips
+		})
 	}
 	p := &ltPKI{
 		caFile:   filepath.Join(dir, "ca.pem"),
@@ -102,6 +111,7 @@ func ltNewPKI(t *testing.T, dir string) *ltPKI {
 	p.issueClient = func(serial int64, name string) ([]byte, []byte) {
 		return issue(serial, name, x509.ExtKeyUsageClientAuth, nil)
 	}
+	p.issueWith = issueWith
 	return p
 }
 

@@ -1,11 +1,14 @@
 package daemon
 
 import (
+	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	neturl "net/url"
@@ -23,16 +26,69 @@ import (
 // TestDaemon_standbyForwardsToTheActiveInstanceOverTLS: two instances on
 // one PostgreSQL database, as the Kubernetes HA example runs them: each
 // listener serves TLS (tls_server_config in its web config file) with a
-// certificate of the operator's own CA whose SAN holds the pod's IP, and
-// each advertises that IP (state.advertise_host). The standby forwards an
-// API call and a status page action to the active instance over https,
-// and checks its certificate against the CA of state.advertise_ca_file,
-// which the system's roots do not hold.
+// certificate of the operator's own CA, and each advertises its address
+// (state.advertise_host): its pod IP, which the certificate holds as an IP
+// address SAN, or, as the example's StatefulSet does, its pod's name under
+// the headless Service, which one wildcard certificate for both pods
+// covers. The standby forwards an API call and a status page action to the
+// active instance over https, and checks its certificate against the CA
+// of state.advertise_ca_file, which the system's roots do not hold.
 //
-// A certificate that does not hold the advertised IP, or that another CA
+// A certificate that does not hold the advertised host, or that another CA
 // signed, is refused, and the error says what to change.
 func TestDaemon_standbyForwardsToTheActiveInstanceOverTLS(t *testing.T) {
 	t.Parallel()
+	const peers = ".psa-syncd-peers.psa-sync.svc"
+	for _, tc := range []struct {
+		name string
+		// hosts are the two pods' advertise_host.
+		hosts [2]string
+		// cert is the certificate both pods' listeners serve; nil keeps
+		// ltNewPKI's, for 127.0.0.1.
+		cert func(pki *ltPKI) (certPEM, keyPEM []byte)
+		// other is a certificate of pki's CA that does not hold hosts[0].
+		other func(pki *ltPKI) (certPEM, keyPEM []byte)
+		// otherCA is a certificate for hosts[0] of another CA.
+		otherCA func(pki *ltPKI) (certPEM, keyPEM []byte)
+		// missing is what the standby says other lacks.
+		missing string
+	}{
+		{
+			name: "pod IPs", hosts: [2]string{"127.0.0.1", "127.0.0.1"},
+			other: func(pki *ltPKI) ([]byte, []byte) { return pki.issue(10, "psa-syncd", net.IPv4(127, 0, 0, 2)) },
+			otherCA: func(*ltPKI) ([]byte, []byte) {
+				return ltNewPKI(t, t.TempDir()).issue(11, "psa-syncd", net.IPv4(127, 0, 0, 1))
+			},
+			missing: "its certificate does not hold 127.0.0.1, the host of the URL it advertises, as an IP address SAN",
+		},
+		{
+			name: "StatefulSet pods under a wildcard certificate", hosts: [2]string{"psa-syncd-0" + peers, "psa-syncd-1" + peers},
+			cert: func(pki *ltPKI) ([]byte, []byte) {
+				return pki.issueWith(12, func(c *x509.Certificate) { c.DNSNames = []string{"*" + peers} })
+			},
+			// A certificate made for the Service's name only.
+			other: func(pki *ltPKI) ([]byte, []byte) {
+				return pki.issueWith(13, func(c *x509.Certificate) { c.DNSNames = []string{"psa-syncd.psa-sync.svc"} })
+			},
+			otherCA: func(*ltPKI) ([]byte, []byte) {
+				return ltNewPKI(t, t.TempDir()).issueWith(14, func(c *x509.Certificate) { c.DNSNames = []string{"*" + peers} })
+			},
+			missing: "its certificate does not hold psa-syncd-0" + peers + ", the host of the URL it advertises, as a DNS name SAN",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testStandbyForwardsOverTLS(t, tc.hosts, tc.cert, tc.other, tc.otherCA, tc.missing)
+		})
+	}
+}
+
+// testStandbyForwardsOverTLS is TestDaemon_standbyForwardsToTheActiveInstanceOverTLS
+// with the pods advertising hosts, their listeners serving cert (nil:
+// ltNewPKI's), and then other and otherCA on the active one, which the
+// standby refuses, saying missing of other. A host name is dialled on
+// 127.0.0.1, as the cluster's DNS would answer it.
+func testStandbyForwardsOverTLS(t *testing.T, hosts [2]string, cert, other, otherCA func(*ltPKI) ([]byte, []byte), missing string) {
 	pgURL, err := pgtest.New(t).CreateDatabase(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +99,11 @@ func TestDaemon_standbyForwardsToTheActiveInstanceOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	pki := ltNewPKI(t, e.dir)
+	if cert != nil {
+		certPEM, keyPEM := cert(pki)
+		dtWrite(t, pki.certFile, string(certPEM))
+		dtWrite(t, pki.keyFile, string(keyPEM))
+	}
 	webFile := filepath.Join(e.dir, "web-config.yml")
 	dtWrite(t, webFile, fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n", pki.certFile, pki.keyFile))
 	listen := func() (net.Listener, string) {
@@ -63,13 +124,24 @@ func TestDaemon_standbyForwardsToTheActiveInstanceOverTLS(t *testing.T) {
 	}
 	dtWrite(t, e.cfgPath, strings.Replace(string(data), "listen_address: 127.0.0.1:0", "listen_address: 127.0.0.1:9810", 1)+
 		fmt.Sprintf("  advertise_ca_file: %s\n", pki.caFile))
-	start := func(ln net.Listener, addr string) *Daemon {
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	// The cluster's DNS: every name is the pod's on this machine.
+	dialer := &net.Dialer{}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		return dialer.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
+	}
+	start := func(ln net.Listener, addr, host string) *Daemon {
 		t.Helper()
-		c, err := Load(e.cfgPath, cfgEnv(map[string]string{"PSA_SYNCD_ADVERTISE_HOST": "127.0.0.1"}))
+		c, err := Load(e.cfgPath, cfgEnv(map[string]string{"PSA_SYNCD_ADVERTISE_HOST": host}))
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := New(c, e.cfgPath, Options{Registry: prometheus.NewRegistry(), ListenAddress: addr, WebConfigFile: webFile})
+		d, err := New(c, e.cfgPath, Options{Registry: prometheus.NewRegistry(), ListenAddress: addr, WebConfigFile: webFile, Logger: logger, dialActive: dial})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,21 +154,27 @@ func TestDaemon_standbyForwardsToTheActiveInstanceOverTLS(t *testing.T) {
 		}
 		return d
 	}
-	a := start(lnA, addrA)
+	a := start(lnA, addrA, hosts[0])
 	if err := a.BecomeActive(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	b := start(lnB, addrB)
+	b := start(lnB, addrB, hosts[1])
 	var se *StandbyError
 	if err := b.BecomeActive(t.Context()); !errors.As(err, &se) {
 		t.Fatalf("second BecomeActive = %v, want a StandbyError", err)
 	}
-	if info, _, err := b.db.Leader(); err != nil || info.URL != "https://"+addrA {
-		t.Fatalf("the standby reads the active instance's URL as %q (%v); want https://%s", info.URL, err, addrA)
+	_, portA, _ := net.SplitHostPort(addrA)
+	urlA := "https://" + net.JoinHostPort(hosts[0], portA)
+	if info, _, err := b.db.Leader(); err != nil || info.URL != urlA {
+		t.Fatalf("the standby reads the active instance's URL as %q (%v); want %s", info.URL, err, urlA)
+	}
+	// The certificate holds each pod's host: no warning at the start.
+	if strings.Contains(logs.String(), "does not hold the address this instance advertises") {
+		t.Errorf("a pod warned that its certificate does not hold its advertised host:\n%s", logs.String())
 	}
 
-	// A client of the standby, over TLS too.
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.roots, MinVersion: tls.VersionTLS12}}}
+	// A client of the standby, over TLS too, checking its host.
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.roots, ServerName: hosts[1], MinVersion: tls.VersionTLS12}}}
 	t.Cleanup(client.CloseIdleConnections)
 	syncThroughStandby := func() (int, string) {
 		t.Helper()
@@ -132,22 +210,19 @@ func TestDaemon_standbyForwardsToTheActiveInstanceOverTLS(t *testing.T) {
 		t.Errorf("Sync now on the standby's status page says %q; want the active instance's request queued", msg)
 	}
 
-	// The active pod's certificate, renewed without its IP (a new pod
+	// The active pod's certificate, renewed without its host (a new pod
 	// IP, a certificate made for the Service's name only), and then one
 	// of another CA: the standby's next connection refuses it.
 	for _, tc := range []struct {
 		name string
-		cert func() (certPEM, keyPEM []byte)
+		cert func(*ltPKI) (certPEM, keyPEM []byte)
 		want []string
 	}{
-		{name: "without the pod's IP", cert: func() ([]byte, []byte) { return pki.issue(10, "psa-syncd", net.IPv4(127, 0, 0, 2)) },
-			want: []string{"(https://" + addrA + ")", "its certificate does not hold 127.0.0.1, the host of the URL it advertises, as an IP address SAN", "tls_server_config"}},
-		{name: "of another CA", cert: func() ([]byte, []byte) {
-			return ltNewPKI(t, t.TempDir()).issue(11, "psa-syncd", net.IPv4(127, 0, 0, 1))
-		},
-			want: []string{"(https://" + addrA + ")", "its certificate is signed by a CA this standby does not trust", "state.advertise_ca_file"}},
+		{name: "without the pod's host", cert: other, want: []string{"(" + urlA + ")", missing, "tls_server_config"}},
+		{name: "of another CA", cert: otherCA,
+			want: []string{"(" + urlA + ")", "its certificate is signed by a CA this standby does not trust", "state.advertise_ca_file"}},
 	} {
-		certPEM, keyPEM := tc.cert()
+		certPEM, keyPEM := tc.cert(pki)
 		dtWrite(t, pki.certFile, string(certPEM))
 		dtWrite(t, pki.keyFile, string(keyPEM))
 		b.activeTransports.get(b.logger).CloseIdleConnections()
