@@ -3,8 +3,10 @@
 package kubernetes
 
 import (
+	"crypto/x509"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -21,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -268,9 +271,10 @@ func replicas(n *int32) string {
 	return strconv.Itoa(int(*n))
 }
 
-// checkStartupProbe checks that the container has a startup probe that
-// gives psa-syncd longer than checkTimeout (state.check_timeout, its
-// default when 0) to open its listener: psa-syncd opens the state database,
+// checkStartupProbe checks that the container has a startup probe (an
+// HTTP GET of /-/healthy or a TCP connection: psa-syncd listens once
+// started) that gives psa-syncd longer than checkTimeout
+// (state.check_timeout, its default when 0) to open its listener: psa-syncd opens the state database,
 // with SQLite's integrity check and any migration, before it listens, and
 // liveness alone (three failures 30 s apart) would kill it in the middle,
 // again at every start.
@@ -280,8 +284,10 @@ func checkStartupProbe(t *testing.T, file string, c corev1.Container, checkTimeo
 		checkTimeout = state.DefaultCheckTimeout
 	}
 	p := c.StartupProbe
-	if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/-/healthy" || p.HTTPGet.Port != intstr.FromString("http") {
-		t.Errorf("%s: startupProbe = %+v, want an HTTP GET of /-/healthy on the port http", file, p)
+	httpGet := p != nil && p.HTTPGet != nil && p.HTTPGet.Path == "/-/healthy" && p.HTTPGet.Port == intstr.FromString("http")
+	tcp := p != nil && p.TCPSocket != nil && p.TCPSocket.Port == intstr.FromString("http")
+	if !httpGet && !tcp {
+		t.Errorf("%s: startupProbe = %+v, want an HTTP GET of /-/healthy, or a TCP connection, on the port http", file, p)
 		return
 	}
 	period, failures := p.PeriodSeconds, p.FailureThreshold
@@ -363,43 +369,63 @@ func TestPrometheusRule(t *testing.T) {
 	}
 }
 
+// haManifests are the decoded manifests of the two-replica example's
+// psa-syncd.yaml.
+type haManifests struct {
+	sts   appsv1.StatefulSet
+	svc   corev1.Service // the Service clients and the ServiceMonitor use
+	peers corev1.Service // the StatefulSet's headless Service
+	pdb   policyv1.PodDisruptionBudget
+}
+
+const haFile = "../kubernetes-ha/psa-syncd.yaml"
+
+// loadHA decodes ../kubernetes-ha/psa-syncd.yaml strictly.
+func loadHA(t *testing.T) *haManifests {
+	t.Helper()
+	data, err := os.ReadFile(haFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := strings.Split(string(data), "\n---\n")
+	if len(docs) != 4 {
+		t.Fatalf("%s holds %d documents, want the StatefulSet, the Service, the headless Service and the PodDisruptionBudget", haFile, len(docs))
+	}
+	m := &haManifests{}
+	for i, obj := range []any{&m.sts, &m.svc, &m.peers, &m.pdb} {
+		if err := unmarshalStrict([]byte(docs[i]), obj); err != nil {
+			t.Fatalf("%s, document %d: %v", haFile, i+1, err)
+		}
+	}
+	return m
+}
+
 // TestHAManifests_fitTogether checks the two-replica example
 // (../kubernetes-ha) as TestManifests_fitTogether checks this directory:
-// its Deployment and Service decode strictly, the container's arguments
+// its StatefulSet and Services decode strictly, the container's arguments
 // follow the image's entrypoint (`psa-syncd run`) as flags, every volume
 // the container mounts is one the pod defines, the grace period outlasts
 // the shutdown timeout, the Service keeps a client on one pod (status page
 // sessions), and no volume is a claim the
 // example does not create (the replicas share the export through the
-// database, export_url: self).
+// database, export_url: self). Each pod advertises its name under the
+// headless Service, which resolves it (checkHAConfig).
 func TestHAManifests_fitTogether(t *testing.T) {
-	const file = "../kubernetes-ha/psa-syncd.yaml"
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
+	m := loadHA(t)
+	sts, svc, pdb := m.sts, m.svc, m.pdb
+	if sts.Spec.Replicas == nil || *sts.Spec.Replicas != 2 {
+		t.Errorf("replicas = %s, want 2", replicas(sts.Spec.Replicas))
 	}
-	docs := strings.Split(string(data), "\n---\n")
-	if len(docs) != 3 {
-		t.Fatalf("%s holds %d documents, want the Deployment, the Service and the PodDisruptionBudget", file, len(docs))
+	if len(sts.Spec.VolumeClaimTemplates) != 0 {
+		t.Errorf("the StatefulSet claims volumes %v: the state is in PostgreSQL, shared by both replicas", sts.Spec.VolumeClaimTemplates)
 	}
-	var deploy appsv1.Deployment
-	var svc corev1.Service
-	var pdb policyv1.PodDisruptionBudget
-	for i, obj := range []any{&deploy, &svc, &pdb} {
-		if err := unmarshalStrict([]byte(docs[i]), obj); err != nil {
-			t.Fatalf("%s, document %d: %v", file, i+1, err)
-		}
-	}
-	if deploy.Spec.Replicas == nil || *deploy.Spec.Replicas != 2 {
-		t.Errorf("replicas = %s, want 2", replicas(deploy.Spec.Replicas))
-	}
-	pod := deploy.Spec.Template.Spec
+	pod := sts.Spec.Template.Spec
 	if len(pod.Containers) != 1 {
 		t.Fatalf("%d containers, want 1", len(pod.Containers))
 	}
 	c := pod.Containers[0]
-	checkGracePeriod(t, file, pod)
-	checkPod(t, file, pod)
+	checkGracePeriod(t, haFile, pod)
+	checkPod(t, haFile, pod)
 	if len(c.Args) == 0 || !strings.HasPrefix(c.Args[0], "-") || len(c.Command) != 0 {
 		t.Errorf("command %q, args %q: the image runs `psa-syncd run` itself, so the args must be its flags", c.Command, c.Args)
 	}
@@ -415,24 +441,43 @@ func TestHAManifests_fitTogether(t *testing.T) {
 			t.Errorf("the container mounts volume %s, which the pod does not define", vm.Name)
 		}
 	}
-	if !reflect.DeepEqual(svc.Spec.Selector, deploy.Spec.Template.Labels) {
-		t.Errorf("service selector %v does not match the pod labels %v", svc.Spec.Selector, deploy.Spec.Template.Labels)
+	if !reflect.DeepEqual(svc.Spec.Selector, sts.Spec.Template.Labels) {
+		t.Errorf("service selector %v does not match the pod labels %v", svc.Spec.Selector, sts.Spec.Template.Labels)
 	}
 	// Status page sessions live in one pod's memory.
 	if svc.Spec.SessionAffinity != corev1.ServiceAffinityClientIP {
 		t.Errorf("service sessionAffinity = %q, want ClientIP: a status page sign-in is known only to the pod that took it", svc.Spec.SessionAffinity)
 	}
+	// The headless Service gives each pod its DNS name: the StatefulSet's
+	// serviceName, selecting its pods, whether Ready or not (a standby
+	// forwards to the active pod whatever its readiness), on the port
+	// psa-syncd listens on.
+	peers := m.peers
+	if sts.Spec.ServiceName != peers.Name || peers.Spec.ClusterIP != corev1.ClusterIPNone ||
+		!reflect.DeepEqual(peers.Spec.Selector, sts.Spec.Template.Labels) || !peers.Spec.PublishNotReadyAddresses {
+		t.Errorf("StatefulSet serviceName %q, headless Service %s: clusterIP %q, selector %v, publishNotReadyAddresses %t; "+
+			"want the StatefulSet's serviceName a headless Service (clusterIP: None) that selects its pods %v and publishes them not Ready too",
+			sts.Spec.ServiceName, peers.Name, peers.Spec.ClusterIP, peers.Spec.Selector, peers.Spec.PublishNotReadyAddresses, sts.Spec.Template.Labels)
+	}
+	if len(peers.Spec.Ports) != 1 || peers.Spec.Ports[0].TargetPort != intstr.FromString("http") {
+		t.Errorf("headless Service ports %+v, want the container's port http", peers.Spec.Ports)
+	}
+	// A rolling update replaces one pod at a time, each once the one
+	// replaced before is Ready.
+	if u := sts.Spec.UpdateStrategy; u.Type != "" && u.Type != appsv1.RollingUpdateStatefulSetStrategyType || u.RollingUpdate != nil {
+		t.Errorf("updateStrategy %+v, want RollingUpdate, one pod at a time", u)
+	}
 	mounts := map[string]corev1.VolumeMount{}
 	for _, vm := range c.VolumeMounts {
 		mounts[vm.Name] = vm
 	}
-	checkConfigMount(t, file, c, mounts)
-	cfg := checkHAConfig(t, c, volumes)
-	checkStartupProbe(t, file, c, cfg.State.CheckTimeout)
+	checkConfigMount(t, haFile, c, mounts)
+	cfg := checkHAConfig(t, m, volumes)
+	checkStartupProbe(t, haFile, c, cfg.State.CheckTimeout)
 	// A drain (a node pool upgrade drains several nodes at once) evicts
 	// one replica at a time: the other stays to be, or become, active.
-	if pdb.Spec.Selector == nil || !reflect.DeepEqual(pdb.Spec.Selector.MatchLabels, deploy.Spec.Template.Labels) {
-		t.Errorf("PodDisruptionBudget selector %v does not match the pod labels %v", pdb.Spec.Selector, deploy.Spec.Template.Labels)
+	if pdb.Spec.Selector == nil || !reflect.DeepEqual(pdb.Spec.Selector.MatchLabels, sts.Spec.Template.Labels) {
+		t.Errorf("PodDisruptionBudget selector %v does not match the pod labels %v", pdb.Spec.Selector, sts.Spec.Template.Labels)
 	}
 	if pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.String() != "1" || pdb.Spec.MinAvailable != nil {
 		t.Errorf("PodDisruptionBudget maxUnavailable = %v, minAvailable = %v; want maxUnavailable 1: an eviction leaves a replica to take over", pdb.Spec.MaxUnavailable, pdb.Spec.MinAvailable)
@@ -513,27 +558,18 @@ func TestHAManifests_scrapedAsJob(t *testing.T) {
 	var sm monitoringv1.ServiceMonitor
 	decode(t, dir+"servicemonitor.yaml", "monitoring.coreos.com/v1", "ServiceMonitor", &sm)
 
-	data, err = os.ReadFile(dir + "psa-syncd.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	docs := strings.Split(string(data), "\n---\n")
-	var deploy appsv1.Deployment
-	var svc corev1.Service
-	if err := unmarshalStrict([]byte(docs[0]), &deploy); err != nil {
-		t.Fatal(err)
-	}
-	if len(docs) < 2 {
-		t.Fatalf("psa-syncd.yaml holds %d documents, want the Deployment, then the Service", len(docs))
-	}
-	if err := unmarshalStrict([]byte(docs[1]), &svc); err != nil {
-		t.Fatal(err)
-	}
+	ha := loadHA(t)
+	deploy, svc := ha.sts, ha.svc
 	if svc.Name != "psa-syncd" {
 		t.Errorf("the Service is %s: the ServiceMonitor names the job after it, and the alerts select job=\"psa-syncd\"", svc.Name)
 	}
 	if !reflect.DeepEqual(sm.Spec.Selector.MatchLabels, svc.Labels) {
 		t.Errorf("ServiceMonitor selector %v does not match the Service's labels %v", sm.Spec.Selector.MatchLabels, svc.Labels)
+	}
+	// Not the headless Service too: its endpoints are the same pods,
+	// which would be scraped twice, the second time as job="psa-syncd-peers".
+	if sel, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector); err != nil || sel.Matches(labels.Set(ha.peers.Labels)) {
+		t.Errorf("ServiceMonitor selector %v matches the headless Service %s too (labels %v, %v): the pods would be scraped twice", sm.Spec.Selector, ha.peers.Name, ha.peers.Labels, err)
 	}
 	if eps := sm.Spec.Endpoints; len(eps) != 1 || eps[0].Port != svc.Spec.Ports[0].Name || eps[0].Path != "/metrics" {
 		t.Errorf("ServiceMonitor endpoints = %+v, want /metrics on the Service's port %q", eps, svc.Spec.Ports[0].Name)
@@ -662,9 +698,10 @@ func checkConfigMount(t *testing.T, file string, c corev1.Container, mounts map[
 	}
 }
 
-func checkHAConfig(t *testing.T, c corev1.Container, volumes map[string]corev1.Volume) *daemon.Config {
+func checkHAConfig(t *testing.T, m *haManifests, volumes map[string]corev1.Volume) *daemon.Config {
 	t.Helper()
 	const dir = "../kubernetes-ha/"
+	c := m.sts.Spec.Template.Spec.Containers[0]
 	mounts := map[string]corev1.VolumeMount{}
 	for _, vm := range c.VolumeMounts {
 		mounts[vm.Name] = vm
@@ -731,29 +768,138 @@ func checkHAConfig(t *testing.T, c corev1.Container, volumes map[string]corev1.V
 	if err := os.WriteFile(filepath.Join(tmp, "psa-syncd.yml"), []byte(local), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// The pod's IP, as Kubernetes gives it on an IPv4 and on an IPv6
-	// cluster: the standby forwards to a URL it can dial, with TLS
-	// (tls_server_config) too.
+	// Each pod of the StatefulSet, in the namespace kustomization.yaml
+	// puts it in: it advertises its name under the headless Service, at
+	// the listener's port, with TLS (tls_server_config) too.
+	ns := haNamespace(t)
 	var cfg *daemon.Config
-	for podIP, want := range map[string]string{"10.0.0.7": "http://10.0.0.7:9810", "fd00:10:244::7": "http://[fd00:10:244::7]:9810"} {
-		env := map[string]string{}
-		for _, ev := range c.Env {
-			val := ev.Value
-			if ev.ValueFrom != nil && ev.ValueFrom.FieldRef != nil && ev.ValueFrom.FieldRef.FieldPath == "status.podIP" {
-				val = podIP
-			}
-			env[ev.Name] = strings.ReplaceAll(val, "$(POD_IP)", podIP)
-		}
+	for i := range int(*m.sts.Spec.Replicas) {
+		podName := fmt.Sprintf("%s-%d", m.sts.Name, i)
+		host := podName + "." + m.sts.Spec.ServiceName + "." + ns + ".svc"
+		want := "http://" + host + ":9810"
+		env := podEnv(t, c, map[string]string{"metadata.name": podName, "metadata.namespace": ns, "status.podIP": "10.42.0.7"})
 		var err error
 		cfg, err = daemon.Load(filepath.Join(tmp, "psa-syncd.yml"), func(k string) string { return env[k] })
 		if err != nil {
-			t.Fatalf("psa-syncd.yml with the pod's files and environment (pod IP %s): %v", podIP, err)
+			t.Fatalf("psa-syncd.yml with the pod %s's files and environment: %v", podName, err)
 		}
 		if cfg.State.Driver != state.DriverPostgres || !strings.HasPrefix(string(cfg.State.URL), "postgres://") || cfg.AdvertisedURL(false) != want ||
 			cfg.AdvertisedURL(true) != strings.Replace(want, "http:", "https:", 1) {
-			t.Errorf("state = %+v, advertised at %q (with TLS %q); want postgres from the state-url file, advertised at the pod's address, %s",
+			t.Errorf("state = %+v, advertised at %q (with TLS %q); want postgres from the state-url file, advertised at the pod's name under the headless Service, %s",
 				cfg.State, cfg.AdvertisedURL(false), cfg.AdvertisedURL(true), want)
 		}
+		checkHACertificate(t, m, volumes, cfgData, host)
 	}
 	return cfg
+}
+
+// haNamespace is the namespace kustomization.yaml puts the two-replica
+// example in.
+func haNamespace(t *testing.T) string {
+	t.Helper()
+	var k struct {
+		Namespace string `json:"namespace"`
+	}
+	data, err := os.ReadFile("../kubernetes-ha/kustomization.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &k); err != nil || k.Namespace == "" {
+		t.Fatalf("kustomization.yaml: namespace %q, %v", k.Namespace, err)
+	}
+	return k.Namespace
+}
+
+// podEnv is the environment Kubernetes gives the container c of a pod
+// whose fields (metadata.name, status.podIP, ...) are fields: a variable
+// from a fieldRef gets the field, and $(NAME) in a value the variable
+// defined before it, as the kubelet expands it.
+func podEnv(t *testing.T, c corev1.Container, fields map[string]string) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	ref := regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+	for _, ev := range c.Env {
+		if ev.ValueFrom != nil {
+			f := ev.ValueFrom.FieldRef
+			if f == nil {
+				t.Fatalf("container %s: %s is not from a field of the pod", c.Name, ev.Name)
+			}
+			v, ok := fields[f.FieldPath]
+			if !ok {
+				t.Fatalf("container %s: %s is from the field %s, which this test does not know", c.Name, ev.Name, f.FieldPath)
+			}
+			env[ev.Name] = v
+			continue
+		}
+		env[ev.Name] = ref.ReplaceAllStringFunc(ev.Value, func(r string) string {
+			name := ref.FindStringSubmatch(r)[1]
+			v, ok := env[name]
+			if !ok {
+				t.Errorf("container %s: %s refers to %s, which no variable before it defines: Kubernetes leaves it as it is", c.Name, ev.Name, r)
+				return r
+			}
+			return v
+		})
+	}
+	return env
+}
+
+// certManagerCertificate is what this test reads of a cert-manager
+// Certificate (cert-manager.io/v1); its other fields are not decoded.
+type certManagerCertificate struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Spec       struct {
+		SecretName string   `json:"secretName"`
+		DNSNames   []string `json:"dnsNames"`
+		Usages     []string `json:"usages"`
+	} `json:"spec"`
+}
+
+// checkHACertificate checks that certificate.yaml's Certificate serves a
+// pod advertising host with TLS: the standby checks that the active pod's
+// certificate holds host (as crypto/x509 does, a wildcard covering one
+// label), and presents the same certificate when the listener requires
+// client certificates, so it is for both server and client
+// authentication; its Secret is the one the pod mounts where psa-syncd.yml
+// (cfgData, its commented TLS lines) reads the CA and the certificate.
+func checkHACertificate(t *testing.T, m *haManifests, volumes map[string]corev1.Volume, cfgData []byte, host string) {
+	t.Helper()
+	const file = "../kubernetes-ha/certificate.yaml"
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cert certManagerCertificate
+	if err := yaml.Unmarshal(data, &cert); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	if cert.APIVersion != "cert-manager.io/v1" || cert.Kind != "Certificate" {
+		t.Fatalf("%s is %s %s, want a cert-manager.io/v1 Certificate", file, cert.APIVersion, cert.Kind)
+	}
+	leaf := &x509.Certificate{DNSNames: cert.Spec.DNSNames}
+	if err := leaf.VerifyHostname(host); err != nil {
+		t.Errorf("%s: a certificate for %v does not hold %s, the host the pod advertises: the standby would refuse it (%v)", file, cert.Spec.DNSNames, host, err)
+	}
+	for _, u := range []string{"server auth", "client auth"} {
+		if !slices.Contains(cert.Spec.Usages, u) {
+			t.Errorf("%s: usages %v, want %q: the listener serves it and the standby presents it", file, cert.Spec.Usages, u)
+		}
+	}
+	v := volumes["tls"]
+	if v.Secret == nil || v.Secret.SecretName != cert.Spec.SecretName || v.Secret.Optional == nil || !*v.Secret.Optional {
+		t.Errorf("volume tls = %+v, want the Certificate's Secret %s, optional (without TLS there is none)", v, cert.Spec.SecretName)
+	}
+	var mount corev1.VolumeMount
+	for _, vm := range m.sts.Spec.Template.Spec.Containers[0].VolumeMounts {
+		if vm.Name == "tls" {
+			mount = vm
+		}
+	}
+	for _, setting := range []string{"advertise_ca_file", "advertise_client_cert_file", "advertise_client_key_file"} {
+		f := regexp.MustCompile(`# ` + setting + `: (\S+)`).FindSubmatch(cfgData)
+		if f == nil || mount.MountPath == "" || path.Dir(string(f[1])) != mount.MountPath || mount.SubPath != "" {
+			t.Errorf("psa-syncd.yml's %s is %q; want a file of the tls volume's mount %+v", setting, f, mount)
+		}
+	}
 }
