@@ -195,7 +195,7 @@ type activeTransports struct {
 	caches [3]*webConfigCache
 	built  [3][]byte // the contents t was built from
 	t      *http.Transport
-	failed string // why the files as they are now are not used, as logged
+	failed string   // why the files as they are now are not used, as logged
 	dial   dialFunc // newActiveTransport's
 }
 
