@@ -419,6 +419,7 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		d.shutdownTimeout = DefaultShutdownTimeout
 	}
 	d.metrics = NewMetrics(d.registry, cfg.PSA.System)
+	d.metrics.SetTLSCertificates(d.tlsCertificates)
 	pc := *d.baseClient
 	next := pc.Transport
 	if next == nil {
@@ -683,6 +684,9 @@ func (d *Daemon) Reload() error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	cerr := d.reloadConfigLocked()
+	// At start (Run reloads) and at each reload: a certificate renewed in
+	// place changes no setting.
+	d.warnTLSExpiry(d.cfg.Load())
 	eerr := d.reloadExportLocked(true)
 	return errors.Join(cerr, eerr)
 }

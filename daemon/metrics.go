@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,7 +77,51 @@ type Metrics struct {
 
 	HTTPRefusedTotal *prometheus.CounterVec // reason
 
+	// TLSCertificateExpiry is set at each scrape, from the certificate
+	// files the function of SetTLSCertificates reads then (file, use).
+	TLSCertificateExpiry *prometheus.GaugeVec
+	tlsMu                sync.Mutex // held while TLSCertificateExpiry is set and collected
+	tlsCertificates      func() []TLSCertificate
+
 	requests atomic.Int64
+}
+
+// TLSCertificate is when the first certificate of a file psa-syncd uses
+// expires, as psa_sync_tls_certificate_expiry_timestamp_seconds exports it.
+type TLSCertificate struct {
+	File, Use string // Use: one of the TLSUse* values
+	NotAfter  time.Time
+}
+
+// SetTLSCertificates makes each scrape set
+// psa_sync_tls_certificate_expiry_timestamp_seconds from what certs
+// returns then, and nothing else: a file whose certificate was renewed
+// shows its new expiry at once, and a file no longer used (a reload that
+// names another) is no longer exported.
+func (m *Metrics) SetTLSCertificates(certs func() []TLSCertificate) {
+	m.tlsMu.Lock()
+	defer m.tlsMu.Unlock()
+	m.tlsCertificates = certs
+}
+
+// tlsExpiryCollector collects TLSCertificateExpiry, set afresh first.
+type tlsExpiryCollector struct{ m *Metrics }
+
+func (c tlsExpiryCollector) Describe(ch chan<- *prometheus.Desc) {
+	c.m.TLSCertificateExpiry.Describe(ch)
+}
+
+func (c tlsExpiryCollector) Collect(ch chan<- prometheus.Metric) {
+	m := c.m
+	m.tlsMu.Lock()
+	defer m.tlsMu.Unlock()
+	if m.tlsCertificates != nil {
+		m.TLSCertificateExpiry.Reset()
+		for _, cert := range m.tlsCertificates() {
+			m.TLSCertificateExpiry.WithLabelValues(cert.File, cert.Use).Set(unixSeconds(cert.NotAfter))
+		}
+	}
+	m.TLSCertificateExpiry.Collect(ch)
 }
 
 // NewMetrics creates every psa_sync_* collector on reg for the given PSA
@@ -193,6 +238,14 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Name:      "http_refused_total",
 		Help:      "Requests to psa-syncd's own HTTP API and status page it refused, by reason: wrong_token (a wrong API token, to the API or the sign-in form), token_throttled (a token check refused because its address sent too many wrong tokens), busy (every API slot the request may take was in use).",
 	}, []string{"reason"})
+
+	m.TLSCertificateExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "tls_certificate_expiry_timestamp_seconds",
+		Help: "When the first certificate of a certificate file psa-syncd uses expires, as a Unix timestamp, by file and use: listener (tls_server_config's cert_file), " +
+			"client_ca (its client_ca_file), advertise_ca (state.advertise_ca_file), advertise_client (state.advertise_client_cert_file). Read at each scrape; absent for a file that cannot be read.",
+	}, []string{"file", "use"})
+	reg.MustRegister(tlsExpiryCollector{m})
 
 	reg.MustRegister(version.NewCollector(Namespace))
 

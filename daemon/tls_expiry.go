@@ -1,0 +1,149 @@
+package daemon
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/exporter-toolkit/web"
+	"go.yaml.in/yaml/v3"
+)
+
+// The use label of psa_sync_tls_certificate_expiry_timestamp_seconds:
+// what psa-syncd does with a certificate file.
+const (
+	// TLSUseListener is the listener's certificate, tls_server_config's
+	// cert_file (or cert) in the web config file.
+	TLSUseListener = "listener"
+	// TLSUseClientCA is the CAs the listener checks client certificates
+	// against, tls_server_config's client_ca_file (or client_ca).
+	TLSUseClientCA = "client_ca"
+	// TLSUseAdvertiseCA is the CAs a standby checks the active instance's
+	// certificate against, state.advertise_ca_file.
+	TLSUseAdvertiseCA = "advertise_ca"
+	// TLSUseAdvertiseClient is the client certificate a standby presents
+	// to the active instance, state.advertise_client_cert_file.
+	TLSUseAdvertiseClient = "advertise_client"
+)
+
+// TLSExpiryWarning is how long before a certificate psa-syncd uses
+// expires that it warns of it at start and reload, as the example alert
+// PsaSyncTLSCertificateExpiresSoon does.
+const TLSExpiryWarning = 7 * 24 * time.Hour
+
+// tlsCertFile is a file of certificates psa-syncd uses.
+type tlsCertFile struct {
+	use  string // one of the TLSUse* values
+	file string // its path; the web config file's for a certificate given inline
+	// inline is the certificate given in the web config file itself
+	// (tls_server_config's cert or client_ca); nil: read file.
+	inline []byte
+}
+
+// tlsCertFiles lists the certificate files of the web config file at path
+// (read through wc; "" for none) and of cfg's state section (nil: none).
+// A web config file that cannot be read or parsed names none: the
+// listener's own checks report it.
+func tlsCertFiles(wc *webConfigCache, path string, cfg *Config) []tlsCertFile {
+	var files []tlsCertFile
+	if path != "" {
+		if data, err := wc.read(path); err == nil {
+			var c web.Config
+			if yaml.Unmarshal(data, &c) == nil && c.TLSConfig.IsEnabled() {
+				// As exporter-toolkit reads them: relative to the file.
+				c.TLSConfig.SetDirectory(filepath.Dir(path))
+				t := c.TLSConfig
+				switch {
+				case t.TLSCertPath != "":
+					files = append(files, tlsCertFile{use: TLSUseListener, file: t.TLSCertPath})
+				case t.TLSCert != "":
+					files = append(files, tlsCertFile{use: TLSUseListener, file: path, inline: []byte(t.TLSCert)})
+				}
+				switch {
+				case t.ClientCAs != "":
+					files = append(files, tlsCertFile{use: TLSUseClientCA, file: t.ClientCAs})
+				case t.ClientCAsText != "":
+					files = append(files, tlsCertFile{use: TLSUseClientCA, file: path, inline: []byte(t.ClientCAsText)})
+				}
+			}
+		}
+	}
+	if cfg != nil {
+		if f := cfg.State.AdvertiseCAFile; f != "" {
+			files = append(files, tlsCertFile{use: TLSUseAdvertiseCA, file: f})
+		}
+		if f := cfg.State.AdvertiseClientCertFile; f != "" {
+			files = append(files, tlsCertFile{use: TLSUseAdvertiseClient, file: f})
+		}
+	}
+	return files
+}
+
+// notAfter returns when the first of the certificates in f expires (a
+// certificate file with its chain stops working with the first of them, a
+// CA file is as good as its CAs), or why it cannot tell. The error names
+// the file, never its content.
+func (f tlsCertFile) notAfter() (time.Time, error) {
+	data := f.inline
+	if data == nil {
+		var err error
+		if data, err = readTLSFile(f.file); err != nil {
+			return time.Time{}, err
+		}
+	}
+	var first time.Time
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%s: a certificate cannot be parsed: %w", f.file, err)
+		}
+		if first.IsZero() || c.NotAfter.Before(first) {
+			first = c.NotAfter
+		}
+	}
+	if first.IsZero() {
+		return time.Time{}, fmt.Errorf("%s holds no PEM certificate", f.file)
+	}
+	return first, nil
+}
+
+// tlsCertificates returns when the first certificate of each certificate
+// file in use expires, read now; a file that cannot be read is left out
+// (the start, the reload and the standby's requests say why).
+func (d *Daemon) tlsCertificates() []TLSCertificate {
+	var certs []TLSCertificate
+	for _, f := range tlsCertFiles(&d.webConfig, d.webConfigFile, d.cfg.Load()) {
+		if t, err := f.notAfter(); err == nil {
+			certs = append(certs, TLSCertificate{File: f.file, Use: f.use, NotAfter: t})
+		}
+	}
+	return certs
+}
+
+// warnTLSExpiry logs a warning for each certificate file of cfg and the
+// web config file whose first certificate expires within TLSExpiryWarning
+// of now, or has expired: it is found before a handshake fails.
+func (d *Daemon) warnTLSExpiry(cfg *Config) {
+	now := d.now()
+	for _, f := range tlsCertFiles(&d.webConfig, d.webConfigFile, cfg) {
+		t, err := f.notAfter()
+		if err != nil || t.Sub(now) > TLSExpiryWarning {
+			continue
+		}
+		msg := "A TLS certificate psa-syncd uses expires soon: renew it (psa-syncd reads a renewed file without a restart)"
+		if !t.After(now) {
+			msg = "A TLS certificate psa-syncd uses has expired: renew it (psa-syncd reads a renewed file without a restart)"
+		}
+		d.logger.Warn(msg, "file", f.file, "use", f.use, "not_after", t.UTC().Format(time.RFC3339))
+	}
+}
