@@ -358,7 +358,7 @@ func (a *activeTransports) askAgain(ctx context.Context, target string) (tls.Ale
 		// TLS 1.2: the refusal ends the handshake.
 		return remoteAlert(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	if deadline, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(deadline)
 	}
