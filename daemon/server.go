@@ -837,6 +837,7 @@ func (d *Daemon) handleCheck(w http.ResponseWriter, r *http.Request) {
 	if d.configPath == "" {
 		// A daemon given its config rather than a file.
 		items = d.check(r.Context(), d.cfg.Load(), d.storedExport, &buf)
+		items = append(items, d.tlsCheckItems(d.cfg.Load(), &buf)...)
 	} else if cfg, err := Load(d.configPath, d.getenv); err != nil {
 		fmt.Fprintf(&buf, "FAIL config %s: %v\n", d.configPath, err)
 		items = []CheckItem{{Result: CheckFail, Item: "config", Detail: fmt.Sprintf("%s: %v", d.configPath, err)}}
@@ -845,6 +846,7 @@ func (d *Daemon) handleCheck(w http.ResponseWriter, r *http.Request) {
 			cfg.Web.ListenAddress = d.listenAddress
 		}
 		items = d.check(r.Context(), cfg, d.storedExport, &buf)
+		items = append(items, d.tlsCheckItems(cfg, &buf)...)
 	}
 	writeJSON(w, http.StatusOK, CheckReport{OK: CheckPassed(items), Report: buf.String(), Items: items})
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"path/filepath"
 	"time"
 
@@ -146,4 +147,37 @@ func (d *Daemon) warnTLSExpiry(cfg *Config) {
 		}
 		d.logger.Warn(msg, "file", f.file, "use", f.use, "not_after", t.UTC().Format(time.RFC3339))
 	}
+}
+
+// tlsCheckItems are psa-syncd check's items (POST /api/v1/check) for the
+// certificate files of the web config file and cfg, each written to w as
+// a line of check's report: ok with its expiry, a note when it expires
+// within TLSExpiryWarning, a failure once it has expired. A file that
+// cannot be read is left to the config's and the listener's own checks.
+func (d *Daemon) tlsCheckItems(cfg *Config, w io.Writer) []CheckItem {
+	now := d.now()
+	var items []CheckItem
+	for _, f := range tlsCertFiles(&d.webConfig, d.webConfigFile, cfg) {
+		t, err := f.notAfter()
+		if err != nil {
+			continue
+		}
+		what := "tls certificate " + f.use
+		left := t.Sub(now).Round(time.Minute)
+		switch {
+		case !t.After(now):
+			detail := fmt.Sprintf("%s: the first certificate expired at %s: renew it", f.file, t.UTC().Format(time.RFC3339))
+			fmt.Fprintf(w, "FAIL %s: %s\n", what, detail)
+			items = append(items, CheckItem{Result: CheckFail, Item: what, Detail: detail})
+		case left <= TLSExpiryWarning:
+			note := fmt.Sprintf("%s: the first certificate expires at %s, in %s: renew it (psa-syncd reads a renewed file without a restart).", f.file, t.UTC().Format(time.RFC3339), left)
+			fmt.Fprintf(w, "NOTE %s:\n   - %s\n", what, note)
+			items = append(items, CheckItem{Result: CheckNote, Item: what, Notes: []string{note}})
+		default:
+			detail := fmt.Sprintf("%s: the first certificate expires at %s", f.file, t.UTC().Format(time.RFC3339))
+			fmt.Fprintf(w, "ok   %s: %s\n", what, detail)
+			items = append(items, CheckItem{Result: CheckOK, Item: what, Detail: detail})
+		}
+	}
+	return items
 }

@@ -1,11 +1,16 @@
 package daemon
 
 import (
+	"context"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,10 +29,13 @@ import (
 // a certificate renewed in place shows its new expiry without a reload, and
 // a file a reload no longer names is no longer exported. A certificate that
 // expires within a week, or has expired, is logged at start (Run reloads)
-// and at each reload, with the file and its use, never its content.
+// and at each reload, with the file and its use, never its content, and
+// psa-syncd check through the daemon (POST /api/v1/check) lists each one:
+// a note within a week, a failure once expired.
 func TestDaemon_tlsCertificateExpiry(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{})
+	const token = "tls-expiry-token-0123"
+	e := dtSetup(t, dtOptions{token: token})
 	if err := e.d.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +77,8 @@ func TestDaemon_tlsCertificateExpiry(t *testing.T) {
 	clock.Store(&now)
 	reg := prometheus.NewRegistry()
 	d, err := New(c, e.cfgPath, Options{Registry: reg, ListenAddress: "127.0.0.1:9443", WebConfigFile: webFile,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: func() time.Time { return *clock.Load() }})
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: func() time.Time { return *clock.Load() },
+		Check: func(context.Context, *Config, func() ([]byte, error), io.Writer) []CheckItem { return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,6 +164,32 @@ func TestDaemon_tlsCertificateExpiry(t *testing.T) {
 	if got := warned(); !slices.Equal(got, want) {
 		t.Errorf("the start's reload warned of %q; want %q (the listener's certificate expires in 3 days, the CA in an hour, the client certificate in 60 days)\n%s", got, want, logs.String())
 	}
+	// checked returns psa-syncd check's report through the daemon, and its
+	// TLS items as "result item".
+	checked := func() (CheckReport, []string) {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/check", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		d.Handler().ServeHTTP(rec, req)
+		var r CheckReport
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &r) != nil {
+			t.Fatalf("POST /api/v1/check = %d %s", rec.Code, rec.Body.String())
+		}
+		var items []string
+		for _, it := range r.Items {
+			items = append(items, it.Result+" "+it.Item)
+		}
+		slices.Sort(items)
+		return r, items
+	}
+	report, items := checked()
+	if want := []string{"note tls certificate advertise_ca", "note tls certificate client_ca", "note tls certificate listener", "ok tls certificate advertise_client"}; !report.OK || !slices.Equal(items, want) {
+		t.Errorf("check = ok %t, items %q; want ok, items %q\n%s", report.OK, items, want, report.Report)
+	}
+	if !strings.Contains(report.Report, "NOTE tls certificate listener:\n   - "+pki.certFile+": the first certificate expires at ") {
+		t.Errorf("check's report says\n%s\nwant a note naming the listener's certificate file", report.Report)
+	}
 
 	// cert-manager renews the listener's certificate in place: the next
 	// scrape says so, no reload needed; a reload no longer warns of it.
@@ -172,6 +207,10 @@ func TestDaemon_tlsCertificateExpiry(t *testing.T) {
 	want = []string{"expired advertise_ca " + pki.caFile, "expired client_ca " + pki.caFile}
 	if got := warned(); !slices.Equal(got, want) {
 		t.Errorf("a reload after the CA expired warned of %q; want %q", got, want)
+	}
+	report, items = checked()
+	if want := []string{"fail tls certificate advertise_ca", "fail tls certificate client_ca", "ok tls certificate advertise_client", "ok tls certificate listener"}; report.OK || !slices.Equal(items, want) {
+		t.Errorf("check after the CA expired = ok %t, items %q; want not ok, items %q\n%s", report.OK, items, want, report.Report)
 	}
 
 	// A reload without the standby's files: they are no longer exported.
