@@ -236,8 +236,11 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		e.recordRun(run, started, counts)
 		if m := e.metrics; m != nil && o.Customer == "" && !e.RanEarlierPeriod(run) {
 			// As psa_sync_last_run_result: passes over all customers of
-			// the current period only.
+			// the current period only. Kept for a restart, which would
+			// otherwise show the partial result it restores with
+			// PsaSyncPartial instead of PsaSyncUsageMissing.
 			m.UsageMissing.Set(boolFloat(p.noUsage))
+			e.storeUsageMissing(p.noUsage)
 		}
 		e.metrics.passStopped(stopReasons(statuses, p.stopped, p.readsStopped))
 		if o.Customer == "" {
@@ -1520,6 +1523,9 @@ const (
 	// snapshotContractsEnding maps a when of psa_sync_contracts_ending to
 	// its value at the last pass over all customers.
 	snapshotContractsEnding = "contracts_ending"
+	// snapshotUsageMissing is psa_sync_last_run_usage_missing as the last
+	// pass over all customers of its period set it (a bool).
+	snapshotUsageMissing = "usage_missing"
 )
 
 // UnmappedReport is the usage the last pass could not bill, as kept in the
@@ -1541,7 +1547,8 @@ type UnmappedReport struct {
 // RestoreMetrics sets the gauges that describe past passes from the state
 // database: the last run and last success timestamps (of passes that wrote,
 // not dry runs), the result of each recent billing month's last pass
-// (psa_sync_ended_period_last_run_result), the unmapped usage of the last
+// (psa_sync_ended_period_last_run_result), whether the last pass had usage
+// to bill (psa_sync_last_run_usage_missing), the unmapped usage of the last
 // pass and the count of new unmapped usage (psa_sync_unmapped_new_total,
 // never lowered), and the customers by status and their held lines for the
 // customers doc maps with usage sync on. Call it at start-up, so that a restart does not make the
@@ -1608,10 +1615,31 @@ func (e *Engine) RestoreMetrics(doc *export.Document) error {
 		return fmt.Errorf("daemon: reading the count of mapped contracts ending: %w", err)
 	}
 	e.setEndingGauge(ending)
+	var missing bool
+	if _, err := e.db.Snapshot(snapshotUsageMissing, &missing); err != nil {
+		return fmt.Errorf("daemon: reading whether the last pass had usage to bill: %w", err)
+	}
+	e.metrics.UsageMissing.Set(boolFloat(missing))
 	if doc != nil {
 		e.recordCustomers(doc, nil)
 	}
 	return nil
+}
+
+// storeUsageMissing keeps psa_sync_last_run_usage_missing for a restart
+// (snapshotUsageMissing), written only when it changes: a pass that writes
+// no line commits as little as it can.
+func (e *Engine) storeUsageMissing(missing bool) {
+	if e.db == nil {
+		return
+	}
+	var stored bool
+	if _, err := e.db.Snapshot(snapshotUsageMissing, &stored); err == nil && stored == missing {
+		return
+	}
+	if err := e.db.PutSnapshot(snapshotUsageMissing, missing); err != nil {
+		e.logger.Warn("Could not record whether the pass had usage to bill", "err", err)
+	}
 }
 
 // settlingError is the error of a line whose intent in waits until st.at

@@ -1753,12 +1753,29 @@ func TestEngine_Sync_usageMissingMetric(t *testing.T) {
 			t.Errorf("%s: psa_sync_last_run_usage_missing = %v, want %v", name, got, want)
 		}
 	}
+	// restored is the gauge a restart sets from the state database: the
+	// value of the last pass that set it, so that PsaSyncUsageMissing,
+	// not PsaSyncPartial, goes on speaking for a partial result restored.
+	restored := func(name string, want float64) {
+		t.Helper()
+		m := NewMetrics(prometheus.NewRegistry(), psa.SystemAutotask)
+		if err := NewEngine(EngineOptions{Backend: h.be, State: h.db, Metrics: m, Now: func() time.Time { return etNow }}).RestoreMetrics(nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.metric(m.UsageMissing); got != want {
+			t.Errorf("%s: psa_sync_last_run_usage_missing restored at start-up = %v, want %v", name, got, want)
+		}
+	}
+	restored("before any pass", 0)
 	h.writeUsage()
 	step("no usage at all", PassOptions{}, 1)
+	restored("no usage at all", 1)
 	h.writeUsage("cust-a,Acme,CIXA-MSP,12")
 	step("dry run", PassOptions{DryRun: true}, 1)
 	step("one customer", PassOptions{Customer: "cust-a"}, 1)
+	restored("one customer", 1)
 	step("usage", PassOptions{}, 0)
+	restored("usage", 0)
 	h.writeUsage("cust-renamed,Acme,CIXA-MSP,12", "cust-a,Acme,NEW-CODE,12")
 	step("only unmapped usage", PassOptions{}, 1)
 	for i := range h.doc.CustomerMappings {
