@@ -49,7 +49,8 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	)
 	fs := newFlagSet(e, "sync", "Run one sync pass now and exit. Open intents left by an interrupted pass are\n"+
 		"reconciled first. With -web.url the running daemon runs the pass (it holds the state\n"+
-		"database) and the command waits for it. The exit code is 1 when the pass failed or was partial.")
+		"database) and the command waits for it. The exit code is 1 when the pass failed or was partial,\n"+
+		"as a pass whose usage sets no mapped line is: it leaves every line as it was, the period is not billed.")
 	cf.register(fs)
 	rf.register(fs)
 	fs.BoolVar(&dryRun, "dry-run", false, "Compute and report the changes, write nothing to the PSA.")
