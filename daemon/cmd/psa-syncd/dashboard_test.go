@@ -185,12 +185,14 @@ func TestGrafanaDashboard(t *testing.T) {
 // customers succeeded, nothing unmapped or held, the last pass a
 // success), and the standby sync2 still exports the gauges it restored at
 // its start-up, when a customer had failed, 3 customers were unmapped, a
-// line was held and the last pass had failed. The panels about passes
+// line was held, the last pass had failed and one before it had no usage
+// to bill. The panels about passes
 // must show the active instance's values, not add the standby's to them
 // ("Customers by status", "Unmapped usage", "Mapped customers the vendor
 // no longer reports") or show its old failure beside
-// them ("Last pass", "Held lines", "Month that ended", which says "none
-// recorded" for the active instance that has no pass of that month).
+// them ("Last pass", "Held lines", "Usage to bill", "Month that ended",
+// which says "none recorded" for the active instance that has no pass of
+// that month).
 func TestGrafanaDashboard_activeInstanceOnly(t *testing.T) {
 	t.Parallel()
 	promtool, err := exec.LookPath("promtool")
@@ -229,6 +231,9 @@ func TestGrafanaDashboard_activeInstanceOnly(t *testing.T) {
             value: 1`,
 		"Held lines": `
           - labels: 'psa_sync_held_lines{job="psa-syncd",instance="sync1:9810",system="autotask"}'
+            value: 0`,
+		"Usage to bill": `
+          - labels: 'psa_sync_last_run_usage_missing{job="psa-syncd",instance="sync1:9810",system="autotask"}'
             value: 0`,
 		// The active instance has no pass of the month that ended on
 		// record; the standby's failure is not shown.
@@ -283,6 +288,8 @@ tests:
 			series("psa_sync_ended_period_last_run_result", inst.name, `,result="`+r+`"`, n)
 		}
 		series("psa_sync_held_lines", inst.name, "", inst.held)
+		// The standby restored a pass with no usage to bill.
+		series("psa_sync_last_run_usage_missing", inst.name, "", inst.failed)
 		// The standby restored 2 unreported customers at its start-up.
 		series("psa_sync_customers_unreported", inst.name, "", 2*inst.failed)
 	}
