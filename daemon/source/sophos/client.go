@@ -34,6 +34,13 @@ const (
 	tokenMargin          = time.Minute
 	maxErrorBody         = 1 << 20
 	defaultMaxBody       = 64 << 20
+
+	// refusedTokenHold is how long calls to a host that refused a token
+	// fetched for the call fail without being sent: long enough that a
+	// pass over every customer (a ticket pass lists each tenant's
+	// alerts) does not fetch a token per call, short enough that the
+	// next pass tries again.
+	refusedTokenHold = time.Minute
 )
 
 // Client talks to the Sophos Central Partner API. Its methods are safe for
@@ -69,6 +76,9 @@ type Client struct {
 	tokenMu     sync.Mutex // held while a token is fetched, so callers share one
 	token       string
 	tokenExpiry time.Time
+
+	refusedMu sync.Mutex
+	refused   map[string]refusal // by host: see refusedTokenHold
 
 	partnerMu   sync.Mutex
 	partnerID   string
@@ -385,6 +395,9 @@ func endpoint(req *http.Request) string {
 // Retry-After says or with jittered exponential backoff.
 func (c *Client) Do(req *http.Request, v any) (*Response, error) {
 	ctx := req.Context()
+	if err := c.refusedHost(req); err != nil {
+		return nil, err
+	}
 	reauthed := false
 	for attempt := 0; ; {
 		tok, err := c.accessToken(ctx)
@@ -426,8 +439,53 @@ func (c *Client) Do(req *http.Request, v any) (*Response, error) {
 				continue
 			}
 		}
-		return c.finish(req, resp, v)
+		refusedNew := resp.StatusCode == http.StatusUnauthorized && reauthed
+		res, err := c.finish(req, resp, v)
+		if refusedNew {
+			// A token fetched for this call was refused too: every
+			// other call would fetch one more and be refused the same.
+			c.refuseHost(req, err)
+		}
+		return res, err
 	}
+}
+
+// refusal is a host's 401 to a token fetched for the call it refused.
+type refusal struct {
+	at  time.Time
+	err error
+}
+
+// refuseHost records that req's host refused a new token with err: calls
+// to it fail without being sent for refusedTokenHold.
+func (c *Client) refuseHost(req *http.Request, err error) {
+	at := c.now()
+	c.refusedMu.Lock()
+	defer c.refusedMu.Unlock()
+	if c.refused == nil {
+		c.refused = map[string]refusal{}
+	}
+	c.refused[req.URL.Host] = refusal{at: at, err: err}
+	c.logger.Warn("Sophos refused a new access token; calls to its host fail without fetching another for a while",
+		"endpoint", endpoint(req), "host", req.URL.Host, "until", at.Add(refusedTokenHold), "err", err)
+}
+
+// refusedHost returns the error of a call to a host that refused a new
+// token less than refusedTokenHold ago, and nil otherwise.
+func (c *Client) refusedHost(req *http.Request) error {
+	c.refusedMu.Lock()
+	r, ok := c.refused[req.URL.Host]
+	c.refusedMu.Unlock()
+	if !ok {
+		return nil
+	}
+	until := r.at.Add(refusedTokenHold)
+	if !c.now().Before(until) {
+		return nil
+	}
+	return fmt.Errorf("sophos: %s: not sent: %s refused a new access token at %s, so calls to it fail until %s without fetching another "+
+		"(does the API credential still exist, with its role?): %w",
+		endpoint(req), req.URL.Host, r.at.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339), r.err)
 }
 
 // finish checks the status and decodes the body.

@@ -215,6 +215,54 @@ func TestClient_reauthOn401(t *testing.T) {
 	}
 }
 
+// TestClient_newTokenRefusedFailsFast: a host that refuses a token fetched
+// for the call (the credential deleted or its role taken away while
+// Sophos ID still issues tokens) made every later call fetch a new token
+// and be refused again: a ticket pass, one call per customer, fetched a
+// token per customer. For a minute the calls to that host now fail
+// without being sent, saying why; then they try again.
+func TestClient_newTokenRefusedFailsFast(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	sim := sophostest.Start(t, sophostest.WithFixtureFile("../sophostest/testdata/fixture.json"))
+	c, err := sophos.NewClient(sophos.WithCredentials(sim.ClientID(), sim.ClientSecret()),
+		sophos.WithAuthURL(sim.AuthURL()), sophos.WithBaseURL(sim.APIURL()), sophos.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := c.Tenants.ListAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sim.AddFault(sophostest.Fault{Path: "/partner/v1/tenants", Status: http.StatusUnauthorized})
+	sim.ResetRequests()
+	if _, err := c.Tenants.ListAll(ctx); !errors.Is(err, psa.ErrUnauthorized) {
+		t.Fatalf("first call: error = %v, want psa.ErrUnauthorized", err)
+	}
+	for i := range 3 {
+		_, err := c.Tenants.ListAll(ctx)
+		if !errors.Is(err, psa.ErrUnauthorized) || !strings.Contains(err.Error(), "not sent: ") ||
+			!strings.Contains(err.Error(), "refused a new access token at 2026-11-01T08:00:00Z, so calls to it fail until 2026-11-01T08:01:00Z") {
+			t.Errorf("call %d after the refusal: error = %v, want psa.ErrUnauthorized saying it was not sent, since when and until when", i+2, err)
+		}
+	}
+	if n := sim.CountRequests("POST", "/api/v2/oauth2/token"); n != 1 {
+		t.Errorf("token requests = %d, want 1 (the first call's)", n)
+	}
+	if n := sim.CountRequests("GET", "/partner/v1/tenants"); n != 2 {
+		t.Errorf("tenant requests = %d, want 2 (the first call's)", n)
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	sim.ClearFaults()
+	if _, err := c.Tenants.ListAll(ctx); err != nil {
+		t.Errorf("a minute later: %v, want the call sent again", err)
+	}
+}
+
 func TestClient_badCredentials(t *testing.T) {
 	t.Parallel()
 	sim := sophostest.Start(t)
