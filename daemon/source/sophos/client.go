@@ -544,17 +544,29 @@ func retryable(code int) bool {
 	return false
 }
 
-// retryAfter parses a Retry-After header (seconds or an HTTP date); 0 when
-// absent or unreadable.
+// maxRetryAfterHeader is the longest wait retryAfter returns: a count of
+// seconds beyond some 292 years would overflow time.Duration (an
+// arbitrary or negative wait, retried at once), or not parse at all (read
+// as no Retry-After, retried after a backoff).
+const maxRetryAfterHeader = 24 * time.Hour
+
+// retryAfter parses a Retry-After header (seconds or an HTTP date), at most
+// maxRetryAfterHeader; 0 when absent or unreadable.
 func retryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
 	if h == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && s >= 0 {
+	if strings.Trim(h, "0123456789") == "" {
+		// Digits only: past int64, ParseInt fails with ErrRange.
+		s, err := strconv.ParseInt(h, 10, 64)
+		if err != nil || s > int64(maxRetryAfterHeader/time.Second) {
+			return maxRetryAfterHeader
+		}
 		return time.Duration(s) * time.Second
 	}
 	if t, err := http.ParseTime(h); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxRetryAfterHeader)
 	}
 	return 0
 }

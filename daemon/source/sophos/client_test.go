@@ -633,6 +633,40 @@ func TestClient_retryAfterLimits(t *testing.T) {
 	}
 }
 
+// TestClient_retryAfterHuge: a Retry-After past what time.Duration holds
+// gave an arbitrary wait in the message (or a negative one, retried after
+// a backoff), and one past int64 read as none and was retried. Both are
+// capped at a day now: longer than the client waits, so the call ends
+// with the rate limit error at once.
+func TestClient_retryAfterHuge(t *testing.T) {
+	t.Parallel()
+	for _, h := range []string{"10000000000000", "99999999999999999999", "Fri, 31 Dec 9999 23:59:59 GMT"} {
+		w := &waits{}
+		srv := http.NewServeMux()
+		srv.HandleFunc("POST /token", func(rw http.ResponseWriter, r *http.Request) {
+			rw.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(rw, `{"access_token":"t","token_type":"bearer","expires_in":3600}`)
+		})
+		srv.HandleFunc("GET /whoami/v1", func(rw http.ResponseWriter, r *http.Request) {
+			rw.Header().Set("Retry-After", h)
+			rw.WriteHeader(429)
+		})
+		ts := newTestServer(t, srv)
+		c, err := sophos.NewClient(sophos.WithCredentials("id", "secret"), sophos.WithAuthURL(ts+"/token"), sophos.WithBaseURL(ts),
+			sophos.WithMaxRetries(2), sophos.WithSleep(w.sleep))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.PartnerID(t.Context())
+		if err == nil || !strings.Contains(err.Error(), "rate limited, retry after 24h0m0s") {
+			t.Errorf("Retry-After %q: error = %v, want the rate limit, retry after 24h0m0s", h, err)
+		}
+		if len(w.get()) != 0 {
+			t.Errorf("Retry-After %q: waited %v, want no retry", h, w.get())
+		}
+	}
+}
+
 func TestClient_retryAfterHTTPDate(t *testing.T) {
 	t.Parallel()
 	w := &waits{}

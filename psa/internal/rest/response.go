@@ -134,9 +134,15 @@ func byteSize(n int64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
+// maxRetryAfterHeader is the longest wait RetryAfter returns: no PSA's
+// rate limit window is longer than an hour, and a count of seconds
+// beyond some 292 years would overflow time.Duration (a negative wait,
+// retried at once), or not parse at all (read as no Retry-After).
+const maxRetryAfterHeader = 24 * time.Hour
+
 // RetryAfter parses r's Retry-After header, given in seconds or as an HTTP
-// date. It returns 0 for a nil response, a missing or malformed header, or
-// a date in the past.
+// date, at most maxRetryAfterHeader. It returns 0 for a nil response, a
+// missing or malformed header, or a date in the past.
 func RetryAfter(r *http.Response) time.Duration {
 	if r == nil {
 		return 0
@@ -145,12 +151,17 @@ func RetryAfter(r *http.Response) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+	if strings.Trim(v, "0123456789") == "" {
+		// Digits only: past int64, ParseInt fails with ErrRange.
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n > int64(maxRetryAfterHeader/time.Second) {
+			return maxRetryAfterHeader
+		}
 		return time.Duration(n) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := time.Until(t); d > 0 {
-			return d
+			return min(d, maxRetryAfterHeader)
 		}
 	}
 	return 0

@@ -25,6 +25,12 @@ func TestRetryAfter(t *testing.T) {
 		{"negative", "-5", 0},
 		{"garbage", "soon", 0},
 		{"past date", "Mon, 02 Jan 2006 15:04:05 GMT", 0},
+		// Past the cap, and past what time.Duration holds (which gave a
+		// negative or arbitrary wait) or int64 (which read as none).
+		{"a day and a second", "86401", 24 * time.Hour},
+		{"overflows time.Duration", "10000000000000", 24 * time.Hour},
+		{"overflows int64", "99999999999999999999", 24 * time.Hour},
+		{"far date", "Fri, 31 Dec 9999 23:59:59 GMT", 24 * time.Hour},
 	} {
 		r := &http.Response{Header: http.Header{}}
 		if tc.header != "" {
