@@ -295,6 +295,67 @@ func TestTenantsService_ListAll_totalWithoutCurrent(t *testing.T) {
 	}
 }
 
+// A tenant added or removed while the list is read shifts its pages: page
+// 2 repeats page 1's last tenant (with one removed meanwhile, the count is
+// still as announced and t3 is on no page), or holds one tenant fewer than
+// announced. The first list was taken whole: t3, on no page, was "gone"
+// for the usage pass's vendor label and failed a ticket pass ("not one of
+// the partner's tenants"). The list is read again once now, and a second
+// listing that moved too is an error.
+func TestTenantsService_ListAll_shiftedWhileRead(t *testing.T) {
+	t.Parallel()
+	whole := map[string]string{
+		"1": `{"items":[{"id":"t1","name":"One"},{"id":"t2","name":"Two"}],"pages":{"current":1,"size":2,"total":2,"items":4}}`,
+		"2": `{"items":[{"id":"t3","name":"Three"},{"id":"t4","name":"Four"}],"pages":{"current":2,"size":2,"total":2,"items":4}}`,
+	}
+	repeated := `{"items":[{"id":"t2","name":"Two"},{"id":"t4","name":"Four"}],"pages":{"current":2,"size":2,"total":2,"items":4}}`
+	short := `{"items":[{"id":"t4","name":"Four"}],"pages":{"current":2,"size":2,"total":2,"items":3}}`
+	for _, tc := range []struct {
+		name   string
+		page2  func(n int) string // the n-th tenant request, from 1
+		want   string
+		errors bool
+	}{
+		{"a tenant on two pages", func(n int) string {
+			if n == 2 {
+				return repeated
+			}
+			return whole["2"]
+		}, "t1,t2,t3,t4", false},
+		{"fewer tenants than announced", func(n int) string {
+			if n == 2 {
+				return short
+			}
+			return whole["2"]
+		}, "t1,t2,t3,t4", false},
+		{"shifted twice", func(int) string { return repeated }, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeSophos{tenants: func(r *http.Request, n int) string {
+				if r.URL.Query().Get("page") == "2" {
+					return tc.page2(n)
+				}
+				return whole["1"]
+			}}
+			ts, err := f.start(t, nil).Tenants.ListAll(t.Context())
+			var ids []string
+			for _, tn := range ts {
+				ids = append(ids, tn.ID)
+			}
+			switch {
+			case tc.errors && (err == nil || !strings.Contains(err.Error(), "pages shifted while it was read, twice")):
+				t.Errorf("ListAll = %v, %v; want an error saying the pages shifted twice", ids, err)
+			case !tc.errors && (err != nil || strings.Join(ids, ",") != tc.want):
+				t.Errorf("ListAll = %v, %v; want %s", ids, err, tc.want)
+			}
+			if n, _ := f.requests(); n != 4 {
+				t.Errorf("%d tenant requests, want 4 (read twice)", n)
+			}
+		})
+	}
+}
+
 // Rows inserted before the next page's key while the report is read shift
 // the pages: page 2 repeats an order line of page 1, and with a row removed
 // meanwhile the count is still as announced while t2's OL-4 is on no page.

@@ -170,30 +170,68 @@ const defaultMaxTenantPages = 1000
 // a listing of more than 1,000 pages: without pages.total, the client would
 // otherwise ask on for ever. Answers that count their pages (pages.total)
 // without saying which one they are (pages.current) are read to the count.
+// A listing whose pages moved while it was read (a tenant on two pages, or
+// another count than the first page announced) is read again once, and an
+// error if the second moved too.
 func (s *TenantsService) ListAll(ctx context.Context) ([]*Tenant, error) {
+	all, shifted, err := s.listAll(ctx)
+	if err == nil && shifted {
+		// A tenant added or removed while the pages were read shifts the
+		// ones after it: one tenant on two pages, or one on none. A
+		// second listing is most likely whole; it counts, and has to
+		// hold what it announces.
+		all, shifted, err = s.listAll(ctx)
+		if err == nil && shifted {
+			err = errors.New("sophos: GET /partner/v1/tenants: the list's pages shifted while it was read, twice (a tenant on two pages, " +
+				"or fewer or more tenants than announced); not using a list that may leave a tenant out")
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return all, nil
+}
+
+// listAll reads the tenant list once. shifted reports a listing whose pages
+// moved while it was read: a tenant on two pages, or a count other than
+// the first page announced (pages.items).
+func (s *TenantsService) listAll(ctx context.Context) (all []*Tenant, shifted bool, err error) {
 	const where = "sophos: GET /partner/v1/tenants"
-	var all []*Tenant
 	var prev []string
+	onPage := map[string]int{}
+	announced, counted := 0, false
 	opts := &TenantListOptions{Page: 1, PageSize: 100, PageTotal: true}
 	for {
 		if opts.Page > s.client.maxTenantPages {
-			return nil, fmt.Errorf("%s: more than %d pages; stopping rather than reading on", where, s.client.maxTenantPages)
+			return nil, false, fmt.Errorf("%s: more than %d pages; stopping rather than reading on", where, s.client.maxTenantPages)
 		}
 		ts, resp, err := s.List(ctx, opts)
 		if err != nil {
-			return nil, err
+			return nil, false, err
+		}
+		if opts.Page == 1 {
+			announced, counted = resp.Pages.AnnouncedItems()
 		}
 		if c := resp.Pages.Current; c != 0 && c != opts.Page {
-			return nil, fmt.Errorf("%s: asked for page %d, the answer is page %d; the server does not follow page", where, opts.Page, c)
+			return nil, false, fmt.Errorf("%s: asked for page %d, the answer is page %d; the server does not follow page", where, opts.Page, c)
 		}
 		ids := make([]string, len(ts))
 		for i, t := range ts {
 			ids[i] = t.ID
 		}
 		if opts.Page > 1 && len(ids) > 0 && slices.Equal(ids, prev) {
-			return nil, fmt.Errorf("%s: page %d holds the same tenants as page %d; the server does not follow page", where, opts.Page, opts.Page-1)
+			return nil, false, fmt.Errorf("%s: page %d holds the same tenants as page %d; the server does not follow page", where, opts.Page, opts.Page-1)
 		}
 		prev = ids
+		for _, id := range ids {
+			if id == "" {
+				continue // a tenant that did not decode (Tenant.Err)
+			}
+			if p, ok := onPage[id]; ok && p != opts.Page {
+				shifted = true
+			}
+			onPage[id] = opts.Page
+		}
 		all = append(all, ts...)
 		if resp.NextPage == 0 && resp.Pages.Current == 0 && opts.Page < resp.Pages.Total {
 			// The answer counted its pages but did not say which one it
@@ -207,10 +245,10 @@ func (s *TenantsService) ListAll(ctx context.Context) ([]*Tenant, error) {
 			resp.NextPage = opts.Page + 1
 		}
 		if resp.NextPage == 0 || len(ts) == 0 {
-			return all, nil
+			return all, shifted || (counted && len(all) != announced), nil
 		}
 		if resp.NextPage <= opts.Page {
-			return nil, fmt.Errorf("%s: page %d points back to page %d", where, opts.Page, resp.NextPage)
+			return nil, false, fmt.Errorf("%s: page %d points back to page %d", where, opts.Page, resp.NextPage)
 		}
 		opts.Page = resp.NextPage
 	}
