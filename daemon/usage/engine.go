@@ -227,9 +227,8 @@ type Engine struct {
 	clearRead func()
 	// saveRun stores a run's final record: db.SaveRun, replaced in tests.
 	saveRun func(state.Run) error
-	// sentWriteGrace bounds how long a post already sent to a PSA that
-	// cannot be read back may go on after its pass is stopped
-	// (SentWriteGrace; tests shorten it).
+	// sentWriteGrace bounds how long a write already sent to the PSA may
+	// go on after its pass is stopped (SentWriteGrace; tests shorten it).
 	sentWriteGrace time.Duration
 }
 

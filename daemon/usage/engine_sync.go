@@ -955,21 +955,20 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, w *writer, j *write
 		log.Error("Not updating contract line: this psa-syncd may no longer be the active instance", append(attrs, "err", err)...)
 		return err
 	}
-	// A post to a PSA that cannot be read back (Kaseya BMS) that was sent
-	// when the pass is stopped (the shutdown timeout) is let finish, so
-	// that its outcome is known instead of waiting for an operator.
+	// A write that was sent when the pass is stopped (the shutdown
+	// timeout, a lost leadership lock) is let finish on every PSA, so that
+	// its outcome is known and recorded: cut off, it may still land, and
+	// its intent waits for an operator (Kaseya BMS, which cannot be read
+	// back) or for a re-read by whichever instance passes next, which
+	// cannot tell an adjustment still on its way from one never sent.
 	// The lease is asked again before each attempt the client sends: a
 	// throttled post is sent again after a Retry-After of up to five
 	// minutes, by when another instance may have taken over.
-	wctx := psa.WithWriteGate(ctx, e.db.CheckFence)
-	if ledger {
-		var done func()
-		wctx, done = sentWriteContext(wctx, e.sentWriteGrace, func() {
-			log.Warn("Pass stopped while a contract line post was under way; letting it finish so that its outcome is known",
-				append(attrs, "at_most", e.sentWriteGrace)...)
-		})
-		defer done()
-	}
+	wctx, done := sentWriteContext(psa.WithWriteGate(ctx, e.db.CheckFence), e.sentWriteGrace, func() {
+		log.Warn("Pass stopped while a contract line write was under way; letting it finish so that its outcome is known",
+			append(attrs, "at_most", e.sentWriteGrace)...)
+	})
+	defer done()
 	got, err := e.be.SetQuantity(wctx, psa.SetQuantityRequest{
 		ContractID:    c.ContractID,
 		ServiceID:     c.ServiceID,

@@ -7,12 +7,13 @@ import (
 	"time"
 )
 
-// SentWriteGrace bounds how long a post already sent to a PSA that cannot
-// be read back (Kaseya BMS) may go on after its pass is stopped (psa-syncd
-// run's shutdown timeout, a lost leadership lock): the PSA clients' own
-// timeout for one request, which ends it sooner. Cut off, such a post's
-// intent waits for an operator (psa-syncd resolve); let finish, its outcome
-// is recorded. A process manager must therefore allow the shutdown timeout
+// SentWriteGrace bounds how long a contract line write already sent to the
+// PSA may go on after its pass is stopped (psa-syncd run's shutdown
+// timeout, a lost leadership lock): the PSA clients' own timeout for one
+// request, which ends it sooner. Cut off, such a write's intent waits for
+// an operator (psa-syncd resolve) on Kaseya BMS, which cannot be read
+// back, or for a re-read on the others; let finish, its outcome is
+// recorded. A process manager must therefore allow the shutdown timeout
 // plus this before it kills psa-syncd (TimeoutStopSec,
 // terminationGracePeriodSeconds), or a rolling update in the middle of a
 // pass can still cut a post.

@@ -61,6 +61,10 @@ type Fault struct {
 	// Content-Encoding: gzip, whether the request asked for it or not, as
 	// some gateways do.
 	Gzip bool
+	// Received, when set, is called once a matching request was read
+	// whole, before Latency: a test stops the client there knowing that
+	// the request was sent, without a sleep.
+	Received func()
 }
 
 // AddFault installs f at run time; it applies to requests that arrive from

@@ -379,6 +379,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	latency := s.latency
 	if f != nil {
 		latency += f.Latency
+		if f.Received != nil {
+			f.Received()
+		}
 	}
 	buf := newBufferedWriter()
 	switch {
