@@ -467,8 +467,19 @@ func (l *Leadership) watch(check time.Duration, id backendID) {
 		ctx, cancel := context.WithTimeout(context.Background(), max(check, db.timeout))
 		sent := monoNow()
 		cur, err := db.schemaVersionOn(ctx, db.fence, min(check/2, time.Second))
-		cancel()
 		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "25P02" {
+			// in_failed_sql_transaction: an earlier transaction through
+			// the session failed and was not rolled back. The session,
+			// and its lock, are alive: roll back and check again rather
+			// than give the leadership up (audit-fence5, finding 2).
+			db.logger().Warn("The leadership lock's session was inside a failed transaction; rolling it back and checking the lock again",
+				"database", db.path)
+			if _, rerr := db.fence.ExecContext(ctx, `ROLLBACK`); rerr == nil {
+				cur, err = db.schemaVersionOn(ctx, db.fence, min(check/2, time.Second))
+			}
+		}
+		cancel()
 		switch {
 		case errors.As(err, &pgErr) && pgErr.Code == "55P03":
 			// lock_not_available: maintenance holds, or waits for, a lock

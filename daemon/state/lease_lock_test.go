@@ -256,3 +256,43 @@ func TestLeadership_twoLockWaitsInOneCommitKeepTheLeadership(t *testing.T) {
 	default:
 	}
 }
+
+// TestLeadership_checkInAnAbortedTransactionKeepsTheLeadership: the lock's
+// session is left inside an aborted transaction (a statement of it failed
+// and its ROLLBACK was not sent). The next check of the lock then failed
+// with "current transaction is aborted" (25P02), and the instance gave the
+// leadership up although the session, and its lock, were alive (a
+// CPU-starved run, audit-fence5 finding 2). The check now rolls back and
+// checks again first.
+func TestLeadership_checkInAnAbortedTransactionKeepsTheLeadership(t *testing.T) {
+	t.Parallel()
+	a, la, _ := openLeaderWithDBA(t, 10*time.Second)
+	a.fenceMu.Lock()
+	if _, err := a.fence.ExecContext(t.Context(), `BEGIN`); err != nil {
+		a.fenceMu.Unlock()
+		t.Fatal(err)
+	}
+	_, err := a.fence.ExecContext(t.Context(), `SELECT 1/0`)
+	a.fenceMu.Unlock()
+	if err == nil {
+		t.Fatal("SELECT 1/0 succeeded; want the transaction aborted")
+	}
+	// A check sent after the transaction was aborted answered.
+	aborted := monoNow()
+	for deadline := time.Now().Add(time.Minute); a.leaseAnswered.Load() <= aborted; time.Sleep(10 * time.Millisecond) {
+		select {
+		case <-la.Lost():
+			t.Fatalf("leadership lost by a check in an aborted transaction: %v", la.Err())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no check of the leadership lock answered within a minute after the transaction was aborted")
+		}
+	}
+	if err := a.CheckFence(); err != nil || !a.IsLeader() {
+		t.Errorf("after the check: CheckFence = %v, IsLeader = %v; want nil, true", err, a.IsLeader())
+	}
+	if _, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()}); err != nil {
+		t.Errorf("OpenIntentBatch after the check = %v, want it committed through the lock's session", err)
+	}
+}
