@@ -193,10 +193,19 @@ func TestHandler_clearOrphansGivesUpOnAListThatKeepsChanging(t *testing.T) {
 	if _, err := dba.ExecContext(t.Context(), `DROP TRIGGER newer_unmapped_list ON snapshots`); err != nil {
 		t.Fatal(err)
 	}
-	if rec := dtServe(t, e.d, http.MethodPost, target, dtToken, `{"contract_id":"800","service_id":"700","note":"zeroed in the PSA"}`); rec.Code != http.StatusOK {
+	// Sent again without the note (psa-syncd orphans -clear retried by
+	// hand): the earlier clear's note is kept.
+	if rec := dtServe(t, e.d, http.MethodPost, target, dtToken, `{"contract_id":"800","service_id":"700"}`); rec.Code != http.StatusOK {
 		t.Errorf("POST %s again = %d %s; want 200", target, rec.Code, rec.Body)
 	}
 	if got := dtServe(t, e.d, http.MethodGet, "/api/v1/unmapped", "", "").Body.String(); strings.Contains(got, `"800"`) || !strings.Contains(got, "NEWPROD-3") {
 		t.Errorf("GET /api/v1/unmapped after the clear sent again = %s; want the newest list without 800's line", got)
+	}
+	cleared = nil
+	if _, err := e.d.State().Snapshot("orphans_cleared", &cleared); err != nil {
+		t.Fatal(err)
+	}
+	if len(cleared) != 1 || cleared[0].Seq != 11 || cleared[0].Note != "zeroed in the PSA" {
+		t.Errorf("cleared lines after the clear sent again without a note = %+v; want 800/700 (seq 11) with the first clear's note", cleared)
 	}
 }

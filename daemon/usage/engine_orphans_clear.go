@@ -179,7 +179,14 @@ func (e *Engine) ClearOrphans(contract, service, note string, zeroed bool) ([]Or
 	}
 	err = e.editClears(func(cleared map[string]ClearedOrphan) bool {
 		for _, c := range added {
-			cleared[clearedKey(c.System, c.Source, c.ContractID, c.ServiceID)] = c
+			k := clearedKey(c.System, c.Source, c.ContractID, c.ServiceID)
+			if old, ok := cleared[k]; ok && old.Seq == c.Seq && c.Note == "" {
+				// The same line cleared again without a note (a retry
+				// after a 500 that left it listed): the earlier clear,
+				// its note and time, says more.
+				continue
+			}
+			cleared[k] = c
 		}
 		return true
 	})
