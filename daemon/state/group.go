@@ -349,7 +349,7 @@ func (db *DB) commitGroup(group []*groupOp) {
 			// The server, not the client's deadline, ends a transaction
 			// whose statements wait too long in all.
 			var stop func()
-			stop, cancelled = db.cancelAfter(db.fenceSession, transactionBound(db.timeout))
+			stop, cancelled = db.cancelAfter(db.fenceSession, db.fenceCancel, transactionBound(db.timeout))
 			defer stop()
 		} else {
 			kept := group[:0]

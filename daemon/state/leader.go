@@ -166,6 +166,7 @@ func (db *DB) TryLead(ctx context.Context, info LeaderInfo, check time.Duration)
 	}
 	db.fence = conn
 	db.fenceSession = id
+	db.fenceCancel = cancelRequestOf(conn)
 	db.leaseTerm.Store(int64(leaseTermFor(check)))
 	db.leaseAnswered.Store(sent)
 	go l.watch(check, id)
@@ -254,40 +255,79 @@ func (db *DB) vouch(id backendID, check time.Duration, stop <-chan struct{}) {
 // state.query_timeout of q: a tenth below q, after statementBound, so
 // that one statement that waits is cancelled by its statement_timeout
 // first, and the cancel reaches the server before the client gives up.
-// The cancel goes through a pooled connection, which may have to be opened
-// first (TLS), from a process that may be short of CPU: it has the last
-// tenth of q (3 s with the default 30 s). With a twentieth (1.5 s, 150 ms
-// at a query_timeout of 3 s) a loaded machine's cancel came after the
-// client's deadline, which closed the lock's connection and lost the
-// leadership (audit-tickets6, finding 3).
+// The cancel needs no pooled connection (cancelAfter), but comes from a
+// process that may be short of CPU: it has the last tenth of q (3 s with
+// the default 30 s). With a twentieth (1.5 s, 150 ms at a query_timeout of
+// 3 s) a loaded machine's cancel came after the client's deadline, which
+// closed the lock's connection and lost the leadership (audit-tickets6,
+// finding 3).
 func transactionBound(q time.Duration) time.Duration {
 	return max(q-q/10, time.Millisecond)
 }
 
-// cancelAfter cancels, through a pooled connection, the statement that
-// session id runs once bound has passed, and again every 100 ms, until
-// stop is called: a transaction through the lock's session whose
-// statements each wait for a lock held by maintenance (a VACUUM FULL goes
-// table by table) is then cancelled by the server, which keeps the
-// session, before the client gives it up at state.query_timeout, which
-// ends the session and with it the leadership (statement_timeout bounds
-// each statement, not their sum). cancelled reports whether a cancel was
-// sent.
-func (db *DB) cancelAfter(id backendID, bound time.Duration) (stop func(), cancelled func() bool) {
+// cancelRequestOf returns the cancel request of conn's server session
+// (pgconn's CancelRequest, which may be sent while conn runs a
+// statement), or nil for a connection that is not pgx's.
+func cancelRequestOf(conn *sql.Conn) func(context.Context) error {
+	var pc *pgconn.PgConn
+	_ = conn.Raw(func(dc any) error {
+		if sc, ok := dc.(storableConn); ok {
+			pc = sc.Conn.Conn().PgConn()
+		}
+		return nil
+	})
+	if pc == nil {
+		return nil
+	}
+	return pc.CancelRequest
+}
+
+// cancelAfter asks the server to cancel the statement that the lock's
+// session runs once bound has passed, and again every 100 ms, until stop
+// is called: a transaction through the lock's session whose statements
+// each wait for a lock held by maintenance (a VACUUM FULL goes table by
+// table) is then cancelled by the server, which keeps the session, before
+// the client gives it up at state.query_timeout, which ends the session
+// and with it the leadership (statement_timeout bounds each statement, not
+// their sum). cancelled reports whether a cancel was sent.
+//
+// The cancel is pgconn's cancel request on the session's own key
+// (request), a connection of its own that needs neither a pooled
+// connection nor start-up and authentication: sent through the pool, it
+// waited for a free connection (max_open_conns in use by a pass) or for
+// a new connection's TLS handshake, and on a starved machine arrived after
+// the client's deadline, losing the leadership (audit-fence5, finding 1).
+// A cancel request names no statement: stop waits for one under way to be
+// answered, so that none arrives after the transaction ended except while
+// the session is idle, where PostgreSQL ignores it (the next statement,
+// a check of the lock, would otherwise give the leadership up). Without
+// request (not pgx's connection) the statement of session id is cancelled
+// through a pooled connection as before.
+func (db *DB) cancelAfter(id backendID, request func(context.Context) error, bound time.Duration) (stop func(), cancelled func() bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var sent atomic.Bool
+	finished := make(chan struct{})
 	t := time.AfterFunc(bound, func() {
+		defer close(finished)
 		for ctx.Err() == nil {
-			qctx, qcancel := context.WithTimeout(ctx, time.Second)
 			sent.Store(true)
-			// Only a transaction that has run for half the bound by the
-			// server's clock: once this one ended, the cancel would
-			// otherwise hit the next statement through the session (a
-			// check of the lock, which would give the leadership up).
-			_, _ = db.sql.ExecContext(qctx, `SELECT pg_cancel_backend(pid) FROM pg_stat_activity
-				WHERE pid = $1 AND backend_start = $2 AND state = 'active'
-				AND clock_timestamp() - xact_start >= make_interval(secs => $3)`, id.pid, id.start, (bound / 2).Seconds())
-			qcancel()
+			if request != nil {
+				// Not ctx: stop waits for the request to be answered
+				// rather than leave it on its way.
+				qctx, qcancel := context.WithTimeout(context.Background(), time.Second)
+				_ = request(qctx)
+				qcancel()
+			} else {
+				qctx, qcancel := context.WithTimeout(ctx, time.Second)
+				// Only a transaction that has run for half the bound by
+				// the server's clock: once this one ended, the cancel
+				// would otherwise hit the next statement through the
+				// session.
+				_, _ = db.sql.ExecContext(qctx, `SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+					WHERE pid = $1 AND backend_start = $2 AND state = 'active'
+					AND clock_timestamp() - xact_start >= make_interval(secs => $3)`, id.pid, id.start, (bound / 2).Seconds())
+				qcancel()
+			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(100 * time.Millisecond):
@@ -295,8 +335,10 @@ func (db *DB) cancelAfter(id backendID, bound time.Duration) (stop func(), cance
 		}
 	})
 	stop = func() {
-		t.Stop()
 		cancel()
+		if !t.Stop() {
+			<-finished
+		}
 	}
 	return stop, sent.Load
 }

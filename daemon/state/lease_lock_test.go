@@ -296,3 +296,72 @@ func TestLeadership_checkInAnAbortedTransactionKeepsTheLeadership(t *testing.T) 
 		t.Errorf("OpenIntentBatch after the check = %v, want it committed through the lock's session", err)
 	}
 }
+
+// TestLeadership_twoLockWaitsWithThePoolInUseKeepTheLeadership: as
+// TestLeadership_twoLockWaitsInOneCommitKeepTheLeadership, while every
+// pooled connection is in use (a pass's reads at state.max_open_conns).
+// The server's cancel at the transaction bound went through a pooled
+// connection: it waited for one, never reached the server, the client gave
+// the transaction up at query_timeout, which closed the lock's connection,
+// and the leadership was lost (as a CPU-starved machine's late cancel did,
+// audit-fence5 finding 1). It is now a cancel request of the session's
+// own, which needs no pooled connection.
+func TestLeadership_twoLockWaitsWithThePoolInUseKeepTheLeadership(t *testing.T) {
+	t.Parallel()
+	const queryTimeout = 8 * time.Second
+	url := pgtest.NewDatabase(t)
+	a, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url, QueryTimeout: queryTimeout, MaxOpenConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	dba, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dba.Close() })
+	la, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, 100*time.Millisecond)
+	if err != nil || la == nil {
+		t.Fatalf("a.TryLead = %v, %v; want the leadership", la, err)
+	}
+	t.Cleanup(func() { _ = la.Release() })
+	pid := a.fenceSession.pid
+	ins, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lock's session is one of the two; the other is taken.
+	busy, err := a.sql.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	releaseIntents := lockTable(t, dba, "intents", "EXCLUSIVE")
+	releaseLedger := lockTable(t, dba, "ledger", "EXCLUSIVE")
+	done := make(chan error, 1)
+	go func() {
+		done <- a.CompleteIntentBatch(context.Background(), []IntentCompletion{{ID: ins[0].ID, State: IntentDone}})
+	}()
+	waitForLockWait(t, dba, pid, "intents", queryTimeout/4)
+	releaseIntents()
+	waitForLockWait(t, dba, pid, "ledger", 0)
+	err = <-done
+	releaseLedger()
+	_ = busy.Close()
+	if err == nil || !strings.Contains(err.Error(), "canceling statement") || !strings.Contains(err.Error(), "for locks that another session holds") {
+		t.Errorf("CompleteIntentBatch waiting for two locks with the pool in use = %v; want the statement cancelled by the server at the "+
+			"transaction bound, saying why", err)
+	}
+	select {
+	case <-la.Lost():
+		t.Fatalf("leadership lost: %v", la.Err())
+	default:
+	}
+	if err := a.CompleteIntentBatch(t.Context(), []IntentCompletion{{ID: ins[0].ID, State: IntentDone}}); err != nil {
+		t.Errorf("CompleteIntentBatch once the locks are gone = %v", err)
+	}
+	select {
+	case <-la.Lost():
+		t.Fatalf("leadership lost: %v", la.Err())
+	default:
+	}
+}

@@ -181,9 +181,14 @@ type DB struct {
 	fenceMu sync.Mutex
 	fence   *sql.Conn
 	// fenceSession names fence's server session, so that it can be looked
-	// at, and its statement cancelled, through the pool while a statement
-	// holds fence (see vouch and cancelAfter). Set and read under fenceMu.
+	// at through the pool while a statement holds fence (see vouch and
+	// cancelAfter). Set and read under fenceMu.
 	fenceSession backendID
+	// fenceCancel asks the server to cancel the statement that fence's
+	// session runs, on a connection of its own that needs no pooled
+	// connection, start-up or authentication (pgconn's CancelRequest).
+	// Set under fenceMu with fence.
+	fenceCancel func(context.Context) error
 	// leaseAnswered and leaseTerm are the lease that CheckFence reads
 	// without fenceMu (which a hung check of the lock holds):
 	// leaseAnswered is when the last statement that the lock's session
