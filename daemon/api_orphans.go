@@ -18,7 +18,9 @@ import (
 // (basic_auth_users), is recorded before note; zeroed says the lines were
 // set to 0 in the PSA. A running pass is waited for as long as ctx lives
 // (its list replaces the stored one). A standby refuses it (a
-// *StandbyError).
+// *StandbyError), and so does an instance that lost the leadership lock
+// before it noticed (a *NoLongerActiveError): the clear is recorded only
+// through the lock's session.
 func (d *Daemon) ClearOrphans(ctx context.Context, contract, service, note, who string, zeroed bool) ([]usage.OrphanedLine, error) {
 	if err := d.lockPass(ctx); err != nil {
 		return nil, fmt.Errorf("daemon: nothing cleared: a pass is running, and waiting for it to end was given up: %w", err)
@@ -34,7 +36,8 @@ func (d *Daemon) ClearOrphans(ctx context.Context, contract, service, note, who 
 	if err != nil {
 		e = d.exportlessEngine()
 	}
-	return e.ClearOrphans(contract, service, note, zeroed)
+	lines, err := e.ClearOrphans(contract, service, note, zeroed)
+	return lines, d.noLongerActive(err)
 }
 
 // handleClearOrphans clears orphaned lines (Daemon.ClearOrphans): the body
@@ -66,6 +69,7 @@ func (d *Daemon) handleClearOrphans(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	lines, err := d.ClearOrphans(ctx, body.ContractID, body.ServiceID, body.Note, recordingUser(r), body.Zeroed)
 	var se *StandbyError
+	var ne *NoLongerActiveError
 	switch {
 	case errors.Is(err, usage.ErrAlreadyCleared):
 		// A request sent again (its answer lost): done already.
@@ -82,7 +86,7 @@ func (d *Daemon) handleClearOrphans(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("a pass is running, and it did not end within %s: nothing was cleared; send the request again once the pass ends",
 			resolvePassWait))
 		return
-	case errors.As(err, &se):
+	case errors.As(err, &se) || errors.As(err, &ne):
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, strings.TrimPrefix(err.Error(), "daemon: "))
 		return

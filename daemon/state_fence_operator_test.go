@@ -16,8 +16,8 @@ import (
 // TestDaemon_operatorWritesOfADeposedInstanceAreRefused: the active
 // instance of two on PostgreSQL loses its leadership lock (its session is
 // ended) and the other takes over; before the first notices, an operator
-// resolves an intent and records November as set by hand through its API.
-// Neither is recorded: both answer 503 saying the instance is no longer
+// resolves an intent, records November as set by hand and clears an
+// orphaned line through its API. None is recorded: each answers 503 saying the instance is no longer
 // the active one, the intent stays open for the new active instance, and
 // no by_hand run of November joins the runs that its passes of November
 // record (one would become the month's last full run). Before, the run
@@ -70,6 +70,12 @@ func TestDaemon_operatorWritesOfADeposedInstanceAreRefused(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// An orphaned line the last pass listed, for an operator to clear.
+			if err := db.PutSnapshot(usage.SnapshotUnmapped, usage.UnmappedReport{Time: now, RunID: 7, Source: "sophos",
+				Unmapped: usage.Unmapped{Orphaned: []usage.OrphanedLine{{Reason: usage.OrphanCustomer, CustomerID: "cust-a",
+					ContractID: "800", ServiceID: "700", Quantity: 3, Since: "2026-11-01", RunID: 5, Seq: 11}}}}); err != nil {
+				t.Fatal(err)
+			}
 			resolve := func(in state.Intent) string {
 				return "/api/v1/intents/" + strconv.FormatInt(in.ID, 10) + "/resolve"
 			}
@@ -98,6 +104,7 @@ func TestDaemon_operatorWritesOfADeposedInstanceAreRefused(t *testing.T) {
 			for _, req := range []struct{ target, body string }{
 				{resolve(intents[1]), `{"posted": true, "note": "jane: found in BMS"}`},
 				{"/api/v1/periods/2026-11/set-by-hand", `{"note": "jane: additions set in ConnectWise before invoicing"}`},
+				{"/api/v1/orphans/clear", `{"contract_id": "800", "service_id": "700", "note": "jane: contract ended"}`},
 			} {
 				rec := dtServe(t, a, http.MethodPost, req.target, dtToken, req.body)
 				if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "no longer the active instance") ||
@@ -124,12 +131,19 @@ func TestDaemon_operatorWritesOfADeposedInstanceAreRefused(t *testing.T) {
 					t.Errorf("run %d of %s recorded as set by hand by the deposed instance: %+v", r.ID, r.Period, r)
 				}
 			}
-			// The active instance takes both.
+			var cleared []usage.ClearedOrphan
+			if _, err := b.State().Snapshot("orphans_cleared", &cleared); err != nil || len(cleared) != 0 {
+				t.Errorf("cleared orphaned lines after the deposed instance's clear = %+v, %v; want none", cleared, err)
+			}
+			// The active instance takes all three.
 			if rec := dtServe(t, b, http.MethodPost, resolve(intents[1]), dtToken, `{"posted": true}`); rec.Code != http.StatusOK {
 				t.Errorf("resolve on the active instance = %d %s, want 200", rec.Code, rec.Body)
 			}
 			if rec := dtServe(t, b, http.MethodPost, "/api/v1/periods/2026-11/set-by-hand", dtToken, `{"note": "jane"}`); rec.Code != http.StatusOK {
 				t.Errorf("set-by-hand on the active instance = %d %s, want 200", rec.Code, rec.Body)
+			}
+			if rec := dtServe(t, b, http.MethodPost, "/api/v1/orphans/clear", dtToken, `{"contract_id": "800", "service_id": "700"}`); rec.Code != http.StatusOK {
+				t.Errorf("orphan clear on the active instance = %d %s, want 200", rec.Code, rec.Body)
 			}
 		})
 	}

@@ -3,13 +3,15 @@ package state
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 )
 
 // Fenced is the writes that an operator asks the active instance for
-// through its API (resolving an intent, recording a month as set by hand)
+// through its API (resolving an intent, recording a month as set by hand,
+// clearing orphaned lines)
 // and that only the active instance may commit. The API refuses them on a
 // standby, but an instance that lost the leadership lock still takes them
 // until it notices the loss, at its next check of the lock (or, with the
@@ -63,6 +65,36 @@ func (f Fenced) BeginRun(r Run) (Run, error) {
 		return Run{}, err
 	}
 	return r, nil
+}
+
+// PutSnapshot is DB.PutSnapshot, fenced: the records of an operator's
+// clear of orphaned lines.
+func (f Fenced) PutSnapshot(name string, v any) error {
+	if name == "" {
+		return errors.New("state: snapshot needs a name")
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("state: encoding snapshot %s: %w", name, err)
+	}
+	what := "storing snapshot " + name
+	return f.submit(what, f.db.putSnapshot(what, name, data))
+}
+
+// ReplaceSnapshot is DB.ReplaceSnapshot, fenced: an operator's clear of
+// orphaned lines editing the cleared lines and the last pass's list.
+func (f Fenced) ReplaceSnapshot(name, old string, found bool, v any) (bool, error) {
+	if name == "" {
+		return false, errors.New("state: snapshot needs a name")
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return false, fmt.Errorf("state: encoding snapshot %s: %w", name, err)
+	}
+	what := "storing snapshot " + name
+	stored := false
+	err = f.submit(what, f.db.replaceSnapshot(what, name, old, found, data, &stored))
+	return stored && err == nil, err
 }
 
 // submit commits run as a fenced operation; an error that says this

@@ -25,6 +25,12 @@ func TestFenced_writesNeedTheLeadership(t *testing.T) {
 		if r, err := db.Fenced().BeginRun(run); !errors.Is(err, ErrNotLeader) {
 			t.Errorf("Fenced().BeginRun %s = %+v, %v, want an error matching ErrNotLeader", when, r, err)
 		}
+		if err := db.Fenced().PutSnapshot("cleared", []string{when}); !errors.Is(err, ErrNotLeader) {
+			t.Errorf("Fenced().PutSnapshot %s = %v, want an error matching ErrNotLeader", when, err)
+		}
+		if stored, err := db.Fenced().ReplaceSnapshot("listed", `["a"]`, true, []string{when}); stored || !errors.Is(err, ErrNotLeader) {
+			t.Errorf("Fenced().ReplaceSnapshot %s = %t, %v, want an error matching ErrNotLeader", when, stored, err)
+		}
 	}
 
 	la, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, time.Hour)
@@ -45,6 +51,15 @@ func TestFenced_writesNeedTheLeadership(t *testing.T) {
 	}
 	if r, err := a.Fenced().BeginRun(run); err != nil || r.ID == 0 || r.Trigger != "by_hand" {
 		t.Errorf("a.Fenced().BeginRun while leading = %+v, %v", r, err)
+	}
+	if err := a.Fenced().PutSnapshot("listed", []string{"a"}); err != nil {
+		t.Errorf("a.Fenced().PutSnapshot while leading = %v", err)
+	}
+	if stored, err := a.Fenced().ReplaceSnapshot("listed", `["a"]`, true, []string{"b"}); !stored || err != nil {
+		t.Errorf("a.Fenced().ReplaceSnapshot while leading = %t, %v; want it stored", stored, err)
+	}
+	if err := a.Fenced().PutSnapshot("listed", []string{"a"}); err != nil {
+		t.Errorf("a.Fenced().PutSnapshot while leading = %v", err)
 	}
 
 	// a's lock session ends while its pool still works; its watch checks
@@ -72,6 +87,14 @@ func TestFenced_writesNeedTheLeadership(t *testing.T) {
 
 	if err := b.Fenced().CompleteIntent(ins[1].ID, IntentFailed, "resolved by an operator: not posted", t0); err != nil {
 		t.Errorf("b.Fenced().CompleteIntent after the takeover = %v", err)
+	}
+	var cleared []string
+	if found, err := b.Snapshot("cleared", &cleared); found || err != nil {
+		t.Errorf("snapshot written by the refused Fenced().PutSnapshot = %v (%t, %v); want none", cleared, found, err)
+	}
+	var listed []string
+	if _, err := b.Snapshot("listed", &listed); err != nil || len(listed) != 1 || listed[0] != "a" {
+		t.Errorf("snapshot after the refused Fenced().ReplaceSnapshot = %v, %v; want [a], as the leader stored it", listed, err)
 	}
 	open, err := b.OpenIntents()
 	if err != nil || len(open) != 0 {

@@ -21,11 +21,16 @@ func (db *DB) PutSnapshot(name string, v any) error {
 		return fmt.Errorf("state: encoding snapshot %s: %w", name, err)
 	}
 	what := "storing snapshot " + name
-	return db.tx(what, func(ctx context.Context, tx *sql.Tx) error {
+	return db.tx(what, db.putSnapshot(what, name, data))
+}
+
+// putSnapshot is PutSnapshot's statement, storing data under name.
+func (db *DB) putSnapshot(what, name string, data []byte) func(ctx context.Context, tx *sql.Tx) error {
+	return func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, db.q(`INSERT INTO snapshots (name, value) VALUES (?, ?)
 			ON CONFLICT (name) DO UPDATE SET value = excluded.value`), name, string(data))
 		return db.wrap(what, err)
-	})
+	}
 }
 
 // Snapshot decodes the value stored under name into v. The bool is false
@@ -80,7 +85,15 @@ func (db *DB) ReplaceSnapshot(name, old string, found bool, v any) (bool, error)
 	}
 	what := "storing snapshot " + name
 	stored := false
-	err = db.tx(what, func(ctx context.Context, tx *sql.Tx) error {
+	err = db.tx(what, db.replaceSnapshot(what, name, old, found, data, &stored))
+	return stored && err == nil, err
+}
+
+// replaceSnapshot is ReplaceSnapshot's statement: it stores data under
+// name if old is stored there (found false: if nothing is), and sets
+// *stored to whether it did.
+func (db *DB) replaceSnapshot(what, name, old string, found bool, data []byte, stored *bool) func(ctx context.Context, tx *sql.Tx) error {
+	return func(ctx context.Context, tx *sql.Tx) error {
 		var res sql.Result
 		var err error
 		if found {
@@ -95,8 +108,7 @@ func (db *DB) ReplaceSnapshot(name, old string, found bool, v any) (bool, error)
 		if err != nil {
 			return db.wrap(what, err)
 		}
-		stored = n == 1
+		*stored = n == 1
 		return nil
-	})
-	return stored && err == nil, err
+	}
 }

@@ -111,7 +111,7 @@ func (e *Engine) doubtListed(src string, listed []OrphanedLine) {
 	if !changed {
 		return
 	}
-	if err := e.putDoubtedLines(doubts); err != nil {
+	if err := e.putDoubtedLines(e.db, doubts); err != nil {
 		e.logger.Warn("Could not record the orphaned lines listed; one mapped again reads unchanged at the units psa-syncd set", "err", err)
 	}
 }
@@ -130,7 +130,7 @@ func (e *Engine) doubtedLines() (map[string]DoubtedLine, error) {
 }
 
 // putDoubtedLines stores the doubted lines.
-func (e *Engine) putDoubtedLines(doubts map[string]DoubtedLine) error {
+func (e *Engine) putDoubtedLines(w snapshotWriter, doubts map[string]DoubtedLine) error {
 	list := make([]DoubtedLine, 0, len(doubts))
 	for _, d := range doubts {
 		list = append(list, d)
@@ -141,7 +141,7 @@ func (e *Engine) putDoubtedLines(doubts map[string]DoubtedLine) error {
 		}
 		return compareIDs(a.ServiceID, b.ServiceID)
 	})
-	return e.db.PutSnapshot(snapshotLinesDoubted, list)
+	return w.PutSnapshot(snapshotLinesDoubted, list)
 }
 
 // doubtInForce returns the doubted line of (contract, service) when the
@@ -230,7 +230,7 @@ func (e *Engine) recordDoubts(p *pass) {
 	if !changed {
 		return
 	}
-	if err := e.putDoubtedLines(doubts); err != nil {
+	if err := e.putDoubtedLines(e.db, doubts); err != nil {
 		e.logger.Warn("Could not record the lines that approvals say were set to 0 by hand; a product pointed back to one is not held for the line that replaced it", "err", err)
 		return
 	}
@@ -254,7 +254,7 @@ func (e *Engine) unlistZeroed(zeroed []DoubtedLine) {
 	for _, d := range zeroed {
 		drop[d.key()] = d.Seq
 	}
-	if err := e.unlistOrphans(drop); err != nil {
+	if err := e.unlistOrphans(e.db, drop); err != nil {
 		e.logger.Warn("Could not drop the orphaned lines approvals say were set to 0 from the pass's list; they stay listed until the next pass", "err", err)
 	}
 }

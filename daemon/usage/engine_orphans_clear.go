@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
@@ -113,6 +114,10 @@ func (e *Engine) ClearOrphans(contract, service, note string, zeroed bool) ([]Or
 	if _, err := e.db.Snapshot(SnapshotUnmapped, &rep); err != nil {
 		return nil, err
 	}
+	// An operator's clear is recorded only by the active instance (an
+	// instance that lost the leadership lock before it noticed is refused
+	// with state.ErrNotLeader), as resolve and set-by-hand are.
+	fenced := e.db.Fenced()
 	cleared, err := e.clearedOrphans()
 	if err != nil {
 		return nil, err
@@ -177,7 +182,7 @@ func (e *Engine) ClearOrphans(contract, service, note string, zeroed bool) ([]Or
 		}
 		return nil, fmt.Errorf("%w: the last pass listed no orphaned line of contract %s, service %s (psa-syncd orphans lists them)", ErrNoOrphan, contract, service)
 	}
-	err = e.editClears(func(cleared map[string]ClearedOrphan) bool {
+	err = e.editClears(fenced, func(cleared map[string]ClearedOrphan) bool {
 		for _, c := range added {
 			k := clearedKey(c.System, c.Source, c.ContractID, c.ServiceID)
 			if old, ok := cleared[k]; ok && old.Seq == c.Seq && c.Note == "" {
@@ -193,21 +198,39 @@ func (e *Engine) ClearOrphans(contract, service, note string, zeroed bool) ([]Or
 	if err != nil {
 		return nil, fmt.Errorf("daemon: recording the cleared orphaned lines: %w", err)
 	}
-	if err := e.doubtCleared(rep.Source, done, now, note, zeroed); err != nil {
-		return nil, fmt.Errorf("daemon: the orphaned lines are cleared, but recording that their units are not known any more failed; clear them again: %w", err)
+	if err := e.doubtCleared(fenced, rep.Source, done, now, note, zeroed); err != nil {
+		return nil, fmt.Errorf("daemon: the orphaned lines are cleared, but recording that their units are not known any more failed; clear them again: %w", recordedBefore(err))
 	}
 	drop := make(map[string]int64, len(done))
 	for _, l := range done {
 		drop[clearedKey(sys, rep.Source, l.ContractID, l.ServiceID)] = l.Seq
 	}
-	if err := e.unlistOrphans(drop); err != nil {
-		return nil, fmt.Errorf("daemon: the orphaned lines are cleared, but the last pass's list still shows them until the next pass: %w", err)
+	if err := e.unlistOrphans(fenced, drop); err != nil {
+		return nil, fmt.Errorf("daemon: the orphaned lines are cleared, but the last pass's list still shows them until the next pass: %w", recordedBefore(err))
 	}
 	for _, l := range done {
 		e.logger.Info("Orphaned line cleared: not listed until psa-syncd changes it again", "customer", l.CustomerID,
 			"contract", l.ContractID, "service", l.ServiceID, "quantity", l.Quantity, "reason", l.Reason, "seq", l.Seq, "zeroed", zeroed, "note", note)
 	}
 	return done, nil
+}
+
+// recordedBefore returns err of a write of a clear after the clear itself
+// was recorded: a refusal for the lost leadership (state.ErrNotLeader) no
+// longer matches it, since the daemon answers that one as a request that
+// recorded nothing.
+func recordedBefore(err error) error {
+	if errors.Is(err, state.ErrNotLeader) {
+		return errors.New(err.Error())
+	}
+	return err
+}
+
+// snapshotWriter stores snapshots: the state database for a pass's
+// writes, its state.Fenced for an operator's clear.
+type snapshotWriter interface {
+	PutSnapshot(name string, v any) error
+	ReplaceSnapshot(name, old string, found bool, v any) (bool, error)
 }
 
 // unlistTries bounds how often unlistOrphans reads the stored list again
@@ -223,7 +246,7 @@ const unlistTries = 3
 // instance that took over stores a newer list, and storing the older list
 // minus the cleared line would hide the lines that pass found newly
 // unmapped or orphaned until the next pass.
-func (e *Engine) unlistOrphans(drop map[string]int64) error {
+func (e *Engine) unlistOrphans(w snapshotWriter, drop map[string]int64) error {
 	for range unlistTries {
 		text, found, err := e.db.SnapshotText(SnapshotUnmapped)
 		if err != nil || !found {
@@ -246,7 +269,7 @@ func (e *Engine) unlistOrphans(drop map[string]int64) error {
 			return nil
 		}
 		rep.Unmapped.Orphaned = kept
-		stored, err := e.db.ReplaceSnapshot(SnapshotUnmapped, text, true, rep)
+		stored, err := w.ReplaceSnapshot(SnapshotUnmapped, text, true, rep)
 		if err != nil {
 			return err
 		}
@@ -265,7 +288,7 @@ func (e *Engine) unlistOrphans(drop map[string]int64) error {
 // not bring back the clear of a line the new active instance's pass just
 // forgot (mapped again: a removal of that mapping would not list the line
 // as orphaned), nor such a pass drop a clear recorded meanwhile.
-func (e *Engine) editClears(edit func(map[string]ClearedOrphan) bool) error {
+func (e *Engine) editClears(w snapshotWriter, edit func(map[string]ClearedOrphan) bool) error {
 	for range unlistTries {
 		text, found, err := e.db.SnapshotText(snapshotOrphansCleared)
 		if err != nil {
@@ -286,7 +309,7 @@ func (e *Engine) editClears(edit func(map[string]ClearedOrphan) bool) error {
 			list = append(list, c)
 		}
 		sortCleared(list)
-		stored, err := e.db.ReplaceSnapshot(snapshotOrphansCleared, text, found, list)
+		stored, err := w.ReplaceSnapshot(snapshotOrphansCleared, text, found, list)
 		if err != nil || stored {
 			return err
 		}
@@ -319,7 +342,7 @@ func (e *Engine) forgetClears(p *Plan) {
 	}
 	sys, src := e.be.System(), e.src.Name()
 	var mapped []ClearedOrphan
-	err := e.editClears(func(cleared map[string]ClearedOrphan) bool {
+	err := e.editClears(e.db, func(cleared map[string]ClearedOrphan) bool {
 		mapped = nil
 		for _, c := range p.Changes {
 			if c.ChangeCustomer == nil || c.ChangeService == nil {
@@ -347,7 +370,7 @@ func (e *Engine) forgetClears(p *Plan) {
 // operator just said they may no longer hold what it set, so that a line
 // mapped again is posted again rather than left unchanged at units it may
 // no longer have; zeroed, that they hold 0.
-func (e *Engine) doubtCleared(src string, done []OrphanedLine, now time.Time, note string, zeroed bool) error {
+func (e *Engine) doubtCleared(w snapshotWriter, src string, done []OrphanedLine, now time.Time, note string, zeroed bool) error {
 	if e.be.System() != psa.SystemKaseyaBMS {
 		// Autotask and ConnectWise read a mapped contract's lines: a
 		// line mapped again is read, and no record would be used.
@@ -369,7 +392,7 @@ func (e *Engine) doubtCleared(src string, done []OrphanedLine, now time.Time, no
 	if !changed {
 		return nil
 	}
-	return e.putDoubtedLines(doubts)
+	return e.putDoubtedLines(w, doubts)
 }
 
 // zeroCleared records that c, an orphaned line of Kaseya BMS cleared
@@ -389,7 +412,7 @@ func (e *Engine) zeroCleared(src string, c ClearedOrphan, now time.Time, note st
 		return OrphanedLine{}, false, nil
 	}
 	l = OrphanedLine{ContractID: c.ContractID, ServiceID: c.ServiceID, Quantity: c.Quantity, Seq: c.Seq}
-	if err := e.doubtCleared(src, []OrphanedLine{l}, now, note, true); err != nil {
+	if err := e.doubtCleared(e.db.Fenced(), src, []OrphanedLine{l}, now, note, true); err != nil {
 		return OrphanedLine{}, false, fmt.Errorf("daemon: recording that the cleared line holds 0 failed: %w", err)
 	}
 	e.logger.Info("Cleared orphaned line said to be set to 0: a line held for it is released as its approval does",
