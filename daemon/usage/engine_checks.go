@@ -463,10 +463,13 @@ func (t *ContractTerms) restore(db *state.DB, logger *slog.Logger) {
 	if t.m == nil {
 		t.m = make(map[termsKey]contractTerm, len(stored))
 	}
-	for i, st := range stored {
+	for _, st := range stored {
 		k := termsKey{st.System, st.Ct.ID}
 		if _, ok := t.m[k]; !ok && st.Ct.ID != "" {
-			t.m[k] = contractTerm{ct: &stored[i].Ct, readAt: st.ReadAt, billing: st.Billing}
+			// A record of its own, not a pointer into stored: the
+			// terms kept would pin the whole decoded snapshot.
+			ct := st.Ct
+			t.m[k] = contractTerm{ct: &ct, readAt: st.ReadAt, billing: st.Billing}
 		}
 	}
 }
