@@ -334,11 +334,16 @@ func (db *DB) cancelAfter(id backendID, request func(context.Context) error, bou
 			}
 		}
 	})
+	// Once: a second call would find the timer stopped and wait for a
+	// loop that never ran.
+	var once sync.Once
 	stop = func() {
-		cancel()
-		if !t.Stop() {
-			<-finished
-		}
+		once.Do(func() {
+			cancel()
+			if !t.Stop() {
+				<-finished
+			}
+		})
 	}
 	return stop, sent.Load
 }

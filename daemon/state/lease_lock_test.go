@@ -365,3 +365,28 @@ func TestLeadership_twoLockWaitsWithThePoolInUseKeepTheLeadership(t *testing.T) 
 	default:
 	}
 }
+
+// TestCancelAfter_stopTwice: stopping the cancels of a transaction through
+// the lock's session twice returns, and sends nothing, when the bound never
+// passed: a second call found the timer stopped and waited for a cancel
+// loop that never ran.
+func TestCancelAfter_stopTwice(t *testing.T) {
+	t.Parallel()
+	var db DB
+	requested := false
+	stop, cancelled := db.cancelAfter(backendID{}, func(context.Context) error { requested = true; return nil }, time.Hour)
+	done := make(chan struct{})
+	go func() {
+		stop()
+		stop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("a second stop did not return")
+	}
+	if cancelled() || requested {
+		t.Error("a cancel was sent before the bound passed")
+	}
+}
