@@ -1,11 +1,13 @@
 package kaseyabms_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -882,6 +884,79 @@ func TestClient_limitRefusalStopsTheEndpoint(t *testing.T) {
 	f.clock.Add(time.Hour)
 	if _, _, err := f.client.Contracts.AddServices(t.Context(), 7, []kaseyabms.RecurringService{{ServiceID: 1, Units: 3}}); posts.Load() != 2 {
 		t.Errorf("after the hour: %v with %d posts, want the post sent again", err, posts.Load())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer a logger may write from several
+// goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestClient_limitRefusalHeldForTheHourAtMost: a 429 whose Retry-After is
+// a day held the endpoint for that day, every billing write to it refused
+// though BMS's limit is per rolling hour. Now the hold ends after the
+// hour, the error says what BMS asked for, and the server's value is
+// logged once for the two posts in flight that both got the 429.
+func TestClient_limitRefusalHeldForTheHourAtMost(t *testing.T) {
+	t.Parallel()
+	var logs lockedBuffer
+	f := setup(t, kaseyabms.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	var posts atomic.Int32
+	arrived := make(chan struct{}, 2)
+	answer := make(chan struct{})
+	f.mux.HandleFunc("POST /v2/finance/contracts/recurringservices/{id}/services", func(w http.ResponseWriter, r *http.Request) {
+		if posts.Add(1) > 2 {
+			fmt.Fprint(w, `{"success":true,"result":{"id":77,"serviceId":1,"contractId":7,"units":3.0}}`)
+			return
+		}
+		// Both posts are counted and sent before either is refused.
+		arrived <- struct{}{}
+		<-answer
+		w.Header().Set("Retry-After", "86400")
+		w.WriteHeader(http.StatusTooManyRequests)
+		fmt.Fprint(w, `{"success":false,"error":{"code":429,"message":"API call limit exceeded"}}`)
+	})
+	errs := make(chan error, 2)
+	for _, contract := range []int{5, 6} {
+		go func() {
+			_, _, err := f.client.Contracts.AddServices(t.Context(), contract, []kaseyabms.RecurringService{{ServiceID: 1, Units: 3}})
+			errs <- err
+		}()
+	}
+	<-arrived
+	<-arrived
+	close(answer)
+	for range 2 {
+		err := <-errs
+		var rl *psa.RateLimitError
+		if !errors.As(err, &rl) || !rl.Hourly || rl.RetryAfter != time.Hour || !strings.Contains(err.Error(), "until 2026-11-21T11:00:00Z") ||
+			!strings.Contains(err.Error(), "it asked to wait 24h0m0s") {
+			t.Errorf("error = %v, want an hourly rate limit until 11:00 that names the 24h asked for", err)
+		}
+	}
+	if _, _, err := f.client.Contracts.AddServices(t.Context(), 7, []kaseyabms.RecurringService{{ServiceID: 1, Units: 3}}); err == nil || posts.Load() != 2 {
+		t.Errorf("within the hour: %v with %d posts, want the post refused unsent", err, posts.Load())
+	}
+	if n := strings.Count(logs.String(), "longer than its hourly limit needs"); n != 1 || !strings.Contains(logs.String(), "retry_after=24h0m0s") {
+		t.Errorf("logged %d warnings, want 1 with the server's 24h:\n%s", n, logs.String())
+	}
+	f.clock.Add(time.Hour)
+	if _, _, err := f.client.Contracts.AddServices(t.Context(), 7, []kaseyabms.RecurringService{{ServiceID: 1, Units: 3}}); err != nil || posts.Load() != 3 {
+		t.Errorf("after the hour: %v with %d posts, want the post sent", err, posts.Load())
 	}
 }
 

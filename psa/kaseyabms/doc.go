@@ -83,7 +83,8 @@
 //  5. Throttling. BMS documents the limit (1,500 calls per hour per
 //     endpoint) but not how it answers beyond it, and the document has no
 //     rate-limit headers. 429 with Retry-After is assumed; the client's
-//     own limiter keeps below the limit in any case.
+//     own limiter keeps below the limit in any case. A refusal holds the
+//     endpoint for its Retry-After, an hour at most (the limit's window).
 //  6. GET /v2/crm/accounts/summary/{id} is declared to answer the bare
 //     AccountSummaryOutputDto, unlike every other single-object endpoint,
 //     which wraps it in the envelope. The simulator follows the document;

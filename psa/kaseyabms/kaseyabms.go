@@ -572,9 +572,16 @@ func (c *Client) throttled(endpoint string, err error, retryAfterSent bool) erro
 	if retryAfterSent && !rl.Hourly && rl.RetryAfter <= rest.MaxRetryAfter {
 		return err
 	}
-	until := c.limiter.refused(endpoint, rl.RetryAfter)
+	until, warn := c.limiter.refused(endpoint, rl.RetryAfter)
+	if warn {
+		c.logger.Warn("Kaseya BMS asked to wait longer than its hourly limit needs; calls to the endpoint are held for the hour only",
+			"endpoint", endpoint, "retry_after", rl.RetryAfter, "until", until.UTC().Format(time.RFC3339))
+	}
 	msg := fmt.Sprintf("Kaseya BMS refused a call to %s for its limit of %d calls per hour; no more calls go there until %s",
 		endpoint, c.limiter.limit, until.UTC().Format(time.RFC3339))
+	if rl.RetryAfter > c.limiter.window {
+		msg += fmt.Sprintf(" (it asked to wait %s, longer than its hourly limit needs)", rl.RetryAfter)
+	}
 	if rl.Message != "" {
 		msg += " (" + rl.Message + ")"
 	}

@@ -125,10 +125,16 @@ type limiter struct {
 	window time.Duration
 	now    func() time.Time
 	store  CallStore
+
+	mu sync.Mutex
+	// warned is, per endpoint, the end of the last hold whose longer
+	// Retry-After was logged: the calls already in flight when BMS refused
+	// the first get 429 too, and one warning per hold is enough.
+	warned map[string]time.Time
 }
 
 func newLimiter(limit int, window time.Duration, now func() time.Time) *limiter {
-	return &limiter{limit: limit, window: window, now: now, store: newMemoryCallStore()}
+	return &limiter{limit: limit, window: window, now: now, store: newMemoryCallStore(), warned: map[string]time.Time{}}
 }
 
 // take records a call to endpoint, and returns the time it is recorded
@@ -165,14 +171,29 @@ func (l *limiter) giveBack(endpoint string, at time.Time) {
 // there until the time the answer gave or, when it gave none, for a whole
 // window (the calls that used the budget up may have been made by another
 // process, so no earlier time is known). It returns that time.
-func (l *limiter) refused(endpoint string, retryAfter time.Duration) time.Time {
+//
+// A Retry-After longer than the window is held for the window only: BMS's
+// only documented limit is per endpoint per rolling hour, which a window
+// without calls frees whatever the answer said, and the hold stops every
+// billing write to the endpoint (up to a day for the longest Retry-After
+// read). warn is set for the first such refusal of a hold, for the caller
+// to log the server's value once.
+func (l *limiter) refused(endpoint string, retryAfter time.Duration) (until time.Time, warn bool) {
 	now := l.now()
-	until := now.Add(retryAfter)
-	if retryAfter <= 0 {
+	until = now.Add(retryAfter)
+	if retryAfter <= 0 || retryAfter > l.window {
 		until = now.Add(l.window)
 	}
+	if retryAfter > l.window {
+		l.mu.Lock()
+		warn = !now.Before(l.warned[endpoint])
+		if until.After(l.warned[endpoint]) {
+			l.warned[endpoint] = until
+		}
+		l.mu.Unlock()
+	}
 	_ = l.store.Block(endpoint, until) // the 429 itself is reported either way
-	return until
+	return until, warn
 }
 
 // count returns the calls to endpoint in the current window.
