@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
 // snapshotLinesDoubted holds the lines whose units an operator said were
@@ -91,8 +92,18 @@ func (d DoubtedLine) said(sys string) string {
 // have, billing nothing, while the plan says it bills them. With it, the
 // line is posted again (doubtedLine), which the plan shows: no change
 // where it still has them, one post per line mapped again.
-func (e *Engine) doubtListed(src string, listed []OrphanedLine) {
-	if e.db == nil || e.be.System() != psa.SystemKaseyaBMS || len(listed) == 0 {
+//
+// It drops the records made so (Listed) of lines not listed now whose
+// contract no customer mapping names (doc's, of any source) and has
+// ended before eff as the contract terms psa-syncd keeps read it: such a
+// line left the list because its contract ended (readOrphans), and
+// without this its record would stay in the state snapshot, read and
+// written by every pass, for good. No pass plans a line of a contract
+// that no mapping names; a contract extended is read again within a day
+// and its line listed, and recorded, again. A record an operator made (a
+// clear, an approval) is kept.
+func (e *Engine) doubtListed(doc *export.Document, src string, listed []OrphanedLine, eff time.Time) {
+	if e.db == nil || e.be.System() != psa.SystemKaseyaBMS {
 		return
 	}
 	doubts, err := e.doubtedLines()
@@ -100,19 +111,46 @@ func (e *Engine) doubtListed(src string, listed []OrphanedLine) {
 		e.logger.Warn("Could not read the lines psa-syncd was told were set by hand; the orphaned lines listed are not recorded as such, and one mapped again reads unchanged at the units psa-syncd set", "err", err)
 		return
 	}
-	now, changed := e.now().UTC(), false
+	sys, now, changed := e.be.System(), e.now().UTC(), false
+	isListed := make(map[string]bool, len(listed))
 	for _, l := range listed {
-		d := DoubtedLine{System: e.be.System(), Source: src, ContractID: l.ContractID, ServiceID: l.ServiceID, Seq: l.Seq, Listed: true, Time: now}
+		d := DoubtedLine{System: sys, Source: src, ContractID: l.ContractID, ServiceID: l.ServiceID, Seq: l.Seq, Listed: true, Time: now}
+		isListed[d.key()] = true
 		if old, ok := doubts[d.key()]; ok && old.Seq == d.Seq {
 			continue
 		}
 		doubts[d.key()], changed = d, true
+	}
+	named := map[string]bool{}
+	for _, cm := range doc.CustomerMappings {
+		for _, id := range []string{cm.ContractID, cm.NextContractID} {
+			if id != "" {
+				named[idKey(id)] = true
+			}
+		}
+	}
+	// A pass for one customer may not have restored them yet.
+	e.terms.restore(e.db, e.logger)
+	effDay, dropped := eff.Format(time.DateOnly), 0
+	for k, d := range doubts {
+		if !d.Listed || d.System != sys || isListed[k] || named[idKey(d.ContractID)] {
+			continue
+		}
+		if t, ok := e.terms.get(sys, d.ContractID); ok && !t.ct.EndDate.IsZero() && t.ct.EndDate.Format(time.DateOnly) < effDay {
+			delete(doubts, k)
+			changed = true
+			dropped++
+		}
 	}
 	if !changed {
 		return
 	}
 	if err := e.putDoubtedLines(e.db, doubts); err != nil {
 		e.logger.Warn("Could not record the orphaned lines listed; one mapped again reads unchanged at the units psa-syncd set", "err", err)
+		return
+	}
+	if dropped > 0 {
+		e.logger.Info("Dropped the records of orphaned lines whose contract ended and no customer mapping names", "lines", dropped)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -426,4 +427,72 @@ func TestEngineSystems_orphanedLineZeroedMappedAgain(t *testing.T) {
 			}
 		})
 	}
+}
+
+// listedRecords returns the keys of the Listed doubted-line records kept
+// in h's state database, "contract/service", sorted.
+func (h *sysHarness) listedRecords() string {
+	h.t.Helper()
+	var list []DoubtedLine
+	if _, err := h.db.Snapshot(snapshotLinesDoubted, &list); err != nil {
+		h.t.Fatal(err)
+	}
+	var keys []string
+	for _, d := range list {
+		if d.Listed {
+			keys = append(keys, d.ContractID+"/"+d.ServiceID)
+		}
+	}
+	return strings.Join(keys, ",")
+}
+
+// TestEngineKaseyaBMS_listedRecordDroppedWhenContractEnded: the record of
+// a line listed as orphaned (DoubtedLine.Listed) was kept for good once the
+// line left the list because its contract ended, one entry per such line
+// in the state snapshot that every pass reads and writes. It is dropped by
+// the pass that finds the contract ended, while no customer mapping names
+// it; a contract extended is listed and recorded again, and its line,
+// mapped again, is posted again.
+func TestEngineKaseyaBMS_listedRecordDroppedWhenContractEnded(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	h.pol.MaxDecreasePercent = 0
+	rows := []string{"cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,MDR,2"}
+	h.syncAt(etNow, rows...)
+	lineB := fmt.Sprintf("customer:cust-b/%s/%s=2", h.contractB, h.svcMDR)
+	recB := h.contractB + "/" + h.svcMDR
+	cmB, _ := h.doc.Customer("file", "cust-b")
+	h.doc.DeleteCustomer("file", "cust-b")
+	if got := orphanKeys(h.syncAt(etNow, rows...).Plan); got != lineB {
+		t.Fatalf("pass after cust-b's mapping was removed: orphaned %q, want %q", got, lineB)
+	}
+	if got := h.listedRecords(); got != recB {
+		t.Fatalf("records after the line was listed: %q, want %q", got, recB)
+	}
+
+	// Globex's contract ended on 31 October, read a day later.
+	h.setContractEnd(h.contractB, time.Date(2026, time.October, 31, 0, 0, 0, 0, time.UTC))
+	day := etNow.Add(25 * time.Hour)
+	if got := orphanKeys(h.syncAt(day, rows...).Plan); got != "" {
+		t.Fatalf("pass a day later: orphaned %q, want none (the contract ended)", got)
+	}
+	if got := h.listedRecords(); got != "" {
+		t.Errorf("records once the contract ended: %q, want none", got)
+	}
+
+	// Extended, the contract's line bills again: listed and recorded
+	// from the next day's read, and posted again once mapped again.
+	h.setContractEnd(h.contractB, time.Date(2027, time.December, 31, 0, 0, 0, 0, time.UTC))
+	if got := orphanKeys(h.syncAt(day.Add(25*time.Hour), rows...).Plan); got != lineB {
+		t.Fatalf("pass a day after the contract was extended: orphaned %q, want %q", got, lineB)
+	}
+	if got := h.listedRecords(); got != recB {
+		t.Errorf("records once listed again: %q, want %q", got, recB)
+	}
+	h.doc.PutCustomer(cmB)
+	res := h.syncAt(day.Add(26*time.Hour), rows...)
+	if c := sysFindChangeOf(res.Plan, "cust-b", h.svcMDR); c == nil || c.Action != ActionUpdate || !strings.Contains(c.Reason, "posted again at 2 units") {
+		t.Errorf("pass after cust-b was mapped again: MDR change = %+v, want posted again", c)
+	}
+	h.wantUnits(h.contractB, h.svcMDR, 2)
 }

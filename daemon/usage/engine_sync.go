@@ -136,7 +136,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	// Without At, the plan reads the clock again; at a month end it may
 	// sync another period than the one the pass started in.
 	run.Period = p.plan.Period.String()
-	e.recordUnmapped(run.ID, p.plan, o.Customer)
+	e.recordUnmapped(doc, run.ID, p.plan, o.Customer)
 	e.forgetClears(p.plan)
 	if o.Customer == "" {
 		// A pass for one customer sees one contract.
@@ -1286,7 +1286,7 @@ func (e *Engine) recordRun(run state.Run, started time.Time, counts map[string]i
 // recordUnmapped sets the unmapped gauges from a plan, counts the unmapped
 // items the last pass did not have, and keeps the unmapped usage in the
 // state database so that a restart restores them.
-func (e *Engine) recordUnmapped(runID int64, p *Plan, customer string) {
+func (e *Engine) recordUnmapped(doc *export.Document, runID int64, p *Plan, customer string) {
 	u := p.Unmapped
 	if u.OrphanedUnread && customer == "" && e.db != nil {
 		// The ledger could not be read for orphaned lines: the lines the
@@ -1342,7 +1342,7 @@ func (e *Engine) recordUnmapped(runID int64, p *Plan, customer string) {
 	}
 	e.setUnmapped(u)
 	if e.db != nil {
-		e.doubtListed(e.src.Name(), u.Orphaned)
+		e.doubtListed(doc, e.src.Name(), u.Orphaned, p.EffectiveDate)
 		e.countNewUnmapped(u)
 		rep := UnmappedReport{Time: e.now().UTC(), RunID: runID, Period: p.Period, Source: e.src.Name(), Unmapped: u}
 		if err := e.db.PutSnapshot(SnapshotUnmapped, rep); err != nil {
