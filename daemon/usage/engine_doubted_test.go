@@ -496,3 +496,57 @@ func TestEngineKaseyaBMS_listedRecordDroppedWhenContractEnded(t *testing.T) {
 	}
 	h.wantUnits(h.contractB, h.svcMDR, 2)
 }
+
+// TestEngineKaseyaBMS_clearRetriedWithoutNoteKeepsDoubtNote: a clear of an
+// orphaned line recorded, then answered 500 with the line still listed; the
+// operator sends it again without the note, later. The clear's record kept
+// the first clear's note and time, but the doubted-line record took the
+// retry's empty note and time, so that the reason of the line mapped again
+// named neither the note nor the time the orphaned lines list showed. Now
+// both say the first clear's.
+func TestEngineKaseyaBMS_clearRetriedWithoutNoteKeepsDoubtNote(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	h.pol.MaxDecreasePercent = 0
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
+	h.sync(PassOptions{})
+	mdr, _ := h.doc.Product("file", "MDR")
+	h.doc.DeleteProduct("file", "MDR")
+	h.sync(PassOptions{})
+	var listed UnmappedReport
+	if _, err := h.db.Snapshot(SnapshotUnmapped, &listed); err != nil {
+		t.Fatal(err)
+	}
+	const note = "jane: zeroed in the PSA"
+	if _, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, note, false); err != nil {
+		t.Fatal(err)
+	}
+	// The clear's write of the list failed (a 500): the line is still
+	// listed, and the operator sends the clear again an hour later.
+	if err := h.db.PutSnapshot(SnapshotUnmapped, listed); err != nil {
+		t.Fatal(err)
+	}
+	h.clock = etNow.Add(time.Hour)
+	if done, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "", false); err != nil || len(done) != 1 {
+		t.Fatalf("clear sent again = %+v, %v; want cust-a's MDR line", done, err)
+	}
+	var cleared []ClearedOrphan
+	if _, err := h.db.Snapshot("orphans_cleared", &cleared); err != nil {
+		t.Fatal(err)
+	}
+	var doubts []DoubtedLine
+	if _, err := h.db.Snapshot(snapshotLinesDoubted, &doubts); err != nil {
+		t.Fatal(err)
+	}
+	if len(cleared) != 1 || cleared[0].Note != note || !cleared[0].Time.Equal(etNow) {
+		t.Fatalf("cleared lines = %+v, want the first clear's note and time", cleared)
+	}
+	if len(doubts) != 1 || doubts[0].Note != note || !doubts[0].Time.Equal(etNow) || doubts[0].Listed || doubts[0].Zeroed {
+		t.Errorf("doubted lines = %+v, want the clear's, with the first clear's note and time", doubts)
+	}
+	h.doc.PutProduct(mdr)
+	c := sysFindChangeOf(h.sync(PassOptions{}).Plan, "cust-a", h.svcMDR)
+	if c == nil || !strings.Contains(c.Reason, "cleared from the orphaned lines at "+etNow.Format(time.RFC3339)+" ("+note+")") {
+		t.Errorf("MDR mapped again: change = %+v, want its reason to name the first clear's time and note", c)
+	}
+}

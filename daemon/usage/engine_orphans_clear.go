@@ -182,23 +182,29 @@ func (e *Engine) ClearOrphans(contract, service, note string, zeroed bool) ([]Or
 		}
 		return nil, fmt.Errorf("%w: the last pass listed no orphaned line of contract %s, service %s (psa-syncd orphans lists them)", ErrNoOrphan, contract, service)
 	}
+	// kept is the clear in force for each line once recorded: this one's,
+	// or the earlier one that a retry without a note keeps, whose note
+	// and time the doubted-line record takes too.
+	var kept map[string]ClearedOrphan
 	err = e.editClears(fenced, func(cleared map[string]ClearedOrphan) bool {
+		kept = make(map[string]ClearedOrphan, len(added))
 		for _, c := range added {
 			k := clearedKey(c.System, c.Source, c.ContractID, c.ServiceID)
 			if old, ok := cleared[k]; ok && old.Seq == c.Seq && c.Note == "" {
 				// The same line cleared again without a note (a retry
 				// after a 500 that left it listed): the earlier clear,
 				// its note and time, says more.
+				kept[k] = old
 				continue
 			}
-			cleared[k] = c
+			cleared[k], kept[k] = c, c
 		}
 		return true
 	})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: recording the cleared orphaned lines: %w", err)
 	}
-	if err := e.doubtCleared(fenced, rep.Source, done, now, note, zeroed); err != nil {
+	if err := e.doubtCleared(fenced, rep.Source, done, kept, now, note, zeroed); err != nil {
 		return nil, fmt.Errorf("daemon: the orphaned lines are cleared, but recording that their units are not known any more failed; clear them again: %w", recordedBefore(err))
 	}
 	drop := make(map[string]int64, len(done))
@@ -369,8 +375,11 @@ func (e *Engine) forgetClears(p *Plan) {
 // which no pass reads: psa-syncd's ledger is all it knows of them, and the
 // operator just said they may no longer hold what it set, so that a line
 // mapped again is posted again rather than left unchanged at units it may
-// no longer have; zeroed, that they hold 0.
-func (e *Engine) doubtCleared(w snapshotWriter, src string, done []OrphanedLine, now time.Time, note string, zeroed bool) error {
+// no longer have; zeroed, that they hold 0. A line's record takes the time
+// and note of its clear in kept (by clearedKey), where there is one of the
+// same ledger entry, so that it says what the clear recorded says (a retry
+// without a note keeps the earlier clear's); now and note otherwise.
+func (e *Engine) doubtCleared(w snapshotWriter, src string, done []OrphanedLine, kept map[string]ClearedOrphan, now time.Time, note string, zeroed bool) error {
 	if e.be.System() != psa.SystemKaseyaBMS {
 		// Autotask and ConnectWise read a mapped contract's lines: a
 		// line mapped again is read, and no record would be used.
@@ -383,6 +392,9 @@ func (e *Engine) doubtCleared(w snapshotWriter, src string, done []OrphanedLine,
 	changed := false
 	for _, l := range done {
 		d := DoubtedLine{System: e.be.System(), Source: src, ContractID: l.ContractID, ServiceID: l.ServiceID, Seq: l.Seq, Zeroed: zeroed, Time: now, Note: note}
+		if c, ok := kept[d.key()]; ok && c.Seq == d.Seq {
+			d.Time, d.Note = c.Time, c.Note
+		}
 		if old, ok := doubts[d.key()]; ok && old.Seq == d.Seq && old.Zeroed {
 			// An approval said it was set to 0: that says more.
 			continue
@@ -412,7 +424,7 @@ func (e *Engine) zeroCleared(src string, c ClearedOrphan, now time.Time, note st
 		return OrphanedLine{}, false, nil
 	}
 	l = OrphanedLine{ContractID: c.ContractID, ServiceID: c.ServiceID, Quantity: c.Quantity, Seq: c.Seq}
-	if err := e.doubtCleared(e.db.Fenced(), src, []OrphanedLine{l}, now, note, true); err != nil {
+	if err := e.doubtCleared(e.db.Fenced(), src, []OrphanedLine{l}, nil, now, note, true); err != nil {
 		return OrphanedLine{}, false, fmt.Errorf("daemon: recording that the cleared line holds 0 failed: %w", err)
 	}
 	e.logger.Info("Cleared orphaned line said to be set to 0: a line held for it is released as its approval does",
