@@ -889,8 +889,12 @@ func (c *compare) withMovedHolds(cur, p *usage.Plan) *usage.Plan {
 				c.noteHold(keyOf(ch), fmt.Sprintf("if psa-syncd set the line of this service on contract %[1]s, which the customer leaves (%[2]d units under the current mappings), "+
 					"and %[3]s's read does not show it (deleted in %[3]s, or out of the API user's sight), the pass writes this line only once it has set that line for customer %[5]s, "+
 					"whose contract %[1]s is under the proposed mappings: in the same pass, after that write, where it sets it; else it holds this line for review (previous_contract) "+
-					"until a pass sets that line or an approval of this line (`psa-syncd sync --approve --customer ID --service ID`): "+
-					"a read that shows no line does not tell that it is 0; if it never did (the usage is new since its last pass), the pass sets %[4]d",
+					"until a pass sets that line or an approval of this line (`psa-syncd sync --approve --customer ID --service ID`), "+
+					"since a read that shows no line does not tell that it is 0; "+
+					"where customer %[5]s's line there rises too and waits for this one (customer %[5]s's line on the contract it leaves still bills, as the read shows or psa-syncd's ledger says), "+
+					"the pass holds both and writes neither by itself, since either write alone would bill one customer's usage on both contracts: "+
+					"approve one of them (`psa-syncd sync --approve --customer ID --service ID`), and the pass after that approval writes the other; "+
+					"if it never did (the usage is new since its last pass), the pass sets %[4]d",
 					cm.ContractID, units, c.current.PSA.System.Title(), ch.Desired, owner), false)
 			case ok && !unread && !c.offline:
 				c.noteHold(keyOf(ch), fmt.Sprintf("if psa-syncd set the line of this service on contract %[1]s, which the customer leaves (%[2]d units under the current mappings), "+
