@@ -32,6 +32,14 @@ func (db *DB) APICalls() *APICalls { return &APICalls{db: db} }
 // free is when a call will be allowed again. Calls older than the window
 // are deleted on the way.
 //
+// A block that ends more than a window after now is shortened, in the
+// database too, to end a window after now: the Kaseya BMS client blocks
+// an endpoint for at most its window (an hour) where a 429 asked for
+// longer, and a block stored by an earlier psa-syncd, which blocked for
+// what the 429 asked (up to a day), or by one beside this one on a shared
+// database, would otherwise refuse every billing write there until then.
+// A later Take finds the block within its window.
+//
 // On SQLite, whose file one process holds locked, the calls are counted in
 // memory (see callMirror) and each call's row is committed with the next
 // commit of the state database rather than one of its own, so that a PSA
@@ -60,6 +68,13 @@ func (a *APICalls) takeShared(endpoint string, now time.Time, window time.Durati
 		case err != nil:
 			return db.wrap(what, err)
 		case now.Before(until):
+			if limit := now.Add(window); until.After(limit) {
+				// An earlier psa-syncd's: see Take.
+				if _, err := tx.ExecContext(ctx, db.q(`UPDATE api_blocks SET until = ? WHERE endpoint = ?`), db.tv(limit), endpoint); err != nil {
+					return db.wrap(what, err)
+				}
+				until = limit
+			}
 			free = until
 			return nil
 		}
@@ -140,6 +155,22 @@ func (m *callMirror) take(db *DB, endpoint string, now time.Time, window time.Du
 		return time.Time{}, false, err
 	}
 	if now.Before(ec.blocked) {
+		if limit := now.Add(window); ec.blocked.After(limit) {
+			// An earlier psa-syncd's: see Take.
+			ec.blocked = limit
+			err := db.group.submitDeferred(db, &groupOp{
+				what: "shortening the block of " + endpoint,
+				run: func(ctx context.Context, tx *sql.Tx) error {
+					_, err := tx.ExecContext(ctx, `UPDATE api_blocks SET until = ? WHERE endpoint = ?`, db.tv(limit), endpoint)
+					return err
+				},
+			})
+			if err != nil {
+				// Held in memory all the same; the next process
+				// shortens the stored block again.
+				return limit, false, db.wrap("shortening the block of "+endpoint, err)
+			}
+		}
 		return ec.blocked, false, nil
 	}
 	gone := 0

@@ -106,6 +106,49 @@ func TestAPICalls_sharedAcrossProcesses(t *testing.T) {
 	})
 }
 
+// TestAPICalls_blockPastTheWindowShortened: a block an earlier psa-syncd
+// stored for what BMS's 429 asked, a day, held the endpoint that day, in
+// every process. The first Take that finds it shortens it to a window
+// after its time, for the next process too; a later Take does not move
+// it, and a call goes through once it ends.
+func TestAPICalls_blockPastTheWindowShortened(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		cfg := d.config(t)
+		const (
+			limit  = 5
+			window = time.Hour
+			ep     = "/v2/finance/contracts/recurringservices/{id}/services"
+		)
+		now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+		a := openConfig(t, cfg)
+		if err := a.APICalls().Block(ep, now.Add(24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		closeDB(t, a)
+
+		// The upgraded process.
+		b := openConfig(t, cfg)
+		found := now.Add(10 * time.Minute)
+		want := found.Add(window)
+		if free, ok, err := b.APICalls().Take(ep, found, window, limit); err != nil || ok || !free.Equal(want) {
+			t.Errorf("first Take = %v, %v, %v; want refused until %v", free, ok, err, want)
+		}
+		if free, ok, err := b.APICalls().Take(ep, found.Add(10*time.Minute), window, limit); err != nil || ok || !free.Equal(want) {
+			t.Errorf("later Take = %v, %v, %v; want refused until %v still", free, ok, err, want)
+		}
+		closeDB(t, b)
+
+		c := openConfig(t, cfg)
+		defer closeDB(t, c)
+		if free, ok, err := c.APICalls().Take(ep, found.Add(20*time.Minute), window, limit); err != nil || ok || !free.Equal(want) {
+			t.Errorf("Take of the next process = %v, %v, %v; want refused until %v", free, ok, err, want)
+		}
+		if _, ok, err := c.APICalls().Take(ep, want, window, limit); err != nil || !ok {
+			t.Errorf("Take once the block ended = %v, %v; want a call", ok, err)
+		}
+	})
+}
+
 // TestAPICalls_sqliteRidesWithNextCommit: on SQLite a call costs no commit
 // of its own: its row is committed with the next group (here an intent's),
 // and the calls of one process bind the next one that opens the file.
