@@ -95,6 +95,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		}
 		if !dry {
 			e.recordRun(run, started, nil)
+			e.recordUsageMissing(run, false)
 		}
 		log.Error("Sync pass failed", "err", err)
 		return &Result{Run: run}, err
@@ -234,14 +235,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	serr := e.finishRun(log, run)
 	if !dry {
 		e.recordRun(run, started, counts)
-		if m := e.metrics; m != nil && o.Customer == "" && !e.RanEarlierPeriod(run) {
-			// As psa_sync_last_run_result: passes over all customers of
-			// the current period only. Kept for a restart, which would
-			// otherwise show the partial result it restores with
-			// PsaSyncPartial instead of PsaSyncUsageMissing.
-			m.UsageMissing.Set(boolFloat(p.noUsage))
-			e.storeUsageMissing(p.noUsage)
-		}
+		e.recordUsageMissing(run, p.noUsage)
 		e.metrics.passStopped(stopReasons(statuses, p.stopped, p.readsStopped))
 		if o.Customer == "" {
 			// The pass covered every customer that counts.
@@ -1623,6 +1617,25 @@ func (e *Engine) RestoreMetrics(doc *export.Document) error {
 		e.recordCustomers(doc, nil)
 	}
 	return nil
+}
+
+// recordUsageMissing sets psa_sync_last_run_usage_missing after run, a
+// pass that wrote, to missing: whether its usage set no mapped line. As
+// psa_sync_last_run_result, only passes over all customers of the current
+// period set it. A pass that failed sets 0 whatever it read: it did not
+// find the usage missing, it did not get to an end, and PsaSyncFailing
+// speaks for it. A 1 kept from the pass before would fire
+// PsaSyncUsageMissing beside PsaSyncFailing for a source that is down, and
+// silence PsaSyncStale for as long as it stays down. Kept for a restart,
+// which would otherwise show the partial result it restores with
+// PsaSyncPartial instead of PsaSyncUsageMissing.
+func (e *Engine) recordUsageMissing(run state.Run, missing bool) {
+	if e.metrics == nil || run.Customer != "" || e.RanEarlierPeriod(run) {
+		return
+	}
+	missing = missing && run.Result != state.RunFailure
+	e.metrics.UsageMissing.Set(boolFloat(missing))
+	e.storeUsageMissing(missing)
 }
 
 // storeUsageMissing keeps psa_sync_last_run_usage_missing for a restart

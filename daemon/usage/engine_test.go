@@ -1778,12 +1778,49 @@ func TestEngine_Sync_usageMissingMetric(t *testing.T) {
 	restored("usage", 0)
 	h.writeUsage("cust-renamed,Acme,CIXA-MSP,12", "cust-a,Acme,NEW-CODE,12")
 	step("only unmapped usage", PassOptions{}, 1)
+	// A pass that fails (the source unreadable) sets 0: PsaSyncFailing
+	// speaks for it, and a 1 kept from the pass before would fire
+	// PsaSyncUsageMissing beside it and silence PsaSyncStale. A pass for
+	// one customer that fails leaves it.
+	failed := func(name string, o PassOptions, want float64) {
+		t.Helper()
+		if res, err := h.engine().Sync(t.Context(), h.doc, o); err == nil || res == nil || res.Run.Result != state.RunFailure {
+			t.Fatalf("%s: Sync = %+v, %v; want a recorded failure", name, res, err)
+		}
+		if got := h.metric(h.m.UsageMissing); got != want {
+			t.Errorf("%s: psa_sync_last_run_usage_missing = %v, want %v", name, got, want)
+		}
+		restored(name, want)
+	}
+	if err := os.Remove(h.usage); err != nil {
+		t.Fatal(err)
+	}
+	failed("one customer, source unreadable", PassOptions{Customer: "cust-a"}, 1)
+	failed("source unreadable", PassOptions{}, 0)
+	h.writeUsage()
+	step("no usage again", PassOptions{}, 1)
 	for i := range h.doc.CustomerMappings {
 		h.doc.CustomerMappings[i].UsageSync = false
 	}
 	h.writeUsage()
 	step("nothing mapped to bill", PassOptions{}, 0)
 	h.wantUnits(h.contractA, h.svcIntercept, 12)
+}
+
+// TestMetrics_PassRefusedUsageMissing: a scheduled pass refused before it
+// recorded a run is a failed pass for the gauges, psa_sync_last_run_usage_missing
+// included, as TestEngine_Sync_usageMissingMetric's failed pass.
+func TestMetrics_PassRefusedUsageMissing(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(prometheus.NewRegistry(), psa.SystemAutotask)
+	m.UsageMissing.Set(1)
+	m.PassRefused(etNow)
+	if got := testutil.ToFloat64(m.LastRunResult.WithLabelValues(state.RunFailure)); got != 1 {
+		t.Errorf("psa_sync_last_run_result{result=failure} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.UsageMissing); got != 0 {
+		t.Errorf("psa_sync_last_run_usage_missing = %v after a refused pass, want 0", got)
+	}
 }
 
 func TestEngine_Sync_sourceFailureFailsThePass(t *testing.T) {

@@ -113,7 +113,8 @@ type Metrics struct {
 	LastRunResult  *prometheus.GaugeVec   // result
 	PassStopsTotal *prometheus.CounterVec // reason
 	// UsageMissing is 1 when the last pass over all customers had no
-	// usage that sets a mapped line, and left every line as it was.
+	// usage that sets a mapped line, and left every line as it was; 0
+	// after one that failed (see Engine.recordUsageMissing).
 	UsageMissing prometheus.Gauge
 	// EndedPeriodLastRunResult holds
 	// psa_sync_ended_period_last_run_result by result: 1 for the result of
@@ -308,7 +309,7 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 	m.UsageMissing = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "last_run_usage_missing",
-		Help:      "1 when the last sync pass over all customers that wrote had no usage that sets a mapped line (the source had no data for the period, an empty report or file, or rows only of customers and products the export does not map with sync on), so it left every line as it was while it succeeded; 0 otherwise, and until such a pass after a start.",
+		Help:      "1 when the last sync pass over all customers that wrote had no usage that sets a mapped line (the source had no data for the period, an empty report or file, or rows only of customers and products the export does not map with sync on), so it left every line as it was (a partial pass); 0 otherwise, and after a pass that failed (psa_sync_last_run_result says so). Restored at start-up.",
 	}, []string{"system"}).With(sys)
 
 	m.PassStopsTotal = f.NewCounterVec(prometheus.CounterOpts{
@@ -509,6 +510,9 @@ func (m *Metrics) PassRefused(t time.Time) {
 	}
 	m.setLastRunResult("failure")
 	m.LastRunTimestamp.Set(unixSeconds(t))
+	// As a pass that failed (see Engine.recordUsageMissing), in memory:
+	// a restart restores the last recorded run, and its usage_missing.
+	m.UsageMissing.Set(0)
 }
 
 // keptPeriods is how many billing months Metrics.periods keeps: the month
