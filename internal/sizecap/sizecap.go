@@ -44,6 +44,14 @@ func ReadFile(path string, limit int64, what string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return ReadOpen(f, path, limit, what)
+}
+
+// ReadOpen is ReadFile of a file the caller opened (and closes), for a
+// caller that also looks at the open file (the usage file source stats it
+// before and after, to tell a file written while it was read). path names
+// it in errors.
+func ReadOpen(f fs.File, path string, limit int64, what string) ([]byte, error) {
 	var size int64
 	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
 		if fi.Size() > limit {

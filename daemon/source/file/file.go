@@ -8,11 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/internal/jsondup"
@@ -72,7 +75,14 @@ type Source struct {
 	path   string
 	format Format
 	name   string
+	// readHook, unless nil, runs after the first bytes of the file are
+	// read: a test's writer changes the file there.
+	readHook func()
 }
+
+// ErrChanged is the error (under the one Fetch, Check and Describe
+// return) of a usage file that changed while it was read.
+var ErrChanged = errors.New("the usage file changed while it was read")
 
 var (
 	_ source.Source    = (*Source)(nil)
@@ -149,7 +159,7 @@ func (s *Source) read(ctx context.Context, p source.Period, grow func(int), add 
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	data, err := sizecap.ReadFile(s.path, MaxSize, "a usage file")
+	data, err := s.readFile()
 	if err != nil {
 		return 0, fmt.Errorf("file: reading usage: %w", err)
 	}
@@ -176,6 +186,70 @@ func (s *Source) read(ctx context.Context, p source.Period, grow func(int), add 
 		err = parseCSV(name, data, each)
 	default:
 		err = parseJSON(name, data, each)
+	}
+	return n, err
+}
+
+// readFile reads the usage file whole and fails when it changed while it
+// was read. A file written in place (shell ">", curl -o, a script that
+// truncates and rewrites it) holds only the rows written so far until its
+// writer ends: read then, those rows would be billed as the period's usage,
+// and the customers not yet written set to 0 (policies.missing_usage). The
+// open file's size and modification time before and after the read, and
+// the bytes read against that size, tell a writer that went on during the
+// read. Not retried: a writer seen at work is likely still at it, and a
+// second read right after could end in one of its pauses, which no check
+// sees (nor does this one, for a writer stalled for the whole read); the
+// pass fails, and the next one reads the file again. A file replaced by a
+// rename meanwhile is no change: the open file is the old one, read whole.
+func (s *Source) readFile() ([]byte, error) {
+	f, err := os.Open(s.path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	before, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	var r fs.File = f
+	if s.readHook != nil {
+		r = &hookedFile{File: f, hook: s.readHook}
+	}
+	data, err := sizecap.ReadOpen(r, s.path, MaxSize, "a usage file")
+	if err != nil {
+		return nil, err
+	}
+	if !before.Mode().IsRegular() {
+		// A pipe or a device has no size to compare.
+		return data, nil
+	}
+	after, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) || int64(len(data)) != after.Size() {
+		return nil, fmt.Errorf("%s: %w (%d bytes and modified at %s before the read, %d bytes read, %d bytes and modified at %s after): "+
+			"a program writes it in place; it should write a temporary file in the same directory and rename it over %s, so that a pass never reads "+
+			"it half written. Nothing of it was used; the next pass reads it again",
+			s.path, ErrChanged, before.Size(), before.ModTime().UTC().Format(time.RFC3339Nano), len(data), after.Size(),
+			after.ModTime().UTC().Format(time.RFC3339Nano), filepath.Base(s.path))
+	}
+	return data, nil
+}
+
+// hookedFile runs hook once, after its first read that returned bytes.
+type hookedFile struct {
+	*os.File
+	hook func()
+}
+
+func (f *hookedFile) Read(b []byte) (int, error) {
+	n, err := f.File.Read(b)
+	if n > 0 && f.hook != nil {
+		hook := f.hook
+		f.hook = nil
+		hook()
 	}
 	return n, err
 }

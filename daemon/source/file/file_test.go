@@ -594,3 +594,84 @@ func TestFetch_tooLarge(t *testing.T) {
 		t.Errorf("Check of a %d-byte file = %v\nwant %s", file.MaxSize+1, err, want)
 	}
 }
+
+// TestFetch_changedWhileRead: a usage file that a writer changes in place
+// while a pass reads it (shell ">" then more rows, curl -o) fails the
+// read, naming the file and how to write it, instead of billing the rows
+// read so far. One replaced by a rename during the read is read whole, as
+// it was when opened.
+func TestFetch_changedWhileRead(t *testing.T) {
+	t.Parallel()
+	const (
+		header  = "customer_id,product,quantity\n"
+		written = header + "c1,P,4\n"
+		full    = written + "c2,P,7\nc3,P,9\n"
+	)
+	write := func(t *testing.T, p, content string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		// during changes the file at p after the first bytes are read.
+		during func(t *testing.T, p string)
+	}{
+		{"the writer goes on", func(t *testing.T, p string) {
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteString(full[len(written):]); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"the writer starts again", func(t *testing.T, p string) { write(t, p, header) }},
+		{"rewritten to the same size", func(t *testing.T, p string) {
+			write(t, p, strings.Replace(written, "4", "5", 1))
+			// The same size, told by the time only: one the clock's
+			// granularity cannot make equal.
+			if err := os.Chtimes(p, time.Time{}, time.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := writeFile(t, "usage.csv", written)
+			s := newSource(t, file.Config{Path: p})
+			file.SetReadHook(s, func() { tc.during(t, p) })
+			rep, err := s.Fetch(t.Context(), oct2026)
+			if !errors.Is(err, file.ErrChanged) || !strings.Contains(err.Error(), p) ||
+				!strings.Contains(err.Error(), "rename it over usage.csv") {
+				t.Fatalf("Fetch of a file changed while read = %+v, %v; want an error naming %s, saying it changed and to rename a temporary file over it", rep, err, p)
+			}
+			write(t, p, written)
+			if err := s.Check(t.Context()); !errors.Is(err, file.ErrChanged) {
+				t.Errorf("Check of a file changed while read = %v, want ErrChanged", err)
+			}
+		})
+	}
+	t.Run("replaced by a rename", func(t *testing.T) {
+		t.Parallel()
+		p := writeFile(t, "usage.csv", written)
+		s := newSource(t, file.Config{Path: p})
+		file.SetReadHook(s, func() {
+			tmp := p + ".tmp"
+			write(t, tmp, full)
+			if err := os.Rename(tmp, p); err != nil {
+				t.Fatal(err)
+			}
+		})
+		rep, err := s.Fetch(t.Context(), oct2026)
+		if err != nil || len(rep.Records) != 1 {
+			t.Fatalf("Fetch of a file replaced by a rename while read = %+v, %v; want the file as opened, 1 record", rep, err)
+		}
+		file.SetReadHook(s, nil)
+		if rep, err := s.Fetch(t.Context(), oct2026); err != nil || len(rep.Records) != 3 {
+			t.Errorf("next Fetch = %+v, %v; want the new file, 3 records", rep, err)
+		}
+	})
+}
