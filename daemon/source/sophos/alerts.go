@@ -354,7 +354,58 @@ const defaultMaxAlertPages = 1000
 
 // ListAll returns every open alert of a tenant, following nextKey. It
 // fails rather than return part of the list, so that the caller never
-// takes a missing alert for a resolved one: the first page asks for
+// takes a missing alert for a resolved one (see listOnce). A listing of
+// more than one page is read again, and used only once two readings in a
+// row hold the same alerts: with offset-like keys, an alert cleared on a
+// page already read shifts the next page by one, so that its first alert
+// is on no page, and one raised after the last page was read keeps the
+// count as announced; such a listing has no repeat and the right count,
+// and only another reading shows the alert it missed (and the one it kept
+// that was cleared). Up to three readings, then an error: alerts that
+// change at every reading are not listed this pass. A listing of one page
+// (1,000 alerts at the default page size, most tenants) is read once.
+func (s *AlertsService) ListAll(ctx context.Context, tenantID, apiHost string, opts *AlertListOptions) ([]*Alert, error) {
+	all, pages, err := s.listOnce(ctx, tenantID, apiHost, opts)
+	if err != nil || pages == 1 {
+		return all, err
+	}
+	for range maxAlertReadings - 1 {
+		again, _, err := s.listOnce(ctx, tenantID, apiHost, opts)
+		if err != nil {
+			return nil, err
+		}
+		if sameAlerts(all, again) {
+			return again, nil
+		}
+		all = again
+	}
+	return nil, fmt.Errorf("sophos: GET /common/v1/alerts (tenant %s): the alerts of its %d pages changed between each of %d readings, "+
+		"so one still open may be on no page: this is not a complete listing", tenantID, pages, maxAlertReadings)
+}
+
+// maxAlertReadings is how many times ListAll reads a listing of more than
+// one page at most, waiting for two in a row that agree.
+const maxAlertReadings = 3
+
+// sameAlerts reports whether a and b hold the same alert ids.
+func sameAlerts(a, b []*Alert) bool {
+	ids := make(map[string]int, len(a))
+	for _, x := range a {
+		ids[x.ID]++
+	}
+	for _, x := range b {
+		ids[x.ID]--
+	}
+	for _, n := range ids {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// listOnce reads a tenant's listing once, following nextKey, and returns
+// its alerts and how many pages it read. The first page asks for
 // pageTotal, and pages that hold another number of alerts than it
 // announced (alerts raised or cleared while the pages were read shift
 // them, and one still open can be on none) are an error. The pages stop
@@ -364,7 +415,7 @@ const defaultMaxAlertPages = 1000
 // (an alert raised before the key), and with the count still as announced
 // (one cleared meanwhile) another alert, still open, was on none. So do a
 // nextKey that repeats, and more than 1,000 pages.
-func (s *AlertsService) ListAll(ctx context.Context, tenantID, apiHost string, opts *AlertListOptions) ([]*Alert, error) {
+func (s *AlertsService) listOnce(ctx context.Context, tenantID, apiHost string, opts *AlertListOptions) ([]*Alert, int, error) {
 	var o AlertListOptions
 	if opts != nil {
 		o = *opts
@@ -379,11 +430,11 @@ func (s *AlertsService) ListAll(ctx context.Context, tenantID, apiHost string, o
 	)
 	for page := 1; ; page++ {
 		if page > s.client.maxAlertPages {
-			return nil, fmt.Errorf("%s: more than %d pages; stopping rather than reading on", where, s.client.maxAlertPages)
+			return nil, 0, fmt.Errorf("%s: more than %d pages; stopping rather than reading on", where, s.client.maxAlertPages)
 		}
 		alerts, resp, err := s.List(ctx, tenantID, apiHost, &o)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if page == 1 {
 			first = resp.Pages
@@ -393,7 +444,7 @@ func (s *AlertsService) ListAll(ctx context.Context, tenantID, apiHost string, o
 			case !ok:
 				onPage[a.ID] = page
 			case p != page:
-				return nil, fmt.Errorf("%s: alert %s is on page %d and on page %d; alerts changed while they were read, "+
+				return nil, 0, fmt.Errorf("%s: alert %s is on page %d and on page %d; alerts changed while they were read, "+
 					"so one still open may be on no page: this is not a complete listing", where, a.ID, p, page)
 			}
 		}
@@ -401,7 +452,7 @@ func (s *AlertsService) ListAll(ctx context.Context, tenantID, apiHost string, o
 		total, totalSent := first.AnnouncedTotal()
 		if resp.NextKey != "" && (!totalSent || page < total) {
 			if seen[resp.NextKey] {
-				return nil, fmt.Errorf("%s: nextKey %q repeats; stopping rather than looping", where, resp.NextKey)
+				return nil, 0, fmt.Errorf("%s: nextKey %q repeats; stopping rather than looping", where, resp.NextKey)
 			}
 			seen[resp.NextKey] = true
 			o.PageFromKey, o.PageTotal = resp.NextKey, false
@@ -410,12 +461,12 @@ func (s *AlertsService) ListAll(ctx context.Context, tenantID, apiHost string, o
 		// The last page: the one without a nextKey, or the last one the
 		// first page announced.
 		if n, ok := first.AnnouncedItems(); ok && len(all) != n {
-			return nil, fmt.Errorf("%s: the first page announced %d alerts and the %d pages held %d; alerts changed while they were read, so this is not a complete listing", where, n, page, len(all))
+			return nil, 0, fmt.Errorf("%s: the first page announced %d alerts and the %d pages held %d; alerts changed while they were read, so this is not a complete listing", where, n, page, len(all))
 		}
 		if totalSent && page < total {
-			return nil, fmt.Errorf("%s: the first page announced %d pages and the listing ended after %d; not a complete listing", where, total, page)
+			return nil, 0, fmt.Errorf("%s: the first page announced %d pages and the listing ended after %d; not a complete listing", where, total, page)
 		}
-		return all, nil
+		return all, page, nil
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -57,8 +58,8 @@ func TestAlertsService_ListAll_paging(t *testing.T) {
 			t.Errorf("alerts request headers %v: want X-Tenant-ID %s, a bearer token and no X-Partner-ID", r.Header, acme)
 		}
 	}
-	if calls != 3 {
-		t.Errorf("%d alerts requests, want 3 pages of 2", calls)
+	if calls != 6 {
+		t.Errorf("%d alerts requests, want 3 pages of 2, read twice (see TestAlertsService_ListAll_readAgain)", calls)
 	}
 }
 
@@ -527,5 +528,118 @@ func TestAlertsService_ListAll_alertOnTwoPages(t *testing.T) {
 	alerts, err := c.Alerts.ListAll(t.Context(), acme, "", &sophos.AlertListOptions{PageSize: 2})
 	if want := "alert a2 is on page 1 and on page 2"; err == nil || !strings.Contains(err.Error(), want) || alerts != nil {
 		t.Errorf("ListAll = %d alerts, %v; want an error containing %q", len(alerts), err, want)
+	}
+}
+
+// offsetAlerts serves a tenant's open alerts with offset-like keys (the
+// key is the index of the page's first alert), as a listing whose alerts
+// change between requests shifts them. change, unless nil, runs after
+// each answer with the number of requests so far, under the lock.
+type offsetAlerts struct {
+	mu       sync.Mutex
+	ids      []string
+	requests int
+	change   func(o *offsetAlerts, requests int)
+}
+
+func (o *offsetAlerts) serve(rw http.ResponseWriter, r *http.Request) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	q := r.URL.Query()
+	size, _ := strconv.Atoi(q.Get("pageSize"))
+	from, _ := strconv.Atoi(q.Get("pageFromKey"))
+	end := min(from+size, len(o.ids))
+	var items []string
+	for _, id := range o.ids[min(from, end):end] {
+		items = append(items, fmt.Sprintf(`{"id":%q,"severity":"high"}`, id))
+	}
+	pages := fmt.Sprintf(`"size":%d`, size)
+	if end < len(o.ids) {
+		pages += fmt.Sprintf(`,"nextKey":"%d"`, end)
+	}
+	if q.Get("pageTotal") == "true" {
+		pages += fmt.Sprintf(`,"total":%d,"items":%d`, (len(o.ids)+size-1)/size, len(o.ids))
+	}
+	fmt.Fprintf(rw, `{"items":[%s],"pages":{%s}}`, strings.Join(items, ","), pages)
+	o.requests++
+	if o.change != nil {
+		o.change(o, o.requests)
+	}
+}
+
+// TestAlertsService_ListAll_readAgain: with offset-like keys, an alert
+// cleared on a page already read and one raised after the last page leave
+// the count as announced and no repeat, while the alert the clear shifted
+// onto that page is on none: that reading alone keeps the cleared alert's
+// ticket open and takes the one on no page, still open, for resolved. A
+// listing of more than one page is read until two readings agree.
+func TestAlertsService_ListAll_readAgain(t *testing.T) {
+	t.Parallel()
+	ids := func(alerts []*sophos.Alert) string {
+		var s []string
+		for _, a := range alerts {
+			s = append(s, a.ID)
+		}
+		return strings.Join(s, ",")
+	}
+	for _, tc := range []struct {
+		name   string
+		ids    []string
+		change func(o *offsetAlerts, requests int)
+		// want is the alerts listed, or "" for an error containing wantErr.
+		want, wantErr string
+		requests      int
+	}{
+		{name: "one page is read once", ids: []string{"a1", "a2"}, want: "a1,a2", requests: 1},
+		{name: "pages that do not change are read twice", ids: []string{"a1", "a2", "a3", "a4", "a5"}, want: "a1,a2,a3,a4,a5", requests: 6},
+		{
+			name: "a clear on a page read and a raise after the last", ids: []string{"a1", "a2", "a3", "a4", "a5"},
+			change: func(o *offsetAlerts, requests int) {
+				if requests == 1 { // after the first page of the first reading
+					o.ids = append(o.ids[1:], "a6")
+				}
+			},
+			// The first reading is a1,a2,a4,a5,a6: five alerts as
+			// announced, a3 on no page and a1, cleared, kept.
+			want: "a2,a3,a4,a5,a6", requests: 9,
+		},
+		{
+			name: "alerts that change at every reading", ids: []string{"a1", "a2", "a3"},
+			change: func(o *offsetAlerts, requests int) {
+				if requests%2 == 0 { // after each reading's last page
+					o.ids = append(o.ids[1:], fmt.Sprintf("b%d", requests))
+				}
+			},
+			wantErr: "changed between each of 3 readings", requests: 6,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := &offsetAlerts{ids: tc.ids, change: tc.change}
+			mux := http.NewServeMux()
+			mux.HandleFunc("POST /token", func(rw http.ResponseWriter, r *http.Request) {
+				fmt.Fprint(rw, `{"access_token":"tok-abcdef","token_type":"bearer","expires_in":3600}`)
+			})
+			mux.HandleFunc("GET /common/v1/alerts", o.serve)
+			ts := newTestServer(t, mux)
+			c, err := sophos.NewClient(sophos.WithCredentials("id", "top-secret"), sophos.WithAuthURL(ts+"/token"), sophos.WithBaseURL(ts))
+			if err != nil {
+				t.Fatal(err)
+			}
+			alerts, err := c.Alerts.ListAll(t.Context(), acme, "", &sophos.AlertListOptions{PageSize: 2})
+			switch {
+			case tc.wantErr != "":
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || alerts != nil {
+					t.Errorf("ListAll = %s, %v; want an error containing %q", ids(alerts), err, tc.wantErr)
+				}
+			case err != nil || ids(alerts) != tc.want:
+				t.Errorf("ListAll = %s, %v; want %s", ids(alerts), err, tc.want)
+			}
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			if o.requests != tc.requests {
+				t.Errorf("requests = %d, want %d", o.requests, tc.requests)
+			}
+		})
 	}
 }
