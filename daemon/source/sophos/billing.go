@@ -158,6 +158,15 @@ func (s *BillingService) GetUsage(ctx context.Context, year int, month time.Mont
 // on past it is an error rather than a loop without end.
 const defaultMaxUsagePages = 10000
 
+// defaultMaxUsageRows bounds the rows ListAllUsage holds of one report,
+// which it keeps whole until the report is read: a million rows are some
+// 1 GiB, a hundred times the rows of a partner with 10,000 tenants of ten
+// order lines each. The page bound alone allows 10 million, and the 64 MiB
+// bound on an answer only bounds a page. A report that announces more, or
+// whose pages hold more, fails at once with an error saying so, rather
+// than take the memory of the host.
+const defaultMaxUsageRows = 1_000_000
+
 // ListAllUsage returns every row of the month's report, following nextKey.
 // opts.PageFromKey is ignored; the first request asks for pageTotal. A 404
 // on the first page (no report for the month yet) is returned as is, so
@@ -169,8 +178,9 @@ const defaultMaxUsagePages = 10000
 // only the number of pages (pages.total), a listing that ends before that
 // many pages, or still points to another page after them, fails. The pages
 // stop after the announced number even when the server hands out more keys.
-// A nextKey that repeats, a page whose rows repeat the previous page's, and
-// more than 10,000 pages fail too. A listing with an order line on two
+// A nextKey that repeats, a page whose rows repeat the previous page's,
+// more than 10,000 pages and more than a million rows (announced or held)
+// fail too. A listing with an order line on two
 // pages (rows shifted while it was read, see orderLineKey) is read again
 // once, and the second listing is returned.
 func (s *BillingService) ListAllUsage(ctx context.Context, year int, month time.Month, opts *UsageListOptions) ([]*UsageItem, error) {
@@ -221,6 +231,9 @@ func (s *BillingService) listAllUsage(ctx context.Context, year int, month time.
 		}
 		if page == 1 {
 			first = resp.Pages
+			if n, ok := first.AnnouncedItems(); ok && n > s.client.maxUsageRows {
+				return nil, false, fmt.Errorf("%s: the report announces %d rows, more than the %d psa-syncd reads of one month's usage; not reading it", where, n, s.client.maxUsageRows)
+			}
 		} else if len(items) > 0 && reflect.DeepEqual(items, prev) {
 			return nil, false, fmt.Errorf("%s: page %d (key %q) repeats the rows of page %d; the server does not follow pageFromKey, and counting them twice would double the usage", where, page, o.PageFromKey, page-1)
 		}
@@ -236,6 +249,9 @@ func (s *BillingService) listAllUsage(ctx context.Context, year int, month time.
 			}
 		}
 		all = append(all, items...)
+		if len(all) > s.client.maxUsageRows {
+			return nil, false, fmt.Errorf("%s: the report's first %d pages hold more than the %d rows psa-syncd reads of one month's usage; stopping rather than reading on", where, page, s.client.maxUsageRows)
+		}
 		prev = items
 		total, totalSent := first.AnnouncedTotal()
 		if resp.NextKey != "" && (!totalSent || page < total) {

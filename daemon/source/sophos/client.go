@@ -72,6 +72,8 @@ type Client struct {
 	// ListAllUsage, Tenants.ListAll and Alerts.ListAll read (tests lower
 	// them).
 	maxUsagePages, maxTenantPages, maxAlertPages int
+	// maxUsageRows bounds the rows ListAllUsage holds (tests lower it).
+	maxUsageRows int
 
 	tokenMu     sync.Mutex // held while a token is fetched, so callers share one
 	token       string
@@ -248,6 +250,7 @@ func NewClient(opts ...Option) (*Client, error) {
 
 		maxBody:        defaultMaxBody,
 		maxUsagePages:  defaultMaxUsagePages,
+		maxUsageRows:   defaultMaxUsageRows,
 		maxTenantPages: defaultMaxTenantPages,
 		maxAlertPages:  defaultMaxAlertPages,
 	}

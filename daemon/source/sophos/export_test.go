@@ -15,3 +15,8 @@ func SetMaxAlertPages(c *Client, n int) {
 func SetMaxBody(c *Client, n int64) {
 	c.maxBody = n
 }
+
+// SetMaxUsageRows lowers the bound on the rows of c's usage listings.
+func SetMaxUsageRows(c *Client, n int) {
+	c.maxUsageRows = n
+}

@@ -103,6 +103,7 @@ func TestBillingService_ListAllUsage_announcement(t *testing.T) {
 		name     string
 		usage    func(*http.Request, int) string
 		maxPages int
+		maxRows  int
 		wantRows int
 		wantErr  string // a part of the error; "" for none
 		wantReqs int
@@ -171,6 +172,29 @@ func TestBillingService_ListAllUsage_announcement(t *testing.T) {
 			"k1": page("", "", 2)}),
 		wantErr:  "the report announced 1 pages and page 1 still points to another",
 		wantReqs: 1,
+	}, {
+		name: "as many rows as psa-syncd reads",
+		usage: byKey(map[string]string{
+			"":   page("k1", `,"total":2,"items":2`, 1),
+			"k1": page("", "", 2)}),
+		maxRows:  2,
+		wantRows: 2, wantReqs: 2,
+	}, {
+		// A report (or a server) announcing more rows than psa-syncd
+		// holds fails before its pages take the memory.
+		name:     "more rows announced than psa-syncd reads",
+		usage:    byKey(map[string]string{"": page("k1", `,"total":3,"items":3`, 1)}),
+		maxRows:  2,
+		wantErr:  "sophos: GET /partner/v1/billing/usage/2026/10 (usage of 2026-10): the report announces 3 rows, more than the 2 psa-syncd reads of one month's usage; not reading it",
+		wantReqs: 1,
+	}, {
+		name: "more rows than psa-syncd reads, nothing announced",
+		usage: func(_ *http.Request, n int) string {
+			return page(fmt.Sprintf("k%d", n), "", n)
+		},
+		maxRows:  2,
+		wantErr:  "the report's first 3 pages hold more than the 2 rows psa-syncd reads of one month's usage; stopping rather than reading on",
+		wantReqs: 3,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -178,6 +202,9 @@ func TestBillingService_ListAllUsage_announcement(t *testing.T) {
 			c := f.start(t, nil)
 			if tc.maxPages > 0 {
 				sophos.SetMaxPages(c, tc.maxPages, 1000)
+			}
+			if tc.maxRows > 0 {
+				sophos.SetMaxUsageRows(c, tc.maxRows)
 			}
 			// A client that pages for ever fails at the deadline.
 			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
