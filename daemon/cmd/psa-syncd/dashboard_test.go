@@ -233,7 +233,7 @@ func TestGrafanaDashboard_activeInstanceOnly(t *testing.T) {
           - labels: 'psa_sync_held_lines{job="psa-syncd",instance="sync1:9810",system="autotask"}'
             value: 0`,
 		"Usage to bill": `
-          - labels: 'psa_sync_last_run_usage_missing{job="psa-syncd",instance="sync1:9810",system="autotask"}'
+          - labels: '{job="psa-syncd",instance="sync1:9810",system="autotask"}'
             value: 0`,
 		// The active instance has no pass of the month that ended on
 		// record; the standby's failure is not shown.
@@ -327,5 +327,72 @@ func checkDashboardData(t *testing.T, prom *promServer) {
 		if data.ResultType == "vector" && len(data.Result) == 0 {
 			t.Errorf("panel %q: %q returns no data", q.panel, q.expr)
 		}
+	}
+}
+
+// TestGrafanaDashboard_usageToBillAfterFailedPass: "Usage to bill" says
+// "not read" (2) for an instance whose last pass failed, which sets
+// psa_sync_last_run_usage_missing to 0: "some" (0) would say the failed
+// pass had usage to bill. sync1's pass with no usage to bill is followed by
+// one that fails; sync3's last pass had no usage to bill.
+func TestGrafanaDashboard_usageToBillAfterFailedPass(t *testing.T) {
+	t.Parallel()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatalf("promtool is needed (make test-alerts installs it): %v", err)
+	}
+	queries, _ := dashboardQueries(t)
+	var expr string
+	for _, q := range queries {
+		if q.panel == "Usage to bill" {
+			expr = q.expr
+			break
+		}
+	}
+	if expr == "" {
+		t.Fatal(`no panel "Usage to bill" in the dashboard`)
+	}
+	test := `evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'psa_sync_leader{job="psa-syncd",instance="sync1:9810"}'
+        values: '1x20'
+      - series: 'psa_sync_last_run_usage_missing{job="psa-syncd",instance="sync1:9810",system="autotask"}'
+        values: '1x4 0x15'
+      - series: 'psa_sync_last_run_result{job="psa-syncd",instance="sync1:9810",system="autotask",result="partial"}'
+        values: '1x4 0x15'
+      - series: 'psa_sync_last_run_result{job="psa-syncd",instance="sync1:9810",system="autotask",result="failure"}'
+        values: '0x4 1x15'
+      - series: 'psa_sync_leader{job="psa-syncd",instance="sync3:9810"}'
+        values: '1x20'
+      - series: 'psa_sync_last_run_usage_missing{job="psa-syncd",instance="sync3:9810",system="autotask"}'
+        values: '1x20'
+      - series: 'psa_sync_last_run_result{job="psa-syncd",instance="sync3:9810",system="autotask",result="partial"}'
+        values: '1x20'
+      - series: 'psa_sync_last_run_result{job="psa-syncd",instance="sync3:9810",system="autotask",result="failure"}'
+        values: '0x20'
+    promql_expr_test:
+      - expr: '` + strings.ReplaceAll(expr, "'", "''") + `'
+        eval_time: 2m
+        exp_samples:
+          - labels: '{job="psa-syncd",instance="sync1:9810",system="autotask"}'
+            value: 1
+          - labels: '{job="psa-syncd",instance="sync3:9810",system="autotask"}'
+            value: 1
+      - expr: '` + strings.ReplaceAll(expr, "'", "''") + `'
+        eval_time: 10m
+        exp_samples:
+          - labels: '{job="psa-syncd",instance="sync1:9810",system="autotask"}'
+            value: 2
+          - labels: '{job="psa-syncd",instance="sync3:9810",system="autotask"}'
+            value: 1
+`
+	path := filepath.Join(t.TempDir(), "usage_to_bill_test.yml")
+	if err := os.WriteFile(path, []byte(test), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "test", "rules", path).CombinedOutput(); err != nil {
+		t.Errorf("Usage to bill after a failed pass: promtool test rules: %v\n%s", err, out)
 	}
 }
