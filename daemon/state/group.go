@@ -341,6 +341,9 @@ func (db *DB) commitGroup(group []*groupOp) {
 	}
 	begin, viaFence := db.sql.BeginTx, false
 	var cancelled func() bool
+	// stopCancels stops the cancels of a transaction through the lock's
+	// session (cancelAfter); safe to call more than once.
+	stopCancels := func() {}
 	if db.fenced {
 		db.fenceMu.Lock()
 		defer db.fenceMu.Unlock()
@@ -348,9 +351,8 @@ func (db *DB) commitGroup(group []*groupOp) {
 			begin, viaFence = db.fence.BeginTx, true
 			// The server, not the client's deadline, ends a transaction
 			// whose statements wait too long in all.
-			var stop func()
-			stop, cancelled = db.cancelAfter(db.fenceSession, db.fenceCancel, transactionBound(db.timeout))
-			defer stop()
+			stopCancels, cancelled = db.cancelAfter(db.fenceSession, db.fenceCancel, transactionBound(db.timeout))
+			defer stopCancels()
 		} else {
 			kept := group[:0]
 			for _, o := range group {
@@ -411,6 +413,16 @@ func (db *DB) commitGroup(group []*groupOp) {
 			continue
 		}
 		if err != nil {
+			// No cancel after the statement failed: one that reached the
+			// ROLLBACK would fail it, and pgx closes a connection whose
+			// ROLLBACK failed, which ends the lock's session and the
+			// leadership. Stopped, they are over (stop waits for a request
+			// under way), and a cancel that reaches an idle session is
+			// ignored.
+			stopCancels()
+			if db.beforeRollback != nil {
+				db.beforeRollback()
+			}
 			_ = tx.Rollback()
 			fail(err, o)
 			return
@@ -419,7 +431,9 @@ func (db *DB) commitGroup(group []*groupOp) {
 	}
 	if !wrote {
 		// Nothing to commit: every operation was refused before writing,
-		// or writes nothing.
+		// or writes nothing. Past the bound, a cancel would only fail the
+		// ROLLBACK (above).
+		stopCancels()
 		_ = tx.Rollback()
 	} else if err := db.commit(tx); err != nil {
 		fail(err, nil)

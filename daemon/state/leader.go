@@ -289,7 +289,11 @@ func cancelRequestOf(conn *sql.Conn) func(context.Context) error {
 // table) is then cancelled by the server, which keeps the session, before
 // the client gives it up at state.query_timeout, which ends the session
 // and with it the leadership (statement_timeout bounds each statement, not
-// their sum). cancelled reports whether a cancel was sent.
+// their sum). cancelled reports whether a cancel was sent. The committer
+// stops them as soon as a statement of the transaction failed, before its
+// ROLLBACK: a cancel that reached the ROLLBACK failed it, and pgx closes a
+// connection whose ROLLBACK failed, which ended the lock's session and the
+// leadership (audit-fence6, not fixed 1).
 //
 // The cancel is pgconn's cancel request on the session's own key
 // (request), a connection of its own that needs neither a pooled
@@ -327,6 +331,10 @@ func (db *DB) cancelAfter(id backendID, request func(context.Context) error, bou
 					WHERE pid = $1 AND backend_start = $2 AND state = 'active'
 					AND clock_timestamp() - xact_start >= make_interval(secs => $3)`, id.pid, id.start, (bound / 2).Seconds())
 				qcancel()
+			}
+			if db.cancelPause != nil {
+				db.cancelPause(ctx)
+				continue
 			}
 			select {
 			case <-ctx.Done():

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -388,5 +390,99 @@ func TestCancelAfter_stopTwice(t *testing.T) {
 	}
 	if cancelled() || requested {
 		t.Error("a cancel was sent before the bound passed")
+	}
+}
+
+// TestLeadership_noCancelAfterAStatementFailed: a transaction through the
+// lock's session waits for two locks in turn (as
+// TestLeadership_twoLockWaitsInOneCommitKeepTheLeadership), and its
+// statement is cancelled at the transaction bound. The cancels went on
+// every 100 ms until the committer's deferred stop, after its ROLLBACK: one
+// that reached the ROLLBACK failed it, pgx closes a connection whose
+// ROLLBACK failed, and the leadership was lost with the lock's session
+// (audit-fence6, not fixed 1). The cancels now stop once a statement
+// failed, before the ROLLBACK is sent.
+//
+// Deterministic, whatever the machine's load: between two requests the
+// cancel loop waits (cancelPause) until the committer is about to roll
+// back, which waits (beforeRollback) until the loop either sent another
+// request or ended.
+func TestLeadership_noCancelAfterAStatementFailed(t *testing.T) {
+	t.Parallel()
+	const queryTimeout = 10 * time.Second
+	a, la, dba := openLeaderWithDBA(t, queryTimeout)
+	pid := a.fenceSession.pid
+	ins, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed, ended, late := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var endOnce, lateOnce sync.Once
+	var requests, lateRequests atomic.Int32
+	a.fenceMu.Lock()
+	request := a.fenceCancel
+	a.fenceCancel = func(ctx context.Context) error {
+		requests.Add(1)
+		select {
+		case <-failed:
+			lateRequests.Add(1)
+			lateOnce.Do(func() { close(late) })
+		default:
+		}
+		return request(ctx)
+	}
+	a.cancelPause = func(ctx context.Context) {
+		select {
+		case <-ctx.Done():
+			endOnce.Do(func() { close(ended) })
+		case <-failed:
+			// One more request, then none until stop.
+			select {
+			case <-late:
+				<-ctx.Done()
+				endOnce.Do(func() { close(ended) })
+			default:
+			}
+		}
+	}
+	a.beforeRollback = func() {
+		close(failed)
+		select {
+		case <-late:
+		case <-ended:
+		case <-time.After(time.Minute):
+			t.Error("the cancel loop neither sent a request nor ended within a minute after the statement failed")
+		}
+	}
+	a.fenceMu.Unlock()
+
+	releaseIntents := lockTable(t, dba, "intents", "EXCLUSIVE")
+	releaseLedger := lockTable(t, dba, "ledger", "EXCLUSIVE")
+	done := make(chan error, 1)
+	go func() {
+		done <- a.CompleteIntentBatch(context.Background(), []IntentCompletion{{ID: ins[0].ID, State: IntentDone}})
+	}()
+	waitForLockWait(t, dba, pid, "intents", queryTimeout/4)
+	releaseIntents()
+	waitForLockWait(t, dba, pid, "ledger", 0)
+	err = <-done
+	releaseLedger()
+	if err == nil || !strings.Contains(err.Error(), "canceling statement due to user request") {
+		t.Fatalf("CompleteIntentBatch waiting for two locks = %v; want its statement cancelled at the transaction bound", err)
+	}
+	if requests.Load() == 0 {
+		t.Fatal("no cancel request was sent; want the statement cancelled by one")
+	}
+	if n := lateRequests.Load(); n != 0 {
+		t.Errorf("%d cancel request(s) sent after the transaction's statement failed; want none: one that reaches the ROLLBACK "+
+			"fails it, and pgx then closes the lock's connection", n)
+	}
+	select {
+	case <-la.Lost():
+		t.Fatalf("leadership lost: %v", la.Err())
+	default:
+	}
+	if _, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()}); err != nil {
+		t.Errorf("OpenIntentBatch after the cancelled transaction = %v, want it committed through the lock's session", err)
 	}
 }

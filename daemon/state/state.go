@@ -198,6 +198,14 @@ type DB struct {
 	// under fenceMu.
 	leaseAnswered atomic.Int64
 	leaseTerm     atomic.Int64
+	// cancelPause, when set (by tests), replaces the 100 ms that
+	// cancelAfter waits between two cancel requests: it returns when the
+	// next may be sent, or once ctx is done (stop).
+	cancelPause func(ctx context.Context)
+	// beforeRollback, when set (by tests), is called by commitGroup before
+	// it rolls back a transaction through the lock's session whose
+	// statement failed.
+	beforeRollback func()
 
 	// runNote says whether the runs table has its note column (schema
 	// version 8): a database opened with Config.Existing or ReadOnly is
