@@ -18,8 +18,16 @@ import (
 // 100 ms), and opens a second one for the DBA's sessions.
 func openLeaderWithDBA(t *testing.T, queryTimeout time.Duration) (a *DB, la *Leadership, dba *DB) {
 	t.Helper()
+	return openLeader(t, Config{QueryTimeout: queryTimeout})
+}
+
+// openLeader is openLeaderWithDBA with the active instance's database
+// opened with cfg, whose Driver and URL it sets.
+func openLeader(t *testing.T, cfg Config) (a *DB, la *Leadership, dba *DB) {
+	t.Helper()
 	url := pgtest.NewDatabase(t)
-	a, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url, QueryTimeout: queryTimeout})
+	cfg.Driver, cfg.URL = DriverPostgres, url
+	a, err := OpenConfig(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,6 +45,16 @@ func openLeaderWithDBA(t *testing.T, queryTimeout time.Duration) (a *DB, la *Lea
 	return a, la, dba
 }
 
+// stillLeading stops the test when la has been lost.
+func stillLeading(t *testing.T, la *Leadership) {
+	t.Helper()
+	select {
+	case <-la.Lost():
+		t.Fatalf("leadership lost: %v", la.Err())
+	default:
+	}
+}
+
 // lockTable locks table in mode in a transaction of db's pool, which the
 // returned function (also called at the test's end) rolls back.
 func lockTable(t *testing.T, db *DB, table, mode string) func() {
@@ -48,7 +66,11 @@ func lockTable(t *testing.T, db *DB, table, mode string) func() {
 	if _, err := tx.ExecContext(t.Context(), `LOCK TABLE `+table+` IN `+mode+` MODE`); err != nil {
 		t.Fatal(err)
 	}
-	release := func() { _ = tx.Rollback() }
+	release := func() {
+		if err := tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+			t.Errorf("releasing the lock on %s: %v", table, err)
+		}
+	}
 	t.Cleanup(release)
 	return release
 }
@@ -81,6 +103,30 @@ func waitForLockWait(t *testing.T, dba *DB, pid int64, table string, least time.
 	}
 }
 
+// completeWaitingForTwoLocks completes intent id through a's lock session
+// (a commit that writes intents, then ledger) while the DBA holds a lock on
+// each table, and returns the commit's error. The lock on intents is
+// released once the server shows the commit waiting a quarter of
+// queryTimeout for it, the lock on ledger once the commit returned: the
+// two waits together outlast the transaction bound (a tenth below
+// queryTimeout) whatever the machine's load, and neither alone reaches the
+// statement bound (a fifth below).
+func completeWaitingForTwoLocks(t *testing.T, a, dba *DB, id int64, queryTimeout time.Duration) error {
+	t.Helper()
+	releaseIntents := lockTable(t, dba, "intents", "EXCLUSIVE")
+	releaseLedger := lockTable(t, dba, "ledger", "EXCLUSIVE")
+	done := make(chan error, 1)
+	go func() {
+		done <- a.CompleteIntentBatch(context.Background(), []IntentCompletion{{ID: id, State: IntentDone}})
+	}()
+	waitForLockWait(t, dba, a.fenceSession.pid, "intents", queryTimeout/4)
+	releaseIntents()
+	waitForLockWait(t, dba, a.fenceSession.pid, "ledger", 0)
+	err := <-done
+	releaseLedger()
+	return err
+}
+
 // TestLeadership_leaseKeptWhileACommitWaitsForALock: a commit through the
 // lock's session waits for a lock that maintenance holds on intents (less
 // than the statement bound). The watch could not check the lock meanwhile
@@ -111,11 +157,7 @@ func TestLeadership_leaseKeptWhileACommitWaitsForALock(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("OpenIntentBatch once the lock is gone = %v", err)
 	}
-	select {
-	case <-la.Lost():
-		t.Fatalf("leadership lost: %v", la.Err())
-	default:
-	}
+	stillLeading(t, la)
 }
 
 // TestLeadership_leaseNotKeptForASessionThatEnded: the lease kept while a
@@ -220,17 +262,7 @@ func TestLeadership_twoLockWaitsInOneCommitKeepTheLeadership(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	releaseIntents := lockTable(t, dba, "intents", "EXCLUSIVE")
-	releaseLedger := lockTable(t, dba, "ledger", "EXCLUSIVE")
-	done := make(chan error, 1)
-	go func() {
-		done <- a.CompleteIntentBatch(context.Background(), []IntentCompletion{{ID: ins[0].ID, State: IntentDone}})
-	}()
-	waitForLockWait(t, dba, pid, "intents", queryTimeout/4)
-	releaseIntents()
-	waitForLockWait(t, dba, pid, "ledger", 0)
-	err = <-done
-	releaseLedger()
+	err = completeWaitingForTwoLocks(t, a, dba, ins[0].ID, queryTimeout)
 	if err == nil || !strings.Contains(err.Error(), "canceling statement") || !strings.Contains(err.Error(), "waited 18s in all, for locks that another session holds") {
 		t.Errorf("CompleteIntentBatch waiting for two locks = %v; want the statement cancelled by the server at the transaction bound (18 s, "+
 			"a tenth below query_timeout), saying why", err)
@@ -252,11 +284,7 @@ func TestLeadership_twoLockWaitsInOneCommitKeepTheLeadership(t *testing.T) {
 	if err := a.CompleteIntentBatch(t.Context(), []IntentCompletion{{ID: ins[0].ID, State: IntentDone}}); err != nil {
 		t.Errorf("CompleteIntentBatch once the locks are gone = %v", err)
 	}
-	select {
-	case <-la.Lost():
-		t.Fatalf("leadership lost: %v", la.Err())
-	default:
-	}
+	stillLeading(t, la)
 }
 
 // TestLeadership_checkInAnAbortedTransactionKeepsTheLeadership: the lock's
@@ -311,23 +339,7 @@ func TestLeadership_checkInAnAbortedTransactionKeepsTheLeadership(t *testing.T) 
 func TestLeadership_twoLockWaitsWithThePoolInUseKeepTheLeadership(t *testing.T) {
 	t.Parallel()
 	const queryTimeout = 8 * time.Second
-	url := pgtest.NewDatabase(t)
-	a, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url, QueryTimeout: queryTimeout, MaxOpenConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Close() })
-	dba, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dba.Close() })
-	la, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, 100*time.Millisecond)
-	if err != nil || la == nil {
-		t.Fatalf("a.TryLead = %v, %v; want the leadership", la, err)
-	}
-	t.Cleanup(func() { _ = la.Release() })
-	pid := a.fenceSession.pid
+	a, la, dba := openLeader(t, Config{QueryTimeout: queryTimeout, MaxOpenConns: 2})
 	ins, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()})
 	if err != nil {
 		t.Fatal(err)
@@ -337,35 +349,17 @@ func TestLeadership_twoLockWaitsWithThePoolInUseKeepTheLeadership(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	releaseIntents := lockTable(t, dba, "intents", "EXCLUSIVE")
-	releaseLedger := lockTable(t, dba, "ledger", "EXCLUSIVE")
-	done := make(chan error, 1)
-	go func() {
-		done <- a.CompleteIntentBatch(context.Background(), []IntentCompletion{{ID: ins[0].ID, State: IntentDone}})
-	}()
-	waitForLockWait(t, dba, pid, "intents", queryTimeout/4)
-	releaseIntents()
-	waitForLockWait(t, dba, pid, "ledger", 0)
-	err = <-done
-	releaseLedger()
+	err = completeWaitingForTwoLocks(t, a, dba, ins[0].ID, queryTimeout)
 	_ = busy.Close()
 	if err == nil || !strings.Contains(err.Error(), "canceling statement") || !strings.Contains(err.Error(), "for locks that another session holds") {
 		t.Errorf("CompleteIntentBatch waiting for two locks with the pool in use = %v; want the statement cancelled by the server at the "+
 			"transaction bound, saying why", err)
 	}
-	select {
-	case <-la.Lost():
-		t.Fatalf("leadership lost: %v", la.Err())
-	default:
-	}
+	stillLeading(t, la)
 	if err := a.CompleteIntentBatch(t.Context(), []IntentCompletion{{ID: ins[0].ID, State: IntentDone}}); err != nil {
 		t.Errorf("CompleteIntentBatch once the locks are gone = %v", err)
 	}
-	select {
-	case <-la.Lost():
-		t.Fatalf("leadership lost: %v", la.Err())
-	default:
-	}
+	stillLeading(t, la)
 }
 
 // TestCancelAfter_stopTwice: stopping the cancels of a transaction through
@@ -411,7 +405,6 @@ func TestLeadership_noCancelAfterAStatementFailed(t *testing.T) {
 	t.Parallel()
 	const queryTimeout = 10 * time.Second
 	a, la, dba := openLeaderWithDBA(t, queryTimeout)
-	pid := a.fenceSession.pid
 	ins, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()})
 	if err != nil {
 		t.Fatal(err)
@@ -456,17 +449,7 @@ func TestLeadership_noCancelAfterAStatementFailed(t *testing.T) {
 	}
 	a.fenceMu.Unlock()
 
-	releaseIntents := lockTable(t, dba, "intents", "EXCLUSIVE")
-	releaseLedger := lockTable(t, dba, "ledger", "EXCLUSIVE")
-	done := make(chan error, 1)
-	go func() {
-		done <- a.CompleteIntentBatch(context.Background(), []IntentCompletion{{ID: ins[0].ID, State: IntentDone}})
-	}()
-	waitForLockWait(t, dba, pid, "intents", queryTimeout/4)
-	releaseIntents()
-	waitForLockWait(t, dba, pid, "ledger", 0)
-	err = <-done
-	releaseLedger()
+	err = completeWaitingForTwoLocks(t, a, dba, ins[0].ID, queryTimeout)
 	if err == nil || !strings.Contains(err.Error(), "canceling statement due to user request") {
 		t.Fatalf("CompleteIntentBatch waiting for two locks = %v; want its statement cancelled at the transaction bound", err)
 	}
@@ -477,11 +460,7 @@ func TestLeadership_noCancelAfterAStatementFailed(t *testing.T) {
 		t.Errorf("%d cancel request(s) sent after the transaction's statement failed; want none: one that reaches the ROLLBACK "+
 			"fails it, and pgx then closes the lock's connection", n)
 	}
-	select {
-	case <-la.Lost():
-		t.Fatalf("leadership lost: %v", la.Err())
-	default:
-	}
+	stillLeading(t, la)
 	if _, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()}); err != nil {
 		t.Errorf("OpenIntentBatch after the cancelled transaction = %v, want it committed through the lock's session", err)
 	}

@@ -707,29 +707,14 @@ func TestLeadership_checkFenceAfterRelease(t *testing.T) {
 // the same lock).
 func TestLeadership_lockedIntentsTableKeepsTheLeadership(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewDatabase(t)
 	// A query_timeout of 5 s, not 1 s: a CPU-starved test process (nice 19
 	// beside busy loops) took more than 1 s for an unhindered commit, and
 	// the statement bound's fifth (1 s) is what the server's cancel has
 	// before the client gives the statement up.
-	a, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url, QueryTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Close() })
-	dba, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dba.Close() })
-	la, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, 100*time.Millisecond)
-	if err != nil || la == nil {
-		t.Fatalf("a.TryLead = %v, %v; want the leadership", la, err)
-	}
-	defer func() { _ = la.Release() }()
+	a, la, dba := openLeaderWithDBA(t, 5*time.Second)
 	a.fenceMu.Lock()
 	var v string
-	err = a.fence.QueryRowContext(t.Context(), `SHOW statement_timeout`).Scan(&v)
+	err := a.fence.QueryRowContext(t.Context(), `SHOW statement_timeout`).Scan(&v)
 	a.fenceMu.Unlock()
 	if err != nil || v != "4s" {
 		t.Errorf("statement_timeout of the lock's session = %q, %v; want 4s (a fifth below query_timeout)", v, err)
@@ -738,14 +723,7 @@ func TestLeadership_lockedIntentsTableKeepsTheLeadership(t *testing.T) {
 	if _, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()}); err != nil {
 		t.Fatal(err)
 	}
-	lock, err := dba.sql.BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = lock.Rollback() }()
-	if _, err := lock.ExecContext(t.Context(), `LOCK TABLE intents IN EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	release := lockTable(t, dba, "intents", "EXCLUSIVE")
 	_, err = a.OpenIntentBatch(t.Context(), []Intent{testIntent()})
 	if err == nil || !strings.Contains(err.Error(), "statement timeout") || !strings.Contains(err.Error(), "PostgreSQL database") {
 		t.Errorf("OpenIntentBatch with the intents table locked = %v; want the server's statement timeout, naming the database", err)
@@ -772,9 +750,7 @@ func TestLeadership_lockedIntentsTableKeepsTheLeadership(t *testing.T) {
 	if err := a.CheckFence(); err != nil || !a.IsLeader() {
 		t.Errorf("after the statement timed out: CheckFence = %v, IsLeader = %v; want nil, true", err, a.IsLeader())
 	}
-	if err := lock.Rollback(); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if _, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()}); err != nil {
 		t.Errorf("OpenIntentBatch once the lock is gone = %v", err)
 	}
@@ -822,30 +798,8 @@ func TestLeadership_shorterServerStatementTimeoutKept(t *testing.T) {
 // with the server's statement timeout, on its own.
 func TestPostgres_firstWriteWithIntentsLockedStoresStatuses(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewDatabase(t)
-	a, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url, QueryTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Close() })
-	dba, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dba.Close() })
-	la, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, 100*time.Millisecond)
-	if err != nil || la == nil {
-		t.Fatalf("a.TryLead = %v, %v; want the leadership", la, err)
-	}
-	defer func() { _ = la.Release() }()
-	lock, err := dba.sql.BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = lock.Rollback() }()
-	if _, err := lock.ExecContext(t.Context(), `LOCK TABLE intents IN EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	a, _, dba := openLeaderWithDBA(t, time.Second)
+	release := lockTable(t, dba, "intents", "EXCLUSIVE")
 	cs := CustomerStatus{Source: "sophos", CustomerID: "718b", Result: CustomerSucceeded, LastAttempt: time.Now()}
 	if err := a.PutCustomerStatusBatch(t.Context(), []CustomerStatus{cs}); err != nil {
 		t.Errorf("storing a status, the first write of the process, with intents locked = %v; want it stored", err)
@@ -855,9 +809,7 @@ func TestPostgres_firstWriteWithIntentsLockedStoresStatuses(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "recording 1 intent in ") {
 		t.Errorf("OpenIntentBatch's error = %v; want it to say \"recording 1 intent in\"", err)
 	}
-	if err := lock.Rollback(); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if _, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()}); err != nil {
 		t.Errorf("OpenIntentBatch once the lock is gone = %v", err)
 	}
