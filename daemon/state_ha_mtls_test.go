@@ -13,11 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 )
 
 // TestDaemon_standbyPresentsAClientCertificateToTheActiveInstance: two
@@ -36,19 +31,11 @@ import (
 // a reload naming one is refused without quoting the key.
 func TestDaemon_standbyPresentsAClientCertificateToTheActiveInstance(t *testing.T) {
 	t.Parallel()
-	pgURL, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
 	const token = "mtls-ha-token-0123"
-	e := dtSetup(t, dtOptions{token: token, state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", pgURL)})
-	if err := e.d.Close(); err != nil {
-		t.Fatal(err)
-	}
 	// One CA for the listeners' certificates and the clients' (the
 	// cluster's), its certificate in one file: each listener's
 	// client_ca_file and the standby's advertise_ca_file.
-	pki := ltNewPKI(t, e.dir)
+	e, pki := haTLSSetup(t, token)
 	webFile := filepath.Join(e.dir, "web-config.yml")
 	dtWrite(t, webFile, fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: %s\n",
 		pki.certFile, pki.keyFile, pki.caFile))
@@ -56,9 +43,7 @@ func TestDaemon_standbyPresentsAClientCertificateToTheActiveInstance(t *testing.
 	if err != nil {
 		t.Fatal(err)
 	}
-	baseCfg := strings.Replace(string(data), "listen_address: 127.0.0.1:0", "listen_address: 127.0.0.1:9810", 1) +
-		fmt.Sprintf("  advertise_ca_file: %s\n", pki.caFile)
-	dtWrite(t, e.cfgPath, baseCfg)
+	baseCfg := string(data)
 	env := cfgEnv(map[string]string{"PSA_SYNCD_ADVERTISE_HOST": "127.0.0.1"})
 	var logs lockedLog
 	start := func() (*Daemon, string) {
@@ -67,22 +52,7 @@ func TestDaemon_standbyPresentsAClientCertificateToTheActiveInstance(t *testing.
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := Load(e.cfgPath, env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := New(c, e.cfgPath, Options{Registry: prometheus.NewRegistry(), ListenAddress: ln.Addr().String(), WebConfigFile: webFile, Getenv: env,
-			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = d.Close() })
-		srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: time.Minute}
-		go func() { _ = d.serve(srv, ln) }()
-		t.Cleanup(func() { _ = srv.Close() })
-		if err := d.Reload(); err != nil {
-			t.Fatal(err)
-		}
+		d := haServe(t, e.cfgPath, env, ln, Options{WebConfigFile: webFile, Getenv: env, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		return d, ln.Addr().String()
 	}
 	a, _ := start()

@@ -89,16 +89,8 @@ func TestDaemon_standbyForwardsToTheActiveInstanceOverTLS(t *testing.T) {
 // standby refuses, saying missing of other. A host name is dialled on
 // 127.0.0.1, as the cluster's DNS would answer it.
 func testStandbyForwardsOverTLS(t *testing.T, hosts [2]string, cert, other, otherCA func(*ltPKI) ([]byte, []byte), missing string) {
-	pgURL, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
 	const token = "tls-ha-token-0123"
-	e := dtSetup(t, dtOptions{token: token, state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", pgURL)})
-	if err := e.d.Close(); err != nil {
-		t.Fatal(err)
-	}
-	pki := ltNewPKI(t, e.dir)
+	e, pki := haTLSSetup(t, token)
 	if cert != nil {
 		certPEM, keyPEM := cert(pki)
 		dtWrite(t, pki.certFile, string(certPEM))
@@ -116,14 +108,6 @@ func testStandbyForwardsOverTLS(t *testing.T, hosts [2]string, cert, other, othe
 	}
 	lnA, addrA := listen()
 	lnB, addrB := listen()
-	// Both pods' configuration: the same file, the pod's IP from the
-	// environment.
-	data, err := os.ReadFile(e.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dtWrite(t, e.cfgPath, strings.Replace(string(data), "listen_address: 127.0.0.1:0", "listen_address: 127.0.0.1:9810", 1)+
-		fmt.Sprintf("  advertise_ca_file: %s\n", pki.caFile))
 	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	// The cluster's DNS: every name is the pod's on this machine.
@@ -135,30 +119,16 @@ func testStandbyForwardsOverTLS(t *testing.T, hosts [2]string, cert, other, othe
 		}
 		return dialer.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
 	}
-	start := func(ln net.Listener, addr, host string) *Daemon {
+	start := func(ln net.Listener, host string) *Daemon {
 		t.Helper()
-		c, err := Load(e.cfgPath, cfgEnv(map[string]string{"PSA_SYNCD_ADVERTISE_HOST": host}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := New(c, e.cfgPath, Options{Registry: prometheus.NewRegistry(), ListenAddress: addr, WebConfigFile: webFile, Logger: logger, dialActive: dial})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = d.Close() })
-		srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: time.Minute}
-		go func() { _ = d.serve(srv, ln) }()
-		t.Cleanup(func() { _ = srv.Close() })
-		if err := d.Reload(); err != nil {
-			t.Fatal(err)
-		}
-		return d
+		return haServe(t, e.cfgPath, cfgEnv(map[string]string{"PSA_SYNCD_ADVERTISE_HOST": host}), ln,
+			Options{WebConfigFile: webFile, Logger: logger, dialActive: dial})
 	}
-	a := start(lnA, addrA, hosts[0])
+	a := start(lnA, hosts[0])
 	if err := a.BecomeActive(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	b := start(lnB, addrB, hosts[1])
+	b := start(lnB, hosts[1])
 	var se *StandbyError
 	if err := b.BecomeActive(t.Context()); !errors.As(err, &se) {
 		t.Fatalf("second BecomeActive = %v, want a StandbyError", err)
@@ -240,4 +210,55 @@ func testStandbyForwardsOverTLS(t *testing.T, hosts [2]string, cert, other, othe
 			}
 		}
 	}
+}
+
+// haTLSSetup prepares two instances on a new PostgreSQL database whose
+// listeners serve TLS, as the Kubernetes HA example runs them: the test
+// environment of token (its own daemon closed: the test starts the two),
+// listen_address 127.0.0.1:9810 (the port each advertises) and
+// state.advertise_ca_file the returned PKI's CA, which the system's roots
+// do not hold. The web config file is the test's to write.
+func haTLSSetup(t *testing.T, token string) (*dtEnv, *ltPKI) {
+	t.Helper()
+	pgURL, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{token: token, state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", pgURL)})
+	if err := e.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pki := ltNewPKI(t, e.dir)
+	data, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, e.cfgPath, strings.Replace(string(data), "listen_address: 127.0.0.1:0", "listen_address: 127.0.0.1:9810", 1)+
+		fmt.Sprintf("  advertise_ca_file: %s\n", pki.caFile))
+	return e, pki
+}
+
+// haServe starts an instance of the config file cfgPath, read with env,
+// with opts (its own registry, and ln's address to listen on), serves it
+// on ln through its listener, and reloads it, as main does; the test's end
+// closes both.
+func haServe(t *testing.T, cfgPath string, env func(string) string, ln net.Listener, opts Options) *Daemon {
+	t.Helper()
+	c, err := Load(cfgPath, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Registry, opts.ListenAddress = prometheus.NewRegistry(), ln.Addr().String()
+	d, err := New(c, cfgPath, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: time.Minute}
+	go func() { _ = d.serve(srv, ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
