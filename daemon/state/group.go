@@ -392,6 +392,19 @@ func (db *DB) commitGroup(group []*groupOp) {
 			db.group.deliver(o, db.wrap(o.what, oerr))
 		}
 	}
+	// end stops the cancels before the transaction's ROLLBACK or COMMIT,
+	// whose statements wait for no lock: a cancel that reached the
+	// ROLLBACK failed it, one that reached the COMMIT before it committed
+	// left the session in a failed transaction, and pgx closes the
+	// connection in both cases, which ended the lock's session and the
+	// leadership. Stopped, they are over (stop waits for a request under
+	// way), and one that reaches the idle session is ignored.
+	end := func(commit bool) {
+		stopCancels()
+		if db.beforeEnd != nil {
+			db.beforeEnd(commit)
+		}
+	}
 	sent := monoNow()
 	tx, err := begin(ctx, nil)
 	if err != nil {
@@ -413,16 +426,7 @@ func (db *DB) commitGroup(group []*groupOp) {
 			continue
 		}
 		if err != nil {
-			// No cancel after the statement failed: one that reached the
-			// ROLLBACK would fail it, and pgx closes a connection whose
-			// ROLLBACK failed, which ends the lock's session and the
-			// leadership. Stopped, they are over (stop waits for a request
-			// under way), and a cancel that reaches an idle session is
-			// ignored.
-			stopCancels()
-			if db.beforeRollback != nil {
-				db.beforeRollback()
-			}
+			end(false)
 			_ = tx.Rollback()
 			fail(err, o)
 			return
@@ -431,17 +435,20 @@ func (db *DB) commitGroup(group []*groupOp) {
 	}
 	if !wrote {
 		// Nothing to commit: every operation was refused before writing,
-		// or writes nothing. Past the bound, a cancel would only fail the
-		// ROLLBACK (above).
-		stopCancels()
+		// or writes nothing.
+		end(false)
 		_ = tx.Rollback()
-	} else if err := db.commit(tx); err != nil {
-		fail(err, nil)
-		return
-	} else if viaFence {
-		// The lock's session answered: the lease (CheckFence) runs from
-		// when the transaction began.
-		db.leaseAnswered.Store(sent)
+	} else {
+		end(true)
+		if err := db.commit(tx); err != nil {
+			fail(err, nil)
+			return
+		}
+		if viaFence {
+			// The lock's session answered: the lease (CheckFence) runs
+			// from when the transaction began.
+			db.leaseAnswered.Store(sent)
+		}
 	}
 	for i, o := range group {
 		db.group.deliver(o, outcome[i])

@@ -290,10 +290,11 @@ func cancelRequestOf(conn *sql.Conn) func(context.Context) error {
 // the client gives it up at state.query_timeout, which ends the session
 // and with it the leadership (statement_timeout bounds each statement, not
 // their sum). cancelled reports whether a cancel was sent. The committer
-// stops them as soon as a statement of the transaction failed, before its
-// ROLLBACK: a cancel that reached the ROLLBACK failed it, and pgx closes a
-// connection whose ROLLBACK failed, which ended the lock's session and the
-// leadership (audit-fence6, not fixed 1).
+// stops them before the transaction's ROLLBACK (once a statement failed)
+// or COMMIT: a cancel that reached the ROLLBACK failed it, one that reached
+// the COMMIT before it committed left the session in a failed transaction,
+// and pgx closes the connection in both cases, which ended the lock's
+// session and the leadership (audit-fence6, not fixed 1).
 //
 // The cancel is pgconn's cancel request on the session's own key
 // (request), a connection of its own that needs neither a pooled

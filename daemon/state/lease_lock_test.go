@@ -396,11 +396,6 @@ func TestCancelAfter_stopTwice(t *testing.T) {
 // ROLLBACK failed, and the leadership was lost with the lock's session
 // (audit-fence6, not fixed 1). The cancels now stop once a statement
 // failed, before the ROLLBACK is sent.
-//
-// Deterministic, whatever the machine's load: between two requests the
-// cancel loop waits (cancelPause) until the committer is about to roll
-// back, which waits (beforeRollback) until the loop either sent another
-// request or ended.
 func TestLeadership_noCancelAfterAStatementFailed(t *testing.T) {
 	t.Parallel()
 	const queryTimeout = 10 * time.Second
@@ -409,45 +404,10 @@ func TestLeadership_noCancelAfterAStatementFailed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	failed, ended, late := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	var endOnce, lateOnce sync.Once
-	var requests, lateRequests atomic.Int32
 	a.fenceMu.Lock()
 	request := a.fenceCancel
-	a.fenceCancel = func(ctx context.Context) error {
-		requests.Add(1)
-		select {
-		case <-failed:
-			lateRequests.Add(1)
-			lateOnce.Do(func() { close(late) })
-		default:
-		}
-		return request(ctx)
-	}
-	a.cancelPause = func(ctx context.Context) {
-		select {
-		case <-ctx.Done():
-			endOnce.Do(func() { close(ended) })
-		case <-failed:
-			// One more request, then none until stop.
-			select {
-			case <-late:
-				<-ctx.Done()
-				endOnce.Do(func() { close(ended) })
-			default:
-			}
-		}
-	}
-	a.beforeRollback = func() {
-		close(failed)
-		select {
-		case <-late:
-		case <-ended:
-		case <-time.After(time.Minute):
-			t.Error("the cancel loop neither sent a request nor ended within a minute after the statement failed")
-		}
-	}
 	a.fenceMu.Unlock()
+	requests, late := cancelsAtTheEnd(t, a, false, func(ctx context.Context, _ int32) error { return request(ctx) })
 
 	err = completeWaitingForTwoLocks(t, a, dba, ins[0].ID, queryTimeout)
 	if err == nil || !strings.Contains(err.Error(), "canceling statement due to user request") {
@@ -456,7 +416,7 @@ func TestLeadership_noCancelAfterAStatementFailed(t *testing.T) {
 	if requests.Load() == 0 {
 		t.Fatal("no cancel request was sent; want the statement cancelled by one")
 	}
-	if n := lateRequests.Load(); n != 0 {
+	if n := late.Load(); n != 0 {
 		t.Errorf("%d cancel request(s) sent after the transaction's statement failed; want none: one that reaches the ROLLBACK "+
 			"fails it, and pgx then closes the lock's connection", n)
 	}
@@ -464,4 +424,106 @@ func TestLeadership_noCancelAfterAStatementFailed(t *testing.T) {
 	if _, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()}); err != nil {
 		t.Errorf("OpenIntentBatch after the cancelled transaction = %v, want it committed through the lock's session", err)
 	}
+}
+
+// TestLeadership_noCancelWhileCommitting: a transaction through the lock's
+// session passes the transaction bound, but its last statement gets its
+// lock in time and succeeds. The cancels went on through its COMMIT: one
+// that reached the COMMIT before it committed left the session in a failed
+// transaction, which pgx closes, and the leadership was lost for a
+// transaction that committed nothing. The cancels now stop before the
+// COMMIT. (The requests are counted, not sent, so that the statement is not
+// cancelled; the first releases the lock it waits for.)
+func TestLeadership_noCancelWhileCommitting(t *testing.T) {
+	t.Parallel()
+	const queryTimeout = 10 * time.Second
+	a, la, dba := openLeaderWithDBA(t, queryTimeout)
+	ins, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	releaseIntents := lockTable(t, dba, "intents", "EXCLUSIVE")
+	releaseLedger := lockTable(t, dba, "ledger", "EXCLUSIVE")
+	requests, late := cancelsAtTheEnd(t, a, true, func(_ context.Context, n int32) error {
+		if n == 1 {
+			releaseLedger()
+		}
+		return nil
+	})
+	done := make(chan error, 1)
+	go func() {
+		done <- a.CompleteIntentBatch(context.Background(), []IntentCompletion{{ID: ins[0].ID, State: IntentDone}})
+	}()
+	waitForLockWait(t, dba, a.fenceSession.pid, "intents", queryTimeout/4)
+	releaseIntents()
+	if err := <-done; err != nil {
+		t.Fatalf("CompleteIntentBatch whose lock waits ended after the transaction bound = %v, want it committed", err)
+	}
+	if requests.Load() == 0 {
+		t.Fatal("no cancel request was made; want the transaction bound passed while the statement waited")
+	}
+	if n := late.Load(); n != 0 {
+		t.Errorf("%d cancel request(s) made while the transaction was committing; want none: one that reaches the COMMIT "+
+			"before it commits fails it, and pgx then closes the lock's connection", n)
+	}
+	stillLeading(t, la)
+	if got, err := dba.Ledger(10); err != nil || len(got) != 1 {
+		t.Errorf("ledger = %d entries, %v; want the committed completion's", len(got), err)
+	}
+}
+
+// cancelsAtTheEnd makes the cancels of a's next transaction through its
+// lock's session observable, whatever the machine's load: each request
+// goes to send (with its number, from 1), and between two requests the
+// cancel loop waits (cancelPause) until the committer is about to end the
+// transaction (COMMIT when commit, else ROLLBACK), which then waits
+// (beforeEnd) until the loop either made one request more or ended. It
+// returns the number of requests, and of those made once the committer was
+// about to end the transaction.
+func cancelsAtTheEnd(t *testing.T, a *DB, commit bool, send func(ctx context.Context, n int32) error) (requests, late *atomic.Int32) {
+	t.Helper()
+	requests, late = new(atomic.Int32), new(atomic.Int32)
+	ending, ended, lateMade := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var endingOnce, endedOnce, lateOnce sync.Once
+	a.fenceMu.Lock()
+	defer a.fenceMu.Unlock()
+	a.fenceCancel = func(ctx context.Context) error {
+		n := requests.Add(1)
+		select {
+		case <-ending:
+			late.Add(1)
+			lateOnce.Do(func() { close(lateMade) })
+		default:
+		}
+		return send(ctx, n)
+	}
+	a.cancelPause = func(ctx context.Context) {
+		select {
+		case <-ctx.Done():
+			endedOnce.Do(func() { close(ended) })
+		case <-ending:
+			// One request more, then none until stop.
+			select {
+			case <-lateMade:
+				<-ctx.Done()
+				endedOnce.Do(func() { close(ended) })
+			default:
+			}
+		}
+	}
+	a.beforeEnd = func(c bool) {
+		if c != commit {
+			return
+		}
+		endingOnce.Do(func() {
+			close(ending)
+			select {
+			case <-lateMade:
+			case <-ended:
+			case <-time.After(time.Minute):
+				t.Error("the cancel loop neither made a request nor ended within a minute after the committer began to end the transaction")
+			}
+		})
+	}
+	return requests, late
 }

@@ -202,10 +202,9 @@ type DB struct {
 	// cancelAfter waits between two cancel requests: it returns when the
 	// next may be sent, or once ctx is done (stop).
 	cancelPause func(ctx context.Context)
-	// beforeRollback, when set (by tests), is called by commitGroup before
-	// it rolls back a transaction through the lock's session whose
-	// statement failed.
-	beforeRollback func()
+	// beforeEnd, when set (by tests), is called by commitGroup before it
+	// commits a group's transaction (commit true) or rolls it back.
+	beforeEnd func(commit bool)
 
 	// runNote says whether the runs table has its note column (schema
 	// version 8): a database opened with Config.Existing or ReadOnly is
