@@ -66,13 +66,14 @@ func lockTable(t *testing.T, db *DB, table, mode string) func() {
 	if _, err := tx.ExecContext(t.Context(), `LOCK TABLE `+table+` IN `+mode+` MODE`); err != nil {
 		t.Fatal(err)
 	}
-	release := func() {
+	// At the test's end t.Context is done, which fails the ROLLBACK (and
+	// closes the connection, ending the transaction all the same).
+	t.Cleanup(func() { _ = tx.Rollback() })
+	return func() {
 		if err := tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
 			t.Errorf("releasing the lock on %s: %v", table, err)
 		}
 	}
-	t.Cleanup(release)
-	return release
 }
 
 // lockWaitSQL gives, through the DBA's connection, how long session $1 has
