@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/exporter-toolkit/web"
@@ -155,9 +156,41 @@ func (d *Daemon) warnTLSExpiry(cfg *Config) {
 // within TLSExpiryWarning, a failure once it has expired. A file that
 // cannot be read is left to the config's and the listener's own checks.
 func (d *Daemon) tlsCheckItems(cfg *Config, w io.Writer) []CheckItem {
-	now := d.now()
+	return tlsCheckItems(&d.webConfig, d.webConfigFile, cfg, d.now(), w)
+}
+
+// CheckTLS is psa-syncd check's test of the web config file at path ("":
+// none) without a running daemon: an item "web config" that fails, in the
+// words with which run refuses to start, when the file or a certificate
+// or key it names cannot be used, then, as a running daemon's check lists
+// them, an item per certificate file of the web config file and of cfg's
+// state section with the expiry of its first certificate, each written to
+// w as a line of check's report. A check that knows the web config file
+// lists the listener's certificates as the daemon started with it would.
+func CheckTLS(path string, cfg *Config, now time.Time, w io.Writer) []CheckItem {
 	var items []CheckItem
-	for _, f := range tlsCertFiles(&d.webConfig, d.webConfigFile, cfg) {
+	if path != "" {
+		if err := validateWebConfig(path); err != nil {
+			detail := strings.TrimPrefix(err.Error(), "daemon: ")
+			fmt.Fprintf(w, "FAIL web config: %s\n", detail)
+			items = append(items, CheckItem{Result: CheckFail, Item: "web config", Detail: detail})
+		} else {
+			detail := path
+			if !servesTLS(&webConfigCache{}, path) {
+				detail += " (plain HTTP: no tls_server_config)"
+			}
+			fmt.Fprintf(w, "ok   web config: %s\n", detail)
+			items = append(items, CheckItem{Result: CheckOK, Item: "web config", Detail: detail})
+		}
+	}
+	return append(items, tlsCheckItems(&webConfigCache{}, path, cfg, now, w)...)
+}
+
+// tlsCheckItems is tlsCheckItems of the web config file at path, read
+// through wc, at now.
+func tlsCheckItems(wc *webConfigCache, path string, cfg *Config, now time.Time, w io.Writer) []CheckItem {
+	var items []CheckItem
+	for _, f := range tlsCertFiles(wc, path, cfg) {
 		t, err := f.notAfter()
 		if err != nil {
 			continue

@@ -488,9 +488,10 @@ func unplanned(p *usage.Plan) []string {
 
 func cmdCheck(ctx context.Context, e *env, args []string) int {
 	var (
-		cf     commonFlags
-		rf     remoteFlags
-		asJSON bool
+		cf            commonFlags
+		rf            remoteFlags
+		asJSON        bool
+		webConfigFile string
 	)
 	fs := newFlagSet(e, "check", "Authenticate against the PSA and the usage source with the configured credentials\n"+
 		"and say what works. The exit code is 1 when anything fails. With -web.url a running\n"+
@@ -500,12 +501,19 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 	cf.register(fs)
 	rf.register(fs)
 	fs.BoolVar(&asJSON, "json", false, "Print the report as JSON: {\"ok\": bool, \"items\": [{\"result\": \"ok\"|\"fail\"|\"note\", \"item\", \"detail\", \"notes\"}]}.")
+	fs.StringVar(&webConfigFile, "web.config.file", "", "The web configuration `file` run is given (its -web.config.file): check that run\ncan use it and list its certificate files with their expiry, as check -web.url does for\nthe running daemon. Without -web.url only: the running daemon checks its own.")
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
 	api, err := rf.client(e)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
+	}
+	if api != nil && webConfigFile != "" {
+		// Not silently ignored: the daemon checks the file it was started
+		// with, which may be another one.
+		fmt.Fprintf(e.stderr, "psa-syncd: -web.config.file applies without -web.url only: with -web.url the daemon checks the web config file it was started with\n")
 		return 2
 	}
 	ctx, stop := signalContext(ctx)
@@ -542,6 +550,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 			items = []daemon.CheckItem{{Result: daemon.CheckFail, Item: "config", Detail: fmt.Sprintf("%s: %v", cf.configFile, err)}}
 		} else {
 			items = runChecks(ctx, cfg, cf.configFile, nil, logger, w)
+			items = append(items, daemon.CheckTLS(webConfigFile, cfg, time.Now(), w)...)
 		}
 	}
 	if asJSON {
