@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -26,6 +27,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
@@ -810,6 +813,56 @@ func haNamespace(t *testing.T) string {
 	return k.Namespace
 }
 
+// haBuild builds the two-replica example as `kubectl apply -k` does
+// (kustomize), with the namespace ns instead of kustomization.yaml's and
+// with certificate.yaml among its resources (as README.md says to add it
+// with TLS), and returns its objects, each as YAML, by kind and name
+// ("Certificate/psa-syncd-tls").
+func haBuild(t *testing.T, ns string) map[string][]byte {
+	t.Helper()
+	const dir = "../kubernetes-ha"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := filesys.MakeFsInMemory()
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name() == "kustomization.yaml" {
+			k := string(data)
+			for _, r := range []struct{ old, new string }{
+				{"\nnamespace: " + haNamespace(t) + "\n", "\nnamespace: " + ns + "\n"},
+				{"\n  # - certificate.yaml\n", "\n  - certificate.yaml\n"},
+			} {
+				if !strings.Contains(k, r.old) {
+					t.Fatalf("%s/kustomization.yaml has no %q", dir, r.old)
+				}
+				k = strings.Replace(k, r.old, r.new, 1)
+			}
+			data = []byte(k)
+		}
+		if err := fs.WriteFile(filepath.Join("/ha", e.Name()), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fs, "/ha")
+	if err != nil {
+		t.Fatalf("kustomize build %s with namespace %s and certificate.yaml: %v", dir, ns, err)
+	}
+	objs := map[string][]byte{}
+	for _, r := range rm.Resources() {
+		y, err := r.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs[r.GetKind()+"/"+r.GetName()] = y
+	}
+	return objs
+}
+
 // podEnv is the environment Kubernetes gives the container c of a pod
 // whose fields (metadata.name, status.podIP, ...) are fields: a variable
 // from a fieldRef gets the field, and $(NAME) in a value the variable
@@ -866,17 +919,8 @@ type certManagerCertificate struct {
 func checkHACertificate(t *testing.T, m *haManifests, volumes map[string]corev1.Volume, cfgData []byte, host string) {
 	t.Helper()
 	const file = "../kubernetes-ha/certificate.yaml"
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cert certManagerCertificate
-	if err := yaml.Unmarshal(data, &cert); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	if cert.APIVersion != "cert-manager.io/v1" || cert.Kind != "Certificate" {
-		t.Fatalf("%s is %s %s, want a cert-manager.io/v1 Certificate", file, cert.APIVersion, cert.Kind)
-	}
+	// As kustomize builds it, in the namespace of kustomization.yaml.
+	cert := haCertificate(t, haBuild(t, haNamespace(t)))
 	leaf := &x509.Certificate{DNSNames: cert.Spec.DNSNames}
 	if err := leaf.VerifyHostname(host); err != nil {
 		t.Errorf("%s: a certificate for %v does not hold %s, the host the pod advertises: the standby would refuse it (%v)", file, cert.Spec.DNSNames, host, err)
@@ -900,6 +944,64 @@ func checkHACertificate(t *testing.T, m *haManifests, volumes map[string]corev1.
 		f := regexp.MustCompile(`# ` + setting + `: (\S+)`).FindSubmatch(cfgData)
 		if f == nil || mount.MountPath == "" || path.Dir(string(f[1])) != mount.MountPath || mount.SubPath != "" {
 			t.Errorf("psa-syncd.yml's %s is %q; want a file of the tls volume's mount %+v", setting, f, mount)
+		}
+	}
+}
+
+// haCertificate is certificate.yaml's Certificate in objs, built by haBuild.
+func haCertificate(t *testing.T, objs map[string][]byte) certManagerCertificate {
+	t.Helper()
+	data, ok := objs["Certificate/psa-syncd-tls"]
+	if !ok {
+		t.Fatalf("the built example holds no Certificate psa-syncd-tls; it holds %v", slices.Sorted(maps.Keys(objs)))
+	}
+	var cert certManagerCertificate
+	if err := yaml.Unmarshal(data, &cert); err != nil {
+		t.Fatalf("certificate.yaml: %v", err)
+	}
+	if cert.APIVersion != "cert-manager.io/v1" || cert.Kind != "Certificate" {
+		t.Fatalf("certificate.yaml is %s %s, want a cert-manager.io/v1 Certificate", cert.APIVersion, cert.Kind)
+	}
+	return cert
+}
+
+// TestHAKustomization_namespace: an operator who puts the two-replica
+// example in another namespace changes kustomization.yaml's namespace only.
+// Built as kubectl apply -k builds it, every object is in that namespace
+// (the Namespace object is that one), and the certificate holds the names
+// of the pods and of the Service there: kustomization.yaml's replacements
+// take them from the headless Service's namespace, so the standby does not
+// refuse a certificate left at psa-sync.
+func TestHAKustomization_namespace(t *testing.T) {
+	// As it is, without certificate.yaml, it builds too: the
+	// replacements select nothing.
+	if _, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), "../kubernetes-ha"); err != nil {
+		t.Errorf("kustomize build ../kubernetes-ha: %v", err)
+	}
+	const ns = "billing-ops"
+	objs := haBuild(t, ns)
+	for id, data := range objs {
+		var meta metav1.PartialObjectMetadata
+		if err := yaml.Unmarshal(data, &meta); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if got := meta.Namespace; id != "Namespace/"+ns && got != ns {
+			t.Errorf("%s is in namespace %q, want %q", id, got, ns)
+		}
+	}
+	if _, ok := objs["Namespace/"+ns]; !ok {
+		t.Errorf("no Namespace %s among %v", ns, slices.Sorted(maps.Keys(objs)))
+	}
+	m := loadHA(t)
+	cert := haCertificate(t, objs)
+	leaf := &x509.Certificate{DNSNames: cert.Spec.DNSNames}
+	hosts := []string{m.svc.Name + "." + ns + ".svc"}
+	for i := range int(*m.sts.Spec.Replicas) {
+		hosts = append(hosts, fmt.Sprintf("%s-%d.%s.%s.svc", m.sts.Name, i, m.sts.Spec.ServiceName, ns))
+	}
+	for _, host := range hosts {
+		if err := leaf.VerifyHostname(host); err != nil {
+			t.Errorf("in namespace %s, the certificate for %v does not hold %s: %v", ns, cert.Spec.DNSNames, host, err)
 		}
 	}
 }
