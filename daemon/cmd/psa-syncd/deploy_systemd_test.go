@@ -1,10 +1,12 @@
 package main
 
 import (
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -184,5 +186,80 @@ func TestDeploySystemd_s3(t *testing.T) {
 	}
 	if c.ExportStore() != daemon.StoreS3 {
 		t.Errorf("the S3 alternative's store is %s, want s3", c.ExportStore())
+	}
+}
+
+// TestDeploySystemd_installCommands: the unit's head comment installs it
+// from the directory the release archive was extracted to, so each file it
+// installs is at that path in the archive (.goreleaser.yml's psa-syncd
+// archive keeps the repository's paths) and goes where the unit reads it:
+// the binary where ExecStart runs it, the configuration where -config.file
+// names it, and one credential file for each LoadCredential= line. (The
+// commands once named psa-syncd.yml and psa-syncd.service in the current
+// directory, where the archive has neither.)
+func TestDeploySystemd_installCommands(t *testing.T) {
+	t.Parallel()
+	const root = "../../.."
+	unit, err := os.ReadFile(filepath.Join(deployDir, "systemd", "psa-syncd.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, err := os.ReadFile(filepath.Join(root, ".goreleaser.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, archive, _ := strings.Cut(string(release), `name_template: "psa-syncd_`)
+	archive, _, _ = strings.Cut(archive, "\nchecksum:")
+	var globs []string
+	for _, m := range regexp.MustCompile(`(?m)^ +- (\S+)$`).FindAllStringSubmatch(archive, -1) {
+		globs = append(globs, m[1])
+	}
+	inArchive := func(path string) bool {
+		for _, g := range globs {
+			if ok, _ := filepath.Match(g, path); ok {
+				return true
+			}
+		}
+		return false
+	}
+	exec := regexp.MustCompile(`(?m)^ExecStart=(\S+) run -config\.file=(\S+)`).FindStringSubmatch(string(unit))
+	if exec == nil {
+		t.Fatal("the unit's ExecStart is not `BINARY run -config.file=FILE`")
+	}
+	want := map[string]string{
+		"psa-syncd":                                 exec[1],
+		"examples/deploy/systemd/psa-syncd.yml":     exec[2],
+		"examples/deploy/systemd/psa-syncd.service": "/etc/systemd/system/psa-syncd.service",
+	}
+	installed := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^#\s+install -m \d+ (\S+) (\S+)`).FindAllStringSubmatch(string(unit), -1) {
+		src, dst := m[1], m[2]
+		installed[src] = true
+		if w, ok := want[src]; !ok || dst != w {
+			t.Errorf("the unit's comment installs %s as %s; want %v, each where the unit reads it", src, dst, want)
+		}
+		if src == "psa-syncd" {
+			continue // the binary, at the archive's top
+		}
+		if _, err := os.Stat(filepath.Join(root, src)); err != nil || !inArchive(src) {
+			t.Errorf("the unit's comment installs %s, which the release archive does not hold there (%v; archive files %q)", src, err, globs)
+		}
+	}
+	if len(installed) != len(want) {
+		t.Errorf("the unit's comment installs %v; want %v", slices.Sorted(maps.Keys(installed)), slices.Sorted(maps.Keys(want)))
+	}
+	loop := regexp.MustCompile(`(?m)^#.*for f in ([a-z -]+); do\n#.*> "(\S+)/\$f"`).FindStringSubmatch(string(unit))
+	if loop == nil {
+		t.Fatal("the unit's comment has no loop writing the credential files")
+	}
+	var creds []string
+	for _, m := range regexp.MustCompile(`(?m)^LoadCredential=([^:]+):(\S+)$`).FindAllStringSubmatch(string(unit), -1) {
+		if m[2] != loop[2]+"/"+m[1] {
+			t.Errorf("LoadCredential=%s:%s: want the file %s/%s the comment writes", m[1], m[2], loop[2], m[1])
+		}
+		creds = append(creds, m[1])
+	}
+	if written := strings.Fields(loop[1]); !slices.Equal(written, creds) {
+		t.Errorf("the comment writes the credential files %q; the unit loads %q", written, creds)
 	}
 }
