@@ -429,6 +429,13 @@ func TestHAManifests_fitTogether(t *testing.T) {
 	c := pod.Containers[0]
 	checkGracePeriod(t, haFile, pod)
 	checkPod(t, haFile, pod)
+	// The image make container-image builds, as the single instance
+	// example names it, at a version: with latest, a pod restarted after
+	// a push runs another psa-syncd than the other pod, and nothing rolls.
+	if single := load(t).deployment.Spec.Template.Spec.Containers[0].Image; c.Image != single ||
+		!regexp.MustCompile(`:[0-9]+\.[0-9]+\.[0-9]+$`).MatchString(c.Image) {
+		t.Errorf("image %q; want the single instance example's %q, a version tag", c.Image, single)
+	}
 	if len(c.Args) == 0 || !strings.HasPrefix(c.Args[0], "-") || len(c.Command) != 0 {
 		t.Errorf("command %q, args %q: the image runs `psa-syncd run` itself, so the args must be its flags", c.Command, c.Args)
 	}
