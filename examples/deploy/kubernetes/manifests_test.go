@@ -584,6 +584,33 @@ func TestHAManifests_scrapedAsJob(t *testing.T) {
 	if eps := sm.Spec.Endpoints; len(eps) != 1 || eps[0].Port != svc.Spec.Ports[0].Name || eps[0].Path != "/metrics" {
 		t.Errorf("ServiceMonitor endpoints = %+v, want /metrics on the Service's port %q", eps, svc.Spec.Ports[0].Name)
 	}
+	// With TLS, its commented lines scrape over HTTPS: as the Operator
+	// reads them, checking the pods' certificate under a name
+	// certificate.yaml's holds, with the CA and client certificate of the
+	// Secret the Certificate fills.
+	smData, err := os.ReadFile(dir + "servicemonitor.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uncommented := regexp.MustCompile(`(?m)^      # ((?:scheme|tlsConfig|  [a-zA-Z]+):.*)$`).ReplaceAll(smData, []byte("      $1"))
+	var tlsSM monitoringv1.ServiceMonitor
+	if err := unmarshalStrict(uncommented, &tlsSM); err != nil {
+		t.Fatalf("servicemonitor.yaml with its TLS lines: %v", err)
+	}
+	cert := haCertificate(t, haBuild(t, haNamespace(t)))
+	if eps := tlsSM.Spec.Endpoints; len(eps) != 1 || eps[0].Scheme.String() != "https" || eps[0].TLSConfig == nil || eps[0].TLSConfig.ServerName == nil {
+		t.Errorf("servicemonitor.yaml with its TLS lines: endpoints %+v, want one scraped over HTTPS with a serverName", eps)
+	} else {
+		tc := eps[0].TLSConfig
+		if err := (&x509.Certificate{DNSNames: cert.Spec.DNSNames}).VerifyHostname(*tc.ServerName); err != nil {
+			t.Errorf("servicemonitor.yaml's serverName %q: %v", *tc.ServerName, err)
+		}
+		for what, sel := range map[string]*corev1.SecretKeySelector{"ca": tc.CA.Secret, "cert": tc.Cert.Secret, "keySecret": tc.KeySecret} {
+			if sel == nil || sel.Name != cert.Spec.SecretName || !slices.Contains([]string{"ca.crt", "tls.crt", "tls.key"}, sel.Key) {
+				t.Errorf("servicemonitor.yaml's tlsConfig.%s = %+v, want a key of the Certificate's Secret %s", what, sel, cert.Spec.SecretName)
+			}
+		}
+	}
 	for a := range deploy.Spec.Template.Annotations {
 		if strings.HasPrefix(a, "prometheus.io/") {
 			t.Errorf("pod annotation %s: annotation-based scraping gives the series another job than psa-syncd, and scrapes them twice beside the ServiceMonitor", a)
