@@ -1039,3 +1039,76 @@ func TestHAKustomization_namespace(t *testing.T) {
 		}
 	}
 }
+
+// TestDocs_kubectlExecCommands: every `kubectl exec` of a psa-syncd command
+// in README.md, docs/ and examples/ (the alert rules' header among them)
+// names a workload these examples create, in its namespace, runs the
+// image's binary, and gives -web.token-file the file where that pod mounts
+// the Secret's api-token. (The alert rules once sent the two-replica
+// example's operators to deploy/psa-syncd with the token in an environment
+// variable, after it had become a StatefulSet reading its Secrets as
+// files.)
+func TestDocs_kubectlExecCommands(t *testing.T) {
+	const root = "../../.."
+	m, ha := load(t), loadHA(t)
+	// The image's binary (examples/deploy/container).
+	const binary = "/usr/local/bin/psa-syncd"
+	tokenFile := func(pod corev1.PodSpec) string {
+		for _, vm := range pod.Containers[0].VolumeMounts {
+			if vm.Name == "credentials" {
+				return path.Join(vm.MountPath, "api-token")
+			}
+		}
+		return ""
+	}
+	workloads := map[string]struct{ namespace, tokenFile string }{
+		"deploy/" + m.deployment.Name: {"", tokenFile(m.deployment.Spec.Template.Spec)},
+		"sts/" + ha.sts.Name:          {haNamespace(t), tokenFile(ha.sts.Spec.Template.Spec)},
+	}
+	// A command runs on across comment lines and backslash continuations.
+	join := regexp.MustCompile(`\\?\n[ \t]*(?:#[ \t]*)?`)
+	cmd := regexp.MustCompile(`kubectl((?: -n \S+)?) exec((?: -n \S+)?) (\S+/\S+)((?: -n \S+)?) -- (\S+) ([a-z]+)((?: +-[^ ]+(?: [^-( ][^ ]*)?)*)`)
+	found := 0
+	check := func(file string) {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cmd.FindAllStringSubmatch(join.ReplaceAllString(string(data), " "), -1) {
+			found++
+			w, ok := workloads[c[3]]
+			if !ok {
+				t.Errorf("%s: %q execs in %s, which no example creates (%v)", file, c[0], c[3], slices.Sorted(maps.Keys(workloads)))
+				continue
+			}
+			if ns := strings.TrimPrefix(c[1]+c[2]+c[4], " -n "); ns != w.namespace {
+				t.Errorf("%s: %q: namespace %q, want %q, where the example puts %s", file, c[0], ns, w.namespace, c[3])
+			}
+			if c[5] != binary {
+				t.Errorf("%s: %q runs %s; the image's binary is %s", file, c[0], c[5], binary)
+			}
+			args := strings.Fields(c[7])
+			if i := slices.Index(args, "-web.token-file"); i >= 0 && (i+1 >= len(args) || args[i+1] != w.tokenFile) {
+				t.Errorf("%s: %q: -web.token-file must be %s, where %s mounts the api-token", file, c[0], w.tokenFile, c[3])
+			} else if i < 0 && slices.Contains([]string{"check", "sync", "tickets", "resolve", "backup"}, c[6]) {
+				t.Errorf("%s: %q: %s needs the API token: give -web.token-file %s", file, c[0], c[6], w.tokenFile)
+			}
+		}
+	}
+	check(filepath.Join(root, "README.md"))
+	for _, dir := range []string{"examples", "docs"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || strings.HasSuffix(p, ".go") || strings.HasSuffix(p, ".json") {
+				return err
+			}
+			check(p)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if found < 4 {
+		t.Errorf("found %d kubectl exec commands; the pattern no longer matches how they are written", found)
+	}
+}
