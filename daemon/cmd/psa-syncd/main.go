@@ -63,6 +63,7 @@ var commands = []command{
 	{"validate", "validate the config file and the mapping export", cmdValidate},
 	{"status", "print the per-customer sync status and the writes awaiting review", cmdStatus},
 	{"resolve", "settle a write awaiting review (Kaseya BMS) after checking the PSA", cmdResolve},
+	{"reload", "have a running psa-syncd reload its config file and the mapping export (-web.url)", cmdReload},
 	{"set-by-hand", "record that the quantities of the month that ended were set in the PSA by hand (ConnectWise)", cmdSetByHand},
 	{"orphans", "list the orphaned lines (set by psa-syncd, no mapping writes them any more); -clear one once zeroed by hand", cmdOrphans},
 	{"ledger", "print the quantity changes psa-syncd made (table, CSV or JSON)", cmdLedger},

@@ -1065,9 +1065,13 @@ func TestDocs_kubectlExecCommands(t *testing.T) {
 		"deploy/" + m.deployment.Name: {"", tokenFile(m.deployment.Spec.Template.Spec)},
 		"sts/" + ha.sts.Name:          {haNamespace(t), tokenFile(ha.sts.Spec.Template.Spec)},
 	}
+	// And each pod of the StatefulSet by its name.
+	for i := range int(*ha.sts.Spec.Replicas) {
+		workloads[fmt.Sprintf("%s-%d", ha.sts.Name, i)] = workloads["sts/"+ha.sts.Name]
+	}
 	// A command runs on across comment lines and backslash continuations.
 	join := regexp.MustCompile(`\\?\n[ \t]*(?:#[ \t]*)?`)
-	cmd := regexp.MustCompile(`kubectl((?: -n \S+)?) exec((?: -n \S+)?) (\S+/\S+)((?: -n \S+)?) -- (\S+) ([a-z]+)((?: +-[^ ]+(?: [^-( ][^ ]*)?)*)`)
+	cmd := regexp.MustCompile("kubectl((?: -n \\S+)?) exec((?: -n \\S+)?) ([a-z0-9./-]+)((?: -n \\S+)?) -- (\\S+) ([a-z]+)((?: +-[^ `]+(?: [^-( `][^ `]*)?)*)")
 	found := 0
 	check := func(file string) {
 		data, err := os.ReadFile(file)
@@ -1090,7 +1094,7 @@ func TestDocs_kubectlExecCommands(t *testing.T) {
 			args := strings.Fields(c[7])
 			if i := slices.Index(args, "-web.token-file"); i >= 0 && (i+1 >= len(args) || args[i+1] != w.tokenFile) {
 				t.Errorf("%s: %q: -web.token-file must be %s, where %s mounts the api-token", file, c[0], w.tokenFile, c[3])
-			} else if i < 0 && slices.Contains([]string{"check", "sync", "tickets", "resolve", "backup"}, c[6]) {
+			} else if i < 0 && slices.Contains([]string{"check", "sync", "tickets", "resolve", "backup", "reload"}, c[6]) {
 				t.Errorf("%s: %q: %s needs the API token: give -web.token-file %s", file, c[0], c[6], w.tokenFile)
 			}
 		}
@@ -1108,7 +1112,7 @@ func TestDocs_kubectlExecCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if found < 4 {
+	if found < 8 {
 		t.Errorf("found %d kubectl exec commands; the pattern no longer matches how they are written", found)
 	}
 }
