@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -319,8 +320,10 @@ func (a *activeTransports) refused(ctx context.Context, target string, err error
 }
 
 // askAgain returns the TLS alert with which the active instance at target
-// refuses a new connection of this standby, if it does. Not through a
-// proxy (HTTPS_PROXY): its tunnel would be another question.
+// refuses a new connection of this standby, if it does. Where the
+// transport's requests go through an http:// proxy (HTTPS_PROXY), it asks
+// through a tunnel of that proxy (CONNECT), as they do; through an
+// https:// or SOCKS5 proxy it does not ask.
 func (a *activeTransports) askAgain(ctx context.Context, target string) (tls.AlertError, bool) {
 	u, err := url.Parse(target)
 	if err != nil || u.Scheme != "https" {
@@ -329,8 +332,9 @@ func (a *activeTransports) askAgain(ctx context.Context, target string) (tls.Ale
 	a.mu.Lock()
 	t := a.t
 	a.mu.Unlock()
+	var proxy *url.URL
 	if t.Proxy != nil {
-		if p, err := t.Proxy(&http.Request{URL: u}); err != nil || p != nil {
+		if proxy, err = t.Proxy(&http.Request{URL: u}); err != nil || proxy != nil && proxy.Scheme != "http" {
 			return 0, false
 		}
 	}
@@ -348,7 +352,12 @@ func (a *activeTransports) askAgain(ctx context.Context, target string) (tls.Ale
 	if c.ServerName == "" {
 		c.ServerName = u.Hostname()
 	}
-	raw, err := activeDialer(a.dial)(ctx, "tcp", addr)
+	var raw net.Conn
+	if proxy != nil {
+		raw, err = tunnel(ctx, activeDialer(a.dial), proxy, addr)
+	} else {
+		raw, err = activeDialer(a.dial)(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return 0, false
 	}
@@ -367,6 +376,49 @@ func (a *activeTransports) askAgain(ctx context.Context, target string) (tls.Ale
 	_, _ = io.WriteString(conn, "HEAD /-/healthy HTTP/1.1\r\nHost: "+u.Host+"\r\nConnection: close\r\n\r\n")
 	_, err = conn.Read(make([]byte, 1))
 	return remoteAlert(err)
+}
+
+// tunnel returns a connection to addr through the http:// proxy (CONNECT),
+// with the proxy's credentials of its URL, as net/http's transport opens
+// one for an https:// request; ctx bounds it.
+func tunnel(ctx context.Context, dial dialFunc, proxy *url.URL, addr string) (net.Conn, error) {
+	proxyAddr := proxy.Host
+	if proxy.Port() == "" {
+		proxyAddr = net.JoinHostPort(proxy.Hostname(), "80")
+	}
+	raw, err := dial(ctx, "tcp", proxyAddr)
+	if err != nil {
+		return nil, err
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = raw.SetDeadline(deadline)
+	}
+	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: addr}, Host: addr, Header: http.Header{}}
+	if proxy.User != nil {
+		password, _ := proxy.User.Password()
+		req.SetBasicAuth(proxy.User.Username(), password)
+		req.Header["Proxy-Authorization"] = req.Header["Authorization"]
+		delete(req.Header, "Authorization")
+	}
+	br := bufio.NewReader(raw)
+	if err := req.Write(raw); err != nil {
+		_ = raw.Close()
+		return nil, err
+	}
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		_ = raw.Close()
+		return nil, err
+	}
+	_ = resp.Body.Close()
+	// Nothing may follow the proxy's answer before the TLS handshake: the
+	// active instance speaks only once the standby has.
+	if resp.StatusCode != http.StatusOK || br.Buffered() > 0 {
+		_ = raw.Close()
+		return nil, fmt.Errorf("proxy %s: CONNECT %s: %s", proxy.Redacted(), addr, resp.Status)
+	}
+	_ = raw.SetDeadline(time.Time{})
+	return raw, nil
 }
 
 // certificateRefused says what to change when err, from a request of this
