@@ -13,12 +13,18 @@ import (
 // has no shell and no kill to send it with (kubectl exec), and of several
 // replicas each is reloaded at its own address.
 func cmdReload(ctx context.Context, e *env, args []string) int {
-	var rf remoteFlags
+	var (
+		// -config.file is taken, and ignored with a warning, as by every
+		// command with -web.url: scripts pass it to all of them.
+		cf commonFlags
+		rf remoteFlags
+	)
 	fs := newFlagSet(e, "reload", "Have a running psa-syncd reload its config file and the mapping export, as SIGHUP does\n"+
 		"(POST /-/reload, with the API token), and say whether it took them: the way to reload\n"+
 		"psa-syncd in a container without a shell (kubectl exec), or one replica of several at its\n"+
 		"own address. The exit code is 1 when it refused what it read (it keeps what it runs; the\n"+
 		"error names the file and the key at fault).")
+	cf.register(fs)
 	rf.register(fs)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
