@@ -34,6 +34,9 @@ type ExportVersionView struct {
 	Customers      *int  `json:"customer_mappings,omitempty"`
 }
 
+// exportReaderFields is the value of export.ReaderFieldsHeader.
+var exportReaderFields = strings.Join(export.ReaderFields(), ",")
+
 func newExportVersionView(v state.ExportVersion) ExportVersionView {
 	return ExportVersionView{Revision: v.Revision, ETag: revisionETag(v.Revision), Digest: v.Digest, Size: v.Size, At: v.At, Source: v.Source}
 }
@@ -45,6 +48,11 @@ func (d *Daemon) handleGetExport(w http.ResponseWriter, r *http.Request) {
 	if !knownQuery(w, r) {
 		return
 	}
+	// Every answer says which export fields this psa-syncd reads, the 404
+	// before the first export too, so that a newer provider fails the plan
+	// that would write one it refuses, instead of the apply after its PSA
+	// changes (see export.ReaderFieldsHeader).
+	w.Header().Set(export.ReaderFieldsHeader, exportReaderFields)
 	var data io.WriterTo
 	var size int
 	var etag string

@@ -455,3 +455,62 @@ func TestExportStore_behindCompressingProxy(t *testing.T) {
 		})
 	}
 }
+
+// TestHandler_exportAdvertisesReaderFields: every answer to GET
+// /api/v1/export, the 404 before the first export too, lists in
+// export.ReaderFieldsHeader the export fields psa-syncd reads; an export
+// that sets every one of them is accepted, and one with a field it does
+// not list is refused, so that the provider can tell at plan which
+// exports psa-syncd would take.
+func TestHandler_exportAdvertisesReaderFields(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: dtToken, exportURL: "self", noExport: true})
+	h := e.d.Handler()
+	want := strings.Join(export.ReaderFields(), ",")
+	rec := dtExportRequest(t, h, http.MethodGet, "/api/v1/export", nil, nil)
+	if got := rec.Header().Get(export.ReaderFieldsHeader); rec.Code != http.StatusNotFound || got != want {
+		t.Errorf("GET of an empty store = %d with %s %q, want 404 with %q", rec.Code, export.ReaderFieldsHeader, got, want)
+	}
+
+	// Every field set: tickets with an owner, a renewal, owners on the
+	// mappings and the integration settings.
+	doc := e.doc.Clone()
+	doc.Integration = &export.Integration{Enabled: true, Owner: "KDFMEKRPHFSUX6AA"}
+	doc.Tickets = &export.Tickets{Enabled: true, Schedule: "every 5m", QueueID: "29683", NewStatusID: "1", ClosedStatusID: "5", ReopenStatusID: "8",
+		Priorities: map[string]string{"high": "1"}, SourceID: "2", IssueTypeID: "3", SubIssueTypeID: "4", TicketTypeID: "1", CategoryID: "2",
+		NoteTypeID: "1", MinSeverity: "medium", TitleFormat: export.DefaultTitleFormat, OnResolve: export.OnResolveClose, OnReturn: export.OnReturnReopen,
+		ReopenWindow: "72h", MaxPerPass: 50, MaxPerCustomer: 10, Owner: "QDVMFJE6HPI5Y7DV"}
+	for i := range doc.ProductMappings {
+		doc.ProductMappings[i].Owner = "3f2a9c"
+	}
+	for i := range doc.CustomerMappings {
+		doc.CustomerMappings[i].Owner = "8d01e4"
+	}
+	doc.CustomerMappings[0].NextContractID = doc.CustomerMappings[0].ContractID + "1"
+	data := e.encode(t, doc)
+	written, err := export.WrittenFields(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unknown := export.UnknownFields(written, export.ParseReaderFields(want)); len(unknown) > 0 {
+		t.Errorf("the header leaves out %v, which the export sets", unknown)
+	}
+	if missing := export.UnknownFields(export.ReaderFields(), written); len(missing) > 0 {
+		t.Fatalf("the test's export does not set %v: set every field the header lists", missing)
+	}
+	unknownField := bytes.Replace(data, []byte(`"schema":`), []byte(`"colour":"blue","schema":`), 1)
+	if rec := dtExportRequest(t, h, http.MethodPut, "/api/v1/export", unknownField, map[string]string{"If-None-Match": "*"}); rec.Code != http.StatusUnprocessableEntity {
+		t.Errorf("PUT of an export with a field the header does not list = %d %s, want 422", rec.Code, rec.Body)
+	}
+	if rec := dtExportRequest(t, h, http.MethodPut, "/api/v1/export", data, map[string]string{"If-None-Match": "*"}); rec.Code != http.StatusCreated {
+		t.Fatalf("PUT of an export setting every field the header lists = %d %s, want 201", rec.Code, rec.Body)
+	}
+	rec = dtExportRequest(t, h, http.MethodGet, "/api/v1/export", nil, nil)
+	if got := rec.Header().Get(export.ReaderFieldsHeader); rec.Code != http.StatusOK || got != want {
+		t.Errorf("GET = %d with %s %q, want 200 with %q", rec.Code, export.ReaderFieldsHeader, got, want)
+	}
+	rec = dtExportRequest(t, h, http.MethodGet, "/api/v1/export", nil, map[string]string{"If-None-Match": rec.Header().Get("ETag")})
+	if got := rec.Header().Get(export.ReaderFieldsHeader); rec.Code != http.StatusNotModified || got != want {
+		t.Errorf("conditional GET = %d with %s %q, want 304 with %q", rec.Code, export.ReaderFieldsHeader, got, want)
+	}
+}

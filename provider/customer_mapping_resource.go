@@ -219,6 +219,43 @@ func (r *customerMappingResource) Configure(_ context.Context, req resource.Conf
 func (r *customerMappingResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	r.data.checkExportWritable(ctx, &resp.Diagnostics, req.Plan.Raw, req.State.Raw)
 	r.planChecks(ctx, req, resp, resp.Private)
+	if !resp.Diagnostics.HasError() {
+		r.checkExportFields(ctx, req, resp)
+	}
+}
+
+// checkExportFields fails the plan when psa-syncd, as the export store,
+// does not read a field the mapping's entry would hold (see
+// providerData.checkExportFields): next_contract_id, or an owner token.
+func (r *customerMappingResource) checkExportFields(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if r.data == nil || req.Plan.Raw.IsNull() {
+		return
+	}
+	var plan customerMappingResourceModel
+	if getFlat(ctx, req.Plan.Raw, &plan).HasError() {
+		return
+	}
+	owner, diags := exportOwner(ctx, req.Private)
+	if diags.HasError() {
+		return
+	}
+	m := plan.toMapping()
+	if plan.NextContractID.IsUnknown() {
+		m.NextContractID = "known after apply" // a renewal all the same
+	}
+	keeps := r.data.planKeepsOwner(ctx, owner, req.State.Raw, func(doc *export.Document) bool {
+		_, ok := doc.Customer(m.Source, m.CustomerID)
+		return ok
+	})
+	r.data.checkExportFields(ctx, &resp.Diagnostics, req.Plan.Raw, req.State.Raw,
+		"customer mapping "+customerMappingImportID.format(m.Source, m.CustomerID), keeps,
+		func(doc *export.Document, owner string) {
+			m.Owner = owner
+			doc.PutCustomer(m)
+		},
+		func(field string) (path.Path, bool) {
+			return path.Root("next_contract_id"), field == "customer_mappings.next_contract_id"
+		})
 }
 
 // planChecks is ModifyPlan with the plan's private data, which the

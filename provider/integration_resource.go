@@ -141,6 +141,22 @@ func (r *integrationResource) ModifyPlan(ctx context.Context, req resource.Modif
 			return
 		}
 	}
+	owner, diags := exportOwner(ctx, req.Private)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	keeps := r.data.planKeepsOwner(ctx, owner, req.State.Raw, func(doc *export.Document) bool { return doc.Integration != nil })
+	r.data.checkExportFields(ctx, &resp.Diagnostics, req.Plan.Raw, req.State.Raw, integrationEntry, keeps,
+		func(doc *export.Document, owner string) {
+			in := plan.toIntegration()
+			in.Owner = owner
+			doc.Integration = &in
+		},
+		func(string) (path.Path, bool) { return path.Path{}, false })
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("id"), r.data.exportPath)...)
 }
 

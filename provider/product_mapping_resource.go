@@ -144,6 +144,38 @@ func (r *productMappingResource) Configure(_ context.Context, req resource.Confi
 func (r *productMappingResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	r.data.checkExportWritable(ctx, &resp.Diagnostics, req.Plan.Raw, req.State.Raw)
 	r.planChecks(ctx, req, resp, resp.Private)
+	if !resp.Diagnostics.HasError() {
+		r.checkExportFields(ctx, req, resp)
+	}
+}
+
+// checkExportFields fails the plan when psa-syncd, as the export store,
+// does not read a field the mapping's entry would hold (see
+// providerData.checkExportFields): an owner token.
+func (r *productMappingResource) checkExportFields(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if r.data == nil || req.Plan.Raw.IsNull() {
+		return
+	}
+	var plan productMappingResourceModel
+	if getFlat(ctx, req.Plan.Raw, &plan).HasError() {
+		return
+	}
+	owner, diags := exportOwner(ctx, req.Private)
+	if diags.HasError() {
+		return
+	}
+	m := plan.toMapping()
+	keeps := r.data.planKeepsOwner(ctx, owner, req.State.Raw, func(doc *export.Document) bool {
+		_, ok := doc.Product(m.Source, m.Product)
+		return ok
+	})
+	r.data.checkExportFields(ctx, &resp.Diagnostics, req.Plan.Raw, req.State.Raw,
+		"product mapping "+productMappingImportID.format(m.Source, m.Product), keeps,
+		func(doc *export.Document, owner string) {
+			m.Owner = owner
+			doc.PutProduct(m)
+		},
+		func(string) (path.Path, bool) { return path.Path{}, false })
 }
 
 // planChecks is ModifyPlan with the plan's private data, which the

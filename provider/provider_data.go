@@ -17,6 +17,7 @@ import (
 	"unicode"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-go/tftypes"
 
@@ -118,6 +119,12 @@ type providerData struct {
 	// answer.
 	writable    sync.Once
 	writableErr error
+
+	// fieldsMu guards fields, the fields of the export version fieldsOf
+	// (see storedFields).
+	fieldsMu sync.Mutex
+	fieldsOf *export.Document
+	fields   []string
 }
 
 // exportSnapshot is what readExport found in the store.
@@ -175,6 +182,125 @@ func (d *providerData) checkExportWritable(ctx context.Context, diags *diag.Diag
 				"export_token (or the %s environment variable) against psa-syncd's web.api_token, and that psa-syncd "+
 				"has export_url: self in its configuration.\n\n%v", d.exportPath, envExportToken, d.writableErr))
 	}
+}
+
+// exportFieldsReader is implemented by an export store that says which
+// export fields its reader reads (export.HTTPBackend: psa-syncd as the
+// store, which refuses a whole export with a field it does not read).
+type exportFieldsReader interface {
+	ReaderFields() (fields []string, answered bool)
+}
+
+// checkExportFields fails the plan of a resource whose apply would write,
+// in entry, an export field that psa-syncd as the store does not read: a
+// provider newer than psa-syncd with a setting psa-syncd does not have
+// yet (ticket routing, a renewal's next_contract_id, owner tokens).
+// psa-syncd would refuse the whole export (422), and the apply would fail
+// at its write to the export, after the PSA changes that come before it
+// (new services). write puts the entry as the apply would write it, with
+// owner as its owner token ("" for none), into an empty document;
+// keepsOwner says the entry keeps or is given a token whatever the export
+// (an owner in the resource's private state, an entry adopted); attr
+// returns the attribute that sets a field, if one does.
+//
+// The fields psa-syncd reads come with its answer to the plan's read of
+// the export (export.ReaderFieldsHeader), so the check asks nothing more.
+// A psa-syncd older than that header says nothing: the plan then only
+// warns, of fields beyond those every psa-syncd reads that the stored
+// export does not hold yet (psa-syncd validated every version it stores,
+// so it reads those it holds). Versions between a field and the header
+// read it, and an error would block them; the warning names the field
+// once, until an apply writes it.
+func (d *providerData) checkExportFields(ctx context.Context, diags *diag.Diagnostics, plan, state tftypes.Value, entry string,
+	keepsOwner bool, write func(doc *export.Document, owner string), attr func(field string) (path.Path, bool)) {
+	if d == nil || d.store == nil || plan.IsNull() || plan.Equal(state) {
+		return
+	}
+	reader, ok := d.store.Backend().(exportFieldsReader)
+	if !ok {
+		return
+	}
+	stored, found, err := d.readExport(ctx)
+	if err != nil {
+		return // the resources report the export's errors
+	}
+	known, answered := reader.ReaderFields()
+	if !answered {
+		return
+	}
+	var owner string
+	if keepsOwner || d.exportOwnerTokens || found && holdsOwners(stored) {
+		owner = "owner" // any token: only whether one is written matters
+	}
+	doc := export.New(d.system, "")
+	write(doc, owner)
+	data, err := doc.Encode()
+	if err != nil {
+		return
+	}
+	written, err := export.WrittenFields(data)
+	if err != nil {
+		return
+	}
+	advertised := len(known) > 0
+	if !advertised {
+		known = export.FirstReaderFields
+		if len(export.UnknownFields(written, known)) > 0 && found {
+			known = append(slices.Clone(known), d.storedFields(stored)...)
+		}
+	}
+	for _, field := range export.UnknownFields(written, known) {
+		summary, detail := "Export Field Unknown to psa-syncd", fmt.Sprintf("This plan writes %s to the mapping export at %s, in %s, "+
+			"but psa-syncd, the export store, does not read that field: it refuses a whole export with a field it does not "+
+			"read (422), so the apply would fail at its write to the export, after the changes to the PSA that come before it "+
+			"(new services). Upgrade psa-syncd to a version that reads it (the provider's own version or later), or leave "+
+			"the setting out until it is upgraded.", field, d.exportPath, entry)
+		add := diags.AddError
+		addAttr := diags.AddAttributeError
+		if !advertised {
+			summary, detail = "psa-syncd May Not Read Export Field", fmt.Sprintf("This plan writes %s to the mapping export at %s, "+
+				"in %s, a field the export does not hold yet and that psa-syncd versions before it do not read. psa-syncd "+
+				"there does not say which fields it reads, so it is older than this provider. A psa-syncd that does not read "+
+				"the field refuses the whole export (422), and the apply would fail at its write to the export, after the "+
+				"changes to the PSA that come before it (new services). Upgrade psa-syncd to the provider's version before "+
+				"applying, or check that its version reads the setting.", field, d.exportPath, entry)
+			add, addAttr = diags.AddWarning, diags.AddAttributeWarning
+		}
+		if p, ok := attr(field); ok {
+			addAttr(p, summary, detail)
+		} else {
+			add(summary, detail)
+		}
+	}
+}
+
+// planKeepsOwner reports whether the apply of a resource writes an owner
+// token on its entry whatever the export: it keeps the one in its private
+// state (owner), or its Create adopts the entry the export holds already
+// (holds, for a plan without a state), which gives the entry a token.
+func (d *providerData) planKeepsOwner(ctx context.Context, owner string, state tftypes.Value, holds func(*export.Document) bool) bool {
+	if owner != "" {
+		return true
+	}
+	if !state.IsNull() {
+		return false
+	}
+	doc, found, err := d.readExport(ctx)
+	return err == nil && found && holds(doc)
+}
+
+// storedFields returns the fields stored holds (export.WrittenFields),
+// encoding it once per version read.
+func (d *providerData) storedFields(stored *export.Document) []string {
+	d.fieldsMu.Lock()
+	defer d.fieldsMu.Unlock()
+	if d.fieldsOf != stored {
+		d.fieldsOf, d.fields = stored, nil
+		if data, err := stored.Encode(); err == nil {
+			d.fields, _ = export.WrittenFields(data)
+		}
+	}
+	return d.fields
 }
 
 // confirmGone reports whether a not-found answer of the PSA for an object

@@ -261,6 +261,24 @@ func (r *ticketRoutingResource) ModifyPlan(ctx context.Context, req resource.Mod
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	// The routing is the export's tickets object, which psa-syncd before
+	// ticket sync does not read.
+	owner, diags := exportOwner(ctx, req.Private)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	keeps := r.data.planKeepsOwner(ctx, owner, req.State.Raw, func(doc *export.Document) bool { return doc.Tickets != nil })
+	r.data.checkExportFields(ctx, &resp.Diagnostics, req.Plan.Raw, req.State.Raw, ticketRoutingEntry, keeps,
+		func(doc *export.Document, owner string) {
+			tk, _ := plan.toTickets(ctx) // its errors are the apply's to report; the fields it sets are known
+			tk.Owner = owner
+			doc.Tickets = &tk
+		},
+		func(string) (path.Path, bool) { return path.Path{}, false })
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("id"), r.data.exportPath)...)
 }
 

@@ -211,3 +211,65 @@ func TestEncode_olderReaders(t *testing.T) {
 		t.Errorf("the current reader finds %v unknown in an export with owners (%v)", unknown, err)
 	}
 }
+
+// flatten returns r's fields as ReaderFields names them.
+func flatten(r compattest.Reader) []string {
+	var fields []string
+	for path, names := range r.Fields {
+		for _, name := range names {
+			fields = append(fields, strings.TrimPrefix(path+"."+name, "."))
+		}
+	}
+	slices.Sort(fields)
+	return fields
+}
+
+// TestReaderFields_readers: ReaderFields, which psa-syncd advertises, are
+// the fields of the newest reader generation, and FirstReaderFields those
+// of the first, which every psa-syncd reads.
+func TestReaderFields_readers(t *testing.T) {
+	t.Parallel()
+	got := ReaderFields()
+	slices.Sort(got)
+	if want := flatten(compattest.Readers[len(compattest.Readers)-1]); !slices.Equal(got, want) {
+		t.Errorf("ReaderFields() = %v, want the newest reader's %v", got, want)
+	}
+	first := slices.Clone(FirstReaderFields)
+	slices.Sort(first)
+	if want := flatten(compattest.Readers[0]); !slices.Equal(first, want) {
+		t.Errorf("FirstReaderFields = %v, want the first reader's %v", first, want)
+	}
+}
+
+// TestUnknownFields: the fields of an export that a reader generation
+// does not know, as the plan names them to the user: a new object alone,
+// not each of its fields.
+func TestUnknownFields(t *testing.T) {
+	t.Parallel()
+	doc := New(psa.SystemAutotask, "")
+	doc.Tickets = &Tickets{Enabled: true, QueueID: "29683", MinSeverity: "medium", TitleFormat: DefaultTitleFormat,
+		OnResolve: OnResolveClose, ClosedStatusID: "5", OnReturn: OnReturnNew, MaxPerPass: 50, MaxPerCustomer: 10}
+	doc.PutCustomer(CustomerMapping{Source: "sophos", CustomerID: "718b6047", CompanyID: "29683541", ContractID: "29684183",
+		NextContractID: "29684190", UsageSync: true, Owner: "8d01e4"})
+	data, err := doc.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	written, err := WrittenFields(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range [][]string{
+		{"customer_mappings.next_contract_id", "customer_mappings.owner", "tickets"},
+		{"customer_mappings.next_contract_id", "customer_mappings.owner"},
+		{"customer_mappings.owner"},
+		nil, nil, nil,
+	} {
+		if got := UnknownFields(written, flatten(compattest.Readers[i])); !slices.Equal(got, want) {
+			t.Errorf("fields unknown to psa-syncd of %s = %v, want %v", compattest.Readers[i].Commit, got, want)
+		}
+	}
+	if got := ParseReaderFields(" tickets , tickets.owner,,"); !slices.Equal(got, []string{"tickets", "tickets.owner"}) {
+		t.Errorf("ParseReaderFields = %v, want [tickets tickets.owner]", got)
+	}
+}

@@ -10,7 +10,9 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
@@ -43,6 +45,12 @@ type HTTPBackend struct {
 	// redact takes the token out of the error pages quoted in errors: a
 	// proxy in front of psa-syncd may echo the request's headers.
 	redact *redact.Redactor
+
+	// readerFields is what psa-syncd's last answer to a Load advertised
+	// in ReaderFieldsHeader (see ReaderFields): nil before an answer, an
+	// empty slice for an answer without the header.
+	readerMu     sync.Mutex
+	readerFields []string
 }
 
 // Ensure HTTPBackend satisfies Backend.
@@ -140,6 +148,7 @@ func (b *HTTPBackend) Load(ctx context.Context, ifNoneMatch string) (Blob, error
 		return Blob{}, fmt.Errorf("%sreading: %w", prefix(b.String()), err)
 	}
 	defer resp.Body.Close()
+	b.noteReaderFields(resp)
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotModified:
@@ -236,6 +245,34 @@ func (b *HTTPBackend) CheckWrite(ctx context.Context) error {
 		return fmt.Errorf("%swriting: %s", prefix(b.String()), b.apiError(resp))
 	}
 	return nil
+}
+
+// noteReaderFields records the export fields an answer of psa-syncd to a
+// read advertises. Only psa-syncd's own answers are taken (those with its
+// ETag, or its 404 for no export yet): a proxy's error page says nothing
+// of the psa-syncd behind it.
+func (b *HTTPBackend) noteReaderFields(resp *http.Response) {
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotModified && resp.StatusCode != http.StatusNotFound {
+		return
+	}
+	fields := ParseReaderFields(resp.Header.Get(ReaderFieldsHeader))
+	if fields == nil {
+		fields = []string{}
+	}
+	b.readerMu.Lock()
+	b.readerFields = fields
+	b.readerMu.Unlock()
+}
+
+// ReaderFields returns the export fields psa-syncd said it reads in its
+// answer to the last Load (see ReaderFieldsHeader), and whether it said:
+// answered is false before a Load got psa-syncd's answer, and fields is
+// empty for a psa-syncd older than the header. It asks nothing itself: the
+// plan reads the export anyway, and the list comes with that answer.
+func (b *HTTPBackend) ReaderFields() (fields []string, answered bool) {
+	b.readerMu.Lock()
+	defer b.readerMu.Unlock()
+	return slices.Clone(b.readerFields), b.readerFields != nil
 }
 
 func (b *HTTPBackend) request(ctx context.Context, method string, body []byte) (*http.Request, error) {

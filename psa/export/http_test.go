@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -484,5 +485,49 @@ func TestOpenBackend_urlUser(t *testing.T) {
 	}
 	if _, err := OpenBackend(t.Context(), withUser, BackendOptions{Token: token}); err == nil {
 		t.Error("OpenBackend without URLUser took a URL with a user")
+	}
+}
+
+// TestHTTPBackend_ReaderFields: Load records the export fields psa-syncd
+// advertises in its answer (the 404 of a store without an export too),
+// nothing before an answer, an empty list for a psa-syncd without the
+// header, and nothing from a proxy's error page.
+func TestHTTPBackend_ReaderFields(t *testing.T) {
+	t.Parallel()
+	var status atomic.Int32
+	var header atomic.Value
+	header.Store("")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if h := header.Load().(string); h != "" { //nolint:forcetypeassert // only strings are stored
+			w.Header().Set(ReaderFieldsHeader, h)
+		}
+		w.Header().Set("ETag", `"1"`)
+		w.WriteHeader(int(status.Load()))
+	}))
+	defer srv.Close()
+	b, err := NewHTTPBackend(srv.URL, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fields, answered := b.ReaderFields(); answered || fields != nil {
+		t.Errorf("ReaderFields before a Load = %v, %v; want nil, false", fields, answered)
+	}
+	for _, c := range []struct {
+		status       int
+		header       string
+		want         []string
+		wantAnswered bool
+	}{
+		{http.StatusNotFound, "schema,tickets, tickets.owner", []string{"schema", "tickets", "tickets.owner"}, true},
+		{http.StatusNotModified, "", []string{}, true},
+		{http.StatusBadGateway, "", []string{}, true}, // a proxy's page: the last answer's list stays
+		{http.StatusNotFound, "schema", []string{"schema"}, true},
+	} {
+		status.Store(int32(c.status))
+		header.Store(c.header)
+		_, _ = b.Load(t.Context(), `"1"`)
+		if fields, answered := b.ReaderFields(); answered != c.wantAnswered || !slices.Equal(fields, c.want) {
+			t.Errorf("ReaderFields after a %d answer with %q = %v, %v; want %v, %v", c.status, c.header, fields, answered, c.want, c.wantAnswered)
+		}
 	}
 }
