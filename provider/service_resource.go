@@ -281,7 +281,9 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"deletion_policy": schema.StringAttribute{
 				MarkdownDescription: "What destroying the resource does in the PSA: `\"deactivate\"` (the default) marks the " +
 					"service inactive and keeps it for existing contracts and invoices; `\"delete\"` deletes it where the PSA " +
-					"allows that (ConnectWise and Kaseya BMS do, and refuse to delete a service that is still in use; Autotask " +
+					"allows that (ConnectWise and Kaseya BMS do, and refuse to delete a service that agreement additions or " +
+					"contract lines still use: the destroy then fails, saying to set `\"deactivate\"` or `\"abandon\"`, or to " +
+					"remove those lines in the PSA first; the plan cannot tell without a read per service; Autotask " +
 					"does not, and the plan fails); `\"abandon\"` only removes it from the Terraform state.",
 				Optional:   true,
 				Computed:   true,
@@ -1018,9 +1020,11 @@ func (r *serviceResource) Delete(ctx context.Context, req resource.DeleteRequest
 		}
 		if errors.Is(err, psa.ErrValidation) || errors.Is(err, psa.ErrConflict) {
 			resp.Diagnostics.AddAttributeError(path.Root("deletion_policy"), "Cannot Delete PSA Service",
-				fmt.Sprintf("%s refused to delete service %s, usually because contracts or agreements still use it. "+
+				fmt.Sprintf("%s refused to delete service %s, usually because %s still use it. "+
 					"Set deletion_policy to \"deactivate\" (the service stays for existing contracts and invoices) or "+
-					"\"abandon\" and apply, then destroy again.\n\n%s", systemTitle(r.data.system), id, err))
+					"\"abandon\" and apply, then destroy again; or remove the service's lines from %s in %s first, "+
+					"if it is meant to be gone from them (psa-syncd does not remove lines), and destroy again.\n\n%s",
+					systemTitle(r.data.system), id, serviceUsers(r.data.system), serviceUsers(r.data.system), systemTitle(r.data.system), err))
 			return
 		}
 	default:
@@ -1412,4 +1416,16 @@ func unconfirmedGone(system psa.System, what string, notFound, ping error) strin
 		"address either, so the answer may come from a wrong or outdated address rather than from a deleted %s. It stays "+
 		"in the Terraform state, and nothing is planned to create it again: %s\n\nNot found: %v\nBasic read: %v",
 		systemTitle(system), what, strings.SplitN(what, " ", 2)[0], addressHint(system), notFound, ping)
+}
+
+// serviceUsers names, in the PSA's words, what refuses the delete of a
+// service that it bills.
+func serviceUsers(system psa.System) string {
+	switch system {
+	case psa.SystemConnectWise:
+		return "agreement additions"
+	case psa.SystemKaseyaBMS:
+		return "contract service lines"
+	}
+	return "contracts or agreements"
 }

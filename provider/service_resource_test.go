@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -1108,49 +1109,60 @@ func TestStateOnlyWarning(t *testing.T) {
 
 // TestAccServiceResource_deleteInUse destroys, with deletion_policy
 // "delete", a service that the PSA refuses to delete because an agreement
-// still uses it: the error says how to get out, and following it destroys
-// the service by deactivating it. It runs against ConnectWise, the PSA
-// whose simulator models a catalog item in use.
+// addition (ConnectWise) or a contract line (Kaseya BMS) still uses it:
+// the error says how to get out (another deletion_policy, or the lines
+// removed), and following it destroys the service by deactivating it.
+// Autotask cannot delete services at all (the plan refuses the policy).
 func TestAccServiceResource_deleteInUse(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t, psa.SystemConnectWise)
-	acme := e.addCustomerFixture("Acme")
-	var serviceID string
-	config := func(policy string) string {
-		return testAccServiceResourceConfig(e, "Sophos Intercept X Advanced", 4.5, fmt.Sprintf(`  deletion_policy = %q`, policy))
-	}
-
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config: config(deletionPolicyDelete),
-				Check: resource.TestCheckResourceAttrWith("psa_service.test", "id", func(v string) error {
-					serviceID = v
+	for _, sys := range []psa.System{psa.SystemConnectWise, psa.SystemKaseyaBMS} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			acme := e.addCustomerFixture("Acme")
+			var serviceID string
+			config := func(policy string) string {
+				return testAccServiceResourceConfig(e, "Sophos Intercept X Advanced", 4.5, fmt.Sprintf(`  deletion_policy = %q`, policy))
+			}
+			inUse := func() {
+				if sys == psa.SystemKaseyaBMS {
+					e.sim.KaseyaBMS().AddLine(int(mustID(acme.contract)), int(mustID(serviceID)), 10, time.Now())
+					return
+				}
+				e.sim.ConnectWise().AddAddition(psatest.ConnectWiseAddition{
+					AgreementID: mustID(acme.contract), ProductID: mustID(serviceID), Quantity: 10,
+				})
+			}
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: config(deletionPolicyDelete),
+						Check: resource.TestCheckResourceAttrWith("psa_service.test", "id", func(v string) error {
+							serviceID = v
+							return nil
+						}),
+					},
+					{
+						PreConfig: inUse,
+						Config:    config(deletionPolicyDelete),
+						Destroy:   true,
+						ExpectError: regexp.MustCompile(`(?s)Cannot Delete PSA Service.*still\s+use\s+it.*deletion_policy\s+to\s+"deactivate".*` +
+							`or\s+remove\s+the\s+service's\s+lines`),
+					},
+					{
+						Config: config(deletionPolicyDeactivate),
+					},
+				},
+				CheckDestroy: e.checkSimService("Sophos Intercept X Advanced", func(s simService) error {
+					if s.Active {
+						return fmt.Errorf("service %s is still active after destroy with deletion_policy deactivate", s.ID)
+					}
 					return nil
 				}),
-			},
-			{
-				PreConfig: func() {
-					e.sim.ConnectWise().AddAddition(psatest.ConnectWiseAddition{
-						AgreementID: mustID(acme.contract), ProductID: mustID(serviceID), Quantity: 10,
-					})
-				},
-				Config:      config(deletionPolicyDelete),
-				Destroy:     true,
-				ExpectError: regexp.MustCompile(`(?s)Cannot Delete PSA Service.*deletion_policy\s+to\s+"deactivate"`),
-			},
-			{
-				Config: config(deletionPolicyDeactivate),
-			},
-		},
-		CheckDestroy: e.checkSimService("Sophos Intercept X Advanced", func(s simService) error {
-			if s.Active {
-				return fmt.Errorf("service %s is still active after destroy with deletion_policy deactivate", s.ID)
-			}
-			return nil
-		}),
-	})
+			})
+		})
+	}
 }
 
 // TestAccServiceResource_connectWiseRequiredFields: ConnectWise requires an
