@@ -336,7 +336,9 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"type_id": schema.StringAttribute{
 						MarkdownDescription: "Id of the product type (Procurement > Setup Tables > Type). Unset leaves ConnectWise's choice " +
 							"(its default type); some ConnectWise versions require a type on create and refuse the catalog item " +
-							"without one, so set it there. Null when ConnectWise reports no type.",
+							"without one, so set it there. Null when ConnectWise reports no type. The plan of a create, or of a " +
+							"change, fails on an id that ConnectWise's `procurement/types` does not list (one of another " +
+							"ConnectWise, a sandbox's), naming the ids it has; the list is read once per Terraform command.",
 						Optional:      true,
 						Computed:      true,
 						Validators:    []validator.String{connectWiseIDValidator},
@@ -345,7 +347,9 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"subcategory_id": schema.StringAttribute{
 						MarkdownDescription: "Id of the product subcategory (Procurement > Setup Tables > Category, its " +
 							"subcategories). Unset leaves ConnectWise's choice; some ConnectWise versions require a subcategory on " +
-							"create and refuse the catalog item without one, so set it there. Null when ConnectWise reports none.",
+							"create and refuse the catalog item without one, so set it there. Null when ConnectWise reports none. " +
+							"The plan of a create, or of a change, fails on an id that ConnectWise's `procurement/subcategories` " +
+							"does not list, naming the ids it has; the list is read once per Terraform command.",
 						Optional:      true,
 						Computed:      true,
 						Validators:    []validator.String{connectWiseIDValidator},

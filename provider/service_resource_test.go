@@ -1573,3 +1573,73 @@ func TestAccServiceResource_autotaskTextLengths(t *testing.T) {
 		},
 	})
 }
+
+// TestAccServiceResource_connectWiseUnknownTypeFailsPlan: a
+// connectwise.type_id or subcategory_id that this ConnectWise does not
+// have (one of another tenant, a sandbox's) fails the plan on the
+// attribute, naming the ids ConnectWise has, where ConnectWise used to
+// refuse the catalog item's create or update at apply; a create and an
+// update are checked, and each list is read once per provider process
+// (Terraform runs one for the plan and one for the apply), only by plans
+// that set its id.
+func TestAccServiceResource_connectWiseUnknownTypeFailsPlan(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemConnectWise)
+	config := func(block string) string {
+		return testAccServiceResourceConfig(e, "Sophos MDR", 12, "  connectwise {\n"+block+"  }\n")
+	}
+	var reads int
+	listReads := func(path string) int {
+		n := 0
+		for _, r := range e.sim.Requests() {
+			if r.Method == http.MethodGet && strings.HasSuffix(r.Path, path) {
+				n++
+			}
+		}
+		return n
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config("    type_id = \"99\"\n"),
+				ExpectError: regexp.MustCompile(`(?s)Value Refused by ConnectWise.*with psa_service.test.*type_id\s+=\s+"99".*` +
+					`type_id\s+99\s+does\s+not\s+exist.*procurement/types\s+lists\s+1\s+\(Service\),\s+2\s+\(Software\),\s+3\s+\(Hardware\)`),
+			},
+			{
+				Config: config("    subcategory_id = \"42\"\n"),
+				ExpectError: regexp.MustCompile(`(?s)Value Refused by ConnectWise.*subcategory_id\s+=\s+"42".*` +
+					`subcategory_id\s+42\s+does\s+not\s+exist.*procurement/subcategories\s+lists\s+1\s+\(Managed\s+Services\)`),
+			},
+			{
+				PreConfig: func() {
+					if len(e.services()) != 0 {
+						t.Errorf("the refused plans created %v", e.services())
+					}
+				},
+				Config: config("    type_id        = \"1\"\n    subcategory_id = \"2\"\n"),
+				Check:  resource.TestCheckResourceAttr("psa_service.test", "connectwise.type_id", "1"),
+			},
+			{
+				PreConfig: func() { e.sim.ConnectWise().AddProductType(7, "Cloud") },
+				Config:    config("    type_id        = \"7\"\n    subcategory_id = \"2\"\n"),
+				Check:     resource.TestCheckResourceAttr("psa_service.test", "connectwise.type_id", "7"),
+			},
+			{
+				Config:      config("    type_id        = \"99\"\n    subcategory_id = \"2\"\n"),
+				ExpectError: regexp.MustCompile(`(?s)Value Refused by ConnectWise.*type_id\s+99\s+does\s+not\s+exist.*7\s+\(Cloud\)`),
+			},
+			{
+				// A plan that changes nothing reads neither list.
+				PreConfig: func() { reads = listReads("procurement/types") + listReads("procurement/subcategories") },
+				Config:    config("    type_id        = \"7\"\n    subcategory_id = \"2\"\n"),
+				Check: func(*terraform.State) error {
+					if n := listReads("procurement/types") + listReads("procurement/subcategories"); n != reads {
+						return fmt.Errorf("a plan without changes read procurement/types or procurement/subcategories %d times", n-reads)
+					}
+					return nil
+				},
+			},
+		},
+	})
+}

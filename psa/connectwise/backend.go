@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
@@ -112,6 +113,13 @@ type Backend struct {
 	// productIDsMu, which concurrent checks wait on for that one read.
 	productIDsMu sync.Mutex
 	productIDs   map[string]*CatalogItem
+
+	// typeNames and subcategoryNames hold the product types and
+	// subcategories by id, each list read once for CheckServiceFields
+	// (nil until read); guarded by refsMu.
+	refsMu           sync.Mutex
+	typeNames        map[int64]string
+	subcategoryNames map[int64]string
 }
 
 // agreementState is what SetQuantity needs of an agreement to decide
@@ -385,6 +393,9 @@ var _ psa.ServiceFieldChecker = (*Backend)(nil)
 // catalog is read once per Backend, so items created after that read are
 // not seen.
 func (b *Backend) CheckServiceFields(ctx context.Context, s *psa.Service) error {
+	if err := b.checkReferences(ctx, s.ConnectWise); err != nil {
+		return err
+	}
 	if s.ID != "" && (s.ConnectWise == nil || strings.TrimSpace(s.ConnectWise.Identifier) == "") {
 		return nil // an update that sends no identifier
 	}
@@ -419,6 +430,82 @@ func (b *Backend) CheckServiceFields(ctx context.Context, s *psa.Service) error 
 		"catalog item %d (%q, %s) already has product id %q, and ConnectWise keeps product ids unique across the catalog, "+
 			"inactive items included; set connectwise.identifier to another product id, or import catalog item %d",
 		it.ID, it.Description, state, it.Identifier, it.ID)}}
+}
+
+// checkReferences reports a type_id or subcategory_id of cw that this
+// ConnectWise does not have, as a *psa.ValidationError on that field:
+// ConnectWise refuses the catalog item's create or update that names it
+// (an id of another tenant, a sandbox's in production), after the
+// changes of the apply before it. Each list (procurement/types,
+// procurement/subcategories) is read once per Backend, and only when cw
+// sets its id.
+func (b *Backend) checkReferences(ctx context.Context, cw *psa.ConnectWiseServiceFields) error {
+	if cw == nil {
+		return nil
+	}
+	b.refsMu.Lock()
+	defer b.refsMu.Unlock()
+	for _, r := range []struct {
+		field, id, path string
+		names           *map[int64]string
+		read            func() (map[int64]string, error)
+	}{
+		{"type_id", cw.TypeID, "procurement/types", &b.typeNames, func() (map[int64]string, error) {
+			types, _, err := b.client.Catalog.ListTypes(ctx, &ListOptions{Fields: []string{"id", "name"}})
+			names := make(map[int64]string, len(types))
+			for _, t := range types {
+				names[t.ID] = t.Name
+			}
+			return names, err
+		}},
+		{"subcategory_id", cw.SubcategoryID, "procurement/subcategories", &b.subcategoryNames, func() (map[int64]string, error) {
+			subs, _, err := b.client.Catalog.ListSubcategories(ctx, &ListOptions{Fields: []string{"id", "name"}})
+			names := make(map[int64]string, len(subs))
+			for _, s := range subs {
+				names[s.ID] = s.Name
+			}
+			return names, err
+		}},
+	} {
+		if strings.TrimSpace(r.id) == "" {
+			continue
+		}
+		n, err := parseID(r.field, r.id)
+		if err != nil {
+			return nil //nolint:nilerr // the format is the provider's validators' to report
+		}
+		if *r.names == nil {
+			names, err := r.read()
+			if err != nil {
+				return fmt.Errorf("connectwise: reading %s: %w", r.path, err)
+			}
+			*r.names = names
+		}
+		if _, ok := (*r.names)[n]; !ok {
+			return &psa.ValidationError{System: psa.SystemConnectWise, Field: r.field, Messages: []string{fmt.Sprintf(
+				"%s %d does not exist in this ConnectWise (%s lists %s), and ConnectWise refuses a catalog item that names it; "+
+					"an id of another ConnectWise (a sandbox's) is not this one's", r.field, n, r.path, listNames(*r.names))}}
+		}
+	}
+	return nil
+}
+
+// listNames describes the ids and names of a list for a message: the
+// first ten by id, and how many more.
+func listNames(names map[int64]string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	ids := slices.Sorted(maps.Keys(names))
+	var parts []string
+	for i, id := range ids {
+		if i == 10 {
+			parts = append(parts, fmt.Sprintf("and %d more", len(ids)-10))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%d (%s)", id, names[id]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // nameInUseLocked returns a *psa.ValidationError about "name" naming the

@@ -808,3 +808,31 @@ func TestAgreementAdditionsService_List_fullPageWithoutLink(t *testing.T) {
 		t.Errorf("AgreementAdditions.List error = %v, want one saying page 2 repeats page 1", err)
 	}
 }
+
+func TestCatalogService_ListTypes(t *testing.T) {
+	t.Parallel()
+	c, mux, _ := setup(t)
+	mux.HandleFunc("/procurement/types", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodGet)
+		fmt.Fprint(w, `[{"id":1,"name":"Service","inactiveFlag":false,"defaultFlag":true},{"id":4,"name":"Old","inactiveFlag":true}]`)
+	})
+	got, _, err := c.Catalog.ListTypes(t.Context(), nil)
+	want := []*ProductType{{ID: 1, Name: "Service"}, {ID: 4, Name: "Old", InactiveFlag: true}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Catalog.ListTypes returned %+v, %v, want %+v", got, err, want)
+	}
+}
+
+func TestCatalogService_ListSubcategories(t *testing.T) {
+	t.Parallel()
+	c, mux, _ := setup(t)
+	mux.HandleFunc("/procurement/subcategories", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodGet)
+		fmt.Fprint(w, `[{"id":2,"name":"Security","category":{"id":1,"name":"Services"}}]`)
+	})
+	got, _, err := c.Catalog.ListSubcategories(t.Context(), nil)
+	want := []*SubCategory{{ID: 2, Name: "Security", Category: &Reference{ID: 1, Name: "Services"}}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Catalog.ListSubcategories returned %+v, %v, want %+v", got, err, want)
+	}
+}

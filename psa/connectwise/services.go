@@ -101,6 +101,36 @@ func (s *CatalogService) List(ctx context.Context, opts *ListOptions) ([]*Catalo
 	return listAll[CatalogItem](ctx, s.client, "procurement/catalog", opts)
 }
 
+// ProductType is a product type (procurement/types), which a catalog item
+// names as its type [inferred/community: the ProductType model of
+// OpenAPI-generated clients; id, name, inactiveFlag, defaultFlag].
+type ProductType struct {
+	ID           int64  `json:"id"`
+	Name         string `json:"name"`
+	InactiveFlag bool   `json:"inactiveFlag,omitempty"`
+}
+
+// SubCategory is a product subcategory (procurement/subcategories), which
+// a catalog item names as its subcategory [inferred/community: the
+// SubCategory model of OpenAPI-generated clients; id, name, category,
+// inactiveFlag].
+type SubCategory struct {
+	ID           int64      `json:"id"`
+	Name         string     `json:"name"`
+	Category     *Reference `json:"category,omitempty"`
+	InactiveFlag bool       `json:"inactiveFlag,omitempty"`
+}
+
+// ListTypes returns every product type, following pages.
+func (s *CatalogService) ListTypes(ctx context.Context, opts *ListOptions) ([]*ProductType, *Response, error) {
+	return listAll[ProductType](ctx, s.client, "procurement/types", opts)
+}
+
+// ListSubcategories returns every product subcategory, following pages.
+func (s *CatalogService) ListSubcategories(ctx context.Context, opts *ListOptions) ([]*SubCategory, *Response, error) {
+	return listAll[SubCategory](ctx, s.client, "procurement/subcategories", opts)
+}
+
 // Count returns the number of catalog items matching cond.
 func (s *CatalogService) Count(ctx context.Context, cond Condition) (int64, *Response, error) {
 	return count(ctx, s.client, "procurement/catalog/count", cond)

@@ -50,6 +50,10 @@ type ConnectWise struct {
 	catalog    map[int64]map[string]any
 	agreements map[int64]map[string]any
 	additions  map[int64]map[string]any
+	// types and subcategories are the product types and subcategories a
+	// catalog item may name (procurement/types, procurement/subcategories).
+	types         map[int64]map[string]any
+	subcategories map[int64]map[string]any
 	// byAgreement indexes additions by agreement id (their ids in order),
 	// so that an agreement's additions are found without a scan.
 	byAgreement map[int64][]int64
@@ -133,19 +137,21 @@ func (cw *ConnectWise) HideAdditions(id int64, hide bool) {
 
 func newConnectWise(s *Server, c config) *ConnectWise {
 	cw := &ConnectWise{
-		srv:         s,
-		company:     DefaultConnectWiseCompany,
-		publicKey:   DefaultConnectWisePublicKey,
-		privateKey:  DefaultConnectWisePrivateKey,
-		clID:        DefaultConnectWiseClientID,
-		version:     ConnectWiseAPIVersion,
-		clock:       c.clock,
-		codebase:    DefaultConnectWiseCodebase,
-		companies:   map[int64]map[string]any{},
-		catalog:     map[int64]map[string]any{},
-		agreements:  map[int64]map[string]any{},
-		additions:   map[int64]map[string]any{},
-		byAgreement: map[int64][]int64{},
+		srv:           s,
+		company:       DefaultConnectWiseCompany,
+		publicKey:     DefaultConnectWisePublicKey,
+		privateKey:    DefaultConnectWisePrivateKey,
+		clID:          DefaultConnectWiseClientID,
+		version:       ConnectWiseAPIVersion,
+		clock:         c.clock,
+		codebase:      DefaultConnectWiseCodebase,
+		companies:     map[int64]map[string]any{},
+		catalog:       map[int64]map[string]any{},
+		agreements:    map[int64]map[string]any{},
+		additions:     map[int64]map[string]any{},
+		byAgreement:   map[int64][]int64{},
+		types:         map[int64]map[string]any{},
+		subcategories: map[int64]map[string]any{},
 		nextID: map[string]int64{
 			"company": cwFirstCompany, "catalog": cwFirstCatalog,
 			"agreement": cwFirstAgreement, "addition": cwFirstAddition,
@@ -164,6 +170,12 @@ func newConnectWise(s *Server, c config) *ConnectWise {
 		if fc.Codebase != "" {
 			cw.codebase = normCodebase(fc.Codebase)
 		}
+	}
+	for id, name := range ConnectWiseProductTypes {
+		cw.addTypeLocked(id, name)
+	}
+	for id, name := range ConnectWiseSubcategories {
+		cw.addSubcategoryLocked(id, name)
 	}
 	return cw
 }
@@ -439,6 +451,39 @@ func (cw *ConnectWise) addCatalogLocked(it ConnectWiseCatalogItem) int64 {
 		"_info": cw.info(),
 	}
 	return id
+}
+
+// ConnectWiseProductTypes and ConnectWiseSubcategories are the product
+// types and subcategories a new simulator holds, by id; AddProductType and
+// AddSubcategory add more.
+var (
+	ConnectWiseProductTypes  = map[int64]string{1: "Service", 2: "Software", 3: "Hardware"}
+	ConnectWiseSubcategories = map[int64]string{1: "Managed Services", 2: "Security", 3: "Licensing"}
+)
+
+// AddProductType adds a product type (procurement/types) of the given id
+// and name.
+func (cw *ConnectWise) AddProductType(id int64, name string) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	cw.addTypeLocked(id, name)
+}
+
+func (cw *ConnectWise) addTypeLocked(id int64, name string) {
+	cw.types[id] = map[string]any{"id": float64(id), "name": name, "inactiveFlag": false, "defaultFlag": false, "_info": cw.info()}
+}
+
+// AddSubcategory adds a product subcategory (procurement/subcategories) of
+// the given id and name, in category 1.
+func (cw *ConnectWise) AddSubcategory(id int64, name string) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	cw.addSubcategoryLocked(id, name)
+}
+
+func (cw *ConnectWise) addSubcategoryLocked(id int64, name string) {
+	cw.subcategories[id] = map[string]any{"id": float64(id), "name": name, "inactiveFlag": false,
+		"category": map[string]any{"id": float64(1), "name": "Services"}, "_info": cw.info()}
 }
 
 // DeleteCatalogItem removes a catalog item out of band; additions that use

@@ -35,6 +35,12 @@ var cwSchema = map[string]map[string]byte{
 	"addition": {"id": 'n', "product": 'r', "quantity": 'n', "lessIncluded": 'n', "unitPrice": 'n', "unitCost": 'n',
 		"extPrice": 'n', "billCustomer": 's', "effectiveDate": 'd', "cancelledDate": 'd', "agreementStatus": 's',
 		"agreementId": 'n', "description": 's', "taxableFlag": 'b', "_info": 'i'},
+	// Product types and subcategories [inferred/community: the ProductType
+	// and SubCategory models of OpenAPI-generated clients, e.g.
+	// Jetbuilt/connect_wise docs/ProductType.md, spinen/connectwise-php-client
+	// Procurement/SubCategory.php, pyconnectwise SubCategoryInfoModel].
+	"type":        {"id": 'n', "name": 's', "inactiveFlag": 'b', "defaultFlag": 'b', "typeXref": 's', "_info": 'i'},
+	"subcategory": {"id": 'n', "name": 's', "category": 'r', "inactiveFlag": 'b', "integrationXref": 's', "_info": 'i'},
 }
 
 // cwWritable lists the fields PATCH may change.
@@ -242,6 +248,10 @@ func (cw *ConnectWise) route(w http.ResponseWriter, r *http.Request, segs []stri
 		kind, rest = "company", segs[2:]
 	case strings.HasPrefix(join+"/", "procurement/catalog/"):
 		kind, rest = "catalog", segs[2:]
+	case strings.HasPrefix(join+"/", "procurement/types/"):
+		kind, rest = "type", segs[2:]
+	case strings.HasPrefix(join+"/", "procurement/subcategories/"):
+		kind, rest = "subcategory", segs[2:]
 	case len(segs) >= 4 && lower[0] == "finance" && lower[1] == "agreements" && lower[3] == "additions":
 		id, err := strconv.ParseInt(segs[2], 10, 64)
 		if err != nil {
@@ -260,7 +270,7 @@ func (cw *ConnectWise) route(w http.ResponseWriter, r *http.Request, segs []stri
 		return
 	}
 	methods := map[string][]string{
-		"company": {"GET"}, "agreement": {"GET"},
+		"company": {"GET"}, "agreement": {"GET"}, "type": {"GET"}, "subcategory": {"GET"},
 		"catalog": {"GET", "POST", "PATCH", "DELETE"}, "addition": {"GET", "POST", "PATCH", "DELETE"},
 	}
 	allowed := false
@@ -304,6 +314,10 @@ func (cw *ConnectWise) tableLocked(kind string) map[int64]map[string]any {
 		return cw.catalog
 	case "agreement":
 		return cw.agreements
+	case "type":
+		return cw.types
+	case "subcategory":
+		return cw.subcategories
 	}
 	return cw.additions
 }
@@ -586,7 +600,8 @@ func (cw *ConnectWise) countLocked(w http.ResponseWriter, r *http.Request, kind 
 	writeJSON(w, http.StatusOK, map[string]int{"count": len(recs)})
 }
 
-var cwNames = map[string]string{"company": "Company", "catalog": "Catalog item", "agreement": "Agreement", "addition": "Addition"}
+var cwNames = map[string]string{"company": "Company", "catalog": "Catalog item", "agreement": "Agreement", "addition": "Addition",
+	"type": "ProductType", "subcategory": "SubCategory"}
 
 func (cw *ConnectWise) itemLocked(w http.ResponseWriter, r *http.Request, kind string, agreementID, id int64) {
 	rec := cw.tableLocked(kind)[id]
@@ -737,6 +752,17 @@ func (cw *ConnectWise) validateLocked(kind string, rec map[string]any, selfID in
 		case "Agreement", "Bundle", "Inventory", "NonInventory", "Service":
 		default:
 			errs = append(errs, cwFieldError("InvalidField", "productClass", "productClass must be Agreement, Bundle, Inventory, NonInventory or Service.", kind))
+		}
+		// A type or subcategory of another tenant (sandbox vs production)
+		// is refused like any reference to a record that does not exist
+		// [inferred: the message's wording is the simulator's own].
+		for _, f := range []struct {
+			field string
+			table map[int64]map[string]any
+		}{{"type", cw.types}, {"subcategory", cw.subcategories}} {
+			if ref, ok := rec[f.field].(map[string]any); ok && ref["id"] != nil && f.table[num(ref["id"])] == nil {
+				errs = append(errs, cwFieldError("InvalidField", f.field, fmt.Sprintf("The %s recId %d was not found.", f.field, num(ref["id"])), kind))
+			}
 		}
 	case "addition":
 		switch str(rec["billCustomer"]) {

@@ -334,6 +334,9 @@ func TestConnectWise_createValidation(t *testing.T) {
 		{"procurement/catalog", `{"identifier":"sophos-ixa","description":"Dup","customerDescription":"x"}`, 400, "ObjectExists"},
 		{"procurement/catalog", `{"identifier":"X","description":"` + strings.Repeat("d", 61) + `","customerDescription":"x"}`, 400, "maximum length of 60"},
 		{"procurement/catalog", `{"identifier":"Y","description":"Y"}`, 400, `"field":"customerDescription"`},
+		{"procurement/catalog", `{"identifier":"T1","description":"T1","customerDescription":"x","type":{"id":1},"subcategory":{"id":2}}`, 201, `"type":{"id":1}`},
+		{"procurement/catalog", `{"identifier":"T2","description":"T2","customerDescription":"x","type":{"id":99}}`, 400, `"field":"type"`},
+		{"procurement/catalog", `{"identifier":"T3","description":"T3","customerDescription":"x","subcategory":{"id":99}}`, 400, `"field":"subcategory"`},
 	}
 	for _, tt := range tests {
 		r := cwSend(t, s, http.MethodPost, tt.path, tt.body, nil)
@@ -463,5 +466,38 @@ func TestConnectWise_additionsByAgreement(t *testing.T) {
 	}
 	if got := cw.Additions(a2); len(got) != 1 || got[0].ID != created.ID {
 		t.Errorf("Additions(%d) = %+v, want the created one", a2, got)
+	}
+}
+
+// TestConnectWise_productTypesAndSubcategories: procurement/types and
+// procurement/subcategories list the ids a catalog item may name, paged
+// like the other lists, and a catalog item's PATCH naming another id is
+// refused as its POST is (TestConnectWise_createValidation).
+func TestConnectWise_productTypesAndSubcategories(t *testing.T) {
+	t.Parallel()
+	s := newCWServer(t)
+	_, prod := cwSeed(s)
+	s.ConnectWise().AddProductType(7, "Cloud")
+	s.ConnectWise().AddSubcategory(8, "Backup")
+	for path, want := range map[string]string{
+		"procurement/types?pageSize=2&page=2&fields=id,name": `[{"id":3,"name":"Hardware"},{"id":7,"name":"Cloud"}]`,
+		"procurement/types/7":                                `"name":"Cloud"`,
+		"procurement/subcategories?conditions=id=8":          `"category":{"id":1,"name":"Services"},"id":8,`,
+		"procurement/subcategories/count":                    `{"count":4}`,
+		"procurement/types?fields=id,name&pageSize=1":        `[{"id":1,"name":"Service"}]`,
+	} {
+		if r := cwSend(t, s, http.MethodGet, path, "", nil); r.status != http.StatusOK || !strings.Contains(string(r.body), want) {
+			t.Errorf("GET %s = %d %s, want 200 containing %s", path, r.status, r.body, want)
+		}
+	}
+	if r := cwSend(t, s, http.MethodPost, "procurement/types", `{"name":"X"}`, nil); r.status != http.StatusMethodNotAllowed {
+		t.Errorf("POST procurement/types = %d, want 405", r.status)
+	}
+	path := "procurement/catalog/" + itoa(prod)
+	if r := cwSend(t, s, http.MethodPatch, path, `[{"op":"replace","path":"type","value":{"id":99}}]`, nil); r.status != 400 || !strings.Contains(string(r.body), `"field":"type"`) {
+		t.Errorf("PATCH of an unknown type = %d %s, want 400 on type", r.status, r.body)
+	}
+	if r := cwSend(t, s, http.MethodPatch, path, `[{"op":"replace","path":"type","value":{"id":7}}]`, nil); r.status != 200 {
+		t.Errorf("PATCH of a known type = %d %s, want 200", r.status, r.body)
 	}
 }
