@@ -193,3 +193,60 @@ resource "psa_customer_mapping" "acme" {
 		},
 	})
 }
+
+// TestAccExportStore_olderPSASyncdTicketsAndOwnersFailPlan: a
+// psa_ticket_routing against a psa-syncd from before ticket sync fails the
+// plan naming the tickets object, and export_owner_tokens against a
+// psa-syncd from before owners fails the plan of a new mapping naming its
+// owner field; the current psa-syncd takes both.
+func TestAccExportStore_olderPSASyncdTicketsAndOwnersFailPlan(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	service := e.addService("Sophos MDR", 12)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	startWorkflowDaemon(t, e, t.TempDir(), daemon.ExportSelf, ln)
+	older, front := startOlderPSASyncd(t, "http://"+ln.Addr().String())
+	older.header.Store(true)
+	e.exportURL, e.exportToken = front, workflowToken
+	beforeTickets, beforeOwners := compattest.Readers[0], compattest.Readers[2]
+	if beforeTickets.Commit != "8a23a49" || beforeOwners.Commit != "a429353" {
+		t.Fatalf("compattest.Readers[0] and [2] are %s and %s, want the generations before tickets and before owners", beforeTickets.Commit, beforeOwners.Commit)
+	}
+	routing := ticketRoutingCases()[psa.SystemAutotask].config
+	mapping := fmt.Sprintf(`
+resource "psa_product_mapping" "mdr" {
+  product    = "MDR"
+  service_id = %q
+}
+`, service)
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				PreConfig: func() { older.reader.Store(&beforeTickets) },
+				Config:    e.providerConfig() + routing,
+				ExpectError: regexp.MustCompile(`(?s)Export Field Unknown to psa-syncd.*with psa_ticket_routing.test.*writes\s+tickets\s+to.*` +
+					`the\s+ticket\s+routing.*Upgrade\s+psa-syncd`),
+			},
+			{
+				PreConfig: func() { older.reader.Store(&beforeOwners) },
+				Config:    e.providerConfigWith("export_owner_tokens = true\n") + mapping,
+				ExpectError: regexp.MustCompile(`(?s)Export Field Unknown to psa-syncd.*with psa_product_mapping.mdr.*` +
+					`product_mappings.owner.*product\s+mapping\s+sophos/MDR.*Upgrade\s+psa-syncd`),
+			},
+			{
+				PreConfig: func() { older.reader.Store(nil) },
+				Config:    e.providerConfigWith("export_owner_tokens = true\n") + mapping + routing,
+				Check: e.checkExport(func(doc *export.Document) error {
+					if m, _ := doc.Product("sophos", "MDR"); m.Owner == "" || doc.Tickets == nil {
+						return fmt.Errorf("psa-syncd holds product mapping %+v and tickets %+v, want an owner token and the routing", m, doc.Tickets)
+					}
+					return nil
+				}),
+			},
+		},
+	})
+}
