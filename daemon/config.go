@@ -1399,7 +1399,9 @@ func checkSite(s string) error {
 
 // quoteURL quotes a URL setting for a message, with any user information
 // before the host (which would be a credential) replaced by "xxxxx",
-// whether or not the setting parses as a URL.
+// whether or not the setting parses as a URL, and the rest of its secrets
+// (a query's or a fragment's, user information one slash short of a host)
+// masked as redact.URL masks them.
 func quoteURL(s string) string {
 	scheme, rest := "", s
 	if i := strings.Index(s, "://"); i >= 0 {
@@ -1410,9 +1412,9 @@ func quoteURL(s string) string {
 		authority = rest[:i]
 	}
 	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
-		return strconv.Quote(scheme + "xxxxx" + rest[i:])
+		s = scheme + "xxxxx" + rest[i:]
 	}
-	return strconv.Quote(s)
+	return strconv.Quote(redact.URL(s))
 }
 
 // ParsedSchedule returns the parsed Schedule setting.

@@ -125,6 +125,34 @@ func TestConfig_String_hidesSecrets(t *testing.T) {
 	}
 }
 
+// TestLoad_urlErrorsHideSecrets: a URL setting refused at load is quoted
+// without its secrets, however it holds them: user information one slash
+// short of a host, or a query parameter named as the PSA names the
+// credential. The message still names the setting and the host.
+func TestLoad_urlErrorsHideSecrets(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const head = "export_path: m.json\nstate_dir: s\nsource: {type: file, file: {path: u.csv}}\n"
+	for _, tt := range []struct{ yml, want string }{
+		{head + "psa: {system: autotask, autotask: {username: u, secret: s3cr3t, integration_code: c0de, base_url: 'https:/u:Hunter2SECRET@webservices5.autotask.net/'}}\n",
+			`psa.autotask.base_url: "xxxxx@webservices5.autotask.net/xxxxx" is not an http(s) URL`},
+		{head + "psa: {system: connectwise, connectwise: {site: 'https://na.myconnectwise.net/?privatekey=Hunter2SECRET', company_id: c, public_key: pubkey, private_key: privkey, client_id: clientid}}\n",
+			`psa.connectwise.site: "https://na.myconnectwise.net/?privatekey=xxxxx" must not have a path`},
+		{"export_path: m.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s3cr3t, integration_code: c0de}}\n" +
+			"source: {type: sophos, sophos: {client_id: cid1, client_secret: s3cr3t, auth_url: 'https:/cid1:Hunter2SECRET@id.sophos.com/api/v2/oauth2/token'}}\n",
+			`source.sophos.auth_url: "xxxxx@id.sophos.com/xxxxx" is not an http(s) URL`},
+	} {
+		p := filepath.Join(dir, "c.yml")
+		if err := os.WriteFile(p, []byte(tt.yml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(p, func(string) string { return "" })
+		if err == nil || strings.Contains(err.Error(), "Hunter2") || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Load(%q) = %v, want an error containing %q, without the secret", tt.yml, err, tt.want)
+		}
+	}
+}
+
 // TestLoad_advertiseURL: state.advertise_url, which every instance reads
 // and a standby shows without authentication, takes no credentials, query
 // or fragment, and the error does not show the password.

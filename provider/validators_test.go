@@ -23,6 +23,11 @@ func TestURLChecks_hideSecrets(t *testing.T) {
 		{httpURL("https://example.com/"), "u:SECRET@example.com"},
 		{connectWiseSite(), "https://u:SECRET%zz@na.myconnectwise.net"},
 		{connectWiseSite(), "u:SECRET@na.myconnectwise.net/v2025_1"},
+		// One slash short of a host, and a credential in the query
+		// under the PSA's own name for it.
+		{httpURL("https://example.com/"), "https:/u:SECRET@example.com/"},
+		{connectWiseSite(), "https://na.myconnectwise.net/?privatekey=SECRET"},
+		{httpURL("https://example.com/"), "example.com/?ApiIntegrationCode=SECRET"},
 		// Valid URLs, but Go would send the user information as a basic
 		// login of its own: refused at plan time, as psa-syncd refuses it.
 		{httpURL("https://example.com/"), "https://u:SECRET@example.com/"},

@@ -15,11 +15,13 @@ const Mask = "xxxxx"
 // password of its user information and of any URL in a query parameter
 // (an S3 URL's endpoint=https://user:password@host) becomes Mask, and so
 // does the value of a query parameter whose name says it is a secret
-// (password, token, secret, signature, ...).
+// (password, token, secret, signature, private_key, ...), in the query or
+// in a fragment that holds parameters (#access_token=...).
 //
 // A setting that does not parse as a URL is never returned as it is: the
 // parser splits it where the operator did not mean to, so a password with a
-// "/" or a bad escape would show. Such a value keeps only its scheme and
+// "/" or a bad escape would show, and so would user information one slash
+// short of a host ("https:/user:password@host"). Such a value keeps only its scheme and
 // the host after the last "@", with everything else masked; one without
 // "@", "?" or "#" holds neither user information nor a query and is
 // returned unchanged.
@@ -32,15 +34,27 @@ const maxNesting = 3
 
 func redactURL(rawURL string, depth int) string {
 	u, err := url.Parse(rawURL)
-	if err != nil || (u.Opaque != "" && strings.ContainsAny(u.Opaque, "@?#")) {
+	if err != nil || (u.Opaque != "" && strings.ContainsAny(u.Opaque, "@?#")) || pathUserinfo(u) {
 		// "user:password@host" without a scheme parses as the scheme
-		// "user" with an opaque part: not a URL the operator meant.
+		// "user" with an opaque part, and "https:/user:password@host",
+		// one slash short, as a URL without a host whose path holds
+		// the password: not URLs the operator meant.
 		return unparsed(rawURL)
 	}
 	changed := false
 	if u.RawQuery != "" {
 		if q := redactQuery(u.RawQuery, depth); q != u.RawQuery {
 			u.RawQuery, changed = q, true
+		}
+	}
+	// A fragment may carry parameters as a query does: an OAuth access
+	// token copied from a browser's address bar.
+	if raw := u.EscapedFragment(); raw != "" {
+		if f := redactQuery(raw, depth); f != raw {
+			u.RawFragment, changed = f, true
+			if u.Fragment, err = url.PathUnescape(f); err != nil {
+				u.Fragment, u.RawFragment = Mask, ""
+			}
 		}
 	}
 	if _, ok := u.User.Password(); ok {
@@ -51,6 +65,18 @@ func redactURL(rawURL string, depth int) string {
 		return rawURL
 	}
 	return u.Redacted()
+}
+
+// pathUserinfo reports whether u, a URL with a scheme but no host, holds
+// user information with a password in its path ("https:/user:pw@host"):
+// a ":" before the path's last "@". A file's path with an "@"
+// ("C:/Users/ops@example/m.json", "file:///srv/a@b") has no ":" there.
+func pathUserinfo(u *url.URL) bool {
+	if u.Scheme == "" || u.Host != "" || u.User != nil {
+		return false
+	}
+	i := strings.LastIndexByte(u.Path, '@')
+	return i >= 0 && strings.Contains(u.Path[:i], ":")
 }
 
 // unparsed masks a value that is not a URL: see URL.
@@ -81,8 +107,13 @@ func unparsed(s string) string {
 	return out
 }
 
-// secretParam matches the names of query parameters that hold secrets.
-var secretParam = regexp.MustCompile(`(?i)pass|secret|token|signature|credential|api[_-]?key|access[_-]?key|^sig$|^key$|^auth`)
+// secretParam matches the names of query parameters that hold secrets,
+// the credentials of the PSAs and vendors by their own names among them
+// (Autotask's ApiIntegrationCode, ConnectWise's public and private keys
+// and clientId). target_session_attrs, sslkey (a path) and the like stay
+// shown: the operator needs them.
+var secretParam = regexp.MustCompile(`(?i)pass|pwd|^pw$|secret|token|signature|credential|session[_-]?id|` +
+	`(api|access|private|public)[_-]?key|client[_-]?id|integration[_-]?code|^sig$|^key$|^code$|^auth`)
 
 // redactQuery masks the secrets of a raw query and keeps the rest of it as
 // it was written: the order and escaping of the other parameters.

@@ -30,6 +30,21 @@ func TestURL(t *testing.T) {
 		{"s3://bucket/k%zz?endpoint=https://minio:SECRET@minio", "s3://xxxxx@minio"},
 		{"127.0.0.1:9810", "127.0.0.1:9810"},
 		{"bms kaseya.com", "bms kaseya.com"},
+		// One slash short: url.Parse reads the user information as the
+		// path of a URL without a host. A path with an "@" but no ":"
+		// before it (a file) stays as written.
+		{"https:/u:SECRET@psa.example/", "xxxxx@psa.example/xxxxx"},
+		{"https:/u:SEC/RET@psa.example/", "xxxxx@psa.example/xxxxx"},
+		{"file:///srv/psa@prod/m.json", "file:///srv/psa@prod/m.json"},
+		{"C:/Users/ops@example/m.json", "C:/Users/ops@example/m.json"},
+		// The credentials of the PSAs and vendors by their own names, and
+		// a fragment's parameters as a query's (an OAuth token).
+		{"https://host/?ApiIntegrationCode=SECRET&x=1", "https://host/?ApiIntegrationCode=xxxxx&x=1"},
+		{"https://host/?privatekey=SECRET&public_key=SECRET&clientId=SECRET", "https://host/?privatekey=xxxxx&public_key=xxxxx&clientId=xxxxx"},
+		{"https://host/?pwd=SECRET&pw=SECRET&code=SECRET&sessionid=SECRET", "https://host/?pwd=xxxxx&pw=xxxxx&code=xxxxx&sessionid=xxxxx"},
+		{"https://host/x#access_token=SECRET&state=1", "https://host/x#access_token=xxxxx&state=1"},
+		{"https://host/x#section-2", "https://host/x#section-2"},
+		{"https://host/x?tenant=a&zone=b", "https://host/x?tenant=a&zone=b"},
 	} {
 		got := redact.URL(tt.in)
 		if got != tt.want {
