@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -65,7 +66,7 @@ func validateWebConfig(path string) error {
 	if err := web.Validate(path); err != nil {
 		// yaml quotes the start of a value it cannot read: in
 		// basic_auth_users written as "user:password", the password's.
-		return fmt.Errorf("daemon: web config file %q: %s", path, typeErrorValue.ReplaceAllString(err.Error(), "$1 $2"))
+		return fmt.Errorf("daemon: web config file %q: %s", path, webConfigText(err.Error()))
 	}
 	return nil
 }
@@ -84,7 +85,7 @@ func (d *Daemon) serve(srv *http.Server, ln net.Listener) error {
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		// web.Serve reads the file again: it may have been broken
 		// since validateWebConfig.
-		return errors.New(typeErrorValue.ReplaceAllString(err.Error(), "$1 $2"))
+		return errors.New(webConfigText(err.Error()))
 	}
 	return err
 }
@@ -224,6 +225,21 @@ func (d *Daemon) probeHeaders() (map[string]string, bool) {
 	return c.HTTPConfig.Header, true
 }
 
+// bcryptPrefix matches bcrypt's error for a basic_auth_users value that is
+// not a hash, which quotes the value's first character: such a value is
+// most often the password, or the API token, itself.
+var bcryptPrefix = regexp.MustCompile(`bcrypt hashes must start with '\$', but hashedSecret started with '(?s:.)'`)
+
+// webConfigText returns exporter-toolkit's text about the web config file
+// (an error, a log line) without the parts of values it quotes: the value
+// in a yaml type error, and the first character of a basic_auth_users
+// value that is not a bcrypt hash.
+func webConfigText(s string) string {
+	s = typeErrorValue.ReplaceAllString(s, "$1 $2")
+	return bcryptPrefix.ReplaceAllString(s, "a basic_auth_users value is not a bcrypt hash (which starts with $$2a$$, $$2b$$ or $$2y$$): "+
+		"give the hash of the password, not the password")
+}
+
 // webConfigLogHandler drops the value that yaml quotes in a parse error of
 // the web config file (see validateWebConfig): exporter-toolkit reads the
 // file again for every request and TLS handshake, and logs its errors, so
@@ -236,10 +252,10 @@ func (h webConfigLogHandler) Handle(ctx context.Context, r slog.Record) error {
 	if r.Message == "Listening on" {
 		return nil
 	}
-	out := slog.NewRecord(r.Time, r.Level, typeErrorValue.ReplaceAllString(r.Message, "$1 $2"), r.PC)
+	out := slog.NewRecord(r.Time, r.Level, webConfigText(r.Message), r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Value.Kind() == slog.KindString {
-			a.Value = slog.StringValue(typeErrorValue.ReplaceAllString(a.Value.String(), "$1 $2"))
+			a.Value = slog.StringValue(webConfigText(a.Value.String()))
 		}
 		out.AddAttrs(a)
 		return true

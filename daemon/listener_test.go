@@ -366,6 +366,22 @@ func TestWebConfig_errorsHideBasicAuthPasswords(t *testing.T) {
 	}
 }
 
+// TestWebConfig_plainPasswordNotQuoted: a basic_auth_users value that is
+// the password (or the API token) itself rather than its bcrypt hash:
+// bcrypt's error quoted its first character when it was at least as long
+// as a hash (59 characters; a 64-character hex token is). The message says
+// what is wrong instead.
+func TestWebConfig_plainPasswordNotQuoted(t *testing.T) {
+	t.Parallel()
+	token := "~" + strings.Repeat("9f86d081884c7d65", 4)[1:]
+	p := filepath.Join(t.TempDir(), "web.yml")
+	dtWrite(t, p, "basic_auth_users:\n  ops: \""+token+"\"\n")
+	_, err := New(&Config{}, "", Options{WebConfigFile: p})
+	if err == nil || strings.Contains(err.Error(), "~") || !strings.Contains(err.Error(), "bcrypt hash") {
+		t.Errorf("New with a token in place of its bcrypt hash: %v; want an error saying a value is not a bcrypt hash, without any of the token", err)
+	}
+}
+
 // TestDaemon_Run_webConfigBrokenWhileRunning: exporter-toolkit reads the
 // web config file for every request and logs why it cannot; a file broken
 // while psa-syncd runs (basic_auth_users as "user:password") must not put
