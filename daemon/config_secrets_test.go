@@ -141,6 +141,10 @@ func TestLoad_urlErrorsHideSecrets(t *testing.T) {
 		{"export_path: m.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s3cr3t, integration_code: c0de}}\n" +
 			"source: {type: sophos, sophos: {client_id: cid1, client_secret: s3cr3t, auth_url: 'https:/cid1:Hunter2SECRET@id.sophos.com/api/v2/oauth2/token'}}\n",
 			`source.sophos.auth_url: "xxxxx@id.sophos.com/xxxxx" is not an http(s) URL`},
+		// Not a file of that name, which every message would name.
+		{"export_url: 'https:/ci:Hunter2SECRET@psa-syncd.internal:9810'\nstate_dir: s\nsource: {type: file, file: {path: u.csv}}\n" +
+			"psa: {system: autotask, autotask: {username: u, secret: s3cr3t, integration_code: c0de}}\n",
+			`export_url: export: "xxxxx@psa-syncd.internal:9810" lacks the "//" after its scheme`},
 	} {
 		p := filepath.Join(dir, "c.yml")
 		if err := os.WriteFile(p, []byte(tt.yml), 0o600); err != nil {

@@ -116,6 +116,12 @@ func Kind(rawURL string) (string, error) {
 			return "", errors.New(`export: "self" is psa-syncd's export_url, where psa-syncd keeps the export itself: give the provider that psa-syncd's http(s):// URL, with its API token as export_token (a file named self is ./self)`)
 		case hostPort.MatchString(rawURL):
 			return "", fmt.Errorf("export: %q is a host and port, not a path: psa-syncd's store is its http(s):// URL, e.g. https://%s (a file of that name is ./%s)", rawURL, rawURL, rawURL)
+		case slashShort.MatchString(rawURL):
+			// "https:/user:password@host" as a file's name would be
+			// shown whole wherever the store is named, the
+			// Terraform state among them (psa_integration's id).
+			return "", fmt.Errorf(`export: %q lacks the "//" after its scheme: write https://host:port, s3://bucket/key or file:///path `+
+				"(a file's path does not start with a URL scheme)", Redact(rawURL))
 		}
 		return KindFile, nil
 	}
@@ -130,6 +136,9 @@ func Kind(rawURL string) (string, error) {
 		return "", fmt.Errorf("export: unsupported export URL scheme %q in %q: use a path, file://, s3:// or the http(s):// URL of psa-syncd", scheme, Redact(rawURL))
 	}
 }
+
+// slashShort matches a store's scheme without the "//" that follows it.
+var slashShort = regexp.MustCompile(`(?i)^(https?|s3|file):`)
 
 // hostPort matches a host and port written without a scheme.
 var hostPort = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]*:[0-9]{1,5}$`)
