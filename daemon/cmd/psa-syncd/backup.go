@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
@@ -34,6 +33,7 @@ func cmdBackup(ctx context.Context, e *env, args []string) int {
 	fs.StringVar(&out, "output", "", "The backup `file` to write; it must not exist.")
 	fs.StringVar(&rf.url, "web.url", "", "Base `URL` of a running psa-syncd to ask for the copy; needs its API token.")
 	fs.StringVar(&rf.tokenFile, "web.token-file", "", "The `file` holding the API token for -web.url; default: the PSA_SYNCD_API_TOKEN environment variable.")
+	rf.tls.register(fs)
 	rf.fs = fs
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
@@ -54,7 +54,7 @@ func cmdBackup(ctx context.Context, e *env, args []string) int {
 		return 1
 	}
 	if api != nil {
-		err = backupRemote(ctx, api.base, api.token, out)
+		err = backupRemote(ctx, api, out)
 	} else {
 		err = backupLocal(ctx, e, cf.configFile, out)
 	}
@@ -107,13 +107,13 @@ func backupInto(db *state.DB, out string) error {
 
 // backupRemote downloads a backup from a running daemon into out, through
 // a temporary file so that a broken transfer leaves nothing named out.
-func backupRemote(ctx context.Context, base, token, out string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/api/v1/backup", nil)
+func backupRemote(ctx context.Context, api *apiClient, out string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api.base+"/api/v1/backup", nil)
 	if err != nil {
 		return err
 	}
-	setToken(req, token)
-	resp, err := apiHTTPClient(30 * time.Minute).Do(req)
+	setToken(req, api.token)
+	resp, err := api.do(req, 30*time.Minute)
 	if err != nil {
 		return err
 	}

@@ -281,7 +281,7 @@ func syncRemote(ctx context.Context, e *env, api *apiClient, r daemon.SyncReques
 		defer cancel()
 	}
 	tk, run, err := api.waitRun(wait, id)
-	see := fmt.Sprintf("the daemon runs its pass all the same: see `psa-syncd status -web.url %s` or GET /api/v1/runs/%s", api.shownURL(), id)
+	see := fmt.Sprintf("the daemon runs its pass all the same: see `psa-syncd status -web.url %s` or GET /api/v1/runs/%s", strings.TrimSpace(api.shownURL()+" "+api.tls.flags()), id)
 	if err != nil && ctx.Err() != nil {
 		// Interrupted (SIGINT, SIGTERM): the daemon's pass goes on.
 		fmt.Fprintf(e.stderr, "psa-syncd: stopped waiting for sync request %s; %s\n", id, see)

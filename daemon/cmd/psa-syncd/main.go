@@ -294,7 +294,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		shutdown      = daemon.DefaultShutdownTimeout
 	)
 	fs := newFlagSet(e, "run", "Run the daemon: scheduled and requested sync passes, the HTTP API and /metrics.\n"+
-		"SIGHUP or POST /-/reload reloads the config file and the mapping export; SIGINT or SIGTERM stops it gracefully.")
+		"SIGHUP, POST /-/reload or `psa-syncd reload` reloads the config file and the mapping export; SIGINT or SIGTERM stops it gracefully.")
 	cf.register(fs)
 	fs.StringVar(&listenAddress, "web.listen-address", "", "Address to listen on for the HTTP API and metrics; overrides web.listen_address in the config file (default \"127.0.0.1:9810\", loopback only; \":9810\" listens on every interface).")
 	fs.StringVar(&webConfigFile, "web.config.file", "", "Path to a web configuration `file` that enables TLS, client certificates or basic\nauthentication, in the format of every Prometheus exporter (exporter-toolkit). With\nbasic_auth_users, the mutating endpoints take the API token as the basic password, and\nGET /-/healthy and /-/ready without credentials are answered (for probes). With\nclient_auth_type RequireAndVerifyClientCert and replicas, give each standby a client\ncertificate the client_ca_file trusts in state.advertise_client_cert_file and\nstate.advertise_client_key_file: without it the active instance refuses its forwards.")

@@ -45,7 +45,7 @@ func cmdReload(ctx context.Context, e *env, args []string) int {
 		return requestFailed(e, err)
 	}
 	setToken(req, api.token)
-	resp, err := apiHTTPClient(answerTimeout).Do(req)
+	resp, err := api.do(req, answerTimeout)
 	if err != nil {
 		return requestFailed(e, err)
 	}

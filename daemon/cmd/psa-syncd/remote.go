@@ -26,6 +26,7 @@ import (
 type remoteFlags struct {
 	url       string
 	tokenFile string
+	tls       remoteTLS
 	// fs is the command's flag set, to tell which flags were given.
 	fs *flag.FlagSet
 }
@@ -36,6 +37,7 @@ func (r *remoteFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.tokenFile, "web.token-file", "", "The `file` holding the API token for -web.url (web.api_token); default: the PSA_SYNCD_API_TOKEN environment variable.\n"+
 		"What changes anything needs it, and so does every request to a listener with basic_auth_users, where -web.url\n"+
 		"names the user (http://user@127.0.0.1:9810) and the token is that user's password.")
+	r.tls.register(fs)
 }
 
 // client returns the API client for -web.url, or nil when it is not set.
@@ -48,11 +50,23 @@ func (r *remoteFlags) client(e *env) (*apiClient, error) {
 			// itself, and the token would be ignored.
 			return nil, errors.New("-web.token-file needs -web.url: the token is for a running psa-syncd's API")
 		}
+		if r.tls.given() {
+			return nil, fmt.Errorf("%s needs -web.url: the files are for the TLS of a running psa-syncd's API", r.tls.flags())
+		}
 		return nil, nil
 	}
 	u, err := url.Parse(r.url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("-web.url %q: want the daemon's base URL, like http://127.0.0.1:9810", redact.URL(r.url))
+	}
+	if u.Scheme != "https" && r.tls.given() {
+		// Ignored over plain HTTP, the files would leave a listener that
+		// requires them refusing requests for another reason (400).
+		return nil, fmt.Errorf("%s: for an https:// -web.url only; %s is plain HTTP", r.tls.flags(), withoutPassword(r.url))
+	}
+	transport, err := r.tls.transport()
+	if err != nil {
+		return nil, err
 	}
 	if r.fs != nil {
 		r.fs.Visit(func(f *flag.Flag) {
@@ -62,7 +76,7 @@ func (r *remoteFlags) client(e *env) (*apiClient, error) {
 			}
 		})
 	}
-	c := &apiClient{base: strings.TrimRight(r.url, "/"), token: strings.TrimSpace(e.getenv("PSA_SYNCD_API_TOKEN"))}
+	c := &apiClient{base: strings.TrimRight(r.url, "/"), token: strings.TrimSpace(e.getenv("PSA_SYNCD_API_TOKEN")), tls: r.tls, transport: transport}
 	if r.tokenFile != "" {
 		data, err := daemon.ReadSecretFile(r.tokenFile)
 		var pe *fs.PathError
@@ -123,6 +137,37 @@ func requestFailed(e *env, err error) int {
 type apiClient struct {
 	base  string
 	token string
+	// tls names the files of -web.ca-file and the like, for the errors;
+	// transport is built from them, or nil for Go's default.
+	tls       remoteTLS
+	transport *http.Transport
+}
+
+// httpClient returns the client of the requests to the daemon, waiting up
+// to timeout. It follows a redirect only within the origin of -web.url
+// (scheme, host and port): Go's client keeps the Authorization header, the
+// API token, for the same host name on any port and for its subdomains,
+// over a downgrade to http too.
+func (c *apiClient) httpClient(timeout time.Duration) *http.Client {
+	hc := &http.Client{Timeout: timeout, CheckRedirect: sameOriginRedirect}
+	if c.transport != nil {
+		hc.Transport = c.transport
+	}
+	return hc
+}
+
+// do sends req to the daemon, waiting up to timeout for the answer. A
+// certificate refused, on either side, gets what to set added to Go's
+// error, which stays a *url.Error (exitUnreachable).
+func (c *apiClient) do(req *http.Request, timeout time.Duration) (*http.Response, error) {
+	resp, err := c.httpClient(timeout).Do(req)
+	if err != nil {
+		if msg := c.refused(req, err); msg != "" {
+			err = fmt.Errorf("%w: %s", err, msg)
+		}
+		return nil, err
+	}
+	return resp, nil
 }
 
 // shownURL is the daemon's base URL for a message: without a password.
@@ -144,7 +189,7 @@ func (c *apiClient) get(ctx context.Context, path string, query url.Values, v an
 	if _, ok := req.URL.User.Password(); !ok {
 		setToken(req, c.token)
 	}
-	return doJSON(req, v)
+	return c.doJSON(req, v)
 }
 
 // post sends body as JSON with the API token and decodes the answer into v.
@@ -165,7 +210,7 @@ func (c *apiClient) postWithin(ctx context.Context, path string, body, v any, ti
 	}
 	req.Header.Set("Content-Type", "application/json")
 	setToken(req, c.token)
-	return doJSONWithin(req, v, timeout)
+	return c.doJSONWithin(req, v, timeout)
 }
 
 // setToken sends the API token with req: as a bearer token, or, when the
@@ -272,7 +317,9 @@ func fetchDaemonExport(ctx context.Context, base string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := apiHTTPClient(answerTimeout).Do(req)
+	// On this machine, at the URL from its listen address: plain HTTP,
+	// no -web.ca-file.
+	resp, err := (&apiClient{base: base}).do(req, answerTimeout)
 	if err != nil {
 		return nil, err
 	}

@@ -355,8 +355,8 @@ func TestRun_tokenCommandsBehindBasicAuth(t *testing.T) {
 }
 
 // Every command that can ask a running daemon takes the same flags for
-// it: an operator (or a script) copying -web.url and -web.token-file from
-// one command to another gets no usage error.
+// it: an operator (or a script) copying -web.url, -web.token-file and the
+// TLS files from one command to another gets no usage error.
 func TestRun_remoteFlagsOnEveryRemoteCommand(t *testing.T) {
 	t.Parallel()
 	for _, c := range commands {
@@ -367,8 +367,10 @@ func TestRun_remoteFlagsOnEveryRemoteCommand(t *testing.T) {
 		if !strings.Contains(stdout, "\n  -web.url ") {
 			continue
 		}
-		if !strings.Contains(stdout, "\n  -web.token-file ") {
-			t.Errorf("psa-syncd %s has -web.url but no -web.token-file:\n%s", c.name, stdout)
+		for _, f := range []string{"-web.token-file", "-web.ca-file", "-web.cert-file", "-web.key-file", "-web.server-name"} {
+			if !strings.Contains(stdout, "\n  "+f+" ") {
+				t.Errorf("psa-syncd %s has -web.url but no %s:\n%s", c.name, f, stdout)
+			}
 		}
 	}
 }
@@ -686,7 +688,7 @@ func TestDoJSON_answerTooLarge(t *testing.T) {
 		t.Fatal(err)
 	}
 	var v map[string]any
-	if err := doJSON(req, &v); err == nil || !strings.Contains(err.Error(), "GET "+srv.URL+"/api/v1/plan: the answer is larger than 64 MiB") {
+	if err := (&apiClient{}).doJSON(req, &v); err == nil || !strings.Contains(err.Error(), "GET "+srv.URL+"/api/v1/plan: the answer is larger than 64 MiB") {
 		t.Errorf("doJSON of an answer over 64 MiB = %v; want an error naming the request and the cap", err)
 	}
 }

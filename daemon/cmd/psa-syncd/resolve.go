@@ -116,18 +116,11 @@ const maxAnswer = 64 << 20
 
 // doJSON sends req to psa-syncd's API and decodes a 2xx answer into v; any
 // other answer is an error carrying the API's message.
-func doJSON(req *http.Request, v any) error { return doJSONWithin(req, v, answerTimeout) }
-
-// apiHTTPClient returns the client of the commands that ask a running
-// daemon (-web.url), waiting up to timeout. It follows a redirect only
-// within the origin of -web.url (scheme, host and port): Go's client
-// keeps the Authorization header, the API token, for the same host name
-// on any port and for its subdomains, over a downgrade to http too.
-func apiHTTPClient(timeout time.Duration) *http.Client {
-	return &http.Client{Timeout: timeout, CheckRedirect: sameOriginRedirect}
+func (c *apiClient) doJSON(req *http.Request, v any) error {
+	return c.doJSONWithin(req, v, answerTimeout)
 }
 
-// sameOriginRedirect is apiHTTPClient's CheckRedirect.
+// sameOriginRedirect is apiClient.httpClient's CheckRedirect.
 func sameOriginRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= 10 {
 		return errors.New("stopped after 10 redirects")
@@ -148,8 +141,8 @@ func (e *redirectRefusedError) Error() string {
 }
 
 // doJSONWithin is doJSON waiting up to timeout for the answer.
-func doJSONWithin(req *http.Request, v any, timeout time.Duration) error {
-	resp, err := apiHTTPClient(timeout).Do(req)
+func (c *apiClient) doJSONWithin(req *http.Request, v any, timeout time.Duration) error {
+	resp, err := c.do(req, timeout)
 	if err != nil {
 		return err
 	}
@@ -244,9 +237,9 @@ func printIntents(w io.Writer, intents []daemon.IntentView, resolve string) {
 
 // resolveCommand is the resolve command line that works where status ran:
 // against the daemon status asked, with its URL (without a password it may
-// carry) and the API token, or on the state database status opened, which
-// no psa-syncd run holds then (an SQLite one; with PostgreSQL one may run:
-// then resolve needs -web.url too).
+// carry), the API token and the files of its TLS, or on the state database
+// status opened, which no psa-syncd run holds then (an SQLite one; with
+// PostgreSQL one may run: then resolve needs -web.url too).
 func resolveCommand(e *env, rf *remoteFlags) string {
 	if rf.url == "" {
 		return "psa-syncd resolve"
@@ -257,6 +250,9 @@ func resolveCommand(e *env, rf *remoteFlags) string {
 		cmd += " -web.token-file " + rf.tokenFile
 	case strings.TrimSpace(e.getenv("PSA_SYNCD_API_TOKEN")) == "":
 		cmd += " -web.token-file FILE"
+	}
+	if f := rf.tls.flags(); f != "" {
+		cmd += " " + f
 	}
 	return cmd
 }

@@ -1047,7 +1047,10 @@ func TestHAKustomization_namespace(t *testing.T) {
 // the Secret's api-token. (The alert rules once sent the two-replica
 // example's operators to deploy/psa-syncd with the token in an environment
 // variable, after it had become a StatefulSet reading its Secrets as
-// files.)
+// files.) A command at https:// gives -web.ca-file, -web.cert-file and
+// -web.key-file the files where that pod mounts the certificate's Secret,
+// and -web.server-name a name the certificate holds: its names are DNS
+// names only, so https://127.0.0.1:9810 fails without it.
 func TestDocs_kubectlExecCommands(t *testing.T) {
 	const root = "../../.."
 	m, ha := load(t), loadHA(t)
@@ -1061,10 +1064,22 @@ func TestDocs_kubectlExecCommands(t *testing.T) {
 		}
 		return ""
 	}
-	workloads := map[string]struct{ namespace, tokenFile string }{
-		"deploy/" + m.deployment.Name: {"", tokenFile(m.deployment.Spec.Template.Spec)},
-		"sts/" + ha.sts.Name:          {haNamespace(t), tokenFile(ha.sts.Spec.Template.Spec)},
+	// The directory where a pod mounts the certificate's Secret
+	// (tls.crt, tls.key, ca.crt), "" where it mounts none.
+	tlsDir := func(pod corev1.PodSpec) string {
+		for _, vm := range pod.Containers[0].VolumeMounts {
+			if vm.Name == "tls" {
+				return vm.MountPath
+			}
+		}
+		return ""
 	}
+	workloads := map[string]struct{ namespace, tokenFile, tlsDir string }{
+		"deploy/" + m.deployment.Name: {"", tokenFile(m.deployment.Spec.Template.Spec), tlsDir(m.deployment.Spec.Template.Spec)},
+		"sts/" + ha.sts.Name:          {haNamespace(t), tokenFile(ha.sts.Spec.Template.Spec), tlsDir(ha.sts.Spec.Template.Spec)},
+	}
+	cert := &x509.Certificate{DNSNames: haCertificate(t, haBuild(t, haNamespace(t))).Spec.DNSNames}
+	tlsFound := 0
 	// And each pod of the StatefulSet by its name.
 	for i := range int(*ha.sts.Spec.Replicas) {
 		workloads[fmt.Sprintf("%s-%d", ha.sts.Name, i)] = workloads["sts/"+ha.sts.Name]
@@ -1097,6 +1112,28 @@ func TestDocs_kubectlExecCommands(t *testing.T) {
 			} else if i < 0 && slices.Contains([]string{"check", "sync", "tickets", "resolve", "backup", "reload"}, c[6]) {
 				t.Errorf("%s: %q: %s needs the API token: give -web.token-file %s", file, c[0], c[6], w.tokenFile)
 			}
+			flag := func(name string) string {
+				if i := slices.Index(args, name); i >= 0 && i+1 < len(args) {
+					return args[i+1]
+				}
+				return ""
+			}
+			if !strings.HasPrefix(flag("-web.url"), "https://") {
+				continue
+			}
+			tlsFound++
+			if w.tlsDir == "" {
+				t.Errorf("%s: %q: %s mounts no certificate to reach its listener at https:// with", file, c[0], c[3])
+				continue
+			}
+			for name, base := range map[string]string{"-web.ca-file": "ca.crt", "-web.cert-file": "tls.crt", "-web.key-file": "tls.key"} {
+				if got, want := flag(name), path.Join(w.tlsDir, base); got != want {
+					t.Errorf("%s: %q: %s is %q, want %s, where %s mounts the certificate's Secret", file, c[0], name, got, want, c[3])
+				}
+			}
+			if name := flag("-web.server-name"); name == "" || cert.VerifyHostname(name) != nil {
+				t.Errorf("%s: %q: -web.server-name %q is not a name the certificate holds (%v)", file, c[0], name, cert.DNSNames)
+			}
 		}
 	}
 	check(filepath.Join(root, "README.md"))
@@ -1112,7 +1149,7 @@ func TestDocs_kubectlExecCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if found < 8 {
-		t.Errorf("found %d kubectl exec commands; the pattern no longer matches how they are written", found)
+	if found < 8 || tlsFound < 1 {
+		t.Errorf("found %d kubectl exec commands, %d of them at https://; the pattern no longer matches how they are written", found, tlsFound)
 	}
 }

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/internal/sizecap"
+)
+
+// remoteTLS names the files of a command's TLS towards the daemon of an
+// https:// -web.url, as state.advertise_ca_file and
+// advertise_client_cert_file/_key_file name a standby's towards the active
+// instance: in a pod (kubectl exec) no shell can point SSL_CERT_FILE at the
+// cluster's CA for one command, and a listener with client_auth_type
+// RequireAndVerifyClientCert refuses every request without a certificate.
+type remoteTLS struct {
+	caFile, certFile, keyFile, serverName string
+}
+
+func (r *remoteTLS) register(fs *flag.FlagSet) {
+	fs.StringVar(&r.caFile, "web.ca-file", "", "A PEM `file` of the CA certificates to check the certificate of an https:// -web.url against, as\n"+
+		"state.advertise_ca_file does for a standby; default: the system's CA roots (or SSL_CERT_FILE).")
+	fs.StringVar(&r.certFile, "web.cert-file", "", "A PEM `file` of the client certificate to present to an https:// -web.url whose web config file\n"+
+		"has a client_auth_type that asks for one (RequireAndVerifyClientCert): one its client_ca_file trusts,\n"+
+		"for client authentication; with -web.key-file.")
+	fs.StringVar(&r.keyFile, "web.key-file", "", "A PEM `file` of the private key of -web.cert-file.")
+	fs.StringVar(&r.serverName, "web.server-name", "", "The `name` the certificate of an https:// -web.url must hold, instead of its host: for\n"+
+		"https://127.0.0.1:9810 in a pod (kubectl exec) whose certificate holds DNS names only.")
+}
+
+// given reports whether a flag of r was given.
+func (r remoteTLS) given() bool { return r != remoteTLS{} }
+
+// flags is r's flags as given, for a command line to run.
+func (r remoteTLS) flags() string {
+	var s []string
+	for _, f := range []struct{ name, value string }{
+		{"-web.ca-file", r.caFile}, {"-web.cert-file", r.certFile}, {"-web.key-file", r.keyFile}, {"-web.server-name", r.serverName},
+	} {
+		if f.value != "" {
+			s = append(s, f.name+" "+f.value)
+		}
+	}
+	return strings.Join(s, " ")
+}
+
+// transport returns the transport of requests to the daemon, or nil (Go's
+// default) when r names nothing. Its errors name the flag and its file,
+// and never quote a file: a key file's content is a secret.
+func (r remoteTLS) transport() (*http.Transport, error) {
+	if !r.given() {
+		return nil, nil
+	}
+	if (r.certFile == "") != (r.keyFile == "") {
+		return nil, errors.New("-web.cert-file and -web.key-file: give both (the client certificate and its key), or neither")
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: r.serverName}
+	if r.caFile != "" {
+		data, err := readRemoteTLSFile("-web.ca-file", r.caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(data) {
+			return nil, fmt.Errorf("-web.ca-file: %s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", r.caFile)
+		}
+		c.RootCAs = pool
+	}
+	if r.certFile != "" {
+		cert, err := r.clientCertificate()
+		if err != nil {
+			return nil, err
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone() //nolint:forcetypeassert // net/http's default transport
+	t.TLSClientConfig = c
+	return t, nil
+}
+
+// clientCertificate returns the certificate of -web.cert-file with the key
+// of -web.key-file.
+func (r remoteTLS) clientCertificate() (tls.Certificate, error) {
+	certPEM, err := readRemoteTLSFile("-web.cert-file", r.certFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	keyPEM, err := readRemoteTLSFile("-web.key-file", r.keyFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	if !holdsPEM(certPEM, func(t string) bool { return t == "CERTIFICATE" }) {
+		return tls.Certificate{}, fmt.Errorf("-web.cert-file: %s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", r.certFile)
+	}
+	if !holdsPEM(keyPEM, func(t string) bool { return strings.HasSuffix(t, "PRIVATE KEY") }) {
+		return tls.Certificate{}, fmt.Errorf("-web.key-file: %s holds no PEM private key (-----BEGIN PRIVATE KEY-----)", r.keyFile)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		// crypto/tls's errors say what is wrong without quoting either.
+		return tls.Certificate{}, fmt.Errorf("-web.key-file: the key in %s cannot be used with the certificate in %s (-web.cert-file): %w", r.keyFile, r.certFile, err)
+	}
+	// The daemon's handshake checks the certificate for client
+	// authentication: the listener's own certificate, made for a server
+	// only, would be refused at the first request.
+	if eku := cert.Leaf.ExtKeyUsage; len(eku) > 0 && !slices.Contains(eku, x509.ExtKeyUsageClientAuth) && !slices.Contains(eku, x509.ExtKeyUsageAny) {
+		return tls.Certificate{}, fmt.Errorf("-web.cert-file: the certificate in %s is not for client authentication (its extended key usage has no clientAuth), "+
+			"so the daemon would refuse it: give one with that usage (cert-manager: usages: [client auth])", r.certFile)
+	}
+	return cert, nil
+}
+
+// readRemoteTLSFile reads the file of flag name, of at most the size the
+// daemon reads of its own certificate files.
+func readRemoteTLSFile(name, path string) ([]byte, error) {
+	data, err := sizecap.ReadFile(path, daemon.MaxWebConfigFile, "a CA, certificate or key file")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return data, nil
+}
+
+// holdsPEM reports whether data holds a PEM block of a type that is.
+func holdsPEM(data []byte, is func(string) bool) bool {
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return false
+		}
+		if is(block.Type) {
+			return true
+		}
+	}
+}
+
+// certificateRefused says what to set when err, of a request to the
+// daemon, is the daemon's certificate refused by this command, and "" for
+// another error. Go's messages ("x509: certificate signed by unknown
+// authority") name neither the file nor the flag. The words are those of
+// a standby refusing the active instance's (daemon/active_transport.go).
+func (r remoteTLS) certificateRefused(err error) string {
+	var host x509.HostnameError
+	var authority x509.UnknownAuthorityError
+	switch {
+	case errors.As(err, &host):
+		return fmt.Sprintf("the daemon's certificate does not hold %s, the host of -web.url: give -web.server-name a name it holds "+
+			"(e.g. the name its clients use), or a -web.url with such a host", host.Host)
+	case errors.As(err, &authority):
+		from := "the system's CA roots (or SSL_CERT_FILE)"
+		if r.caFile != "" {
+			from = "the CAs of -web.ca-file " + r.caFile
+		}
+		return fmt.Sprintf("the daemon's certificate is signed by a CA not among %s: give that CA's certificate in -web.ca-file", from)
+	}
+	return ""
+}
+
+// refused says what to set when err, of req to the daemon, is a
+// certificate refused: the daemon's by this command, or this command's,
+// or the lack of one, by the daemon; "" for another error.
+//
+// A listener that refuses the client certificate (TLS 1.3) does so after
+// the command's handshake ended: the request then ends with the TLS alert,
+// or without it ("http2: client conn could not be established", "use of
+// closed network connection"), as the standby's do. When err holds no
+// alert, refused asks again on a connection of its own (askAgain).
+func (c *apiClient) refused(req *http.Request, err error) string {
+	if msg := c.tls.certificateRefused(err); msg != "" {
+		return msg
+	}
+	alert, ok := tlsAlert(err)
+	var ne net.Error
+	if !ok && req.URL.Scheme == "https" && req.Context().Err() == nil && !(errors.As(err, &ne) && ne.Timeout()) {
+		alert, ok = c.askAgain(req.Context(), req.URL)
+	}
+	if !ok {
+		return ""
+	}
+	return c.tls.alertSays(alert)
+}
+
+// askAgainTimeout bounds askAgain's connection, handshake and read.
+const askAgainTimeout = 5 * time.Second
+
+// askAgain returns the TLS alert with which the daemon at u refuses a new
+// connection made with this command's TLS settings, if it does: a
+// connection that writes a probe's request (HEAD /-/healthy, which needs
+// no credentials) before it reads, so that the alert the daemon sends
+// after the handshake is read. Through a proxy (HTTPS_PROXY) it does not
+// ask.
+func (c *apiClient) askAgain(ctx context.Context, u *url.URL) (tls.AlertError, bool) {
+	if proxy, err := http.ProxyFromEnvironment(&http.Request{URL: u}); err != nil || proxy != nil {
+		return 0, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, askAgainTimeout)
+	defer cancel()
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.transport != nil && c.transport.TLSClientConfig != nil {
+		conf = c.transport.TLSClientConfig.Clone()
+	}
+	conf.NextProtos = []string{"http/1.1"}
+	if conf.ServerName == "" {
+		conf.ServerName = u.Hostname()
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "443")
+	}
+	conn, err := (&tls.Dialer{Config: conf}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		// TLS 1.2: the refusal ends the handshake.
+		return tlsAlert(err)
+	}
+	defer func() { _ = conn.Close() }()
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(deadline)
+	}
+	_, _ = io.WriteString(conn, "HEAD /-/healthy HTTP/1.1\r\nHost: "+u.Host+"\r\nConnection: close\r\n\r\n")
+	_, err = conn.Read(make([]byte, 1))
+	return tlsAlert(err)
+}
+
+// alertSays says what to set when the daemon refused this command's
+// handshake with alert, and "" for an alert that says nothing of a client
+// certificate.
+func (r remoteTLS) alertSays(alert tls.AlertError) string {
+	switch {
+	case r.certFile == "" && (alert == alertCertificateRequired || alert == alertHandshakeFailure):
+		return "the daemon requires a client certificate (its web config file's client_auth_type) and this command presents none: " +
+			"give one that its client_ca_file trusts in -web.cert-file and -web.key-file"
+	case r.certFile != "" && alert == alertCertificateRequired:
+		// A Go client presents a certificate only when it is signed by a
+		// CA the listener names in its handshake: else it presents none.
+		return fmt.Sprintf("the daemon requires a client certificate signed by a CA of its client_ca_file, and the one of -web.cert-file %s "+
+			"is not, so this command presented none: give one signed by such a CA", r.certFile)
+	case r.certFile != "" && alert == alertUnknownCA:
+		return fmt.Sprintf("the daemon refused the client certificate of -web.cert-file %s, signed by a CA it does not trust: "+
+			"give one signed by a CA of its client_ca_file", r.certFile)
+	case r.certFile != "" && alert == alertCertificateExpired:
+		return fmt.Sprintf("the daemon refused the client certificate of -web.cert-file %s as expired or not yet valid: renew it", r.certFile)
+	case r.certFile != "":
+		return fmt.Sprintf("the daemon refused the client certificate of -web.cert-file %s: it must be signed by a CA of its client_ca_file, "+
+			"be for client authentication, and hold one of the SANs of its client_allowed_sans when it has them", r.certFile)
+	}
+	return ""
+}
+
+// The TLS alerts a listener refusing a client certificate sends (RFC 8446,
+// section 6.2).
+const (
+	alertHandshakeFailure       tls.AlertError = 40
+	alertBadCertificate         tls.AlertError = 42
+	alertUnsupportedCertificate tls.AlertError = 43
+	alertCertificateRevoked     tls.AlertError = 44
+	alertCertificateExpired     tls.AlertError = 45
+	alertCertificateUnknown     tls.AlertError = 46
+	alertUnknownCA              tls.AlertError = 48
+	alertCertificateRequired    tls.AlertError = 116
+)
+
+// tlsAlert returns the TLS alert of those above that the daemon sent, when
+// err is one. crypto/tls returns it as a *net.OpError "remote error" whose
+// Err is of an unexported type that prints as the tls.AlertError of the
+// same code does.
+func tlsAlert(err error) (tls.AlertError, bool) {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
+		return 0, false
+	}
+	for _, a := range []tls.AlertError{alertHandshakeFailure, alertBadCertificate, alertUnsupportedCertificate, alertCertificateRevoked,
+		alertCertificateExpired, alertCertificateUnknown, alertUnknownCA, alertCertificateRequired} {
+		if op.Err.Error() == a.Error() {
+			return a, true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testCA is a CA that signs the certificates of a test.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	file string // its certificate, PEM
+}
+
+// newTestCA writes a CA certificate named name into dir.
+func newTestCA(t *testing.T, dir, name string) testCA {
+	t.Helper()
+	key := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der := must(x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key))
+	ca := testCA{cert: must(x509.ParseCertificate(der)), key: key, file: filepath.Join(dir, name+".pem")}
+	writeFile(t, ca.file, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	return ca
+}
+
+// issue writes a certificate for usage that ca signs, holding the DNS
+// names dnsNames, and its key, as name.pem and name-key.pem in dir, and
+// returns both paths.
+func (ca testCA) issue(t *testing.T, dir, name string, usage x509.ExtKeyUsage, dnsNames ...string) (string, string) {
+	t.Helper()
+	key := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, DNSNames: dnsNames,
+	}
+	der := must(x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key))
+	certFile, keyFile := filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
+	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: must(x509.MarshalPKCS8PrivateKey(key))})))
+	return certFile, keyFile
+}
+
+// TestRun_remoteTLSClientCertificate: against a daemon whose listener
+// serves TLS with a certificate for the DNS name psa-syncd only (as
+// cert-manager's in the kubernetes-ha example) and requires client
+// certificates, a -web.url command from the same machine gets through with
+// -web.ca-file, -web.server-name, -web.cert-file and -web.key-file. Each
+// one missing fails with exit code 3 and says which flag to set; files
+// that cannot be used are a usage error naming the flag and the file,
+// never quoting a key.
+func TestRun_remoteTLSClientCertificate(t *testing.T) {
+	t.Parallel()
+	cfg, tokenFile, _, _ := ticketsSetupToken(t)
+	dir := t.TempDir()
+	ca, other := newTestCA(t, dir, "cluster-ca"), newTestCA(t, dir, "other-ca")
+	ca.issue(t, dir, "server", x509.ExtKeyUsageServerAuth, "psa-syncd", "psa-syncd-0.psa-syncd-peers.psa-sync.svc")
+	clientCert, clientKey := ca.issue(t, dir, "client", x509.ExtKeyUsageClientAuth, "psa-syncd")
+	strangerCert, strangerKey := other.issue(t, dir, "stranger", x509.ExtKeyUsageClientAuth, "psa-syncd")
+	serverOnlyCert, serverOnlyKey := ca.issue(t, dir, "server-only", x509.ExtKeyUsageServerAuth, "psa-syncd")
+	web := filepath.Join(dir, "web-config.yml")
+	writeFile(t, web, "tls_server_config:\n  cert_file: server.pem\n  key_file: server-key.pem\n"+
+		"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: cluster-ca.pem\n")
+	base := "https://" + strings.TrimPrefix(startDaemonEnv(t, cfg, nil, "-web.config.file", web), "http://")
+
+	reload := []string{"reload", "-web.url", base, "-web.token-file", tokenFile}
+	trust := []string{"-web.ca-file", ca.file, "-web.server-name", "psa-syncd"}
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		code  int
+		want  string
+	}{
+		{"no CA", []string{"-web.server-name", "psa-syncd"}, exitUnreachable, "the daemon's certificate is signed by a CA not among the system's CA roots (or SSL_CERT_FILE): give that CA's certificate in -web.ca-file"},
+		{"another CA", []string{"-web.ca-file", other.file, "-web.server-name", "psa-syncd"}, exitUnreachable, "signed by a CA not among the CAs of -web.ca-file " + other.file},
+		{"no server name", []string{"-web.ca-file", ca.file}, exitUnreachable, "the daemon's certificate does not hold 127.0.0.1, the host of -web.url: give -web.server-name a name it holds"},
+		{"no client certificate", trust, exitUnreachable, "the daemon requires a client certificate (its web config file's client_auth_type) and this command presents none: " +
+			"give one that its client_ca_file trusts in -web.cert-file and -web.key-file"},
+		{"untrusted client certificate", append(trust, "-web.cert-file", strangerCert, "-web.key-file", strangerKey), exitUnreachable,
+			"the daemon requires a client certificate signed by a CA of its client_ca_file, and the one of -web.cert-file " + strangerCert +
+				" is not, so this command presented none: give one signed by such a CA"},
+		{"a server's certificate", append(trust, "-web.cert-file", serverOnlyCert, "-web.key-file", serverOnlyKey), 2,
+			"-web.cert-file: the certificate in " + serverOnlyCert + " is not for client authentication"},
+		{"key of another certificate", append(trust, "-web.cert-file", clientCert, "-web.key-file", strangerKey), 2,
+			"-web.key-file: the key in " + strangerKey + " cannot be used with the certificate in " + clientCert + " (-web.cert-file)"},
+		{"key file holding a certificate", append(trust, "-web.cert-file", clientCert, "-web.key-file", clientCert), 2,
+			"-web.key-file: " + clientCert + " holds no PEM private key"},
+		{"missing CA file", []string{"-web.ca-file", filepath.Join(dir, "missing.pem")}, 2, "-web.ca-file: open " + filepath.Join(dir, "missing.pem")},
+		{"certificate without key", append(trust, "-web.cert-file", clientCert), 2, "-web.cert-file and -web.key-file: give both"},
+		{"through", append(trust, "-web.cert-file", clientCert, "-web.key-file", clientKey), 0, ""},
+	} {
+		code, stdout, stderr := runCmd(t, append(reload, tc.flags...)...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%s: reload %v: exit %d\nstdout: %s\nstderr: %s\nwant %d and %q", tc.name, tc.flags, code, stdout, stderr, tc.code, tc.want)
+		}
+		for _, key := range []string{strangerKey, clientKey} {
+			if line := strings.Split(string(must(os.ReadFile(key))), "\n")[1]; strings.Contains(stderr, line) {
+				t.Errorf("%s: reload's error quotes a key file:\n%s", tc.name, stderr)
+			}
+		}
+		if code == 0 && stdout != "Reloaded config and mapping export.\n" {
+			t.Errorf("%s: reload: stdout %q, want the daemon's answer", tc.name, stdout)
+		}
+	}
+
+	// Every command through the one client: a read, and a download.
+	mtls := append(trust, "-web.cert-file", clientCert, "-web.key-file", clientKey)
+	if code, stdout, stderr := runCmd(t, append([]string{"status", "-web.url", base}, mtls...)...); code != 0 || stdout == "" {
+		t.Errorf("status -web.url over mTLS: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	out := filepath.Join(dir, "backup.db")
+	if code, stdout, stderr := runCmd(t, append([]string{"backup", "-output", out, "-web.url", base, "-web.token-file", tokenFile}, mtls...)...); code != 0 {
+		t.Errorf("backup -web.url over mTLS: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+
+	// Over plain HTTP, or without -web.url, the files would be ignored.
+	for _, args := range [][]string{
+		append([]string{"reload", "-web.url", "http://127.0.0.1:9810", "-web.token-file", tokenFile}, trust...),
+		{"status", "-config.file", cfg, "-web.ca-file", ca.file},
+	} {
+		if code, _, stderr := runCmd(t, args...); code != 2 || !strings.Contains(stderr, "-web.ca-file "+ca.file) {
+			t.Errorf("%v: exit %d, stderr %q; want 2, a usage error naming -web.ca-file", args, code, stderr)
+		}
+	}
+}
