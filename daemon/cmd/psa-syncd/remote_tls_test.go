@@ -137,3 +137,19 @@ func TestRun_remoteTLSClientCertificate(t *testing.T) {
 		}
 	}
 }
+
+// TestResolveCommand_keepsTheTLSFlags: the resolve command line that
+// status prints after asking a daemon over TLS is one that gets through
+// to it: with the files of -web.ca-file and the like status was given.
+func TestResolveCommand_keepsTheTLSFlags(t *testing.T) {
+	t.Parallel()
+	e := &env{getenv: func(string) string { return "" }}
+	rf := &remoteFlags{url: "https://127.0.0.1:9810", tokenFile: "/etc/psa-syncd/credentials/api-token", tls: remoteTLS{
+		caFile: "/etc/psa-syncd/tls/ca.crt", certFile: "/etc/psa-syncd/tls/tls.crt", keyFile: "/etc/psa-syncd/tls/tls.key", serverName: "psa-syncd",
+	}}
+	const want = "psa-syncd resolve -web.url https://127.0.0.1:9810 -web.token-file /etc/psa-syncd/credentials/api-token " +
+		"-web.ca-file /etc/psa-syncd/tls/ca.crt -web.cert-file /etc/psa-syncd/tls/tls.crt -web.key-file /etc/psa-syncd/tls/tls.key -web.server-name psa-syncd"
+	if got := resolveCommand(e, rf); got != want {
+		t.Errorf("resolveCommand = %q, want %q", got, want)
+	}
+}
