@@ -183,8 +183,10 @@ func (c *apiClient) refused(req *http.Request, err error) string {
 		return msg
 	}
 	alert, ok := tlsAlert(err)
+	// A request that timed out gets no more time.
 	var ne net.Error
-	if !ok && req.URL.Scheme == "https" && req.Context().Err() == nil && !(errors.As(err, &ne) && ne.Timeout()) {
+	timedOut := errors.As(err, &ne) && ne.Timeout()
+	if !ok && !timedOut && req.URL.Scheme == "https" && req.Context().Err() == nil {
 		alert, ok = c.askAgain(req.Context(), req.URL)
 	}
 	if !ok {
