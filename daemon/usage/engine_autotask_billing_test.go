@@ -43,10 +43,7 @@ func TestEngine_Sync_postedPeriodHeld(t *testing.T) {
 		}
 	}
 
-	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	plan := h.plan(PassOptions{})
 	wantHeld("plan", etFindChange(plan, "cust-a", h.svcIntercept))
 	if c := etFindChange(plan, "cust-b", h.svcIntercept); c == nil || c.Action != ActionUpdate {
 		t.Errorf("plan: Globex Intercept X change = %+v, want update", c)

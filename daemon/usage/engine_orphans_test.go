@@ -62,10 +62,7 @@ func TestEngineSystems_orphanedLines(t *testing.T) {
 			// MDR's product mapping is removed: both MDR lines still bill.
 			h.doc.DeleteProduct("file", "MDR")
 			want := fmt.Sprintf("service:cust-a/%s/%s=3 service:cust-b/%s/%s=2", h.contractA, h.svcMDR, h.contractB, h.svcMDR)
-			plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
-			if err != nil {
-				t.Fatalf("Plan: %v", err)
-			}
+			plan := h.plan(PassOptions{})
 			if got := orphanKeys(plan); got != want {
 				t.Errorf("plan's orphaned lines = %q, want %q", got, want)
 			}
@@ -278,9 +275,7 @@ func TestEngineSystems_orphanedLinesClearedMappedAgain(t *testing.T) {
 				t.Fatal(err)
 			}
 			h.doc.PutProduct(mdr)
-			if _, err := h.engine().Plan(t.Context(), h.doc, PassOptions{}); err != nil {
-				t.Fatal(err)
-			}
+			h.plan(PassOptions{})
 			if cleared, err := h.engine().clearedOrphans(); err != nil || len(cleared) != 1 {
 				t.Errorf("cleared lines after a plan with MDR mapped again = %v, %v; want cust-a's kept", cleared, err)
 			}

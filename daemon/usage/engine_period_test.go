@@ -66,17 +66,11 @@ func TestEngine_Sync_periodRerunsTheEndedMonth(t *testing.T) {
 	h.sim.ClearFaults()
 
 	clock.Store(&periodNextDay)
-	plain, err := h.engine().Plan(t.Context(), h.doc, PassOptions{DryRun: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain := h.plan(PassOptions{DryRun: true})
 	if plain.Period != periodDec {
 		t.Errorf("plan without a period on 1 December syncs %s, want 2026-12", plain.Period)
 	}
-	p, err := h.engine().Plan(t.Context(), h.doc, PassOptions{DryRun: true, Period: periodNov})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := h.plan(PassOptions{DryRun: true, Period: periodNov})
 	if c := etFindChange(p, "cust-a", h.svcIntercept); p.Period != periodNov || !p.EffectiveDate.Equal(etPeriodDay) ||
 		c == nil || c.Current != 10 || c.Desired != 12 || c.Action != ActionUpdate {
 		t.Errorf("plan for 2026-11: period %s, effective %s, change %+v; want 2026-11, 2026-11-01 and 10 -> 12",
@@ -122,10 +116,7 @@ func TestEngine_Sync_periodEffectiveToday(t *testing.T) {
 	h.pol.EffectiveDate = EffectiveToday
 	h.now = func() time.Time { return periodNextDay }
 	periodUsage(t, h.usage)
-	p, err := h.engine().Plan(t.Context(), h.doc, PassOptions{DryRun: true, Period: periodNov})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := h.plan(PassOptions{DryRun: true, Period: periodNov})
 	if want := time.Date(2026, time.November, 30, 0, 0, 0, 0, time.UTC); p.Period != periodNov || !p.EffectiveDate.Equal(want) {
 		t.Errorf("plan for 2026-11 with effective_date: today: period %s, effective %s; want 2026-11 and 2026-11-30",
 			p.Period, p.EffectiveDate.Format(time.DateOnly))

@@ -30,10 +30,7 @@ func TestEngine_Plan_intentOfAnotherSystem(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
-	if err != nil {
-		t.Fatalf("Plan: %v", err)
-	}
+	plan := h.plan(PassOptions{})
 	pc := etFindChange(plan, "cust-a", h.svcIntercept)
 	if pc == nil || pc.Action != ActionUpdate {
 		t.Fatalf("plan: Acme's Intercept X = %+v, want an update", pc)
@@ -80,10 +77,7 @@ func TestEngine_Plan_openIntentAndLaterWrite(t *testing.T) {
 		EffectiveDate: etPeriodDay, Created: etNow}); err != nil {
 		t.Fatal(err)
 	}
-	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
-	if err != nil {
-		t.Fatalf("Plan: %v", err)
-	}
+	plan := h.plan(PassOptions{})
 	pc := *etFindChange(plan, "cust-a", h.svcIntercept)
 	res := h.sync(PassOptions{})
 	rc := *etFindChange(res.Plan, "cust-a", h.svcIntercept)
@@ -169,10 +163,7 @@ func TestEngine_Plan_intentOfAnotherDate(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
-			if err != nil {
-				t.Fatalf("Plan: %v", err)
-			}
+			plan := h.plan(PassOptions{})
 			pc := *etFindChange(plan, "cust-a", h.svcIntercept)
 			if posts := h.adjustmentPosts(); posts != 0 {
 				t.Fatalf("the plan posted %d adjustment(s)", posts)

@@ -230,6 +230,16 @@ func (h *sysHarness) sync(o PassOptions) *Result {
 	return res
 }
 
+// plan runs Plan against the harness's export; an error ends the test.
+func (h *sysHarness) plan(o PassOptions) *Plan {
+	h.t.Helper()
+	p, err := h.engine().Plan(h.t.Context(), h.doc, o)
+	if err != nil {
+		h.t.Fatalf("Plan: %v", err)
+	}
+	return p
+}
+
 func (h *sysHarness) wantUnits(contract, service string, want int64) {
 	h.t.Helper()
 	if got, _ := h.units(contract, service); got != want {
@@ -285,10 +295,7 @@ func TestEngineSystems_passes(t *testing.T) {
 				"cust-b,Globex,CIXA-MSP,10",
 			)
 
-			plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			plan := h.plan(PassOptions{})
 			if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionUpdate || c.Desired != 42 || c.CurrentKnown {
 				t.Errorf("planned change = %+v, want an update to 42 from an unknown or missing line", c)
 			}

@@ -179,6 +179,16 @@ func (h *etHarness) sync(o PassOptions) *Result {
 	return res
 }
 
+// plan runs Plan against the harness's export; an error ends the test.
+func (h *etHarness) plan(o PassOptions) *Plan {
+	h.t.Helper()
+	p, err := h.engine().Plan(h.t.Context(), h.doc, o)
+	if err != nil {
+		h.t.Fatalf("Plan: %v", err)
+	}
+	return p
+}
+
 // units returns the quantity of a line in the simulator for November.
 func (h *etHarness) units(contract, service int64) int64 {
 	h.t.Helper()
@@ -503,10 +513,7 @@ func TestEngine_Plan_writesNothing(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)
 	h.writeUsage("cust-a,Acme,CIXA-MSP,40")
-	p, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := h.plan(PassOptions{})
 	if len(p.Changes) != 1 || p.Changes[0].Action != ActionUpdate || p.Changes[0].Desired != 40 || p.Changes[0].CurrentKnown {
 		t.Errorf("plan changes = %+v", p.Changes)
 	}
@@ -1276,10 +1283,7 @@ func TestEngine_Plan_openIntent(t *testing.T) {
 
 			check := func(when string, want string, reason string) {
 				t.Helper()
-				p, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
+				p := h.plan(PassOptions{})
 				dry := h.sync(PassOptions{DryRun: true})
 				for name, plan := range map[string]*Plan{"plan": p, "dry run": dry.Plan} {
 					c := etFindChange(plan, "cust-a", h.svcIntercept)
@@ -2117,10 +2121,7 @@ func TestEngine_Sync_laterWriteHeld(t *testing.T) {
 	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,7")
 	now = etNow.Add(24 * time.Hour)
 	h.sim.ResetRequests()
-	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	plan := h.plan(PassOptions{})
 	for name, opts := range map[string]PassOptions{"pass": {}, "approving pass": {Approve: true, Customer: "cust-a"}} {
 		res := h.sync(opts)
 		for what, p := range map[string]*Plan{name: res.Plan, "plan": plan} {

@@ -36,10 +36,7 @@ func TestEngineConnectWise_hiddenAdditionNotAddedAgain(t *testing.T) {
 
 	cw.HideAdditions(agreement, true)
 	h.sim.ResetRequests()
-	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
-	if err != nil {
-		t.Fatalf("Plan: %v", err)
-	}
+	plan := h.plan(PassOptions{})
 	c := sysFindChange(plan, h.svcIntercept)
 	if c == nil || c.Action != ActionHeld || c.Hold() != HoldVanished || !c.Approvable() ||
 		!strings.Contains(c.Reason, "psa-syncd set it to 42") || !strings.Contains(c.Reason, "sync --approve --customer cust-a --service "+h.svcIntercept) {
@@ -156,10 +153,7 @@ func TestEngineConnectWise_lostCreateUnseenNotAddedAgain(t *testing.T) {
 		t.Fatalf("additions after the lost answer = %+v, want the one that arrived", adds)
 	}
 
-	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
-	if err != nil {
-		t.Fatalf("Plan: %v", err)
-	}
+	plan := h.plan(PassOptions{})
 	if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionFailed || !strings.Contains(c.Reason, "not added again until an operator resolves it") {
 		t.Errorf("plan's change = %+v, want failed until an operator resolves the intent", c)
 	}
@@ -245,10 +239,7 @@ func TestEngineAutotask_staleReadNotAdjustedTwice(t *testing.T) {
 	h.wantUnits(h.contractA, h.svcIntercept, 45)
 
 	stale.replay = true
-	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
-	if err != nil {
-		t.Fatalf("Plan: %v", err)
-	}
+	plan := h.plan(PassOptions{})
 	if c := etFindChange(plan, "cust-a", h.svcIntercept); c == nil || c.Hold() != HoldStaleRead || !c.Approvable() {
 		t.Errorf("plan's change = %+v, want held (%s, approvable)", c, HoldStaleRead)
 	}
