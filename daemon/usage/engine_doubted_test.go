@@ -30,10 +30,7 @@ func TestEngineKaseyaBMS_repointedBackHeld(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemKaseyaBMS)
 	h.pol.MaxDecreasePercent = 0
-	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
-	if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
-		t.Fatalf("first pass = %+v, want 2 updated", res.Run)
-	}
+	h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
 	svcNew := h.addService("Sophos MDR Complete", 11)
 	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
 	if res := h.sync(PassOptions{}); res.Run.Held != 1 {
@@ -116,10 +113,7 @@ func TestEngineSystems_orphanedLineZeroedClearedMappedAgain(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
-			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
-			if res := h.sync(PassOptions{}); res.Run.Updated != 3 {
-				t.Fatalf("first pass = %+v, want 3 updated", res.Run)
-			}
+			h.firstPass(3, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
 			mdr, _ := h.doc.Product("file", "MDR")
 			h.doc.DeleteProduct("file", "MDR")
 			h.sync(PassOptions{})
@@ -189,10 +183,7 @@ func TestEngineKaseyaBMS_doubtedLineKeptUntilPosted(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, psa.SystemKaseyaBMS)
 			h.pol.MaxDecreasePercent = 0
-			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
-			if res := h.sync(PassOptions{}); res.Run.Updated != 3 {
-				t.Fatalf("first pass = %+v, want 3 updated", res.Run)
-			}
+			h.firstPass(3, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
 			mdr, _ := h.doc.Product("file", "MDR")
 			h.doc.DeleteProduct("file", "MDR")
 			h.sync(PassOptions{})
@@ -245,10 +236,7 @@ func TestEngineKaseyaBMS_approvedZeroedLineNotOrphaned(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemKaseyaBMS)
 	h.pol.MaxDecreasePercent = 0
-	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
-	if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
-		t.Fatalf("first pass = %+v, want 2 updated", res.Run)
-	}
+	h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
 	svcNew := h.addService("Sophos MDR Complete", 11)
 	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
 	s1 := "service:cust-a/" + h.contractA + "/" + h.svcMDR + "=3"
@@ -287,10 +275,7 @@ func TestEngineKaseyaBMS_clearedZeroedReleasesPointedBack(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemKaseyaBMS)
 	h.pol.MaxDecreasePercent = 0
-	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
-	if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
-		t.Fatalf("first pass = %+v, want 2 updated", res.Run)
-	}
+	h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
 	svcNew := h.addService("Sophos MDR Complete", 11)
 	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
 	h.sync(PassOptions{})
@@ -351,10 +336,7 @@ func TestEngineSystems_orphanedLineZeroedMappedAgain(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
-			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
-			if res := h.sync(PassOptions{}); res.Run.Updated != 3 {
-				t.Fatalf("first pass = %+v, want 3 updated", res.Run)
-			}
+			h.firstPass(3, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
 			mdr, _ := h.doc.Product("file", "MDR")
 			h.doc.DeleteProduct("file", "MDR")
 			if res := h.sync(PassOptions{}); len(res.Plan.Unmapped.Orphaned) != 2 {

@@ -30,10 +30,7 @@ func TestEngineSystems_movedCustomerNotBilledTwice(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
-			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,10")
-			if res := h.sync(PassOptions{}); res.Run.Updated != 3 {
-				t.Fatalf("first pass = %+v, want 3 updated", res.Run)
-			}
+			h.firstPass(3, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,10")
 			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
 			if res := h.sync(PassOptions{}); res.Run.Updated != 1 {
 				t.Fatalf("second pass = %+v, want 1 updated (MDR 3 -> 0)", res.Run)
@@ -264,10 +261,7 @@ func TestEngineSystems_movedBackNotBilledTwice(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
-			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
-			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
-				t.Fatalf("first pass = %+v, want 2 updated", res.Run)
-			}
+			h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
 
 			a, _ := h.doc.Customer("file", "cust-a")
 			var moved string
@@ -387,10 +381,7 @@ func TestEngineSystems_movedHoldReleasedByRead(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
-			h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10")
-			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
-				t.Fatalf("first pass = %+v, want 2 updated", res.Run)
-			}
+			h.firstPass(2, "cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10")
 			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
 			if res := h.sync(PassOptions{}); res.Run.Updated != 1 {
 				t.Fatalf("second pass = %+v, want 1 updated", res.Run)
@@ -498,10 +489,7 @@ func TestEngineAutotask_movedHoldReleasedOnceOldContractEnded(t *testing.T) {
 	h.pol.MaxDecreasePercent = 0
 	// MDR's line was made by hand, at 0, before psa-syncd set it.
 	h.setByHand(h.contractA, h.svcMDR, 0)
-	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,10")
-	if res := h.sync(PassOptions{}); res.Run.Updated != 3 {
-		t.Fatalf("first pass = %+v, want 3 updated", res.Run)
-	}
+	h.firstPass(3, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,10")
 	moved := h.moveTo("cust-a", "Acme Other Services")
 	h.setByHand(h.contractA, h.svcMDR, 0)
 	if res := h.sync(PassOptions{}); res.Run.Held != 2 || res.Run.Updated != 0 {
@@ -791,10 +779,7 @@ func TestEngineKaseyaBMS_movedBackSameUsageHeld(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, psa.SystemKaseyaBMS)
 			h.pol.MaxDecreasePercent = 0
-			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
-			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
-				t.Fatalf("first pass = %+v, want 2 updated", res.Run)
-			}
+			h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
 			moved := h.moveTo("cust-a", "Acme Other Services")
 			if res := h.sync(PassOptions{}); res.Run.Held != 1 {
 				t.Fatalf("pass after the move to %s = %+v, want the line held", moved, res.Run)
@@ -862,10 +847,7 @@ func TestEngineKaseyaBMS_movedHoldReleasedOnceOldContractEnded(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemKaseyaBMS)
 	h.pol.MaxDecreasePercent = 0
-	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
-	if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
-		t.Fatalf("first pass = %+v, want 2 updated", res.Run)
-	}
+	h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
 	moved := h.moveTo("cust-a", "Acme Other Services")
 	if res := h.sync(PassOptions{}); res.Run.Held != 1 || res.Run.Updated != 0 {
 		t.Fatalf("pass after the move = %+v, want the line held", res.Run)
@@ -929,10 +911,7 @@ func TestEngineKaseyaBMS_movedBackFromEndedContract(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemKaseyaBMS)
 	h.pol.MaxDecreasePercent = 0
-	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
-	if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
-		t.Fatalf("first pass = %+v, want 2 updated", res.Run)
-	}
+	h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
 	moved := h.moveTo("cust-a", "Acme Other Services")
 	if res := h.sync(PassOptions{}); res.Run.Held != 1 {
 		t.Fatalf("pass after the move to %s = %+v, want the line held", moved, res.Run)
@@ -975,10 +954,7 @@ func TestEngineKaseyaBMS_movedHoldReleaseKeepsTheRecord(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemKaseyaBMS)
 	h.pol.MaxDecreasePercent = 0
-	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,10")
-	if res := h.sync(PassOptions{}); res.Run.Updated != 3 {
-		t.Fatalf("first pass = %+v, want 3 updated", res.Run)
-	}
+	h.firstPass(3, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,10")
 	moved := h.moveTo("cust-a", "Acme Other Services")
 	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
 	if res := h.sync(PassOptions{}); res.Run.Held != 1 || res.Run.Updated != 0 {

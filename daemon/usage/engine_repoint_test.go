@@ -46,10 +46,7 @@ func TestEngineSystems_repointedProductNotBilledTwice(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
-			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
-			if res := h.sync(PassOptions{}); res.Run.Updated != 3 {
-				t.Fatalf("first pass = %+v, want 3 updated", res.Run)
-			}
+			h.firstPass(3, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
 
 			// MDR is re-pointed to a new PSA service.
 			svcNew := h.addService("Sophos MDR Complete", 11)
@@ -124,10 +121,7 @@ func TestEngineSystems_repointedProductStillMappedService(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
-			h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-a,Acme,CIXA-SRV,2")
-			if res := h.sync(PassOptions{}); res.Run.Updated != 1 {
-				t.Fatalf("first pass = %+v, want 1 updated", res.Run)
-			}
+			h.firstPass(1, "cust-a,Acme,CIXA-MSP,40", "cust-a,Acme,CIXA-SRV,2")
 			svcNew := h.addService("Sophos Intercept X for Server", 6)
 			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-SRV", ServiceID: svcNew, ServiceName: "Sophos Intercept X for Server", SyncEnabled: true})
 			if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 2 {
@@ -149,10 +143,7 @@ func TestEngineSystems_removedProductHoldsNoRise(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
-			h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-a,Acme,MDR,3")
-			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
-				t.Fatalf("first pass = %+v, want 2 updated", res.Run)
-			}
+			h.firstPass(2, "cust-a,Acme,CIXA-MSP,40", "cust-a,Acme,MDR,3")
 			h.doc.DeleteProduct("file", "MDR")
 			h.writeUsage("cust-a,Acme,CIXA-MSP,41", "cust-a,Acme,MDR,3")
 			if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 1 {
@@ -182,10 +173,7 @@ func TestEngineSystems_repointedBackNotBilledTwice(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
-			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
-			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
-				t.Fatalf("first pass = %+v, want 2 updated", res.Run)
-			}
+			h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
 			svcNew := h.addService("Sophos MDR Complete", 11)
 			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
 			h.setByHand(h.contractA, h.svcMDR, 0)
@@ -250,10 +238,7 @@ func TestEngineSystems_repointedAndMovedReleased(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
-			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
-			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
-				t.Fatalf("first pass = %+v, want 2 updated", res.Run)
-			}
+			h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
 			svcNew := h.addService("Sophos MDR Complete", 11)
 			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
 			moved := h.moveTo("cust-a", "Acme Other Services")
@@ -302,10 +287,7 @@ func TestEngineSystems_repointedHeldWhenReadMissesOldLine(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
-			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
-			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
-				t.Fatalf("first pass = %+v, want 2 updated", res.Run)
-			}
+			h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
 			svcNew := h.addService("Sophos MDR Complete", 11)
 			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
 			if res := h.sync(PassOptions{}); res.Run.Held != 1 || res.Run.Updated != 0 {
@@ -350,10 +332,7 @@ func TestEngineSystems_repointedAndMovedOtherLineNotHeld(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
-			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
-			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
-				t.Fatalf("first pass = %+v, want 2 updated", res.Run)
-			}
+			h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
 			svcNew := h.addService("Sophos MDR Complete", 11)
 			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
 			moved := h.moveTo("cust-a", "Acme Other Services")
@@ -396,10 +375,7 @@ func TestEngineSystems_repointedAwayFromSyncOffService(t *testing.T) {
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
 			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-SRV", ServiceID: h.svcIntercept, ServiceName: "Sophos Intercept X Advanced", SyncEnabled: false})
-			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,CIXA-SRV,2")
-			if res := h.sync(PassOptions{}); res.Run.Updated != 1 {
-				t.Fatalf("first pass = %+v, want 1 updated", res.Run)
-			}
+			h.firstPass(1, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,CIXA-SRV,2")
 			svcNew := h.addService("Sophos Intercept X Advanced 2027", 5)
 			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-MSP", ServiceID: svcNew, ServiceName: "Sophos Intercept X Advanced 2027", SyncEnabled: true})
 			h.sim.ResetRequests()

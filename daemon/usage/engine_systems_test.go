@@ -181,6 +181,16 @@ func (h *sysHarness) writeUsage(rows ...string) {
 	}
 }
 
+// firstPass writes rows as the usage and runs the pass a scenario starts
+// from, which must update want lines; anything else ends the test.
+func (h *sysHarness) firstPass(want int, rows ...string) {
+	h.t.Helper()
+	h.writeUsage(rows...)
+	if res := h.sync(PassOptions{}); res.Run.Updated != want {
+		h.t.Fatalf("first pass = %+v, want %d updated", res.Run, want)
+	}
+}
+
 func (h *sysHarness) engine() *Engine {
 	h.t.Helper()
 	src, err := file.New(file.Config{Path: h.usage})

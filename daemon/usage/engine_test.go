@@ -151,6 +151,16 @@ func (h *etHarness) writeUsage(rows ...string) {
 	}
 }
 
+// firstPass writes rows as the usage and runs the pass a scenario starts
+// from, which must update want lines; anything else ends the test.
+func (h *etHarness) firstPass(want int, rows ...string) {
+	h.t.Helper()
+	h.writeUsage(rows...)
+	if res := h.sync(PassOptions{}); res.Run.Updated != want {
+		h.t.Fatalf("first pass = %+v, want %d updated", res.Run, want)
+	}
+}
+
 func (h *etHarness) engine() *Engine {
 	h.t.Helper()
 	src, err := file.New(file.Config{Path: h.usage})

@@ -104,10 +104,7 @@ func TestEngineConnectWise_lineSetToZeroIsAddedAgain(t *testing.T) {
 func TestEngineAutotask_hiddenLineNotAdjustedAgain(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)
-	h.writeUsage("cust-a,Acme,CIXA-MSP,45", "cust-b,Globex,CIXA-MSP,10")
-	if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
-		t.Fatalf("first pass = %+v, want 2 updated", res.Run)
-	}
+	h.firstPass(2, "cust-a,Acme,CIXA-MSP,45", "cust-b,Globex,CIXA-MSP,10")
 	h.wantUnits(h.contractA, h.svcIntercept, 45)
 
 	empty := `{"items":[],"pageDetails":{"count":0,"requestCount":500,"prevPageUrl":null,"nextPageUrl":null}}`
@@ -227,10 +224,7 @@ func TestEngineAutotask_staleReadNotAdjustedTwice(t *testing.T) {
 	h := newETHarness(t)
 	stale := &staleLines{Backend: h.be}
 	h.be = stale
-	h.writeUsage("cust-a,Acme,CIXA-MSP,40")
-	if res := h.sync(PassOptions{}); res.Run.Updated != 1 {
-		t.Fatalf("first pass = %+v, want 1 updated", res.Run)
-	}
+	h.firstPass(1, "cust-a,Acme,CIXA-MSP,40")
 	h.writeUsage("cust-a,Acme,CIXA-MSP,45")
 	stale.record = true
 	if res := h.sync(PassOptions{}); res.Run.Updated != 1 {
