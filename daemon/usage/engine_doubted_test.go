@@ -31,8 +31,7 @@ func TestEngineKaseyaBMS_repointedBackHeld(t *testing.T) {
 	h := newSysHarness(t, psa.SystemKaseyaBMS)
 	h.pol.MaxDecreasePercent = 0
 	h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
-	svcNew := h.addService("Sophos MDR Complete", 11)
-	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
+	svcNew := h.repoint("MDR", "Sophos MDR Complete", 11)
 	if res := h.sync(PassOptions{}); res.Run.Held != 1 {
 		t.Fatalf("pass after the re-pointing = %+v, want the new line held", res.Run)
 	}
@@ -237,8 +236,7 @@ func TestEngineKaseyaBMS_approvedZeroedLineNotOrphaned(t *testing.T) {
 	h := newSysHarness(t, psa.SystemKaseyaBMS)
 	h.pol.MaxDecreasePercent = 0
 	h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
-	svcNew := h.addService("Sophos MDR Complete", 11)
-	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
+	svcNew := h.repoint("MDR", "Sophos MDR Complete", 11)
 	s1 := "service:cust-a/" + h.contractA + "/" + h.svcMDR + "=3"
 	if res := h.sync(PassOptions{}); res.Run.Held != 1 || orphanKeys(res.Plan) != s1 {
 		t.Fatalf("pass after the re-pointing = %+v, orphaned %q, want the new line held and %q", res.Run, orphanKeys(res.Plan), s1)
@@ -276,8 +274,7 @@ func TestEngineKaseyaBMS_clearedZeroedReleasesPointedBack(t *testing.T) {
 	h := newSysHarness(t, psa.SystemKaseyaBMS)
 	h.pol.MaxDecreasePercent = 0
 	h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
-	svcNew := h.addService("Sophos MDR Complete", 11)
-	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
+	svcNew := h.repoint("MDR", "Sophos MDR Complete", 11)
 	h.sync(PassOptions{})
 	h.setByHand(h.contractA, h.svcMDR, 0)
 	if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: svcNew}); res.Run.Updated != 1 {

@@ -27,6 +27,15 @@ func (h *sysHarness) addService(name string, price float64) string {
 	}
 }
 
+// repoint adds a new service and points the file source's product
+// mapping of product to it, as an apply that changes its service_id does;
+// it returns the new service's ID.
+func (h *sysHarness) repoint(product, name string, price float64) string {
+	svc := h.addService(name, price)
+	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: product, ServiceID: svc, ServiceName: name, SyncEnabled: true})
+	return svc
+}
+
 // TestEngineSystems_repointedProductNotBilledTwice: the product mapping of
 // MDR is re-pointed from the PSA service it billed as to a new one
 // (service_id changed), while the customers' lines of the old service that
@@ -49,8 +58,7 @@ func TestEngineSystems_repointedProductNotBilledTwice(t *testing.T) {
 			h.firstPass(3, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
 
 			// MDR is re-pointed to a new PSA service.
-			svcNew := h.addService("Sophos MDR Complete", 11)
-			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
+			svcNew := h.repoint("MDR", "Sophos MDR Complete", 11)
 			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
 
 			approve := fmt.Sprintf("sync --approve --customer cust-a --service %s --units 3 --period 2026-11", svcNew)
@@ -122,8 +130,7 @@ func TestEngineSystems_repointedProductStillMappedService(t *testing.T) {
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
 			h.firstPass(1, "cust-a,Acme,CIXA-MSP,40", "cust-a,Acme,CIXA-SRV,2")
-			svcNew := h.addService("Sophos Intercept X for Server", 6)
-			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-SRV", ServiceID: svcNew, ServiceName: "Sophos Intercept X for Server", SyncEnabled: true})
+			svcNew := h.repoint("CIXA-SRV", "Sophos Intercept X for Server", 6)
 			if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 2 {
 				t.Errorf("pass after the re-pointing = %+v, want 2 updated (Intercept 42 -> 40, the new line 2)", res.Run)
 			}
@@ -174,8 +181,7 @@ func TestEngineSystems_repointedBackNotBilledTwice(t *testing.T) {
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
 			h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
-			svcNew := h.addService("Sophos MDR Complete", 11)
-			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
+			svcNew := h.repoint("MDR", "Sophos MDR Complete", 11)
 			h.setByHand(h.contractA, h.svcMDR, 0)
 			if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: svcNew}); res.Run.Updated != 1 {
 				t.Fatalf("pass after the re-pointing = %+v, want the new line added", res.Run)
@@ -239,8 +245,7 @@ func TestEngineSystems_repointedAndMovedReleased(t *testing.T) {
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
 			h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
-			svcNew := h.addService("Sophos MDR Complete", 11)
-			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
+			svcNew := h.repoint("MDR", "Sophos MDR Complete", 11)
 			moved := h.moveTo("cust-a", "Acme Other Services")
 			plan := h.plan(PassOptions{})
 			if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Hold() != HoldMoved {
@@ -288,8 +293,7 @@ func TestEngineSystems_repointedHeldWhenReadMissesOldLine(t *testing.T) {
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
 			h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
-			svcNew := h.addService("Sophos MDR Complete", 11)
-			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
+			svcNew := h.repoint("MDR", "Sophos MDR Complete", 11)
 			if res := h.sync(PassOptions{}); res.Run.Held != 1 || res.Run.Updated != 0 {
 				t.Fatalf("pass after the re-pointing = %+v, want the new line held", res.Run)
 			}
@@ -333,8 +337,7 @@ func TestEngineSystems_repointedAndMovedOtherLineNotHeld(t *testing.T) {
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
 			h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
-			svcNew := h.addService("Sophos MDR Complete", 11)
-			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
+			svcNew := h.repoint("MDR", "Sophos MDR Complete", 11)
 			moved := h.moveTo("cust-a", "Acme Other Services")
 			if res := h.sync(PassOptions{}); res.Run.Held != 2 || res.Run.Updated != 0 {
 				t.Fatalf("pass after the apply = %+v, want both lines held", res.Run)
@@ -376,8 +379,7 @@ func TestEngineSystems_repointedAwayFromSyncOffService(t *testing.T) {
 			h.pol.MaxDecreasePercent = 0
 			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-SRV", ServiceID: h.svcIntercept, ServiceName: "Sophos Intercept X Advanced", SyncEnabled: false})
 			h.firstPass(1, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,CIXA-SRV,2")
-			svcNew := h.addService("Sophos Intercept X Advanced 2027", 5)
-			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-MSP", ServiceID: svcNew, ServiceName: "Sophos Intercept X Advanced 2027", SyncEnabled: true})
+			svcNew := h.repoint("CIXA-MSP", "Sophos Intercept X Advanced 2027", 5)
 			h.sim.ResetRequests()
 			res := h.sync(PassOptions{})
 			if res.Run.Held != 1 || res.Run.Updated != 0 || h.writes() != 0 {
