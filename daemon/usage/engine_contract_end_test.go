@@ -34,7 +34,6 @@ func TestEngineSystems_contractEndWarnsAheadAndStopsWrites(t *testing.T) {
 			t.Parallel()
 			now := time.Date(2026, time.December, 15, 10, 0, 0, 0, time.UTC)
 			h := newSysHarness(t, sys, psatest.WithClock(func() time.Time { return now }))
-			day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
 			addContract := func(company, name string, start, end time.Time) string {
 				switch sys {
 				case psa.SystemAutotask:

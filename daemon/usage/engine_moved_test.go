@@ -106,7 +106,6 @@ func TestEngineAutotask_renewalNotHeldAsMoved(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, time.December, 15, 10, 0, 0, 0, time.UTC)
 	h := newSysHarness(t, psa.SystemAutotask, psatest.WithClock(func() time.Time { return now }))
-	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
 	at := h.sim.Autotask()
 	a, _ := h.doc.Customer("file", "cust-a")
 	old := etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2026", StartDate: day(2026, 1, 1), EndDate: day(2026, 12, 31)}))
@@ -168,7 +167,6 @@ func TestEngineKaseyaBMS_renewalNotHeldAsMovedAfterRestart(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, time.December, 15, 10, 0, 0, 0, time.UTC)
 	h := newSysHarness(t, psa.SystemKaseyaBMS, psatest.WithClock(func() time.Time { return now }))
-	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
 	k := h.sim.KaseyaBMS()
 	a, _ := h.doc.Customer("file", "cust-a")
 	account := int(mustParse(t, a.CompanyID))

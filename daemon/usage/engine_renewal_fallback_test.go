@@ -22,7 +22,6 @@ func TestEngineAutotask_renewalChosenFromKeptRecordsWhenTheReadFails(t *testing.
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemAutotask)
 	a, _ := h.doc.Customer("file", "cust-a")
-	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
 	at := h.sim.Autotask()
 	old := etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2026", StartDate: day(2026, 1, 1), EndDate: day(2026, 12, 31)}))
 	renewal := etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2027", StartDate: day(2027, 1, 1), EndDate: day(2027, 12, 31)}))
@@ -80,7 +79,6 @@ func TestEngineAutotask_partialReadKeepsTheRenewalsRecords(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemAutotask)
 	a, _ := h.doc.Customer("file", "cust-a")
-	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
 	at := h.sim.Autotask()
 	old := etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2026", StartDate: day(2026, 1, 1), EndDate: day(2026, 12, 31)}))
 	renewal := etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2027", StartDate: day(2027, 1, 1), EndDate: day(2027, 12, 31)}))

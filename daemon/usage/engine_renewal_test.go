@@ -32,7 +32,6 @@ func TestEngineSystems_renewalTakesOverAtYearEnd(t *testing.T) {
 			t.Parallel()
 			now := time.Date(2026, time.December, 15, 10, 0, 0, 0, time.UTC)
 			h := newSysHarness(t, sys, psatest.WithClock(func() time.Time { return now }))
-			day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
 			addContract := func(company, name string, start, end time.Time) string {
 				switch sys {
 				case psa.SystemAutotask:
@@ -209,7 +208,6 @@ func TestEngineAutotask_renewalGuards(t *testing.T) {
 		h := newSysHarness(t, psa.SystemAutotask)
 		h.writeUsage("cust-a,Acme,CIXA-MSP,5", "cust-b,Globex,CIXA-MSP,3")
 		a, _ := h.doc.Customer("file", "cust-a")
-		day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
 		old := etID(h.sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2026", StartDate: day(2026, 1, 1), EndDate: day(2026, 12, 31)}))
 		renewal := etID(h.sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2027", StartDate: day(2027, 1, 1), EndDate: day(2027, 12, 31)}))
 		a.ContractID, a.NextContractID = old, renewal
@@ -255,7 +253,6 @@ func TestEngineAutotask_renewalThatEndsSoonIsReported(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemAutotask)
 	h.writeUsage("cust-a,Acme,CIXA-MSP,5", "cust-b,Globex,CIXA-MSP,3")
-	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
 	a, _ := h.doc.Customer("file", "cust-a")
 	b, _ := h.doc.Customer("file", "cust-b")
 	at := h.sim.Autotask()
@@ -286,7 +283,6 @@ func TestEngineKaseyaBMS_renewalOverlappingIsHeld(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemKaseyaBMS)
 	h.writeUsage("cust-a,Acme,CIXA-MSP,5", "cust-b,Globex,CIXA-MSP,3")
-	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
 	a, _ := h.doc.Customer("file", "cust-a")
 	b, _ := h.doc.Customer("file", "cust-b")
 	k := h.sim.KaseyaBMS()

@@ -164,6 +164,9 @@ func newSysHarness(t testing.TB, system psa.System, opts ...psatest.Option) *sys
 	return h
 }
 
+// day is midnight UTC of a date, as contracts' start and end dates are.
+func day(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+
 func mustParse(t testing.TB, s string) int64 {
 	t.Helper()
 	n, err := strconv.ParseInt(s, 10, 64)
