@@ -34,23 +34,13 @@ func TestEngineSystems_contractEndWarnsAheadAndStopsWrites(t *testing.T) {
 			t.Parallel()
 			now := time.Date(2026, time.December, 15, 10, 0, 0, 0, time.UTC)
 			h := newSysHarness(t, sys, psatest.WithClock(func() time.Time { return now }))
-			addContract := func(company, name string, start, end time.Time) string {
-				switch sys {
-				case psa.SystemAutotask:
-					return etID(h.sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, company), Name: name, StartDate: start, EndDate: end}))
-				case psa.SystemConnectWise:
-					return etID(h.sim.ConnectWise().AddAgreement(psatest.ConnectWiseAgreement{CompanyID: mustParse(t, company), Name: name, StartDate: start, EndDate: end}))
-				default:
-					return fmt.Sprint(h.sim.KaseyaBMS().AddContract(psatest.KaseyaBMSContract{AccountID: int(mustParse(t, company)), Name: name, StartDate: start, EndDate: end}))
-				}
-			}
 			a, _ := h.doc.Customer("file", "cust-a")
 			b, _ := h.doc.Customer("file", "cust-b")
-			old := addContract(a.CompanyID, "Acme 2026", day(2026, 1, 1), day(2026, 12, 31))
-			renewal := addContract(a.CompanyID, "Acme 2027", day(2027, 1, 1), day(2027, 12, 31))
+			old := h.addContract(a.CompanyID, "Acme 2026", day(2026, 1, 1), day(2026, 12, 31))
+			renewal := h.addContract(a.CompanyID, "Acme 2027", day(2027, 1, 1), day(2027, 12, 31))
 			a.ContractID = old
 			h.doc.PutCustomer(a)
-			b.ContractID = addContract(b.CompanyID, "Globex", day(2026, 1, 1), day(2028, 12, 31))
+			b.ContractID = h.addContract(b.CompanyID, "Globex", day(2026, 1, 1), day(2028, 12, 31))
 			h.doc.PutCustomer(b)
 
 			pass := func(eff string, usage int) *Result {

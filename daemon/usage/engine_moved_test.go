@@ -38,15 +38,7 @@ func TestEngineSystems_movedCustomerNotBilledTwice(t *testing.T) {
 
 			// The mapping moves to contract C of the same company.
 			a, _ := h.doc.Customer("file", "cust-a")
-			var moved string
-			switch sys {
-			case psa.SystemAutotask:
-				moved = etID(h.sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme Other Services"}))
-			case psa.SystemConnectWise:
-				moved = etID(h.sim.ConnectWise().AddAgreement(psatest.ConnectWiseAgreement{CompanyID: mustParse(t, a.CompanyID), Name: "Acme Other Services"}))
-			default:
-				moved = fmt.Sprint(h.sim.KaseyaBMS().AddContract(psatest.KaseyaBMSContract{AccountID: int(mustParse(t, a.CompanyID)), Name: "Acme Other Services"}))
-			}
+			moved := h.addContract(a.CompanyID, "Acme Other Services", time.Time{}, time.Time{})
 			a.ContractID = moved
 			h.doc.PutCustomer(a)
 			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,5", "cust-b,Globex,CIXA-MSP,10")
@@ -108,8 +100,8 @@ func TestEngineAutotask_renewalNotHeldAsMoved(t *testing.T) {
 	h := newSysHarness(t, psa.SystemAutotask, psatest.WithClock(func() time.Time { return now }))
 	at := h.sim.Autotask()
 	a, _ := h.doc.Customer("file", "cust-a")
-	old := etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2026", StartDate: day(2026, 1, 1), EndDate: day(2026, 12, 31)}))
-	renewal := etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2027", StartDate: day(2027, 1, 1), EndDate: day(2027, 12, 31)}))
+	old := h.addContract(a.CompanyID, "Acme 2026", day(2026, 1, 1), day(2026, 12, 31))
+	renewal := h.addContract(a.CompanyID, "Acme 2027", day(2027, 1, 1), day(2027, 12, 31))
 	a.ContractID, a.NextContractID = old, renewal
 	h.doc.PutCustomer(a)
 
@@ -262,15 +254,7 @@ func TestEngineSystems_movedBackNotBilledTwice(t *testing.T) {
 			h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
 
 			a, _ := h.doc.Customer("file", "cust-a")
-			var moved string
-			switch sys {
-			case psa.SystemAutotask:
-				moved = etID(h.sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme Other Services"}))
-			case psa.SystemConnectWise:
-				moved = etID(h.sim.ConnectWise().AddAgreement(psatest.ConnectWiseAgreement{CompanyID: mustParse(t, a.CompanyID), Name: "Acme Other Services"}))
-			default:
-				moved = fmt.Sprint(h.sim.KaseyaBMS().AddContract(psatest.KaseyaBMSContract{AccountID: int(mustParse(t, a.CompanyID)), Name: "Acme Other Services"}))
-			}
+			moved := h.addContract(a.CompanyID, "Acme Other Services", time.Time{}, time.Time{})
 			a.ContractID = moved
 			h.doc.PutCustomer(a)
 			if res := h.sync(PassOptions{}); res.Run.Held != 1 {
@@ -348,18 +332,24 @@ func (h *sysHarness) requestsNaming(ids ...string) int {
 func (h *sysHarness) moveTo(customer, name string) string {
 	h.t.Helper()
 	cm, _ := h.doc.Customer("file", customer)
-	var id string
+	cm.ContractID = h.addContract(cm.CompanyID, name, time.Time{}, time.Time{})
+	h.doc.PutCustomer(cm)
+	return cm.ContractID
+}
+
+// addContract adds a contract (an Autotask contract, a ConnectWise
+// agreement, a Kaseya BMS contract) of company to the harness's
+// simulator; a zero start or end date leaves it open on that side.
+func (h *sysHarness) addContract(company, name string, start, end time.Time) string {
+	h.t.Helper()
 	switch h.system {
 	case psa.SystemAutotask:
-		id = etID(h.sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: mustParse(h.t, cm.CompanyID), Name: name}))
+		return etID(h.sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: mustParse(h.t, company), Name: name, StartDate: start, EndDate: end}))
 	case psa.SystemConnectWise:
-		id = etID(h.sim.ConnectWise().AddAgreement(psatest.ConnectWiseAgreement{CompanyID: mustParse(h.t, cm.CompanyID), Name: name}))
+		return etID(h.sim.ConnectWise().AddAgreement(psatest.ConnectWiseAgreement{CompanyID: mustParse(h.t, company), Name: name, StartDate: start, EndDate: end}))
 	default:
-		id = fmt.Sprint(h.sim.KaseyaBMS().AddContract(psatest.KaseyaBMSContract{AccountID: int(mustParse(h.t, cm.CompanyID)), Name: name}))
+		return fmt.Sprint(h.sim.KaseyaBMS().AddContract(psatest.KaseyaBMSContract{AccountID: int(mustParse(h.t, company)), Name: name, StartDate: start, EndDate: end}))
 	}
-	cm.ContractID = id
-	h.doc.PutCustomer(cm)
-	return id
 }
 
 // TestEngineSystems_movedHoldReleasedByRead: on the PSAs that read lines

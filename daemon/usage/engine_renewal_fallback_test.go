@@ -22,9 +22,8 @@ func TestEngineAutotask_renewalChosenFromKeptRecordsWhenTheReadFails(t *testing.
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemAutotask)
 	a, _ := h.doc.Customer("file", "cust-a")
-	at := h.sim.Autotask()
-	old := etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2026", StartDate: day(2026, 1, 1), EndDate: day(2026, 12, 31)}))
-	renewal := etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2027", StartDate: day(2027, 1, 1), EndDate: day(2027, 12, 31)}))
+	old := h.addContract(a.CompanyID, "Acme 2026", day(2026, 1, 1), day(2026, 12, 31))
+	renewal := h.addContract(a.CompanyID, "Acme 2027", day(2027, 1, 1), day(2027, 12, 31))
 	a.ContractID, a.NextContractID = old, renewal
 	h.doc.PutCustomer(a)
 	pass := func(at time.Time, units string) {
@@ -79,9 +78,8 @@ func TestEngineAutotask_partialReadKeepsTheRenewalsRecords(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemAutotask)
 	a, _ := h.doc.Customer("file", "cust-a")
-	at := h.sim.Autotask()
-	old := etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2026", StartDate: day(2026, 1, 1), EndDate: day(2026, 12, 31)}))
-	renewal := etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2027", StartDate: day(2027, 1, 1), EndDate: day(2027, 12, 31)}))
+	old := h.addContract(a.CompanyID, "Acme 2026", day(2026, 1, 1), day(2026, 12, 31))
+	renewal := h.addContract(a.CompanyID, "Acme 2027", day(2027, 1, 1), day(2027, 12, 31))
 	a.ContractID, a.NextContractID = old, renewal
 	h.doc.PutCustomer(a)
 	full := h.be

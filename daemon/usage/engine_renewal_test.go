@@ -32,16 +32,6 @@ func TestEngineSystems_renewalTakesOverAtYearEnd(t *testing.T) {
 			t.Parallel()
 			now := time.Date(2026, time.December, 15, 10, 0, 0, 0, time.UTC)
 			h := newSysHarness(t, sys, psatest.WithClock(func() time.Time { return now }))
-			addContract := func(company, name string, start, end time.Time) string {
-				switch sys {
-				case psa.SystemAutotask:
-					return etID(h.sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, company), Name: name, StartDate: start, EndDate: end}))
-				case psa.SystemConnectWise:
-					return etID(h.sim.ConnectWise().AddAgreement(psatest.ConnectWiseAgreement{CompanyID: mustParse(t, company), Name: name, StartDate: start, EndDate: end}))
-				default:
-					return fmt.Sprint(h.sim.KaseyaBMS().AddContract(psatest.KaseyaBMSContract{AccountID: int(mustParse(t, company)), Name: name, StartDate: start, EndDate: end}))
-				}
-			}
 			unitsOn := func(contract string, at time.Time) int64 {
 				switch sys {
 				case psa.SystemAutotask:
@@ -56,12 +46,12 @@ func TestEngineSystems_renewalTakesOverAtYearEnd(t *testing.T) {
 				}
 			}
 			a, _ := h.doc.Customer("file", "cust-a")
-			old := addContract(a.CompanyID, "Acme 2026", day(2026, 1, 1), day(2026, 12, 31))
-			renewal := addContract(a.CompanyID, "Acme 2027", day(2027, 1, 1), day(2027, 12, 31))
+			old := h.addContract(a.CompanyID, "Acme 2026", day(2026, 1, 1), day(2026, 12, 31))
+			renewal := h.addContract(a.CompanyID, "Acme 2027", day(2027, 1, 1), day(2027, 12, 31))
 			a.ContractID, a.NextContractID = old, renewal
 			h.doc.PutCustomer(a)
 			b, _ := h.doc.Customer("file", "cust-b")
-			b.ContractID = addContract(b.CompanyID, "Globex", day(2026, 1, 1), day(2028, 12, 31))
+			b.ContractID = h.addContract(b.CompanyID, "Globex", day(2026, 1, 1), day(2028, 12, 31))
 			h.doc.PutCustomer(b)
 
 			pass := func(label, eff string, usage int) *Result {
@@ -208,8 +198,8 @@ func TestEngineAutotask_renewalGuards(t *testing.T) {
 		h := newSysHarness(t, psa.SystemAutotask)
 		h.writeUsage("cust-a,Acme,CIXA-MSP,5", "cust-b,Globex,CIXA-MSP,3")
 		a, _ := h.doc.Customer("file", "cust-a")
-		old := etID(h.sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2026", StartDate: day(2026, 1, 1), EndDate: day(2026, 12, 31)}))
-		renewal := etID(h.sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2027", StartDate: day(2027, 1, 1), EndDate: day(2027, 12, 31)}))
+		old := h.addContract(a.CompanyID, "Acme 2026", day(2026, 1, 1), day(2026, 12, 31))
+		renewal := h.addContract(a.CompanyID, "Acme 2027", day(2027, 1, 1), day(2027, 12, 31))
 		a.ContractID, a.NextContractID = old, renewal
 		h.doc.PutCustomer(a)
 		// The bulk read of both records fails (a 400 is not retried).
@@ -255,13 +245,12 @@ func TestEngineAutotask_renewalThatEndsSoonIsReported(t *testing.T) {
 	h.writeUsage("cust-a,Acme,CIXA-MSP,5", "cust-b,Globex,CIXA-MSP,3")
 	a, _ := h.doc.Customer("file", "cust-a")
 	b, _ := h.doc.Customer("file", "cust-b")
-	at := h.sim.Autotask()
 	// The pass is dated 1 November 2026 (etPeriodDay): the renewal has
 	// taken over, and ends in December.
-	a.ContractID = etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme old", StartDate: day(2025, 11, 1), EndDate: day(2026, 10, 31)}))
-	a.NextContractID = etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme short", StartDate: day(2026, 11, 1), EndDate: day(2026, 12, 31)}))
+	a.ContractID = h.addContract(a.CompanyID, "Acme old", day(2025, 11, 1), day(2026, 10, 31))
+	a.NextContractID = h.addContract(a.CompanyID, "Acme short", day(2026, 11, 1), day(2026, 12, 31))
 	h.doc.PutCustomer(a)
-	b.ContractID = etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, b.CompanyID), Name: "Globex", StartDate: day(2026, 1, 1), EndDate: day(2028, 12, 31)}))
+	b.ContractID = h.addContract(b.CompanyID, "Globex", day(2026, 1, 1), day(2028, 12, 31))
 	h.doc.PutCustomer(b)
 	res := h.sync(PassOptions{})
 	got := res.Plan.ContractsEnding
