@@ -28,6 +28,19 @@ func orphanKeys(p *Plan) string {
 	return strings.Join(out, " ")
 }
 
+// orphanMDR writes usage of MDR for both customers, runs a pass that
+// sets their MDR lines, removes MDR's product mapping and runs the pass
+// that finds the lines orphaned; it returns the removed mapping.
+func (h *sysHarness) orphanMDR() export.ProductMapping {
+	h.t.Helper()
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
+	h.sync(PassOptions{})
+	mdr, _ := h.doc.Product("file", "MDR")
+	h.doc.DeleteProduct("file", "MDR")
+	h.sync(PassOptions{})
+	return mdr
+}
+
 // TestEngineSystems_orphanedLines: a product mapping removed outright, or a
 // customer mapping removed, leaves the lines psa-syncd set above 0 billing
 // while no pass writes them any more. On every PSA the plan and the pass
@@ -129,10 +142,7 @@ func TestEngineSystems_orphanedLinesCustomerPass(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemAutotask)
 	h.pol.MaxDecreasePercent = 0
-	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
-	h.sync(PassOptions{})
-	h.doc.DeleteProduct("file", "MDR")
-	h.sync(PassOptions{})
+	h.orphanMDR()
 	h.setByHand(h.contractA, h.svcMDR, 0)
 	res := h.sync(PassOptions{Customer: "cust-a"})
 	if len(res.Plan.Unmapped.Orphaned) != 0 {
@@ -266,11 +276,7 @@ func TestEngineSystems_orphanedLinesClearedMappedAgain(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
-			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
-			h.sync(PassOptions{})
-			mdr, _ := h.doc.Product("file", "MDR")
-			h.doc.DeleteProduct("file", "MDR")
-			h.sync(PassOptions{})
+			mdr := h.orphanMDR()
 			if _, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "billed on purpose", false); err != nil {
 				t.Fatal(err)
 			}
@@ -341,10 +347,7 @@ func TestEngineSystems_orphanedLinesLedgerUnread(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemAutotask)
 	h.pol.MaxDecreasePercent = 0
-	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
-	h.sync(PassOptions{})
-	h.doc.DeleteProduct("file", "MDR")
-	h.sync(PassOptions{})
+	h.orphanMDR()
 	gauge := func() float64 { return testutil.ToFloat64(h.m.OrphanedLines.WithLabelValues(OrphanService)) }
 	stored := func() UnmappedReport {
 		var rep UnmappedReport
@@ -391,11 +394,7 @@ func TestEngineSystems_orphanedLinesCleared(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
-			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
-			h.sync(PassOptions{})
-			mdr, _ := h.doc.Product("file", "MDR")
-			h.doc.DeleteProduct("file", "MDR")
-			h.sync(PassOptions{})
+			mdr := h.orphanMDR()
 			gauge := func() float64 { return testutil.ToFloat64(h.m.OrphanedLines.WithLabelValues(OrphanService)) }
 			stored := func() string {
 				var rep UnmappedReport
@@ -882,10 +881,7 @@ func TestEngineSystems_orphanClearKeepsANewerList(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemAutotask)
 	h.pol.MaxDecreasePercent = 0
-	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
-	h.sync(PassOptions{})
-	h.doc.DeleteProduct("file", "MDR")
-	h.sync(PassOptions{})
+	h.orphanMDR()
 	e := h.engine()
 	e.clearRead = func() {
 		// The other instance's pass.
