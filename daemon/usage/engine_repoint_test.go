@@ -27,6 +27,20 @@ func (h *sysHarness) addService(name string, price float64) string {
 	}
 }
 
+// deleteService deletes a service from the harness's simulator, as an
+// operator who removes it from the PSA does.
+func (h *sysHarness) deleteService(id string) {
+	h.t.Helper()
+	switch h.system {
+	case psa.SystemAutotask:
+		h.sim.Autotask().DeleteService(mustParse(h.t, id))
+	case psa.SystemConnectWise:
+		h.sim.ConnectWise().DeleteCatalogItem(mustParse(h.t, id))
+	default:
+		h.sim.KaseyaBMS().DeleteService(int(mustParse(h.t, id)))
+	}
+}
+
 // repoint adds a new service and points the file source's product
 // mapping of product to it, as an apply that changes its service_id does;
 // it returns the new service's ID.

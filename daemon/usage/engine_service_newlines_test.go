@@ -196,14 +196,7 @@ func TestEngineSystems_deletedServiceIsGone(t *testing.T) {
 			if res := h.syncAt(etNow, "cust-a,Acme,CIXA-MSP,5", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2"); res.Run.Result != state.RunSuccess {
 				t.Fatalf("first pass = %+v, want success", res.Run)
 			}
-			switch sys {
-			case psa.SystemAutotask:
-				h.sim.Autotask().DeleteService(mustParse(t, h.svcMDR))
-			case psa.SystemConnectWise:
-				h.sim.ConnectWise().DeleteCatalogItem(mustParse(t, h.svcMDR))
-			default:
-				h.sim.KaseyaBMS().DeleteService(int(mustParse(t, h.svcMDR)))
-			}
+			h.deleteService(h.svcMDR)
 			nextDay := etNow.Add(contractCheckTTL + time.Hour)
 			res := h.syncAt(nextDay, "cust-a,Acme,CIXA-MSP,5", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,4")
 			want := []InactiveServiceLine{
@@ -388,14 +381,7 @@ func TestEngineSystems_goneServiceIsReadOnceADay(t *testing.T) {
 			if res := h.syncAt(etNow, "cust-a,Acme,CIXA-MSP,5", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2"); res.Run.Result != state.RunSuccess {
 				t.Fatalf("first pass = %+v, want success", res.Run)
 			}
-			switch sys {
-			case psa.SystemAutotask:
-				h.sim.Autotask().DeleteService(mustParse(t, h.svcMDR))
-			case psa.SystemConnectWise:
-				h.sim.ConnectWise().DeleteCatalogItem(mustParse(t, h.svcMDR))
-			default:
-				h.sim.KaseyaBMS().DeleteService(int(mustParse(t, h.svcMDR)))
-			}
+			h.deleteService(h.svcMDR)
 			day := etNow.Add(contractCheckTTL + time.Hour)
 			rows := []string{"cust-a,Acme,CIXA-MSP,5", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,4"}
 			pass := func(name string, at time.Time, wantReads bool) {
