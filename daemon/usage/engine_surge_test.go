@@ -36,6 +36,25 @@ func surgeCustomers(h *etHarness, n int) ([]string, []int64) {
 	return ids, contracts
 }
 
+// surgeHeld sets up 8 customers whose Intercept X counts all double and
+// runs the pass that holds every line for the surge.
+func surgeHeld(h *etHarness) (ids []string, contracts []int64) {
+	h.t.Helper()
+	ids, contracts = surgeCustomers(h, 8)
+	surgeUsage(h, ids, 2, nil)
+	if res := h.sync(PassOptions{}); res.Run.Held != 8 {
+		h.t.Fatalf("run = %+v, want 8 held", res.Run)
+	}
+	return ids, contracts
+}
+
+// surgeApproval approves customer i's Intercept X line of surgeHeld at
+// the doubled units the surge held.
+func surgeApproval(h *etHarness, ids []string, i int) PassOptions {
+	units := int64(2 * (10 + i))
+	return PassOptions{Customer: ids[i], Approve: true, ApproveService: etID(h.svcIntercept), ApproveUnits: &units}
+}
+
 // surgeUsage writes usage of Intercept X for every customer: its line's
 // units times factor, and times one in the map's own factors.
 func surgeUsage(h *etHarness, ids []string, factor int64, own map[string]int64) {
@@ -328,15 +347,9 @@ func TestEngine_Sync_surgeApprovedAtOnce(t *testing.T) {
 func TestEngine_Sync_surgeHeldAfterEndedMonthPass(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)
-	ids, contracts := surgeCustomers(h, 8)
-	svc := strconv.FormatInt(h.svcIntercept, 10)
-	surgeUsage(h, ids, 2, nil)
-	if res := h.sync(PassOptions{}); res.Run.Held != 8 {
-		t.Fatalf("run = %+v, want 8 held", res.Run)
-	}
+	ids, contracts := surgeHeld(h)
 	for i := range 5 {
-		units := int64(2 * (10 + i))
-		h.sync(PassOptions{Customer: ids[i], Approve: true, ApproveService: svc, ApproveUnits: &units})
+		h.sync(surgeApproval(h, ids, i))
 	}
 	oct := source.Period{Year: 2026, Month: time.October}
 	// October billed the doubled counts already (the vendor's change
@@ -363,15 +376,9 @@ func TestEngine_Sync_surgeHeldAfterEndedMonthPass(t *testing.T) {
 func TestEngine_Sync_surgeHeldIntoTheNextMonth(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)
-	ids, contracts := surgeCustomers(h, 8)
-	svc := strconv.FormatInt(h.svcIntercept, 10)
-	surgeUsage(h, ids, 2, nil)
-	if res := h.sync(PassOptions{}); res.Run.Held != 8 {
-		t.Fatalf("run = %+v, want 8 held", res.Run)
-	}
+	ids, contracts := surgeHeld(h)
 	for i := range 5 {
-		units := int64(2 * (10 + i))
-		h.sync(PassOptions{Customer: ids[i], Approve: true, ApproveService: svc, ApproveUnits: &units})
+		h.sync(surgeApproval(h, ids, i))
 	}
 	h.now = func() time.Time { return time.Date(2026, time.December, 2, 10, 0, 0, 0, time.UTC) }
 	res := h.sync(PassOptions{})
@@ -397,15 +404,9 @@ func TestEngine_Sync_surgeHeldIntoTheNextMonth(t *testing.T) {
 func TestEngine_Sync_surgeHeldThroughAFailedCustomer(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)
-	ids, contracts := surgeCustomers(h, 8)
-	svc := strconv.FormatInt(h.svcIntercept, 10)
-	surgeUsage(h, ids, 2, nil)
-	if res := h.sync(PassOptions{}); res.Run.Held != 8 {
-		t.Fatalf("run = %+v, want 8 held", res.Run)
-	}
+	ids, contracts := surgeHeld(h)
 	for i := range 5 {
-		units := int64(2 * (10 + i))
-		h.sync(PassOptions{Customer: ids[i], Approve: true, ApproveService: svc, ApproveUnits: &units})
+		h.sync(surgeApproval(h, ids, i))
 	}
 	var m export.CustomerMapping
 	for _, cm := range h.doc.CustomerMappings {
@@ -435,23 +436,14 @@ func TestEngine_Sync_surgeHeldThroughAFailedCustomer(t *testing.T) {
 func TestEngine_Sync_surgeRecordKeptWhenUnread(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)
-	ids, contracts := surgeCustomers(h, 8)
-	svc := strconv.FormatInt(h.svcIntercept, 10)
-	surgeUsage(h, ids, 2, nil)
-	if res := h.sync(PassOptions{}); res.Run.Held != 8 {
-		t.Fatalf("run = %+v, want 8 held", res.Run)
-	}
-	approve := func(i int) PassOptions {
-		units := int64(2 * (10 + i))
-		return PassOptions{Customer: ids[i], Approve: true, ApproveService: svc, ApproveUnits: &units}
-	}
+	ids, contracts := surgeHeld(h)
 	for i := range 4 {
-		h.sync(approve(i))
+		h.sync(surgeApproval(h, ids, i))
 	}
 	// cust-e's approval, in a pass that cannot read the record.
 	e := h.engine()
 	e.readSurgeSnapshot = func(*surgeVerdict) (bool, error) { return false, errors.New("state: database is locked") }
-	if _, err := e.Sync(t.Context(), h.doc, approve(4)); err != nil {
+	if _, err := e.Sync(t.Context(), h.doc, surgeApproval(h, ids, 4)); err != nil {
 		t.Fatal(err)
 	}
 	h.wantUnits(contracts[4], h.svcIntercept, 28)
