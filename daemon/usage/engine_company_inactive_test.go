@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -43,12 +42,7 @@ func TestEngineKaseyaBMS_deactivatedAccountIsNotBilled(t *testing.T) {
 					rows = append(rows, c.id+","+c.name+",CIXA-MSP,"+strconv.Itoa(units))
 				}
 				h.writeUsage(rows...)
-				src, err := file.New(file.Config{Path: h.usage})
-				if err != nil {
-					t.Fatal(err)
-				}
-				e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-					Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &ContractTerms{}})
+				e := h.engineAt(at, &ContractTerms{})
 				if _, err := e.Sync(t.Context(), h.doc, PassOptions{}); err != nil {
 					t.Fatal(err)
 				}
@@ -100,13 +94,8 @@ func TestEngineSystems_deactivatedCompanyIsNotBilled(t *testing.T) {
 			pass := func(at time.Time, units int) int {
 				t.Helper()
 				h.writeUsage("cust-a,Acme,CIXA-MSP,"+strconv.Itoa(units), "cust-b,Globex,CIXA-MSP,"+strconv.Itoa(units))
-				src, err := file.New(file.Config{Path: h.usage})
-				if err != nil {
-					t.Fatal(err)
-				}
 				h.sim.ResetRequests()
-				e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-					Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &ContractTerms{}})
+				e := h.engineAt(at, &ContractTerms{})
 				if _, err := e.Sync(t.Context(), h.doc, PassOptions{}); err != nil {
 					t.Fatal(err)
 				}
@@ -185,12 +174,7 @@ func TestEngineKaseyaBMS_contractsWrittenToAreReadAgainWhenCheap(t *testing.T) {
 					rows = append(rows, c.id+","+c.name+",CIXA-MSP,"+strconv.Itoa(units), c.id+","+c.name+",MDR,"+strconv.Itoa(units))
 				}
 				h.writeUsage(rows...)
-				src, err := file.New(file.Config{Path: h.usage})
-				if err != nil {
-					t.Fatal(err)
-				}
-				e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-					Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &h.terms})
+				e := h.engineAt(at, &h.terms)
 				if _, err := e.Sync(t.Context(), h.doc, PassOptions{}); err != nil {
 					t.Fatal(err)
 				}

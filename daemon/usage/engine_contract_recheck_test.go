@@ -40,13 +40,8 @@ func TestEngineSystems_contractMovedWithinTheDayIsNotWritten(t *testing.T) {
 			pass := func(at time.Time, usageA, usageB int) int {
 				t.Helper()
 				h.writeUsage("cust-a,Acme,CIXA-MSP,"+strconv.Itoa(usageA), "cust-b,Globex,CIXA-MSP,"+strconv.Itoa(usageB))
-				src, err := file.New(file.Config{Path: h.usage})
-				if err != nil {
-					t.Fatal(err)
-				}
 				h.sim.ResetRequests()
-				e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-					Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &ContractTerms{}})
+				e := h.engineAt(at, &ContractTerms{})
 				if _, err := e.Sync(t.Context(), h.doc, PassOptions{}); err != nil {
 					t.Fatal(err)
 				}
@@ -248,19 +243,27 @@ func TestSameRecord_everyField(t *testing.T) {
 	}
 }
 
+// engineAt builds an engine of the harness whose clock stands at at, with
+// terms for the contract terms it keeps: &h.terms to share them with the
+// harness's other passes, as one process does, or &ContractTerms{} for a
+// process that starts with none.
+func (h *sysHarness) engineAt(at time.Time, terms *ContractTerms) *Engine {
+	h.t.Helper()
+	src, err := file.New(file.Config{Path: h.usage})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+		Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: terms})
+}
+
 // syncAt writes rows as the usage and runs a pass at at, its requests
 // counted from the start.
 func (h *sysHarness) syncAt(at time.Time, rows ...string) *Result {
 	h.t.Helper()
 	h.writeUsage(rows...)
-	src, err := file.New(file.Config{Path: h.usage})
-	if err != nil {
-		h.t.Fatal(err)
-	}
 	h.sim.ResetRequests()
-	e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-		Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &h.terms})
-	res, err := e.Sync(h.t.Context(), h.doc, PassOptions{})
+	res, err := h.engineAt(at, &h.terms).Sync(h.t.Context(), h.doc, PassOptions{})
 	if err != nil {
 		h.t.Fatal(err)
 	}

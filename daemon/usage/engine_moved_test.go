@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -108,12 +107,7 @@ func TestEngineAutotask_renewalNotHeldAsMoved(t *testing.T) {
 	pass := func(label string, rows ...string) *Result {
 		t.Helper()
 		h.writeUsage(rows...)
-		src, err := file.New(file.Config{Path: h.usage})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-			Location: time.UTC, Now: func() time.Time { return now }, Failing: &h.failing, Terms: &h.terms})
+		e := h.engineAt(now, &h.terms)
 		res, err := e.Sync(t.Context(), h.doc, PassOptions{})
 		if err != nil {
 			t.Fatalf("%s: Sync: %v", label, err)

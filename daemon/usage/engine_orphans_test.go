@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -625,12 +624,7 @@ func TestEngineSystems_orphanedLinesEndedContract(t *testing.T) {
 			// Its first plan reads the contract, and keeps no state: the
 			// pass after it keeps what the plan read.
 			h.terms = ContractTerms{}
-			src, err := file.New(file.Config{Path: h.usage})
-			if err != nil {
-				t.Fatal(err)
-			}
-			e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-				Location: time.UTC, Now: func() time.Time { return later }, Failing: &h.failing, Terms: &h.terms})
+			e := h.engineAt(later, &h.terms)
 			plan, err := e.Plan(t.Context(), h.doc, PassOptions{})
 			if err != nil {
 				t.Fatal(err)

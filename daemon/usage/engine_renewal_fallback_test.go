@@ -29,12 +29,7 @@ func TestEngineAutotask_renewalChosenFromKeptRecordsWhenTheReadFails(t *testing.
 	pass := func(at time.Time, units string) {
 		t.Helper()
 		h.writeUsage("cust-a,Acme,CIXA-MSP,"+units, "cust-b,Globex,CIXA-MSP,3")
-		src, err := file.New(file.Config{Path: h.usage})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-			Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &ContractTerms{}})
+		e := h.engineAt(at, &ContractTerms{})
 		if _, err := e.Sync(t.Context(), h.doc, PassOptions{}); err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
@@ -145,12 +144,7 @@ func TestEngineSystems_planReadsTheServicesAgainWithinTheDay(t *testing.T) {
 			h.writeUsage("cust-a,Acme,CIXA-MSP,5", "cust-b,Globex,CIXA-MSP,3")
 			plan := func(at time.Time) *Plan {
 				t.Helper()
-				src, err := file.New(file.Config{Path: h.usage})
-				if err != nil {
-					t.Fatal(err)
-				}
-				e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-					Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &h.terms})
+				e := h.engineAt(at, &h.terms)
 				p, err := e.Plan(t.Context(), h.doc, PassOptions{})
 				if err != nil {
 					t.Fatal(err)

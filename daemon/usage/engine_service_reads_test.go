@@ -59,12 +59,7 @@ func TestEngineSystems_unchangedLinesOfAnInactiveServiceAreReported(t *testing.T
 			h := newSysHarness(t, sys)
 			syncAt := func(at time.Time, plan bool) *Result {
 				t.Helper()
-				src, err := file.New(file.Config{Path: h.usage})
-				if err != nil {
-					t.Fatal(err)
-				}
-				e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-					Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &h.terms})
+				e := h.engineAt(at, &h.terms)
 				if plan {
 					p, err := e.Plan(t.Context(), h.doc, PassOptions{})
 					if err != nil {
