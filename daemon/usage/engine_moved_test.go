@@ -70,9 +70,7 @@ func TestEngineSystems_movedCustomerNotBilledTwice(t *testing.T) {
 
 			// An approval of every held line of the customer does not
 			// release it.
-			if res := h.sync(PassOptions{Approve: true, Customer: "cust-a"}); res.Run.Held != 1 || res.Run.Updated != 0 {
-				t.Errorf("blanket approval = %+v, want the line still held", res.Run)
-			}
+			h.wantBlanketApprovalRefused()
 			// The operator set A's line to 0 by hand and approves the line.
 			if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: h.svcIntercept}); res.Run.Held != 0 || res.Run.Updated != 1 {
 				t.Errorf("approval of the line = %+v, want it added", res.Run)
@@ -288,9 +286,7 @@ func TestEngineSystems_movedBackNotBilledTwice(t *testing.T) {
 			if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, approve) {
 				t.Errorf("status = %+v, want held with a hint naming %q", cs, approve)
 			}
-			if res := h.sync(PassOptions{Approve: true, Customer: "cust-a"}); res.Run.Held != 1 || res.Run.Updated != 0 {
-				t.Errorf("blanket approval = %+v, want the line still held", res.Run)
-			}
+			h.wantBlanketApprovalRefused()
 
 			// The operator set C's line to 0 by hand and approves A's.
 			h.setByHand(moved, h.svcIntercept, 0)
@@ -323,6 +319,17 @@ func (h *sysHarness) requestsNaming(ids ...string) int {
 }
 
 // moveTo maps customer to a new contract of its company and returns it.
+// wantBlanketApprovalRefused approves every held line of cust-a
+// (Approve alone) and checks that its one held line stays held: the
+// holds that need an operator's word on another line take only an
+// approval of that line.
+func (h *sysHarness) wantBlanketApprovalRefused() {
+	h.t.Helper()
+	if res := h.sync(PassOptions{Approve: true, Customer: "cust-a"}); res.Run.Held != 1 || res.Run.Updated != 0 {
+		h.t.Errorf("blanket approval = %+v, want the line still held", res.Run)
+	}
+}
+
 func (h *sysHarness) moveTo(customer, name string) string {
 	h.t.Helper()
 	cm, _ := h.doc.Customer("file", customer)
@@ -794,9 +801,7 @@ func TestEngineKaseyaBMS_movedBackSameUsageHeld(t *testing.T) {
 			if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, approve) {
 				t.Errorf("status = %+v, want held with a hint naming %q", cs, approve)
 			}
-			if res := h.sync(PassOptions{Approve: true, Customer: "cust-a"}); res.Run.Held != 1 || res.Run.Updated != 0 {
-				t.Errorf("blanket approval = %+v, want the line still held", res.Run)
-			}
+			h.wantBlanketApprovalRefused()
 
 			// The operator ends C's line and approves A's: it is posted.
 			h.setByHand(moved, h.svcIntercept, 0)
