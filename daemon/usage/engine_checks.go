@@ -1515,10 +1515,8 @@ func (e *Engine) readRefusedServices(ctx context.Context, p *pass) {
 	if len(ids) == 0 {
 		return
 	}
-	slices.SortFunc(ids, compareIDs)
-	got, err := br.GetServices(ctx, ids)
-	if err != nil {
-		e.logger.Warn("Could not read the services of the lines the PSA refused", "services", len(ids), "err", err)
+	got, ok := e.readServices(ctx, br, ids, "Could not read the services of the lines the PSA refused")
+	if !ok {
 		return
 	}
 	e.refusedRead = map[string]bool{}
@@ -1527,12 +1525,25 @@ func (e *Engine) readRefusedServices(ctx context.Context, p *pass) {
 			e.refusedRead[id] = true
 		}
 	}
-	e.keepServicesRead(ids, got)
 }
 
 // keepServicesRead keeps the states of the services of ids that a bulk
 // read got (those it left out are not touched), as read now by this
 // process, in memory and in the state database's service states.
+// readServices reads services ids in bulk, in ID order, and keeps what
+// it finds (keepServicesRead). A read that fails is logged with failed,
+// which says what the pass does without it, and ok is false.
+func (e *Engine) readServices(ctx context.Context, br psa.BulkReader, ids []string, failed string) (got map[string]*psa.Service, ok bool) {
+	slices.SortFunc(ids, compareIDs)
+	got, err := br.GetServices(ctx, ids)
+	if err != nil {
+		e.logger.Warn(failed, "services", len(ids), "err", err)
+		return nil, false
+	}
+	e.keepServicesRead(ids, got)
+	return got, true
+}
+
 func (e *Engine) keepServicesRead(ids []string, got map[string]*psa.Service) {
 	sys, now := e.be.System(), e.now()
 	for _, id := range ids {
@@ -1609,13 +1620,10 @@ func (e *Engine) recheckServices(ctx context.Context, cps []*customerPass) {
 	if len(ids) == 0 {
 		return
 	}
-	slices.SortFunc(ids, compareIDs)
-	got, err := br.GetServices(ctx, ids)
-	if err != nil {
-		e.logger.Warn("Could not read again the services the pass writes; their states as read earlier in the day stand", "services", len(ids), "err", err)
+	got, ok := e.readServices(ctx, br, ids, "Could not read again the services the pass writes; their states as read earlier in the day stand")
+	if !ok {
 		return
 	}
-	e.keepServicesRead(ids, got)
 	for _, cp := range cps {
 		if cp.err != nil || cp.written {
 			continue

@@ -180,13 +180,10 @@ func (e *Engine) readNewLineServices(ctx context.Context, cps []*customerPass, c
 	if !ok {
 		return
 	}
-	slices.SortFunc(ids, compareIDs)
-	got, err := br.GetServices(ctx, ids)
-	if err != nil {
-		e.logger.Warn("Could not read the services of the lines new on their contracts; each is read alone when written", "services", len(ids), "err", err)
+	got, ok := e.readServices(ctx, br, ids, "Could not read the services of the lines new on their contracts; each is read alone when written")
+	if !ok {
 		return
 	}
-	e.keepServicesRead(ids, got)
 	for i, cp := range cps {
 		if cp.err != nil || cp.written {
 			continue
