@@ -44,7 +44,7 @@ func TestEngineKaseyaBMS_repointedBackHeld(t *testing.T) {
 	// Pointed back to S1, with the same usage.
 	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: h.svcMDR, ServiceName: "Sophos MDR", SyncEnabled: true})
 	approve := fmt.Sprintf("sync --approve --customer cust-a --service %s --units 3 --period 2026-11", h.svcMDR)
-	plan := h.plan(PassOptions{})
+	plan := h.plan()
 	c := sysFindChange(plan, h.svcMDR)
 	if c == nil || c.Action != ActionHeld || c.Hold() != HoldPreviousService || !c.Approvable() ||
 		!strings.Contains(c.Reason, "set to 0 by hand") ||
@@ -126,7 +126,7 @@ func TestEngineSystems_orphanedLineZeroedClearedMappedAgain(t *testing.T) {
 			}
 
 			h.doc.PutProduct(mdr)
-			plan := h.plan(PassOptions{})
+			plan := h.plan()
 			o := PassOptions{}
 			if c := sysFindChangeOf(plan, "cust-a", h.svcMDR); sys == psa.SystemAutotask {
 				if c == nil || c.Action != ActionHeld || c.Hold() != HoldStaleRead || !c.Approvable() {
@@ -207,7 +207,7 @@ func TestEngineKaseyaBMS_doubtedLineKeptUntilPosted(t *testing.T) {
 				t.Fatalf("open intents = %+v, want at most the lost post's", open)
 			}
 
-			plan := h.plan(PassOptions{})
+			plan := h.plan()
 			if c := sysFindChangeOf(plan, "cust-a", h.svcMDR); c == nil || c.Action != ActionUpdate || c.Desired != 3 ||
 				!strings.Contains(c.Reason, "posted again at 3 units") {
 				t.Errorf("plan's cust-a MDR change after the post was not made = %+v, want posted again at 3", c)
@@ -252,7 +252,7 @@ func TestEngineKaseyaBMS_approvedZeroedLineNotOrphaned(t *testing.T) {
 	if got := testutil.ToFloat64(h.m.OrphanedLines.WithLabelValues(OrphanService)); got != 0 {
 		t.Errorf("psa_sync_orphaned_lines after the approval = %v, want 0", got)
 	}
-	plan := h.plan(PassOptions{})
+	plan := h.plan()
 	if got := orphanKeys(plan); got != "" {
 		t.Errorf("plan's orphaned lines after the approval = %q, want none", got)
 	}
@@ -298,7 +298,7 @@ func TestEngineKaseyaBMS_clearedZeroedReleasesPointedBack(t *testing.T) {
 	if _, err := h.engine().ClearOrphans(h.contractA, svcNew, "", true); !errors.Is(err, ErrAlreadyCleared) {
 		t.Errorf("ClearOrphans(zeroed) again = %v, want ErrAlreadyCleared", err)
 	}
-	plan := h.plan(PassOptions{})
+	plan := h.plan()
 	if c := sysFindChange(plan, h.svcMDR); c == nil || c.Action != ActionUpdate || c.Desired != 3 ||
 		!strings.Contains(c.Reason, "set to 0 by hand since, as it was said when cleared from the orphaned lines") || !strings.Contains(c.Reason, "jane: set to 0") {
 		t.Errorf("plan's MDR change after S2 was cleared as zeroed = %+v, want posted at 3, naming the clear", c)
@@ -342,7 +342,7 @@ func TestEngineSystems_orphanedLineZeroedMappedAgain(t *testing.T) {
 			h.setByHand(h.contractA, h.svcMDR, 0)
 
 			h.doc.PutProduct(mdr)
-			plan := h.plan(PassOptions{})
+			plan := h.plan()
 			dry := h.sync(PassOptions{DryRun: true})
 			for what, p := range map[string]*Plan{"plan": plan, "dry run": dry.Plan} {
 				c, b := sysFindChangeOf(p, "cust-a", h.svcMDR), sysFindChangeOf(p, "cust-b", h.svcMDR)

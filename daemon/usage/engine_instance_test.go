@@ -198,7 +198,7 @@ func TestEngine_Sync_oldDatabaseAdoptsInstance(t *testing.T) {
 	}
 	h.writeUsage("cust-a,Acme,CIXA-MSP,45", "cust-b,Globex,CIXA-MSP,10")
 
-	h.plan(PassOptions{})
+	h.plan()
 	h.sync(PassOptions{DryRun: true})
 	if got, ok, err := h.db.BoundInstance(psa.SystemKaseyaBMS); err != nil || ok {
 		t.Fatalf("BoundInstance after a plan and a dry run = %v, %t, %v; want none", got, ok, err)

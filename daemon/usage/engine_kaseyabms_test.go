@@ -44,7 +44,7 @@ func TestEngineKaseyaBMS_changePostsOneNewLine(t *testing.T) {
 	today := time.Date(2026, time.November, 21, 0, 0, 0, 0, time.UTC)
 	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10")
 
-	plan := h.plan(PassOptions{})
+	plan := h.plan()
 	c := sysFindChange(plan, h.svcIntercept)
 	wantReason := "usage 40 (CIXA-MSP 40); current unknown → 40: kaseya_bms cannot report a line's units and psa-syncd has not set this line from the effective date or earlier, so a new line is posted"
 	if c == nil || c.Action != ActionUpdate || c.CurrentKnown || c.Reason != wantReason {
@@ -154,7 +154,7 @@ func TestEngineKaseyaBMS_lostResponseIsNotReposted(t *testing.T) {
 		}
 	}
 	// A plan shows the blocked line too.
-	plan := h.plan(PassOptions{})
+	plan := h.plan()
 	if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionFailed {
 		t.Errorf("planned change = %+v, want failed, awaiting review", c)
 	}
@@ -592,7 +592,7 @@ func TestEngineKaseyaBMS_currentIsTheChangeInForce(t *testing.T) {
 		{42, ActionHeld, 30},
 	} {
 		h.writeUsage(fmt.Sprintf("cust-a,Acme,CIXA-MSP,%d", tc.usage))
-		plan := h.plan(PassOptions{})
+		plan := h.plan()
 		if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != tc.action || c.Current != tc.current || !c.CurrentKnown || c.Desired != tc.usage {
 			t.Errorf("plan with usage %d: Acme Intercept X = %+v, want %s %d -> %d", tc.usage, c, tc.action, tc.current, tc.usage)
 		}
@@ -605,7 +605,7 @@ func TestEngineKaseyaBMS_currentIsTheChangeInForce(t *testing.T) {
 	h.sync(PassOptions{})
 	h.pol.EffectiveDate = EffectivePeriodStart
 	h.writeUsage("cust-a,Acme,CIXA-MSP,30", "cust-a,Acme,MDR,6")
-	plan := h.plan(PassOptions{})
+	plan := h.plan()
 	if c := sysFindChange(plan, h.svcMDR); c == nil || c.Action != ActionHeld || c.CurrentKnown ||
 		!strings.Contains(c.Reason, "psa-syncd has not set this line from the effective date or earlier") ||
 		!strings.Contains(c.Reason, "psa-syncd already set this line to 5 from 2026-12-01") {

@@ -43,7 +43,7 @@ func TestEngineSystems_movedCustomerNotBilledTwice(t *testing.T) {
 			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,5", "cust-b,Globex,CIXA-MSP,10")
 
 			approve := fmt.Sprintf("sync --approve --customer cust-a --service %s --units 42 --period 2026-11", h.svcIntercept)
-			plan := h.plan(PassOptions{})
+			plan := h.plan()
 			c := sysFindChange(plan, h.svcIntercept)
 			if c == nil || c.ContractID != moved || c.Action != ActionHeld || c.Hold() != HoldMoved || !c.Approvable() ||
 				!strings.Contains(c.Reason, "psa-syncd set this service to 42 units on contract "+h.contractA+" for this customer from 2026-11-01 (run ") ||
@@ -270,7 +270,7 @@ func TestEngineSystems_movedBackNotBilledTwice(t *testing.T) {
 			h.doc.PutCustomer(a)
 			h.writeUsage("cust-a,Acme,CIXA-MSP,45", "cust-b,Globex,CIXA-MSP,10")
 			approve := fmt.Sprintf("sync --approve --customer cust-a --service %s --units 45 --period 2026-11", h.svcIntercept)
-			plan := h.plan(PassOptions{})
+			plan := h.plan()
 			c := sysFindChange(plan, h.svcIntercept)
 			if c == nil || c.ContractID != h.contractA || c.Action != ActionHeld || c.Hold() != HoldMoved || !c.Approvable() ||
 				!strings.Contains(c.Reason, "psa-syncd set this service to 44 units on contract "+moved+" for this customer from 2026-11-01 (run ") ||
@@ -406,7 +406,7 @@ func TestEngineSystems_movedHoldReleasedByRead(t *testing.T) {
 				fault = psatest.Fault{Method: http.MethodGet, Path: base.Path + "finance/agreements/" + h.contractA + "/additions", Status: http.StatusBadRequest}
 			}
 			h.sim.AddFault(fault)
-			plan := h.plan(PassOptions{})
+			plan := h.plan()
 			c := sysFindChangeOf(plan, "cust-a", h.svcIntercept)
 			if c == nil || c.Action != ActionHeld || c.Hold() != HoldMoved || !strings.Contains(c.Reason, "to tell whether that line still bills, failed") {
 				t.Errorf("cust-a's change while the read of %s fails = %+v, want held, saying the read failed", h.contractA, c)
@@ -417,7 +417,7 @@ func TestEngineSystems_movedHoldReleasedByRead(t *testing.T) {
 			h.sim.ClearFaults()
 
 			// A reads 0 now: cust-a's line is added, cust-b's stays held.
-			plan = h.plan(PassOptions{})
+			plan = h.plan()
 			c = sysFindChangeOf(plan, "cust-a", h.svcIntercept)
 			if c == nil || c.Action != ActionUpdate || c.Desired != 42 || !strings.Contains(c.Reason, "shows that line at 0 units at 2026-11-01, as read now") {
 				t.Errorf("cust-a's change once %s reads 0 = %+v, want an update to 42 saying why", h.contractA, c)
@@ -484,7 +484,7 @@ func TestEngineAutotask_movedHoldReleasedOnceOldContractEnded(t *testing.T) {
 	if res := h.sync(PassOptions{}); res.Run.Held != 2 || res.Run.Updated != 0 {
 		t.Fatalf("pass after the move = %+v, want both lines held", res.Run)
 	}
-	plan := h.plan(PassOptions{})
+	plan := h.plan()
 	if c := sysFindChange(plan, h.svcMDR); c == nil || c.Action != ActionHeld || !strings.Contains(c.Reason, "as it was before psa-syncd set it") ||
 		!strings.Contains(c.Reason, "let a later pass add it by itself: one that reads contract "+h.contractA+" ended before the effective date, or that line at 0 where") {
 		t.Errorf("MDR's change = %+v, want held, saying that a read of 0 is not enough", c)
@@ -496,7 +496,7 @@ func TestEngineAutotask_movedHoldReleasedOnceOldContractEnded(t *testing.T) {
 		t.Errorf("pass while %s ends on the effective date = %+v, want both lines held", h.contractA, res.Run)
 	}
 	at.SetContractEndDate(mustParse(t, h.contractA), time.Date(2026, time.October, 31, 0, 0, 0, 0, time.UTC))
-	plan = h.plan(PassOptions{})
+	plan = h.plan()
 	if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionUpdate ||
 		!strings.Contains(c.Reason, "but contract "+h.contractA+" ended on 2026-10-31 in Autotask, as read now, before the effective date 2026-11-01: not held") {
 		t.Errorf("Intercept's change once %s ended = %+v, want an update saying why", h.contractA, c)
@@ -558,7 +558,7 @@ func TestEngineSystems_movedContractsSwapped(t *testing.T) {
 				x, y := h.swapContracts()
 				h.clock = time.Date(2026, time.November, 30, 22, 0, 0, 0, time.UTC)
 
-				plan := h.plan(PassOptions{})
+				plan := h.plan()
 				c := sysFindChangeOf(plan, "cust-a", h.svcIntercept)
 				if c == nil || c.ContractID != y || c.Action != ActionUpdate || c.Desired != 42 ||
 					!strings.Contains(c.Reason, "but contract "+x+" is customer cust-b's now (its customer mapping names it): this pass writes this line after its other writes, once it has set that line for customer cust-b, and holds it (previous_contract) if it did not") {
@@ -713,7 +713,7 @@ func TestEngineSystems_movedContractsSwappedOtherNotWritten(t *testing.T) {
 				h.pol.MaxDecreasePercent = 0
 				x, y := h.swapContracts()
 				h.writeUsage(tc.usage...)
-				plan := h.plan(PassOptions{})
+				plan := h.plan()
 				c := sysFindChangeOf(plan, "cust-a", h.svcIntercept)
 				if c == nil || c.Action != ActionHeld || c.Hold() != HoldMoved || !strings.Contains(c.Reason, "held for review, since contract "+x+", now customer cust-b's") {
 					t.Errorf("plan's change of cust-a = %+v, want held as previous_contract", c)
@@ -785,7 +785,7 @@ func TestEngineKaseyaBMS_movedBackSameUsageHeld(t *testing.T) {
 			h.doc.PutCustomer(a)
 			h.writeUsage(fmt.Sprintf("cust-a,Acme,CIXA-MSP,%d", back), "cust-b,Globex,CIXA-MSP,10")
 			approve := fmt.Sprintf("sync --approve --customer cust-a --service %s --units %d --period 2026-11", h.svcIntercept, back)
-			plan := h.plan(PassOptions{})
+			plan := h.plan()
 			c := sysFindChange(plan, h.svcIntercept)
 			if c == nil || c.ContractID != h.contractA || c.Action != ActionHeld || c.Hold() != HoldMoved || !c.Approvable() ||
 				!strings.Contains(c.Reason, "psa-syncd set this service to 42 units on contract "+moved+" for this customer from 2026-11-01 (run ") ||
@@ -839,7 +839,7 @@ func TestEngineKaseyaBMS_movedHoldReleasedOnceOldContractEnded(t *testing.T) {
 	if res := h.sync(PassOptions{}); res.Run.Held != 1 || res.Run.Updated != 0 {
 		t.Fatalf("pass after the move = %+v, want the line held", res.Run)
 	}
-	plan := h.plan(PassOptions{})
+	plan := h.plan()
 	if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionHeld ||
 		!strings.Contains(c.Reason, "(or let a later pass add it by itself: one that reads contract "+h.contractA+" ended before the effective date)") {
 		t.Errorf("change after the move = %+v, want held, saying that an end of %s releases it", c, h.contractA)
@@ -852,7 +852,7 @@ func TestEngineKaseyaBMS_movedHoldReleasedOnceOldContractEnded(t *testing.T) {
 	}
 	held := len(h.sim.Requests())
 	bms.SetContractEndDate(int(mustParse(t, h.contractA)), time.Date(2026, time.October, 31, 0, 0, 0, 0, time.UTC))
-	plan = h.plan(PassOptions{})
+	plan = h.plan()
 	if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionUpdate ||
 		!strings.Contains(c.Reason, "but contract "+h.contractA+" ended on 2026-10-31 in Kaseya BMS, as read now, before the effective date 2026-11-01: not held") {
 		t.Errorf("change once %s ended = %+v, want an update saying why", h.contractA, c)
@@ -961,7 +961,7 @@ func TestEngineKaseyaBMS_movedHoldReleaseKeepsTheRecord(t *testing.T) {
 	// the one psa-syncd set on the old, which ended as read.
 	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,10")
 	h.sim.ResetRequests()
-	plan := h.plan(PassOptions{})
+	plan := h.plan()
 	if c := sysFindChange(plan, h.svcMDR); c == nil || c.Action != ActionUpdate {
 		t.Errorf("plan with MDR's usage back: change %+v, want an update", c)
 	}

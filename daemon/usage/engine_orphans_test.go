@@ -74,7 +74,7 @@ func TestEngineSystems_orphanedLines(t *testing.T) {
 			// MDR's product mapping is removed: both MDR lines still bill.
 			h.doc.DeleteProduct("file", "MDR")
 			want := fmt.Sprintf("service:cust-a/%s/%s=3 service:cust-b/%s/%s=2", h.contractA, h.svcMDR, h.contractB, h.svcMDR)
-			plan := h.plan(PassOptions{})
+			plan := h.plan()
 			if got := orphanKeys(plan); got != want {
 				t.Errorf("plan's orphaned lines = %q, want %q", got, want)
 			}
@@ -280,7 +280,7 @@ func TestEngineSystems_orphanedLinesClearedMappedAgain(t *testing.T) {
 				t.Fatal(err)
 			}
 			h.doc.PutProduct(mdr)
-			h.plan(PassOptions{})
+			h.plan()
 			if cleared, err := h.engine().clearedOrphans(); err != nil || len(cleared) != 1 {
 				t.Errorf("cleared lines after a plan with MDR mapped again = %v, %v; want cust-a's kept", cleared, err)
 			}

@@ -81,7 +81,7 @@ func TestEngine_Plan_readsContractsInChunks(t *testing.T) {
 	h.be = rec
 	h.sim.ResetRequests()
 
-	p := h.plan(PassOptions{})
+	p := h.plan()
 	// The customers are named in the order of their ids, so the order they
 	// are decided in is that of the export. The chunks are read at once,
 	// so the calls may come in any order.

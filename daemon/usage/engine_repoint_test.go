@@ -76,7 +76,7 @@ func TestEngineSystems_repointedProductNotBilledTwice(t *testing.T) {
 			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
 
 			approve := fmt.Sprintf("sync --approve --customer cust-a --service %s --units 3 --period 2026-11", svcNew)
-			plan := h.plan(PassOptions{})
+			plan := h.plan()
 			c := sysFindChange(plan, svcNew)
 			if c == nil || c.Action != ActionHeld || c.Hold() != HoldPreviousService || !c.Approvable() ||
 				!strings.Contains(c.Reason, "psa-syncd set service "+h.svcMDR+" to 3 units on contract "+h.contractA+" for this customer from 2026-11-01 (run ") ||
@@ -203,7 +203,7 @@ func TestEngineSystems_repointedBackNotBilledTwice(t *testing.T) {
 			// The product mapping is pointed back to the old service.
 			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: h.svcMDR, ServiceName: "Sophos MDR", SyncEnabled: true})
 			approve := fmt.Sprintf("sync --approve --customer cust-a --service %s --units 3 --period 2026-11", h.svcMDR)
-			plan := h.plan(PassOptions{})
+			plan := h.plan()
 			c := sysFindChange(plan, h.svcMDR)
 			if c == nil || c.Action != ActionHeld || c.Hold() != HoldPreviousService || !c.Approvable() ||
 				!strings.Contains(c.Reason, "psa-syncd set service "+svcNew+" to 3 units on contract "+h.contractA+" for this customer from 2026-11-01 (run ") ||
@@ -257,7 +257,7 @@ func TestEngineSystems_repointedAndMovedReleased(t *testing.T) {
 			h.firstPass(2, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
 			svcNew := h.repoint("MDR", "Sophos MDR Complete", 11)
 			moved := h.moveTo("cust-a", "Acme Other Services")
-			plan := h.plan(PassOptions{})
+			plan := h.plan()
 			if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Hold() != HoldMoved {
 				t.Errorf("plan's Intercept change = %+v, want held (%s)", c, HoldMoved)
 			}

@@ -243,10 +243,11 @@ func (h *sysHarness) sync(o PassOptions) *Result {
 	return res
 }
 
-// plan runs Plan against the harness's export; an error ends the test.
-func (h *sysHarness) plan(o PassOptions) *Plan {
+// plan runs Plan, with no options, against the harness's export; an
+// error ends the test.
+func (h *sysHarness) plan() *Plan {
 	h.t.Helper()
-	p, err := h.engine().Plan(h.t.Context(), h.doc, o)
+	p, err := h.engine().Plan(h.t.Context(), h.doc, PassOptions{})
 	if err != nil {
 		h.t.Fatalf("Plan: %v", err)
 	}
@@ -308,7 +309,7 @@ func TestEngineSystems_passes(t *testing.T) {
 				"cust-b,Globex,CIXA-MSP,10",
 			)
 
-			plan := h.plan(PassOptions{})
+			plan := h.plan()
 			if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionUpdate || c.Desired != 42 || c.CurrentKnown {
 				t.Errorf("planned change = %+v, want an update to 42 from an unknown or missing line", c)
 			}

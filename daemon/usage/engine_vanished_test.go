@@ -36,7 +36,7 @@ func TestEngineConnectWise_hiddenAdditionNotAddedAgain(t *testing.T) {
 
 	cw.HideAdditions(agreement, true)
 	h.sim.ResetRequests()
-	plan := h.plan(PassOptions{})
+	plan := h.plan()
 	c := sysFindChange(plan, h.svcIntercept)
 	if c == nil || c.Action != ActionHeld || c.Hold() != HoldVanished || !c.Approvable() ||
 		!strings.Contains(c.Reason, "psa-syncd set it to 42") || !strings.Contains(c.Reason, "sync --approve --customer cust-a --service "+h.svcIntercept) {
@@ -150,7 +150,7 @@ func TestEngineConnectWise_lostCreateUnseenNotAddedAgain(t *testing.T) {
 		t.Fatalf("additions after the lost answer = %+v, want the one that arrived", adds)
 	}
 
-	plan := h.plan(PassOptions{})
+	plan := h.plan()
 	if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionFailed || !strings.Contains(c.Reason, "not added again until an operator resolves it") {
 		t.Errorf("plan's change = %+v, want failed until an operator resolves the intent", c)
 	}
