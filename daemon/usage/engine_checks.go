@@ -1090,17 +1090,7 @@ func (b *recheckBatch) add(cp *customerPass, first int) int {
 // customers that pass to the early writer; the batch is then empty.
 func (b *recheckBatch) flush(ctx context.Context, e *Engine, p *pass) {
 	e.recheckContracts(ctx, p, b.cps)
-	changes := make([][]Change, len(b.cps))
-	for i, cp := range b.cps {
-		changes[i] = p.plan.Changes[b.first[i] : b.first[i]+cp.nChanges]
-	}
-	e.readNewLineServices(ctx, b.cps, changes)
-	for i, cp := range b.cps {
-		if cp.err == nil {
-			p.early.add(p.early.customerJobs(cp, changes[i], p.lines))
-			cp.written = true
-		}
-	}
+	e.handEarly(ctx, p, b.cps, b.first)
 	*b = recheckBatch{}
 }
 

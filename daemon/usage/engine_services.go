@@ -108,18 +108,26 @@ func (b *newLineBatch) flush(ctx context.Context, e *Engine, p *pass) {
 	if len(b.cps) == 0 {
 		return
 	}
-	changes := make([][]Change, len(b.cps))
-	for i, cp := range b.cps {
-		changes[i] = p.plan.Changes[b.first[i] : b.first[i]+cp.nChanges]
+	e.handEarly(ctx, p, b.cps, b.first)
+	*b = newLineBatch{}
+}
+
+// handEarly reads the services of the lines that customers cps, whose
+// changes start at first[i] in the plan's, add to their contracts
+// (readNewLineServices), and hands the updates of those that still pass
+// to the early writer.
+func (e *Engine) handEarly(ctx context.Context, p *pass, cps []*customerPass, first []int) {
+	changes := make([][]Change, len(cps))
+	for i, cp := range cps {
+		changes[i] = p.plan.Changes[first[i] : first[i]+cp.nChanges]
 	}
-	e.readNewLineServices(ctx, b.cps, changes)
-	for i, cp := range b.cps {
+	e.readNewLineServices(ctx, cps, changes)
+	for i, cp := range cps {
 		if cp.err == nil {
 			p.early.add(p.early.customerJobs(cp, changes[i], p.lines))
 			cp.written = true
 		}
 	}
-	*b = newLineBatch{}
 }
 
 // unreadNewLineServices adds to seen, and returns, the services of the
