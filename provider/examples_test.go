@@ -148,3 +148,47 @@ func TestExamples_validate(t *testing.T) {
 		}
 	}
 }
+
+// TestExamples_exportImportIDs: the import examples of psa_integration and
+// psa_ticket_routing, which are imported by the provider's export store,
+// give the id that ImportState takes with the provider block they assume
+// (examples/provider/provider.tf, as for every resource.tf). They gave
+// "psa-mappings.json" while that block names an S3 URL, and the import, run
+// as the docs show it, failed with "Unexpected Import Identifier".
+func TestExamples_exportImportIDs(t *testing.T) {
+	// No real AWS configuration: opening the S3 store reads none.
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	examples := filepath.Join("..", "examples")
+	providerTF, err := os.ReadFile(filepath.Join(examples, "provider", "provider.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*export_url\s*=\s*"([^"]+)"`).FindSubmatch(providerTF)
+	if m == nil {
+		t.Fatal("examples/provider/provider.tf sets no export_url")
+	}
+	store, err := exportClient(t.Context(), string(m[1]), "")
+	if err != nil {
+		t.Fatalf("export_url %q of examples/provider/provider.tf: %v", m[1], err)
+	}
+	// The id as the shell passes it on: quotes removed.
+	shellID := regexp.MustCompile(`(?m)^terraform import \S+ '?([^'\s]+)'?\s*$`)
+	blockID := regexp.MustCompile(`(?m)^\s*id\s*=\s*"([^"]+)"`)
+	for _, typ := range []string{"psa_integration", "psa_ticket_routing"} {
+		for file, re := range map[string]*regexp.Regexp{"import.sh": shellID, "import-by-string-id.tf": blockID} {
+			src, err := os.ReadFile(filepath.Join(examples, "resources", typ, file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := re.FindSubmatch(src)
+			switch {
+			case id == nil:
+				t.Errorf("%s/%s: no import id found", typ, file)
+			case !samePath(string(id[1]), store.String()):
+				t.Errorf("%s/%s imports %q; with examples/provider/provider.tf the import takes only %q", typ, file, id[1], store.String())
+			}
+		}
+	}
+}

@@ -1,4 +1,4 @@
 import {
   to = psa_ticket_routing.this
-  id = "psa-mappings.json"
+  id = "s3://msp-psa-sync/psa-mappings.json?region=eu-central-1"
 }
