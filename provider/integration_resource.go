@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
@@ -64,7 +65,7 @@ func (r *integrationResource) Schema(_ context.Context, _ resource.SchemaRequest
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "The provider's `export_url` (or `export_path`), with any password in it replaced by " +
-					"`xxxxx`: there is one integration per export.",
+					"`xxxxx` (a `file://` URL as its path): there is one integration per export. An import takes either form of a file.",
 				Computed:      true,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
@@ -316,7 +317,16 @@ func (r *integrationResource) exportEntry(in *export.Integration) exportEntry {
 
 // samePath reports whether a and b name the same file, comparing absolute
 // clean paths so that "./x.json" imports an export configured as "x.json".
+// a may be a file:// URL, as export_url gives a file: the import id is the
+// provider's export_url as configured, while b, the store as the provider
+// names it, is the URL's path.
 func samePath(a, b string) bool {
+	if kind, err := export.Kind(a); err == nil && kind == export.KindFile && strings.Contains(a, "://") {
+		// A file store is opened without any I/O.
+		if store, err := export.OpenBackend(context.Background(), a, export.BackendOptions{}); err == nil {
+			a = store.String()
+		}
+	}
 	absA, errA := filepath.Abs(a)
 	absB, errB := filepath.Abs(b)
 	if err := errors.Join(errA, errB); err != nil {

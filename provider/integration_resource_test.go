@@ -70,6 +70,14 @@ func TestAccIntegrationResource_basic(t *testing.T) {
 						ImportStateKind: resource.ImportBlockWithID,
 						ImportStateId:   e.exportPath,
 					},
+					// export_url = "file:///..." is the id too, as the
+					// import docs say: the provider's export_url as configured.
+					{
+						ResourceName:      "psa_integration.test",
+						ImportState:       true,
+						ImportStateId:     "file://" + e.exportPath,
+						ImportStateVerify: true,
+					},
 					{
 						ResourceName:  "psa_integration.test",
 						ImportState:   true,

@@ -113,7 +113,7 @@ func (r *ticketRoutingResource) Schema(_ context.Context, _ resource.SchemaReque
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "The provider's `export_url` (or `export_path`), with any password in it replaced by " +
-					"`xxxxx`: there is one ticket routing per export.",
+					"`xxxxx` (a `file://` URL as its path): there is one ticket routing per export. An import takes either form of a file.",
 				Computed:      true,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},

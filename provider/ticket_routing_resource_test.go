@@ -172,6 +172,13 @@ func TestAccTicketRoutingResource_basic(t *testing.T) {
 						ImportStateId:     e.exportPath,
 						ImportStateVerify: true,
 					},
+					// The provider's export_url as a file:// URL is the id too.
+					{
+						ResourceName:      "psa_ticket_routing.test",
+						ImportState:       true,
+						ImportStateId:     "file://" + e.exportPath,
+						ImportStateVerify: true,
+					},
 				},
 				CheckDestroy: e.checkExport(func(doc *export.Document) error {
 					if doc.Tickets != nil {
