@@ -192,3 +192,45 @@ func TestExamples_exportImportIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestExamples_importAddresses: every import example names a resource of
+// the resource.tf beside it, and a mapping's id ("<source>/<key>") the key
+// that resource sets, so that the import runs against the docs' example.
+func TestExamples_importAddresses(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob(filepath.Join("..", "examples", "resources", "*", "import*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 10 {
+		t.Fatalf("found %d import examples, want two per resource: %v", len(files), files)
+	}
+	address := regexp.MustCompile(`(?m)(?:^terraform import |^\s*to\s*=\s*)(\w+)\.(\w+)`)
+	mappingID := regexp.MustCompile(`(?m)(?:^terraform import \S+ |^\s*id\s*=\s*")([^/\s"]+)/([^\s"]+)`)
+	for _, file := range files {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resourceTF, err := os.ReadFile(filepath.Join(filepath.Dir(file), "resource.tf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := address.FindSubmatch(src)
+		if m == nil {
+			t.Errorf("%s: no resource address found", file)
+			continue
+		}
+		block := regexp.MustCompile(`(?s)resource "` + string(m[1]) + `" "` + string(m[2]) + `" \{(.*?)\n\}`).FindSubmatch(resourceTF)
+		if block == nil {
+			t.Errorf("%s imports %s.%s, which %s does not declare", file, m[1], m[2], filepath.Join(filepath.Dir(file), "resource.tf"))
+			continue
+		}
+		if key := map[string]string{"psa_customer_mapping": "customer_id", "psa_product_mapping": "product"}[string(m[1])]; key != "" {
+			id := mappingID.FindSubmatch(src)
+			if id == nil || !regexp.MustCompile(`(?m)^\s*`+key+`\s*=\s*"`+regexp.QuoteMeta(string(id[2]))+`"`).Match(block[1]) {
+				t.Errorf("%s: the import id does not name the %s of %s.%s", file, key, m[1], m[2])
+			}
+		}
+	}
+}
