@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -118,6 +119,48 @@ resource "psa_product_mapping" "cixa" {
 	if out := run("validate", "-no-color"); !strings.Contains(out, "Success") {
 		t.Errorf("validate:\n%s", out)
 	}
+
+	// README's providers lock for other platforms, with the mirror laid out
+	// as its commands lay it out: each platform directory the section
+	// creates. A platform the command names that the mirror lacks fails it
+	// ("is not available for darwin_arm64"). Only hashed, never run, so
+	// this platform's build stands in for the others.
+	section := readmeSection(t, "### The provider without a registry (air-gapped)")
+	for _, m := range regexp.MustCompile(`mkdir -p /opt/terraform/providers/\$host/psa-sync/psa/`+regexp.QuoteMeta(version)+`/(\w+)`).FindAllStringSubmatch(section, -1) {
+		for _, host := range []string{"registry.terraform.io", "registry.opentofu.org"} {
+			p := filepath.Join(mirror, host, "psa-sync", "psa", version, m[1], "terraform-provider-psa_v"+version)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, data, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	lockCmd := regexp.MustCompile(`terraform providers lock (-fs-mirror=/opt/terraform/providers(?:\s+-platform=\w+)+)`).FindStringSubmatch(section)
+	if lockCmd == nil {
+		t.Fatal("README's air-gapped section has no `terraform providers lock -fs-mirror=/opt/terraform/providers -platform=...` command")
+	}
+	args := strings.Fields(strings.Replace(lockCmd[1], "/opt/terraform/providers", filepath.ToSlash(mirror), 1))
+	run(append([]string{"providers", "lock", "-no-color"}, args...)...)
+}
+
+// readmeSection returns README.md's section under heading, up to the next
+// heading of any level.
+func readmeSection(t *testing.T, heading string) string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("README.md has no heading %q", heading)
+	}
+	if i := regexp.MustCompile(`(?m)^#+ `).FindStringIndex(after); i != nil {
+		after = after[:i[0]]
+	}
+	return after
 }
 
 func writeTestFile(t *testing.T, path, content string) {
