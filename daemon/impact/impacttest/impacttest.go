@@ -209,6 +209,26 @@ resource "psa_product_mapping" "extra" {
   service_id = psa_service.extra[each.value].id
 }
 `, baseCustomers), Usage: UsageNow + "globex-tenant,Globex,ZTNA,10\n"},
+	// The pattern of the large-configurations guide: the ids of new
+	// services through a local value, which the plan does not hold, so
+	// the lines stand under one placeholder, as the guide says.
+	{Name: "local_service_ids", Config: config(baseServices, baseMappings+`
+resource "psa_service" "s" {
+  count      = 2
+  name       = "Sophos Bundle ${count.index}"
+  unit_price = 3 + count.index
+}
+
+locals {
+  service_ids = psa_service.s[*].id
+}
+
+resource "psa_product_mapping" "p" {
+  count      = 2
+  product    = "BUNDLE${count.index}"
+  service_id = local.service_ids[count.index % 2]
+}
+`, baseCustomers), Usage: UsageNow + "acme-tenant,Acme,BUNDLE0,4\n"},
 }
 
 const indexedServices = `
