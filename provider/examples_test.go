@@ -234,3 +234,74 @@ func TestExamples_importAddresses(t *testing.T) {
 		}
 	}
 }
+
+// TestGuide_ciCredentialsPerJob: the CI workflow guide gives the plan and
+// the apply jobs PSA credentials of their own (a read-only API user for
+// plans) through the environment. Every job sets the same PSA_AUTOTASK_*
+// variables, and the guide's provider block sets none of their attributes:
+// a value in the configuration wins over the environment, so with username
+// set there the plan signed in as the apply's user with the read-only
+// user's secret.
+func TestGuide_ciCredentialsPerJob(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile(filepath.Join("..", "examples", "templates", "guides", "ci-workflow.md.tmpl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	guide := string(src)
+	block := func(after, lang string) string {
+		_, rest, ok := strings.Cut(guide, after)
+		if !ok {
+			t.Fatalf("the guide has no %q", after)
+		}
+		_, rest, ok = strings.Cut(rest, "```"+lang+"\n")
+		if !ok {
+			t.Fatalf("the guide has no %s block after %q", lang, after)
+		}
+		code, _, _ := strings.Cut(rest, "\n```")
+		return code
+	}
+	names := func(re, text string) map[string]bool {
+		set := map[string]bool{}
+		for _, m := range regexp.MustCompile(re).FindAllStringSubmatch(text, -1) {
+			set[m[1]] = true
+		}
+		return set
+	}
+	github := block("## GitHub Actions", "yaml")
+	ghPlan, ghApply, ok := strings.Cut(github, "\n  apply:\n")
+	if !ok {
+		t.Fatal("the GitHub Actions workflow has no apply job")
+	}
+	_, glApply, ok := strings.Cut(block("## GitLab CI", "yaml"), "\napply:\n")
+	if !ok {
+		t.Fatal("the GitLab CI pipeline has no apply job")
+	}
+	jobs := map[string]map[string]bool{
+		"GitHub plan":  names(`(?m)^\s+(PSA_AUTOTASK_\w+):`, ghPlan),
+		"GitHub apply": names(`(?m)^\s+(PSA_AUTOTASK_\w+):`, ghApply),
+		"GitLab apply": names(`\b(PSA_AUTOTASK_\w+)=`, glApply),
+	}
+	want := jobs["GitHub plan"]
+	if len(want) < 3 {
+		t.Fatalf("the GitHub plan job sets %v, want the Autotask user name, secret and integration code", want)
+	}
+	for job, got := range jobs {
+		for name := range want {
+			if !got[name] {
+				t.Errorf("the %s job does not set %s, which the other jobs set: it would sign in with a user name or secret not its own", job, name)
+			}
+		}
+	}
+	config := block("## The Terraform configuration", "terraform")
+	_, autotask, ok := strings.Cut(config, "autotask {")
+	if !ok {
+		t.Fatal("the guide's provider block has no autotask block")
+	}
+	autotask, _, _ = strings.Cut(autotask, "}")
+	for attr := range names(`(?m)^\s*(\w+)\s*=`, autotask) {
+		if env := "PSA_AUTOTASK_" + strings.ToUpper(attr); want[env] {
+			t.Errorf("the guide's provider block sets autotask.%s, which wins over the %s each job sets", attr, env)
+		}
+	}
+}
