@@ -35,6 +35,13 @@ func (c *Config) validateExport() error {
 	case strings.Contains(c.ExportPath, "://"):
 		// It would be read as a file of that name, which never appears.
 		return fmt.Errorf("export_path: %q is a URL, not a file path: give it as export_url", export.Redact(c.ExportPath))
+	case c.ExportPath != "":
+		// One slash short (https:/user:password@host), it would be a
+		// file of that name, which every message and the API would show.
+		if err := export.CheckSchemeSlashes(c.ExportPath); err != nil {
+			return fmt.Errorf("export_path: %w; a URL is given as export_url", err)
+		}
+		return nil
 	case c.ExportURL == "" || c.ExportURL == ExportSelf:
 		return nil
 	}

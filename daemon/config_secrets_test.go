@@ -145,6 +145,9 @@ func TestLoad_urlErrorsHideSecrets(t *testing.T) {
 		{"export_url: 'https:/ci:Hunter2SECRET@psa-syncd.internal:9810'\nstate_dir: s\nsource: {type: file, file: {path: u.csv}}\n" +
 			"psa: {system: autotask, autotask: {username: u, secret: s3cr3t, integration_code: c0de}}\n",
 			`export_url: export: "xxxxx@psa-syncd.internal:9810" lacks the "//" after its scheme`},
+		{"export_path: 'https:/ci:Hunter2SECRET@psa-syncd.internal:9810'\nstate_dir: s\nsource: {type: file, file: {path: u.csv}}\n" +
+			"psa: {system: autotask, autotask: {username: u, secret: s3cr3t, integration_code: c0de}}\n",
+			`export_path: export: "xxxxx@psa-syncd.internal:9810" lacks the "//" after its scheme`},
 	} {
 		p := filepath.Join(dir, "c.yml")
 		if err := os.WriteFile(p, []byte(tt.yml), 0o600); err != nil {

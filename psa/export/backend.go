@@ -116,12 +116,9 @@ func Kind(rawURL string) (string, error) {
 			return "", errors.New(`export: "self" is psa-syncd's export_url, where psa-syncd keeps the export itself: give the provider that psa-syncd's http(s):// URL, with its API token as export_token (a file named self is ./self)`)
 		case hostPort.MatchString(rawURL):
 			return "", fmt.Errorf("export: %q is a host and port, not a path: psa-syncd's store is its http(s):// URL, e.g. https://%s (a file of that name is ./%s)", rawURL, rawURL, rawURL)
-		case slashShort.MatchString(rawURL):
-			// "https:/user:password@host" as a file's name would be
-			// shown whole wherever the store is named, the
-			// Terraform state among them (psa_integration's id).
-			return "", fmt.Errorf(`export: %q lacks the "//" after its scheme: write https://host:port, s3://bucket/key or file:///path `+
-				"(a file's path does not start with a URL scheme)", Redact(rawURL))
+		}
+		if err := CheckSchemeSlashes(rawURL); err != nil {
+			return "", err
 		}
 		return KindFile, nil
 	}
@@ -135,6 +132,20 @@ func Kind(rawURL string) (string, error) {
 	default:
 		return "", fmt.Errorf("export: unsupported export URL scheme %q in %q: use a path, file://, s3:// or the http(s):// URL of psa-syncd", scheme, Redact(rawURL))
 	}
+}
+
+// CheckSchemeSlashes refuses a file path that starts with a store's scheme
+// without the "//" after it (https:/user:password@host), quoting it through
+// Redact. Taken as a file's name, such a URL would be shown whole, password
+// included, wherever the store is named: messages, psa-syncd's API, the
+// Terraform state (psa_integration's id). Kind applies it to a value
+// without "://"; psa-syncd applies it to export_path too.
+func CheckSchemeSlashes(path string) error {
+	if !slashShort.MatchString(path) {
+		return nil
+	}
+	return fmt.Errorf(`export: %q lacks the "//" after its scheme: write https://host:port, s3://bucket/key or file:///path `+
+		"(a file's path does not start with a URL scheme)", Redact(path))
 }
 
 // slashShort matches a store's scheme without the "//" that follows it.
