@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -59,14 +60,41 @@ func validateWebConfig(path string) error {
 	// exporter-toolkit reads the file whole: refuse one over the cap
 	// before it does.
 	var tl *sizecap.TooLargeError
-	if _, err := sizecap.ReadFile(path, MaxWebConfigFile, ""); errors.As(err, &tl) {
+	data, err := sizecap.ReadFile(path, MaxWebConfigFile, "")
+	if errors.As(err, &tl) {
 		return fmt.Errorf("daemon: web config file %q: the file is larger than %s, the most psa-syncd reads of a web config file; "+
 			"is -web.config.file that of the listener's TLS and basic_auth_users settings?", path, sizecap.Format(MaxWebConfigFile))
+	}
+	if err == nil {
+		if err := checkBasicAuthUsers(data); err != nil {
+			return fmt.Errorf("daemon: web config file %q: %w", path, err)
+		}
 	}
 	if err := web.Validate(path); err != nil {
 		// yaml quotes the start of a value it cannot read: in
 		// basic_auth_users written as "user:password", the password's.
 		return fmt.Errorf("daemon: web config file %q: %s", path, webConfigText(err.Error()))
+	}
+	return nil
+}
+
+// checkBasicAuthUsers refuses a basic_auth_users value that is not a
+// bcrypt hash, naming its user and none of the value. exporter-toolkit
+// returns bcrypt's error as it is, which names no user: for a short value
+// (a password) only "hashedSecret too short". A file that does not parse is
+// left to web.Validate, whose error says where.
+func checkBasicAuthUsers(data []byte) error {
+	var cfg struct {
+		Users map[string]string `yaml:"basic_auth_users"`
+	}
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		return nil //nolint:nilerr // web.Validate's error says where the file does not parse
+	}
+	for _, user := range slices.Sorted(maps.Keys(cfg.Users)) {
+		if _, err := bcrypt.Cost([]byte(cfg.Users[user])); err != nil {
+			return fmt.Errorf("basic_auth_users: the value of user %q is not a bcrypt hash (60 characters, starting with $2a$, $2b$ or $2y$): "+
+				"give the hash of the password, not the password", user)
+		}
 	}
 	return nil
 }

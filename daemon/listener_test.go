@@ -382,6 +382,28 @@ func TestWebConfig_plainPasswordNotQuoted(t *testing.T) {
 	}
 }
 
+// TestWebConfig_plainValueNamesUser: a basic_auth_users value shorter
+// than a bcrypt hash (the password itself) failed with bcrypt's
+// "hashedSecret too short", which names no user, so the operator could not
+// tell which of them to fix. The message names the user, none of the value,
+// at start-up and in psa-syncd check.
+func TestWebConfig_plainValueNamesUser(t *testing.T) {
+	t.Parallel()
+	const password = "Pw9CANARY"
+	p := filepath.Join(t.TempDir(), "web.yml")
+	dtWrite(t, p, "basic_auth_users:\n  prometheus: "+bcryptHash(t, "prometheus-password")+"\n  automation: "+password+"\n")
+	const want = `basic_auth_users: the value of user "automation" is not a bcrypt hash`
+	_, err := New(&Config{}, "", Options{WebConfigFile: p})
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), password[:3]) {
+		t.Errorf("New with a password in place of its bcrypt hash: %v; want an error containing %q, without any of the password", err, want)
+	}
+	var out bytes.Buffer
+	items := CheckTLS(p, &Config{}, time.Now(), &out)
+	if len(items) == 0 || items[0].Result != CheckFail || !strings.Contains(items[0].Detail, want) || strings.Contains(out.String(), password[:3]) {
+		t.Errorf("CheckTLS: %+v\n%s\nwant a failed web config item containing %q, without any of the password", items, out.String(), want)
+	}
+}
+
 // TestDaemon_Run_webConfigBrokenWhileRunning: exporter-toolkit reads the
 // web config file for every request and logs why it cannot; a file broken
 // while psa-syncd runs (basic_auth_users as "user:password") must not put
