@@ -605,7 +605,8 @@ func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, store
 
 	sys := string(cfg.PSA.System)
 	connected := false
-	be, err := backends.New(cfg.BackendConfig(hc, logger.With("component", "psa", "system", sys)))
+	// backends.New adds the system to its clients' logger.
+	be, err := backends.New(cfg.BackendConfig(hc, logger.With("component", "psa")))
 	if err != nil {
 		report(false, "psa "+sys, err.Error())
 	} else {

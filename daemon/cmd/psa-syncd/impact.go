@@ -103,7 +103,7 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags) int 
 	o := impact.Options{NoExport: noExport, Policies: cfg.Policies, Location: loc, Logger: logger.With("component", "impact"), SourceName: cfg.Source.Type}
 	if len(missing.PSA) > 0 {
 		o.NoBackend = "no PSA credentials (" + strings.Join(missing.PSA, ", ") + " not set)"
-	} else if be, err := backends.New(cfg.BackendConfig(hc, logger.With("component", "psa", "system", string(cfg.PSA.System)))); err != nil {
+	} else if be, err := backends.New(cfg.BackendConfig(hc, logger.With("component", "psa"))); err != nil {
 		o.NoBackend = err.Error()
 	} else {
 		o.Backend = be

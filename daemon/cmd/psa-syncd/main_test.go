@@ -1371,6 +1371,13 @@ func TestRun_checkOtherSystems(t *testing.T) {
 			if code != 0 || !strings.Contains(stdout, "ok   source file") {
 				t.Errorf("check: exit %d\n%s\n%s", code, stdout, stderr)
 			}
+			// The backend's client names its system once, not again
+			// for the caller's attribute.
+			for _, line := range strings.Split(stderr, "\n") {
+				if strings.Count(line, "system=") > 1 {
+					t.Errorf("check logged a line naming its system twice: %s", line)
+				}
+			}
 		})
 	}
 }
