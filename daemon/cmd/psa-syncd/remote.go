@@ -33,7 +33,7 @@ type remoteFlags struct {
 
 func (r *remoteFlags) register(fs *flag.FlagSet) {
 	r.fs = fs
-	fs.StringVar(&r.url, "web.url", "", "Base `URL` of a running psa-syncd, e.g. http://127.0.0.1:9810, to ask instead of opening the state database\n(which the daemon holds locked). The daemon uses its own config file: a -config.file given too is ignored, with a warning.")
+	fs.StringVar(&r.url, "web.url", "", "Base `URL` of a running psa-syncd (no query), e.g. http://127.0.0.1:9810, to ask instead of opening the state database\n(which the daemon holds locked). The daemon uses its own config file: a -config.file given too is ignored, with a warning.")
 	fs.StringVar(&r.tokenFile, "web.token-file", "", "The `file` holding the API token for -web.url (web.api_token); default: the PSA_SYNCD_API_TOKEN environment variable.\n"+
 		"What changes anything needs it, and so does every request to a listener with basic_auth_users, where -web.url\n"+
 		"names the user (http://user@127.0.0.1:9810) and the token is that user's password.")
@@ -58,6 +58,13 @@ func (r *remoteFlags) client(e *env) (*apiClient, error) {
 	u, err := url.Parse(r.url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("-web.url %q: want the daemon's base URL, like http://127.0.0.1:9810", redact.URL(r.url))
+	}
+	if strings.ContainsAny(r.url, "?#") {
+		// Every request appends its path to the base URL: after a query
+		// or a fragment it would be lost, and Go's error for a request
+		// quotes the URL, with whatever token the query holds.
+		return nil, fmt.Errorf("-web.url %q: want the daemon's base URL without a query or a fragment, like http://127.0.0.1:9810; "+
+			"the API token goes in PSA_SYNCD_API_TOKEN or -web.token-file", redact.URL(r.url))
 	}
 	if u.Scheme != "https" && r.tls.given() {
 		// Ignored over plain HTTP, the files would leave a listener that

@@ -783,3 +783,31 @@ func TestRun_remoteShortToken(t *testing.T) {
 		t.Errorf("%d requests sent with a token too short to redact", n)
 	}
 }
+
+// TestRun_webURLQueryRefused: a -web.url with a query or a fragment (a
+// token pasted as ?token=) was used as it was: every request's path went
+// into the query, and the connection error quoted the URL, token included.
+// It is refused before any request, with the value masked.
+func TestRun_webURLQueryRefused(t *testing.T) {
+	t.Parallel()
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		http.Error(w, "not here", http.StatusNotFound)
+	}))
+	defer srv.Close()
+	for _, webURL := range []string{
+		srv.URL + "/?token=Hunter2SECRETvalue",
+		srv.URL + "/?privatekey=Hunter2SECRETvalue",
+		srv.URL + "/#access_token=Hunter2SECRETvalue",
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(t.Context(), []string{"status", "-web.url", webURL}, &stdout, &stderr, func(string) string { return "" })
+		if code != 2 || !strings.Contains(stderr.String(), "without a query or a fragment") || strings.Contains(stdout.String()+stderr.String(), "Hunter2") {
+			t.Errorf("status -web.url %s: exit %d\nstdout: %s\nstderr: %s\nwant the URL refused without the token", webURL, code, stdout.String(), stderr.String())
+		}
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("%d requests sent to a -web.url with a query or a fragment", n)
+	}
+}
