@@ -1,15 +1,12 @@
 package daemon
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,6 +17,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/internal/sizecap"
+	"github.com/psa-sync/terraform-provider-psa/internal/tlsclient"
 )
 
 // activeTLS names the files of a standby's TLS towards the active
@@ -111,10 +109,10 @@ func (f activeTLS) check() error {
 // clientCertificate returns the client certificate of f's files, whose
 // contents are certPEM and keyPEM.
 func (f activeTLS) clientCertificate(certPEM, keyPEM []byte) (tls.Certificate, error) {
-	if !holdsPEM(certPEM, func(t string) bool { return t == "CERTIFICATE" }) {
+	if !tlsclient.HoldsPEM(certPEM, func(t string) bool { return t == "CERTIFICATE" }) {
 		return tls.Certificate{}, fmt.Errorf("state.advertise_client_cert_file: %s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", f.certFile)
 	}
-	if !holdsPEM(keyPEM, func(t string) bool { return strings.HasSuffix(t, "PRIVATE KEY") }) {
+	if !tlsclient.HoldsPEM(keyPEM, func(t string) bool { return strings.HasSuffix(t, "PRIVATE KEY") }) {
 		return tls.Certificate{}, fmt.Errorf("state.advertise_client_key_file: %s holds no PEM private key (-----BEGIN PRIVATE KEY-----)", f.keyFile)
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -130,20 +128,6 @@ func (f activeTLS) clientCertificate(certPEM, keyPEM []byte) (tls.Certificate, e
 			"so the active instance would refuse it: issue one with that usage (cert-manager: usages: [client auth])", f.certFile)
 	}
 	return cert, nil
-}
-
-// holdsPEM reports whether data holds a PEM block of a type that is.
-func holdsPEM(data []byte, is func(string) bool) bool {
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			return false
-		}
-		if is(block.Type) {
-			return true
-		}
-	}
 }
 
 // activeDialTimeout bounds the connection, and the TLS handshake, of a
@@ -309,7 +293,7 @@ func (a *activeTransports) refused(ctx context.Context, target string, err error
 	if msg := certificateRefused(err); msg != "" {
 		return msg
 	}
-	alert, ok := remoteAlert(err)
+	alert, ok := tlsclient.Alert(err)
 	if !ok && ctx.Err() == nil {
 		alert, ok = a.askAgain(ctx, target)
 	}
@@ -332,93 +316,9 @@ func (a *activeTransports) askAgain(ctx context.Context, target string) (tls.Ale
 	a.mu.Lock()
 	t := a.t
 	a.mu.Unlock()
-	var proxy *url.URL
-	if t.Proxy != nil {
-		if proxy, err = t.Proxy(&http.Request{URL: u}); err != nil || proxy != nil && proxy.Scheme != "http" {
-			return 0, false
-		}
-	}
 	ctx, cancel := context.WithTimeout(ctx, activeDialTimeout)
 	defer cancel()
-	c := &tls.Config{MinVersion: tls.VersionTLS12}
-	if t.TLSClientConfig != nil {
-		c = t.TLSClientConfig.Clone()
-	}
-	c.NextProtos = []string{"http/1.1"}
-	addr := u.Host
-	if u.Port() == "" {
-		addr = net.JoinHostPort(u.Hostname(), "443")
-	}
-	if c.ServerName == "" {
-		c.ServerName = u.Hostname()
-	}
-	var raw net.Conn
-	if proxy != nil {
-		raw, err = tunnel(ctx, activeDialer(a.dial), proxy, addr)
-	} else {
-		raw, err = activeDialer(a.dial)(ctx, "tcp", addr)
-	}
-	if err != nil {
-		return 0, false
-	}
-	conn := tls.Client(raw, c)
-	if err := conn.HandshakeContext(ctx); err != nil {
-		_ = raw.Close()
-		// TLS 1.2: the refusal ends the handshake.
-		return remoteAlert(err)
-	}
-	defer func() { _ = conn.Close() }()
-	if deadline, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(deadline)
-	}
-	// A probe's request, which needs no credentials; the alert, sent
-	// before it arrived, is read first.
-	_, _ = io.WriteString(conn, "HEAD /-/healthy HTTP/1.1\r\nHost: "+u.Host+"\r\nConnection: close\r\n\r\n")
-	_, err = conn.Read(make([]byte, 1))
-	return remoteAlert(err)
-}
-
-// tunnel returns a connection to addr through the http:// proxy (CONNECT),
-// with the proxy's credentials of its URL, as net/http's transport opens
-// one for an https:// request; ctx bounds it.
-func tunnel(ctx context.Context, dial dialFunc, proxy *url.URL, addr string) (net.Conn, error) {
-	proxyAddr := proxy.Host
-	if proxy.Port() == "" {
-		proxyAddr = net.JoinHostPort(proxy.Hostname(), "80")
-	}
-	raw, err := dial(ctx, "tcp", proxyAddr)
-	if err != nil {
-		return nil, err
-	}
-	if deadline, ok := ctx.Deadline(); ok {
-		_ = raw.SetDeadline(deadline)
-	}
-	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: addr}, Host: addr, Header: http.Header{}}
-	if proxy.User != nil {
-		password, _ := proxy.User.Password()
-		req.SetBasicAuth(proxy.User.Username(), password)
-		req.Header["Proxy-Authorization"] = req.Header["Authorization"]
-		delete(req.Header, "Authorization")
-	}
-	br := bufio.NewReader(raw)
-	if err := req.Write(raw); err != nil {
-		_ = raw.Close()
-		return nil, err
-	}
-	resp, err := http.ReadResponse(br, req)
-	if err != nil {
-		_ = raw.Close()
-		return nil, err
-	}
-	_ = resp.Body.Close()
-	// Nothing may follow the proxy's answer before the TLS handshake: the
-	// active instance speaks only once the standby has.
-	if resp.StatusCode != http.StatusOK || br.Buffered() > 0 {
-		_ = raw.Close()
-		return nil, fmt.Errorf("proxy %s: CONNECT %s: %s", proxy.Redacted(), addr, resp.Status)
-	}
-	_ = raw.SetDeadline(time.Time{})
-	return raw, nil
+	return tlsclient.AskAgain(ctx, activeDialer(a.dial), t.Proxy, t.TLSClientConfig, u)
 }
 
 // certificateRefused says what to change when err, from a request of this
@@ -450,51 +350,20 @@ func certificateRefused(err error) string {
 // the setting.
 func clientCertificateRefused(alert tls.AlertError, presented bool) string {
 	switch {
-	case !presented && (alert == alertCertificateRequired || alert == alertHandshakeFailure):
+	case !presented && (alert == tlsclient.AlertCertificateRequired || alert == tlsclient.AlertHandshakeFailure):
 		return fmt.Sprintf("it requires a client certificate (tls_server_config's client_auth_type) and this standby presents none (%v): "+
 			"give this standby one that the active instance's client_ca_file trusts, in state.advertise_client_cert_file and state.advertise_client_key_file", alert)
-	case presented && alert == alertUnknownCA:
+	case presented && alert == tlsclient.AlertUnknownCA:
 		return fmt.Sprintf("it refused the client certificate of this standby's state.advertise_client_cert_file, signed by a CA it does not trust (%v): "+
 			"give this standby one signed by a CA of the active instance's client_ca_file", alert)
-	case presented && alert == alertCertificateExpired:
+	case presented && alert == tlsclient.AlertCertificateExpired:
 		return fmt.Sprintf("it refused the client certificate of this standby's state.advertise_client_cert_file as expired or not yet valid (%v): "+
 			"renew it (the standby reads the file again when it changes)", alert)
-	case presented && slices.Contains([]tls.AlertError{alertBadCertificate, alertCertificateRequired, alertCertificateUnknown, alertUnsupportedCertificate, alertCertificateRevoked}, alert):
+	case presented && slices.Contains([]tls.AlertError{tlsclient.AlertBadCertificate, tlsclient.AlertCertificateRequired, tlsclient.AlertCertificateUnknown, tlsclient.AlertUnsupportedCertificate, tlsclient.AlertCertificateRevoked}, alert):
 		return fmt.Sprintf("it refused the client certificate of this standby's state.advertise_client_cert_file (%v): "+
 			"it must be signed by a CA of the active instance's client_ca_file, be for client authentication, and hold one of the SANs of its client_allowed_sans when it has them", alert)
 	}
 	return ""
-}
-
-// The TLS alerts a listener refusing a client certificate sends (RFC 8446,
-// section 6.2).
-const (
-	alertHandshakeFailure       tls.AlertError = 40
-	alertBadCertificate         tls.AlertError = 42
-	alertUnsupportedCertificate tls.AlertError = 43
-	alertCertificateRevoked     tls.AlertError = 44
-	alertCertificateExpired     tls.AlertError = 45
-	alertCertificateUnknown     tls.AlertError = 46
-	alertUnknownCA              tls.AlertError = 48
-	alertCertificateRequired    tls.AlertError = 116
-)
-
-// remoteAlert returns the TLS alert the active instance sent, when err is
-// one. crypto/tls returns it as a *net.OpError "remote error" whose Err is
-// of an unexported type that prints as tls.AlertError of the same code
-// does, and converts to no exported type.
-func remoteAlert(err error) (tls.AlertError, bool) {
-	var op *net.OpError
-	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
-		return 0, false
-	}
-	for _, a := range []tls.AlertError{alertHandshakeFailure, alertBadCertificate, alertUnsupportedCertificate, alertCertificateRevoked,
-		alertCertificateExpired, alertCertificateUnknown, alertUnknownCA, alertCertificateRequired} {
-		if op.Err.Error() == a.Error() {
-			return a, true
-		}
-	}
-	return 0, false
 }
 
 // presentsCertificate reports whether the transport presents a client

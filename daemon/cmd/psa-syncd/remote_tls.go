@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/internal/sizecap"
+	"github.com/psa-sync/terraform-provider-psa/internal/tlsclient"
 )
 
 // remoteTLS names the files of a command's TLS towards the daemon of an
@@ -102,10 +101,10 @@ func (r remoteTLS) clientCertificate() (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	if !holdsPEM(certPEM, func(t string) bool { return t == "CERTIFICATE" }) {
+	if !tlsclient.HoldsPEM(certPEM, func(t string) bool { return t == "CERTIFICATE" }) {
 		return tls.Certificate{}, fmt.Errorf("-web.cert-file: %s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", r.certFile)
 	}
-	if !holdsPEM(keyPEM, func(t string) bool { return strings.HasSuffix(t, "PRIVATE KEY") }) {
+	if !tlsclient.HoldsPEM(keyPEM, func(t string) bool { return strings.HasSuffix(t, "PRIVATE KEY") }) {
 		return tls.Certificate{}, fmt.Errorf("-web.key-file: %s holds no PEM private key (-----BEGIN PRIVATE KEY-----)", r.keyFile)
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -131,20 +130,6 @@ func readRemoteTLSFile(name, path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return data, nil
-}
-
-// holdsPEM reports whether data holds a PEM block of a type that is.
-func holdsPEM(data []byte, is func(string) bool) bool {
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			return false
-		}
-		if is(block.Type) {
-			return true
-		}
-	}
 }
 
 // certificateRefused says what to set when err, of a request to the
@@ -182,7 +167,7 @@ func (c *apiClient) refused(req *http.Request, err error) string {
 	if msg := c.tls.certificateRefused(err); msg != "" {
 		return msg
 	}
-	alert, ok := tlsAlert(err)
+	alert, ok := tlsclient.Alert(err)
 	// A request that timed out gets no more time.
 	var ne net.Error
 	timedOut := errors.As(err, &ne) && ne.Timeout()
@@ -210,30 +195,11 @@ func (c *apiClient) askAgain(ctx context.Context, u *url.URL) (tls.AlertError, b
 	}
 	ctx, cancel := context.WithTimeout(ctx, askAgainTimeout)
 	defer cancel()
-	conf := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.transport != nil && c.transport.TLSClientConfig != nil {
-		conf = c.transport.TLSClientConfig.Clone()
+	var conf *tls.Config
+	if c.transport != nil {
+		conf = c.transport.TLSClientConfig
 	}
-	conf.NextProtos = []string{"http/1.1"}
-	if conf.ServerName == "" {
-		conf.ServerName = u.Hostname()
-	}
-	addr := u.Host
-	if u.Port() == "" {
-		addr = net.JoinHostPort(u.Hostname(), "443")
-	}
-	conn, err := (&tls.Dialer{Config: conf}).DialContext(ctx, "tcp", addr)
-	if err != nil {
-		// TLS 1.2: the refusal ends the handshake.
-		return tlsAlert(err)
-	}
-	defer func() { _ = conn.Close() }()
-	if deadline, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(deadline)
-	}
-	_, _ = io.WriteString(conn, "HEAD /-/healthy HTTP/1.1\r\nHost: "+u.Host+"\r\nConnection: close\r\n\r\n")
-	_, err = conn.Read(make([]byte, 1))
-	return tlsAlert(err)
+	return tlsclient.AskAgain(ctx, (&net.Dialer{}).DialContext, nil, conf, u)
 }
 
 // alertSays says what to set when the daemon refused this command's
@@ -241,53 +207,22 @@ func (c *apiClient) askAgain(ctx context.Context, u *url.URL) (tls.AlertError, b
 // certificate.
 func (r remoteTLS) alertSays(alert tls.AlertError) string {
 	switch {
-	case r.certFile == "" && (alert == alertCertificateRequired || alert == alertHandshakeFailure):
+	case r.certFile == "" && (alert == tlsclient.AlertCertificateRequired || alert == tlsclient.AlertHandshakeFailure):
 		return "the daemon requires a client certificate (its web config file's client_auth_type) and this command presents none: " +
 			"give one that its client_ca_file trusts in -web.cert-file and -web.key-file"
-	case r.certFile != "" && alert == alertCertificateRequired:
+	case r.certFile != "" && alert == tlsclient.AlertCertificateRequired:
 		// A Go client presents a certificate only when it is signed by a
 		// CA the listener names in its handshake: else it presents none.
 		return fmt.Sprintf("the daemon requires a client certificate signed by a CA of its client_ca_file, and the one of -web.cert-file %s "+
 			"is not, so this command presented none: give one signed by such a CA", r.certFile)
-	case r.certFile != "" && alert == alertUnknownCA:
+	case r.certFile != "" && alert == tlsclient.AlertUnknownCA:
 		return fmt.Sprintf("the daemon refused the client certificate of -web.cert-file %s, signed by a CA it does not trust: "+
 			"give one signed by a CA of its client_ca_file", r.certFile)
-	case r.certFile != "" && alert == alertCertificateExpired:
+	case r.certFile != "" && alert == tlsclient.AlertCertificateExpired:
 		return fmt.Sprintf("the daemon refused the client certificate of -web.cert-file %s as expired or not yet valid: renew it", r.certFile)
 	case r.certFile != "":
 		return fmt.Sprintf("the daemon refused the client certificate of -web.cert-file %s: it must be signed by a CA of its client_ca_file, "+
 			"be for client authentication, and hold one of the SANs of its client_allowed_sans when it has them", r.certFile)
 	}
 	return ""
-}
-
-// The TLS alerts a listener refusing a client certificate sends (RFC 8446,
-// section 6.2).
-const (
-	alertHandshakeFailure       tls.AlertError = 40
-	alertBadCertificate         tls.AlertError = 42
-	alertUnsupportedCertificate tls.AlertError = 43
-	alertCertificateRevoked     tls.AlertError = 44
-	alertCertificateExpired     tls.AlertError = 45
-	alertCertificateUnknown     tls.AlertError = 46
-	alertUnknownCA              tls.AlertError = 48
-	alertCertificateRequired    tls.AlertError = 116
-)
-
-// tlsAlert returns the TLS alert of those above that the daemon sent, when
-// err is one. crypto/tls returns it as a *net.OpError "remote error" whose
-// Err is of an unexported type that prints as the tls.AlertError of the
-// same code does.
-func tlsAlert(err error) (tls.AlertError, bool) {
-	var op *net.OpError
-	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
-		return 0, false
-	}
-	for _, a := range []tls.AlertError{alertHandshakeFailure, alertBadCertificate, alertUnsupportedCertificate, alertCertificateRevoked,
-		alertCertificateExpired, alertCertificateUnknown, alertUnknownCA, alertCertificateRequired} {
-		if op.Err.Error() == a.Error() {
-			return a, true
-		}
-	}
-	return 0, false
 }

@@ -1,0 +1,168 @@
+// Package tlsclient holds what psa-syncd's two clients of its own TLS
+// listener share: a standby's towards the active instance (the
+// state.advertise_* settings) and the -web.url commands' (the -web.*
+// flags). The checks of their PEM files, the TLS alerts of a refused
+// client certificate and the connection that asks again for that alert
+// are one code; the words of their errors, which name each one's settings,
+// stay with each.
+package tlsclient
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// HoldsPEM reports whether data holds a PEM block of a type that is.
+func HoldsPEM(data []byte, is func(string) bool) bool {
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return false
+		}
+		if is(block.Type) {
+			return true
+		}
+	}
+}
+
+// The TLS alerts a listener refusing a client certificate sends (RFC 8446,
+// section 6.2).
+const (
+	AlertHandshakeFailure       tls.AlertError = 40
+	AlertBadCertificate         tls.AlertError = 42
+	AlertUnsupportedCertificate tls.AlertError = 43
+	AlertCertificateRevoked     tls.AlertError = 44
+	AlertCertificateExpired     tls.AlertError = 45
+	AlertCertificateUnknown     tls.AlertError = 46
+	AlertUnknownCA              tls.AlertError = 48
+	AlertCertificateRequired    tls.AlertError = 116
+)
+
+// Alert returns the TLS alert of those above that the listener sent, when
+// err is one. crypto/tls returns it as a *net.OpError "remote error" whose
+// Err is of an unexported type that prints as the tls.AlertError of the
+// same code does, and converts to no exported type.
+func Alert(err error) (tls.AlertError, bool) {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
+		return 0, false
+	}
+	for _, a := range []tls.AlertError{AlertHandshakeFailure, AlertBadCertificate, AlertUnsupportedCertificate, AlertCertificateRevoked,
+		AlertCertificateExpired, AlertCertificateUnknown, AlertUnknownCA, AlertCertificateRequired} {
+		if op.Err.Error() == a.Error() {
+			return a, true
+		}
+	}
+	return 0, false
+}
+
+// AskAgain returns the TLS alert with which the listener at u (https://)
+// refuses a new connection made with conf (nil: Go's defaults), if it
+// does. A listener refusing a client certificate with TLS 1.3 does so
+// after the handshake ended, so that a request often ends without the
+// alert; this connection writes a probe's request (HEAD /-/healthy, which
+// needs no credentials) before it reads, and reads the alert sent before
+// it arrived. dial makes the connections; proxy (a transport's Proxy, nil
+// for none) chooses the proxy of u: through an http:// one it asks
+// through a tunnel (CONNECT, Tunnel), as the requests go; through an
+// https:// or SOCKS5 proxy it does not ask. ctx bounds it all.
+func AskAgain(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error),
+	proxy func(*http.Request) (*url.URL, error), conf *tls.Config, u *url.URL,
+) (tls.AlertError, bool) {
+	var through *url.URL
+	if proxy != nil {
+		var err error
+		if through, err = proxy(&http.Request{URL: u}); err != nil || through != nil && through.Scheme != "http" {
+			return 0, false
+		}
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if conf != nil {
+		c = conf.Clone()
+	}
+	c.NextProtos = []string{"http/1.1"}
+	if c.ServerName == "" {
+		c.ServerName = u.Hostname()
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "443")
+	}
+	var raw net.Conn
+	var err error
+	if through != nil {
+		raw, err = Tunnel(ctx, dial, through, addr)
+	} else {
+		raw, err = dial(ctx, "tcp", addr)
+	}
+	if err != nil {
+		return 0, false
+	}
+	conn := tls.Client(raw, c)
+	if err := conn.HandshakeContext(ctx); err != nil {
+		_ = raw.Close()
+		// TLS 1.2: the refusal ends the handshake.
+		return Alert(err)
+	}
+	defer func() { _ = conn.Close() }()
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(deadline)
+	}
+	_, _ = io.WriteString(conn, "HEAD /-/healthy HTTP/1.1\r\nHost: "+u.Host+"\r\nConnection: close\r\n\r\n")
+	_, err = conn.Read(make([]byte, 1))
+	return Alert(err)
+}
+
+// Tunnel returns a connection to addr through the http:// proxy (CONNECT),
+// with the proxy's credentials of its URL, as net/http's transport opens
+// one for an https:// request; dial makes the connection to the proxy,
+// ctx bounds it.
+func Tunnel(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), proxy *url.URL, addr string) (net.Conn, error) {
+	proxyAddr := proxy.Host
+	if proxy.Port() == "" {
+		proxyAddr = net.JoinHostPort(proxy.Hostname(), "80")
+	}
+	raw, err := dial(ctx, "tcp", proxyAddr)
+	if err != nil {
+		return nil, err
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = raw.SetDeadline(deadline)
+	}
+	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: addr}, Host: addr, Header: http.Header{}}
+	if proxy.User != nil {
+		password, _ := proxy.User.Password()
+		req.SetBasicAuth(proxy.User.Username(), password)
+		req.Header["Proxy-Authorization"] = req.Header["Authorization"]
+		delete(req.Header, "Authorization")
+	}
+	br := bufio.NewReader(raw)
+	if err := req.Write(raw); err != nil {
+		_ = raw.Close()
+		return nil, err
+	}
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		_ = raw.Close()
+		return nil, err
+	}
+	_ = resp.Body.Close()
+	// Nothing may follow the proxy's answer before the TLS handshake: the
+	// listener speaks only once the client has.
+	if resp.StatusCode != http.StatusOK || br.Buffered() > 0 {
+		_ = raw.Close()
+		return nil, fmt.Errorf("proxy %s: CONNECT %s: %s", proxy.Redacted(), addr, resp.Status)
+	}
+	_ = raw.SetDeadline(time.Time{})
+	return raw, nil
+}
