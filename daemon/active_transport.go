@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -41,6 +40,13 @@ func withActiveTLS(s StateConfig, f activeTLS) StateConfig {
 	return s
 }
 
+// activeTLSNames are what a standby's errors call its TLS files and the
+// active instance.
+var activeTLSNames = tlsclient.Names{
+	CA: "state.advertise_ca_file", Cert: "state.advertise_client_cert_file", Key: "state.advertise_client_key_file",
+	Listener: "the active instance", Obtain: "issue",
+}
+
 // maxTLSFile bounds a read of a CA, certificate or key file (a bundle of
 // every public root is about 200 KiB): the cap of webConfigCache, which
 // reads them again while psa-syncd runs.
@@ -58,7 +64,7 @@ func readTLSFile(path string) ([]byte, error) {
 func (f activeTLS) contents(read func(i int, name string) ([]byte, error)) ([3][]byte, error) {
 	var data [3][]byte
 	for i, file := range []struct{ name, setting string }{
-		{f.caFile, "state.advertise_ca_file"}, {f.certFile, "state.advertise_client_cert_file"}, {f.keyFile, "state.advertise_client_key_file"},
+		{f.caFile, activeTLSNames.CA}, {f.certFile, activeTLSNames.Cert}, {f.keyFile, activeTLSNames.Key},
 	} {
 		if file.name == "" {
 			continue
@@ -81,14 +87,14 @@ func (f activeTLS) tlsConfig(data [3][]byte) (*tls.Config, error) {
 	}
 	c := &tls.Config{MinVersion: tls.VersionTLS12}
 	if f.caFile != "" {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(data[0]) {
-			return nil, fmt.Errorf("state.advertise_ca_file: %s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", f.caFile)
+		pool, err := activeTLSNames.CertPool(f.caFile, data[0])
+		if err != nil {
+			return nil, err
 		}
 		c.RootCAs = pool
 	}
 	if f.certFile != "" {
-		cert, err := f.clientCertificate(data[1], data[2])
+		cert, err := activeTLSNames.ClientCertificate(f.certFile, f.keyFile, data[1], data[2])
 		if err != nil {
 			return nil, err
 		}
@@ -104,30 +110,6 @@ func (f activeTLS) check() error {
 		_, err = f.tlsConfig(data)
 	}
 	return err
-}
-
-// clientCertificate returns the client certificate of f's files, whose
-// contents are certPEM and keyPEM.
-func (f activeTLS) clientCertificate(certPEM, keyPEM []byte) (tls.Certificate, error) {
-	if !tlsclient.HoldsPEM(certPEM, func(t string) bool { return t == "CERTIFICATE" }) {
-		return tls.Certificate{}, fmt.Errorf("state.advertise_client_cert_file: %s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", f.certFile)
-	}
-	if !tlsclient.HoldsPEM(keyPEM, func(t string) bool { return strings.HasSuffix(t, "PRIVATE KEY") }) {
-		return tls.Certificate{}, fmt.Errorf("state.advertise_client_key_file: %s holds no PEM private key (-----BEGIN PRIVATE KEY-----)", f.keyFile)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		// crypto/tls's errors say what is wrong without quoting either.
-		return tls.Certificate{}, fmt.Errorf("state.advertise_client_key_file: the key in %s cannot be used with the certificate in %s (state.advertise_client_cert_file): %w", f.keyFile, f.certFile, err)
-	}
-	// The active instance's handshake checks the certificate for client
-	// authentication: one made for a server only (a listener's
-	// certificate reused) would be refused at each forward.
-	if eku := cert.Leaf.ExtKeyUsage; len(eku) > 0 && !slices.Contains(eku, x509.ExtKeyUsageClientAuth) && !slices.Contains(eku, x509.ExtKeyUsageAny) {
-		return tls.Certificate{}, fmt.Errorf("state.advertise_client_cert_file: the certificate in %s is not for client authentication (its extended key usage has no clientAuth), "+
-			"so the active instance would refuse it: issue one with that usage (cert-manager: usages: [client auth])", f.certFile)
-	}
-	return cert, nil
 }
 
 // activeDialTimeout bounds the connection, and the TLS handshake, of a

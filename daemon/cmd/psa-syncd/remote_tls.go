@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +39,10 @@ func (r *remoteTLS) register(fs *flag.FlagSet) {
 		"https://127.0.0.1:9810 in a pod (kubectl exec) whose certificate holds DNS names only.")
 }
 
+// remoteTLSNames are what a command's errors call its TLS files and the
+// daemon.
+var remoteTLSNames = tlsclient.Names{CA: "-web.ca-file", Cert: "-web.cert-file", Key: "-web.key-file", Listener: "the daemon", Obtain: "give"}
+
 // given reports whether a flag of r was given.
 func (r remoteTLS) given() bool { return r != remoteTLS{} }
 
@@ -68,13 +71,13 @@ func (r remoteTLS) transport() (*http.Transport, error) {
 	}
 	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: r.serverName}
 	if r.caFile != "" {
-		data, err := readRemoteTLSFile("-web.ca-file", r.caFile)
+		data, err := readRemoteTLSFile(remoteTLSNames.CA, r.caFile)
 		if err != nil {
 			return nil, err
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(data) {
-			return nil, fmt.Errorf("-web.ca-file: %s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", r.caFile)
+		pool, err := remoteTLSNames.CertPool(r.caFile, data)
+		if err != nil {
+			return nil, err
 		}
 		c.RootCAs = pool
 	}
@@ -93,33 +96,15 @@ func (r remoteTLS) transport() (*http.Transport, error) {
 // clientCertificate returns the certificate of -web.cert-file with the key
 // of -web.key-file.
 func (r remoteTLS) clientCertificate() (tls.Certificate, error) {
-	certPEM, err := readRemoteTLSFile("-web.cert-file", r.certFile)
+	certPEM, err := readRemoteTLSFile(remoteTLSNames.Cert, r.certFile)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	keyPEM, err := readRemoteTLSFile("-web.key-file", r.keyFile)
+	keyPEM, err := readRemoteTLSFile(remoteTLSNames.Key, r.keyFile)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	if !tlsclient.HoldsPEM(certPEM, func(t string) bool { return t == "CERTIFICATE" }) {
-		return tls.Certificate{}, fmt.Errorf("-web.cert-file: %s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", r.certFile)
-	}
-	if !tlsclient.HoldsPEM(keyPEM, func(t string) bool { return strings.HasSuffix(t, "PRIVATE KEY") }) {
-		return tls.Certificate{}, fmt.Errorf("-web.key-file: %s holds no PEM private key (-----BEGIN PRIVATE KEY-----)", r.keyFile)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		// crypto/tls's errors say what is wrong without quoting either.
-		return tls.Certificate{}, fmt.Errorf("-web.key-file: the key in %s cannot be used with the certificate in %s (-web.cert-file): %w", r.keyFile, r.certFile, err)
-	}
-	// The daemon's handshake checks the certificate for client
-	// authentication: the listener's own certificate, made for a server
-	// only, would be refused at the first request.
-	if eku := cert.Leaf.ExtKeyUsage; len(eku) > 0 && !slices.Contains(eku, x509.ExtKeyUsageClientAuth) && !slices.Contains(eku, x509.ExtKeyUsageAny) {
-		return tls.Certificate{}, fmt.Errorf("-web.cert-file: the certificate in %s is not for client authentication (its extended key usage has no clientAuth), "+
-			"so the daemon would refuse it: give one with that usage (cert-manager: usages: [client auth])", r.certFile)
-	}
-	return cert, nil
+	return remoteTLSNames.ClientCertificate(r.certFile, r.keyFile, certPEM, keyPEM)
 }
 
 // readRemoteTLSFile reads the file of flag name, of at most the size the
