@@ -147,7 +147,8 @@ func (r remoteTLS) certificateRefused(err error) string {
 // the command's handshake ended: the request then ends with the TLS alert,
 // or without it ("http2: client conn could not be established", "use of
 // closed network connection"), as the standby's do. When err holds no
-// alert, refused asks again on a connection of its own (askAgain).
+// alert, refused asks again on a connection of its own (askAgain), through
+// the proxy of the requests where they go through one.
 func (c *apiClient) refused(req *http.Request, err error) string {
 	if msg := c.tls.certificateRefused(err); msg != "" {
 		return msg
@@ -169,22 +170,18 @@ func (c *apiClient) refused(req *http.Request, err error) string {
 const askAgainTimeout = 5 * time.Second
 
 // askAgain returns the TLS alert with which the daemon at u refuses a new
-// connection made with this command's TLS settings, if it does: a
-// connection that writes a probe's request (HEAD /-/healthy, which needs
-// no credentials) before it reads, so that the alert the daemon sends
-// after the handshake is read. Through a proxy (HTTPS_PROXY) it does not
-// ask.
+// connection made with this command's TLS settings, if it does
+// (tlsclient.AskAgain). Where the command's requests go through an
+// http:// proxy (HTTPS_PROXY), it asks through a tunnel of that proxy, as
+// they do, and as a standby does.
 func (c *apiClient) askAgain(ctx context.Context, u *url.URL) (tls.AlertError, bool) {
-	if proxy, err := http.ProxyFromEnvironment(&http.Request{URL: u}); err != nil || proxy != nil {
-		return 0, false
+	t := http.DefaultTransport.(*http.Transport) //nolint:forcetypeassert // net/http's default transport
+	if c.transport != nil {
+		t = c.transport
 	}
 	ctx, cancel := context.WithTimeout(ctx, askAgainTimeout)
 	defer cancel()
-	var conf *tls.Config
-	if c.transport != nil {
-		conf = c.transport.TLSClientConfig
-	}
-	return tlsclient.AskAgain(ctx, (&net.Dialer{}).DialContext, nil, conf, u)
+	return tlsclient.AskAgain(ctx, (&net.Dialer{}).DialContext, t.Proxy, t.TLSClientConfig, u)
 }
 
 // alertSays says what to set when the daemon refused this command's

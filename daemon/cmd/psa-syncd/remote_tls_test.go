@@ -4,13 +4,21 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
+	"io"
 	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -151,5 +159,78 @@ func TestResolveCommand_keepsTheTLSFlags(t *testing.T) {
 		"-web.ca-file /etc/psa-syncd/tls/ca.crt -web.cert-file /etc/psa-syncd/tls/tls.crt -web.key-file /etc/psa-syncd/tls/tls.key -web.server-name psa-syncd"
 	if got := resolveCommand(e, rf); got != want {
 		t.Errorf("resolveCommand = %q, want %q", got, want)
+	}
+}
+
+// TestAPIClient_refusedAsksAgainThroughProxy: where a command's requests
+// go through an http:// proxy (HTTPS_PROXY), it asks again for the TLS
+// alert of a refused client certificate through a tunnel of that proxy
+// (CONNECT, with the proxy's credentials), as a standby does, and says
+// which flags to set; before, it did not ask behind a proxy, and the error
+// kept Go's bare message.
+func TestAPIClient_refusedAsksAgainThroughProxy(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "cluster-ca")
+	serverCert, err := tls.LoadX509KeyPair(ca.issue(t, dir, "server", x509.ExtKeyUsageServerAuth, "psa-syncd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientCAs := x509.NewCertPool()
+	clientCAs.AddCert(ca.cert)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCAs}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	var connects atomic.Int32
+	var auth atomic.Value
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+			return
+		}
+		connects.Add(1)
+		auth.Store(r.Header.Get("Proxy-Authorization"))
+		backend, err := net.Dial("tcp", r.Host)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		client, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			_ = backend.Close()
+			return
+		}
+		_, _ = io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n")
+		go func() { _, _ = io.Copy(backend, client); _ = backend.Close() }()
+		go func() { _, _ = io.Copy(client, backend); _ = client.Close() }()
+	}))
+	t.Cleanup(proxy.Close)
+	proxyURL := must(url.Parse(proxy.URL))
+	proxyURL.User = url.UserPassword("operator", "proxy-password")
+	r := remoteTLS{caFile: ca.file, serverName: "psa-syncd"}
+	transport, err := r.transport()
+	if err != nil {
+		t.Fatal(err)
+	}
+	transport.Proxy = http.ProxyURL(proxyURL)
+	c := &apiClient{base: srv.URL, tls: r, transport: transport}
+	req := must(http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/-/reload", nil))
+	lost := &url.Error{Op: "Post", URL: req.URL.String(), Err: &net.OpError{Op: "write", Net: "tcp", Err: net.ErrClosed}}
+	msg := c.refused(req, lost)
+	if want := "the daemon requires a client certificate (its web config file's client_auth_type) and this command presents none"; !strings.Contains(msg, want) {
+		t.Errorf("refused through the proxy says %q; want %q", msg, want)
+	}
+	if n := connects.Load(); n != 1 {
+		t.Errorf("the proxy got %d CONNECTs; want 1, the command's asking again", n)
+	}
+	if got, want := auth.Load(), "Basic "+base64.StdEncoding.EncodeToString([]byte("operator:proxy-password")); got != want {
+		t.Errorf("CONNECT with Proxy-Authorization %q; want the proxy URL's credentials %q", got, want)
+	}
+
+	// Through an https:// proxy it does not ask (its own TLS first).
+	proxyURL.Scheme = "https"
+	if msg := c.refused(req, lost); msg != "" || connects.Load() != 1 {
+		t.Errorf("refused through an https:// proxy says %q after %d CONNECTs; want \"\", not asked", msg, connects.Load())
 	}
 }
