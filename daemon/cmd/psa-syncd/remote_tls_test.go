@@ -9,7 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -18,8 +17,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/internal/tlsclient/tlsclienttest"
 	"time"
 )
 
@@ -182,32 +182,8 @@ func TestAPIClient_refusedAsksAgainThroughProxy(t *testing.T) {
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCAs}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	var connects atomic.Int32
-	var auth atomic.Value
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodConnect {
-			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
-			return
-		}
-		connects.Add(1)
-		auth.Store(r.Header.Get("Proxy-Authorization"))
-		backend, err := net.Dial("tcp", r.Host)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		client, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			_ = backend.Close()
-			return
-		}
-		_, _ = io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n")
-		go func() { _, _ = io.Copy(backend, client); _ = backend.Close() }()
-		go func() { _, _ = io.Copy(client, backend); _ = client.Close() }()
-	}))
-	t.Cleanup(proxy.Close)
-	proxyURL := must(url.Parse(proxy.URL))
-	proxyURL.User = url.UserPassword("operator", "proxy-password")
+	proxy := tlsclienttest.NewProxy(t)
+	proxyURL := proxy.URL(t, "operator", "proxy-password")
 	r := remoteTLS{caFile: ca.file, serverName: "psa-syncd"}
 	transport, err := r.transport()
 	if err != nil {
@@ -221,16 +197,16 @@ func TestAPIClient_refusedAsksAgainThroughProxy(t *testing.T) {
 	if want := "the daemon requires a client certificate (its web config file's client_auth_type) and this command presents none"; !strings.Contains(msg, want) {
 		t.Errorf("refused through the proxy says %q; want %q", msg, want)
 	}
-	if n := connects.Load(); n != 1 {
+	if n := proxy.Connects(); n != 1 {
 		t.Errorf("the proxy got %d CONNECTs; want 1, the command's asking again", n)
 	}
-	if got, want := auth.Load(), "Basic "+base64.StdEncoding.EncodeToString([]byte("operator:proxy-password")); got != want {
+	if got, want := proxy.Authorization(), "Basic "+base64.StdEncoding.EncodeToString([]byte("operator:proxy-password")); got != want {
 		t.Errorf("CONNECT with Proxy-Authorization %q; want the proxy URL's credentials %q", got, want)
 	}
 
 	// Through an https:// proxy it does not ask (its own TLS first).
 	proxyURL.Scheme = "https"
-	if msg := c.refused(req, lost); msg != "" || connects.Load() != 1 {
-		t.Errorf("refused through an https:// proxy says %q after %d CONNECTs; want \"\", not asked", msg, connects.Load())
+	if msg := c.refused(req, lost); msg != "" || proxy.Connects() != 1 {
+		t.Errorf("refused through an https:// proxy says %q after %d CONNECTs; want \"\", not asked", msg, proxy.Connects())
 	}
 }
