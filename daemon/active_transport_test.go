@@ -3,15 +3,14 @@ package daemon
 import (
 	"crypto/tls"
 	"encoding/base64"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/internal/tlsclient/tlsclienttest"
 )
 
 // TestActiveTransports_refusedAsksAgain: a request whose connection the
@@ -143,35 +142,8 @@ func TestActiveTransports_refusedAsksAgainThroughProxy(t *testing.T) {
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pki.roots}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	var connects atomic.Int32
-	var auth atomic.Value
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodConnect {
-			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
-			return
-		}
-		connects.Add(1)
-		auth.Store(r.Header.Get("Proxy-Authorization"))
-		backend, err := net.Dial("tcp", r.Host)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		client, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			_ = backend.Close()
-			return
-		}
-		_, _ = io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n")
-		go func() { _, _ = io.Copy(backend, client); _ = backend.Close() }()
-		go func() { _, _ = io.Copy(client, backend); _ = client.Close() }()
-	}))
-	t.Cleanup(proxy.Close)
-	proxyURL, err := url.Parse(proxy.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxyURL.User = url.UserPassword("standby", "proxy-password")
+	proxy := tlsclienttest.NewProxy(t)
+	proxyURL := proxy.URL(t, "standby", "proxy-password")
 	a, err := newActiveTransports(activeTLS{caFile: pki.caFile}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -182,16 +154,16 @@ func TestActiveTransports_refusedAsksAgainThroughProxy(t *testing.T) {
 	if want := "it requires a client certificate (tls_server_config's client_auth_type) and this standby presents none"; !strings.Contains(msg, want) {
 		t.Errorf("refused through the proxy says %q; want %q", msg, want)
 	}
-	if n := connects.Load(); n != 1 {
+	if n := proxy.Connects(); n != 1 {
 		t.Errorf("the proxy got %d CONNECTs; want 1, the standby's asking again", n)
 	}
-	if got, want := auth.Load(), "Basic "+base64.StdEncoding.EncodeToString([]byte("standby:proxy-password")); got != want {
+	if got, want := proxy.Authorization(), "Basic "+base64.StdEncoding.EncodeToString([]byte("standby:proxy-password")); got != want {
 		t.Errorf("CONNECT with Proxy-Authorization %q; want the proxy URL's credentials %q", got, want)
 	}
 
 	// Through an https:// proxy it does not ask (its own TLS first).
 	proxyURL.Scheme = "https"
-	if msg := a.refused(t.Context(), srv.URL, lost); msg != "" || connects.Load() != 1 {
-		t.Errorf("refused through an https:// proxy says %q after %d CONNECTs; want \"\", not asked", msg, connects.Load())
+	if msg := a.refused(t.Context(), srv.URL, lost); msg != "" || proxy.Connects() != 1 {
+		t.Errorf("refused through an https:// proxy says %q after %d CONNECTs; want \"\", not asked", msg, proxy.Connects())
 	}
 }
