@@ -338,7 +338,7 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 							"(its default type); some ConnectWise versions require a type on create and refuse the catalog item " +
 							"without one, so set it there. Null when ConnectWise reports no type. The plan of a create, or of a " +
 							"change, fails on an id that ConnectWise's `procurement/types` does not list (one of another " +
-							"ConnectWise, a sandbox's), naming the ids it has; the list is read once per Terraform command.",
+							"ConnectWise, a sandbox's), naming the ids it has; the list is read once per Terraform command (not checked where the API member may not read it).",
 						Optional:      true,
 						Computed:      true,
 						Validators:    []validator.String{connectWiseIDValidator},
@@ -349,7 +349,7 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 							"subcategories). Unset leaves ConnectWise's choice; some ConnectWise versions require a subcategory on " +
 							"create and refuse the catalog item without one, so set it there. Null when ConnectWise reports none. " +
 							"The plan of a create, or of a change, fails on an id that ConnectWise's `procurement/subcategories` " +
-							"does not list, naming the ids it has; the list is read once per Terraform command.",
+							"does not list, naming the ids it has; the list is read once per Terraform command (not checked where the API member may not read it).",
 						Optional:      true,
 						Computed:      true,
 						Validators:    []validator.String{connectWiseIDValidator},

@@ -120,6 +120,9 @@ type Backend struct {
 	refsMu           sync.Mutex
 	typeNames        map[int64]string
 	subcategoryNames map[int64]string
+	// refsRefused holds the lists the API member may not read (403):
+	// their ids are left to the create to check, and not asked again.
+	refsRefused map[string]bool
 }
 
 // agreementState is what SetQuantity needs of an agreement to decide
@@ -438,7 +441,7 @@ func (b *Backend) CheckServiceFields(ctx context.Context, s *psa.Service) error 
 // (an id of another tenant, a sandbox's in production), after the
 // changes of the apply before it. Each list (procurement/types,
 // procurement/subcategories) is read once per Backend, and only when cw
-// sets its id.
+// sets its id; a list the API member may not read (403) is not checked.
 func (b *Backend) checkReferences(ctx context.Context, cw *psa.ConnectWiseServiceFields) error {
 	if cw == nil {
 		return nil
@@ -474,8 +477,21 @@ func (b *Backend) checkReferences(ctx context.Context, cw *psa.ConnectWiseServic
 		if err != nil {
 			return nil //nolint:nilerr // the format is the provider's validators' to report
 		}
+		if b.refsRefused[r.path] {
+			continue
+		}
 		if *r.names == nil {
 			names, err := r.read()
+			if errors.Is(err, psa.ErrForbidden) {
+				// A security role without the table may still create
+				// the catalog item: the check is not worth failing a
+				// plan that ConnectWise would take.
+				if b.refsRefused == nil {
+					b.refsRefused = map[string]bool{}
+				}
+				b.refsRefused[r.path] = true
+				continue
+			}
 			if err != nil {
 				return fmt.Errorf("connectwise: reading %s: %w", r.path, err)
 			}

@@ -1297,3 +1297,30 @@ func TestBackend_Instance(t *testing.T) {
 		t.Errorf("the host %q recorded before companies were is not the instance %q", host, b.Instance())
 	}
 }
+
+// TestBackend_CheckServiceFields_referenceListRefused: an API member whose
+// security role may not read procurement/types still creates catalog items
+// that name a type; the plan's check of the id failed the plan on the 403.
+// It now leaves that id to the create, asks once, and checks the list it
+// can read (subcategories) as before.
+func TestBackend_CheckServiceFields_referenceListRefused(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	s.AddFault(psatest.Fault{Method: http.MethodGet, Path: "/v4_6_release/apis/3.0/procurement/types", Status: http.StatusForbidden,
+		Body: `{"code":"Forbidden","message":"You do not have access to this record"}`})
+	ctx := t.Context()
+	svc := &psa.Service{Name: "Typed", Active: true, ConnectWise: &psa.ConnectWiseServiceFields{Identifier: "TYPED", TypeID: "999"}}
+	for range 2 {
+		if err := b.CheckServiceFields(ctx, svc); err != nil {
+			t.Fatalf("CheckServiceFields with procurement/types refused = %v, want nil (left to the create)", err)
+		}
+	}
+	if n := countRequests(s, http.MethodGet, "procurement/types"); n != 1 {
+		t.Errorf("procurement/types read %d times, want once", n)
+	}
+	svc.ConnectWise.SubcategoryID = "999"
+	var ve *psa.ValidationError
+	if err := b.CheckServiceFields(ctx, svc); !errors.As(err, &ve) || ve.Field != "subcategory_id" {
+		t.Errorf("CheckServiceFields with an unknown subcategory = %v, want a ValidationError on subcategory_id", err)
+	}
+}
