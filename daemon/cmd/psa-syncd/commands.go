@@ -902,6 +902,17 @@ func cmdValidate(ctx context.Context, e *env, args []string) int {
 	}
 	fmt.Fprintf(e.stdout, "config file %s: valid\n", cf.configFile)
 	if exportFile != "" {
+		// A URL, or one a slash short (https:/user:password@host), would
+		// be read as a file of that name, which the error would quote.
+		if strings.Contains(exportFile, "://") {
+			fmt.Fprintf(e.stderr, "psa-syncd: -export.file: %q is a URL, not a file path: a store is validated as the config file's export_url\n",
+				export.Redact(exportFile))
+			return 2
+		}
+		if err := export.CheckSchemeSlashes(exportFile); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: -export.file: %v\n", err)
+			return 2
+		}
 		cfg.ExportPath, cfg.ExportURL = exportFile, ""
 	}
 	doc, via, err := readExport(ctx, cfg, "", logger)

@@ -279,6 +279,14 @@ func TestRun_validate(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, `no product or customer of the usage source "passwordboss" (source.file.name), only of "file"`) {
 		t.Errorf("validate with a source the export does not map: exit %d, stderr %q; want 1 naming both source names", code, stderr)
 	}
+	// -export.file as a URL, or one a slash short, is refused without
+	// its password, not read as a file whose name the error quotes.
+	for _, f := range []string{"https:/ci:export-password-123@store.example:9810", "https://ci:export-password-123@store.example:9810"} {
+		code, _, stderr = runCmd(t, "validate", "-config.file", e.cfgPath, "-export.file", f)
+		if code != 2 || !strings.Contains(stderr, "-export.file") || strings.Contains(stderr, "export-password-123") {
+			t.Errorf("validate -export.file %s: exit %d, stderr %q; want 2 naming the flag, without the password", f, code, stderr)
+		}
+	}
 	writeFile(t, e.cfgPath, "export_path: x.json\nstate_dir: s\nbogus: 1\n")
 	code, _, stderr = runCmd(t, "validate", "-config.file", e.cfgPath)
 	if code != 1 || !strings.Contains(stderr, e.cfgPath) || !strings.Contains(stderr, "bogus") {
