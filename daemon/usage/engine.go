@@ -1200,7 +1200,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	// hold what psa-syncd set (DoubtedLine).
 	var doubts map[string]DoubtedLine
 	if p.ledger && e.db != nil {
-		if doubts, err = e.doubtedLines(); err != nil {
+		if doubts, err = e.planDoubts(); err != nil {
 			return nil, err
 		}
 	}

@@ -13,6 +13,11 @@ import (
 // changed by hand after psa-syncd last set them ([]DoubtedLine).
 const snapshotLinesDoubted = "lines_doubted"
 
+// snapshotLinesDoubtedEnded holds the records of lines listed as orphaned
+// that doubtListed dropped when their contract ended ([]DoubtedLine), kept
+// apart until a customer mapping names the contract again.
+const snapshotLinesDoubtedEnded = "lines_doubted_ended"
+
 // DoubtedLine records a line that, as an operator said, may no longer
 // hold the units psa-syncd's ledger entry Seq set on it: on a PSA whose
 // lines cannot be read (Kaseya BMS), that entry is all psa-syncd knows of
@@ -93,15 +98,21 @@ func (d DoubtedLine) said(sys string) string {
 // line is posted again (doubtedLine), which the plan shows: no change
 // where it still has them, one post per line mapped again.
 //
-// It drops the records made so (Listed) of lines not listed now whose
-// contract no customer mapping names (doc's, of any source) and has
-// ended before eff as the contract terms psa-syncd keeps read it: such a
-// line left the list because its contract ended (readOrphans), and
-// without this its record would stay in the state snapshot, read and
-// written by every pass, for good. No pass plans a line of a contract
-// that no mapping names; a contract extended is read again within a day
-// and its line listed, and recorded, again. A record an operator made (a
-// clear, an approval) is kept.
+// It sets apart the records made so (Listed) of lines not listed now
+// whose contract no customer mapping names (doc's, of any source) and has
+// ended before eff as the contract terms psa-syncd keeps read it, among
+// the ended records (snapshotLinesDoubtedEnded): such a line left the list
+// because its contract ended (readOrphans), and the records that clears,
+// approvals and passes read and edit hold only lines that may be listed
+// or planned. The plan still reads an ended record (planDoubts): a
+// contract extended and its customer mapped again in one change, before a
+// pass lists the line again, would else read "unchanged" at units the
+// line may no longer have. An ended record leaves the set once a mapping
+// names its contract again, back among the records while the ledger entry
+// it names is in force, dropped once psa-syncd set the line since (it
+// knows its units); or once the line is listed again, which records it
+// again. A record an operator made (a clear, an approval) stays where it
+// is.
 func (e *Engine) doubtListed(doc *export.Document, src string, listed []OrphanedLine, eff time.Time) {
 	if e.db == nil || e.be.System() != psa.SystemKaseyaBMS {
 		return
@@ -111,11 +122,22 @@ func (e *Engine) doubtListed(doc *export.Document, src string, listed []Orphaned
 		e.logger.Warn("Could not read the lines psa-syncd was told were set by hand; the orphaned lines listed are not recorded as such, and one mapped again reads unchanged at the units psa-syncd set", "err", err)
 		return
 	}
+	ended, err := e.endedDoubts()
+	if err != nil {
+		e.logger.Warn("Could not read the records of orphaned lines whose contract ended; the orphaned lines listed are not recorded as such, and one mapped again reads unchanged at the units psa-syncd set", "err", err)
+		return
+	}
 	sys, now, changed := e.be.System(), e.now().UTC(), false
+	// unended holds the keys leaving the ended records, apart holds the
+	// records joining them (see the writes below).
+	unended, apart := map[string]bool{}, map[string]DoubtedLine{}
 	isListed := make(map[string]bool, len(listed))
 	for _, l := range listed {
 		d := DoubtedLine{System: sys, Source: src, ContractID: l.ContractID, ServiceID: l.ServiceID, Seq: l.Seq, Listed: true, Time: now}
 		isListed[d.key()] = true
+		if _, ok := ended[d.key()]; ok {
+			unended[d.key()] = true
+		}
 		if old, ok := doubts[d.key()]; ok && old.Seq == d.Seq {
 			continue
 		}
@@ -129,29 +151,107 @@ func (e *Engine) doubtListed(doc *export.Document, src string, listed []Orphaned
 			}
 		}
 	}
+	back := 0
+	for k, d := range ended {
+		if unended[k] || !named[idKey(d.ContractID)] {
+			continue
+		}
+		_, in, err := e.doubtInForce(ended, d.Source, d.ContractID, d.ServiceID, eff)
+		if err != nil {
+			e.logger.Warn("Could not read psa-syncd's ledger for a line of a contract that ended and is mapped again; its record is kept", "contract", d.ContractID, "service", d.ServiceID, "err", err)
+			continue
+		}
+		unended[k] = true
+		if _, ok := doubts[k]; in && !ok {
+			doubts[k], changed = d, true
+			back++
+		}
+	}
 	// A pass for one customer may not have restored them yet.
 	e.terms.restore(e.db, e.logger)
-	effDay, dropped := eff.Format(time.DateOnly), 0
+	effDay := eff.Format(time.DateOnly)
 	for k, d := range doubts {
 		if !d.Listed || d.System != sys || isListed[k] || named[idKey(d.ContractID)] {
 			continue
 		}
 		if t, ok := e.terms.get(sys, d.ContractID); ok && !t.ct.EndDate.IsZero() && t.ct.EndDate.Format(time.DateOnly) < effDay {
 			delete(doubts, k)
-			changed = true
-			dropped++
+			apart[k], changed = d, true
 		}
 	}
-	if !changed {
-		return
+	// Two snapshots, written so that a failure between the writes leaves
+	// a record in both sets (the plan takes the one among the records, a
+	// later pass drops the other), never in neither: the records set
+	// apart join the ended ones first, and the keys taken back leave them
+	// last.
+	if len(apart) > 0 {
+		for k, d := range apart {
+			ended[k] = d
+		}
+		if err := e.putEndedDoubts(ended); err != nil {
+			e.logger.Warn("Could not set apart the records of orphaned lines whose contract ended; they are kept as they are", "err", err)
+			return
+		}
 	}
-	if err := e.putDoubtedLines(e.db, doubts); err != nil {
-		e.logger.Warn("Could not record the orphaned lines listed; one mapped again reads unchanged at the units psa-syncd set", "err", err)
-		return
+	if changed {
+		if err := e.putDoubtedLines(e.db, doubts); err != nil {
+			e.logger.Warn("Could not record the orphaned lines listed; one mapped again reads unchanged at the units psa-syncd set", "err", err)
+			return
+		}
 	}
-	if dropped > 0 {
-		e.logger.Info("Dropped the records of orphaned lines whose contract ended and no customer mapping names", "lines", dropped)
+	if len(unended) > 0 {
+		for k := range unended {
+			delete(ended, k)
+		}
+		if err := e.putEndedDoubts(ended); err != nil {
+			e.logger.Warn("Could not drop the records of orphaned lines whose contract ended that a mapping names again or a pass listed; the next pass drops them", "err", err)
+			return
+		}
 	}
+	if len(apart) > 0 {
+		e.logger.Info("Set apart the records of orphaned lines whose contract ended and no customer mapping names", "lines", len(apart))
+	}
+	if back > 0 {
+		e.logger.Info("Took back the records of orphaned lines whose contract ended, now that a customer mapping names it again", "lines", back)
+	}
+}
+
+// endedDoubts reads the records doubtListed set apart by DoubtedLine.key.
+func (e *Engine) endedDoubts() (map[string]DoubtedLine, error) {
+	var list []DoubtedLine
+	if _, err := e.db.Snapshot(snapshotLinesDoubtedEnded, &list); err != nil {
+		return nil, err
+	}
+	out := make(map[string]DoubtedLine, len(list))
+	for _, d := range list {
+		out[d.key()] = d
+	}
+	return out, nil
+}
+
+// putEndedDoubts stores the records doubtListed set apart.
+func (e *Engine) putEndedDoubts(ended map[string]DoubtedLine) error {
+	return e.db.PutSnapshot(snapshotLinesDoubtedEnded, sortedDoubts(ended))
+}
+
+// planDoubts reads the doubted lines a plan looks up: the records, and
+// the records of lines whose contract ended (endedDoubts), which count for
+// a line mapped again before a pass takes them back (doubtListed).
+func (e *Engine) planDoubts() (map[string]DoubtedLine, error) {
+	doubts, err := e.doubtedLines()
+	if err != nil {
+		return nil, err
+	}
+	ended, err := e.endedDoubts()
+	if err != nil {
+		return nil, err
+	}
+	for k, d := range ended {
+		if _, ok := doubts[k]; !ok {
+			doubts[k] = d
+		}
+	}
+	return doubts, nil
 }
 
 // doubtedLines reads the doubted lines by DoubtedLine.key.
@@ -169,6 +269,11 @@ func (e *Engine) doubtedLines() (map[string]DoubtedLine, error) {
 
 // putDoubtedLines stores the doubted lines.
 func (e *Engine) putDoubtedLines(w snapshotWriter, doubts map[string]DoubtedLine) error {
+	return w.PutSnapshot(snapshotLinesDoubted, sortedDoubts(doubts))
+}
+
+// sortedDoubts lists doubts by contract and service.
+func sortedDoubts(doubts map[string]DoubtedLine) []DoubtedLine {
 	list := make([]DoubtedLine, 0, len(doubts))
 	for _, d := range doubts {
 		list = append(list, d)
@@ -179,7 +284,7 @@ func (e *Engine) putDoubtedLines(w snapshotWriter, doubts map[string]DoubtedLine
 		}
 		return compareIDs(a.ServiceID, b.ServiceID)
 	})
-	return w.PutSnapshot(snapshotLinesDoubted, list)
+	return list
 }
 
 // doubtInForce returns the doubted line of (contract, service) when the

@@ -458,6 +458,78 @@ func TestEngineKaseyaBMS_listedRecordDroppedWhenContractEnded(t *testing.T) {
 	h.wantUnits(h.contractB, h.svcMDR, 2)
 }
 
+// endedRecords returns the keys of the doubted-line records set apart
+// for their ended contract in h's state database, "contract/service".
+func (h *sysHarness) endedRecords() string {
+	h.t.Helper()
+	var list []DoubtedLine
+	if _, err := h.db.Snapshot(snapshotLinesDoubtedEnded, &list); err != nil {
+		h.t.Fatal(err)
+	}
+	var keys []string
+	for _, d := range list {
+		keys = append(keys, d.ContractID+"/"+d.ServiceID)
+	}
+	return strings.Join(keys, ",")
+}
+
+// TestEngineKaseyaBMS_endedContractExtendedAndMappedAgain: cust-b's
+// mapping removed, its MDR line listed as orphaned and set to 0 by hand
+// (not cleared); the contract ended, and the pass that found it so dropped
+// the line's record. The contract was then extended and cust-b mapped
+// again in one change, before a pass listed the line again: the plan and
+// the pass read the line "unchanged" at the 2 units of psa-syncd's ledger,
+// and it billed 0, unnoticed. The record is now set apart, not dropped,
+// and the line mapped again is posted again at 2, once.
+func TestEngineKaseyaBMS_endedContractExtendedAndMappedAgain(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	h.pol.MaxDecreasePercent = 0
+	rows := []string{"cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,MDR,2"}
+	h.syncAt(etNow, rows...)
+	rec := h.contractB + "/" + h.svcMDR
+	cmB, _ := h.doc.Customer("file", "cust-b")
+	h.doc.DeleteCustomer("file", "cust-b")
+	if got := orphanKeys(h.syncAt(etNow, rows...).Plan); got == "" {
+		t.Fatal("pass after cust-b's mapping was removed: no orphaned line, want its MDR line")
+	}
+	h.setByHand(h.contractB, h.svcMDR, 0)
+
+	h.setContractEnd(h.contractB, time.Date(2026, time.October, 31, 0, 0, 0, 0, time.UTC))
+	day := etNow.Add(25 * time.Hour)
+	if got := orphanKeys(h.syncAt(day, rows...).Plan); got != "" {
+		t.Fatalf("pass a day later: orphaned %q, want none (the contract ended)", got)
+	}
+	if got, ended := h.listedRecords(), h.endedRecords(); got != "" || ended != rec {
+		t.Errorf("records once the contract ended: %q, set apart %q; want none, set apart %q", got, ended, rec)
+	}
+
+	// Extended and mapped again in one change.
+	h.setContractEnd(h.contractB, time.Date(2027, time.December, 31, 0, 0, 0, 0, time.UTC))
+	h.doc.PutCustomer(cmB)
+	next := day.Add(25 * time.Hour)
+	h.writeUsage(rows...)
+	plan, err := h.engineAt(next, &h.terms).Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := h.syncAt(next, rows...)
+	for what, p := range map[string]*Plan{"plan": plan, "pass": res.Plan} {
+		c := sysFindChangeOf(p, "cust-b", h.svcMDR)
+		if c == nil || c.Action != ActionUpdate || !strings.Contains(c.Reason, "listed as orphaned") || !strings.Contains(c.Reason, "posted again at 2 units") {
+			t.Errorf("%s after the contract was extended and cust-b mapped again: MDR change = %+v, want posted again", what, c)
+		}
+	}
+	h.wantUnits(h.contractB, h.svcMDR, 2)
+	if got, ended := h.listedRecords(), h.endedRecords(); got != "" || ended != "" {
+		t.Errorf("records once the line was posted again: %q, set apart %q; want none", got, ended)
+	}
+	h.sim.ResetRequests()
+	if res := h.syncAt(next.Add(time.Hour), rows...); res.Run.Updated != 0 || h.writes() != 0 {
+		t.Errorf("next pass = %+v (%d writes), want nothing written", res.Run, h.writes())
+	}
+}
+
 // TestEngineKaseyaBMS_clearRetriedWithoutNoteKeepsDoubtNote: a clear of an
 // orphaned line recorded, then answered 500 with the line still listed; the
 // operator sends it again without the note, later. The clear's record kept
