@@ -333,6 +333,7 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 		usageProblems(rep, o.SourceName, cur, prop, src.records(cur.Period))
 		unmatchedMappings(rep, o.SourceName, current, proposed, prop, src.records(cur.Period))
 	}
+	contractsEnding(rep, prop)
 	rep.NotComputed = append(rep.NotComputed, failures(cur, prop)...)
 	if o.State != nil {
 		rep.LeftBilling = leftBilling(cur, prop)
@@ -698,6 +699,39 @@ func usageProblems(rep *Report, sourceName string, cur, prop *usage.Plan, record
 		}
 		rep.Notes = append(rep.Notes, "Usage problem: "+n)
 	}
+}
+
+// contractsEnding adds a note naming the contracts that the proposed
+// mappings bill on and that end within the billing month of the effective
+// date or the next, as `psa-syncd plan` lists them and a pass logs them:
+// the pass after a contract's end fails its customer, and its usage is
+// billed nowhere, unless a mapping names the contract that follows. The
+// report is where a reviewer of the mappings looks; a plan that maps the
+// renewal (next_contract_id) drops its contract from the note. Those
+// ended already fail the plan, and are among the figures not computed.
+func contractsEnding(rep *Report, prop *usage.Plan) {
+	const maxContracts = 5
+	var list []string
+	n := 0
+	for _, c := range prop.ContractsEnding {
+		if c.When == usage.EndingEnded {
+			continue
+		}
+		if n++; n > maxContracts {
+			continue
+		}
+		list = append(list, fmt.Sprintf("customer %s on contract %s ends %s", nameID(c.CustomerName, c.CustomerID),
+			nameID(c.ContractName, c.ContractID), c.EndDate.Format(time.DateOnly)))
+	}
+	if n == 0 {
+		return
+	}
+	if n > maxContracts {
+		list = append(list, fmt.Sprintf("and %d more (see `psa-syncd plan`)", n-maxContracts))
+	}
+	rep.Notes = append(rep.Notes, fmt.Sprintf("Mapped contracts end within the billing month of the effective date or the next: %s. "+
+		"Map each customer to the contract that follows (next_contract_id of psa_customer_mapping) and apply before it ends, "+
+		"or the passes after its end fail for the customer and bill its usage nowhere.", strings.Join(list, "; ")))
 }
 
 // unmatchedMappings adds a note for every customer mapping with usage sync
