@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -838,6 +839,7 @@ func (d *Daemon) handleCheck(w http.ResponseWriter, r *http.Request) {
 		// A daemon given its config rather than a file.
 		items = d.check(r.Context(), d.cfg.Load(), d.storedExport, &buf)
 		items = append(items, d.tlsCheckItems(d.cfg.Load(), &buf)...)
+		d.forgetSourceRefusals(d.cfg.Load(), items)
 	} else if cfg, err := Load(d.configPath, d.getenv); err != nil {
 		fmt.Fprintf(&buf, "FAIL config %s: %v\n", d.configPath, err)
 		items = []CheckItem{{Result: CheckFail, Item: "config", Detail: fmt.Sprintf("%s: %v", d.configPath, err)}}
@@ -847,8 +849,36 @@ func (d *Daemon) handleCheck(w http.ResponseWriter, r *http.Request) {
 		}
 		items = d.check(r.Context(), cfg, d.storedExport, &buf)
 		items = append(items, d.tlsCheckItems(cfg, &buf)...)
+		d.forgetSourceRefusals(cfg, items)
 	}
 	writeJSON(w, http.StatusOK, CheckReport{OK: CheckPassed(items), Report: buf.String(), Items: items})
+}
+
+// forgetSourceRefusals lets the running usage source send again the calls
+// it holds back for a minute after its API refused a new token
+// (sophos.Client.ForgetRefusals), once a check with the running source
+// settings (cfg) passed its source test: the credential works again (its
+// role given back, say), and a "sync now" or ticket pass right after that
+// check would else fail with "not sent ... until". A check of other
+// settings (the config file changed, not yet reloaded) says nothing of the
+// running credential; a reload builds a new source, with no holds, anyway.
+func (d *Daemon) forgetSourceRefusals(cfg *Config, items []CheckItem) {
+	cl, running := d.clients.Load(), d.cfg.Load()
+	if cl == nil || running == nil || !reflect.DeepEqual(cfg.Source, running.Source) {
+		return
+	}
+	f, ok := cl.source.(interface{ ForgetRefusals() int })
+	if !ok {
+		return
+	}
+	for _, it := range items {
+		if it.Item == "source "+cl.source.Name() && it.Result == CheckOK {
+			if n := f.ForgetRefusals(); n > 0 {
+				d.logger.Info("The usage source's check passed; calls held back after its API refused a new access token are sent again", "source", cl.source.Name(), "hosts", n)
+			}
+			return
+		}
+	}
 }
 
 // storedExport reads the newest export stored in the state database, as

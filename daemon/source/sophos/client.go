@@ -473,6 +473,26 @@ func (c *Client) refuseHost(req *http.Request, err error) {
 		"endpoint", endpoint(req), "host", req.URL.Host, "until", at.Add(refusedTokenHold), "err", err)
 }
 
+// ForgetRefusals drops the holds of the hosts that refused a token fetched
+// for a call (see refusedTokenHold), so that the next call to each fetches
+// a token and is sent, and returns how many holds were in force. It is for
+// a caller that learned that the credential works again (psa-syncd check
+// through the daemon passed with the same credential) and would otherwise
+// see its calls fail, not sent, for up to refusedTokenHold.
+func (c *Client) ForgetRefusals() int {
+	now := c.now()
+	c.refusedMu.Lock()
+	defer c.refusedMu.Unlock()
+	n := 0
+	for _, r := range c.refused {
+		if now.Before(r.at.Add(refusedTokenHold)) {
+			n++
+		}
+	}
+	clear(c.refused)
+	return n
+}
+
 // refusedHost returns the error of a call to a host that refused a new
 // token less than refusedTokenHold ago, and nil otherwise.
 func (c *Client) refusedHost(req *http.Request) error {

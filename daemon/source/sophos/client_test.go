@@ -263,6 +263,42 @@ func TestClient_newTokenRefusedFailsFast(t *testing.T) {
 	}
 }
 
+// TestClient_forgetRefusals: a caller that learned the credential works
+// again (psa-syncd check through the daemon passed) drops the hold of a
+// host that refused a new token: the next call is sent at once.
+func TestClient_forgetRefusals(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+	sim := sophostest.Start(t, sophostest.WithFixtureFile("../sophostest/testdata/fixture.json"))
+	c, err := sophos.NewClient(sophos.WithCredentials(sim.ClientID(), sim.ClientSecret()),
+		sophos.WithAuthURL(sim.AuthURL()), sophos.WithBaseURL(sim.APIURL()), sophos.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if n := c.ForgetRefusals(); n != 0 {
+		t.Errorf("ForgetRefusals with no refusal = %d, want 0", n)
+	}
+	sim.AddFault(sophostest.Fault{Path: "/partner/v1/tenants", Status: http.StatusUnauthorized})
+	if _, err := c.Tenants.ListAll(ctx); !errors.Is(err, psa.ErrUnauthorized) {
+		t.Fatalf("first call: error = %v, want psa.ErrUnauthorized", err)
+	}
+	sim.ClearFaults()
+	if _, err := c.Tenants.ListAll(ctx); err == nil || !strings.Contains(err.Error(), "not sent: ") {
+		t.Fatalf("call after the refusal: %v, want it held back", err)
+	}
+	if n := c.ForgetRefusals(); n != 1 {
+		t.Errorf("ForgetRefusals = %d, want 1 (the partner host's hold)", n)
+	}
+	sim.ResetRequests()
+	if _, err := c.Tenants.ListAll(ctx); err != nil {
+		t.Errorf("call after ForgetRefusals: %v, want it sent at once", err)
+	}
+	if n := sim.CountRequests("GET", "/partner/v1/tenants"); n == 0 {
+		t.Error("no tenants request after ForgetRefusals")
+	}
+}
+
 func TestClient_badCredentials(t *testing.T) {
 	t.Parallel()
 	sim := sophostest.Start(t)

@@ -108,6 +108,10 @@ func NewSource(c *Client) *Source {
 // Client returns the API client the source uses.
 func (s *Source) Client() *Client { return s.client }
 
+// ForgetRefusals drops its client's holds after a refused token (see
+// Client.ForgetRefusals).
+func (s *Source) ForgetRefusals() int { return s.client.ForgetRefusals() }
+
 // Name returns "sophos".
 func (s *Source) Name() string { return Name }
 
