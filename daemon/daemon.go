@@ -174,6 +174,11 @@ type Daemon struct {
 	// maxExportFile caps the export file's size: export.MaxSize, as for
 	// every store and PUT /api/v1/export (tests set less).
 	maxExportFile int64
+	// exportReadHook, unless nil, runs after the first read of the
+	// export file, of at most exportFirstRead bytes when that is > 0: a
+	// test's writer changes the file there.
+	exportReadHook  func()
+	exportFirstRead int
 	// exportErr is the last failure to load the export, nil once an
 	// export loads or the store answers that it holds the one in use: the
 	// status page says why the export in use may not be the store's.
@@ -759,7 +764,7 @@ func (d *Daemon) reloadExportLocked(force bool) error {
 		// (up to the cap) would only log the same error again.
 		return nil
 	}
-	data, stamp, err := readStamped(cfg.ExportPath, d.maxExportFile)
+	data, stamp, err := readStamped(cfg.ExportPath, d.maxExportFile, d.exportFirstRead, d.exportReadHook)
 	if !force && stamp.exists == d.lastExportSeen.exists && stamp.hash == d.lastExportSeen.hash && err == nil {
 		d.lastExportSeen = stamp
 		return nil
@@ -928,8 +933,14 @@ func ticketSyncCount(doc *export.Document) int {
 // and stamp. A missing file returns an error matching fs.ErrNotExist and a
 // stamp with exists=false. A file larger than limit is an error, with a
 // stamp that has tooLarge set and no hash: no more than limit+1 bytes of
-// it are read.
-func readStamped(path string, limit int64) ([]byte, fileStamp, error) {
+// it are read. A file that changed while it was read (sizecap.ChangedError)
+// is an error with an empty stamp, so that the next poll reads it again:
+// a program that writes the export in place (a copy by hand, a script)
+// leaves it half written meanwhile, and a half cut at the end of a
+// customer mapping may even decode, the customers after it gone from the
+// passes. hook, unless nil, runs after the first read, of at most first
+// bytes when first > 0 (tests: sizecap.OnFirstRead).
+func readStamped(path string, limit int64, first int, hook func()) ([]byte, fileStamp, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -939,11 +950,17 @@ func readStamped(path string, limit int64) ([]byte, fileStamp, error) {
 		// loop: no stat to tell a change by, only the error.
 		return nil, fileStamp{failure: err.Error()}, err
 	}
-	data, err := sizecap.ReadFile(path, limit, "a mapping export")
+	data, err := readExportOnce(path, limit, first, hook)
 	var tl *sizecap.TooLargeError
 	if errors.As(err, &tl) {
 		return nil, fileStamp{modTime: fi.ModTime(), size: fi.Size(), exists: true, tooLarge: true, read: time.Now()},
 			fmt.Errorf("the file is larger than %s, the most psa-syncd reads of a mapping export; is export_path that of the mapping export?", sizecap.Format(limit))
+	}
+	var ce *sizecap.ChangedError
+	if errors.As(err, &ce) {
+		return nil, fileStamp{}, fmt.Errorf("the file changed while it was read (%s): a program writes it in place; the provider writes it "+
+			"through a temporary file in the same directory renamed over %s, and whatever else writes it should do the same, so that psa-syncd "+
+			"never reads it half written. Nothing of it was used; the next poll reads it again", ce.Detail(), filepath.Base(path))
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fileStamp{}, err
@@ -953,6 +970,21 @@ func readStamped(path string, limit int64) ([]byte, fileStamp, error) {
 		return nil, fileStamp{failure: fmt.Sprintf("%s\x00%d %d %v %d %d %d", err, fi.Size(), fi.ModTime().UnixNano(), fi.Mode(), ctime.UnixNano(), dev, ino)}, err
 	}
 	return data, fileStamp{modTime: fi.ModTime(), size: fi.Size(), hash: sha256.Sum256(data), exists: true, read: time.Now()}, nil
+}
+
+// readExportOnce reads the export file at path with sizecap.ReadOpenStable;
+// first and hook are readStamped's.
+func readExportOnce(path string, limit int64, first int, hook func()) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var r fs.File = f
+	if hook != nil {
+		r = sizecap.OnFirstRead(f, first, hook)
+	}
+	return sizecap.ReadOpenStable(r, path, limit, "a mapping export")
 }
 
 // sameTimeAndSize reports whether the file at path still has the stamp's

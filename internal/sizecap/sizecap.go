@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"time"
 )
 
 // TooLargeError is the error of ReadFile for a file larger than the cap.
@@ -74,6 +75,98 @@ func ReadOpen(f fs.File, path string, limit int64, what string) ([]byte, error) 
 		return nil, &TooLargeError{Path: path, Limit: limit, What: what}
 	}
 	return data, nil
+}
+
+// ChangedError is the error of ReadStable for a file that changed while it
+// was read: a program wrote it in place meanwhile (shell ">", cp, a script
+// that truncates and rewrites it), so that what was read may be any part of
+// either version, or of neither.
+type ChangedError struct {
+	// Path is the file, as given to ReadStable.
+	Path string
+	// Before and After are what the open file's stat said before and
+	// after the read; Read is how many bytes were read.
+	Before, After fs.FileInfo
+	Read          int64
+}
+
+// Error names the file and says what changed.
+func (e *ChangedError) Error() string {
+	return fmt.Sprintf("%s changed while it was read (%s)", e.Path, e.Detail())
+}
+
+// Detail says what the file's stat said before and after the read, and
+// how many bytes were read, for a caller's own message.
+func (e *ChangedError) Detail() string {
+	return fmt.Sprintf("%d bytes and modified at %s before the read, %d bytes read, %d bytes and modified at %s after",
+		e.Before.Size(), e.Before.ModTime().UTC().Format(time.RFC3339Nano), e.Read, e.After.Size(), e.After.ModTime().UTC().Format(time.RFC3339Nano))
+}
+
+// ReadStable is ReadFile that also fails, with a *ChangedError, when the
+// file changed while it was read: see ReadOpenStable.
+func ReadStable(path string, limit int64, what string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ReadOpenStable(f, path, limit, what)
+}
+
+// ReadOpenStable is ReadOpen of a file the caller opened (and closes) that
+// also fails, with a *ChangedError, when the open file's size or
+// modification time after the read differ from those before it, or the
+// bytes read from its size: a writer went on during the read. A file
+// replaced by a rename meanwhile is no change: the open file is the old
+// one, read whole. Not caught: a writer that paused for the whole read (a
+// file that stays half written); only a file written elsewhere and renamed
+// over path is safe from that. A pipe or a device has no size to compare,
+// and is read as ReadOpen reads it.
+func ReadOpenStable(f fs.File, path string, limit int64, what string) ([]byte, error) {
+	before, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	data, err := ReadOpen(f, path, limit, what)
+	if err != nil || !before.Mode().IsRegular() {
+		return data, err
+	}
+	after, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) || int64(len(data)) != after.Size() {
+		return nil, &ChangedError{Path: path, Before: before, After: after, Read: int64(len(data))}
+	}
+	return data, nil
+}
+
+// OnFirstRead returns f, reading as f reads, that runs hook once, after
+// its first read that returned bytes: for a test whose writer changes the
+// file while ReadOpenStable reads it. A first > 0 makes that first read
+// return at most first bytes, as a read of a large file may, so that the
+// rest is read after the writer went on.
+func OnFirstRead(f *os.File, first int, hook func()) fs.File {
+	return &hookedFile{File: f, first: first, hook: hook}
+}
+
+type hookedFile struct {
+	*os.File
+	first int
+	hook  func()
+}
+
+func (f *hookedFile) Read(b []byte) (int, error) {
+	if f.hook != nil && f.first > 0 && len(b) > f.first {
+		b = b[:f.first]
+	}
+	n, err := f.File.Read(b)
+	if n > 0 && f.hook != nil {
+		hook := f.hook
+		f.hook = nil
+		hook()
+	}
+	return n, err
 }
 
 // readAll is io.ReadAll into buf, which is sized for the whole file when

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestReadFile(t *testing.T) {
@@ -64,6 +65,52 @@ func TestFormat(t *testing.T) {
 	for n, want := range map[int64]string{64 << 20: "64 MiB", 64 << 10: "64 KiB", 1 << 30: "1 GiB", 1000: "1000 bytes", 1: "1 byte", 1536: "1536 bytes"} {
 		if got := Format(n); got != want {
 			t.Errorf("Format(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+// TestReadOpenStable: a file written in place while it is read is a
+// *ChangedError saying what its stat said before and after, whether the
+// writer appended or rewrote it with as many bytes; a file left alone, or
+// replaced by a rename meanwhile (the open file is the old one), is read
+// whole.
+func TestReadOpenStable(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	later := time.Now().Add(time.Minute)
+	for name, tc := range map[string]struct {
+		writer func()
+		want   string
+	}{
+		"appended":         {func() { write("0123456789+more") }, ""},
+		"same size, later": {func() { write("9876543210"); _ = os.Chtimes(path, later, later) }, ""},
+		"renamed over": {func() {
+			_ = os.WriteFile(path+".tmp", []byte("new content, longer"), 0o600)
+			_ = os.Rename(path+".tmp", path)
+		}, "0123456789"},
+		"left alone": {func() {}, "0123456789"},
+	} {
+		write("0123456789")
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := ReadOpenStable(OnFirstRead(f, 4, tc.writer), path, 1024, "")
+		f.Close()
+		var ce *ChangedError
+		switch {
+		case tc.want != "" && (err != nil || string(data) != tc.want):
+			t.Errorf("%s: ReadOpenStable = %q, %v; want %q", name, data, err, tc.want)
+		case tc.want == "" && (!errors.As(err, &ce) || ce.Path != path || ce.Before.Size() != 10 ||
+			!strings.HasPrefix(err.Error(), path+" changed while it was read (10 bytes and modified at ")):
+			t.Errorf("%s: ReadOpenStable = %q, %v; want a *ChangedError naming the file", name, data, err)
 		}
 	}
 }

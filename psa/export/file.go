@@ -64,15 +64,39 @@ func fileDigest(path string) (string, error) {
 }
 
 // readExportFile reads an export file of at most MaxSize bytes, as the other
-// stores read theirs.
+// stores read theirs, and fails when it changed while it was read
+// (sizecap.ReadOpenStable): a program that writes it in place leaves it
+// half written meanwhile, and a half cut at the end of a mapping may even
+// decode, the mappings after it gone.
 func readExportFile(path string) ([]byte, error) {
+	return readExportFileHooked(path, 0, nil)
+}
+
+// readExportFileHooked is readExportFile; hook, unless nil, runs after the
+// first read, of at most first bytes when first > 0 (tests:
+// sizecap.OnFirstRead).
+func readExportFileHooked(path string, first int, hook func()) ([]byte, error) {
 	if err := notBlocking(path); err != nil {
 		return nil, err
 	}
-	data, err := sizecap.ReadFile(path, MaxSize, "a mapping export")
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var r fs.File = f
+	if hook != nil {
+		r = sizecap.OnFirstRead(f, first, hook)
+	}
+	data, err := sizecap.ReadOpenStable(r, path, MaxSize, "a mapping export")
 	var tl *sizecap.TooLargeError
 	if errors.As(err, &tl) {
 		return nil, errTooLarge
+	}
+	var ce *sizecap.ChangedError
+	if errors.As(err, &ce) {
+		return nil, fmt.Errorf("the file changed while it was read (%s): a program writes it in place; the provider writes it through a "+
+			"temporary file in the same directory renamed over it, and whatever else writes it should do the same", ce.Detail())
 	}
 	return data, err
 }

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -35,5 +36,29 @@ func TestFileBackend_Save_removesStaleTemps(t *testing.T) {
 		if _, err := os.Stat(other); err != nil {
 			t.Errorf("Save with ifMatch %q removed another export's file %s: %v", ifMatch, other, err)
 		}
+	}
+}
+
+// TestReadExportFile_changedWhileRead: an export file rewritten in place
+// while it is read (a copy by hand, not the provider's rename) fails,
+// saying so, rather than decoding one version's start and the other's
+// rest, which may be a valid export that never existed.
+func TestReadExportFile_changedWhileRead(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "export.json")
+	if err := os.WriteFile(path, []byte(`{"revision": 1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := readExportFileHooked(path, 4, func() {
+		if err := os.WriteFile(path, []byte(`{"revision": 2, "more": true}`), 0o600); err != nil {
+			t.Error(err)
+		}
+	})
+	if err == nil || !strings.HasPrefix(err.Error(), "the file changed while it was read (15 bytes and modified at ") ||
+		!strings.Contains(err.Error(), "renamed over it") {
+		t.Errorf("readExportFile of a file written while read = %v, want it refused, saying why", err)
+	}
+	if data, err := readExportFile(path); err != nil || string(data) != `{"revision": 2, "more": true}` {
+		t.Errorf("readExportFile afterwards = %q, %v; want the file whole", data, err)
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/internal/jsondup"
@@ -208,50 +207,19 @@ func (s *Source) readFile() ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	before, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
 	var r fs.File = f
 	if s.readHook != nil {
-		r = &hookedFile{File: f, hook: s.readHook}
+		r = sizecap.OnFirstRead(f, 0, s.readHook)
 	}
-	data, err := sizecap.ReadOpen(r, s.path, MaxSize, "a usage file")
-	if err != nil {
-		return nil, err
-	}
-	if !before.Mode().IsRegular() {
-		// A pipe or a device has no size to compare.
-		return data, nil
-	}
-	after, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) || int64(len(data)) != after.Size() {
-		return nil, fmt.Errorf("%s: %w (%d bytes and modified at %s before the read, %d bytes read, %d bytes and modified at %s after): "+
+	data, err := sizecap.ReadOpenStable(r, s.path, MaxSize, "a usage file")
+	var ce *sizecap.ChangedError
+	if errors.As(err, &ce) {
+		return nil, fmt.Errorf("%s: %w (%s): "+
 			"a program writes it in place; it should write a temporary file in the same directory and rename it over %s, so that a pass never reads "+
 			"it half written. Nothing of it was used; the next pass reads it again",
-			s.path, ErrChanged, before.Size(), before.ModTime().UTC().Format(time.RFC3339Nano), len(data), after.Size(),
-			after.ModTime().UTC().Format(time.RFC3339Nano), filepath.Base(s.path))
+			s.path, ErrChanged, ce.Detail(), filepath.Base(s.path))
 	}
-	return data, nil
-}
-
-// hookedFile runs hook once, after its first read that returned bytes.
-type hookedFile struct {
-	*os.File
-	hook func()
-}
-
-func (f *hookedFile) Read(b []byte) (int, error) {
-	n, err := f.File.Read(b)
-	if n > 0 && f.hook != nil {
-		hook := f.hook
-		f.hook = nil
-		hook()
-	}
-	return n, err
+	return data, err
 }
 
 // Check reads and parses the file. It fails when the file cannot be read or
