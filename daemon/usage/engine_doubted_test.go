@@ -530,6 +530,51 @@ func TestEngineKaseyaBMS_endedContractExtendedAndMappedAgain(t *testing.T) {
 	}
 }
 
+// TestEngineKaseyaBMS_endedRecordTakenBack: as
+// TestEngineKaseyaBMS_endedContractExtendedAndMappedAgain, but the first
+// pass after cust-b was mapped again is one for cust-a, which writes
+// nothing of cust-b's: the record set apart goes back among the records,
+// its ledger entry still in force, and the next pass over all customers
+// posts the line again.
+func TestEngineKaseyaBMS_endedRecordTakenBack(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	h.pol.MaxDecreasePercent = 0
+	rows := []string{"cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,MDR,2"}
+	h.syncAt(etNow, rows...)
+	rec := h.contractB + "/" + h.svcMDR
+	cmB, _ := h.doc.Customer("file", "cust-b")
+	h.doc.DeleteCustomer("file", "cust-b")
+	h.syncAt(etNow, rows...)
+	h.setByHand(h.contractB, h.svcMDR, 0)
+	h.setContractEnd(h.contractB, time.Date(2026, time.October, 31, 0, 0, 0, 0, time.UTC))
+	day := etNow.Add(25 * time.Hour)
+	h.syncAt(day, rows...)
+	if got, ended := h.listedRecords(), h.endedRecords(); got != "" || ended != rec {
+		t.Fatalf("records once the contract ended: %q, set apart %q; want none, set apart %q", got, ended, rec)
+	}
+
+	h.setContractEnd(h.contractB, time.Date(2027, time.December, 31, 0, 0, 0, 0, time.UTC))
+	h.doc.PutCustomer(cmB)
+	next := day.Add(25 * time.Hour)
+	h.writeUsage(rows...)
+	if _, err := h.engineAt(next, &h.terms).Sync(t.Context(), h.doc, PassOptions{Customer: "cust-a"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, ended := h.listedRecords(), h.endedRecords(); got != rec || ended != "" {
+		t.Errorf("records after a pass for cust-a: %q, set apart %q; want %q back among the records", got, ended, rec)
+	}
+	h.wantUnits(h.contractB, h.svcMDR, 0)
+	res := h.syncAt(next.Add(time.Hour), rows...)
+	if c := sysFindChangeOf(res.Plan, "cust-b", h.svcMDR); c == nil || c.Action != ActionUpdate || !strings.Contains(c.Reason, "posted again at 2 units") {
+		t.Errorf("pass over all customers: cust-b's MDR change = %+v, want posted again", c)
+	}
+	h.wantUnits(h.contractB, h.svcMDR, 2)
+	if got, ended := h.listedRecords(), h.endedRecords(); got != "" || ended != "" {
+		t.Errorf("records once the line was posted again: %q, set apart %q; want none", got, ended)
+	}
+}
+
 // TestEngineKaseyaBMS_clearRetriedWithoutNoteKeepsDoubtNote: a clear of an
 // orphaned line recorded, then answered 500 with the line still listed; the
 // operator sends it again without the note, later. The clear's record kept
