@@ -14,8 +14,9 @@ import (
 const snapshotLinesDoubted = "lines_doubted"
 
 // snapshotLinesDoubtedEnded holds the records of lines listed as orphaned
-// that doubtListed dropped when their contract ended ([]DoubtedLine), kept
-// apart until a customer mapping names the contract again.
+// that doubtListed set apart when their contract ended ([]DoubtedLine),
+// until a customer mapping names the contract again or the line is listed
+// again.
 const snapshotLinesDoubtedEnded = "lines_doubted_ended"
 
 // DoubtedLine records a line that, as an operator said, may no longer
