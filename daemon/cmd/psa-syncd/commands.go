@@ -499,6 +499,9 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 		"shell often cannot read: systemd credentials, a Secret mounted in a pod) and needs the\n"+
 		"API token.")
 	cf.register(fs)
+	// Without -web.url, the TLS flags are for the read of the export from
+	// the daemon on this machine.
+	rf.local = true
 	rf.register(fs)
 	fs.BoolVar(&asJSON, "json", false, "Print the report as JSON: {\"ok\": bool, \"items\": [{\"result\": \"ok\"|\"fail\"|\"note\", \"item\", \"detail\", \"notes\"}]}.")
 	fs.StringVar(&webConfigFile, "web.config.file", "", "The web configuration `file` run is given (its -web.config.file): check that run\ncan use it and list its certificate files with their expiry, as check -web.url does for\nthe running daemon. Without -web.url only: the running daemon checks its own.")
@@ -549,7 +552,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 			fmt.Fprintf(w, "FAIL config %s: %v\n", cf.configFile, err)
 			items = []daemon.CheckItem{{Result: daemon.CheckFail, Item: "config", Detail: fmt.Sprintf("%s: %v", cf.configFile, err)}}
 		} else {
-			items = runChecks(ctx, cfg, cf.configFile, nil, logger, w)
+			items = runChecks(ctx, cfg, cf.configFile, nil, rf.tls, logger, w)
 			items = append(items, daemon.CheckTLS(webConfigFile, cfg, time.Now(), w)...)
 		}
 	}
@@ -574,7 +577,7 @@ func checkExit(ok bool) int {
 // /api/v1/check), logging to logger.
 func checker(configFile string, logger *slog.Logger) func(context.Context, *daemon.Config, func() ([]byte, error), io.Writer) []daemon.CheckItem {
 	return func(ctx context.Context, cfg *daemon.Config, stored func() ([]byte, error), w io.Writer) []daemon.CheckItem {
-		return runChecks(ctx, cfg, configFile, stored, logger, w)
+		return runChecks(ctx, cfg, configFile, stored, remoteTLS{}, logger, w)
 	}
 }
 
@@ -582,8 +585,9 @@ func checker(configFile string, logger *slog.Logger) func(context.Context, *daem
 // writing a line per test to w, and returns the report's items (see
 // daemon.CheckPassed). stored, when not nil, reads the export of
 // export_url: self: the daemon running the tests holds the state database
-// that stores it.
-func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, stored func() ([]byte, error), logger *slog.Logger, w io.Writer) []daemon.CheckItem {
+// that stores it; else local are the TLS files with which to read it from
+// the daemon on this machine that holds it (see readExportData).
+func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, stored func() ([]byte, error), local remoteTLS, logger *slog.Logger, w io.Writer) []daemon.CheckItem {
 	hc := &http.Client{Timeout: 60 * time.Second}
 	var items []daemon.CheckItem
 	report := func(ok bool, what, detail string) {
@@ -663,7 +667,7 @@ func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, store
 	if be != nil && connected {
 		instance = be.Instance()
 	}
-	if doc, via, err := readExportFrom(ctx, cfg, instance, stored, logger); err != nil {
+	if doc, via, err := readExportFrom(ctx, cfg, instance, stored, local, logger); err != nil {
 		// The line names the item already: "FAIL mapping export: <store>: ...".
 		report(false, "mapping export", strings.TrimPrefix(err.Error(), "mapping export "))
 	} else if msg := sourceMismatch(cfg, doc); msg != "" {
@@ -810,18 +814,18 @@ func sourceMismatch(cfg *daemon.Config, doc *export.Document) string {
 // and checks it against the config and, when instance is not empty, the
 // PSA instance psa-syncd connects to. via says, when it is not empty,
 // where the export was read instead (", read through ...").
-func readExport(ctx context.Context, cfg *daemon.Config, instance string, logger *slog.Logger) (doc *export.Document, via string, err error) {
-	return readExportFrom(ctx, cfg, instance, nil, logger)
+func readExport(ctx context.Context, cfg *daemon.Config, instance string, local remoteTLS, logger *slog.Logger) (doc *export.Document, via string, err error) {
+	return readExportFrom(ctx, cfg, instance, nil, local, logger)
 }
 
 // readExportFrom is readExport in a running daemon, whose state database
 // stored reads (nil: open it).
-func readExportFrom(ctx context.Context, cfg *daemon.Config, instance string, stored func() ([]byte, error), logger *slog.Logger) (doc *export.Document, via string, err error) {
+func readExportFrom(ctx context.Context, cfg *daemon.Config, instance string, stored func() ([]byte, error), local remoteTLS, logger *slog.Logger) (doc *export.Document, via string, err error) {
 	var data []byte
 	if stored != nil && cfg.ExportStore() == daemon.StoreSelf {
 		data, err = stored()
 	} else {
-		data, via, err = readExportData(ctx, cfg, logger)
+		data, via, err = readExportData(ctx, cfg, local, logger)
 	}
 	if err != nil {
 		return nil, "", cfg.ExportError(err)
@@ -843,18 +847,21 @@ var openExportBackend = func(ctx context.Context, cfg *daemon.Config, hc *http.C
 // config names. With export_url: self the store is the state database;
 // while the daemon holds it locked, the export is read from the daemon's
 // API on this machine (GET /api/v1/export), which serves the same newest
-// stored version, and via says so.
-func readExportData(ctx context.Context, cfg *daemon.Config, logger *slog.Logger) (data []byte, via string, err error) {
+// stored version, and via says so; local are the TLS files of that read,
+// for a listener that serves TLS (check's and validate's -web.ca-file and
+// the like).
+func readExportData(ctx context.Context, cfg *daemon.Config, local remoteTLS, logger *slog.Logger) (data []byte, via string, err error) {
 	if cfg.ExportStore() == daemon.StoreSelf {
 		dbc := cfg.State.Database(cfg.StateDir)
 		dbc.Existing = true // only read from
 		db, err := state.OpenConfig(ctx, dbc)
 		if err != nil && strings.Contains(err.Error(), "is locked by another psa-syncd process") {
 			base := localDaemonURL(cfg)
-			data, ferr := fetchDaemonExport(ctx, base)
+			data, ferr := fetchDaemonExport(ctx, base, local)
 			if ferr != nil {
 				return nil, "", fmt.Errorf("%w, and its export could not be read from its API on this machine either: %w "+
-					"(with TLS or another address, read it with GET <its URL>%s)", err, ferr, export.ExportAPIPath)
+					"(a listener that serves TLS needs the -web.ca-file, -web.server-name, -web.cert-file and -web.key-file its clients do; "+
+					"at another address, read it with GET <its URL>%s)", err, ferr, export.ExportAPIPath)
 			}
 			return data, ", read through the running psa-syncd that holds it, at " + base + export.ExportAPIPath, nil
 		}
@@ -877,16 +884,28 @@ func cmdValidate(ctx context.Context, e *env, args []string) int {
 	var (
 		cf         commonFlags
 		exportFile string
+		local      remoteTLS
 	)
 	fs := newFlagSet(e, "validate", "Validate the config file and the mapping export it names. Errors name the file,\n"+
 		"the entry and the field. The exit code is 1 when either is invalid. Where only the running\n"+
 		"psa-syncd can read the config's secrets (systemd credentials, a Kubernetes Secret), run\n"+
 		"`psa-syncd check -web.url URL -web.token-file FILE`: the daemon validates its config file as\n"+
-		"a reload would read it, and the export, and tests its credentials.")
+		"a reload would read it, and the export, and tests its credentials. With export_url: self,\n"+
+		"while psa-syncd runs, the export is read from its API on this machine: -web.ca-file and the\n"+
+		"like are for a listener that serves TLS.")
 	cf.register(fs)
 	fs.StringVar(&exportFile, "export.file", "", "Validate this mapping export `file` instead of the export the config file names (export_url or export_path).")
+	local.registerFor(fs, localDaemon)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
+	}
+	if exportFile != "" && local.given() {
+		fmt.Fprintf(e.stderr, "psa-syncd: %s: for the export of export_url: self read from the psa-syncd on this machine; -export.file is read from the file\n", local.flags())
+		return 2
+	}
+	if _, err := local.transport(); err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
 	}
 	// The logger takes what the AWS SDK says while the S3 store is read,
 	// in -log.format like any other command's messages.
@@ -915,7 +934,7 @@ func cmdValidate(ctx context.Context, e *env, args []string) int {
 		}
 		cfg.ExportPath, cfg.ExportURL = exportFile, ""
 	}
-	doc, via, err := readExport(ctx, cfg, "", logger)
+	doc, via, err := readExport(ctx, cfg, "", local, logger)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 1

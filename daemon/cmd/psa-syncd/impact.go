@@ -28,7 +28,7 @@ import (
 // export that is in use now: from the store the configuration names (a
 // file, S3, or psa-syncd), like every other command.
 var loadCurrentExport = func(ctx context.Context, cfg *daemon.Config, logger *slog.Logger) (*export.Document, error) {
-	doc, _, err := readExport(ctx, cfg, "", logger)
+	doc, _, err := readExport(ctx, cfg, "", remoteTLS{}, logger)
 	return doc, err
 }
 

@@ -27,6 +27,9 @@ type remoteFlags struct {
 	url       string
 	tokenFile string
 	tls       remoteTLS
+	// local has the TLS flags apply without -web.url too, to the read of
+	// the export from localDaemon (check).
+	local bool
 	// fs is the command's flag set, to tell which flags were given.
 	fs *flag.FlagSet
 }
@@ -37,7 +40,11 @@ func (r *remoteFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.tokenFile, "web.token-file", "", "The `file` holding the API token for -web.url (web.api_token); default: the PSA_SYNCD_API_TOKEN environment variable.\n"+
 		"What changes anything needs it, and so does every request to a listener with basic_auth_users, where -web.url\n"+
 		"names the user (http://user@127.0.0.1:9810) and the token is that user's password.")
-	r.tls.register(fs)
+	if r.local {
+		r.tls.registerFor(fs, "an https:// -web.url (without it:\n"+strings.Replace(localDaemon, "\n", " ", 1)+")")
+	} else {
+		r.tls.register(fs)
+	}
 }
 
 // client returns the API client for -web.url, or nil when it is not set.
@@ -50,10 +57,13 @@ func (r *remoteFlags) client(e *env) (*apiClient, error) {
 			// itself, and the token would be ignored.
 			return nil, errors.New("-web.token-file needs -web.url: the token is for a running psa-syncd's API")
 		}
-		if r.tls.given() {
+		if r.tls.given() && !r.local {
 			return nil, fmt.Errorf("%s needs -web.url: the files are for the TLS of a running psa-syncd's API", r.tls.flags())
 		}
-		return nil, nil
+		// Files that cannot be used are a usage error now, not only
+		// when the export is read from the daemon.
+		_, err := r.tls.transport()
+		return nil, err
 	}
 	u, err := url.Parse(r.url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -148,6 +158,9 @@ type apiClient struct {
 	// transport is built from them, or nil for Go's default.
 	tls       remoteTLS
 	transport *http.Transport
+	// local is set for the daemon on this machine whose URL it recorded
+	// (or its web.listen_address), not one of -web.url.
+	local bool
 }
 
 // httpClient returns the client of the requests to the daemon, waiting up
@@ -318,15 +331,23 @@ func localDaemonURL(cfg *daemon.Config) string {
 }
 
 // fetchDaemonExport reads the mapping export in use from the daemon at
-// base (GET /api/v1/export, which needs no token).
-func fetchDaemonExport(ctx context.Context, base string) ([]byte, error) {
+// base (GET /api/v1/export, which needs no token), on this machine, with
+// the TLS files of local when it serves TLS.
+func fetchDaemonExport(ctx context.Context, base string, local remoteTLS) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+export.ExportAPIPath, nil)
 	if err != nil {
 		return nil, err
 	}
-	// On this machine, at the URL from its listen address: plain HTTP,
-	// no -web.ca-file.
-	resp, err := (&apiClient{base: base}).do(req, answerTimeout)
+	if req.URL.Scheme != "https" && local.given() {
+		// Ignored over plain HTTP, the files would hide that the command
+		// reads another daemon than the one they were given for.
+		return nil, fmt.Errorf("%s: for a psa-syncd that serves TLS; the one at %s is plain HTTP", local.flags(), withoutPassword(base))
+	}
+	transport, err := local.transport()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&apiClient{base: base, tls: local, transport: transport, local: true}).do(req, answerTimeout)
 	if err != nil {
 		return nil, err
 	}

@@ -29,13 +29,24 @@ type remoteTLS struct {
 }
 
 func (r *remoteTLS) register(fs *flag.FlagSet) {
-	fs.StringVar(&r.caFile, "web.ca-file", "", "A PEM `file` of the CA certificates to check the certificate of an https:// -web.url against, as\n"+
+	r.registerFor(fs, "an https:// -web.url")
+}
+
+// localDaemon is what validate's TLS flags, and check's without
+// -web.url, are for: the daemon on this machine that holds the SQLite
+// state database of export_url: self, whose API they read the export from.
+const localDaemon = "the psa-syncd on this machine that\nholds the export of export_url: self"
+
+// registerFor registers r's flags for the TLS towards daemon, as the help
+// text names it.
+func (r *remoteTLS) registerFor(fs *flag.FlagSet, daemon string) {
+	fs.StringVar(&r.caFile, "web.ca-file", "", "A PEM `file` of the CA certificates to check the certificate of "+daemon+" against, as\n"+
 		"state.advertise_ca_file does for a standby; default: the system's CA roots (or SSL_CERT_FILE).")
-	fs.StringVar(&r.certFile, "web.cert-file", "", "A PEM `file` of the client certificate to present to an https:// -web.url whose web config file\n"+
+	fs.StringVar(&r.certFile, "web.cert-file", "", "A PEM `file` of the client certificate to present to "+daemon+" whose web config file\n"+
 		"has a client_auth_type that asks for one (RequireAndVerifyClientCert): one its client_ca_file trusts,\n"+
 		"for client authentication; with -web.key-file.")
 	fs.StringVar(&r.keyFile, "web.key-file", "", "A PEM `file` of the private key of -web.cert-file.")
-	fs.StringVar(&r.serverName, "web.server-name", "", "The `name` the certificate of an https:// -web.url must hold, instead of its host: for\n"+
+	fs.StringVar(&r.serverName, "web.server-name", "", "The `name` the certificate of "+daemon+" must hold, instead of its host: for\n"+
 		"https://127.0.0.1:9810 in a pod (kubectl exec) whose certificate holds DNS names only.")
 }
 
@@ -122,11 +133,17 @@ func readRemoteTLSFile(name, path string) ([]byte, error) {
 // another error. Go's messages ("x509: certificate signed by unknown
 // authority") name neither the file nor the flag. The words are those of
 // a standby refusing the active instance's (daemon/active_transport.go).
-func (r remoteTLS) certificateRefused(err error) string {
+// local says the URL is the one the daemon on this machine recorded, not
+// -web.url.
+func (r remoteTLS) certificateRefused(err error, local bool) string {
 	var host x509.HostnameError
 	var authority x509.UnknownAuthorityError
 	switch {
 	case errors.As(err, &host):
+		if local {
+			return fmt.Sprintf("the daemon's certificate does not hold %s, the host of the URL it recorded: give -web.server-name a name it holds "+
+				"(e.g. the name its clients use)", host.Host)
+		}
 		return fmt.Sprintf("the daemon's certificate does not hold %s, the host of -web.url: give -web.server-name a name it holds "+
 			"(e.g. the name its clients use), or a -web.url with such a host", host.Host)
 	case errors.As(err, &authority):
@@ -150,7 +167,7 @@ func (r remoteTLS) certificateRefused(err error) string {
 // alert, refused asks again on a connection of its own (askAgain), through
 // the proxy of the requests where they go through one.
 func (c *apiClient) refused(req *http.Request, err error) string {
-	if msg := c.tls.certificateRefused(err); msg != "" {
+	if msg := c.tls.certificateRefused(err, c.local); msg != "" {
 		return msg
 	}
 	alert, ok := tlsclient.Alert(err)

@@ -210,3 +210,83 @@ func TestAPIClient_refusedAsksAgainThroughProxy(t *testing.T) {
 		t.Errorf("refused through an https:// proxy says %q after %d CONNECTs; want \"\", not asked", msg, proxy.Connects())
 	}
 }
+
+// TestRun_checkAndValidateReadTheExportOverTLS: with export_url: self and
+// the SQLite state database held by a psa-syncd whose listener serves TLS
+// and requires client certificates, check and validate without -web.url
+// read the export from it at the https:// URL it recorded, with
+// -web.ca-file, -web.server-name, -web.cert-file and -web.key-file; before,
+// they read it over plain HTTP only, and had no such flags. Without the
+// flags they fail saying which to give.
+func TestRun_checkAndValidateReadTheExportOverTLS(t *testing.T) {
+	t.Parallel()
+	cfg, tokenFile, _, _ := ticketsSetupToken(t)
+	dir := filepath.Dir(cfg)
+	exp := must(os.ReadFile(filepath.Join(dir, "mappings.json")))
+	conf := string(must(os.ReadFile(cfg)))
+	selfStore := strings.Replace(conf, "export_path: mappings.json", "export_url: self", 1)
+	if selfStore == conf {
+		t.Fatalf("ticketsSetup's config changed:\n%s", conf)
+	}
+	writeFile(t, cfg, selfStore)
+	certs := t.TempDir()
+	ca := newTestCA(t, certs, "cluster-ca")
+	ca.issue(t, certs, "server", x509.ExtKeyUsageServerAuth, "psa-syncd")
+	clientCert, clientKey := ca.issue(t, certs, "client", x509.ExtKeyUsageClientAuth, "psa-syncd")
+	web := filepath.Join(certs, "web-config.yml")
+	writeFile(t, web, "tls_server_config:\n  cert_file: server.pem\n  key_file: server-key.pem\n"+
+		"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: cluster-ca.pem\n")
+	base := "https://" + strings.TrimPrefix(startDaemonEnv(t, cfg, nil, "-web.config.file", web), "http://")
+
+	mtls := []string{"-web.ca-file", ca.file, "-web.server-name", "psa-syncd", "-web.cert-file", clientCert, "-web.key-file", clientKey}
+	transport, err := (remoteTLS{caFile: ca.file, serverName: "psa-syncd", certFile: clientCert, keyFile: clientKey}).transport()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := must(http.NewRequestWithContext(t.Context(), http.MethodPut, base+"/api/v1/export", strings.NewReader(string(exp))))
+	req.Header.Set("Authorization", "Bearer test-token")
+	req.Header.Set("If-None-Match", "*")
+	resp, err := (&http.Client{Transport: transport}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT /api/v1/export: %s", resp.Status)
+	}
+	_ = tokenFile // the export's read needs no token
+
+	from := "psa-syncd's state database (export_url: self), read through the running psa-syncd that holds it, at " + base + "/api/v1/export"
+	code, stdout, stderr := runCmd(t, append([]string{"validate", "-config.file", cfg}, mtls...)...)
+	if code != 0 || !strings.Contains(stdout, "mapping export "+from+": valid (revision") {
+		t.Errorf("validate with the TLS flags: exit %d\nstdout: %s\nstderr: %s\nwant the export read from the daemon over TLS", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCmd(t, append([]string{"check", "-config.file", cfg}, mtls...)...)
+	if code != 0 || !strings.Contains(stdout, "ok   mapping export: "+from+"\n") {
+		t.Errorf("check with the TLS flags: exit %d\nstdout: %s\nstderr: %s\nwant the export read from the daemon over TLS", code, stdout, stderr)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		code  int
+		want  string
+	}{
+		{"no flags", nil, 1, "the daemon's certificate does not hold 127.0.0.1, the host of the URL it recorded: give -web.server-name a name it holds"},
+		{"no CA", mtls[2:4], 1, "the daemon's certificate is signed by a CA not among the system's CA roots (or SSL_CERT_FILE): give that CA's certificate in -web.ca-file"},
+		{"no client certificate", mtls[:4], 1, "this command presents none: give one that its client_ca_file trusts in -web.cert-file and -web.key-file"},
+		{"missing CA file", []string{"-web.ca-file", filepath.Join(certs, "missing.pem")}, 2, "-web.ca-file: open " + filepath.Join(certs, "missing.pem")},
+	} {
+		for _, command := range []string{"validate", "check"} {
+			code, stdout, stderr := runCmd(t, append([]string{command, "-config.file", cfg}, tc.flags...)...)
+			if code != tc.code || !strings.Contains(stdout+stderr, tc.want) {
+				t.Errorf("%s: %s %v: exit %d\nstdout: %s\nstderr: %s\nwant %d and %q", tc.name, command, tc.flags, code, stdout, stderr, tc.code, tc.want)
+			}
+		}
+	}
+	// validate -export.file reads a file: the flags would be ignored.
+	if code, _, stderr := runCmd(t, append([]string{"validate", "-config.file", cfg, "-export.file", filepath.Join(dir, "mappings.json")}, mtls...)...); code != 2 ||
+		!strings.Contains(stderr, "-export.file is read from the file") {
+		t.Errorf("validate -export.file with the TLS flags: exit %d, stderr %q; want a usage error", code, stderr)
+	}
+}
