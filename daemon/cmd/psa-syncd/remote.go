@@ -287,6 +287,10 @@ func lockedHint(cfg *daemon.Config, command string, err error) string {
 	if daemon.RecordedURL(cfg) != "" {
 		where = "URL: where it listens, as it recorded in " + filepath.Join(cfg.StateDir, daemon.URLFileName)
 	}
+	if flags, note := localTLSHint(cfg); flags != "" {
+		web += " " + flags
+		where += "; " + note
+	}
 	token, tokenNote := "-web.token-file FILE", "token: FILE holds its web.api_token, or set PSA_SYNCD_API_TOKEN instead of the flag"
 	if cfg != nil && cfg.Web.APITokenFile != "" {
 		token, tokenNote = "-web.token-file "+cfg.Web.APITokenFile, "token: its web.api_token_file, or set PSA_SYNCD_API_TOKEN instead of the flag"
@@ -316,9 +320,9 @@ func lockedHint(cfg *daemon.Config, command string, err error) string {
 // reaches the daemon of cfg: the one that psa-syncd run recorded in the
 // state directory while it holds an SQLite state database (see
 // daemon.URLFileName), else one from its web.listen_address, with a
-// loopback address for one that listens on every interface, over plain
-// HTTP (a daemon whose -web.config.file serves TLS is reached with
-// https://).
+// loopback address for one that listens on every interface, https://
+// when the state section names the files of a standby's TLS (see
+// localServesTLS), else plain HTTP.
 func localDaemonURL(cfg *daemon.Config) string {
 	if u := daemon.RecordedURL(cfg); u != "" {
 		return u
@@ -327,7 +331,68 @@ func localDaemonURL(cfg *daemon.Config) string {
 	if cfg != nil && cfg.Web.ListenAddress != "" {
 		addr = cfg.Web.ListenAddress
 	}
-	return daemon.LocalURL(addr, false)
+	return daemon.LocalURL(addr, localServesTLS(cfg))
+}
+
+// localServesTLS says whether the listener of the daemon of cfg on this
+// machine serves TLS: as the URL it recorded says, or, with none, as the
+// state section's advertise_* settings, which are for the TLS of the
+// instances' listeners, say. The command cannot read the daemon's
+// -web.config.file: it is not in the config.
+func localServesTLS(cfg *daemon.Config) bool {
+	if u := daemon.RecordedURL(cfg); u != "" {
+		return strings.HasPrefix(u, "https://")
+	}
+	if cfg == nil {
+		return false
+	}
+	s := cfg.State
+	return s.AdvertiseCAFile != "" || s.AdvertiseClientCertFile != "" || strings.HasPrefix(s.AdvertiseURL, "https://")
+}
+
+// localTLSHint returns the TLS flags of a command line that reaches the
+// daemon of cfg on this machine (localDaemonURL), with a note on them, or
+// "" when its listener serves plain HTTP. The files a standby uses
+// towards the active instance (state.advertise_ca_file,
+// advertise_client_cert_file and _key_file) serve a command too: the same
+// CA signs the instances' certificates, and their client_ca_file trusts
+// the standby's. Where the state section names none, FILE and NAME stand
+// for them.
+func localTLSHint(cfg *daemon.Config) (flags, note string) {
+	if !localServesTLS(cfg) {
+		return "", ""
+	}
+	s := cfg.State
+	ca, name := "FILE", "NAME"
+	if s.AdvertiseCAFile != "" {
+		ca = s.AdvertiseCAFile
+	}
+	// The certificate holds the advertised host (psa-syncd warns when it
+	// does not), which need not be the loopback address of the URL.
+	host := s.AdvertiseHost
+	if u, err := url.Parse(s.AdvertiseURL); host == "" && s.AdvertiseURL != "" && err == nil {
+		host = u.Hostname()
+	}
+	if host != "" {
+		name = host
+	}
+	flags = "-web.ca-file " + ca + " -web.server-name " + name
+	if s.AdvertiseClientCertFile != "" {
+		flags += " -web.cert-file " + s.AdvertiseClientCertFile + " -web.key-file " + s.AdvertiseClientKeyFile
+	}
+	var notes []string
+	if ca == "FILE" {
+		notes = append(notes, "-web.ca-file: the CA of its certificate (left out: the system's roots)")
+	}
+	if name == "NAME" {
+		notes = append(notes, "-web.server-name: a name its certificate holds (left out where it holds the URL's host)")
+	}
+	if s.AdvertiseClientCertFile == "" {
+		notes = append(notes, "-web.cert-file FILE and -web.key-file FILE too where its client_auth_type asks for a client certificate")
+	} else {
+		notes = append(notes, "the files are its state section's advertise_* files, as a standby uses them")
+	}
+	return flags, "TLS: " + strings.Join(notes, "; ")
 }
 
 // fetchDaemonExport reads the mapping export in use from the daemon at

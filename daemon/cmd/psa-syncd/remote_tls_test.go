@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"net/http"
@@ -18,9 +19,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/psa-sync/terraform-provider-psa/internal/tlsclient/tlsclienttest"
 	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/internal/tlsclient/tlsclienttest"
 )
 
 // testCA is a CA that signs the certificates of a test.
@@ -284,9 +287,69 @@ func TestRun_checkAndValidateReadTheExportOverTLS(t *testing.T) {
 			}
 		}
 	}
+	// A command that finds the database locked names the TLS flags in
+	// its example command line, FILE and NAME standing for what the
+	// state section does not name; filled in, it gets through.
+	code, _, stderr = runCmd(t, "status", "-config.file", cfg)
+	m := hintExample.FindStringSubmatch(stderr)
+	if code != 1 || m == nil || !strings.Contains(m[1], "-web.url "+base+" -web.ca-file FILE -web.server-name NAME") ||
+		!strings.Contains(stderr, "-web.cert-file FILE and -web.key-file FILE too where its client_auth_type asks for a client certificate") {
+		t.Errorf("status on the locked database: exit %d, stderr %q; want an example with the TLS flags", code, stderr)
+	} else {
+		example := strings.Fields(strings.NewReplacer("FILE", ca.file, "NAME", "psa-syncd").Replace(m[1]))
+		if code, stdout, stderr := runCmd(t, append(example, "-web.cert-file", clientCert, "-web.key-file", clientKey)...); code != 0 {
+			t.Errorf("%v, as the hint suggests: exit %d\nstdout: %s\nstderr: %s", example, code, stdout, stderr)
+		}
+	}
+
 	// validate -export.file reads a file: the flags would be ignored.
 	if code, _, stderr := runCmd(t, append([]string{"validate", "-config.file", cfg, "-export.file", filepath.Join(dir, "mappings.json")}, mtls...)...); code != 2 ||
 		!strings.Contains(stderr, "-export.file is read from the file") {
 		t.Errorf("validate -export.file with the TLS flags: exit %d, stderr %q; want a usage error", code, stderr)
+	}
+}
+
+// TestLockedHint_namesTheTLSFlags: where the daemon holding the database
+// serves TLS, as the URL it recorded says, or, with none, as the state
+// section's advertise_* files say, the hint's example command line has
+// the TLS flags: with the files a standby uses, which serve a command on
+// the same machine too, and the advertised host as the server name; FILE
+// and NAME where the state section names none.
+func TestLockedHint_namesTheTLSFlags(t *testing.T) {
+	t.Parallel()
+	locked := errors.New(`state: state database "/var/lib/psa-syncd/psa-syncd.db" is locked by another psa-syncd process`)
+	recorded := t.TempDir()
+	writeFile(t, filepath.Join(recorded, daemon.URLFileName), "https://127.0.0.1:9810\n")
+	advertised := daemon.StateConfig{
+		Driver: state.DriverSQLite, AdvertiseHost: "psa-syncd-0.psa-syncd-peers.psa-sync.svc", AdvertiseCAFile: "/etc/psa-syncd/tls/ca.crt",
+		AdvertiseClientCertFile: "/etc/psa-syncd/tls/tls.crt", AdvertiseClientKeyFile: "/etc/psa-syncd/tls/tls.key",
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  *daemon.Config
+		want []string
+	}{
+		{"recorded https, no advertise files", &daemon.Config{StateDir: recorded, State: daemon.StateConfig{Driver: state.DriverSQLite}},
+			[]string{"`psa-syncd status -web.url https://127.0.0.1:9810 -web.ca-file FILE -web.server-name NAME`",
+				"-web.ca-file: the CA of its certificate", "-web.server-name: a name its certificate holds",
+				"-web.cert-file FILE and -web.key-file FILE too where its client_auth_type asks for a client certificate"}},
+		{"recorded https, advertise files", &daemon.Config{StateDir: recorded, State: advertised},
+			[]string{"`psa-syncd status -web.url https://127.0.0.1:9810 -web.ca-file /etc/psa-syncd/tls/ca.crt -web.server-name psa-syncd-0.psa-syncd-peers.psa-sync.svc " +
+				"-web.cert-file /etc/psa-syncd/tls/tls.crt -web.key-file /etc/psa-syncd/tls/tls.key`", "its state section's advertise_* files"}},
+		{"nothing recorded, advertise files", &daemon.Config{StateDir: t.TempDir(), State: advertised, Web: daemon.WebConfig{ListenAddress: ":9443"}},
+			[]string{"`psa-syncd status -web.url https://127.0.0.1:9443 -web.ca-file /etc/psa-syncd/tls/ca.crt"}},
+	} {
+		hint := lockedHint(tc.cfg, "status", locked)
+		for _, want := range tc.want {
+			if !strings.Contains(hint, want) {
+				t.Errorf("%s: lockedHint = %q, want %q in it", tc.name, hint, want)
+			}
+		}
+	}
+	// Plain HTTP recorded: no TLS flags, which -web.url http:// refuses.
+	plain := t.TempDir()
+	writeFile(t, filepath.Join(plain, daemon.URLFileName), "http://127.0.0.1:9810\n")
+	if hint := lockedHint(&daemon.Config{StateDir: plain, State: advertised}, "status", locked); strings.Contains(hint, "-web.ca-file") {
+		t.Errorf("lockedHint for a plain HTTP listener = %q, want no TLS flags", hint)
 	}
 }
