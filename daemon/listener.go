@@ -81,8 +81,11 @@ func validateWebConfig(path string) error {
 // checkBasicAuthUsers refuses a basic_auth_users value that is not a
 // bcrypt hash, naming its user and none of the value. exporter-toolkit
 // returns bcrypt's error as it is, which names no user: for a short value
-// (a password) only "hashedSecret too short". A file that does not parse is
-// left to web.Validate, whose error says where.
+// (a password) only "hashedSecret too short". It refuses a user name with a
+// ':' too, quoting it up to the ':' only: no basic-auth user name holds one
+// (the credentials are user:password), so it is most often written as
+// "user:password". A file that does not parse is left to web.Validate,
+// whose error says where.
 func checkBasicAuthUsers(data []byte) error {
 	var cfg struct {
 		Users map[string]string `yaml:"basic_auth_users"`
@@ -91,6 +94,10 @@ func checkBasicAuthUsers(data []byte) error {
 		return nil //nolint:nilerr // web.Validate's error says where the file does not parse
 	}
 	for _, user := range slices.Sorted(maps.Keys(cfg.Users)) {
+		if name, _, ok := strings.Cut(user, ":"); ok {
+			return fmt.Errorf("basic_auth_users: the user %q holds a ':', which no basic-auth user name can (what follows it is not shown: "+
+				"is it written as user:password?): give the user alone, with the bcrypt hash of its password as the value", name+":...")
+		}
 		if _, err := bcrypt.Cost([]byte(cfg.Users[user])); err != nil {
 			return fmt.Errorf("basic_auth_users: the value of user %q is not a bcrypt hash (60 characters, starting with $2a$, $2b$ or $2y$): "+
 				"give the hash of the password, not the password", user)
@@ -140,6 +147,10 @@ type webConfigGuard struct {
 	once   sync.Once
 	mu     sync.Mutex
 	over   bool // the file was over the cap when last checked
+	// checked is the content whose basic_auth_users were last checked,
+	// and usersErr what was wrong with them ("": nothing).
+	checked  []byte
+	usersErr string
 }
 
 // Accept returns the next connection while the web config file is under
@@ -163,13 +174,18 @@ func (g *webConfigGuard) Accept() (net.Conn, error) {
 }
 
 // tooLarge reports whether the web config file is over the cap, logging
-// when that starts and ends.
+// when that starts and ends. It checks the basic_auth_users of a content it
+// has not checked yet (checkUsers).
 func (g *webConfigGuard) tooLarge() bool {
-	_, err := g.d.webConfig.read(g.d.webConfigFile)
+	data, err := g.d.webConfig.read(g.d.webConfigFile)
 	var tl *sizecap.TooLargeError
 	over := errors.As(err, &tl)
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if err == nil && !bytes.Equal(data, g.checked) {
+		g.checked = data
+		g.checkUsers(data)
+	}
 	if over != g.over {
 		g.over = over
 		if over {
@@ -180,6 +196,30 @@ func (g *webConfigGuard) tooLarge() bool {
 		}
 	}
 	return over
+}
+
+// checkUsers logs, once for each change, that the basic_auth_users of
+// data, the web config file changed while psa-syncd runs, cannot be used,
+// naming the user and never the value, and logs their return. Started with
+// such a file, psa-syncd refuses to start (validateWebConfig); changed to
+// one while it runs, exporter-toolkit, which reads the file for every
+// request, answers that user's requests 401 and logs nothing. Called with
+// g.mu held.
+func (g *webConfigGuard) checkUsers(data []byte) {
+	msg := ""
+	if err := checkBasicAuthUsers(data); err != nil {
+		msg = err.Error()
+	}
+	if msg == g.usersErr {
+		return
+	}
+	if msg != "" {
+		g.d.logger.Error("Web config file changed: its basic_auth_users cannot be used; the listener refuses that user's requests (401) until it is fixed",
+			"file", g.d.webConfigFile, "err", msg)
+	} else {
+		g.d.logger.Info("Web config file changed: its basic_auth_users can be used again", "file", g.d.webConfigFile)
+	}
+	g.usersErr = msg
 }
 
 // webConfigGuardHandler answers 500 instead of the handler that reads the

@@ -19,6 +19,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -401,6 +402,83 @@ func TestWebConfig_plainValueNamesUser(t *testing.T) {
 	items := CheckTLS(p, &Config{}, time.Now(), &out)
 	if len(items) == 0 || items[0].Result != CheckFail || !strings.Contains(items[0].Detail, want) || strings.Contains(out.String(), password[:3]) {
 		t.Errorf("CheckTLS: %+v\n%s\nwant a failed web config item containing %q, without any of the password", items, out.String(), want)
+	}
+}
+
+// TestWebConfig_userWithColonQuotedUpToIt: a basic_auth_users key written
+// as "user:password" cannot be a basic-auth user (the credentials are
+// user:password): refused at start and by check, quoted up to the ':'
+// only; before, it was accepted, and check's error for its value quoted
+// the key whole.
+func TestWebConfig_userWithColonQuotedUpToIt(t *testing.T) {
+	t.Parallel()
+	const password = "Pw9CANARY"
+	p := filepath.Join(t.TempDir(), "web.yml")
+	dtWrite(t, p, "basic_auth_users:\n  automation:"+password+": "+bcryptHash(t, "automation-password")+"\n")
+	const want = `basic_auth_users: the user "automation:..." holds a ':', which no basic-auth user name can`
+	_, err := New(&Config{}, "", Options{WebConfigFile: p})
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), password[:3]) {
+		t.Errorf("New with a user named user:password: %v; want an error containing %q, without any of the password", err, want)
+	}
+	var out bytes.Buffer
+	items := CheckTLS(p, &Config{}, time.Now(), &out)
+	if len(items) == 0 || items[0].Result != CheckFail || !strings.Contains(items[0].Detail, want) || strings.Contains(out.String(), password[:3]) {
+		t.Errorf("CheckTLS: %+v\n%s\nwant a failed web config item containing %q, without any of the password", items, out.String(), want)
+	}
+}
+
+// TestDaemon_Run_basicAuthUsersChangedWhileRunning: exporter-toolkit reads
+// basic_auth_users for every request without checking them: changed while
+// psa-syncd runs to a password in place of a user's bcrypt hash, that
+// user's requests are refused (401) and nothing said why. psa-syncd logs
+// it once, naming the user and none of the value, however many requests
+// follow, and logs the fix; the other users are served all along.
+func TestDaemon_Run_basicAuthUsersChangedWhileRunning(t *testing.T) {
+	t.Parallel()
+	const password = "Pw9CANARY"
+	dir := t.TempDir()
+	webFile := filepath.Join(dir, "web-config.yml")
+	ops := "  ops: " + bcryptHash(t, "ops-password") + "\n"
+	good := "basic_auth_users:\n" + ops + "  automation: " + bcryptHash(t, password) + "\n"
+	dtWrite(t, webFile, good)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	e := dtSetup(t, dtOptions{token: "secret-token", daemonOpts: Options{Listener: ln, WatchInterval: time.Hour, WebConfigFile: webFile,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- e.d.Run(ctx) }()
+	client := &http.Client{Timeout: 10 * time.Second}
+	get := func(user, password string) int {
+		code, err := ltDo(t, client, "http", ln.Addr().String(), http.MethodGet, "/-/healthy", basicAuth(user, password))
+		if err != nil {
+			t.Errorf("GET /-/healthy as %s: %v", user, err)
+		}
+		return code
+	}
+	var codes []int
+	codes = append(codes, get("automation", password))
+	dtWrite(t, webFile, "basic_auth_users:\n"+ops+"  automation: "+password+"\n")
+	codes = append(codes, get("ops", "ops-password"), get("automation", password), get("ops", "ops-password"))
+	dtWrite(t, webFile, good)
+	codes = append(codes, get("automation", password))
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run returned %v after cancel, want nil", err)
+	}
+	if want := []int{200, 200, 401, 200, 200}; !slices.Equal(codes, want) {
+		t.Errorf("answers %v, want %v", codes, want)
+	}
+	const broken = `basic_auth_users: the value of user \"automation\" is not a bcrypt hash`
+	if n := strings.Count(logs.String(), "its basic_auth_users cannot be used"); n != 1 || !strings.Contains(logs.String(), broken) ||
+		strings.Contains(logs.String(), password[:3]) {
+		t.Errorf("logs:\n%s\nwant one error naming the user (%s), without any of the value", logs.String(), broken)
+	}
+	if n := strings.Count(logs.String(), "its basic_auth_users can be used again"); n != 1 {
+		t.Errorf("logs:\n%s\nwant the fix logged once", logs.String())
 	}
 }
 
