@@ -287,9 +287,9 @@ func (a *activeTransports) refused(ctx context.Context, target string, err error
 
 // askAgain returns the TLS alert with which the active instance at target
 // refuses a new connection of this standby, if it does. Where the
-// transport's requests go through an http:// proxy (HTTPS_PROXY), it asks
-// through a tunnel of that proxy (CONNECT), as they do; through an
-// https:// or SOCKS5 proxy it does not ask.
+// transport's requests go through an http:// or https:// proxy
+// (HTTPS_PROXY), it asks through a tunnel of that proxy (CONNECT), as they
+// do; through a SOCKS5 proxy it does not ask.
 func (a *activeTransports) askAgain(ctx context.Context, target string) (tls.AlertError, bool) {
 	u, err := url.Parse(target)
 	if err != nil || u.Scheme != "https" {

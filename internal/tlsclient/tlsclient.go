@@ -73,16 +73,16 @@ func Alert(err error) (tls.AlertError, bool) {
 // alert; this connection writes a probe's request (HEAD /-/healthy, which
 // needs no credentials) before it reads, and reads the alert sent before
 // it arrived. dial makes the connections; proxy (a transport's Proxy, nil
-// for none) chooses the proxy of u: through an http:// one it asks
-// through a tunnel (CONNECT, Tunnel), as the requests go; through an
-// https:// or SOCKS5 proxy it does not ask. ctx bounds it all.
+// for none) chooses the proxy of u: through an http:// or https:// one it
+// asks through a tunnel (CONNECT, Tunnel), as the requests go; through a
+// SOCKS5 proxy it does not ask. ctx bounds it all.
 func AskAgain(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error),
 	proxy func(*http.Request) (*url.URL, error), conf *tls.Config, u *url.URL,
 ) (tls.AlertError, bool) {
 	var through *url.URL
 	if proxy != nil {
 		var err error
-		if through, err = proxy(&http.Request{URL: u}); err != nil || through != nil && through.Scheme != "http" {
+		if through, err = proxy(&http.Request{URL: u}); err != nil || through != nil && through.Scheme != "http" && through.Scheme != "https" {
 			return 0, false
 		}
 	}
@@ -101,7 +101,7 @@ func AskAgain(ctx context.Context, dial func(ctx context.Context, network, addr 
 	var raw net.Conn
 	var err error
 	if through != nil {
-		raw, err = Tunnel(ctx, dial, through, addr)
+		raw, err = Tunnel(ctx, dial, through, addr, conf)
 	} else {
 		raw, err = dial(ctx, "tcp", addr)
 	}
@@ -123,14 +123,21 @@ func AskAgain(ctx context.Context, dial func(ctx context.Context, network, addr 
 	return Alert(err)
 }
 
-// Tunnel returns a connection to addr through the http:// proxy (CONNECT),
-// with the proxy's credentials of its URL, as net/http's transport opens
-// one for an https:// request; dial makes the connection to the proxy,
-// ctx bounds it.
-func Tunnel(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), proxy *url.URL, addr string) (net.Conn, error) {
+// Tunnel returns a connection to addr through the http:// or https://
+// proxy (CONNECT), with the proxy's credentials of its URL, as net/http's
+// transport opens one for an https:// request; dial makes the connection
+// to the proxy, ctx bounds it. With an https:// proxy the connection to it
+// is TLS with conf (nil: Go's defaults) and, where conf names none, the
+// proxy's host as the server name: net/http's transport uses its
+// TLSClientConfig for the proxy too.
+func Tunnel(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), proxy *url.URL, addr string, conf *tls.Config) (net.Conn, error) {
+	port := "80"
+	if proxy.Scheme == "https" {
+		port = "443"
+	}
 	proxyAddr := proxy.Host
 	if proxy.Port() == "" {
-		proxyAddr = net.JoinHostPort(proxy.Hostname(), "80")
+		proxyAddr = net.JoinHostPort(proxy.Hostname(), port)
 	}
 	raw, err := dial(ctx, "tcp", proxyAddr)
 	if err != nil {
@@ -138,6 +145,23 @@ func Tunnel(ctx context.Context, dial func(ctx context.Context, network, addr st
 	}
 	if deadline, ok := ctx.Deadline(); ok {
 		_ = raw.SetDeadline(deadline)
+	}
+	if proxy.Scheme == "https" {
+		c := &tls.Config{MinVersion: tls.VersionTLS12}
+		if conf != nil {
+			c = conf.Clone()
+		}
+		if c.ServerName == "" {
+			c.ServerName = proxy.Hostname()
+		}
+		// The CONNECT is HTTP/1.1's.
+		c.NextProtos = nil
+		tc := tls.Client(raw, c)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = raw.Close()
+			return nil, fmt.Errorf("proxy %s: %w", proxy.Redacted(), err)
+		}
+		raw = tc
 	}
 	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: addr}, Host: addr, Header: http.Header{}}
 	if proxy.User != nil {

@@ -1,6 +1,9 @@
 package tlsclient
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -8,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/internal/tlsclient/tlsclienttest"
 )
 
 // TestTunnel_refusedNamesTheProxyWithoutItsPassword: a proxy that refuses
@@ -27,7 +32,7 @@ func TestTunnel_refusedNamesTheProxyWithoutItsPassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxyURL.User = url.UserPassword("operator", "proxy-password")
-	conn, err := Tunnel(t.Context(), (&net.Dialer{}).DialContext, proxyURL, "psa-syncd:9810")
+	conn, err := Tunnel(t.Context(), (&net.Dialer{}).DialContext, proxyURL, "psa-syncd:9810", nil)
 	if err == nil {
 		_ = conn.Close()
 		t.Fatal("Tunnel through a proxy answering 407: no error")
@@ -55,5 +60,46 @@ func TestAlert_onlyARemoteAlert(t *testing.T) {
 	}
 	if a, ok := Alert(&url.Error{Op: "Get", URL: "https://psa-syncd", Err: &net.OpError{Op: "remote error", Err: AlertUnknownCA}}); !ok || a != AlertUnknownCA {
 		t.Errorf("Alert of a remote unknown-CA alert = %v, %v; want %v", a, ok, AlertUnknownCA)
+	}
+}
+
+// TestAskAgain_throughAnHTTPSProxy: where the requests go through an
+// https:// proxy (HTTPS_PROXY=https://...), AskAgain asks through a tunnel
+// of it as they do: TLS to the proxy with the same settings (net/http's
+// transport uses its TLSClientConfig for the proxy too), CONNECT with the
+// proxy's credentials, and reads the listener's refusal of a client
+// without a certificate. Before, it did not ask through an https:// proxy,
+// and a refused client certificate kept Go's bare message. A proxy whose
+// certificate those settings do not trust gets no CONNECT, and its TLS
+// error is no alert of the listener's.
+func TestAskAgain_throughAnHTTPSProxy(t *testing.T) {
+	t.Parallel()
+	listener := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	listener.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+	listener.StartTLS()
+	t.Cleanup(listener.Close)
+	u, err := url.Parse(listener.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := tlsclienttest.NewTLSProxy(t)
+	proxyURL := proxy.URL(t, "operator", "proxy-password")
+	roots := x509.NewCertPool()
+	roots.AddCert(proxy.Certificate()) // httptest's, the listener's too
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	alert, ok := AskAgain(t.Context(), (&net.Dialer{}).DialContext, http.ProxyURL(proxyURL), conf, u)
+	if !ok || alert != AlertCertificateRequired {
+		t.Errorf("AskAgain through an https:// proxy = %v, %v; want the listener's %v", alert, ok, AlertCertificateRequired)
+	}
+	if n := proxy.Connects(); n != 1 {
+		t.Errorf("the proxy got %d CONNECTs; want 1", n)
+	}
+	if got, want := proxy.Authorization(), "Basic "+base64.StdEncoding.EncodeToString([]byte("operator:proxy-password")); got != want {
+		t.Errorf("CONNECT with Proxy-Authorization %q; want the proxy URL's credentials %q", got, want)
+	}
+
+	untrusted := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: x509.NewCertPool()}
+	if alert, ok := AskAgain(t.Context(), (&net.Dialer{}).DialContext, http.ProxyURL(proxyURL), untrusted, u); ok || proxy.Connects() != 1 {
+		t.Errorf("AskAgain through an https:// proxy it does not trust = %v, %v after %d CONNECTs; want no alert, no CONNECT", alert, ok, proxy.Connects())
 	}
 }

@@ -189,8 +189,8 @@ const askAgainTimeout = 5 * time.Second
 // askAgain returns the TLS alert with which the daemon at u refuses a new
 // connection made with this command's TLS settings, if it does
 // (tlsclient.AskAgain). Where the command's requests go through an
-// http:// proxy (HTTPS_PROXY), it asks through a tunnel of that proxy, as
-// they do, and as a standby does.
+// http:// or https:// proxy (HTTPS_PROXY), it asks through a tunnel of
+// that proxy, as they do, and as a standby does.
 func (c *apiClient) askAgain(ctx context.Context, u *url.URL) (tls.AlertError, bool) {
 	t := http.DefaultTransport.(*http.Transport) //nolint:forcetypeassert // net/http's default transport
 	if c.transport != nil {

@@ -207,10 +207,34 @@ func TestAPIClient_refusedAsksAgainThroughProxy(t *testing.T) {
 		t.Errorf("CONNECT with Proxy-Authorization %q; want the proxy URL's credentials %q", got, want)
 	}
 
-	// Through an https:// proxy it does not ask (its own TLS first).
-	proxyURL.Scheme = "https"
-	if msg := c.refused(req, lost); msg != "" || proxy.Connects() != 1 {
-		t.Errorf("refused through an https:// proxy says %q after %d CONNECTs; want \"\", not asked", msg, proxy.Connects())
+	// Through an https:// proxy it asks too, over TLS to the proxy with the
+	// command's settings, as Go's transport reaches it (so -web.ca-file
+	// holds the proxy's CA too, and the daemon's certificate holds the
+	// host of -web.url, localhost: a -web.server-name would be the
+	// proxy's server name as well); before, it did not ask.
+	tlsProxy := tlsclienttest.NewTLSProxy(t)
+	both := filepath.Join(dir, "cluster-and-proxy-ca.pem")
+	writeFile(t, both, string(must(os.ReadFile(ca.file)))+string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsProxy.Certificate().Raw})))
+	localhost, err := tls.LoadX509KeyPair(ca.issue(t, dir, "localhost", x509.ExtKeyUsageServerAuth, "localhost"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv2 := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv2.TLS = &tls.Config{Certificates: []tls.Certificate{localhost}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCAs}
+	srv2.StartTLS()
+	t.Cleanup(srv2.Close)
+	base2 := "https://localhost:" + must(url.Parse(srv2.URL)).Port()
+	r2 := remoteTLS{caFile: both}
+	transport2, err := r2.transport()
+	if err != nil {
+		t.Fatal(err)
+	}
+	transport2.Proxy = http.ProxyURL(tlsProxy.URL(t, "operator", "proxy-password"))
+	c2 := &apiClient{base: base2, tls: r2, transport: transport2}
+	req2 := must(http.NewRequestWithContext(t.Context(), http.MethodPost, base2+"/-/reload", nil))
+	lost2 := &url.Error{Op: "Post", URL: req2.URL.String(), Err: &net.OpError{Op: "write", Net: "tcp", Err: net.ErrClosed}}
+	if msg := c2.refused(req2, lost2); !strings.Contains(msg, "this command presents none") || tlsProxy.Connects() != 1 {
+		t.Errorf("refused through an https:// proxy says %q after %d CONNECTs; want the daemon's refusal, asked through it", msg, tlsProxy.Connects())
 	}
 }
 

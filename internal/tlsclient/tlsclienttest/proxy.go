@@ -1,8 +1,10 @@
-// Package tlsclienttest is an http:// proxy that tunnels (CONNECT), for the
-// tests of a client that asks again through the proxy of HTTPS_PROXY.
+// Package tlsclienttest is an http:// or https:// proxy that tunnels
+// (CONNECT), for the tests of a client that asks again through the proxy
+// of HTTPS_PROXY.
 package tlsclienttest
 
 import (
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -12,18 +14,42 @@ import (
 	"testing"
 )
 
-// Proxy is an http:// proxy that answers CONNECT only, and counts them.
+// Proxy is an http:// or https:// proxy that answers CONNECT only, and
+// counts them.
 type Proxy struct {
 	connects atomic.Int32
 	auth     atomic.Value // the last CONNECT's Proxy-Authorization
 	url      string
+	cert     *x509.Certificate
 }
 
-// NewProxy starts a Proxy, closed when the test ends.
+// NewProxy starts an http:// Proxy, closed when the test ends.
 func NewProxy(t testing.TB) *Proxy {
 	t.Helper()
 	p := &Proxy{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(p.handler())
+	t.Cleanup(srv.Close)
+	p.url = srv.URL
+	return p
+}
+
+// NewTLSProxy starts an https:// Proxy, with httptest's certificate for
+// 127.0.0.1 and example.com (Certificate), closed when the test ends.
+func NewTLSProxy(t testing.TB) *Proxy {
+	t.Helper()
+	p := &Proxy{}
+	srv := httptest.NewTLSServer(p.handler())
+	t.Cleanup(srv.Close)
+	p.url, p.cert = srv.URL, srv.Certificate()
+	return p
+}
+
+// Certificate returns the certificate of an https:// Proxy, nil for an
+// http:// one.
+func (p *Proxy) Certificate() *x509.Certificate { return p.cert }
+
+func (p *Proxy) handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect {
 			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
 			return
@@ -43,14 +69,11 @@ func NewProxy(t testing.TB) *Proxy {
 		_, _ = io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n")
 		go func() { _, _ = io.Copy(backend, client); _ = backend.Close() }()
 		go func() { _, _ = io.Copy(client, backend); _ = client.Close() }()
-	}))
-	t.Cleanup(srv.Close)
-	p.url = srv.URL
-	return p
+	})
 }
 
-// URL returns the proxy's URL (http://), with user and password as its
-// credentials.
+// URL returns the proxy's URL (http:// or https://), with user and
+// password as its credentials.
 func (p *Proxy) URL(t testing.TB, user, password string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(p.url)
