@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/psa-sync/terraform-provider-psa/internal/sizecap"
 	"github.com/psa-sync/terraform-provider-psa/internal/tlsclient"
 )
 
@@ -55,7 +54,7 @@ const maxTLSFile = MaxWebConfigFile
 // readTLSFile reads a CA, certificate or key file, of at most maxTLSFile
 // bytes.
 func readTLSFile(path string) ([]byte, error) {
-	return sizecap.ReadFile(path, maxTLSFile, "a CA, certificate or key file")
+	return tlsclient.ReadFile(path, maxTLSFile)
 }
 
 // contents returns the contents of f's files (the CA, certificate and key

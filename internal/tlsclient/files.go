@@ -6,7 +6,16 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/psa-sync/terraform-provider-psa/internal/sizecap"
 )
+
+// ReadFile reads a CA, certificate or key file of at most limit bytes: a
+// flag or a setting naming another file (a log, /dev/zero) is an error
+// naming the file and the cap instead of taking all memory.
+func ReadFile(path string, limit int64) ([]byte, error) {
+	return sizecap.ReadFile(path, limit, "a CA, certificate or key file")
+}
 
 // Names are what a client's errors call its TLS files and the listener:
 // the settings (or flags) that name the CA, certificate and key file, and

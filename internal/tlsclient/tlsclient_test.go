@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -101,5 +103,27 @@ func TestAskAgain_throughAnHTTPSProxy(t *testing.T) {
 	untrusted := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: x509.NewCertPool()}
 	if alert, ok := AskAgain(t.Context(), (&net.Dialer{}).DialContext, http.ProxyURL(proxyURL), untrusted, u); ok || proxy.Connects() != 1 {
 		t.Errorf("AskAgain through an https:// proxy it does not trust = %v, %v after %d CONNECTs; want no alert, no CONNECT", alert, ok, proxy.Connects())
+	}
+}
+
+// TestReadFile_capped: a CA, certificate or key file over the cap (a flag
+// or setting naming a log, a bundle of the wrong thing) is an error naming
+// the file and the cap, not read whole; one at the cap is read.
+func TestReadFile_capped(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	at, over := filepath.Join(dir, "at.pem"), filepath.Join(dir, "over.pem")
+	if err := os.WriteFile(at, make([]byte, 1024), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(over, make([]byte, 1025), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := ReadFile(at, 1024); err != nil || len(data) != 1024 {
+		t.Errorf("ReadFile at the cap = %d bytes, %v; want all 1024", len(data), err)
+	}
+	_, err := ReadFile(over, 1024)
+	if want := over + " is larger than 1 KiB, the most psa-sync reads of a CA, certificate or key file"; err == nil || err.Error() != want {
+		t.Errorf("ReadFile over the cap: %v; want %q", err, want)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
-	"github.com/psa-sync/terraform-provider-psa/internal/sizecap"
 	"github.com/psa-sync/terraform-provider-psa/internal/tlsclient"
 )
 
@@ -121,7 +120,7 @@ func (r remoteTLS) clientCertificate() (tls.Certificate, error) {
 // readRemoteTLSFile reads the file of flag name, of at most the size the
 // daemon reads of its own certificate files.
 func readRemoteTLSFile(name, path string) ([]byte, error) {
-	data, err := sizecap.ReadFile(path, daemon.MaxWebConfigFile, "a CA, certificate or key file")
+	data, err := tlsclient.ReadFile(path, daemon.MaxWebConfigFile)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
