@@ -645,7 +645,14 @@ func TestRun_helpListsCommandsInColumns(t *testing.T) {
 // (q1) and then reports its pass running for ever.
 func newRunningPassDaemon(t *testing.T) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(runningPassHandler())
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// runningPassHandler is the API of newRunningPassDaemon.
+func runningPassHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		switch {
 		case r.Method == http.MethodPost && r.URL.Path == "/api/v1/sync":
@@ -656,9 +663,7 @@ func newRunningPassDaemon(t *testing.T) *httptest.Server {
 		default:
 			http.NotFound(w, r)
 		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+	})
 }
 
 // apiTokenEnv is an environment holding only PSA_SYNCD_API_TOKEN.

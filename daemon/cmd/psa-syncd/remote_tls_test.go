@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -375,5 +376,24 @@ func TestLockedHint_namesTheTLSFlags(t *testing.T) {
 	writeFile(t, filepath.Join(plain, daemon.URLFileName), "http://127.0.0.1:9810\n")
 	if hint := lockedHint(&daemon.Config{StateDir: plain, State: advertised}, "status", locked); strings.Contains(hint, "-web.ca-file") {
 		t.Errorf("lockedHint for a plain HTTP listener = %q, want no TLS flags", hint)
+	}
+}
+
+// TestRun_remoteSyncTimeoutSaysStatusWithTheTLSFlags: sync -web.url that
+// stops waiting for the daemon's pass names the status command line to
+// follow it, with the TLS flags sync was given: without them, that
+// command would not get through to a daemon that needs them.
+func TestRun_remoteSyncTimeoutSaysStatusWithTheTLSFlags(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewTLSServer(runningPassHandler())
+	t.Cleanup(srv.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	writeFile(t, caFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})))
+	// httptest's certificate holds example.com.
+	flags := []string{"-web.url", srv.URL, "-web.ca-file", caFile, "-web.server-name", "example.com"}
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), append([]string{"sync", "-timeout", "1s"}, flags...), &stdout, &stderr, apiTokenEnv("test-token"))
+	if want := "see `psa-syncd status " + strings.Join(flags, " ") + "`"; code != exitUnreachable || stdout.Len() != 0 || !strings.Contains(stderr.String(), want) {
+		t.Errorf("sync -web.url over TLS -timeout 1s: exit %d\nstdout: %s\nstderr: %s\nwant exit %d and %q", code, stdout.String(), stderr.String(), exitUnreachable, want)
 	}
 }
