@@ -115,6 +115,57 @@ source:
 	}
 }
 
+// TestBillingImpact_commandConnectWise: plan -terraform-plan against
+// ConnectWise computes the report, and the lines its PSA client logs
+// (Discovered ConnectWise codebase) name the system once: backends.New
+// adds system= to each client's logger, and the command added it again.
+func TestBillingImpact_commandConnectWise(t *testing.T) {
+	t.Parallel()
+	w := impacttest.New(t, psa.SystemConnectWise)
+	dir := t.TempDir()
+	planFile := filepath.Join(dir, "plan.json")
+	cfgFile := filepath.Join(dir, "psa-syncd.yml")
+	cfg := fmt.Sprintf(`export_path: current-export.json
+state_dir: state
+psa:
+  system: connectwise
+  connectwise: {site: %q, company_id: %q, public_key: %q, private_key: %q, client_id: %q}
+source:
+  type: file
+  file: {path: %q, name: %s}
+`, w.Sim.ConnectWiseSite(), psatest.DefaultConnectWiseCompany, psatest.DefaultConnectWisePublicKey, psatest.DefaultConnectWisePrivateKey,
+		psatest.DefaultConnectWiseClientID, w.UsagePath, impacttest.SourceName)
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.Plan(t, impacttest.Before, impacttest.Changes[0].Config, func(planJSON []byte, current *export.Document) {
+		if err := os.WriteFile(planFile, planJSON, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		data, err := current.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "current-export.json"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		code := run(t.Context(), []string{"plan", "-config.file", cfgFile, "-terraform-plan", planFile, "-format", "markdown"}, &stdout, &stderr,
+			func(string) string { return "" })
+		if code != 0 || !strings.Contains(stdout.String(), "new service *Sophos MDR*") || strings.Contains(stdout.String(), "Not computed") {
+			t.Errorf("plan -terraform-plan on ConnectWise: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "Discovered ConnectWise codebase") {
+			t.Errorf("stderr:\n%s\nwant the client's line that names its system", stderr.String())
+		}
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			if strings.Count(line, "system=") > 1 {
+				t.Errorf("plan -terraform-plan logged a line naming its system twice: %s", line)
+			}
+		}
+	})
+}
+
 // TestOpenLedger: the billing-impact report opens a PostgreSQL state
 // read-only (never creating or migrating the schema) and finds no ledger
 // where no SQLite state file exists.
