@@ -137,7 +137,16 @@ func readRemoteTLSFile(name, path string) ([]byte, error) {
 func (r remoteTLS) certificateRefused(err error, local bool) string {
 	var host x509.HostnameError
 	var authority x509.UnknownAuthorityError
+	var op *net.OpError
 	switch {
+	case (errors.As(err, &host) || errors.As(err, &authority)) && errors.As(err, &op) && op.Op == "proxyconnect":
+		// net/http's transport checks an https:// proxy's certificate
+		// with the request's TLS settings: the daemon's CA and name.
+		return "the certificate of the https:// proxy of HTTPS_PROXY was refused, not the daemon's: Go checks it with -web.ca-file " +
+			"and -web.server-name too, so give a -web.ca-file that holds the proxy's CA as well and no -web.server-name, " +
+			"or the proxy's http:// URL (the connection to the daemon is TLS through its tunnel all the same)"
+	case errors.As(err, &host) && r.serverName != "":
+		return fmt.Sprintf("the daemon's certificate does not hold %s, the name of -web.server-name: give one it holds", host.Host)
 	case errors.As(err, &host):
 		if local {
 			return fmt.Sprintf("the daemon's certificate does not hold %s, the host of the URL it recorded: give -web.server-name a name it holds "+

@@ -100,6 +100,8 @@ func TestRun_remoteTLSClientCertificate(t *testing.T) {
 		{"no CA", []string{"-web.server-name", "psa-syncd"}, exitUnreachable, "the daemon's certificate is signed by a CA not among the system's CA roots (or SSL_CERT_FILE): give that CA's certificate in -web.ca-file"},
 		{"another CA", []string{"-web.ca-file", other.file, "-web.server-name", "psa-syncd"}, exitUnreachable, "signed by a CA not among the CAs of -web.ca-file " + other.file},
 		{"no server name", []string{"-web.ca-file", ca.file}, exitUnreachable, "the daemon's certificate does not hold 127.0.0.1, the host of -web.url: give -web.server-name a name it holds"},
+		{"another server name", []string{"-web.ca-file", ca.file, "-web.server-name", "psa-syncd.example.com"}, exitUnreachable,
+			"the daemon's certificate does not hold psa-syncd.example.com, the name of -web.server-name: give one it holds"},
 		{"no client certificate", trust, exitUnreachable, "the daemon requires a client certificate (its web config file's client_auth_type) and this command presents none: " +
 			"give one that its client_ca_file trusts in -web.cert-file and -web.key-file"},
 		{"untrusted client certificate", append(trust, "-web.cert-file", strangerCert, "-web.key-file", strangerKey), exitUnreachable,
@@ -236,6 +238,23 @@ func TestAPIClient_refusedAsksAgainThroughProxy(t *testing.T) {
 	lost2 := &url.Error{Op: "Post", URL: req2.URL.String(), Err: &net.OpError{Op: "write", Net: "tcp", Err: net.ErrClosed}}
 	if msg := c2.refused(req2, lost2); !strings.Contains(msg, "this command presents none") || tlsProxy.Connects() != 1 {
 		t.Errorf("refused through an https:// proxy says %q after %d CONNECTs; want the daemon's refusal, asked through it", msg, tlsProxy.Connects())
+	}
+
+	// Go checks the https:// proxy's certificate with -web.ca-file and
+	// -web.server-name too: refused, the message says it is the proxy's,
+	// not the daemon's.
+	r3 := remoteTLS{caFile: ca.file, serverName: "psa-syncd"}
+	transport3, err := r3.transport()
+	if err != nil {
+		t.Fatal(err)
+	}
+	transport3.Proxy = http.ProxyURL(tlsProxy.URL(t, "operator", "proxy-password"))
+	c3 := &apiClient{base: srv.URL, tls: r3, transport: transport3}
+	req3 := must(http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/-/reload", nil))
+	_, err = c3.do(req3, answerTimeout)
+	if err == nil || !strings.Contains(err.Error(), "the certificate of the https:// proxy of HTTPS_PROXY was refused, not the daemon's") ||
+		strings.Contains(err.Error(), "the daemon's certificate") || strings.Contains(err.Error(), "proxy-password") {
+		t.Errorf("a request through an https:// proxy whose certificate -web.ca-file does not trust: %v; want the proxy named as refused", err)
 	}
 }
 
