@@ -24,12 +24,15 @@
 //     with a notice), neither summarised nor recorded;
 //   - an alert that comes back after its ticket was closed by psa-syncd
 //     reopens it within the reopen window (on_return "reopen") or gets a new
-//     ticket; a ticket a technician closed while its alert was open is never
-//     reopened for it, and the report's Notices say so every pass the
-//     alert is open.
+//     ticket, once a read of the old one finds it still closed (open, noted
+//     with on_resolve "note" or reopened by hand, it is followed again
+//     rather than joined by a second ticket); a ticket a technician
+//     closed while its alert was open is never reopened for it, and the
+//     report's Notices say so every pass the alert is open.
 //
 // A ticket deleted in the PSA is noticed when psa-syncd next reads it (to
-// close, reopen or extend it; open tickets are not polled, to keep within
+// close, reopen or extend it, or before a new ticket for an alert back;
+// open tickets are not polled, to keep within
 // the PSA's API budget): it is recorded as gone (ClosedByDeleted) with a
 // notice, and its alert, when open, gets a new ticket.
 //

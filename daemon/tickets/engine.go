@@ -1144,6 +1144,23 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		if p.stopped != nil && !p.throttled() {
 			break
 		}
+		if r != nil && r.State == StateClosed && r.ClosedBy != ClosedByDeleted && r.TicketID != "" {
+			// psa-syncd resolved its ticket, which is not reopened: a new
+			// ticket only if that one is still closed (followAgain).
+			if !e.allow(ctx, p) {
+				cr.deferForBudget(1)
+				continue
+			}
+			followed, err := e.followAgain(ctx, p, r, &cr)
+			if err != nil {
+				e.stopOn(p, err)
+				cr.fail(err)
+				log.Log(ctx, p.failureLevel(), "Could not read the ticket of an alert raised again", "alert", a.ID, "ticket", r.TicketID, "err", err)
+			}
+			if followed || err != nil {
+				continue
+			}
+		}
 		if perCustomer >= e.routing.MaxPerCustomer {
 			// A storm at this customer: its summary ticket takes the rest.
 			over = append(over, a)
@@ -2299,6 +2316,52 @@ const reopenClockSkew = 2 * time.Minute
 // have changed: false.
 func untouchedSince(t *psa.Ticket, intent time.Time) bool {
 	return !t.LastActivity.IsZero() && !intent.IsZero() && t.LastActivity.Before(intent.Add(-reopenClockSkew))
+}
+
+// followAgain reads the ticket of r, which psa-syncd closed or, with
+// on_resolve "note", noted as resolved, when its alert is open again and
+// the ticket is not to be reopened (on_return "new", or after the reopen
+// window): it reports whether the ticket is open in the PSA, and is then
+// followed again (StateOpen, a notice says so), so that the alert does not
+// get a second ticket beside it. A noted ticket stays open until a
+// technician closes it, and one psa-syncd closed may have been reopened by
+// hand. A ticket still closed (or deleted, recorded as gone) is followed
+// by a new one, as before, and so is one the PSA refuses the API user
+// (psa.ErrForbidden). Another failed read files nothing: the ticket is
+// read again next pass. A dry run stores nothing.
+func (e *Engine) followAgain(ctx context.Context, p *pass, r *Record, cr *CustomerReport) (bool, error) {
+	t, err := e.psa.GetTicket(ctx, r.TicketID)
+	switch {
+	case errors.Is(err, psa.ErrNotFound) && p.dryRun:
+		return false, nil
+	case errors.Is(err, psa.ErrNotFound):
+		return false, e.gone(r, cr)
+	case errors.Is(err, psa.ErrForbidden):
+		// The API user may not read it (moved to a company or board out
+		// of its reach): the alert is filed anew, as before the read.
+		cr.Notices = append(cr.Notices, fmt.Sprintf("alert %s is open again; its ticket %s, which psa-syncd resolved, cannot be read (%v): "+
+			"a new ticket is filed", r.AlertKey, cmp.Or(r.Number, r.TicketID), err))
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("reading ticket %s of alert %s, raised again, before filing it a new ticket: %w (read again next pass)",
+			cmp.Or(r.Number, r.TicketID), r.AlertKey, err)
+	case t.Closed:
+		return false, nil
+	}
+	learnNumber(r, t)
+	follows := "psa-syncd follows it again"
+	if p.dryRun {
+		follows = "the next pass follows it again"
+	}
+	cr.Notices = append(cr.Notices, fmt.Sprintf("alert %s is open again, and its ticket %s, which psa-syncd resolved, is open in the PSA: %s "+
+		"rather than filing a second ticket", r.AlertKey, cmp.Or(r.Number, r.TicketID), follows))
+	if p.dryRun {
+		return true, nil
+	}
+	e.logger.Info("Alert raised again while its resolved ticket is open in the PSA; the ticket is followed again", "source", r.Source,
+		"customer", r.CustomerID, "alert", r.AlertKey, "ticket", r.TicketID)
+	r.State, r.ClosedBy, r.ClosedAt, r.MissingSince, r.Updated = StateOpen, "", time.Time{}, time.Time{}, e.now().UTC()
+	return true, e.store.PutTicketRecord(*r)
 }
 
 // gone records that r's ticket was deleted in the PSA: it is no longer

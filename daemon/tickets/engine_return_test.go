@@ -1,0 +1,162 @@
+package tickets_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// TestEngine_returnWhileTicketOpenFollowsIt: an alert that comes back
+// after psa-syncd resolved its ticket, whose ticket is open in the PSA
+// (on_resolve "note" leaves it to the technician, who has not closed it
+// yet), gets no second ticket: the open one is followed again, with a
+// notice, and the next resolve notes it again. A ticket still closed is
+// followed by a new one, as before.
+func TestEngine_returnWhileTicketOpenFollowsIt(t *testing.T) {
+	t.Parallel()
+	for _, sys := range psa.Systems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, sys)
+			r := routings[sys]
+			r.OnResolve = export.OnResolveNote
+			eng := e.engine(r)
+			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+			e.pass(eng)
+			e.sophos.ResolveAlert(acme, a.ID)
+			if tot := e.pass(eng).Totals(); tot.Noted != 1 || tot.Err != nil {
+				t.Fatalf("pass after the resolve = %+v, want the ticket noted", tot)
+			}
+			// The alert is raised again with its id; its ticket, noted as
+			// resolved, is still open.
+			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+			dry, err := eng.Pass(t.Context(), e.customers(), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tot := dry.Totals(); len(tot.WouldCreate) != 0 || len(tot.Notices) != 1 || !strings.Contains(tot.Notices[0], "follows it again") {
+				t.Errorf("dry run after the return = %+v, want nothing to create and a notice that the open ticket is followed again", tot)
+			}
+			tot := e.pass(eng).Totals()
+			if tot.Created != 0 || tot.Err != nil || len(tot.Notices) != 1 || !strings.Contains(tot.Notices[0], "follows it again") {
+				t.Errorf("pass after the return = %+v, want no ticket created and a notice that the open ticket is followed again", tot)
+			}
+			if got := e.tickets(); len(got) != 1 {
+				t.Fatalf("tickets after the return = %+v, want the alert's one ticket", got)
+			}
+			if rec := e.record(a.ID); rec.State != tickets.StateOpen || rec.Generation != 1 {
+				t.Errorf("record after the return = %+v, want the first ticket followed (open)", rec)
+			}
+			if tot := e.pass(eng).Totals(); tot.Created != 0 || len(tot.Notices) != 0 {
+				t.Errorf("the pass after = %+v, want nothing more", tot)
+			}
+			e.sophos.ResolveAlert(acme, a.ID)
+			if tot := e.pass(eng).Totals(); tot.Noted != 1 || tot.Err != nil {
+				t.Errorf("pass after the second resolve = %+v, want the ticket noted again", tot)
+			}
+			if n := e.countNotes("resolved in Sophos Central"); n != 2 {
+				t.Errorf("%d resolve notes, want 2", n)
+			}
+			// The technician closes it now; the alert's next return gets
+			// a new ticket.
+			switch tk := e.tickets()[0].id; sys {
+			case psa.SystemAutotask:
+				e.psaSim.Autotask().SetTicketStatus(tk, "Complete")
+			case psa.SystemConnectWise:
+				e.psaSim.ConnectWise().SetTicketStatus(tk, psatest.ConnectWiseStatusClosed)
+			case psa.SystemKaseyaBMS:
+				e.psaSim.KaseyaBMS().SetTicketStatus(int(tk), psatest.KaseyaBMSStatusCompleted)
+			}
+			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+			if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Err != nil {
+				t.Errorf("pass after the return with the ticket closed = %+v, want a new ticket", tot)
+			}
+			if got := e.tickets(); len(got) != 2 {
+				t.Errorf("tickets = %+v, want a second one for the return after the close", got)
+			}
+		})
+	}
+}
+
+// TestEngine_returnAfterATechnicianReopenedTheTicket: a ticket psa-syncd
+// closed that a technician reopened in the PSA is followed again when its
+// alert comes back (on_return "new"), not joined by a second ticket.
+func TestEngine_returnAfterATechnicianReopenedTheTicket(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	eng := e.engine(routings[psa.SystemAutotask])
+	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Malware on PC-7"})
+	e.pass(eng)
+	e.sophos.ResolveAlert(acme, a.ID)
+	if tot := e.pass(eng).Totals(); tot.Closed != 1 {
+		t.Fatalf("pass after the resolve = %+v, want the ticket closed", tot)
+	}
+	tk := e.tickets()[0].id
+	e.psaSim.Autotask().SetTicketStatus(tk, "In Progress")
+	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Malware on PC-7"})
+	if tot := e.pass(eng).Totals(); tot.Created != 0 || tot.Err != nil {
+		t.Errorf("pass after the return = %+v, want no second ticket", tot)
+	}
+	if got := e.tickets(); len(got) != 1 {
+		t.Errorf("tickets = %+v, want one", got)
+	}
+	e.sophos.ResolveAlert(acme, a.ID)
+	if tot := e.pass(eng).Totals(); tot.Closed != 1 || e.tickets()[0].closed != true {
+		t.Errorf("pass after the second resolve = %+v, want the reopened ticket closed", tot)
+	}
+}
+
+// TestEngine_returnTicketUnread: the read of the resolved ticket of an
+// alert raised again decides between following it and a new ticket. When
+// it fails for now (a server error), nothing is filed: the customer fails
+// and the next pass reads it again. When the PSA refuses the API user the
+// ticket (403), a new ticket is filed, with a notice.
+func TestEngine_returnTicketUnread(t *testing.T) {
+	t.Parallel()
+	setup := func(t *testing.T) (*env, *tickets.Engine, string, string) {
+		e := newEnv(t, psa.SystemAutotask)
+		eng := e.engine(routings[psa.SystemAutotask])
+		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Malware on PC-8"})
+		e.pass(eng)
+		e.sophos.ResolveAlert(acme, a.ID)
+		e.pass(eng)
+		tk := e.tickets()[0].id
+		e.psaSim.Autotask().SetTicketStatus(tk, "In Progress")
+		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Malware on PC-8"})
+		return e, eng, a.ID, fmt.Sprintf("/ATServicesRest/V1.0/Tickets/%d", tk)
+	}
+	t.Run("serverError", func(t *testing.T) {
+		t.Parallel()
+		e, eng, alert, path := setup(t)
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodGet, Path: path, Status: http.StatusServiceUnavailable})
+		if cr := e.pass(eng).Customers[0]; cr.Created != 0 || cr.Err == nil || !strings.Contains(cr.Err.Error(), "read again next pass") {
+			t.Errorf("pass with the read failing = %+v, want nothing filed and the customer failed", cr)
+		}
+		if got := e.tickets(); len(got) != 1 {
+			t.Errorf("tickets = %+v, want one", got)
+		}
+		e.psaSim.ClearFaults()
+		if cr := e.pass(eng).Customers[0]; cr.Created != 0 || cr.Err != nil || e.record(alert).State != tickets.StateOpen {
+			t.Errorf("next pass = %+v, want the open ticket followed again", cr)
+		}
+	})
+	t.Run("forbidden", func(t *testing.T) {
+		t.Parallel()
+		e, eng, alert, path := setup(t)
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodGet, Path: path, Status: http.StatusForbidden})
+		cr := e.pass(eng).Customers[0]
+		if cr.Created != 1 || cr.Err != nil || len(cr.Notices) != 1 || !strings.Contains(cr.Notices[0], "cannot be read") {
+			t.Errorf("pass with the read refused = %+v, want a new ticket and a notice", cr)
+		}
+		if rec := e.record(alert); rec.State != tickets.StateOpen || rec.Generation != 2 {
+			t.Errorf("record = %+v, want the new ticket followed", rec)
+		}
+	})
+}
