@@ -25,10 +25,11 @@
 //   - an alert that comes back after its ticket was closed by psa-syncd
 //     reopens it within the reopen window (on_return "reopen") or gets a new
 //     ticket, once a read of the old one finds it still closed (open, noted
-//     with on_resolve "note" or reopened by hand, it is followed again
-//     rather than joined by a second ticket); a ticket a technician
-//     closed while its alert was open is never reopened for it, and the
-//     report's Notices say so every pass the alert is open.
+//     with on_resolve "note" or reopened by hand, it is followed again,
+//     with a "raised again" note, rather than joined by a second ticket);
+//     a ticket a technician closed while its alert was open is never
+//     reopened for it, and the report's Notices say so every pass the
+//     alert is open.
 //
 // A ticket deleted in the PSA is noticed when psa-syncd next reads it (to
 // close, reopen or extend it, or before a new ticket for an alert back;

@@ -1151,7 +1151,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 				cr.deferForBudget(1)
 				continue
 			}
-			followed, err := e.followAgain(ctx, p, r, &cr)
+			followed, err := e.followAgain(ctx, p, r, a, &cr)
 			if err != nil {
 				e.stopOn(p, err)
 				cr.fail(err)
@@ -2319,17 +2319,23 @@ func untouchedSince(t *psa.Ticket, intent time.Time) bool {
 }
 
 // followAgain reads the ticket of r, which psa-syncd closed or, with
-// on_resolve "note", noted as resolved, when its alert is open again and
+// on_resolve "note", noted as resolved, when its alert a is open again and
 // the ticket is not to be reopened (on_return "new", or after the reopen
 // window): it reports whether the ticket is open in the PSA, and is then
-// followed again (StateOpen, a notice says so), so that the alert does not
-// get a second ticket beside it. A noted ticket stays open until a
-// technician closes it, and one psa-syncd closed may have been reopened by
-// hand. A ticket still closed (or deleted, recorded as gone) is followed
-// by a new one, as before, and so is one the PSA refuses the API user
-// (psa.ErrForbidden). Another failed read files nothing: the ticket is
-// read again next pass. A dry run stores nothing.
-func (e *Engine) followAgain(ctx context.Context, p *pass, r *Record, cr *CustomerReport) (bool, error) {
+// followed again, so that the alert does not get a second ticket beside
+// it. A noted ticket stays open until a technician closes it, and one
+// psa-syncd closed may have been reopened by hand. A ticket still closed
+// (or deleted, recorded as gone) is followed by a new one, as before, and
+// so is one the PSA refuses the API user (psa.ErrForbidden). Another
+// failed read files nothing: the ticket is read again next pass.
+//
+// The ticket followed again gets the "raised again" note, as a reopen
+// does, so that its last word is not that the alert was resolved: it is a
+// reopen without the status (StateReopening, ClosedAt cleared as for a
+// reopen applied), and a note whose answer is lost, or that fails, is
+// settled as a reopen's note is (settleReopen: looked for, and sent only
+// if it is not there). A dry run stores and sends nothing.
+func (e *Engine) followAgain(ctx context.Context, p *pass, r *Record, a Alert, cr *CustomerReport) (bool, error) {
 	t, err := e.psa.GetTicket(ctx, r.TicketID)
 	switch {
 	case errors.Is(err, psa.ErrNotFound) && p.dryRun:
@@ -2349,18 +2355,31 @@ func (e *Engine) followAgain(ctx context.Context, p *pass, r *Record, cr *Custom
 		return false, nil
 	}
 	learnNumber(r, t)
-	follows := "psa-syncd follows it again"
+	name := cmp.Or(r.Number, r.TicketID)
 	if p.dryRun {
-		follows = "the next pass follows it again"
-	}
-	cr.Notices = append(cr.Notices, fmt.Sprintf("alert %s is open again, and its ticket %s, which psa-syncd resolved, is open in the PSA: %s "+
-		"rather than filing a second ticket", r.AlertKey, cmp.Or(r.Number, r.TicketID), follows))
-	if p.dryRun {
+		cr.Notices = append(cr.Notices, fmt.Sprintf("alert %s is open again, and its ticket %s, which psa-syncd resolved, is open in the PSA: "+
+			"the next pass follows it again, with a note that the alert was raised again, rather than filing a second ticket", r.AlertKey, name))
 		return true, nil
 	}
 	e.logger.Info("Alert raised again while its resolved ticket is open in the PSA; the ticket is followed again", "source", r.Source,
 		"customer", r.CustomerID, "alert", r.AlertKey, "ticket", r.TicketID)
-	r.State, r.ClosedBy, r.ClosedAt, r.MissingSince, r.Updated = StateOpen, "", time.Time{}, time.Time{}, e.now().UTC()
+	r.ReopenActivity = t.LastActivity
+	r.State, r.ClosedBy, r.ClosedAt, r.MissingSince, r.Updated = StateReopening, "", time.Time{}, time.Time{}, e.now().UTC()
+	if err := e.store.PutTicketRecord(*r); err != nil {
+		return true, err
+	}
+	err = e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: r.TicketID, Title: "Alert raised again", Text: reopenNote(a.RaisedAt, r.Updated),
+		NoteTypeID: e.routing.NoteTypeID})
+	if err != nil {
+		e.throttle(p, err)
+		cr.Notices = append(cr.Notices, fmt.Sprintf("alert %s is open again, and its ticket %s, which psa-syncd resolved, is open in the PSA: "+
+			"psa-syncd follows it again rather than filing a second ticket; its note that the alert was raised again failed (%v): "+
+			"a later pass looks for it on the ticket, and sends it only if it is not there", r.AlertKey, name, err))
+		return true, nil
+	}
+	cr.Notices = append(cr.Notices, fmt.Sprintf("alert %s is open again, and its ticket %s, which psa-syncd resolved, is open in the PSA: "+
+		"psa-syncd follows it again, with a note that the alert was raised again, rather than filing a second ticket", r.AlertKey, name))
+	r.State, r.Updated = StateOpen, e.now().UTC()
 	return true, e.store.PutTicketRecord(*r)
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
@@ -53,6 +54,9 @@ func TestEngine_returnWhileTicketOpenFollowsIt(t *testing.T) {
 			}
 			if rec := e.record(a.ID); rec.State != tickets.StateOpen || rec.Generation != 1 {
 				t.Errorf("record after the return = %+v, want the first ticket followed (open)", rec)
+			}
+			if n := e.countNotes("raised again"); n != 1 {
+				t.Errorf("%d 'raised again' notes, want 1 on the ticket followed again", n)
 			}
 			if tot := e.pass(eng).Totals(); tot.Created != 0 || len(tot.Notices) != 0 {
 				t.Errorf("the pass after = %+v, want nothing more", tot)
@@ -159,4 +163,66 @@ func TestEngine_returnTicketUnread(t *testing.T) {
 			t.Errorf("record = %+v, want the new ticket followed", rec)
 		}
 	})
+}
+
+// TestEngine_returnNoteAnswerLost: the "raised again" note on a ticket
+// followed again whose answer is lost is looked for on the ticket by a
+// pass after the settle time, and not sent a second time; a note the PSA
+// refused is sent again then. The alert gets no second ticket either way.
+func TestEngine_returnNoteAnswerLost(t *testing.T) {
+	t.Parallel()
+	for _, drop := range []bool{true, false} {
+		t.Run(fmt.Sprintf("dropped=%v", drop), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, psa.SystemAutotask)
+			e.settleTime = 2 * time.Minute
+			r := routings[psa.SystemAutotask]
+			r.OnResolve = export.OnResolveNote
+			eng := e.engine(r)
+			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+			e.pass(eng)
+			e.sophos.ResolveAlert(acme, a.ID)
+			e.pass(eng)
+			tk := e.tickets()[0].id
+			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+			fault := psatest.Fault{Method: http.MethodPost, Path: fmt.Sprintf("/ATServicesRest/V1.0/Tickets/%d/Notes", tk), BodyContains: "raised again", Times: 1}
+			if drop {
+				fault.DropAfterHandling = true
+			} else {
+				fault.Status = http.StatusBadRequest
+			}
+			e.psaSim.AddFault(fault)
+			rep := e.pass(eng)
+			if cr := rep.Customers[0]; cr.Created != 0 || len(cr.Notices) != 1 || !strings.Contains(cr.Notices[0], "looks for it on the ticket") {
+				t.Errorf("pass with the note failing = %+v, want no ticket and a notice that the note is looked for later", cr)
+			}
+			if want := e.now.Add(e.settleTime); !rep.SettleAt.Equal(want) {
+				t.Errorf("SettleAt = %v, want a settle pass at %v", rep.SettleAt, want)
+			}
+			if rec := e.record(a.ID); rec.State != tickets.StateReopening {
+				t.Errorf("record = %+v, want the note unsettled", rec)
+			}
+			// Within the settle time the note is left alone.
+			if cr := e.pass(eng).Customers[0]; cr.Created != 0 || e.countNotes("raised again") != boolCount(drop) {
+				t.Errorf("pass within the settle time = %+v, %d notes", cr, e.countNotes("raised again"))
+			}
+			e.now = e.now.Add(3 * time.Minute)
+			if cr := e.pass(eng).Customers[0]; cr.Created != 0 || cr.Reopened != 0 || cr.Err != nil {
+				t.Errorf("pass after the settle time = %+v, want the note settled, nothing created or counted as reopened", cr)
+			}
+			if n := e.countNotes("raised again"); n != 1 {
+				t.Errorf("%d 'raised again' notes, want 1", n)
+			}
+			if rec := e.record(a.ID); rec.State != tickets.StateOpen || len(e.tickets()) != 1 {
+				t.Errorf("record = %+v, tickets %d; want the one ticket followed", rec, len(e.tickets()))
+			}
+		})
+	}
+}
+
+func boolCount(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
