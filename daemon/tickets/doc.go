@@ -26,7 +26,8 @@
 //     reopens it within the reopen window (on_return "reopen") or gets a new
 //     ticket, once a read of the old one finds it still closed (open, noted
 //     with on_resolve "note" or reopened by hand, it is followed again,
-//     with a "raised again" note, rather than joined by a second ticket);
+//     with a "raised again" note, rather than joined by a second ticket;
+//     so is a summary ticket whose alerts come back);
 //     a ticket a technician closed while its alert was open is never
 //     reopened for it, and the report's Notices say so every pass the
 //     alert is open.

@@ -997,6 +997,39 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		}
 	}
 	covered := map[string]bool{}
+	if summary != nil && summary.State == StateClosed && summary.ClosedBy != ClosedByPSA && summary.ClosedBy != ClosedByDeleted &&
+		summary.TicketID != "" && alertOpen(summary, open) {
+		// Alerts of the summary psa-syncd resolved are open again: its
+		// ticket may still be open (noted with on_resolve "note", or
+		// reopened by hand), and is then followed again (followAgain)
+		// rather than joined by tickets of their own and a second
+		// summary. Until it is read, they wait.
+		wait := true
+		if !e.allow(ctx, p) {
+			cr.deferForBudget(len(stillOpen(summary.Covered, open)))
+		} else if followed, err := e.followAgain(ctx, p, summary, Alert{}, &cr); err != nil {
+			e.stopOn(p, err)
+			cr.fail(err)
+			log.Log(ctx, p.failureLevel(), "Could not read the summary ticket of alerts raised again", "ticket", summary.TicketID, "err", err)
+		} else if !followed && !p.dryRun {
+			// Closed: its alerts open again are filed anew, and are no
+			// longer its own, so that it is not read again each pass.
+			wait = false
+			summary.Covered = slices.DeleteFunc(slices.Clone(summary.Covered), func(id string) bool { return open[id] })
+			summary.Updated = e.now().UTC()
+			if err := e.store.PutTicketRecord(*summary); err != nil {
+				cr.fail(err)
+				return cr
+			}
+		} else {
+			wait = followed
+		}
+		if wait {
+			for _, id := range summary.Covered {
+				covered[id] = true
+			}
+		}
+	}
 	if summary != nil && (summary.State == StateCreating || Followed(summary.State) || closedInPSA(summary)) {
 		// An unsettled summary (its create, close or note) covers its
 		// alerts too: they may be in a ticket already, and must not get
@@ -1203,6 +1236,14 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		cr.Deferred += len(over)
 		cr.Notices = append(cr.Notices, fmt.Sprintf("%d alerts over the customer's cap wait for a later pass: the close or resolve note of summary ticket %s "+
 			"has an unknown outcome and is settled later", len(over), cmp.Or(summary.Number, summary.TicketID)))
+	case summary != nil && !p.dryRun && summary.State == StateReopening:
+		// Followed again (followAgain), its note that alerts were raised
+		// again is unsettled (its settling failed above): summarised now,
+		// the alerts would take it for a summary to create and adopt it,
+		// which never names them.
+		cr.Deferred += len(over)
+		cr.Notices = append(cr.Notices, fmt.Sprintf("%d alerts over the customer's cap wait for a later pass: the note on summary ticket %s that its "+
+			"alerts were raised again has an unknown outcome and is settled first", len(over), cmp.Or(summary.Number, summary.TicketID)))
 	case summary != nil && !p.dryRun && Followed(summary.State) && len(summary.NoteAlerts) > 0:
 		// Its note of an earlier pass could not be looked for (above, or
 		// not yet: unsettledWrites): a second note now would leave the
@@ -2321,9 +2362,10 @@ func untouchedSince(t *psa.Ticket, intent time.Time) bool {
 // followAgain reads the ticket of r, which psa-syncd closed or, with
 // on_resolve "note", noted as resolved, when its alert a is open again and
 // the ticket is not to be reopened (on_return "new", or after the reopen
-// window): it reports whether the ticket is open in the PSA, and is then
-// followed again, so that the alert does not get a second ticket beside
-// it. A noted ticket stays open until a technician closes it, and one
+// window), or, for the customer's summary (a is zero then), when alerts
+// it stands for are open again: it reports whether the ticket is open in
+// the PSA, and is then followed again, so that the alert does not get a
+// second ticket beside it. A noted ticket stays open until a technician closes it, and one
 // psa-syncd closed may have been reopened by hand. A ticket still closed
 // (or deleted, recorded as gone) is followed by a new one, as before, and
 // so is one the PSA refuses the API user (psa.ErrForbidden). Another
@@ -2336,6 +2378,15 @@ func untouchedSince(t *psa.Ticket, intent time.Time) bool {
 // settled as a reopen's note is (settleReopen: looked for, and sent only
 // if it is not there). A dry run stores and sends nothing.
 func (e *Engine) followAgain(ctx context.Context, p *pass, r *Record, a Alert, cr *CustomerReport) (bool, error) {
+	name := cmp.Or(r.Number, r.TicketID)
+	// what is open again, and back names it and its ticket, for the
+	// notices.
+	what := "alert " + r.AlertKey
+	back := fmt.Sprintf("alert %s is open again, and its ticket %s, which psa-syncd resolved,", r.AlertKey, name)
+	if r.AlertKey == SummaryKey {
+		what = "a summary's alerts"
+		back = fmt.Sprintf("alerts of summary ticket %s are open again, and the ticket, which psa-syncd resolved,", name)
+	}
 	t, err := e.psa.GetTicket(ctx, r.TicketID)
 	switch {
 	case errors.Is(err, psa.ErrNotFound) && p.dryRun:
@@ -2345,20 +2396,17 @@ func (e *Engine) followAgain(ctx context.Context, p *pass, r *Record, a Alert, c
 	case errors.Is(err, psa.ErrForbidden):
 		// The API user may not read it (moved to a company or board out
 		// of its reach): the alert is filed anew, as before the read.
-		cr.Notices = append(cr.Notices, fmt.Sprintf("alert %s is open again; its ticket %s, which psa-syncd resolved, cannot be read (%v): "+
-			"a new ticket is filed", r.AlertKey, cmp.Or(r.Number, r.TicketID), err))
+		cr.Notices = append(cr.Notices, fmt.Sprintf("%s cannot be read (%v): it is filed anew", back, err))
 		return false, nil
 	case err != nil:
-		return false, fmt.Errorf("reading ticket %s of alert %s, raised again, before filing it a new ticket: %w (read again next pass)",
-			cmp.Or(r.Number, r.TicketID), r.AlertKey, err)
+		return false, fmt.Errorf("reading ticket %s of %s, raised again, before filing it anew: %w (read again next pass)", name, what, err)
 	case t.Closed:
 		return false, nil
 	}
 	learnNumber(r, t)
-	name := cmp.Or(r.Number, r.TicketID)
 	if p.dryRun {
-		cr.Notices = append(cr.Notices, fmt.Sprintf("alert %s is open again, and its ticket %s, which psa-syncd resolved, is open in the PSA: "+
-			"the next pass follows it again, with a note that the alert was raised again, rather than filing a second ticket", r.AlertKey, name))
+		cr.Notices = append(cr.Notices, fmt.Sprintf("%s is open in the PSA: the next pass follows it again, with a note that the alert was raised "+
+			"again, rather than filing it anew", back))
 		return true, nil
 	}
 	e.logger.Info("Alert raised again while its resolved ticket is open in the PSA; the ticket is followed again", "source", r.Source,
@@ -2368,17 +2416,22 @@ func (e *Engine) followAgain(ctx context.Context, p *pass, r *Record, a Alert, c
 	if err := e.store.PutTicketRecord(*r); err != nil {
 		return true, err
 	}
-	err = e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: r.TicketID, Title: "Alert raised again", Text: reopenNote(a.RaisedAt, r.Updated),
-		NoteTypeID: e.routing.NoteTypeID})
+	note := reopenNote(a.RaisedAt, r.Updated)
+	if r.AlertKey == SummaryKey {
+		// Named as a reopen's note is (seen and the intent's time), by
+		// which settleReopenNote looks for it.
+		note = fmt.Sprintf("Alerts of this summary were raised again in Sophos Central (seen %s).", r.Updated.UTC().Format(time.RFC3339))
+	}
+	err = e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: r.TicketID, Title: "Alert raised again", Text: note, NoteTypeID: e.routing.NoteTypeID})
 	if err != nil {
 		e.throttle(p, err)
-		cr.Notices = append(cr.Notices, fmt.Sprintf("alert %s is open again, and its ticket %s, which psa-syncd resolved, is open in the PSA: "+
-			"psa-syncd follows it again rather than filing a second ticket; its note that the alert was raised again failed (%v): "+
-			"a later pass looks for it on the ticket, and sends it only if it is not there", r.AlertKey, name, err))
+		cr.Notices = append(cr.Notices, fmt.Sprintf("%s is open in the PSA: psa-syncd follows it again rather than filing it anew; "+
+			"its note that the alert was raised again failed (%v): a later pass looks for it on the ticket, and sends it only if it is not there",
+			back, err))
 		return true, nil
 	}
-	cr.Notices = append(cr.Notices, fmt.Sprintf("alert %s is open again, and its ticket %s, which psa-syncd resolved, is open in the PSA: "+
-		"psa-syncd follows it again, with a note that the alert was raised again, rather than filing a second ticket", r.AlertKey, name))
+	cr.Notices = append(cr.Notices, fmt.Sprintf("%s is open in the PSA: psa-syncd follows it again, with a note that the alert was raised again, "+
+		"rather than filing it anew", back))
 	r.State, r.Updated = StateOpen, e.now().UTC()
 	return true, e.store.PutTicketRecord(*r)
 }

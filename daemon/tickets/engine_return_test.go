@@ -226,3 +226,179 @@ func boolCount(b bool) int {
 	}
 	return 0
 }
+
+// TestEngine_summaryReturnWhileOpenFollowsIt: with on_resolve "note", the
+// summary ticket of a storm whose alerts were all resolved stays open;
+// when its alerts come back, it is followed again with a "raised again"
+// note, and they get no tickets of their own nor a second summary. Once
+// a technician closed it, alerts coming back are filed anew, as before.
+func TestEngine_summaryReturnWhileOpenFollowsIt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	r := routings[psa.SystemAutotask]
+	r.OnResolve, r.MaxPerCustomer = export.OnResolveNote, 1
+	eng := e.engine(r)
+	var storm []sophostest.Alert
+	for i := range 3 {
+		storm = append(storm, e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Storm %d", i),
+			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)}))
+	}
+	if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Summarised != 2 {
+		t.Fatalf("storm pass = %+v, want one ticket and a summary of 2", tot)
+	}
+	for _, a := range storm {
+		e.sophos.ResolveAlert(acme, a.ID)
+	}
+	if tot := e.pass(eng).Totals(); tot.Noted != 2 || tot.Err != nil {
+		t.Fatalf("pass after the resolve = %+v, want the alert's ticket and the summary noted", tot)
+	}
+	if rec := e.record(tickets.SummaryKey); rec.State != tickets.StateClosed {
+		t.Fatalf("summary record = %+v, want it resolved", rec)
+	}
+	// The summary's two alerts come back with their ids.
+	for _, a := range storm[1:] {
+		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: a.Description, RaisedAt: a.RaisedAt})
+	}
+	dry, err := eng.Pass(t.Context(), e.customers(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := dry.Totals(); len(tot.WouldCreate) != 0 || tot.Summarised != 0 {
+		t.Errorf("dry run after the return = %+v, want nothing to create or summarise", tot)
+	}
+	tot := e.pass(eng).Totals()
+	if tot.Created != 0 || tot.Summarised != 0 || tot.Err != nil || len(tot.Notices) != 1 || !strings.Contains(tot.Notices[0], "follows it again") {
+		t.Errorf("pass after the return = %+v, want the open summary followed again, nothing created", tot)
+	}
+	if n := len(e.tickets()); n != 2 {
+		t.Errorf("%d tickets, want the alert's and the summary", n)
+	}
+	if rec := e.record(tickets.SummaryKey); rec.State != tickets.StateOpen || rec.Generation != 1 || len(rec.Covered) != 2 {
+		t.Errorf("summary record = %+v, want the first summary followed with its 2 alerts", rec)
+	}
+	if n := e.countNotes("raised again"); n != 1 {
+		t.Errorf("%d 'raised again' notes, want 1 on the summary", n)
+	}
+	if tot := e.pass(eng).Totals(); tot.Created != 0 || tot.Summarised != 0 || len(tot.Notices) != 0 {
+		t.Errorf("the pass after = %+v, want nothing more", tot)
+	}
+	// Resolved again, and closed by a technician: back again, the alerts
+	// are filed anew.
+	for _, a := range storm[1:] {
+		e.sophos.ResolveAlert(acme, a.ID)
+	}
+	if tot := e.pass(eng).Totals(); tot.Err != nil {
+		t.Fatalf("pass after the second resolve = %+v", tot)
+	}
+	for _, tk := range e.psaSim.Autotask().Tickets() {
+		e.psaSim.Autotask().SetTicketStatus(tk.ID, "Complete")
+	}
+	for _, a := range storm[1:] {
+		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: a.Description, RaisedAt: a.RaisedAt})
+	}
+	if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Summarised != 1 || tot.Err != nil {
+		t.Errorf("pass after the return with the summary closed = %+v, want a ticket and a new summary", tot)
+	}
+}
+
+// TestEngine_summaryFollowedAgainNoteUnsettled: while the "raised again"
+// note of a summary followed again is unsettled (its answer lost, and the
+// read that would settle it failing), alerts over the cap wait: they are
+// neither noted nor put in a summary that would adopt the same ticket
+// and forget the alerts it stands for.
+func TestEngine_summaryFollowedAgainNoteUnsettled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	e.settleTime = 2 * time.Minute
+	r := routings[psa.SystemAutotask]
+	r.OnResolve, r.MaxPerCustomer = export.OnResolveNote, 1
+	eng := e.engine(r)
+	var storm []sophostest.Alert
+	for i := range 3 {
+		storm = append(storm, e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Storm %d", i),
+			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)}))
+	}
+	e.pass(eng)
+	summary := e.record(tickets.SummaryKey).TicketID
+	for _, a := range storm {
+		e.sophos.ResolveAlert(acme, a.ID)
+	}
+	e.pass(eng)
+	for _, a := range storm[1:] {
+		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: a.Description, RaisedAt: a.RaisedAt})
+	}
+	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets/" + summary + "/Notes", BodyContains: "raised again",
+		DropAfterHandling: true, Times: 1})
+	if tot := e.pass(eng).Totals(); tot.Created != 0 || tot.Summarised != 0 {
+		t.Fatalf("pass after the return = %+v, want the summary followed again", tot)
+	}
+	e.now = e.now.Add(3 * time.Minute)
+	e.psaSim.AddFault(psatest.Fault{Method: http.MethodGet, Path: "/ATServicesRest/V1.0/Tickets/" + summary, Status: http.StatusServiceUnavailable})
+	for i := 3; i < 5; i++ {
+		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Storm %d", i), RaisedAt: fmt.Sprintf("2026-11-15T10:%02d:00.000", i)})
+	}
+	cr := e.pass(eng).Customers[0]
+	if cr.Summarised != 0 || cr.Deferred != 1 || cr.Adopted != 0 {
+		t.Errorf("pass with the note unsettled = %+v, want the alert over the cap deferred", cr)
+	}
+	if rec := e.record(tickets.SummaryKey); rec.TicketID != summary || len(rec.Covered) != 2 || rec.State != tickets.StateReopening {
+		t.Errorf("summary record = %+v, want ticket %s with its 2 alerts and its note unsettled", rec, summary)
+	}
+	e.psaSim.ClearFaults()
+	if cr := e.pass(eng).Customers[0]; cr.Err != nil {
+		t.Errorf("pass after = %+v", cr)
+	}
+	if rec := e.record(tickets.SummaryKey); rec.TicketID != summary || len(rec.Covered) != 2 || rec.State != tickets.StateOpen {
+		t.Errorf("summary record = %+v, want ticket %s with its 2 alerts, followed", rec, summary)
+	}
+	if n := e.countNotes("raised again"); n != 1 {
+		t.Errorf("%d 'raised again' notes, want 1", n)
+	}
+}
+
+// TestEngine_summaryClosedReadOnceForAlertsBack: alerts back of a summary
+// psa-syncd resolved whose ticket is closed are filed anew, and the
+// summary is not read again at every later pass while they are open.
+func TestEngine_summaryClosedReadOnceForAlertsBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	r := routings[psa.SystemAutotask]
+	r.MaxPerCustomer = 1
+	eng := e.engine(r)
+	var storm []sophostest.Alert
+	for i := range 3 {
+		storm = append(storm, e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Storm %d", i),
+			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)}))
+	}
+	e.pass(eng)
+	summary := e.record(tickets.SummaryKey).TicketID
+	for _, a := range storm {
+		e.sophos.ResolveAlert(acme, a.ID)
+	}
+	if tot := e.pass(eng).Totals(); tot.Closed != 2 {
+		t.Fatalf("pass after the resolve = %+v, want the ticket and the summary closed", tot)
+	}
+	back := storm[2]
+	e.sophos.AddAlert(acme, sophostest.Alert{ID: back.ID, Severity: "high", Description: back.Description, RaisedAt: back.RaisedAt})
+	if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Summarised != 0 || tot.Err != nil {
+		t.Fatalf("pass after the return = %+v, want the alert filed anew", tot)
+	}
+	reads := func() int {
+		n := 0
+		for _, r := range e.psaSim.Requests() {
+			if r.Method == http.MethodGet && strings.HasSuffix(r.Path, "/Tickets/"+summary) {
+				n++
+			}
+		}
+		return n
+	}
+	before := reads()
+	for range 2 {
+		if tot := e.pass(eng).Totals(); tot.Created != 0 || tot.Err != nil {
+			t.Errorf("later pass = %+v, want nothing", tot)
+		}
+	}
+	if n := reads() - before; n != 0 {
+		t.Errorf("summary ticket read %d more times by later passes, want none", n)
+	}
+}
