@@ -2112,6 +2112,13 @@ func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *Cu
 		return false, err
 	}
 	learnNumber(r, read)
+	if !read.Closed {
+		// Open in the PSA (on_resolve "note" left it to the technician,
+		// or one reopened it): the technician's status is kept, and the
+		// ticket only gets the "raised again" note.
+		return false, e.followOpen(ctx, p, r, read, a,
+			fmt.Sprintf("alert %s is open again, and its ticket %s, which psa-syncd resolved,", r.AlertKey, cmp.Or(r.Number, r.TicketID)), cr)
+	}
 	closed := *r
 	// The ticket's last change as the PSA dates it, read before the
 	// intent: a later pass that finds the reopen unsettled and the ticket
@@ -2403,18 +2410,26 @@ func (e *Engine) followAgain(ctx context.Context, p *pass, r *Record, a Alert, c
 	case t.Closed:
 		return false, nil
 	}
+	return true, e.followOpen(ctx, p, r, t, a, back, cr)
+}
+
+// followOpen follows again r's ticket t, read open in the PSA, whose alert
+// a (zero for the customer's summary) is open again after psa-syncd
+// resolved it, with the "raised again" note (see followAgain); back names
+// what is open again and the ticket, for the notices.
+func (e *Engine) followOpen(ctx context.Context, p *pass, r *Record, t *psa.Ticket, a Alert, back string, cr *CustomerReport) error {
 	learnNumber(r, t)
 	if p.dryRun {
 		cr.Notices = append(cr.Notices, fmt.Sprintf("%s is open in the PSA: the next pass follows it again, with a note that the alert was raised "+
 			"again, rather than filing it anew", back))
-		return true, nil
+		return nil
 	}
 	e.logger.Info("Alert raised again while its resolved ticket is open in the PSA; the ticket is followed again", "source", r.Source,
 		"customer", r.CustomerID, "alert", r.AlertKey, "ticket", r.TicketID)
 	r.ReopenActivity = t.LastActivity
 	r.State, r.ClosedBy, r.ClosedAt, r.MissingSince, r.Updated = StateReopening, "", time.Time{}, time.Time{}, e.now().UTC()
 	if err := e.store.PutTicketRecord(*r); err != nil {
-		return true, err
+		return err
 	}
 	note := reopenNote(a.RaisedAt, r.Updated)
 	if r.AlertKey == SummaryKey {
@@ -2422,18 +2437,18 @@ func (e *Engine) followAgain(ctx context.Context, p *pass, r *Record, a Alert, c
 		// which settleReopenNote looks for it.
 		note = fmt.Sprintf("Alerts of this summary were raised again in Sophos Central (seen %s).", r.Updated.UTC().Format(time.RFC3339))
 	}
-	err = e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: r.TicketID, Title: "Alert raised again", Text: note, NoteTypeID: e.routing.NoteTypeID})
+	err := e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: r.TicketID, Title: "Alert raised again", Text: note, NoteTypeID: e.routing.NoteTypeID})
 	if err != nil {
 		e.throttle(p, err)
 		cr.Notices = append(cr.Notices, fmt.Sprintf("%s is open in the PSA: psa-syncd follows it again rather than filing it anew; "+
 			"its note that the alert was raised again failed (%v): a later pass looks for it on the ticket, and sends it only if it is not there",
 			back, err))
-		return true, nil
+		return nil
 	}
 	cr.Notices = append(cr.Notices, fmt.Sprintf("%s is open in the PSA: psa-syncd follows it again, with a note that the alert was raised again, "+
 		"rather than filing it anew", back))
 	r.State, r.Updated = StateOpen, e.now().UTC()
-	return true, e.store.PutTicketRecord(*r)
+	return e.store.PutTicketRecord(*r)
 }
 
 // gone records that r's ticket was deleted in the PSA: it is no longer

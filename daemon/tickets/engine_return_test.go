@@ -402,3 +402,45 @@ func TestEngine_summaryClosedReadOnceForAlertsBack(t *testing.T) {
 		t.Errorf("summary ticket read %d more times by later passes, want none", n)
 	}
 }
+
+// TestEngine_reopenOfAnOpenTicketSetsNoStatus: with on_return "reopen",
+// an alert back within the reopen window whose ticket is open in the PSA
+// (on_resolve "note" left it to the technician) keeps the status the
+// technician gave it: the ticket gets the "raised again" note only, and is
+// followed again; a ticket closed is reopened as before.
+func TestEngine_reopenOfAnOpenTicketSetsNoStatus(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	r := routings[psa.SystemAutotask]
+	r.OnResolve, r.OnReturn = export.OnResolveNote, export.OnReturnReopen
+	eng := e.engine(r)
+	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+	e.pass(eng)
+	e.sophos.ResolveAlert(acme, a.ID)
+	e.pass(eng)
+	tk := e.tickets()[0].id
+	e.psaSim.Autotask().SetTicketStatus(tk, "Waiting Customer")
+	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+	e.now = e.now.Add(time.Hour)
+	tot := e.pass(eng).Totals()
+	if tot.Created != 0 || tot.Reopened != 0 || tot.Err != nil || len(tot.Notices) != 1 || !strings.Contains(tot.Notices[0], "follows it again") {
+		t.Errorf("pass after the return = %+v, want the open ticket followed again, not reopened", tot)
+	}
+	status := func() string {
+		for _, x := range e.psaSim.Autotask().Tickets() {
+			if x.ID == tk {
+				return x.Status
+			}
+		}
+		return ""
+	}
+	if s := status(); s != "Waiting Customer" {
+		t.Errorf("ticket status %q, want the technician's Waiting Customer kept", s)
+	}
+	if n := e.countNotes("raised again"); n != 1 {
+		t.Errorf("%d 'raised again' notes, want 1", n)
+	}
+	if rec := e.record(a.ID); rec.State != tickets.StateOpen {
+		t.Errorf("record = %+v, want the ticket followed", rec)
+	}
+}
