@@ -233,8 +233,8 @@ func ticketSyncOff(st TicketStatus) TicketStatus {
 			tickets = "ticket"
 		}
 		st.Notices = []string{fmt.Sprintf("ticket sync is off for this customer: psa-syncd no longer follows the %d %s it left open at its last ticket pass (%s), "+
-			"which are not closed when their alerts are resolved; close them in the PSA, or turn ticket sync on again and the next pass closes "+
-			"those whose alerts were resolved", st.LeftOpen, tickets, st.LastAttempt.UTC().Format(time.RFC3339))}
+			"which are not closed when their alerts are resolved; close them in the PSA, or turn ticket sync on again and the passes close "+
+			"those whose alerts were resolved (after policies.ticket_resolve_after)", st.LeftOpen, tickets, st.LastAttempt.UTC().Format(time.RFC3339))}
 	}
 	return st
 }
