@@ -2116,8 +2116,7 @@ func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *Cu
 		// Open in the PSA (on_resolve "note" left it to the technician,
 		// or one reopened it): the technician's status is kept, and the
 		// ticket only gets the "raised again" note.
-		return false, e.followOpen(ctx, p, r, read, a,
-			fmt.Sprintf("alert %s is open again, and its ticket %s, which psa-syncd resolved,", r.AlertKey, cmp.Or(r.Number, r.TicketID)), cr)
+		return false, e.followOpen(ctx, p, r, read, a, cr)
 	}
 	closed := *r
 	// The ticket's last change as the PSA dates it, read before the
@@ -2372,11 +2371,12 @@ func untouchedSince(t *psa.Ticket, intent time.Time) bool {
 // window), or, for the customer's summary (a is zero then), when alerts
 // it stands for are open again: it reports whether the ticket is open in
 // the PSA, and is then followed again, so that the alert does not get a
-// second ticket beside it. A noted ticket stays open until a technician closes it, and one
-// psa-syncd closed may have been reopened by hand. A ticket still closed
-// (or deleted, recorded as gone) is followed by a new one, as before, and
-// so is one the PSA refuses the API user (psa.ErrForbidden). Another
-// failed read files nothing: the ticket is read again next pass.
+// second ticket beside it. A noted ticket stays open until a technician
+// closes it, and one psa-syncd closed may have been reopened by hand. A
+// ticket still closed (or deleted, recorded as gone) is followed by a new
+// one, as before, and so is one the PSA refuses the API user
+// (psa.ErrForbidden). Another failed read files nothing: the ticket is
+// read again next pass.
 //
 // The ticket followed again gets the "raised again" note, as a reopen
 // does, so that its last word is not that the alert was resolved: it is a
@@ -2385,14 +2385,9 @@ func untouchedSince(t *psa.Ticket, intent time.Time) bool {
 // settled as a reopen's note is (settleReopen: looked for, and sent only
 // if it is not there). A dry run stores and sends nothing.
 func (e *Engine) followAgain(ctx context.Context, p *pass, r *Record, a Alert, cr *CustomerReport) (bool, error) {
-	name := cmp.Or(r.Number, r.TicketID)
-	// what is open again, and back names it and its ticket, for the
-	// notices.
-	what := "alert " + r.AlertKey
-	back := fmt.Sprintf("alert %s is open again, and its ticket %s, which psa-syncd resolved,", r.AlertKey, name)
+	what, back := "alert "+r.AlertKey, raisedAgain(r)
 	if r.AlertKey == SummaryKey {
 		what = "a summary's alerts"
-		back = fmt.Sprintf("alerts of summary ticket %s are open again, and the ticket, which psa-syncd resolved,", name)
 	}
 	t, err := e.psa.GetTicket(ctx, r.TicketID)
 	switch {
@@ -2406,19 +2401,29 @@ func (e *Engine) followAgain(ctx context.Context, p *pass, r *Record, a Alert, c
 		cr.Notices = append(cr.Notices, fmt.Sprintf("%s cannot be read (%v): it is filed anew", back, err))
 		return false, nil
 	case err != nil:
-		return false, fmt.Errorf("reading ticket %s of %s, raised again, before filing it anew: %w (read again next pass)", name, what, err)
+		return false, fmt.Errorf("reading ticket %s of %s, raised again, before filing it anew: %w (read again next pass)",
+			cmp.Or(r.Number, r.TicketID), what, err)
 	case t.Closed:
 		return false, nil
 	}
-	return true, e.followOpen(ctx, p, r, t, a, back, cr)
+	return true, e.followOpen(ctx, p, r, t, a, cr)
+}
+
+// raisedAgain names, for a notice, what of r is open again after
+// psa-syncd resolved its ticket, and the ticket.
+func raisedAgain(r *Record) string {
+	if r.AlertKey == SummaryKey {
+		return fmt.Sprintf("alerts of summary ticket %s are open again, and the ticket, which psa-syncd resolved,", cmp.Or(r.Number, r.TicketID))
+	}
+	return fmt.Sprintf("alert %s is open again, and its ticket %s, which psa-syncd resolved,", r.AlertKey, cmp.Or(r.Number, r.TicketID))
 }
 
 // followOpen follows again r's ticket t, read open in the PSA, whose alert
 // a (zero for the customer's summary) is open again after psa-syncd
-// resolved it, with the "raised again" note (see followAgain); back names
-// what is open again and the ticket, for the notices.
-func (e *Engine) followOpen(ctx context.Context, p *pass, r *Record, t *psa.Ticket, a Alert, back string, cr *CustomerReport) error {
+// resolved it, with the "raised again" note (see followAgain).
+func (e *Engine) followOpen(ctx context.Context, p *pass, r *Record, t *psa.Ticket, a Alert, cr *CustomerReport) error {
 	learnNumber(r, t)
+	back := raisedAgain(r)
 	if p.dryRun {
 		cr.Notices = append(cr.Notices, fmt.Sprintf("%s is open in the PSA: the next pass follows it again, with a note that the alert was raised "+
 			"again, rather than filing it anew", back))
