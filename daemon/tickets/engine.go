@@ -2085,10 +2085,11 @@ func (e *Engine) settleReturned(ctx context.Context, r *Record, cr *CustomerRepo
 // reopen sets a closed ticket's reopen status when its alert came back
 // within the reopen window.
 //
-// The ticket is read first (reopens are rare, the read is cheap): one
-// deleted in the PSA is recorded as gone, and reopen reports it so that
-// the alert gets a new ticket; GetTicket is the call whose not-found every
-// backend reports as psa.ErrNotFound.
+// The ticket is read first (reopens are rare, the read is cheap), in a
+// dry run too: one deleted in the PSA is recorded as gone, and reopen
+// reports it so that the alert gets a new ticket (GetTicket is the call
+// whose not-found every backend reports as psa.ErrNotFound); one open in
+// the PSA keeps its status and is followed again (followOpen).
 //
 // A reopen is an intent: the record is stored in StateReopening before
 // the status (and the note after it) is sent. When the send fails with
@@ -2100,23 +2101,26 @@ func (e *Engine) settleReturned(ctx context.Context, r *Record, cr *CustomerRepo
 // Without the intent, a reopen applied whose answer was lost would be
 // sent again next pass: over a technician's close, with a second note.
 func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *CustomerReport) (gone bool, err error) {
-	if p.dryRun {
-		cr.WouldReopen = append(cr.WouldReopen, r.TicketID)
-		return false, nil
-	}
 	read, err := e.psa.GetTicket(ctx, r.TicketID)
 	if err != nil {
-		if errors.Is(err, psa.ErrNotFound) {
+		switch {
+		case errors.Is(err, psa.ErrNotFound) && p.dryRun:
+			return true, nil
+		case errors.Is(err, psa.ErrNotFound):
 			return true, e.gone(r, cr)
 		}
 		return false, err
 	}
 	learnNumber(r, read)
-	if !read.Closed {
+	switch {
+	case !read.Closed:
 		// Open in the PSA (on_resolve "note" left it to the technician,
 		// or one reopened it): the technician's status is kept, and the
 		// ticket only gets the "raised again" note.
 		return false, e.followOpen(ctx, p, r, read, a, cr)
+	case p.dryRun:
+		cr.WouldReopen = append(cr.WouldReopen, r.TicketID)
+		return false, nil
 	}
 	closed := *r
 	// The ticket's last change as the PSA dates it, read before the

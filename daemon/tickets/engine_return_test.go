@@ -422,6 +422,14 @@ func TestEngine_reopenOfAnOpenTicketSetsNoStatus(t *testing.T) {
 	e.psaSim.Autotask().SetTicketStatus(tk, "Waiting Customer")
 	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
 	e.now = e.now.Add(time.Hour)
+	dry, err := eng.Pass(t.Context(), e.customers(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := dry.Totals(); len(tot.WouldReopen) != 0 || len(tot.WouldCreate) != 0 || len(tot.Notices) != 1 ||
+		!strings.Contains(tot.Notices[0], "next pass follows it again") {
+		t.Errorf("dry run after the return = %+v, want the open ticket to be followed again, not reopened", tot)
+	}
 	tot := e.pass(eng).Totals()
 	if tot.Created != 0 || tot.Reopened != 0 || tot.Err != nil || len(tot.Notices) != 1 || !strings.Contains(tot.Notices[0], "follows it again") {
 		t.Errorf("pass after the return = %+v, want the open ticket followed again, not reopened", tot)
