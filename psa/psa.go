@@ -442,6 +442,24 @@ type ServiceFieldChecker interface {
 	CheckServiceFields(ctx context.Context, s *Service) error
 }
 
+// ServiceLineLister is implemented by a Backend whose PSA refuses to
+// delete a service still on contract lines, and that can read the lines
+// using one service in one request (Kaseya BMS: the related services
+// search). ServiceLines returns up to some of those lines and how many
+// there are in all (at least len(lines)); none for a service that does not
+// exist. A caller about to delete a service asks first, to refuse the
+// delete before anything is written.
+type ServiceLineLister interface {
+	ServiceLines(ctx context.Context, serviceID string) (lines []ServiceLine, total int, err error)
+}
+
+// ServiceLine is a contract line using a service, as ServiceLines reads it.
+type ServiceLine struct {
+	ContractID   string
+	ContractName string
+	CompanyName  string
+}
+
 // ContractLister is implemented by a Backend that reads every contract a
 // customer mapping can bill on (the tenant's active recurring-service
 // contracts) in a few pages. A caller about to check more contracts than

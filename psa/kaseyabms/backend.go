@@ -236,6 +236,39 @@ func (b *Backend) DeleteService(ctx context.Context, id string) error {
 	return nil
 }
 
+// serviceLinesPage is how many of a service's contract lines ServiceLines
+// reads: enough to name them in a message, in one request.
+const serviceLinesPage = 20
+
+// ServiceLines returns the contract lines that use the service (BMS
+// refuses to delete it while there are any), up to serviceLinesPage of
+// them, and how many there are: one related services search. Whether its
+// pages count from 0 is not known (see collect); the count comes with
+// either page, so a page 1 that is empty beyond it still counts them. A
+// service that does not exist has none.
+func (b *Backend) ServiceLines(ctx context.Context, id string) ([]psa.ServiceLine, int, error) {
+	n, err := parseID("service", id)
+	if err != nil {
+		return nil, 0, err
+	}
+	related, resp, err := b.client.Services.RelatedServices(ctx, n, &RelatedServicesSearchRequest{PageSize: serviceLinesPage})
+	if errors.Is(err, psa.ErrNotFound) && !errors.Is(err, psa.ErrEndpointNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("kaseyabms: reading the contract lines of service %d: %w", n, err)
+	}
+	lines := make([]psa.ServiceLine, 0, len(related))
+	for _, r := range related {
+		lines = append(lines, psa.ServiceLine{ContractID: strconv.Itoa(r.ContractID), ContractName: r.ContractName, CompanyName: r.AccountName})
+	}
+	total := len(lines)
+	if resp != nil && resp.TotalRecords > total {
+		total = resp.TotalRecords
+	}
+	return lines, total, nil
+}
+
 // named keeps the names that CheckServiceFields read in step with a
 // service this Backend created or renamed since, or deleted (name ""), so
 // that the plan of a replacement, made in the process that deleted the

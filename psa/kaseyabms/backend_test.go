@@ -479,3 +479,51 @@ func TestBackend_SetQuantityConcurrentReadsServiceOnce(t *testing.T) {
 		t.Errorf("6 concurrent writes of one service read it %d times, want 1", reads)
 	}
 }
+
+// TestBackend_ServiceLines: the contract lines using a service, which BMS
+// refuses to delete, come from one related services search, named by
+// contract and account, with their count; on a tenant whose pages count
+// from 0 the page asked is past the lines, and the count still says they
+// are there. A service on no line, or one that does not exist, has none.
+func TestBackend_ServiceLines(t *testing.T) {
+	t.Parallel()
+	b, srv := newSimBackend(t)
+	k := srv.KaseyaBMS()
+	acme := k.AddAccount("Acme")
+	contract := k.AddContract(psatest.KaseyaBMSContract{AccountID: acme, Name: "Acme Managed"})
+	used, unused := k.AddService("Sophos MDR", 10), k.AddService("Backup", 5)
+	k.AddLine(contract, used, 10, time.Now())
+	k.AddLine(contract, used, 12, time.Now())
+	ctx := t.Context()
+
+	srv.ResetRequests()
+	lines, total, err := b.ServiceLines(ctx, strconv.Itoa(used))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := psa.ServiceLine{ContractID: strconv.Itoa(contract), ContractName: "Acme Managed", CompanyName: "Acme"}
+	if total != 2 || len(lines) != 2 || lines[0] != want || lines[1] != want {
+		t.Errorf("ServiceLines = %+v, %d; want two lines of %+v", lines, total, want)
+	}
+	var requests []string
+	for _, r := range srv.Requests() {
+		if !strings.Contains(r.Path, "/security/") {
+			requests = append(requests, r.Method+" "+r.Path)
+		}
+	}
+	if wantReq := fmt.Sprintf("POST /v2/admin/finance/services/%d/relatedservices/search", used); len(requests) != 1 || requests[0] != wantReq {
+		t.Errorf("requests = %q, want one %s", requests, wantReq)
+	}
+
+	k.SetPaging(psatest.KaseyaBMSPagesFromZero)
+	if _, total, err := b.ServiceLines(ctx, strconv.Itoa(used)); err != nil || total != 2 {
+		t.Errorf("ServiceLines with pages from 0 = %d lines, %v; want a count of 2", total, err)
+	}
+	k.SetPaging(psatest.KaseyaBMSPagesFromOne)
+
+	for _, id := range []int{unused, 999} {
+		if lines, total, err := b.ServiceLines(ctx, strconv.Itoa(id)); err != nil || total != 0 || len(lines) != 0 {
+			t.Errorf("ServiceLines(%d) = %+v, %d, %v; want none", id, lines, total, err)
+		}
+	}
+}

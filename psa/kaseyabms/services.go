@@ -218,6 +218,48 @@ func (s *ServicesService) Delete(ctx context.Context, id int) (*Response, error)
 	return s.client.Do(ctx, req, nil)
 }
 
+// RelatedService is a contract line that uses a service, as the related
+// services search answers it (RelatedServiceOutputDto; it has no Units).
+type RelatedService struct {
+	ID                 int     `json:"Id"`
+	ServiceID          int     `json:"ServiceId"`
+	ContractID         int     `json:"ContractId"`
+	AccountID          int     `json:"AccountId"`
+	ServiceName        string  `json:"ServiceName"`
+	ServiceDescription string  `json:"ServiceDescription"`
+	ContractName       string  `json:"ContractName"`
+	AccountName        string  `json:"AccountName"`
+	EffectiveDate      Time    `json:"EffectiveDate"`
+	ContractStartDate  Time    `json:"ContractStartDate"`
+	ContractEndDate    Time    `json:"ContractEndDate"`
+	UnitCost           float64 `json:"UnitCost"`
+	UnitPrice          float64 `json:"UnitPrice"`
+}
+
+// RelatedServicesSearchRequest is the body of a related services search:
+// paging only (its filter, on names, dates and prices, is not used).
+type RelatedServicesSearchRequest struct {
+	PageSize   int `json:"PageSize"`
+	PageNumber int `json:"PageNumber"`
+}
+
+// RelatedServices returns one page of the contract lines that use service
+// id (POST /v2/admin/finance/services/{serviceId}/relatedservices/search);
+// the Response's TotalRecords counts them all.
+func (s *ServicesService) RelatedServices(ctx context.Context, id int, body *RelatedServicesSearchRequest) ([]*RelatedService, *Response, error) {
+	if body.PageSize <= 0 {
+		body.PageSize = DefaultPageSize
+	}
+	body.PageNumber = max(body.PageNumber, 1)
+	req, err := s.client.NewRequest(ctx, http.MethodPost, fmt.Sprintf("v2/admin/finance/services/%d/relatedservices/search", id), body)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []*RelatedService
+	resp, err := s.client.Do(ctx, req, &out)
+	return out, resp, err
+}
+
 // Category is an entry of the service category and subcategory lookups
 // (ServiceCategoryLookupOutputDto).
 type Category struct {

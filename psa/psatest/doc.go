@@ -264,7 +264,9 @@
 //     the document declares.
 //   - Services: GET lookup (Filter.Id, Filter.Name), POST search (Filter
 //     Name, IsActive, IsTaxable), GET/PUT/DELETE {id}, POST services/services
-//     (names unique; a service on a contract cannot be deleted); fixed
+//     (names unique; a service on a contract cannot be deleted), POST
+//     {id}/relatedservices/search (the service's contract lines, paged,
+//     its Filter not applied; none for an unknown service); fixed
 //     categories (1 Managed Services: 11 Security, 12 Backup; 2 Licensing:
 //     21 Microsoft) through servicecategory/lookup and
 //     servicecategory/{id}/servicesubcategory/lookup; units of measure 1

@@ -103,6 +103,10 @@ func (k *KaseyaBMS) handle(w http.ResponseWriter, r *http.Request) {
 		default:
 			bmsMethodNotAllowed(w, r)
 		}
+	case len(segs) == 6 && strings.HasPrefix(path, "admin/finance/services/") && segs[4] == "relatedservices" && segs[5] == "search" &&
+		r.Method == http.MethodPost:
+		n, _ := id(3)
+		k.relatedServices(w, r, n)
 	case path == "admin/finance/servicecategory/lookup" && r.Method == http.MethodGet:
 		bmsOK(w, namedList(kaseyaBMSCategories), -1)
 	case len(segs) == 6 && segs[2] == "servicecategory" && segs[4] == "servicesubcategory" && segs[5] == "lookup" && r.Method == http.MethodGet:
@@ -549,6 +553,42 @@ func (k *KaseyaBMS) serviceDelete(w http.ResponseWriter, id int) {
 	}
 	k.deleteServiceLocked(id)
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "error": nil, "result": "Service deleted"})
+}
+
+// relatedServices answers the related services search: the contract
+// lines of service id (RelatedServiceOutputDto, no Units), paged. Its
+// Filter is read as JSON but not applied. A service that does not exist
+// has no lines (BMS's answer there is not documented).
+func (k *KaseyaBMS) relatedServices(w http.ResponseWriter, r *http.Request, id int) {
+	var body bmsSearchBody
+	if err := decodeBody(r, &body); err != nil {
+		bmsError(w, http.StatusOK, http.StatusBadRequest, err.Error())
+		return
+	}
+	size, number := 50, k.pageIndex(body.PageNumber)
+	if body.PageSize > 0 {
+		size = body.PageSize
+	}
+	k.mu.Lock()
+	all := []map[string]any{}
+	for _, l := range k.lines {
+		if l.ServiceID != id {
+			continue
+		}
+		m := map[string]any{"id": l.ID, "serviceId": l.ServiceID, "contractId": l.ContractID, "serviceName": l.ServiceName,
+			"serviceDescription": l.Description, "effectiveDate": bmsTime(l.EffectiveDate), "unitCost": l.UnitCost,
+			"unitPrice": l.UnitPrice, "marginType": nil, "margin": nil, "excludeFromContractBulkUpdates": false}
+		if c := k.contractByID[l.ContractID]; c != nil {
+			m["contractName"], m["accountId"] = c.Name, c.AccountID
+			m["contractStartDate"], m["contractEndDate"] = bmsTime(c.StartDate), bmsTime(c.EndDate)
+			if a := k.accountByID[c.AccountID]; a != nil {
+				m["accountName"] = a.Name
+			}
+		}
+		all = append(all, m)
+	}
+	k.mu.Unlock()
+	bmsOK(w, page(all, size, number), len(all))
 }
 
 func accountDTO(a *KaseyaBMSAccount, tenant string) map[string]any {
