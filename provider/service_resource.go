@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/float64validator"
@@ -283,7 +284,8 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"service inactive and keeps it for existing contracts and invoices; `\"delete\"` deletes it where the PSA " +
 					"allows that (ConnectWise and Kaseya BMS do, and refuse to delete a service that agreement additions or " +
 					"contract lines still use: the destroy then fails, saying to set `\"deactivate\"` or `\"abandon\"`, or to " +
-					"remove those lines in the PSA first; the plan cannot tell without a read per service; Autotask " +
+					"remove those lines in the PSA first; with Kaseya BMS the plan fails, naming the contracts, from one read " +
+					"of the service's contract lines per such destroy; with ConnectWise the apply does; Autotask " +
 					"does not, and the plan fails); `\"abandon\"` only removes it from the Terraform state.",
 				Optional:   true,
 				Computed:   true,
@@ -447,6 +449,9 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 					"product mappings of this configuration", mappings)+
 					" The product mappings' own plans say the same when Terraform plans them after this destroy.")
 			}
+		}
+		if policy == deletionPolicyDelete && support.delete && known(state.ID) {
+			r.checkServiceUnused(ctx, &resp.Diagnostics, state.ID.ValueString())
 		}
 		return
 	}
@@ -1049,6 +1054,54 @@ func (r *serviceResource) Delete(ctx context.Context, req resource.DeleteRequest
 		return
 	}
 	tflog.Info(ctx, "Destroyed PSA service", map[string]any{"id": id, "deletion_policy": state.DeletionPolicy.ValueString()})
+}
+
+// checkServiceUnused fails the plan of a destroy with deletion_policy =
+// "delete" of a service that contract lines still use, where the PSA
+// refuses that delete and can say so in one read (psa.ServiceLineLister:
+// Kaseya BMS). The apply would fail at the delete, after the other changes
+// of the same apply were made. One request per such destroy, which is
+// rare; a read that fails only warns (the apply's own error is clear),
+// unless the PSA refuses the credentials or the address (planCheckFails).
+func (r *serviceResource) checkServiceUnused(ctx context.Context, diags *diag.Diagnostics, id string) {
+	lister, ok := r.data.backend.(psa.ServiceLineLister)
+	if !ok {
+		return
+	}
+	sys := r.data.system
+	lines, total, err := lister.ServiceLines(ctx, id)
+	if err != nil {
+		err = searchError(err)
+		add := diags.AddAttributeWarning
+		if planCheckFails(err) {
+			add = diags.AddAttributeError
+		}
+		add(path.Root("deletion_policy"), "Unable to Verify PSA Service Is Unused",
+			psaErrorDetail(sys, fmt.Sprintf("Reading the %s of service %s, which %s refuses to delete while any use it", serviceUsers(sys), id, systemTitle(sys)), err))
+		return
+	}
+	if total == 0 {
+		return
+	}
+	var named []string // a contract once, however many of its lines use the service
+	for _, l := range lines {
+		if n := fmt.Sprintf("contract %s %q of %q", l.ContractID, l.ContractName, l.CompanyName); !slices.Contains(named, n) {
+			named = append(named, n)
+		}
+	}
+	list := strings.Join(named, ", ")
+	if more := total - len(lines); more > 0 {
+		list += fmt.Sprintf(" and %d more", more)
+	}
+	if len(named) == 0 {
+		list = "none named in its answer"
+	}
+	diags.AddAttributeError(path.Root("deletion_policy"), "PSA Service Still on Contract Lines",
+		fmt.Sprintf("%s refuses to delete service %s while %s use it, and %d do (%s), so this destroy with deletion_policy = "+
+			"\"delete\" would fail at apply. Set deletion_policy to \"deactivate\" (the service stays for existing contracts "+
+			"and invoices) or \"abandon\" and apply, then destroy; or remove the service's lines from those contracts in %s "+
+			"first, if it is meant to be gone from them (psa-syncd does not remove lines).",
+			systemTitle(sys), id, serviceUsers(sys), total, list, systemTitle(sys)))
 }
 
 // checkUnmapped reports whether the service id may be deactivated or

@@ -1,8 +1,13 @@
 package provider
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
@@ -36,5 +41,57 @@ func TestHeldHint(t *testing.T) {
 	}
 	if got := heldHint(&psa.ValidationError{Field: "name"}, ""); got != "" {
 		t.Errorf("heldHint without a holder = %q, want none", got)
+	}
+}
+
+// lineLister is a Backend whose ServiceLines answers lines, total and err;
+// its other methods are not called.
+type lineLister struct {
+	psa.Backend
+	lines []psa.ServiceLine
+	total int
+	err   error
+}
+
+func (l *lineLister) ServiceLines(context.Context, string) ([]psa.ServiceLine, int, error) {
+	return l.lines, l.total, l.err
+}
+
+// TestCheckServiceUnused: a destroy with deletion_policy = "delete" of a
+// service on contract lines fails the plan, naming each contract once and
+// counting the lines beyond those read; a read that fails only warns,
+// unless the PSA refuses the credentials; a service on no line passes.
+func TestCheckServiceUnused(t *testing.T) {
+	t.Parallel()
+	acme := psa.ServiceLine{ContractID: "5", ContractName: "Acme Managed", CompanyName: "Acme"}
+	for _, tc := range []struct {
+		name           string
+		lister         lineLister
+		errors, warned bool
+		want           string
+	}{
+		{"unused", lineLister{}, false, false, ""},
+		{"in use", lineLister{lines: []psa.ServiceLine{acme, acme}, total: 30}, true, false,
+			`while contract service lines use it, and 30 do (contract 5 "Acme Managed" of "Acme" and 28 more)`},
+		{"counted only", lineLister{total: 2}, true, false, "and 2 do (none named in its answer)"},
+		{"read fails", lineLister{err: errors.New("kaseyabms: 500 Internal Server Error")}, false, true, "500 Internal Server Error"},
+		{"credentials refused", lineLister{err: fmt.Errorf("kaseyabms: %w", psa.ErrUnauthorized)}, true, false, "Unable to Verify PSA Service Is Unused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := &serviceResource{data: &providerData{backend: &tc.lister, system: psa.SystemKaseyaBMS}}
+			var diags diag.Diagnostics
+			r.checkServiceUnused(t.Context(), &diags, "3001")
+			if diags.HasError() != tc.errors || (diags.WarningsCount() > 0) != tc.warned {
+				t.Fatalf("diagnostics = %v, want errors %v, warnings %v", diags, tc.errors, tc.warned)
+			}
+			if tc.want == "" {
+				return
+			}
+			text := diags[0].Summary() + ": " + diags[0].Detail()
+			if !strings.Contains(text, tc.want) {
+				t.Errorf("diagnostic = %q, want it to say %q", text, tc.want)
+			}
+		})
 	}
 }

@@ -1112,6 +1112,9 @@ func TestStateOnlyWarning(t *testing.T) {
 // addition (ConnectWise) or a contract line (Kaseya BMS) still uses it:
 // the error says how to get out (another deletion_policy, or the lines
 // removed), and following it destroys the service by deactivating it.
+// Kaseya BMS lists a service's contract lines in one read, so there the
+// plan fails, naming the contracts, before the apply deletes anything;
+// ConnectWise has no such read, and its apply fails at the delete.
 // Autotask cannot delete services at all (the plan refuses the policy).
 func TestAccServiceResource_deleteInUse(t *testing.T) {
 	t.Parallel()
@@ -1127,11 +1130,21 @@ func TestAccServiceResource_deleteInUse(t *testing.T) {
 			inUse := func() {
 				if sys == psa.SystemKaseyaBMS {
 					e.sim.KaseyaBMS().AddLine(int(mustID(acme.contract)), int(mustID(serviceID)), 10, time.Now())
+					e.sim.KaseyaBMS().AddLine(int(mustID(acme.contract)), int(mustID(serviceID)), 12, time.Now())
+					e.sim.KaseyaBMS().AddLine(int(mustID(acme.otherContract)), int(mustID(serviceID)), 3, time.Now())
 					return
 				}
 				e.sim.ConnectWise().AddAddition(psatest.ConnectWiseAddition{
 					AgreementID: mustID(acme.contract), ProductID: mustID(serviceID), Quantity: 10,
 				})
+			}
+			inUseErr := regexp.MustCompile(`(?s)Error running destroy.*Cannot Delete PSA Service.*still\s+use\s+it.*` +
+				`deletion_policy\s+to\s+"deactivate".*or\s+remove\s+the\s+service's\s+lines`)
+			if sys == psa.SystemKaseyaBMS {
+				inUseErr = regexp.MustCompile(fmt.Sprintf(`(?s)Error running pre-apply plan.*PSA Service Still on Contract Lines.*`+
+					`refuses\s+to\s+delete\s+service\s+[0-9]+\s+while\s+contract\s+service\s+lines\s+use\s+it,\s+and\s+3\s+do\s+`+
+					`\(contract\s+%s\s+"Acme\s+Managed\s+Services"\s+of\s+"Acme",\s+contract\s+%s\s+"Acme\s+Security"\s+of\s+"Acme"\).*`+
+					`deletion_policy\s+to\s+"deactivate".*remove\s+the\s+service's\s+lines`, acme.contract, acme.otherContract))
 			}
 			resource.UnitTest(t, resource.TestCase{
 				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -1144,11 +1157,10 @@ func TestAccServiceResource_deleteInUse(t *testing.T) {
 						}),
 					},
 					{
-						PreConfig: inUse,
-						Config:    config(deletionPolicyDelete),
-						Destroy:   true,
-						ExpectError: regexp.MustCompile(`(?s)Cannot Delete PSA Service.*still\s+use\s+it.*deletion_policy\s+to\s+"deactivate".*` +
-							`or\s+remove\s+the\s+service's\s+lines`),
+						PreConfig:   inUse,
+						Config:      config(deletionPolicyDelete),
+						Destroy:     true,
+						ExpectError: inUseErr,
 					},
 					{
 						Config: config(deletionPolicyDeactivate),
