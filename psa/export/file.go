@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/psa-sync/terraform-provider-psa/internal/sizecap"
 )
@@ -30,6 +31,47 @@ func NewFileBackend(path string) *FileBackend { return &FileBackend{path: path} 
 
 // String returns the path.
 func (b *FileBackend) String() string { return b.path }
+
+// Modes of access(2), with POSIX's values, for FileBackend.CheckWritable.
+const (
+	AccessWrite  = 0x2 // W_OK
+	AccessSearch = 0x1 // X_OK
+)
+
+// CheckWritable reports, without writing, whether access (SystemAccess,
+// or a test's) lets this process write the export: Save creates the
+// missing directories, a temporary file and the lock file in the file's
+// directory and renames the temporary file over the export, all of which
+// need write and search permission on that directory, or on the nearest
+// one that exists (the missing ones below it are created by this user).
+// The export's own mode does not matter: the rename replaces it. A
+// symbolic link is followed, as Save follows it. The error names the
+// directory; it is about this process's user only.
+func (b *FileBackend) CheckWritable(access func(path string, mode uint32) error) error {
+	path := b.path
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		path = target
+	}
+	dir := filepath.Dir(path)
+	for {
+		info, err := os.Stat(dir)
+		if err == nil && !info.IsDir() {
+			return fmt.Errorf("%s%s is not a directory", prefix(b.path), dir)
+		}
+		if err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if !errors.Is(err, fs.ErrNotExist) || parent == dir {
+			return fmt.Errorf("%s%w", prefix(b.path), err)
+		}
+		dir = parent
+	}
+	if err := access(dir, AccessWrite|AccessSearch); err != nil {
+		return fmt.Errorf("%scannot create files in %s: %w", prefix(b.path), dir, err)
+	}
+	return nil
+}
 
 // Digest returns the version of data as a file or psa-syncd store
 // reports it: "sha256:" and the hex SHA-256 of the bytes.

@@ -62,3 +62,56 @@ func TestReadExportFile_changedWhileRead(t *testing.T) {
 		t.Errorf("readExportFile afterwards = %q, %v; want the file whole", data, err)
 	}
 }
+
+// TestFileBackend_CheckWritable: the directory asked is the export's, or
+// the nearest that exists when it is missing (Save creates the rest), or
+// the symbolic link's target's; with write and search permission both. A
+// refusal names the directory; a directory that is a file is an error
+// without asking. Tests run as root here, for whom access(2) allows
+// everything, so the refusal comes from the access function given.
+func TestFileBackend_CheckWritable(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "target.json"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(other, "target.json"), filepath.Join(dir, "link.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path, asked string
+	}{
+		{filepath.Join(dir, "export.json"), dir},
+		{filepath.Join(dir, "a", "b", "export.json"), dir},
+		{filepath.Join(dir, "link.json"), other},
+	} {
+		var asked []string
+		var modes []uint32
+		deny := func(path string, mode uint32) error {
+			asked, modes = append(asked, path), append(modes, mode)
+			return fs.ErrPermission
+		}
+		err := NewFileBackend(tc.path).CheckWritable(deny)
+		if len(asked) != 1 || asked[0] != tc.asked || modes[0] != AccessWrite|AccessSearch {
+			t.Errorf("CheckWritable(%s) asked %q for %v, want %s for write and search", tc.path, asked, modes, tc.asked)
+		}
+		if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), "cannot create files in "+tc.asked) {
+			t.Errorf("CheckWritable(%s) = %v, want a permission error naming %s", tc.path, err, tc.asked)
+		}
+		if err := NewFileBackend(tc.path).CheckWritable(SystemAccess); err != nil {
+			t.Errorf("CheckWritable(%s) with access(2) = %v, want nil", tc.path, err)
+		}
+	}
+	under := filepath.Join(dir, "file", "export.json")
+	err := NewFileBackend(under).CheckWritable(func(string, uint32) error {
+		t.Errorf("CheckWritable(%s) asked access(2)", under)
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "is not a directory") {
+		t.Errorf("CheckWritable(%s) = %v, want a not-a-directory error", under, err)
+	}
+}
