@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 )
 
@@ -17,6 +18,9 @@ import (
 // way to Terraform. Safe for concurrent use: Terraform plans resources in
 // parallel.
 type planWarnings struct {
+	// provider, when set, makes the provider served instead of New's.
+	provider func() provider.Provider
+
 	mu       sync.Mutex
 	warnings []planWarning
 }
@@ -35,7 +39,11 @@ func (w planWarning) String() string {
 func (w *planWarnings) factories() map[string]func() (tfprotov6.ProviderServer, error) {
 	return map[string]func() (tfprotov6.ProviderServer, error){
 		"psa": func() (tfprotov6.ProviderServer, error) {
-			return warningRecorder{NewProtocol6(New("test")())(), w}, nil
+			p := New("test")()
+			if w.provider != nil {
+				p = w.provider()
+			}
+			return warningRecorder{NewProtocol6(p)(), w}, nil
 		},
 	}
 }

@@ -78,6 +78,10 @@ var (
 // psaProvider is the psa provider.
 type psaProvider struct {
 	version string
+	// access is access(2) for the plan's check of a file store's
+	// directory (see checkExportWritable); nil means export.SystemAccess.
+	// Tests, which run as root, give one that refuses.
+	access func(path string, mode uint32) error
 	// configured is what Configure gave the resources as ResourceData, for
 	// the fast paths of NewProtocol6; nil until then.
 	configured atomic.Pointer[providerData]
@@ -535,6 +539,10 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 
 		recheckContracts:  config.RecheckContracts.ValueBool(),
 		exportOwnerTokens: config.ExportOwnerTokens.ValueBool(),
+		access:            p.access,
+	}
+	if data.access == nil {
+		data.access = export.SystemAccess
 	}
 	if exportURL != "" {
 		c, err := exportClient(ctx, exportURL, exportToken)

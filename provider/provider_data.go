@@ -120,6 +120,12 @@ type providerData struct {
 	writable    sync.Once
 	writableErr error
 
+	// access is access(2) (see exportDirChecker); dirWarned says that a
+	// plan of this command was warned that the directory of the export
+	// file is not writable, which it is once.
+	access    func(path string, mode uint32) error
+	dirWarned atomic.Bool
+
 	// fieldsMu guards fields, the fields of the export version fieldsOf
 	// (see storedFields).
 	fieldsMu sync.Mutex
@@ -156,6 +162,13 @@ type exportWriteChecker interface {
 	CheckWrite(ctx context.Context) error
 }
 
+// exportDirChecker is implemented by a store in a local directory
+// (export.FileBackend): whether access lets this process create files in
+// it, without writing.
+type exportDirChecker interface {
+	CheckWritable(access func(path string, mode uint32) error) error
+}
+
 // checkExportWritable fails the plan of a resource that changes the
 // export (its planned value differs from its state: a create, an update
 // or a destroy) when the store would refuse the apply's writes: psa-syncd
@@ -166,8 +179,26 @@ type exportWriteChecker interface {
 // the PSA changes of the same apply (new services) were made. The store is
 // asked once per provider process, one request; a plan that changes no
 // entry asks nothing.
+//
+// A file store whose directory this user cannot write (access(2) on it,
+// or on its nearest existing ancestor) only warns, once per command: the
+// plan and the apply often run as different users (a pull request's plan
+// in CI, the apply on a runner that holds the export), and the apply's
+// user may write it.
 func (d *providerData) checkExportWritable(ctx context.Context, diags *diag.Diagnostics, plan, state tftypes.Value) {
 	if d == nil || d.store == nil || plan.Equal(state) {
+		return
+	}
+	if dir, ok := d.store.Backend().(exportDirChecker); ok && d.access != nil {
+		d.writable.Do(func() { d.writableErr = dir.CheckWritable(d.access) })
+		if d.writableErr != nil && d.dirWarned.CompareAndSwap(false, true) {
+			diags.AddWarning("Mapping Export File Not Writable by This User",
+				fmt.Sprintf("This plan changes the mapping export at %s, but the user running it cannot create files in "+
+					"its directory, which every write to the export does (a temporary file renamed over the export, and its "+
+					"lock file). If the apply runs as this user, it will fail at its first write to the export, after the "+
+					"changes to the PSA that come before it (new services). If the apply runs as another user, check that "+
+					"that user can write the directory.\n\n%v", d.exportPath, d.writableErr))
+		}
 		return
 	}
 	checker, ok := d.store.Backend().(exportWriteChecker)
