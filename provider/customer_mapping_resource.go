@@ -235,20 +235,16 @@ func (r *customerMappingResource) checkExportFields(ctx context.Context, req res
 	if getFlat(ctx, req.Plan.Raw, &plan).HasError() {
 		return
 	}
-	owner, diags := exportOwner(ctx, req.Private)
-	if diags.HasError() {
-		return
-	}
 	m := plan.toMapping()
 	if plan.NextContractID.IsUnknown() {
 		m.NextContractID = "known after apply" // a renewal all the same
 	}
-	keeps := r.data.planKeepsOwner(ctx, owner, req.State.Raw, func(doc *export.Document) bool {
-		_, ok := doc.Customer(m.Source, m.CustomerID)
-		return ok
-	})
-	r.data.checkExportFields(ctx, &resp.Diagnostics, req.Plan.Raw, req.State.Raw,
-		"customer mapping "+customerMappingImportID.format(m.Source, m.CustomerID), keeps,
+	r.data.checkMappingFields(ctx, &resp.Diagnostics, req.Private, req.Plan.Raw, req.State.Raw,
+		"customer mapping "+customerMappingImportID.format(m.Source, m.CustomerID),
+		func(doc *export.Document) bool {
+			_, ok := doc.Customer(m.Source, m.CustomerID)
+			return ok
+		},
 		func(doc *export.Document, owner string) {
 			m.Owner = owner
 			doc.PutCustomer(m)

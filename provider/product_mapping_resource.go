@@ -160,17 +160,13 @@ func (r *productMappingResource) checkExportFields(ctx context.Context, req reso
 	if getFlat(ctx, req.Plan.Raw, &plan).HasError() {
 		return
 	}
-	owner, diags := exportOwner(ctx, req.Private)
-	if diags.HasError() {
-		return
-	}
 	m := plan.toMapping()
-	keeps := r.data.planKeepsOwner(ctx, owner, req.State.Raw, func(doc *export.Document) bool {
-		_, ok := doc.Product(m.Source, m.Product)
-		return ok
-	})
-	r.data.checkExportFields(ctx, &resp.Diagnostics, req.Plan.Raw, req.State.Raw,
-		"product mapping "+productMappingImportID.format(m.Source, m.Product), keeps,
+	r.data.checkMappingFields(ctx, &resp.Diagnostics, req.Private, req.Plan.Raw, req.State.Raw,
+		"product mapping "+productMappingImportID.format(m.Source, m.Product),
+		func(doc *export.Document) bool {
+			_, ok := doc.Product(m.Source, m.Product)
+			return ok
+		},
 		func(doc *export.Document, owner string) {
 			m.Owner = owner
 			doc.PutProduct(m)

@@ -305,6 +305,21 @@ func (d *providerData) checkExportFields(ctx context.Context, diags *diag.Diagno
 	}
 }
 
+// checkMappingFields is checkExportFields for a product or customer
+// mapping, whose entry's owner token is in its private state: the entry
+// keeps or is given a token (planKeepsOwner) when private holds one, or
+// when a create adopts the entry the export holds (holds). A private
+// state that cannot be read leaves the check out; the apply's Update or
+// Delete, which reads it too, reports it.
+func (d *providerData) checkMappingFields(ctx context.Context, diags *diag.Diagnostics, private privateData, plan, state tftypes.Value,
+	entry string, holds func(*export.Document) bool, write func(doc *export.Document, owner string), attr func(field string) (path.Path, bool)) {
+	owner, ownerDiags := exportOwner(ctx, private)
+	if ownerDiags.HasError() {
+		return
+	}
+	d.checkExportFields(ctx, diags, plan, state, entry, d.planKeepsOwner(ctx, owner, state, holds), write, attr)
+}
+
 // planKeepsOwner reports whether the apply of a resource writes an owner
 // token on its entry whatever the export: it keeps the one in its private
 // state (owner), or its Create adopts the entry the export holds already
