@@ -194,6 +194,10 @@ type Daemon struct {
 		lastErr string
 		before  *exportFailure
 	}
+	// readersFor names the store beside whose export this process last
+	// tried to publish the export fields it reads (see
+	// publishReadersLocked; guarded by reloadMu).
+	readersFor string
 	// remote is the S3 or psa-syncd store of export_url, opened once per URL.
 	remote struct {
 		url     string
@@ -753,6 +757,7 @@ func (d *Daemon) reloadConfigLocked() error {
 // export_url: self, it is the newest version in the state database.
 func (d *Daemon) reloadExportLocked(force bool) error {
 	cfg := d.cfg.Load()
+	defer d.publishReadersLocked(cfg)
 	switch cfg.ExportStore() {
 	case StoreSelf:
 		return d.reloadSelfExportLocked(cfg)

@@ -122,6 +122,42 @@ func (d *Daemon) reloadRemoteExportLocked(cfg *Config, force bool) error {
 	return nil
 }
 
+// publishReadersLocked writes, beside the export in a file or S3 store,
+// the export fields this psa-syncd reads (export.PublishReaders: one read,
+// and a write when they differ), once per store per process, after its
+// first reload from that store, whether the export loaded or not (one
+// this psa-syncd refused is when they matter). A provider newer than
+// psa-syncd reads them at plan, and fails a plan that would write a field
+// this psa-syncd does not read, which its reload would refuse. psa-syncd
+// may read a store it may not write (a read-only mount or credentials):
+// that is logged at info, and the provider's plan then checks nothing.
+// psa-syncd as the store (self, another psa-syncd) advertises them in
+// its answers instead.
+func (d *Daemon) publishReadersLocked(cfg *Config) {
+	var b export.Backend
+	switch cfg.ExportStore() {
+	case StoreFile:
+		b = export.NewFileBackend(cfg.ExportPath)
+	case StoreS3:
+		if d.remote.url != cfg.ExportURL || d.remote.backend == nil {
+			return // not opened: the next reload tries again
+		}
+		b = d.remote.backend
+	default:
+		return
+	}
+	if d.readersFor == cfg.ExportName() {
+		return
+	}
+	d.readersFor = cfg.ExportName()
+	ctx, cancel := context.WithTimeout(context.Background(), exportLoadTimeout)
+	defer cancel()
+	if err := export.PublishReaders(ctx, b); err != nil {
+		d.logger.Info("Could not write the export fields this psa-syncd reads beside the mapping export; a newer provider's plan "+
+			"cannot check its export against them", "store", cfg.ExportName(), "suffix", export.ReadersSuffix, "err", err)
+	}
+}
+
 // remoteStoreKey identifies a remote store in the state database: a digest
 // of its URL, which may hold credentials (an S3 endpoint's password).
 func remoteStoreKey(url string) string {

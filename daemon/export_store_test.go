@@ -2,13 +2,17 @@ package daemon
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -581,4 +585,78 @@ func TestDaemon_remoteStoreRefusalLoggedOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDaemon_publishesReaderFieldsBesideExport: psa-syncd writes the
+// export fields it reads beside the export in a file or S3 store
+// (export.ReadersSuffix), once per store per process, at its first reload,
+// even one that refuses the export (when a newer provider's plan needs
+// them most), so that a provider newer than psa-syncd fails a plan that
+// would write a field psa-syncd does not read instead of psa-syncd
+// refusing the export at its reload. A store it may not write is logged,
+// and the export still loads.
+func TestDaemon_publishesReaderFieldsBesideExport(t *testing.T) {
+	t.Parallel()
+	t.Run("file", func(t *testing.T) {
+		t.Parallel()
+		e := dtSetup(t, dtOptions{})
+		bad := e.doc.Clone()
+		bad.PSA.System = psa.SystemConnectWise // refused: psa-syncd is configured for Autotask
+		e.writeExport(t, bad)
+		if err := e.d.Reload(); err == nil {
+			t.Fatal("Reload of an export for another PSA succeeded")
+		}
+		fields, found, err := export.LoadReaders(t.Context(), export.NewFileBackend(e.exportPath))
+		if !found || err != nil || !slices.Equal(fields, export.ReaderFields()) {
+			t.Fatalf("readers beside %s = %v, %v, %v; want export.ReaderFields()", e.exportPath, fields, found, err)
+		}
+		// Removed by hand: not written again by this process.
+		if err := os.Remove(e.exportPath + export.ReadersSuffix); err != nil {
+			t.Fatal(err)
+		}
+		e.writeExport(t, e.doc)
+		if err := e.d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(e.exportPath + export.ReadersSuffix); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("readers written again by the same process: %v", err)
+		}
+	})
+	t.Run("s3", func(t *testing.T) {
+		t.Parallel()
+		srv := s3test.Start(t)
+		storeURL := srv.ObjectURL("prod/psa-mappings.json")
+		e := dtSetup(t, dtOptions{exportURL: storeURL, noExport: true})
+		b, err := export.OpenBackend(t.Context(), storeURL, export.BackendOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc := e.doc.Clone()
+		doc.PSA.Instance = ""
+		if _, err := b.Save(t.Context(), e.encode(t, doc), ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		if fields, found, err := export.LoadReaders(t.Context(), b); !found || err != nil || !slices.Equal(fields, export.ReaderFields()) {
+			t.Errorf("readers beside %s = %v, %v, %v; want export.ReaderFields()", storeURL, fields, found, err)
+		}
+	})
+	t.Run("read-only", func(t *testing.T) {
+		t.Parallel()
+		var logs bytes.Buffer
+		e := dtSetup(t, dtOptions{daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+		// A directory where the readers file would go: its write fails, as
+		// on a read-only mount (tests run as root, whom modes do not stop).
+		if err := os.Mkdir(e.exportPath+export.ReadersSuffix, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.d.Reload(); err != nil {
+			t.Fatalf("Reload with a store psa-syncd cannot write beside: %v", err)
+		}
+		if !strings.Contains(logs.String(), "Could not write the export fields this psa-syncd reads beside the mapping export") {
+			t.Errorf("logs lack the failed write:\n%s", logs.String())
+		}
+	})
 }
