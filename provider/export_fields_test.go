@@ -2,6 +2,7 @@ package provider
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -246,6 +248,82 @@ resource "psa_product_mapping" "mdr" {
 					}
 					return nil
 				}),
+			},
+		},
+	})
+}
+
+// TestAccExportStore_publishedReaderFieldsFailPlan: with a file store,
+// psa-syncd lists the export fields it reads beside the export
+// (export.ReadersSuffix). A plan that would write a field the list lacks
+// (a renewal's next_contract_id, for a psa-syncd from before renewals)
+// fails, naming the field and the list; before, it applied, and psa-syncd
+// refused the export at its reload and went on with the old one. A plan
+// without the field applies. A list that is garbled warns and checks
+// nothing: the renewal applies. (A store without the list checks nothing,
+// as every other file store test shows.)
+func TestAccExportStore_publishedReaderFieldsFailPlan(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	acme := e.addCustomerFixture("Acme")
+	today := dayOf(time.Now())
+	end := today.AddDate(0, 3, 0)
+	year1 := e.addDatedContract(acme.company, "Acme Year 1", today.AddDate(-1, 0, 0), end)
+	year2 := e.addDatedContract(acme.company, "Acme Year 2", end.AddDate(0, 0, 1), end.AddDate(1, 0, 0))
+	readers := e.exportPath + export.ReadersSuffix
+	publish := func(data string) func() {
+		return func() {
+			if err := os.WriteFile(readers, []byte(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var beforeRenewals []string
+	for _, f := range export.ReaderFields() {
+		if f != "customer_mappings.next_contract_id" {
+			beforeRenewals = append(beforeRenewals, f)
+		}
+	}
+	list, err := json.Marshal(map[string]any{"fields": beforeRenewals})
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := func(next string) string {
+		extra := ""
+		if next != "" {
+			extra = fmt.Sprintf("  next_contract_id = %q\n", next)
+		}
+		return e.providerConfig() + fmt.Sprintf(`
+resource "psa_customer_mapping" "acme" {
+  customer_id = "acme-1"
+  company_id  = %q
+  contract_id = %q
+%s}
+`, acme.company, year1, extra)
+	}
+	var w planWarnings
+	const warning = "Unable to Read psa-syncd's Export Fields"
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: w.factories(),
+		Steps: []resource.TestStep{
+			{
+				PreConfig: publish(string(list)),
+				Config:    config(year2),
+				ExpectError: regexp.MustCompile(`(?s)Error running pre-apply plan.*Export Field Unknown to psa-syncd.*with psa_customer_mapping.acme.*` +
+					`customer_mappings.next_contract_id.*customer\s+mapping\s+sophos/acme-1.*psa-mappings.json.readers.*keeps\s+the\s+one\s+it\s+has.*` +
+					`Upgrade\s+psa-syncd`),
+			},
+			{
+				Config: config(""),
+				Check:  expectPlanWarnings(&w, warning, 0, "", ""),
+			},
+			{
+				PreConfig: func() { w.take(""); publish("<html>403 Forbidden</html>")() },
+				Config:    config(year2),
+				Check: resource.ComposeTestCheckFunc(
+					expectPlanWarnings(&w, warning, 1, "psa_customer_mapping", "", "psa-mappings.json.readers", "does not check them"),
+					resource.TestCheckResourceAttr("psa_customer_mapping.acme", "next_contract_id", year2),
+				),
 			},
 		},
 	})

@@ -126,6 +126,15 @@ type providerData struct {
 	access    func(path string, mode uint32) error
 	dirWarned atomic.Bool
 
+	// readers reads, once, the export fields psa-syncd published beside
+	// the export in a file or S3 store (see publishedFields);
+	// readersWarned says that its failure was reported.
+	readers       sync.Once
+	readerFields  []string
+	readersFound  bool
+	readersErr    error
+	readersWarned atomic.Bool
+
 	// fieldsMu guards fields, the fields of the export version fieldsOf
 	// (see storedFields).
 	fieldsMu sync.Mutex
@@ -236,6 +245,9 @@ type exportFieldsReader interface {
 //
 // The fields psa-syncd reads come with its answer to the plan's read of
 // the export (export.ReaderFieldsHeader), so the check asks nothing more.
+// With a file or S3 store, psa-syncd lists them beside the export (see
+// publishedFields): its apply would not fail, but psa-syncd would refuse
+// the export at its reload and keep the one it has.
 // A psa-syncd older than that header says nothing: the plan then only
 // warns, of fields beyond those every psa-syncd reads that the stored
 // export does not hold yet (psa-syncd validated every version it stores,
@@ -247,15 +259,22 @@ func (d *providerData) checkExportFields(ctx context.Context, diags *diag.Diagno
 	if d == nil || d.store == nil || plan.IsNull() || plan.Equal(state) {
 		return
 	}
-	reader, ok := d.store.Backend().(exportFieldsReader)
-	if !ok {
+	reader, advertises := d.store.Backend().(exportFieldsReader)
+	_, siblings := d.store.Backend().(export.SiblingStore)
+	if !advertises && !siblings {
 		return
 	}
 	stored, found, err := d.readExport(ctx)
 	if err != nil {
 		return // the resources report the export's errors
 	}
-	known, answered := reader.ReaderFields()
+	var known []string
+	answered := false
+	if advertises {
+		known, answered = reader.ReaderFields()
+	} else {
+		known, answered = d.publishedFields(ctx, diags)
+	}
 	if !answered {
 		return
 	}
@@ -286,6 +305,14 @@ func (d *providerData) checkExportFields(ctx context.Context, diags *diag.Diagno
 			"read (422), so the apply would fail at its write to the export, after the changes to the PSA that come before it "+
 			"(new services). Upgrade psa-syncd to a version that reads it (the provider's own version or later), or leave "+
 			"the setting out until it is upgraded.", field, d.exportPath, entry)
+		if !advertises {
+			detail = fmt.Sprintf("This plan writes %s to the mapping export at %s, in %s, but the psa-syncd that reads this "+
+				"export does not read that field: it lists the fields it reads beside the export, in %s%s. psa-syncd refuses "+
+				"a whole export with a field it does not read and keeps the one it has, so after the apply it would go on "+
+				"billing with the mappings as they were, this apply's changes and every later one left out. Upgrade psa-syncd "+
+				"to a version that reads it (the provider's own version or later; it rewrites that list when it starts), or "+
+				"leave the setting out until it is upgraded.", field, d.exportPath, entry, d.exportPath, export.ReadersSuffix)
+		}
 		add := diags.AddError
 		addAttr := diags.AddAttributeError
 		if !advertised {
@@ -318,6 +345,31 @@ func (d *providerData) checkMappingFields(ctx context.Context, diags *diag.Diagn
 		return
 	}
 	d.checkExportFields(ctx, diags, plan, state, entry, d.planKeepsOwner(ctx, owner, state, holds), write, attr)
+}
+
+// publishedFields returns the export fields that psa-syncd published
+// beside the export in a file or S3 store (export.LoadReaders), read once
+// per provider process, only by a plan that changes the export: for S3,
+// one request. None published (a psa-syncd older than that list, or one
+// that may not write the store) checks nothing, as before. A list that
+// cannot be read or is garbled warns, once per process, and checks
+// nothing: it must not stop a plan that psa-syncd may well take.
+func (d *providerData) publishedFields(ctx context.Context, diags *diag.Diagnostics) ([]string, bool) {
+	d.readers.Do(func() {
+		d.readerFields, d.readersFound, d.readersErr = export.LoadReaders(ctx, d.store.Backend())
+	})
+	if d.readersErr != nil {
+		if d.readersWarned.CompareAndSwap(false, true) {
+			diags.AddWarning("Unable to Read psa-syncd's Export Fields",
+				fmt.Sprintf("psa-syncd lists the export fields it reads beside the mapping export, in %s%s, and the plan "+
+					"checks the fields it would write against that list; it could not be read, so this plan does not check "+
+					"them. A psa-syncd that does not read a field this plan writes would refuse the export at its reload and "+
+					"keep the one it has. psa-syncd writes the list again when it starts; delete it if it is not psa-syncd's."+
+					"\n\n%v", d.exportPath, export.ReadersSuffix, d.readersErr))
+		}
+		return nil, false
+	}
+	return d.readerFields, d.readersFound
 }
 
 // planKeepsOwner reports whether the apply of a resource writes an owner
