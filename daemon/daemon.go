@@ -97,6 +97,12 @@ type Options struct {
 	// Without it, passes on such a database write nothing (see
 	// ErrRestoredBackup).
 	AllowRestore bool
+	// PublishExportFields makes the daemon write, beside the export in a
+	// file or S3 store, the export fields it reads (see
+	// publishReadersLocked): psa-syncd run sets it; the one-off commands
+	// (plan, status, sync), which CI may run with read-only credentials,
+	// do not write to the store.
+	PublishExportFields bool
 	// Check runs psa-syncd check's tests with cfg, the config file as the
 	// daemon would load it now, writing check's report to w, and returns
 	// the report's items (see CheckPassed). stored reads the newest export
@@ -158,6 +164,7 @@ type Daemon struct {
 	lead            *state.Leadership
 	allowEmptyState bool
 	allowRestore    bool
+	publishFields   bool
 	check           func(ctx context.Context, cfg *Config, stored func() ([]byte, error), w io.Writer) []CheckItem
 
 	cfg atomic.Pointer[Config]
@@ -394,6 +401,7 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		webConfigFile:    o.WebConfigFile,
 		allowEmptyState:  o.AllowEmptyState,
 		allowRestore:     o.AllowRestore,
+		publishFields:    o.PublishExportFields,
 		queue:            newSyncQueue(),
 		apiSlots:         make(chan struct{}, maxConcurrentAPIRequests),
 		openAPISlots:     make(chan struct{}, maxConcurrentAPIRequests-tokenAPISlots),

@@ -132,8 +132,12 @@ func (d *Daemon) reloadRemoteExportLocked(cfg *Config, force bool) error {
 // may read a store it may not write (a read-only mount or credentials):
 // that is logged at info, and the provider's plan then checks nothing.
 // psa-syncd as the store (self, another psa-syncd) advertises them in
-// its answers instead.
+// its answers instead. Only psa-syncd run publishes (see
+// Options.PublishExportFields).
 func (d *Daemon) publishReadersLocked(cfg *Config) {
+	if !d.publishFields {
+		return
+	}
 	var b export.Backend
 	switch cfg.ExportStore() {
 	case StoreFile:

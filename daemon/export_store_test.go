@@ -594,12 +594,13 @@ func TestDaemon_remoteStoreRefusalLoggedOnce(t *testing.T) {
 // them most), so that a provider newer than psa-syncd fails a plan that
 // would write a field psa-syncd does not read instead of psa-syncd
 // refusing the export at its reload. A store it may not write is logged,
-// and the export still loads.
+// and the export still loads. Only psa-syncd run publishes: the one-off
+// commands, which CI may run with read-only credentials, write nothing.
 func TestDaemon_publishesReaderFieldsBesideExport(t *testing.T) {
 	t.Parallel()
 	t.Run("file", func(t *testing.T) {
 		t.Parallel()
-		e := dtSetup(t, dtOptions{})
+		e := dtSetup(t, dtOptions{daemonOpts: Options{PublishExportFields: true}})
 		bad := e.doc.Clone()
 		bad.PSA.System = psa.SystemConnectWise // refused: psa-syncd is configured for Autotask
 		e.writeExport(t, bad)
@@ -626,7 +627,7 @@ func TestDaemon_publishesReaderFieldsBesideExport(t *testing.T) {
 		t.Parallel()
 		srv := s3test.Start(t)
 		storeURL := srv.ObjectURL("prod/psa-mappings.json")
-		e := dtSetup(t, dtOptions{exportURL: storeURL, noExport: true})
+		e := dtSetup(t, dtOptions{exportURL: storeURL, noExport: true, daemonOpts: Options{PublishExportFields: true}})
 		b, err := export.OpenBackend(t.Context(), storeURL, export.BackendOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -646,7 +647,7 @@ func TestDaemon_publishesReaderFieldsBesideExport(t *testing.T) {
 	t.Run("read-only", func(t *testing.T) {
 		t.Parallel()
 		var logs bytes.Buffer
-		e := dtSetup(t, dtOptions{daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+		e := dtSetup(t, dtOptions{daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), PublishExportFields: true}})
 		// A directory where the readers file would go: its write fails, as
 		// on a read-only mount (tests run as root, whom modes do not stop).
 		if err := os.Mkdir(e.exportPath+export.ReadersSuffix, 0o755); err != nil {
@@ -657,6 +658,16 @@ func TestDaemon_publishesReaderFieldsBesideExport(t *testing.T) {
 		}
 		if !strings.Contains(logs.String(), "Could not write the export fields this psa-syncd reads beside the mapping export") {
 			t.Errorf("logs lack the failed write:\n%s", logs.String())
+		}
+	})
+	t.Run("one-off command", func(t *testing.T) {
+		t.Parallel()
+		e := dtSetup(t, dtOptions{})
+		if err := e.d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(e.exportPath + export.ReadersSuffix); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("a daemon without PublishExportFields wrote beside the export: %v", err)
 		}
 	})
 }

@@ -373,6 +373,9 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		AllowRestore:    allowRestore,
 		ListenAddress:   listenAddress,
 		Check:           checker(cf.configFile, logger),
+		// The running daemon says which export fields it reads beside a
+		// file or S3 store's export, for the provider's plan.
+		PublishExportFields: true,
 	})
 	if err != nil {
 		logger.Error("Error starting psa-syncd", "err", err)
