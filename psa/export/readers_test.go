@@ -39,7 +39,11 @@ func TestPublishReaders(t *testing.T) {
 		if !found || err != nil || !slices.Equal(fields, ReaderFields()) {
 			t.Errorf("%s: LoadReaders = %v, %v, %v; want ReaderFields", b, fields, found, err)
 		}
-		readers := b.(SiblingStore).Sibling(ReadersSuffix)
+		s, ok := b.(SiblingStore)
+		if !ok {
+			t.Fatalf("%T is no SiblingStore", b)
+		}
+		readers := s.Sibling(ReadersSuffix)
 		before, err := readers.Load(ctx, "")
 		if err != nil {
 			t.Fatal(err)
