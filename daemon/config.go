@@ -959,6 +959,11 @@ func (c *Config) validate(dir string, getenv func(string) string) error {
 	return c.checkSecretLengths()
 }
 
+// examplePlaceholder is the value of every credential in the Kubernetes
+// example's Secret (examples/deploy/kubernetes/secret.yaml), refused as a
+// secret by checkSecretLengths.
+const examplePlaceholder = "CHANGE-ME"
+
 // shortSecret is one secret setting checked by checkSecretLengths: its key,
 // where else it may be given, and the value resolved from them.
 type shortSecret struct {
@@ -971,7 +976,8 @@ type shortSecret struct {
 // searching for their values, which it skips for values that short (they
 // would blank out ordinary words). No PSA or vendor issues credentials
 // that short; the value is a truncated copy or a placeholder. The error
-// names the setting, never the value. Called once every secret is
+// names the setting, never the value. It refuses the examples'
+// placeholder, examplePlaceholder, as well. Called once every secret is
 // resolved, so that values read from a *_file setting or the environment
 // are checked as well.
 func (c *Config) checkSecretLengths() error {
@@ -999,6 +1005,15 @@ func (c *Config) checkSecretLengths() error {
 		shortSecret{"web.api_token", "api_token_file or PSA_SYNCD_API_TOKEN", string(c.Web.APIToken)},
 		shortSecret{"export_token", "export_token_file or PSA_EXPORT_TOKEN", string(c.ExportToken)})
 	for _, s := range ss {
+		// Checked before the length: CHANGE-ME is long enough, and would
+		// otherwise start psa-syncd with an API token anyone can read in
+		// this repository (kubectl apply of the Kubernetes example's
+		// secret.yaml replaces a Secret created from files with it).
+		if strings.EqualFold(s.value, examplePlaceholder) {
+			return fmt.Errorf("%s (or %s): the value is %s, the placeholder of the examples' Secret "+
+				"(examples/deploy/kubernetes/secret.yaml), not a credential: set the real value "+
+				"(kubectl apply of secret.yaml replaces a Secret created from files with its placeholders)", s.key, s.elsewhere, examplePlaceholder)
+		}
 		if redact.TooShort(s.value) {
 			return fmt.Errorf("%s (or %s): the value is shorter than %d characters: psa-syncd keeps secrets out of logs, "+
 				"errors, the status page and the API by searching for their values, which it cannot do for a value that short, "+

@@ -314,6 +314,41 @@ func TestLoad_shortSecrets(t *testing.T) {
 	}
 }
 
+// TestLoad_examplePlaceholderSecret: the placeholder of the Kubernetes
+// example's Secret (examples/deploy/kubernetes/secret.yaml), long enough to
+// pass the length check, is refused as every secret, in the setting, its
+// file or the environment, in any case: a Secret created from files and
+// then replaced by kubectl apply of secret.yaml would otherwise start
+// psa-syncd with CHANGE-ME as its API token. The error names the setting.
+func TestLoad_examplePlaceholderSecret(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfgWriteFile(t, filepath.Join(dir, "placeholder"), "CHANGE-ME\n")
+	const head = "export_path: x.json\nstate_dir: s\n"
+	const fileSource = "source: {type: file, file: {path: u.csv}}\n"
+	const at = "psa:\n  system: autotask\n  autotask: {username: u, secret: at-secret, integration_code: at-code}\n"
+	for _, tt := range []struct {
+		name, yml string
+		env       map[string]string
+		key       string
+	}{
+		{"web api_token_file", head + at + fileSource + "web: {api_token_file: placeholder}\n", nil, "web.api_token"},
+		{"web api_token env", head + at + fileSource, map[string]string{"PSA_SYNCD_API_TOKEN": "CHANGE-ME\n"}, "web.api_token"},
+		{"web api_token lower case", head + at + fileSource + "web: {api_token: change-me}\n", nil, "web.api_token"},
+		{"autotask secret", head + "psa:\n  system: autotask\n  autotask: {username: u, secret: CHANGE-ME, integration_code: at-code}\n" + fileSource, nil, "psa.autotask.secret"},
+		{"sophos client_secret_file", head + at + "source:\n  type: sophos\n  sophos: {client_id: abcd, client_secret_file: placeholder}\n", nil, "source.sophos.client_secret"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".yml")
+			cfgWriteFile(t, p, tt.yml)
+			_, err := Load(p, cfgEnv(tt.env))
+			if err == nil || !strings.Contains(err.Error(), tt.key+" (or ") || !strings.Contains(err.Error(), "the placeholder of the examples' Secret") {
+				t.Errorf("Load: %v, want an error naming %s and the examples' placeholder", err, tt.key)
+			}
+		})
+	}
+}
+
 // TestConfig_credentials_connectWiseClientID: the ConnectWise clientId,
 // which the provider and the ConnectWise client treat as a credential, is
 // one of those a standby takes out of the active instance's answers too

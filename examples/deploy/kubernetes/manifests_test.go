@@ -206,15 +206,30 @@ func TestManifests_fitTogether(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "credentials"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range keys {
-		if err := os.WriteFile(filepath.Join(dir, "credentials", k), []byte(m.secret.StringData[k]), 0o600); err != nil {
-			t.Fatal(err)
+	writeCredentials := func(value func(k string) string) {
+		for _, k := range keys {
+			if err := os.WriteFile(filepath.Join(dir, "credentials", k), []byte(value(k)), 0o600); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	local := strings.ReplaceAll(cfg, credDir, filepath.Join(dir, "credentials")+"/")
 	if err := os.WriteFile(filepath.Join(dir, "psa-syncd.yml"), []byte(local), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The Secret as it is, applied unedited or over one created from
+	// files (kubectl apply of the directory): psa-syncd refuses to start
+	// rather than take its placeholder as the API token.
+	for _, k := range keys {
+		if v := m.secret.StringData[k]; v != placeholder {
+			t.Errorf("secret.yaml's %s is %q, want the placeholder %s, which psa-syncd refuses", k, v, placeholder)
+		}
+	}
+	writeCredentials(func(k string) string { return m.secret.StringData[k] })
+	if _, err := daemon.Load(filepath.Join(dir, "psa-syncd.yml"), func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "the placeholder of the examples' Secret") {
+		t.Errorf("the ConfigMap's psa-syncd.yml with secret.yaml's placeholders: %v, want them refused", err)
+	}
+	writeCredentials(operatorCredential)
 	loaded, err := daemon.Load(filepath.Join(dir, "psa-syncd.yml"), func(string) string { return "" })
 	if err != nil {
 		t.Fatalf("the ConfigMap's psa-syncd.yml: %v", err)
@@ -231,6 +246,16 @@ func TestManifests_fitTogether(t *testing.T) {
 		t.Error("with export_url: self the provider writes with the API token as export_token, but the Secret has no api-token")
 	}
 	checkStartupProbe(t, "deployment.yaml", c, loaded.State.CheckTimeout)
+}
+
+// placeholder is the value of every key of secret.yaml, which psa-syncd
+// refuses as a credential.
+const placeholder = "CHANGE-ME"
+
+// operatorCredential is the value an operator puts in the Secret's key k in
+// place of the placeholder.
+func operatorCredential(k string) string {
+	return "operator-set-" + k
 }
 
 // TestManifests_singleInstance checks what keeps the example at one

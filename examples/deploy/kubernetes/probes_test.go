@@ -264,14 +264,15 @@ func writeTestPKI(t *testing.T, dir string) {
 }
 
 // loadSingleConfig loads this directory's ConfigMap's psa-syncd.yml with
-// the Secret's values as its credential files (in a temporary directory),
-// and returns it and its path.
+// the Secret's keys as its credential files (in a temporary directory),
+// their placeholders replaced as an operator replaces them, and returns it
+// and its path.
 func loadSingleConfig(t *testing.T, m *manifests) (*daemon.Config, string) {
 	t.Helper()
 	const credDir = "/etc/psa-syncd/credentials/"
 	dir := t.TempDir()
-	for k, v := range m.secret.StringData {
-		if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o600); err != nil {
+	for k := range m.secret.StringData {
+		if err := os.WriteFile(filepath.Join(dir, k), []byte(operatorCredential(k)), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
