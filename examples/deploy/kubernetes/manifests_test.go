@@ -1065,6 +1065,77 @@ func TestHAKustomization_namespace(t *testing.T) {
 	}
 }
 
+// TestDocs_haSecretCommands: the commands with which ../kubernetes-ha/README.md
+// has the operator create the Secrets run as written: every shell variable
+// they use is set by a line before it or on the same line (the database
+// password was used unset, which gave the Secret an empty password), and
+// every file given to --from-file is written before (only api-token was,
+// so kubectl stopped at the first of the PSA's secrets).
+func TestDocs_haSecretCommands(t *testing.T) {
+	readme, err := os.ReadFile("../kubernetes-ha/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block string
+	for _, b := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
+		if strings.Contains(b[1], "create secret generic") {
+			block = b[1]
+			break
+		}
+	}
+	if block == "" {
+		t.Fatal("README.md has no sh block creating the Secrets")
+	}
+	var (
+		assign  = regexp.MustCompile(`(?:^|[;(]\s*)([A-Za-z_]\w*)=`)
+		read    = regexp.MustCompile(`\bread -\w+ (?:'[^']*'|"[^"]*") (\w+)`)
+		loop    = regexp.MustCompile(`\bfor (\w+) in ([^;]+);`)
+		use     = regexp.MustCompile(`\$\{?([A-Za-z_]\w*)`)
+		written = regexp.MustCompile(`> *"?(\$?[\w.-]+)"?`)
+		given   = regexp.MustCompile(`--from-file=([\w.-]+)`)
+	)
+	set, files := map[string]bool{}, map[string]bool{}
+	loopFiles := map[string][]string{} // a loop's words by its variable
+	creates := 0
+	for line := range strings.SplitSeq(regexp.MustCompile(`\\\n\s*`).ReplaceAllString(block, ""), "\n") {
+		for _, m := range assign.FindAllStringSubmatch(line, -1) {
+			set[m[1]] = true
+		}
+		for _, m := range read.FindAllStringSubmatch(line, -1) {
+			set[m[1]] = true
+		}
+		for _, m := range loop.FindAllStringSubmatch(line, -1) {
+			set[m[1]] = true
+			loopFiles[m[1]] = strings.Fields(m[2])
+		}
+		for _, m := range use.FindAllStringSubmatch(line, -1) {
+			if !set[m[1]] {
+				t.Errorf("README.md: %q uses $%s, which no line before it sets", line, m[1])
+			}
+		}
+		for _, m := range given.FindAllStringSubmatch(line, -1) {
+			if !files[m[1]] {
+				t.Errorf("README.md: %q gives --from-file=%s, which no line before it writes", line, m[1])
+			}
+		}
+		for _, m := range written.FindAllStringSubmatch(line, -1) {
+			if v, ok := strings.CutPrefix(m[1], "$"); ok {
+				for _, f := range loopFiles[v] {
+					files[f] = true
+				}
+			} else {
+				files[m[1]] = true
+			}
+		}
+		if strings.Contains(line, "create secret generic") {
+			creates++
+		}
+	}
+	if creates != 2 {
+		t.Errorf("README.md's block creates %d Secrets, want 2 (psa-syncd-state and psa-syncd-psa)", creates)
+	}
+}
+
 // TestDocs_kubectlExecCommands: every `kubectl exec` of a psa-syncd command
 // in README.md, docs/ and examples/ (the alert rules' header among them)
 // names a workload these examples create, in its namespace, runs the
