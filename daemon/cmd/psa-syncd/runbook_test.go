@@ -132,39 +132,50 @@ func TestAlerts_noActiveInstanceRunbookEndsOnlyThisLock(t *testing.T) {
 // locked, and loads the config file, whose secrets the daemon alone can
 // read there (systemd credentials under /run/credentials/, a Kubernetes
 // Secret in the pod), so each must ask the daemon. Each is run against a
-// daemon as given, with its URL and the API token (an ID, N or YYYY-MM placeholder
-// is left to the operator), and must be understood and answered.
+// daemon as given, the API token file for the FILE placeholder, and must be
+// understood and answered; one with an ID, N, CODE or YYYY-MM placeholder, left
+// to the operator, is run with a value for it, and must not be refused for
+// want of the token. A command that needs the token gives -web.token-file:
+// without it the daemon answered 401 "missing bearer token" to an operator
+// who copied `psa-syncd check -web.url ...` from the alert.
 func TestAlerts_runbookCommandsAskTheDaemon(t *testing.T) {
 	t.Parallel()
 	rules := readAlertRules(t)
 	cfg, tokenFile, _, _ := ticketsSetupToken(t)
 	base := startDaemon(t, cfg)
 	command := regexp.MustCompile("`psa-syncd ([^`]*)`")
-	placeholder := regexp.MustCompile(`\b(ID|N|YYYY-MM)\b`)
+	word := regexp.MustCompile(`"[^"]*"|\S+`)
+	placeholder := regexp.MustCompile(`\b(ID|N|CODE|YYYY-MM)\b`)
+	values := map[string]string{"FILE": tokenFile, "ID": "1", "N": "1", "CODE": "0123456789ab", "YYYY-MM": time.Now().UTC().Format("2006-01")}
 	ran := map[string]bool{}
 	for _, g := range rules.Groups {
 		for _, r := range g.Rules {
 			for _, m := range command.FindAllStringSubmatch(r.Annotations["description"], -1) {
-				args := strings.Fields(m[1])
+				var args []string
+				for _, w := range word.FindAllString(m[1], -1) {
+					args = append(args, strings.Trim(w, `"`))
+				}
 				if !slices.Contains(args, "-web.url") {
 					t.Errorf("%s: `psa-syncd %s` does not ask the running daemon (-web.url): by hand it cannot open the state database "+
 						"the daemon holds, nor read the secrets of the shipped deployments", r.Alert, m[1])
 					continue
 				}
 				// Plans are rate-limited: each command once.
-				if placeholder.MatchString(m[1]) || ran[m[1]] {
+				if ran[m[1]] {
 					continue
 				}
 				ran[m[1]] = true
-				for i := range args {
+				for i, a := range args {
+					if v, ok := values[a]; ok {
+						args[i] = v
+					}
 					args[i] = strings.Replace(args[i], "http://127.0.0.1:9810", base, 1)
 				}
-				// status reads without the token, and has no flag for it.
-				if args[0] != "status" {
-					args = append(args, "-web.token-file", tokenFile)
-				}
 				code, stdout, stderr := runCmd(t, args...)
-				if code != 0 {
+				switch {
+				case strings.Contains(stderr, "401 Unauthorized") || strings.Contains(stderr, "needs the API token"):
+					t.Errorf("%s: `psa-syncd %s` is refused without the API token: give it -web.token-file FILE\n%s", r.Alert, m[1], stderr)
+				case code != 0 && !placeholder.MatchString(m[1]):
 					t.Errorf("%s: `psa-syncd %s` against a running daemon: exit %d\n%s\n%s", r.Alert, m[1], code, stdout, stderr)
 				}
 			}
