@@ -504,3 +504,59 @@ func TestREADME_sizeCaps(t *testing.T) {
 		t.Errorf("psa-syncd plan --help does not say %q for -terraform-plan:\n%s", want, help.String())
 	}
 }
+
+// TestREADME_commandsThatNeedTheToken: README's list of the commands that
+// send the API token because they need it ("A command sends the API token
+// it has (...; `check`, ... need it)") names each command with -web.url
+// that the daemon refuses without the token, and no other: it named
+// neither reload nor set-by-hand nor orphans -clear, which answered 401
+// "missing bearer token" to an operator who left the token out.
+func TestREADME_commandsThatNeedTheToken(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("`PSA_SYNCD_API_TOKEN`; ((?:`[^`]+`(?: computed now)?(?:,\\s+|,?\\s+and\\s+))+`[^`]+`) need it\\)").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README.md has no list of the commands that need the API token (\"`PSA_SYNCD_API_TOKEN`; `check`, ... need it)\")")
+	}
+	listed := map[string]bool{}
+	for _, c := range regexp.MustCompile("`([^`]+)`").FindAllSubmatch(m[1], -1) {
+		listed[string(c[1])] = true
+	}
+	cfg, _, _, _ := ticketsSetupToken(t)
+	base := startDaemon(t, cfg)
+	out := filepath.Join(t.TempDir(), "backup.db")
+	period := time.Now().UTC().Format("2006-01")
+	// Each command with -web.url, by its name in the list, with the
+	// arguments it needs to send its request.
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"check", []string{"check"}},
+		{"reload", []string{"reload"}},
+		{"sync", []string{"sync"}},
+		{"plan", []string{"plan", "-period", period}},
+		{"tickets", []string{"tickets", "-dry-run"}},
+		{"resolve", []string{"resolve", "-intent", "1", "-posted"}},
+		{"set-by-hand", []string{"set-by-hand", "-period", period, "-note", "x"}},
+		{"orphans -clear", []string{"orphans", "-clear", "-all"}},
+		{"backup", []string{"backup", "-output", out}},
+		{"status", []string{"status"}},
+		{"ledger", []string{"ledger"}},
+		{"orphans", []string{"orphans"}},
+	} {
+		_, _, stderr := runCmd(t, append(c.args, "-web.url", base)...)
+		refused := strings.Contains(stderr, "401 Unauthorized") || strings.Contains(stderr, "needs the API token")
+		if refused != listed[c.name] {
+			t.Errorf("psa-syncd %s -web.url without the API token: refused for want of it %v, README's list names it %v (%s)\n%s",
+				strings.Join(c.args, " "), refused, listed[c.name], m[1], stderr)
+		}
+		delete(listed, c.name)
+	}
+	for name := range listed {
+		t.Errorf("README's list of the commands that need the API token names %q, which this test does not run", name)
+	}
+}
