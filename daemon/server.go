@@ -155,7 +155,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("GET /-/healthy", handleHealthy)
 	mux.HandleFunc("GET /-/ready", d.handleReady)
 	xo := crossOriginProtection()
-	mux.Handle("POST /-/reload", xo.Handler(d.requireToken(d.bounded(http.HandlerFunc(d.handleReload)))))
+	mux.Handle("POST /-/reload", xo.Handler(d.requireReloadToken(d.bounded(http.HandlerFunc(d.handleReload)))))
 	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
@@ -370,6 +370,39 @@ func writeBodyError(w http.ResponseWriter, want string, err error) {
 
 // requireToken lets a request through only with the configured bearer token.
 func (d *Daemon) requireToken(next http.Handler) http.Handler {
+	return d.requireTokenOr(nil, next)
+}
+
+// requireReloadToken is requireToken for POST /-/reload, which also takes
+// the API token of the config file as the reload would load it now
+// (reloadToken). Rotating the token replaces its file (web.api_token_file,
+// a Kubernetes Secret) before the reload that loads it, and the file then
+// holds the new token only: `kubectl exec ... psa-syncd reload
+// -web.token-file` with the pod's file was refused (401, counted as a
+// wrong token), and a pod has no shell for SIGHUP. Whoever holds that
+// token is let in by the reload anyway.
+func (d *Daemon) requireReloadToken(next http.Handler) http.Handler {
+	return d.requireTokenOr(d.reloadToken, next)
+}
+
+// reloadToken returns the API token that a reload would load now: that of
+// the config file as Reload loads it, "" when it cannot be loaded or the
+// daemon was given no config file.
+func (d *Daemon) reloadToken() string {
+	if d.configPath == "" {
+		return ""
+	}
+	cfg, err := Load(d.configPath, d.getenv)
+	if err != nil {
+		return ""
+	}
+	return string(cfg.Web.APIToken)
+}
+
+// requireTokenOr is requireToken that, when also is not nil, also takes
+// the token also returns; also is called only for a token given that is
+// not the configured one.
+func (d *Daemon) requireTokenOr(also func() string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		want := string(d.cfg.Load().Web.APIToken)
 		if want == "" {
@@ -384,6 +417,11 @@ func (d *Daemon) requireToken(next http.Handler) http.Handler {
 			return
 		}
 		got, ok := bearerToken(r)
+		if ok && subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 && also != nil {
+			if alt := also(); alt != "" && subtle.ConstantTimeCompare([]byte(got), []byte(alt)) == 1 {
+				want = alt
+			}
+		}
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="psa-syncd"`)
 			msg := "missing bearer token"

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -41,6 +42,49 @@ func dtServe(t *testing.T, d *Daemon, method, target, token, body string) *httpt
 	rec := httptest.NewRecorder()
 	d.Handler().ServeHTTP(rec, req)
 	return rec
+}
+
+// TestHandler_reloadTakesTheRotatedToken: once the API token's file holds
+// a new token (a rotated Kubernetes Secret, which the kubelet updates in
+// the pod), POST /-/reload takes that token, the one the reload loads, as
+// well as the running one: the pod's `psa-syncd reload -web.token-file`
+// reads the new one, and was refused. Other endpoints take the running
+// token only until the reload; after it, the new one only.
+func TestHandler_reloadTakesTheRotatedToken(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "old-token-1"})
+	tokenFile := filepath.Join(e.dir, "api-token")
+	dtWrite(t, tokenFile, "old-token-1\n")
+	cfg, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, e.cfgPath, strings.Replace(string(cfg), `api_token: "old-token-1"`, "api_token_file: api-token", 1))
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, tokenFile, "new-token-2\n")
+	for _, tok := range []string{"", "wrong-token", "new-token-"} {
+		if rec := dtServe(t, e.d, http.MethodPost, "/-/reload", tok, ""); rec.Code != http.StatusUnauthorized {
+			t.Errorf("POST /-/reload with token %q = %d %s, want 401", tok, rec.Code, rec.Body)
+		}
+	}
+	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "new-token-2", ""); rec.Code != http.StatusUnauthorized {
+		t.Errorf("POST /api/v1/sync with the file's new token before the reload = %d %s, want 401", rec.Code, rec.Body)
+	}
+	if rec := dtServe(t, e.d, http.MethodPost, "/-/reload", "new-token-2", ""); rec.Code != http.StatusOK {
+		t.Fatalf("POST /-/reload with the file's new token = %d %s, want 200", rec.Code, rec.Body)
+	}
+	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "old-token-1", ""); rec.Code != http.StatusUnauthorized {
+		t.Errorf("POST /api/v1/sync with the old token after the reload = %d %s, want 401", rec.Code, rec.Body)
+	}
+	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "new-token-2", ""); rec.Code != http.StatusAccepted {
+		t.Errorf("POST /api/v1/sync with the new token after the reload = %d %s, want 202", rec.Code, rec.Body)
+	}
+	// The running token reloads as before.
+	if rec := dtServe(t, e.d, http.MethodPost, "/-/reload", "new-token-2", ""); rec.Code != http.StatusOK {
+		t.Errorf("POST /-/reload with the running token = %d %s, want 200", rec.Code, rec.Body)
+	}
 }
 
 func TestHandler_auth(t *testing.T) {
