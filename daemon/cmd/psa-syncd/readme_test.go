@@ -560,3 +560,65 @@ func TestREADME_commandsThatNeedTheToken(t *testing.T) {
 		t.Errorf("README's list of the commands that need the API token names %q, which this test does not run", name)
 	}
 }
+
+// TestREADME_flagsRefusedWithWebURL: README's sentence on the flags that
+// are a usage error because they would be ignored ("A flag that would be
+// ignored is a usage error ...") names every flag a command refuses with
+// -web.url: it left out sync's -dry-run and -metrics.file, so the dry run
+// of a surge approval read as one the daemon could run.
+func TestREADME_flagsRefusedWithWebURL(t *testing.T) {
+	t.Parallel()
+	section := readmeSection(t, "\n### Commands\n", "\n### Billing impact in pull requests\n")
+	_, sentence, _ := strings.Cut(section, "that would be ignored is a usage error")
+	sentence, _, _ = strings.Cut(sentence, "A `-config.file` given with")
+	named := map[string]bool{}
+	for _, m := range regexp.MustCompile("`(?:[a-z-]+ )?(-[a-z][a-z.-]*)").FindAllStringSubmatch(sentence, -1) {
+		named[m[1]] = true
+	}
+	// A value for each kind of flag value that --help names.
+	values := map[string]string{"duration": "1s", "YYYY-MM": "2026-11", "units": "1", "N": "1", "id": "1", "code": "0123456789ab",
+		"file": filepath.Join(t.TempDir(), "out"), "format": "table", "status": "failed", "string": "x", "name": "x", "int": "1"}
+	// With the token, so that no flag is refused for want of it.
+	tokenFile := filepath.Join(t.TempDir(), "api-token")
+	if err := os.WriteFile(tokenFile, []byte("test-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	for _, c := range commands {
+		var help strings.Builder
+		if code := run(context.Background(), []string{c.name, "--help"}, &help, io.Discard, func(string) string { return "" }); code != 0 {
+			t.Fatalf("psa-syncd %s --help: exit code %d", c.name, code)
+		}
+		if !strings.Contains(help.String(), "\n  -web.url ") {
+			continue
+		}
+		for _, m := range regexp.MustCompile(`(?m)^  (-[a-z][a-z.-]*)(?: (\S+))?$`).FindAllStringSubmatch(help.String(), -1) {
+			flag, kind := m[1], m[2]
+			if strings.HasPrefix(flag, "-web.") || strings.HasPrefix(flag, "-log.") || flag == "-config.file" {
+				continue
+			}
+			args := []string{c.name, flag}
+			if kind != "" {
+				v, ok := values[kind]
+				if !ok {
+					t.Fatalf("psa-syncd %s %s %s: no value for a flag of this kind", c.name, flag, kind)
+				}
+				args = append(args, v)
+			}
+			// Nothing listens there: a command that sends its request
+			// ends with exit code 3.
+			code, _, stderr := runCmd(t, append(args, "-web.url", "http://127.0.0.1:1", "-web.token-file", tokenFile)...)
+			if code != 2 || !strings.Contains(stderr, "with -web.url") {
+				continue
+			}
+			refused++
+			if !named[flag] {
+				t.Errorf("psa-syncd %s -web.url refuses %s (%s), which README's sentence on flags that would be ignored does not name",
+					c.name, flag, strings.TrimSpace(stderr))
+			}
+		}
+	}
+	if refused == 0 {
+		t.Fatal("no command refused a flag with -web.url")
+	}
+}
