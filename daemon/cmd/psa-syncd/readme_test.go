@@ -510,7 +510,8 @@ func TestREADME_sizeCaps(t *testing.T) {
 // it has (...; `check`, ... need it)") names each command with -web.url
 // that the daemon refuses without the token, and no other: it named
 // neither reload nor set-by-hand nor orphans -clear, which answered 401
-// "missing bearer token" to an operator who left the token out.
+// "missing bearer token" to an operator who left the token out. The
+// refusal says how to give the token.
 func TestREADME_commandsThatNeedTheToken(t *testing.T) {
 	t.Parallel()
 	readme, err := os.ReadFile("../../../README.md")
@@ -550,6 +551,9 @@ func TestREADME_commandsThatNeedTheToken(t *testing.T) {
 	} {
 		_, _, stderr := runCmd(t, append(c.args, "-web.url", base)...)
 		refused := strings.Contains(stderr, "401 Unauthorized") || strings.Contains(stderr, "needs the API token")
+		if refused && !strings.Contains(stderr, "-web.token-file FILE") && !strings.Contains(stderr, "(-web.token-file") {
+			t.Errorf("psa-syncd %s -web.url without the API token: %q, want it to say to give -web.token-file", strings.Join(c.args, " "), stderr)
+		}
 		if refused != listed[c.name] {
 			t.Errorf("psa-syncd %s -web.url without the API token: refused for want of it %v, README's list names it %v (%s)\n%s",
 				strings.Join(c.args, " "), refused, listed[c.name], m[1], stderr)

@@ -182,7 +182,18 @@ func doJSONError(req *http.Request, resp *http.Response) error {
 	} else {
 		msg = r.String(strings.TrimSpace(string(data)))
 	}
-	return fmt.Errorf("%s %s: %s: %s%s", req.Method, req.URL.Redacted(), resp.Status, msg, olderDaemonHint(req, resp.StatusCode, own, e.Error))
+	return fmt.Errorf("%s %s: %s: %s%s%s", req.Method, req.URL.Redacted(), resp.Status, msg, olderDaemonHint(req, resp.StatusCode, own, e.Error), tokenHint(req, resp.StatusCode))
+}
+
+// tokenHint is what doJSONError adds to a 401 of a request that carried no
+// credentials: the daemon's "missing bearer token" does not say how a
+// command is given the token, and the alerts' runbooks and README name
+// the commands without it.
+func tokenHint(req *http.Request, status int) string {
+	if status != http.StatusUnauthorized || req.Header.Get("Authorization") != "" {
+		return ""
+	}
+	return " (this request needs the API token: give -web.token-file FILE, or set PSA_SYNCD_API_TOKEN)"
 }
 
 // olderDaemonHint is what doJSONError adds when the answer says the daemon
