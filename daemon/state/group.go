@@ -351,7 +351,7 @@ func (db *DB) commitGroup(group []*groupOp) {
 			begin, viaFence = db.fence.BeginTx, true
 			// The server, not the client's deadline, ends a transaction
 			// whose statements wait too long in all.
-			stopCancels, cancelled = db.cancelAfter(db.fenceSession, db.fenceCancel, transactionBound(db.timeout))
+			stopCancels, cancelled = db.cancelAfter(ctx, db.fenceSession, db.fenceCancel, transactionBound(db.timeout))
 			defer stopCancels()
 		} else {
 			kept := group[:0]

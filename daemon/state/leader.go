@@ -308,7 +308,16 @@ func cancelRequestOf(conn *sql.Conn) func(context.Context) error {
 // a check of the lock, would otherwise give the leadership up). Without
 // request (not pgx's connection) the statement of session id is cancelled
 // through a pooled connection as before.
-func (db *DB) cancelAfter(id backendID, request func(context.Context) error, bound time.Duration) (stop func(), cancelled func() bool) {
+//
+// A request is sent under txCtx, the transaction's own context (its
+// deadline is state.query_timeout), not a deadline of its own: given up
+// after 1 s, a request that a postmaster short of CPU had not answered yet
+// was still on its way when stop returned, and could reach the ROLLBACK or
+// COMMIT that follows stop, or the session's next statement (audit-fence7,
+// not fixed 1). stop now waits for it until the transaction's deadline at
+// most; past that the client closes the lock's connection anyway, so no
+// statement of the session follows a request still on its way.
+func (db *DB) cancelAfter(txCtx context.Context, id backendID, request func(context.Context) error, bound time.Duration) (stop func(), cancelled func() bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var sent atomic.Bool
 	finished := make(chan struct{})
@@ -317,11 +326,9 @@ func (db *DB) cancelAfter(id backendID, request func(context.Context) error, bou
 		for ctx.Err() == nil {
 			sent.Store(true)
 			if request != nil {
-				// Not ctx: stop waits for the request to be answered
-				// rather than leave it on its way.
-				qctx, qcancel := context.WithTimeout(context.Background(), time.Second)
-				_ = request(qctx)
-				qcancel()
+				// txCtx, not ctx: stop waits for the request to be
+				// answered rather than leave it on its way.
+				_ = request(txCtx)
 			} else {
 				qctx, qcancel := context.WithTimeout(ctx, time.Second)
 				// Only a transaction that has run for half the bound by

@@ -371,7 +371,7 @@ func TestCancelAfter_stopTwice(t *testing.T) {
 	t.Parallel()
 	var db DB
 	requested := false
-	stop, cancelled := db.cancelAfter(backendID{}, func(context.Context) error { requested = true; return nil }, time.Hour)
+	stop, cancelled := db.cancelAfter(t.Context(), backendID{}, func(context.Context) error { requested = true; return nil }, time.Hour)
 	done := make(chan struct{})
 	go func() {
 		stop()
@@ -385,6 +385,54 @@ func TestCancelAfter_stopTwice(t *testing.T) {
 	}
 	if cancelled() || requested {
 		t.Error("a cancel was sent before the bound passed")
+	}
+}
+
+// TestCancelAfter_aRequestUnderWayIsWaitedForUntilTheTransactionEnds: a
+// cancel request that the server has not answered yet (a postmaster short
+// of CPU forks the process that reads it late) is waited for by stop for
+// as long as the transaction may run, and given up with the transaction.
+// It was given up after 1 s, a deadline of its own: stop then returned
+// while the request was still on its way, and it could reach the ROLLBACK
+// or COMMIT that follows stop (pgx closes the lock's connection: the
+// leadership lost) or the session's next statement (audit-fence7, not
+// fixed 1).
+func TestCancelAfter_aRequestUnderWayIsWaitedForUntilTheTransactionEnds(t *testing.T) {
+	t.Parallel()
+	var db DB
+	// The transaction's context: no deadline, the test ends it.
+	txCtx, endTx := context.WithCancel(t.Context())
+	defer endTx()
+	underWay := make(chan context.Context, 1)
+	request := func(ctx context.Context) error {
+		select {
+		case underWay <- ctx:
+		default:
+		}
+		// Never answered: only the end of ctx ends the request.
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	stop, cancelled := db.cancelAfter(txCtx, backendID{}, request, time.Millisecond)
+	rctx := <-underWay
+	if d, ok := rctx.Deadline(); ok {
+		t.Errorf("the cancel request under way is given up at a deadline of its own (in %s) while the transaction goes on",
+			time.Until(d).Round(time.Second))
+	}
+	stopped := make(chan struct{})
+	go func() {
+		stop()
+		close(stopped)
+	}()
+	// The transaction ends (its deadline, or the client's): the request
+	// is given up with it, and stop returns.
+	endTx()
+	<-stopped
+	if rctx.Err() == nil {
+		t.Error("stop returned while the cancel request was still under way")
+	}
+	if !cancelled() {
+		t.Error("cancelled() = false after a cancel request was made")
 	}
 }
 
