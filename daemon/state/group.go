@@ -441,6 +441,9 @@ func (db *DB) commitGroup(group []*groupOp) {
 	} else {
 		end(true)
 		if err := db.commit(tx); err != nil {
+			if db.fenced && ctx.Err() != nil {
+				err = fmt.Errorf("%w: %s", err, db.commitTimedOut())
+			}
 			fail(err, nil)
 			return
 		}
@@ -453,6 +456,25 @@ func (db *DB) commitGroup(group []*groupOp) {
 	for i, o := range group {
 		db.group.deliver(o, outcome[i])
 	}
+}
+
+// commitTimedOut says why a PostgreSQL COMMIT may not finish within
+// state.query_timeout, and what became of its transaction. It is not
+// cancelled at the transaction bound as its statements are (a cancel that
+// reaches it before it commits fails it, and pgx then closes the lock's
+// connection), and waits for no lock: only for the server's disk, or for a
+// synchronous standby that is gone (synchronous_standby_names). pgx then
+// closes the connection, with a cancel request that ends the standby's
+// wait: PostgreSQL commits the transaction locally, unreplicated, and shows
+// it to the other sessions. It is reported failed all the same: the
+// operator asked for commits that a standby confirmed, and no write to a
+// PSA follows an intent that a failover may lose. Cancelled at the bound,
+// its COMMIT would have succeeded, the unreplicated commit told only by a
+// WARNING that database/sql does not pass on (audit-fence8, item 2).
+func (db *DB) commitTimedOut() string {
+	return fmt.Sprintf("the COMMIT did not finish within state.query_timeout (%s); a COMMIT waits for no lock, only for the server's disk "+
+		"or, with synchronous replication (synchronous_standby_names), for a synchronous standby to confirm it (see pg_stat_replication); "+
+		"PostgreSQL may have committed it locally, unreplicated; psa-syncd reports it failed", db.timeout)
 }
 
 // commit commits tx and counts it.

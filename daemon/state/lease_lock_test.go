@@ -22,11 +22,14 @@ func openLeaderWithDBA(t *testing.T, queryTimeout time.Duration) (a *DB, la *Lea
 }
 
 // openLeader is openLeaderWithDBA with the active instance's database
-// opened with cfg, whose Driver and URL it sets.
+// opened with cfg, whose Driver it sets, and its URL when empty.
 func openLeader(t *testing.T, cfg Config) (a *DB, la *Leadership, dba *DB) {
 	t.Helper()
-	url := pgtest.NewDatabase(t)
-	cfg.Driver, cfg.URL = DriverPostgres, url
+	if cfg.URL == "" {
+		cfg.URL = pgtest.NewDatabase(t)
+	}
+	url := cfg.URL
+	cfg.Driver = DriverPostgres
 	a, err := OpenConfig(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -518,6 +521,128 @@ func TestLeadership_noCancelWhileCommitting(t *testing.T) {
 	stillLeading(t, la)
 	if got, err := dba.Ledger(10); err != nil || len(got) != 1 {
 		t.Errorf("ledger = %d entries, %v; want the committed completion's", len(got), err)
+	}
+}
+
+// TestLeadership_commitWaitingForAGoneSynchronousStandby pins what a
+// COMMIT through the lock's session does when synchronous replication is
+// configured and its standby is gone (synchronous_standby_names names
+// none that is connected), a case where every COMMIT of the database
+// waits. It is not cancelled at the transaction bound (a cancel would end
+// the wait with a WARNING and a local commit that database/sql reports as
+// a success, though the operator asked for commits a standby confirmed);
+// it fails at state.query_timeout with an error that names the wait, the
+// client closes the lock's connection and the leadership is lost, as no
+// instance can record anything then (audit-fence8, item 2). pgx's cancel
+// as it closes the connection commits the transaction locally.
+func TestLeadership_commitWaitingForAGoneSynchronousStandby(t *testing.T) {
+	t.Parallel()
+	const queryTimeout = 10 * time.Second
+	// A cluster of its own (the setting is the server's), whose commits
+	// wait for the WAL flush and the standby as a production server's.
+	c := pgtest.New(t, pgtest.Durable)
+	url, err := c.CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, la, dba := openLeader(t, Config{QueryTimeout: queryTimeout, URL: url})
+	var requests atomic.Int32
+	a.fenceMu.Lock()
+	session, request := a.fenceSession, a.fenceCancel
+	a.fenceCancel = func(ctx context.Context) error {
+		requests.Add(1)
+		return request(ctx)
+	}
+	a.fenceMu.Unlock()
+	setStandbys := func(ctx context.Context, names string) {
+		t.Helper()
+		if _, err := dba.sql.ExecContext(ctx, `ALTER SYSTEM SET synchronous_standby_names = '`+names+`'`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dba.sql.ExecContext(ctx, `SELECT pg_reload_conf()`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := dba.sql.ExecContext(t.Context(), `CREATE TABLE sync_probe (n int)`); err != nil {
+		t.Fatal(err)
+	}
+	setStandbys(t.Context(), "nosuch")
+	t.Cleanup(func() { setStandbys(context.Background(), "") })
+	// The server's processes read the reloaded setting each in its own
+	// time: wait until a commit waits for the standby.
+	for !commitWaitsForAStandby(t, dba) {
+	}
+
+	_, err = a.OpenIntentBatch(t.Context(), []Intent{testIntent()})
+	if err == nil {
+		t.Fatal("OpenIntentBatch with the synchronous standby gone = nil; want its COMMIT failed at state.query_timeout")
+	}
+	if !errors.Is(err, errFenceFailed) || !strings.Contains(err.Error(), "did not finish within state.query_timeout (10s)") ||
+		!strings.Contains(err.Error(), "synchronous standby") {
+		t.Errorf("OpenIntentBatch = %v; want the COMMIT's timeout, which names the synchronous standby, through the lock's connection", err)
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("%d cancel request(s) made while the transaction was committing; want none", n)
+	}
+	<-la.Lost()
+	// pgx closes the connection with a cancel request and a Terminate,
+	// asynchronously: the session ends once the cancel ended its wait.
+	for {
+		var ended bool
+		if err := dba.sql.QueryRowContext(t.Context(), `SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1)`, session.pid).Scan(&ended); err != nil {
+			t.Fatal(err)
+		}
+		if ended {
+			break
+		}
+	}
+	var open int
+	if err := dba.sql.QueryRowContext(t.Context(), `SELECT count(*) FROM intents`).Scan(&open); err != nil || open != 1 {
+		t.Errorf("intents the other sessions see = %d, %v; want the one committed locally", open, err)
+	}
+}
+
+// commitWaitsForAStandby reports whether a commit through db waits for a
+// synchronous standby (the server shows it waiting): it then cancels that
+// wait, which commits locally.
+func commitWaitsForAStandby(t *testing.T, db *DB) bool {
+	t.Helper()
+	conn, err := db.sql.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var pid int
+	if err := conn.QueryRowContext(t.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.ExecContext(t.Context(), `INSERT INTO sync_probe VALUES (1)`)
+		done <- err
+	}()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return false
+		default:
+		}
+		var waiting bool
+		if err := db.sql.QueryRowContext(t.Context(), `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'SyncRep')`, pid).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			if _, err := db.sql.ExecContext(t.Context(), `SELECT pg_cancel_backend($1)`, pid); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("the probe's commit, its wait for the standby cancelled = %v; want committed locally", err)
+			}
+			return true
+		}
 	}
 }
 
