@@ -56,6 +56,46 @@ func openBehindBlackhole(t *testing.T, queryTimeout time.Duration) (*DB, *pgtest
 	return db, proxy, url
 }
 
+// leadBehindBlackhole makes a, whose connections go through the returned
+// proxy (query timeout 500 ms), the active instance, and opens b, a
+// standby connected directly.
+func leadBehindBlackhole(t *testing.T) (a *DB, la *Leadership, proxy *pgtest.Blackhole, b *DB) {
+	t.Helper()
+	a, proxy, url := openBehindBlackhole(t, 500*time.Millisecond)
+	b, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+
+	la, err = a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, 100*time.Millisecond)
+	if err != nil || la == nil {
+		t.Fatalf("a.TryLead = %v, %v; want the leadership", la, err)
+	}
+	return a, la, proxy, b
+}
+
+// takesOverWithin20s tries to make b the active instance until it is, and
+// fails the test with stillHeld() when 20 s have passed.
+func takesOverWithin20s(t *testing.T, b *DB, stillHeld func() string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		lb, err := b.TryLead(t.Context(), LeaderInfo{Holder: "b"}, 100*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lb != nil {
+			_ = lb.Release()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(stillHeld())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func TestLeadership_oneActiveFencedAndTakenOver(t *testing.T) {
 	t.Parallel()
 	a, b := openSharedPostgres(t)
@@ -420,40 +460,18 @@ func TestOpenPostgres_existingMigratesNothing(t *testing.T) {
 // (audit-state, finding 3.)
 func TestLeadership_silentHolderLosesTheLock(t *testing.T) {
 	t.Parallel()
-	a, proxy, url := openBehindBlackhole(t, 500*time.Millisecond)
-	b, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-
-	la, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, 100*time.Millisecond)
-	if err != nil || la == nil {
-		t.Fatalf("a.TryLead = %v, %v; want the leadership", la, err)
-	}
+	_, la, proxy, b := leadBehindBlackhole(t)
 	proxy.Freeze() // a's host dies
 	select {
 	case <-la.Lost():
 	case <-time.After(10 * time.Second):
 		t.Fatal("a never noticed that it lost its connection")
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		lb, err := b.TryLead(t.Context(), LeaderInfo{Holder: "b"}, 100*time.Millisecond)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if lb != nil {
-			_ = lb.Release()
-			return
-		}
-		if time.Now().After(deadline) {
-			info, held, _ := b.Leader()
-			t.Fatalf("20 s after the active instance's host went silent (and it gave the leadership up itself), the lock is still held "+
-				"(held = %v, by %v): the server keeps the dead session until its TCP keepalive gives up, and no instance syncs meanwhile", held, info)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	takesOverWithin20s(t, b, func() string {
+		info, held, _ := b.Leader()
+		return fmt.Sprintf("20 s after the active instance's host went silent (and it gave the leadership up itself), the lock is still held "+
+			"(held = %v, by %v): the server keeps the dead session until its TCP keepalive gives up, and no instance syncs meanwhile", held, info)
+	})
 }
 
 // TestLeadership_silentHolderInTransactionLosesTheLock: the active
@@ -466,21 +484,11 @@ func TestLeadership_silentHolderLosesTheLock(t *testing.T) {
 // within the same bound as an idle session's.
 func TestLeadership_silentHolderInTransactionLosesTheLock(t *testing.T) {
 	t.Parallel()
-	a, proxy, url := openBehindBlackhole(t, 500*time.Millisecond)
-	b, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-
-	la, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, 100*time.Millisecond)
-	if err != nil || la == nil {
-		t.Fatalf("a.TryLead = %v, %v; want the leadership", la, err)
-	}
+	a, _, proxy, b := leadBehindBlackhole(t)
 	// A group commit through the lock's session has begun when a's host
 	// dies.
 	a.fenceMu.Lock()
-	_, err = a.fence.ExecContext(t.Context(), `BEGIN`)
+	_, err := a.fence.ExecContext(t.Context(), `BEGIN`)
 	if err == nil {
 		_, err = a.fence.ExecContext(t.Context(), `SELECT COUNT(*) FROM intents`)
 	}
@@ -489,22 +497,10 @@ func TestLeadership_silentHolderInTransactionLosesTheLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxy.Freeze() // a's host dies
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		lb, err := b.TryLead(t.Context(), LeaderInfo{Holder: "b"}, 100*time.Millisecond)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if lb != nil {
-			_ = lb.Release()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("20 s after the active instance's host went silent in a transaction on the lock's session, the lock is still held: " +
-				"the server keeps a session idle in a transaction until its TCP gives up, and no instance syncs meanwhile")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	takesOverWithin20s(t, b, func() string {
+		return "20 s after the active instance's host went silent in a transaction on the lock's session, the lock is still held: " +
+			"the server keeps a session idle in a transaction until its TCP gives up, and no instance syncs meanwhile"
+	})
 }
 
 // TestLeadership_refusedSessionSettingSkipped: a session setting the
