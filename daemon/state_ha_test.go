@@ -36,6 +36,40 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
+// haDatabase returns the URL of a new database on a PostgreSQL cluster of
+// the test's own.
+func haDatabase(t *testing.T) string {
+	t.Helper()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url
+}
+
+// haRunActive runs the only instance on the PostgreSQL database url
+// (lock_interval 100ms, no export watch) until it is active; done gets
+// what its Run returns.
+func haRunActive(t *testing.T, url string) (e *dtEnv, done chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e = dtSetup(t, dtOptions{daemonOpts: Options{Listener: ln, WatchInterval: time.Hour},
+		state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 100ms\n", url)})
+	done = make(chan error, 1)
+	go func() { done <- e.d.Run(t.Context()) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !e.d.Active() {
+		if time.Now().After(deadline) {
+			t.Fatal("the only instance did not become active")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return e, done
+}
+
 // TestDaemon_standbyOnSharedPostgres: two psa-syncd on one PostgreSQL
 // database; the first is active, the second a standby that serves the
 // read-only API, forwards sync and resolve to the active one (refusing them,
@@ -43,10 +77,7 @@ import (
 // active one is gone.
 func TestDaemon_standbyOnSharedPostgres(t *testing.T) {
 	t.Parallel()
-	url, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := haDatabase(t)
 	const token = "s3cret-token"
 	// The active instance's API, at the URL it advertises.
 	var activeAPI http.Handler
@@ -169,10 +200,7 @@ func TestDaemon_standbyOnSharedPostgres(t *testing.T) {
 // it restored at start-up.
 func TestDaemon_takeoverRestoresTicketCountersOnce(t *testing.T) {
 	t.Parallel()
-	url, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := haDatabase(t)
 	e := dtSetup(t, dtOptions{state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 100ms\n", url)})
 	a := e.d
 	if err := a.BecomeActive(t.Context()); err != nil {
@@ -249,10 +277,7 @@ func TestDaemon_takeoverRestoresTicketCountersOnce(t *testing.T) {
 // fire on them.
 func TestDaemon_takeoverRestoresMetricsBeforeLeader(t *testing.T) {
 	t.Parallel()
-	url, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := haDatabase(t)
 	e := dtSetup(t, dtOptions{state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", url)})
 	a := e.d
 	if err := a.Reload(); err != nil {
@@ -311,10 +336,7 @@ func TestDaemon_takeoverRestoresMetricsBeforeLeader(t *testing.T) {
 // command's case), whose own pass it may be.
 func TestDaemon_takeoverInterruptsRunningRuns(t *testing.T) {
 	t.Parallel()
-	url, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := haDatabase(t)
 	e := dtSetup(t, dtOptions{state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", url)})
 	a := e.d
 	if err := a.BecomeActive(t.Context()); err != nil {
@@ -597,25 +619,8 @@ func TestDaemon_kaseyaBMSRestoredBackupPostsNoLineTwice(t *testing.T) {
 // process exits and a standby takes over.
 func TestDaemon_Run_exitsWhenLeadershipLost(t *testing.T) {
 	t.Parallel()
-	url, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := dtSetup(t, dtOptions{daemonOpts: Options{Listener: ln, WatchInterval: time.Hour},
-		state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 100ms\n", url)})
-	done := make(chan error, 1)
-	go func() { done <- e.d.Run(t.Context()) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for !e.d.Active() {
-		if time.Now().After(deadline) {
-			t.Fatal("the only instance did not become active")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	url := haDatabase(t)
+	e, done := haRunActive(t, url)
 	dtCutLeadership(t, url)
 	select {
 	case err := <-done:
@@ -636,25 +641,8 @@ func TestDaemon_Run_exitsWhenLeadershipLost(t *testing.T) {
 // than go on writing records the newer one misreads.
 func TestDaemon_Run_exitsWhenANewerVersionMigratedTheSchema(t *testing.T) {
 	t.Parallel()
-	url, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := dtSetup(t, dtOptions{daemonOpts: Options{Listener: ln, WatchInterval: time.Hour},
-		state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 100ms\n", url)})
-	done := make(chan error, 1)
-	go func() { done <- e.d.Run(t.Context()) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for !e.d.Active() {
-		if time.Now().After(deadline) {
-			t.Fatal("the only instance did not become active")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	url := haDatabase(t)
+	e, done := haRunActive(t, url)
 	newer, err := sql.Open("pgx", url)
 	if err != nil {
 		t.Fatal(err)
@@ -687,10 +675,7 @@ func TestDaemon_Run_exitsWhenANewerVersionMigratedTheSchema(t *testing.T) {
 // with no poll since the last PUT.
 func TestDaemon_selfExportSharedPostgres(t *testing.T) {
 	t.Parallel()
-	url, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := haDatabase(t)
 	e := dtSetup(t, dtOptions{token: dtToken, exportURL: "self", noExport: true, state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", url)})
 	a := e.d
 	if err := a.BecomeActive(t.Context()); err != nil {
@@ -780,10 +765,7 @@ func dtActiveAndStandby(t *testing.T, token string) (a, b *Daemon, standbyURL st
 // webConfig says; "" serves their handlers as they are.
 func dtActiveAndStandbyBehind(t *testing.T, token, webConfig string) (a, b *Daemon, standbyURL string) {
 	t.Helper()
-	pgURL, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pgURL := haDatabase(t)
 	var webFile string
 	if webConfig != "" {
 		webFile = filepath.Join(t.TempDir(), "web-config.yml")
@@ -904,10 +886,7 @@ func TestDaemon_standbyForwardsSyncRequestLookup(t *testing.T) {
 // only after a takeover.
 func TestDaemon_standbyStatusPageSync(t *testing.T) {
 	t.Parallel()
-	url, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := haDatabase(t)
 	e := dtSetup(t, dtOptions{token: dtToken, state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", url)})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
@@ -1093,10 +1072,7 @@ func dtSecondInstance(t *testing.T, e *dtEnv, now func() time.Time) *Daemon {
 // settles their intents without writing.
 func TestDaemon_takeoverWaitsForUnconfirmedWrites(t *testing.T) {
 	t.Parallel()
-	url, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := haDatabase(t)
 	hold := &dtHoldInstance{arrived: make(chan struct{}, 8), release: make(chan struct{})}
 	front := httptest.NewServer(hold)
 	t.Cleanup(front.Close)
@@ -1297,10 +1273,7 @@ func TestDaemon_freshPlanOnStandbyKeepsActivePlan(t *testing.T) {
 // to look for one instead of at the database.
 func TestDaemon_standbySaysWhenTheStateDatabaseCannotBeRead(t *testing.T) {
 	t.Parallel()
-	url, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := haDatabase(t)
 	e := dtSetup(t, dtOptions{token: "s3cret-token", state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", url)})
 	if err := e.d.BecomeActive(t.Context()); err != nil {
 		t.Fatal(err)
@@ -1430,10 +1403,7 @@ type dtPassCut struct {
 // adjustment go; it is called at the test's end too, before front closes.
 func dtPassCutFromTheDatabase(t *testing.T, front http.Handler, arrived <-chan struct{}, release func(), setSim func(*psatest.Server)) dtPassCut {
 	t.Helper()
-	url, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := haDatabase(t)
 	u, err := neturl.Parse(url)
 	if err != nil {
 		t.Fatal(err)
@@ -1508,10 +1478,7 @@ func dtPassCutFromTheDatabase(t *testing.T, front http.Handler, arrived <-chan s
 // passes.
 func TestDaemon_awaitActive_persistentRefusalLoggedOnce(t *testing.T) {
 	t.Parallel()
-	url, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := haDatabase(t)
 	var logs lockedLog
 	e := dtSetup(t, dtOptions{
 		state:      fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 100ms\n", url),
@@ -1561,10 +1528,7 @@ func TestDaemon_awaitActive_persistentRefusalLoggedOnce(t *testing.T) {
 // ordinary write timeout too (it was cut at 60 s).
 func TestDaemon_standbyForwardGivesUpOnAHungActiveInstance(t *testing.T) {
 	t.Parallel()
-	pgURL, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pgURL := haDatabase(t)
 	const token = "s3cret-token"
 	// What answers at the active instance's advertised URL: nothing for
 	// a sync, a ticket pass report after a while.
@@ -1826,10 +1790,7 @@ func TestDaemon_tokenRotationDoesNotThrottleTheStandby(t *testing.T) {
 // psa-syncd stored could not be seen.
 func TestDaemon_selfStoreRefusedLoggedOnce(t *testing.T) {
 	t.Parallel()
-	url, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := haDatabase(t)
 	admin, err := sql.Open("pgx", url)
 	if err != nil {
 		t.Fatal(err)
@@ -1907,10 +1868,7 @@ func TestDaemon_selfStoreRefusedLoggedOnce(t *testing.T) {
 // which its answer to a request the listener authenticated still names.
 func TestDaemon_standbyProbeWithoutCredentialsNamesNoInstance(t *testing.T) {
 	t.Parallel()
-	url, err := pgtest.New(t).CreateDatabase(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := haDatabase(t)
 	e := dtSetup(t, dtOptions{token: "s3cret-token", state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  advertise_url: http://active-pod.example:9810\n", url)})
 	if err := e.d.BecomeActive(t.Context()); err != nil {
 		t.Fatal(err)
