@@ -379,17 +379,19 @@ func TestDaemon_takeoverInterruptsRunningRuns(t *testing.T) {
 	}
 }
 
-// TestDaemon_kaseyaBMSEmptyStateNeedsFlag: with Kaseya BMS, whose
-// quantities only the ledger records, a pass on a state database without a
-// ledger is refused unless the operator allows it, once.
-func TestDaemon_kaseyaBMSEmptyStateNeedsFlag(t *testing.T) {
-	t.Parallel()
-	sim := psatest.Start(t, psatest.WithSystem(psa.SystemKaseyaBMS))
+// bmsFileSetup writes, in dir, the export and the config of an instance
+// on an SQLite state database that syncs the file source's usage.csv
+// (which the test writes) to the contract of one Kaseya BMS customer, Acme,
+// whose product CIXA-MSP bills a service of the simulator sim; start
+// starts an instance of it with opts and reloads it.
+func bmsFileSetup(t *testing.T) (sim *psatest.Server, contract int, dir string, start func(opts Options) *Daemon) {
+	t.Helper()
+	sim = psatest.Start(t, psatest.WithSystem(psa.SystemKaseyaBMS))
 	k := sim.KaseyaBMS()
 	svc := k.AddService("Sophos Intercept X Advanced", 4.5)
 	account := k.AddAccount("Acme")
-	contract := k.AddContract(psatest.KaseyaBMSContract{AccountID: account, Name: "Acme Managed Services"})
-	dir := t.TempDir()
+	contract = k.AddContract(psatest.KaseyaBMSContract{AccountID: account, Name: "Acme Managed Services"})
+	dir = t.TempDir()
 	doc := export.New(psa.SystemKaseyaBMS, strings.TrimPrefix(sim.URL(), "http://"))
 	doc.Revision = 1
 	doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-MSP", ServiceID: fmt.Sprint(svc), SyncEnabled: true})
@@ -399,17 +401,16 @@ func TestDaemon_kaseyaBMSEmptyStateNeedsFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	dtWrite(t, dir+"/mappings.json", string(data))
-	dtWrite(t, dir+"/usage.csv", "customer_id,product,quantity\ncust-acme,CIXA-MSP,25\n")
 	user, password, tenant := k.Credentials()
 	dtWrite(t, dir+"/psa-syncd.yml", fmt.Sprintf("export_path: mappings.json\nstate_dir: state\npsa:\n  system: kaseya_bms\n  kaseya_bms:\n"+
 		"    base_url: %q\n    username: %q\n    password: %q\n    tenant: %q\nsource:\n  type: file\n  file:\n    path: usage.csv\n",
 		sim.KaseyaBMSBaseURL(), user, password, tenant))
-	open := func(allow bool) *Daemon {
+	start = func(opts Options) *Daemon {
 		cfg, err := Load(dir+"/psa-syncd.yml", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := New(cfg, dir+"/psa-syncd.yml", Options{AllowEmptyState: allow})
+		d, err := New(cfg, dir+"/psa-syncd.yml", opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -418,6 +419,17 @@ func TestDaemon_kaseyaBMSEmptyStateNeedsFlag(t *testing.T) {
 		}
 		return d
 	}
+	return sim, contract, dir, start
+}
+
+// TestDaemon_kaseyaBMSEmptyStateNeedsFlag: with Kaseya BMS, whose
+// quantities only the ledger records, a pass on a state database without a
+// ledger is refused unless the operator allows it, once.
+func TestDaemon_kaseyaBMSEmptyStateNeedsFlag(t *testing.T) {
+	t.Parallel()
+	sim, _, dir, start := bmsFileSetup(t)
+	dtWrite(t, dir+"/usage.csv", "customer_id,product,quantity\ncust-acme,CIXA-MSP,25\n")
+	open := func(allow bool) *Daemon { return start(Options{AllowEmptyState: allow}) }
 	posts := func() int {
 		n := 0
 		for _, r := range sim.Requests() {
@@ -429,7 +441,7 @@ func TestDaemon_kaseyaBMSEmptyStateNeedsFlag(t *testing.T) {
 	}
 
 	d := open(false)
-	_, err = d.SyncOnce(t.Context(), usage.PassOptions{})
+	_, err := d.SyncOnce(t.Context(), usage.PassOptions{})
 	if err == nil || !strings.Contains(err.Error(), "holds no ledger") || !strings.Contains(err.Error(), "-state.allow-empty") ||
 		!strings.Contains(err.Error(), "restore the state database from a backup") {
 		t.Errorf("SyncOnce on an empty state database = %v, want a refusal naming the backup and -state.allow-empty", err)
@@ -492,41 +504,13 @@ func TestDaemon_kaseyaBMSEmptyStateNeedsFlag(t *testing.T) {
 // (audit-state, finding 1.)
 func TestDaemon_kaseyaBMSRestoredBackupPostsNoLineTwice(t *testing.T) {
 	t.Parallel()
-	sim := psatest.Start(t, psatest.WithSystem(psa.SystemKaseyaBMS))
+	sim, contract, dir, start := bmsFileSetup(t)
 	k := sim.KaseyaBMS()
-	svc := k.AddService("Sophos Intercept X Advanced", 4.5)
-	account := k.AddAccount("Acme")
-	contract := k.AddContract(psatest.KaseyaBMSContract{AccountID: account, Name: "Acme Managed Services"})
-	dir := t.TempDir()
-	doc := export.New(psa.SystemKaseyaBMS, strings.TrimPrefix(sim.URL(), "http://"))
-	doc.Revision = 1
-	doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-MSP", ServiceID: fmt.Sprint(svc), SyncEnabled: true})
-	doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-acme", CompanyID: fmt.Sprint(account), ContractID: fmt.Sprint(contract), UsageSync: true})
-	data, err := doc.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dtWrite(t, dir+"/mappings.json", string(data))
 	usageRow := func(n int) {
 		dtWrite(t, dir+"/usage.csv", fmt.Sprintf("customer_id,product,quantity\ncust-acme,CIXA-MSP,%d\n", n))
 	}
-	user, password, tenant := k.Credentials()
-	dtWrite(t, dir+"/psa-syncd.yml", fmt.Sprintf("export_path: mappings.json\nstate_dir: state\npsa:\n  system: kaseya_bms\n  kaseya_bms:\n"+
-		"    base_url: %q\n    username: %q\n    password: %q\n    tenant: %q\nsource:\n  type: file\n  file:\n    path: usage.csv\n",
-		sim.KaseyaBMSBaseURL(), user, password, tenant))
 	open := func(allow, allowRestore bool) *Daemon {
-		cfg, err := Load(dir+"/psa-syncd.yml", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := New(cfg, dir+"/psa-syncd.yml", Options{AllowEmptyState: allow, AllowRestore: allowRestore})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Reload(); err != nil {
-			t.Fatal(err)
-		}
-		return d
+		return start(Options{AllowEmptyState: allow, AllowRestore: allowRestore})
 	}
 	posts := func() int {
 		n := 0
