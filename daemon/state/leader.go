@@ -162,6 +162,9 @@ func (db *DB) TryLead(ctx context.Context, info LeaderInfo, check time.Duration)
 		// pool, where it would keep the lock from every instance.
 		unlock(conn)
 		discard(conn)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("%w: %s", err, recordTimedOut(db.cfg.ConnectTimeout))
+		}
 		return nil, err
 	}
 	db.fence = conn
@@ -362,6 +365,18 @@ func (db *DB) cancelAfter(txCtx context.Context, id backendID, request func(cont
 		})
 	}
 	return stop, sent.Load
+}
+
+// recordTimedOut says why recording the active instance, a write that
+// commits at once, may not finish within state.connect_timeout (bound).
+// With synchronous replication and no synchronous standby connected every
+// write waits, each instance's in turn, and none becomes active: the error
+// names that cause, which the active instance's last commits named too
+// (commitTimedOut). pgx's close then commits the row locally.
+func recordTimedOut(bound time.Duration) string {
+	return fmt.Sprintf("the write did not finish within state.connect_timeout (%s); it waits for no other instance, only for the server's disk, "+
+		"maintenance's lock on the table (a VACUUM FULL) or, with synchronous replication (synchronous_standby_names), for a synchronous standby "+
+		"to confirm it (see pg_stat_replication)", bound)
 }
 
 // refuseNewerSchema refuses the leadership, on the session that holds its

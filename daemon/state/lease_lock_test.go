@@ -533,8 +533,10 @@ func TestLeadership_noCancelWhileCommitting(t *testing.T) {
 // a success, though the operator asked for commits a standby confirmed);
 // it fails at state.query_timeout with an error that names the wait, the
 // client closes the lock's connection and the leadership is lost, as no
-// instance can record anything then (audit-fence8, item 2). pgx's cancel
-// as it closes the connection commits the transaction locally.
+// instance can record anything then (audit-fence8, item 2): another's
+// TryLead fails as its record of the active instance waits too, and says
+// so. pgx's cancel as it closes the connection commits the transaction
+// locally.
 func TestLeadership_commitWaitingForAGoneSynchronousStandby(t *testing.T) {
 	t.Parallel()
 	const queryTimeout = 10 * time.Second
@@ -599,6 +601,23 @@ func TestLeadership_commitWaitingForAGoneSynchronousStandby(t *testing.T) {
 	var open int
 	if err := dba.sql.QueryRowContext(t.Context(), `SELECT count(*) FROM intents`).Scan(&open); err != nil || open != 1 {
 		t.Errorf("intents the other sessions see = %d, %v; want the one committed locally", open, err)
+	}
+	// No instance becomes active meanwhile: recording the active instance
+	// waits for the standby too, and says so.
+	const connectTimeout = 5 * time.Second
+	b, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url, ConnectTimeout: connectTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	lb, err := b.TryLead(t.Context(), LeaderInfo{Holder: "b"}, 100*time.Millisecond)
+	if lb != nil {
+		_ = lb.Release()
+	}
+	if lb != nil || err == nil || !strings.Contains(err.Error(), "recording the active instance") ||
+		!strings.Contains(err.Error(), "did not finish within state.connect_timeout (5s)") || !strings.Contains(err.Error(), "synchronous standby") {
+		t.Errorf("b.TryLead with the synchronous standby gone = %v, %v; want no leadership and the record's timeout, which names the synchronous standby",
+			lb != nil, err)
 	}
 }
 
