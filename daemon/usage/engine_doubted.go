@@ -15,9 +15,20 @@ const snapshotLinesDoubted = "lines_doubted"
 
 // snapshotLinesDoubtedEnded holds the records of lines listed as orphaned
 // that doubtListed set apart when their contract ended ([]DoubtedLine),
-// until a customer mapping names the contract again or the line is listed
-// again.
+// until a customer mapping names the contract again, the line is listed
+// again, or the contract ended more than endedDoubtsKept months before a
+// pass's effective date.
 const snapshotLinesDoubtedEnded = "lines_doubted_ended"
+
+// endedDoubtsKept is how many months after its contract's end a record
+// set apart (snapshotLinesDoubtedEnded) is kept: a year's term and a
+// month, so that a yearly contract extended late and mapped again in the
+// same change still has its line posted again. A contract extended later
+// than that is a new billing relation that an operator maps on purpose,
+// and without a bound the set would keep an entry for every line listed
+// as orphaned whose contract ended and is never mapped again, read by
+// every plan and pass.
+const endedDoubtsKept = 13
 
 // DoubtedLine records a line that, as an operator said, may no longer
 // hold the units psa-syncd's ledger entry Seq set on it: on a PSA whose
@@ -61,6 +72,12 @@ type DoubtedLine struct {
 	Listed bool      `json:"listed,omitempty"`
 	Time   time.Time `json:"time"`
 	Note   string    `json:"note,omitempty"`
+	// ContractEnd is, for a record set apart (snapshotLinesDoubtedEnded),
+	// its contract's end date as read when it was set apart: the record
+	// is dropped endedDoubtsKept months after it (or after a later end
+	// date read since), whether or not psa-syncd still keeps the
+	// contract's terms.
+	ContractEnd time.Time `json:"contract_end,omitzero"`
 }
 
 func (d DoubtedLine) key() string { return clearedKey(d.System, d.Source, d.ContractID, d.ServiceID) }
@@ -111,9 +128,11 @@ func (d DoubtedLine) said(sys string) string {
 // line may no longer have. An ended record leaves the set once a mapping
 // names its contract again, back among the records while the ledger entry
 // it names is in force, dropped once psa-syncd set the line since (it
-// knows its units); or once the line is listed again, which records it
-// again. A record an operator made (a clear, an approval) stays where it
-// is.
+// knows its units); once the line is listed again, which records it
+// again; or once its contract ended more than endedDoubtsKept months
+// before eff, by the end date read when it was set apart or a later one
+// psa-syncd read since (the contract extended, still ended). A record an
+// operator made (a clear, an approval) stays where it is.
 func (e *Engine) doubtListed(doc *export.Document, src string, listed []OrphanedLine, eff time.Time) {
 	if e.db == nil || e.be.System() != psa.SystemKaseyaBMS {
 		return
@@ -164,6 +183,7 @@ func (e *Engine) doubtListed(doc *export.Document, src string, listed []Orphaned
 		}
 		unended[k] = true
 		if _, ok := doubts[k]; in && !ok {
+			d.ContractEnd = time.Time{}
 			doubts[k], changed = d, true
 			back++
 		}
@@ -177,7 +197,25 @@ func (e *Engine) doubtListed(doc *export.Document, src string, listed []Orphaned
 		}
 		if t, ok := e.terms.get(sys, d.ContractID); ok && !t.ct.EndDate.IsZero() && t.ct.EndDate.Format(time.DateOnly) < effDay {
 			delete(doubts, k)
+			d.ContractEnd = t.ct.EndDate
 			apart[k], changed = d, true
+		}
+	}
+	oldDay, expired := eff.AddDate(0, -endedDoubtsKept, 0).Format(time.DateOnly), 0
+	for k, d := range ended {
+		if unended[k] {
+			continue
+		}
+		// The later of the end date read when the record was set apart
+		// and the one read since (extended, but ended still); none while
+		// the contract has no end date.
+		end := d.ContractEnd
+		if t, ok := e.terms.get(d.System, d.ContractID); ok && (t.ct.EndDate.IsZero() || t.ct.EndDate.After(end)) {
+			end = t.ct.EndDate
+		}
+		if !end.IsZero() && end.Format(time.DateOnly) < oldDay {
+			unended[k] = true
+			expired++
 		}
 	}
 	// Two snapshots, written so that a failure between the writes leaves
@@ -205,12 +243,16 @@ func (e *Engine) doubtListed(doc *export.Document, src string, listed []Orphaned
 			delete(ended, k)
 		}
 		if err := e.putEndedDoubts(ended); err != nil {
-			e.logger.Warn("Could not drop the records of orphaned lines whose contract ended that a mapping names again or a pass listed; the next pass drops them", "err", err)
+			e.logger.Warn("Could not drop the records of orphaned lines whose contract ended that a mapping names again, a pass listed or whose contract ended too long ago; the next pass drops them", "err", err)
 			return
 		}
 	}
 	if len(apart) > 0 {
 		e.logger.Info("Set apart the records of orphaned lines whose contract ended and no customer mapping names", "lines", len(apart))
+	}
+	if expired > 0 {
+		e.logger.Info("Dropped the records of orphaned lines whose contract ended before ended_before, 13 months before the effective date: mapped again, such a line reads unchanged at the units psa-syncd set",
+			"lines", expired, "ended_before", oldDay)
 	}
 	if back > 0 {
 		e.logger.Info("Took back the records of orphaned lines whose contract ended, now that a customer mapping names it again", "lines", back)

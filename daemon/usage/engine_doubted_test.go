@@ -575,6 +575,58 @@ func TestEngineKaseyaBMS_endedRecordTakenBack(t *testing.T) {
 	}
 }
 
+// TestEngineKaseyaBMS_endedRecordDroppedAfterThirteenMonths: a record set
+// apart for its ended contract was kept for good while no mapping named
+// the contract again, one entry per such line: the growth the set-apart
+// records replaced. It is kept while the contract ended 13 months or less
+// before the pass's effective date, by the end date read when it was set
+// apart or a later one read since (the contract extended, still ended),
+// and dropped after that.
+func TestEngineKaseyaBMS_endedRecordDroppedAfterThirteenMonths(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	h.pol.MaxDecreasePercent = 0
+	rows := []string{"cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,MDR,2"}
+	h.syncAt(etNow, rows...)
+	rec := h.contractB + "/" + h.svcMDR
+	h.doc.DeleteCustomer("file", "cust-b")
+	h.syncAt(etNow, rows...)
+	oct31 := time.Date(2026, time.October, 31, 0, 0, 0, 0, time.UTC)
+	h.setContractEnd(h.contractB, oct31)
+	h.syncAt(etNow.Add(25*time.Hour), rows...)
+	var list []DoubtedLine
+	if _, err := h.db.Snapshot(snapshotLinesDoubtedEnded, &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || !list[0].ContractEnd.Equal(oct31) {
+		t.Fatalf("records set apart once the contract ended = %+v, want %s's with its end date %s", list, rec, oct31.Format(time.DateOnly))
+	}
+
+	// Effective date 1 November 2027: the end is not 13 months before.
+	h.syncAt(time.Date(2027, time.November, 20, 10, 0, 0, 0, time.UTC), rows...)
+	if got := h.endedRecords(); got != rec {
+		t.Errorf("records set apart in November 2027 = %q, want %q (the contract ended 13 months before)", got, rec)
+	}
+	// Extended to 31 March 2027, ended still: kept 13 months after that,
+	// not dropped from 1 December 2027 on.
+	h.setContractEnd(h.contractB, time.Date(2027, time.March, 31, 0, 0, 0, 0, time.UTC))
+	h.syncAt(time.Date(2027, time.December, 2, 10, 0, 0, 0, time.UTC), rows...)
+	if got := h.endedRecords(); got != rec {
+		t.Errorf("records set apart in December 2027, the contract extended to March 2027 = %q, want %q", got, rec)
+	}
+	h.syncAt(time.Date(2028, time.April, 20, 10, 0, 0, 0, time.UTC), rows...)
+	if got := h.endedRecords(); got != rec {
+		t.Errorf("records set apart in April 2028 = %q, want %q", got, rec)
+	}
+	h.syncAt(time.Date(2028, time.May, 2, 10, 0, 0, 0, time.UTC), rows...)
+	if got := h.endedRecords(); got != "" {
+		t.Errorf("records set apart in May 2028 = %q, want none (the contract ended more than 13 months before)", got)
+	}
+	if got := h.listedRecords(); got != "" {
+		t.Errorf("records = %q, want none", got)
+	}
+}
+
 // TestEngineKaseyaBMS_clearRetriedWithoutNoteKeepsDoubtNote: a clear of an
 // orphaned line recorded, then answered 500 with the line still listed; the
 // operator sends it again without the note, later. The clear's record kept
