@@ -126,39 +126,7 @@ func TestEngineSystems_orphanedLineZeroedClearedMappedAgain(t *testing.T) {
 			}
 
 			h.doc.PutProduct(mdr)
-			plan := h.plan()
-			o := PassOptions{}
-			if c := sysFindChangeOf(plan, "cust-a", h.svcMDR); sys == psa.SystemAutotask {
-				if c == nil || c.Action != ActionHeld || c.Hold() != HoldStaleRead || !c.Approvable() {
-					t.Errorf("plan's cust-a MDR change after mapping it again = %+v, want held (%s)", c, HoldStaleRead)
-				}
-				o = PassOptions{Approve: true, Customer: "cust-a", ApproveService: h.svcMDR}
-			} else if c == nil || c.Action != ActionUpdate || c.Desired != 3 {
-				t.Errorf("plan's cust-a MDR change after mapping it again = %+v, want written at 3", c)
-			} else if sys == psa.SystemKaseyaBMS && (!strings.Contains(c.Reason, "cleared from the orphaned lines") || !strings.Contains(c.Reason, "posted again at 3 units")) {
-				t.Errorf("plan's cust-a MDR change reason = %q, want it to name the clear and the post", c.Reason)
-			}
-			// On Kaseya BMS cust-b's line, listed as orphaned too, may
-			// have been changed by hand as well: posted again (see
-			// TestEngineSystems_orphanedLineZeroedMappedAgain).
-			want := 1
-			if c := sysFindChangeOf(plan, "cust-b", h.svcMDR); sys == psa.SystemKaseyaBMS {
-				want = 2
-				if c == nil || c.Action != ActionUpdate || !strings.Contains(c.Reason, "listed as orphaned") {
-					t.Errorf("plan's cust-b MDR change = %+v, want posted again", c)
-				}
-			} else if c == nil || c.Action != ActionUnchanged {
-				t.Errorf("plan's cust-b MDR change = %+v, want unchanged", c)
-			}
-			if res := h.sync(o); res.Run.Updated != want || res.Run.Held != 0 {
-				t.Errorf("pass after mapping MDR again = %+v, want %d written", res.Run, want)
-			}
-			h.wantUnits(h.contractA, h.svcMDR, 3)
-			h.wantUnits(h.contractB, h.svcMDR, 2)
-			h.sim.ResetRequests()
-			if res := h.sync(PassOptions{}); res.Run.Updated != 0 || h.writes() != 0 {
-				t.Errorf("next pass = %+v (%d writes), want nothing written", res.Run, h.writes())
-			}
+			h.wantMappedAgain(map[string]*Plan{"plan": h.plan()}, "cleared from the orphaned lines")
 		})
 	}
 }
@@ -344,49 +312,67 @@ func TestEngineSystems_orphanedLineZeroedMappedAgain(t *testing.T) {
 			h.doc.PutProduct(mdr)
 			plan := h.plan()
 			dry := h.sync(PassOptions{DryRun: true})
-			for what, p := range map[string]*Plan{"plan": plan, "dry run": dry.Plan} {
-				c, b := sysFindChangeOf(p, "cust-a", h.svcMDR), sysFindChangeOf(p, "cust-b", h.svcMDR)
-				switch sys {
-				case psa.SystemAutotask:
-					if c == nil || c.Action != ActionHeld || c.Hold() != HoldStaleRead || !c.Approvable() {
-						t.Errorf("%s: cust-a's MDR change = %+v, want held (%s)", what, c, HoldStaleRead)
-					}
-				case psa.SystemConnectWise:
-					if c == nil || c.Action != ActionUpdate || c.Current != 0 || c.Desired != 3 {
-						t.Errorf("%s: cust-a's MDR change = %+v, want 0 -> 3", what, c)
-					}
-				default:
-					for _, x := range []*Change{c, b} {
-						if x == nil || x.Action != ActionUpdate || !strings.Contains(x.Reason, "listed as orphaned") ||
-							!strings.Contains(x.Reason, fmt.Sprintf("posted again at %d units", x.Desired)) {
-							t.Errorf("%s: MDR change = %+v, want posted again, naming the orphaned-lines list", what, x)
-						}
-					}
-				}
-				if sys != psa.SystemKaseyaBMS && (b == nil || b.Action != ActionUnchanged) {
-					t.Errorf("%s: cust-b's MDR change = %+v, want unchanged", what, b)
-				}
-			}
 			if dry.Run.Updated+dry.Run.Held+dry.Run.Unchanged == 0 {
 				t.Errorf("dry run = %+v, want its counts", dry.Run)
 			}
-			o, want := PassOptions{}, 1
-			switch sys {
-			case psa.SystemAutotask:
-				o = PassOptions{Approve: true, Customer: "cust-a", ApproveService: h.svcMDR}
-			case psa.SystemKaseyaBMS:
-				want = 2
-			}
-			if res := h.sync(o); res.Run.Updated != want || res.Run.Held != 0 {
-				t.Errorf("pass after mapping MDR again = %+v, want %d updated", res.Run, want)
-			}
-			h.wantUnits(h.contractA, h.svcMDR, 3)
-			h.wantUnits(h.contractB, h.svcMDR, 2)
-			h.sim.ResetRequests()
-			if res := h.sync(PassOptions{}); res.Run.Updated != 0 || h.writes() != 0 {
-				t.Errorf("next pass = %+v (%d writes), want nothing written", res.Run, h.writes())
-			}
+			h.wantMappedAgain(map[string]*Plan{"plan": plan, "dry run": dry.Plan}, "listed as orphaned")
 		})
+	}
+}
+
+// wantMappedAgain checks plans, made once MDR's product mapping was put
+// back after cust-a's MDR line was set to 0 by hand while orphaned
+// (TestEngineSystems_orphanedLineZeroed*MappedAgain): cust-a's line is
+// held as stale_read on Autotask, raised from the 0 read on ConnectWise,
+// and posted again at 3 on Kaseya BMS, its reason saying why (what the
+// orphaned-lines list or the clear said); cust-b's, listed as orphaned
+// and never cleared, is posted again at 2 on Kaseya BMS and unchanged
+// elsewhere. It then runs the pass that writes them (an approval of
+// cust-a's line on Autotask), which leaves cust-a's line at 3 and
+// cust-b's at 2, and the pass after it, which writes nothing.
+func (h *sysHarness) wantMappedAgain(plans map[string]*Plan, why string) {
+	h.t.Helper()
+	t := h.t
+	for what, p := range plans {
+		c, b := sysFindChangeOf(p, "cust-a", h.svcMDR), sysFindChangeOf(p, "cust-b", h.svcMDR)
+		switch h.system {
+		case psa.SystemAutotask:
+			if c == nil || c.Action != ActionHeld || c.Hold() != HoldStaleRead || !c.Approvable() {
+				t.Errorf("%s: cust-a's MDR change after mapping it again = %+v, want held (%s)", what, c, HoldStaleRead)
+			}
+		case psa.SystemConnectWise:
+			if c == nil || c.Action != ActionUpdate || c.Current != 0 || c.Desired != 3 {
+				t.Errorf("%s: cust-a's MDR change after mapping it again = %+v, want 0 -> 3", what, c)
+			}
+		default:
+			if c == nil || c.Action != ActionUpdate || c.Desired != 3 || !strings.Contains(c.Reason, why) || !strings.Contains(c.Reason, "posted again at 3 units") {
+				t.Errorf("%s: cust-a's MDR change after mapping it again = %+v, want posted again at 3, its reason naming %q", what, c, why)
+			}
+			// cust-b's line, listed as orphaned too, may have been
+			// changed by hand as well: posted again.
+			if b == nil || b.Action != ActionUpdate || !strings.Contains(b.Reason, "listed as orphaned") || !strings.Contains(b.Reason, "posted again at 2 units") {
+				t.Errorf("%s: cust-b's MDR change = %+v, want posted again at 2, naming the orphaned-lines list", what, b)
+			}
+		}
+		if h.system != psa.SystemKaseyaBMS && (b == nil || b.Action != ActionUnchanged) {
+			t.Errorf("%s: cust-b's MDR change = %+v, want unchanged", what, b)
+		}
+	}
+	o, want := PassOptions{}, 1
+	switch h.system {
+	case psa.SystemAutotask:
+		o = PassOptions{Approve: true, Customer: "cust-a", ApproveService: h.svcMDR}
+	case psa.SystemKaseyaBMS:
+		want = 2
+	}
+	if res := h.sync(o); res.Run.Updated != want || res.Run.Held != 0 {
+		t.Errorf("pass after mapping MDR again = %+v, want %d written", res.Run, want)
+	}
+	h.wantUnits(h.contractA, h.svcMDR, 3)
+	h.wantUnits(h.contractB, h.svcMDR, 2)
+	h.sim.ResetRequests()
+	if res := h.sync(PassOptions{}); res.Run.Updated != 0 || h.writes() != 0 {
+		t.Errorf("next pass = %+v (%d writes), want nothing written", res.Run, h.writes())
 	}
 }
 
