@@ -261,15 +261,7 @@ func (e *Engine) doubtListed(doc *export.Document, src string, listed []Orphaned
 
 // endedDoubts reads the records doubtListed set apart by DoubtedLine.key.
 func (e *Engine) endedDoubts() (map[string]DoubtedLine, error) {
-	var list []DoubtedLine
-	if _, err := e.db.Snapshot(snapshotLinesDoubtedEnded, &list); err != nil {
-		return nil, err
-	}
-	out := make(map[string]DoubtedLine, len(list))
-	for _, d := range list {
-		out[d.key()] = d
-	}
-	return out, nil
+	return e.readDoubts(snapshotLinesDoubtedEnded)
 }
 
 // putEndedDoubts stores the records doubtListed set apart.
@@ -299,8 +291,14 @@ func (e *Engine) planDoubts() (map[string]DoubtedLine, error) {
 
 // doubtedLines reads the doubted lines by DoubtedLine.key.
 func (e *Engine) doubtedLines() (map[string]DoubtedLine, error) {
+	return e.readDoubts(snapshotLinesDoubted)
+}
+
+// readDoubts reads the snapshot name, a list of DoubtedLine, by
+// DoubtedLine.key.
+func (e *Engine) readDoubts(name string) (map[string]DoubtedLine, error) {
 	var list []DoubtedLine
-	if _, err := e.db.Snapshot(snapshotLinesDoubted, &list); err != nil {
+	if _, err := e.db.Snapshot(name, &list); err != nil {
 		return nil, err
 	}
 	out := make(map[string]DoubtedLine, len(list))

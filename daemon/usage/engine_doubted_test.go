@@ -380,13 +380,26 @@ func (h *sysHarness) wantMappedAgain(plans map[string]*Plan, why string) {
 // in h's state database, "contract/service", sorted.
 func (h *sysHarness) listedRecords() string {
 	h.t.Helper()
+	return doubtKeys(h.doubtRecords(snapshotLinesDoubted), true)
+}
+
+// doubtRecords reads the doubted-line records of h's state snapshot name
+// (snapshotLinesDoubted, snapshotLinesDoubtedEnded).
+func (h *sysHarness) doubtRecords(name string) []DoubtedLine {
+	h.t.Helper()
 	var list []DoubtedLine
-	if _, err := h.db.Snapshot(snapshotLinesDoubted, &list); err != nil {
+	if _, err := h.db.Snapshot(name, &list); err != nil {
 		h.t.Fatal(err)
 	}
+	return list
+}
+
+// doubtKeys returns the keys of list, "contract/service", of its Listed
+// records only when listed is set.
+func doubtKeys(list []DoubtedLine, listed bool) string {
 	var keys []string
 	for _, d := range list {
-		if d.Listed {
+		if d.Listed || !listed {
 			keys = append(keys, d.ContractID+"/"+d.ServiceID)
 		}
 	}
@@ -448,15 +461,37 @@ func TestEngineKaseyaBMS_listedRecordDroppedWhenContractEnded(t *testing.T) {
 // for their ended contract in h's state database, "contract/service".
 func (h *sysHarness) endedRecords() string {
 	h.t.Helper()
-	var list []DoubtedLine
-	if _, err := h.db.Snapshot(snapshotLinesDoubtedEnded, &list); err != nil {
-		h.t.Fatal(err)
+	return doubtKeys(h.doubtRecords(snapshotLinesDoubtedEnded), false)
+}
+
+// endedApart sets the record of cust-b's MDR line apart for its ended
+// contract: a first pass posts it at 2, cust-b's mapping is removed (a
+// pass lists the line as orphaned), the line is set to 0 by hand (not
+// cleared), the contract ends on 31 October and a pass a day later, day,
+// no longer lists it and sets its record apart. It returns the usage
+// rows and cust-b's mapping.
+func (h *sysHarness) endedApart() (rows []string, cmB export.CustomerMapping, day time.Time) {
+	h.t.Helper()
+	t := h.t
+	rows = []string{"cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,MDR,2"}
+	h.syncAt(etNow, rows...)
+	rec := h.contractB + "/" + h.svcMDR
+	cmB, _ = h.doc.Customer("file", "cust-b")
+	h.doc.DeleteCustomer("file", "cust-b")
+	if got := orphanKeys(h.syncAt(etNow, rows...).Plan); got == "" {
+		t.Fatal("pass after cust-b's mapping was removed: no orphaned line, want its MDR line")
 	}
-	var keys []string
-	for _, d := range list {
-		keys = append(keys, d.ContractID+"/"+d.ServiceID)
+	h.setByHand(h.contractB, h.svcMDR, 0)
+
+	h.setContractEnd(h.contractB, time.Date(2026, time.October, 31, 0, 0, 0, 0, time.UTC))
+	day = etNow.Add(25 * time.Hour)
+	if got := orphanKeys(h.syncAt(day, rows...).Plan); got != "" {
+		t.Fatalf("pass a day later: orphaned %q, want none (the contract ended)", got)
 	}
-	return strings.Join(keys, ",")
+	if got, ended := h.listedRecords(), h.endedRecords(); got != "" || ended != rec {
+		t.Fatalf("records once the contract ended: %q, set apart %q; want none, set apart %q", got, ended, rec)
+	}
+	return rows, cmB, day
 }
 
 // TestEngineKaseyaBMS_endedContractExtendedAndMappedAgain: cust-b's
@@ -471,24 +506,7 @@ func TestEngineKaseyaBMS_endedContractExtendedAndMappedAgain(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemKaseyaBMS)
 	h.pol.MaxDecreasePercent = 0
-	rows := []string{"cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,MDR,2"}
-	h.syncAt(etNow, rows...)
-	rec := h.contractB + "/" + h.svcMDR
-	cmB, _ := h.doc.Customer("file", "cust-b")
-	h.doc.DeleteCustomer("file", "cust-b")
-	if got := orphanKeys(h.syncAt(etNow, rows...).Plan); got == "" {
-		t.Fatal("pass after cust-b's mapping was removed: no orphaned line, want its MDR line")
-	}
-	h.setByHand(h.contractB, h.svcMDR, 0)
-
-	h.setContractEnd(h.contractB, time.Date(2026, time.October, 31, 0, 0, 0, 0, time.UTC))
-	day := etNow.Add(25 * time.Hour)
-	if got := orphanKeys(h.syncAt(day, rows...).Plan); got != "" {
-		t.Fatalf("pass a day later: orphaned %q, want none (the contract ended)", got)
-	}
-	if got, ended := h.listedRecords(), h.endedRecords(); got != "" || ended != rec {
-		t.Errorf("records once the contract ended: %q, set apart %q; want none, set apart %q", got, ended, rec)
-	}
+	rows, cmB, day := h.endedApart()
 
 	// Extended and mapped again in one change.
 	h.setContractEnd(h.contractB, time.Date(2027, time.December, 31, 0, 0, 0, 0, time.UTC))
@@ -526,19 +544,8 @@ func TestEngineKaseyaBMS_endedRecordTakenBack(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemKaseyaBMS)
 	h.pol.MaxDecreasePercent = 0
-	rows := []string{"cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,MDR,2"}
-	h.syncAt(etNow, rows...)
+	rows, cmB, day := h.endedApart()
 	rec := h.contractB + "/" + h.svcMDR
-	cmB, _ := h.doc.Customer("file", "cust-b")
-	h.doc.DeleteCustomer("file", "cust-b")
-	h.syncAt(etNow, rows...)
-	h.setByHand(h.contractB, h.svcMDR, 0)
-	h.setContractEnd(h.contractB, time.Date(2026, time.October, 31, 0, 0, 0, 0, time.UTC))
-	day := etNow.Add(25 * time.Hour)
-	h.syncAt(day, rows...)
-	if got, ended := h.listedRecords(), h.endedRecords(); got != "" || ended != rec {
-		t.Fatalf("records once the contract ended: %q, set apart %q; want none, set apart %q", got, ended, rec)
-	}
 
 	h.setContractEnd(h.contractB, time.Date(2027, time.December, 31, 0, 0, 0, 0, time.UTC))
 	h.doc.PutCustomer(cmB)
@@ -572,19 +579,10 @@ func TestEngineKaseyaBMS_endedRecordDroppedAfterThirteenMonths(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemKaseyaBMS)
 	h.pol.MaxDecreasePercent = 0
-	rows := []string{"cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,MDR,2"}
-	h.syncAt(etNow, rows...)
+	rows, _, _ := h.endedApart()
 	rec := h.contractB + "/" + h.svcMDR
-	h.doc.DeleteCustomer("file", "cust-b")
-	h.syncAt(etNow, rows...)
 	oct31 := time.Date(2026, time.October, 31, 0, 0, 0, 0, time.UTC)
-	h.setContractEnd(h.contractB, oct31)
-	h.syncAt(etNow.Add(25*time.Hour), rows...)
-	var list []DoubtedLine
-	if _, err := h.db.Snapshot(snapshotLinesDoubtedEnded, &list); err != nil {
-		t.Fatal(err)
-	}
-	if len(list) != 1 || !list[0].ContractEnd.Equal(oct31) {
+	if list := h.doubtRecords(snapshotLinesDoubtedEnded); len(list) != 1 || !list[0].ContractEnd.Equal(oct31) {
 		t.Fatalf("records set apart once the contract ended = %+v, want %s's with its end date %s", list, rec, oct31.Format(time.DateOnly))
 	}
 
@@ -650,10 +648,7 @@ func TestEngineKaseyaBMS_clearRetriedWithoutNoteKeepsDoubtNote(t *testing.T) {
 	if _, err := h.db.Snapshot("orphans_cleared", &cleared); err != nil {
 		t.Fatal(err)
 	}
-	var doubts []DoubtedLine
-	if _, err := h.db.Snapshot(snapshotLinesDoubted, &doubts); err != nil {
-		t.Fatal(err)
-	}
+	doubts := h.doubtRecords(snapshotLinesDoubted)
 	if len(cleared) != 1 || cleared[0].Note != note || !cleared[0].Time.Equal(etNow) {
 		t.Fatalf("cleared lines = %+v, want the first clear's note and time", cleared)
 	}
