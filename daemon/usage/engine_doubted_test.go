@@ -3,7 +3,6 @@ package usage
 import (
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net/http"
 	"strings"
 	"testing"
@@ -217,7 +216,7 @@ func TestEngineKaseyaBMS_approvedZeroedLineNotOrphaned(t *testing.T) {
 	if _, err := h.db.Snapshot(SnapshotUnmapped, &rep); err != nil || len(rep.Unmapped.Orphaned) != 0 {
 		t.Errorf("orphaned lines stored after the approval = %+v (%v), want none", rep.Unmapped.Orphaned, err)
 	}
-	if got := testutil.ToFloat64(h.m.OrphanedLines.WithLabelValues(OrphanService)); got != 0 {
+	if got := h.orphanedGauge(OrphanService); got != 0 {
 		t.Errorf("psa_sync_orphaned_lines after the approval = %v, want 0", got)
 	}
 	plan := h.plan()

@@ -27,6 +27,12 @@ func orphanKeys(p *Plan) string {
 	return strings.Join(out, " ")
 }
 
+// orphanedGauge reads psa_sync_orphaned_lines of reason.
+func (h *sysHarness) orphanedGauge(reason string) float64 {
+	h.t.Helper()
+	return testutil.ToFloat64(h.m.OrphanedLines.WithLabelValues(reason))
+}
+
 // orphanMDR writes usage of MDR for both customers, runs a pass that
 // sets their MDR lines, removes MDR's product mapping and runs the pass
 // that finds the lines orphaned; it returns the removed mapping.
@@ -60,7 +66,6 @@ func TestEngineSystems_orphanedLines(t *testing.T) {
 			if res := h.sync(PassOptions{}); res.Run.Updated != 3 || len(res.Plan.Unmapped.Orphaned) != 0 {
 				t.Fatalf("first pass = %+v, orphaned %s; want 3 updated, none orphaned", res.Run, orphanKeys(res.Plan))
 			}
-			gauge := func(r string) float64 { return testutil.ToFloat64(h.m.OrphanedLines.WithLabelValues(r)) }
 
 			// Handed to the operator on purpose: not orphaned.
 			mdr, _ := h.doc.Product("file", "MDR")
@@ -87,7 +92,7 @@ func TestEngineSystems_orphanedLines(t *testing.T) {
 				!strings.Contains(l.Hint("file"), "no product mapping of usage source file names service "+h.svcMDR) {
 				t.Errorf("orphaned line = %+v (hint %q), want since 2026-11-01, its run, Acme, read unless Kaseya BMS, a hint naming the service", l, l.Hint("file"))
 			}
-			if g := gauge(OrphanService); g != 2 {
+			if g := h.orphanedGauge(OrphanService); g != 2 {
 				t.Errorf("psa_sync_orphaned_lines{reason=service} = %v, want 2", g)
 			}
 			if n := h.requestsNaming(h.svcMDR); n != 0 {
@@ -102,8 +107,8 @@ func TestEngineSystems_orphanedLines(t *testing.T) {
 			if got := orphanKeys(res.Plan); got != want {
 				t.Errorf("orphaned lines after cust-b's mapping was removed = %q, want %q", got, want)
 			}
-			if gauge(OrphanService) != 1 || gauge(OrphanCustomer) != 1 {
-				t.Errorf("psa_sync_orphaned_lines = service %v, customer %v; want 1 and 1", gauge(OrphanService), gauge(OrphanCustomer))
+			if h.orphanedGauge(OrphanService) != 1 || h.orphanedGauge(OrphanCustomer) != 1 {
+				t.Errorf("psa_sync_orphaned_lines = service %v, customer %v; want 1 and 1", h.orphanedGauge(OrphanService), h.orphanedGauge(OrphanCustomer))
 			}
 
 			// The operator zeroes cust-a's MDR line by hand.
@@ -127,8 +132,8 @@ func TestEngineSystems_orphanedLines(t *testing.T) {
 			if got := orphanKeys(res.Plan); got != want {
 				t.Errorf("orphaned lines after MDR was mapped again = %q, want %q", got, want)
 			}
-			if gauge(OrphanService) != 0 || gauge(OrphanCustomer) != 1 {
-				t.Errorf("psa_sync_orphaned_lines = service %v, customer %v; want 0 and 1", gauge(OrphanService), gauge(OrphanCustomer))
+			if h.orphanedGauge(OrphanService) != 0 || h.orphanedGauge(OrphanCustomer) != 1 {
+				t.Errorf("psa_sync_orphaned_lines = service %v, customer %v; want 0 and 1", h.orphanedGauge(OrphanService), h.orphanedGauge(OrphanCustomer))
 			}
 		})
 	}
@@ -147,7 +152,7 @@ func TestEngineSystems_orphanedLinesCustomerPass(t *testing.T) {
 	if len(res.Plan.Unmapped.Orphaned) != 0 {
 		t.Errorf("cust-a's pass: orphaned %s, want none (zeroed by hand)", orphanKeys(res.Plan))
 	}
-	if g := testutil.ToFloat64(h.m.OrphanedLines.WithLabelValues(OrphanService)); g != 1 {
+	if g := h.orphanedGauge(OrphanService); g != 1 {
 		t.Errorf("psa_sync_orphaned_lines{reason=service} after cust-a's pass = %v, want 1 (cust-b's kept)", g)
 	}
 	var rep UnmappedReport
@@ -347,7 +352,6 @@ func TestEngineSystems_orphanedLinesLedgerUnread(t *testing.T) {
 	h := newSysHarness(t, psa.SystemAutotask)
 	h.pol.MaxDecreasePercent = 0
 	h.orphanMDR()
-	gauge := func() float64 { return testutil.ToFloat64(h.m.OrphanedLines.WithLabelValues(OrphanService)) }
 	stored := func() UnmappedReport {
 		var rep UnmappedReport
 		if _, err := h.db.Snapshot(SnapshotUnmapped, &rep); err != nil {
@@ -366,7 +370,7 @@ func TestEngineSystems_orphanedLinesLedgerUnread(t *testing.T) {
 		if !res.Plan.Unmapped.OrphanedUnread {
 			t.Errorf("pass for %q with the ledger unread: OrphanedUnread not set", o.Customer)
 		}
-		if g := gauge(); g != 2 {
+		if g := h.orphanedGauge(OrphanService); g != 2 {
 			t.Errorf("pass for %q with the ledger unread: psa_sync_orphaned_lines{reason=service} = %v, want 2 (kept)", o.Customer, g)
 		}
 		if rep := stored(); orphanKeys(&Plan{Unmapped: rep.Unmapped}) != want || !rep.Unmapped.OrphanedUnread {
@@ -375,8 +379,8 @@ func TestEngineSystems_orphanedLinesLedgerUnread(t *testing.T) {
 	}
 	h.setByHand(h.contractA, h.svcMDR, 0)
 	h.sync(PassOptions{})
-	if rep := stored(); gauge() != 1 || rep.Unmapped.OrphanedUnread {
-		t.Errorf("pass with the ledger read: gauge %v, unread %v; want 1 (cust-a's zeroed), not unread", gauge(), rep.Unmapped.OrphanedUnread)
+	if rep := stored(); h.orphanedGauge(OrphanService) != 1 || rep.Unmapped.OrphanedUnread {
+		t.Errorf("pass with the ledger read: gauge %v, unread %v; want 1 (cust-a's zeroed), not unread", h.orphanedGauge(OrphanService), rep.Unmapped.OrphanedUnread)
 	}
 }
 
@@ -394,7 +398,6 @@ func TestEngineSystems_orphanedLinesCleared(t *testing.T) {
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
 			mdr := h.orphanMDR()
-			gauge := func() float64 { return testutil.ToFloat64(h.m.OrphanedLines.WithLabelValues(OrphanService)) }
 			stored := func() string {
 				var rep UnmappedReport
 				if _, err := h.db.Snapshot(SnapshotUnmapped, &rep); err != nil {
@@ -414,7 +417,7 @@ func TestEngineSystems_orphanedLinesCleared(t *testing.T) {
 			if err != nil || len(done) != 1 || done[0].CustomerID != "cust-a" {
 				t.Fatalf("ClearOrphans(cust-a's MDR line) = %+v, %v; want that line", done, err)
 			}
-			if g, s := gauge(), stored(); g != 1 || s != lineB {
+			if g, s := h.orphanedGauge(OrphanService), stored(); g != 1 || s != lineB {
 				t.Errorf("after the clear: gauge %v, stored %q; want 1, %q", g, s, lineB)
 			}
 			if _, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "", false); !errors.Is(err, ErrAlreadyCleared) || !strings.Contains(err.Error(), "jane: zeroed in the PSA") {
@@ -423,7 +426,7 @@ func TestEngineSystems_orphanedLinesCleared(t *testing.T) {
 			if got := orphanKeys(h.sync(PassOptions{}).Plan); got != lineB {
 				t.Errorf("pass after the clear: orphaned %q, want %q (cust-a's cleared)", got, lineB)
 			}
-			if g := gauge(); g != 1 {
+			if g := h.orphanedGauge(OrphanService); g != 1 {
 				t.Errorf("pass after the clear: gauge %v, want 1", g)
 			}
 
@@ -455,8 +458,8 @@ func TestEngineSystems_orphanedLinesCleared(t *testing.T) {
 					}
 				}
 			}
-			if got := orphanKeys(h.sync(PassOptions{}).Plan); got != "" || gauge() != 0 {
-				t.Errorf("pass after every line was cleared: orphaned %q, gauge %v; want none, 0", got, gauge())
+			if got := orphanKeys(h.sync(PassOptions{}).Plan); got != "" || h.orphanedGauge(OrphanService) != 0 {
+				t.Errorf("pass after every line was cleared: orphaned %q, gauge %v; want none, 0", got, h.orphanedGauge(OrphanService))
 			}
 			if _, err := h.engine().ClearOrphans("", "", "", false); !errors.Is(err, ErrNoOrphan) {
 				t.Errorf("ClearOrphans(every line) with none listed = %v, want ErrNoOrphan", err)
@@ -508,7 +511,7 @@ func TestEngineSystems_orphanedLinesEarlierPeriod(t *testing.T) {
 			}
 			for i := range 2 {
 				h.sync(PassOptions{Period: periodNov.Prev()})
-				if g := testutil.ToFloat64(h.m.OrphanedLines.WithLabelValues(OrphanService)); g != 2 {
+				if g := h.orphanedGauge(OrphanService); g != 2 {
 					t.Errorf("re-run %d of October: psa_sync_orphaned_lines{reason=service} = %v, want 2 (the lines set from November still bill)", i+1, g)
 				}
 				if got := stored(); got != want {
@@ -801,7 +804,6 @@ func TestEngineSystems_orphanedLinesCustomerFailed(t *testing.T) {
 			h.pol.MaxDecreasePercent = 0
 			rows := []string{"cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2"}
 			h.syncAt(etNow, rows...)
-			gauge := func() float64 { return testutil.ToFloat64(h.m.OrphanedLines.WithLabelValues(OrphanService)) }
 			stored := func() string {
 				t.Helper()
 				var rep UnmappedReport
@@ -841,8 +843,8 @@ func TestEngineSystems_orphanedLinesCustomerFailed(t *testing.T) {
 			if cs := h.status("cust-a"); cs.Result != state.CustomerFailed {
 				t.Fatalf("cust-a = %s (%q), want failed", cs.Result, cs.Error)
 			}
-			if got := orphanKeys(res.Plan); got != lineB || stored() != lineB || gauge() != 1 {
-				t.Errorf("pass in which cust-a failed: orphaned %q (stored %q, gauge %v), want %q (stored alike, gauge 1)", got, stored(), gauge(), lineB)
+			if got := orphanKeys(res.Plan); got != lineB || stored() != lineB || h.orphanedGauge(OrphanService) != 1 {
+				t.Errorf("pass in which cust-a failed: orphaned %q (stored %q, gauge %v), want %q (stored alike, gauge 1)", got, stored(), h.orphanedGauge(OrphanService), lineB)
 			}
 			h.doc.PutCustomer(a)
 			failedB := b
@@ -852,8 +854,8 @@ func TestEngineSystems_orphanedLinesCustomerFailed(t *testing.T) {
 			if cs := h.status("cust-b"); cs.Result != state.CustomerFailed {
 				t.Fatalf("cust-b = %s (%q), want failed", cs.Result, cs.Error)
 			}
-			if got := orphanKeys(res.Plan); got != lineB || gauge() != 1 {
-				t.Errorf("pass in which cust-b failed: orphaned %q (gauge %v), want %q (gauge 1)", got, gauge(), lineB)
+			if got := orphanKeys(res.Plan); got != lineB || h.orphanedGauge(OrphanService) != 1 {
+				t.Errorf("pass in which cust-b failed: orphaned %q (gauge %v), want %q (gauge 1)", got, h.orphanedGauge(OrphanService), lineB)
 			}
 			h.doc.PutCustomer(b)
 			if got := orphanKeys(h.syncAt(etNow, rows...).Plan); got != lineB {

@@ -408,12 +408,7 @@ func TestEngine_Sync_surgeHeldThroughAFailedCustomer(t *testing.T) {
 	for i := range 5 {
 		h.sync(surgeApproval(h, ids, i))
 	}
-	var m export.CustomerMapping
-	for _, cm := range h.doc.CustomerMappings {
-		if cm.CustomerID == ids[7] {
-			m = cm
-		}
-	}
+	m, _ := h.doc.Customer("file", ids[7])
 	broken := m
 	broken.ContractID = "99999999"
 	h.doc.PutCustomer(broken)
@@ -495,12 +490,7 @@ func TestReadSurgeRecord_followsApprovals(t *testing.T) {
 	}
 
 	// A customer that fails: its line stays held, outside the code.
-	var m export.CustomerMapping
-	for _, cm := range h.doc.CustomerMappings {
-		if cm.CustomerID == ids[7] {
-			m = cm
-		}
-	}
+	m, _ := h.doc.Customer("file", ids[7])
 	broken := m
 	broken.ContractID = "99999999"
 	h.doc.PutCustomer(broken)
