@@ -186,14 +186,7 @@ func TestEngineAutotask_contractWithLinesCancelledOrMovedIsStale(t *testing.T) {
 			// A day later: the contract's record is read again.
 			h.writeUsage("cust-a,Acme,CIXA-MSP,6", "cust-b,Globex,CIXA-MSP,4")
 			h.sim.ResetRequests()
-			src, err := file.New(file.Config{Path: h.usage})
-			if err != nil {
-				t.Fatal(err)
-			}
-			later := etNow.Add(contractCheckTTL)
-			e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-				Location: time.UTC, Now: func() time.Time { return later }, Failing: &h.failing, Terms: &h.terms})
-			if _, err := e.Sync(t.Context(), h.doc, PassOptions{}); err != nil {
+			if _, err := h.engineAt(etNow.Add(contractCheckTTL), &h.terms).Sync(t.Context(), h.doc, PassOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			cs := h.status("cust-a")

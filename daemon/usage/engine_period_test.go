@@ -166,14 +166,9 @@ func TestEngine_Sync_periodConnectWiseUndated(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemConnectWise)
 	periodUsage(t, h.usage)
-	src, err := file.New(file.Config{Path: h.usage})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-		Location: time.UTC, Now: func() time.Time { return periodNextDay }, Failing: &h.failing})
+	e := h.engineAt(periodNextDay, nil)
 
-	_, err = e.Sync(t.Context(), h.doc, PassOptions{Period: periodNov})
+	_, err := e.Sync(t.Context(), h.doc, PassOptions{Period: periodNov})
 	if !errors.Is(err, ErrPeriodRefused) || !strings.Contains(err.Error(), "ConnectWise PSA keeps one quantity per agreement addition") ||
 		!strings.Contains(err.Error(), "plan -period 2026-11") {
 		t.Errorf("ConnectWise pass for 2026-11: err = %v; want a refusal that explains the undated quantity", err)
@@ -217,13 +212,7 @@ func TestEngine_Sync_caughtUpConnectWiseEndedMonth(t *testing.T) {
 	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: mustParse(t, h.contractA), ProductID: mustParse(t, h.svcIntercept), Quantity: 10})
 	h.doc.CustomerMappings = h.doc.CustomerMappings[:1]
 	periodUsage(t, h.usage)
-	src, err := file.New(file.Config{Path: h.usage})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := periodNextDay
-	e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-		Location: time.UTC, Now: func() time.Time { return now }, Failing: &h.failing})
+	e := h.engineAt(periodNextDay, nil)
 
 	dry, err := e.Sync(t.Context(), h.doc, PassOptions{Trigger: TriggerSchedule, At: periodMonthEnd, DryRun: true})
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
@@ -25,16 +24,9 @@ func TestEngineSystems_inactiveServiceLinesFailBeforeWriting(t *testing.T) {
 		t.Run(string(sys), func(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, sys)
-			engineAt := func(at time.Time) *Engine {
-				src, err := file.New(file.Config{Path: h.usage})
-				if err != nil {
-					t.Fatal(err)
-				}
-				// A process of its own per pass: what it knows of the
-				// services comes from the state database.
-				return NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-					Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &ContractTerms{}})
-			}
+			// A process of its own per pass: what it knows of the
+			// services comes from the state database.
+			engineAt := func(at time.Time) *Engine { return h.engineAt(at, &ContractTerms{}) }
 			setActive := func(active bool) {
 				if sys == psa.SystemAutotask {
 					h.sim.Autotask().SetServiceActive(mustParse(t, h.svcIntercept), active)

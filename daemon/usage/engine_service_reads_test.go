@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
@@ -113,13 +112,7 @@ func TestEngineSystems_unchangedLinesOfAnInactiveServiceAreReported(t *testing.T
 			}
 			// A pass for cust-b alone keeps cust-a's line as the last
 			// pass found it.
-			src, err := file.New(file.Config{Path: h.usage})
-			if err != nil {
-				t.Fatal(err)
-			}
-			one := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-				Location: time.UTC, Now: func() time.Time { return nextDay }, Failing: &h.failing, Terms: &h.terms})
-			if _, err := one.Sync(t.Context(), h.doc, PassOptions{Customer: "cust-b"}); err != nil {
+			if _, err := h.engineAt(nextDay, &h.terms).Sync(t.Context(), h.doc, PassOptions{Customer: "cust-b"}); err != nil {
 				t.Fatal(err)
 			}
 			if gauge() != 2 {
