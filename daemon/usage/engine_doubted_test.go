@@ -111,10 +111,7 @@ func TestEngineSystems_orphanedLineZeroedClearedMappedAgain(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
-			h.firstPass(3, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
-			mdr, _ := h.doc.Product("file", "MDR")
-			h.doc.DeleteProduct("file", "MDR")
-			h.sync(PassOptions{})
+			mdr := h.orphanMDR()
 			h.setByHand(h.contractA, h.svcMDR, 0)
 			if sys == psa.SystemKaseyaBMS {
 				if _, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "set to 0 by hand", false); err != nil {
@@ -149,10 +146,7 @@ func TestEngineKaseyaBMS_doubtedLineKeptUntilPosted(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, psa.SystemKaseyaBMS)
 			h.pol.MaxDecreasePercent = 0
-			h.firstPass(3, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
-			mdr, _ := h.doc.Product("file", "MDR")
-			h.doc.DeleteProduct("file", "MDR")
-			h.sync(PassOptions{})
+			mdr := h.orphanMDR()
 			h.setByHand(h.contractA, h.svcMDR, 0)
 			if _, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "set to 0 by hand", false); err != nil {
 				t.Fatalf("ClearOrphans: %v", err)
@@ -300,12 +294,7 @@ func TestEngineSystems_orphanedLineZeroedMappedAgain(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, sys)
 			h.pol.MaxDecreasePercent = 0
-			h.firstPass(3, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
-			mdr, _ := h.doc.Product("file", "MDR")
-			h.doc.DeleteProduct("file", "MDR")
-			if res := h.sync(PassOptions{}); len(res.Plan.Unmapped.Orphaned) != 2 {
-				t.Fatalf("pass after MDR's mapping was removed: orphaned %s, want both MDR lines", orphanKeys(res.Plan))
-			}
+			mdr := h.orphanMDR()
 			h.setByHand(h.contractA, h.svcMDR, 0)
 
 			h.doc.PutProduct(mdr)

@@ -34,15 +34,17 @@ func (h *sysHarness) orphanedGauge(reason string) float64 {
 }
 
 // orphanMDR writes usage of MDR for both customers, runs a pass that
-// sets their MDR lines, removes MDR's product mapping and runs the pass
-// that finds the lines orphaned; it returns the removed mapping.
+// sets their MDR lines (and cust-a's CIXA-MSP line), removes MDR's
+// product mapping and runs the pass that finds both MDR lines orphaned;
+// it returns the removed mapping.
 func (h *sysHarness) orphanMDR() export.ProductMapping {
 	h.t.Helper()
-	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
-	h.sync(PassOptions{})
+	h.firstPass(3, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
 	mdr, _ := h.doc.Product("file", "MDR")
 	h.doc.DeleteProduct("file", "MDR")
-	h.sync(PassOptions{})
+	if res := h.sync(PassOptions{}); len(res.Plan.Unmapped.Orphaned) != 2 {
+		h.t.Fatalf("pass after MDR's mapping was removed: orphaned %s, want both MDR lines", orphanKeys(res.Plan))
+	}
 	return mdr
 }
 
