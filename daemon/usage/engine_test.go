@@ -1142,17 +1142,26 @@ func TestEngine_Sync_unconfirmedWriteSettles(t *testing.T) {
 	}
 }
 
+// lostWriteHarness is an etHarness whose first adjustment post is
+// dropped before Autotask handles it (its outcome unknown), cust-a's
+// Intercept line at 30 and its usage 42, on a clock that reads *now,
+// etNow until the test moves it.
+func lostWriteHarness(t *testing.T) (*etHarness, *time.Time) {
+	h := newETHarness(t, psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, Drop: true, Times: 1}))
+	now := etNow
+	h.now = func() time.Time { return now }
+	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+	return h, &now
+}
+
 // TestEngine_Sync_lostWriteSettlesAfterThePass: a write whose connection
 // dropped before the PSA handled it leaves its intent open; the pass says
 // when it can be settled (Settling: settle_time after the pass), and the
 // pass then writes the line once.
 func TestEngine_Sync_lostWriteSettlesAfterThePass(t *testing.T) {
 	t.Parallel()
-	h := newETHarness(t, psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, Drop: true, Times: 1}))
-	now := etNow
-	h.now = func() time.Time { return now }
-	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
-	h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+	h, now := lostWriteHarness(t)
 
 	e := h.engine()
 	if _, err := e.Sync(t.Context(), h.doc, PassOptions{}); err != nil {
@@ -1168,7 +1177,7 @@ func TestEngine_Sync_lostWriteSettlesAfterThePass(t *testing.T) {
 		t.Errorf("Settling() = %v, %q; want %v, [cust-a]", at, customers, etNow.Add(DefaultSettleTime))
 	}
 
-	now = at
+	*now = at
 	h.sync(PassOptions{Customer: "cust-a"})
 	h.wantUnits(h.contractA, h.svcIntercept, 42)
 	if n := len(h.at.Adjustments()); n != 1 {
@@ -1186,11 +1195,7 @@ func TestEngine_Sync_lostWriteSettlesAfterThePass(t *testing.T) {
 // builds a new Engine for each pass, so every step here uses a new one.
 func TestEngine_Sync_unsavedRunSettles(t *testing.T) {
 	t.Parallel()
-	h := newETHarness(t, psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, Drop: true, Times: 1}))
-	now := etNow
-	h.now = func() time.Time { return now }
-	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
-	h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+	h, now := lostWriteHarness(t)
 
 	broken := func(int64) bool { return true }
 	engine := func() *Engine {
@@ -1216,7 +1221,7 @@ func TestEngine_Sync_unsavedRunSettles(t *testing.T) {
 	// At the settle time the line is written, although the database still
 	// records the first pass as running (its record keeps failing).
 	broken = func(id int64) bool { return id == first }
-	now = now.Add(DefaultSettleTime)
+	*now = now.Add(DefaultSettleTime)
 	if _, err := engine().Sync(t.Context(), h.doc, PassOptions{Customer: "cust-a"}); err != nil {
 		t.Fatal(err)
 	}
@@ -1279,11 +1284,7 @@ func TestEngine_Plan_openIntent(t *testing.T) {
 	for _, changed := range []bool{false, true} {
 		t.Run(fmt.Sprintf("changed=%v", changed), func(t *testing.T) {
 			t.Parallel()
-			h := newETHarness(t, psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, Drop: true, Times: 1}))
-			now := etNow
-			h.now = func() time.Time { return now }
-			h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
-			h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+			h, now := lostWriteHarness(t)
 			if _, err := h.engine().Sync(t.Context(), h.doc, PassOptions{}); err != nil {
 				t.Fatal(err)
 			}
@@ -1310,14 +1311,14 @@ func TestEngine_Plan_openIntent(t *testing.T) {
 			if changed {
 				shows = "shows 35, changed by someone else since 30,"
 			}
-			now = etNow.Add(30 * time.Second)
+			*now = etNow.Add(30 * time.Second)
 			check("before the settle time", ActionFailed, shows+" and the write of 42 may still arrive until "+settles)
 			res := h.sync(PassOptions{})
 			if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c.Action != ActionFailed || !strings.Contains(c.Reason, "may still arrive until "+settles) {
 				t.Errorf("pass before the settle time = %+v, want failed as the plan said", c)
 			}
 
-			now = etNow.Add(DefaultSettleTime)
+			*now = etNow.Add(DefaultSettleTime)
 			check("at the settle time", ActionUpdate, "usage 42")
 			res = h.sync(PassOptions{})
 			if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c.Action != ActionUpdate {
