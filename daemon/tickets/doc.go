@@ -30,7 +30,9 @@
 //     so is a summary ticket whose alerts come back);
 //     a ticket a technician closed while its alert was open is never
 //     reopened for it, and the report's Notices say so every pass the
-//     alert is open.
+//     alert is open; one first found closed when its alert was resolved
+//     (ClosedByPSAResolved) is treated like one psa-syncd closed, since
+//     its alert cleared before coming back.
 //
 // A ticket deleted in the PSA is noticed when psa-syncd next reads it (to
 // close, reopen or extend it, or before a new ticket for an alert back;

@@ -1836,7 +1836,12 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, read *psa.Tick
 			return err
 		}
 	case t.Closed:
-		r.ClosedBy, r.ClosedAt = ClosedByPSA, now
+		// A technician closed it; psa-syncd cannot tell when (open
+		// tickets are not polled), but has now seen its alert clear: an
+		// alert back is one that cleared and came back, and is reopened
+		// or filed anew like one psa-syncd resolved. Recorded as closed
+		// in the PSA (never reopened), it would get no ticket at all.
+		r.ClosedBy, r.ClosedAt = ClosedByPSAResolved, now
 	case r.State == StateNoting && e.notes == nil:
 		// The note of an earlier pass whose outcome is unknown (its
 		// answer was lost, or psa-syncd died between the intent and
@@ -2052,7 +2057,8 @@ func (e *Engine) noteTakenAsAdded(r *Record, cr *CustomerReport) {
 // settleReturned settles the close or resolve note of r, whose outcome is
 // unknown, when r's alert is open again (for a summary: when it is to take
 // new alerts): a ticket psa-syncd closed is recorded as closed by it (and
-// may be reopened), one closed by someone else as closed in the PSA, and
+// may be reopened), one closed by someone else as closed in the PSA after
+// the alert cleared (reopened or replaced as one psa-syncd closed), and
 // one still open is followed again.
 func (e *Engine) settleReturned(ctx context.Context, r *Record, cr *CustomerReport) error {
 	t, err := e.psa.GetTicket(ctx, r.TicketID)
@@ -2074,7 +2080,11 @@ func (e *Engine) settleReturned(ctx context.Context, r *Record, cr *CustomerRepo
 		// was resolved would only mislead now.
 		r.State = StateClosed
 	case t.Closed:
-		r.State, r.ClosedBy, r.ClosedAt = StateClosed, ClosedByPSA, now
+		// A resolve note's (StateNoting): the ticket was read open
+		// before it, once psa-syncd had seen the alert clear, so a
+		// technician closed it after that (ClosedByPSAResolved, as in
+		// resolve).
+		r.State, r.ClosedBy, r.ClosedAt = StateClosed, ClosedByPSAResolved, now
 	default:
 		r.State, r.ClosedBy, r.ClosedAt = StateOpen, "", time.Time{}
 	}

@@ -3,6 +3,7 @@ package tickets_test
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -450,5 +451,104 @@ func TestEngine_reopenOfAnOpenTicketSetsNoStatus(t *testing.T) {
 	}
 	if rec := e.record(a.ID); rec.State != tickets.StateOpen {
 		t.Errorf("record = %+v, want the ticket followed", rec)
+	}
+}
+
+// TestEngine_returnAfterATechnicianClosedTheResolvedTicket: a technician
+// closes an alert's ticket (having fixed what raised it), the alert clears,
+// and psa-syncd finds the ticket closed when it goes to resolve it; the
+// alert comes back with its id (a snoozed health check Sophos raises
+// again). It cleared and came back, so it gets a new ticket (on_return
+// "new"), as after a close of psa-syncd's; it used to be taken for a
+// ticket closed while its alert was open and got none, only a notice.
+// So it does when the technician closed the ticket while psa-syncd's
+// resolve note (on_resolve "note") had an unknown outcome, and so do the
+// alerts of a summary ticket closed so.
+func TestEngine_returnAfterATechnicianClosedTheResolvedTicket(t *testing.T) {
+	t.Parallel()
+	t.Run("summary", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, psa.SystemAutotask)
+		r := routings[psa.SystemAutotask]
+		r.MaxPerCustomer = 1
+		eng := e.engine(r)
+		var storm []sophostest.Alert
+		for i := range 3 {
+			storm = append(storm, e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Storm %d", i),
+				RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)}))
+		}
+		e.pass(eng)
+		summary, err := strconv.ParseInt(e.record(tickets.SummaryKey).TicketID, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.setStatus(summary, true)
+		for _, a := range storm {
+			e.sophos.ResolveAlert(acme, a.ID)
+		}
+		if tot := e.pass(eng).Totals(); tot.Closed != 1 || tot.Err != nil {
+			t.Fatalf("pass after the resolve = %+v, want the alert's ticket closed and the summary found closed", tot)
+		}
+		back := storm[2]
+		e.sophos.AddAlert(acme, sophostest.Alert{ID: back.ID, Severity: "high", Description: back.Description, RaisedAt: back.RaisedAt})
+		if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Err != nil || len(tot.Notices) != 0 {
+			t.Errorf("pass after the summary's alert came back = %+v, want it filed anew", tot)
+		}
+		if rec := e.record(back.ID); rec.State != tickets.StateOpen {
+			t.Errorf("record of the alert back = %+v, want a ticket of its own followed", rec)
+		}
+	})
+	for _, sys := range psa.Systems {
+		t.Run(string(sys)+"/closedBeforeTheResolve", func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, sys)
+			eng := e.engine(routings[sys])
+			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+			e.pass(eng)
+			e.setStatus(e.tickets()[0].id, true)
+			e.sophos.ResolveAlert(acme, a.ID)
+			if tot := e.pass(eng).Totals(); tot.Closed != 0 || tot.Err != nil {
+				t.Fatalf("pass after the resolve = %+v, want the ticket found closed", tot)
+			}
+			if rec := e.record(a.ID); rec.State != tickets.StateClosed || rec.ClosedBy != tickets.ClosedByPSAResolved {
+				t.Fatalf("record after the resolve = %+v, want closed in the PSA when the alert was resolved", rec)
+			}
+			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+			if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Err != nil || len(tot.Notices) != 0 {
+				t.Errorf("pass after the return = %+v, want a new ticket", tot)
+			}
+			if got := e.tickets(); len(got) != 2 || !got[0].closed || got[1].closed {
+				t.Errorf("tickets = %+v, want the first closed and a second, open, for the return", got)
+			}
+			if rec := e.record(a.ID); rec.State != tickets.StateOpen || rec.Generation != 2 {
+				t.Errorf("record after the return = %+v, want the second ticket followed", rec)
+			}
+		})
+		t.Run(string(sys)+"/closedWhileTheResolveNoteWasUnsettled", func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, sys)
+			r := routings[sys]
+			r.OnResolve = export.OnResolveNote
+			eng := e.engine(r)
+			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+			e.pass(eng)
+			tk := e.tickets()[0].id
+			e.sophos.ResolveAlert(acme, a.ID)
+			e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: e.notesPath(tk), DropAfterHandling: true})
+			e.pass(eng)
+			e.psaSim.ClearFaults()
+			if rec := e.record(a.ID); rec.State != tickets.StateNoting {
+				t.Fatalf("record after the note's answer was lost = %+v, want its note unsettled", rec)
+			}
+			e.setStatus(tk, true)
+			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+			e.now = e.now.Add(time.Hour)
+			if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Err != nil || len(tot.Notices) != 0 {
+				t.Errorf("pass after the return = %+v, want a new ticket", tot)
+			}
+			if got := e.tickets(); len(got) != 2 || !got[0].closed || got[1].closed {
+				t.Errorf("tickets = %+v, want the first closed and a second, open, for the return", got)
+			}
+		})
 	}
 }

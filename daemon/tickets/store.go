@@ -45,8 +45,10 @@ const (
 	// tickets.md 5.6 forbids.
 	StateReopening = "reopening"
 	// StateClosed is a ticket whose alert was resolved: psa-syncd closed it
-	// or added a note (ClosedBy "sync"), found it closed in the PSA
-	// (ClosedBy "psa"), or found it deleted there (ClosedBy "deleted").
+	// or added a note (ClosedBy "sync"), found it closed in the PSA while
+	// its alert was open (ClosedBy "psa") or when it resolved the alert
+	// (ClosedBy "psa-resolved"), or found it deleted there (ClosedBy
+	// "deleted").
 	StateClosed = "closed"
 	// StateFailed is a create the PSA certainly refused. It is retried
 	// when what it depends on changes (RoutingHash): the routing, or the
@@ -59,7 +61,18 @@ const (
 // Who closed a ticket.
 const (
 	ClosedBySync = "sync"
-	ClosedByPSA  = "psa"
+	// ClosedByPSA is a ticket psa-syncd found closed in the PSA while its
+	// alert was open: it is never reopened or replaced for that alert
+	// (no reopen loops, tickets.md 5.6).
+	ClosedByPSA = "psa"
+	// ClosedByPSAResolved is a ticket psa-syncd found closed in the PSA
+	// when it went to resolve its alert: a technician closed it, most
+	// often after fixing what raised the alert, and psa-syncd saw the
+	// alert clear. Its alert coming back is the "cleared and came back"
+	// that tickets.md 5.6 reopens or files anew for: it is treated like a
+	// ticket psa-syncd resolved (ClosedBySync). Psa-syncd cannot tell
+	// when the technician closed it, since open tickets are not polled.
+	ClosedByPSAResolved = "psa-resolved"
 	// ClosedByDeleted is a ticket deleted in the PSA (GetTicket found
 	// none): it is no longer followed, and its alert, when open, gets a new
 	// ticket.
