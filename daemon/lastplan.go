@@ -315,6 +315,17 @@ func gunzip(z []byte) ([]byte, error) {
 	return data, nil
 }
 
+// renewals returns the renewals of the plan held (a plan for one
+// customer lists that customer's only), or none.
+func (m *planMemory) renewals() []usage.ContractRenewal {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.plan == nil {
+		return nil
+	}
+	return m.plan.Renewals
+}
+
 // held reports whether the memory holds a plan.
 func (m *planMemory) held() bool {
 	m.mu.Lock()

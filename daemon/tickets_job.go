@@ -109,7 +109,7 @@ func (d *Daemon) ticketPass(ctx context.Context, dryRun, forgetOther bool) (tick
 		}
 		d.logger.Warn("Ticket dry run on a restored backup: a pass that writes is refused until the restore is confirmed", "err", held)
 	}
-	rep, err := eng.Pass(ctx, ticketCustomers(doc), dryRun)
+	rep, err := eng.Pass(ctx, d.ticketContracts(doc, ticketCustomers(doc)), dryRun)
 	if held != nil {
 		rep.WritesHeld = held.Error()
 	}
@@ -160,6 +160,60 @@ func ticketCustomers(doc *export.Document) []tickets.Customer {
 		}
 	}
 	return customers
+}
+
+// ticketContracts returns customers with the contract each ticket is
+// filed on: contract_id, or for a mapping that names a renewal
+// (next_contract_id) the renewal once it has taken over. Tickets are
+// filed today, so the renewal takes over on its day (the last usage pass's
+// ContractRenewal.TakesOver, its start or the day after contract_id ends,
+// in psa-syncd's time zone), also while usage_period "previous" still
+// bills the month before on contract_id; or once a usage pass billed it.
+// Filed on the ended contract, the labour logged on a ticket would roll up
+// to it, or the PSA would refuse every create once it is made inactive.
+// The usage pass's decision is read from the last plan (no request of its
+// own): a customer it did not plan (usage_sync off, no usage pass yet, or
+// a plan of the mapping's other contracts) keeps contract_id.
+func (d *Daemon) ticketContracts(doc *export.Document, customers []tickets.Customer) []tickets.Customer {
+	next := map[string]export.CustomerMapping{}
+	for _, m := range doc.CustomerMappings {
+		if m.NextContractID != "" {
+			next[ticketStatusKey(m.Source, m.CustomerID)] = m
+		}
+	}
+	if len(next) == 0 {
+		return customers
+	}
+	if !d.plans.held() {
+		// A process that has not restored the last plan (psa-syncd
+		// tickets; psa-syncd run restores it at start-up).
+		if err := d.restorePlan(); err != nil {
+			d.logger.Warn("Could not read the last plan from the state database; tickets of customers with a renewal are filed on contract_id",
+				"err", err)
+		}
+	}
+	loc := time.UTC
+	if _, l, err := d.activeSchedule(); err == nil {
+		loc = l
+	}
+	today := d.now().In(loc).Format(time.DateOnly)
+	renewed := map[string]bool{}
+	for _, r := range d.plans.renewals() {
+		m, ok := next[ticketStatusKey(r.Source, r.CustomerID)]
+		if !ok || r.ContractID != m.ContractID || r.NextContractID != m.NextContractID {
+			continue
+		}
+		if r.BillsTo == m.NextContractID || !r.TakesOver.IsZero() && r.TakesOver.Format(time.DateOnly) <= today {
+			renewed[ticketStatusKey(r.Source, r.CustomerID)] = true
+		}
+	}
+	out := slices.Clone(customers)
+	for i, c := range out {
+		if key := ticketStatusKey(c.Source, c.CustomerID); renewed[key] {
+			out[i].ContractID = next[key].NextContractID
+		}
+	}
+	return out
 }
 
 // maxLoggedCustomers bounds the customers a ticket pass logs at warn as

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
@@ -1097,5 +1098,73 @@ func TestDaemon_ticketPassBudgetUnknown(t *testing.T) {
 	if !strings.Contains(logs.String(), `msg="Ticket pass stopped writing: the PSA's hourly API budget could not be read`) ||
 		strings.Contains(logs.String(), "budget reached policies.ticket_budget_reserve") {
 		t.Errorf("no warn line saying the budget could not be read:\n%s", logs.String())
+	}
+}
+
+// A customer whose mapping names a renewal (next_contract_id) gets its
+// tickets filed on the renewal from the day it takes over, as the last
+// usage pass planned it (ContractRenewal.TakesOver), also while that pass
+// still bills the month before on contract_id (usage_period "previous");
+// on contract_id before that day, and when no usage pass planned the
+// renewal. Filed on the ended contract, the labour on the ticket would roll
+// up to it.
+func TestDaemon_ticketsFiledOnTheContractInForce(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	now := time.Date(2027, 1, 5, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name      string
+		takesOver time.Time // zero: no renewal in the last plan
+		billsNext bool
+		// stored: the plan is only in the state database, as for
+		// psa-syncd tickets, a process of its own.
+		stored bool
+		want   string // "old" or "next"
+	}{
+		{"takenOver", time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), false, false, "next"},
+		{"takenOverStored", time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), false, true, "next"},
+		{"takesOverToday", time.Date(2027, 1, 5, 0, 0, 0, 0, time.UTC), false, false, "next"},
+		{"notYet", time.Date(2027, 1, 6, 0, 0, 0, 0, time.UTC), false, false, "old"},
+		{"billedWithoutDates", time.Time{}, true, false, "next"},
+		{"notPlanned", time.Time{}, false, false, "old"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d, sim, sop := ttSetupOptions(t, routing, true, "", Options{Now: func() time.Time { return now }})
+			doc := d.exp.Load().doc.Clone()
+			doc.Revision++
+			acme, _ := doc.Customer("sophos", ttAcme)
+			old := acme.ContractID
+			acme.NextContractID = dtID(sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: sim.Autotask().Companies()[0].ID, Name: "Managed 2027"}))
+			doc.PutCustomer(acme)
+			data, err := doc.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dtWrite(t, filepath.Join(filepath.Dir(d.configPath), "mappings.json"), string(data))
+			if err := d.Reload(); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.takesOver.IsZero() || tc.billsNext {
+				r := usage.ContractRenewal{Source: "sophos", CustomerID: ttAcme, ContractID: old, NextContractID: acme.NextContractID,
+					BillsTo: old, TakesOver: tc.takesOver}
+				if tc.billsNext {
+					r.BillsTo = acme.NextContractID
+				}
+				d.recordPlan(&usage.Plan{Period: source.Period{Year: 2026, Month: 12}, EffectiveDate: time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC),
+					ComputedAt: now, Renewals: []usage.ContractRenewal{r}}, "")
+				if tc.stored {
+					d.plans = planMemory{}
+				}
+			}
+			sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+			if rep, err := d.TicketPass(t.Context(), false); err != nil || rep.Totals().Created != 1 {
+				t.Fatalf("TicketPass = %+v, %v", rep.Totals(), err)
+			}
+			want := map[string]string{"old": old, "next": acme.NextContractID}[tc.want]
+			if tk := sim.Autotask().Tickets(); len(tk) != 1 || dtID(tk[0].ContractID) != want {
+				t.Errorf("tickets = %+v, want one on contract %s (%s)", tk, want, tc.want)
+			}
+		})
 	}
 }
