@@ -56,6 +56,9 @@ type Backend struct {
 	// service share a single read of it, and concurrent misses of a
 	// lookup one read of the lookup.
 	fetches singleflight.Group
+	// probe is the process's check that a search finds a ticket by the
+	// reference token in its title (see refProbe); mu guards it.
+	probe refProbe
 }
 
 type cachedService struct {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
@@ -221,7 +222,64 @@ func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest)
 		}
 		return nil, err
 	}
+	b.mu.Lock()
+	if !b.probe.due && !b.probe.done {
+		b.probe = refProbe{due: true, ticketID: t.ID, token: psa.RefToken(req.ExternalRef), account: account, created: b.now()}
+	}
+	b.mu.Unlock()
 	return toTicket(t, req.ExternalRef), nil
+}
+
+// refProbe is the one check a process makes that BMS's ticket search
+// finds a ticket by the reference token at the end of its title:
+// FindTickets relies on Filter.Title matching part of a title, which the
+// API does not document (tickets.md 4.3, open question 5). If BMS matched
+// whole titles, every search would come back empty, and a create whose
+// answer was lost would be sent again: a duplicate ticket. The first
+// ticket the process creates is searched for by its token once, by the
+// first FindTickets refProbeAfter after the create (a search right after
+// it could miss a ticket not searchable yet); not found, an error is
+// logged. One request per process, whatever the outcome.
+type refProbe struct {
+	due, done bool
+	ticketID  int
+	token     string
+	account   int
+	created   time.Time
+}
+
+// refProbeAfter is how long after the first create the probe waits: well
+// beyond policies.settle_time (2 minutes by default), the time psa-syncd
+// allows a create to become searchable.
+const refProbeAfter = 10 * time.Minute
+
+// checkRefSearch runs the probe (refProbe) when it is due.
+func (b *Backend) checkRefSearch(ctx context.Context) {
+	b.mu.Lock()
+	p := b.probe
+	if !p.due || b.now().Sub(p.created) < refProbeAfter {
+		b.mu.Unlock()
+		return
+	}
+	b.probe.due, b.probe.done = false, true
+	b.mu.Unlock()
+	log := b.client.logger
+	list, _, err := b.client.Tickets.SearchAll(ctx, &TicketFilter{Title: p.token, AccountIDs: strconv.Itoa(p.account)})
+	if err != nil {
+		log.Warn("Could not check that Kaseya BMS finds a ticket by the reference token in its title; not checked again until a restart",
+			"ticket", p.ticketID, "token", p.token, "err", err)
+		return
+	}
+	for _, t := range list {
+		if t.ID == p.ticketID {
+			log.Debug("Kaseya BMS finds a ticket by the reference token in its title", "ticket", p.ticketID, "token", p.token)
+			return
+		}
+	}
+	log.Error("Kaseya BMS's ticket search did not find the ticket psa-syncd created by the reference token in its title: "+
+		"if BMS's title filter does not match part of a title, psa-syncd cannot find a ticket whose create's answer was lost, "+
+		"and creates it again (a duplicate ticket); unless this ticket was deleted or the token removed from its title since. "+
+		"Search BMS's tickets for the token by hand to tell", "ticket", p.ticketID, "token", p.token, "account", p.account)
 }
 
 func (b *Backend) priority(ctx context.Context, id string) (int, error) {
@@ -280,6 +338,7 @@ func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Tic
 	if err := psa.CheckExternalRef(q.ExternalRef); err != nil {
 		return nil, validationError(err.Error())
 	}
+	b.checkRefSearch(ctx)
 	token := psa.RefToken(q.ExternalRef)
 	filter := &TicketFilter{Title: token}
 	var account int
