@@ -202,9 +202,10 @@ type Daemon struct {
 		before  *exportFailure
 	}
 	// readersFor names the store beside whose export this process last
-	// tried to publish the export fields it reads (see
-	// publishReadersLocked; guarded by reloadMu).
+	// tried to publish the export fields it reads, and readersAt says when
+	// (see publishReadersLocked; guarded by reloadMu).
 	readersFor string
+	readersAt  time.Time
 	// remote is the S3 or psa-syncd store of export_url, opened once per URL.
 	remote struct {
 		url     string

@@ -122,18 +122,21 @@ func (d *Daemon) reloadRemoteExportLocked(cfg *Config, force bool) error {
 	return nil
 }
 
-// publishReadersLocked writes, beside the export in a file or S3 store,
-// the export fields this psa-syncd reads (export.PublishReaders: one read,
-// and a write when they differ), once per store per process, after its
-// first reload from that store, whether the export loaded or not (one
-// this psa-syncd refused is when they matter). A provider newer than
-// psa-syncd reads them at plan, and fails a plan that would write a field
-// this psa-syncd does not read, which its reload would refuse. psa-syncd
-// may read a store it may not write (a read-only mount or credentials):
-// that is logged at info, and the provider's plan then checks nothing.
-// psa-syncd as the store (self, another psa-syncd) advertises them in
-// its answers instead. Only psa-syncd run publishes (see
-// Options.PublishExportFields).
+// publishReadersLocked confirms, beside the export in a file or S3 store,
+// the export fields this psa-syncd reads, with its version and the time
+// (export.PublishReaders: one read, and a write when its entry is missing
+// or half a refresh old), after its first reload from a store, whether the
+// export loaded or not (one this psa-syncd refused is when they matter),
+// and again at the first reload export.ReadersRefresh later: a few
+// requests a day, not one per poll. A provider newer than psa-syncd reads
+// them at plan, and fails a plan that would write a field this psa-syncd
+// does not read, which its reload would refuse; an entry no psa-syncd has
+// confirmed for export.ReadersFresh (one that stopped, or can no longer
+// write) only warns. psa-syncd may read a store it may not write (a
+// read-only mount or credentials): that is logged at info, and the
+// provider's plan then checks nothing. psa-syncd as the store (self,
+// another psa-syncd) advertises them in its answers instead. Only
+// psa-syncd run publishes (see Options.PublishExportFields).
 func (d *Daemon) publishReadersLocked(cfg *Config) {
 	if !d.publishFields {
 		return
@@ -150,13 +153,14 @@ func (d *Daemon) publishReadersLocked(cfg *Config) {
 	default:
 		return
 	}
-	if d.readersFor == cfg.ExportName() {
+	now := d.now()
+	if d.readersFor == cfg.ExportName() && now.Sub(d.readersAt) < export.ReadersRefresh {
 		return
 	}
-	d.readersFor = cfg.ExportName()
+	d.readersFor, d.readersAt = cfg.ExportName(), now
 	ctx, cancel := context.WithTimeout(context.Background(), exportLoadTimeout)
 	defer cancel()
-	if err := export.PublishReaders(ctx, b); err != nil {
+	if err := export.PublishReaders(ctx, b, d.version, now); err != nil {
 		d.logger.Info("Could not write the export fields this psa-syncd reads beside the mapping export; a newer provider's plan "+
 			"cannot check its export against them", "store", cfg.ExportName(), "suffix", export.ReadersSuffix, "err", err)
 	}

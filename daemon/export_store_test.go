@@ -589,9 +589,10 @@ func TestDaemon_remoteStoreRefusalLoggedOnce(t *testing.T) {
 
 // TestDaemon_publishesReaderFieldsBesideExport: psa-syncd writes the
 // export fields it reads beside the export in a file or S3 store
-// (export.ReadersSuffix), once per store per process, at its first reload,
-// even one that refuses the export (when a newer provider's plan needs
-// them most), so that a provider newer than psa-syncd fails a plan that
+// (export.ReadersSuffix), with its version and the time, at its first
+// reload from a store, even one that refuses the export (when a newer
+// provider's plan needs them most), and again export.ReadersRefresh later,
+// not at every reload, so that a provider newer than psa-syncd fails a plan that
 // would write a field psa-syncd does not read instead of psa-syncd
 // refusing the export at its reload. A store it may not write is logged,
 // and the export still loads. Only psa-syncd run publishes: the one-off
@@ -600,28 +601,35 @@ func TestDaemon_publishesReaderFieldsBesideExport(t *testing.T) {
 	t.Parallel()
 	t.Run("file", func(t *testing.T) {
 		t.Parallel()
-		e := dtSetup(t, dtOptions{daemonOpts: Options{PublishExportFields: true}})
+		now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+		e := dtSetup(t, dtOptions{daemonOpts: Options{PublishExportFields: true, Version: "1.9.0", Now: func() time.Time { return now }}})
 		bad := e.doc.Clone()
 		bad.PSA.System = psa.SystemConnectWise // refused: psa-syncd is configured for Autotask
 		e.writeExport(t, bad)
 		if err := e.d.Reload(); err == nil {
 			t.Fatal("Reload of an export for another PSA succeeded")
 		}
-		fields, found, err := export.LoadReaders(t.Context(), export.NewFileBackend(e.exportPath))
-		if !found || err != nil || !slices.Equal(fields, export.ReaderFields()) {
-			t.Fatalf("readers beside %s = %v, %v, %v; want export.ReaderFields()", e.exportPath, fields, found, err)
-		}
-		// Removed by hand: not written again by this process.
+		wantReaders(t, export.NewFileBackend(e.exportPath), "1.9.0", now)
+		// Removed by hand: not written again by this process before
+		// export.ReadersRefresh.
 		if err := os.Remove(e.exportPath + export.ReadersSuffix); err != nil {
 			t.Fatal(err)
 		}
 		e.writeExport(t, e.doc)
+		now = now.Add(export.ReadersRefresh - time.Second)
 		if err := e.d.Reload(); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := os.Stat(e.exportPath + export.ReadersSuffix); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("readers written again by the same process: %v", err)
+			t.Errorf("readers written again by the same process within %v: %v", export.ReadersRefresh, err)
 		}
+		// export.ReadersRefresh after the last: confirmed again, at an
+		// unchanged export's reload.
+		now = now.Add(time.Second)
+		if err := e.d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		wantReaders(t, export.NewFileBackend(e.exportPath), "1.9.0", now)
 	})
 	t.Run("s3", func(t *testing.T) {
 		t.Parallel()
@@ -640,8 +648,9 @@ func TestDaemon_publishesReaderFieldsBesideExport(t *testing.T) {
 		if err := e.d.Reload(); err != nil {
 			t.Fatal(err)
 		}
-		if fields, found, err := export.LoadReaders(t.Context(), b); !found || err != nil || !slices.Equal(fields, export.ReaderFields()) {
-			t.Errorf("readers beside %s = %v, %v, %v; want export.ReaderFields()", storeURL, fields, found, err)
+		entries, found, err := export.LoadReaders(t.Context(), b)
+		if !found || err != nil || len(entries) != 1 || !slices.Equal(entries[0].Fields, export.ReaderFields()) || !entries[0].Fresh(time.Now()) {
+			t.Errorf("readers beside %s = %v, %v, %v; want export.ReaderFields(), confirmed now", storeURL, entries, found, err)
 		}
 	})
 	t.Run("read-only", func(t *testing.T) {
@@ -670,4 +679,15 @@ func TestDaemon_publishesReaderFieldsBesideExport(t *testing.T) {
 			t.Errorf("a daemon without PublishExportFields wrote beside the export: %v", err)
 		}
 	})
+}
+
+// wantReaders fails t unless the readers beside b's export are this
+// build's, of version, confirmed at now.
+func wantReaders(t *testing.T, b export.Backend, version string, now time.Time) {
+	t.Helper()
+	entries, found, err := export.LoadReaders(t.Context(), b)
+	if !found || err != nil || len(entries) != 1 || entries[0].Version != version || !slices.Equal(entries[0].Fields, export.ReaderFields()) ||
+		!entries[0].Confirmed.Equal(now) {
+		t.Fatalf("readers beside %s = %v, %v, %v; want export.ReaderFields() of %s confirmed at %v", b, entries, found, err, version, now)
+	}
 }

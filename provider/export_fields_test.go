@@ -255,13 +255,17 @@ resource "psa_product_mapping" "mdr" {
 
 // TestAccExportStore_publishedReaderFieldsFailPlan: with a file store,
 // psa-syncd lists the export fields it reads beside the export
-// (export.ReadersSuffix). A plan that would write a field the list lacks
-// (a renewal's next_contract_id, for a psa-syncd from before renewals)
-// fails, naming the field and the list; before, it applied, and psa-syncd
+// (export.ReadersSuffix), an entry per version with when it was last
+// confirmed. A plan that would write a field a recent entry lacks (a
+// renewal's next_contract_id, for a psa-syncd from before renewals still
+// running beside a newer one, as in a rolling upgrade) fails, naming the
+// field, the version and the list; before, it applied, and psa-syncd
 // refused the export at its reload and went on with the old one. A plan
-// without the field applies. A list that is garbled warns and checks
-// nothing: the renewal applies. (A store without the list checks nothing,
-// as every other file store test shows.)
+// without the field applies. The same entry unconfirmed for five days (a
+// psa-syncd since stopped or upgraded) only warns, naming its age, and the
+// renewal applies. A list that is garbled warns and checks nothing. (A
+// store without the list checks nothing, as every other file store test
+// shows; TestCheckPublishedFields has the other cases.)
 func TestAccExportStore_publishedReaderFieldsFailPlan(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, psa.SystemAutotask)
@@ -284,9 +288,20 @@ func TestAccExportStore_publishedReaderFieldsFailPlan(t *testing.T) {
 			beforeRenewals = append(beforeRenewals, f)
 		}
 	}
-	list, err := json.Marshal(map[string]any{"fields": beforeRenewals})
-	if err != nil {
-		t.Fatal(err)
+	// list holds the current build's entry, confirmed an hour ago, and one
+	// from before renewals confirmed ago.
+	list := func(ago time.Duration) func() {
+		return func() {
+			now := time.Now()
+			data, err := json.Marshal(map[string]any{"readers": []export.Reader{
+				{Version: "2.0.0", Fields: export.ReaderFields(), Confirmed: now.Add(-time.Hour)},
+				{Version: "1.8.0", Fields: beforeRenewals, Confirmed: now.Add(-ago)},
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			publish(string(data))()
+		}
 	}
 	config := func(next string) string {
 		extra := ""
@@ -302,20 +317,32 @@ resource "psa_customer_mapping" "acme" {
 `, acme.company, year1, extra)
 	}
 	var w planWarnings
-	const warning = "Unable to Read psa-syncd's Export Fields"
+	const warning, stale = "Unable to Read psa-syncd's Export Fields", "Export Field Unknown to a psa-syncd Not Seen Lately"
 	resource.UnitTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: w.factories(),
 		Steps: []resource.TestStep{
 			{
-				PreConfig: publish(string(list)),
+				PreConfig: list(2 * time.Hour),
 				Config:    config(year2),
 				ExpectError: regexp.MustCompile(`(?s)Error running pre-apply plan.*Export Field Unknown to psa-syncd.*with psa_customer_mapping.acme.*` +
-					`customer_mappings.next_contract_id.*customer\s+mapping\s+sophos/acme-1.*psa-mappings.json.readers.*keeps\s+the\s+one\s+it\s+has.*` +
-					`Upgrade\s+psa-syncd`),
+					`customer_mappings.next_contract_id.*customer\s+mapping\s+sophos/acme-1.*psa-syncd\s+1.8.0,\s+which\s+confirmed\s+it\s+2\s+hours\s+ago.*` +
+					`psa-mappings.json.readers.*keeps\s+the\s+one\s+it\s+has.*Upgrade\s+psa-syncd`),
 			},
 			{
 				Config: config(""),
-				Check:  expectPlanWarnings(&w, warning, 0, "", ""),
+				Check:  resource.ComposeTestCheckFunc(expectPlanWarnings(&w, warning, 0, "", ""), expectPlanWarnings(&w, stale, 0, "", "")),
+			},
+			{
+				PreConfig: list(5*24*time.Hour + time.Minute),
+				Config:    config(year2),
+				Check: resource.ComposeTestCheckFunc(
+					expectPlanWarnings(&w, stale, 1, "psa_customer_mapping", "next_contract_id", "customer_mappings.next_contract_id",
+						"psa-syncd 1.8.0, which confirmed it 5 days ago", "psa-mappings.json.readers"),
+					resource.TestCheckResourceAttr("psa_customer_mapping.acme", "next_contract_id", year2),
+				),
+			},
+			{
+				Config: config(""),
 			},
 			{
 				PreConfig: func() { w.take(""); publish("<html>403 Forbidden</html>")() },

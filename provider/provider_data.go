@@ -130,7 +130,7 @@ type providerData struct {
 	// the export in a file or S3 store (see publishedFields);
 	// readersWarned says that its failure was reported.
 	readers       sync.Once
-	readerFields  []string
+	readerFields  []export.Reader
 	readersFound  bool
 	readersErr    error
 	readersWarned atomic.Bool
@@ -246,8 +246,9 @@ type exportFieldsReader interface {
 // The fields psa-syncd reads come with its answer to the plan's read of
 // the export (export.ReaderFieldsHeader), so the check asks nothing more.
 // With a file or S3 store, psa-syncd lists them beside the export (see
-// publishedFields): its apply would not fail, but psa-syncd would refuse
-// the export at its reload and keep the one it has.
+// publishedFields), and checkPublishedFields checks them: the apply would
+// not fail, but psa-syncd would refuse the export at its reload and keep
+// the one it has.
 // A psa-syncd older than that header says nothing: the plan then only
 // warns, of fields beyond those every psa-syncd reads that the stored
 // export does not hold yet (psa-syncd validated every version it stores,
@@ -269,11 +270,12 @@ func (d *providerData) checkExportFields(ctx context.Context, diags *diag.Diagno
 		return // the resources report the export's errors
 	}
 	var known []string
+	var published []export.Reader
 	answered := false
 	if advertises {
 		known, answered = reader.ReaderFields()
 	} else {
-		known, answered = d.publishedFields(ctx, diags)
+		published, answered = d.publishedFields(ctx, diags)
 	}
 	if !answered {
 		return
@@ -292,6 +294,10 @@ func (d *providerData) checkExportFields(ctx context.Context, diags *diag.Diagno
 	if err != nil {
 		return
 	}
+	if !advertises {
+		d.checkPublishedFields(diags, written, published, entry, attr, time.Now())
+		return
+	}
 	advertised := len(known) > 0
 	if !advertised {
 		known = export.FirstReaderFields
@@ -305,14 +311,6 @@ func (d *providerData) checkExportFields(ctx context.Context, diags *diag.Diagno
 			"read (422), so the apply would fail at its write to the export, after the changes to the PSA that come before it "+
 			"(new services). Upgrade psa-syncd to a version that reads it (the provider's own version or later), or leave "+
 			"the setting out until it is upgraded.", field, d.exportPath, entry)
-		if !advertises {
-			detail = fmt.Sprintf("This plan writes %s to the mapping export at %s, in %s, but the psa-syncd that reads this "+
-				"export does not read that field: it lists the fields it reads beside the export, in %s%s. psa-syncd refuses "+
-				"a whole export with a field it does not read and keeps the one it has, so after the apply it would go on "+
-				"billing with the mappings as they were, this apply's changes and every later one left out. Upgrade psa-syncd "+
-				"to a version that reads it (the provider's own version or later; it rewrites that list when it starts), or "+
-				"leave the setting out until it is upgraded.", field, d.exportPath, entry, d.exportPath, export.ReadersSuffix)
-		}
 		add := diags.AddError
 		addAttr := diags.AddAttributeError
 		if !advertised {
@@ -354,7 +352,7 @@ func (d *providerData) checkMappingFields(ctx context.Context, diags *diag.Diagn
 // that may not write the store) checks nothing, as before. A list that
 // cannot be read or is garbled warns, once per process, and checks
 // nothing: it must not stop a plan that psa-syncd may well take.
-func (d *providerData) publishedFields(ctx context.Context, diags *diag.Diagnostics) ([]string, bool) {
+func (d *providerData) publishedFields(ctx context.Context, diags *diag.Diagnostics) ([]export.Reader, bool) {
 	d.readers.Do(func() {
 		d.readerFields, d.readersFound, d.readersErr = export.LoadReaders(ctx, d.store.Backend())
 	})
@@ -364,12 +362,99 @@ func (d *providerData) publishedFields(ctx context.Context, diags *diag.Diagnost
 				fmt.Sprintf("psa-syncd lists the export fields it reads beside the mapping export, in %s%s, and the plan "+
 					"checks the fields it would write against that list; it could not be read, so this plan does not check "+
 					"them. A psa-syncd that does not read a field this plan writes would refuse the export at its reload and "+
-					"keep the one it has. psa-syncd writes the list again when it starts; delete it if it is not psa-syncd's."+
+					"keep the one it has. psa-syncd writes the list again when it starts and twice a day; delete it if it is "+
+					"not psa-syncd's."+
 					"\n\n%v", d.exportPath, export.ReadersSuffix, d.readersErr))
 		}
 		return nil, false
 	}
 	return d.readerFields, d.readersFound
+}
+
+// checkPublishedFields is checkExportFields for a file or S3 store, whose
+// psa-syncd versions list the fields they read beside the export, each in
+// an entry with when a running psa-syncd last confirmed it (see
+// export.PublishReaders): a field written that an entry confirmed within
+// export.ReadersFresh lacks fails the plan (several versions reading the
+// store during a rolling upgrade: every one must read it); one that only
+// older entries lack warns, naming their age. An old entry may be that of
+// a psa-syncd that stopped, was upgraded, or can no longer write beside
+// the export, and failing every plan on it would leave deleting the list
+// by hand as the only way on. A list without a time (a psa-syncd before
+// dated entries) warns too, for the same reason: nothing says that its
+// writer still runs. A psa-syncd that did not read the field would refuse
+// the export at its reload, keep the one it had, and say so
+// (psa_sync_export_last_reload_successful, PsaSyncExportReloadFailed).
+func (d *providerData) checkPublishedFields(diags *diag.Diagnostics, written []string, readers []export.Reader, entry string,
+	attr func(field string) (path.Path, bool), now time.Time) {
+	lacking := map[string][]export.Reader{}
+	var fields []string
+	for _, r := range readers {
+		for _, field := range export.UnknownFields(written, r.Fields) {
+			if _, seen := lacking[field]; !seen {
+				fields = append(fields, field)
+			}
+			lacking[field] = append(lacking[field], r)
+		}
+	}
+	slices.Sort(fields)
+	list := d.exportPath + export.ReadersSuffix
+	for _, field := range fields {
+		var fresh, stale []string
+		for _, r := range lacking[field] {
+			if r.Fresh(now) {
+				fresh = append(fresh, describeReader(r, now))
+			} else {
+				stale = append(stale, describeReader(r, now))
+			}
+		}
+		summary, detail := "Export Field Unknown to psa-syncd", fmt.Sprintf("This plan writes %s to the mapping export at %s, in %s, "+
+			"but %s, which reads this export, does not read that field: it lists the fields it reads beside the export, in %s. "+
+			"psa-syncd refuses a whole export with a field it does not read and keeps the one it has, so after the apply it "+
+			"would go on billing with the mappings as they were, this apply's changes and every later one left out. Upgrade "+
+			"psa-syncd to a version that reads it (the provider's own version or later; it rewrites that list when it starts), "+
+			"or leave the setting out until it is upgraded.", field, d.exportPath, entry, strings.Join(fresh, "; "), list)
+		add, addAttr := diags.AddError, diags.AddAttributeError
+		if len(fresh) == 0 {
+			summary, detail = "Export Field Unknown to a psa-syncd Not Seen Lately", fmt.Sprintf("This plan writes %s to the "+
+				"mapping export at %s, in %s, and the list of the fields psa-syncd reads beside the export, in %s, has an entry "+
+				"without it that no running psa-syncd has confirmed lately: %s. A running psa-syncd confirms its entry twice a "+
+				"day, so this is likely a psa-syncd that was stopped or upgraded, or can no longer write beside the export. If it "+
+				"still reads this export, it will refuse the export after the apply and keep the one it has: upgrade it first. "+
+				"Otherwise nothing is wrong: the next psa-syncd to confirm its own entry drops entries older than %d days.",
+				field, d.exportPath, entry, list, strings.Join(stale, "; "), int(export.ReadersKept.Hours()/24))
+			add, addAttr = diags.AddWarning, diags.AddAttributeWarning
+		}
+		if p, ok := attr(field); ok {
+			addAttr(p, summary, detail)
+		} else {
+			add(summary, detail)
+		}
+	}
+}
+
+// describeReader names a psa-syncd's entry of the published fields for a
+// plan's diagnostics: its version and how long ago it was confirmed.
+func describeReader(r export.Reader, now time.Time) string {
+	age, dated := r.Age(now)
+	if !dated {
+		return "a list without a date or version, written by a psa-syncd before dated entries (a psa-syncd of this " +
+			"provider's version or later replaces it when it starts)"
+	}
+	who := "psa-syncd"
+	if r.Version != "" {
+		who += " " + r.Version
+	}
+	var ago string
+	switch {
+	case age >= 48*time.Hour:
+		ago = fmt.Sprintf("%d days", int(age.Hours()/24))
+	case age >= 2*time.Hour:
+		ago = fmt.Sprintf("%d hours", int(age.Hours()))
+	default:
+		ago = fmt.Sprintf("%d minutes", int(age.Minutes()))
+	}
+	return fmt.Sprintf("%s, which confirmed it %s ago (%s)", who, ago, r.Confirmed.UTC().Format(time.RFC3339))
 }
 
 // planKeepsOwner reports whether the apply of a resource writes an owner
