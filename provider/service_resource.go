@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -285,7 +286,9 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"allows that (ConnectWise and Kaseya BMS do, and refuse to delete a service that agreement additions or " +
 					"contract lines still use: the destroy then fails, saying to set `\"deactivate\"` or `\"abandon\"`, or to " +
 					"remove those lines in the PSA first; with Kaseya BMS the plan fails, naming the contracts, from one read " +
-					"of the service's contract lines per such destroy; with ConnectWise the apply does; Autotask " +
+					"of the service's contract lines per such destroy, or per replacement (`-replace`, `replace_triggered_by`; " +
+					"a replacement deletes with the policy in the state, and one of a tainted resource is not checked); " +
+					"with ConnectWise the apply does; Autotask " +
 					"does not, and the plan fails); `\"abandon\"` only removes it from the Terraform state.",
 				Optional:   true,
 				Computed:   true,
@@ -423,6 +426,15 @@ func (r *serviceResource) Configure(_ context.Context, req resource.ConfigureReq
 // ConnectWise, a name longer than a catalog description. It warns when a
 // field the PSA does not store is set or changed.
 func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	r.planChecks(ctx, req, resp, resp.Private)
+}
+
+// planChecks is ModifyPlan with the plan's private data, which the
+// framework passes as both req.Private and resp.Private, given apart so
+// that the fast path of a refresh plan (see fastPaths) can call it too:
+// that plan records the service a replacement would delete
+// (recordReplacedService).
+func (r *serviceResource) planChecks(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse, private privateData) {
 	if r.data == nil {
 		return
 	}
@@ -451,7 +463,7 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			}
 		}
 		if policy == deletionPolicyDelete && support.delete && known(state.ID) {
-			r.checkServiceUnused(ctx, &resp.Diagnostics, state.ID.ValueString())
+			r.checkServiceUnused(ctx, &resp.Diagnostics, state.ID.ValueString(), false)
 		}
 		return
 	}
@@ -474,7 +486,14 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if known(state.ID) && state.DeletionPolicy.ValueString() == deletionPolicyDelete {
 		r.data.services.deletable(state.ID.ValueString())
 	}
-	owner, named := r.claimServiceName(ctx, &resp.Diagnostics, resp.Private, plan, config, state)
+	if req.State.Raw.IsNull() {
+		if id := replacedService(ctx, private); id != "" && support.delete {
+			r.checkServiceUnused(ctx, &resp.Diagnostics, id, true)
+		}
+	} else {
+		recordReplacedService(ctx, &resp.Diagnostics, private, state, support.delete)
+	}
+	owner, named := r.claimServiceName(ctx, &resp.Diagnostics, private, plan, config, state)
 	if plan.DeletionPolicy.ValueString() == deletionPolicyDelete && !support.delete {
 		resp.Diagnostics.AddAttributeError(path.Root("deletion_policy"), "Unsupported Deletion Policy",
 			fmt.Sprintf("%s cannot delete services through its API, so deletion_policy = \"delete\" could never be carried out. "+
@@ -678,6 +697,43 @@ func (r *serviceResource) modifyConnectWisePlan(ctx context.Context, req resourc
 // state is renamed to (see serviceNameRegistry): the second plan of a
 // replacement, a create, claims the name as the first one did.
 const privateKeyServiceNameOwner = "service_name_owner"
+
+// privateKeyReplacedService is the private-state key under which the plan
+// of a service in the state records its id when the service's
+// deletion_policy is "delete" (and removes it otherwise). Terraform plans a
+// replacement (terraform apply -replace, replace_triggered_by) a second
+// time, with a null prior state but the first plan's private data, and
+// the replacement deletes that service with the state's policy before it
+// creates the new one: the second plan checks that the PSA would let it
+// (checkServiceUnused). A tainted resource is planned once, as a create
+// with no private data, so its replacement is not checked. Create removes
+// the key, so that the new service's state does not keep the old id.
+const privateKeyReplacedService = "replaced_service"
+
+// recordReplacedService records in the plan's private data of a service
+// in the state the service a replacement would delete (see
+// privateKeyReplacedService): its id when its policy is "delete" on a PSA
+// that deletes services, or nothing.
+func recordReplacedService(ctx context.Context, diags *diag.Diagnostics, private privateData, state serviceResourceModel, deletes bool) {
+	var v []byte
+	if deletes && known(state.ID) && state.DeletionPolicy.ValueString() == deletionPolicyDelete {
+		v, _ = json.Marshal(state.ID.ValueString()) // a string always encodes
+	}
+	if old, _ := private.GetKey(ctx, privateKeyReplacedService); !bytes.Equal(old, v) {
+		diags.Append(private.SetKey(ctx, privateKeyReplacedService, v)...)
+	}
+}
+
+// replacedService returns the service that the replacement planned with
+// private would delete (see privateKeyReplacedService), or "".
+func replacedService(ctx context.Context, private privateData) string {
+	v, diags := private.GetKey(ctx, privateKeyReplacedService)
+	var id string
+	if diags.HasError() || len(v) == 0 || json.Unmarshal(v, &id) != nil {
+		return ""
+	}
+	return id
+}
 
 // claimServiceName claims the name of a new service, or the new name of a
 // renamed one, for this resource in the plan being made (see
@@ -912,6 +968,10 @@ func (r *serviceResource) Create(ctx context.Context, req resource.CreateRequest
 	state, diags := newServiceModel(ctx, r.data.system, created, plan)
 	resp.Diagnostics.Append(diags...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
+	if resp.Private != nil {
+		// The plan of a replacement's create holds the replaced service.
+		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyReplacedService, nil)...)
+	}
 }
 
 // lostCreateHint names the services called name that the PSA has after a
@@ -1063,7 +1123,7 @@ func (r *serviceResource) Delete(ctx context.Context, req resource.DeleteRequest
 // of the same apply were made. One request per such destroy, which is
 // rare; a read that fails only warns (the apply's own error is clear),
 // unless the PSA refuses the credentials or the address (planCheckFails).
-func (r *serviceResource) checkServiceUnused(ctx context.Context, diags *diag.Diagnostics, id string) {
+func (r *serviceResource) checkServiceUnused(ctx context.Context, diags *diag.Diagnostics, id string, replacing bool) {
 	lister, ok := r.data.backend.(psa.ServiceLineLister)
 	if !ok {
 		return
@@ -1096,12 +1156,17 @@ func (r *serviceResource) checkServiceUnused(ctx context.Context, diags *diag.Di
 	if len(named) == 0 {
 		list = "none named in its answer"
 	}
+	what, then := "this destroy", "destroy"
+	if replacing {
+		// The destroy half of a replacement uses the policy in the state.
+		what, then = "this replacement, which deletes it first,", "replace it"
+	}
 	diags.AddAttributeError(path.Root("deletion_policy"), "PSA Service Still on Contract Lines",
-		fmt.Sprintf("%s refuses to delete service %s while %s use it, and %d do (%s), so this destroy with deletion_policy = "+
+		fmt.Sprintf("%s refuses to delete service %s while %s use it, and %d do (%s), so %s with deletion_policy = "+
 			"\"delete\" would fail at apply. Set deletion_policy to \"deactivate\" (the service stays for existing contracts "+
-			"and invoices) or \"abandon\" and apply, then destroy; or remove the service's lines from those contracts in %s "+
+			"and invoices) or \"abandon\" and apply, then %s; or remove the service's lines from those contracts in %s "+
 			"first, if it is meant to be gone from them (psa-syncd does not remove lines).",
-			systemTitle(sys), id, serviceUsers(sys), total, list, systemTitle(sys)))
+			systemTitle(sys), id, serviceUsers(sys), total, list, what, then, systemTitle(sys)))
 }
 
 // checkUnmapped reports whether the service id may be deactivated or

@@ -81,7 +81,7 @@ func TestCheckServiceUnused(t *testing.T) {
 			t.Parallel()
 			r := &serviceResource{data: &providerData{backend: &tc.lister, system: psa.SystemKaseyaBMS}}
 			var diags diag.Diagnostics
-			r.checkServiceUnused(t.Context(), &diags, "3001")
+			r.checkServiceUnused(t.Context(), &diags, "3001", false)
 			if diags.HasError() != tc.errors || (diags.WarningsCount() > 0) != tc.warned {
 				t.Fatalf("diagnostics = %v, want errors %v, warnings %v", diags, tc.errors, tc.warned)
 			}

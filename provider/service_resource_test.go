@@ -1177,6 +1177,81 @@ func TestAccServiceResource_deleteInUse(t *testing.T) {
 	}
 }
 
+// TestAccServiceResource_replaceInUse: a Kaseya BMS service with
+// deletion_policy = "delete" that contract lines use, replaced (here by
+// replace_triggered_by; terraform apply -replace plans the same way), fails
+// the plan naming the contracts, as its destroy does, instead of the apply
+// failing at the delete after the plan showed a replacement. The destroy
+// half uses the policy in the state: setting "deactivate" in the same plan
+// still fails; applied first without the replacement, the replacement
+// applies (under another name: BMS keeps the deactivated service's).
+func TestAccServiceResource_replaceInUse(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemKaseyaBMS)
+	acme := e.addCustomerFixture("Acme")
+	var serviceID string
+	config := func(rev, policy string) string {
+		name := "Sophos Intercept X Advanced"
+		if rev == "3" {
+			name += " (2027)"
+		}
+		return e.providerConfig() + fmt.Sprintf(`
+resource "terraform_data" "rev" {
+  input = %q
+}
+
+resource "psa_service" "test" {
+  name            = %q
+  unit_price      = 4.5
+  deletion_policy = %q
+  lifecycle {
+    replace_triggered_by = [terraform_data.rev]
+  }
+}
+`, rev, name, policy)
+	}
+	inUse := regexp.MustCompile(fmt.Sprintf(`(?s)Error running pre-apply plan.*PSA Service Still on Contract Lines.*`+
+		`refuses\s+to\s+delete\s+service\s+[0-9]+\s+while\s+contract\s+service\s+lines\s+use\s+it,\s+and\s+1\s+do\s+`+
+		`\(contract\s+%s\s+"Acme\s+Managed\s+Services"\s+of\s+"Acme"\),\s+so\s+this\s+replacement,\s+which\s+deletes\s+it\s+first,.*`+
+		`then\s+replace\s+it`, acme.contract))
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config("1", deletionPolicyDelete),
+				Check: resource.TestCheckResourceAttrWith("psa_service.test", "id", func(v string) error {
+					serviceID = v
+					return nil
+				}),
+			},
+			{
+				PreConfig: func() {
+					e.sim.KaseyaBMS().AddLine(int(mustID(acme.contract)), int(mustID(serviceID)), 10, time.Now())
+				},
+				Config:      config("2", deletionPolicyDelete),
+				ExpectError: inUse,
+			},
+			{
+				Config:      config("2", deletionPolicyDeactivate),
+				ExpectError: inUse,
+			},
+			{
+				Config: config("1", deletionPolicyDeactivate),
+				Check:  resource.TestCheckResourceAttrPtr("psa_service.test", "id", &serviceID),
+			},
+			{
+				Config: config("3", deletionPolicyDeactivate),
+				Check: resource.TestCheckResourceAttrWith("psa_service.test", "id", func(v string) error {
+					if v == serviceID {
+						return fmt.Errorf("service %s was not replaced", v)
+					}
+					return nil
+				}),
+			},
+		},
+	})
+}
+
 // TestAccServiceResource_connectWiseRequiredFields: ConnectWise requires an
 // identifier, a description and a customer description when it creates a
 // catalog item. What the provider cannot send fails at plan time, not at
