@@ -380,6 +380,9 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 		"The exit code is 1 when a customer or line cannot be planned (the table then starts with\n"+
 		"an ERROR: line naming them): a CI job must not trust such a plan.")
 	cf.register(fs)
+	// With -terraform-plan, the TLS flags are for the read of the export
+	// from the daemon on this machine.
+	rf.localWith = "-terraform-plan"
 	rf.register(fs)
 	fs.BoolVar(&asJSON, "json", false, "Print the plan as JSON.")
 	fs.BoolVar(&all, "all", false, "Also list the lines that do not change.")
@@ -394,7 +397,7 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 		return 2
 	}
 	if tf.terraformPlan != "" {
-		return runImpact(ctx, e, &cf, tf)
+		return runImpact(ctx, e, &cf, tf, rf.tls)
 	}
 	billing, ok := parsePeriodFlag(e, period)
 	if !ok {

@@ -26,9 +26,11 @@ import (
 
 // loadCurrentExport is where the billing-impact report gets the mapping
 // export that is in use now: from the store the configuration names (a
-// file, S3, or psa-syncd), like every other command.
-var loadCurrentExport = func(ctx context.Context, cfg *daemon.Config, logger *slog.Logger) (*export.Document, error) {
-	doc, _, err := readExport(ctx, cfg, "", remoteTLS{}, logger)
+// file, S3, or psa-syncd), like every other command; local are the TLS
+// files with which to read export_url: self from the daemon on this
+// machine that holds it, as check's and validate's.
+var loadCurrentExport = func(ctx context.Context, cfg *daemon.Config, local remoteTLS, logger *slog.Logger) (*export.Document, error) {
+	doc, _, err := readExport(ctx, cfg, "", local, logger)
 	return doc, err
 }
 
@@ -44,10 +46,18 @@ func (f *impactFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.format, "format", impact.FormatTable, "Output `format` of -terraform-plan: "+strings.Join(impact.Formats, ", ")+" (markdown for a pull-request comment).")
 }
 
-// runImpact prints the billing impact of a Terraform plan.
-func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags) int {
+// runImpact prints the billing impact of a Terraform plan; local are the
+// TLS flags of the read of export_url: self from the daemon on this
+// machine.
+func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags, local remoteTLS) int {
 	if !slices.Contains(impact.Formats, f.format) {
 		fmt.Fprintf(e.stderr, "psa-syncd: -format: unknown format %q: want %s\n", f.format, strings.Join(impact.Formats, ", "))
+		return 2
+	}
+	// Files that cannot be used are a usage error now, not only when the
+	// export is read from the daemon.
+	if _, err := local.transport(); err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 2
 	}
 	logger, err := cf.logger(e)
@@ -72,7 +82,7 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags) int 
 	}
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	doc, err := loadCurrentExport(ctx, cfg, logger)
+	doc, err := loadCurrentExport(ctx, cfg, local, logger)
 	var noExport string
 	if errors.Is(err, fs.ErrNotExist) && cfg.ExportStore() != daemon.StoreSelf {
 		// Before the first apply the store holds no export: the plan

@@ -30,6 +30,10 @@ type remoteFlags struct {
 	// local has the TLS flags apply without -web.url too, to the read of
 	// the export from localDaemon (check).
 	local bool
+	// localWith is the flag with which the TLS flags apply to that read
+	// instead of to -web.url's requests, "" for none: -terraform-plan
+	// (plan), which client is not called with.
+	localWith string
 	// fs is the command's flag set, to tell which flags were given.
 	fs *flag.FlagSet
 }
@@ -40,9 +44,12 @@ func (r *remoteFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.tokenFile, "web.token-file", "", "The `file` holding the API token for -web.url (web.api_token); default: the PSA_SYNCD_API_TOKEN environment variable.\n"+
 		"What changes anything needs it, and so does every request to a listener with basic_auth_users, where -web.url\n"+
 		"names the user (http://user@127.0.0.1:9810) and the token is that user's password.")
-	if r.local {
+	switch {
+	case r.local:
 		r.tls.registerFor(fs, "an https:// -web.url (without it:\n"+strings.Replace(localDaemon, "\n", " ", 1)+")")
-	} else {
+	case r.localWith != "":
+		r.tls.registerFor(fs, "an https:// -web.url (with "+r.localWith+":\n"+strings.Replace(localDaemon, "\n", " ", 1)+")")
+	default:
 		r.tls.register(fs)
 	}
 }
@@ -58,7 +65,11 @@ func (r *remoteFlags) client(e *env) (*apiClient, error) {
 			return nil, errors.New("-web.token-file needs -web.url: the token is for a running psa-syncd's API")
 		}
 		if r.tls.given() && !r.local {
-			return nil, fmt.Errorf("%s needs -web.url: the files are for the TLS of a running psa-syncd's API", r.tls.flags())
+			or := ""
+			if r.localWith != "" {
+				or = " or " + r.localWith
+			}
+			return nil, fmt.Errorf("%s needs -web.url%s: the files are for the TLS of a running psa-syncd's API", r.tls.flags(), or)
 		}
 		// Files that cannot be used are a usage error now, not only
 		// when the export is read from the daemon.

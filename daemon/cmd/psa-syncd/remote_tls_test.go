@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -312,6 +313,14 @@ func TestRun_checkAndValidateReadTheExportOverTLS(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "ok   mapping export: "+from+"\n") {
 		t.Errorf("check with the TLS flags: exit %d\nstdout: %s\nstderr: %s\nwant the export read from the daemon over TLS", code, stdout, stderr)
 	}
+	// The billing impact report of a CI job reads it so too.
+	planFile := filepath.Join(dir, "plan.json")
+	writeFile(t, planFile, `{"format_version": "1.2", "terraform_version": "1.11.4", "errored": false, "resource_changes": []}`)
+	impactCmd := []string{"plan", "-config.file", cfg, "-terraform-plan", planFile}
+	code, stdout, stderr = runCmd(t, append(impactCmd, mtls...)...)
+	if code != 0 || stdout == "" {
+		t.Errorf("plan -terraform-plan with the TLS flags: exit %d\nstdout: %s\nstderr: %s\nwant the export read from the daemon over TLS", code, stdout, stderr)
+	}
 
 	for _, tc := range []struct {
 		name  string
@@ -324,8 +333,8 @@ func TestRun_checkAndValidateReadTheExportOverTLS(t *testing.T) {
 		{"no client certificate", mtls[:4], 1, "this command presents none: give one that its client_ca_file trusts in -web.cert-file and -web.key-file"},
 		{"missing CA file", []string{"-web.ca-file", filepath.Join(certs, "missing.pem")}, 2, "-web.ca-file: open " + filepath.Join(certs, "missing.pem")},
 	} {
-		for _, command := range []string{"validate", "check"} {
-			code, stdout, stderr := runCmd(t, append([]string{command, "-config.file", cfg}, tc.flags...)...)
+		for _, command := range [][]string{{"validate", "-config.file", cfg}, {"check", "-config.file", cfg}, impactCmd} {
+			code, stdout, stderr := runCmd(t, append(slices.Clone(command), tc.flags...)...)
 			if code != tc.code || !strings.Contains(stdout+stderr, tc.want) {
 				t.Errorf("%s: %s %v: exit %d\nstdout: %s\nstderr: %s\nwant %d and %q", tc.name, command, tc.flags, code, stdout, stderr, tc.code, tc.want)
 			}
