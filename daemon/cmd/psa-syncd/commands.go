@@ -554,6 +554,9 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 		if cfg, err := daemon.Load(cf.configFile, e.getenv); err != nil {
 			fmt.Fprintf(w, "FAIL config %s: %v\n", cf.configFile, err)
 			items = []daemon.CheckItem{{Result: daemon.CheckFail, Item: "config", Detail: fmt.Sprintf("%s: %v", cf.configFile, err)}}
+		} else if err := rf.tls.localRead(cfg); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 2
 		} else {
 			items = runChecks(ctx, cfg, cf.configFile, nil, rf.tls, logger, w)
 			items = append(items, daemon.CheckTLS(webConfigFile, cfg, time.Now(), w)...)
@@ -851,8 +854,9 @@ var openExportBackend = func(ctx context.Context, cfg *daemon.Config, hc *http.C
 // while the daemon holds it locked, the export is read from the daemon's
 // API on this machine (GET /api/v1/export), which serves the same newest
 // stored version, and via says so; local are the TLS files of that read,
-// for a listener that serves TLS (check's and validate's -web.ca-file and
-// the like).
+// for a listener that serves TLS (check's, validate's and plan
+// -terraform-plan's -web.ca-file and the like): unused when no daemon
+// holds the database, which a warning says.
 func readExportData(ctx context.Context, cfg *daemon.Config, local remoteTLS, logger *slog.Logger) (data []byte, via string, err error) {
 	if cfg.ExportStore() == daemon.StoreSelf {
 		dbc := cfg.State.Database(cfg.StateDir)
@@ -872,6 +876,12 @@ func readExportData(ctx context.Context, cfg *daemon.Config, local remoteTLS, lo
 			return nil, "", err
 		}
 		defer func() { _ = db.Close() }() // only read from
+		if local.given() {
+			// Not an error: the command works while the daemon is stopped,
+			// as a runbook's command line with the flags must.
+			logger.Warn("No psa-syncd holds the state database: the export is read from it, and the TLS flags for its API are unused",
+				"flags", local.flags())
+		}
 		_, data, err := db.CurrentExport()
 		return data, "", err
 	}
@@ -921,6 +931,10 @@ func cmdValidate(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 1
+	}
+	if err := local.localRead(cfg); err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
 	}
 	fmt.Fprintf(e.stdout, "config file %s: valid\n", cf.configFile)
 	if exportFile != "" {

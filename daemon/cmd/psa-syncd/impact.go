@@ -80,6 +80,10 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags, loca
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 1
 	}
+	if err := local.localRead(cfg); err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
+	}
 	ctx, stop := signalContext(ctx)
 	defer stop()
 	doc, err := loadCurrentExport(ctx, cfg, local, logger)

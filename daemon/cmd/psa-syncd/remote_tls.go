@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/internal/tlsclient"
 )
 
@@ -47,6 +48,26 @@ func (r *remoteTLS) registerFor(fs *flag.FlagSet, daemon string) {
 	fs.StringVar(&r.keyFile, "web.key-file", "", "A PEM `file` of the private key of -web.cert-file.")
 	fs.StringVar(&r.serverName, "web.server-name", "", "The `name` the certificate of "+daemon+" must hold, instead of its host: for\n"+
 		"https://127.0.0.1:9810 in a pod (kubectl exec) whose certificate holds DNS names only.")
+}
+
+// localRead returns a usage error when r's flags, given for the read of
+// the export from localDaemon, are given where the command reads nothing
+// over TLS: cfg's export store is not export_url: self, or its state
+// database is PostgreSQL's, which the command reads itself while the
+// daemon runs. Ignored, they would have the operator believe the TLS
+// towards the daemon was tested.
+func (r remoteTLS) localRead(cfg *daemon.Config) error {
+	switch {
+	case !r.given():
+		return nil
+	case cfg.ExportStore() != daemon.StoreSelf:
+		return fmt.Errorf("%s: for the export of export_url: self read from the psa-syncd on this machine; the config file's export is in %s, "+
+			"read without them", r.flags(), cfg.ExportName())
+	case cfg.State.Driver == state.DriverPostgres:
+		return fmt.Errorf("%s: for the export of export_url: self read from the psa-syncd on this machine that holds an SQLite state database; "+
+			"this one is in PostgreSQL, read without them", r.flags())
+	}
+	return nil
 }
 
 // remoteTLSNames are what a command's errors call its TLS files and the

@@ -425,3 +425,62 @@ func TestRun_remoteSyncTimeoutSaysStatusWithTheTLSFlags(t *testing.T) {
 		t.Errorf("sync -web.url over TLS -timeout 1s: exit %d\nstdout: %s\nstderr: %s\nwant exit %d and %q", code, stdout.String(), stderr.String(), exitUnreachable, want)
 	}
 }
+
+// TestRun_localTLSFlagsWhereNothingReadsOverTLS: check, validate and plan
+// -terraform-plan without -web.url refuse the TLS flags (exit 2) where the
+// config has nothing read from the daemon on this machine: an export store
+// that is not export_url: self, a PostgreSQL state database; before, they
+// were silently ignored. With export_url: self and no psa-syncd holding
+// the SQLite database, the command reads it and says the flags are unused.
+func TestRun_localTLSFlagsWhereNothingReadsOverTLS(t *testing.T) {
+	t.Parallel()
+	cfg, _, _, _ := ticketsSetupToken(t)
+	dir := filepath.Dir(cfg)
+	conf := string(must(os.ReadFile(cfg)))
+	if !strings.Contains(conf, "export_path: mappings.json") || !strings.Contains(conf, "state_dir: state\n") {
+		t.Fatalf("ticketsSetup's config changed:\n%s", conf)
+	}
+	// Files the command can use: the refusal is for where they are given.
+	ca := newTestCA(t, t.TempDir(), "cluster-ca")
+	flags := []string{"-web.ca-file", ca.file, "-web.server-name", "psa-syncd"}
+	planFile := filepath.Join(dir, "plan.json")
+	writeFile(t, planFile, `{"format_version": "1.2", "terraform_version": "1.11.4", "errored": false, "resource_changes": []}`)
+	commands := [][]string{{"validate", "-config.file", cfg}, {"check", "-config.file", cfg}, {"plan", "-config.file", cfg, "-terraform-plan", planFile}}
+	given := "-web.ca-file " + ca.file + " -web.server-name psa-syncd: for the export of export_url: self read from the psa-syncd on this machine"
+	for _, tc := range []struct{ name, conf, want string }{
+		{"export file", conf, given + "; the config file's export is in " + filepath.Join(dir, "mappings.json") + ", read without them"},
+		{"PostgreSQL", strings.NewReplacer("export_path: mappings.json", "export_url: self",
+			"state_dir: state\n", "state_dir: state\nstate: {driver: postgres, url: \"postgres://psa@127.0.0.1:1/psa\"}\n").Replace(conf),
+			given + " that holds an SQLite state database; this one is in PostgreSQL, read without them"},
+	} {
+		writeFile(t, cfg, tc.conf)
+		for _, command := range commands {
+			code, stdout, stderr := runCmd(t, append(slices.Clone(command), flags...)...)
+			if code != 2 || !strings.Contains(stderr, tc.want) || strings.Contains(stdout, "ok ") {
+				t.Errorf("%s: %v with the TLS flags: exit %d\nstdout: %s\nstderr: %s\nwant 2 and %q", tc.name, command[0], code, stdout, stderr, tc.want)
+			}
+		}
+	}
+
+	// export_url: self in an SQLite database no psa-syncd holds.
+	writeFile(t, cfg, strings.Replace(conf, "export_path: mappings.json", "export_url: self", 1))
+	loaded, err := daemon.Load(cfg, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := state.OpenConfig(t.Context(), loaded.State.Database(loaded.StateDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutExport(state.ExportVersion{Revision: 1, Digest: "sha256:x"}, must(os.ReadFile(filepath.Join(dir, "mappings.json")))); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCmd(t, append([]string{"validate", "-config.file", cfg}, flags...)...)
+	if code != 0 || !strings.Contains(stdout, "mapping export psa-syncd's state database (export_url: self): valid") ||
+		!strings.Contains(stderr, "No psa-syncd holds the state database: the export is read from it, and the TLS flags for its API are unused") {
+		t.Errorf("validate with the TLS flags, no psa-syncd running: exit %d\nstdout: %s\nstderr: %s\nwant 0 and a warning", code, stdout, stderr)
+	}
+}
