@@ -451,7 +451,9 @@ func (c *tokenUserCache) find(file *webConfigCache, path, token string) (user st
 // with an SQLite state database, records while it runs the base URL at
 // which a command on the same machine reaches its API: a command that finds
 // the database locked by it names that URL, whatever -web.listen-address,
-// port 0 or TLS the daemon was started with. It is removed when run stops.
+// port 0 or TLS the daemon was started with. Where its certificate does
+// not hold the URL's host, a second line holds a name it does (see
+// RecordedServerName). It is removed when run stops.
 const URLFileName = "psa-syncd.url"
 
 // LocalURL is the base URL at which a command on the same machine reaches a
@@ -497,16 +499,34 @@ func servesTLS(file *webConfigCache, path string) bool {
 // standbys refuse it: a certificate made for a name, or for another IP
 // address than the pod's, would be found only at the first forward.
 func advertisedHostRefused(file *webConfigCache, path, host string) string {
-	if path == "" || host == "" {
+	if host == "" {
 		return ""
+	}
+	leaf := listenerCertificate(file, path)
+	if leaf == nil {
+		return ""
+	}
+	if err := leaf.VerifyHostname(host); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// listenerCertificate returns the first certificate of the
+// tls_server_config of the web configuration file path, read through
+// file, or nil when the listener serves no TLS or it cannot be read here
+// (the listener's own checks say so).
+func listenerCertificate(file *webConfigCache, path string) *x509.Certificate {
+	if path == "" {
+		return nil
 	}
 	data, err := file.read(path)
 	if err != nil {
-		return ""
+		return nil
 	}
 	var c web.Config
 	if yaml.Unmarshal(data, &c) != nil || !c.TLSConfig.IsEnabled() {
-		return ""
+		return nil
 	}
 	certPEM := []byte(c.TLSConfig.TLSCert)
 	if name := c.TLSConfig.TLSCertPath; name != "" {
@@ -515,21 +535,48 @@ func advertisedHostRefused(file *webConfigCache, path, host string) string {
 			name = filepath.Join(filepath.Dir(path), name)
 		}
 		if certPEM, err = os.ReadFile(name); err != nil {
-			return ""
+			return nil
 		}
 	}
 	block, _ := pem.Decode(certPEM)
 	if block == nil {
-		return ""
+		return nil
 	}
 	leaf, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
+		return nil
+	}
+	return leaf
+}
+
+// serverNameFor returns a name leaf holds for a command to give as
+// -web.server-name, when it does not hold host, the host of the URL a
+// command reaches the listener at (127.0.0.1): its first DNS name, a
+// wildcard's with psa-syncd as its first label; "" when it holds host or
+// no DNS name.
+func serverNameFor(leaf *x509.Certificate, host string) string {
+	if leaf == nil || leaf.VerifyHostname(host) == nil {
 		return ""
 	}
-	if err := leaf.VerifyHostname(host); err != nil {
-		return err.Error()
+	for _, name := range leaf.DNSNames {
+		if rest, ok := strings.CutPrefix(name, "*."); ok {
+			name = "psa-syncd." + rest
+		}
+		if validServerName(name) && leaf.VerifyHostname(name) == nil {
+			return name
+		}
 	}
 	return ""
+}
+
+// validServerName reports whether name can stand as a -web.server-name
+// on a command line and in URLFileName's second line: a host name, not an
+// IP address (which the URL's host would be).
+func validServerName(name string) bool {
+	if name == "" || len(name) > 253 || net.ParseIP(name) != nil {
+		return false
+	}
+	return strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") == ""
 }
 
 // recordURL writes the base URL of the listener ln into the SQLite state
@@ -542,7 +589,14 @@ func (d *Daemon) recordURL(cfg *Config, ln net.Listener) (remove func()) {
 	}
 	file := filepath.Join(cfg.StateDir, URLFileName)
 	u := LocalURL(ln.Addr().String(), servesTLS(&d.webConfig, d.webConfigFile))
-	if err := os.WriteFile(file, []byte(u+"\n"), 0o644); err != nil {
+	content := u + "\n"
+	if strings.HasPrefix(u, "https://") {
+		host, _, _ := net.SplitHostPort(strings.TrimPrefix(u, "https://"))
+		if name := serverNameFor(listenerCertificate(&d.webConfig, d.webConfigFile), host); name != "" {
+			content += name + "\n"
+		}
+	}
+	if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
 		d.logger.Warn("Could not record the API's URL for the commands run by hand", "file", file, "err", err)
 		return func() {}
 	}
@@ -553,18 +607,38 @@ func (d *Daemon) recordURL(cfg *Config, ln net.Listener) (remove func()) {
 // SQLite state database recorded (see URLFileName), or "" when there is
 // none.
 func RecordedURL(cfg *Config) string {
+	u, _ := recorded(cfg)
+	return u
+}
+
+// RecordedServerName returns the name the certificate of the psa-syncd run
+// holding cfg's SQLite state database holds, recorded beside its URL
+// where it does not hold the URL's host, for a command's -web.server-name;
+// "" when there is none.
+func RecordedServerName(cfg *Config) string {
+	_, name := recorded(cfg)
+	return name
+}
+
+// recorded returns what URLFileName holds: the URL, and the server name
+// of its second line, each "" when it is not there or not valid.
+func recorded(cfg *Config) (base, serverName string) {
 	if cfg == nil || cfg.State.Driver != state.DriverSQLite || cfg.StateDir == "" {
-		return ""
+		return "", ""
 	}
 	data, err := os.ReadFile(filepath.Join(cfg.StateDir, URLFileName))
 	if err != nil {
-		return ""
+		return "", ""
 	}
-	s := strings.TrimSpace(string(data))
-	if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return ""
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	base = strings.TrimSpace(lines[0])
+	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", ""
 	}
-	return s
+	if len(lines) > 1 && strings.HasPrefix(base, "https://") && validServerName(strings.TrimSpace(lines[1])) {
+		serverName = strings.TrimSpace(lines[1])
+	}
+	return base, serverName
 }
 
 // MaxWebConfigFile bounds the web config file (-web.config.file): TLS

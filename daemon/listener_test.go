@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 )
 
 // ltPKI is a throwaway CA with a server certificate for 127.0.0.1 and a
@@ -714,6 +716,62 @@ func TestDaemon_Run_recordsItsURL(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(cfg.StateDir, URLFileName)); !os.IsNotExist(err) {
 		t.Errorf("%s after the daemon stopped: %v, want it removed", URLFileName, err)
+	}
+}
+
+// The name a command gives as -web.server-name to reach the listener at
+// 127.0.0.1 is one its certificate holds, recorded beside the URL: none
+// where it holds 127.0.0.1, a wildcard's with a first label.
+func TestServerNameFor(t *testing.T) {
+	t.Parallel()
+	pki := ltNewPKI(t, t.TempDir())
+	leaf := func(edit func(*x509.Certificate)) *x509.Certificate {
+		certPEM, _ := pki.issueWith(10, edit)
+		block, _ := pem.Decode(certPEM)
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name string
+		leaf *x509.Certificate
+		want string
+	}{
+		{"holds 127.0.0.1", leaf(func(c *x509.Certificate) {
+			c.IPAddresses, c.DNSNames = []net.IP{net.IPv4(127, 0, 0, 1)}, []string{"psa-syncd"}
+		}), ""},
+		{"DNS names", leaf(func(c *x509.Certificate) {
+			c.DNSNames = []string{"psa-syncd-0.psa-syncd-peers.psa-sync.svc", "psa-syncd"}
+		}), "psa-syncd-0.psa-syncd-peers.psa-sync.svc"},
+		{"wildcard", leaf(func(c *x509.Certificate) { c.DNSNames = []string{"*.psa-syncd-peers.psa-sync.svc"} }), "psa-syncd.psa-syncd-peers.psa-sync.svc"},
+		{"another IP only", leaf(func(c *x509.Certificate) { c.IPAddresses = []net.IP{net.IPv4(10, 0, 0, 7)} }), ""},
+		{"no certificate", nil, ""},
+	} {
+		if got := serverNameFor(tc.leaf, "127.0.0.1"); got != tc.want {
+			t.Errorf("%s: serverNameFor = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// RecordedServerName reads URLFileName's second line, only for an
+// https:// URL and only a host name; a file of one line (an earlier
+// psa-syncd's) has none, and its URL reads as before.
+func TestRecordedServerName(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ content, url, name string }{
+		{"https://127.0.0.1:9810\npsa-syncd.psa-sync.svc\n", "https://127.0.0.1:9810", "psa-syncd.psa-sync.svc"},
+		{"https://127.0.0.1:9810\n", "https://127.0.0.1:9810", ""},
+		{"http://127.0.0.1:9810\npsa-syncd\n", "http://127.0.0.1:9810", ""},
+		{"https://127.0.0.1:9810\npsa-syncd; rm -rf /\n", "https://127.0.0.1:9810", ""},
+		{"https://127.0.0.1:9810\n10.0.0.7\n", "https://127.0.0.1:9810", ""},
+	} {
+		cfg := &Config{StateDir: t.TempDir(), State: StateConfig{Driver: state.DriverSQLite}}
+		dtWrite(t, filepath.Join(cfg.StateDir, URLFileName), tc.content)
+		if u, name := RecordedURL(cfg), RecordedServerName(cfg); u != tc.url || name != tc.name {
+			t.Errorf("%q: RecordedURL, RecordedServerName = %q, %q; want %q, %q", tc.content, u, name, tc.url, tc.name)
+		}
 	}
 }
 

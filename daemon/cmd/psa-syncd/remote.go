@@ -367,8 +367,9 @@ func localServesTLS(cfg *daemon.Config) bool {
 // towards the active instance (state.advertise_ca_file,
 // advertise_client_cert_file and _key_file) serve a command too: the same
 // CA signs the instances' certificates, and their client_ca_file trusts
-// the standby's. Where the state section names none, FILE and NAME stand
-// for them.
+// the standby's. The server name is its advertised host, else the name
+// the daemon recorded beside its URL. Where there are none, FILE and NAME
+// stand for them.
 func localTLSHint(cfg *daemon.Config) (flags, note string) {
 	if !localServesTLS(cfg) {
 		return "", ""
@@ -383,6 +384,11 @@ func localTLSHint(cfg *daemon.Config) (flags, note string) {
 	host := s.AdvertiseHost
 	if u, err := url.Parse(s.AdvertiseURL); host == "" && s.AdvertiseURL != "" && err == nil {
 		host = u.Hostname()
+	}
+	if host == "" {
+		// A name its certificate holds, which the daemon recorded beside
+		// its URL.
+		host = daemon.RecordedServerName(cfg)
 	}
 	if host != "" {
 		name = host

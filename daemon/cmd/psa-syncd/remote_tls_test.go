@@ -341,15 +341,16 @@ func TestRun_checkAndValidateReadTheExportOverTLS(t *testing.T) {
 		}
 	}
 	// A command that finds the database locked names the TLS flags in
-	// its example command line, FILE and NAME standing for what the
-	// state section does not name; filled in, it gets through.
+	// its example command line: the server name its certificate holds,
+	// which the daemon recorded beside its URL, and FILE standing for
+	// what the state section does not name; filled in, it gets through.
 	code, _, stderr = runCmd(t, "status", "-config.file", cfg)
 	m := hintExample.FindStringSubmatch(stderr)
-	if code != 1 || m == nil || !strings.Contains(m[1], "-web.url "+base+" -web.ca-file FILE -web.server-name NAME") ||
+	if code != 1 || m == nil || !strings.Contains(m[1], "-web.url "+base+" -web.ca-file FILE -web.server-name psa-syncd") ||
 		!strings.Contains(stderr, "-web.cert-file FILE and -web.key-file FILE too where its client_auth_type asks for a client certificate") {
 		t.Errorf("status on the locked database: exit %d, stderr %q; want an example with the TLS flags", code, stderr)
 	} else {
-		example := strings.Fields(strings.NewReplacer("FILE", ca.file, "NAME", "psa-syncd").Replace(m[1]))
+		example := strings.Fields(strings.ReplaceAll(m[1], "FILE", ca.file))
 		if code, stdout, stderr := runCmd(t, append(example, "-web.cert-file", clientCert, "-web.key-file", clientKey)...); code != 0 {
 			t.Errorf("%v, as the hint suggests: exit %d\nstdout: %s\nstderr: %s", example, code, stdout, stderr)
 		}
@@ -373,6 +374,8 @@ func TestLockedHint_namesTheTLSFlags(t *testing.T) {
 	locked := errors.New(`state: state database "/var/lib/psa-syncd/psa-syncd.db" is locked by another psa-syncd process`)
 	recorded := t.TempDir()
 	writeFile(t, filepath.Join(recorded, daemon.URLFileName), "https://127.0.0.1:9810\n")
+	named := t.TempDir()
+	writeFile(t, filepath.Join(named, daemon.URLFileName), "https://127.0.0.1:9810\npsa-syncd.psa-sync.svc\n")
 	advertised := daemon.StateConfig{
 		Driver: state.DriverSQLite, AdvertiseHost: "psa-syncd-0.psa-syncd-peers.psa-sync.svc", AdvertiseCAFile: "/etc/psa-syncd/tls/ca.crt",
 		AdvertiseClientCertFile: "/etc/psa-syncd/tls/tls.crt", AdvertiseClientKeyFile: "/etc/psa-syncd/tls/tls.key",
@@ -389,6 +392,9 @@ func TestLockedHint_namesTheTLSFlags(t *testing.T) {
 		{"recorded https, advertise files", &daemon.Config{StateDir: recorded, State: advertised},
 			[]string{"`psa-syncd status -web.url https://127.0.0.1:9810 -web.ca-file /etc/psa-syncd/tls/ca.crt -web.server-name psa-syncd-0.psa-syncd-peers.psa-sync.svc " +
 				"-web.cert-file /etc/psa-syncd/tls/tls.crt -web.key-file /etc/psa-syncd/tls/tls.key`", "its state section's advertise_* files"}},
+		{"recorded https and a server name, no advertise files", &daemon.Config{StateDir: named, State: daemon.StateConfig{Driver: state.DriverSQLite}},
+			[]string{"`psa-syncd status -web.url https://127.0.0.1:9810 -web.ca-file FILE -web.server-name psa-syncd.psa-sync.svc`",
+				"-web.ca-file: the CA of its certificate"}},
 		{"nothing recorded, advertise files", &daemon.Config{StateDir: t.TempDir(), State: advertised, Web: daemon.WebConfig{ListenAddress: ":9443"}},
 			[]string{"`psa-syncd status -web.url https://127.0.0.1:9443 -web.ca-file /etc/psa-syncd/tls/ca.crt"}},
 	} {
