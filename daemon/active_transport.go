@@ -131,6 +131,10 @@ func newActiveTransport(tlsConfig *tls.Config, dial dialFunc) *http.Transport {
 	t.DialContext = activeDialer(dial)
 	t.TLSHandshakeTimeout = activeDialTimeout
 	t.TLSClientConfig = tlsConfig
+	// An https:// proxy's certificate is the proxy's: checked with the
+	// system's CA roots and its host, not advertise_ca_file and
+	// advertise_host.
+	tlsclient.SetProxyTLS(t, nil)
 	return t
 }
 
@@ -299,7 +303,7 @@ func (a *activeTransports) askAgain(ctx context.Context, target string) (tls.Ale
 	a.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, activeDialTimeout)
 	defer cancel()
-	return tlsclient.AskAgain(ctx, activeDialer(a.dial), t.Proxy, t.TLSClientConfig, u)
+	return tlsclient.AskAgain(ctx, activeDialer(a.dial), t.Proxy, t.TLSClientConfig, nil, u)
 }
 
 // certificateRefused says what to change when err, from a request of this
@@ -309,7 +313,12 @@ func (a *activeTransports) askAgain(ctx context.Context, target string) (tls.Ale
 func certificateRefused(err error) string {
 	var host x509.HostnameError
 	var authority x509.UnknownAuthorityError
+	var op *net.OpError
 	switch {
+	case (errors.As(err, &host) || errors.As(err, &authority)) && errors.As(err, &op) && op.Op == "proxyconnect":
+		return "the certificate of the https:// proxy of HTTPS_PROXY was refused, not the active instance's: it is checked " +
+			"with the system's CA roots (or SSL_CERT_FILE) and the proxy's host name, not state.advertise_ca_file: add the proxy's CA " +
+			"to those roots, or give the proxy's http:// URL"
 	case errors.As(err, &host):
 		san := "a DNS name"
 		if net.ParseIP(host.Host) != nil {

@@ -161,9 +161,9 @@ func TestActiveTransports_refusedAsksAgainThroughProxy(t *testing.T) {
 		t.Errorf("CONNECT with Proxy-Authorization %q; want the proxy URL's credentials %q", got, want)
 	}
 
-	// An https:// proxy is reached over TLS with the standby's settings,
-	// as Go's transport reaches it: one that speaks plain HTTP gets no
-	// CONNECT, and its error is no refusal of the active instance's.
+	// An https:// proxy is reached over TLS (with the proxy's own
+	// settings): one that speaks plain HTTP gets no CONNECT, and its error
+	// is no refusal of the active instance's.
 	proxyURL.Scheme = "https"
 	if msg := a.refused(t.Context(), srv.URL, lost); msg != "" || proxy.Connects() != 1 {
 		t.Errorf("refused through an https:// proxy that speaks plain HTTP says %q after %d CONNECTs; want \"\", no CONNECT", msg, proxy.Connects())

@@ -1,12 +1,15 @@
 package daemon
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -105,12 +108,20 @@ func TestDaemon_standbyFollowsNoRedirectOfTheActiveInstance(t *testing.T) {
 
 // TestNewActiveTransport: the standby's transport keeps the proxy of the
 // environment (an advertise_url reached through a proxy) and bounds the
-// dial and the TLS handshake.
+// dial and the TLS handshake; it checks an https:// proxy's certificate
+// with the proxy's own settings (tlsclient.SetProxyTLS, whose test shows
+// it), not advertise_ca_file's and advertise_host, and a refused one is
+// named as the proxy's, not the active instance's.
 func TestNewActiveTransport(t *testing.T) {
 	t.Parallel()
 	tr := newActiveTransport(nil, nil)
-	if tr.Proxy == nil || tr.DialContext == nil || tr.TLSHandshakeTimeout != activeDialTimeout {
-		t.Errorf("newActiveTransport(nil, nil) = proxy %v, dial %v, TLS handshake timeout %s; want the environment's proxy and %s bounds",
-			tr.Proxy != nil, tr.DialContext != nil, tr.TLSHandshakeTimeout, activeDialTimeout)
+	if tr.Proxy == nil || tr.DialContext == nil || tr.TLSHandshakeTimeout != activeDialTimeout || tr.DialTLSContext == nil {
+		t.Errorf("newActiveTransport(nil, nil) = proxy %v, dial %v, TLS dial %v, TLS handshake timeout %s; want the environment's proxy, "+
+			"the proxy's own TLS and %s bounds", tr.Proxy != nil, tr.DialContext != nil, tr.DialTLSContext != nil, tr.TLSHandshakeTimeout, activeDialTimeout)
+	}
+	proxyRefused := &url.Error{Op: "Get", URL: "https://psa-syncd-0.psa-syncd-peers:9810/api/v1/status",
+		Err: &net.OpError{Op: "proxyconnect", Net: "tcp", Err: &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}}}
+	if msg := certificateRefused(proxyRefused); !strings.Contains(msg, "the certificate of the https:// proxy of HTTPS_PROXY was refused, not the active instance's") {
+		t.Errorf("certificateRefused of the proxy's certificate = %q; want the proxy named", msg)
 	}
 }

@@ -75,9 +75,10 @@ func Alert(err error) (tls.AlertError, bool) {
 // it arrived. dial makes the connections; proxy (a transport's Proxy, nil
 // for none) chooses the proxy of u: through an http:// or https:// one it
 // asks through a tunnel (CONNECT, Tunnel), as the requests go; through a
-// SOCKS5 proxy it does not ask. ctx bounds it all.
+// SOCKS5 proxy it does not ask. proxyConf is the TLS of an https:// proxy
+// (see Tunnel). ctx bounds it all.
 func AskAgain(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error),
-	proxy func(*http.Request) (*url.URL, error), conf *tls.Config, u *url.URL,
+	proxy func(*http.Request) (*url.URL, error), conf, proxyConf *tls.Config, u *url.URL,
 ) (tls.AlertError, bool) {
 	var through *url.URL
 	if proxy != nil {
@@ -101,7 +102,7 @@ func AskAgain(ctx context.Context, dial func(ctx context.Context, network, addr 
 	var raw net.Conn
 	var err error
 	if through != nil {
-		raw, err = Tunnel(ctx, dial, through, addr, conf)
+		raw, err = Tunnel(ctx, dial, through, addr, proxyConf)
 	} else {
 		raw, err = dial(ctx, "tcp", addr)
 	}
@@ -127,9 +128,8 @@ func AskAgain(ctx context.Context, dial func(ctx context.Context, network, addr 
 // proxy (CONNECT), with the proxy's credentials of its URL, as net/http's
 // transport opens one for an https:// request; dial makes the connection
 // to the proxy, ctx bounds it. With an https:// proxy the connection to it
-// is TLS with conf (nil: Go's defaults) and, where conf names none, the
-// proxy's host as the server name: net/http's transport uses its
-// TLSClientConfig for the proxy too.
+// is TLS with conf, the proxy's own TLS settings (see ProxyConfig), not
+// those of addr's listener.
 func Tunnel(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), proxy *url.URL, addr string, conf *tls.Config) (net.Conn, error) {
 	port := "80"
 	if proxy.Scheme == "https" {
@@ -147,16 +147,7 @@ func Tunnel(ctx context.Context, dial func(ctx context.Context, network, addr st
 		_ = raw.SetDeadline(deadline)
 	}
 	if proxy.Scheme == "https" {
-		c := &tls.Config{MinVersion: tls.VersionTLS12}
-		if conf != nil {
-			c = conf.Clone()
-		}
-		if c.ServerName == "" {
-			c.ServerName = proxy.Hostname()
-		}
-		// The CONNECT is HTTP/1.1's.
-		c.NextProtos = nil
-		tc := tls.Client(raw, c)
+		tc := tls.Client(raw, ProxyConfig(conf, proxy.Hostname()))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			_ = raw.Close()
 			return nil, fmt.Errorf("proxy %s: %w", proxy.Redacted(), err)
@@ -189,4 +180,94 @@ func Tunnel(ctx context.Context, dial func(ctx context.Context, network, addr st
 	}
 	_ = raw.SetDeadline(time.Time{})
 	return raw, nil
+}
+
+// ProxyConfig returns the TLS config of a connection to the https://
+// proxy on host: conf (nil: Go's defaults, the system's CA roots or
+// SSL_CERT_FILE) with host as the server name where conf names none, and
+// no ALPN: the CONNECT is HTTP/1.1's.
+func ProxyConfig(conf *tls.Config, host string) *tls.Config {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if conf != nil {
+		c = conf.Clone()
+	}
+	if c.ServerName == "" {
+		c.ServerName = host
+	}
+	c.NextProtos = nil
+	return c
+}
+
+// SetProxyTLS has t check the certificate of an https:// proxy (t.Proxy)
+// with proxyConf (see ProxyConfig: nil, the system's CA roots, and the
+// proxy's host name), not with t.TLSClientConfig: net/http's transport
+// uses that for the proxy too, so that the CA and the server name of a
+// listener behind the proxy (a private CA, -web.server-name,
+// state.advertise_ca_file) refused the proxy's certificate. It sets
+// t.DialTLSContext, which the transport calls for the first TLS
+// connection of a request: to such a proxy, or, without a proxy, to the
+// https:// host itself, which it reaches as the transport would (TLS with
+// t.TLSClientConfig and the host's name, within t.TLSHandshakeTimeout).
+// Through the proxy, the transport then makes the TLS of the host with
+// t.TLSClientConfig itself. The transport tells neither which it is: addr
+// is the proxy's when t.Proxy sends an https:// request to it through
+// itself, as the environment's (HTTPS_PROXY) and a fixed proxy do; one
+// that NO_PROXY or a loopback address exempts from itself, or an https://
+// HTTP_PROXY of http:// requests other than HTTPS_PROXY, is reached as
+// before, with t.TLSClientConfig.
+func SetProxyTLS(t *http.Transport, proxyConf *tls.Config) {
+	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		var conf *tls.Config
+		if isHTTPSProxy(t.Proxy, addr) {
+			conf = ProxyConfig(proxyConf, host)
+		} else {
+			conf = &tls.Config{MinVersion: tls.VersionTLS12}
+			if t.TLSClientConfig != nil {
+				conf = t.TLSClientConfig.Clone()
+			}
+			if conf.ServerName == "" {
+				conf.ServerName = host
+			}
+		}
+		dial := t.DialContext
+		if dial == nil {
+			dial = (&net.Dialer{}).DialContext
+		}
+		raw, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if t.TLSHandshakeTimeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, t.TLSHandshakeTimeout)
+			defer cancel()
+		}
+		tc := tls.Client(raw, conf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = raw.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
+}
+
+// isHTTPSProxy reports whether addr is that of the https:// proxy through
+// which proxy sends an https:// request to addr: a proxy's own address.
+func isHTTPSProxy(proxy func(*http.Request) (*url.URL, error), addr string) bool {
+	if proxy == nil {
+		return false
+	}
+	p, err := proxy(&http.Request{URL: &url.URL{Scheme: "https", Host: addr}, Header: http.Header{}})
+	if err != nil || p == nil || p.Scheme != "https" {
+		return false
+	}
+	port := p.Port()
+	if port == "" {
+		port = "443"
+	}
+	return net.JoinHostPort(p.Hostname(), port) == addr
 }

@@ -1,9 +1,15 @@
 package tlsclient
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +19,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/internal/tlsclient/tlsclienttest"
 )
@@ -67,12 +74,12 @@ func TestAlert_onlyARemoteAlert(t *testing.T) {
 
 // TestAskAgain_throughAnHTTPSProxy: where the requests go through an
 // https:// proxy (HTTPS_PROXY=https://...), AskAgain asks through a tunnel
-// of it as they do: TLS to the proxy with the same settings (net/http's
-// transport uses its TLSClientConfig for the proxy too), CONNECT with the
+// of it as they do: TLS to the proxy with its own settings (proxyConf),
+// CONNECT with the
 // proxy's credentials, and reads the listener's refusal of a client
 // without a certificate. Before, it did not ask through an https:// proxy,
 // and a refused client certificate kept Go's bare message. A proxy whose
-// certificate those settings do not trust gets no CONNECT, and its TLS
+// certificate its settings do not trust gets no CONNECT, and its TLS
 // error is no alert of the listener's.
 func TestAskAgain_throughAnHTTPSProxy(t *testing.T) {
 	t.Parallel()
@@ -89,7 +96,7 @@ func TestAskAgain_throughAnHTTPSProxy(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(proxy.Certificate()) // httptest's, the listener's too
 	conf := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
-	alert, ok := AskAgain(t.Context(), (&net.Dialer{}).DialContext, http.ProxyURL(proxyURL), conf, u)
+	alert, ok := AskAgain(t.Context(), (&net.Dialer{}).DialContext, http.ProxyURL(proxyURL), conf, conf, u)
 	if !ok || alert != AlertCertificateRequired {
 		t.Errorf("AskAgain through an https:// proxy = %v, %v; want the listener's %v", alert, ok, AlertCertificateRequired)
 	}
@@ -101,7 +108,7 @@ func TestAskAgain_throughAnHTTPSProxy(t *testing.T) {
 	}
 
 	untrusted := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: x509.NewCertPool()}
-	if alert, ok := AskAgain(t.Context(), (&net.Dialer{}).DialContext, http.ProxyURL(proxyURL), untrusted, u); ok || proxy.Connects() != 1 {
+	if alert, ok := AskAgain(t.Context(), (&net.Dialer{}).DialContext, http.ProxyURL(proxyURL), conf, untrusted, u); ok || proxy.Connects() != 1 {
 		t.Errorf("AskAgain through an https:// proxy it does not trust = %v, %v after %d CONNECTs; want no alert, no CONNECT", alert, ok, proxy.Connects())
 	}
 }
@@ -125,5 +132,82 @@ func TestReadFile_capped(t *testing.T) {
 	_, err := ReadFile(over, 1024)
 	if want := over + " is larger than 1 KiB, the most psa-sync reads of a CA, certificate or key file"; err == nil || err.Error() != want {
 		t.Errorf("ReadFile over the cap: %v; want %q", err, want)
+	}
+}
+
+// TestSetProxyTLS_theProxyIsCheckedWithItsOwnSettings: a transport whose
+// TLS is that of a listener with a private CA and a server name
+// (-web.ca-file, -web.server-name) reaches it through an https:// proxy
+// whose certificate those do not hold: the proxy is checked with its own
+// settings and its host name, the listener with the transport's. Before,
+// net/http's transport checked the proxy with the listener's CA and name
+// ("proxyconnect tcp: x509: certificate signed by unknown authority"). A
+// request without the proxy still gets the listener's checks.
+func TestSetProxyTLS_theProxyIsCheckedWithItsOwnSettings(t *testing.T) {
+	t.Parallel()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "psa-syncd"}, DNSNames: []string{"psa-syncd"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listener := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("psa-syncd")) }))
+	listener.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	listener.StartTLS()
+	t.Cleanup(listener.Close)
+	listenerRoots := x509.NewCertPool()
+	listenerRoots.AddCert(cert)
+
+	proxy := tlsclienttest.NewTLSProxy(t)
+	proxyRoots := x509.NewCertPool()
+	proxyRoots.AddCert(proxy.Certificate())
+	get := func(tr *http.Transport) (string, error) {
+		resp, err := (&http.Client{Transport: tr}).Get(listener.URL)
+		if err != nil {
+			return "", err
+		}
+		defer func() { _ = resp.Body.Close() }()
+		body, err := io.ReadAll(resp.Body)
+		return string(body), err
+	}
+	transport := func(through bool) *http.Transport {
+		tr := http.DefaultTransport.(*http.Transport).Clone() //nolint:forcetypeassert // net/http's default transport
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: listenerRoots, ServerName: "psa-syncd"}
+		tr.Proxy = nil
+		if through {
+			tr.Proxy = http.ProxyURL(proxy.URL(t, "operator", "proxy-password"))
+		}
+		SetProxyTLS(tr, &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: proxyRoots})
+		return tr
+	}
+	if body, err := get(transport(true)); err != nil || body != "psa-syncd" || proxy.Connects() != 1 {
+		t.Errorf("through the https:// proxy: %q, %v after %d CONNECTs; want the listener's answer through one", body, err, proxy.Connects())
+	}
+	if body, err := get(transport(false)); err != nil || body != "psa-syncd" || proxy.Connects() != 1 {
+		t.Errorf("without the proxy: %q, %v; want the listener's answer, checked with its CA and name", body, err)
+	}
+	// The listener's checks still apply behind the proxy.
+	tr := transport(true)
+	tr.TLSClientConfig.ServerName = "another-name"
+	if _, err := get(tr); err == nil || !strings.Contains(err.Error(), "another-name") {
+		t.Errorf("through the proxy, to a listener whose certificate does not hold the server name: %v; want refused", err)
+	}
+	// And the proxy's own: a proxy its settings do not trust is refused.
+	tr = transport(true)
+	SetProxyTLS(tr, nil) // the system's roots, which hold no httptest CA
+	if _, err := get(tr); err == nil || !strings.Contains(err.Error(), "proxyconnect") {
+		t.Errorf("through an https:// proxy not trusted: %v; want a proxyconnect error", err)
 	}
 }

@@ -121,6 +121,10 @@ func (r remoteTLS) transport() (*http.Transport, error) {
 	}
 	t := http.DefaultTransport.(*http.Transport).Clone() //nolint:forcetypeassert // net/http's default transport
 	t.TLSClientConfig = c
+	// An https:// proxy's certificate is the proxy's: checked with the
+	// system's CA roots and its host, not -web.ca-file and
+	// -web.server-name.
+	tlsclient.SetProxyTLS(t, nil)
 	return t, nil
 }
 
@@ -161,11 +165,11 @@ func (r remoteTLS) certificateRefused(err error, local bool) string {
 	var op *net.OpError
 	switch {
 	case (errors.As(err, &host) || errors.As(err, &authority)) && errors.As(err, &op) && op.Op == "proxyconnect":
-		// net/http's transport checks an https:// proxy's certificate
-		// with the request's TLS settings: the daemon's CA and name.
-		return "the certificate of the https:// proxy of HTTPS_PROXY was refused, not the daemon's: Go checks it with -web.ca-file " +
-			"and -web.server-name too, so give a -web.ca-file that holds the proxy's CA as well and no -web.server-name, " +
-			"or the proxy's http:// URL (the connection to the daemon is TLS through its tunnel all the same)"
+		// The proxy's certificate is checked with its own settings
+		// (tlsclient.SetProxyTLS), not the TLS flags.
+		return "the certificate of the https:// proxy of HTTPS_PROXY was refused, not the daemon's: it is checked with the system's " +
+			"CA roots (or SSL_CERT_FILE) and the proxy's host name, not -web.ca-file and -web.server-name: add the proxy's CA " +
+			"to those roots, or give the proxy's http:// URL (the connection to the daemon is TLS through its tunnel all the same)"
 	case errors.As(err, &host) && r.serverName != "":
 		return fmt.Sprintf("the daemon's certificate does not hold %s, the name of -web.server-name: give one it holds", host.Host)
 	case errors.As(err, &host):
@@ -227,7 +231,7 @@ func (c *apiClient) askAgain(ctx context.Context, u *url.URL) (tls.AlertError, b
 	}
 	ctx, cancel := context.WithTimeout(ctx, askAgainTimeout)
 	defer cancel()
-	return tlsclient.AskAgain(ctx, (&net.Dialer{}).DialContext, t.Proxy, t.TLSClientConfig, u)
+	return tlsclient.AskAgain(ctx, (&net.Dialer{}).DialContext, t.Proxy, t.TLSClientConfig, c.proxyTLS, u)
 }
 
 // alertSays says what to set when the daemon refused this command's

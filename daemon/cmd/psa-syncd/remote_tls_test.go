@@ -25,6 +25,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/internal/tlsclient"
 	"github.com/psa-sync/terraform-provider-psa/internal/tlsclient/tlsclienttest"
 )
 
@@ -212,38 +213,34 @@ func TestAPIClient_refusedAsksAgainThroughProxy(t *testing.T) {
 	}
 
 	// Through an https:// proxy it asks too, over TLS to the proxy with the
-	// command's settings, as Go's transport reaches it (so -web.ca-file
-	// holds the proxy's CA too, and the daemon's certificate holds the
-	// host of -web.url, localhost: a -web.server-name would be the
-	// proxy's server name as well); before, it did not ask.
+	// proxy's own settings; before, it did not ask. -web.ca-file and
+	// -web.server-name are the daemon's only: before, Go checked the
+	// proxy's certificate with them too, and refused it.
 	tlsProxy := tlsclienttest.NewTLSProxy(t)
-	both := filepath.Join(dir, "cluster-and-proxy-ca.pem")
-	writeFile(t, both, string(must(os.ReadFile(ca.file)))+string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsProxy.Certificate().Raw})))
-	localhost, err := tls.LoadX509KeyPair(ca.issue(t, dir, "localhost", x509.ExtKeyUsageServerAuth, "localhost"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv2 := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	srv2.TLS = &tls.Config{Certificates: []tls.Certificate{localhost}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCAs}
-	srv2.StartTLS()
-	t.Cleanup(srv2.Close)
-	base2 := "https://localhost:" + must(url.Parse(srv2.URL)).Port()
-	r2 := remoteTLS{caFile: both}
+	proxyTLS := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: x509.NewCertPool()}
+	proxyTLS.RootCAs.AddCert(tlsProxy.Certificate()) // the system's roots in a command
+	r2 := remoteTLS{caFile: ca.file, serverName: "psa-syncd"}
 	transport2, err := r2.transport()
 	if err != nil {
 		t.Fatal(err)
 	}
 	transport2.Proxy = http.ProxyURL(tlsProxy.URL(t, "operator", "proxy-password"))
-	c2 := &apiClient{base: base2, tls: r2, transport: transport2}
-	req2 := must(http.NewRequestWithContext(t.Context(), http.MethodPost, base2+"/-/reload", nil))
+	tlsclient.SetProxyTLS(transport2, proxyTLS)
+	c2 := &apiClient{base: srv.URL, tls: r2, transport: transport2, proxyTLS: proxyTLS}
+	req2 := must(http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/-/reload", nil))
+	_, err = c2.do(req2, answerTimeout)
+	if err == nil || !strings.Contains(err.Error(), "this command presents none") || tlsProxy.Connects() < 1 {
+		t.Errorf("a request through an https:// proxy with -web.ca-file and -web.server-name: %v after %d CONNECTs; "+
+			"want the daemon's refusal of a command without a client certificate, through the proxy", err, tlsProxy.Connects())
+	}
 	lost2 := &url.Error{Op: "Post", URL: req2.URL.String(), Err: &net.OpError{Op: "write", Net: "tcp", Err: net.ErrClosed}}
-	if msg := c2.refused(req2, lost2); !strings.Contains(msg, "this command presents none") || tlsProxy.Connects() != 1 {
-		t.Errorf("refused through an https:// proxy says %q after %d CONNECTs; want the daemon's refusal, asked through it", msg, tlsProxy.Connects())
+	before := tlsProxy.Connects()
+	if msg := c2.refused(req2, lost2); !strings.Contains(msg, "this command presents none") || tlsProxy.Connects() != before+1 {
+		t.Errorf("refused through an https:// proxy says %q after %d more CONNECTs; want the daemon's refusal, asked through it", msg, tlsProxy.Connects()-before)
 	}
 
-	// Go checks the https:// proxy's certificate with -web.ca-file and
-	// -web.server-name too: refused, the message says it is the proxy's,
-	// not the daemon's.
+	// A proxy whose certificate the system's roots do not hold: the
+	// message says it is the proxy's, not the daemon's.
 	r3 := remoteTLS{caFile: ca.file, serverName: "psa-syncd"}
 	transport3, err := r3.transport()
 	if err != nil {
@@ -253,9 +250,9 @@ func TestAPIClient_refusedAsksAgainThroughProxy(t *testing.T) {
 	c3 := &apiClient{base: srv.URL, tls: r3, transport: transport3}
 	req3 := must(http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/-/reload", nil))
 	_, err = c3.do(req3, answerTimeout)
-	if err == nil || !strings.Contains(err.Error(), "the certificate of the https:// proxy of HTTPS_PROXY was refused, not the daemon's") ||
+	if err == nil || !strings.Contains(err.Error(), "the certificate of the https:// proxy of HTTPS_PROXY was refused, not the daemon's: it is checked with the system's CA roots") ||
 		strings.Contains(err.Error(), "the daemon's certificate") || strings.Contains(err.Error(), "proxy-password") {
-		t.Errorf("a request through an https:// proxy whose certificate -web.ca-file does not trust: %v; want the proxy named as refused", err)
+		t.Errorf("a request through an https:// proxy whose certificate the system's roots do not hold: %v; want the proxy named as refused", err)
 	}
 }
 
