@@ -125,17 +125,26 @@ const activeDialTimeout = 5 * time.Second
 // state.advertise_ca_file (else the system's roots) and the client
 // certificate. Redirects are never followed with it (see isRedirect).
 // dial, when not nil, makes its connections instead of a net.Dialer
-// (tests: a host name of the cluster's DNS, dialled on 127.0.0.1).
-func newActiveTransport(tlsConfig *tls.Config, dial dialFunc) *http.Transport {
+// (tests: a host name of the cluster's DNS, dialled on 127.0.0.1). caPEM,
+// advertise_ca_file's content, is trusted for an https:// proxy's
+// certificate too (proxyTLS).
+func newActiveTransport(tlsConfig *tls.Config, caPEM []byte, dial dialFunc) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone() //nolint:forcetypeassert // net/http's default transport
 	t.DialContext = activeDialer(dial)
 	t.TLSHandshakeTimeout = activeDialTimeout
 	t.TLSClientConfig = tlsConfig
-	// An https:// proxy's certificate is the proxy's: checked with the
-	// system's CA roots and its host, not advertise_ca_file and
-	// advertise_host.
-	tlsclient.SetProxyTLS(t, nil)
+	// An https:// proxy's certificate is the proxy's: checked with its
+	// host, not advertise_host.
+	tlsclient.SetProxyTLS(t, proxyTLS(caPEM))
 	return t
+}
+
+// proxyTLS returns the TLS settings of an https:// proxy's own
+// certificate: the system's CA roots (or SSL_CERT_FILE) with those of
+// caPEM, state.advertise_ca_file's, which may sign the proxy's too, as
+// they did when Go's transport checked it with the standby's settings.
+func proxyTLS(caPEM []byte) *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: tlsclient.ProxyRoots(caPEM)}
 }
 
 // dialFunc makes a connection, as net.Dialer.DialContext.
@@ -198,7 +207,7 @@ func (a *activeTransports) use(f activeTLS) error {
 		// The idle connections of the transport replaced are closed: a
 		// connection made with the files read before would go on
 		// presenting the old certificate.
-		a.replace(newActiveTransport(c, a.dial))
+		a.replace(newActiveTransport(c, data[0], a.dial))
 	}
 	a.files, a.caches, a.built, a.failed = f, caches, data, ""
 	return nil
@@ -235,7 +244,7 @@ func (a *activeTransports) get(logger *slog.Logger) *http.Transport {
 	if a.failed != "" {
 		logger.Info("The files of this standby's TLS towards the active instance can be used again")
 	}
-	a.replace(newActiveTransport(c, a.dial))
+	a.replace(newActiveTransport(c, data[0], a.dial))
 	a.built, a.failed = data, ""
 	return a.t
 }
@@ -299,11 +308,11 @@ func (a *activeTransports) askAgain(ctx context.Context, target string) (tls.Ale
 		return 0, false
 	}
 	a.mu.Lock()
-	t := a.t
+	t, caPEM := a.t, a.built[0]
 	a.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, activeDialTimeout)
 	defer cancel()
-	return tlsclient.AskAgain(ctx, activeDialer(a.dial), t.Proxy, t.TLSClientConfig, nil, u)
+	return tlsclient.AskAgain(ctx, activeDialer(a.dial), t.Proxy, t.TLSClientConfig, proxyTLS(caPEM), u)
 }
 
 // certificateRefused says what to change when err, from a request of this
@@ -317,8 +326,8 @@ func certificateRefused(err error) string {
 	switch {
 	case (errors.As(err, &host) || errors.As(err, &authority)) && errors.As(err, &op) && op.Op == "proxyconnect":
 		return "the certificate of the https:// proxy of HTTPS_PROXY was refused, not the active instance's: it is checked " +
-			"with the system's CA roots (or SSL_CERT_FILE) and the proxy's host name, not state.advertise_ca_file: add the proxy's CA " +
-			"to those roots, or give the proxy's http:// URL"
+			"with the system's CA roots (or SSL_CERT_FILE) and the CAs of state.advertise_ca_file, and the proxy's host name, " +
+			"not advertise_host: add the proxy's CA to advertise_ca_file or those roots, or give the proxy's http:// URL"
 	case errors.As(err, &host):
 		san := "a DNS name"
 		if net.ParseIP(host.Host) != nil {

@@ -3,9 +3,12 @@ package daemon
 import (
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/pem"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -167,5 +170,47 @@ func TestActiveTransports_refusedAsksAgainThroughProxy(t *testing.T) {
 	proxyURL.Scheme = "https"
 	if msg := a.refused(t.Context(), srv.URL, lost); msg != "" || proxy.Connects() != 1 {
 		t.Errorf("refused through an https:// proxy that speaks plain HTTP says %q after %d CONNECTs; want \"\", no CONNECT", msg, proxy.Connects())
+	}
+}
+
+// TestActiveTransports_throughAnHTTPSProxy: a standby whose
+// state.advertise_ca_file holds the CA of an https:// proxy too keeps
+// reaching the active instance through that proxy: the proxy's
+// certificate is now checked with the proxy's own settings
+// (tlsclient.SetProxyTLS), the system's roots with advertise_ca_file's
+// CAs, as Go's transport checked it with the latter before.
+func TestActiveTransports_throughAnHTTPSProxy(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pki := ltNewPKI(t, dir)
+	serverCert, err := tls.LoadX509KeyPair(pki.certFile, pki.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("active")) }))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	proxy := tlsclienttest.NewTLSProxy(t)
+	caFile := filepath.Join(dir, "cluster-and-proxy-ca.pem")
+	caPEM, err := os.ReadFile(pki.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, caFile, string(caPEM)+string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: proxy.Certificate().Raw})))
+	a, err := newActiveTransports(activeTLS{caFile: caFile}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.t.Proxy = http.ProxyURL(proxy.URL(t, "standby", "proxy-password"))
+	// The proxy's certificate (httptest's: 127.0.0.1, example.com) is
+	// checked for its own host, the active instance's for its.
+	resp, err := (&http.Client{Transport: a.t}).Get(srv.URL)
+	if err != nil {
+		t.Fatalf("a standby's request through an https:// proxy whose CA advertise_ca_file holds: %v", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if body, _ := io.ReadAll(resp.Body); string(body) != "active" || proxy.Connects() != 1 {
+		t.Errorf("through the proxy: %q after %d CONNECTs; want the active instance's answer through one", body, proxy.Connects())
 	}
 }

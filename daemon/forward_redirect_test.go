@@ -109,12 +109,12 @@ func TestDaemon_standbyFollowsNoRedirectOfTheActiveInstance(t *testing.T) {
 // TestNewActiveTransport: the standby's transport keeps the proxy of the
 // environment (an advertise_url reached through a proxy) and bounds the
 // dial and the TLS handshake; it checks an https:// proxy's certificate
-// with the proxy's own settings (tlsclient.SetProxyTLS, whose test shows
-// it), not advertise_ca_file's and advertise_host, and a refused one is
+// with its host (tlsclient.SetProxyTLS, whose test shows it), not
+// advertise_host, and a refused one is
 // named as the proxy's, not the active instance's.
 func TestNewActiveTransport(t *testing.T) {
 	t.Parallel()
-	tr := newActiveTransport(nil, nil)
+	tr := newActiveTransport(nil, nil, nil)
 	if tr.Proxy == nil || tr.DialContext == nil || tr.TLSHandshakeTimeout != activeDialTimeout || tr.DialTLSContext == nil {
 		t.Errorf("newActiveTransport(nil, nil) = proxy %v, dial %v, TLS dial %v, TLS handshake timeout %s; want the environment's proxy, "+
 			"the proxy's own TLS and %s bounds", tr.Proxy != nil, tr.DialContext != nil, tr.DialTLSContext != nil, tr.TLSHandshakeTimeout, activeDialTimeout)

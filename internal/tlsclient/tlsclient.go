@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -196,6 +197,22 @@ func ProxyConfig(conf *tls.Config, host string) *tls.Config {
 	}
 	c.NextProtos = nil
 	return c
+}
+
+// ProxyRoots returns the CA roots against which to check the certificate
+// of an https:// proxy: the system's (or SSL_CERT_FILE's) with those of
+// caPEM, the listener's CA file, added (a private CA may sign the proxy's
+// certificate too); nil, the system's, for no caPEM.
+func ProxyRoots(caPEM []byte) *x509.CertPool {
+	if len(caPEM) == 0 {
+		return nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	pool.AppendCertsFromPEM(caPEM)
+	return pool
 }
 
 // SetProxyTLS has t check the certificate of an https:// proxy (t.Proxy)

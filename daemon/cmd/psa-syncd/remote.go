@@ -170,9 +170,8 @@ type apiClient struct {
 	// transport is built from them, or nil for Go's default.
 	tls       remoteTLS
 	transport *http.Transport
-	// proxyTLS is the TLS of an https:// proxy's own certificate
-	// (tlsclient.ProxyConfig), as transport checks it: nil, the system's
-	// CA roots (tests: their proxy's).
+	// proxyTLS is the TLS of an https:// proxy's own certificate, as
+	// transport checks it; nil: tls.proxyTLS (tests: their proxy's).
 	proxyTLS *tls.Config
 	// local is set for the daemon on this machine whose URL it recorded
 	// (or its web.listen_address), not one of -web.url.

@@ -121,11 +121,25 @@ func (r remoteTLS) transport() (*http.Transport, error) {
 	}
 	t := http.DefaultTransport.(*http.Transport).Clone() //nolint:forcetypeassert // net/http's default transport
 	t.TLSClientConfig = c
-	// An https:// proxy's certificate is the proxy's: checked with the
-	// system's CA roots and its host, not -web.ca-file and
-	// -web.server-name.
-	tlsclient.SetProxyTLS(t, nil)
+	// An https:// proxy's certificate is the proxy's: checked with its
+	// host, not -web.server-name.
+	tlsclient.SetProxyTLS(t, r.proxyTLS())
 	return t, nil
+}
+
+// proxyTLS returns the TLS settings of an https:// proxy's own
+// certificate: the system's CA roots (or SSL_CERT_FILE) with those of
+// -web.ca-file, which may sign the proxy's too, as they did when Go's
+// transport checked it with the daemon's settings.
+func (r remoteTLS) proxyTLS() *tls.Config {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if r.caFile != "" {
+		// transport has read it already: an error there ends the command.
+		if data, err := readRemoteTLSFile(remoteTLSNames.CA, r.caFile); err == nil {
+			c.RootCAs = tlsclient.ProxyRoots(data)
+		}
+	}
+	return c
 }
 
 // clientCertificate returns the certificate of -web.cert-file with the key
@@ -168,8 +182,8 @@ func (r remoteTLS) certificateRefused(err error, local bool) string {
 		// The proxy's certificate is checked with its own settings
 		// (tlsclient.SetProxyTLS), not the TLS flags.
 		return "the certificate of the https:// proxy of HTTPS_PROXY was refused, not the daemon's: it is checked with the system's " +
-			"CA roots (or SSL_CERT_FILE) and the proxy's host name, not -web.ca-file and -web.server-name: add the proxy's CA " +
-			"to those roots, or give the proxy's http:// URL (the connection to the daemon is TLS through its tunnel all the same)"
+			"CA roots (or SSL_CERT_FILE) and the CAs of -web.ca-file, and the proxy's host name, not -web.server-name: add the proxy's CA " +
+			"to -web.ca-file or those roots, or give the proxy's http:// URL (the connection to the daemon is TLS through its tunnel all the same)"
 	case errors.As(err, &host) && r.serverName != "":
 		return fmt.Sprintf("the daemon's certificate does not hold %s, the name of -web.server-name: give one it holds", host.Host)
 	case errors.As(err, &host):
@@ -231,7 +245,11 @@ func (c *apiClient) askAgain(ctx context.Context, u *url.URL) (tls.AlertError, b
 	}
 	ctx, cancel := context.WithTimeout(ctx, askAgainTimeout)
 	defer cancel()
-	return tlsclient.AskAgain(ctx, (&net.Dialer{}).DialContext, t.Proxy, t.TLSClientConfig, c.proxyTLS, u)
+	proxyTLS := c.proxyTLS
+	if proxyTLS == nil {
+		proxyTLS = c.tls.proxyTLS()
+	}
+	return tlsclient.AskAgain(ctx, (&net.Dialer{}).DialContext, t.Proxy, t.TLSClientConfig, proxyTLS, u)
 }
 
 // alertSays says what to set when the daemon refused this command's

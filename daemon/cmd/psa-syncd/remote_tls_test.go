@@ -239,6 +239,26 @@ func TestAPIClient_refusedAsksAgainThroughProxy(t *testing.T) {
 		t.Errorf("refused through an https:// proxy says %q after %d more CONNECTs; want the daemon's refusal, asked through it", msg, tlsProxy.Connects()-before)
 	}
 
+	// A -web.ca-file that holds the proxy's CA too serves for the proxy
+	// (as when Go checked it with the daemon's settings), with a
+	// -web.server-name that is the daemon's only: requests and the asking
+	// again get through it.
+	both := filepath.Join(dir, "cluster-and-proxy-ca.pem")
+	writeFile(t, both, string(must(os.ReadFile(ca.file)))+string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsProxy.Certificate().Raw})))
+	r4 := remoteTLS{caFile: both, serverName: "psa-syncd"}
+	transport4, err := r4.transport()
+	if err != nil {
+		t.Fatal(err)
+	}
+	transport4.Proxy = http.ProxyURL(tlsProxy.URL(t, "operator", "proxy-password"))
+	c4 := &apiClient{base: srv.URL, tls: r4, transport: transport4}
+	before = tlsProxy.Connects()
+	req4 := must(http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/-/reload", nil))
+	if _, err := c4.do(req4, answerTimeout); err == nil || !strings.Contains(err.Error(), "this command presents none") || tlsProxy.Connects() < before+1 {
+		t.Errorf("a request through an https:// proxy whose CA -web.ca-file holds: %v after %d more CONNECTs; want the daemon's refusal, through the proxy",
+			err, tlsProxy.Connects()-before)
+	}
+
 	// A proxy whose certificate the system's roots do not hold: the
 	// message says it is the proxy's, not the daemon's.
 	r3 := remoteTLS{caFile: ca.file, serverName: "psa-syncd"}
