@@ -622,7 +622,24 @@ const secretHint = "; quote the value ('...', doubling any ' inside) or give it 
 // name the key and are wrapped as `error parsing config file "path": ...`;
 // they never contain a secret.
 func Load(path string, getenv func(string) string) (*Config, error) {
-	c, err := load(path, getenv)
+	c, err := load(path, getenv, false)
+	if err != nil {
+		return nil, fmt.Errorf("error parsing config file %q: %w", path, err)
+	}
+	return c, nil
+}
+
+// LoadState is Load for a command that only opens the state database
+// (backup, ledger): it decodes the whole file as strictly as Load, but
+// checks and resolves only state_dir and the state section (whose url is
+// the one secret it reads) and makes web.api_token_file absolute, for the
+// hints of a locked database. The other secrets are not read, nor the
+// other settings checked: those procedures are run with psa-syncd stopped,
+// by hand, where the service's secrets may not be readable (a systemd
+// credential exists only while the service runs). The Config it returns
+// is for the state database only.
+func LoadState(path string, getenv func(string) string) (*Config, error) {
+	c, err := load(path, getenv, true)
 	if err != nil {
 		return nil, fmt.Errorf("error parsing config file %q: %w", path, err)
 	}
@@ -633,7 +650,7 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 // not read: the fuzzers call it so that an execution costs no file system
 // work (see FuzzLoadEnv).
 func loadData(path string, data []byte, getenv func(string) string) (*Config, error) {
-	c, err := parse(path, data, getenv)
+	c, err := parse(path, data, getenv, false)
 	if err != nil {
 		return nil, fmt.Errorf("error parsing config file %q: %w", path, err)
 	}
@@ -646,7 +663,7 @@ func loadData(path string, data []byte, getenv func(string) string) (*Config, er
 // memory.
 const MaxConfigFile = 16 << 20
 
-func load(path string, getenv func(string) string) (*Config, error) {
+func load(path string, getenv func(string) string, stateOnly bool) (*Config, error) {
 	data, err := sizecap.ReadFile(path, MaxConfigFile, "")
 	var tl *sizecap.TooLargeError
 	if errors.As(err, &tl) {
@@ -655,12 +672,13 @@ func load(path string, getenv func(string) string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parse(path, data, getenv)
+	return parse(path, data, getenv, stateOnly)
 }
 
 // parse decodes and checks data, the content of the config file at path
-// (relative paths in it are taken from path's directory).
-func parse(path string, data []byte, getenv func(string) string) (*Config, error) {
+// (relative paths in it are taken from path's directory); stateOnly is
+// LoadState's.
+func parse(path string, data []byte, getenv func(string) string, stateOnly bool) (*Config, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
@@ -707,6 +725,13 @@ func parse(path string, data []byte, getenv func(string) string) (*Config, error
 	dir, err := filepath.Abs(filepath.Dir(path))
 	if err != nil {
 		return nil, err
+	}
+	if stateOnly {
+		if err := c.validateState(absIn(dir), getenv); err != nil {
+			return nil, err
+		}
+		c.Web.APITokenFile = absIn(dir)(c.Web.APITokenFile)
+		return c, nil
 	}
 	if err := c.validate(dir, getenv); err != nil {
 		return nil, err
@@ -880,13 +905,31 @@ func aliasLine(data []byte, name string) int {
 	return 0
 }
 
-func (c *Config) validate(dir string, getenv func(string) string) error {
-	abs := func(p string) string {
+// absIn returns the function that makes a path of the config file in dir
+// absolute.
+func absIn(dir string) func(string) string {
+	return func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
 			return p
 		}
 		return filepath.Join(dir, p)
 	}
+}
+
+// validateState checks state_dir and the state section, the settings
+// LoadState reads.
+func (c *Config) validateState(abs func(string) string, getenv func(string) string) error {
+	if strings.Contains(c.StateDir, "://") {
+		// A PostgreSQL URL here would be a directory of that name, with
+		// its password in the path that logs show, holding SQLite.
+		return fmt.Errorf("state_dir: %s is a URL, not a directory: for PostgreSQL set state.driver: postgres and give the URL in state.url (or url_file)", quoteURL(c.StateDir))
+	}
+	c.StateDir = abs(c.StateDir)
+	return c.State.validate(c.StateDir, abs, getenv)
+}
+
+func (c *Config) validate(dir string, getenv func(string) string) error {
+	abs := absIn(dir)
 	if err := c.validateExport(); err != nil {
 		return err
 	}
@@ -894,13 +937,7 @@ func (c *Config) validate(dir string, getenv func(string) string) error {
 	if err := c.validateExportToken(abs, getenv); err != nil {
 		return err
 	}
-	if strings.Contains(c.StateDir, "://") {
-		// A PostgreSQL URL here would be a directory of that name, with
-		// its password in the path that logs show, holding SQLite.
-		return fmt.Errorf("state_dir: %s is a URL, not a directory: for PostgreSQL set state.driver: postgres and give the URL in state.url (or url_file)", quoteURL(c.StateDir))
-	}
-	c.StateDir = abs(c.StateDir)
-	if err := c.State.validate(c.StateDir, abs, getenv); err != nil {
+	if err := c.validateState(abs, getenv); err != nil {
 		return err
 	}
 

@@ -362,3 +362,55 @@ func TestConfig_credentials_connectWiseClientID(t *testing.T) {
 		t.Errorf("redacted by the configuration's credentials: %q, want the client id out", got)
 	}
 }
+
+// TestLoadState_readsTheStateSettingsOnly: LoadState, for backup and ledger
+// run by hand, reads no secret file but the state's (the others may be
+// systemd credentials that exist only while the service runs), and still
+// decodes the whole file strictly and checks the state settings.
+func TestLoadState_readsTheStateSettingsOnly(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfgWriteFile(t, filepath.Join(dir, "state-url"), "postgres://psa@db.example:5432/psa_syncd\n")
+	const rest = "psa:\n  system: autotask\n  autotask: {username: u, secret_file: /run/credentials/psa-syncd.service/autotask-secret, integration_code_file: missing}\n" +
+		"source: {type: file, file: {path: u.csv}}\nweb: {api_token_file: api-token}\n"
+	for _, tt := range []struct {
+		name, yml, err string
+	}{
+		{"sqlite", "export_path: x.json\nstate_dir: s\n" + rest, ""},
+		{"postgres", "export_path: x.json\nstate:\n  driver: postgres\n  url_file: state-url\n" + rest, ""},
+		{"state url unreadable", "export_path: x.json\nstate:\n  driver: postgres\n  url_file: no-such-file\n" + rest, "state.url_file: "},
+		{"no state_dir", "export_path: x.json\n" + rest, "state_dir is required"},
+		{"unknown key", "export_path: x.json\nstate_dir: s\nstate_dri: x\n" + rest, "state_dri"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".yml")
+			cfgWriteFile(t, p, tt.yml)
+			if _, err := Load(p, nil); err == nil {
+				t.Fatal("Load with unreadable secret files: no error")
+			}
+			c, err := LoadState(p, nil)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Errorf("LoadState: %v, want an error with %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("LoadState: %v", err)
+			}
+			if c.Web.APITokenFile != filepath.Join(dir, "api-token") {
+				t.Errorf("web.api_token_file = %q, want it absolute (for the hint of a locked database)", c.Web.APITokenFile)
+			}
+			switch db := c.State.Database(c.StateDir); tt.name {
+			case "postgres":
+				if db.URL != "postgres://psa@db.example:5432/psa_syncd" {
+					t.Error("LoadState did not read state.url_file")
+				}
+			default:
+				if db.Path != filepath.Join(dir, "s") {
+					t.Errorf("the state database's path = %q, want state_dir made absolute", db.Path)
+				}
+			}
+		})
+	}
+}

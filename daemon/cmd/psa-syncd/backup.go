@@ -66,7 +66,9 @@ func cmdBackup(ctx context.Context, e *env, args []string) int {
 }
 
 func backupLocal(ctx context.Context, e *env, configFile, out string) error {
-	cfg, err := daemon.Load(configFile, e.getenv)
+	// Not Load: a backup while psa-syncd is stopped is run by hand,
+	// where the service's other secrets may not be readable.
+	cfg, err := daemon.LoadState(configFile, e.getenv)
 	if err != nil {
 		return err
 	}

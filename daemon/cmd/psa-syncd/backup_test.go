@@ -229,3 +229,43 @@ func TestPublish_withoutHardLinks(t *testing.T) {
 		t.Errorf("-output holds %q, %v after a refused publish; want the first backup", b, err)
 	}
 }
+
+// TestBackup_systemdStoppedByHand: with the systemd example stopped (its
+// credentials under /run/credentials/ exist only while it runs), backup and
+// ledger, run by hand with its configuration, read the state database: they
+// use no secret but the state's. They used to fail on the first credential
+// the configuration names, so that README's backup "while psa-syncd is
+// stopped" could not be taken.
+func TestBackup_systemdStoppedByHand(t *testing.T) {
+	t.Parallel()
+	cfg, err := os.ReadFile(filepath.Join(deployDir, "systemd", "psa-syncd.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cfg), "_file: /run/credentials/psa-syncd.service/") {
+		t.Fatal("the systemd configuration reads no credential: this test checks nothing")
+	}
+	stateDir := t.TempDir()
+	db, err := state.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.BeginRun(state.Run{Trigger: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "psa-syncd.yml")
+	writeFile(t, path, strings.Replace(string(cfg), "\nstate_dir: /var/lib/psa-syncd\n", "\nstate_dir: "+stateDir+"\n", 1))
+
+	out := filepath.Join(t.TempDir(), "stopped.db")
+	code, stdout, stderr := runCmd(t, "backup", "-config.file", path, "-output", out)
+	if code != 0 || !strings.Contains(stdout, "Wrote a backup") {
+		t.Errorf("backup with the systemd configuration, stopped: exit %d, stdout %q, stderr %q; want 0", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCmd(t, "ledger", "-config.file", path)
+	if code != 0 {
+		t.Errorf("ledger with the systemd configuration, stopped: exit %d, stdout %q, stderr %q; want 0", code, stdout, stderr)
+	}
+}

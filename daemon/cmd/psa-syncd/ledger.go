@@ -105,7 +105,9 @@ func cmdLedger(ctx context.Context, e *env, args []string) (rc int) {
 			return requestFailed(e, err)
 		}
 	} else {
-		cfg, err := daemon.Load(cf.configFile, e.getenv)
+		// Only the state database is read: the other secrets are
+		// not needed, and may be readable by the service only.
+		cfg, err := daemon.LoadState(cf.configFile, e.getenv)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 			return 1
