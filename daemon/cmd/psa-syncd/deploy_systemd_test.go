@@ -263,3 +263,79 @@ func TestDeploySystemd_installCommands(t *testing.T) {
 		t.Errorf("the comment writes the credential files %q; the unit loads %q", written, creds)
 	}
 }
+
+// TestDeploySystemd_oneStartDropIn: README's procedure for a command that
+// needs the service stopped (rebind, -state.allow-restore,
+// -state.allow-empty) runs it as the service, through a runtime drop-in,
+// so that it reads the credentials that exist only inside the service. The
+// drop-in passes `systemd-analyze verify` over the unit, replaces
+// ExecStart with a command of the unit's binary and configuration, whose
+// flags (and those of the variants the README gives) that command takes,
+// and the procedure removes it before the service starts again.
+func TestDeploySystemd_oneStartDropIn(t *testing.T) {
+	t.Parallel()
+	analyze := systemdAnalyze(t)
+	readme := string(must(os.ReadFile("../../../README.md")))
+	i, j := strings.Index(readme, "\n### systemd\n"), strings.Index(readme, "\n### Container image\n")
+	if i < 0 || j < i {
+		t.Fatal("README.md has no systemd section")
+	}
+	section := readme[i:j]
+	const dropInDir = "/run/systemd/system/psa-syncd.service.d/"
+	m := regexp.MustCompile(`(?s)\ncat > ` + regexp.QuoteMeta(dropInDir) + `(\S+\.conf) <<'EOF'\n(.*?)\nEOF\n(.*?)\n` + "```").FindStringSubmatch(section)
+	if m == nil {
+		t.Fatalf("README.md's systemd section writes no drop-in into %s", dropInDir)
+	}
+	name, dropIn, after := m[1], m[2], m[3]
+	if !strings.Contains(after, "rm "+dropInDir+name+"\nsystemctl daemon-reload\nsystemctl start psa-syncd") {
+		t.Errorf("the procedure does not remove %s (and reload systemd) before starting psa-syncd again:\n%s", name, after)
+	}
+	unit := string(must(os.ReadFile(filepath.Join(deployDir, "systemd", "psa-syncd.service"))))
+	execStart := regexp.MustCompile(`(?m)^ExecStart=(\S+) run (-config\.file=\S+)$`).FindStringSubmatch(unit)
+	if execStart == nil {
+		t.Fatal("the unit's ExecStart is not `psa-syncd run -config.file=...`")
+	}
+	once := regexp.MustCompile(`(?m)^ExecStart=(\S+) ([a-z-]+)((?: -\S+)*)$`).FindStringSubmatch(dropIn)
+	if once == nil || !strings.Contains(dropIn, "\nExecStart=\n") {
+		t.Fatalf("the drop-in does not reset ExecStart and set a psa-syncd command:\n%s", dropIn)
+	}
+	if once[1] != execStart[1] || !strings.Contains(once[3], " "+execStart[2]) {
+		t.Errorf("the drop-in runs %s%s, want the unit's binary %s with its %s", once[1], once[3], execStart[1], execStart[2])
+	}
+
+	// Each command and its flags, the drop-in's and the variants'.
+	cmds := [][]string{append([]string{once[2]}, strings.Fields(once[3])...)}
+	for _, v := range regexp.MustCompile("`(sync [^`]*)`").FindAllStringSubmatch(strings.Join(strings.Fields(section), " "), -1) {
+		cmds = append(cmds, strings.Fields(v[1]))
+	}
+	variants := map[string]bool{}
+	for _, c := range cmds {
+		help, _ := exec.Command(binary, c[0], "-h").CombinedOutput()
+		for _, a := range c[1:] {
+			if a == "..." {
+				continue
+			}
+			flag, _, _ := strings.Cut(a, "=")
+			if !regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(flag) + `\b`).Match(help) {
+				t.Errorf("psa-syncd %s has no flag %s (README's systemd procedure):\n%s", c[0], flag, help)
+			}
+			variants[flag] = true
+		}
+	}
+	for _, f := range []string{"-state.allow-restore", "-state.allow-empty"} {
+		if !variants[f] {
+			t.Errorf("README's systemd procedure gives no command with %s", f)
+		}
+	}
+
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "psa-syncd.service"), strings.ReplaceAll(unit, execStart[1], binary))
+	if err := os.Mkdir(filepath.Join(dir, "psa-syncd.service.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "psa-syncd.service.d", name), strings.ReplaceAll(dropIn, execStart[1], binary)+"\n")
+	out, err := exec.Command(analyze, "verify", filepath.Join(dir, "psa-syncd.service")).CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("systemd-analyze verify of the unit with README's drop-in: %v\n%s", err, out)
+	}
+}
