@@ -1,0 +1,123 @@
+package kubernetes
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// TestDocs_oneCommandPod: README's pod for a command that needs psa-syncd
+// stopped (rebind, -state.allow-restore, -state.allow-empty) is the
+// Deployment's pod, decoded strictly as the API server would: the same
+// image, volumes, mounts and security contexts, restartPolicy Never, and a
+// command (the image's entrypoint is `psa-syncd run`) of the image's
+// binary with the Deployment's -config.file, which that command and the
+// README's variants take. The commands around it scale the Deployment to
+// 0 before the pod (its claim is ReadWriteOncePod) and back to 1 after.
+func TestDocs_oneCommandPod(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds psa-syncd")
+	}
+	m := load(t)
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i, j := strings.Index(string(readme), "\n### Kubernetes\n"), strings.Index(string(readme), "\n## Development\n")
+	if i < 0 || j < i {
+		t.Fatal("README.md has no Kubernetes section")
+	}
+	section := string(readme)[i:j]
+	blk := regexp.MustCompile("(?s)```yaml\n(# (\\S+\\.yaml):[^\n]*\n.*?)```\n\n```sh\n(.*?)```\n\n(.*?)\n\n").FindStringSubmatch(section)
+	if blk == nil {
+		t.Fatal("README.md's Kubernetes section has no pod manifest followed by its commands")
+	}
+	file, commands, variants := blk[2], blk[3], strings.Join(strings.Fields(blk[4]), " ")
+	var pod corev1.Pod
+	if err := unmarshalStrict([]byte(blk[1]), &pod); err != nil {
+		t.Fatalf("README's %s: %v", file, err)
+	}
+	if pod.APIVersion != "v1" || pod.Kind != "Pod" {
+		t.Fatalf("README's %s is %s %s, want v1 Pod", file, pod.APIVersion, pod.Kind)
+	}
+	want := m.deployment.Spec.Template.Spec
+	if pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("%s: restartPolicy %q, want Never: the command runs once", file, pod.Spec.RestartPolicy)
+	}
+	for what, got := range map[string][2]any{
+		"volumes":                      {pod.Spec.Volumes, want.Volumes},
+		"securityContext":              {pod.Spec.SecurityContext, want.SecurityContext},
+		"automountServiceAccountToken": {pod.Spec.AutomountServiceAccountToken, want.AutomountServiceAccountToken},
+	} {
+		if !reflect.DeepEqual(got[0], got[1]) {
+			t.Errorf("%s: %s differs from the Deployment's pod's", file, what)
+		}
+	}
+	if len(pod.Spec.Containers) != 1 {
+		t.Fatalf("%s: %d containers, want 1", file, len(pod.Spec.Containers))
+	}
+	c, wc := pod.Spec.Containers[0], want.Containers[0]
+	if c.Image != wc.Image || !reflect.DeepEqual(c.SecurityContext, wc.SecurityContext) || !reflect.DeepEqual(c.VolumeMounts, wc.VolumeMounts) {
+		t.Errorf("%s: the container's image, securityContext or volumeMounts are not the Deployment's", file)
+	}
+	if len(c.Command) != 2 || c.Command[0] != "/usr/local/bin/psa-syncd" {
+		t.Fatalf("%s: command %q, want the image's binary /usr/local/bin/psa-syncd and a command", file, c.Command)
+	}
+	configFlag := slices.IndexFunc(wc.Args, func(a string) bool { return strings.HasPrefix(a, "-config.file=") })
+	if configFlag < 0 || !slices.Contains(c.Args, wc.Args[configFlag]) {
+		t.Errorf("%s: args %q, want the Deployment's -config.file", file, c.Args)
+	}
+
+	exe := filepath.Join(t.TempDir(), "psa-syncd")
+	if out, err := exec.Command("go", "build", "-o", exe, "../../../daemon/cmd/psa-syncd").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	takes := func(command, flag string) bool {
+		help, _ := exec.Command(exe, command, "-h").CombinedOutput()
+		return regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(flag) + `\b`).Match(help)
+	}
+	for _, a := range c.Args {
+		if flag, _, _ := strings.Cut(a, "="); !takes(c.Command[1], flag) {
+			t.Errorf("%s: psa-syncd %s has no flag %s", file, c.Command[1], flag)
+		}
+	}
+	for _, flag := range []string{"-state.allow-restore", "-state.allow-empty"} {
+		v := regexp.MustCompile("`\\[\"/usr/local/bin/psa-syncd\", \"([a-z]+)\"\\]` with `" + regexp.QuoteMeta(flag) + "`|`([a-z]+)` with `" + regexp.QuoteMeta(flag) + "`").FindStringSubmatch(variants)
+		if v == nil {
+			t.Errorf("README gives no command with %s for the pod", flag)
+			continue
+		}
+		if cmd := v[1] + v[2]; !takes(cmd, flag) {
+			t.Errorf("README: psa-syncd %s has no flag %s", cmd, flag)
+		}
+	}
+
+	// The Deployment is scaled to 0 before the pod is created, and back
+	// after it is deleted; the wait is on the Deployment's pods.
+	lines := strings.Split(strings.TrimSpace(commands), "\n")
+	at := func(prefix string) int {
+		return slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, prefix) })
+	}
+	deploy := "deploy/" + m.deployment.Name
+	down, apply := at("kubectl scale "+deploy+" --replicas=0"), at("kubectl apply -f "+file)
+	del, up := at("kubectl delete pod "+pod.Name), at("kubectl scale "+deploy+" --replicas=1")
+	if down < 0 || apply < down || del < apply || up < del {
+		t.Errorf("the commands do not scale %s to 0, apply %s, delete pod %s and scale it back to 1, in that order:\n%s", deploy, file, pod.Name, commands)
+	}
+	sel := regexp.MustCompile(`kubectl wait --for=delete pod -l (\S+)`).FindStringSubmatch(commands)
+	if sel == nil {
+		t.Fatal("the commands do not wait for the Deployment's pod to be gone")
+	}
+	s, err := labels.Parse(sel[1])
+	if err != nil || !s.Matches(labels.Set(m.deployment.Spec.Template.Labels)) || s.Matches(labels.Set(pod.Labels)) {
+		t.Errorf("kubectl wait -l %s: want a selector of the Deployment's pods (%v): %v", sel[1], m.deployment.Spec.Template.Labels, err)
+	}
+}
