@@ -969,9 +969,18 @@ func cmdValidate(ctx context.Context, e *env, args []string) int {
 			tickets++
 		}
 	}
-	fmt.Fprintf(e.stdout, "mapping export %s%s: valid (revision %d, %d product mappings, %d customer mappings, %d with usage sync, %d with ticket sync)\n",
-		cfg.ExportName(), via, doc.Revision, len(doc.ProductMappings), len(doc.CustomerMappings), usage, tickets)
+	fmt.Fprintf(e.stdout, "mapping export %s%s: valid (revision %d, %s, %s, %d with usage sync, %d with ticket sync)\n",
+		cfg.ExportName(), via, doc.Revision, nouns(len(doc.ProductMappings), "product mapping"), nouns(len(doc.CustomerMappings), "customer mapping"), usage, tickets)
 	return 0
+}
+
+// nouns is n and noun, plural unless n is 1: "1 product mapping", "2
+// product mappings".
+func nouns(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {

@@ -262,6 +262,14 @@ func TestRun_validate(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "mapping export "+e.exportPath+": valid (revision 1, 2 product mappings, 2 customer mappings") {
 		t.Fatalf("validate: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
+	// One of each is counted in the singular.
+	one := e.doc.Clone()
+	one.ProductMappings, one.CustomerMappings = one.ProductMappings[:1], one.CustomerMappings[:1]
+	e.writeExport(t, one)
+	code, stdout, stderr = runCmd(t, "validate", "--config.file", e.cfgPath)
+	if code != 0 || !strings.Contains(stdout, "valid (revision 1, 1 product mapping, 1 customer mapping, ") {
+		t.Errorf("validate of an export of one product and one customer mapping: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
 	bad := e.doc.Clone()
 	bad.CustomerMappings[1].ContractID = ""
 	data, _ := json.Marshal(bad) // Encode would refuse the invalid document
