@@ -264,7 +264,10 @@ func (c *commonFlags) setup(e *env, reg *prometheus.Registry) (*daemon.Daemon, *
 		AllowRestore:    c.allowRestore,
 	})
 	if err != nil {
-		logger.Error("Error starting psa-syncd", "err", err)
+		// Named after the command: "Error starting psa-syncd", run's
+		// message, read as the daemon failing when sync run by hand
+		// found the database locked by it.
+		logger.Error("Error setting up psa-syncd "+c.command, "err", err)
 		if hint := lockedHint(cfg, c.command, err); hint != "" {
 			fmt.Fprintf(e.stderr, "psa-syncd: %s\n", hint)
 		}

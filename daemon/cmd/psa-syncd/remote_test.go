@@ -127,6 +127,11 @@ func TestRun_lockedHintsWork(t *testing.T) {
 		{"backup", "-output", filepath.Join(t.TempDir(), "backup.db")},
 	} {
 		code, _, stderr := runCmd(t, append([]string{args[0], "-config.file", cfg}, args[1:]...)...)
+		// The log line names the command, not psa-syncd starting, which
+		// reads as the daemon failing.
+		if strings.Contains(stderr, `"Error starting psa-syncd"`) {
+			t.Errorf("%v on the locked database logs %q, which reads as the daemon failing to start:\n%s", args, "Error starting psa-syncd", stderr)
+		}
 		m := hintExample.FindStringSubmatch(stderr)
 		if code != 1 || m == nil {
 			t.Errorf("%v on the locked database: exit %d, stderr %q; want 1 and an example command line", args, code, stderr)
