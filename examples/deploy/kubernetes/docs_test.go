@@ -121,3 +121,61 @@ func TestDocs_oneCommandPod(t *testing.T) {
 		t.Errorf("kubectl wait -l %s: want a selector of the Deployment's pods (%v): %v", sel[1], m.deployment.Spec.Template.Labels, err)
 	}
 }
+
+// TestDocs_tokenRotationPatch: README's commands for rotating the API token
+// in Kubernetes patch the api-token key of the Secret each example's pods
+// mount as files at the directory their -web.token-file names, in the
+// example's namespace, with the data of the file the new token was
+// written to, through a patch file written before and removed after.
+// (README said only "kubectl apply of the Secret", which from a Secret
+// created from the token alone drops the other keys, and from secret.yaml
+// puts the placeholders back.)
+func TestDocs_tokenRotationPatch(t *testing.T) {
+	t.Parallel()
+	m, ha := load(t), loadHA(t)
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(string(readme)), " ")
+	// secretDir is the directory where pod mounts the Secret name with its
+	// keys as they are, "" where it does not.
+	secretDir := func(pod corev1.PodSpec, name string) string {
+		for _, v := range pod.Volumes {
+			ok := v.Secret != nil && v.Secret.SecretName == name && len(v.Secret.Items) == 0
+			if v.Projected != nil {
+				for _, src := range v.Projected.Sources {
+					ok = ok || src.Secret != nil && src.Secret.Name == name && len(src.Secret.Items) == 0
+				}
+			}
+			for _, vm := range pod.Containers[0].VolumeMounts {
+				if ok && vm.Name == v.Name && vm.SubPath == "" {
+					return vm.MountPath
+				}
+			}
+		}
+		return ""
+	}
+	const tokenFile = "/etc/psa-syncd/credentials/api-token" // every -web.token-file of README's kubectl exec
+	block := regexp.MustCompile(`\(umask 077; openssl rand -hex 16 > (\S+) printf '\{"data":\{"([\w-]+)":"%s"\}\}' "\$\(base64 -w0 < (\S+)\)" > (\S+)\) ` +
+		`kubectl -n (\S+) patch secret (\S+) --type=merge --patch-file=(\S+) rm (\S+) `).FindStringSubmatch(text)
+	if block == nil {
+		t.Fatal("README.md has no commands that write a new token and patch the HA example's Secret with it")
+	}
+	if block[1] != block[3] || block[4] != block[7] || block[7] != block[8] {
+		t.Errorf("the rotation commands patch with %s (written: %s) from %s (written: %s), and remove %s", block[7], block[4], block[3], block[1], block[8])
+	}
+	if block[5] != haNamespace(t) {
+		t.Errorf("the rotation patches in namespace %s, want the HA example's %s", block[5], haNamespace(t))
+	}
+	if dir := secretDir(ha.sts.Spec.Template.Spec, block[6]); dir == "" || dir+"/"+block[2] != tokenFile {
+		t.Errorf("the HA example's pods read the key %s of Secret %s at %q/%s, want %s", block[2], block[6], dir, block[2], tokenFile)
+	}
+	single := regexp.MustCompile("`kubectl patch secret (\\S+)` without `-n`").FindStringSubmatch(text)
+	if single == nil {
+		t.Fatal("README.md does not say which Secret to patch for the single-instance example")
+	}
+	if dir := secretDir(m.deployment.Spec.Template.Spec, single[1]); dir == "" || dir+"/"+block[2] != tokenFile {
+		t.Errorf("the single-instance example's pod reads the key %s of Secret %s at %q/%s, want %s", block[2], single[1], dir, block[2], tokenFile)
+	}
+}
