@@ -23,8 +23,11 @@ func cmdBackup(ctx context.Context, e *env, args []string) int {
 	)
 	fs := newFlagSet(e, "backup", "Write a consistent copy of the SQLite state database (statuses, runs, intents, ledger,\n"+
 		"export history) to a new file. While the daemon runs it holds the database's lock: ask it\n"+
-		"with -web.url. To restore, stop psa-syncd, remove psa-syncd.db-wal and psa-syncd.db-shm in\n"+
-		"the state directory and put the copy in place of psa-syncd.db. Started on the copy, psa-syncd\n"+
+		"with -web.url. Without it, only state_dir and the state section of the config file are read\n"+
+		"(no other secret), so that it runs by hand while psa-syncd is stopped. To restore, stop\n"+
+		"psa-syncd, remove psa-syncd.db-wal and psa-syncd.db-shm in the state directory and put the\n"+
+		"copy in place of psa-syncd.db, mode 0600, owned by the state directory's owner (psa-syncd's\n"+
+		"user). Started on the copy, psa-syncd\n"+
 		"refuses Kaseya BMS usage passes and ticket passes that write until it is started once with\n"+
 		"-state.allow-restore, after checking what it wrote since the backup (README: Backup and\n"+
 		"restore). A PostgreSQL state database is backed up with pg_dump (or the managed service's\n"+

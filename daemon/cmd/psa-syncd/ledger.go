@@ -33,7 +33,8 @@ func cmdLedger(ctx context.Context, e *env, args []string) (rc int) {
 	)
 	fs := newFlagSet(e, "ledger", "Print the ledger: every quantity change psa-syncd made on a contract line (before, after,\n"+
 		"effective date, run, and the period: the billing month whose usage its run synced), newest\n"+
-		"first. From the state database, or from a running daemon's\n"+
+		"first. From the state database (reading only state_dir and the state section of the config\n"+
+		"file, no other secret), or from a running daemon's\n"+
 		"API with -web.url (the daemon holds the database locked), page by page, each page printed\n"+
 		"as it is read.")
 	cf.register(fs)
