@@ -16,14 +16,16 @@ import (
 // names, a status whose key is invalid, and stores the others). ctx bounds
 // the wait for the committer: once the transaction holding the batch has
 // begun, the method waits for its outcome (bounded by
-// Config.QueryTimeout), so that an error always means that nothing was
-// written.
+// Config.QueryTimeout), so that an error means that nothing was written,
+// except one matching ErrMaybeCommitted: the COMMIT got no answer from the
+// server, which may have committed it all the same.
 
 // OpenIntentBatch records ins as open intents in one transaction and
 // returns them as OpenIntent would, in the same order, with their IDs
 // assigned. All of them are committed (and, on SQLite, fsynced) before it
 // returns: the caller may send their writes once it gets a nil error, and
-// none of them otherwise. On PostgreSQL the transaction goes through the
+// none of them otherwise (with an error matching ErrMaybeCommitted, the
+// intents may be there, open, all the same). On PostgreSQL the transaction goes through the
 // session that holds the leadership lock, as for OpenIntent. An empty ins
 // writes nothing.
 func (db *DB) OpenIntentBatch(ctx context.Context, ins []Intent) ([]Intent, error) {

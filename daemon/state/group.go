@@ -62,6 +62,28 @@ func (r refusal) Is(target error) bool { return target == ErrRefused }
 
 func refuse(err error) error { return refusal{err} }
 
+// maybeCommitted is the error of a COMMIT that got no answer from the
+// server: the transaction may have been committed all the same.
+type maybeCommitted struct{ err error }
+
+func (m maybeCommitted) Error() string { return m.err.Error() }
+func (m maybeCommitted) Unwrap() error { return m.err }
+
+// Is makes a maybeCommitted match ErrMaybeCommitted.
+func (m maybeCommitted) Is(target error) bool { return target == ErrMaybeCommitted }
+
+// commitUnanswered reports whether err, a COMMIT's, leaves its outcome
+// unknown: on PostgreSQL any failure but an ERROR the server gave (which
+// rolled the transaction back) may come after the server committed it.
+// SQLite's commit is local and says what became of it.
+func (db *DB) commitUnanswered(err error) bool {
+	if db.dialect != dialectPostgres {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	return !errors.As(err, &pgErr) || pgErr.Severity == "FATAL" || pgErr.Severity == "PANIC"
+}
+
 // deferDelay bounds how long a deferred operation waits for a group to
 // join before it is committed in a group of its own.
 const deferDelay = 200 * time.Millisecond
@@ -440,9 +462,17 @@ func (db *DB) commitGroup(group []*groupOp) {
 		_ = tx.Rollback()
 	} else {
 		end(true)
-		if err := db.commit(tx); err != nil {
+		err := db.commit(tx)
+		if err == nil && db.loseAnswer.Load() && slices.ContainsFunc(group, func(o *groupOp) bool { return o.fenced }) {
+			db.loseAnswer.Store(false)
+			err = maybeCommitted{errors.New("the connection was lost while the COMMIT was under way (LoseCommitAnswer)")}
+		}
+		if err != nil {
 			if db.fenced && ctx.Err() != nil {
 				err = fmt.Errorf("%w: %s", err, db.commitTimedOut())
+			}
+			if db.commitUnanswered(err) {
+				err = maybeCommitted{err}
 			}
 			fail(err, nil)
 			return

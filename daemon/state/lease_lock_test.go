@@ -583,6 +583,9 @@ func TestLeadership_commitWaitingForAGoneSynchronousStandby(t *testing.T) {
 		!strings.Contains(err.Error(), "synchronous standby") {
 		t.Errorf("OpenIntentBatch = %v; want the COMMIT's timeout, which names the synchronous standby, through the lock's connection", err)
 	}
+	if !errors.Is(err, ErrMaybeCommitted) {
+		t.Errorf("OpenIntentBatch = %v; want it to match ErrMaybeCommitted: the server may have committed it", err)
+	}
 	if n := requests.Load(); n != 0 {
 		t.Errorf("%d cancel request(s) made while the transaction was committing; want none", n)
 	}

@@ -37,3 +37,14 @@ func (db *DB) LimitSize(pages int) error {
 	}
 	return nil
 }
+
+// LoseCommitAnswer makes the next transaction that opens intents or
+// writes ticket records commit, and then fail as if the connection had
+// been lost while its COMMIT was under way: with an error matching
+// ErrMaybeCommitted, although the records are there. It is for tests of
+// what psa-syncd does with a write whose outcome it cannot know (on
+// PostgreSQL, a COMMIT cut off by the connection or the query timeout),
+// on either database.
+func (db *DB) LoseCommitAnswer() {
+	db.loseAnswer.Store(true)
+}

@@ -75,6 +75,13 @@ var (
 	// its records, having written nothing, such as completing an intent
 	// that is not open.
 	ErrRefused = errors.New("state: refused")
+	// ErrMaybeCommitted matches the error of a write whose COMMIT got no
+	// answer from the server (the connection lost or closed at the
+	// deadline while it committed, a server that ended the session): the
+	// server may have committed it all the same, and the other sessions
+	// may see it then. Only PostgreSQL's commits fail so; an error that
+	// does not match it wrote nothing.
+	ErrMaybeCommitted = errors.New("state: the COMMIT's outcome is unknown")
 )
 
 // Config selects and tunes the state database. The zero value of every
@@ -205,6 +212,9 @@ type DB struct {
 	// beforeEnd, when set (by tests), is called by commitGroup before it
 	// commits a group's transaction (commit true) or rolls it back.
 	beforeEnd func(commit bool)
+	// loseAnswer, when set (LoseCommitAnswer), makes the next commit of a
+	// fenced operation fail with ErrMaybeCommitted after it committed.
+	loseAnswer atomic.Bool
 
 	// runNote says whether the runs table has its note column (schema
 	// version 8): a database opened with Config.Existing or ReadOnly is
