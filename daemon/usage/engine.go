@@ -109,11 +109,33 @@ type EngineOptions struct {
 // posted is taken as posted rather than held for an operator, and an
 // Autotask or ConnectWise line keeps the ledger entry of its write.
 //
+// And it holds the intents whose recording got no answer from the state
+// database (state.ErrMaybeCommitted): no write was sent for them, but the
+// database may have committed them after all. The next Sync or Reconcile
+// closes those it finds open as not sent, so that the line is written
+// again rather than, on Kaseya BMS, held for an operator.
+//
 // The zero value is empty and ready to use; it is safe for concurrent use.
 type UnsavedRuns struct {
 	mu     sync.Mutex
 	runs   map[int64]state.Run
 	closes map[int64]state.IntentCompletion
+	unsent []state.Intent
+}
+
+func (u *UnsavedRuns) putUnsent(ins []state.Intent) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.unsent = append(u.unsent, ins...)
+}
+
+// takeUnsent returns the intents putUnsent kept and forgets them.
+func (u *UnsavedRuns) takeUnsent() []state.Intent {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	ins := u.unsent
+	u.unsent = nil
+	return ins
 }
 
 func (u *UnsavedRuns) putClose(c state.IntentCompletion) {
@@ -159,7 +181,7 @@ func (u *UnsavedRuns) get(id int64) (state.Run, bool) {
 func (u *UnsavedRuns) Empty() bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return len(u.runs) == 0 && len(u.closes) == 0
+	return len(u.runs) == 0 && len(u.closes) == 0 && len(u.unsent) == 0
 }
 
 func (u *UnsavedRuns) all() []state.Run {

@@ -284,12 +284,14 @@ func (e *Engine) RecordUnsaved() (closes, runs int) {
 	e.saveUnsaved()
 	e.unsaved.mu.Lock()
 	defer e.unsaved.mu.Unlock()
-	return len(e.unsaved.closes), len(e.unsaved.runs)
+	return len(e.unsaved.closes) + len(e.unsaved.unsent), len(e.unsaved.runs)
 }
 
 // saveUnsaved saves again the runs that finishRun could not save, and the
-// intent closes that keepUnrecordedCloses kept.
+// intent closes that keepUnrecordedCloses kept, and closes the intents
+// whose recording got no answer (closeUnsent).
 func (e *Engine) saveUnsaved() {
+	e.closeUnsent()
 	e.saveUnrecordedCloses()
 	for _, run := range e.unsaved.all() {
 		if err := e.saveRun(run); err != nil {
@@ -339,6 +341,59 @@ func (e *Engine) saveUnrecordedCloses() {
 	if n := len(closes) - len(closedMeanwhile); n > 0 {
 		e.logger.Info("Recorded the outcome of the writes of an earlier pass", "intents", n)
 	}
+}
+
+// closeUnsent closes as failed the intents kept by openIntents whose
+// recording got no answer and that the state database committed after all
+// (they are open): this process sent no write for them, and left open,
+// each would be settled as a lost answer, by re-reading the PSA or, where
+// it cannot be read (Kaseya BMS), by an operator. One the database does
+// not show was not committed. Closed meanwhile (by the instance that took
+// over, or an operator), an intent is left as it was closed. When the
+// database cannot be read or the closes fail, every intent is kept for the
+// next try.
+//
+// The intents are told apart by what they were recorded with: their run,
+// line, quantities and time of creation, which no other intent shares.
+func (e *Engine) closeUnsent() {
+	unsent := e.unsaved.takeUnsent()
+	if len(unsent) == 0 {
+		return
+	}
+	open, err := e.db.OpenIntents()
+	if err != nil {
+		e.unsaved.putUnsent(unsent)
+		e.logger.Warn("Could not read the open intents to close those whose recording got no answer; trying again at the next pass", "intents", len(unsent), "err", err)
+		return
+	}
+	var closes []state.IntentCompletion
+	for _, in := range open {
+		if slices.ContainsFunc(unsent, func(u state.Intent) bool { return sameIntent(in, u) }) {
+			closes = append(closes, state.IntentCompletion{ID: in.ID, State: state.IntentFailed, At: e.now().UTC(),
+				Note: "not sent: the state database did not answer the COMMIT that recorded this intent, and committed it after all; psa-syncd sent no write for it"})
+		}
+	}
+	// The state database bounds the commit with its query timeout.
+	closedMeanwhile, err := e.db.CompleteIntentsStillOpen(context.Background(), closes)
+	if err != nil {
+		e.unsaved.putUnsent(unsent)
+		e.logger.Warn("Could not close the intents whose recording got no answer; trying again at the next pass", "intents", len(closes), "err", err)
+		return
+	}
+	for _, c := range closes {
+		if _, ok := closedMeanwhile[c.ID]; !ok {
+			e.logger.Info("Closed as not sent an intent whose recording got no answer from the state database; the next pass writes its line", "intent", c.ID)
+		}
+	}
+}
+
+// sameIntent reports whether the stored intent in is u as it was given to
+// OpenIntentBatch, whose times PostgreSQL keeps to the microsecond.
+func sameIntent(in, u state.Intent) bool {
+	near := func(a, b time.Time) bool { return a.Sub(b).Abs() < time.Microsecond }
+	return in.RunID == u.RunID && in.System == u.System && in.Source == u.Source && in.CustomerID == u.CustomerID &&
+		in.ContractID == u.ContractID && in.ServiceID == u.ServiceID && in.Before == u.Before && in.After == u.After &&
+		in.BeforeKnown == u.BeforeKnown && near(in.EffectiveDate, u.EffectiveDate) && near(in.Created, u.Created)
 }
 
 // settleOwn adds to e.settling the intents of run's own writes that are
@@ -847,6 +902,11 @@ func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate,
 			}
 		}
 		opened, err := e.db.OpenIntentBatch(ctx, ins)
+		if errors.Is(err, state.ErrMaybeCommitted) {
+			// Their writes are not sent: closeUnsent closes those the
+			// database committed after all.
+			e.unsaved.putUnsent(ins)
+		}
 		if err != nil {
 			for range opening {
 				<-slots
@@ -875,6 +935,13 @@ func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate,
 // points at the state database: a timeout there is no answer the PSA did
 // not give, and the PSA's connection is not at fault.
 func (e *Engine) intentNotRecorded(err error) error {
+	if errors.Is(err, state.ErrMaybeCommitted) {
+		hint := fmt.Sprintf("nothing was sent to %s: the state database did not answer the COMMIT of the intent that must precede the write, "+
+			"and may have committed it after all; psa-syncd closes that intent as not sent once the database answers again "+
+			"(at this instance's next pass, or before it exits after losing the leadership lock), and the next pass writes the line; "+
+			"check %s (its server, the network to it, a synchronous standby)", systemName(e.be.System()), e.db.Path())
+		return &hintedError{err: fmt.Errorf("recording the intent got no answer, so whether it was recorded is unknown; the write was not sent: %w", err), hint: hint}
+	}
 	hint := fmt.Sprintf("nothing was sent to %s: the state database did not record the intent that must precede the write; "+
 		"check %s (its disk or server, a lock or timeout there); the next pass writes the line", systemName(e.be.System()), e.db.Path())
 	if errors.Is(err, state.ErrNotLeader) {
