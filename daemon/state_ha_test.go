@@ -70,6 +70,19 @@ func haRunActive(t *testing.T, url string) (e *dtEnv, done chan error) {
 	return e, done
 }
 
+// runReturned waits for what Run returned on done, for up to within; the
+// test ends with "Run did not return after " and after otherwise.
+func runReturned(t *testing.T, done <-chan error, within time.Duration, after string) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(within):
+		t.Fatal("Run did not return after " + after)
+		return nil
+	}
+}
+
 // TestDaemon_standbyOnSharedPostgres: two psa-syncd on one PostgreSQL
 // database; the first is active, the second a standby that serves the
 // read-only API, forwards sync and resolve to the active one (refusing them,
@@ -606,13 +619,9 @@ func TestDaemon_Run_exitsWhenLeadershipLost(t *testing.T) {
 	url := haDatabase(t)
 	e, done := haRunActive(t, url)
 	dtCutLeadership(t, url)
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "lost the state database's leadership lock") {
-			t.Errorf("Run returned %v, want the lost leadership", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return after its leadership lock was lost")
+	if err := runReturned(t, done, 30*time.Second, "its leadership lock was lost"); err == nil ||
+		!strings.Contains(err.Error(), "lost the state database's leadership lock") {
+		t.Errorf("Run returned %v, want the lost leadership", err)
 	}
 	if got := testutil.ToFloat64(e.d.metrics.Leader); got != 0 {
 		t.Errorf("psa_sync_leader after the loss = %v, want 0", got)
@@ -638,13 +647,9 @@ func TestDaemon_Run_exitsWhenANewerVersionMigratedTheSchema(t *testing.T) {
 	}
 	want := fmt.Sprintf("has schema version %d, migrated by a newer psa-syncd while this one ran, but this psa-syncd supports up to %d: "+
 		"it is no longer the active instance; upgrade it", state.SchemaVersion+1, state.SchemaVersion)
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "lost the state database's leadership lock") || !strings.Contains(err.Error(), want) {
-			t.Errorf("Run returned %v, want the lost leadership and %q", err, want)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return after a newer psa-syncd migrated the schema")
+	if err := runReturned(t, done, 30*time.Second, "a newer psa-syncd migrated the schema"); err == nil ||
+		!strings.Contains(err.Error(), "lost the state database's leadership lock") || !strings.Contains(err.Error(), want) {
+		t.Errorf("Run returned %v, want the lost leadership and %q", err, want)
 	}
 	if got := testutil.ToFloat64(e.d.metrics.Leader); got != 0 {
 		t.Errorf("psa_sync_leader after the step-down = %v, want 0", got)

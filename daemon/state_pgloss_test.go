@@ -109,13 +109,9 @@ func TestDaemon_lostLockConnectionRecordsKnownOutcomes(t *testing.T) {
 		}
 	}
 	a.RequestSync("", usage.TriggerAPI)
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "lost the state database's leadership lock") {
-			t.Errorf("Run returned %v, want the lost leadership", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("Run did not return after its leadership lock was lost")
+	if err := runReturned(t, done, 60*time.Second, "its leadership lock was lost"); err == nil ||
+		!strings.Contains(err.Error(), "lost the state database's leadership lock") {
+		t.Errorf("Run returned %v, want the lost leadership", err)
 	}
 	posts := cut.posts.Load()
 	if posts != 3 {
@@ -496,13 +492,9 @@ func TestDaemon_restartedPostgresRecordsKnownOutcomes(t *testing.T) {
 		}
 	}
 	a.RequestSync("", usage.TriggerAPI)
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "lost the state database's leadership lock") {
-			t.Errorf("Run returned %v, want the lost leadership", err)
-		}
-	case <-time.After(90 * time.Second):
-		t.Fatal("Run did not return after its leadership lock was lost")
+	if err := runReturned(t, done, 90*time.Second, "its leadership lock was lost"); err == nil ||
+		!strings.Contains(err.Error(), "lost the state database's leadership lock") {
+		t.Errorf("Run returned %v, want the lost leadership", err)
 	}
 	<-restart.up
 	posts := restart.posts.Load()

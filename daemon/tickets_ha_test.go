@@ -88,29 +88,7 @@ func TestDaemon_TicketPass_deposedSendsNothing(t *testing.T) {
 		t.Errorf("ticket statuses after the deposed instance's pass = %+v, %v; want none recorded", st, err)
 	}
 
-	cfg, err := Load(a.configPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := New(cfg, a.configPath, Options{Registry: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	if err := b.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := b.BecomeActive(t.Context())
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("taking over: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	b := ttTakeOver(t, a, nil)
 	if rep, err := b.TicketPass(t.Context(), false); err != nil || rep.Totals().Created != 1 {
 		t.Fatalf("ticket pass of the instance that took over = %+v, %v; want the ticket created", rep.Totals(), err)
 	}
@@ -141,29 +119,7 @@ func TestDaemon_TicketPass_stoppedByLostLeadershipRecordsNothing(t *testing.T) {
 	sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
 
 	dtCutLeadership(t, url)
-	cfg, err := Load(a.configPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := New(cfg, a.configPath, Options{Registry: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	if err := b.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := b.BecomeActive(t.Context())
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("taking over: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	b := ttTakeOver(t, a, nil)
 	b.scheduledTicketPass(t.Context())
 	want, err := b.TicketStatuses()
 	if err != nil || want[ticketStatusKey("sophos", ttAcme)].Result != "succeeded" {
@@ -313,29 +269,7 @@ func TestDaemon_TicketPass_takeoverLeavesANoteOnItsWay(t *testing.T) {
 	dtCutLeadership(t, url)
 	var offset atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-	cfg, err := Load(a.configPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := New(cfg, a.configPath, Options{Registry: prometheus.NewRegistry(), Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	if err := b.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := b.BecomeActive(t.Context())
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("taking over: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	b := ttTakeOver(t, a, clock)
 	rep, err := b.TicketPass(t.Context(), false)
 	if tot := rep.Totals(); err != nil || tot.Noted != 0 || !slices.ContainsFunc(tot.Notices, func(n string) bool { return strings.Contains(n, "policies.settle_time") }) {
 		t.Errorf("pass right after the takeover = %+v, %v; want the resolve note left for policies.settle_time", tot, err)
@@ -345,7 +279,7 @@ func TestDaemon_TicketPass_takeoverLeavesANoteOnItsWay(t *testing.T) {
 		t.Errorf("the deposed instance's pass = %v, want it stopped at its record after the note (tickets.ErrNotLeader)", err)
 	}
 
-	offset.Store(int64(cfg.Policies.SettleTime))
+	offset.Store(int64(b.cfg.Load().Policies.SettleTime))
 	if rep, err := b.TicketPass(t.Context(), false); err != nil || rep.Totals().Noted != 1 {
 		t.Errorf("pass policies.settle_time after the takeover = %+v, %v; want the deposed instance's note found", rep.Totals(), err)
 	}
@@ -448,4 +382,35 @@ func TestDaemon_ticketsAPI_stopsAtLostLeadership(t *testing.T) {
 			t.Errorf("the instance that lost the leadership sent the note again at %s (answered %d)", r.Time.Format(time.RFC3339), r.Status)
 		}
 	}
+}
+
+// ttTakeOver starts a second instance on a's configuration (its clock now,
+// time.Now when nil) and has it take the leadership over once a's lock is
+// gone, within 10 s.
+func ttTakeOver(t *testing.T, a *Daemon, now func() time.Time) *Daemon {
+	t.Helper()
+	cfg, err := Load(a.configPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(cfg, a.configPath, Options{Registry: prometheus.NewRegistry(), Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := b.BecomeActive(t.Context())
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("taking over: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return b
 }
