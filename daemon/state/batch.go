@@ -110,6 +110,56 @@ func (db *DB) CompleteIntentsStillOpen(ctx context.Context, cs []IntentCompletio
 	return closed, nil
 }
 
+// FailUnsentIntentsStillOpen closes as failed those of cs (each a close
+// as failed) whose intents are still open, as CompleteIntentsStillOpen
+// does, for intents whose writes were never sent: their recording got no
+// answer (ErrMaybeCommitted), and the server committed them after all. On
+// PostgreSQL it commits in a transaction of its own that waits for no
+// synchronous standby (synchronous_commit = local): the standby being gone
+// is one reason why that recording got no answer, and a close waiting for
+// it too would fail at the query timeout until the instance gave up and
+// exited, leaving the intents open for an operator (Kaseya BMS). A close
+// that a failover loses leaves its intent open, as it was, to be settled
+// as after a crash: closing as failed only lets a line be written that was
+// never sent.
+func (db *DB) FailUnsentIntentsStillOpen(ctx context.Context, cs []IntentCompletion) (map[int64]string, error) {
+	for _, c := range cs {
+		if c.State != IntentFailed {
+			return nil, fmt.Errorf("state: closing intent %d as not sent: state %q (want failed)", c.ID, c.State)
+		}
+	}
+	if len(cs) == 0 || db.dialect != dialectPostgres {
+		return db.CompleteIntentsStillOpen(ctx, cs)
+	}
+	var closed map[int64]string
+	what := "closing " + counted(len(cs), "intent", "intents") + " as not sent"
+	err := db.tx(what, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = local`); err != nil {
+			return db.wrap(what, err)
+		}
+		for _, c := range cs {
+			// A refused completion wrote nothing (see completeIntent).
+			err := db.completeIntent(ctx, tx, c)
+			var notOpen *intentNotOpenError
+			if errors.As(err, &notOpen) {
+				if closed == nil {
+					closed = map[int64]string{}
+				}
+				closed[c.ID] = notOpen.state
+				continue
+			}
+			if err != nil {
+				return db.wrap(what, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return closed, nil
+}
+
 // PutCustomerStatusBatch stores statuses in one transaction, each as
 // PutCustomerStatus would; when a customer appears more than once, the
 // last of its statuses is stored. An empty statuses writes nothing. A

@@ -605,6 +605,19 @@ func TestLeadership_commitWaitingForAGoneSynchronousStandby(t *testing.T) {
 	if err := dba.sql.QueryRowContext(t.Context(), `SELECT count(*) FROM intents`).Scan(&open); err != nil || open != 1 {
 		t.Errorf("intents the other sessions see = %d, %v; want the one committed locally", open, err)
 	}
+	// The instance knows it sent nothing for that intent: closing it as
+	// not sent waits for no standby, which is still gone.
+	ins, err := dba.OpenIntents()
+	if err != nil || len(ins) != 1 {
+		t.Fatalf("open intents = %+v, %v; want the one committed locally", ins, err)
+	}
+	closed, err := dba.FailUnsentIntentsStillOpen(t.Context(), []IntentCompletion{{ID: ins[0].ID, State: IntentFailed, Note: "not sent"}})
+	if err != nil || len(closed) != 0 {
+		t.Errorf("FailUnsentIntentsStillOpen with the synchronous standby gone = %v, %v; want the intent closed", closed, err)
+	}
+	if ins, err := dba.OpenIntents(); err != nil || len(ins) != 0 {
+		t.Errorf("open intents after FailUnsentIntentsStillOpen = %+v, %v; want none", ins, err)
+	}
 	// No instance becomes active meanwhile: recording the active instance
 	// waits for the standby too, and says so.
 	const connectTimeout = 5 * time.Second
