@@ -373,8 +373,10 @@ func (e *Engine) closeUnsent() {
 				Note: "not sent: the state database did not answer the COMMIT that recorded this intent, and committed it after all; psa-syncd sent no write for it"})
 		}
 	}
-	// The state database bounds the commit with its query timeout.
-	closedMeanwhile, err := e.db.CompleteIntentsStillOpen(context.Background(), closes)
+	// The state database bounds the commit with its query timeout. It
+	// waits for no synchronous standby: a gone one may be why the intents'
+	// COMMIT got no answer, and this close would wait for it as long.
+	closedMeanwhile, err := e.db.FailUnsentIntentsStillOpen(context.Background(), closes)
 	if err != nil {
 		e.unsaved.putUnsent(unsent)
 		e.logger.Warn("Could not close the intents whose recording got no answer; trying again at the next pass", "intents", len(closes), "err", err)

@@ -1,12 +1,16 @@
 package usage
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
@@ -104,4 +108,135 @@ func TestEngineKaseyaBMS_intentCommittedWithoutAnAnswerIsClosedBeforeExiting(t *
 		t.Errorf("next pass = %+v with %d posts; want success, each line posted once", res.Run, h.writes())
 	}
 	h.wantUnits(h.contractA, h.svcIntercept, 40)
+}
+
+// TestEngineKaseyaBMS_intentCommittedLocallyWithTheSynchronousStandbyGone
+// is the loss as PostgreSQL makes it (audit-fence8): with synchronous
+// replication and the synchronous standby gone, the COMMIT of a pass's
+// intents waits until state.query_timeout; psa-syncd gives it up, which
+// closes the lock's connection, and the server then commits the intents
+// locally. The instance that lost the leadership closes them as not sent
+// before it exits, while the standby is still gone, rather than leave
+// them for an operator's resolve.
+func TestEngineKaseyaBMS_intentCommittedLocallyWithTheSynchronousStandbyGone(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	// A cluster of its own (the setting is the server's), whose commits
+	// wait for the WAL flush and the standby as a production server's.
+	url, err := pgtest.New(t, pgtest.Durable).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := state.OpenConfig(t.Context(), state.Config{Driver: state.DriverPostgres, URL: url, QueryTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	l, err := db.TryLead(t.Context(), state.LeaderInfo{Holder: "usage-test"}, time.Second)
+	if err != nil || l == nil {
+		t.Fatalf("becoming the active instance: %v, %v", l, err)
+	}
+	h.db = db
+	admin, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Close() })
+	setStandbys := func(ctx context.Context, names string) {
+		for _, q := range []string{`ALTER SYSTEM SET synchronous_standby_names = '` + names + `'`, `SELECT pg_reload_conf()`} {
+			if _, err := admin.ExecContext(ctx, q); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if _, err := admin.ExecContext(t.Context(), `CREATE TABLE sync_probe (n int)`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { setStandbys(context.Background(), "") })
+	// The standby goes once the pass has begun (its run recorded, which
+	// would wait for the standby too), before its intents.
+	h.be = &standbyGoesAtContractRead{Backend: h.be, gone: func() {
+		setStandbys(t.Context(), "nosuch")
+		for !probeWaitsForAStandby(t, admin) {
+		}
+	}}
+
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10")
+	// The pass fails as a whole (its customers' statuses cannot be
+	// recorded either): its error is not the test's concern.
+	_, _ = h.engine().Sync(t.Context(), h.doc, PassOptions{})
+	if n := h.writes(); n != 0 {
+		t.Errorf("%d line posts after the intents' COMMIT timed out, want 0", n)
+	}
+	<-l.Lost()
+	// pgx closes the lock's connection with a cancel request, which ends
+	// the standby's wait: the intents are committed locally.
+	for open := 0; open != 2; {
+		if err := admin.QueryRowContext(t.Context(), `SELECT count(*) FROM intents WHERE state = 'open'`).Scan(&open); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if closes, _ := h.engine().RecordUnsaved(); closes != 0 {
+		t.Errorf("RecordUnsaved left %d intent closes unrecorded, want none", closes)
+	}
+	var open int
+	if err := admin.QueryRowContext(t.Context(), `SELECT count(*) FROM intents WHERE state = 'open'`).Scan(&open); err != nil || open != 0 {
+		t.Errorf("open intents after RecordUnsaved with the standby still gone = %d, %v; want none", open, err)
+	}
+}
+
+// probeWaitsForAStandby reports whether a commit through db waits for a
+// synchronous standby (the server shows it waiting); it then cancels that
+// wait, which commits the probe locally.
+func probeWaitsForAStandby(t *testing.T, db *sql.DB) bool {
+	t.Helper()
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var pid int
+	if err := conn.QueryRowContext(t.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.ExecContext(t.Context(), `INSERT INTO sync_probe VALUES (1)`)
+		done <- err
+	}()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return false
+		default:
+		}
+		var waiting bool
+		if err := db.QueryRowContext(t.Context(), `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'SyncRep')`, pid).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			if _, err := db.ExecContext(t.Context(), `SELECT pg_cancel_backend($1)`, pid); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			return true
+		}
+	}
+}
+
+// standbyGoesAtContractRead calls gone at the pass's first contract read.
+type standbyGoesAtContractRead struct {
+	psa.Backend
+	once sync.Once
+	gone func()
+}
+
+func (b *standbyGoesAtContractRead) GetContract(ctx context.Context, id string) (*psa.Contract, error) {
+	b.once.Do(b.gone)
+	return b.Backend.GetContract(ctx, id)
 }
