@@ -32,7 +32,9 @@
 //     reopened for it, and the report's Notices say so every pass the
 //     alert is open; one first found closed when its alert was resolved
 //     (ClosedByPSAResolved) is treated like one psa-syncd closed, since
-//     its alert cleared before coming back.
+//     its alert cleared before coming back, and so is one closed while
+//     its alert was open once the alert has been left out of the
+//     listings for Config.ResolveAfter.
 //
 // A ticket deleted in the PSA is noticed when psa-syncd next reads it (to
 // close, reopen or extend it, or before a new ticket for an alert back;

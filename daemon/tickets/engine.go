@@ -1407,7 +1407,8 @@ func alertOpen(r *Record, open map[string]bool) bool {
 // every alert it covers) this listing leaves out but that are not to be
 // resolved yet, recording in each when a listing first left it out
 // (Record.MissingSince), and clears MissingSince in a record whose alert
-// is listed again, which keeps its ticket. Only open tickets are held: a
+// is listed again, which keeps its ticket. It times the alerts of tickets
+// closed in the PSA the same way (clearedSinceClosed). Only open tickets are held: a
 // close, note or reopen under way was decided by an earlier pass. A dry
 // run stores nothing and holds the same records a pass would.
 func (e *Engine) missing(p *pass, records []Record, open map[string]bool, cr *CustomerReport) (map[string]bool, error) {
@@ -1422,6 +1423,17 @@ func (e *Engine) missing(p *pass, records []Record, open map[string]bool, cr *Cu
 			desc = fmt.Sprintf("alert %s (ticket %s)", r.AlertKey, cmp.Or(r.Number, r.TicketID))
 		}
 		switch {
+		case closedInPSA(r):
+			// A ticket closed in the PSA while its alert was open is never
+			// reopened for that alert; but once the alert has cleared (left
+			// out for ResolveAfter, as a followed ticket is resolved), its
+			// return is the "cleared and came back" of tickets.md 5.6, as
+			// for a ticket a technician closed before psa-syncd's resolve.
+			// Tracked quietly: there is no ticket to resolve, and no
+			// request is sent.
+			if !e.clearedSinceClosed(r, isListed, now) {
+				continue
+			}
 		case isListed && !r.MissingSince.IsZero():
 			// Back after a listing left it out: the ticket was not
 			// resolved, and nothing is sent.
@@ -1461,6 +1473,32 @@ func (e *Engine) missing(p *pass, records []Record, open map[string]bool, cr *Cu
 			"and kept if the alerts are listed again", n, listed(append(newly, waiting...)), e.resolveAfter))
 	}
 	return held, nil
+}
+
+// clearedSinceClosed records in r, a ticket closed in the PSA while its
+// alert was open (closedInPSA), how long its alert has been left out of the
+// listings, and, once that is ResolveAfter, that the alert cleared
+// (ClosedByPSAResolved): the alert loop then reopens or replaces the ticket
+// when the alert comes back, as after psa-syncd's close. ClosedAt stays the
+// close psa-syncd saw, which the reopen window and the retention count
+// from. It reports whether r changed.
+func (e *Engine) clearedSinceClosed(r *Record, isListed bool, now time.Time) bool {
+	switch {
+	case isListed:
+		if r.MissingSince.IsZero() {
+			return false
+		}
+		r.MissingSince = time.Time{}
+	case r.MissingSince.IsZero() && e.resolveAfter > 0:
+		r.MissingSince = now
+	case now.Sub(r.MissingSince) >= e.resolveAfter:
+		r.ClosedBy, r.MissingSince = ClosedByPSAResolved, time.Time{}
+		e.logger.Info("The alert of a ticket closed in the PSA cleared; if it comes back, its ticket is reopened or replaced", "source", r.Source,
+			"customer", r.CustomerID, "alert", r.AlertKey, "ticket", r.TicketID)
+	default:
+		return false
+	}
+	return true
 }
 
 // forget deletes, of records, those of tickets that closed longer ago

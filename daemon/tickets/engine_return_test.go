@@ -552,3 +552,123 @@ func TestEngine_returnAfterATechnicianClosedTheResolvedTicket(t *testing.T) {
 		})
 	}
 }
+
+// TestEngine_returnAfterTheAlertOfATicketClosedInThePSACleared: a ticket
+// psa-syncd found closed in the PSA while its alert was open (here by
+// settling a reopen, as in TestEngine_reopenUnsettled/crashTicketClosed) is
+// never reopened for that alert while it stays open; but once the alert has
+// been left out of the listings for ticket_resolve_after, without a
+// request or a notice, its return is reopened within the reopen window,
+// and gets a new ticket after it, as after a close of psa-syncd's.
+func TestEngine_returnAfterTheAlertOfATicketClosedInThePSACleared(t *testing.T) {
+	t.Parallel()
+	const resolveAfter = 30 * time.Minute
+	// closedInPSA leaves the alert's ticket closed in the PSA (ClosedByPSA)
+	// with the alert open, and returns the ticket.
+	closedInPSA := func(t *testing.T) (*env, *tickets.Engine, sophostest.Alert, int64) {
+		e := newEnv(t, psa.SystemAutotask)
+		e.resolveAfter = resolveAfter
+		r := routings[psa.SystemAutotask]
+		r.OnReturn = export.OnReturnReopen
+		eng := e.engine(r)
+		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+		e.pass(eng)
+		e.sophos.ResolveAlert(acme, a.ID)
+		e.pass(eng)
+		e.now = e.now.Add(resolveAfter)
+		if tot := e.pass(eng).Totals(); tot.Closed != 1 || tot.Err != nil {
+			t.Fatalf("pass after the resolve = %+v, want the ticket closed", tot)
+		}
+		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+		e.now = e.now.Add(time.Hour)
+		// A reopen's intent as a psa-syncd that died after it left it:
+		// settled as closed in the PSA (the ticket may have changed since).
+		rec := e.record(a.ID)
+		rec.State = tickets.StateReopening
+		if err := e.db.PutTicketRecord(rec); err != nil {
+			t.Fatal(err)
+		}
+		e.pass(eng)
+		if rec := e.record(a.ID); rec.State != tickets.StateClosed || rec.ClosedBy != tickets.ClosedByPSA {
+			t.Fatalf("record = %+v, want the ticket taken as closed in the PSA", rec)
+		}
+		return e, eng, a, e.tickets()[0].id
+	}
+	// cleared resolves the alert and runs passes until it has been left out
+	// for resolveAfter, checking that they are quiet and send nothing.
+	cleared := func(t *testing.T, e *env, eng *tickets.Engine, a sophostest.Alert) {
+		e.sophos.ResolveAlert(acme, a.ID)
+		e.psaSim.ResetRequests()
+		if tot := e.pass(eng).Totals(); tot.Err != nil || len(tot.Notices) != 0 {
+			t.Errorf("first pass without the alert = %+v, want no notice", tot)
+		}
+		if rec := e.record(a.ID); rec.ClosedBy != tickets.ClosedByPSA || !rec.MissingSince.Equal(e.now) {
+			t.Errorf("record = %+v, want still closed in the PSA, missing since now", rec)
+		}
+		e.now = e.now.Add(resolveAfter)
+		if tot := e.pass(eng).Totals(); tot.Err != nil || len(tot.Notices) != 0 {
+			t.Errorf("pass %s later = %+v, want no notice", resolveAfter, tot)
+		}
+		if rec := e.record(a.ID); rec.State != tickets.StateClosed || rec.ClosedBy != tickets.ClosedByPSAResolved || !rec.MissingSince.IsZero() {
+			t.Errorf("record = %+v, want closed in the PSA after its alert cleared (psa-resolved)", rec)
+		}
+		if reqs := e.psaSim.Requests(); len(reqs) != 0 {
+			t.Errorf("%d requests to the PSA while the alert was gone, want none: %+v", len(reqs), reqs)
+		}
+	}
+	t.Run("backWithinTheReopenWindow", func(t *testing.T) {
+		t.Parallel()
+		e, eng, a, tk := closedInPSA(t)
+		cleared(t, e, eng, a)
+		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+		e.now = e.now.Add(time.Hour)
+		if tot := e.pass(eng).Totals(); tot.Reopened != 1 || tot.Created != 0 || tot.Err != nil || len(tot.Notices) != 0 {
+			t.Errorf("pass after the return = %+v, want the ticket reopened", tot)
+		}
+		if got := e.tickets(); len(got) != 1 || got[0].id != tk || got[0].closed {
+			t.Errorf("tickets = %+v, want the one ticket, open", got)
+		}
+		if rec := e.record(a.ID); rec.State != tickets.StateOpen || rec.Generation != 1 {
+			t.Errorf("record after the return = %+v, want the ticket followed", rec)
+		}
+	})
+	t.Run("backAfterTheReopenWindow", func(t *testing.T) {
+		t.Parallel()
+		e, eng, a, _ := closedInPSA(t)
+		cleared(t, e, eng, a)
+		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+		e.now = e.now.Add(export.DefaultReopenWindow)
+		if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Reopened != 0 || tot.Err != nil || len(tot.Notices) != 0 {
+			t.Errorf("pass after the return = %+v, want a new ticket", tot)
+		}
+		if got := e.tickets(); len(got) != 2 || !got[0].closed || got[1].closed {
+			t.Errorf("tickets = %+v, want the first closed and a second, open, for the return", got)
+		}
+		if rec := e.record(a.ID); rec.State != tickets.StateOpen || rec.Generation != 2 {
+			t.Errorf("record after the return = %+v, want the second ticket followed", rec)
+		}
+	})
+	t.Run("backBeforeItCleared", func(t *testing.T) {
+		t.Parallel()
+		e, eng, a, _ := closedInPSA(t)
+		e.sophos.ResolveAlert(acme, a.ID)
+		e.pass(eng)
+		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+		e.now = e.now.Add(resolveAfter - time.Minute)
+		tot := e.pass(eng).Totals()
+		if tot.Reopened != 0 || tot.Created != 0 || len(tot.Notices) != 1 || !strings.Contains(tot.Notices[0], "closed in the PSA") {
+			t.Errorf("pass after the alert was back before %s = %+v, want only the notice that its ticket was closed in the PSA", resolveAfter, tot)
+		}
+		if rec := e.record(a.ID); rec.ClosedBy != tickets.ClosedByPSA || !rec.MissingSince.IsZero() {
+			t.Errorf("record = %+v, want still closed in the PSA, not missing", rec)
+		}
+		// Left out again: timed afresh.
+		e.sophos.ResolveAlert(acme, a.ID)
+		e.pass(eng)
+		e.now = e.now.Add(resolveAfter - time.Minute)
+		e.pass(eng)
+		if rec := e.record(a.ID); rec.ClosedBy != tickets.ClosedByPSA {
+			t.Errorf("record = %+v, want still closed in the PSA: its alert was gone for less than %s", rec, resolveAfter)
+		}
+	})
+}

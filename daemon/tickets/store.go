@@ -63,7 +63,9 @@ const (
 	ClosedBySync = "sync"
 	// ClosedByPSA is a ticket psa-syncd found closed in the PSA while its
 	// alert was open: it is never reopened or replaced for that alert
-	// (no reopen loops, tickets.md 5.6).
+	// (no reopen loops, tickets.md 5.6) while the alert stays open. Once
+	// the alert has been left out of the listings for
+	// Config.ResolveAfter, the record becomes ClosedByPSAResolved.
 	ClosedByPSA = "psa"
 	// ClosedByPSAResolved is a ticket psa-syncd found closed in the PSA
 	// when it went to resolve its alert: a technician closed it, most
@@ -121,8 +123,9 @@ type Record struct {
 	Updated     time.Time `json:"updated"`
 	ClosedAt    time.Time `json:"closed_at,omitzero"`
 	// MissingSince is when a complete listing of the customer's open
-	// alerts first left out the alert of this followed ticket (for a
-	// summary: every alert it covers), zero while it is listed. The ticket
+	// alerts first left out the alert of this followed ticket, or of this
+	// ticket closed in the PSA (ClosedByPSA) (for a summary: every alert
+	// it covers), zero while it is listed. The ticket
 	// is resolved only when a listing at least Config.ResolveAfter later
 	// still leaves it out: an alert missing from one listing (a listing
 	// glitch) that is back in the next keeps its ticket, rather than
