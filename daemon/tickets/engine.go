@@ -737,6 +737,11 @@ func (e *Engine) unsettledWrites(p *pass, records []Record, cr *CustomerReport) 
 		out[r.AlertKey] = true
 		p.settlesLater(until)
 		what := map[string]string{StateClosing: "close", StateNoting: "resolve note", StateReopening: "reopen", StateOpen: "\"More alerts\" note"}[r.State]
+		if r.State == StateReopening && r.ClosedAt.IsZero() {
+			// Open in the PSA: followed again (followOpen), or its reopen
+			// found applied; only the note is under way.
+			what = "\"raised again\" note"
+		}
 		names = append(names, fmt.Sprintf("the %s of ticket %s", what, cmp.Or(r.Number, r.TicketID)))
 		if until.After(last) {
 			last = until
@@ -2277,9 +2282,15 @@ func (e *Engine) settleReopen(ctx context.Context, p *pass, r *Record, cr *Custo
 			"customer", r.CustomerID, "ticket", r.TicketID, "reopen_recorded", intent, "last_activity", t.LastActivity)
 		return e.store.PutTicketRecord(*r)
 	}
+	what := "the reopen of"
+	if r.ClosedAt.IsZero() {
+		// Open when its "raised again" note was sent (followed again, or
+		// the reopen found applied): closed since.
+		what = "the \"raised again\" note on"
+	}
 	r.State, r.ClosedBy, r.ClosedAt, r.Updated = StateClosed, ClosedByPSA, now, now
-	cr.Notices = append(cr.Notices, fmt.Sprintf("the reopen of ticket %s for alert %s is unconfirmed and the ticket is closed: it is taken as closed in the PSA "+
-		"and not reopened again", cmp.Or(r.Number, r.TicketID), r.AlertKey))
+	cr.Notices = append(cr.Notices, fmt.Sprintf("%s ticket %s for alert %s is unconfirmed and the ticket is closed: it is taken as closed in the PSA "+
+		"and not reopened again", what, cmp.Or(r.Number, r.TicketID), r.AlertKey))
 	e.logger.Warn("Reopen outcome unknown and the ticket is closed; taken as closed in the PSA, not reopened again", "source", r.Source,
 		"customer", r.CustomerID, "ticket", r.TicketID)
 	return e.store.PutTicketRecord(*r)

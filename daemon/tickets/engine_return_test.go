@@ -203,9 +203,11 @@ func TestEngine_returnNoteAnswerLost(t *testing.T) {
 			if rec := e.record(a.ID); rec.State != tickets.StateReopening {
 				t.Errorf("record = %+v, want the note unsettled", rec)
 			}
-			// Within the settle time the note is left alone.
-			if cr := e.pass(eng).Customers[0]; cr.Created != 0 || e.countNotes("raised again") != boolCount(drop) {
-				t.Errorf("pass within the settle time = %+v, %d notes", cr, e.countNotes("raised again"))
+			// Within the settle time the note is left alone, and named as
+			// the note it is: the ticket was not reopened.
+			if cr := e.pass(eng).Customers[0]; cr.Created != 0 || e.countNotes("raised again") != boolCount(drop) || len(cr.Notices) != 1 ||
+				!strings.Contains(cr.Notices[0], "(the \"raised again\" note of ticket T") {
+				t.Errorf("pass within the settle time = %+v, %d notes; want a notice naming the unsettled \"raised again\" note", cr, e.countNotes("raised again"))
 			}
 			e.now = e.now.Add(3 * time.Minute)
 			if cr := e.pass(eng).Customers[0]; cr.Created != 0 || cr.Reopened != 0 || cr.Err != nil {
@@ -218,6 +220,40 @@ func TestEngine_returnNoteAnswerLost(t *testing.T) {
 				t.Errorf("record = %+v, tickets %d; want the one ticket followed", rec, len(e.tickets()))
 			}
 		})
+	}
+}
+
+// TestEngine_returnNoteUnsettledTicketClosed: the ticket of an alert back,
+// followed again while open, whose "raised again" note has an unknown
+// outcome and which a technician closes meanwhile, is taken as closed in
+// the PSA, and the notice names the note, not a reopen psa-syncd never
+// sent.
+func TestEngine_returnNoteUnsettledTicketClosed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	r := routings[psa.SystemAutotask]
+	r.OnResolve = export.OnResolveNote
+	eng := e.engine(r)
+	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+	e.pass(eng)
+	e.sophos.ResolveAlert(acme, a.ID)
+	e.pass(eng)
+	tk := e.tickets()[0].id
+	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: e.notesPath(tk), BodyContains: "raised again", DropAfterHandling: true, Times: 1})
+	e.pass(eng)
+	if rec := e.record(a.ID); rec.State != tickets.StateReopening {
+		t.Fatalf("record = %+v, want the note unsettled", rec)
+	}
+	e.setStatus(tk, true)
+	e.now = e.now.Add(time.Hour)
+	cr := e.pass(eng).Customers[0]
+	if cr.Created != 0 || cr.Reopened != 0 || cr.Err != nil || len(cr.Notices) == 0 ||
+		!strings.HasPrefix(cr.Notices[0], "the \"raised again\" note on ticket T") || !strings.Contains(cr.Notices[0], "taken as closed in the PSA") {
+		t.Errorf("pass after the technician closed the ticket = %+v, want a notice naming the unconfirmed note, the ticket taken as closed in the PSA", cr)
+	}
+	if rec := e.record(a.ID); rec.State != tickets.StateClosed || rec.ClosedBy != tickets.ClosedByPSA {
+		t.Errorf("record = %+v, want closed in the PSA", rec)
 	}
 }
 
