@@ -971,7 +971,10 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	// A reopen whose outcome is unknown is settled first; so is a close
 	// or resolve note whose outcome is unknown, for an alert that is open
 	// again, so that the alert's ticket is reopened, followed or left as
-	// the settled state says.
+	// the settled state says. A ticket that read finds closed is read
+	// again by the reopen or the read before a new ticket of the alert
+	// loop (reopen, followAgain): the read is passed on instead (readClosed).
+	readClosed := map[string]*psa.Ticket{}
 	for i := range records {
 		r := &records[i]
 		switch {
@@ -983,10 +986,13 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 				log.Log(ctx, p.failureLevel(), "Could not settle the reopen of a ticket", "ticket", r.TicketID, "err", err)
 			}
 		case (r.State == StateClosing || r.State == StateNoting) && alertOpen(r, open):
-			if err := e.settleReturned(ctx, r, &cr); err != nil {
+			t, err := e.settleReturned(ctx, r, &cr)
+			if err != nil {
 				e.throttle(p, err)
 				cr.fail(err)
 				log.Log(ctx, p.failureLevel(), "Could not settle the close of a ticket whose alert is open again", "ticket", r.TicketID, "err", err)
+			} else if t != nil && t.Closed {
+				readClosed[r.AlertKey] = t
 			}
 		}
 	}
@@ -1012,7 +1018,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		wait := true
 		if !e.allow(ctx, p) {
 			cr.deferForBudget(len(stillOpen(summary.Covered, open)))
-		} else if followed, err := e.followAgain(ctx, p, summary, Alert{}, &cr); err != nil {
+		} else if followed, err := e.followAgain(ctx, p, summary, readClosed[SummaryKey], Alert{}, &cr); err != nil {
 			e.stopOn(p, err)
 			cr.fail(err)
 			log.Log(ctx, p.failureLevel(), "Could not read the summary ticket of alerts raised again", "ticket", summary.TicketID, "err", err)
@@ -1169,7 +1175,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 				cr.deferForBudget(1)
 				continue
 			}
-			gone, err := e.reopen(ctx, p, r, a, &cr)
+			gone, err := e.reopen(ctx, p, r, readClosed[r.AlertKey], a, &cr)
 			if err != nil {
 				e.throttle(p, err)
 				cr.fail(err)
@@ -1189,7 +1195,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 				cr.deferForBudget(1)
 				continue
 			}
-			followed, err := e.followAgain(ctx, p, r, a, &cr)
+			followed, err := e.followAgain(ctx, p, r, readClosed[r.AlertKey], a, &cr)
 			if err != nil {
 				e.stopOn(p, err)
 				cr.fail(err)
@@ -2102,14 +2108,16 @@ func (e *Engine) noteTakenAsAdded(r *Record, cr *CustomerReport) {
 // new alerts): a ticket psa-syncd closed is recorded as closed by it (and
 // may be reopened), one closed by someone else as closed in the PSA after
 // the alert cleared (reopened or replaced as one psa-syncd closed), and
-// one still open is followed again.
-func (e *Engine) settleReturned(ctx context.Context, r *Record, cr *CustomerReport) error {
+// one still open is followed again. It returns the ticket as read (nil if
+// deleted), which the reopen or the read before a new ticket later in the
+// pass takes rather than reading it again.
+func (e *Engine) settleReturned(ctx context.Context, r *Record, cr *CustomerReport) (*psa.Ticket, error) {
 	t, err := e.psa.GetTicket(ctx, r.TicketID)
 	if errors.Is(err, psa.ErrNotFound) {
-		return e.gone(r, cr)
+		return nil, e.gone(r, cr)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	learnNumber(r, t)
 	now := e.now().UTC()
@@ -2132,13 +2140,14 @@ func (e *Engine) settleReturned(ctx context.Context, r *Record, cr *CustomerRepo
 		r.State, r.ClosedBy, r.ClosedAt = StateOpen, "", time.Time{}
 	}
 	r.Updated = now
-	return e.store.PutTicketRecord(*r)
+	return t, e.store.PutTicketRecord(*r)
 }
 
 // reopen sets a closed ticket's reopen status when its alert came back
 // within the reopen window.
 //
-// The ticket is read first (reopens are rare, the read is cheap), in a
+// The ticket is read first (reopens are rare, the read is cheap), unless
+// read is the ticket as this pass already read it (settleReturned), in a
 // dry run too: one deleted in the PSA is recorded as gone, and reopen
 // reports it so that the alert gets a new ticket (GetTicket is the call
 // whose not-found every backend reports as psa.ErrNotFound); one open in
@@ -2153,8 +2162,10 @@ func (e *Engine) settleReturned(ctx context.Context, r *Record, cr *CustomerRepo
 // pass; open, it was. Unread, the next pass settles it (settleReopen).
 // Without the intent, a reopen applied whose answer was lost would be
 // sent again next pass: over a technician's close, with a second note.
-func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *CustomerReport) (gone bool, err error) {
-	read, err := e.psa.GetTicket(ctx, r.TicketID)
+func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, read *psa.Ticket, a Alert, cr *CustomerReport) (gone bool, err error) {
+	if read == nil {
+		read, err = e.psa.GetTicket(ctx, r.TicketID)
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, psa.ErrNotFound) && p.dryRun:
@@ -2446,13 +2457,18 @@ func untouchedSince(t *psa.Ticket, intent time.Time) bool {
 // reopen without the status (StateReopening, ClosedAt cleared as for a
 // reopen applied), and a note whose answer is lost, or that fails, is
 // settled as a reopen's note is (settleReopen: looked for, and sent only
-// if it is not there). A dry run stores and sends nothing.
-func (e *Engine) followAgain(ctx context.Context, p *pass, r *Record, a Alert, cr *CustomerReport) (bool, error) {
+// if it is not there). A dry run stores and sends nothing. A non-nil t is
+// the ticket as this pass already read it (settleReturned): not read
+// again.
+func (e *Engine) followAgain(ctx context.Context, p *pass, r *Record, t *psa.Ticket, a Alert, cr *CustomerReport) (bool, error) {
 	what, back := "alert "+r.AlertKey, raisedAgain(r)
 	if r.AlertKey == SummaryKey {
 		what = "a summary's alerts"
 	}
-	t, err := e.psa.GetTicket(ctx, r.TicketID)
+	var err error
+	if t == nil {
+		t, err = e.psa.GetTicket(ctx, r.TicketID)
+	}
 	switch {
 	case errors.Is(err, psa.ErrNotFound) && p.dryRun:
 		return false, nil
@@ -2585,7 +2601,7 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 		// unsettled would reuse its generation, so the search before the
 		// create would adopt the old ticket, which never names the new
 		// alerts.
-		if err := e.settleReturned(ctx, summary, cr); err != nil {
+		if _, err := e.settleReturned(ctx, summary, cr); err != nil {
 			cr.Summarised -= len(over)
 			return fmt.Errorf("settling summary ticket %s before summarising %d more alerts: %w (they are filed next pass)",
 				cmp.Or(summary.Number, summary.TicketID), len(over), err)

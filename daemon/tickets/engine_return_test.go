@@ -3,6 +3,7 @@ package tickets_test
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -579,13 +580,56 @@ func TestEngine_returnAfterATechnicianClosedTheResolvedTicket(t *testing.T) {
 			e.setStatus(tk, true)
 			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
 			e.now = e.now.Add(time.Hour)
+			e.psaSim.ResetRequests()
 			if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Err != nil || len(tot.Notices) != 0 {
 				t.Errorf("pass after the return = %+v, want a new ticket", tot)
+			}
+			// The read that settled the note is the one before the new
+			// ticket: the ticket is read once (a read sent again after
+			// Kaseya BMS's token expired, answered 401, is the same read).
+			var reads []string
+			for _, req := range e.psaSim.Requests() {
+				if req.Method == http.MethodGet && strings.HasSuffix(req.Path, "/"+id(tk)) && req.Status != http.StatusUnauthorized {
+					reads = append(reads, req.Path)
+				}
+			}
+			if len(reads) != 1 {
+				t.Errorf("reads of the ticket in the pass after the return = %q, want 1", reads)
 			}
 			if got := e.tickets(); len(got) != 2 || !got[0].closed || got[1].closed {
 				t.Errorf("tickets = %+v, want the first closed and a second, open, for the return", got)
 			}
 		})
+	}
+}
+
+// TestEngine_returnAfterAnUnsettledResolveNoteReadsOnce: with on_return
+// "reopen", the ticket of a resolve note whose answer was lost, closed by
+// a technician, is read once in the pass its alert comes back: the read
+// that settles the note is the reopen's.
+func TestEngine_returnAfterAnUnsettledResolveNoteReadsOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	r := routings[psa.SystemAutotask]
+	r.OnResolve, r.OnReturn = export.OnResolveNote, export.OnReturnReopen
+	eng := e.engine(r)
+	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+	e.pass(eng)
+	tk := e.tickets()[0].id
+	e.sophos.ResolveAlert(acme, a.ID)
+	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: e.notesPath(tk), DropAfterHandling: true})
+	e.pass(eng)
+	e.psaSim.ClearFaults()
+	e.setStatus(tk, true)
+	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+	e.now = e.now.Add(time.Hour)
+	e.psaSim.ResetRequests()
+	if tot := e.pass(eng).Totals(); tot.Reopened != 1 || tot.Created != 0 || tot.Err != nil {
+		t.Errorf("pass after the return = %+v, want the ticket reopened", tot)
+	}
+	reads := slices.DeleteFunc(e.requestsNaming(fmt.Sprintf("/Tickets/%d", tk)), func(req string) bool { return !strings.HasPrefix(req, "GET ") })
+	if len(reads) != 1 {
+		t.Errorf("reads of the ticket in the pass after the return = %q, want 1", reads)
 	}
 }
 
