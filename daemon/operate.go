@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 )
 
@@ -108,9 +109,14 @@ func (d *Daemon) Progress() (run int64, done, total int) { return d.metrics.Prog
 
 // LastUnmapped returns the usage the last pass could not bill, as kept in
 // the state database; its Time is zero before the first pass.
-func (d *Daemon) LastUnmapped() (usage.UnmappedReport, error) {
+func (d *Daemon) LastUnmapped() (usage.UnmappedReport, error) { return StoredUnmapped(d.db) }
+
+// StoredUnmapped is Daemon.LastUnmapped read from db, for a command that
+// opens the state database alone (orphans run by hand while psa-syncd is
+// stopped, with none of its secrets but the state's).
+func StoredUnmapped(db *state.DB) (usage.UnmappedReport, error) {
 	var rep usage.UnmappedReport
-	if _, err := d.db.Snapshot(usage.SnapshotUnmapped, &rep); err != nil {
+	if _, err := db.Snapshot(usage.SnapshotUnmapped, &rep); err != nil {
 		return usage.UnmappedReport{}, err
 	}
 	u := &rep.Unmapped

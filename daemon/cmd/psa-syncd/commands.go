@@ -1146,6 +1146,28 @@ func requireState(ctx context.Context, e *env, configFile string) error {
 	return nil
 }
 
+// openStateByHand opens the state database of the config file for a command
+// that reads only it (orphans, status): daemon.LoadState, so that no secret
+// but the state's is read (run by hand while psa-syncd is stopped, the
+// service's systemd credentials or Kubernetes Secret cannot be), and the
+// database as it is (state.ErrNoState for a mistyped state_dir, which must
+// not show an empty list out of a database made for it). The Config is
+// returned with the error too, for lockedHint (nil when it could not be
+// loaded).
+func openStateByHand(ctx context.Context, e *env, configFile string) (*state.DB, *daemon.Config, error) {
+	cfg, err := daemon.LoadState(configFile, e.getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	dbc := cfg.State.Database(cfg.StateDir)
+	dbc.Existing = true
+	db, err := state.OpenConfig(ctx, dbc)
+	if err != nil {
+		return nil, cfg, err
+	}
+	return db, cfg, nil
+}
+
 // customerHint is a customer's hint, printed under a table whose error
 // column only has room for a short error.
 type customerHint struct{ customer, hint string }

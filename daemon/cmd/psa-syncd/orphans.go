@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 )
 
@@ -35,7 +36,8 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 		"mapping moved from its service, then back), as the approval of that line does (also of a line cleared\n"+
 		"already). Nothing is sent to the PSA. From the state\n"+
 		"database, or from a running daemon\n"+
-		"with -web.url (its API token is needed to clear).")
+		"with -web.url (its API token is needed to clear). Without -web.url the list reads only state_dir and the\n"+
+		"state section of the config file, so that it runs by hand while psa-syncd is stopped; -clear reads it all.")
 	cf.register(fs)
 	rf.register(fs)
 	fs.BoolVar(&doClear, "clear", false, "Clear the line named by -contract and -service, or every line with -all.")
@@ -82,6 +84,23 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 			err = api.get(ctx, "/api/v1/unmapped", nil, &rep)
 			lines = rep.Unmapped.Orphaned
 		}
+	} else if !doClear {
+		// The list is in the state database alone: read with no secret
+		// but the state's, so that it runs by hand while psa-syncd is
+		// stopped, where the service's other secrets may not be readable.
+		db, cfg, err := openStateByHand(ctx, e, cf.configFile)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			if hint := lockedHint(cfg, "orphans", err); hint != "" {
+				fmt.Fprintf(e.stderr, "psa-syncd: %s\n", hint)
+			}
+			return 1
+		}
+		rep, err = daemon.StoredUnmapped(db)
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+		lines = rep.Unmapped.Orphaned
 	} else {
 		// The lines are in a state database that is there: a mistyped
 		// state_dir gets no new empty one.
@@ -94,19 +113,14 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 			return code
 		}
 		defer closeDaemon(d, logger, &rc)
-		if doClear {
-			if err := d.BecomeActive(ctx); err != nil {
-				fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-				return 1
-			}
-			_ = d.Reload() // the export is not needed: its error is logged
-			lines, err = d.ClearOrphans(ctx, contract, service, noteText, e.getenv("USER"), zeroed)
-			if errors.Is(err, usage.ErrAlreadyCleared) {
-				already, err = strings.TrimPrefix(err.Error(), "daemon: "), nil
-			}
-		} else {
-			rep, err = d.LastUnmapped()
-			lines = rep.Unmapped.Orphaned
+		if err := d.BecomeActive(ctx); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 1
+		}
+		_ = d.Reload() // the export is not needed: its error is logged
+		lines, err = d.ClearOrphans(ctx, contract, service, noteText, e.getenv("USER"), zeroed)
+		if errors.Is(err, usage.ErrAlreadyCleared) {
+			already, err = strings.TrimPrefix(err.Error(), "daemon: "), nil
 		}
 	}
 	if err != nil {

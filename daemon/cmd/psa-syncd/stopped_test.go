@@ -1,0 +1,66 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+)
+
+// systemdStoppedConfig writes the shipped systemd psa-syncd.yml with its
+// state_dir moved to a new state database, which fill writes to, and
+// returns its path: the configuration as an operator has it by hand while
+// the service is stopped, its credentials under /run/credentials/ gone.
+func systemdStoppedConfig(t *testing.T, fill func(*state.DB)) string {
+	t.Helper()
+	cfg, err := os.ReadFile(filepath.Join(deployDir, "systemd", "psa-syncd.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cfg), "_file: /run/credentials/psa-syncd.service/") {
+		t.Fatal("the systemd configuration reads no credential: this test checks nothing")
+	}
+	stateDir := t.TempDir()
+	db, err := state.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(db)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "psa-syncd.yml")
+	moved := strings.Replace(string(cfg), "\nstate_dir: /var/lib/psa-syncd\n", "\nstate_dir: "+stateDir+"\n", 1)
+	if moved == string(cfg) {
+		t.Fatal("the systemd configuration has no state_dir: /var/lib/psa-syncd line to move")
+	}
+	writeFile(t, path, moved)
+	return path
+}
+
+// TestOrphans_systemdStoppedByHand: with the systemd example stopped, the
+// orphaned lines are listed by hand from the state database: the list
+// needs no secret but the state's. It used to fail on the first
+// credential the configuration names (psa.autotask.secret_file).
+func TestOrphans_systemdStoppedByHand(t *testing.T) {
+	t.Parallel()
+	path := systemdStoppedConfig(t, func(db *state.DB) {
+		var rep usage.UnmappedReport
+		rep.Unmapped.Orphaned = []usage.OrphanedLine{{Reason: usage.OrphanService, CustomerID: "cust-acme",
+			ContractID: "contract-9", ServiceID: "service-17", Quantity: 12, Since: "2026-11-01", RunID: 1, Seq: 1}}
+		if err := db.PutSnapshot(usage.SnapshotUnmapped, rep); err != nil {
+			t.Fatal(err)
+		}
+	})
+	code, stdout, stderr := runCmd(t, "orphans", "-config.file", path)
+	if code != 0 || !strings.Contains(stdout, "contract-9") || !strings.Contains(stdout, "service-17") {
+		t.Errorf("orphans with the systemd configuration, stopped: exit %d, stdout %q, stderr %q; want 0 and the line", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCmd(t, "orphans", "-config.file", path, "-json")
+	if code != 0 || !strings.Contains(stdout, `"service_id": "service-17"`) {
+		t.Errorf("orphans -json with the systemd configuration, stopped: exit %d, stdout %q, stderr %q; want 0 and the line", code, stdout, stderr)
+	}
+}
