@@ -622,7 +622,7 @@ const secretHint = "; quote the value ('...', doubling any ' inside) or give it 
 // name the key and are wrapped as `error parsing config file "path": ...`;
 // they never contain a secret.
 func Load(path string, getenv func(string) string) (*Config, error) {
-	c, err := load(path, getenv, false)
+	c, err := load(path, getenv, loadAll)
 	if err != nil {
 		return nil, fmt.Errorf("error parsing config file %q: %w", path, err)
 	}
@@ -639,18 +639,43 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 // credential exists only while the service runs). The Config it returns
 // is for the state database only.
 func LoadState(path string, getenv func(string) string) (*Config, error) {
-	c, err := load(path, getenv, true)
+	c, err := load(path, getenv, loadState)
 	if err != nil {
 		return nil, fmt.Errorf("error parsing config file %q: %w", path, err)
 	}
 	return c, nil
 }
 
+// LoadStateExport is LoadState for a command that reads the mapping export
+// too (status, for the customers it maps): it also checks and resolves
+// export_path or export_url (export_token, the one secret of another
+// psa-syncd as the store, read only for that store) and psa.system, which
+// the export must name. The PSA's, the source's and the API's secrets are
+// not read.
+func LoadStateExport(path string, getenv func(string) string) (*Config, error) {
+	c, err := load(path, getenv, loadStateExport)
+	if err != nil {
+		return nil, fmt.Errorf("error parsing config file %q: %w", path, err)
+	}
+	return c, nil
+}
+
+// loadScope is what of the config file load checks and resolves: all of
+// it (Load), or the settings of a command run by hand that only opens the
+// state database (LoadState) and reads the export (LoadStateExport).
+type loadScope int
+
+const (
+	loadAll loadScope = iota
+	loadState
+	loadStateExport
+)
+
 // loadData is Load of data as the content of the file at path, which is
 // not read: the fuzzers call it so that an execution costs no file system
 // work (see FuzzLoadEnv).
 func loadData(path string, data []byte, getenv func(string) string) (*Config, error) {
-	c, err := parse(path, data, getenv, false)
+	c, err := parse(path, data, getenv, loadAll)
 	if err != nil {
 		return nil, fmt.Errorf("error parsing config file %q: %w", path, err)
 	}
@@ -663,7 +688,7 @@ func loadData(path string, data []byte, getenv func(string) string) (*Config, er
 // memory.
 const MaxConfigFile = 16 << 20
 
-func load(path string, getenv func(string) string, stateOnly bool) (*Config, error) {
+func load(path string, getenv func(string) string, scope loadScope) (*Config, error) {
 	data, err := sizecap.ReadFile(path, MaxConfigFile, "")
 	var tl *sizecap.TooLargeError
 	if errors.As(err, &tl) {
@@ -672,13 +697,13 @@ func load(path string, getenv func(string) string, stateOnly bool) (*Config, err
 	if err != nil {
 		return nil, err
 	}
-	return parse(path, data, getenv, stateOnly)
+	return parse(path, data, getenv, scope)
 }
 
 // parse decodes and checks data, the content of the config file at path
-// (relative paths in it are taken from path's directory); stateOnly is
-// LoadState's.
-func parse(path string, data []byte, getenv func(string) string, stateOnly bool) (*Config, error) {
+// (relative paths in it are taken from path's directory) as far as scope
+// says.
+func parse(path string, data []byte, getenv func(string) string, scope loadScope) (*Config, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
@@ -726,11 +751,24 @@ func parse(path string, data []byte, getenv func(string) string, stateOnly bool)
 	if err != nil {
 		return nil, err
 	}
-	if stateOnly {
-		if err := c.validateState(absIn(dir), getenv); err != nil {
+	if scope != loadAll {
+		abs := absIn(dir)
+		if err := c.validateState(abs, getenv); err != nil {
 			return nil, err
 		}
-		c.Web.APITokenFile = absIn(dir)(c.Web.APITokenFile)
+		c.Web.APITokenFile = abs(c.Web.APITokenFile)
+		if scope == loadStateExport {
+			if err := c.validateExport(); err != nil {
+				return nil, err
+			}
+			c.ExportPath = abs(c.ExportPath)
+			if err := c.validateExportToken(abs, getenv); err != nil {
+				return nil, err
+			}
+			if err := c.PSA.validateSystem(); err != nil {
+				return nil, err
+			}
+		}
 		return c, nil
 	}
 	if err := c.validate(dir, getenv); err != nil {
@@ -1061,13 +1099,21 @@ func (c *Config) checkSecretLengths() error {
 	return nil
 }
 
-func (p *PSAConfig) validate(abs func(string) string, getenv func(string) string) error {
+// validateSystem checks psa.system, the one PSA setting a mapping export
+// is checked against.
+func (p *PSAConfig) validateSystem() error {
 	switch p.System {
 	case "":
 		return fmt.Errorf("psa.system is required (one of %s)", systemList())
 	case psa.SystemAutotask, psa.SystemConnectWise, psa.SystemKaseyaBMS:
-	default:
-		return fmt.Errorf("psa.system: unknown system %q (one of %s)", p.System, systemList())
+		return nil
+	}
+	return fmt.Errorf("psa.system: unknown system %q (one of %s)", p.System, systemList())
+}
+
+func (p *PSAConfig) validate(abs func(string) string, getenv func(string) string) error {
+	if err := p.validateSystem(); err != nil {
+		return err
 	}
 	// Exactly the block of the chosen system: a leftover block of another
 	// system is a mistake, and its credentials would be ignored silently.

@@ -414,3 +414,54 @@ func TestLoadState_readsTheStateSettingsOnly(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadStateExport_readsTheExportSettingsToo: LoadStateExport, for status
+// run by hand, reads the state's settings and the export's (export_path made
+// absolute; export_token_file for another psa-syncd as the store, the
+// export's one secret) and psa.system, which the export is checked against,
+// and no other secret file.
+func TestLoadStateExport_readsTheExportSettingsToo(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfgWriteFile(t, filepath.Join(dir, "export-token"), "export-token-0123456789\n")
+	const rest = "state_dir: s\npsa:\n  system: autotask\n  autotask: {username: u, secret_file: /run/credentials/psa-syncd.service/autotask-secret, integration_code_file: missing}\n" +
+		"source: {type: file, file: {path: u.csv}}\nweb: {api_token_file: /run/credentials/psa-syncd.service/api-token}\n"
+	for _, tt := range []struct {
+		name, yml, err string
+	}{
+		{"file", "export_path: x.json\n" + rest, ""},
+		{"self", "export_url: self\n" + rest, ""},
+		{"remote", "export_url: https://psa-syncd.example:9810\nexport_token_file: export-token\n" + rest, ""},
+		{"remote token unreadable", "export_url: https://psa-syncd.example:9810\nexport_token_file: no-such-file\n" + rest, "export_token_file: "},
+		{"no export", rest, "export_path or export_url is required"},
+		{"unknown system", "export_path: x.json\n" + strings.Replace(rest, "system: autotask", "system: halopsa", 1), "psa.system: unknown system"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".yml")
+			cfgWriteFile(t, p, tt.yml)
+			c, err := LoadStateExport(p, nil)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Errorf("LoadStateExport: %v, want an error with %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("LoadStateExport: %v", err)
+			}
+			if c.StateDir != filepath.Join(dir, "s") {
+				t.Errorf("state_dir = %q, want it absolute", c.StateDir)
+			}
+			switch tt.name {
+			case "file":
+				if c.ExportPath != filepath.Join(dir, "x.json") {
+					t.Errorf("export_path = %q, want it absolute", c.ExportPath)
+				}
+			case "remote":
+				if c.ExportToken != "export-token-0123456789" {
+					t.Error("LoadStateExport did not read export_token_file")
+				}
+			}
+		})
+	}
+}

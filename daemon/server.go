@@ -970,12 +970,20 @@ const StatusRemoved = "removed"
 // is TicketResultOff, its open tickets counted as left open, with a notice
 // about them instead of its last pass's notices (ticketSyncOff). A removed customer that had
 // ticket sync only (no usage status) is listed as removed too.
-func (d *Daemon) Customers() ([]apiCustomer, error) {
-	statuses, err := d.db.CustomerStatuses()
+func (d *Daemon) Customers() ([]apiCustomer, error) { return customersOf(d.db, d.Export()) }
+
+// StoredCustomers is Daemon.Customers read from db with doc as the loaded
+// export (nil: none), for status run by hand while psa-syncd is stopped,
+// which opens the state database and reads the export alone.
+func StoredCustomers(db *state.DB, doc *export.Document) ([]CustomerView, error) {
+	return customersOf(db, doc)
+}
+
+func customersOf(db *state.DB, doc *export.Document) ([]apiCustomer, error) {
+	statuses, err := db.CustomerStatuses()
 	if err != nil {
 		return nil, fmt.Errorf("daemon: reading customer status: %w", err)
 	}
-	doc := d.Export()
 	type key struct{ source, id string }
 	byKey := make(map[key]*apiCustomer)
 	var out []*apiCustomer
@@ -1011,7 +1019,7 @@ func (d *Daemon) Customers() ([]apiCustomer, error) {
 			}
 		}
 	}
-	ticketRec, err := d.ticketRecord()
+	ticketRec, err := readTicketRecord(db)
 	if err != nil {
 		return nil, err
 	}

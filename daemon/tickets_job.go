@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -335,9 +336,12 @@ func (d *Daemon) TicketStatuses() (map[string]TicketStatus, error) {
 }
 
 // ticketRecord reads the record of the daemon's ticket passes.
-func (d *Daemon) ticketRecord() (ticketRecord, error) {
+func (d *Daemon) ticketRecord() (ticketRecord, error) { return readTicketRecord(d.db) }
+
+// readTicketRecord reads the record of the ticket passes from db.
+func readTicketRecord(db *state.DB) (ticketRecord, error) {
 	var rec ticketRecord
-	if _, err := d.db.Snapshot(snapshotTickets, &rec); err != nil {
+	if _, err := db.Snapshot(snapshotTickets, &rec); err != nil {
 		return ticketRecord{}, fmt.Errorf("daemon: reading the ticket status: %w", err)
 	}
 	return rec, nil

@@ -994,6 +994,8 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 	)
 	fs := newFlagSet(e, "status", "Print the per-customer sync status and the writes awaiting review, from the state\n"+
 		"database, or from a running daemon's API with -web.url (the daemon holds the database locked).\n"+
+		"Without -web.url only state_dir, the state section, the export's settings and psa.system of the config\n"+
+		"file are read (no PSA, source or API secret), so that it runs by hand while psa-syncd is stopped.\n"+
 		"The exit code is 0 whatever the customers' status, or with -exit-code 1 when a customer listed failed.")
 	cf.register(fs)
 	rf.register(fs)
@@ -1046,21 +1048,40 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 			return requestFailed(e, err)
 		}
 	} else {
-		// A state_dir where no database is, mistyped or another user's,
-		// must not show "no customer synced" out of one made for it.
-		if err := requireState(ctx, e, cf.configFile); err != nil {
+		// The state database and the export alone: no PSA, source or
+		// API secret is read, so that status runs by hand while
+		// psa-syncd is stopped, where the service's other secrets may
+		// not be readable.
+		logger, err := cf.logger(e)
+		if err != nil {
 			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 2
+		}
+		db, cfg, err := openStateByHand(ctx, e, cf.configFile, daemon.LoadStateExport)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			if hint := lockedHint(cfg, "status", err); hint != "" {
+				fmt.Fprintf(e.stderr, "psa-syncd: %s\n", hint)
+			}
 			return 1
 		}
-		d, logger, code := cf.setup(e, nil)
-		if code >= 0 {
-			return code
+		defer func() {
+			if err := db.Close(); err != nil {
+				fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+				rc = 1
+			}
+		}()
+		// Without a valid export the stored statuses still show; why
+		// is logged. With export_url: self it is the database's.
+		stored := func() ([]byte, error) {
+			_, data, err := db.CurrentExport()
+			return data, err
 		}
-		defer closeDaemon(d, logger, &rc)
-		// Without a valid export the stored statuses still show; the
-		// reload error is logged.
-		_ = d.Reload()
-		all, err := d.CustomerViews()
+		doc, _, err := readExportFrom(ctx, cfg, "", stored, remoteTLS{}, logger)
+		if err != nil {
+			logger.Error("Error loading mapping export", "err", err)
+		}
+		all, err := daemon.StoredCustomers(db, doc)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 			return 1
@@ -1070,7 +1091,7 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 				customers = append(customers, c)
 			}
 		}
-		open, err := d.OpenIntents()
+		open, err := db.OpenIntents()
 		if err != nil {
 			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 			return 1
@@ -1146,16 +1167,17 @@ func requireState(ctx context.Context, e *env, configFile string) error {
 	return nil
 }
 
-// openStateByHand opens the state database of the config file for a command
-// that reads only it (orphans, status): daemon.LoadState, so that no secret
-// but the state's is read (run by hand while psa-syncd is stopped, the
-// service's systemd credentials or Kubernetes Secret cannot be), and the
-// database as it is (state.ErrNoState for a mistyped state_dir, which must
-// not show an empty list out of a database made for it). The Config is
-// returned with the error too, for lockedHint (nil when it could not be
-// loaded).
-func openStateByHand(ctx context.Context, e *env, configFile string) (*state.DB, *daemon.Config, error) {
-	cfg, err := daemon.LoadState(configFile, e.getenv)
+// openStateByHand opens the state database of the config file, loaded
+// with load (daemon.LoadState, or daemon.LoadStateExport for status), for a
+// command that reads only it (orphans, status): no secret but the state's
+// (and the export's) is read, so that it runs by hand while psa-syncd is
+// stopped, where the service's systemd credentials or Kubernetes Secret
+// cannot be read. The database is opened as it is: state.ErrNoState for a
+// mistyped state_dir, which must not show an empty list out of a database
+// made for it. The Config is returned with the error too, for lockedHint
+// (nil when it could not be loaded).
+func openStateByHand(ctx context.Context, e *env, configFile string, load func(string, func(string) string) (*daemon.Config, error)) (*state.DB, *daemon.Config, error) {
+	cfg, err := load(configFile, e.getenv)
 	if err != nil {
 		return nil, nil, err
 	}

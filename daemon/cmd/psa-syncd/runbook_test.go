@@ -281,14 +281,16 @@ func TestRunbooks_deploymentCommands(t *testing.T) {
 }
 
 // TestRunbooks_systemdHandRunSaysWhy: run by hand on a host where the
-// shipped systemd unit runs psa-syncd, a command cannot read the
-// secrets, systemd credentials that exist only inside the service. The
-// error says so and how to ask the service instead, not only "no such
-// file or directory".
+// shipped systemd unit runs psa-syncd, a command that needs the secrets
+// (plan, validate: not status, orphans, ledger or backup, which read the
+// state alone, see TestStatus_systemdStoppedByHand) cannot read them,
+// systemd credentials that exist only inside the service. The error says
+// so and how to ask the service instead, not only "no such file or
+// directory".
 func TestRunbooks_systemdHandRunSaysWhy(t *testing.T) {
 	t.Parallel()
 	cfg := filepath.Join(deployDir, "systemd", "psa-syncd.yml")
-	for _, args := range [][]string{{"status"}, {"validate"}} {
+	for _, args := range [][]string{{"plan"}, {"validate"}} {
 		code, _, stderr := runCmd(t, append(args, "-config.file", cfg)...)
 		if code != 1 || !strings.Contains(stderr, "/run/credentials/psa-syncd.service/") ||
 			!strings.Contains(stderr, "a systemd credential, which only its service can read") || !strings.Contains(stderr, "-web.url") {

@@ -3,11 +3,14 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
 // systemdStoppedConfig writes the shipped systemd psa-syncd.yml with its
@@ -62,5 +65,45 @@ func TestOrphans_systemdStoppedByHand(t *testing.T) {
 	code, stdout, stderr = runCmd(t, "orphans", "-config.file", path, "-json")
 	if code != 0 || !strings.Contains(stdout, `"service_id": "service-17"`) {
 		t.Errorf("orphans -json with the systemd configuration, stopped: exit %d, stdout %q, stderr %q; want 0 and the line", code, stdout, stderr)
+	}
+}
+
+// TestStatus_systemdStoppedByHand: with the systemd example stopped, status
+// by hand reads the state database and the export it holds (export_url:
+// self), no other secret: the export's customers are listed (one not
+// synced yet as never, one it no longer maps as removed), and -exit-code
+// still reads a failed one. It used to fail on the first credential the
+// configuration names (psa.autotask.secret_file).
+func TestStatus_systemdStoppedByHand(t *testing.T) {
+	t.Parallel()
+	path := systemdStoppedConfig(t, func(db *state.DB) {
+		doc := export.New(psa.SystemAutotask, "webservices5.autotask.net")
+		doc.Revision = 1
+		doc.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "cust-acme", CustomerName: "Acme", CompanyID: "1", ContractID: "11", UsageSync: true})
+		doc.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "cust-globex", CustomerName: "Globex", CompanyID: "2", ContractID: "12", UsageSync: true})
+		data, err := doc.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.PutExport(state.ExportVersion{Revision: 1, Digest: "sha256:x"}, data); err != nil {
+			t.Fatal(err)
+		}
+		for _, cs := range []state.CustomerStatus{
+			{Source: "sophos", CustomerID: "cust-acme", CustomerName: "Acme", ContractID: "11", UsageSync: true, Result: "failed", Error: "psa: refused"},
+			{Source: "sophos", CustomerID: "cust-initech", CustomerName: "Initech", ContractID: "13", UsageSync: true, Result: "succeeded"},
+		} {
+			if err := db.PutCustomerStatus(cs); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	code, stdout, stderr := runCmd(t, "status", "-config.file", path, "-exit-code")
+	if code != 1 {
+		t.Errorf("status -exit-code with the systemd configuration, stopped: exit %d, stderr %q; want 1 (cust-acme failed)", code, stderr)
+	}
+	for _, want := range []string{`cust-acme\s.*\strue\s+failed\s`, `cust-globex\s.*\strue\s+never\s`, `cust-initech\s.*\sremoved\s`} {
+		if !regexp.MustCompile(want).MatchString(stdout) {
+			t.Errorf("status with the systemd configuration, stopped: no line matching %s in\n%s\nstderr %q", want, stdout, stderr)
+		}
 	}
 }
