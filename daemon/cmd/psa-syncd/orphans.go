@@ -88,10 +88,10 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 		// The list is in the state database alone: read with no secret
 		// but the state's, so that it runs by hand while psa-syncd is
 		// stopped, where the service's other secrets may not be readable.
-		db, cfg, err := openStateByHand(ctx, e, cf.configFile, daemon.LoadState)
-		if err != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-			if hint := lockedHint(cfg, "orphans", err); hint != "" {
+		db, cfg, oerr := openStateByHand(ctx, e, cf.configFile, daemon.LoadState)
+		if oerr != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", oerr)
+			if hint := lockedHint(cfg, "orphans", oerr); hint != "" {
 				fmt.Fprintf(e.stderr, "psa-syncd: %s\n", hint)
 			}
 			return 1

@@ -107,3 +107,18 @@ func TestStatus_systemdStoppedByHand(t *testing.T) {
 		}
 	}
 }
+
+// TestOrphans_byHandUnreadableList: a list the state database holds but
+// that cannot be read fails the command, never "No orphaned line.".
+func TestOrphans_byHandUnreadableList(t *testing.T) {
+	t.Parallel()
+	path := systemdStoppedConfig(t, func(db *state.DB) {
+		if err := db.PutSnapshot(usage.SnapshotUnmapped, "not a report"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	code, stdout, stderr := runCmd(t, "orphans", "-config.file", path)
+	if code != 1 || strings.Contains(stdout, "No orphaned line") {
+		t.Errorf("orphans with an unreadable list: exit %d, stdout %q, stderr %q; want 1 and the error", code, stdout, stderr)
+	}
+}
