@@ -1,6 +1,7 @@
 package kubernetes
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -177,5 +178,110 @@ func TestDocs_tokenRotationPatch(t *testing.T) {
 	}
 	if dir := secretDir(m.deployment.Spec.Template.Spec, single[1]); dir == "" || dir+"/"+block[2] != tokenFile {
 		t.Errorf("the single-instance example's pod reads the key %s of Secret %s at %q/%s, want %s", block[2], single[1], dir, block[2], tokenFile)
+	}
+}
+
+// TestDocs_oneCommandPodHA: the HA example's README gives the same pod for
+// a command that needs psa-syncd stopped (rebind, -state.allow-empty) as
+// TestDocs_oneCommandPod checks for the Deployment: the StatefulSet's pod,
+// its projected credentials volume included, decoded strictly, with
+// restartPolicy Never and a command of the image's binary and the
+// StatefulSet's -config.file, in the example's namespace. The commands
+// scale the StatefulSet to 0 before the pod and back to its replicas
+// after, all in that namespace.
+func TestDocs_oneCommandPodHA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds psa-syncd")
+	}
+	ha, ns := loadHA(t), haNamespace(t)
+	readme, err := os.ReadFile("../kubernetes-ha/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk := regexp.MustCompile("(?s)```yaml\n(# (\\S+\\.yaml):[^\n]*\n.*?)```\n\n```sh\n(.*?)```\n\n(.*?)\n\n").FindStringSubmatch(string(readme))
+	if blk == nil {
+		t.Fatal("the HA README has no pod manifest followed by its commands")
+	}
+	file, commands, variants := blk[2], blk[3], strings.Join(strings.Fields(blk[4]), " ")
+	var pod corev1.Pod
+	if err := unmarshalStrict([]byte(blk[1]), &pod); err != nil {
+		t.Fatalf("the HA README's %s: %v", file, err)
+	}
+	if pod.APIVersion != "v1" || pod.Kind != "Pod" || pod.Namespace != ns {
+		t.Fatalf("the HA README's %s is %s %s in namespace %q, want a v1 Pod in %s", file, pod.APIVersion, pod.Kind, pod.Namespace, ns)
+	}
+	want := ha.sts.Spec.Template.Spec
+	if pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("%s: restartPolicy %q, want Never: the command runs once", file, pod.Spec.RestartPolicy)
+	}
+	for what, got := range map[string][2]any{
+		"volumes":                      {pod.Spec.Volumes, want.Volumes},
+		"securityContext":              {pod.Spec.SecurityContext, want.SecurityContext},
+		"automountServiceAccountToken": {pod.Spec.AutomountServiceAccountToken, want.AutomountServiceAccountToken},
+	} {
+		if !reflect.DeepEqual(got[0], got[1]) {
+			t.Errorf("%s: %s differs from the StatefulSet's pod's", file, what)
+		}
+	}
+	if len(pod.Spec.Containers) != 1 {
+		t.Fatalf("%s: %d containers, want 1", file, len(pod.Spec.Containers))
+	}
+	c, wc := pod.Spec.Containers[0], want.Containers[0]
+	if c.Image != wc.Image || !reflect.DeepEqual(c.SecurityContext, wc.SecurityContext) || !reflect.DeepEqual(c.VolumeMounts, wc.VolumeMounts) {
+		t.Errorf("%s: the container's image, securityContext or volumeMounts are not the StatefulSet's", file)
+	}
+	if len(c.Command) != 2 || c.Command[0] != "/usr/local/bin/psa-syncd" {
+		t.Fatalf("%s: command %q, want the image's binary /usr/local/bin/psa-syncd and a command", file, c.Command)
+	}
+	configFlag := slices.IndexFunc(wc.Args, func(a string) bool { return strings.HasPrefix(a, "-config.file=") })
+	if configFlag < 0 || !slices.Contains(c.Args, wc.Args[configFlag]) {
+		t.Errorf("%s: args %q, want the StatefulSet's -config.file", file, c.Args)
+	}
+
+	exe := filepath.Join(t.TempDir(), "psa-syncd")
+	if out, err := exec.Command("go", "build", "-o", exe, "../../../daemon/cmd/psa-syncd").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	takes := func(command, flag string) bool {
+		help, _ := exec.Command(exe, command, "-h").CombinedOutput()
+		return regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(flag) + `\b`).Match(help)
+	}
+	for _, a := range c.Args {
+		if flag, _, _ := strings.Cut(a, "="); !takes(c.Command[1], flag) {
+			t.Errorf("%s: psa-syncd %s has no flag %s", file, c.Command[1], flag)
+		}
+	}
+	v := regexp.MustCompile("`\\[\"/usr/local/bin/psa-syncd\", \"([a-z]+)\"\\]` with `(-state.allow-empty)`").FindStringSubmatch(variants)
+	if v == nil {
+		t.Error("the HA README gives no command with -state.allow-empty for the pod")
+	} else if !takes(v[1], v[2]) {
+		t.Errorf("the HA README: psa-syncd %s has no flag %s", v[1], v[2])
+	}
+
+	// Every command is in the namespace; the StatefulSet is scaled to 0
+	// before the pod is created, and back to its replicas after it is
+	// deleted; the wait is on the StatefulSet's pods.
+	lines := strings.Split(strings.TrimSpace(commands), "\n")
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "kubectl -n "+ns+" ") && l != "kubectl apply -f "+file {
+			t.Errorf("%q: not in namespace %s (kubectl -n %s ...)", l, ns, ns)
+		}
+	}
+	at := func(cmd string) int {
+		return slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, cmd) })
+	}
+	sts := "kubectl -n " + ns + " scale sts/" + ha.sts.Name
+	down, apply := at(sts+" --replicas=0"), at("kubectl apply -f "+file)
+	del, up := at("kubectl -n "+ns+" delete pod "+pod.Name), at(fmt.Sprintf("%s --replicas=%d", sts, *ha.sts.Spec.Replicas))
+	if down < 0 || apply < down || del < apply || up < del {
+		t.Errorf("the commands do not scale sts/%s to 0, apply %s, delete pod %s and scale it back to %d, in that order:\n%s", ha.sts.Name, file, pod.Name, *ha.sts.Spec.Replicas, commands)
+	}
+	sel := regexp.MustCompile(`kubectl -n \S+ wait --for=delete pod -l (\S+)`).FindStringSubmatch(commands)
+	if sel == nil {
+		t.Fatal("the commands do not wait for the StatefulSet's pods to be gone")
+	}
+	s, err := labels.Parse(sel[1])
+	if err != nil || !s.Matches(labels.Set(ha.sts.Spec.Template.Labels)) || s.Matches(labels.Set(pod.Labels)) {
+		t.Errorf("kubectl wait -l %s: want a selector of the StatefulSet's pods (%v): %v", sel[1], ha.sts.Spec.Template.Labels, err)
 	}
 }
