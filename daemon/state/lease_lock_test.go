@@ -572,7 +572,7 @@ func TestLeadership_commitWaitingForAGoneSynchronousStandby(t *testing.T) {
 	t.Cleanup(func() { setStandbys(context.Background(), "") })
 	// The server's processes read the reloaded setting each in its own
 	// time: wait until a commit waits for the standby.
-	for !commitWaitsForAStandby(t, dba) {
+	for !pgtest.CommitWaitsForAStandby(t, dba.sql) {
 	}
 
 	_, err = a.OpenIntentBatch(t.Context(), []Intent{testIntent()})
@@ -634,50 +634,6 @@ func TestLeadership_commitWaitingForAGoneSynchronousStandby(t *testing.T) {
 		!strings.Contains(err.Error(), "did not finish within state.connect_timeout (5s)") || !strings.Contains(err.Error(), "synchronous standby") {
 		t.Errorf("b.TryLead with the synchronous standby gone = %v, %v; want no leadership and the record's timeout, which names the synchronous standby",
 			lb != nil, err)
-	}
-}
-
-// commitWaitsForAStandby reports whether a commit through db waits for a
-// synchronous standby (the server shows it waiting): it then cancels that
-// wait, which commits locally.
-func commitWaitsForAStandby(t *testing.T, db *DB) bool {
-	t.Helper()
-	conn, err := db.sql.Conn(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var pid int
-	if err := conn.QueryRowContext(t.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := conn.ExecContext(t.Context(), `INSERT INTO sync_probe VALUES (1)`)
-		done <- err
-	}()
-	for {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-			return false
-		default:
-		}
-		var waiting bool
-		if err := db.sql.QueryRowContext(t.Context(), `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'SyncRep')`, pid).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting {
-			if _, err := db.sql.ExecContext(t.Context(), `SELECT pg_cancel_backend($1)`, pid); err != nil {
-				t.Fatal(err)
-			}
-			if err := <-done; err != nil {
-				t.Fatalf("the probe's commit, its wait for the standby cancelled = %v; want committed locally", err)
-			}
-			return true
-		}
 	}
 }
 

@@ -157,7 +157,7 @@ func TestEngineKaseyaBMS_intentCommittedLocallyWithTheSynchronousStandbyGone(t *
 	// would wait for the standby too), before its intents.
 	h.be = &standbyGoesAtContractRead{Backend: h.be, gone: func() {
 		setStandbys(t.Context(), "nosuch")
-		for !probeWaitsForAStandby(t, admin) {
+		for !pgtest.CommitWaitsForAStandby(t, admin) {
 		}
 	}}
 
@@ -182,50 +182,6 @@ func TestEngineKaseyaBMS_intentCommittedLocallyWithTheSynchronousStandbyGone(t *
 	var open int
 	if err := admin.QueryRowContext(t.Context(), `SELECT count(*) FROM intents WHERE state = 'open'`).Scan(&open); err != nil || open != 0 {
 		t.Errorf("open intents after RecordUnsaved with the standby still gone = %d, %v; want none", open, err)
-	}
-}
-
-// probeWaitsForAStandby reports whether a commit through db waits for a
-// synchronous standby (the server shows it waiting); it then cancels that
-// wait, which commits the probe locally.
-func probeWaitsForAStandby(t *testing.T, db *sql.DB) bool {
-	t.Helper()
-	conn, err := db.Conn(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var pid int
-	if err := conn.QueryRowContext(t.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := conn.ExecContext(t.Context(), `INSERT INTO sync_probe VALUES (1)`)
-		done <- err
-	}()
-	for {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-			return false
-		default:
-		}
-		var waiting bool
-		if err := db.QueryRowContext(t.Context(), `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'SyncRep')`, pid).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting {
-			if _, err := db.ExecContext(t.Context(), `SELECT pg_cancel_backend($1)`, pid); err != nil {
-				t.Fatal(err)
-			}
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
-			return true
-		}
 	}
 }
 

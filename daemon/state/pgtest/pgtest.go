@@ -19,6 +19,7 @@ package pgtest
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -294,4 +295,51 @@ func New(tb testing.TB, opts ...Option) *Cluster {
 		}
 	})
 	return c
+}
+
+// CommitWaitsForAStandby reports whether a commit through db waits for a
+// synchronous standby (the server shows it waiting in SyncRep): it inserts
+// a row into the table sync_probe, which the caller creates, and once the
+// server shows the commit waiting cancels that wait, which commits the row
+// locally. For tests of a cluster whose synchronous standby is gone.
+func CommitWaitsForAStandby(tb testing.TB, db *sql.DB) bool {
+	tb.Helper()
+	ctx := tb.Context()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	var pid int
+	if err := conn.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.ExecContext(ctx, `INSERT INTO sync_probe VALUES (1)`)
+		done <- err
+	}()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return false
+		default:
+		}
+		var waiting bool
+		if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'SyncRep')`, pid).Scan(&waiting); err != nil {
+			tb.Fatal(err)
+		}
+		if waiting {
+			if _, err := db.ExecContext(ctx, `SELECT pg_cancel_backend($1)`, pid); err != nil {
+				tb.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				tb.Fatalf("the probe's commit, its wait for the standby cancelled = %v; want committed locally", err)
+			}
+			return true
+		}
+	}
 }
