@@ -37,59 +37,7 @@ func TestDocs_oneCommandPod(t *testing.T) {
 		t.Fatal("README.md has no Kubernetes section")
 	}
 	section := string(readme)[i:j]
-	blk := regexp.MustCompile("(?s)```yaml\n(# (\\S+\\.yaml):[^\n]*\n.*?)```\n\n```sh\n(.*?)```\n\n(.*?)\n\n").FindStringSubmatch(section)
-	if blk == nil {
-		t.Fatal("README.md's Kubernetes section has no pod manifest followed by its commands")
-	}
-	file, commands, variants := blk[2], blk[3], strings.Join(strings.Fields(blk[4]), " ")
-	var pod corev1.Pod
-	if err := unmarshalStrict([]byte(blk[1]), &pod); err != nil {
-		t.Fatalf("README's %s: %v", file, err)
-	}
-	if pod.APIVersion != "v1" || pod.Kind != "Pod" {
-		t.Fatalf("README's %s is %s %s, want v1 Pod", file, pod.APIVersion, pod.Kind)
-	}
-	want := m.deployment.Spec.Template.Spec
-	if pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
-		t.Errorf("%s: restartPolicy %q, want Never: the command runs once", file, pod.Spec.RestartPolicy)
-	}
-	for what, got := range map[string][2]any{
-		"volumes":                      {pod.Spec.Volumes, want.Volumes},
-		"securityContext":              {pod.Spec.SecurityContext, want.SecurityContext},
-		"automountServiceAccountToken": {pod.Spec.AutomountServiceAccountToken, want.AutomountServiceAccountToken},
-	} {
-		if !reflect.DeepEqual(got[0], got[1]) {
-			t.Errorf("%s: %s differs from the Deployment's pod's", file, what)
-		}
-	}
-	if len(pod.Spec.Containers) != 1 {
-		t.Fatalf("%s: %d containers, want 1", file, len(pod.Spec.Containers))
-	}
-	c, wc := pod.Spec.Containers[0], want.Containers[0]
-	if c.Image != wc.Image || !reflect.DeepEqual(c.SecurityContext, wc.SecurityContext) || !reflect.DeepEqual(c.VolumeMounts, wc.VolumeMounts) {
-		t.Errorf("%s: the container's image, securityContext or volumeMounts are not the Deployment's", file)
-	}
-	if len(c.Command) != 2 || c.Command[0] != "/usr/local/bin/psa-syncd" {
-		t.Fatalf("%s: command %q, want the image's binary /usr/local/bin/psa-syncd and a command", file, c.Command)
-	}
-	configFlag := slices.IndexFunc(wc.Args, func(a string) bool { return strings.HasPrefix(a, "-config.file=") })
-	if configFlag < 0 || !slices.Contains(c.Args, wc.Args[configFlag]) {
-		t.Errorf("%s: args %q, want the Deployment's -config.file", file, c.Args)
-	}
-
-	exe := filepath.Join(t.TempDir(), "psa-syncd")
-	if out, err := exec.Command("go", "build", "-o", exe, "../../../daemon/cmd/psa-syncd").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	takes := func(command, flag string) bool {
-		help, _ := exec.Command(exe, command, "-h").CombinedOutput()
-		return regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(flag) + `\b`).Match(help)
-	}
-	for _, a := range c.Args {
-		if flag, _, _ := strings.Cut(a, "="); !takes(c.Command[1], flag) {
-			t.Errorf("%s: psa-syncd %s has no flag %s", file, c.Command[1], flag)
-		}
-	}
+	pod, file, commands, variants, takes := oneCommandPod(t, section, "README.md's Kubernetes section", "Deployment", m.deployment.Spec.Template.Spec)
 	for _, flag := range []string{"-state.allow-restore", "-state.allow-empty"} {
 		v := regexp.MustCompile("`\\[\"/usr/local/bin/psa-syncd\", \"([a-z]+)\"\\]` with `" + regexp.QuoteMeta(flag) + "`|`([a-z]+)` with `" + regexp.QuoteMeta(flag) + "`").FindStringSubmatch(variants)
 		if v == nil {
@@ -198,58 +146,9 @@ func TestDocs_oneCommandPodHA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blk := regexp.MustCompile("(?s)```yaml\n(# (\\S+\\.yaml):[^\n]*\n.*?)```\n\n```sh\n(.*?)```\n\n(.*?)\n\n").FindStringSubmatch(string(readme))
-	if blk == nil {
-		t.Fatal("the HA README has no pod manifest followed by its commands")
-	}
-	file, commands, variants := blk[2], blk[3], strings.Join(strings.Fields(blk[4]), " ")
-	var pod corev1.Pod
-	if err := unmarshalStrict([]byte(blk[1]), &pod); err != nil {
-		t.Fatalf("the HA README's %s: %v", file, err)
-	}
-	if pod.APIVersion != "v1" || pod.Kind != "Pod" || pod.Namespace != ns {
-		t.Fatalf("the HA README's %s is %s %s in namespace %q, want a v1 Pod in %s", file, pod.APIVersion, pod.Kind, pod.Namespace, ns)
-	}
-	want := ha.sts.Spec.Template.Spec
-	if pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
-		t.Errorf("%s: restartPolicy %q, want Never: the command runs once", file, pod.Spec.RestartPolicy)
-	}
-	for what, got := range map[string][2]any{
-		"volumes":                      {pod.Spec.Volumes, want.Volumes},
-		"securityContext":              {pod.Spec.SecurityContext, want.SecurityContext},
-		"automountServiceAccountToken": {pod.Spec.AutomountServiceAccountToken, want.AutomountServiceAccountToken},
-	} {
-		if !reflect.DeepEqual(got[0], got[1]) {
-			t.Errorf("%s: %s differs from the StatefulSet's pod's", file, what)
-		}
-	}
-	if len(pod.Spec.Containers) != 1 {
-		t.Fatalf("%s: %d containers, want 1", file, len(pod.Spec.Containers))
-	}
-	c, wc := pod.Spec.Containers[0], want.Containers[0]
-	if c.Image != wc.Image || !reflect.DeepEqual(c.SecurityContext, wc.SecurityContext) || !reflect.DeepEqual(c.VolumeMounts, wc.VolumeMounts) {
-		t.Errorf("%s: the container's image, securityContext or volumeMounts are not the StatefulSet's", file)
-	}
-	if len(c.Command) != 2 || c.Command[0] != "/usr/local/bin/psa-syncd" {
-		t.Fatalf("%s: command %q, want the image's binary /usr/local/bin/psa-syncd and a command", file, c.Command)
-	}
-	configFlag := slices.IndexFunc(wc.Args, func(a string) bool { return strings.HasPrefix(a, "-config.file=") })
-	if configFlag < 0 || !slices.Contains(c.Args, wc.Args[configFlag]) {
-		t.Errorf("%s: args %q, want the StatefulSet's -config.file", file, c.Args)
-	}
-
-	exe := filepath.Join(t.TempDir(), "psa-syncd")
-	if out, err := exec.Command("go", "build", "-o", exe, "../../../daemon/cmd/psa-syncd").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	takes := func(command, flag string) bool {
-		help, _ := exec.Command(exe, command, "-h").CombinedOutput()
-		return regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(flag) + `\b`).Match(help)
-	}
-	for _, a := range c.Args {
-		if flag, _, _ := strings.Cut(a, "="); !takes(c.Command[1], flag) {
-			t.Errorf("%s: psa-syncd %s has no flag %s", file, c.Command[1], flag)
-		}
+	pod, file, commands, variants, takes := oneCommandPod(t, string(readme), "the HA README", "StatefulSet", ha.sts.Spec.Template.Spec)
+	if pod.Namespace != ns {
+		t.Fatalf("the HA README's %s is in namespace %q, want %s", file, pod.Namespace, ns)
 	}
 	v := regexp.MustCompile("`\\[\"/usr/local/bin/psa-syncd\", \"([a-z]+)\"\\]` with `(-state.allow-empty)`").FindStringSubmatch(variants)
 	if v == nil {
@@ -284,4 +183,70 @@ func TestDocs_oneCommandPodHA(t *testing.T) {
 	if err != nil || !s.Matches(labels.Set(ha.sts.Spec.Template.Labels)) || s.Matches(labels.Set(pod.Labels)) {
 		t.Errorf("kubectl wait -l %s: want a selector of the StatefulSet's pods (%v): %v", sel[1], ha.sts.Spec.Template.Labels, err)
 	}
+}
+
+// oneCommandPod checks the pod manifest of a README (text; where names it
+// in messages) for a command that needs psa-syncd stopped, and the
+// commands and paragraph that follow it, against the pod spec of the
+// workload it stands in for (owner, e.g. "Deployment"): decoded strictly,
+// a v1 Pod with restartPolicy Never, the workload's volumes, security
+// settings and container image and mounts, a command of the image's
+// binary with the workload's -config.file, and only flags the command
+// takes. It returns the pod, its file name, the commands, the paragraph
+// (its whitespace folded) and whether a command of a psa-syncd built from
+// this tree takes a flag.
+func oneCommandPod(t *testing.T, text, where, owner string, want corev1.PodSpec) (pod corev1.Pod, file, commands, variants string, takes func(command, flag string) bool) {
+	t.Helper()
+	blk := regexp.MustCompile("(?s)```yaml\n(# (\\S+\\.yaml):[^\n]*\n.*?)```\n\n```sh\n(.*?)```\n\n(.*?)\n\n").FindStringSubmatch(text)
+	if blk == nil {
+		t.Fatalf("%s has no pod manifest followed by its commands", where)
+	}
+	file, commands, variants = blk[2], blk[3], strings.Join(strings.Fields(blk[4]), " ")
+	if err := unmarshalStrict([]byte(blk[1]), &pod); err != nil {
+		t.Fatalf("%s's %s: %v", where, file, err)
+	}
+	if pod.APIVersion != "v1" || pod.Kind != "Pod" {
+		t.Fatalf("%s's %s is %s %s, want v1 Pod", where, file, pod.APIVersion, pod.Kind)
+	}
+	if pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("%s: restartPolicy %q, want Never: the command runs once", file, pod.Spec.RestartPolicy)
+	}
+	for what, got := range map[string][2]any{
+		"volumes":                      {pod.Spec.Volumes, want.Volumes},
+		"securityContext":              {pod.Spec.SecurityContext, want.SecurityContext},
+		"automountServiceAccountToken": {pod.Spec.AutomountServiceAccountToken, want.AutomountServiceAccountToken},
+	} {
+		if !reflect.DeepEqual(got[0], got[1]) {
+			t.Errorf("%s: %s differs from the %s's pod's", file, what, owner)
+		}
+	}
+	if len(pod.Spec.Containers) != 1 {
+		t.Fatalf("%s: %d containers, want 1", file, len(pod.Spec.Containers))
+	}
+	c, wc := pod.Spec.Containers[0], want.Containers[0]
+	if c.Image != wc.Image || !reflect.DeepEqual(c.SecurityContext, wc.SecurityContext) || !reflect.DeepEqual(c.VolumeMounts, wc.VolumeMounts) {
+		t.Errorf("%s: the container's image, securityContext or volumeMounts are not the %s's", file, owner)
+	}
+	if len(c.Command) != 2 || c.Command[0] != "/usr/local/bin/psa-syncd" {
+		t.Fatalf("%s: command %q, want the image's binary /usr/local/bin/psa-syncd and a command", file, c.Command)
+	}
+	configFlag := slices.IndexFunc(wc.Args, func(a string) bool { return strings.HasPrefix(a, "-config.file=") })
+	if configFlag < 0 || !slices.Contains(c.Args, wc.Args[configFlag]) {
+		t.Errorf("%s: args %q, want the %s's -config.file", file, c.Args, owner)
+	}
+
+	exe := filepath.Join(t.TempDir(), "psa-syncd")
+	if out, err := exec.Command("go", "build", "-o", exe, "../../../daemon/cmd/psa-syncd").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	takes = func(command, flag string) bool {
+		help, _ := exec.Command(exe, command, "-h").CombinedOutput()
+		return regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(flag) + `\b`).Match(help)
+	}
+	for _, a := range c.Args {
+		if flag, _, _ := strings.Cut(a, "="); !takes(c.Command[1], flag) {
+			t.Errorf("%s: psa-syncd %s has no flag %s", file, c.Command[1], flag)
+		}
+	}
+	return pod, file, commands, variants, takes
 }
