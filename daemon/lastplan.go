@@ -340,13 +340,20 @@ func (m *planMemory) stored() storedPlan {
 	return storedPlan{Customer: m.customer, Plan: m.plan}
 }
 
-// restore replaces what the memory holds with a stored plan.
+// restore fills the memory with a stored plan. A memory that holds a
+// plan keeps it: callers restore when it held none, and a pass may have
+// recorded one since (a ticket pass restores for its renewals while a
+// usage pass ends), which the plan read from the database before it is
+// older than.
 func (m *planMemory) restore(s storedPlan) {
 	if s.Plan == nil {
 		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.plan != nil {
+		return
+	}
 	m.plan, m.customer = s.Plan, s.Customer
 	if s.Plan.ComputedAt.After(m.newest) {
 		m.newest = s.Plan.ComputedAt

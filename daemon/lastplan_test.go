@@ -291,6 +291,28 @@ func TestPlanMemory_freshPlanKeepsNewer(t *testing.T) {
 	}
 }
 
+// TestPlanMemory_restoreKeepsARecordedPlan: a stored plan restored into a
+// memory that a pass recorded a plan into meanwhile (read before that
+// pass stored its own) does not replace it; into an empty memory it does.
+func TestPlanMemory_restoreKeepsARecordedPlan(t *testing.T) {
+	t.Parallel()
+	nov1 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	plan := func(run int64, minute int) *usage.Plan {
+		return &usage.Plan{Period: source.Period{Year: 2026, Month: 11}, EffectiveDate: nov1,
+			ComputedAt: time.Date(2026, 11, 30, 20, minute, 0, 0, time.UTC), RunID: run, Changes: []usage.Change{}}
+	}
+	var m planMemory
+	m.restore(storedPlan{Plan: plan(1, 0)})
+	if p, ok := m.get(""); !ok || p.RunID != 1 {
+		t.Fatalf("an empty memory restored = %+v, %v; want run 1's plan", p, ok)
+	}
+	m.record(plan(2, 10), "")
+	m.restore(storedPlan{Plan: plan(1, 0)})
+	if p, _ := m.get(""); p.RunID != 2 {
+		t.Errorf("after restoring the stored plan read before run 2 stored its own, the last plan is run %d's, want run 2's", p.RunID)
+	}
+}
+
 // TestPlanMemory_contractsEnding: a pass for one customer replaces that
 // customer's entry among the contracts ending of the last full pass's plan
 // (a renewal mapped and synced alone no longer shows as ending), and a
