@@ -1627,14 +1627,55 @@ func (e *Engine) create(ctx context.Context, p *pass, c Customer, prev *Record, 
 		}
 		return false
 	}
-	return e.send(ctx, p, &r, prev, e.request(c, a, r), cr)
+	found, ok := e.search(ctx, p, &r, prev, cr)
+	for ok && earlierTickets(&r, prev, found) {
+		// The alert's earlier ticket, closed, of which psa-syncd keeps no
+		// record: retention removed it (its close is older than the
+		// retention and the reopen window, and the alert had cleared), or
+		// the state database is new. Adopted, it would be taken as closed
+		// in the PSA while the alert was open, and the alert, new again,
+		// would get only a notice. It is followed by the next generation,
+		// as a ticket psa-syncd closed longer ago than the reopen window
+		// is (followAgain): searched for too, since the record removed may
+		// have been of a later one.
+		e.logger.Info("The search before a create found the alert's earlier ticket closed, with no record of it; filing the next one",
+			"source", r.Source, "customer", r.CustomerID, "alert", r.AlertKey, "ref", r.Ref, "ticket", found[0].ID)
+		r.Generation++
+		r.Ref, r.Updated = ref(a.ID, r.Generation), e.now().UTC()
+		if err := e.store.PutTicketRecord(r); err != nil {
+			cr.fail(err)
+			return false
+		}
+		found, ok = e.search(ctx, p, &r, prev, cr)
+	}
+	if !ok {
+		return false
+	}
+	return e.file(ctx, p, &r, prev, found, e.request(c, a, r), cr)
 }
 
-// send searches for r's Ref and creates the ticket when it is not there,
-// then stores the outcome. An unknown outcome leaves the intent for the
-// next pass to settle. prev is the record the intent r replaced, nil when
-// there was none.
+// earlierTickets reports whether found, what the search before the create
+// r found, are tickets of an earlier generation of r's alert: all closed,
+// and r follows no ticket psa-syncd recorded (prev, the record it
+// replaces, is none, or a create that failed or was put back, such as
+// after the search of an earlier pass failed). A summary's record is
+// never removed, and a closed one is followed by its next generation.
+func earlierTickets(r *Record, prev *Record, found []psa.Ticket) bool {
+	return len(found) > 0 && r.AlertKey != SummaryKey && (prev == nil || prev.State == StateFailed) &&
+		!slices.ContainsFunc(found, func(t psa.Ticket) bool { return !t.Closed })
+}
+
+// send searches for r's Ref and creates the ticket when it is not there
+// (file). prev is the record the intent r replaced, nil when there was
+// none.
 func (e *Engine) send(ctx context.Context, p *pass, r *Record, prev *Record, req psa.CreateTicketRequest, cr *CustomerReport) bool {
+	found, ok := e.search(ctx, p, r, prev, cr)
+	return ok && e.file(ctx, p, r, prev, found, req, cr)
+}
+
+// search is the search for r's Ref before its create. When it fails, the
+// intent r is put back (release) and search reports false.
+func (e *Engine) search(ctx context.Context, p *pass, r *Record, prev *Record, cr *CustomerReport) ([]psa.Ticket, bool) {
 	found, err := e.psa.FindTickets(ctx, psa.TicketQuery{CompanyID: r.CompanyID, ExternalRef: r.Ref})
 	if err != nil {
 		e.stopOn(p, err)
@@ -1643,8 +1684,16 @@ func (e *Engine) send(ctx context.Context, p *pass, r *Record, prev *Record, req
 		// settle it, which a search refused for good (psa.ErrValidation)
 		// never does.
 		e.release(r, prev, fmt.Sprintf("the search before the create failed: %v", err), cr)
-		return false
+		return nil, false
 	}
+	return found, true
+}
+
+// file adopts a ticket of found, what the search for r's Ref found, or
+// creates the ticket when it found none, then stores the outcome. An
+// unknown outcome leaves the intent for the next pass to settle; a create
+// certainly not applied puts back prev (release).
+func (e *Engine) file(ctx context.Context, p *pass, r *Record, prev *Record, found []psa.Ticket, req psa.CreateTicketRequest, cr *CustomerReport) bool {
 	if len(found) > 0 {
 		e.adopt(r, found)
 		cr.Adopted++

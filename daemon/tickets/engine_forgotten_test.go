@@ -1,0 +1,132 @@
+package tickets_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// TestEngine_returnAfterRetentionForgotTheRecord: an alert whose record
+// retention removed (its ticket closed longer ago than the retention, the
+// alert cleared) and that comes back gets a new ticket, the next
+// generation, rather than the old closed ticket adopted as closed in the
+// PSA and a notice every pass until the alert clears again. So it does
+// when the record removed was of a later generation (each earlier ticket
+// is searched for, and passed over), when the ticket was closed in the PSA
+// while the alert was open ("psa"), and when the first search after the
+// return fails (the create put back is taken up by the next pass).
+func TestEngine_returnAfterRetentionForgotTheRecord(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// returns is how often the alert clears and comes back before its
+		// record is forgotten: each return gets the next generation.
+		returns int
+		// closedInPSA records the last ticket as closed in the PSA while
+		// its alert was open.
+		closedInPSA bool
+		// searchFails fails the first search after the return.
+		searchFails bool
+	}{
+		{name: "closedByPsaSyncd"},
+		{name: "laterGeneration", returns: 2},
+		{name: "closedInThePSA", closedInPSA: true},
+		{name: "searchFailed", searchFails: true},
+	} {
+		for _, sys := range psa.Systems {
+			if tc.searchFails && sys != psa.SystemAutotask {
+				continue
+			}
+			t.Run(tc.name+"/"+string(sys), func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t, sys)
+				c, err := sophos.NewClient(sophos.WithCredentials(e.sophos.ClientID(), e.sophos.ClientSecret()), sophos.WithAuthURL(e.sophos.AuthURL()),
+					sophos.WithBaseURL(e.sophos.APIURL()), sophos.WithBackoff(time.Millisecond, 2*time.Millisecond))
+				if err != nil {
+					t.Fatal(err)
+				}
+				eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: tickets.NewSophosAlerts(c),
+					Routing: routings[sys], Retention: 400 * 24 * time.Hour, Now: func() time.Time { return e.now }})
+				if err != nil {
+					t.Fatal(err)
+				}
+				a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+				back := func() {
+					e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Malware on PC-1"})
+				}
+				e.pass(eng)
+				for range tc.returns {
+					e.sophos.ResolveAlert(acme, a.ID)
+					e.pass(eng)
+					e.now = e.now.Add(48 * time.Hour)
+					back()
+					if tot := e.pass(eng).Customers[0]; tot.Created != 1 || tot.Err != nil {
+						t.Fatalf("pass after a return = %+v, want the next generation's ticket", tot)
+					}
+				}
+				gen := tc.returns + 1
+				if tc.closedInPSA {
+					// A technician closed it while the alert was open,
+					// which psa-syncd saw (at a reopen, say).
+					for _, tk := range e.tickets() {
+						if !tk.closed {
+							e.setStatus(tk.id, true)
+						}
+					}
+					r := e.record(a.ID)
+					now := e.now.UTC()
+					r.State, r.ClosedBy, r.ClosedAt, r.Updated = tickets.StateClosed, tickets.ClosedByPSA, now, now
+					if err := e.db.PutTicketRecord(r); err != nil {
+						t.Fatal(err)
+					}
+				}
+				e.sophos.ResolveAlert(acme, a.ID)
+				e.pass(eng)
+				if r := e.record(a.ID); r.State != tickets.StateClosed || r.Generation != gen {
+					t.Fatalf("record after the resolve = %+v, want generation %d closed", r, gen)
+				}
+				e.now = e.now.AddDate(1, 2, 0)
+				e.pass(eng)
+				if records, err := e.db.TicketRecords("sophos", acme); err != nil || len(records) != 0 {
+					t.Fatalf("records 14 months later = %+v, %v; want the closed ticket's forgotten", records, err)
+				}
+
+				back()
+				if tc.searchFails {
+					e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets/query", Status: http.StatusBadRequest,
+						Body: `{"errors":["The search is refused."]}`, Times: 1})
+					if tot := e.pass(eng).Customers[0]; tot.Created != 0 || tot.Err == nil || !strings.Contains(tot.Err.Error(), "searching for") {
+						t.Fatalf("pass after the return, its search failing = %+v, want the customer failed on the search", tot)
+					}
+				}
+				tot := e.pass(eng).Customers[0]
+				if tot.Created != 1 || tot.Adopted != 0 || tot.Err != nil || len(tot.Notices) != 0 {
+					t.Errorf("pass after the return = %+v, want a new ticket and no notice", tot)
+				}
+				r := e.record(a.ID)
+				if want := gen + 1; r.State != tickets.StateOpen || r.Generation != want || r.ClosedBy != "" || !strings.HasSuffix(r.Ref, "/"+string(rune('0'+want))) {
+					t.Errorf("record after the return = %+v, want generation %d open", r, want)
+				}
+				var open []psaTicket
+				for _, tk := range e.tickets() {
+					if !tk.closed {
+						open = append(open, tk)
+					}
+				}
+				if got := len(e.tickets()); got != gen+1 || len(open) != 1 || r.TicketID != id(open[0].id) {
+					t.Errorf("tickets after the return = %+v, want the %d closed ones and the record's new one open", e.tickets(), gen)
+				}
+				if tot := e.pass(eng).Customers[0]; tot.Created != 0 || tot.Adopted != 0 || len(tot.Notices) != 0 || tot.Err != nil {
+					t.Errorf("the pass after = %+v, want nothing more", tot)
+				}
+			})
+		}
+	}
+}
