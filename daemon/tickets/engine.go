@@ -2642,6 +2642,7 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 		return nil
 	}
 	cr.Summarised += len(over)
+	var read *psa.Ticket
 	if summary != nil && (summary.State == StateClosing || summary.State == StateNoting) {
 		// The summary's close or resolve note is unsettled (it failed
 		// earlier in this pass, or its answer was lost): settle it first.
@@ -2649,15 +2650,20 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 		// one is followed by the next generation. Summarising over it
 		// unsettled would reuse its generation, so the search before the
 		// create would adopt the old ticket, which never names the new
-		// alerts.
-		if _, err := e.settleReturned(ctx, summary, cr); err != nil {
+		// alerts. Found open, the ticket as read is the read before the
+		// note below: not read again.
+		var err error
+		if read, err = e.settleReturned(ctx, summary, cr); err != nil {
 			cr.Summarised -= len(over)
 			return fmt.Errorf("settling summary ticket %s before summarising %d more alerts: %w (they are filed next pass)",
 				cmp.Or(summary.Number, summary.TicketID), len(over), err)
 		}
 	}
 	if summary != nil && summary.State == StateOpen {
-		t, err := e.psa.GetTicket(ctx, summary.TicketID)
+		t, err := read, error(nil)
+		if t == nil {
+			t, err = e.psa.GetTicket(ctx, summary.TicketID)
+		}
 		if err == nil {
 			learnNumber(summary, t)
 		}
