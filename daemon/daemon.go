@@ -267,6 +267,9 @@ type Daemon struct {
 	ticketAlertsMu sync.Mutex
 	ticketAlerts   *tickets.SophosAlerts
 	ticketAlertsOf *sophos.Client
+	// ticketTerms keeps the dates of the contracts the ticket passes read
+	// for the customers no usage pass plans (see unplannedRenewals).
+	ticketTerms ticketTerms
 	// ticketTotalsRestored is set once psa_sync_tickets_total holds the
 	// stored totals (see restoreTicketMetrics).
 	ticketTotalsRestored atomic.Bool

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -110,7 +111,7 @@ func (d *Daemon) ticketPass(ctx context.Context, dryRun, forgetOther bool) (tick
 		}
 		d.logger.Warn("Ticket dry run on a restored backup: a pass that writes is refused until the restore is confirmed", "err", held)
 	}
-	rep, err := eng.Pass(ctx, d.ticketContracts(doc, ticketCustomers(doc)), dryRun)
+	rep, err := eng.Pass(ctx, d.ticketContracts(ctx, cl.backend, doc, ticketCustomers(doc), dryRun), dryRun)
 	if held != nil {
 		rep.WritesHeld = held.Error()
 	}
@@ -173,9 +174,13 @@ func ticketCustomers(doc *export.Document) []tickets.Customer {
 // Filed on the ended contract, the labour logged on a ticket would roll up
 // to it, or the PSA would refuse every create once it is made inactive.
 // The usage pass's decision is read from the last plan (no request of its
-// own): a customer it did not plan (usage_sync off, no usage pass yet, or
-// a plan of the mapping's other contracts) keeps contract_id.
-func (d *Daemon) ticketContracts(doc *export.Document, customers []tickets.Customer) []tickets.Customer {
+// own): a customer it did not plan (no usage pass yet, or a plan of the
+// mapping's other contracts) keeps contract_id, until a usage pass plans
+// it. One with usage_sync off, which no usage pass plans, is decided from
+// the two contracts' dates, which the ticket passes read once a day
+// (unplannedRenewals).
+func (d *Daemon) ticketContracts(ctx context.Context, backend psa.Backend, doc *export.Document, customers []tickets.Customer,
+	dryRun bool) []tickets.Customer {
 	next := map[string]export.CustomerMapping{}
 	for _, m := range doc.CustomerMappings {
 		if m.NextContractID != "" {
@@ -198,15 +203,25 @@ func (d *Daemon) ticketContracts(doc *export.Document, customers []tickets.Custo
 		loc = l
 	}
 	today := d.now().In(loc).Format(time.DateOnly)
-	renewed := map[string]bool{}
+	renewed, planned := map[string]bool{}, map[string]bool{}
 	for _, r := range d.plans.renewals() {
 		m, ok := next[ticketStatusKey(r.Source, r.CustomerID)]
 		if !ok || r.ContractID != m.ContractID || r.NextContractID != m.NextContractID {
 			continue
 		}
+		planned[ticketStatusKey(r.Source, r.CustomerID)] = true
 		if r.BillsTo == m.NextContractID || !r.TakesOver.IsZero() && r.TakesOver.Format(time.DateOnly) <= today {
 			renewed[ticketStatusKey(r.Source, r.CustomerID)] = true
 		}
+	}
+	var unplanned []export.CustomerMapping
+	for _, c := range customers {
+		if m, ok := next[ticketStatusKey(c.Source, c.CustomerID)]; ok && !m.UsageSync && !planned[ticketStatusKey(c.Source, c.CustomerID)] {
+			unplanned = append(unplanned, m)
+		}
+	}
+	if len(unplanned) > 0 {
+		maps.Copy(renewed, d.unplannedRenewals(ctx, backend, unplanned, today, dryRun))
 	}
 	out := slices.Clone(customers)
 	for i, c := range out {

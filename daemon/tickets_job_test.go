@@ -1136,6 +1136,9 @@ func TestDaemon_ticketsFiledOnTheContractInForce(t *testing.T) {
 			acme, _ := doc.Customer("sophos", ttAcme)
 			old := acme.ContractID
 			acme.NextContractID = dtID(sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: sim.Autotask().Companies()[0].ID, Name: "Managed 2027"}))
+			// Usage-synced: the usage passes' plan decides (see
+			// TestDaemon_ticketsOfACustomerWithoutUsageSync for the others).
+			acme.UsageSync = true
 			doc.PutCustomer(acme)
 			data, err := doc.Encode()
 			if err != nil {

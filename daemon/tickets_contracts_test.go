@@ -1,0 +1,121 @@
+package daemon
+
+import (
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// TestDaemon_ticketsOfACustomerWithoutUsageSync: a customer with ticket
+// sync on and usage sync off, whose mapping names a renewal, is in no
+// usage plan: its tickets are filed on the contract in force as the two
+// contracts' dates say, read by the ticket pass once a day (kept in the
+// state database for the next process), as a usage pass would choose it.
+func TestDaemon_ticketsOfACustomerWithoutUsageSync(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	day := func(s string) time.Time {
+		d, err := time.Parse(time.DateOnly, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	for _, tc := range []struct {
+		name                        string
+		oldStart, oldEnd, nextStart string
+		want                        string // "old" or "next"
+	}{
+		{"renewalStarted", "2026-01-01", "2026-12-31", "2027-01-01", "next"},
+		{"renewalStartsToday", "2026-01-05", "2027-01-04", "2027-01-05", "next"},
+		{"notYet", "2026-02-01", "2027-01-31", "2027-02-01", "old"},
+		// Dates that overlap: contract_id is still in force, and a ticket
+		// can be filed on it.
+		{"bothInForce", "2026-01-01", "2027-03-31", "2027-01-01", "old"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			now := time.Date(2027, 1, 5, 10, 0, 0, 0, time.UTC)
+			d, sim, sop := ttSetupOptions(t, routing, true, "", Options{Now: func() time.Time {
+				mu.Lock()
+				defer mu.Unlock()
+				return now
+			}})
+			company := sim.Autotask().Companies()[0].ID
+			old := dtID(sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed 2026",
+				StartDate: day(tc.oldStart), EndDate: day(tc.oldEnd)}))
+			next := dtID(sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed 2027",
+				StartDate: day(tc.nextStart), EndDate: day(tc.nextStart).AddDate(1, 0, -1)}))
+			doc := d.exp.Load().doc.Clone()
+			doc.Revision++
+			acme, _ := doc.Customer("sophos", ttAcme)
+			acme.ContractID, acme.NextContractID, acme.UsageSync = old, next, false
+			doc.PutCustomer(acme)
+			data, err := doc.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dtWrite(t, filepath.Join(filepath.Dir(d.configPath), "mappings.json"), string(data))
+			if err := d.Reload(); err != nil {
+				t.Fatal(err)
+			}
+			contractReads := func() int {
+				n := 0
+				for _, r := range sim.Requests() {
+					if r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/Contracts/query") {
+						n++
+					}
+				}
+				return n
+			}
+
+			sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+			if rep, err := d.TicketPass(t.Context(), false); err != nil || rep.Totals().Created != 1 {
+				t.Fatalf("TicketPass = %+v, %v", rep.Totals(), err)
+			}
+			want := map[string]string{"old": old, "next": next}[tc.want]
+			if tk := sim.Autotask().Tickets(); len(tk) != 1 || dtID(tk[0].ContractID) != want {
+				t.Errorf("tickets = %+v, want one on contract %s (%s)", tk, want, tc.want)
+			}
+			if n := contractReads(); n != 1 {
+				t.Errorf("contract reads of the first pass = %d, want 1 (both contracts in one)", n)
+			}
+			// The same day, in this process and in the next (the dates
+			// kept in the state database): not read again.
+			if _, err := d.TicketPass(t.Context(), false); err != nil {
+				t.Fatal(err)
+			}
+			d.ticketTerms = ticketTerms{}
+			sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-2"})
+			if rep, err := d.TicketPass(t.Context(), false); err != nil || rep.Totals().Created != 1 {
+				t.Fatalf("TicketPass in a new process = %+v, %v", rep.Totals(), err)
+			}
+			for _, tk := range sim.Autotask().Tickets() {
+				if dtID(tk.ContractID) != want {
+					t.Errorf("ticket %d filed on contract %d, want %s (%s)", tk.ID, tk.ContractID, want, tc.want)
+				}
+			}
+			if n := contractReads(); n != 1 {
+				t.Errorf("contract reads after two more passes the same day, one of a new process = %d, want 1", n)
+			}
+			// A day later: read again.
+			mu.Lock()
+			now = now.Add(25 * time.Hour)
+			mu.Unlock()
+			if _, err := d.TicketPass(t.Context(), false); err != nil {
+				t.Fatal(err)
+			}
+			if n := contractReads(); n != 2 {
+				t.Errorf("contract reads after a pass a day later = %d, want 2", n)
+			}
+		})
+	}
+}
