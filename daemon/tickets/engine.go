@@ -365,7 +365,8 @@ type Report struct {
 	ResumeAt CustomerKey
 }
 
-// Totals adds up the customers' counts.
+// Totals adds up the customers' counts, and joins their errors: Err is
+// nil only when no customer failed.
 func (r Report) Totals() CustomerReport {
 	var t CustomerReport
 	for _, c := range r.Customers {
@@ -382,6 +383,7 @@ func (r Report) Totals() CustomerReport {
 		t.WouldNote = append(t.WouldNote, c.WouldNote...)
 		t.WouldReopen = append(t.WouldReopen, c.WouldReopen...)
 		t.Notices = append(t.Notices, c.Notices...)
+		t.Err = errors.Join(t.Err, c.Err)
 	}
 	return t
 }
