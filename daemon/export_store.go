@@ -223,7 +223,15 @@ func (d *Daemon) remoteExportFailed(cfg *Config, cause error) error {
 	d.exportErr.Store(failure)               // the store is still not read
 	d.metrics.ExportReloaded(true, kept.At)  // the export in use was read then
 	d.metrics.ExportReloaded(false, d.now()) // and the store is still not read
-	d.remote.version, d.remote.loaded, d.remote.kept = kept.Version, kept.Version, kept.Version
+	if d.remote.version == "" {
+		// Nothing read from the store yet (it cannot be read): a poll
+		// that finds it still holding the kept version makes the reload
+		// good again. A version it did give, and that was rejected, stays
+		// the one examined, so that the polls after it ask for another
+		// and do not read and log the same rejection again every time.
+		d.remote.version = kept.Version
+	}
+	d.remote.loaded, d.remote.kept = kept.Version, kept.Version
 	d.logger.Warn("Using the last good mapping export kept in the state database until the store can be read",
 		"store", cfg.ExportName(), "revision", doc.Revision, "version", kept.Version, "read_at", kept.At)
 	return err

@@ -422,6 +422,95 @@ func TestDaemon_restartWhileRemoteStoreDown(t *testing.T) {
 	}
 }
 
+// TestDaemon_restartWithRejectedVersionInStore: a restart while the S3
+// store holds a version psa-syncd rejects (another PSA's export written
+// over it) starts with the last good export kept in the state database and
+// logs the rejection once, as a daemon that had not restarted does: the
+// polls after it ask for a version other than the rejected one, and the
+// store's 304 is not taken for a new failure. Before, the kept export's
+// version replaced the rejected one as the version examined, so every poll
+// (every 5 s) read the rejected export in full again and logged its error.
+func TestDaemon_restartWithRejectedVersionInStore(t *testing.T) {
+	t.Parallel()
+	srv := s3test.Start(t)
+	storeURL := srv.ObjectURL("prod/psa-mappings.json")
+	backend, err := export.OpenBackend(t.Context(), storeURL, export.BackendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	e := dtSetup(t, dtOptions{exportURL: storeURL, noExport: true, daemonOpts: Options{Logger: logger}})
+	v1, err := backend.Save(t.Context(), e.encode(t, e.doc), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reload := func(d *Daemon, force bool) error {
+		d.reloadMu.Lock()
+		defer d.reloadMu.Unlock()
+		return d.reloadExportLocked(force)
+	}
+	if err := reload(e.d, true); err != nil {
+		t.Fatal(err)
+	}
+	bad := e.doc.Clone()
+	bad.Revision++
+	bad.PSA.System = psa.SystemConnectWise
+	v2, err := backend.Save(t.Context(), e.encode(t, bad), v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if err := e.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(e.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs.Reset()
+	d, err := New(cfg, e.cfgPath, Options{Logger: logger, Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	if err := reload(d, true); err == nil {
+		t.Fatal("the reload of an export for another PSA succeeded")
+	}
+	if got := d.Export(); got == nil || got.Revision != e.doc.Revision {
+		t.Fatalf("after a restart with a rejected version in the store, the export in use is %+v, want the kept revision %d", got, e.doc.Revision)
+	}
+	for range 3 {
+		if err := reload(d, false); err != nil {
+			t.Fatalf("a poll of the rejected version examined already: %v", err)
+		}
+	}
+	errorsLogged := func() int {
+		return strings.Count(logs.String(), "Error loading mapping export") + strings.Count(logs.String(), "Error reloading mapping export")
+	}
+	if n := errorsLogged(); n != 1 {
+		t.Errorf("a start and 3 polls of one rejected version logged %d errors, want 1:\n%s", n, logs.String())
+	}
+	if got := testutil.ToFloat64(d.metrics.ExportLastReloadSuccessful); got != 0 || d.exportErr.Load() == nil {
+		t.Errorf("psa_sync_export_last_reload_successful = %v, status page reports a failure: %v; want 0, true: the store holds a rejected version",
+			got, d.exportErr.Load() != nil)
+	}
+
+	// The store holds a good version again: it is loaded.
+	good := e.doc.Clone()
+	good.Revision = bad.Revision + 1
+	if _, err := backend.Save(t.Context(), e.encode(t, good), v2); err != nil {
+		t.Fatal(err)
+	}
+	if err := reload(d, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Export().Revision; got != good.Revision || testutil.ToFloat64(d.metrics.ExportLastReloadSuccessful) != 1 {
+		t.Errorf("after the store holds a good version: revision %d, successful = %v; want %d, 1",
+			got, testutil.ToFloat64(d.metrics.ExportLastReloadSuccessful), good.Revision)
+	}
+}
+
 // TestDaemon_exportStoreIgnoringIfNoneMatch: a store that answers every
 // poll in full, with the version it gave before (If-None-Match ignored by
 // the store or a proxy in front of it), is taken as unchanged: an export in
