@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
 // TestExamples_requiredProviders checks that every example configuration
@@ -232,6 +234,43 @@ func TestExamples_importAddresses(t *testing.T) {
 				t.Errorf("%s: the import id does not name the %s of %s.%s", file, key, m[1], m[2])
 			}
 		}
+	}
+}
+
+// TestGuide_s3RolesReachEveryObject: the CI workflow guide's S3 roles
+// cover every object psa-sync reads or writes beside the export. psa-syncd
+// lists the export fields it reads in the export key plus
+// export.ReadersSuffix, and every plan that changes the export (the
+// pull request's and the apply's) reads that list to fail a plan writing a
+// field psa-syncd would refuse. With the guide's roles as they were,
+// psa-syncd could not write it (logged at info only) and no plan ever
+// checked anything; a plan role without s3:GetObject on it warns at every
+// plan instead of checking.
+func TestGuide_s3RolesReachEveryObject(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile(filepath.Join("..", "examples", "templates", "guides", "ci-workflow.md.tmpl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := func(role string) string {
+		m := regexp.MustCompile(`(?m)^\| ` + regexp.QuoteMeta(role) + ` \|.*$`).Find(src)
+		if m == nil {
+			t.Fatalf("the guide's roles table has no row for %s", role)
+		}
+		return string(m)
+	}
+	readers := "the export key plus `" + export.ReadersSuffix + "`"
+	for role, want := range map[string]string{
+		"`psa-sync-plan`":  "`s3:GetObject` on " + readers,
+		"`psa-sync-apply`": "`s3:GetObject` on " + readers,
+		"psa-syncd":        "`s3:GetObject` and `s3:PutObject` on " + readers,
+	} {
+		if got := row(role); !strings.Contains(got, want) {
+			t.Errorf("the guide's role %s lacks %q:\n%s", role, want, got)
+		}
+	}
+	if got := row("`psa-sync-plan`"); strings.Contains(got, "PutObject") {
+		t.Errorf("the guide's plan role may write: %s", got)
 	}
 }
 
