@@ -348,6 +348,12 @@ func (b *S3Backend) Save(ctx context.Context, data []byte, ifMatch string) (stri
 			return "", fmt.Errorf("%sthe export was deleted since it was read: %w", prefix(b.url), ErrConflict)
 		}
 		return "", fmt.Errorf("%swriting: %w (does the bucket exist?)", prefix(b.url), s3Err(err, b.redact))
+	case http.StatusForbidden:
+		// Most often a role that may read the export but not write it:
+		// the plan's role given to the apply, or a policy without this
+		// key.
+		return "", fmt.Errorf("%swriting: %w (check the credentials: this write needs s3:PutObject on s3://%s/%s)",
+			prefix(b.url), s3Err(err, b.redact), b.bucket, b.key)
 	default:
 		return "", fmt.Errorf("%swriting: %w", prefix(b.url), s3Err(err, b.redact))
 	}

@@ -318,3 +318,30 @@ func TestS3Backend_awsNotChecked(t *testing.T) {
 		t.Errorf("check against AWS S3 = %v (passed %v), want nil without a request", err, b.check.passed)
 	}
 }
+
+// TestS3Backend_writeRefusedSaysWhatToDo: a write that S3 refuses with 403
+// (the apply's role without s3:PutObject on the export's key, a read-only
+// role given to the apply) names the store, S3's answer and the
+// permission it takes, as the read's 403 names s3:ListBucket; before, it
+// gave S3's "AccessDenied" alone.
+func TestS3Backend_writeRefusedSaysWhatToDo(t *testing.T) {
+	f, url := startFakeS3(t, true, true)
+	f.denied = map[string]bool{fakeExportKey: true}
+	b, err := OpenBackend(t.Context(), url, BackendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewClient(b).Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error { d.PutCustomer(acme()); return nil })
+	if err == nil {
+		t.Fatal("a write S3 refuses with 403 succeeded")
+	}
+	for _, want := range []string{`export "s3://bucket/ci/psa-mappings.json`, "writing: PutObject: S3 answered 403 Forbidden: AccessDenied",
+		"check the credentials: this write needs s3:PutObject on s3://bucket/ci/psa-mappings.json)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error = %q, want it to contain %q", err, want)
+		}
+	}
+	if status(err) != http.StatusForbidden {
+		t.Errorf("status(%v) = %d, want the SDK's error still wrapped (403)", err, status(err))
+	}
+}
