@@ -216,7 +216,8 @@ type Daemon struct {
 		loaded  string
 		lastErr string // the last error reading it (usage.RefusalKey), logged once
 		// kept is the version kept in the state database for a restart
-		// while the store cannot be read (see remoteExportFailed).
+		// while the store cannot be read (see failedKeepingExport); a
+		// file store's too.
 		kept string
 	}
 
@@ -804,9 +805,10 @@ func (d *Daemon) reloadExportLocked(force bool) error {
 		doc, err = d.checkExport(cfg, data)
 	}
 	if err != nil {
-		return d.exportFailed(cfg, err)
+		return d.failedKeepingExport(cfg, err)
 	}
 	d.useExport(cfg, doc, export.Digest(data), data)
+	d.keepExportLocked(cfg, export.Blob{Data: data, Version: export.Digest(data)})
 	return nil
 }
 

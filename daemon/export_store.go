@@ -69,7 +69,7 @@ func (d *Daemon) reloadRemoteExportLocked(cfg *Config, force bool) error {
 	if d.remote.backend == nil || d.remote.url != cfg.ExportURL {
 		b, err := cfg.OpenExportBackend(ctx, d.baseClient, d.logger)
 		if err != nil {
-			return d.remoteExportFailed(cfg, err)
+			return d.failedKeepingExport(cfg, err)
 		}
 		d.remote.url, d.remote.backend, d.remote.version, d.remote.loaded, d.remote.kept = cfg.ExportURL, b, "", "", ""
 	}
@@ -108,17 +108,17 @@ func (d *Daemon) reloadRemoteExportLocked(cfg *Config, force bool) error {
 			return err
 		}
 		d.remote.lastErr = usage.RefusalKey(err.Error())
-		return d.remoteExportFailed(cfg, err)
+		return d.failedKeepingExport(cfg, err)
 	}
 	d.remote.lastErr = ""
 	d.remote.version = blob.Version
 	doc, err := d.checkExport(cfg, blob.Data)
 	if err != nil {
-		return d.remoteExportFailed(cfg, err)
+		return d.failedKeepingExport(cfg, err)
 	}
 	d.useExport(cfg, doc, blob.Version, blob.Data)
 	d.remote.loaded = blob.Version
-	d.keepRemoteExportLocked(cfg, blob)
+	d.keepExportLocked(cfg, blob)
 	return nil
 }
 
@@ -166,21 +166,28 @@ func (d *Daemon) publishReadersLocked(cfg *Config) {
 	}
 }
 
-// remoteStoreKey identifies a remote store in the state database: a digest
-// of its URL, which may hold credentials (an S3 endpoint's password).
-func remoteStoreKey(url string) string {
-	sum := sha256.Sum256([]byte("psa-syncd export store\x00" + url))
+// storeKey identifies the export's store in the state database: a digest
+// of its URL, which may hold credentials (an S3 endpoint's password), or
+// of "file:" and the export file's path (a path never starts with a
+// URL's scheme: Config.validateExport refuses it).
+func storeKey(cfg *Config) string {
+	name := cfg.ExportURL
+	if cfg.ExportStore() == StoreFile {
+		name = "file:" + cfg.ExportPath
+	}
+	sum := sha256.Sum256([]byte("psa-syncd export store\x00" + name))
 	return hex.EncodeToString(sum[:])
 }
 
-// keepRemoteExportLocked keeps the export just loaded from a remote store
-// in the state database, once per version, for a restart while the store
-// cannot be read. A failure to keep it is logged; the export is in use.
-func (d *Daemon) keepRemoteExportLocked(cfg *Config, blob export.Blob) {
+// keepExportLocked keeps the export just loaded from a file, S3 or another
+// psa-syncd in the state database, once per version, for a restart while
+// the store cannot be read or holds an export psa-syncd rejects. A failure
+// to keep it is logged; the export is in use.
+func (d *Daemon) keepExportLocked(cfg *Config, blob export.Blob) {
 	if blob.Version != "" && blob.Version == d.remote.kept {
 		return
 	}
-	err := d.db.PutRemoteExport(state.RemoteExport{Store: remoteStoreKey(cfg.ExportURL), Version: blob.Version, At: d.exp.Load().loaded.UTC(), Body: blob.Data})
+	err := d.db.PutRemoteExport(state.RemoteExport{Store: storeKey(cfg), Version: blob.Version, At: d.exp.Load().loaded.UTC(), Body: blob.Data})
 	if err != nil {
 		d.logger.Warn("Could not keep the mapping export in the state database; a restart while the store cannot be read would start without one",
 			"store", cfg.ExportName(), "err", err)
@@ -189,9 +196,9 @@ func (d *Daemon) keepRemoteExportLocked(cfg *Config, blob export.Blob) {
 	d.remote.kept = blob.Version
 }
 
-// remoteExportFailed records a failure to read or use the remote store's
-// export (see exportFailed). When no export is in use yet, as after a
-// restart, it then uses the last good one the state database keeps for the
+// failedKeepingExport records a failure to read or use the export of a
+// file, S3 or another psa-syncd (see exportFailed). When no export is in
+// use yet, as after a restart, it then uses the last good one the state database keeps for the
 // store: the one this psa-syncd was using before, which it would have kept
 // using through the same failure had it not restarted (so a month-end pass
 // is not skipped because the store was down at the wrong moment). The
@@ -199,12 +206,12 @@ func (d *Daemon) keepRemoteExportLocked(cfg *Config, blob export.Blob) {
 // store answers, and its success timestamp is when the kept export was
 // read, and the store's error is still returned. The kept export is
 // checked again, against this config and PSA.
-func (d *Daemon) remoteExportFailed(cfg *Config, cause error) error {
+func (d *Daemon) failedKeepingExport(cfg *Config, cause error) error {
 	err := d.exportFailed(cfg, cause)
 	if d.exp.Load() != nil {
 		return err
 	}
-	kept, kerr := d.db.LastRemoteExport(remoteStoreKey(cfg.ExportURL))
+	kept, kerr := d.db.LastRemoteExport(storeKey(cfg))
 	if errors.Is(kerr, state.ErrNoExport) {
 		return err
 	}
@@ -223,7 +230,7 @@ func (d *Daemon) remoteExportFailed(cfg *Config, cause error) error {
 	d.exportErr.Store(failure)               // the store is still not read
 	d.metrics.ExportReloaded(true, kept.At)  // the export in use was read then
 	d.metrics.ExportReloaded(false, d.now()) // and the store is still not read
-	if d.remote.version == "" {
+	if cfg.ExportStore() != StoreFile && d.remote.version == "" {
 		// Nothing read from the store yet (it cannot be read): a poll
 		// that finds it still holding the kept version makes the reload
 		// good again. A version it did give, and that was rejected, stays

@@ -511,6 +511,78 @@ func TestDaemon_restartWithRejectedVersionInStore(t *testing.T) {
 	}
 }
 
+// TestDaemon_restartWithRejectedExportFile: a file store's last good
+// export is kept in the state database as an S3 store's is, so that a
+// restart (a reboot, an upgrade) while the file holds an export psa-syncd
+// rejects (one written by a newer provider, another PSA's) starts with
+// the export it was using, ready and with its scheduled passes, the reload
+// still failed (the alert fires). Before, such a restart had no export
+// at all: not ready, and every pass skipped until the file was fixed.
+// The file fixed is loaded at the next poll.
+func TestDaemon_restartWithRejectedExportFile(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	e := dtSetup(t, dtOptions{daemonOpts: Options{Logger: logger}})
+	reload := func(d *Daemon, force bool) error {
+		d.reloadMu.Lock()
+		defer d.reloadMu.Unlock()
+		return d.reloadExportLocked(force)
+	}
+	if err := reload(e.d, true); err != nil {
+		t.Fatal(err)
+	}
+	bad := e.doc.Clone()
+	bad.Revision++
+	bad.PSA.System = psa.SystemConnectWise
+	e.writeExport(t, bad)
+	if err := e.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(e.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	d, err := New(cfg, e.cfgPath, Options{Logger: logger, Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	if err := reload(d, true); err == nil {
+		t.Fatal("the reload of an export for another PSA succeeded")
+	}
+	if got := d.Export(); got == nil || got.Revision != e.doc.Revision || len(got.CustomerMappings) != len(e.doc.CustomerMappings) {
+		t.Fatalf("after a restart with a rejected export file, the export in use is %+v, want the kept revision %d", got, e.doc.Revision)
+	}
+	if rec := dtServe(t, d, http.MethodGet, "/-/ready", "", ""); rec.Code != http.StatusOK {
+		t.Errorf("GET /-/ready = %d %s, want 200: an export is in use", rec.Code, rec.Body)
+	}
+	if got := testutil.ToFloat64(d.metrics.ExportLastReloadSuccessful); got != 0 || d.exportErr.Load() == nil {
+		t.Errorf("psa_sync_export_last_reload_successful = %v, status page reports a failure: %v; want 0, true", got, d.exportErr.Load() != nil)
+	}
+	if !strings.Contains(logs.String(), "Using the last good mapping export kept in the state database") {
+		t.Errorf("the kept export's use was not logged:\n%s", logs.String())
+	}
+	for range 2 {
+		_ = reload(d, false)
+	}
+	if got := d.Export().Revision; got != e.doc.Revision {
+		t.Errorf("after polls of the unchanged rejected file, revision %d is in use, want %d", got, e.doc.Revision)
+	}
+
+	good := e.doc.Clone()
+	good.Revision = bad.Revision + 1
+	e.writeExport(t, good)
+	if err := reload(d, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Export().Revision; got != good.Revision || testutil.ToFloat64(d.metrics.ExportLastReloadSuccessful) != 1 || d.exportErr.Load() != nil {
+		t.Errorf("after the file is fixed: revision %d, successful = %v; want %d, 1 and no failure reported",
+			got, testutil.ToFloat64(d.metrics.ExportLastReloadSuccessful), good.Revision)
+	}
+}
+
 // TestDaemon_exportStoreIgnoringIfNoneMatch: a store that answers every
 // poll in full, with the version it gave before (If-None-Match ignored by
 // the store or a proxy in front of it), is taken as unchanged: an export in
