@@ -78,6 +78,15 @@ func (d *Daemon) reloadRemoteExportLocked(cfg *Config, force bool) error {
 		ifNoneMatch = ""
 	}
 	blob, err := d.remote.backend.Load(ctx, ifNoneMatch)
+	if err == nil && blob.Version == "" {
+		// A store that gives no version (a proxy in front of another
+		// psa-syncd that drops its ETag): the content's digest stands
+		// for it, so that an export seen before is not loaded, kept or
+		// rejected and logged again at every poll. Sent back as
+		// If-None-Match, it matches nothing, and the full answer is
+		// compared below.
+		blob.Version = export.Digest(blob.Data)
+	}
 	if err == nil && ifNoneMatch != "" && blob.Version == ifNoneMatch {
 		// A store that ignores If-None-Match (or a proxy in front of it)
 		// answers in full with the version it gave before: unchanged.

@@ -639,6 +639,69 @@ func TestDaemon_exportStoreIgnoringIfNoneMatch(t *testing.T) {
 	}
 }
 
+// TestDaemon_exportStoreWithoutETag: a store whose answers carry no ETag
+// (a proxy in front of another psa-syncd that drops it) gives no version
+// to ask again with. The export's digest stands for it: an unchanged
+// export is not loaded again nor kept in the state database again at
+// every poll, and a rejected one is logged once, not every 5 s.
+func TestDaemon_exportStoreWithoutETag(t *testing.T) {
+	t.Parallel()
+	var body atomic.Pointer[[]byte]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write(*body.Load())
+	}))
+	t.Cleanup(srv.Close)
+	var logs bytes.Buffer
+	e := dtSetup(t, dtOptions{exportURL: srv.URL, noExport: true, daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+	serve := func(doc *export.Document) {
+		data := e.encode(t, doc)
+		body.Store(&data)
+	}
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	e.d.now = func() time.Time { return now }
+	poll := func() error {
+		e.d.reloadMu.Lock()
+		defer e.d.reloadMu.Unlock()
+		return e.d.reloadExportLocked(false)
+	}
+	serve(e.doc)
+	if err := poll(); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := e.d.db.LastRemoteExport(storeKey(e.d.cfg.Load()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Minute)
+	if err := poll(); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := e.d.db.LastRemoteExport(storeKey(e.d.cfg.Load())); err != nil || !again.At.Equal(kept.At) {
+		t.Errorf("the unchanged export was kept again at a poll: kept at %v, then %v (%v)", kept.At, again.At, err)
+	}
+
+	bad := e.doc.Clone()
+	bad.Revision++
+	bad.PSA.System = psa.SystemConnectWise
+	serve(bad)
+	if err := poll(); err == nil {
+		t.Fatal("a poll of an export for another PSA succeeded")
+	}
+	_, _ = poll(), poll()
+	if n := strings.Count(logs.String(), "Error reloading mapping export"); n != 1 {
+		t.Errorf("three polls of one rejected export logged %d errors, want 1:\n%s", n, logs.String())
+	}
+	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 0 {
+		t.Errorf("psa_sync_export_last_reload_successful = %v while the store holds a rejected export, want 0", got)
+	}
+	good := e.doc.Clone()
+	good.Revision = bad.Revision + 1
+	serve(good)
+	if err := poll(); err != nil || e.d.Export().Revision != good.Revision {
+		t.Errorf("a poll of a good export after the rejected one: %v, revision %d in use; want nil, %d", err, e.d.Export().Revision, good.Revision)
+	}
+}
+
 // TestDaemon_remoteStoreRefusalLoggedOnce: a store that refuses every read
 // with 403 (S3's AccessDenied, whose body carries a new request id each
 // time; a proxy or WAF in front of psa-syncd answering a page with its own
