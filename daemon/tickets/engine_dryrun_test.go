@@ -59,10 +59,7 @@ func TestEngine_dryRunReportsOpenCreates(t *testing.T) {
 
 	dryRun := func() tickets.CustomerReport {
 		t.Helper()
-		rep, err := eng.Pass(t.Context(), e.customers(), true)
-		if err != nil {
-			t.Fatal(err)
-		}
+		rep := e.dryPass(eng)
 		if after, _ := e.db.TicketRecords("sophos", acme); !reflect.DeepEqual(before, after) || writes() != sent || rep.Settled != 0 {
 			t.Errorf("the dry run wrote: records %+v, were %+v; %d writes sent; settled %d", after, before, writes()-sent, rep.Settled)
 		}

@@ -70,9 +70,7 @@ func TestEngine_forgetsOldClosedRecords(t *testing.T) {
 
 	e.now = e.now.AddDate(1, 2, 0)
 	e.sophos.ResolveAlert(acme, recent)
-	if _, err := eng.Pass(t.Context(), e.customers(), true); err != nil {
-		t.Fatal(err)
-	}
+	e.dryPass(eng)
 	if records, err := e.db.TicketRecords("sophos", acme); err != nil || len(records) != 4 {
 		t.Fatalf("records after a dry run = %d, %v; want all 4 kept", len(records), err)
 	}
@@ -134,9 +132,7 @@ func TestEngine_forgetsOldRefusedRecords(t *testing.T) {
 	e.sophos.ResolveAlert(acme, recent)
 
 	e.now = e.now.AddDate(0, 1, 0)
-	if _, err := eng.Pass(t.Context(), e.customers(), true); err != nil {
-		t.Fatal(err)
-	}
+	e.dryPass(eng)
 	if records, err := e.db.TicketRecords("sophos", acme); err != nil || len(records) != 3 {
 		t.Fatalf("records after a dry run = %d, %v; want all 3 kept", len(records), err)
 	}

@@ -40,10 +40,7 @@ func TestEngine_returnWhileTicketOpenFollowsIt(t *testing.T) {
 			// The alert is raised again with its id; its ticket, noted as
 			// resolved, is still open.
 			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
-			dry, err := eng.Pass(t.Context(), e.customers(), true)
-			if err != nil {
-				t.Fatal(err)
-			}
+			dry := e.dryPass(eng)
 			if tot := dry.Totals(); len(tot.WouldCreate) != 0 || len(tot.Notices) != 1 || !strings.Contains(tot.Notices[0], "follows it again") {
 				t.Errorf("dry run after the return = %+v, want nothing to create and a notice that the open ticket is followed again", tot)
 			}
@@ -297,10 +294,7 @@ func TestEngine_summaryReturnWhileOpenFollowsIt(t *testing.T) {
 	for _, a := range storm[1:] {
 		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: a.Description, RaisedAt: a.RaisedAt})
 	}
-	dry, err := eng.Pass(t.Context(), e.customers(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dry := e.dryPass(eng)
 	if tot := dry.Totals(); len(tot.WouldCreate) != 0 || tot.Summarised != 0 {
 		t.Errorf("dry run after the return = %+v, want nothing to create or summarise", tot)
 	}
@@ -460,10 +454,7 @@ func TestEngine_reopenOfAnOpenTicketSetsNoStatus(t *testing.T) {
 	e.psaSim.Autotask().SetTicketStatus(tk, "Waiting Customer")
 	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
 	e.now = e.now.Add(time.Hour)
-	dry, err := eng.Pass(t.Context(), e.customers(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dry := e.dryPass(eng)
 	if tot := dry.Totals(); len(tot.WouldReopen) != 0 || len(tot.WouldCreate) != 0 || len(tot.Notices) != 1 ||
 		!strings.Contains(tot.Notices[0], "next pass follows it again") {
 		t.Errorf("dry run after the return = %+v, want the open ticket to be followed again, not reopened", tot)

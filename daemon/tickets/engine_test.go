@@ -147,6 +147,16 @@ func (e *env) pass(eng *tickets.Engine) tickets.Report {
 	return rep
 }
 
+// dryPass runs a dry-run pass over the customers.
+func (e *env) dryPass(eng *tickets.Engine) tickets.Report {
+	e.t.Helper()
+	rep, err := eng.Pass(e.t.Context(), e.customers(), true)
+	if err != nil {
+		e.t.Fatalf("dry-run Pass: %v", err)
+	}
+	return rep
+}
+
 // alertStorm sets up a summary ticket with alerts waiting for its note: with
 // one ticket per customer a pass (max_per_customer 1), two alerts make one
 // alert's ticket and the "Alert storm" summary at a pass, and two more
@@ -573,10 +583,7 @@ func TestEngine_reopen(t *testing.T) {
 	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
 	e.now = e.now.Add(time.Hour)
 	// A dry run says which ticket the pass reopens, and reopens nothing.
-	dry, err := eng.Pass(t.Context(), e.customers(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dry := e.dryPass(eng)
 	var aTicket, aStatus string
 	for _, tk := range e.psaSim.Autotask().Tickets() {
 		if strings.Contains(tk.Title, "Health check") {
@@ -679,10 +686,7 @@ func TestEngine_dryRun(t *testing.T) {
 	e := newEnv(t, psa.SystemKaseyaBMS)
 	eng := e.engine(routings[psa.SystemKaseyaBMS])
 	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high"})
-	rep, err := eng.Pass(t.Context(), e.customers(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := e.dryPass(eng)
 	if w := rep.Totals().WouldCreate; len(w) != 1 || w[0] != "sc:"+a.ID {
 		t.Errorf("WouldCreate = %v", w)
 	}
@@ -718,10 +722,7 @@ func TestEngine_dryRunSummaryExtended(t *testing.T) {
 		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", 3+i),
 			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", 3+i)})
 	}
-	rep, err := eng.Pass(t.Context(), e.customers(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := e.dryPass(eng)
 	cr := rep.Customers[0]
 	if len(cr.WouldCreate) != 1 || !strings.HasPrefix(cr.WouldCreate[0], "sc:") {
 		t.Errorf("WouldCreate = %q, want only the ticket of the alert under the cap", cr.WouldCreate)
@@ -750,10 +751,7 @@ func TestEngine_dryRunOnResolve(t *testing.T) {
 			e.pass(eng)
 			ticket := id(e.tickets()[0].id)
 			e.sophos.ResolveAlert(acme, a.ID)
-			rep, err := eng.Pass(t.Context(), e.customers(), true)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rep := e.dryPass(eng)
 			dry := rep.Totals()
 			tot := e.pass(eng).Totals()
 			switch {
