@@ -42,7 +42,7 @@ func TestEngine_unsettledReopenJudgedByThePSAClock(t *testing.T) {
 			if cr := e.pass(eng).Customers[0]; cr.Closed != 1 || !e.tickets()[0].closed {
 				t.Fatalf("pass after the alert was resolved = %+v, want its ticket closed", cr)
 			}
-			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+			e.raiseAgain(a)
 			e.now = e.now.Add(time.Hour)
 			return e, eng, e.tickets()[0].id
 		}
@@ -122,7 +122,7 @@ func TestEngine_lostReopenNoteIsLookedFor(t *testing.T) {
 				e.pass(eng)
 				e.sophos.ResolveAlert(acme, a.ID)
 				e.pass(eng)
-				e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+				e.raiseAgain(a)
 				e.now = e.now.Add(time.Hour)
 				tk := e.tickets()[0].id
 				e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: e.notesPath(tk), BodyContains: "raised again",
@@ -163,7 +163,7 @@ func TestEngine_unsettledReopenOfAnOlderPsaSyncdKeepsItsNote(t *testing.T) {
 	e.pass(eng)
 	e.sophos.ResolveAlert(acme, a.ID)
 	e.pass(eng)
-	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+	e.raiseAgain(a)
 	e.now = e.now.Add(time.Hour)
 	tk := e.tickets()[0].id
 	recs, _ := e.db.TicketRecords("sophos", acme)

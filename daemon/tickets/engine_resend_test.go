@@ -91,7 +91,7 @@ func TestEngine_noteSentAgainLostAgainIsLeftForTheSettleTime(t *testing.T) {
 			e.pass(eng)
 			e.sophos.ResolveAlert(acme, a.ID)
 			e.pass(eng)
-			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+			e.raiseAgain(a)
 			e.now = e.now.Add(time.Hour)
 			tk := e.tickets()[0].id
 			e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: e.notesPath(tk), BodyContains: "raised again", Drop: true, Times: 1})

@@ -39,7 +39,7 @@ func TestEngine_returnWhileTicketOpenFollowsIt(t *testing.T) {
 			}
 			// The alert is raised again with its id; its ticket, noted as
 			// resolved, is still open.
-			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+			e.raiseAgain(a)
 			dry := e.dryPass(eng)
 			if tot := dry.Totals(); len(tot.WouldCreate) != 0 || len(tot.Notices) != 1 || !strings.Contains(tot.Notices[0], "follows it again") {
 				t.Errorf("dry run after the return = %+v, want nothing to create and a notice that the open ticket is followed again", tot)
@@ -77,7 +77,7 @@ func TestEngine_returnWhileTicketOpenFollowsIt(t *testing.T) {
 			case psa.SystemKaseyaBMS:
 				e.psaSim.KaseyaBMS().SetTicketStatus(int(tk), psatest.KaseyaBMSStatusCompleted)
 			}
-			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+			e.raiseAgain(a)
 			if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Err != nil {
 				t.Errorf("pass after the return with the ticket closed = %+v, want a new ticket", tot)
 			}
@@ -103,7 +103,7 @@ func TestEngine_returnAfterATechnicianReopenedTheTicket(t *testing.T) {
 	}
 	tk := e.tickets()[0].id
 	e.psaSim.Autotask().SetTicketStatus(tk, "In Progress")
-	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Malware on PC-7"})
+	e.raiseAgain(a)
 	if tot := e.pass(eng).Totals(); tot.Created != 0 || tot.Err != nil {
 		t.Errorf("pass after the return = %+v, want no second ticket", tot)
 	}
@@ -132,7 +132,7 @@ func TestEngine_returnTicketUnread(t *testing.T) {
 		e.pass(eng)
 		tk := e.tickets()[0].id
 		e.psaSim.Autotask().SetTicketStatus(tk, "In Progress")
-		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Malware on PC-8"})
+		e.raiseAgain(a)
 		return e, eng, a.ID, fmt.Sprintf("/ATServicesRest/V1.0/Tickets/%d", tk)
 	}
 	t.Run("serverError", func(t *testing.T) {
@@ -183,7 +183,7 @@ func TestEngine_returnNoteAnswerLost(t *testing.T) {
 			e.sophos.ResolveAlert(acme, a.ID)
 			e.pass(eng)
 			tk := e.tickets()[0].id
-			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+			e.raiseAgain(a)
 			fault := psatest.Fault{Method: http.MethodPost, Path: fmt.Sprintf("/ATServicesRest/V1.0/Tickets/%d/Notes", tk), BodyContains: "raised again", Times: 1}
 			if drop {
 				fault.DropAfterHandling = true
@@ -237,7 +237,7 @@ func TestEngine_returnNoteUnsettledTicketClosed(t *testing.T) {
 	e.sophos.ResolveAlert(acme, a.ID)
 	e.pass(eng)
 	tk := e.tickets()[0].id
-	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+	e.raiseAgain(a)
 	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: e.notesPath(tk), BodyContains: "raised again", DropAfterHandling: true, Times: 1})
 	e.pass(eng)
 	if rec := e.record(a.ID); rec.State != tickets.StateReopening {
@@ -452,7 +452,7 @@ func TestEngine_reopenOfAnOpenTicketSetsNoStatus(t *testing.T) {
 	e.pass(eng)
 	tk := e.tickets()[0].id
 	e.psaSim.Autotask().SetTicketStatus(tk, "Waiting Customer")
-	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+	e.raiseAgain(a)
 	e.now = e.now.Add(time.Hour)
 	dry := e.dryPass(eng)
 	if tot := dry.Totals(); len(tot.WouldReopen) != 0 || len(tot.WouldCreate) != 0 || len(tot.Notices) != 1 ||
@@ -541,7 +541,7 @@ func TestEngine_returnAfterATechnicianClosedTheResolvedTicket(t *testing.T) {
 			if rec := e.record(a.ID); rec.State != tickets.StateClosed || rec.ClosedBy != tickets.ClosedByPSAResolved {
 				t.Fatalf("record after the resolve = %+v, want closed in the PSA when the alert was resolved", rec)
 			}
-			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+			e.raiseAgain(a)
 			if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Err != nil || len(tot.Notices) != 0 {
 				t.Errorf("pass after the return = %+v, want a new ticket", tot)
 			}
@@ -569,7 +569,7 @@ func TestEngine_returnAfterATechnicianClosedTheResolvedTicket(t *testing.T) {
 				t.Fatalf("record after the note's answer was lost = %+v, want its note unsettled", rec)
 			}
 			e.setStatus(tk, true)
-			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+			e.raiseAgain(a)
 			e.now = e.now.Add(time.Hour)
 			e.psaSim.ResetRequests()
 			if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Err != nil || len(tot.Notices) != 0 {
@@ -612,7 +612,7 @@ func TestEngine_returnAfterAnUnsettledResolveNoteReadsOnce(t *testing.T) {
 	e.pass(eng)
 	e.psaSim.ClearFaults()
 	e.setStatus(tk, true)
-	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+	e.raiseAgain(a)
 	e.now = e.now.Add(time.Hour)
 	e.psaSim.ResetRequests()
 	if tot := e.pass(eng).Totals(); tot.Reopened != 1 || tot.Created != 0 || tot.Err != nil {
@@ -650,7 +650,7 @@ func TestEngine_returnAfterTheAlertOfATicketClosedInThePSACleared(t *testing.T) 
 		if tot := e.pass(eng).Totals(); tot.Closed != 1 || tot.Err != nil {
 			t.Fatalf("pass after the resolve = %+v, want the ticket closed", tot)
 		}
-		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+		e.raiseAgain(a)
 		e.now = e.now.Add(time.Hour)
 		// A reopen's intent as a psa-syncd that died after it left it:
 		// settled as closed in the PSA (the ticket may have changed since).
@@ -691,7 +691,7 @@ func TestEngine_returnAfterTheAlertOfATicketClosedInThePSACleared(t *testing.T) 
 		t.Parallel()
 		e, eng, a, tk := closedInPSA(t)
 		cleared(t, e, eng, a)
-		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+		e.raiseAgain(a)
 		e.now = e.now.Add(time.Hour)
 		if tot := e.pass(eng).Totals(); tot.Reopened != 1 || tot.Created != 0 || tot.Err != nil || len(tot.Notices) != 0 {
 			t.Errorf("pass after the return = %+v, want the ticket reopened", tot)
@@ -707,7 +707,7 @@ func TestEngine_returnAfterTheAlertOfATicketClosedInThePSACleared(t *testing.T) 
 		t.Parallel()
 		e, eng, a, _ := closedInPSA(t)
 		cleared(t, e, eng, a)
-		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+		e.raiseAgain(a)
 		e.now = e.now.Add(export.DefaultReopenWindow)
 		if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Reopened != 0 || tot.Err != nil || len(tot.Notices) != 0 {
 			t.Errorf("pass after the return = %+v, want a new ticket", tot)
@@ -724,7 +724,7 @@ func TestEngine_returnAfterTheAlertOfATicketClosedInThePSACleared(t *testing.T) 
 		e, eng, a, _ := closedInPSA(t)
 		e.sophos.ResolveAlert(acme, a.ID)
 		e.pass(eng)
-		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+		e.raiseAgain(a)
 		e.now = e.now.Add(resolveAfter - time.Minute)
 		tot := e.pass(eng).Totals()
 		if tot.Reopened != 0 || tot.Created != 0 || len(tot.Notices) != 1 || !strings.Contains(tot.Notices[0], "closed in the PSA") {

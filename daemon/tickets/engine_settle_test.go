@@ -143,7 +143,7 @@ func TestEngine_unsettledReopenOfAnUnchangedTicketIsSentAgain(t *testing.T) {
 			if cr := e.pass(eng).Customers[0]; cr.Closed != 1 || !e.tickets()[0].closed {
 				t.Fatalf("pass after the alert was resolved = %+v, want its ticket closed", cr)
 			}
-			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+			e.raiseAgain(a)
 			e.now = e.now.Add(time.Hour)
 			recs, err := e.db.TicketRecords("sophos", acme)
 			if err != nil || len(recs) != 1 {

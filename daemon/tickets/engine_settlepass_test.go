@@ -51,7 +51,7 @@ func TestEngine_lostAnswerQueuesASettlePass(t *testing.T) {
 			e.pass(eng)
 			e.sophos.ResolveAlert(acme, a.ID)
 			e.pass(eng)
-			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+			e.raiseAgain(a)
 			e.now = e.now.Add(time.Hour)
 			e.psaSim.AddFault(psatest.Fault{Method: http.MethodPatch, Path: ticketsPath, DropAfterHandling: true})
 			return e.pass(eng)

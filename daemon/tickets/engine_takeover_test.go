@@ -300,7 +300,7 @@ func TestEngine_takeoverAtEachStepOfAWrite(t *testing.T) {
 					tk.e.now = tk.e.now.Add(time.Minute)
 					tk.e.pass(tk.old)
 					tk.e.now = tk.e.now.Add(time.Hour)
-					tk.e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+					tk.e.raiseAgain(a)
 					eng, _ := tk.cut(t, st, "status", inState(tickets.StateReopening), 0)
 					tk.e.now = tk.e.now.Add(takeoverSettleTime)
 					if cr := tk.e.pass(eng).Customers[0]; cr.Created != 0 || cr.Err != nil {

@@ -157,6 +157,13 @@ func (e *env) dryPass(eng *tickets.Engine) tickets.Report {
 	return rep
 }
 
+// raiseAgain raises alert a again with its id, as Sophos raises a snoozed
+// health check again; its raisedAt is the simulator's now, as of an alert
+// raised anew.
+func (e *env) raiseAgain(a sophostest.Alert) {
+	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: a.Severity, Description: a.Description})
+}
+
 // alertStorm sets up a summary ticket with alerts waiting for its note: with
 // one ticket per customer a pass (max_per_customer 1), two alerts make one
 // alert's ticket and the "Alert storm" summary at a pass, and two more
@@ -580,7 +587,7 @@ func TestEngine_reopen(t *testing.T) {
 	e.sophos.ResolveAlert(acme, a.ID)
 	e.pass(eng)
 	// The alert is raised again with its id (a snoozed health alert).
-	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+	e.raiseAgain(a)
 	e.now = e.now.Add(time.Hour)
 	// A dry run says which ticket the pass reopens, and reopens nothing.
 	dry := e.dryPass(eng)
@@ -619,7 +626,7 @@ func TestEngine_reopen(t *testing.T) {
 	if rec := e.record(b.ID); rec.State != tickets.StateClosed || rec.ClosedBy != tickets.ClosedByPSAResolved {
 		t.Fatalf("record of b = %+v, want closed in the PSA when b was resolved", rec)
 	}
-	e.sophos.AddAlert(acme, sophostest.Alert{ID: b.ID, Severity: "high", Description: "Other"})
+	e.raiseAgain(b)
 	rep = e.pass(eng)
 	if tot := rep.Totals(); tot.Reopened != 1 || tot.Created != 0 || tot.Err != nil || len(tot.Notices) != 0 {
 		t.Errorf("pass after b came back = %+v, want its ticket reopened", tot)
@@ -670,7 +677,7 @@ func TestEngine_lostCloseAnswer(t *testing.T) {
 	if patches != 0 {
 		t.Errorf("%d answered PATCHes: the closed ticket was closed again", patches)
 	}
-	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+	e.raiseAgain(a)
 	e.now = e.now.Add(time.Hour)
 	rep = e.pass(eng)
 	if tot := rep.Totals(); tot.Reopened != 1 || tot.Created != 0 || len(tot.Notices) != 0 {
@@ -856,7 +863,7 @@ func TestEngine_lostCloseAnswerAlertBack(t *testing.T) {
 	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPatch, Path: "/ATServicesRest/V1.0/Tickets", DropAfterHandling: true})
 	e.pass(eng)
 	e.psaSim.ClearFaults()
-	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+	e.raiseAgain(a)
 	rep := e.pass(eng)
 	if cr := rep.Customers[0]; cr.Reopened != 1 || cr.Created != 0 || cr.Err != nil || len(cr.Notices) != 0 {
 		t.Errorf("pass with the alert back = %+v, want the ticket psa-syncd closed reopened", cr)
@@ -1303,7 +1310,7 @@ func TestEngine_statusNotesHaveRoutingNoteType(t *testing.T) {
 			e.pass(eng)
 			e.sophos.ResolveAlert(acme, a.ID)
 			e.pass(eng)
-			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+			e.raiseAgain(a)
 			e.now = e.now.Add(time.Hour)
 			if tot := e.pass(eng).Totals(); tot.Reopened != 1 || tot.Err != nil || len(tot.Notices) != 0 {
 				t.Fatalf("pass after the return = %+v, want a reopen with its note", tot)
@@ -1447,7 +1454,7 @@ func TestEngine_reopenUnsettled(t *testing.T) {
 		e.pass(eng)
 		e.sophos.ResolveAlert(acme, a.ID)
 		e.pass(eng)
-		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+		e.raiseAgain(a)
 		e.now = e.now.Add(time.Hour)
 		return e, eng, e.tickets()[0].id
 	}
@@ -1763,7 +1770,7 @@ func TestEngine_connectWiseTicketMovedToAnotherBoard(t *testing.T) {
 	if got := cw.Tickets()[0]; !got.Closed || got.StatusID != psatest.ConnectWiseStatusHDClosed {
 		t.Errorf("ticket after the close = %+v, want Help Desk's Closed (%d)", got, psatest.ConnectWiseStatusHDClosed)
 	}
-	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+	e.raiseAgain(a)
 	e.now = e.now.Add(time.Hour)
 	rep = e.pass(eng)
 	if tot := rep.Totals(); tot.Reopened != 1 || tot.Created != 0 || tot.Err != nil {

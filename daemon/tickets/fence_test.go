@@ -78,7 +78,7 @@ func TestEngine_notLeaderStopsPass(t *testing.T) {
 	// and so handled first, and a's return (a reopen within the window).
 	st.deposed.Store(true)
 	e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "New threat", RaisedAt: "2020-01-01T00:00:00.000"})
-	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+	e.raiseAgain(a)
 	e.now = e.now.Add(time.Hour)
 	e.psaSim.ResetRequests()
 	rep, err := eng.Pass(t.Context(), e.customers(), false)
