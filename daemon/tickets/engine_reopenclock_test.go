@@ -118,10 +118,7 @@ func TestEngine_lostReopenNoteIsLookedFor(t *testing.T) {
 				r := routings[sys]
 				r.OnReturn = export.OnReturnReopen
 				eng := e.engine(r)
-				a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
-				e.pass(eng)
-				e.sophos.ResolveAlert(acme, a.ID)
-				e.pass(eng)
+				a := e.resolvedHealthCheck(eng)
 				e.raiseAgain(a)
 				e.now = e.now.Add(time.Hour)
 				tk := e.tickets()[0].id
@@ -159,10 +156,7 @@ func TestEngine_unsettledReopenOfAnOlderPsaSyncdKeepsItsNote(t *testing.T) {
 	r := routings[psa.SystemConnectWise]
 	r.OnReturn = export.OnReturnReopen
 	eng := e.engine(r)
-	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
-	e.pass(eng)
-	e.sophos.ResolveAlert(acme, a.ID)
-	e.pass(eng)
+	a := e.resolvedHealthCheck(eng)
 	e.raiseAgain(a)
 	e.now = e.now.Add(time.Hour)
 	tk := e.tickets()[0].id

@@ -178,10 +178,7 @@ func TestEngine_returnNoteAnswerLost(t *testing.T) {
 			r := routings[psa.SystemAutotask]
 			r.OnResolve = export.OnResolveNote
 			eng := e.engine(r)
-			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
-			e.pass(eng)
-			e.sophos.ResolveAlert(acme, a.ID)
-			e.pass(eng)
+			a := e.resolvedHealthCheck(eng)
 			tk := e.tickets()[0].id
 			e.raiseAgain(a)
 			fault := psatest.Fault{Method: http.MethodPost, Path: fmt.Sprintf("/ATServicesRest/V1.0/Tickets/%d/Notes", tk), BodyContains: "raised again", Times: 1}
@@ -232,10 +229,7 @@ func TestEngine_returnNoteUnsettledTicketClosed(t *testing.T) {
 	r := routings[psa.SystemAutotask]
 	r.OnResolve = export.OnResolveNote
 	eng := e.engine(r)
-	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
-	e.pass(eng)
-	e.sophos.ResolveAlert(acme, a.ID)
-	e.pass(eng)
+	a := e.resolvedHealthCheck(eng)
 	tk := e.tickets()[0].id
 	e.raiseAgain(a)
 	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: e.notesPath(tk), BodyContains: "raised again", DropAfterHandling: true, Times: 1})
@@ -446,10 +440,7 @@ func TestEngine_reopenOfAnOpenTicketSetsNoStatus(t *testing.T) {
 	r := routings[psa.SystemAutotask]
 	r.OnResolve, r.OnReturn = export.OnResolveNote, export.OnReturnReopen
 	eng := e.engine(r)
-	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
-	e.pass(eng)
-	e.sophos.ResolveAlert(acme, a.ID)
-	e.pass(eng)
+	a := e.resolvedHealthCheck(eng)
 	tk := e.tickets()[0].id
 	e.psaSim.Autotask().SetTicketStatus(tk, "Waiting Customer")
 	e.raiseAgain(a)
@@ -642,10 +633,7 @@ func TestEngine_returnAfterTheAlertOfATicketClosedInThePSACleared(t *testing.T) 
 		r := routings[psa.SystemAutotask]
 		r.OnReturn = export.OnReturnReopen
 		eng := e.engine(r)
-		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
-		e.pass(eng)
-		e.sophos.ResolveAlert(acme, a.ID)
-		e.pass(eng)
+		a := e.resolvedHealthCheck(eng)
 		e.now = e.now.Add(resolveAfter)
 		if tot := e.pass(eng).Totals(); tot.Closed != 1 || tot.Err != nil {
 			t.Fatalf("pass after the resolve = %+v, want the ticket closed", tot)

@@ -47,10 +47,7 @@ func TestEngine_lostAnswerQueuesASettlePass(t *testing.T) {
 			r := routings[e.system]
 			r.OnReturn = export.OnReturnReopen
 			eng := e.engine(r)
-			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
-			e.pass(eng)
-			e.sophos.ResolveAlert(acme, a.ID)
-			e.pass(eng)
+			a := e.resolvedHealthCheck(eng)
 			e.raiseAgain(a)
 			e.now = e.now.Add(time.Hour)
 			e.psaSim.AddFault(psatest.Fault{Method: http.MethodPatch, Path: ticketsPath, DropAfterHandling: true})

@@ -157,6 +157,18 @@ func (e *env) dryPass(eng *tickets.Engine) tickets.Report {
 	return rep
 }
 
+// resolvedHealthCheck raises a "Health check" alert, whose ticket a pass
+// files and the next one resolves (closes it, or notes it with on_resolve
+// "note"), and returns the alert: the start of a return.
+func (e *env) resolvedHealthCheck(eng *tickets.Engine) sophostest.Alert {
+	e.t.Helper()
+	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+	e.pass(eng)
+	e.sophos.ResolveAlert(acme, a.ID)
+	e.pass(eng)
+	return a
+}
+
 // raiseAgain raises alert a again with its id, as Sophos raises a snoozed
 // health check again; its raisedAt is the simulator's now, as of an alert
 // raised anew.
@@ -1306,10 +1318,7 @@ func TestEngine_statusNotesHaveRoutingNoteType(t *testing.T) {
 				e.psaSim.Autotask().RequireNoteTitles(psatest.AutotaskTicketCategoryStandard)
 			}
 			eng := e.engine(r)
-			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
-			e.pass(eng)
-			e.sophos.ResolveAlert(acme, a.ID)
-			e.pass(eng)
+			a := e.resolvedHealthCheck(eng)
 			e.raiseAgain(a)
 			e.now = e.now.Add(time.Hour)
 			if tot := e.pass(eng).Totals(); tot.Reopened != 1 || tot.Err != nil || len(tot.Notices) != 0 {
@@ -1450,10 +1459,7 @@ func TestEngine_reopenUnsettled(t *testing.T) {
 		r := routings[psa.SystemAutotask]
 		r.OnReturn = export.OnReturnReopen
 		eng := e.engine(r)
-		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
-		e.pass(eng)
-		e.sophos.ResolveAlert(acme, a.ID)
-		e.pass(eng)
+		a := e.resolvedHealthCheck(eng)
 		e.raiseAgain(a)
 		e.now = e.now.Add(time.Hour)
 		return e, eng, e.tickets()[0].id
