@@ -1,7 +1,6 @@
 package tickets_test
 
 import (
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -89,9 +88,7 @@ func TestEngine_summaryMissingFromOneListingKeepsItsTicket(t *testing.T) {
 	r := routings[psa.SystemAutotask]
 	r.MaxPerCustomer = 2
 	eng := e.engine(r)
-	for i := range 5 {
-		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Storm %d", i), RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
-	}
+	e.storm(5)
 	if cr := e.pass(eng).Customers[0]; cr.Created != 2 || cr.Summarised != 3 || cr.Err != nil {
 		t.Fatalf("first pass = %+v", cr)
 	}

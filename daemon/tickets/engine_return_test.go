@@ -267,11 +267,7 @@ func TestEngine_summaryReturnWhileOpenFollowsIt(t *testing.T) {
 	r := routings[psa.SystemAutotask]
 	r.OnResolve, r.MaxPerCustomer = export.OnResolveNote, 1
 	eng := e.engine(r)
-	var storm []sophostest.Alert
-	for i := range 3 {
-		storm = append(storm, e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Storm %d", i),
-			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)}))
-	}
+	storm := e.storm(3)
 	if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Summarised != 2 {
 		t.Fatalf("storm pass = %+v, want one ticket and a summary of 2", tot)
 	}
@@ -285,9 +281,7 @@ func TestEngine_summaryReturnWhileOpenFollowsIt(t *testing.T) {
 		t.Fatalf("summary record = %+v, want it resolved", rec)
 	}
 	// The summary's two alerts come back with their ids.
-	for _, a := range storm[1:] {
-		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: a.Description, RaisedAt: a.RaisedAt})
-	}
+	e.stormBack(storm[1:]...)
 	dry := e.dryPass(eng)
 	if tot := dry.Totals(); len(tot.WouldCreate) != 0 || tot.Summarised != 0 {
 		t.Errorf("dry run after the return = %+v, want nothing to create or summarise", tot)
@@ -319,9 +313,7 @@ func TestEngine_summaryReturnWhileOpenFollowsIt(t *testing.T) {
 	for _, tk := range e.psaSim.Autotask().Tickets() {
 		e.psaSim.Autotask().SetTicketStatus(tk.ID, "Complete")
 	}
-	for _, a := range storm[1:] {
-		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: a.Description, RaisedAt: a.RaisedAt})
-	}
+	e.stormBack(storm[1:]...)
 	if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Summarised != 1 || tot.Err != nil {
 		t.Errorf("pass after the return with the summary closed = %+v, want a ticket and a new summary", tot)
 	}
@@ -339,20 +331,14 @@ func TestEngine_summaryFollowedAgainNoteUnsettled(t *testing.T) {
 	r := routings[psa.SystemAutotask]
 	r.OnResolve, r.MaxPerCustomer = export.OnResolveNote, 1
 	eng := e.engine(r)
-	var storm []sophostest.Alert
-	for i := range 3 {
-		storm = append(storm, e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Storm %d", i),
-			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)}))
-	}
+	storm := e.storm(3)
 	e.pass(eng)
 	summary := e.record(tickets.SummaryKey).TicketID
 	for _, a := range storm {
 		e.sophos.ResolveAlert(acme, a.ID)
 	}
 	e.pass(eng)
-	for _, a := range storm[1:] {
-		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: a.Description, RaisedAt: a.RaisedAt})
-	}
+	e.stormBack(storm[1:]...)
 	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets/" + summary + "/Notes", BodyContains: "raised again",
 		DropAfterHandling: true, Times: 1})
 	if tot := e.pass(eng).Totals(); tot.Created != 0 || tot.Summarised != 0 {
@@ -391,11 +377,7 @@ func TestEngine_summaryClosedReadOnceForAlertsBack(t *testing.T) {
 	r := routings[psa.SystemAutotask]
 	r.MaxPerCustomer = 1
 	eng := e.engine(r)
-	var storm []sophostest.Alert
-	for i := range 3 {
-		storm = append(storm, e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Storm %d", i),
-			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)}))
-	}
+	storm := e.storm(3)
 	e.pass(eng)
 	summary := e.record(tickets.SummaryKey).TicketID
 	for _, a := range storm {
@@ -405,7 +387,7 @@ func TestEngine_summaryClosedReadOnceForAlertsBack(t *testing.T) {
 		t.Fatalf("pass after the resolve = %+v, want the ticket and the summary closed", tot)
 	}
 	back := storm[2]
-	e.sophos.AddAlert(acme, sophostest.Alert{ID: back.ID, Severity: "high", Description: back.Description, RaisedAt: back.RaisedAt})
+	e.stormBack(back)
 	if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Summarised != 0 || tot.Err != nil {
 		t.Fatalf("pass after the return = %+v, want the alert filed anew", tot)
 	}
@@ -491,11 +473,7 @@ func TestEngine_returnAfterATechnicianClosedTheResolvedTicket(t *testing.T) {
 		r := routings[psa.SystemAutotask]
 		r.MaxPerCustomer = 1
 		eng := e.engine(r)
-		var storm []sophostest.Alert
-		for i := range 3 {
-			storm = append(storm, e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Storm %d", i),
-				RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)}))
-		}
+		storm := e.storm(3)
 		e.pass(eng)
 		summary, err := strconv.ParseInt(e.record(tickets.SummaryKey).TicketID, 10, 64)
 		if err != nil {
@@ -509,7 +487,7 @@ func TestEngine_returnAfterATechnicianClosedTheResolvedTicket(t *testing.T) {
 			t.Fatalf("pass after the resolve = %+v, want the alert's ticket closed and the summary found closed", tot)
 		}
 		back := storm[2]
-		e.sophos.AddAlert(acme, sophostest.Alert{ID: back.ID, Severity: "high", Description: back.Description, RaisedAt: back.RaisedAt})
+		e.stormBack(back)
 		if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Err != nil || len(tot.Notices) != 0 {
 			t.Errorf("pass after the summary's alert came back = %+v, want it filed anew", tot)
 		}

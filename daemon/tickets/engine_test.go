@@ -176,6 +176,25 @@ func (e *env) raiseAgain(a sophostest.Alert) {
 	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: a.Severity, Description: a.Description})
 }
 
+// storm raises n high alerts, "Storm 0" to "Storm n-1", raised a minute
+// apart from 09:00, and returns them.
+func (e *env) storm(n int) []sophostest.Alert {
+	var alerts []sophostest.Alert
+	for i := range n {
+		alerts = append(alerts, e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Storm %d", i),
+			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)}))
+	}
+	return alerts
+}
+
+// stormBack raises alerts of a storm again with their ids, listed as they
+// were first: with their raisedAt.
+func (e *env) stormBack(alerts ...sophostest.Alert) {
+	for _, a := range alerts {
+		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: a.Severity, Description: a.Description, RaisedAt: a.RaisedAt})
+	}
+}
+
 // alertStorm sets up a summary ticket with alerts waiting for its note: with
 // one ticket per customer a pass (max_per_customer 1), two alerts make one
 // alert's ticket and the "Alert storm" summary at a pass, and two more
@@ -387,10 +406,7 @@ func TestEngine_settledAdoptionsCounted(t *testing.T) {
 	r := routings[psa.SystemAutotask]
 	r.MaxPerCustomer = 1
 	eng := e.engine(r)
-	for i := range 3 {
-		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Storm %d", i),
-			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
-	}
+	e.storm(3)
 	// The answers to the first alert's create and to the summary's are
 	// lost; the second alert's ticket is created.
 	for _, body := range []string{"Storm 0", "Alert storm"} {
