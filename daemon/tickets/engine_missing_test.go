@@ -88,7 +88,7 @@ func TestEngine_summaryMissingFromOneListingKeepsItsTicket(t *testing.T) {
 	r := routings[psa.SystemAutotask]
 	r.MaxPerCustomer = 2
 	eng := e.engine(r)
-	e.storm(5)
+	e.raiseSeries("Storm", 0, 5)
 	if cr := e.pass(eng).Customers[0]; cr.Created != 2 || cr.Summarised != 3 || cr.Err != nil {
 		t.Fatalf("first pass = %+v", cr)
 	}

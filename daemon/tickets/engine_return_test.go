@@ -267,7 +267,7 @@ func TestEngine_summaryReturnWhileOpenFollowsIt(t *testing.T) {
 	r := routings[psa.SystemAutotask]
 	r.OnResolve, r.MaxPerCustomer = export.OnResolveNote, 1
 	eng := e.engine(r)
-	storm := e.storm(3)
+	storm := e.raiseSeries("Storm", 0, 3)
 	if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Summarised != 2 {
 		t.Fatalf("storm pass = %+v, want one ticket and a summary of 2", tot)
 	}
@@ -331,7 +331,7 @@ func TestEngine_summaryFollowedAgainNoteUnsettled(t *testing.T) {
 	r := routings[psa.SystemAutotask]
 	r.OnResolve, r.MaxPerCustomer = export.OnResolveNote, 1
 	eng := e.engine(r)
-	storm := e.storm(3)
+	storm := e.raiseSeries("Storm", 0, 3)
 	e.pass(eng)
 	summary := e.record(tickets.SummaryKey).TicketID
 	for _, a := range storm {
@@ -377,7 +377,7 @@ func TestEngine_summaryClosedReadOnceForAlertsBack(t *testing.T) {
 	r := routings[psa.SystemAutotask]
 	r.MaxPerCustomer = 1
 	eng := e.engine(r)
-	storm := e.storm(3)
+	storm := e.raiseSeries("Storm", 0, 3)
 	e.pass(eng)
 	summary := e.record(tickets.SummaryKey).TicketID
 	for _, a := range storm {
@@ -473,7 +473,7 @@ func TestEngine_returnAfterATechnicianClosedTheResolvedTicket(t *testing.T) {
 		r := routings[psa.SystemAutotask]
 		r.MaxPerCustomer = 1
 		eng := e.engine(r)
-		storm := e.storm(3)
+		storm := e.raiseSeries("Storm", 0, 3)
 		e.pass(eng)
 		summary, err := strconv.ParseInt(e.record(tickets.SummaryKey).TicketID, 10, 64)
 		if err != nil {

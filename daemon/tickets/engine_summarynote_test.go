@@ -17,10 +17,7 @@ import (
 // alert's ticket and a summary ticket, whose id it returns.
 func stormWithSummary(t *testing.T, e *env, eng *tickets.Engine) int64 {
 	t.Helper()
-	for i := range 2 {
-		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
-			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
-	}
+	e.raiseSeries("Threat", 0, 2)
 	e.pass(eng)
 	for _, tk := range e.tickets() {
 		if strings.Contains(tk.title, "Alert storm") {

@@ -176,12 +176,12 @@ func (e *env) raiseAgain(a sophostest.Alert) {
 	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: a.Severity, Description: a.Description})
 }
 
-// storm raises n high alerts, "Storm 0" to "Storm n-1", raised a minute
-// apart from 09:00, and returns them.
-func (e *env) storm(n int) []sophostest.Alert {
+// raiseSeries raises high alerts "<name> from" to "<name> to-1", alert i
+// raised at 09:0i, and returns them.
+func (e *env) raiseSeries(name string, from, to int) []sophostest.Alert {
 	var alerts []sophostest.Alert
-	for i := range n {
-		alerts = append(alerts, e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Storm %d", i),
+	for i := from; i < to; i++ {
+		alerts = append(alerts, e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("%s %d", name, i),
 			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)}))
 	}
 	return alerts
@@ -205,10 +205,7 @@ func (e *env) alertStorm() (*tickets.Engine, int64) {
 	r := routings[e.system]
 	r.MaxPerCustomer = 1
 	eng := e.engine(r)
-	for i := range 2 {
-		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
-			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
-	}
+	e.raiseSeries("Threat", 0, 2)
 	e.pass(eng) // one alert's ticket, one summary
 	var summary int64
 	for _, tk := range e.tickets() {
@@ -216,10 +213,7 @@ func (e *env) alertStorm() (*tickets.Engine, int64) {
 			summary = tk.id
 		}
 	}
-	for i := 2; i < 4; i++ {
-		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
-			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
-	}
+	e.raiseSeries("Threat", 2, 4)
 	return eng, summary
 }
 
@@ -406,7 +400,7 @@ func TestEngine_settledAdoptionsCounted(t *testing.T) {
 	r := routings[psa.SystemAutotask]
 	r.MaxPerCustomer = 1
 	eng := e.engine(r)
-	e.storm(3)
+	e.raiseSeries("Storm", 0, 3)
 	// The answers to the first alert's create and to the summary's are
 	// lost; the second alert's ticket is created.
 	for _, body := range []string{"Storm 0", "Alert storm"} {
@@ -490,11 +484,7 @@ func TestEngine_budgetReserve(t *testing.T) {
 	budget := &budgetLeft{left: 1}
 	e.budget = budget
 	eng := e.engine(routings[psa.SystemAutotask])
-	var alerts []sophostest.Alert
-	for i := range 3 {
-		alerts = append(alerts, e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
-			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)}))
-	}
+	alerts := e.raiseSeries("Threat", 0, 3)
 
 	rep := e.pass(eng)
 	cr := rep.Customers[0]
@@ -742,10 +732,7 @@ func TestEngine_dryRunSummaryExtended(t *testing.T) {
 	r := routings[psa.SystemConnectWise]
 	r.MaxPerCustomer = 1
 	eng := e.engine(r)
-	for i := range 3 {
-		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
-			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
-	}
+	e.raiseSeries("Threat", 0, 3)
 	e.pass(eng)
 	var summary string
 	for _, tk := range e.tickets() {
@@ -753,10 +740,7 @@ func TestEngine_dryRunSummaryExtended(t *testing.T) {
 			summary = id(tk.id)
 		}
 	}
-	for i := range 2 {
-		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", 3+i),
-			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", 3+i)})
-	}
+	e.raiseSeries("Threat", 3, 5)
 	rep := e.dryPass(eng)
 	cr := rep.Customers[0]
 	if len(cr.WouldCreate) != 1 || !strings.HasPrefix(cr.WouldCreate[0], "sc:") {
@@ -984,10 +968,7 @@ func TestEngine_noteNotFoundIsNotADeletedTicket(t *testing.T) {
 		r := routings[psa.SystemKaseyaBMS]
 		r.MaxPerCustomer = 1
 		eng := e.engine(r)
-		for i := range 3 {
-			e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
-				RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
-		}
+		e.raiseSeries("Threat", 0, 3)
 		e.pass(eng)
 		var summary int64
 		for _, tk := range e.tickets() {
@@ -996,10 +977,7 @@ func TestEngine_noteNotFoundIsNotADeletedTicket(t *testing.T) {
 			}
 		}
 		// Two more: one gets a ticket, one goes over the cap.
-		for i := range 2 {
-			e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", 3+i),
-				RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", 3+i)})
-		}
+		e.raiseSeries("Threat", 3, 5)
 		notFound(e, summary)
 		if cr := e.pass(eng).Customers[0]; cr.Err == nil || len(cr.Notices) != 0 || cr.Summarised != 0 {
 			t.Errorf("pass whose summary note was refused = %+v, want the customer failed, no alert summarised and no notice of a deleted ticket", cr)
@@ -1194,10 +1172,7 @@ func TestEngine_refusedSummary(t *testing.T) {
 	r := routings[psa.SystemAutotask]
 	r.MaxPerCustomer = 1
 	eng := e.engine(r)
-	for i := range 3 {
-		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
-			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
-	}
+	e.raiseSeries("Threat", 0, 3)
 	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets", BodyContains: `"scs:`,
 		Status: http.StatusInternalServerError, Body: `{"errors":["Value does not exist for [queueID]."]}`})
 	if cr := e.pass(eng).Customers[0]; cr.Created != 1 || cr.Failed != 1 {
@@ -1830,10 +1805,7 @@ func TestEngine_refusedSummaryRetriedADayLater(t *testing.T) {
 	eng := e.engine(r)
 	// The caps are per pass: each pass files one alert, and the rest go
 	// over the cap.
-	for i := range 4 {
-		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
-			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
-	}
+	e.raiseSeries("Threat", 0, 4)
 	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets", BodyContains: `"scs:`,
 		Status: http.StatusInternalServerError, Body: `{"errors":["Value does not exist for [queueID]."]}`})
 	if cr := e.pass(eng).Customers[0]; cr.Created != 1 || cr.Failed != 1 {

@@ -38,11 +38,7 @@ func TestEngine_rateLimitedUpdateStopsWrites(t *testing.T) {
 			eng := e.engine(r)
 			other := tickets.Customer{Source: "sophos", CustomerID: globex, CustomerName: "Globex", CompanyID: id(e.psaSim.ConnectWise().AddCompany("Globex"))}
 			customers := append(e.customers(), other)
-			var alerts []sophostest.Alert
-			for i := range 3 {
-				alerts = append(alerts, e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
-					RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)}))
-			}
+			alerts := e.raiseSeries("Threat", 0, 3)
 			if _, err := eng.Pass(t.Context(), customers, false); err != nil || len(e.tickets()) != 3 {
 				t.Fatalf("first pass: %v, %d tickets, want 3", err, len(e.tickets()))
 			}
