@@ -8,6 +8,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -24,9 +25,7 @@ func TestEngine_resolvedTicketsReadInBulk(t *testing.T) {
 		t.Run(string(sys), func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, sys)
-			r := routings[sys]
-			r.MaxPerCustomer = 20
-			eng := e.engine(r)
+			eng := e.engineWith(func(r *export.Tickets) { r.MaxPerCustomer = 20 })
 			var alerts []sophostest.Alert
 			for i := range 12 {
 				alerts = append(alerts, e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Out of date %d", i)}))

@@ -7,6 +7,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
 // ticketCompanies returns the company (Kaseya BMS: account) of each
@@ -42,9 +43,7 @@ func TestEngine_customerMovedToAnotherCompany(t *testing.T) {
 		t.Run(string(sys), func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, sys)
-			r := routings[sys]
-			r.MaxPerCustomer = 1
-			eng := e.engine(r)
+			eng := e.engineWith(func(r *export.Tickets) { r.MaxPerCustomer = 1 })
 			alert := func(i int) sophostest.Alert {
 				return e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat on PC-%03d", i),
 					RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
 // A description longer than Autotask's 8,000 characters keeps what
@@ -17,9 +18,7 @@ import (
 func TestEngine_longDescriptionKeepsIdentity(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
-	r := routings[psa.SystemAutotask]
-	r.MaxPerCustomer = 1
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.MaxPerCustomer = 1 })
 	long := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Malware found: " + strings.Repeat("x", 20000) + " at C:\\evil.exe",
 		ManagedAgent: &sophostest.ManagedAgent{ID: "agent-042", Type: "computer"}, RaisedAt: "2026-11-15T09:00:00.000"})
 	var storm []sophostest.Alert

@@ -31,9 +31,7 @@ func TestEngine_alertMissingFromOneListingKeepsItsTicket(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, sys)
 			e.resolveAfter = 10 * time.Minute
-			r := routings[sys]
-			r.OnReturn = export.OnReturnNew
-			eng := e.engine(r)
+			eng := e.engineWith(func(r *export.Tickets) { r.OnReturn = export.OnReturnNew })
 			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected on PC-7"})
 			if cr := e.pass(eng).Customers[0]; cr.Created != 1 || cr.Err != nil {
 				t.Fatalf("first pass = %+v", cr)
@@ -85,9 +83,7 @@ func TestEngine_summaryMissingFromOneListingKeepsItsTicket(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
 	e.resolveAfter = 10 * time.Minute
-	r := routings[psa.SystemAutotask]
-	r.MaxPerCustomer = 2
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.MaxPerCustomer = 2 })
 	e.raiseSeries("Storm", 0, 5)
 	if cr := e.pass(eng).Customers[0]; cr.Created != 2 || cr.Summarised != 3 || cr.Err != nil {
 		t.Fatalf("first pass = %+v", cr)

@@ -32,9 +32,7 @@ func TestEngine_unsettledReopenJudgedByThePSAClock(t *testing.T) {
 		reopened := func(t *testing.T, skew time.Duration) (*env, *tickets.Engine, int64) {
 			e := newEnv(t, sys)
 			e.psaSkew = skew
-			r := routings[sys]
-			r.OnReturn = export.OnReturnReopen
-			eng := e.engine(r)
+			eng := e.engineWith(func(r *export.Tickets) { r.OnReturn = export.OnReturnReopen })
 			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
 			e.pass(eng)
 			e.sophos.ResolveAlert(acme, a.ID)
@@ -115,9 +113,7 @@ func TestEngine_lostReopenNoteIsLookedFor(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/applied=%v", sys, applied), func(t *testing.T) {
 				t.Parallel()
 				e := newEnv(t, sys)
-				r := routings[sys]
-				r.OnReturn = export.OnReturnReopen
-				eng := e.engine(r)
+				eng := e.engineWith(func(r *export.Tickets) { r.OnReturn = export.OnReturnReopen })
 				a := e.resolvedHealthCheck(eng)
 				e.raiseAgain(a)
 				e.now = e.now.Add(time.Hour)
@@ -153,9 +149,7 @@ func TestEngine_lostReopenNoteIsLookedFor(t *testing.T) {
 func TestEngine_unsettledReopenOfAnOlderPsaSyncdKeepsItsNote(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemConnectWise)
-	r := routings[psa.SystemConnectWise]
-	r.OnReturn = export.OnReturnReopen
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.OnReturn = export.OnReturnReopen })
 	a := e.resolvedHealthCheck(eng)
 	e.raiseAgain(a)
 	e.now = e.now.Add(time.Hour)

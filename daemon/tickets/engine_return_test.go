@@ -28,9 +28,7 @@ func TestEngine_returnWhileTicketOpenFollowsIt(t *testing.T) {
 		t.Run(string(sys), func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, sys)
-			r := routings[sys]
-			r.OnResolve = export.OnResolveNote
-			eng := e.engine(r)
+			eng := e.engineWith(func(r *export.Tickets) { r.OnResolve = export.OnResolveNote })
 			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
 			e.pass(eng)
 			e.sophos.ResolveAlert(acme, a.ID)
@@ -175,9 +173,7 @@ func TestEngine_returnNoteAnswerLost(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, psa.SystemAutotask)
 			e.settleTime = 2 * time.Minute
-			r := routings[psa.SystemAutotask]
-			r.OnResolve = export.OnResolveNote
-			eng := e.engine(r)
+			eng := e.engineWith(func(r *export.Tickets) { r.OnResolve = export.OnResolveNote })
 			a := e.resolvedHealthCheck(eng)
 			tk := e.tickets()[0].id
 			e.raiseAgain(a)
@@ -226,9 +222,7 @@ func TestEngine_returnNoteAnswerLost(t *testing.T) {
 func TestEngine_returnNoteUnsettledTicketClosed(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
-	r := routings[psa.SystemAutotask]
-	r.OnResolve = export.OnResolveNote
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.OnResolve = export.OnResolveNote })
 	a := e.resolvedHealthCheck(eng)
 	tk := e.tickets()[0].id
 	e.raiseAgain(a)
@@ -264,9 +258,7 @@ func boolCount(b bool) int {
 func TestEngine_summaryReturnWhileOpenFollowsIt(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
-	r := routings[psa.SystemAutotask]
-	r.OnResolve, r.MaxPerCustomer = export.OnResolveNote, 1
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.OnResolve, r.MaxPerCustomer = export.OnResolveNote, 1 })
 	storm := e.raiseSeries("Storm", 0, 3)
 	if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Summarised != 2 {
 		t.Fatalf("storm pass = %+v, want one ticket and a summary of 2", tot)
@@ -328,9 +320,7 @@ func TestEngine_summaryFollowedAgainNoteUnsettled(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
 	e.settleTime = 2 * time.Minute
-	r := routings[psa.SystemAutotask]
-	r.OnResolve, r.MaxPerCustomer = export.OnResolveNote, 1
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.OnResolve, r.MaxPerCustomer = export.OnResolveNote, 1 })
 	storm := e.raiseSeries("Storm", 0, 3)
 	e.pass(eng)
 	summary := e.record(tickets.SummaryKey).TicketID
@@ -419,9 +409,7 @@ func TestEngine_summaryClosedReadOnceForAlertsBack(t *testing.T) {
 func TestEngine_reopenOfAnOpenTicketSetsNoStatus(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
-	r := routings[psa.SystemAutotask]
-	r.OnResolve, r.OnReturn = export.OnResolveNote, export.OnReturnReopen
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.OnResolve, r.OnReturn = export.OnResolveNote, export.OnReturnReopen })
 	a := e.resolvedHealthCheck(eng)
 	tk := e.tickets()[0].id
 	e.psaSim.Autotask().SetTicketStatus(tk, "Waiting Customer")
@@ -524,9 +512,7 @@ func TestEngine_returnAfterATechnicianClosedTheResolvedTicket(t *testing.T) {
 		t.Run(string(sys)+"/closedWhileTheResolveNoteWasUnsettled", func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, sys)
-			r := routings[sys]
-			r.OnResolve = export.OnResolveNote
-			eng := e.engine(r)
+			eng := e.engineWith(func(r *export.Tickets) { r.OnResolve = export.OnResolveNote })
 			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
 			e.pass(eng)
 			tk := e.tickets()[0].id
@@ -570,9 +556,7 @@ func TestEngine_returnAfterATechnicianClosedTheResolvedTicket(t *testing.T) {
 func TestEngine_returnAfterAnUnsettledResolveNoteReadsOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
-	r := routings[psa.SystemAutotask]
-	r.OnResolve, r.OnReturn = export.OnResolveNote, export.OnReturnReopen
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.OnResolve, r.OnReturn = export.OnResolveNote, export.OnReturnReopen })
 	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
 	e.pass(eng)
 	tk := e.tickets()[0].id
@@ -608,9 +592,7 @@ func TestEngine_returnAfterTheAlertOfATicketClosedInThePSACleared(t *testing.T) 
 	closedInPSA := func(t *testing.T) (*env, *tickets.Engine, sophostest.Alert, int64) {
 		e := newEnv(t, psa.SystemAutotask)
 		e.resolveAfter = resolveAfter
-		r := routings[psa.SystemAutotask]
-		r.OnReturn = export.OnReturnReopen
-		eng := e.engine(r)
+		eng := e.engineWith(func(r *export.Tickets) { r.OnReturn = export.OnReturnReopen })
 		a := e.resolvedHealthCheck(eng)
 		e.now = e.now.Add(resolveAfter)
 		if tot := e.pass(eng).Totals(); tot.Closed != 1 || tot.Err != nil {

@@ -134,9 +134,7 @@ func TestEngine_unsettledReopenOfAnUnchangedTicketIsSentAgain(t *testing.T) {
 		// psa-syncd that died right after it would have left it.
 		returned := func(t *testing.T) (*env, *tickets.Engine, int64) {
 			e := newEnv(t, sys)
-			r := routings[sys]
-			r.OnReturn = export.OnReturnReopen
-			eng := e.engine(r)
+			eng := e.engineWith(func(r *export.Tickets) { r.OnReturn = export.OnReturnReopen })
 			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
 			e.pass(eng)
 			e.sophos.ResolveAlert(acme, a.ID)
@@ -213,9 +211,7 @@ func TestEngine_lostResolveNoteIsLookedFor(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/applied=%v", sys, applied), func(t *testing.T) {
 				t.Parallel()
 				e := newEnv(t, sys)
-				r := routings[sys]
-				r.OnResolve = export.OnResolveNote
-				eng := e.engine(r)
+				eng := e.engineWith(func(r *export.Tickets) { r.OnResolve = export.OnResolveNote })
 				a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected"})
 				e.pass(eng)
 				tk := e.tickets()[0].id

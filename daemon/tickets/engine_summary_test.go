@@ -11,6 +11,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -22,9 +23,7 @@ import (
 func TestEngine_summaryClosedInPSANewStorm(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
-	r := routings[psa.SystemAutotask]
-	r.MaxPerCustomer = 1
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.MaxPerCustomer = 1 })
 	add := func(desc, raised string) sophostest.Alert {
 		return e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: desc, RaisedAt: raised})
 	}
@@ -98,9 +97,7 @@ func TestEngine_summaryClosedInPSANewStorm(t *testing.T) {
 func TestEngine_summaryClosedInPSASearchFails(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
-	r := routings[psa.SystemAutotask]
-	r.MaxPerCustomer = 1
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.MaxPerCustomer = 1 })
 	for i := range 3 {
 		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "storm " + strconv.Itoa(i), RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
 	}

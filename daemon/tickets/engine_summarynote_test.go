@@ -10,6 +10,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -41,9 +42,7 @@ func TestEngine_lostSummaryNoteIsLookedFor(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/applied=%v", sys, applied), func(t *testing.T) {
 				t.Parallel()
 				e := newEnv(t, sys)
-				r := routings[sys]
-				r.MaxPerCustomer = 1
-				eng := e.engine(r)
+				eng := e.engineWith(func(r *export.Tickets) { r.MaxPerCustomer = 1 })
 				summary := stormWithSummary(t, e, eng)
 				var late []string
 				for i := 2; i < 4; i++ {
@@ -87,9 +86,7 @@ func TestEngine_lostSummaryNoteIsLookedFor(t *testing.T) {
 func TestEngine_lostSummaryNoteAlertsResolved(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemKaseyaBMS)
-	r := routings[psa.SystemKaseyaBMS]
-	r.MaxPerCustomer = 1
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.MaxPerCustomer = 1 })
 	stormWithSummary(t, e, eng)
 	recs, _ := e.db.TicketRecords("sophos", acme)
 	var alerts []string
@@ -121,9 +118,7 @@ func TestEngine_lostSummaryNoteAlertsResolved(t *testing.T) {
 func TestEngine_summaryNoteNamesItsFirstAlert(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
-	r := routings[psa.SystemAutotask]
-	r.MaxPerCustomer = 1
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.MaxPerCustomer = 1 })
 	summary := stormWithSummary(t, e, eng)
 	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Type: "Event::" + strings.Repeat("x", psa.MaxTicketNote), Description: "Threat 9",
 		RaisedAt: "2026-11-15T09:09:00.000"})

@@ -128,6 +128,14 @@ func (e *env) engine(routing export.Tickets) *tickets.Engine {
 	return eng
 }
 
+// engineWith is e.engine over the system's routing as set changes it.
+func (e *env) engineWith(set func(r *export.Tickets)) *tickets.Engine {
+	e.t.Helper()
+	r := routings[e.system]
+	set(&r)
+	return e.engine(r)
+}
+
 func (e *env) customers() []tickets.Customer {
 	return []tickets.Customer{{Source: "sophos", CustomerID: acme, CustomerName: "Acme Corporation", CompanyID: e.company}}
 }
@@ -202,9 +210,7 @@ func (e *env) stormBack(alerts ...sophostest.Alert) {
 // ticket, one alert for the summary's note). It returns the engine and the
 // summary's ticket id.
 func (e *env) alertStorm() (*tickets.Engine, int64) {
-	r := routings[e.system]
-	r.MaxPerCustomer = 1
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.MaxPerCustomer = 1 })
 	e.raiseSeries("Threat", 0, 2)
 	e.pass(eng) // one alert's ticket, one summary
 	var summary int64
@@ -397,9 +403,7 @@ func TestEngine_autotaskReadBeforeCreateFails(t *testing.T) {
 func TestEngine_settledAdoptionsCounted(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
-	r := routings[psa.SystemAutotask]
-	r.MaxPerCustomer = 1
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.MaxPerCustomer = 1 })
 	e.raiseSeries("Storm", 0, 3)
 	// The answers to the first alert's create and to the summary's are
 	// lost; the second alert's ticket is created.
@@ -536,9 +540,7 @@ func TestEngine_budgetReserve(t *testing.T) {
 func TestEngine_storm(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
-	r := routings[psa.SystemAutotask]
-	r.MaxPerCustomer = 5
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.MaxPerCustomer = 5 })
 	var ids []string
 	for i := range 30 {
 		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "medium", Type: "Event::Endpoint::OutOfDate",
@@ -596,9 +598,7 @@ func TestEngine_ticketSyncOff(t *testing.T) {
 func TestEngine_reopen(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
-	r := routings[psa.SystemAutotask]
-	r.OnReturn = export.OnReturnReopen
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.OnReturn = export.OnReturnReopen })
 	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
 	b := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Other"})
 	e.pass(eng)
@@ -729,9 +729,7 @@ func TestEngine_dryRun(t *testing.T) {
 func TestEngine_dryRunSummaryExtended(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemConnectWise)
-	r := routings[psa.SystemConnectWise]
-	r.MaxPerCustomer = 1
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.MaxPerCustomer = 1 })
 	e.raiseSeries("Threat", 0, 3)
 	e.pass(eng)
 	var summary string
@@ -763,9 +761,7 @@ func TestEngine_dryRunOnResolve(t *testing.T) {
 		t.Run(onResolve, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, psa.SystemAutotask)
-			r := routings[psa.SystemAutotask]
-			r.OnResolve = onResolve
-			eng := e.engine(r)
+			eng := e.engineWith(func(r *export.Tickets) { r.OnResolve = onResolve })
 			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Malware"})
 			e.pass(eng)
 			ticket := id(e.tickets()[0].id)
@@ -815,9 +811,7 @@ func (e *env) summaryTickets() int {
 func TestEngine_summaryCreateUnsettled(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
-	r := routings[psa.SystemAutotask]
-	r.MaxPerCustomer = 1
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.MaxPerCustomer = 1 })
 	var ids []string
 	for i := range 3 {
 		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
@@ -866,9 +860,7 @@ func TestEngine_summaryCreateUnsettled(t *testing.T) {
 func TestEngine_lostCloseAnswerAlertBack(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
-	r := routings[psa.SystemAutotask]
-	r.OnReturn = export.OnReturnReopen
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.OnReturn = export.OnReturnReopen })
 	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
 	e.pass(eng)
 	e.sophos.ResolveAlert(acme, a.ID)
@@ -931,9 +923,7 @@ func TestEngine_deletedTicket(t *testing.T) {
 	t.Run("beforeReopen", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, psa.SystemAutotask)
-		r := routings[psa.SystemAutotask]
-		r.OnReturn = export.OnReturnReopen
-		eng := e.engine(r)
+		eng := e.engineWith(func(r *export.Tickets) { r.OnReturn = export.OnReturnReopen })
 		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high"})
 		e.pass(eng)
 		e.sophos.ResolveAlert(acme, a.ID)
@@ -998,9 +988,7 @@ func TestEngine_noteNotFoundIsNotADeletedTicket(t *testing.T) {
 	t.Run("resolveNote", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, psa.SystemKaseyaBMS)
-		r := routings[psa.SystemKaseyaBMS]
-		r.OnResolve = export.OnResolveNote
-		eng := e.engine(r)
+		eng := e.engineWith(func(r *export.Tickets) { r.OnResolve = export.OnResolveNote })
 		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Threat"})
 		e.pass(eng)
 		e.sophos.ResolveAlert(acme, a.ID)
@@ -1067,9 +1055,7 @@ func TestEngine_lostNoteAnswer(t *testing.T) {
 	t.Run("crash", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, psa.SystemAutotask)
-		r := routings[psa.SystemAutotask]
-		r.OnResolve = export.OnResolveNote
-		eng := e.engine(r)
+		eng := e.engineWith(func(r *export.Tickets) { r.OnResolve = export.OnResolveNote })
 		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high"})
 		e.pass(eng)
 		e.sophos.ResolveAlert(acme, a.ID)
@@ -1200,9 +1186,7 @@ func TestEngine_refusedSummary(t *testing.T) {
 func TestEngine_alertListingOddities(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
-	r := routings[psa.SystemAutotask]
-	r.MaxPerCustomer = 1
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.MaxPerCustomer = 1 })
 	e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "First", RaisedAt: "2026-11-15T09:00:00.000"})
 	twice := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Listed twice", RaisedAt: "2026-11-15T09:01:00.000"})
 	e.sophos.AddAlert(acme, sophostest.Alert{ID: twice.ID, Severity: "high", Description: "Listed twice", RaisedAt: "2026-11-15T09:01:00.000"})
@@ -1224,9 +1208,7 @@ func TestEngine_alertListingOddities(t *testing.T) {
 func TestEngine_unreadableRaisedAt(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
-	r := routings[psa.SystemAutotask]
-	r.OnReturn = export.OnReturnReopen
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.OnReturn = export.OnReturnReopen })
 	ransom := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected on PC-7"})
 	// An ISO 8601 offset without a colon: read.
 	noColon := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "medium", Description: "Offset without colon", RaisedAt: "2026-11-15T09:00:00.000+0100"})
@@ -1366,9 +1348,7 @@ func TestEngine_summaryCloseUnsettledNewStorm(t *testing.T) {
 	// with the summary's close failing as fault says.
 	storm := func(t *testing.T, fault psatest.Fault) (*env, *tickets.Engine, string) {
 		e := newEnv(t, psa.SystemAutotask)
-		r := routings[psa.SystemAutotask]
-		r.MaxPerCustomer = 1
-		eng := e.engine(r)
+		eng := e.engineWith(func(r *export.Tickets) { r.MaxPerCustomer = 1 })
 		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "A1", RaisedAt: "2026-11-15T09:01:00.000"})
 		a2 := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "A2", RaisedAt: "2026-11-15T09:02:00.000"})
 		if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Summarised != 1 {
@@ -1447,9 +1427,7 @@ func TestEngine_reopenUnsettled(t *testing.T) {
 	// alert again within the reopen window.
 	returned := func(t *testing.T) (*env, *tickets.Engine, int64) {
 		e := newEnv(t, psa.SystemAutotask)
-		r := routings[psa.SystemAutotask]
-		r.OnReturn = export.OnReturnReopen
-		eng := e.engine(r)
+		eng := e.engineWith(func(r *export.Tickets) { r.OnReturn = export.OnReturnReopen })
 		a := e.resolvedHealthCheck(eng)
 		e.raiseAgain(a)
 		e.now = e.now.Add(time.Hour)
@@ -1601,9 +1579,7 @@ func TestEngine_passCap(t *testing.T) {
 	const globex = "2c9f1e7a-3b4d-4c5e-8f6a-7b8c9d0e1f2a"
 	setup := func(t *testing.T, maxPerPass, maxPerCustomer int64) (*env, func() tickets.Report) {
 		e := newEnv(t, psa.SystemAutotask)
-		r := routings[psa.SystemAutotask]
-		r.MaxPerPass, r.MaxPerCustomer = maxPerPass, maxPerCustomer
-		eng := e.engine(r)
+		eng := e.engineWith(func(r *export.Tickets) { r.MaxPerPass, r.MaxPerCustomer = maxPerPass, maxPerCustomer })
 		cs := append(e.customers(), tickets.Customer{Source: "sophos", CustomerID: globex, CustomerName: "Globex",
 			CompanyID: id(e.psaSim.Autotask().AddCompany("Globex"))})
 		return e, func() tickets.Report {
@@ -1800,9 +1776,7 @@ func TestEngine_connectWiseTicketMovedToAnotherBoard(t *testing.T) {
 func TestEngine_refusedSummaryRetriedADayLater(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
-	r := routings[psa.SystemAutotask]
-	r.MaxPerCustomer = 1
-	eng := e.engine(r)
+	eng := e.engineWith(func(r *export.Tickets) { r.MaxPerCustomer = 1 })
 	// The caps are per pass: each pass files one alert, and the rest go
 	// over the cap.
 	e.raiseSeries("Threat", 0, 4)
