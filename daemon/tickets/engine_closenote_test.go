@@ -45,9 +45,7 @@ func TestEngine_closeNoteFailedIsLookedFor(t *testing.T) {
 				if cr := e.pass(eng).Customers[0]; cr.Closed != 0 || cr.Err != nil {
 					t.Errorf("next pass = %+v, want the close note settled, nothing counted twice", cr)
 				}
-				if n := e.countNotes("resolved in Sophos Central"); n != 1 {
-					t.Errorf("%d 'resolved' notes on the ticket, want 1", n)
-				}
+				e.wantNotes("resolved in Sophos Central", 1)
 				recs, _ := e.db.TicketRecords("sophos", acme)
 				if len(recs) != 1 || recs[0].State != tickets.StateClosed || recs[0].ClosedBy != tickets.ClosedBySync || !e.tickets()[0].closed {
 					t.Errorf("records = %+v, want the ticket closed by psa-syncd", recs)
@@ -97,9 +95,7 @@ func TestEngine_closeAnswerLostNoteIsLookedFor(t *testing.T) {
 			if cr := e.pass(eng).Customers[0]; cr.Closed != 1 || cr.Err != nil {
 				t.Errorf("next pass = %+v, want psa-syncd's close recorded", cr)
 			}
-			if n := e.countNotes("resolved in Sophos Central"); n != 1 {
-				t.Errorf("%d 'resolved' notes on the ticket, want 1", n)
-			}
+			e.wantNotes("resolved in Sophos Central", 1)
 			e.now = e.now.Add(5 * time.Minute)
 			if cr := e.pass(eng).Customers[0]; cr.Closed != 0 || e.countNotes("resolved in Sophos Central") != 1 {
 				t.Errorf("third pass = %+v, want nothing more", cr)

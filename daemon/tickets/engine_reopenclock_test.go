@@ -72,9 +72,7 @@ func TestEngine_unsettledReopenJudgedByThePSAClock(t *testing.T) {
 			if cr.Reopened != 0 || cr.Err != nil || !slicesContain(cr.Notices, "unconfirmed") || !e.tickets()[0].closed {
 				t.Errorf("pass after the unsettled reopen = %+v, ticket %+v; want the technician's close kept, with a notice", cr, e.tickets()[0])
 			}
-			if n := e.countNotes("raised again"); n != 1 {
-				t.Errorf("%d 'raised again' notes, want 1", n)
-			}
+			e.wantNotes("raised again", 1)
 		})
 		t.Run(string(sys)+"/psaAhead/notApplied", func(t *testing.T) {
 			t.Parallel()
@@ -94,9 +92,7 @@ func TestEngine_unsettledReopenJudgedByThePSAClock(t *testing.T) {
 			if cr.Reopened != 1 || cr.Err != nil || !slicesContain(cr.Notices, "was not applied") || e.tickets()[0].closed {
 				t.Errorf("pass after the unsettled reopen = %+v, ticket %+v; want the ticket reopened, with a notice", cr, e.tickets()[0])
 			}
-			if n := e.countNotes("raised again"); n != 1 {
-				t.Errorf("%d 'raised again' notes, want 1", n)
-			}
+			e.wantNotes("raised again", 1)
 		})
 	}
 }
@@ -129,9 +125,7 @@ func TestEngine_lostReopenNoteIsLookedFor(t *testing.T) {
 				if cr.Reopened != 0 || cr.Err != nil || slicesContain(cr.Notices, "sent again") == applied {
 					t.Errorf("next pass = %+v; want the note sent again only when it was not on the ticket, nothing counted twice", cr)
 				}
-				if n := e.countNotes("raised again"); n != 1 {
-					t.Errorf("%d 'raised again' notes, want 1", n)
-				}
+				e.wantNotes("raised again", 1)
 				if recs, _ := e.db.TicketRecords("sophos", acme); len(recs) != 1 || recs[0].State != tickets.StateOpen {
 					t.Errorf("records = %+v, want the ticket followed (open)", recs)
 				}

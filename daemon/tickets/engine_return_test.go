@@ -62,9 +62,7 @@ func TestEngine_returnWhileTicketOpenFollowsIt(t *testing.T) {
 			if tot := e.pass(eng).Totals(); tot.Noted != 1 || tot.Err != nil {
 				t.Errorf("pass after the second resolve = %+v, want the ticket noted again", tot)
 			}
-			if n := e.countNotes("resolved in Sophos Central"); n != 2 {
-				t.Errorf("%d resolve notes, want 2", n)
-			}
+			e.wantNotes("resolved in Sophos Central", 2)
 			// The technician closes it now; the alert's next return gets
 			// a new ticket.
 			switch tk := e.tickets()[0].id; sys {
@@ -204,9 +202,7 @@ func TestEngine_returnNoteAnswerLost(t *testing.T) {
 			if cr := e.pass(eng).Customers[0]; cr.Created != 0 || cr.Reopened != 0 || cr.Err != nil {
 				t.Errorf("pass after the settle time = %+v, want the note settled, nothing created or counted as reopened", cr)
 			}
-			if n := e.countNotes("raised again"); n != 1 {
-				t.Errorf("%d 'raised again' notes, want 1", n)
-			}
+			e.wantNotes("raised again", 1)
 			if rec := e.record(a.ID); rec.State != tickets.StateOpen || len(e.tickets()) != 1 {
 				t.Errorf("record = %+v, tickets %d; want the one ticket followed", rec, len(e.tickets()))
 			}
@@ -353,9 +349,7 @@ func TestEngine_summaryFollowedAgainNoteUnsettled(t *testing.T) {
 	if rec := e.record(tickets.SummaryKey); rec.TicketID != summary || len(rec.Covered) != 2 || rec.State != tickets.StateOpen {
 		t.Errorf("summary record = %+v, want ticket %s with its 2 alerts, followed", rec, summary)
 	}
-	if n := e.countNotes("raised again"); n != 1 {
-		t.Errorf("%d 'raised again' notes, want 1", n)
-	}
+	e.wantNotes("raised again", 1)
 }
 
 // TestEngine_summaryClosedReadOnceForAlertsBack: alerts back of a summary
@@ -435,9 +429,7 @@ func TestEngine_reopenOfAnOpenTicketSetsNoStatus(t *testing.T) {
 	if s := status(); s != "Waiting Customer" {
 		t.Errorf("ticket status %q, want the technician's Waiting Customer kept", s)
 	}
-	if n := e.countNotes("raised again"); n != 1 {
-		t.Errorf("%d 'raised again' notes, want 1", n)
-	}
+	e.wantNotes("raised again", 1)
 	if rec := e.record(a.ID); rec.State != tickets.StateOpen {
 		t.Errorf("record = %+v, want the ticket followed", rec)
 	}

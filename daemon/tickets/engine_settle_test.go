@@ -161,9 +161,7 @@ func TestEngine_unsettledReopenOfAnUnchangedTicketIsSentAgain(t *testing.T) {
 			if cr.Reopened != 1 || cr.Err != nil || !slicesContain(cr.Notices, "was not applied") || e.tickets()[0].closed {
 				t.Errorf("pass after the unsettled reopen = %+v, ticket %+v; want the ticket reopened, with a notice", cr, e.tickets()[0])
 			}
-			if n := e.countNotes("raised again"); n != 1 {
-				t.Errorf("%d 'raised again' notes, want 1", n)
-			}
+			e.wantNotes("raised again", 1)
 			recs, _ := e.db.TicketRecords("sophos", acme)
 			if len(recs) != 1 || recs[0].State != tickets.StateOpen {
 				t.Errorf("records = %+v, want the ticket followed (open)", recs)
@@ -224,9 +222,7 @@ func TestEngine_lostResolveNoteIsLookedFor(t *testing.T) {
 				if cr := e.pass(eng).Customers[0]; cr.Noted != 1 || cr.Err != nil {
 					t.Errorf("next pass = %+v, want the note found or sent", cr)
 				}
-				if n := e.countNotes("resolved in Sophos Central"); n != 1 {
-					t.Errorf("%d 'resolved' notes on the ticket, want 1", n)
-				}
+				e.wantNotes("resolved in Sophos Central", 1)
 				recs, _ := e.db.TicketRecords("sophos", acme)
 				if len(recs) != 1 || recs[0].State != tickets.StateClosed || recs[0].ClosedBy != tickets.ClosedBySync || e.tickets()[0].closed {
 					t.Errorf("records = %+v, want the ticket done (noted by psa-syncd) and left open", recs)

@@ -1019,6 +1019,14 @@ func (e *env) countNotes(s string) int {
 	return n
 }
 
+// wantNotes checks that want notes on the PSA's tickets hold s.
+func (e *env) wantNotes(s string, want int) {
+	e.t.Helper()
+	if n := e.countNotes(s); n != want {
+		e.t.Errorf("%d notes holding %q on the tickets, want %d", n, s, want)
+	}
+}
+
 // A note whose answer was lost is never sent twice: the resolve note
 // (on_resolve "note") is looked for on the ticket next pass, and sent only
 // when it is not there (TestEngine_lostResolveNoteIsLookedFor: on every
@@ -1045,9 +1053,7 @@ func TestEngine_lostNoteAnswer(t *testing.T) {
 		if cr := e.pass(eng).Customers[0]; cr.Noted != 1 || cr.Err != nil {
 			t.Errorf("next pass = %+v, want the note found on the ticket", cr)
 		}
-		if n := e.countNotes("resolved in Sophos Central"); n != 1 {
-			t.Errorf("%d 'resolved' notes on the ticket, want 1", n)
-		}
+		e.wantNotes("resolved in Sophos Central", 1)
 		if recs, _ := e.db.TicketRecords("sophos", acme); len(recs) != 1 || recs[0].State != tickets.StateClosed || recs[0].ClosedBy != tickets.ClosedBySync {
 			t.Errorf("records = %+v, want the alert's ticket done (closed by psa-syncd)", recs)
 		}
@@ -1471,9 +1477,7 @@ func TestEngine_reopenUnsettled(t *testing.T) {
 		if s := status(e, tk); s != "Complete" {
 			t.Errorf("ticket status %q: the ticket a technician closed was reopened", s)
 		}
-		if n := e.countNotes("raised again"); n != 1 {
-			t.Errorf("%d 'raised again' notes, want 1", n)
-		}
+		e.wantNotes("raised again", 1)
 	})
 	t.Run("statusRefused", func(t *testing.T) {
 		t.Parallel()
@@ -1486,9 +1490,7 @@ func TestEngine_reopenUnsettled(t *testing.T) {
 		if cr := e.pass(eng).Customers[0]; cr.Reopened != 1 || cr.Err != nil || status(e, tk) == "Complete" {
 			t.Errorf("next pass = %+v, ticket %q; want the ticket reopened", cr, status(e, tk))
 		}
-		if n := e.countNotes("raised again"); n != 1 {
-			t.Errorf("%d 'raised again' notes, want 1", n)
-		}
+		e.wantNotes("raised again", 1)
 	})
 	t.Run("statusAndReadThrottled", func(t *testing.T) {
 		t.Parallel()
@@ -1508,9 +1510,7 @@ func TestEngine_reopenUnsettled(t *testing.T) {
 		if cr := e.pass(eng).Customers[0]; cr.Reopened != 1 || cr.Err != nil || status(e, tk) == "Complete" {
 			t.Errorf("next pass = %+v, ticket %q; want the ticket reopened, not taken as closed in the PSA", cr, status(e, tk))
 		}
-		if n := e.countNotes("raised again"); n != 1 {
-			t.Errorf("%d 'raised again' notes, want 1", n)
-		}
+		e.wantNotes("raised again", 1)
 	})
 	t.Run("statusServerErrorThenThrottled", func(t *testing.T) {
 		t.Parallel()
