@@ -122,23 +122,38 @@ func ltNewPKI(t *testing.T, dir string) *ltPKI {
 // configuration file's content) and returns its address.
 func ltStart(t *testing.T, dir, webConfig string) string {
 	t.Helper()
+	addr, _ := ltRun(t, dir, webConfig, nil)
+	return addr
+}
+
+// ltRun runs a daemon whose listener is secured by webConfig, written to
+// dir/web-config.yml, logging to logger (nil: dtSetup's), and returns its
+// address and stop, which stops it and checks that Run returned nil. The
+// test's cleanup stops it if the test did not.
+func ltRun(t *testing.T, dir, webConfig string, logger *slog.Logger) (addr string, stop func()) {
+	t.Helper()
 	webFile := filepath.Join(dir, "web-config.yml")
 	dtWrite(t, webFile, webConfig)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := dtSetup(t, dtOptions{token: "secret-token", daemonOpts: Options{Listener: ln, WatchInterval: time.Hour, WebConfigFile: webFile}})
+	e := dtSetup(t, dtOptions{token: "secret-token", daemonOpts: Options{Listener: ln, WatchInterval: time.Hour, WebConfigFile: webFile,
+		Logger: logger}})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- e.d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run returned %v after cancel, want nil", err)
-		}
-	})
-	return ln.Addr().String()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run returned %v after cancel, want nil", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return ln.Addr().String(), stop
 }
 
 // ltDo sends method path to addr through client with the given
@@ -442,20 +457,11 @@ func TestDaemon_Run_basicAuthUsersChangedWhileRunning(t *testing.T) {
 	webFile := filepath.Join(dir, "web-config.yml")
 	ops := "  ops: " + bcryptHash(t, "ops-password") + "\n"
 	good := "basic_auth_users:\n" + ops + "  automation: " + bcryptHash(t, password) + "\n"
-	dtWrite(t, webFile, good)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs bytes.Buffer
-	e := dtSetup(t, dtOptions{token: "secret-token", daemonOpts: Options{Listener: ln, WatchInterval: time.Hour, WebConfigFile: webFile,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- e.d.Run(ctx) }()
+	addr, stop := ltRun(t, dir, good, slog.New(slog.NewTextHandler(&logs, nil)))
 	client := &http.Client{Timeout: 10 * time.Second}
 	get := func(user, password string) int {
-		code, err := ltDo(t, client, "http", ln.Addr().String(), http.MethodGet, "/-/healthy", basicAuth(user, password))
+		code, err := ltDo(t, client, "http", addr, http.MethodGet, "/-/healthy", basicAuth(user, password))
 		if err != nil {
 			t.Errorf("GET /-/healthy as %s: %v", user, err)
 		}
@@ -467,10 +473,7 @@ func TestDaemon_Run_basicAuthUsersChangedWhileRunning(t *testing.T) {
 	codes = append(codes, get("ops", "ops-password"), get("automation", password), get("ops", "ops-password"))
 	dtWrite(t, webFile, good)
 	codes = append(codes, get("automation", password))
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run returned %v after cancel, want nil", err)
-	}
+	stop()
 	if want := []int{200, 200, 401, 200, 200}; !slices.Equal(codes, want) {
 		t.Errorf("answers %v, want %v", codes, want)
 	}
@@ -493,27 +496,15 @@ func TestDaemon_Run_webConfigBrokenWhileRunning(t *testing.T) {
 	const password = "Pw9CANARY"
 	dir := t.TempDir()
 	webFile := filepath.Join(dir, "web-config.yml")
-	dtWrite(t, webFile, "basic_auth_users:\n  ops: "+bcryptHash(t, "ops-password")+"\n")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs bytes.Buffer
-	e := dtSetup(t, dtOptions{token: "secret-token", daemonOpts: Options{Listener: ln, WatchInterval: time.Hour, WebConfigFile: webFile,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- e.d.Run(ctx) }()
+	addr, stop := ltRun(t, dir, "basic_auth_users:\n  ops: "+bcryptHash(t, "ops-password")+"\n", slog.New(slog.NewTextHandler(&logs, nil)))
 	client := &http.Client{Timeout: 10 * time.Second}
-	if code, err := ltDo(t, client, "http", ln.Addr().String(), http.MethodGet, "/-/healthy", basicAuth("ops", "ops-password")); code != http.StatusOK {
+	if code, err := ltDo(t, client, "http", addr, http.MethodGet, "/-/healthy", basicAuth("ops", "ops-password")); code != http.StatusOK {
 		t.Errorf("GET /-/healthy = %d, %v; want 200", code, err)
 	}
 	dtWrite(t, webFile, "basic_auth_users: \"ops:"+password+"\"\n")
-	code, err := ltDo(t, client, "http", ln.Addr().String(), http.MethodGet, "/-/healthy", basicAuth("ops", "ops-password"))
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run returned %v after cancel, want nil", err)
-	}
+	code, err := ltDo(t, client, "http", addr, http.MethodGet, "/-/healthy", basicAuth("ops", "ops-password"))
+	stop()
 	if code != http.StatusInternalServerError || err != nil {
 		t.Errorf("GET /-/healthy with the web config file broken = %d, %v; want 500", code, err)
 	}
@@ -534,24 +525,8 @@ func TestDaemon_Run_webConfigReplacedByHugeFile(t *testing.T) {
 	dir := t.TempDir()
 	webFile := filepath.Join(dir, "web-config.yml")
 	good := "basic_auth_users:\n  ops: " + bcryptHash(t, "ops-password") + "\n"
-	dtWrite(t, webFile, good)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs ltLogs
-	e := dtSetup(t, dtOptions{token: "secret-token", daemonOpts: Options{Listener: ln, WatchInterval: time.Hour, WebConfigFile: webFile,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- e.d.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run returned %v after cancel, want nil", err)
-		}
-	}()
-	addr := ln.Addr().String()
+	addr, _ := ltRun(t, dir, good, slog.New(slog.NewTextHandler(&logs, nil)))
 	ops := basicAuth("ops", "ops-password")
 	// kept sends its requests on one connection, opened before the file
 	// grows: each body is read whole, so the connection is reused.
