@@ -410,16 +410,7 @@ func TestWebConfig_plainValueNamesUser(t *testing.T) {
 	const password = "Pw9CANARY"
 	p := filepath.Join(t.TempDir(), "web.yml")
 	dtWrite(t, p, "basic_auth_users:\n  prometheus: "+bcryptHash(t, "prometheus-password")+"\n  automation: "+password+"\n")
-	const want = `basic_auth_users: the value of user "automation" is not a bcrypt hash`
-	_, err := New(&Config{}, "", Options{WebConfigFile: p})
-	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), password[:3]) {
-		t.Errorf("New with a password in place of its bcrypt hash: %v; want an error containing %q, without any of the password", err, want)
-	}
-	var out bytes.Buffer
-	items := CheckTLS(p, &Config{}, time.Now(), &out)
-	if len(items) == 0 || items[0].Result != CheckFail || !strings.Contains(items[0].Detail, want) || strings.Contains(out.String(), password[:3]) {
-		t.Errorf("CheckTLS: %+v\n%s\nwant a failed web config item containing %q, without any of the password", items, out.String(), want)
-	}
+	ltWantRefused(t, p, `basic_auth_users: the value of user "automation" is not a bcrypt hash`, password)
 }
 
 // TestWebConfig_userWithColonQuotedUpToIt: a basic_auth_users key written
@@ -432,10 +423,17 @@ func TestWebConfig_userWithColonQuotedUpToIt(t *testing.T) {
 	const password = "Pw9CANARY"
 	p := filepath.Join(t.TempDir(), "web.yml")
 	dtWrite(t, p, "basic_auth_users:\n  automation:"+password+": "+bcryptHash(t, "automation-password")+"\n")
-	const want = `basic_auth_users: the user "automation:..." holds a ':', which no basic-auth user name can`
+	ltWantRefused(t, p, `basic_auth_users: the user "automation:..." holds a ':', which no basic-auth user name can`, password)
+}
+
+// ltWantRefused checks that the web config file p is refused with an error
+// containing want and none of password (its first characters) at start-up
+// (New) and by psa-syncd check (CheckTLS).
+func ltWantRefused(t *testing.T, p, want, password string) {
+	t.Helper()
 	_, err := New(&Config{}, "", Options{WebConfigFile: p})
 	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), password[:3]) {
-		t.Errorf("New with a user named user:password: %v; want an error containing %q, without any of the password", err, want)
+		t.Errorf("New with web config file %s: %v; want an error containing %q, without any of the password", p, err, want)
 	}
 	var out bytes.Buffer
 	items := CheckTLS(p, &Config{}, time.Now(), &out)
