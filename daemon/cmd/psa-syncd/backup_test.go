@@ -238,27 +238,11 @@ func TestPublish_withoutHardLinks(t *testing.T) {
 // stopped" could not be taken.
 func TestBackup_systemdStoppedByHand(t *testing.T) {
 	t.Parallel()
-	cfg, err := os.ReadFile(filepath.Join(deployDir, "systemd", "psa-syncd.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(cfg), "_file: /run/credentials/psa-syncd.service/") {
-		t.Fatal("the systemd configuration reads no credential: this test checks nothing")
-	}
-	stateDir := t.TempDir()
-	db, err := state.Open(stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.BeginRun(state.Run{Trigger: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "psa-syncd.yml")
-	writeFile(t, path, strings.Replace(string(cfg), "\nstate_dir: /var/lib/psa-syncd\n", "\nstate_dir: "+stateDir+"\n", 1))
-
+	path := systemdStoppedConfig(t, func(db *state.DB) {
+		if _, err := db.BeginRun(state.Run{Trigger: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	})
 	out := filepath.Join(t.TempDir(), "stopped.db")
 	code, stdout, stderr := runCmd(t, "backup", "-config.file", path, "-output", out)
 	if code != 0 || !strings.Contains(stdout, "Wrote a backup") {
