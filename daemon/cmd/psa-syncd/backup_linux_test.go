@@ -21,16 +21,7 @@ import (
 func TestBackup_fullOrUnwritableOutput(t *testing.T) {
 	t.Parallel()
 	stateDir := t.TempDir()
-	db, err := state.Open(stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.PutExport(state.ExportVersion{Revision: 1, Digest: "sha256:x"}, make([]byte, 1<<20)); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	newStateDB(t, stateDir, anExport(t, 1<<20))
 	cfg := backupConfig(t, "state_dir: "+stateDir)
 
 	code, stdout, stderr := runCmd(t, "backup", "-config.file", cfg, "-output", "/dev/full")
@@ -71,16 +62,7 @@ func TestBackup_systemdRestoreCommands(t *testing.T) {
 		t.Fatal("README.md has no restore commands for the systemd example")
 	}
 	stateDir := t.TempDir()
-	db, err := state.Open(stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.BeginRun(state.Run{Trigger: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	newStateDB(t, stateDir, aRun(t))
 	cfg := backupConfig(t, "state_dir: "+stateDir)
 	backup := filepath.Join(t.TempDir(), "psa-syncd-2026-12-01.db")
 	if code, _, stderr := runCmd(t, "backup", "-config.file", cfg, "-output", backup); code != 0 {

@@ -31,6 +31,38 @@ source: {type: file, file: {path: usage.csv}}
 	return cfg
 }
 
+// newStateDB creates the SQLite state database in dir, which fill writes
+// to, and closes it, as a daemon leaves it.
+func newStateDB(t *testing.T, dir string, fill func(*state.DB)) {
+	t.Helper()
+	db, err := state.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(db)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// aRun is a newStateDB fill: one run recorded.
+func aRun(t *testing.T) func(*state.DB) {
+	return func(db *state.DB) {
+		if _, err := db.BeginRun(state.Run{Trigger: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// anExport is a newStateDB fill: an export of size bytes stored.
+func anExport(t *testing.T, size int) func(*state.DB) {
+	return func(db *state.DB) {
+		if err := db.PutExport(state.ExportVersion{Revision: 1, Digest: "sha256:x"}, make([]byte, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestBackup_noDatabaseRefused: psa-syncd backup with a state_dir that holds
 // no database (a typo, or a lost file) fails, creates nothing, and writes
 // no backup; it used to create an empty database there, copy it and report
@@ -52,16 +84,7 @@ func TestBackup_noDatabaseRefused(t *testing.T) {
 	}
 
 	// An existing database is backed up, and stays as it was.
-	db, err := state.Open(stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.BeginRun(state.Run{Trigger: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	newStateDB(t, stateDir, aRun(t))
 	code, stdout, stderr = runCmd(t, "backup", "-config.file", cfg, "-output", out)
 	if code != 0 || !strings.Contains(stdout, "Wrote a backup") {
 		t.Fatalf("backup of a state database: exit %d, stdout %q, stderr %q", code, stdout, stderr)
@@ -136,17 +159,8 @@ func TestLedger_readsTheDaemonsDatabase(t *testing.T) {
 func TestBackup_outputAppearsComplete(t *testing.T) {
 	t.Parallel()
 	stateDir := t.TempDir()
-	db, err := state.Open(stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// 16 MiB take 64 steps of the online copy, with a pause after each.
-	if err := db.PutExport(state.ExportVersion{Revision: 1, Digest: "sha256:x"}, make([]byte, 16<<20)); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	newStateDB(t, stateDir, anExport(t, 16<<20))
 	cfg := backupConfig(t, "state_dir: "+stateDir)
 	outDir := t.TempDir()
 	out := filepath.Join(outDir, "nightly.db")
@@ -238,11 +252,7 @@ func TestPublish_withoutHardLinks(t *testing.T) {
 // stopped" could not be taken.
 func TestBackup_systemdStoppedByHand(t *testing.T) {
 	t.Parallel()
-	path := systemdStoppedConfig(t, func(db *state.DB) {
-		if _, err := db.BeginRun(state.Run{Trigger: "test"}); err != nil {
-			t.Fatal(err)
-		}
-	})
+	path := systemdStoppedConfig(t, aRun(t))
 	out := filepath.Join(t.TempDir(), "stopped.db")
 	code, stdout, stderr := runCmd(t, "backup", "-config.file", path, "-output", out)
 	if code != 0 || !strings.Contains(stdout, "Wrote a backup") {

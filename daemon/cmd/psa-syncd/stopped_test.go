@@ -27,14 +27,7 @@ func systemdStoppedConfig(t *testing.T, fill func(*state.DB)) string {
 		t.Fatal("the systemd configuration reads no credential: this test checks nothing")
 	}
 	stateDir := t.TempDir()
-	db, err := state.Open(stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fill(db)
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	newStateDB(t, stateDir, fill)
 	path := filepath.Join(t.TempDir(), "psa-syncd.yml")
 	moved := strings.Replace(string(cfg), "\nstate_dir: /var/lib/psa-syncd\n", "\nstate_dir: "+stateDir+"\n", 1)
 	if moved == string(cfg) {
