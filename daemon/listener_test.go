@@ -523,7 +523,7 @@ func TestDaemon_Run_webConfigReplacedByHugeFile(t *testing.T) {
 	dir := t.TempDir()
 	webFile := filepath.Join(dir, "web-config.yml")
 	good := "basic_auth_users:\n  ops: " + bcryptHash(t, "ops-password") + "\n"
-	var logs ltLogs
+	var logs syncBuffer
 	addr, _ := ltRun(t, dir, good, slog.New(slog.NewTextHandler(&logs, nil)))
 	ops := basicAuth("ops", "ops-password")
 	// kept sends its requests on one connection, opened before the file
@@ -600,24 +600,6 @@ func TestDaemon_Run_webConfigTLSReplacedByHugeFile(t *testing.T) {
 	if code, err := ltDo(t, client(), "https", addr, http.MethodGet, "/-/healthy", ""); code != http.StatusOK {
 		t.Errorf("GET /-/healthy with the web config file back under the cap = %d, %v; want 200", code, err)
 	}
-}
-
-// ltLogs is a log buffer safe for the server's goroutines and the test's.
-type ltLogs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *ltLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *ltLogs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // TestDaemon_authenticateToActive: a standby's status page calls the

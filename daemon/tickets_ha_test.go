@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,24 +25,6 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
-// ttLog is a logger whose output a test reads.
-type ttLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *ttLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *ttLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // TestDaemon_TicketPass_deposedSendsNothing: the active instance's lock
 // session ends while its other connections work, and before its watch
 // notices (lock_interval is an hour here; 2 s by default). Its ticket
@@ -59,7 +40,7 @@ func TestDaemon_TicketPass_deposedSendsNothing(t *testing.T) {
 	}
 	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
 	a, sim, sop := ttSetupWith(t, routing, true, fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 1h\n", url))
-	logs := &ttLog{}
+	logs := &syncBuffer{}
 	a.logger = slog.New(slog.NewTextHandler(logs, nil))
 	if err := a.BecomeActive(t.Context()); err != nil {
 		t.Fatal(err)
