@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
@@ -149,12 +148,7 @@ func TestEngine_fullDiskAfterClose(t *testing.T) {
 				e.sophos.ResolveAlert(acme, a.ID)
 			}
 			store := &failClosedRecord{Store: e.db, path: e.db.Path()}
-			c, err := sophos.NewClient(sophos.WithCredentials(e.sophos.ClientID(), e.sophos.ClientSecret()), sophos.WithAuthURL(e.sophos.AuthURL()),
-				sophos.WithBaseURL(e.sophos.APIURL()), sophos.WithBackoff(time.Millisecond, 2*time.Millisecond))
-			if err != nil {
-				t.Fatal(err)
-			}
-			eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: store, Alerts: tickets.NewSophosAlerts(c),
+			eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: store, Alerts: e.sophosAlerts(),
 				Routing: routing, Now: func() time.Time { return e.now }, Budget: e.budget})
 			if err != nil {
 				t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -18,12 +17,7 @@ import (
 // instance.
 func (e *env) engineAt(routing export.Tickets, instance string) *tickets.Engine {
 	e.t.Helper()
-	c, err := sophos.NewClient(sophos.WithCredentials(e.sophos.ClientID(), e.sophos.ClientSecret()), sophos.WithAuthURL(e.sophos.AuthURL()),
-		sophos.WithBaseURL(e.sophos.APIURL()), sophos.WithBackoff(time.Millisecond, 2*time.Millisecond))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	eng, err := tickets.New(tickets.Config{System: e.system, Instance: instance, PSA: e.backend, Store: e.db, Alerts: tickets.NewSophosAlerts(c),
+	eng, err := tickets.New(tickets.Config{System: e.system, Instance: instance, PSA: e.backend, Store: e.db, Alerts: e.sophosAlerts(),
 		Routing: routing, Now: func() time.Time { return e.now }})
 	if err != nil {
 		e.t.Fatal(err)
@@ -235,12 +229,7 @@ func TestEngine_forgetOtherPSA(t *testing.T) {
 	if tot := e.pass(e.engineAt(routings[psa.SystemConnectWise], instance)).Totals(); tot.Created != 1 || tot.Err != nil {
 		t.Fatalf("first pass = %+v, want the open alert's ticket created", tot)
 	}
-	c, err := sophos.NewClient(sophos.WithCredentials(e.sophos.ClientID(), e.sophos.ClientSecret()), sophos.WithAuthURL(e.sophos.AuthURL()),
-		sophos.WithBaseURL(e.sophos.APIURL()), sophos.WithBackoff(time.Millisecond, 2*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	forgetting, err := tickets.New(tickets.Config{System: e.system, Instance: instance, PSA: e.backend, Store: e.db, Alerts: tickets.NewSophosAlerts(c),
+	forgetting, err := tickets.New(tickets.Config{System: e.system, Instance: instance, PSA: e.backend, Store: e.db, Alerts: e.sophosAlerts(),
 		Routing: routings[psa.SystemConnectWise], Now: func() time.Time { return e.now }, ForgetOtherPSA: true})
 	if err != nil {
 		t.Fatal(err)

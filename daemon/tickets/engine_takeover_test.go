@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -142,12 +141,7 @@ func newTakeover(t *testing.T, system psa.System, r export.Tickets) *takeover {
 
 func (tk *takeover) engine(p psa.Ticketer, st tickets.Store, activeSince time.Time, fence func() error) *tickets.Engine {
 	e := tk.e
-	c, err := sophos.NewClient(sophos.WithCredentials(e.sophos.ClientID(), e.sophos.ClientSecret()), sophos.WithAuthURL(e.sophos.AuthURL()),
-		sophos.WithBaseURL(e.sophos.APIURL()), sophos.WithBackoff(time.Millisecond, 2*time.Millisecond))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	eng, err := tickets.New(tickets.Config{System: e.system, PSA: p, Store: st, Alerts: tickets.NewSophosAlerts(c), Routing: tk.r,
+	eng, err := tickets.New(tickets.Config{System: e.system, PSA: p, Store: st, Alerts: e.sophosAlerts(), Routing: tk.r,
 		Now: func() time.Time { return e.now }, SettleTime: takeoverSettleTime, ActiveSince: activeSince, Fence: fence})
 	if err != nil {
 		e.t.Fatal(err)

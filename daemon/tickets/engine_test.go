@@ -112,14 +112,21 @@ func newEnv(t *testing.T, system psa.System) *env {
 	return e
 }
 
-func (e *env) engine(routing export.Tickets) *tickets.Engine {
+// sophosAlerts is the engines' alert source: a client of the Sophos
+// simulator.
+func (e *env) sophosAlerts() *tickets.SophosAlerts {
 	e.t.Helper()
 	c, err := sophos.NewClient(sophos.WithCredentials(e.sophos.ClientID(), e.sophos.ClientSecret()), sophos.WithAuthURL(e.sophos.AuthURL()),
 		sophos.WithBaseURL(e.sophos.APIURL()), sophos.WithBackoff(time.Millisecond, 2*time.Millisecond))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: tickets.NewSophosAlerts(c), Routing: routing,
+	return tickets.NewSophosAlerts(c)
+}
+
+func (e *env) engine(routing export.Tickets) *tickets.Engine {
+	e.t.Helper()
+	eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: e.sophosAlerts(), Routing: routing,
 		Now: func() time.Time { return e.now }, Budget: e.budget, ResolveAfter: e.resolveAfter,
 		StartWith: e.startWith, SettleTime: e.settleTime})
 	if err != nil {
@@ -1654,12 +1661,7 @@ func TestEngine_lostCreateSettleTime(t *testing.T) {
 	const create, search = "/ATServicesRest/V1.0/Tickets", "/ATServicesRest/V1.0/Tickets/query"
 	setup := func(t *testing.T) (*env, *tickets.Engine) {
 		e := newEnv(t, psa.SystemAutotask)
-		c, err := sophos.NewClient(sophos.WithCredentials(e.sophos.ClientID(), e.sophos.ClientSecret()), sophos.WithAuthURL(e.sophos.AuthURL()),
-			sophos.WithBaseURL(e.sophos.APIURL()), sophos.WithBackoff(time.Millisecond, 2*time.Millisecond))
-		if err != nil {
-			t.Fatal(err)
-		}
-		eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: tickets.NewSophosAlerts(c),
+		eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: e.sophosAlerts(),
 			Routing: routings[psa.SystemAutotask], SettleTime: 2 * time.Minute, Now: func() time.Time { return e.now }})
 		if err != nil {
 			t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
@@ -57,12 +56,7 @@ func TestEngine_notLeaderStopsPass(t *testing.T) {
 	st := &deposableStore{DB: e.db}
 	r := routings[psa.SystemAutotask]
 	r.OnReturn = export.OnReturnReopen
-	c, err := sophos.NewClient(sophos.WithCredentials(e.sophos.ClientID(), e.sophos.ClientSecret()), sophos.WithAuthURL(e.sophos.AuthURL()),
-		sophos.WithBaseURL(e.sophos.APIURL()), sophos.WithBackoff(time.Millisecond, 2*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: st, Alerts: tickets.NewSophosAlerts(c), Routing: r,
+	eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: st, Alerts: e.sophosAlerts(), Routing: r,
 		Now: func() time.Time { return e.now }})
 	if err != nil {
 		t.Fatal(err)
@@ -109,11 +103,6 @@ func TestEngine_notLeaderStopsPass(t *testing.T) {
 func TestEngine_fenceRefusalStopsPassBeforeTheWrite(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
-	c, err := sophos.NewClient(sophos.WithCredentials(e.sophos.ClientID(), e.sophos.ClientSecret()), sophos.WithAuthURL(e.sophos.AuthURL()),
-		sophos.WithBaseURL(e.sophos.APIURL()), sophos.WithBackoff(time.Millisecond, 2*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var expired atomic.Bool
 	var asked atomic.Int64
 	fence := func() error {
@@ -123,7 +112,7 @@ func TestEngine_fenceRefusalStopsPassBeforeTheWrite(t *testing.T) {
 		}
 		return nil
 	}
-	eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: tickets.NewSophosAlerts(c),
+	eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: e.sophosAlerts(),
 		Routing: routings[psa.SystemAutotask], Now: func() time.Time { return e.now }, Fence: fence})
 	if err != nil {
 		t.Fatal(err)
