@@ -22,11 +22,8 @@ func TestEngine_dryRunReportsOpenCreates(t *testing.T) {
 	t.Parallel()
 	const create = "/ATServicesRest/V1.0/Tickets"
 	e := newEnv(t, psa.SystemAutotask)
-	eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: e.sophosAlerts(),
-		Routing: routings[psa.SystemAutotask], SettleTime: 2 * time.Minute, Now: func() time.Time { return e.now }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.settleTime = 2 * time.Minute
+	eng := e.engine(routings[psa.SystemAutotask])
 	applied := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected"})
 	lost := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Malware detected"})
 	// One create is applied and its answer lost; the other's connection

@@ -21,11 +21,8 @@ import (
 func TestEngine_forgetsOldClosedRecords(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
-	eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: e.sophosAlerts(),
-		Routing: routings[e.system], Retention: 400 * 24 * time.Hour, Now: func() time.Time { return e.now }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.retention = 400 * 24 * time.Hour
+	eng := e.engine(routings[e.system])
 	raise := func(desc string) string {
 		return e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: desc}).ID
 	}
@@ -97,11 +94,8 @@ func TestEngine_forgetsOldClosedRecords(t *testing.T) {
 func TestEngine_forgetsOldRefusedRecords(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
-	eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: e.sophosAlerts(),
-		Routing: routings[e.system], Retention: 400 * 24 * time.Hour, Now: func() time.Time { return e.now }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.retention = 400 * 24 * time.Hour
+	eng := e.engine(routings[e.system])
 	refused := func(desc string) string {
 		id := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: desc}).ID
 		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets", BodyContains: "sc:" + id,

@@ -43,6 +43,8 @@ type env struct {
 	startWith tickets.CustomerKey
 	// settleTime is the engines' Config.SettleTime.
 	settleTime time.Duration
+	// retention is the engines' Config.Retention.
+	retention time.Duration
 	// psaSkew is how far the PSA simulator's clock is ahead of now
 	// (psa-syncd's clock); negative: behind.
 	psaSkew time.Duration
@@ -128,7 +130,7 @@ func (e *env) engine(routing export.Tickets) *tickets.Engine {
 	e.t.Helper()
 	eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: e.sophosAlerts(), Routing: routing,
 		Now: func() time.Time { return e.now }, Budget: e.budget, ResolveAfter: e.resolveAfter,
-		StartWith: e.startWith, SettleTime: e.settleTime})
+		StartWith: e.startWith, SettleTime: e.settleTime, Retention: e.retention})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -1661,11 +1663,8 @@ func TestEngine_lostCreateSettleTime(t *testing.T) {
 	const create, search = "/ATServicesRest/V1.0/Tickets", "/ATServicesRest/V1.0/Tickets/query"
 	setup := func(t *testing.T) (*env, *tickets.Engine) {
 		e := newEnv(t, psa.SystemAutotask)
-		eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: e.sophosAlerts(),
-			Routing: routings[psa.SystemAutotask], SettleTime: 2 * time.Minute, Now: func() time.Time { return e.now }})
-		if err != nil {
-			t.Fatal(err)
-		}
+		e.settleTime = 2 * time.Minute
+		eng := e.engine(routings[psa.SystemAutotask])
 		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected"})
 		return e, eng
 	}

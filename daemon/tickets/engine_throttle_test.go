@@ -168,11 +168,8 @@ func TestEngine_throttledCreateSentAgainNextPass(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, tc.system)
-			eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: e.sophosAlerts(),
-				Routing: routings[tc.system], SettleTime: 2 * time.Minute, Now: func() time.Time { return e.now }})
-			if err != nil {
-				t.Fatal(err)
-			}
+			e.settleTime = 2 * time.Minute
+			eng := e.engine(routings[tc.system])
 			e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected"})
 			e.psaSim.AddFault(tc.fault(e))
 			rep := e.pass(eng)
