@@ -641,8 +641,12 @@ func (d *Daemon) noLongerActive(err error) error {
 }
 
 // activeInstance describes the instance that holds the leadership lock.
-func (d *Daemon) activeInstance() string {
-	info, held, err := d.db.Leader()
+func (d *Daemon) activeInstance() string { return activeInstanceOf(d.db) }
+
+// activeInstanceOf describes the instance that holds the leadership lock
+// of db.
+func activeInstanceOf(db *state.DB) string {
+	info, held, err := db.Leader()
 	switch {
 	case err != nil:
 		// PostgreSQL restarting, a network cut: the operator must look at

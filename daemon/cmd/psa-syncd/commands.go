@@ -1190,6 +1190,25 @@ func openStateByHand(ctx context.Context, e *env, configFile string, load func(s
 	return db, cfg, nil
 }
 
+// closeState closes db, the state database a command run by hand opened
+// (openStateByHand) to record in it; an error (the file lock or the file
+// itself) turns the exit code *rc into 1.
+func closeState(e *env, db *state.DB, rc *int) {
+	if err := db.Close(); err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: closing the state database: %v\n", err)
+		*rc = 1
+	}
+}
+
+// closeByHand gives up the leadership that a command run by hand took
+// (daemon.LeadByHand); an error turns the exit code *rc into 1.
+func closeByHand(e *env, h *daemon.ByHand, rc *int) {
+	if err := h.Close(); err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: giving the state database's leadership up: %v\n", err)
+		*rc = 1
+	}
+}
+
 // customerHint is a customer's hint, printed under a table whose error
 // column only has room for a short error.
 type customerHint struct{ customer, hint string }

@@ -32,7 +32,10 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 		"Such a line is not written again until an operator checks the contract in the PSA\n"+
 		"and answers: -posted (the line is there; its units go to the ledger) or -not-posted\n"+
 		"(it is not; the next pass posts it). `psa-syncd status` lists the open intents and\n"+
-		"the failed customers' hints name what to look for.")
+		"the failed customers' hints name what to look for. Nothing is sent to the PSA: without\n"+
+		"-web.url the answer is recorded in the state database (as the active instance, with\n"+
+		"PostgreSQL), reading only state_dir and the state section of the config file, so that it\n"+
+		"runs by hand while psa-syncd is stopped.")
 	cf.register(fs)
 	fs.Int64Var(&id, "intent", 0, "The open intent's `id`, from `psa-syncd status` or the customer's hint.")
 	fs.BoolVar(&posted, "posted", false, "The line is in the PSA (delete any duplicate first).")
@@ -63,23 +66,32 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 		err = api.post(ctx, "/api/v1/intents/"+strconv.FormatInt(id, 10)+"/resolve", map[string]any{"posted": posted, "note": noteText}, &out)
 		in = out.Intent
 	} else {
-		// An intent is in a state database that is there: a mistyped
-		// state_dir gets no new empty one.
-		if err := requireState(ctx, e, cf.configFile); err != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		// The answer is recorded in the state database alone: no secret
+		// but the state's is read, so that it runs by hand while
+		// psa-syncd is stopped, where the service's other secrets may not
+		// be readable. A mistyped state_dir gets no new empty database.
+		logger, lerr := cf.logger(e)
+		if lerr != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", lerr)
+			return 2
+		}
+		db, cfg, oerr := openStateByHand(ctx, e, cf.configFile, daemon.LoadState)
+		if oerr != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", oerr)
+			if hint := lockedHint(cfg, "resolve", oerr); hint != "" {
+				fmt.Fprintf(e.stderr, "psa-syncd: %s\n", hint)
+			}
 			return 1
 		}
-		d, logger, code := cf.setup(e, nil)
-		if code >= 0 {
-			return code
-		}
-		defer closeDaemon(d, logger, &rc)
-		if err := d.BecomeActive(ctx); err != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		defer closeState(e, db, &rc)
+		h, lerr := daemon.LeadByHand(ctx, db, cfg, logger)
+		if lerr != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", lerr)
 			return 1
 		}
+		defer closeByHand(e, h, &rc)
 		var st state.Intent
-		if st, err = d.ResolveIntent(ctx, id, posted, noteText, ""); err == nil {
+		if st, err = h.ResolveIntent(id, posted, noteText); err == nil {
 			in = daemon.NewIntentView(st)
 		}
 	}

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -113,5 +117,77 @@ func TestOrphans_byHandUnreadableList(t *testing.T) {
 	code, stdout, stderr := runCmd(t, "orphans", "-config.file", path)
 	if code != 1 || strings.Contains(stdout, "No orphaned line") {
 		t.Errorf("orphans with an unreadable list: exit %d, stdout %q, stderr %q; want 1 and the error", code, stdout, stderr)
+	}
+}
+
+// TestResolve_systemdStoppedByHand: with the systemd example stopped, an
+// open intent is resolved by hand: the answer is recorded in the state
+// database, which needs no secret but the state's. It used to fail on the
+// first credential the configuration names (psa.autotask.secret_file).
+func TestResolve_systemdStoppedByHand(t *testing.T) {
+	t.Parallel()
+	var id int64
+	var stateDir string
+	path := systemdStoppedConfig(t, func(db *state.DB) {
+		in, err := db.OpenIntent(state.Intent{RunID: 1, System: psa.SystemAutotask, Source: "sophos", CustomerID: "cust-acme", ContractID: "11",
+			ServiceID: "service-17", Before: 3, After: 7, BeforeKnown: true, EffectiveDate: time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, stateDir = in.ID, db.Path()
+	})
+	code, stdout, stderr := runCmd(t, "resolve", "-config.file", path, "-intent", strconv.FormatInt(id, 10), "-posted", "-note", "jane: line in the PSA")
+	if code != 0 || !strings.Contains(stdout, fmt.Sprintf("Intent %d resolved as posted", id)) {
+		t.Fatalf("resolve with the systemd configuration, stopped: exit %d, stdout %q, stderr %q; want 0 and the intent resolved", code, stdout, stderr)
+	}
+	db, err := state.Open(filepath.Dir(stateDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if open, err := db.OpenIntents(); err != nil || len(open) != 0 {
+		t.Errorf("open intents after resolve = %v, %v; want none", open, err)
+	}
+}
+
+// TestResolve_byHandPostgresTakesTheLead: resolve by hand on a PostgreSQL
+// state database records its answer only as the active instance: while a
+// psa-syncd holds the leadership lock it is refused, naming that one, and
+// the intent stays open; once the lock is free it is recorded.
+func TestResolve_byHandPostgresTakesTheLead(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	db, err := state.OpenConfig(t.Context(), state.Config{Driver: state.DriverPostgres, URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l, err := db.TryLead(t.Context(), state.LeaderInfo{Holder: "active.example"}, time.Second)
+	if err != nil || l == nil {
+		t.Fatalf("TryLead = %v, %v", l, err)
+	}
+	in, err := db.OpenIntent(state.Intent{RunID: 1, System: psa.SystemKaseyaBMS, Source: "file", CustomerID: "cust-pg", ContractID: "29684000",
+		ServiceID: "30000001", Before: 3, After: 7, BeforeKnown: true, EffectiveDate: time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := backupConfig(t, fmt.Sprintf("state_dir: %s\nstate:\n  driver: postgres\n  url: %q", t.TempDir(), url))
+	args := []string{"resolve", "-config.file", cfg, "-intent", strconv.FormatInt(in.ID, 10), "-posted"}
+	code, stdout, stderr := runCmd(t, args...)
+	if code != 1 || !strings.Contains(stderr, "standby") || !strings.Contains(stderr, "active.example") {
+		t.Errorf("resolve by hand while another psa-syncd leads: exit %d, stdout %q, stderr %q; want 1 naming the active instance", code, stdout, stderr)
+	}
+	if open, err := db.OpenIntents(); err != nil || len(open) != 1 {
+		t.Fatalf("open intents after a refused resolve = %v, %v; want the intent still open", open, err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runCmd(t, args...)
+	if code != 0 || !strings.Contains(stdout, "resolved as posted") {
+		t.Errorf("resolve by hand with the lock free: exit %d, stdout %q, stderr %q; want 0", code, stdout, stderr)
+	}
+	if open, err := db.OpenIntents(); err != nil || len(open) != 0 {
+		t.Errorf("open intents after resolve = %v, %v; want none", open, err)
 	}
 }

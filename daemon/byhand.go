@@ -1,0 +1,80 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+)
+
+// ByHand is the state database of a command run by hand that records an
+// operator's answer in it and nothing else (resolve), held as the active
+// instance, as Daemon.BecomeActive holds it. It needs no Daemon: the
+// config is LoadState's, so the PSA's, the source's and the API's secrets
+// are not read, and the command runs by hand while psa-syncd is stopped,
+// where the service's systemd credentials or Kubernetes Secret cannot be
+// read.
+type ByHand struct {
+	db     *state.DB
+	lead   *state.Leadership
+	logger *slog.Logger
+}
+
+// LeadByHand makes the command that opened db, the state database of cfg,
+// its active instance: at once with SQLite, whose file lock opening it
+// took; with PostgreSQL when no psa-syncd holds the leadership lock, else a
+// *StandbyError naming the one that does. As Daemon.BecomeActive does, it
+// marks the runs that a stopped or killed psa-syncd left running as
+// interrupted. Close gives the leadership up; db stays the caller's.
+func LeadByHand(ctx context.Context, db *state.DB, cfg *Config, logger *slog.Logger) (*ByHand, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	host, _ := os.Hostname()
+	interval := cfg.State.LockInterval
+	if interval <= 0 {
+		interval = DefaultLockInterval
+	}
+	// No URL: a command serves no API, so that a standby has nowhere to
+	// forward to while it holds the lock.
+	l, err := db.TryLead(ctx, state.LeaderInfo{Holder: fmt.Sprintf("%s pid %d (psa-syncd by hand)", host, os.Getpid()), Since: time.Now()}, interval)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	if l == nil {
+		return nil, &StandbyError{Active: activeInstanceOf(db)}
+	}
+	n, err := db.InterruptRunningRuns(time.Now(), interruptedRunReason)
+	switch {
+	case err != nil:
+		logger.Error("Could not mark the runs left running by an interrupted pass as failed", "err", err)
+	case n > 0:
+		logger.Warn("Marked the runs an interrupted pass left running as failed", "runs", n)
+	}
+	return &ByHand{db: db, lead: l, logger: logger}, nil
+}
+
+// ResolveIntent is Daemon.ResolveIntent by hand: it records the answer
+// for open intent id in the state database, and makes no PSA request.
+func (h *ByHand) ResolveIntent(id int64, posted bool, note string) (state.Intent, error) {
+	e := usage.NewEngine(usage.EngineOptions{State: h.db, Logger: h.logger.With("component", "sync")})
+	in, err := e.ResolveIntent(id, posted, note)
+	return in, h.noLongerActive(err)
+}
+
+// noLongerActive is Daemon.noLongerActive: with PostgreSQL, the lock's
+// session may be lost between LeadByHand and the write.
+func (h *ByHand) noLongerActive(err error) error {
+	if !errors.Is(err, state.ErrNotLeader) {
+		return err
+	}
+	return &NoLongerActiveError{Active: activeInstanceOf(h.db), err: err}
+}
+
+// Close gives the leadership up.
+func (h *ByHand) Close() error { return h.lead.Release() }
