@@ -6,21 +6,26 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
 )
 
 // ByHand is the state database of a command run by hand that records an
-// operator's answer in it and nothing else (resolve), held as the active
-// instance, as Daemon.BecomeActive holds it. It needs no Daemon: the
-// config is LoadState's, so the PSA's, the source's and the API's secrets
-// are not read, and the command runs by hand while psa-syncd is stopped,
-// where the service's systemd credentials or Kubernetes Secret cannot be
-// read.
+// operator's word in it and nothing else (resolve, set-by-hand), held as
+// the active instance, as Daemon.BecomeActive holds it. It needs no
+// Daemon: the config is LoadState's (LoadStateMonth's for set-by-hand), so
+// the PSA's, the source's and the API's secrets are not read, and the
+// command runs by hand while psa-syncd is stopped, where the service's
+// systemd credentials or Kubernetes Secret cannot be read.
 type ByHand struct {
 	db     *state.DB
+	cfg    *Config
 	lead   *state.Leadership
 	logger *slog.Logger
 }
@@ -56,7 +61,7 @@ func LeadByHand(ctx context.Context, db *state.DB, cfg *Config, logger *slog.Log
 	case n > 0:
 		logger.Warn("Marked the runs an interrupted pass left running as failed", "runs", n)
 	}
-	return &ByHand{db: db, lead: l, logger: logger}, nil
+	return &ByHand{db: db, cfg: cfg, lead: l, logger: logger}, nil
 }
 
 // ResolveIntent is Daemon.ResolveIntent by hand: it records the answer
@@ -65,6 +70,28 @@ func (h *ByHand) ResolveIntent(id int64, posted bool, note string) (state.Intent
 	e := usage.NewEngine(usage.EngineOptions{State: h.db, Logger: h.logger.With("component", "sync")})
 	in, err := e.ResolveIntent(id, posted, note)
 	return in, h.noLongerActive(err)
+}
+
+// RecordSetByHand is Daemon.RecordSetByHand by hand, on a config of
+// LoadStateMonth: the month that has ended is the month in the export's
+// timezone when doc (the mapping export, nil when it could not be read)
+// names one, else in the config's, as the daemon takes it.
+func (h *ByHand) RecordSetByHand(p source.Period, note, who string, doc *export.Document) (state.Run, error) {
+	if who = strings.TrimSpace(who); who != "" && strings.TrimSpace(note) != "" {
+		note = "user " + who + ": " + strings.TrimSpace(note)
+	}
+	loc := h.cfg.Location()
+	if doc != nil && doc.Integration != nil && doc.Integration.Timezone != "" {
+		l, err := schedule.LoadLocation(doc.Integration.Timezone)
+		if err != nil {
+			return state.Run{}, fmt.Errorf("daemon: the mapping export's timezone: %w", err)
+		}
+		loc = l
+	}
+	e := usage.NewEngine(usage.EngineOptions{State: h.db, Policies: h.cfg.Policies, Location: loc,
+		Logger: h.logger.With("component", "sync", "system", string(h.cfg.PSA.System))})
+	run, err := e.RecordSetByHand(p, note)
+	return run, h.noLongerActive(err)
 }
 
 // noLongerActive is Daemon.noLongerActive: with PostgreSQL, the lock's

@@ -660,15 +660,29 @@ func LoadStateExport(path string, getenv func(string) string) (*Config, error) {
 	return c, nil
 }
 
+// LoadStateMonth is LoadStateExport for a command that records the month
+// that has ended in the state database (set-by-hand): it also checks the
+// schedules, the timezone and the policies, which say which month that is.
+// The PSA's, the source's and the API's secrets are not read.
+func LoadStateMonth(path string, getenv func(string) string) (*Config, error) {
+	c, err := load(path, getenv, loadStateMonth)
+	if err != nil {
+		return nil, fmt.Errorf("error parsing config file %q: %w", path, err)
+	}
+	return c, nil
+}
+
 // loadScope is what of the config file load checks and resolves: all of
 // it (Load), or the settings of a command run by hand that only opens the
-// state database (LoadState) and reads the export (LoadStateExport).
+// state database (LoadState), reads the export (LoadStateExport) and
+// records the month that has ended (LoadStateMonth).
 type loadScope int
 
 const (
 	loadAll loadScope = iota
 	loadState
 	loadStateExport
+	loadStateMonth
 )
 
 // loadData is Load of data as the content of the file at path, which is
@@ -757,7 +771,7 @@ func parse(path string, data []byte, getenv func(string) string, scope loadScope
 			return nil, err
 		}
 		c.Web.APITokenFile = abs(c.Web.APITokenFile)
-		if scope == loadStateExport {
+		if scope == loadStateExport || scope == loadStateMonth {
 			if err := c.validateExport(); err != nil {
 				return nil, err
 			}
@@ -766,6 +780,11 @@ func parse(path string, data []byte, getenv func(string) string, scope loadScope
 				return nil, err
 			}
 			if err := c.PSA.validateSystem(); err != nil {
+				return nil, err
+			}
+		}
+		if scope == loadStateMonth {
+			if err := c.validatePeriod(); err != nil {
 				return nil, err
 			}
 		}
@@ -966,6 +985,28 @@ func (c *Config) validateState(abs func(string) string, getenv func(string) stri
 	return c.State.validate(c.StateDir, abs, getenv)
 }
 
+// validatePeriod checks the settings that say when passes run and which
+// month a pass, or the month that has ended, is: the schedules, the
+// timezone and the policies.
+func (c *Config) validatePeriod() error {
+	// psa/schedule's errors already start with `schedule "<input>"`, which
+	// names the key.
+	sc, err := schedule.Parse(c.Schedule)
+	if err != nil {
+		return err
+	}
+	c.schedule = sc
+	if _, err := schedule.Parse(c.TicketSchedule); err != nil {
+		return fmt.Errorf("ticket_%w", err)
+	}
+	loc, err := schedule.LoadLocation(c.Timezone)
+	if err != nil {
+		return fmt.Errorf("timezone: %s", strings.TrimPrefix(err.Error(), "schedule: "))
+	}
+	c.location = loc
+	return c.Policies.Validate()
+}
+
 func (c *Config) validate(dir string, getenv func(string) string) error {
 	abs := absIn(dir)
 	if err := c.validateExport(); err != nil {
@@ -991,23 +1032,7 @@ func (c *Config) validate(dir string, getenv func(string) string) error {
 		return err
 	}
 
-	// psa/schedule's errors already start with `schedule "<input>"`, which
-	// names the key.
-	sc, err := schedule.Parse(c.Schedule)
-	if err != nil {
-		return err
-	}
-	c.schedule = sc
-	if _, err := schedule.Parse(c.TicketSchedule); err != nil {
-		return fmt.Errorf("ticket_%w", err)
-	}
-	loc, err := schedule.LoadLocation(c.Timezone)
-	if err != nil {
-		return fmt.Errorf("timezone: %s", strings.TrimPrefix(err.Error(), "schedule: "))
-	}
-	c.location = loc
-
-	if err := c.Policies.Validate(); err != nil {
+	if err := c.validatePeriod(); err != nil {
 		return err
 	}
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
@@ -461,6 +462,43 @@ func TestLoadStateExport_readsTheExportSettingsToo(t *testing.T) {
 				if c.ExportToken != "export-token-0123456789" {
 					t.Error("LoadStateExport did not read export_token_file")
 				}
+			}
+		})
+	}
+}
+
+// TestLoadStateMonth_readsWhichMonthTooNoSecret: LoadStateMonth, for
+// set-by-hand by hand, checks what says which month has ended (timezone,
+// schedule, policies) besides LoadStateExport's settings, and reads no PSA,
+// source or API secret.
+func TestLoadStateMonth_readsWhichMonthTooNoSecret(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const rest = "export_url: self\nstate_dir: s\npsa:\n  system: autotask\n  autotask: {username: u, secret_file: /run/credentials/psa-syncd.service/autotask-secret, integration_code_file: missing}\n" +
+		"source: {type: file, file: {path: u.csv}}\nweb: {api_token_file: /run/credentials/psa-syncd.service/api-token}\n"
+	for _, tt := range []struct {
+		name, yml, err string
+	}{
+		{"ok", rest + "timezone: Europe/Rome\npolicies: {usage_period: previous}\n", ""},
+		{"bad timezone", rest + "timezone: Europe/Nowhere\n", "timezone: "},
+		{"bad schedule", rest + "schedule: sometimes\n", `schedule "sometimes"`},
+		{"bad usage period", rest + "policies: {usage_period: last}\n", "usage_period"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".yml")
+			cfgWriteFile(t, p, tt.yml)
+			c, err := LoadStateMonth(p, nil)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Errorf("LoadStateMonth: %v, want an error with %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("LoadStateMonth: %v", err)
+			}
+			if c.Location().String() != "Europe/Rome" || c.Policies.UsagePeriod != usage.UsagePeriodPrevious {
+				t.Errorf("timezone %v, usage_period %q; want Europe/Rome, previous", c.Location(), c.Policies.UsagePeriod)
 			}
 		})
 	}

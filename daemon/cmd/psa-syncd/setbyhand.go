@@ -24,7 +24,10 @@ func cmdSetByHand(ctx context.Context, e *env, args []string) (rc int) {
 		"the quantities, and once they are set by hand this records it. The record is a run of that month\n"+
 		"(trigger by_hand, with the note, in GET /api/v1/runs and the status page's runs); psa_sync_ended_period_last_run_result\n"+
 		"then reads success and psa_sync_ended_period_held_lines 0, so PsaSyncEndedMonthNotSynced resolves, and the status page no longer offers\n"+
-		"to sync the month. Nothing is sent to the PSA.")
+		"to sync the month. Nothing is sent to the PSA: without -web.url the run is recorded in the state database\n"+
+		"(as the active instance, with PostgreSQL), reading only state_dir, the state section, the export's settings,\n"+
+		"psa.system, the schedules, timezone and policies of the config file, so that it runs by hand while\n"+
+		"psa-syncd is stopped.")
 	cf.register(fs)
 	fs.StringVar(&period, "period", "", "The month that has ended, `YYYY-MM` (in psa-syncd's timezone). Required.")
 	fs.StringVar(&noteText, "note", "", "Recorded with the run, one line: who set which quantities, e.g. \"jane: additions set in ConnectWise before invoicing\". Required.")
@@ -57,27 +60,43 @@ func cmdSetByHand(ctx context.Context, e *env, args []string) (rc int) {
 		err = api.post(ctx, "/api/v1/periods/"+p.String()+"/set-by-hand", map[string]any{"note": noteText}, &out)
 		run = out.Run
 	} else {
-		// The runs are in a state database that is there: a mistyped
-		// state_dir gets no new empty one.
-		if err := requireState(ctx, e, cf.configFile); err != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		// The run is recorded in the state database alone: no secret but
+		// the state's (and the export's, for another psa-syncd as its
+		// store) is read, so that it runs by hand while psa-syncd is
+		// stopped, where the service's other secrets may not be
+		// readable. A mistyped state_dir gets no new empty database.
+		logger, lerr := cf.logger(e)
+		if lerr != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", lerr)
+			return 2
+		}
+		db, cfg, oerr := openStateByHand(ctx, e, cf.configFile, daemon.LoadStateMonth)
+		if oerr != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", oerr)
+			if hint := lockedHint(cfg, "set-by-hand", oerr); hint != "" {
+				fmt.Fprintf(e.stderr, "psa-syncd: %s\n", hint)
+			}
 			return 1
 		}
-		d, logger, code := cf.setup(e, nil)
-		if code >= 0 {
-			return code
-		}
-		defer closeDaemon(d, logger, &rc)
-		if err := d.BecomeActive(ctx); err != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		defer closeState(e, db, &rc)
+		h, lerr := daemon.LeadByHand(ctx, db, cfg, logger)
+		if lerr != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", lerr)
 			return 1
 		}
+		defer closeByHand(e, h, &rc)
 		// The month is in the export's timezone when it names one;
-		// without a valid export (the reload error is logged), the
-		// config's.
-		_ = d.Reload()
+		// without a valid export (why is logged), the config's.
+		stored := func() ([]byte, error) {
+			_, data, err := db.CurrentExport()
+			return data, err
+		}
+		doc, _, xerr := readExportFrom(ctx, cfg, "", stored, remoteTLS{}, logger)
+		if xerr != nil {
+			logger.Error("Error loading mapping export", "err", xerr)
+		}
 		var st state.Run
-		if st, err = d.RecordSetByHand(ctx, p, noteText, e.getenv("USER")); err == nil {
+		if st, err = h.RecordSetByHand(p, noteText, e.getenv("USER"), doc); err == nil {
 			run = daemon.NewRunView(st)
 		}
 	}

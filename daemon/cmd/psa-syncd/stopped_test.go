@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
@@ -189,5 +190,33 @@ func TestResolve_byHandPostgresTakesTheLead(t *testing.T) {
 	}
 	if open, err := db.OpenIntents(); err != nil || len(open) != 0 {
 		t.Errorf("open intents after resolve = %v, %v; want none", open, err)
+	}
+}
+
+// TestSetByHand_systemdStoppedByHand: with the systemd example stopped,
+// the month that has ended (in the configuration's timezone) is recorded as
+// set by hand in the state database, which needs no secret but the
+// state's. It used to fail on the first credential the configuration names
+// (psa.autotask.secret_file). It uses the clock, as TestRun_setByHand does.
+func TestSetByHand_systemdStoppedByHand(t *testing.T) {
+	t.Parallel()
+	rome, err := time.LoadLocation("Europe/Rome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	ended := source.PeriodOf(now.In(rome)).Prev().String()
+	path := systemdStoppedConfig(t, func(db *state.DB) {
+		if _, err := db.BeginRun(state.Run{Trigger: usage.TriggerSchedule, Period: ended, Started: now.Add(-time.Minute), Finished: now.Add(-time.Minute),
+			Result: state.RunPartial}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if data, err := os.ReadFile(path); err != nil || !strings.Contains(string(data), "\ntimezone: Europe/Rome\n") {
+		t.Fatal("the systemd configuration's timezone is not Europe/Rome: this test takes the wrong month")
+	}
+	code, stdout, stderr := runCmd(t, "set-by-hand", "-config.file", path, "-period", ended, "-note", "jane: quantities set in Autotask")
+	if code != 0 || !strings.Contains(stdout, "records the quantities of "+ended+" as set by hand: jane: quantities set in Autotask") {
+		t.Errorf("set-by-hand with the systemd configuration, stopped: exit %d, stdout %q, stderr %q; want 0 and the record", code, stdout, stderr)
 	}
 }
