@@ -17,12 +17,12 @@ import (
 )
 
 // ByHand is the state database of a command run by hand that records an
-// operator's word in it and nothing else (resolve, set-by-hand), held as
-// the active instance, as Daemon.BecomeActive holds it. It needs no
-// Daemon: the config is LoadState's (LoadStateMonth's for set-by-hand), so
-// the PSA's, the source's and the API's secrets are not read, and the
-// command runs by hand while psa-syncd is stopped, where the service's
-// systemd credentials or Kubernetes Secret cannot be read.
+// operator's word in it and nothing else (resolve, set-by-hand, orphans
+// -clear), held as the active instance, as Daemon.BecomeActive holds it.
+// It needs no Daemon: the config is LoadState's (LoadStateMonth's for
+// set-by-hand), so the PSA's, the source's and the API's secrets are not
+// read, and the command runs by hand while psa-syncd is stopped, where the
+// service's systemd credentials or Kubernetes Secret cannot be read.
 type ByHand struct {
 	db     *state.DB
 	cfg    *Config
@@ -92,6 +92,22 @@ func (h *ByHand) RecordSetByHand(p source.Period, note, who string, doc *export.
 		Logger: h.logger.With("component", "sync", "system", string(h.cfg.PSA.System))})
 	run, err := e.RecordSetByHand(p, note)
 	return run, h.noLongerActive(err)
+}
+
+// ClearOrphans is Daemon.ClearOrphans by hand: the clears are recorded
+// under the config's psa.system, which LoadState does not check, so it is
+// checked here.
+func (h *ByHand) ClearOrphans(contract, service, note, who string, zeroed bool) ([]usage.OrphanedLine, error) {
+	if err := h.cfg.PSA.validateSystem(); err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	if who = strings.TrimSpace(who); who != "" {
+		note = strings.TrimSpace("user " + who + ": " + strings.TrimSpace(note))
+	}
+	e := usage.NewEngine(usage.EngineOptions{State: h.db, System: h.cfg.PSA.System,
+		Logger: h.logger.With("component", "sync", "system", string(h.cfg.PSA.System))})
+	lines, err := e.ClearOrphans(contract, service, note, zeroed)
+	return lines, h.noLongerActive(err)
 }
 
 // noLongerActive is Daemon.noLongerActive: with PostgreSQL, the lock's

@@ -59,8 +59,14 @@ const (
 
 // EngineOptions configure an Engine.
 type EngineOptions struct {
-	// Backend is the PSA. Required.
+	// Backend is the PSA. Required, but for an Engine that only records
+	// an operator's word in State (ResolveIntent, RecordSetByHand,
+	// ClearOrphans), as psa-syncd does by hand without the PSA's secrets.
 	Backend psa.Backend
+	// System is the PSA system of an Engine without a Backend, which
+	// ClearOrphans records its clears under; with a Backend, the
+	// Backend's System is used.
+	System psa.System
 	// Source is the usage source. Required by Plan and Sync, not by
 	// Reconcile.
 	Source source.Source
@@ -202,7 +208,10 @@ func (u *UnsavedRuns) remove(id int64) {
 // into contract quantities in the PSA. An Engine is safe for concurrent
 // use; Sync and Reconcile calls are serialised, Plan runs alongside them.
 type Engine struct {
-	be       psa.Backend
+	be psa.Backend
+	// sys is EngineOptions.System, for an Engine without a Backend (see
+	// Engine.system).
+	sys      psa.System
 	src      source.Source
 	db       *state.DB
 	policies Policies
@@ -258,6 +267,7 @@ type Engine struct {
 func NewEngine(o EngineOptions) *Engine {
 	e := &Engine{
 		be:       o.Backend,
+		sys:      o.System,
 		src:      o.Source,
 		db:       o.State,
 		policies: o.Policies,
@@ -315,6 +325,15 @@ func NewEngine(o EngineOptions) *Engine {
 		return PeriodAt(e.now(), e.loc, e.policies.UsagePeriod).Prev().String()
 	})
 	return e
+}
+
+// system is the PSA system of e: its Backend's, or EngineOptions.System
+// for an Engine without one.
+func (e *Engine) system() psa.System {
+	if e.be != nil {
+		return e.be.System()
+	}
+	return e.sys
 }
 
 // PassOptions change what one pass does.

@@ -125,7 +125,7 @@ func (e *Engine) ClearOrphans(contract, service, note string, zeroed bool) ([]Or
 	if e.clearRead != nil {
 		e.clearRead()
 	}
-	sys, now := e.be.System(), e.now().UTC()
+	sys, now := e.system(), e.now().UTC()
 	var done []OrphanedLine
 	var added []ClearedOrphan
 	billing := 0
@@ -264,7 +264,7 @@ func (e *Engine) unlistOrphans(w snapshotWriter, drop map[string]int64) error {
 		}
 		kept := rep.Unmapped.Orphaned[:0:0]
 		for _, l := range rep.Unmapped.Orphaned {
-			if seq, ok := drop[clearedKey(e.be.System(), rep.Source, l.ContractID, l.ServiceID)]; ok && seq == l.Seq {
+			if seq, ok := drop[clearedKey(e.system(), rep.Source, l.ContractID, l.ServiceID)]; ok && seq == l.Seq {
 				continue
 			}
 			kept = append(kept, l)
@@ -346,7 +346,7 @@ func (e *Engine) forgetClears(p *Plan) {
 	if e.db == nil || len(p.Changes) == 0 {
 		return
 	}
-	sys, src := e.be.System(), e.src.Name()
+	sys, src := e.system(), e.src.Name()
 	var mapped []ClearedOrphan
 	err := e.editClears(e.db, func(cleared map[string]ClearedOrphan) bool {
 		mapped = nil
@@ -380,7 +380,7 @@ func (e *Engine) forgetClears(p *Plan) {
 // same ledger entry, so that it says what the clear recorded says (a retry
 // without a note keeps the earlier clear's); now and note otherwise.
 func (e *Engine) doubtCleared(w snapshotWriter, src string, done []OrphanedLine, kept map[string]ClearedOrphan, now time.Time, note string, zeroed bool) error {
-	if e.be.System() != psa.SystemKaseyaBMS {
+	if e.system() != psa.SystemKaseyaBMS {
 		// Autotask and ConnectWise read a mapped contract's lines: a
 		// line mapped again is read, and no record would be used.
 		return nil
@@ -391,7 +391,7 @@ func (e *Engine) doubtCleared(w snapshotWriter, src string, done []OrphanedLine,
 	}
 	changed := false
 	for _, l := range done {
-		d := DoubtedLine{System: e.be.System(), Source: src, ContractID: l.ContractID, ServiceID: l.ServiceID, Seq: l.Seq, Zeroed: zeroed, Time: now, Note: note}
+		d := DoubtedLine{System: e.system(), Source: src, ContractID: l.ContractID, ServiceID: l.ServiceID, Seq: l.Seq, Zeroed: zeroed, Time: now, Note: note}
 		if c, ok := kept[d.key()]; ok && c.Seq == d.Seq {
 			d.Time, d.Note = c.Time, c.Note
 		}
@@ -412,7 +412,7 @@ func (e *Engine) doubtCleared(w snapshotWriter, src string, done []OrphanedLine,
 // returns it as the line cleared; said is false where nothing more is
 // recorded: another PSA, or one said to hold 0 already.
 func (e *Engine) zeroCleared(src string, c ClearedOrphan, now time.Time, note string) (l OrphanedLine, said bool, err error) {
-	if e.be.System() != psa.SystemKaseyaBMS {
+	if e.system() != psa.SystemKaseyaBMS {
 		return OrphanedLine{}, false, nil
 	}
 	doubts, err := e.doubtedLines()

@@ -37,7 +37,8 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 		"already). Nothing is sent to the PSA. From the state\n"+
 		"database, or from a running daemon\n"+
 		"with -web.url (its API token is needed to clear). Without -web.url the list reads only state_dir and the\n"+
-		"state section of the config file, so that it runs by hand while psa-syncd is stopped; -clear reads it all.")
+		"state section of the config file, and -clear those and psa.system, recording the clear as the active\n"+
+		"instance (with PostgreSQL), so that it runs by hand while psa-syncd is stopped.")
 	cf.register(fs)
 	rf.register(fs)
 	fs.BoolVar(&doClear, "clear", false, "Clear the line named by -contract and -service, or every line with -all.")
@@ -102,23 +103,31 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 		}
 		lines = rep.Unmapped.Orphaned
 	} else {
-		// The lines are in a state database that is there: a mistyped
-		// state_dir gets no new empty one.
-		if err := requireState(ctx, e, cf.configFile); err != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		// The clear is recorded in the state database alone: no secret
+		// but the state's is read, so that it runs by hand while
+		// psa-syncd is stopped, where the service's other secrets may not
+		// be readable. A mistyped state_dir gets no new empty database.
+		logger, lerr := cf.logger(e)
+		if lerr != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", lerr)
+			return 2
+		}
+		db, cfg, oerr := openStateByHand(ctx, e, cf.configFile, daemon.LoadState)
+		if oerr != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", oerr)
+			if hint := lockedHint(cfg, "orphans", oerr); hint != "" {
+				fmt.Fprintf(e.stderr, "psa-syncd: %s\n", hint)
+			}
 			return 1
 		}
-		d, logger, code := cf.setup(e, nil)
-		if code >= 0 {
-			return code
-		}
-		defer closeDaemon(d, logger, &rc)
-		if err := d.BecomeActive(ctx); err != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		defer closeState(e, db, &rc)
+		h, lerr := daemon.LeadByHand(ctx, db, cfg, logger)
+		if lerr != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", lerr)
 			return 1
 		}
-		_ = d.Reload() // the export is not needed: its error is logged
-		lines, err = d.ClearOrphans(ctx, contract, service, noteText, e.getenv("USER"), zeroed)
+		defer closeByHand(e, h, &rc)
+		lines, err = h.ClearOrphans(contract, service, noteText, e.getenv("USER"), zeroed)
 		if errors.Is(err, usage.ErrAlreadyCleared) {
 			already, err = strings.TrimPrefix(err.Error(), "daemon: "), nil
 		}

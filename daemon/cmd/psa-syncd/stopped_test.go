@@ -220,3 +220,33 @@ func TestSetByHand_systemdStoppedByHand(t *testing.T) {
 		t.Errorf("set-by-hand with the systemd configuration, stopped: exit %d, stdout %q, stderr %q; want 0 and the record", code, stdout, stderr)
 	}
 }
+
+// TestOrphansClear_systemdStoppedByHand: with the systemd example stopped,
+// an orphaned line zeroed in the PSA is cleared by hand in the state
+// database, which needs no secret but the state's: it leaves the list. It
+// used to fail on the first credential the configuration names
+// (psa.autotask.secret_file).
+func TestOrphansClear_systemdStoppedByHand(t *testing.T) {
+	t.Parallel()
+	path := systemdStoppedConfig(t, func(db *state.DB) {
+		var rep usage.UnmappedReport
+		rep.Source = "sophos"
+		rep.Unmapped.Orphaned = []usage.OrphanedLine{{Reason: usage.OrphanService, CustomerID: "cust-acme",
+			ContractID: "contract-9", ServiceID: "service-17", Quantity: 12, Since: "2026-11-01", RunID: 1, Seq: 1}}
+		if err := db.PutSnapshot(usage.SnapshotUnmapped, rep); err != nil {
+			t.Fatal(err)
+		}
+	})
+	code, stdout, stderr := runCmd(t, "orphans", "-config.file", path, "-clear", "-contract", "contract-9", "-service", "service-17", "-note", "jane: zeroed in Autotask")
+	if code != 0 || !strings.Contains(stdout, "Cleared 1 orphaned line(s)") || !strings.Contains(stdout, "service-17") {
+		t.Fatalf("orphans -clear with the systemd configuration, stopped: exit %d, stdout %q, stderr %q; want 0 and the line cleared", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCmd(t, "orphans", "-config.file", path)
+	if code != 0 || !strings.Contains(stdout, "No orphaned line.") {
+		t.Errorf("orphans after the clear: exit %d, stdout %q, stderr %q; want no line listed", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCmd(t, "orphans", "-config.file", path, "-clear", "-contract", "contract-9", "-service", "service-17")
+	if code != 0 || !strings.Contains(stdout, "Nothing to do") || !strings.Contains(stdout, "jane: zeroed in Autotask") {
+		t.Errorf("orphans -clear sent again: exit %d, stdout %q, stderr %q; want 0, cleared already with the first clear's note", code, stdout, stderr)
+	}
+}
