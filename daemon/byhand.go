@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -12,17 +13,20 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
 )
 
 // ByHand is the state database of a command run by hand that records an
-// operator's word in it and nothing else (resolve, set-by-hand, orphans
-// -clear), held as the active instance, as Daemon.BecomeActive holds it.
-// It needs no Daemon: the config is LoadState's (LoadStateMonth's for
-// set-by-hand), so the PSA's, the source's and the API's secrets are not
-// read, and the command runs by hand while psa-syncd is stopped, where the
-// service's systemd credentials or Kubernetes Secret cannot be read.
+// operator's word in it (resolve, set-by-hand, orphans -clear) or what one
+// read of the PSA says (rebind), held as the active instance, as
+// Daemon.BecomeActive holds it. It needs no Daemon: the config is
+// LoadState's (LoadStateMonth's for set-by-hand, LoadStatePSA's for
+// rebind), so no secret it does not use is read (the source's and the
+// API's, and but for rebind the PSA's), and the command runs by hand while
+// psa-syncd is stopped, where the service's systemd credentials or
+// Kubernetes Secret cannot be read.
 type ByHand struct {
 	db     *state.DB
 	cfg    *Config
@@ -108,6 +112,25 @@ func (h *ByHand) ClearOrphans(contract, service, note, who string, zeroed bool) 
 		Logger: h.logger.With("component", "sync", "system", string(h.cfg.PSA.System))})
 	lines, err := e.ClearOrphans(contract, service, note, zeroed)
 	return lines, h.noLongerActive(err)
+}
+
+// Rebind is Daemon.RebindInstance by hand, on a config of LoadStatePSA:
+// one read of the PSA learns the instance it is connected to, which is
+// recorded as the one whose usage the state database holds.
+func (h *ByHand) Rebind(ctx context.Context) (old state.PSAInstance, had bool, now state.PSAInstance, err error) {
+	bc := h.cfg.BackendConfig(&http.Client{Timeout: 60 * time.Second, Transport: psaTransport()}, h.logger.With("component", "psa"))
+	if bc.KaseyaBMS != nil {
+		// Its calls count against the hourly limit that the daemon's
+		// passes keep in the state database, as NewBackend does.
+		kc := *bc.KaseyaBMS
+		kc.Calls = h.db.APICalls()
+		bc.KaseyaBMS = &kc
+	}
+	be, err := backends.New(bc)
+	if err != nil {
+		return old, false, now, fmt.Errorf("daemon: psa: %w", err)
+	}
+	return rebind(ctx, h.db, be, time.Now().UTC(), h.logger)
 }
 
 // noLongerActive is Daemon.noLongerActive: with PostgreSQL, the lock's

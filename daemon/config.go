@@ -660,6 +660,19 @@ func LoadStateExport(path string, getenv func(string) string) (*Config, error) {
 	return c, nil
 }
 
+// LoadStatePSA is LoadState for a command that connects to the PSA and
+// records in the state database what it read there (rebind, which learns
+// the instance): it also checks and resolves the psa section, whose
+// secrets it reads. The source's, the export's and the API's secrets are
+// not read.
+func LoadStatePSA(path string, getenv func(string) string) (*Config, error) {
+	c, err := load(path, getenv, loadStatePSA)
+	if err != nil {
+		return nil, fmt.Errorf("error parsing config file %q: %w", path, err)
+	}
+	return c, nil
+}
+
 // LoadStateMonth is LoadStateExport for a command that records the month
 // that has ended in the state database (set-by-hand): it also checks the
 // schedules, the timezone and the policies, which say which month that is.
@@ -674,8 +687,9 @@ func LoadStateMonth(path string, getenv func(string) string) (*Config, error) {
 
 // loadScope is what of the config file load checks and resolves: all of
 // it (Load), or the settings of a command run by hand that only opens the
-// state database (LoadState), reads the export (LoadStateExport) and
-// records the month that has ended (LoadStateMonth).
+// state database (LoadState), reads the export (LoadStateExport),
+// records the month that has ended (LoadStateMonth) or connects to the PSA
+// (LoadStatePSA).
 type loadScope int
 
 const (
@@ -683,6 +697,7 @@ const (
 	loadState
 	loadStateExport
 	loadStateMonth
+	loadStatePSA
 )
 
 // loadData is Load of data as the content of the file at path, which is
@@ -785,6 +800,11 @@ func parse(path string, data []byte, getenv func(string) string, scope loadScope
 		}
 		if scope == loadStateMonth {
 			if err := c.validatePeriod(); err != nil {
+				return nil, err
+			}
+		}
+		if scope == loadStatePSA {
+			if err := c.validatePSA(abs, getenv); err != nil {
 				return nil, err
 			}
 		}
@@ -985,6 +1005,19 @@ func (c *Config) validateState(abs func(string) string, getenv func(string) stri
 	return c.State.validate(c.StateDir, abs, getenv)
 }
 
+// validatePSA checks the psa section and resolves its secrets.
+func (c *Config) validatePSA(abs func(string) string, getenv func(string) string) error {
+	if err := c.PSA.validate(abs, getenv); err != nil {
+		return err
+	}
+	// Building the backend does no I/O; it catches whatever the checks
+	// above do not, so that a config that loads can be used.
+	if _, err := backends.New(c.BackendConfig(nil, nil)); err != nil {
+		return fmt.Errorf("psa.%s: %w", c.PSA.System, err)
+	}
+	return nil
+}
+
 // validatePeriod checks the settings that say when passes run and which
 // month a pass, or the month that has ended, is: the schedules, the
 // timezone and the policies.
@@ -1020,13 +1053,8 @@ func (c *Config) validate(dir string, getenv func(string) string) error {
 		return err
 	}
 
-	if err := c.PSA.validate(abs, getenv); err != nil {
+	if err := c.validatePSA(abs, getenv); err != nil {
 		return err
-	}
-	// Building the backend does no I/O; it catches whatever the checks
-	// above do not, so that a config that loads can be used.
-	if _, err := backends.New(c.BackendConfig(nil, nil)); err != nil {
-		return fmt.Errorf("psa.%s: %w", c.PSA.System, err)
 	}
 	if err := c.Source.validate(abs, getenv); err != nil {
 		return err

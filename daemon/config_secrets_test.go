@@ -503,3 +503,33 @@ func TestLoadStateMonth_readsWhichMonthTooNoSecret(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadStatePSA_readsThePSASecretsOnly: LoadStatePSA, for rebind by
+// hand, resolves the psa section's secrets besides the state's, and not the
+// source's, the export's or the API's; a PSA secret it cannot read fails.
+func TestLoadStatePSA_readsThePSASecretsOnly(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfgWriteFile(t, filepath.Join(dir, "autotask-secret"), "at-secret-0123456789\n")
+	cfgWriteFile(t, filepath.Join(dir, "autotask-code"), "at-code-0123456789\n")
+	const rest = "export_url: https://psa-syncd.example:9810\nexport_token_file: /run/credentials/psa-syncd.service/export-token\nstate_dir: s\n" +
+		"source: {type: sophos, sophos: {client_id: c, client_secret_file: /run/credentials/psa-syncd.service/sophos-client-secret}}\n" +
+		"web: {api_token_file: /run/credentials/psa-syncd.service/api-token}\n"
+	p := filepath.Join(dir, "ok.yml")
+	cfgWriteFile(t, p, rest+"psa:\n  system: autotask\n  autotask: {username: u, secret_file: autotask-secret, integration_code_file: autotask-code}\n")
+	c, err := LoadStatePSA(p, nil)
+	if err != nil {
+		t.Fatalf("LoadStatePSA: %v", err)
+	}
+	if string(c.PSA.Autotask.Secret) != "at-secret-0123456789" || string(c.PSA.Autotask.IntegrationCode) != "at-code-0123456789" {
+		t.Error("LoadStatePSA did not read the Autotask secret files")
+	}
+	if c.Source.Sophos.ClientSecret != "" || c.Web.APIToken != "" || c.ExportToken != "" {
+		t.Error("LoadStatePSA read a secret that is not the PSA's")
+	}
+	p = filepath.Join(dir, "missing.yml")
+	cfgWriteFile(t, p, rest+"psa:\n  system: autotask\n  autotask: {username: u, secret_file: /run/credentials/psa-syncd.service/autotask-secret, integration_code_file: autotask-code}\n")
+	if _, err := LoadStatePSA(p, nil); err == nil || !strings.Contains(err.Error(), "psa.autotask.secret_file") {
+		t.Errorf("LoadStatePSA with the PSA secret unreadable: %v, want an error naming psa.autotask.secret_file", err)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon"
 )
 
 func cmdRebind(ctx context.Context, e *env, args []string) (rc int) {
@@ -15,27 +17,40 @@ func cmdRebind(ctx context.Context, e *env, args []string) (rc int) {
 		"and services by id, which another tenant (a sandbox and its production) may share.\n"+
 		"Rebind only when the recorded instance is this one under another name; for another\n"+
 		"tenant, give it a state database of its own (a new state_dir, or another PostgreSQL\n"+
-		"database). The ticket records of the recorded instance become this instance's too.")
+		"database). The ticket records of the recorded instance become this instance's too.\n"+
+		"It reads only state_dir and the state and psa sections of the config file: of the secrets, the\n"+
+		"state's and the PSA's, not the usage source's, the export's or the API's.")
 	cf.register(fs)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
 	// Rebinding is for a state database that refused a pass: a mistyped
 	// state_dir gets no new one, bound while the real one stays as it is.
-	if err := requireState(ctx, e, cf.configFile); err != nil {
+	// Only the state and PSA settings are read, the PSA's secrets the only
+	// ones besides the state's, so that it runs by hand while psa-syncd is
+	// stopped with the PSA's credentials at hand, where the service's
+	// other secrets may not be readable.
+	logger, err := cf.logger(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
+	}
+	db, cfg, err := openStateByHand(ctx, e, cf.configFile, daemon.LoadStatePSA)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		if hint := lockedHint(cfg, "rebind", err); hint != "" {
+			fmt.Fprintf(e.stderr, "psa-syncd: %s\n", hint)
+		}
+		return 1
+	}
+	defer closeState(e, db, &rc)
+	h, err := daemon.LeadByHand(ctx, db, cfg, logger)
+	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 1
 	}
-	d, logger, code := cf.setup(e, nil)
-	if code >= 0 {
-		return code
-	}
-	defer closeDaemon(d, logger, &rc)
-	if err := d.BecomeActive(ctx); err != nil {
-		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-		return 1
-	}
-	old, had, now, err := d.RebindInstance(ctx)
+	defer closeByHand(e, h, &rc)
+	old, had, now, err := h.Rebind(ctx)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 1

@@ -16,6 +16,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // systemdStoppedConfig writes the shipped systemd psa-syncd.yml with its
@@ -248,5 +249,59 @@ func TestOrphansClear_systemdStoppedByHand(t *testing.T) {
 	code, stdout, stderr = runCmd(t, "orphans", "-config.file", path, "-clear", "-contract", "contract-9", "-service", "service-17")
 	if code != 0 || !strings.Contains(stdout, "Nothing to do") || !strings.Contains(stdout, "jane: zeroed in Autotask") {
 		t.Errorf("orphans -clear sent again: exit %d, stdout %q, stderr %q; want 0, cleared already with the first clear's note", code, stdout, stderr)
+	}
+}
+
+// TestRebind_systemdStoppedWithThePSACredentials: with the systemd example
+// stopped, rebind by hand reads the state and PSA settings only: given the
+// Autotask credentials (their source files, say), it binds the state
+// database to the tenant it connects to, though the Sophos secret and the
+// API token stay systemd credentials it cannot read. It used to fail on
+// the first of them (source.sophos.client_secret_file).
+func TestRebind_systemdStoppedWithThePSACredentials(t *testing.T) {
+	t.Parallel()
+	sim := psatest.Start(t)
+	user, secret, code := sim.Autotask().Credentials()
+	var stateFile string
+	path := systemdStoppedConfig(t, func(db *state.DB) {
+		if err := db.PutBoundInstance(state.PSAInstance{System: psa.SystemAutotask, Instance: "webservices2.autotask.net", BoundAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		stateFile = db.Path()
+	})
+	creds := t.TempDir()
+	writeFile(t, filepath.Join(creds, "autotask-secret"), secret)
+	writeFile(t, filepath.Join(creds, "autotask-integration-code"), code)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(data)
+	for _, r := range [][2]string{
+		{"    username: api-psa-sync@msp.example\n", "    username: " + user + "\n    base_url: " + sim.AutotaskBaseURL() + "\n"},
+		{"/run/credentials/psa-syncd.service/autotask-secret", filepath.Join(creds, "autotask-secret")},
+		{"/run/credentials/psa-syncd.service/autotask-integration-code", filepath.Join(creds, "autotask-integration-code")},
+	} {
+		if !strings.Contains(cfg, r[0]) {
+			t.Fatalf("the systemd configuration has no %q to replace", r[0])
+		}
+		cfg = strings.Replace(cfg, r[0], r[1], 1)
+	}
+	if !strings.Contains(cfg, "client_secret_file: /run/credentials/psa-syncd.service/sophos-client-secret") {
+		t.Fatal("the systemd configuration reads the Sophos secret from no credential: this test checks nothing")
+	}
+	writeFile(t, path, cfg)
+	code2, stdout, stderr := runCmd(t, "rebind", "-config.file", path)
+	host := strings.TrimPrefix(sim.URL(), "http://")
+	if code2 != 0 || !strings.Contains(stdout, `now holds the usage of autotask instance "`+host+`" (was "webservices2.autotask.net"`) {
+		t.Fatalf("rebind with the systemd configuration, stopped, the PSA credentials given: exit %d, stdout %q, stderr %q; want 0 and the new instance", code2, stdout, stderr)
+	}
+	db, err := state.Open(filepath.Dir(stateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if in, ok, err := db.BoundInstance(psa.SystemAutotask); err != nil || !ok || in.Instance != host {
+		t.Errorf("bound instance after rebind = %+v, %v, %v; want %s", in, ok, err, host)
 	}
 }
