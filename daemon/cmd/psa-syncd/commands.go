@@ -995,7 +995,8 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 	fs := newFlagSet(e, "status", "Print the per-customer sync status and the writes awaiting review, from the state\n"+
 		"database, or from a running daemon's API with -web.url (the daemon holds the database locked).\n"+
 		"Without -web.url only state_dir, the state section, the export's settings and psa.system of the config\n"+
-		"file are read (no PSA, source or API secret), so that it runs by hand while psa-syncd is stopped.\n"+
+		"file are read (no PSA, source or API secret), so that it runs by hand while psa-syncd is stopped; an\n"+
+		"export of another PSA instance than the one the state database is bound to is refused, as a pass does.\n"+
 		"The exit code is 0 whatever the customers' status, or with -exit-code 1 when a customer listed failed.")
 	cf.register(fs)
 	rf.register(fs)
@@ -1077,7 +1078,16 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 			_, data, err := db.CurrentExport()
 			return data, err
 		}
-		doc, _, err := readExportFrom(ctx, cfg, "", stored, remoteTLS{}, logger)
+		// The export's psa.instance is compared with the instance the
+		// database is bound to, which a pass connects to (it refuses
+		// another): an export of another instance shows as refused, as
+		// a pass refuses it, with no PSA connection and its secrets.
+		bound, err := boundInstance(db, cfg)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 1
+		}
+		doc, _, err := readExportFrom(ctx, cfg, bound, stored, remoteTLS{}, logger)
 		if err != nil {
 			logger.Error("Error loading mapping export", "err", err)
 		}
@@ -1207,6 +1217,17 @@ func closeByHand(e *env, h *daemon.ByHand, rc *int) {
 		fmt.Fprintf(e.stderr, "psa-syncd: giving the state database's leadership up: %v\n", err)
 		*rc = 1
 	}
+}
+
+// boundInstance is the PSA instance of cfg's system that db holds the
+// usage of (recorded by the first pass, or rebind), "" when none is
+// recorded yet.
+func boundInstance(db *state.DB, cfg *daemon.Config) (string, error) {
+	in, ok, err := db.BoundInstance(cfg.PSA.System)
+	if err != nil || !ok {
+		return "", err
+	}
+	return in.Instance, nil
 }
 
 // customerHint is a customer's hint, printed under a table whose error

@@ -305,3 +305,54 @@ func TestRebind_systemdStoppedWithThePSACredentials(t *testing.T) {
 		t.Errorf("bound instance after rebind = %+v, %v, %v; want %s", in, ok, err, host)
 	}
 }
+
+// TestStatus_byHandExportOfAnotherInstance: status by hand compares the
+// export's psa.instance with the instance the state database is bound to,
+// which a pass connects to: an export of another tenant is refused, as a
+// pass refuses it (logged; the stored statuses show, not the export's
+// customers), and one of the bound tenant is used. Without the comparison
+// the other tenant's customers showed as this one's.
+func TestStatus_byHandExportOfAnotherInstance(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name, exportInstance string
+		refused              bool
+	}{
+		{"another tenant", "ci:111@webservices2.autotask.net", true},
+		{"the bound tenant", "ci:29683541@webservices5.autotask.net", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := systemdStoppedConfig(t, func(db *state.DB) {
+				if err := db.PutBoundInstance(state.PSAInstance{System: psa.SystemAutotask, Instance: "ci:29683541@webservices5.autotask.net", BoundAt: time.Now()}); err != nil {
+					t.Fatal(err)
+				}
+				doc := export.New(psa.SystemAutotask, tt.exportInstance)
+				doc.Revision = 1
+				doc.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "cust-acme", CustomerName: "Acme", CompanyID: "1", ContractID: "11", UsageSync: true})
+				doc.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "cust-globex", CustomerName: "Globex", CompanyID: "2", ContractID: "12", UsageSync: true})
+				data, err := doc.Encode()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := db.PutExport(state.ExportVersion{Revision: 1, Digest: "sha256:x"}, data); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.PutCustomerStatus(state.CustomerStatus{Source: "sophos", CustomerID: "cust-acme", CustomerName: "Acme", ContractID: "11", UsageSync: true,
+					Result: "failed", Error: "psa: refused"}); err != nil {
+					t.Fatal(err)
+				}
+			})
+			code, stdout, stderr := runCmd(t, "status", "-config.file", path)
+			if code != 0 || !regexp.MustCompile(`cust-acme\s.*\sfailed\s`).MatchString(stdout) {
+				t.Fatalf("status by hand: exit %d, stdout %q, stderr %q; want 0 and cust-acme failed", code, stdout, stderr)
+			}
+			refused := strings.Contains(stderr, "psa.instance: the export is for autotask instance")
+			globex := strings.Contains(stdout, "cust-globex")
+			if refused != tt.refused || globex == tt.refused {
+				t.Errorf("status by hand, export of %s: refused %v, cust-globex listed %v; want refused %v\nstdout %s\nstderr %s",
+					tt.exportInstance, refused, globex, tt.refused, stdout, stderr)
+			}
+		})
+	}
+}
