@@ -1156,33 +1156,13 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 	return done
 }
 
-// requireState returns, for a command that acts on the state database as
-// it is (status, resolve, rebind), the error of a database that is not
-// there (state.ErrNoState), which setup would create empty; it returns nil when the database is there, and
-// when the config or the database cannot be opened for another reason
-// (locked by psa-syncd run, say), which setup reports.
-func requireState(ctx context.Context, e *env, configFile string) error {
-	cfg, err := daemon.Load(configFile, e.getenv)
-	if err == nil {
-		dbc := cfg.State.Database(cfg.StateDir)
-		dbc.Existing = true // only read from
-		var db *state.DB
-		if db, err = state.OpenConfig(ctx, dbc); err == nil {
-			_ = db.Close() // only read from
-		}
-	}
-	if errors.Is(err, state.ErrNoState) {
-		return err
-	}
-	return nil
-}
-
 // openStateByHand opens the state database of the config file, loaded
-// with load (daemon.LoadState, or daemon.LoadStateExport for status), for a
-// command that reads only it (orphans, status): no secret but the state's
-// (and the export's) is read, so that it runs by hand while psa-syncd is
-// stopped, where the service's systemd credentials or Kubernetes Secret
-// cannot be read. The database is opened as it is: state.ErrNoState for a
+// with load (daemon.LoadState, or LoadStateExport, LoadStateMonth or
+// LoadStatePSA for what else the command reads), for a command that uses
+// only it (orphans, status, resolve, set-by-hand, rebind): no secret but
+// the state's (and the export's or the PSA's) is read, so that it runs by
+// hand while psa-syncd is stopped, where the service's systemd credentials
+// or Kubernetes Secret cannot be read. The database is opened as it is: state.ErrNoState for a
 // mistyped state_dir, which must not show an empty list out of a database
 // made for it. The Config is returned with the error too, for lockedHint
 // (nil when it could not be loaded).
