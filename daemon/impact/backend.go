@@ -46,6 +46,13 @@ type readOnly struct {
 	// contracts holds the contracts read from the PSA (not those known
 	// only after apply), by id.
 	contracts map[string]*psa.Contract
+	// activeAfter, set once the plan under the current mappings is made,
+	// holds the planned `active` of the psa_service resources by id:
+	// the plan under the proposed mappings sees the services as the apply
+	// leaves them. A service made inactive by hand and active again by
+	// the plan (the fix the provider's warning names) has its lines
+	// written by the pass after apply, not failed as the PSA's read says.
+	activeAfter map[string]bool
 }
 
 // readLines is what readOnly read of one contract's lines.
@@ -265,7 +272,26 @@ func (r *readOnly) GetServices(ctx context.Context, ids []string) (map[string]*p
 		r.mu.Unlock()
 		maps.Copy(out, got)
 	}
+	for id, s := range out {
+		if s != nil {
+			out[id] = r.planned(s)
+		}
+	}
 	return out, nil
+}
+
+// planned returns s as the apply leaves it (activeAfter), s itself where
+// the plan does not set its `active`: a copy, never the service read.
+func (r *readOnly) planned(s *psa.Service) *psa.Service {
+	r.mu.Lock()
+	active, ok := r.activeAfter[s.ID]
+	r.mu.Unlock()
+	if !ok || s.Active == active {
+		return s
+	}
+	c := *s
+	c.Active = active
+	return &c
 }
 
 // GetCompanies reads the companies in bulk where the PSA can. A company
@@ -346,7 +372,7 @@ func (r *readOnly) GetService(ctx context.Context, id string) (*psa.Service, err
 	s, ok := r.services[id]
 	r.mu.Unlock()
 	if ok {
-		return s, nil
+		return r.planned(s), nil
 	}
 	s, err := r.Backend.GetService(ctx, id)
 	if err != nil {
@@ -355,7 +381,7 @@ func (r *readOnly) GetService(ctx context.Context, id string) (*psa.Service, err
 	r.mu.Lock()
 	r.services[id] = s
 	r.mu.Unlock()
-	return s, nil
+	return r.planned(s), nil
 }
 
 // line returns the line as read from the PSA, and whether its contract was

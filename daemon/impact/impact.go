@@ -182,6 +182,10 @@ type Line struct {
 	// heldMoved is set when the line is held and lost a product that the
 	// proposed mappings map to another service (Totals.HeldMoved).
 	heldMoved bool
+	// reactivated is set when the plan makes the line's service active
+	// again: under the current mappings the pass fails the line (the PSA
+	// says the service is inactive) and so leaves it as it is.
+	reactivated bool
 }
 
 // Held is a change the pass holds for review instead of writing it.
@@ -290,6 +294,7 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 	if err != nil {
 		return nil, fmt.Errorf("impact: planning under the current mappings: %w", err)
 	}
+	be.activeAfter = tp.activeAfter()
 	prop, err := eng.Plan(ctx, proposed, pass)
 	if err != nil {
 		return nil, fmt.Errorf("impact: planning under the proposed mappings: %w", err)
@@ -558,6 +563,14 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 
 		svc, managed := c.tp.serviceByID(k.service)
 		priceChanged := managed && !svc.Created && svc.Before != nil && svc.After != nil && *svc.Before != *svc.After
+		if managed && svc.ActiveAfter != nil && *svc.ActiveAfter && l.CurrentSynced && cc.Action == usage.ActionFailed &&
+			cp.Action != usage.ActionFailed && !c.failed[failedKey{false, k.source, k.customer, k.contract}] {
+			// The service is inactive in the PSA and this plan makes it
+			// active (readOnly.activeAfter): the pass under the current
+			// mappings writes nothing to the line, which keeps what it
+			// bills now, where the pass after apply writes it.
+			l.Current, l.reactivated = l.Now, true
+		}
 		if hasLine {
 			l.PriceFrom = PriceFromLine
 			l.UnitPrice, l.ProposedUnitPrice = ptr(psaLine.UnitPrice), ptr(psaLine.UnitPrice)
@@ -1286,6 +1299,9 @@ func (c *compare) why(l Line, cc, cp usage.Change, svc *PlannedService, priceCha
 	for i, ch := range []usage.Change{cc, cp} {
 		switch {
 		case ch.Action != usage.ActionFailed:
+		case i == 0 && l.reactivated:
+			parts = append(parts, fmt.Sprintf("service %s made active again by this plan: under the current mappings the pass writes nothing to this line (the service is inactive in %s)",
+				l.ServiceID, c.current.PSA.System.Title()))
 		case c.failed[failedKey{i == 1, ch.Source, ch.CustomerID, ch.ContractID}]:
 			parts = append(parts, "cannot be computed: the customer's lines could not be planned (see Not computed)")
 		default:

@@ -82,6 +82,9 @@ type PlannedService struct {
 	// Deleted is true when the plan destroys the service without creating
 	// it again.
 	Deleted bool
+	// ActiveAfter is the planned `active` of a service the plan keeps
+	// (neither creates nor destroys); nil when unknown until apply.
+	ActiveAfter *bool
 }
 
 // MaxPlanSize bounds the file of `psa-syncd plan -terraform-plan`, which
@@ -166,6 +169,9 @@ func newPlannedService(rc *tfjson.ResourceChange) *PlannedService {
 	if v, ok := after["unit_price"].(float64); ok && !s.Deleted {
 		s.After = &v
 	}
+	if v, ok := after["active"].(bool); ok && !s.Created && !s.Deleted && !isUnknown(s.ID) {
+		s.ActiveAfter = &v
+	}
 	if v, ok := before["billing_period"].(string); ok && !s.Created {
 		s.PeriodBefore = psa.BillingPeriod(v)
 	}
@@ -229,6 +235,18 @@ func (tp *TerraformPlan) serviceByID(id string) (*PlannedService, bool) {
 		}
 	}
 	return nil, false
+}
+
+// activeAfter returns the planned `active` of each service the plan keeps
+// and knows it of, by service id.
+func (tp *TerraformPlan) activeAfter() map[string]bool {
+	out := map[string]bool{}
+	for _, s := range tp.Services {
+		if s.ActiveAfter != nil {
+			out[s.ID] = *s.ActiveAfter
+		}
+	}
+	return out
 }
 
 // Changed reports whether the plan changes any psa_* resource.

@@ -328,6 +328,10 @@ type World struct {
 	// AfterApply, when set, runs once Plan has applied the plan, with the
 	// export the apply wrote: it sees what psa-syncd would then do.
 	AfterApply func(doc *export.Document)
+	// BeforePlan, when set, runs once Plan's sync pass has set the lines,
+	// before Terraform plans: a change made in the PSA by hand since the
+	// last apply, which the plan's refresh then sees.
+	BeforePlan func()
 }
 
 // An Option changes the World that New builds.
@@ -470,6 +474,9 @@ func (w *World) Plan(t *testing.T, before, after string, atPlan func(planJSON []
 						t.Fatalf("impacttest: sync pass ended %s: %s", res.Run.Result, res.Run.Error)
 					}
 					w.SetUsage(t, w.UsageNow)
+					if w.BeforePlan != nil {
+						w.BeforePlan()
+					}
 				},
 				Config: w.ProviderBlock() + after,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{planFunc(func(data []byte) {
