@@ -585,9 +585,14 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 
 		// Both plans compute a synced line from the same usage: with the
 		// same products (and the same failure, if any) it comes out the same.
-		same := l.CurrentSynced == l.ProposedSynced && sameFloat(l.UnitPrice, l.ProposedUnitPrice) &&
+		// Not always: a line may be held under the proposed mappings only,
+		// with the same products (a product mapping removed leaves the
+		// line of its service billing, and the pass holds the customer's
+		// new lines of other services: previous_service), so the units
+		// each plan leaves must match too.
+		same := l.CurrentSynced == l.ProposedSynced && samePtr(l.UnitPrice, l.ProposedUnitPrice) &&
 			(!l.CurrentSynced || (slices.Equal(cc.Products, cp.Products) && (cc.Action == usage.ActionFailed) == (cp.Action == usage.ActionFailed) &&
-				(cc.Action != usage.ActionFailed || cc.Reason == cp.Reason)))
+				(cc.Action != usage.ActionFailed || cc.Reason == cp.Reason) && sameUnits(l)))
 		if same && (!priceChanged || !keepsPrice) {
 			continue
 		}
@@ -1358,7 +1363,7 @@ func heldText(h *Held, units int64, withDelta bool, sys psa.System) string {
 			what, units, sys.Title(), sys.Title(), h.Units)
 	}
 	if h.Hold == usage.HoldPreviousService {
-		const what = "held for review: psa-syncd's line of the customer's service that no product mapping names any more (the product was re-pointed) still bills, and writing this one would bill the usage twice"
+		const what = "held for review: psa-syncd's line of the customer's service that no product mapping names any more (a product re-pointed to another service, its mapping removed, or its sync_enabled turned off) still bills, and writing this one would bill the usage twice"
 		if movedReleasedByRead(sys) {
 			// The pass reads the old service's line with this one (or
 			// with the contract the customer left): its line at 0, or
@@ -1557,7 +1562,16 @@ func (c *compare) unmapped(rep *Report, cur, prop *usage.Plan, usageKnown bool) 
 
 func integrationOn(d *export.Document) bool { return d.Integration == nil || d.Integration.Enabled }
 
-func sameFloat(a, b *float64) bool {
+// sameUnits reports whether both plans leave l at the same units, held
+// alike (the same hold, to the same units) or not held.
+func sameUnits(l Line) bool {
+	a, b := l.CurrentHeld, l.ProposedHeld
+	return samePtr(l.Current, l.Proposed) && (a == nil) == (b == nil) && (a == nil || a.Units == b.Units && a.Hold == b.Hold)
+}
+
+// samePtr reports whether a and b are both nil (unknown) or point to
+// equal values.
+func samePtr[T comparable](a, b *T) bool {
 	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
 }
 

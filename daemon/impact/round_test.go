@@ -44,7 +44,7 @@ func TestHeldText_saysWhy(t *testing.T) {
 		{"posted", "already approved and posted (invoiced)", 3, false},
 		{"later_write", "psa-syncd already changed it from a later date", 3, false},
 		{"later_change", "its units change again later in the billing month", 3, false},
-		{"previous_service", "no product mapping names any more (the product was re-pointed) still bills", 3, true},
+		{"previous_service", "no product mapping names any more (a product re-pointed to another service, its mapping removed, or its sync_enabled turned off) still bills", 3, true},
 		// A surge's lines are released by the review code of the pass
 		// that holds them, which the report cannot give.
 		{"surge", "held for review (surge guard: many lines rise sharply at once, as when the vendor counts twice): stays at 28 until an approval of the surge (`psa-syncd sync --approve --surge CODE`, with the review code `psa-syncd plan` gives once applied) or of this line, which sets 56", 56, true},
