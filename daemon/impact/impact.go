@@ -350,6 +350,9 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 	}
 	records := src.records(cur.Period)
 	cur, prop = c.withFailedLines(cur, false, prop, records), c.withFailedLines(prop, true, cur, records)
+	if c.offline {
+		cur = c.withInactiveLines(cur)
+	}
 	if o.State == nil {
 		prop = c.withMovedHolds(cur, prop)
 		prop = c.withRepointHolds(cur, prop)
@@ -868,6 +871,34 @@ func (c *compare) withFailedLines(p *usage.Plan, proposed bool, other *usage.Pla
 		}
 	}
 	return &out
+}
+
+// withInactiveLines returns p, the plan under the current mappings made
+// without PSA credentials, with the changes failed that the pass fails
+// because their service is inactive (usage.Engine.checkServices), where the
+// plan makes the service active again: the PSA's services were not read,
+// but the Terraform plan's refresh did read that one as inactive. The line
+// then shows, as with credentials, for the pass after apply writes it.
+func (c *compare) withInactiveLines(p *usage.Plan) *usage.Plan {
+	var out *usage.Plan
+	for i, ch := range p.Changes {
+		svc, ok := c.tp.serviceByID(ch.ServiceID)
+		if !ok || svc.ActiveBefore == nil || *svc.ActiveBefore || svc.ActiveAfter == nil || !*svc.ActiveAfter ||
+			ch.Action != usage.ActionUpdate && ch.Action != usage.ActionHeld {
+			continue
+		}
+		if out == nil {
+			cp := *p
+			cp.Changes = slices.Clone(p.Changes)
+			out = &cp
+		}
+		out.Changes[i].Action = usage.ActionFailed
+		out.Changes[i].Reason = fmt.Sprintf("service %s is inactive in %s (as the Terraform plan read it)", ch.ServiceID, c.current.PSA.System.Title())
+	}
+	if out == nil {
+		return p
+	}
+	return out
 }
 
 // withMovedHolds returns p, the plan under the proposed mappings, with

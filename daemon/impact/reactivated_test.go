@@ -16,7 +16,8 @@ import (
 // active = true, as the provider's warning advises). The pass after apply
 // writes Globex's server line, new since the service was made inactive:
 // the report must show it (before, the proposed plan read the service as
-// inactive too, and the report said "No billing change").
+// inactive too, and the report said "No billing change"), also without PSA
+// credentials (from the plan's refresh of the service).
 func TestBillingImpact_serviceReactivated(t *testing.T) {
 	t.Parallel()
 	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise, psa.SystemKaseyaBMS} {
@@ -53,6 +54,21 @@ func TestBillingImpact_serviceReactivated(t *testing.T) {
 				}
 				if !strings.Contains(l.Why, "made active again by this plan: under the current mappings the pass writes nothing to this line") {
 					t.Errorf("why %q does not say the service is made active again", l.Why)
+				}
+				// Without PSA credentials no service is read, but the
+				// Terraform plan's refresh read this one inactive: the
+				// line shows too, its units now unknown (and so does
+				// Acme's, which may change as far as the report knows).
+				offline, offlineMD := report(t, impact.Options{Source: w.Source, NoBackend: "no PSA credentials"}, planJSON, current, impact.FormatMarkdown)
+				found := false
+				for _, l := range offline.Lines {
+					if l.ServiceName != "Sophos Intercept X for Server" || l.Current != nil || !strings.Contains(l.Why, "made active again by this plan") {
+						t.Errorf("without PSA credentials: line %+v, want a server line, its units under the current mappings unknown", l)
+					}
+					found = found || l.CustomerID == "globex-tenant" && l.Proposed != nil && *l.Proposed == 2
+				}
+				if !found {
+					t.Errorf("without PSA credentials: no line of Globex's server written at 2:\n%s", offlineMD)
 				}
 				if sys == psa.SystemKaseyaBMS {
 					return // a line psa-syncd never set: BMS cannot say its units now

@@ -82,9 +82,10 @@ type PlannedService struct {
 	// Deleted is true when the plan destroys the service without creating
 	// it again.
 	Deleted bool
-	// ActiveAfter is the planned `active` of a service the plan keeps
-	// (neither creates nor destroys); nil when unknown until apply.
-	ActiveAfter *bool
+	// ActiveBefore and ActiveAfter are the `active` of a service the plan
+	// keeps (neither creates nor destroys) before apply (as the plan's
+	// refresh read it) and after; nil when unknown.
+	ActiveBefore, ActiveAfter *bool
 }
 
 // MaxPlanSize bounds the file of `psa-syncd plan -terraform-plan`, which
@@ -168,6 +169,9 @@ func newPlannedService(rc *tfjson.ResourceChange) *PlannedService {
 	}
 	if v, ok := after["unit_price"].(float64); ok && !s.Deleted {
 		s.After = &v
+	}
+	if v, ok := before["active"].(bool); ok && !s.Created && !s.Deleted && !isUnknown(s.ID) {
+		s.ActiveBefore = &v
 	}
 	if v, ok := after["active"].(bool); ok && !s.Created && !s.Deleted && !isUnknown(s.ID) {
 		s.ActiveAfter = &v
