@@ -75,7 +75,7 @@ func (c *Client) fetchToken(ctx context.Context) (string, time.Duration, error) 
 		resp, err := c.httpClient.Do(req)
 		if err != nil {
 			if ctx.Err() == nil && attempt < c.maxRetries {
-				if err := c.wait(ctx, req, attempt, 0, err.Error()); err != nil {
+				if err := c.wait(ctx, req, attempt, 0, stripURL(err).Error()); err != nil {
 					return "", 0, err
 				}
 				continue

@@ -415,7 +415,7 @@ func (c *Client) Do(req *http.Request, v any) (*Response, error) {
 				return nil, fmt.Errorf("sophos: %s: %w", endpoint(req), ctx.Err())
 			}
 			if attempt < c.maxRetries {
-				if err := c.wait(ctx, req, attempt, 0, err.Error()); err != nil {
+				if err := c.wait(ctx, req, attempt, 0, stripURL(err).Error()); err != nil {
 					return nil, err
 				}
 				attempt++
@@ -541,7 +541,8 @@ func (c *Client) finish(req *http.Request, resp *http.Response, v any) (*Respons
 }
 
 // wait sleeps before retry attempt+1: ra when the server said, otherwise
-// jittered exponential backoff.
+// jittered exponential backoff. why is logged: an error in it goes
+// through stripURL first, as in the error returned after the last retry.
 func (c *Client) wait(ctx context.Context, req *http.Request, attempt int, ra time.Duration, why string) error {
 	d := ra
 	if d <= 0 {
@@ -599,7 +600,8 @@ func drain(resp *http.Response) {
 	resp.Body.Close()
 }
 
-// stripURL drops the URL from a *url.Error: endpoint() already names it.
+// stripURL drops the URL from a *url.Error: endpoint() already names it,
+// without the query, which a token URL set by hand may hold a secret in.
 func stripURL(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {

@@ -1,10 +1,15 @@
 package sophos_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -55,5 +60,37 @@ func TestClient_responseKeepsNoCredentials(t *testing.T) {
 	}
 	for _, leak := range psatest.Leaks(resp, token, "client-secret-13579") {
 		t.Errorf("the Response holds a credential: %s", leak)
+	}
+}
+
+// TestClient_retryLogHidesAuthURLQuery: a token URL set by hand with a
+// secret in its query (auth_url) was quoted whole in the reason of every
+// "Retrying Sophos request" line, where net/http's error repeats the
+// request's URL; the error after the last retry already left it out.
+func TestClient_retryLogHidesAuthURLQuery(t *testing.T) {
+	t.Parallel()
+	const secret = "QuerySecret-13579"
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close() // nothing listens there any more: every request fails to connect
+	var logs bytes.Buffer
+	c, err := sophos.NewClient(
+		sophos.WithCredentials("client-id", "client-secret-1234"),
+		sophos.WithAuthURL(closed.URL+"/api/v2/oauth2/token?client_secret="+secret),
+		sophos.WithMaxRetries(2),
+		sophos.WithSleep(func(context.Context, time.Duration) error { return nil }),
+		sophos.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.PartnerID(t.Context())
+	if err == nil {
+		t.Fatal("PartnerID: no error from a closed port")
+	}
+	if !strings.Contains(logs.String(), "Retrying Sophos request") {
+		t.Fatalf("no retry was logged:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), secret) || strings.Contains(err.Error(), secret) {
+		t.Errorf("the token URL's query shows:\nerror: %v\nlog:\n%s", err, logs.String())
 	}
 }
