@@ -1502,14 +1502,21 @@ func checkURL(s string) error {
 }
 
 // checkAPIURL accepts an http(s) URL of a vendor's API without user
-// information, which Go would send as a login of its own: the credentials
-// go in the settings that creds names.
+// information, which Go would send as a login of its own, nor a query or
+// fragment parameter that redact.URL masks as a secret (?client_secret=,
+// #access_token=): the token URL is requested as written, and net/http's
+// errors, the retries' log lines and a vendor echoing the request quote
+// it whole, which no Redactor of the configured secrets sees into. The
+// credentials go in the settings that creds names.
 func checkAPIURL(s, creds string) error {
 	if err := checkURL(s); err != nil || s == "" {
 		return err
 	}
 	if u, err := url.Parse(s); err == nil && u.User != nil {
 		return fmt.Errorf("%s must not include credentials; give them in %s", quoteURL(s), creds)
+	}
+	if redact.URL(s) != s {
+		return fmt.Errorf("%s must not carry a secret in its query or fragment; give the credentials in %s", quoteURL(s), creds)
 	}
 	return nil
 }

@@ -142,6 +142,16 @@ func TestLoad_urlErrorsHideSecrets(t *testing.T) {
 		{"export_path: m.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s3cr3t, integration_code: c0de}}\n" +
 			"source: {type: sophos, sophos: {client_id: cid1, client_secret: s3cr3t, auth_url: 'https:/cid1:Hunter2SECRET@id.sophos.com/api/v2/oauth2/token'}}\n",
 			`source.sophos.auth_url: "xxxxx@id.sophos.com/xxxxx" is not an http(s) URL`},
+		// A secret in the query or fragment of a vendor's URL: Go's
+		// errors, the retries' log lines and an echo quote the URL whole.
+		{head + "psa: {system: autotask, autotask: {username: u, secret: s3cr3t, integration_code: c0de, base_url: 'https://webservices5.autotask.net/atservicesrest/?ApiIntegrationCode=Hunter2SECRET'}}\n",
+			`psa.autotask.base_url: "https://webservices5.autotask.net/atservicesrest/?ApiIntegrationCode=xxxxx" must not carry a secret in its query or fragment; give the credentials in psa.autotask.username, secret and integration_code`},
+		{"export_path: m.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s3cr3t, integration_code: c0de}}\n" +
+			"source: {type: sophos, sophos: {client_id: cid1, client_secret: s3cr3t, auth_url: 'https://id.sophos.com/api/v2/oauth2/token?client_secret=Hunter2SECRET'}}\n",
+			`source.sophos.auth_url: "https://id.sophos.com/api/v2/oauth2/token?client_secret=xxxxx" must not carry a secret in its query or fragment`},
+		{"export_path: m.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s3cr3t, integration_code: c0de}}\n" +
+			"source: {type: sophos, sophos: {client_id: cid1, client_secret: s3cr3t, api_url: 'https://api.central.sophos.com/#access_token=Hunter2SECRET'}}\n",
+			`source.sophos.api_url: "https://api.central.sophos.com/#access_token=xxxxx" must not carry a secret in its query or fragment`},
 		// Not a file of that name, which every message would name.
 		{"export_url: 'https:/ci:Hunter2SECRET@psa-syncd.internal:9810'\nstate_dir: s\nsource: {type: file, file: {path: u.csv}}\n" +
 			"psa: {system: autotask, autotask: {username: u, secret: s3cr3t, integration_code: c0de}}\n",
