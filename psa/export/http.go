@@ -347,10 +347,16 @@ func etag(resp *http.Response) string {
 
 // apiError describes an error response of psa-syncd: its status and the
 // message of its {"error": "..."} body, or the first redact.MaxText bytes
-// of another body (a proxy's HTML page), without the token. A body a
-// proxy compressed although the request asked for none is read
-// decompressed (gzip) or not at all (see rest.ReadErrorBody).
+// of another body (a proxy's HTML page), without the token, nor the
+// proxy's own credentials, which a proxy's page may quote with the
+// request's headers (Proxy-Authorization, which Go's transport adds to a
+// plain http:// request through HTTP_PROXY). A body a proxy compressed
+// although the request asked for none is read decompressed (gzip) or not
+// at all (see rest.ReadErrorBody).
 func (b *HTTPBackend) apiError(resp *http.Response) error {
+	if resp.Request != nil {
+		b.redact.Set("proxy", redact.ProxyCredentials(b.client, resp.Request)...)
+	}
 	data := rest.ReadErrorBody(resp)
 	var body struct {
 		Error string `json:"error"`

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -49,6 +51,53 @@ func TestHTTPBackend_errorBody(t *testing.T) {
 			t.Errorf("%s: the error does not name the store and the status: %.300s", op, err)
 		case len(err.Error()) > 2048:
 			t.Errorf("%s: the error is %d bytes long: %.300s...", op, len(err.Error()), err)
+		}
+	}
+}
+
+// TestHTTPBackend_errorBodyFromProxy: through a proxy with credentials
+// (HTTP_PROXY=http://user:password@proxy), Go's transport sends them in a
+// Proxy-Authorization header of its own to a plain http:// psa-syncd; a
+// proxy's error page that quotes the request's headers must not show
+// them, in any read or write of the store, as it does not show the token.
+func TestHTTPBackend_errorBodyFromProxy(t *testing.T) {
+	t.Parallel()
+	const token, proxyPassword = "psa-syncd-api-token-0123456789", "proxy-pass/word+0246"
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = fmt.Fprintf(w, "<html><body><h1>502 Bad Gateway</h1><p>%s %s</p>", r.Method, r.URL)
+		for _, k := range slices.Sorted(maps.Keys(r.Header)) {
+			_, _ = fmt.Fprintf(w, "<p>%s: %s</p>", k, strings.Join(r.Header[k], ", "))
+		}
+		_, _ = fmt.Fprint(w, "</body></html>")
+	}))
+	defer proxy.Close()
+	proxyURL, err := url.Parse(proxy.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyURL.User = url.UserPassword("psa-sync", proxyPassword)
+	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}}
+	b, err := NewHTTPReader("http://ci@psa-syncd.internal:9810", token, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, lerr := b.Load(t.Context(), "")
+	_, serr := b.Save(t.Context(), []byte("{}"), `"1"`)
+	_, rerr := b.ReadAPI(t.Context(), UnmappedAPIPath)
+	secrets := append(redact.ProxyCredentials(hc, httptest.NewRequest(http.MethodGet, "http://psa-syncd.internal:9810/", nil)), token)
+	if len(secrets) != 3 {
+		t.Fatalf("ProxyCredentials gave %q, want the password and user:password", secrets[:len(secrets)-1])
+	}
+	for op, err := range map[string]error{"Load": lerr, "Save": serr, "ReadAPI": rerr} {
+		switch {
+		case err == nil:
+			t.Errorf("%s: no error for a 502 answer", op)
+		case !strings.Contains(err.Error(), "Proxy-Authorization: Basic "+redact.Placeholder):
+			t.Errorf("%s: the error does not quote the proxy's page with its header redacted: %.600s", op, err)
+		case redact.New(secrets...).Contains(err.Error()):
+			t.Errorf("%s: the error shows a credential: %.600s", op, err)
 		}
 	}
 }

@@ -25,6 +25,37 @@ func Request(req *http.Request) *Redactor {
 	return r
 }
 
+// ProxyCredentials returns the credentials that client c sends to the
+// proxy of req: the password of the proxy URL's user information
+// (HTTP_PROXY=http://user:password@proxy:3128), and user:password, whose
+// base64 form is the Proxy-Authorization header. Go's transport adds that
+// header to a plain http:// request itself, so that Request does not see
+// it, and a proxy's error page may quote it. c's transport chooses the
+// proxy: an *http.Transport's Proxy (nil: none), and for a nil c or
+// transport, or one of another type (which may wrap Go's), the
+// environment's (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), as Go's default
+// transport does. nil without a proxy or without its password.
+func ProxyCredentials(c *http.Client, req *http.Request) []string {
+	proxy := http.ProxyFromEnvironment
+	if c != nil {
+		if t, ok := c.Transport.(*http.Transport); ok {
+			proxy = t.Proxy
+		}
+	}
+	if proxy == nil || req == nil || req.URL == nil {
+		return nil
+	}
+	u, err := proxy(req)
+	if err != nil || u == nil {
+		return nil
+	}
+	password, ok := u.User.Password()
+	if !ok {
+		return nil
+	}
+	return []string{password, u.User.Username() + ":" + password}
+}
+
 // RedirectsWithoutCredentials returns a copy of hc that keeps the
 // request's credentials from any other origin (scheme, host and port) a
 // redirect names. Go's client strips only Authorization and Cookie, and
