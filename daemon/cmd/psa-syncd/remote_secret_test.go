@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -138,5 +141,39 @@ func TestRun_remoteFollowsNoRedirectToAnotherHost(t *testing.T) {
 	defer mu.Unlock()
 	if len(got) != 0 {
 		t.Errorf("the server -web.url redirects to got: %s", strings.Join(got, "; "))
+	}
+}
+
+// TestRun_remoteAnswerEchoingTheProxyCredentials: through an HTTP_PROXY
+// with credentials, Go's transport sends them to the proxy of a plain
+// http:// -web.url itself (Proxy-Authorization), so that the request does
+// not show them; a proxy's page quoting the request's headers must not
+// make the command print them. In a process of its own: Go reads
+// HTTP_PROXY once per process.
+func TestRun_remoteAnswerEchoingTheProxyCredentials(t *testing.T) {
+	t.Parallel()
+	const password = "CANARY-proxy-pass/word+3m8w"
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		fmt.Fprintf(w, "<html><body><h1>502 Bad Gateway</h1><pre>%s %s\nProxy-Authorization: %s</pre></body></html>",
+			r.Method, r.URL, r.Header.Get("Proxy-Authorization"))
+	}))
+	t.Cleanup(proxy.Close)
+	proxyURL, err := url.Parse(proxy.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyURL.User = url.UserPassword("psa-sync", password)
+	// A host name, not the loopback address, which Go never proxies.
+	cmd := exec.CommandContext(t.Context(), binary, "status", "-web.url", "http://psa-syncd.invalid:9810")
+	cmd.Env = append(os.Environ(), "HTTP_PROXY="+proxyURL.String(), "http_proxy="+proxyURL.String(), "NO_PROXY=", "no_proxy=")
+	out, _ := cmd.CombinedOutput()
+	if !strings.Contains(string(out), "Proxy-Authorization: Basic [REDACTED]") {
+		t.Fatalf("status did not quote the proxy's page with its credentials redacted:\n%s", out)
+	}
+	basic := base64.StdEncoding.EncodeToString([]byte("psa-sync:" + password))
+	if strings.Contains(string(out), password) || strings.Contains(string(out), basic) {
+		t.Errorf("status shows the proxy's credentials:\n%s", out)
 	}
 }

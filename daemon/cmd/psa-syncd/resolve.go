@@ -178,13 +178,17 @@ func (c *apiClient) doJSONWithin(req *http.Request, v any, timeout time.Duration
 // doJSONError is the error of an answer that is not 2xx: its status and
 // the API's {"error": ...} message, or the first redact.MaxText bytes of
 // another body (a proxy's page), without the credentials req carried: a
-// proxy's error page may quote the request, Authorization header included.
+// proxy's error page may quote the request, Authorization header included,
+// and Proxy-Authorization.
 func doJSONError(req *http.Request, resp *http.Response) error {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	var e struct {
 		Error string `json:"error"`
 	}
 	r := redact.Request(req)
+	// The transport (Go's default's clone) sends HTTP_PROXY's credentials
+	// to a plain http:// daemon's proxy itself, which req does not show.
+	r.Add(redact.ProxyCredentials(nil, req)...)
 	var msg string
 	own := json.Unmarshal(data, &e) == nil && e.Error != ""
 	if own {
