@@ -3,7 +3,9 @@ package tlsclient
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strings"
 
@@ -12,9 +14,28 @@ import (
 
 // ReadFile reads a CA, certificate or key file of at most limit bytes: a
 // flag or a setting naming another file (a log, /dev/zero) is an error
-// naming the file and the cap instead of taking all memory.
+// naming the file and the cap instead of taking all memory. A path that is
+// a file's content instead (see pemLike: a key pasted where its file's
+// name belongs, -web.key-file="$(cat client.key)") cannot be read, and
+// the error does not quote it: a key is a secret.
 func ReadFile(path string, limit int64) ([]byte, error) {
-	return sizecap.ReadFile(path, limit, "a CA, certificate or key file")
+	data, err := sizecap.ReadFile(path, limit, "a CA, certificate or key file")
+	if err != nil && pemLike(path) {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("the file it names cannot be read: %w (the value is not shown: it holds PEM, "+
+			"so it may be the file's content, a key's among them, rather than its name)", err)
+	}
+	return data, err
+}
+
+// pemLike reports whether path holds a PEM block rather than a file's name:
+// its "-----BEGIN" line, a line break, or the base64 of "-----BEGIN" (a
+// Kubernetes Secret's data field copied as it is).
+func pemLike(path string) bool {
+	return strings.Contains(path, "-----BEGIN") || strings.ContainsAny(path, "\r\n") || strings.Contains(path, "LS0tLS1CRUdJT")
 }
 
 // Names are what a client's errors call its TLS files and the listener:

@@ -135,6 +135,28 @@ func TestReadFile_capped(t *testing.T) {
 	}
 }
 
+// TestReadFile_contentNotQuoted: a key given where its file's name
+// belongs (-web.key-file="$(cat client.key)", the base64 of a Kubernetes
+// Secret's data) cannot be read, and the error must not quote it, as it
+// quotes a file's name.
+func TestReadFile_contentNotQuoted(t *testing.T) {
+	t.Parallel()
+	const key = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSECRETkeyMaterial"
+	pem := "-----BEGIN PRIVATE KEY-----\n" + key + "\n-----END PRIVATE KEY-----\n"
+	for _, path := range []string{pem, strings.ReplaceAll(pem, "\n", ""), base64.StdEncoding.EncodeToString([]byte(pem))} {
+		_, err := ReadFile(path, 1024)
+		if err == nil || !strings.Contains(err.Error(), "the value is not shown") {
+			t.Errorf("ReadFile(a key's content) = %v, want an error saying that the value is not shown", err)
+		} else if strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), path[:20]) {
+			t.Errorf("ReadFile(a key's content) quotes it: %v", err)
+		}
+	}
+	missing := filepath.Join(t.TempDir(), "client.key")
+	if _, err := ReadFile(missing, 1024); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("ReadFile(a missing file) = %v, want an error naming it", err)
+	}
+}
+
 // TestSetProxyTLS_theProxyIsCheckedWithItsOwnSettings: a transport whose
 // TLS is that of a listener with a private CA and a server name
 // (-web.ca-file, -web.server-name) reaches it through an https:// proxy
