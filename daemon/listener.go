@@ -298,12 +298,20 @@ func (d *Daemon) probeHeaders() (map[string]string, bool) {
 // most often the password, or the API token, itself.
 var bcryptPrefix = regexp.MustCompile(`bcrypt hashes must start with '\$', but hashedSecret started with '(?s:.)'`)
 
+// pemBlock matches a PEM block up to its END line, or to the end of the
+// text for one cut short: a key pasted as key_file's value, which
+// exporter-toolkit quotes twice as the file it cannot open ("failed to
+// read key_file (-----BEGIN PRIVATE KEY-----...): open -----BEGIN ...").
+var pemBlock = regexp.MustCompile(`-----BEGIN [^-\n]*-----(?s:.*?)(?:-----END [^-\n]*-----|$)`)
+
 // webConfigText returns exporter-toolkit's text about the web config file
 // (an error, a log line) without the parts of values it quotes: the value
-// in a yaml type error, and the first character of a basic_auth_users
-// value that is not a bcrypt hash.
+// in a yaml type error, the first character of a basic_auth_users value
+// that is not a bcrypt hash, and PEM content given where a file's name
+// belongs.
 func webConfigText(s string) string {
 	s = typeErrorValue.ReplaceAllString(s, "$1 $2")
+	s = pemBlock.ReplaceAllString(s, "[PEM content, not shown: cert_file and key_file take a file's name]")
 	return bcryptPrefix.ReplaceAllString(s, "a basic_auth_users value is not a bcrypt hash (which starts with $$2a$$, $$2b$$ or $$2y$$): "+
 		"give the hash of the password, not the password")
 }

@@ -400,6 +400,28 @@ func TestWebConfig_plainPasswordNotQuoted(t *testing.T) {
 	}
 }
 
+// TestWebConfig_pemKeyFileNotQuoted: a key pasted as tls_server_config's
+// key_file, where its file's name belongs, was quoted whole, twice, in
+// exporter-toolkit's error ("failed to read key_file (-----BEGIN PRIVATE
+// KEY-----...): open -----BEGIN ..."), at start-up and in psa-syncd check.
+func TestWebConfig_pemKeyFileNotQuoted(t *testing.T) {
+	t.Parallel()
+	const key = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgKeyCANARY"
+	dir := t.TempDir()
+	pki := ltNewPKI(t, dir)
+	p := filepath.Join(dir, "web.yml")
+	dtWrite(t, p, "tls_server_config:\n  cert_file: "+pki.certFile+"\n  key_file: |\n    -----BEGIN PRIVATE KEY-----\n    "+key+"\n    -----END PRIVATE KEY-----\n")
+	_, err := New(&Config{}, "", Options{WebConfigFile: p})
+	if err == nil || strings.Contains(err.Error(), "KeyCANARY") || !strings.Contains(err.Error(), "PEM content, not shown") {
+		t.Errorf("New with a key in place of key_file's name: %v; want an error saying its PEM is not shown, without the key", err)
+	}
+	var out bytes.Buffer
+	items := CheckTLS(p, &Config{}, time.Now(), &out)
+	if len(items) == 0 || items[0].Result != CheckFail || strings.Contains(items[0].Detail, "KeyCANARY") || strings.Contains(out.String(), "KeyCANARY") {
+		t.Errorf("CheckTLS: %+v\n%s\nwant a failed web config item without the key", items, out.String())
+	}
+}
+
 // TestWebConfig_plainValueNamesUser: a basic_auth_users value shorter
 // than a bcrypt hash (the password itself) failed with bcrypt's
 // "hashedSecret too short", which names no user, so the operator could not
