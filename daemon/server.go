@@ -501,8 +501,21 @@ func recordingUser(r *http.Request) string {
 	if r.Header.Get(forwardedHeader) != "" && r.Header.Get(statusPageUserHeader) != "" {
 		return ""
 	}
-	who, _, _ := r.BasicAuth()
-	return who
+	return basicUser(r)
+}
+
+// basicUser is the user name of r's basic credentials, "" for none or for
+// one that is the password itself: the API token given as both (curl -u
+// "$TOKEN:$TOKEN", or a URL https://TOKEN@host sent with the token), which
+// a listener without basic_auth_users takes under any name, and which the
+// records would show where no token is needed to read them (GET
+// /api/v1/runs, the status page).
+func basicUser(r *http.Request) string {
+	user, password, _ := r.BasicAuth()
+	if user == password {
+		return ""
+	}
+	return user
 }
 
 // askedBy is SyncRequest.Who for the API request r: its basic_auth_users
@@ -513,8 +526,7 @@ func askedBy(r *http.Request, approve bool) string {
 	if user := r.Header.Get(statusPageUserHeader); user != "" && r.Header.Get(forwardedHeader) != "" {
 		return whoAsked(user, "on the status page", approve)
 	}
-	user, _, _ := r.BasicAuth()
-	return whoAsked(user, "through the API", approve)
+	return whoAsked(basicUser(r), "through the API", approve)
 }
 
 // whoAsked is SyncRequest.Who for user asking where: "approved by user

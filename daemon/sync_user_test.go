@@ -128,3 +128,22 @@ func TestSyncQueue_coalescedRequestsKeepWhoAsked(t *testing.T) {
 		t.Errorf("the pass's note is %q, want %q", tk.passOptions().Note, want)
 	}
 }
+
+// TestDaemon_tokenAsUserNameNotRecorded: the API token sent as the basic
+// user name as well as its password (curl -u "$TOKEN:$TOKEN"), which a
+// listener without basic_auth_users lets through under any name, was
+// recorded as the user who asked ("requested by user <token> through the
+// API"), which GET /api/v1/runs and the status page show without the
+// token. Such a request names no user; another user is still named.
+func TestDaemon_tokenAsUserNameNotRecorded(t *testing.T) {
+	t.Parallel()
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/sync", nil)
+	req.SetBasicAuth(dtToken, dtToken)
+	if who, user := askedBy(req, false), recordingUser(req); strings.Contains(who+user, dtToken) {
+		t.Errorf("askedBy = %q, recordingUser = %q; want neither to hold the token", who, user)
+	}
+	req.SetBasicAuth("automation", dtToken)
+	if who, user := askedBy(req, false), recordingUser(req); who != "requested by user automation through the API" || user != "automation" {
+		t.Errorf("askedBy = %q, recordingUser = %q; want the user automation named", who, user)
+	}
+}
