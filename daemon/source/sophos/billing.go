@@ -181,8 +181,11 @@ const defaultMaxUsageRows = 1_000_000
 // A nextKey that repeats, a page whose rows repeat the previous page's,
 // more than 10,000 pages and more than a million rows (announced or held)
 // fail too. A listing with an order line on two
-// pages (rows shifted while it was read, see orderLineKey) is read again
-// once, and the second listing is returned.
+// pages (rows shifted while it was read, see orderLineKey) is read again,
+// and a reading is returned once it has no such repeat, or holds the same
+// rows as the reading before it: the repeat is then the report's own
+// (Source.Fetch fails its tenant for it). Up to three readings, then an
+// error.
 func (s *BillingService) ListAllUsage(ctx context.Context, year int, month time.Month, opts *UsageListOptions) ([]*UsageItem, error) {
 	items, shifted, err := s.listAllUsage(ctx, year, month, opts)
 	if err != nil || !shifted {
@@ -191,12 +194,28 @@ func (s *BillingService) ListAllUsage(ctx context.Context, year int, month time.
 	// A row of an earlier page again on a later one: rows inserted
 	// before the next page's key while the pages were read shift them,
 	// and with one removed meanwhile the count is still as announced
-	// while another row is on no page, its tenant's usage too low. Read
-	// again once: a repeat that stays is the report's own (Source.Fetch
-	// fails its tenant for it).
-	items, _, err = s.listAllUsage(ctx, year, month, opts)
-	return items, err
+	// while another row is on no page, its tenant's usage too low. A
+	// second reading shifted otherwise is no better: it too has a row on
+	// no page, which only a reading that agrees with it, or one without
+	// a repeat, rules out.
+	for range maxUsageReadings - 1 {
+		again, shiftedAgain, err := s.listAllUsage(ctx, year, month, opts)
+		if err != nil {
+			return nil, err
+		}
+		if !shiftedAgain || reflect.DeepEqual(again, items) {
+			return again, nil
+		}
+		items = again
+	}
+	return nil, fmt.Errorf("sophos: GET /%s (usage of %04d-%02d): an order line was on two pages in each of %d readings, and no two in a row held the same rows: "+
+		"the report changed while it was read, so some tenant's row may be on no page; not using it", usagePath(year, month), year, int(month), maxUsageReadings)
 }
+
+// maxUsageReadings is how many times ListAllUsage reads a report whose
+// pages shifted at most, waiting for one that did not, or for two in a row
+// that agree.
+const maxUsageReadings = 3
 
 // listAllUsage reads the report once for ListAllUsage, and says whether a
 // row with an order line repeats one of an earlier page (see orderLineKey).

@@ -39,7 +39,9 @@
 //     before the pages it announced (pages.total) or points past them,
 //     repeats a page, or runs past 10,000 pages is an error; no page past
 //     the announced number is asked for; a listing with an order line on
-//     two pages (rows shifted while it was read) is read again once;
+//     two pages (rows shifted while it was read) is read again, up to
+//     three times, until a reading has no such repeat or holds the same
+//     rows as the one before (the repeat is then the report's own);
 //   - the tenant list only supplies names: a tenant that does not decode is
 //     logged and named from what could be read of it, and a list that
 //     cannot be read (a server that does not follow page is stopped, at

@@ -386,37 +386,67 @@ func TestTenantsService_ListAll_shiftedWhileRead(t *testing.T) {
 // Rows inserted before the next page's key while the report is read shift
 // the pages: page 2 repeats an order line of page 1, and with a row removed
 // meanwhile the count is still as announced while t2's OL-4 is on no page.
-// The report is read again once: t2 is not billed 10 for its 20, nor t1
-// failed for a repeat that was the paging's. A repeat that stays in the
-// second listing is the report's own: t1 fails for it (the engine writes
-// none of its lines), as before.
+// The report is read again: t2 is not billed 10 for its 20, nor t1 failed
+// for a repeat that was the paging's. A repeat that stays in a second
+// listing of the same rows is the report's own: t1 fails for it (the
+// engine writes none of its lines). A second listing shifted otherwise
+// (t2's OL-3 on no page) is read a third time, and three that differ
+// fail the report.
 func TestSource_FetchOrderLineOnTwoPages(t *testing.T) {
 	t.Parallel()
 	row := func(tenant string, n int) string {
 		return fmt.Sprintf(`{"accountId":%q,"productCode":"CIXA","billableQuantity":10,"orderLineItemNumber":"OL-%d"}`, tenant, n)
 	}
-	page := func(r *http.Request, shifted bool) string {
+	// The report holds t1's OL-1 and OL-2 and t2's OL-3 and OL-4, 20 each.
+	// A shifted page 2 starts with page 1's last row again: with a row
+	// removed meanwhile the count is still as announced, and one of t2's
+	// rows is on no page (OL-4 in shift a, OL-3 in shift b).
+	const (
+		clean = iota
+		shiftA
+		shiftB
+	)
+	page := func(r *http.Request, shift int) string {
 		if r.URL.Query().Get("pageFromKey") == "" {
 			return `{"items":[` + row("t1", 1) + `,` + row("t1", 2) + `],"pages":{"nextKey":"k2","size":2,"total":2,"items":4}}`
 		}
-		if shifted {
+		switch shift {
+		case shiftA:
 			return `{"items":[` + row("t1", 2) + `,` + row("t2", 3) + `],"pages":{"size":2}}`
+		case shiftB:
+			return `{"items":[` + row("t1", 2) + `,` + row("t2", 4) + `],"pages":{"size":2}}`
 		}
 		return `{"items":[` + row("t2", 3) + `,` + row("t2", 4) + `],"pages":{"size":2}}`
 	}
 	for _, tc := range []struct {
-		name    string
-		shifted func(n int) bool // the n-th usage request, from 1
-		want    []string
-		problem bool
+		name     string
+		shift    func(reading int) int // from 1
+		want     []string
+		problem  bool
+		err      string
+		readings int
 	}{
-		{"shifted while read", func(n int) bool { return n <= 2 }, []string{"t1|20", "t2|20"}, false},
-		{"repeated in the report", func(int) bool { return true }, []string{"t1|20", "t2|10"}, true},
+		{"shifted while read", func(n int) int { return map[bool]int{true: shiftA}[n == 1] }, []string{"t1|20", "t2|20"}, false, "", 2},
+		{"repeated in the report", func(int) int { return shiftA }, []string{"t1|20", "t2|10"}, true, "", 2},
+		// Two readings shifted otherwise: neither is the report's own
+		// repeat, and the second took t2 at 10 while it has 20.
+		{"shifted otherwise when read again", func(n int) int { return map[int]int{1: shiftA, 2: shiftB}[n] }, []string{"t1|20", "t2|20"}, false, "", 3},
+		{"shifted otherwise at every reading", func(n int) int { return shiftA + n%2 }, nil, false,
+			"an order line was on two pages in each of 3 readings, and no two in a row held the same rows", 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := &fakeSophos{usage: func(r *http.Request, n int) string { return page(r, tc.shifted(n)) }}
+			f := &fakeSophos{usage: func(r *http.Request, n int) string { return page(r, tc.shift((n+1)/2)) }}
 			rep, err := sophos.NewSource(f.start(t, nil)).Fetch(t.Context(), oct2026)
+			if _, n := f.requests(); n != 2*tc.readings {
+				t.Errorf("%d usage requests, want %d: the report read %d times", n, 2*tc.readings, tc.readings)
+			}
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("Fetch error = %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -435,9 +465,6 @@ func TestSource_FetchOrderLineOnTwoPages(t *testing.T) {
 			}
 			if (len(unreadable) > 0) != tc.problem {
 				t.Errorf("unreadable problems = %q, want some: %v", unreadable, tc.problem)
-			}
-			if _, n := f.requests(); n != 4 {
-				t.Errorf("%d usage requests, want 4: the report read twice", n)
 			}
 		})
 	}
