@@ -3,9 +3,11 @@ package sophos
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"reflect"
 	"strconv"
@@ -180,46 +182,48 @@ const defaultMaxUsageRows = 1_000_000
 // stop after the announced number even when the server hands out more keys.
 // A nextKey that repeats, a page whose rows repeat the previous page's,
 // more than 10,000 pages and more than a million rows (announced or held)
-// fail too. A listing with an order line on two
-// pages (rows shifted while it was read, see orderLineKey) is read again,
-// and a reading is returned once it has no such repeat, or holds the same
-// rows as the reading before it: the repeat is then the report's own
-// (Source.Fetch fails its tenant for it). Up to three readings, then an
-// error.
+// fail too. A report of more than one page is read again, and used only
+// once two readings in a row hold the same rows: rows added or removed
+// while the pages are read shift them, so that one row is on two pages or
+// on none, and a single reading cannot tell the second. Up to three
+// readings, then an error. A report of one page (1,000 rows at the default
+// page size) is read once.
 func (s *BillingService) ListAllUsage(ctx context.Context, year int, month time.Month, opts *UsageListOptions) ([]*UsageItem, error) {
-	items, shifted, err := s.listAllUsage(ctx, year, month, opts)
-	if err != nil || !shifted {
+	items, pages, digest, err := s.listAllUsage(ctx, year, month, opts)
+	if err != nil || pages == 1 {
 		return items, err
 	}
-	// A row of an earlier page again on a later one: rows inserted
-	// before the next page's key while the pages were read shift them,
-	// and with one removed meanwhile the count is still as announced
-	// while another row is on no page, its tenant's usage too low. A
-	// second reading shifted otherwise is no better: it too has a row on
-	// no page, which only a reading that agrees with it, or one without
-	// a repeat, rules out.
+	// A row inserted before the next page's key while the pages are read
+	// shifts them forward: a row of an earlier page is again on a later
+	// one. A row removed there shifts them back: the next page's first row
+	// is on no page, and with a row added after the last page meanwhile
+	// the count is still as announced. Either way a tenant's usage is too
+	// low; only another reading that agrees rules both out. A repeat in
+	// two readings that agree is the report's own (Source.Fetch fails its
+	// tenant for it). Only the digest of the reading before is kept, not
+	// its rows, so that a large report is held once.
 	for range maxUsageReadings - 1 {
-		again, shiftedAgain, err := s.listAllUsage(ctx, year, month, opts)
+		again, _, againDigest, err := s.listAllUsage(ctx, year, month, opts)
 		if err != nil {
 			return nil, err
 		}
-		if !shiftedAgain || reflect.DeepEqual(again, items) {
+		if againDigest == digest {
 			return again, nil
 		}
-		items = again
+		digest = againDigest
 	}
-	return nil, fmt.Errorf("sophos: GET /%s (usage of %04d-%02d): an order line was on two pages in each of %d readings, and no two in a row held the same rows: "+
-		"the report changed while it was read, so some tenant's row may be on no page; not using it", usagePath(year, month), year, int(month), maxUsageReadings)
+	return nil, fmt.Errorf("sophos: GET /%s (usage of %04d-%02d): the rows of its %d pages changed between each of %d readings, and no two readings in a row held the same rows: "+
+		"the report changed while it was read, so some tenant's row may be on no page, or on two; not using it", usagePath(year, month), year, int(month), pages, maxUsageReadings)
 }
 
-// maxUsageReadings is how many times ListAllUsage reads a report whose
-// pages shifted at most, waiting for one that did not, or for two in a row
-// that agree.
+// maxUsageReadings is how many times ListAllUsage reads a report of more
+// than one page at most, waiting for two readings in a row that agree.
 const maxUsageReadings = 3
 
-// listAllUsage reads the report once for ListAllUsage, and says whether a
-// row with an order line repeats one of an earlier page (see orderLineKey).
-func (s *BillingService) listAllUsage(ctx context.Context, year int, month time.Month, opts *UsageListOptions) ([]*UsageItem, bool, error) {
+// listAllUsage reads the report once for ListAllUsage, and returns its
+// number of pages and a digest of its rows (see digestUsageItem), which two
+// readings of the same rows share.
+func (s *BillingService) listAllUsage(ctx context.Context, year int, month time.Month, opts *UsageListOptions) ([]*UsageItem, int, [sha256.Size]byte, error) {
 	o := UsageListOptions{PageTotal: true}
 	if opts != nil {
 		o = *opts
@@ -228,54 +232,48 @@ func (s *BillingService) listAllUsage(ctx context.Context, year int, month time.
 	o.PageFromKey = ""
 	where := fmt.Sprintf("sophos: GET /%s (usage of %04d-%02d)", usagePath(year, month), year, int(month))
 	seen := map[string]bool{}
-	onPage := map[[5]string]int{} // order line -> the first page that held it
+	digest := sha256.New()
 	var (
-		all     []*UsageItem
-		first   Pages
-		prev    []*UsageItem
-		shifted bool
+		all   []*UsageItem
+		first Pages
+		prev  []*UsageItem
+		none  [sha256.Size]byte
 	)
 	for page := 1; ; page++ {
 		if page > s.client.maxUsagePages {
-			return nil, false, fmt.Errorf("%s: more than %d pages; stopping rather than reading on", where, s.client.maxUsagePages)
+			return nil, 0, none, fmt.Errorf("%s: more than %d pages; stopping rather than reading on", where, s.client.maxUsagePages)
 		}
 		items, resp, err := s.GetUsage(ctx, year, month, &o)
 		if err != nil && o.PageFromKey != "" && errors.Is(err, psa.ErrNotFound) {
 			// Only a 404 on the first page means "no report for this month";
 			// later it means the report changed under us.
-			return nil, false, fmt.Errorf("%s: page %q is gone (404); the report changed while it was read", where, o.PageFromKey)
+			return nil, 0, none, fmt.Errorf("%s: page %q is gone (404); the report changed while it was read", where, o.PageFromKey)
 		}
 		if err != nil {
-			return nil, false, err
+			return nil, 0, none, err
 		}
 		if page == 1 {
 			first = resp.Pages
 			if n, ok := first.AnnouncedItems(); ok && n > s.client.maxUsageRows {
-				return nil, false, fmt.Errorf("%s: the report announces %d rows, more than the %d psa-syncd reads of one month's usage; not reading it", where, n, s.client.maxUsageRows)
+				return nil, 0, none, fmt.Errorf("%s: the report announces %d rows, more than the %d psa-syncd reads of one month's usage; not reading it", where, n, s.client.maxUsageRows)
 			}
 		} else if len(items) > 0 && reflect.DeepEqual(items, prev) {
-			return nil, false, fmt.Errorf("%s: page %d (key %q) repeats the rows of page %d; the server does not follow pageFromKey, and counting them twice would double the usage", where, page, o.PageFromKey, page-1)
+			return nil, 0, none, fmt.Errorf("%s: page %d (key %q) repeats the rows of page %d; the server does not follow pageFromKey, and counting them twice would double the usage", where, page, o.PageFromKey, page-1)
 		}
 		for _, it := range items {
-			k, ok := orderLineKey(it)
-			if !ok {
-				continue
-			}
-			if p, ok := onPage[k]; !ok {
-				onPage[k] = page
-			} else if p != page {
-				shifted = true
+			if err := digestUsageItem(digest, it); err != nil {
+				return nil, 0, none, fmt.Errorf("%s: %w", where, err)
 			}
 		}
 		all = append(all, items...)
 		if len(all) > s.client.maxUsageRows {
-			return nil, false, fmt.Errorf("%s: the report's first %d pages hold more than the %d rows psa-syncd reads of one month's usage; stopping rather than reading on", where, page, s.client.maxUsageRows)
+			return nil, 0, none, fmt.Errorf("%s: the report's first %d pages hold more than the %d rows psa-syncd reads of one month's usage; stopping rather than reading on", where, page, s.client.maxUsageRows)
 		}
 		prev = items
 		total, totalSent := first.AnnouncedTotal()
 		if resp.NextKey != "" && (!totalSent || page < total) {
 			if seen[resp.NextKey] {
-				return nil, false, fmt.Errorf("%s: nextKey %q repeats; stopping rather than looping", where, resp.NextKey)
+				return nil, 0, none, fmt.Errorf("%s: nextKey %q repeats; stopping rather than looping", where, resp.NextKey)
 			}
 			seen[resp.NextKey] = true
 			o.PageFromKey = resp.NextKey
@@ -286,16 +284,32 @@ func (s *BillingService) listAllUsage(ctx context.Context, year int, month time.
 		// first page announced.
 		if n, ok := first.AnnouncedItems(); ok {
 			if len(all) != n {
-				return nil, false, fmt.Errorf("%s: the report announced %d rows and its %d pages held %d; not using a partial or repeated listing", where, n, page, len(all))
+				return nil, 0, none, fmt.Errorf("%s: the report announced %d rows and its %d pages held %d; not using a partial or repeated listing", where, n, page, len(all))
 			}
-			return all, shifted, nil
+			return all, page, [sha256.Size]byte(digest.Sum(nil)), nil
 		}
 		if totalSent && page < total {
-			return nil, false, fmt.Errorf("%s: the report announced %d pages and the listing ended after %d; not using a partial listing", where, total, page)
+			return nil, 0, none, fmt.Errorf("%s: the report announced %d pages and the listing ended after %d; not using a partial listing", where, total, page)
 		}
 		if totalSent && resp.NextKey != "" {
-			return nil, false, fmt.Errorf("%s: the report announced %d pages and page %d still points to another; not using a listing of unknown length", where, total, page)
+			return nil, 0, none, fmt.Errorf("%s: the report announced %d pages and page %d still points to another; not using a listing of unknown length", where, total, page)
 		}
-		return all, shifted, nil
+		return all, page, [sha256.Size]byte(digest.Sum(nil)), nil
 	}
+}
+
+// digestUsageItem writes the row it to a digest of a reading: the fields
+// psa-syncd reads of it, in the order of UsageItem, and why it could not be
+// decoded, if it could not. A row sent with its keys in another order, or
+// with other fields that psa-syncd does not read, is the same row.
+func digestUsageItem(w io.Writer, it *UsageItem) error {
+	b, err := json.Marshal(it)
+	if err != nil {
+		return fmt.Errorf("digesting a row: %w", err)
+	}
+	if it.Err != nil {
+		b = fmt.Appendf(b, " %q", it.Err.Error())
+	}
+	_, err = fmt.Fprintf(w, "%d:%s\n", len(b), b)
+	return err
 }

@@ -38,10 +38,10 @@
 //     from the number its first page announced (pages.items), that ends
 //     before the pages it announced (pages.total) or points past them,
 //     repeats a page, or runs past 10,000 pages is an error; no page past
-//     the announced number is asked for; a listing with an order line on
-//     two pages (rows shifted while it was read) is read again, up to
-//     three times, until a reading has no such repeat or holds the same
-//     rows as the one before (the repeat is then the report's own);
+//     the announced number is asked for; a report of more than one page
+//     is read again, up to three times, until two readings in a row hold
+//     the same rows (rows added or removed while it was read shift the
+//     pages: a row on two pages, or on none);
 //   - the tenant list only supplies names: a tenant that does not decode is
 //     logged and named from what could be read of it, and a list that
 //     cannot be read (a server that does not follow page is stopped, at

@@ -112,7 +112,7 @@ func TestBillingService_ListAllUsage_announcement(t *testing.T) {
 		usage: byKey(map[string]string{
 			"":   page("k1", `,"total":2,"items":2`, 1),
 			"k1": page("", "", 2)}),
-		wantRows: 2, wantReqs: 2,
+		wantRows: 2, wantReqs: 4, // read twice: two readings that agree
 	}, {
 		name:     "ends short of the announced rows",
 		usage:    byKey(map[string]string{"": page("", `,"total":3,"items":3`, 1)}),
@@ -138,13 +138,13 @@ func TestBillingService_ListAllUsage_announcement(t *testing.T) {
 		wantRows: 1, wantReqs: 1,
 	}, {
 		name: "new keys for ever, pages announced",
-		usage: func(_ *http.Request, n int) string {
-			if n == 1 {
+		usage: func(r *http.Request, n int) string {
+			if r.URL.Query().Get("pageFromKey") == "" {
 				return page("k1", `,"total":2,"items":2`, 1)
 			}
-			return page(fmt.Sprintf("k%d", n), "", n)
+			return page(fmt.Sprintf("k%d", n), "", 2)
 		},
-		wantRows: 2, wantReqs: 2,
+		wantRows: 2, wantReqs: 4, // read twice
 	}, {
 		name: "new keys for ever, nothing announced",
 		usage: func(_ *http.Request, n int) string {
@@ -178,7 +178,7 @@ func TestBillingService_ListAllUsage_announcement(t *testing.T) {
 			"":   page("k1", `,"total":2,"items":2`, 1),
 			"k1": page("", "", 2)}),
 		maxRows:  2,
-		wantRows: 2, wantReqs: 2,
+		wantRows: 2, wantReqs: 4, // read twice
 	}, {
 		// A report (or a server) announcing more rows than psa-syncd
 		// holds fails before its pages take the memory.
@@ -386,11 +386,11 @@ func TestTenantsService_ListAll_shiftedWhileRead(t *testing.T) {
 // Rows inserted before the next page's key while the report is read shift
 // the pages: page 2 repeats an order line of page 1, and with a row removed
 // meanwhile the count is still as announced while t2's OL-4 is on no page.
-// The report is read again: t2 is not billed 10 for its 20, nor t1 failed
-// for a repeat that was the paging's. A repeat that stays in a second
-// listing of the same rows is the report's own: t1 fails for it (the
-// engine writes none of its lines). A second listing shifted otherwise
-// (t2's OL-3 on no page) is read a third time, and three that differ
+// The report is read again until two readings in a row agree: t2 is not
+// billed 10 for its 20, nor t1 failed for a repeat that was the paging's.
+// A repeat in two readings that agree is the report's own: t1 fails for it
+// (the engine writes none of its lines). A second reading shifted
+// otherwise (t2's OL-3 on no page) is not, and three readings that differ
 // fail the report.
 func TestSource_FetchOrderLineOnTwoPages(t *testing.T) {
 	t.Parallel()
@@ -426,13 +426,15 @@ func TestSource_FetchOrderLineOnTwoPages(t *testing.T) {
 		err      string
 		readings int
 	}{
-		{"shifted while read", func(n int) int { return map[bool]int{true: shiftA}[n == 1] }, []string{"t1|20", "t2|20"}, false, "", 2},
+		// The second reading, without the repeat, differs from the
+		// first: a third that agrees with it counts.
+		{"shifted while read", func(n int) int { return map[bool]int{true: shiftA}[n == 1] }, []string{"t1|20", "t2|20"}, false, "", 3},
 		{"repeated in the report", func(int) int { return shiftA }, []string{"t1|20", "t2|10"}, true, "", 2},
-		// Two readings shifted otherwise: neither is the report's own
-		// repeat, and the second took t2 at 10 while it has 20.
-		{"shifted otherwise when read again", func(n int) int { return map[int]int{1: shiftA, 2: shiftB}[n] }, []string{"t1|20", "t2|20"}, false, "", 3},
-		{"shifted otherwise at every reading", func(n int) int { return shiftA + n%2 }, nil, false,
-			"an order line was on two pages in each of 3 readings, and no two in a row held the same rows", 3},
+		// A second reading shifted otherwise is not the report's own
+		// repeat: it took t2 at 10 while it has 20. Three readings
+		// that differ fail the report.
+		{"shifted otherwise when read again", func(n int) int { return map[int]int{1: shiftA, 2: shiftB}[n] }, nil, false,
+			"the rows of its 2 pages changed between each of 3 readings, and no two readings in a row held the same rows", 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -465,6 +467,87 @@ func TestSource_FetchOrderLineOnTwoPages(t *testing.T) {
 			}
 			if (len(unreadable) > 0) != tc.problem {
 				t.Errorf("unreadable problems = %q, want some: %v", unreadable, tc.problem)
+			}
+		})
+	}
+}
+
+// A row removed before the next page's key while the report is read
+// shifts the next page back: its first row is on no page. With a row added
+// after the last page meanwhile, the listing has no repeat and the count
+// its first page announced, so that only another reading shows the row it
+// missed. Reports of more than one page are read until two readings in a
+// row agree: t2 is not billed 10 for its 20.
+func TestSource_FetchRowOnNoPage(t *testing.T) {
+	t.Parallel()
+	row := func(tenant string, n int) string {
+		return fmt.Sprintf(`{"accountId":%q,"productCode":"CIXA","billableQuantity":10,"orderLineItemNumber":"OL-%d"}`, tenant, n)
+	}
+	a, b, c, d, e := row("t1", 1), row("t1", 2), row("t2", 3), row("t2", 4), row("t3", 5)
+	pages := func(rows ...string) [2]string {
+		return [2]string{
+			`{"items":[` + rows[0] + `,` + rows[1] + `],"pages":{"nextKey":"k2","size":2,"total":2,"items":4}}`,
+			`{"items":[` + rows[2] + `,` + rows[3] + `],"pages":{"size":2}}`,
+		}
+	}
+	before, after := pages(a, b, c, d), pages(b, c, d, e) // a removed, e added
+	// The same rows sent otherwise: keys in another order, a field that
+	// psa-syncd does not read with another value.
+	sentOtherwise := pages(a, b, c, `{"orderLineItemNumber":"OL-4","netPrice":99.5,"billableQuantity":10,"productCode":"CIXA","accountId":"t2"}`)
+	for _, tc := range []struct {
+		name     string
+		reading  func(n int) [2]string // from 1
+		want     []string
+		err      string
+		readings int
+	}{
+		{"unchanged", func(int) [2]string { return before }, []string{"t1|20", "t2|20"}, "", 2},
+		{"the same rows sent otherwise", func(n int) [2]string { return map[bool][2]string{true: before, false: sentOtherwise}[n == 1] },
+			[]string{"t1|20", "t2|20"}, "", 2},
+		{"changed while read", func(n int) [2]string {
+			if n == 1 {
+				return [2]string{before[0], after[1]}
+			}
+			return after
+		}, []string{"t1|10", "t2|20", "t3|10"}, "", 3},
+		{"changed at every reading", func(n int) [2]string {
+			if n%2 == 1 {
+				return [2]string{before[0], after[1]}
+			}
+			return before
+		}, nil, "no two readings in a row held the same rows", 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeSophos{usage: func(r *http.Request, n int) string {
+				p := tc.reading((n + 1) / 2)
+				if r.URL.Query().Get("pageFromKey") == "" {
+					return p[0]
+				}
+				return p[1]
+			}}
+			rep, err := sophos.NewSource(f.start(t, nil)).Fetch(t.Context(), oct2026)
+			if _, n := f.requests(); n != 2*tc.readings {
+				t.Errorf("%d usage requests, want %d: the report read %d times", n, 2*tc.readings, tc.readings)
+			}
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("Fetch error = %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range rep.Records {
+				got = append(got, fmt.Sprintf("%s|%d", r.CustomerID, r.Quantity))
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("records = %v, want %v", got, tc.want)
+			}
+			for _, p := range rep.Problems {
+				t.Errorf("problem %s", p)
 			}
 		})
 	}
