@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"reflect"
 	"strconv"
@@ -221,9 +221,9 @@ func (s *BillingService) ListAllUsage(ctx context.Context, year int, month time.
 const maxUsageReadings = 3
 
 // listAllUsage reads the report once for ListAllUsage, and returns its
-// number of pages and a digest of its rows (see digestUsageItem), which two
-// readings of the same rows share.
-func (s *BillingService) listAllUsage(ctx context.Context, year int, month time.Month, opts *UsageListOptions) ([]*UsageItem, int, [sha256.Size]byte, error) {
+// number of pages and a digest of its rows, which two readings of the same
+// rows share whatever their order (see usageDigest).
+func (s *BillingService) listAllUsage(ctx context.Context, year int, month time.Month, opts *UsageListOptions) ([]*UsageItem, int, usageDigest, error) {
 	o := UsageListOptions{PageTotal: true}
 	if opts != nil {
 		o = *opts
@@ -232,12 +232,11 @@ func (s *BillingService) listAllUsage(ctx context.Context, year int, month time.
 	o.PageFromKey = ""
 	where := fmt.Sprintf("sophos: GET /%s (usage of %04d-%02d)", usagePath(year, month), year, int(month))
 	seen := map[string]bool{}
-	digest := sha256.New()
 	var (
-		all   []*UsageItem
-		first Pages
-		prev  []*UsageItem
-		none  [sha256.Size]byte
+		all          []*UsageItem
+		first        Pages
+		prev         []*UsageItem
+		digest, none usageDigest
 	)
 	for page := 1; ; page++ {
 		if page > s.client.maxUsagePages {
@@ -261,7 +260,7 @@ func (s *BillingService) listAllUsage(ctx context.Context, year int, month time.
 			return nil, 0, none, fmt.Errorf("%s: page %d (key %q) repeats the rows of page %d; the server does not follow pageFromKey, and counting them twice would double the usage", where, page, o.PageFromKey, page-1)
 		}
 		for _, it := range items {
-			if err := digestUsageItem(digest, it); err != nil {
+			if err := digest.add(it); err != nil {
 				return nil, 0, none, fmt.Errorf("%s: %w", where, err)
 			}
 		}
@@ -286,7 +285,7 @@ func (s *BillingService) listAllUsage(ctx context.Context, year int, month time.
 			if len(all) != n {
 				return nil, 0, none, fmt.Errorf("%s: the report announced %d rows and its %d pages held %d; not using a partial or repeated listing", where, n, page, len(all))
 			}
-			return all, page, [sha256.Size]byte(digest.Sum(nil)), nil
+			return all, page, digest, nil
 		}
 		if totalSent && page < total {
 			return nil, 0, none, fmt.Errorf("%s: the report announced %d pages and the listing ended after %d; not using a partial listing", where, total, page)
@@ -294,15 +293,21 @@ func (s *BillingService) listAllUsage(ctx context.Context, year int, month time.
 		if totalSent && resp.NextKey != "" {
 			return nil, 0, none, fmt.Errorf("%s: the report announced %d pages and page %d still points to another; not using a listing of unknown length", where, total, page)
 		}
-		return all, page, [sha256.Size]byte(digest.Sum(nil)), nil
+		return all, page, digest, nil
 	}
 }
 
-// digestUsageItem writes the row it to a digest of a reading: the fields
-// psa-syncd reads of it, in the order of UsageItem, and why it could not be
-// decoded, if it could not. A row sent with its keys in another order, or
-// with other fields that psa-syncd does not read, is the same row.
-func digestUsageItem(w io.Writer, it *UsageItem) error {
+// usageDigest is a digest of the rows of a reading: the sum, lane by lane,
+// of a SHA-256 of each row, so that the same rows give the same digest
+// whatever their order (a server may sort rows of equal keys otherwise at
+// each reading), while a row missing, added or on two pages changes it.
+// What is hashed of a row is what psa-syncd reads of it, in the order of
+// UsageItem's fields, and why it could not be decoded, if it could not: a
+// row sent with its keys in another order, or with other fields that
+// psa-syncd does not read, is the same row.
+type usageDigest [4]uint64
+
+func (d *usageDigest) add(it *UsageItem) error {
 	b, err := json.Marshal(it)
 	if err != nil {
 		return fmt.Errorf("digesting a row: %w", err)
@@ -310,6 +315,9 @@ func digestUsageItem(w io.Writer, it *UsageItem) error {
 	if it.Err != nil {
 		b = fmt.Appendf(b, " %q", it.Err.Error())
 	}
-	_, err = fmt.Fprintf(w, "%d:%s\n", len(b), b)
-	return err
+	h := sha256.Sum256(b)
+	for i := range d {
+		d[i] += binary.BigEndian.Uint64(h[8*i:])
+	}
+	return nil
 }

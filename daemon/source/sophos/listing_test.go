@@ -492,7 +492,7 @@ func TestSource_FetchRowOnNoPage(t *testing.T) {
 	}
 	before, after := pages(a, b, c, d), pages(b, c, d, e) // a removed, e added
 	// The same rows sent otherwise: keys in another order, a field that
-	// psa-syncd does not read with another value.
+	// psa-syncd does not read with another value; or in another order.
 	sentOtherwise := pages(a, b, c, `{"orderLineItemNumber":"OL-4","netPrice":99.5,"billableQuantity":10,"productCode":"CIXA","accountId":"t2"}`)
 	for _, tc := range []struct {
 		name     string
@@ -503,6 +503,8 @@ func TestSource_FetchRowOnNoPage(t *testing.T) {
 	}{
 		{"unchanged", func(int) [2]string { return before }, []string{"t1|20", "t2|20"}, "", 2},
 		{"the same rows sent otherwise", func(n int) [2]string { return map[bool][2]string{true: before, false: sentOtherwise}[n == 1] },
+			[]string{"t1|20", "t2|20"}, "", 2},
+		{"the same rows in another order", func(n int) [2]string { return map[bool][2]string{true: before, false: pages(b, a, d, c)}[n == 1] },
 			[]string{"t1|20", "t2|20"}, "", 2},
 		{"changed while read", func(n int) [2]string {
 			if n == 1 {
