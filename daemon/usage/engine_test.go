@@ -1568,15 +1568,19 @@ func TestEngine_Sync_nearMissIDsFailTheCustomer(t *testing.T) {
 
 // TestEngine_Sync_unreadableRowOfUnknownCustomerFailsThePass: a row that
 // cannot even be split into columns may be anyone's usage, so nothing is
-// written and the pass fails naming the row.
+// written and the pass fails naming the row. Here a comma not quoted in a
+// name shifts the customer_id after it.
 func TestEngine_Sync_unreadableRowOfUnknownCustomerFailsThePass(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)
 	h.pol.MaxDecreasePercent = 0
 	h.at.SetUnits(h.contractB, h.svcIntercept, 42, etPeriodDay)
-	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP")
+	content := "customer_name,customer_id,product,quantity\nAcme,cust-a,CIXA-MSP,40\nGlobex, Inc.,cust-b,CIXA-MSP,7\n"
+	if err := os.WriteFile(h.usage, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	res, err := h.engine().Sync(t.Context(), h.doc, PassOptions{})
-	if err == nil || !strings.Contains(err.Error(), "usage.csv:3: row has 3 columns, the header has 4") {
+	if err == nil || !strings.Contains(err.Error(), "usage.csv:3: row has 5 columns, the header has 4") {
 		t.Fatalf("Sync error = %v, want the pass to fail naming usage.csv:3", err)
 	}
 	if res == nil || res.Run.Result != state.RunFailure {
@@ -1584,6 +1588,28 @@ func TestEngine_Sync_unreadableRowOfUnknownCustomerFailsThePass(t *testing.T) {
 	}
 	h.wantUnits(h.contractA, h.svcIntercept, 0)
 	h.wantUnits(h.contractB, h.svcIntercept, 42)
+}
+
+// TestEngine_Sync_rowOfOtherColumnsFailsItsCustomer: a row that splits into
+// another number of columns than the header's (a comma not quoted in a
+// name, a column left out) failed the whole pass, though its customer_id,
+// the first column, is what it says: nothing before it can shift it. It
+// fails that customer alone; the others are written.
+func TestEngine_Sync_rowOfOtherColumnsFailsItsCustomer(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.pol.MaxDecreasePercent = 0
+	h.at.SetUnits(h.contractB, h.svcIntercept, 42, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex, Inc.,CIXA-MSP,7")
+	res := h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 40)
+	h.wantUnits(h.contractB, h.svcIntercept, 42)
+	if cs := h.status("cust-b"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "usage.csv:3: row has 5 columns, the header has 4") {
+		t.Errorf("cust-b status = %s %q, want failed naming usage.csv:3", cs.Result, cs.Error)
+	}
+	if res.Run.Result != state.RunPartial {
+		t.Errorf("run result = %s, want partial", res.Run.Result)
+	}
 }
 
 // TestEngine_Sync_badRowOfAnotherPeriodIsOnlyReported: the file source

@@ -30,7 +30,11 @@
 // customer_id it names, so that the daemon syncs none of that customer's
 // lines rather than lower them. A CSV row that cannot be split into
 // columns (a stray quote) names its customer only when customer_id is the
-// first column and the fault comes after it, on the row's own line. When
+// first column and the fault comes after it, on the row's own line; so
+// does a row that splits into another number of columns than the header's
+// (a comma not quoted in a name), when customer_id is the first column and
+// the row a line of its own: nothing before the first column can shift
+// it, and a record of one line swallowed no other row. When
 // the row names no customer that can be trusted (it cannot be split into
 // columns otherwise, or its JSON object gives customer_id twice), it is
 // marked Unreadable for any customer, and the

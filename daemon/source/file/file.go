@@ -408,11 +408,20 @@ func parseCSV(name string, data []byte, each func(row)) error {
 		where := name + ":" + strconv.Itoa(line)
 		if len(rec) != len(cols) {
 			r := row{where: where, err: fmt.Errorf("row has %d columns, the header has %d", len(rec), len(cols))}
-			if !slices.ContainsFunc(rec, func(f string) bool { return strings.TrimSpace(f) != "" }) {
+			switch {
+			case !slices.ContainsFunc(rec, func(f string) bool { return strings.TrimSpace(f) != "" }):
 				// Blanks only (a line of spaces, a tab): no usage, and
 				// no customer's, so it is only reported, as an empty
 				// line is skipped, rather than fail every customer.
 				r.fields = map[string]string{colCustomerID: ""}
+			case cols[0] == colCustomerID && oneLine(data[start:cr.InputOffset()]):
+				// A comma not quoted in a name, say: the columns after
+				// it are shifted, but nothing comes before the first,
+				// so the row is its customer's, and fails that customer
+				// alone. A record of several lines could have
+				// swallowed other rows (a quote closed by another
+				// row's stray one): it stays anyone's.
+				r.fields = map[string]string{colCustomerID: strings.TrimSpace(rec[0])}
 			}
 			each(r)
 			continue
@@ -423,6 +432,13 @@ func parseCSV(name string, data []byte, each func(row)) error {
 		}
 		each(row{where: where, fields: fields})
 	}
+}
+
+// oneLine reports whether record, the input of one CSV record with the
+// blank lines the reader skipped before it, is a line of its own.
+func oneLine(record []byte) bool {
+	record = bytes.TrimLeft(record, "\r\n")
+	return !bytes.Contains(bytes.TrimRight(record, "\r\n"), []byte("\n"))
 }
 
 // leadingField returns the first field of a CSV record that failed to

@@ -379,7 +379,7 @@ func TestFetch_unreadableRows(t *testing.T) {
 		"customer_id,product,quantity,period",
 		"2c9f,CIXA-MSP,4x2,",      // 2: this customer's usage is unknown
 		",CIXA-MSP,x,",            // 3: no customer: never billed
-		"2c9f,CIXA-MSP,1",         // 4: cannot be split: anyone's
+		"2c9f,CIXA-MSP,1",         // 4: a column short, the customer first: 2c9f's
 		"2c9f,CIXA-MSP,1,2026-09", // 5: another period
 		"2c9f,,1,",                // 6: product missing: any of 2c9f's
 		`2c9f,"CIXA "MSP",1,`,     // 7: a stray quote after the customer: 2c9f's
@@ -394,7 +394,7 @@ func TestFetch_unreadableRows(t *testing.T) {
 	want := []got{
 		{"usage.csv:2", true, "2c9f", "CIXA-MSP"},
 		{"usage.csv:3", false, "", ""},
-		{"usage.csv:4", true, "", ""},
+		{"usage.csv:4", true, "2c9f", ""},
 		{"usage.csv:5", false, "", ""},
 		{"usage.csv:6", true, "2c9f", ""},
 		{"usage.csv:7", true, "2c9f", ""},
@@ -405,13 +405,23 @@ func TestFetch_unreadableRows(t *testing.T) {
 	if diff := cmp.Diff(want, summarize(rep)); diff != "" {
 		t.Errorf("CSV problems mismatch (-want +got):\n%s", diff)
 	}
-	// The customer of a row that cannot be split is known only when it is
-	// the first column, and the record a line of its own: a column before
-	// it could be shifted, and a quote left open runs into the rows after.
+	// The customer of a row that cannot be split, or splits into another
+	// number of columns than the header's, is known only when it is the
+	// first column, and the record a line of its own: a column before it
+	// could be shifted, and a quote left open runs into the rows after (a
+	// quote closed by another row's stray one swallows the rows between).
+	// A customer's name with a comma not quoted fails that customer, not
+	// every customer of the file.
 	for content, want := range map[string][]got{
-		"product,customer_id,quantity\nCIX\"A,2c9f,1\n":              {{"usage.csv:2", true, "", ""}},
-		"customer_id,product,quantity\n2c9f,\"CIXA,1\n3b1e,CIXA,2\n": {{"usage.csv:2", true, "", ""}},
-		"customer_id,product,quantity\n\"2c\"9f,CIXA,1\n":            {{"usage.csv:2", true, "", ""}},
+		"product,customer_id,quantity\nCIX\"A,2c9f,1\n":                                                                 {{"usage.csv:2", true, "", ""}},
+		"customer_id,product,quantity\n2c9f,\"CIXA,1\n3b1e,CIXA,2\n":                                                    {{"usage.csv:2", true, "", ""}},
+		"customer_id,product,quantity\n\"2c\"9f,CIXA,1\n":                                                               {{"usage.csv:2", true, "", ""}},
+		"customer_id,customer_name,product,quantity\n2c9f,Acme, Inc.,CIXA,1\n3b1e,Globex,CIXA,2\n":                      {{"usage.csv:2", true, "2c9f", ""}},
+		"customer_id,customer_name,product,quantity\r\n\r\n\"2c9f\",Acme, Inc.,CIXA,1\r\n":                              {{"usage.csv:3", true, "2c9f", ""}},
+		"customer_id,product,quantity\n2c9f,CIXA,1,\n":                                                                  {{"usage.csv:2", true, "2c9f", ""}},
+		"customer_name,customer_id,product,quantity\nAcme, Inc.,2c9f,CIXA,1\n":                                          {{"usage.csv:2", true, "", ""}},
+		"customer_id,customer_name,product,quantity\n2c9f,\"Acme\nInc\",x,CIXA,1\n":                                     {{"usage.csv:2", true, "", ""}},
+		"customer_id,customer_name,product,quantity\n2c9f,\"Acme,CIXA,1\n3b1e,Globex,CIXA,2\n4d2a,Initech\",x,CIXA,3\n": {{"usage.csv:2", true, "", ""}},
 	} {
 		rep, err := newSource(t, file.Config{Path: writeFile(t, "usage.csv", content)}).Fetch(t.Context(), oct2026)
 		if err != nil {
