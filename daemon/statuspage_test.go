@@ -169,6 +169,29 @@ func TestStatusPage_zeroQuantityUnmapped(t *testing.T) {
 	}
 }
 
+// TestStatusPage_unreadableUnmapped: customers and products without a
+// mapping whose only rows cannot be read have a section of their own.
+func TestStatusPage_unreadableUnmapped(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: dtToken})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	rep := usage.UnmappedReport{Time: time.Now().UTC(), RunID: 3, Unmapped: usage.Unmapped{
+		UnreadableCustomers: []string{"newco"},
+		UnreadableProducts:  []string{"NEWPROD"},
+	}}
+	if err := e.d.db.PutSnapshot(usage.SnapshotUnmapped, rep); err != nil {
+		t.Fatal(err)
+	}
+	body := newUIClient(t, e.d).do(http.MethodGet, "/", nil).Body.String()
+	for _, want := range []string{"Unmapped, with rows that cannot be read", `id="unmapped-unreadable"`, "customer newco", "product NEWPROD"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("GET / lacks %q", want)
+		}
+	}
+}
+
 // The status page renders the customers with the consoles' filters, needs
 // the token for actions, keeps it in an HttpOnly SameSite=Strict session
 // cookie, and refuses posts without the form's CSRF token.

@@ -22,7 +22,9 @@
 // the products mapped to one service add up to that service's quantity.
 // Usage of a customer without a customer mapping, of a product without a
 // product mapping, and usage that belongs to no customer is reported
-// (Plan.Unmapped, psa_sync_unmapped) and never written anywhere; those
+// (Plan.Unmapped, psa_sync_unmapped) and never written anywhere, and so
+// are the customers and products without a mapping whose only rows cannot
+// be read (Unmapped.UnreadableCustomers, UnreadableProducts); those
 // whose rows are all quantity 0 (a trial tenant) leave nothing unbilled and
 // are listed apart (Unmapped.ZeroCustomers, ZeroProducts, and ZeroUnassigned
 // for a product's usage of no customer), not counted. A product

@@ -691,6 +691,15 @@ type Unmapped struct {
 	// partner's unassigned licences at 0): listed apart from Unassigned
 	// and not counted in psa_sync_unmapped{kind="unassigned"}.
 	ZeroUnassigned []source.Record `json:"zero_unassigned,omitempty"`
+	// UnreadableCustomers and UnreadableProducts are the customers and
+	// products without a mapping that rows which cannot be read name, and
+	// no row that could be read (those are in Customers and Products): a
+	// new customer or product whose rows the vendor garbled. Such a row
+	// fails no customer, since no mapped line is its, but its usage is
+	// unknown and nothing bills it, so they count in psa_sync_unmapped.
+	// The rows are among the plan's problems.
+	UnreadableCustomers []string `json:"unreadable_customers,omitempty"`
+	UnreadableProducts  []string `json:"unreadable_products,omitempty"`
 	// SyncOff lists used products whose mapping has sync_enabled = false.
 	// They are mapped on purpose, so they do not count as unmapped.
 	SyncOff []UnmappedProduct `json:"sync_off,omitempty"`
@@ -1147,6 +1156,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	if err != nil {
 		return nil, err
 	}
+	unreadableUnmapped(doc, srcName, p.plan.Problems, products, &p.plan.Unmapped)
 	p.noUsage = billsAny(doc, srcName, products) && (!rows || !feedsAnyLine(doc, srcName, usage, products))
 	if missing == MissingUsageZero && len(rep.Records) > 0 && !feedsAnyLine(doc, srcName, usage, products) {
 		// Rows, but none for a mapped line: every row of no customer
@@ -1740,6 +1750,59 @@ func unreadableUsage(doc *export.Document, srcName string, problems []source.Pro
 			srcName, unreadableError(anyone))
 	}
 	return byCustomer, nil
+}
+
+// unreadableUnmapped lists in u the customers and products without a
+// mapping of srcName that Unreadable problems name and that u does not list
+// already (see Unmapped.UnreadableCustomers). A customer mapped with
+// usage_sync = false and a product mapped with sync_enabled = false are
+// mapped on purpose; an id spelled like a mapped one but for case, spaces
+// or invisible characters fails that customer already (unreadableUsage).
+func unreadableUnmapped(doc *export.Document, srcName string, problems []source.Problem, products map[string]export.ProductMapping, u *Unmapped) {
+	customers := map[string]bool{}
+	for _, cm := range doc.CustomerMappings {
+		if cm.Source == srcName {
+			customers[cm.CustomerID] = true
+		}
+	}
+	near := nearIDs{ids: func(yield func(string) bool) {
+		for _, cm := range doc.CustomerMappings {
+			if cm.Source == srcName && cm.UsageSync && !yield(cm.CustomerID) {
+				return
+			}
+		}
+	}}
+	nearProducts := nearIDs{ids: func(yield func(string) bool) {
+		for id, pm := range products {
+			if pm.SyncEnabled && !yield(id) {
+				return
+			}
+		}
+	}}
+	listed := map[string]bool{}
+	for _, c := range u.Customers {
+		listed["c "+c.CustomerID] = true
+	}
+	for _, pr := range u.Products {
+		listed["p "+pr.Product] = true
+	}
+	for _, pr := range problems {
+		if !pr.Unreadable {
+			continue
+		}
+		if id := pr.CustomerID; id != "" && !customers[id] && len(near.of(id)) == 0 && !listed["c "+id] {
+			listed["c "+id] = true
+			u.UnreadableCustomers = append(u.UnreadableCustomers, id)
+		}
+		if id := pr.Product; id != "" && !listed["p "+id] {
+			if _, ok := products[id]; !ok && len(nearProducts.of(id)) == 0 {
+				listed["p "+id] = true
+				u.UnreadableProducts = append(u.UnreadableProducts, id)
+			}
+		}
+	}
+	slices.Sort(u.UnreadableCustomers)
+	slices.Sort(u.UnreadableProducts)
 }
 
 // nearMissError lists usage under a customer id or product that differs

@@ -1462,6 +1462,12 @@ func unmappedKeys(u Unmapped) map[string]map[string]bool {
 	for _, p := range u.Products {
 		out["product"][p.Product] = true
 	}
+	for _, c := range u.UnreadableCustomers {
+		out["customer"][c] = true
+	}
+	for _, p := range u.UnreadableProducts {
+		out["product"][p] = true
+	}
 	for _, r := range u.Unassigned {
 		out["unassigned"][r.Product] = true
 	}
@@ -1470,8 +1476,8 @@ func unmappedKeys(u Unmapped) map[string]map[string]bool {
 
 func (e *Engine) setUnmapped(u Unmapped) {
 	if m := e.metrics; m != nil {
-		m.Unmapped.WithLabelValues("customer").Set(float64(len(u.Customers)))
-		m.Unmapped.WithLabelValues("product").Set(float64(len(u.Products)))
+		m.Unmapped.WithLabelValues("customer").Set(float64(len(u.Customers) + len(u.UnreadableCustomers)))
+		m.Unmapped.WithLabelValues("product").Set(float64(len(u.Products) + len(u.UnreadableProducts)))
 		m.Unmapped.WithLabelValues("unassigned").Set(float64(len(u.Unassigned)))
 		byVendor := map[string]int{}
 		for _, c := range u.Unreported {

@@ -2338,3 +2338,45 @@ func TestEngine_hintChecksThroughTheDaemon(t *testing.T) {
 		}
 	}
 }
+
+// TestEngine_Sync_unreadableUnmappedUsageCounted: a row that cannot be read
+// of a customer or a product with no mapping failed no customer, as it
+// should, but was listed nowhere: psa_sync_unmapped stayed 0 and the pass
+// succeeded, so a new customer or product whose rows the vendor garbled
+// went unnoticed. They are listed (Unmapped.UnreadableCustomers,
+// UnreadableProducts), counted in psa_sync_unmapped and as new unmapped
+// usage; a customer mapped with usage_sync = false is not.
+func TestEngine_Sync_unreadableUnmappedUsageCounted(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	cm, _ := h.doc.Customer("file", "cust-b")
+	cm.UsageSync = false
+	h.doc.PutCustomer(cm)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "newco,New,CIXA-MSP,4x0", "cust-a,Acme,NEWPROD,x", "cust-b,Globex,CIXA-MSP,y")
+	res := h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 40)
+	u := res.Plan.Unmapped
+	if strings.Join(u.UnreadableCustomers, ",") != "newco" || strings.Join(u.UnreadableProducts, ",") != "NEWPROD" {
+		t.Errorf("unreadable unmapped = customers %q, products %q; want newco and NEWPROD", u.UnreadableCustomers, u.UnreadableProducts)
+	}
+	for _, kind := range []string{"customer", "product"} {
+		if got := h.metric(h.m.Unmapped.WithLabelValues(kind)); got != 1 {
+			t.Errorf("psa_sync_unmapped{kind=%q} = %v, want 1", kind, got)
+		}
+		if got := h.metric(h.m.UnmappedNew[kind]); got != 1 {
+			t.Errorf("psa_sync_unmapped_new_total{kind=%q} = %v, want 1", kind, got)
+		}
+	}
+	// Once readable, the same customer and product are listed as
+	// unmapped with their quantity, and are not new again.
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "newco,New,CIXA-MSP,4", "cust-a,Acme,NEWPROD,1")
+	res = h.sync(PassOptions{})
+	if u := res.Plan.Unmapped; len(u.Customers) != 1 || len(u.Products) != 1 || len(u.UnreadableCustomers)+len(u.UnreadableProducts) != 0 {
+		t.Errorf("unmapped = %+v, want newco and NEWPROD with their quantities", u)
+	}
+	for _, kind := range []string{"customer", "product"} {
+		if got := h.metric(h.m.UnmappedNew[kind]); got != 1 {
+			t.Errorf("psa_sync_unmapped_new_total{kind=%q} = %v after the rows were fixed, want 1", kind, got)
+		}
+	}
+}
