@@ -254,7 +254,10 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 			"max_retries": schema.Int64Attribute{
 				MarkdownDescription: "How many times an idempotent request is retried after a rate limit (429), a server error or " +
 					"a network error, with backoff that honours `Retry-After`. `0` disables retries. Defaults to `" +
-					itoa(backends.DefaultMaxRetries) + "`.",
+					itoa(backends.DefaultMaxRetries) + "`. Autotask's refusals for its thread limit (three requests per " +
+					"endpoint and integration code, shared with psa-syncd and any other process of the same code) use " +
+					"up none of them: such a request waits for a free thread, up to five minutes of backoff, unless " +
+					"retries are disabled.",
 				Optional:   true,
 				Validators: []validator.Int64{int64validator.AtLeast(0)},
 			},

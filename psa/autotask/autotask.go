@@ -37,6 +37,15 @@ const (
 	// WithMaxRetries is not used.
 	DefaultMaxRetries = 4
 
+	// MaxThreadWait is how long a request refused for the thread threshold
+	// waits, over all its retries, for a free thread. Those retries use up
+	// none of WithMaxRetries: another process of the same integration
+	// code (a second psa-syncd, a sync run by hand, the provider) holds
+	// the endpoint's threads while its own requests run, which a few
+	// retries within seconds often cannot outlast, and a request refused
+	// for it was not processed.
+	MaxThreadWait = 5 * time.Minute
+
 	// MaxPageSize is the largest MaxRecords Autotask accepts.
 	MaxPageSize = 500
 
@@ -214,6 +223,8 @@ func WithMaxConcurrency(n int) Option {
 // WithMaxRetries sets how often an idempotent request (a GET, a query, a
 // PATCH) is retried after a throttling response, a server timeout or a
 // network error. Zero disables retries. The default is DefaultMaxRetries.
+// Refusals for the thread threshold, retried for any request, use up none
+// of them (see MaxThreadWait) unless retries are disabled.
 func WithMaxRetries(n int) Option {
 	return func(c *Client) error {
 		if n < 0 {
@@ -646,6 +657,10 @@ func (c *Client) acquire(ctx context.Context, keys []string) (func(), error) {
 // could not be sent) fails with a *rest.UnprocessedError: a write that
 // failed so was not applied.
 //
+// A request refused for the thread threshold is retried until it has
+// waited MaxThreadWait for a free thread, without using up the retries of
+// WithMaxRetries (unless they are disabled).
+//
 // Each attempt of a write, the first and every retry, is sent only if
 // ctx's write gate (psa.WithWriteGate) lets it through; a refused one is
 // not sent and ends the call.
@@ -654,6 +669,10 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 	rediscovered := false
 	// processed is whether an attempt may have been processed.
 	processed := false
+	// retries counts the retries that use up WithMaxRetries; threadWaited
+	// is the wait of those for the thread threshold, which do not.
+	retries := 0
+	var threadWaited time.Duration
 	for attempt := 0; ; attempt++ {
 		resp, body, err := c.roundTrip(ctx, req)
 		if err == nil {
@@ -681,10 +700,17 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		}
 		processed = processed || !rest.NotProcessed(err)
 		retry, wait, outErr := c.classify(req, err, idempotent)
-		if !retry || attempt >= c.maxRetries {
+		thread := retry && c.maxRetries > 0 && isThreadThreshold(err)
+		switch {
+		case !retry, thread && threadWaited >= MaxThreadWait, !thread && retries >= c.maxRetries:
 			return resp, rest.Unprocessed(outErr, processed)
+		case !thread:
+			retries++
 		}
 		d := c.backoff.Wait(attempt, wait)
+		if thread {
+			threadWaited += d
+		}
 		c.logger.Warn("Retrying Autotask request", "method", req.Method, "path", req.URL.Path, "attempt", attempt+1, "wait", d, "err", err)
 		if serr := c.sleep(ctx, d); serr != nil {
 			return resp, serr

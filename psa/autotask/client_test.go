@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
 )
 
 const (
@@ -1584,5 +1585,101 @@ func TestContractServiceUnitsService_missingUnits(t *testing.T) {
 	}
 	if us, _, err := client.ContractServiceUnits.ListByContract(t.Context(), 3); err == nil || !strings.Contains(err.Error(), "contract service unit 7 (contract 3, service 4) reports no units") {
 		t.Errorf("ContractServiceUnits.ListByContract = %+v, %v; want an error saying row 7 reports no units", us, err)
+	}
+}
+
+// threadRefusal answers as Autotask does a request over the thread
+// threshold: another process of the same integration code holds the
+// endpoint's three threads.
+func threadRefusal(w http.ResponseWriter, retryAfter string) {
+	if retryAfter != "" {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	w.WriteHeader(http.StatusTooManyRequests)
+	fmt.Fprint(w, `{"errors":["Thread Threshold Exceeded - The Autotask API thread threshold of 3 threads has been exceeded. Internal code: Itgenatr005"]}`)
+}
+
+// Refusals for the thread threshold, while another process holds the
+// threads for longer than a few retries, use up none of the retries: the
+// create and the read go through once the threads are free, each sent
+// once more than it was refused, with a wait before each retry.
+func TestClient_threadThresholdOutlastsMaxRetries(t *testing.T) {
+	t.Parallel()
+	const refusals = 3 * DefaultMaxRetries
+	client, mux, _ := setup(t)
+	sleeps := recordSleeps(client)
+	var creates, reads atomic.Int32
+	mux.HandleFunc("/ContractServiceAdjustments", func(w http.ResponseWriter, r *http.Request) {
+		if creates.Add(1) <= refusals {
+			threadRefusal(w, "")
+			return
+		}
+		fmt.Fprint(w, `{"itemId":5}`)
+	})
+	mux.HandleFunc("/Companies/query", func(w http.ResponseWriter, r *http.Request) {
+		if reads.Add(1) <= refusals {
+			threadRefusal(w, "")
+			return
+		}
+		fmt.Fprint(w, `{"items":[{"id":1,"companyName":"Acme"}],"pageDetails":{"count":1}}`)
+	})
+	id, _, err := client.ContractServiceAdjustments.Create(t.Context(), &CreateContractServiceAdjustmentRequest{ContractID: 1, ServiceID: 2, UnitChange: 3, EffectiveDate: Timestamp{time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}})
+	if err != nil || id != 5 {
+		t.Errorf("Create returned %d, %v, want 5", id, err)
+	}
+	if n := creates.Load(); n != refusals+1 {
+		t.Errorf("creates sent = %d, want %d", n, refusals+1)
+	}
+	companies, _, err := client.Companies.List(t.Context(), NewQuery(All()))
+	if err != nil || len(companies) != 1 {
+		t.Errorf("Companies.List = %v, %v, want the one company", companies, err)
+	}
+	if n := reads.Load(); n != refusals+1 {
+		t.Errorf("queries sent = %d, want %d", n, refusals+1)
+	}
+	if n := len(sleeps()); n != 2*refusals {
+		t.Errorf("waits = %d, want %d, one before each retry", n, 2*refusals)
+	}
+}
+
+// The retries of thread-threshold refusals end once they have waited
+// MaxThreadWait (here five Retry-Afters of a minute), with the refusal, as
+// a request the server did not process; with retries disabled, at the
+// first refusal.
+func TestClient_threadThresholdWaitBounded(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		maxRetries int
+		want       int32
+	}{
+		{"default retries", DefaultMaxRetries, 6},
+		{"retries disabled", 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			client, mux, _ := setup(t, WithMaxRetries(tc.maxRetries))
+			sleeps := recordSleeps(client)
+			var calls atomic.Int32
+			mux.HandleFunc("/ContractServiceAdjustments", func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				threadRefusal(w, "60")
+			})
+			_, _, err := client.ContractServiceAdjustments.Create(t.Context(), &CreateContractServiceAdjustmentRequest{ContractID: 1, ServiceID: 2, UnitChange: 3, EffectiveDate: Timestamp{time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}})
+			var rl *psa.RateLimitError
+			if !errors.As(err, &rl) || rl.Hourly || !rest.WasUnprocessed(err) {
+				t.Errorf("Create error = %v, want the thread refusal, as not processed", err)
+			}
+			if n := calls.Load(); n != tc.want {
+				t.Errorf("creates sent = %d, want %d", n, tc.want)
+			}
+			var waited time.Duration
+			for _, d := range sleeps() {
+				waited += d
+			}
+			if want := time.Duration(tc.want-1) * time.Minute; waited != want {
+				t.Errorf("waited %s, want %s", waited, want)
+			}
+		})
 	}
 }

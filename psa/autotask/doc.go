@@ -53,7 +53,11 @@
 // an itemId) returns an error matching psa.ErrOutcomeUnknown, because a ContractServiceAdjustment is a
 // delta that cannot be read back, and sending it twice would bill twice.
 // Creates rejected by the thread threshold, or whose connection never opened,
-// were not processed and are retried.
+// were not processed and are retried. A rejection for the thread threshold
+// uses up none of the retries of WithMaxRetries: the request is sent again
+// until it has waited MaxThreadWait for a free thread, since another
+// process of the same integration code may hold the threads for longer
+// than a few retries last.
 //
 // # Backend
 //

@@ -162,6 +162,14 @@ func throttleKind(msgs []string) throttle {
 	return notThrottled
 }
 
+// isThreadThreshold reports whether err is Autotask's refusal for the
+// thread threshold: a request of the same integration code and endpoint
+// was refused because three were in flight, in this process or another.
+func isThreadThreshold(err error) bool {
+	var rl *psa.RateLimitError
+	return errors.As(err, &rl) && !rl.Hourly && throttleKind([]string{rl.Message}) == threadThreshold
+}
+
 // lacksPermission reports whether a 5xx's messages say that the API user
 // lacks the permission for the request ("The logged in Resource does not
 // have the adequate permissions to ...").
