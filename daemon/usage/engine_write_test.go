@@ -339,6 +339,44 @@ func TestEngine_Sync_throttledWritesStopThePass(t *testing.T) {
 	}
 }
 
+// TestEngine_Sync_threadLimitSharedSlowsThePass: another process of the
+// same Autotask integration code (a terraform apply, say) holds the
+// adjustments endpoint's three threads while the pass writes, so Autotask
+// refuses the pass's first adjustment for its thread threshold three times
+// as often as the client retries other failures. The pass waits for a free
+// thread and writes every line, rather than stopping its writes as at the
+// rate limit and leaving the customers for a later pass.
+func TestEngine_Sync_threadLimitSharedSlowsThePass(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	// The harness's backend, with retries that do not sleep for seconds.
+	user, secret, code := h.at.Credentials()
+	c, err := autotask.NewClient(autotask.WithBaseURL(h.sim.AutotaskBaseURL()), autotask.WithCredentials(user, secret, code),
+		autotask.WithHTTPClient(&http.Client{Transport: h.rt}), autotask.WithBackoff(time.Millisecond, 2*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.be = autotask.NewBackend(c)
+	h.pol.WriteConcurrency = 1
+	h.writeUsage(h.addCustomers(10)...)
+	refusals := 3 * autotask.DefaultMaxRetries
+	h.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, Status: http.StatusTooManyRequests, Times: refusals,
+		Body: `{"errors":["Thread Threshold Exceeded - The Autotask API thread threshold of 3 threads has been exceeded for the ContractServiceAdjustments endpoint of this integration. Internal code: Itgenatr005"]}`})
+	h.sim.ResetRequests()
+	res := h.sync(PassOptions{})
+	if res.Run.Result != state.RunSuccess || res.Run.Failed != 0 {
+		t.Errorf("run = %s with %d failed lines, want success with none", res.Run.Result, res.Run.Failed)
+	}
+	for _, c := range res.Plan.Changes {
+		if c.Action != ActionUpdate {
+			t.Errorf("line %s/%s = %s (%s), want updated", c.ContractID, c.ServiceID, c.Action, c.Reason)
+		}
+	}
+	if n, want := h.adjustmentPosts(), refusals+20; n != want {
+		t.Errorf("adjustments sent = %d, want %d: the 20 lines and the %d refused", n, want, refusals)
+	}
+}
+
 // TestBudgetGate_readIsSingleFlight checks that writers waiting for the
 // budget share one read, and that the gate's lock is not held during it.
 func TestBudgetGate_readIsSingleFlight(t *testing.T) {
