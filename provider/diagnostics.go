@@ -239,6 +239,13 @@ func psaErrorDetail(system psa.System, what string, err error) string {
 		b.WriteString(" The PSA refused the credentials: " + credentialsHint(system))
 	case errors.As(err, &rl) && rl.Hourly:
 		b.WriteString(" The PSA's hourly API request budget is used up; run Terraform again later.")
+	case errors.As(err, &rl) && rl.Waited > 0:
+		// Autotask's thread threshold, whose refusals the client waits
+		// out rather than counting them against max_retries.
+		b.WriteString(" The PSA kept refusing the request for its limit of requests in flight, which every process " +
+			"with the same credentials shares (Autotask: three per endpoint and integration code), while another one, " +
+			"such as psa-syncd or another Terraform run, kept it busy; run Terraform again once that is done, or give " +
+			"the provider an API user with a tracking identifier of its own.")
 	case errors.Is(err, psa.ErrRateLimited):
 		b.WriteString(" The PSA kept throttling requests after every retry; lower max_concurrency or raise max_retries.")
 	case errors.Is(err, psa.ErrValidation):

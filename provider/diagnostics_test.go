@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 
@@ -81,5 +82,21 @@ func TestPSAErrorDetail_forbiddenNamesPermission(t *testing.T) {
 		if !strings.Contains(d, "refused the credentials") {
 			t.Errorf("%s: detail of a 401 = %q, want the credentials named", tt.system, d)
 		}
+	}
+}
+
+// A request the client gave up on after waiting for Autotask's thread
+// limit, which retries do not count, names the other process and the
+// remedies, not max_retries.
+func TestPSAErrorDetail_threadLimitWaited(t *testing.T) {
+	t.Parallel()
+	err := &psa.RateLimitError{System: psa.SystemAutotask, Waited: 5 * time.Minute, Message: "Thread Threshold Exceeded"}
+	d := psaErrorDetail(psa.SystemAutotask, "Reading contract 800", err)
+	if strings.Contains(d, "max_retries") || !strings.Contains(d, "tracking identifier of its own") || !strings.Contains(d, "still refused after 5m0s") {
+		t.Errorf("detail = %q, want the shared thread limit and its remedies, and how long the provider waited", d)
+	}
+	d = psaErrorDetail(psa.SystemAutotask, "Reading contract 800", &psa.RateLimitError{System: psa.SystemAutotask, Message: "slow down"})
+	if !strings.Contains(d, "max_retries") {
+		t.Errorf("detail of a 429 after the retries = %q, want max_retries named", d)
 	}
 }

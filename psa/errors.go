@@ -154,7 +154,13 @@ type RateLimitError struct {
 	RetryAfter time.Duration
 	// Hourly is true when the hourly request budget is exhausted (as opposed
 	// to a concurrency limit).
-	Hourly  bool
+	Hourly bool
+	// Waited is, for a refusal for the requests in flight (Autotask's
+	// thread threshold), how long the client waited over its retries for
+	// the PSA to take the request before it gave up: another process of
+	// the same credentials kept the endpoint busy all that time. Zero
+	// when it gave up for another reason.
+	Waited  time.Duration
 	Message string
 }
 
@@ -166,6 +172,9 @@ func (e *RateLimitError) Error() string {
 	}
 	if e.RetryAfter > 0 {
 		fmt.Fprintf(&b, ", retry after %s", e.RetryAfter)
+	}
+	if e.Waited > 0 {
+		fmt.Fprintf(&b, ", still refused after %s of retries", e.Waited.Round(time.Second))
 	}
 	if e.Message != "" {
 		fmt.Fprintf(&b, ": %s", e.Message)

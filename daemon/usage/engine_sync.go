@@ -1095,6 +1095,10 @@ func throttleReason(rle *psa.RateLimitError) string {
 	if rle.Hourly {
 		return rle.Error()
 	}
+	if rle.Waited > 0 {
+		return fmt.Sprintf("the PSA kept refusing a write for its limit of requests in flight for %s: another process with the same credentials (another psa-syncd, the provider) keeps them busy (%s)",
+			rle.Waited.Round(time.Second), rle.Error())
+	}
 	return "the PSA kept refusing writes for its rate limit after the client's retries (" + rle.Error() + ")"
 }
 

@@ -377,6 +377,20 @@ func TestEngine_Sync_threadLimitSharedSlowsThePass(t *testing.T) {
 	}
 }
 
+// A pass whose write Autotask refused for its thread limit until the
+// client stopped waiting says that another process holds the threads, not
+// that the retries ran out (which max_retries would not change).
+func TestThrottleReason_waitedForThreads(t *testing.T) {
+	t.Parallel()
+	got := throttleReason(&psa.RateLimitError{System: psa.SystemAutotask, Waited: 5 * time.Minute, Message: "Thread Threshold Exceeded"})
+	if !strings.Contains(got, "requests in flight for 5m0s") || !strings.Contains(got, "another process") || strings.Contains(got, "client's retries") {
+		t.Errorf("reason = %q, want the 5 minutes waited for another process's requests in flight", got)
+	}
+	if got := throttleReason(&psa.RateLimitError{System: psa.SystemConnectWise}); !strings.Contains(got, "client's retries") {
+		t.Errorf("reason of a 429 after the retries = %q, want the retries named", got)
+	}
+}
+
 // TestBudgetGate_readIsSingleFlight checks that writers waiting for the
 // budget share one read, and that the gate's lock is not held during it.
 func TestBudgetGate_readIsSingleFlight(t *testing.T) {

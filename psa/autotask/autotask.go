@@ -702,7 +702,9 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		retry, wait, outErr := c.classify(req, err, idempotent)
 		thread := retry && c.maxRetries > 0 && isThreadThreshold(err)
 		switch {
-		case !retry, thread && threadWaited >= MaxThreadWait, !thread && retries >= c.maxRetries:
+		case thread && threadWaited >= MaxThreadWait:
+			return resp, rest.Unprocessed(waitedFor(outErr, threadWaited), processed)
+		case !retry, !thread && retries >= c.maxRetries:
 			return resp, rest.Unprocessed(outErr, processed)
 		case !thread:
 			retries++

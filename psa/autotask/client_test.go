@@ -1644,8 +1644,8 @@ func TestClient_threadThresholdOutlastsMaxRetries(t *testing.T) {
 
 // The retries of thread-threshold refusals end once they have waited
 // MaxThreadWait (here five Retry-Afters of a minute), with the refusal, as
-// a request the server did not process; with retries disabled, at the
-// first refusal.
+// a request the server did not process, saying how long it waited; with
+// retries disabled, at the first refusal.
 func TestClient_threadThresholdWaitBounded(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -1679,6 +1679,8 @@ func TestClient_threadThresholdWaitBounded(t *testing.T) {
 			}
 			if want := time.Duration(tc.want-1) * time.Minute; waited != want {
 				t.Errorf("waited %s, want %s", waited, want)
+			} else if rl != nil && rl.Waited != want {
+				t.Errorf("RateLimitError.Waited = %s, want %s", rl.Waited, want)
 			}
 		})
 	}
