@@ -206,32 +206,31 @@ func (d *Daemon) keepExportLocked(cfg *Config, blob export.Blob) {
 }
 
 // failedKeepingExport records a failure to read or use the export of a
-// file, S3 or another psa-syncd (see exportFailed). When no export is in
-// use yet, as after a restart, it then uses the last good one the state database keeps for the
-// store: the one this psa-syncd was using before, which it would have kept
-// using through the same failure had it not restarted (so a month-end pass
-// is not skipped because the store was down at the wrong moment). The
-// reload stays failed (psa_sync_export_last_reload_successful 0) until the
-// store answers, and its success timestamp is when the kept export was
-// read, and the store's error is still returned. The kept export is
-// checked again, against this config and PSA.
+// file, S3, another psa-syncd or psa-syncd itself (see exportFailed). When
+// no export is in use yet, as after a restart, it then uses the last good
+// one the state database keeps for the store: the one this psa-syncd was
+// using before, which it would have kept using through the same failure
+// had it not restarted (so a month-end pass is not skipped because the
+// store was down at the wrong moment). The reload stays failed
+// (psa_sync_export_last_reload_successful 0) until the store answers, and
+// its success timestamp is when the kept export was read, and the store's
+// error is still returned. The kept export is checked again, against this
+// config and PSA.
 func (d *Daemon) failedKeepingExport(cfg *Config, cause error) error {
 	err := d.exportFailed(cfg, cause)
 	if d.exp.Load() != nil {
 		return err
 	}
-	kept, kerr := d.db.LastRemoteExport(storeKey(cfg))
-	if errors.Is(kerr, state.ErrNoExport) {
-		return err
+	var (
+		kept state.RemoteExport
+		doc  *export.Document
+	)
+	if cfg.ExportStore() == StoreSelf {
+		kept, doc = d.lastGoodSelfExport(cfg)
+	} else {
+		kept, doc = d.lastKeptExport(cfg)
 	}
-	if kerr != nil {
-		d.logger.Warn("Could not read the last good mapping export kept in the state database", "store", cfg.ExportName(), "err", kerr)
-		return err
-	}
-	doc, kerr := d.checkExport(cfg, kept.Body)
-	if kerr != nil {
-		d.logger.Warn("The last good mapping export kept in the state database no longer passes the checks; not using it",
-			"store", cfg.ExportName(), "err", kerr)
+	if doc == nil {
 		return err
 	}
 	failure := d.exportErr.Load()
@@ -239,6 +238,11 @@ func (d *Daemon) failedKeepingExport(cfg *Config, cause error) error {
 	d.exportErr.Store(failure)               // the store is still not read
 	d.metrics.ExportReloaded(true, kept.At)  // the export in use was read then
 	d.metrics.ExportReloaded(false, d.now()) // and the store is still not read
+	if cfg.ExportStore() == StoreSelf {
+		d.logger.Warn("Using the newest stored mapping export this psa-syncd accepts until a newer one is stored",
+			"store", cfg.ExportName(), "revision", doc.Revision, "version", kept.Version, "stored_at", kept.At)
+		return err
+	}
 	if cfg.ExportStore() != StoreFile && d.remote.version == "" {
 		// Nothing read from the store yet (it cannot be read): a poll
 		// that finds it still holding the kept version makes the reload
@@ -251,6 +255,53 @@ func (d *Daemon) failedKeepingExport(cfg *Config, cause error) error {
 	d.logger.Warn("Using the last good mapping export kept in the state database until the store can be read",
 		"store", cfg.ExportName(), "revision", doc.Revision, "version", kept.Version, "read_at", kept.At)
 	return err
+}
+
+// lastKeptExport is the last good export of a file, S3 or another
+// psa-syncd kept in the state database (keepExportLocked), checked again,
+// or a nil document when there is none to use.
+func (d *Daemon) lastKeptExport(cfg *Config) (state.RemoteExport, *export.Document) {
+	kept, err := d.db.LastRemoteExport(storeKey(cfg))
+	if errors.Is(err, state.ErrNoExport) {
+		return state.RemoteExport{}, nil
+	}
+	if err != nil {
+		d.logger.Warn("Could not read the last good mapping export kept in the state database", "store", cfg.ExportName(), "err", err)
+		return state.RemoteExport{}, nil
+	}
+	doc, err := d.checkExport(cfg, kept.Body)
+	if err != nil {
+		d.logger.Warn("The last good mapping export kept in the state database no longer passes the checks; not using it",
+			"store", cfg.ExportName(), "err", err)
+		return state.RemoteExport{}, nil
+	}
+	return kept, doc
+}
+
+// lastGoodSelfExport is, with export_url: self, the newest stored export
+// older than the current revision that this psa-syncd accepts, or a nil
+// document when none does. The state database holds every revision (the
+// newest state.export_bodies_kept with their body), so no copy is kept: a
+// copy of the last export used would not do, as the database is shared.
+// A newer psa-syncd sharing it (a rolling upgrade) stores and uses a
+// revision with a field this one does not read, and one rolled back finds
+// the revision its newer self used: the older revision it was using is
+// the one it goes on with, as it would have without a restart.
+func (d *Daemon) lastGoodSelfExport(cfg *Config) (state.RemoteExport, *export.Document) {
+	for rev := d.selfRevision; ; {
+		v, body, err := d.db.PreviousExport(rev)
+		if errors.Is(err, state.ErrNoExport) {
+			return state.RemoteExport{}, nil
+		}
+		if err != nil {
+			d.logger.Warn("Could not read an older mapping export from the state database", "store", cfg.ExportName(), "err", err)
+			return state.RemoteExport{}, nil
+		}
+		if doc, err := d.checkExport(cfg, body); err == nil {
+			return state.RemoteExport{Version: revisionETag(v.Revision), At: v.At, Body: body}, doc
+		}
+		rev = v.Revision
+	}
 }
 
 // reloadSelfExportLocked uses the newest export stored in the state
@@ -278,7 +329,10 @@ func (d *Daemon) reloadSelfExportLocked(cfg *Config) error {
 	}
 	doc, err := d.checkExport(cfg, data)
 	if err != nil {
-		return d.exportFailed(cfg, err)
+		// The newest revision is rejected (stored by a newer psa-syncd
+		// sharing the database): after a restart, the newest one before
+		// it that passes is used.
+		return d.failedKeepingExport(cfg, err)
 	}
 	d.useExport(cfg, doc, revisionETag(v.Revision), data)
 	return nil

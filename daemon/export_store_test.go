@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -580,6 +582,84 @@ func TestDaemon_restartWithRejectedExportFile(t *testing.T) {
 	if got := d.Export().Revision; got != good.Revision || testutil.ToFloat64(d.metrics.ExportLastReloadSuccessful) != 1 || d.exportErr.Load() != nil {
 		t.Errorf("after the file is fixed: revision %d, successful = %v; want %d, 1 and no failure reported",
 			got, testutil.ToFloat64(d.metrics.ExportLastReloadSuccessful), good.Revision)
+	}
+}
+
+// TestDaemon_restartWithRejectedSelfRevision: with export_url: self, a
+// restart while the newest stored revision is one this psa-syncd rejects
+// (a newer psa-syncd sharing the database stored it with a field this one
+// does not read, or psa-syncd was rolled back) starts with the newest
+// revision before it that passes, as a file or S3 store starts with the
+// kept export; before, it had none (passes skipped). The reload stays
+// failed until a revision it accepts is stored.
+func TestDaemon_restartWithRejectedSelfRevision(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	e := dtSetup(t, dtOptions{token: dtToken, exportURL: "self", noExport: true, daemonOpts: Options{Logger: logger}})
+	put := func(h http.Handler, doc *export.Document, header map[string]string) {
+		t.Helper()
+		if rec := dtExportRequest(t, h, http.MethodPut, "/api/v1/export", e.encode(t, doc), header); rec.Code/100 != 2 {
+			t.Fatalf("PUT of revision %d = %d %s", doc.Revision, rec.Code, rec.Body)
+		}
+	}
+	put(e.d.Handler(), e.doc, map[string]string{"If-None-Match": "*"})
+	good := e.doc.Clone()
+	good.Revision = 2
+	good.DeleteCustomer("file", "cust-globex")
+	put(e.d.Handler(), good, map[string]string{"If-Match": `"1"`})
+
+	// Revision 3, as a newer psa-syncd stores it: a field this one does
+	// not read.
+	var fields map[string]any
+	if err := json.Unmarshal(e.encode(t, good), &fields); err != nil {
+		t.Fatal(err)
+	}
+	fields["revision"], fields["field_of_a_newer_provider"] = 3, true
+	newer, err := json.Marshal(fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.db.PutExport(state.ExportVersion{Revision: 3, Digest: export.Digest(newer), Source: "newer"}, newer); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(e.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(cfg, e.cfgPath, Options{Logger: logger, Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	if err := d.Reload(); err == nil || !strings.Contains(err.Error(), "field_of_a_newer_provider") {
+		t.Fatalf("the reload of a revision with an unknown field returned %v, want its error", err)
+	}
+	if got := d.Export(); got == nil || got.Revision != good.Revision || len(got.CustomerMappings) != len(good.CustomerMappings) {
+		t.Fatalf("after a restart with a rejected newest revision, the export in use is %+v, want revision %d", got, good.Revision)
+	}
+	if !d.Ready() {
+		t.Error("not ready: an export is in use")
+	}
+	if got := testutil.ToFloat64(d.metrics.ExportLastReloadSuccessful); got != 0 || d.exportErr.Load() == nil {
+		t.Errorf("psa_sync_export_last_reload_successful = %v, status page reports a failure: %v; want 0, true", got, d.exportErr.Load() != nil)
+	}
+	if !strings.Contains(logs.String(), "Using the newest stored mapping export this psa-syncd accepts") {
+		t.Errorf("the older revision's use was not logged:\n%s", logs.String())
+	}
+	if rec := dtExportRequest(t, d.Handler(), http.MethodGet, "/api/v1/export", nil, nil); rec.Header().Get("ETag") != `"3"` {
+		t.Errorf("GET /api/v1/export ETag = %s, want the newest stored revision \"3\", the one a PUT's If-Match names", rec.Header().Get("ETag"))
+	}
+
+	fixed := good.Clone()
+	fixed.Revision = 4
+	put(d.Handler(), fixed, map[string]string{"If-Match": `"3"`})
+	if got := d.Export().Revision; got != fixed.Revision || testutil.ToFloat64(d.metrics.ExportLastReloadSuccessful) != 1 || d.exportErr.Load() != nil {
+		t.Errorf("after a revision it accepts is stored: revision %d, successful = %v; want %d, 1 and no failure reported",
+			got, testutil.ToFloat64(d.metrics.ExportLastReloadSuccessful), fixed.Revision)
 	}
 }
 

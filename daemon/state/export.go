@@ -111,6 +111,28 @@ func (db *DB) ExportHistory(limit int) ([]ExportVersion, error) {
 		`SELECT `+exportColumns+` FROM export_versions ORDER BY revision DESC`+limitClause(limit), scanExport)
 }
 
+// PreviousExport returns the newest stored version of the export older
+// than revision that still has its body (PruneHistory empties the bodies
+// of old versions), or ErrNoExport when there is none.
+func (db *DB) PreviousExport(revision int64) (ExportVersion, []byte, error) {
+	ctx, cancel := db.ctx()
+	defer cancel()
+	var (
+		v    ExportVersion
+		body []byte
+	)
+	err := db.sql.QueryRowContext(ctx, db.q(`SELECT `+exportColumns+`, body FROM export_versions
+		WHERE revision < ? AND length(body) > 0 ORDER BY revision DESC LIMIT 1`), revision).
+		Scan(&v.Revision, &v.Digest, &v.Size, timeDest{&v.At}, &v.Source, &body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ExportVersion{}, nil, ErrNoExport
+	}
+	if err != nil {
+		return ExportVersion{}, nil, db.wrap(fmt.Sprintf("reading the export before revision %d", revision), err)
+	}
+	return v, body, nil
+}
+
 // RemoteExport is the last good export psa-syncd read from a remote store,
 // kept for a restart while the store cannot be read.
 type RemoteExport struct {

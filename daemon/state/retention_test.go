@@ -1,6 +1,7 @@
 package state
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -118,6 +119,12 @@ func TestPruneHistory(t *testing.T) {
 		}
 		if _, body, err := db.CurrentExport(); err != nil || string(body) != "export 5" {
 			t.Errorf("CurrentExport after PruneHistory = %q, %v; want export 5", body, err)
+		}
+		if v, body, err := db.PreviousExport(5); err != nil || v.Revision != 4 || string(body) != "export 4" {
+			t.Errorf("PreviousExport(5) after PruneHistory = revision %d %q, %v; want revision 4", v.Revision, body, err)
+		}
+		if v, body, err := db.PreviousExport(4); !errors.Is(err, ErrNoExport) {
+			t.Errorf("PreviousExport(4) after PruneHistory = revision %d %q, %v; want ErrNoExport: the older bodies are emptied", v.Revision, body, err)
 		}
 
 		again, err := db.PruneHistory(t.Context(), Retention{Before: t0.AddDate(0, 0, -1), ExportBodies: 2})
