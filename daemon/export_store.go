@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -153,6 +155,12 @@ func (d *Daemon) publishReadersLocked(cfg *Config) {
 	var b export.Backend
 	switch cfg.ExportStore() {
 	case StoreFile:
+		if _, err := os.Stat(filepath.Dir(cfg.ExportPath)); errors.Is(err, fs.ErrNotExist) {
+			// Not created by psa-syncd, as its user and umask: the
+			// export's writer (the CI's apply) makes it, with the owner
+			// and mode its readers need; the next reload tries again.
+			return
+		}
 		b = export.NewFileBackend(cfg.ExportPath)
 	case StoreS3:
 		if d.remote.url != cfg.ExportURL || d.remote.backend == nil {

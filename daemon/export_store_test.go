@@ -13,6 +13,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -971,6 +972,29 @@ func TestDaemon_publishesReaderFieldsBesideExport(t *testing.T) {
 		}
 		if !strings.Contains(logs.String(), "Could not write the export fields this psa-syncd reads beside the mapping export") {
 			t.Errorf("logs lack the failed write:\n%s", logs.String())
+		}
+	})
+	t.Run("missing directory", func(t *testing.T) {
+		// The export's directory is the export writer's to create (the
+		// CI's apply), with the owner and mode its readers need: psa-syncd
+		// does not create it, as its own user, for the readers file, and
+		// writes that file once the directory exists.
+		t.Parallel()
+		e := dtSetup(t, dtOptions{exportURL: "exports/psa-mappings.json", noExport: true, daemonOpts: Options{PublishExportFields: true}})
+		dir := filepath.Join(e.dir, "exports")
+		if err := e.d.Reload(); err == nil {
+			t.Fatal("Reload without an export succeeded")
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("psa-syncd created the export's directory: %v", err)
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		_ = e.d.Reload()
+		entries, found, err := export.LoadReaders(t.Context(), export.NewFileBackend(filepath.Join(dir, "psa-mappings.json")))
+		if !found || err != nil || len(entries) != 1 {
+			t.Errorf("readers once the directory exists = %v, %v, %v; want this psa-syncd's", entries, found, err)
 		}
 	})
 	t.Run("one-off command", func(t *testing.T) {

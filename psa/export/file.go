@@ -20,6 +20,9 @@ import (
 // so the two can be mixed on one file.
 type FileBackend struct {
 	path string
+	// like is the file whose group and read bits a new file gets: the
+	// export's, for a Sibling. "" gives 0644 less the umask.
+	like string
 }
 
 // Ensure FileBackend satisfies Backend.
@@ -213,7 +216,7 @@ func (b *FileBackend) Save(_ context.Context, data []byte, ifMatch string) (stri
 	case ifMatch == "" || current != ifMatch:
 		return "", fmt.Errorf("%s%w", prefix(b.path), ErrConflict)
 	}
-	if err := writeFile(path, data); err != nil {
+	if err := writeFile(path, data, b.like); err != nil {
 		return "", fmt.Errorf("%swriting: %w", prefix(b.path), err)
 	}
 	return Digest(data), nil

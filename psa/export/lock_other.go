@@ -13,5 +13,8 @@ func lockFile(path string) (unlock func(), err error) {
 	return func() {}, nil
 }
 
+// keepGroup does nothing where files have no Unix group.
+func keepGroup(f *os.File, model fs.FileInfo) {}
+
 // keepOwner does nothing where files have no Unix owner and group.
 func keepOwner(f *os.File, old fs.FileInfo) {}

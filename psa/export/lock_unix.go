@@ -40,6 +40,14 @@ func lockFile(path string) (unlock func(), err error) {
 	}, nil
 }
 
+// keepGroup gives f the group of model, when the writer may: root, or a
+// member of that group; else f keeps the writer's.
+func keepGroup(f *os.File, model fs.FileInfo) {
+	if st, ok := model.Sys().(*syscall.Stat_t); ok {
+		_ = f.Chown(-1, int(st.Gid))
+	}
+}
+
 // keepOwner gives f, the file about to replace old, old's owner and group,
 // as far as the writer may: root may give both, another user only a group
 // it is a member of. What it may not give stays the writer's, as it was.

@@ -187,8 +187,12 @@ func LoadReaders(ctx context.Context, b Backend) (entries []Reader, found bool, 
 }
 
 // Sibling returns the Backend of the file whose path is the export's with
-// suffix.
-func (b *FileBackend) Sibling(suffix string) Backend { return NewFileBackend(b.path + suffix) }
+// suffix. A new one gets the export's group and read bits (see writeFile):
+// psa-syncd writes it, and whoever reads the export (the CI's plan) reads
+// it too, whatever psa-syncd's umask.
+func (b *FileBackend) Sibling(suffix string) Backend {
+	return &FileBackend{path: b.path + suffix, like: b.path}
+}
 
 // Sibling returns the Backend of the object, in the same bucket and with
 // the same client, whose key is the export's with suffix. Its writes skip

@@ -172,7 +172,7 @@ func (s *Store) Update(system psa.System, instance string, fn func(*Document) er
 	if err != nil {
 		return nil, s.withFile(err)
 	}
-	if err := writeFile(path, data); err != nil {
+	if err := writeFile(path, data, ""); err != nil {
 		return nil, fmt.Errorf("%swriting: %w", prefix(s.path), err)
 	}
 	return d, nil
@@ -248,12 +248,21 @@ func removeStaleTemps(path string) {
 // one it replaces, so that psa-syncd, when it reads the export as another
 // user, can still read it. A new export gets mode 0644 less the umask, as
 // any file its writer creates: it names every customer and contract, and a
-// umask of 077 keeps it private.
-func writeFile(path string, data []byte) (err error) {
+// umask of 077 keeps it private. A new file beside the export (like, the
+// export's path) gets instead the export's group, as far as the writer may,
+// and its read bits, whatever the umask: the same readers may read it.
+func writeFile(path string, data []byte, like string) (err error) {
 	perm := fs.FileMode(0o644)
 	old, statErr := os.Stat(path)
 	if statErr == nil {
 		perm = old.Mode().Perm()
+	}
+	var model fs.FileInfo
+	if statErr != nil && like != "" {
+		if m, err := os.Stat(like); err == nil {
+			model = m
+			perm = 0o600 | m.Mode().Perm()&0o044
+		}
 	}
 	dir := filepath.Dir(path)
 	// The temporary file is never more open than the export: it is
@@ -274,6 +283,10 @@ func writeFile(path string, data []byte) (err error) {
 	}()
 	if statErr == nil {
 		keepOwner(f, old)
+	} else if model != nil {
+		keepGroup(f, model)
+	}
+	if statErr == nil || model != nil {
 		// The umask may have taken bits from the export's mode.
 		if err := f.Chmod(perm); err != nil {
 			return err

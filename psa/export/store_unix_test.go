@@ -53,6 +53,45 @@ func TestStore_Update_newFileHonoursUmask(t *testing.T) {
 	}
 }
 
+// TestPublishReaders_newFileReadableLikeTheExport: psa-syncd's readers
+// file beside an export file is read by the export's readers (the CI's
+// plan), which psa-syncd's umask must not lock out: a new one gets the
+// export's read bits and group, whatever the umask. With umask 077 it was
+// 0600 and psa-syncd's group, and every plan warned that it could not read
+// it. Not parallel: the umask belongs to the process.
+func TestPublishReaders_newFileReadableLikeTheExport(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the export a group the test user is not in")
+	}
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	const group = 54321
+	for _, mode := range []os.FileMode{0o640, 0o644, 0o600} {
+		path := filepath.Join(t.TempDir(), "psa-mappings.json")
+		writeDoc(t, path, testDocument())
+		if err := os.Chown(path, 0, group); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := PublishReaders(t.Context(), NewFileBackend(path), "1.9.0", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(path + ReadersSuffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			t.Fatalf("Stat gave %T, not a *syscall.Stat_t", fi.Sys())
+		}
+		if fi.Mode().Perm() != mode || st.Gid != group {
+			t.Errorf("export of mode %v, group %d: new readers file of mode %v, group %d; want the export's", mode, group, fi.Mode().Perm(), st.Gid)
+		}
+	}
+}
+
 // TestStore_Update_keepsOwnerAndGroup: the export replaced keeps its group
 // (and, written by root, its owner) as well as its mode. An export of mode
 // 0640 whose group is psa-syncd's stays readable by psa-syncd after an apply
