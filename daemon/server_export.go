@@ -2,13 +2,17 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -63,7 +67,7 @@ func (d *Daemon) handleGetExport(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "no mapping export has been written yet: PUT one with If-None-Match: *")
 			return
 		case err != nil:
-			writeError(w, http.StatusInternalServerError, "reading the export: "+err.Error())
+			d.stateFailed(w, "reading the export", err)
 			return
 		}
 		data, size, etag = bytes.NewReader(body), len(body), revisionETag(v.Revision)
@@ -86,6 +90,34 @@ func (d *Daemon) handleGetExport(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(size))
 	_, _ = data.WriteTo(w)
+}
+
+// stateFailed answers a request that needs no credentials, whose read of
+// the state database failed: the database's error names its host, user
+// and database (or its file's path), which are no one's business outside,
+// so the answer says what failed and how, and the log has the error.
+func (d *Daemon) stateFailed(w http.ResponseWriter, what string, err error) {
+	d.logger.Error("Could not answer a request: the state database failed", "request", what, "err", err)
+	writeError(w, http.StatusInternalServerError, what+": the state database "+stateFailureKind(err)+"; psa-syncd's log has the error")
+}
+
+// stateFailureKind says how a read of the state database failed, in words
+// that name nothing of it.
+func stateFailureKind(err error) string {
+	var pgErr *pgconn.PgError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return "did not answer in time"
+	case errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "28") || pgErr.Code == "42501"):
+		// invalid_authorization_specification, insufficient_privilege
+		return "refused psa-syncd's role"
+	case errors.As(err, &pgErr):
+		return "failed (SQLSTATE " + pgErr.Code + ")"
+	case netErr != nil:
+		return "could not be reached"
+	}
+	return "failed"
 }
 
 // ifNoneMatchNames reports whether an If-None-Match header (its values)
@@ -171,7 +203,7 @@ func (d *Daemon) handleExportHistory(w http.ResponseWriter, r *http.Request) {
 	}
 	versions, err := d.db.ExportHistory(limit)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "reading the export history: "+err.Error())
+		d.stateFailed(w, "reading the export history", err)
 		return
 	}
 	out := make([]ExportVersionView, len(versions))

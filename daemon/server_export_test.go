@@ -4,17 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -123,6 +127,54 @@ func TestHandler_exportStore(t *testing.T) {
 	}
 	if len(hist.Versions) != 2 || hist.Versions[0].Revision != 2 || hist.Versions[1].Digest != export.Digest(first) || hist.Versions[1].Size != int64(len(first)) {
 		t.Errorf("history = %+v, want revisions 2 and 1 with digest and size", hist.Versions)
+	}
+}
+
+// TestHandler_exportStateFailureNamesNoDatabase: GET /api/v1/export and
+// its history need no credentials; when the state database fails, the
+// answer says so and how, but not the database's error, which names its
+// host, user and database (here the SQLite file's path): that is in
+// psa-syncd's log. The answer used to quote it.
+func TestHandler_exportStateFailureNamesNoDatabase(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	e := dtSetup(t, dtOptions{token: dtToken, exportURL: "self", noExport: true, daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+	if rec := dtExportRequest(t, e.d.Handler(), http.MethodPut, "/api/v1/export", e.encode(t, e.doc), map[string]string{"If-None-Match": "*"}); rec.Code != http.StatusCreated {
+		t.Fatalf("first PUT = %d %s", rec.Code, rec.Body)
+	}
+	where := e.d.State().Path()
+	if err := e.d.State().Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"/api/v1/export", "/api/v1/export/history"} {
+		rec := dtServe(t, e.d, http.MethodGet, target, "", "")
+		if rec.Code != http.StatusInternalServerError || strings.Contains(rec.Body.String(), where) || strings.Contains(rec.Body.String(), "closed") ||
+			!strings.Contains(rec.Body.String(), "the state database failed; psa-syncd's log has the error") {
+			t.Errorf("GET %s with the state database failing = %d %s; want 500 saying the state database failed, without its error", target, rec.Code, rec.Body)
+		}
+	}
+	if !strings.Contains(logs.String(), "Could not answer a request: the state database failed") || !strings.Contains(logs.String(), where) {
+		t.Errorf("the state database's error is not in the log:\n%s", logs.String())
+	}
+}
+
+// TestStateFailureKind: the kinds of failure the answer names.
+func TestStateFailureKind(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("state: reading the current export in PostgreSQL database \"psa\" on db.internal:5432: %w", context.DeadlineExceeded), "did not answer in time"},
+		{fmt.Errorf("state: ...: %w", &pgconn.PgError{Code: "28P01", Message: `password authentication failed for user "psa_syncd"`}), "refused psa-syncd's role"},
+		{fmt.Errorf("state: ...: %w", &pgconn.PgError{Code: "42501", Message: "permission denied for table export_versions"}), "refused psa-syncd's role"},
+		{fmt.Errorf("state: ...: %w", &pgconn.PgError{Code: "57P01"}), "failed (SQLSTATE 57P01)"},
+		{fmt.Errorf("state: ...: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), "could not be reached"},
+		{errors.New("state: ...: sql: database is closed"), "failed"},
+	} {
+		if got := stateFailureKind(tt.err); got != tt.want {
+			t.Errorf("stateFailureKind(%v) = %q, want %q", tt.err, got, tt.want)
+		}
 	}
 }
 
