@@ -158,7 +158,7 @@ func (d *Daemon) handleLedger(w http.ResponseWriter, r *http.Request) {
 	f.Limit++ // one more tells whether there is a next page
 	out, err := FilterLedger(d.db, f)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		d.stateFailed(w, "reading the ledger", err)
 		return
 	}
 	resp := map[string]any{"ledger": out}
@@ -178,7 +178,7 @@ func (d *Daemon) handleUnmapped(w http.ResponseWriter, r *http.Request) {
 	}
 	rep, err := d.LastUnmapped()
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "reading the last unmapped usage: "+err.Error())
+		d.stateFailed(w, "reading the last unmapped usage", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, rep)

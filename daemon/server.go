@@ -1266,7 +1266,7 @@ func (d *Daemon) handleRuns(w http.ResponseWriter, r *http.Request) {
 	// One more tells whether there is a next page.
 	runs, err := d.db.RunsBefore(before, limit+1)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "reading runs: "+err.Error())
+		d.stateFailed(w, "reading runs", err)
 		return
 	}
 	resp := map[string]any{}
@@ -1332,7 +1332,7 @@ func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request) {
 	}
 	run, ok, err := d.db.Run(n)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "reading run: "+err.Error())
+		d.stateFailed(w, "reading run", err)
 		return
 	}
 	if !ok {
@@ -1498,7 +1498,7 @@ func (d *Daemon) handleIntents(w http.ResponseWriter, r *http.Request) {
 	}
 	open, err := d.OpenIntents()
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "reading open intents: "+err.Error())
+		d.stateFailed(w, "reading open intents", err)
 		return
 	}
 	out := make([]IntentView, 0, len(open))

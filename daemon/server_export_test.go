@@ -130,12 +130,13 @@ func TestHandler_exportStore(t *testing.T) {
 	}
 }
 
-// TestHandler_exportStateFailureNamesNoDatabase: GET /api/v1/export and
-// its history need no credentials; when the state database fails, the
-// answer says so and how, but not the database's error, which names its
-// host, user and database (here the SQLite file's path): that is in
-// psa-syncd's log. The answer used to quote it.
-func TestHandler_exportStateFailureNamesNoDatabase(t *testing.T) {
+// TestHandler_stateFailureNamesNoDatabase: GET /api/v1/export, its
+// history and the other reads of the API need no credentials; when the
+// state database fails, the answer says so and how, but not the
+// database's error, which names its host, user and database (here the
+// SQLite file's path): that is in psa-syncd's log. The answer used to
+// quote it.
+func TestHandler_stateFailureNamesNoDatabase(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
 	e := dtSetup(t, dtOptions{token: dtToken, exportURL: "self", noExport: true, daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
@@ -146,7 +147,7 @@ func TestHandler_exportStateFailureNamesNoDatabase(t *testing.T) {
 	if err := e.d.State().Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, target := range []string{"/api/v1/export", "/api/v1/export/history"} {
+	for _, target := range []string{"/api/v1/export", "/api/v1/export/history", "/api/v1/runs", "/api/v1/runs/1", "/api/v1/intents", "/api/v1/ledger", "/api/v1/unmapped"} {
 		rec := dtServe(t, e.d, http.MethodGet, target, "", "")
 		if rec.Code != http.StatusInternalServerError || strings.Contains(rec.Body.String(), where) || strings.Contains(rec.Body.String(), "closed") ||
 			!strings.Contains(rec.Body.String(), "the state database failed; psa-syncd's log has the error") {
