@@ -668,6 +668,11 @@ func (d *Daemon) redactForwarded(resp *http.Response, active state.LeaderInfo) e
 		return fmt.Errorf("reading the answer: %w", err)
 	}
 	red := redact.New(d.cfg.Load().credentials()...)
+	// The transport (newActiveTransport, the environment's proxy) sends
+	// HTTP_PROXY's credentials to a plain http:// advertise_url's proxy
+	// itself, which the request does not show; its error page may quote
+	// them.
+	red.Add(redact.ProxyCredentials(nil, resp.Request)...)
 	if isRedirect(resp.StatusCode) {
 		data, _ = json.Marshal(map[string]string{"error": "this psa-syncd is a standby, and " + redirectRefused(active, resp, red)})
 		resp.StatusCode, resp.Status = http.StatusBadGateway, "502 Bad Gateway"

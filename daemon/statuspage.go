@@ -1054,6 +1054,9 @@ func (d *Daemon) callActive(r *http.Request, method, path string, body []byte, v
 	// show its error without them, and none of an answer that holds one.
 	red := redact.Request(req)
 	red.Add(d.cfg.Load().credentials()...)
+	// And HTTP_PROXY's, which the transport (the environment's proxy)
+	// sends to a plain http:// advertise_url's proxy itself.
+	red.Add(redact.ProxyCredentials(nil, req)...)
 	if isRedirect(resp.StatusCode) {
 		return errors.New(redirectRefused(info, resp, red))
 	}

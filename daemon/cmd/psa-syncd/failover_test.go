@@ -218,7 +218,15 @@ type syncdProc struct {
 
 func startSyncd(t *testing.T, cfg string) *syncdProc {
 	t.Helper()
+	return startSyncdEnv(t, cfg, nil)
+}
+
+// startSyncdEnv is startSyncd with the process's environment env (nil: the
+// test's).
+func startSyncdEnv(t *testing.T, cfg string, env []string) *syncdProc {
+	t.Helper()
 	p := &syncdProc{cmd: exec.Command(binary, "run", "-config.file", cfg, "-web.listen-address", "127.0.0.1:0", "-log.format", "json")}
+	p.cmd.Env = env
 	p.cond = sync.NewCond(&p.mu)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -13,6 +15,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 )
 
 // TestRun_remoteAnswerEchoingTheToken: a proxy in front of psa-syncd that
@@ -175,5 +180,102 @@ func TestRun_remoteAnswerEchoingTheProxyCredentials(t *testing.T) {
 	basic := base64.StdEncoding.EncodeToString([]byte("psa-sync:" + password))
 	if strings.Contains(string(out), password) || strings.Contains(string(out), basic) {
 		t.Errorf("status shows the proxy's credentials:\n%s", out)
+	}
+}
+
+// TestRun_standbyForwardingThroughAProxyEchoingItsCredentials: a standby
+// reaches a plain http:// state.advertise_url through an HTTP_PROXY with
+// credentials, which Go's transport sends to the proxy itself
+// (Proxy-Authorization), so that the forwarded request does not show them.
+// A proxy's error quoting the request's headers must not take them to the
+// API client the standby relays it to (forward), nor to the status page's
+// message and the standby's log (callActive). In processes of their own:
+// Go reads HTTP_PROXY once per process.
+func TestRun_standbyForwardingThroughAProxyEchoingItsCredentials(t *testing.T) {
+	t.Parallel()
+	const password = "CANARY-standby-proxy-pw/7k2q"
+	basic := base64.StdEncoding.EncodeToString([]byte("psa-sync:" + password))
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadGateway)
+		msg := fmt.Sprintf("502 Bad Gateway: %s %s\nProxy-Authorization: %s", r.Method, r.URL, r.Header.Get("Proxy-Authorization"))
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+	}))
+	t.Cleanup(proxy.Close)
+	proxyURL, err := url.Parse(proxy.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyURL.User = url.UserPassword("psa-sync", password)
+	pgURL, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newTestEnv(t, nil)
+	cfg, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A host name, not the loopback address, which Go never proxies.
+	state := fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  advertise_url: http://psa-syncd-active.invalid:9810\n", pgURL)
+	writeFile(t, e.cfgPath, strings.Replace(string(cfg), "state_dir: state\n", state, 1))
+
+	active := startSyncd(t, e.cfgPath)
+	active.waitLog(t, "This psa-syncd is the active instance")
+	standby := startSyncdEnv(t, e.cfgPath, append(os.Environ(), "HTTP_PROXY="+proxyURL.String(), "http_proxy="+proxyURL.String(), "NO_PROXY=", "no_proxy="))
+	standby.waitLog(t, "Standby: serving the read-only API and metrics until the active instance's lock is gone")
+	leaks := func(s string) bool { return strings.Contains(s, password) || strings.Contains(s, basic) }
+	client := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	post := func(path, body string, header map[string]string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, standby.base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+
+	// The API: a client's sync, forwarded and relayed.
+	resp := post("/api/v1/sync", "{}", map[string]string{"Authorization": "Bearer test-token", "Content-Type": "application/json"})
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(data), "Proxy-Authorization: Basic [REDACTED]") || leaks(string(data)) {
+		t.Errorf("POST /api/v1/sync on the standby, the proxy echoing = %d %s; want 502 quoting the proxy's page with its credentials redacted", resp.StatusCode, data)
+	}
+
+	// The status page: sign in, then sync now (callActive).
+	csrf := strings.Repeat("c", 64)
+	resp = post("/ui/sign-in", url.Values{"csrf": {csrf}, "token": {"test-token"}}.Encode(), map[string]string{"Cookie": "psa_syncd_csrf=" + csrf})
+	resp.Body.Close()
+	var session string
+	for _, c := range resp.Cookies() {
+		if c.Name == "psa_syncd_session" {
+			session = c.Value
+		}
+	}
+	if session == "" {
+		t.Fatalf("sign-in on the standby's status page = %s, cookies %v; want a session", resp.Status, resp.Cookies())
+	}
+	mark := standby.mark()
+	resp = post("/ui/sync", url.Values{"csrf": {csrf}}.Encode(), map[string]string{"Cookie": "psa_syncd_csrf=" + csrf + "; psa_syncd_session=" + session})
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := loc.Query().Get("msg"); !strings.Contains(msg, "Proxy-Authorization: Basic [REDACTED]") || leaks(msg) {
+		t.Errorf("sync now on the standby's status page, the proxy echoing: message %q; want the proxy's error with its credentials redacted", msg)
+	}
+	logged := standby.waitLogSince(t, "Could not request a sync from the status page of a standby", mark, startWait)
+	if line, _ := json.Marshal(logged); leaks(string(line)) {
+		t.Errorf("the standby logged the proxy's credentials: %s", line)
 	}
 }
