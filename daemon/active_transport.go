@@ -104,7 +104,13 @@ func (f activeTLS) tlsConfig(data [3][]byte) (*tls.Config, error) {
 
 // check reads f's files and checks that they can be used.
 func (f activeTLS) check() error {
-	data, err := f.contents(func(_ int, name string) ([]byte, error) { return readTLSFile(name) })
+	data, err := f.contents(func(i int, name string) ([]byte, error) {
+		if i == 2 {
+			// The key file: its value may be the key itself.
+			return tlsclient.ReadKeyFile(name, maxTLSFile)
+		}
+		return readTLSFile(name)
+	})
 	if err == nil {
 		_, err = f.tlsConfig(data)
 	}

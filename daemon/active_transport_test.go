@@ -103,6 +103,9 @@ func TestLoad_advertiseClientCertificate(t *testing.T) {
 			" cannot be used with the certificate in " + filepath.Join(dir, "client.crt") + " (state.advertise_client_cert_file)"},
 		// The listener's own certificate, for servers only.
 		{cert: "server.pem", key: "server-key.pem", err: "state.advertise_client_cert_file: the certificate in " + pki.certFile + " is not for client authentication"},
+		// The key's base64 lines, without BEGIN and END, where its file's
+		// name belongs: not quoted as a missing file's name.
+		{cert: "client.crt", key: `"` + pemBody(t, keyPEM) + `"`, err: "state.advertise_client_key_file: the file it names cannot be read: no such file or directory (the value is not shown"},
 	} {
 		var lines []string
 		if tc.cert != "" {

@@ -304,14 +304,23 @@ var bcryptPrefix = regexp.MustCompile(`bcrypt hashes must start with '\$', but h
 // read key_file (-----BEGIN PRIVATE KEY-----...): open -----BEGIN ...").
 var pemBlock = regexp.MustCompile(`-----BEGIN [^-\n]*-----(?s:.*?)(?:-----END [^-\n]*-----|$)`)
 
+// base64DER matches a DER key (or certificate) in base64 without its PEM
+// lines, 64 characters or more from its SEQUENCE's "M" (see
+// tlsclient.ReadKeyFile): a key's lines pasted as key_file's value, which
+// exporter-toolkit quotes as the file it cannot open. exporter-toolkit's
+// text does not say which value it quotes in a way worth parsing, so a
+// certificate's base64 given as cert_file is left out too.
+var base64DER = regexp.MustCompile(`\bM[A-Za-z0-9+/]{63,}={0,2}`)
+
 // webConfigText returns exporter-toolkit's text about the web config file
 // (an error, a log line) without the parts of values it quotes: the value
 // in a yaml type error, the first character of a basic_auth_users value
-// that is not a bcrypt hash, and PEM content given where a file's name
-// belongs.
+// that is not a bcrypt hash, and PEM or base64 content given where a
+// file's name belongs.
 func webConfigText(s string) string {
 	s = typeErrorValue.ReplaceAllString(s, "$1 $2")
 	s = pemBlock.ReplaceAllString(s, "[PEM content, not shown: cert_file and key_file take a file's name]")
+	s = base64DER.ReplaceAllString(s, "[base64 content, not shown: cert_file and key_file take a file's name]")
 	return bcryptPrefix.ReplaceAllString(s, "a basic_auth_users value is not a bcrypt hash (which starts with $$2a$$, $$2b$$ or $$2y$$): "+
 		"give the hash of the password, not the password")
 }

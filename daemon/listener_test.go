@@ -422,6 +422,32 @@ func TestWebConfig_pemKeyFileNotQuoted(t *testing.T) {
 	}
 }
 
+// TestWebConfig_base64KeyFileNotQuoted: a key's base64 lines, without
+// BEGIN and END, given as tls_server_config's key_file were quoted whole,
+// twice, as the file exporter-toolkit could not open, at start-up and in
+// psa-syncd check.
+func TestWebConfig_base64KeyFileNotQuoted(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pki := ltNewPKI(t, dir)
+	key, err := os.ReadFile(pki.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := pemBody(t, key)
+	p := filepath.Join(dir, "web.yml")
+	dtWrite(t, p, "tls_server_config:\n  cert_file: "+pki.certFile+"\n  key_file: \""+body+"\"\n")
+	_, err = New(&Config{}, "", Options{WebConfigFile: p})
+	if err == nil || strings.Contains(err.Error(), body[:20]) || !strings.Contains(err.Error(), "base64 content, not shown") {
+		t.Errorf("New with a key's base64 in place of key_file's name: %v; want an error saying it is not shown, without the key", err)
+	}
+	var out bytes.Buffer
+	items := CheckTLS(p, &Config{}, time.Now(), &out)
+	if len(items) == 0 || items[0].Result != CheckFail || strings.Contains(items[0].Detail, body[:20]) || strings.Contains(out.String(), body[:20]) {
+		t.Errorf("CheckTLS: %+v\n%s\nwant a failed web config item without the key", items, out.String())
+	}
+}
+
 // TestWebConfig_plainValueNamesUser: a basic_auth_users value shorter
 // than a bcrypt hash (the password itself) failed with bcrypt's
 // "hashedSecret too short", which names no user, so the operator could not

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -29,6 +30,40 @@ func ReadFile(path string, limit int64) ([]byte, error) {
 			"so it may be the file's content, a key's among them, rather than its name)", err)
 	}
 	return data, err
+}
+
+// ReadKeyFile is ReadFile for a key file: besides PEM, the error quotes
+// no value that may be the key's base64 without its PEM lines (KeyLike: a
+// Secret's tls.key decoded once, the lines between BEGIN and END copied),
+// which ReadFile would quote as a missing file's name. Only for a key: a
+// CA or certificate file's value is no secret, and quoting it helps.
+func ReadKeyFile(path string, limit int64) ([]byte, error) {
+	data, err := ReadFile(path, limit)
+	if err != nil && !pemLike(path) && KeyLike(path) {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("the file it names cannot be read: %w (the value is not shown: it looks like base64, "+
+			"so it may be a key's content rather than its file's name)", err)
+	}
+	return data, err
+}
+
+// base64Key matches a key's DER in base64 at the end of a path (a value
+// made absolute by the config's directory, /etc/psa-syncd/MIGH...): a DER
+// key is a SEQUENCE (0x30), whose base64 starts with "M"; the shortest,
+// an Ed25519 PKCS #8 key, is 64 characters. base64's "/" makes the key
+// look like a path of its own, so any "/" may be within it. A file's name
+// of 64 or more characters of the base64 alphabet only (no ".", "_" or "-")
+// that starts with "M" is taken for a key too: it is then only not
+// quoted, the error still names the setting.
+var base64Key = regexp.MustCompile(`(?:^|/)M[A-Za-z0-9+/]{63,}={0,2}$`)
+
+// KeyLike reports whether value, given as a key file's name, may be the
+// key itself: PEM (see ReadFile) or the base64 of a DER key (base64Key).
+func KeyLike(value string) bool {
+	return pemLike(value) || base64Key.MatchString(value)
 }
 
 // pemLike reports whether path holds a PEM block rather than a file's name:

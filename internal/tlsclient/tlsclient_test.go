@@ -157,6 +157,48 @@ func TestReadFile_contentNotQuoted(t *testing.T) {
 	}
 }
 
+// TestReadKeyFile_base64NotQuoted: a key's base64 without its PEM lines
+// (the lines between BEGIN and END, a Secret's tls.key decoded once),
+// given where its file's name belongs, alone or made absolute by a
+// config's directory, was quoted as the missing file's name. A key file
+// that is a name is still quoted, and ReadFile (a CA or certificate file)
+// still quotes a certificate's base64.
+func TestReadKeyFile_base64NotQuoted(t *testing.T) {
+	t.Parallel()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec1, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, der := range [][]byte{pkcs8, sec1} {
+		b64 := base64.StdEncoding.EncodeToString(der)
+		for _, path := range []string{b64, "/etc/psa-syncd/" + b64} {
+			_, err := ReadKeyFile(path, 1024)
+			if err == nil || !strings.Contains(err.Error(), "the value is not shown") || strings.Contains(err.Error(), b64[:20]) {
+				t.Errorf("ReadKeyFile(%.30s...) = %v, want an error saying that the value is not shown, without it", path, err)
+			}
+		}
+	}
+	dir := t.TempDir()
+	for _, name := range []string{"client.key", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"} {
+		missing := filepath.Join(dir, name)
+		if _, err := ReadKeyFile(missing, 1024); err == nil || !strings.Contains(err.Error(), missing) {
+			t.Errorf("ReadKeyFile(a missing file) = %v, want an error naming it", err)
+		}
+	}
+	cert := base64.StdEncoding.EncodeToString(pkcs8)
+	if _, err := ReadFile(cert, 1024); err == nil || !strings.Contains(err.Error(), cert) {
+		t.Errorf("ReadFile(a certificate's base64) = %v, want an error quoting it", err)
+	}
+}
+
 // TestSetProxyTLS_theProxyIsCheckedWithItsOwnSettings: a transport whose
 // TLS is that of a listener with a private CA and a server name
 // (-web.ca-file, -web.server-name) reaches it through an https:// proxy

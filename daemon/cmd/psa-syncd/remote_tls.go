@@ -83,7 +83,11 @@ func (r remoteTLS) flags() string {
 	for _, f := range []struct{ name, value string }{
 		{"-web.ca-file", r.caFile}, {"-web.cert-file", r.certFile}, {"-web.key-file", r.keyFile}, {"-web.server-name", r.serverName},
 	} {
-		if f.value != "" {
+		switch {
+		case f.value == "":
+		case f.name == "-web.key-file" && tlsclient.KeyLike(f.value):
+			s = append(s, f.name+" [not shown: it may be the key itself, not its file's name]")
+		default:
 			s = append(s, f.name+" "+f.value)
 		}
 	}
@@ -149,9 +153,10 @@ func (r remoteTLS) clientCertificate() (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	keyPEM, err := readRemoteTLSFile(remoteTLSNames.Key, r.keyFile)
+	// Its value may be the key itself, which the error must not quote.
+	keyPEM, err := tlsclient.ReadKeyFile(r.keyFile, daemon.MaxWebConfigFile)
 	if err != nil {
-		return tls.Certificate{}, err
+		return tls.Certificate{}, fmt.Errorf("%s: %w", remoteTLSNames.Key, err)
 	}
 	return remoteTLSNames.ClientCertificate(r.certFile, r.keyFile, certPEM, keyPEM)
 }

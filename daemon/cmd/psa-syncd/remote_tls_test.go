@@ -507,3 +507,18 @@ func TestRun_localTLSFlagsWhereNothingReadsOverTLS(t *testing.T) {
 		t.Errorf("validate with the TLS flags, no psa-syncd running: exit %d\nstdout: %s\nstderr: %s\nwant 0 and a warning", code, stdout, stderr)
 	}
 }
+
+// TestRemoteTLS_flagsHideAKey: the TLS flags, quoted in an error to give
+// them again, leave out a -web.key-file value that may be the key itself
+// (its base64 lines), not a file's name.
+func TestRemoteTLS_flagsHideAKey(t *testing.T) {
+	t.Parallel()
+	const key = "MHcCAQEEIBq8m5aVYl0bQmW9pJ3xCANARYQ/kV6cZl2Y9sXr3tUhoAoGCCqGSM49AwEHoUQDQgAE"
+	got := remoteTLS{caFile: "ca.pem", certFile: "client.pem", keyFile: key}.flags()
+	if strings.Contains(got, "CANARY") || !strings.HasPrefix(got, "-web.ca-file ca.pem -web.cert-file client.pem -web.key-file [not shown") {
+		t.Errorf("flags() = %q, want the key file's value left out", got)
+	}
+	if got := (remoteTLS{certFile: "client.pem", keyFile: "/etc/psa-syncd/client.key"}).flags(); got != "-web.cert-file client.pem -web.key-file /etc/psa-syncd/client.key" {
+		t.Errorf("flags() = %q, want the key file's name", got)
+	}
+}
