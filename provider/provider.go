@@ -314,7 +314,7 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 					"base_url": schema.StringAttribute{
 						MarkdownDescription: "Zone root of the tenant's REST API, e.g. `https://webservices5.autotask.net/ATServicesRest/`. " +
 							"Skips zone discovery; when unset the zone is looked up from the user name on first use. " +
-							"May also be provided via the `" + envAutotaskBaseURL + "` environment variable.",
+							baseURLCredentials + "May also be provided via the `" + envAutotaskBaseURL + "` environment variable.",
 						Optional:   true,
 						Validators: []validator.String{httpURL(exampleAutotaskBaseURL)},
 					},
@@ -367,7 +367,7 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 					"base_url": schema.StringAttribute{
 						MarkdownDescription: "API root, e.g. `https://api-na.myconnectwise.net/v2025_1/apis/3.0/`, for on-premises " +
 							"installs and tests. Skips codebase discovery; `apis/3.0/` is appended when missing. " +
-							"May also be provided via the `" + envConnectWiseBaseURL + "` environment variable.",
+							baseURLCredentials + "May also be provided via the `" + envConnectWiseBaseURL + "` environment variable.",
 						Optional:   true,
 						Validators: []validator.String{httpURL(exampleConnectWiseBaseURL)},
 					},
@@ -419,7 +419,7 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 					"base_url": schema.StringAttribute{
 						MarkdownDescription: "API root, e.g. `https://api.bmsemea.kaseya.com/`, for unusual installs and tests. " +
 							"Wins over `hostname`. " +
-							"May also be provided via the `" + envKaseyaBMSBaseURL + "` environment variable.",
+							baseURLCredentials + "May also be provided via the `" + envKaseyaBMSBaseURL + "` environment variable.",
 						Optional:   true,
 						Validators: []validator.String{httpURL(exampleKaseyaBMSBaseURL)},
 					},
@@ -814,6 +814,11 @@ func unknownAttributeErrors(diags *diag.Diagnostics, base path.Path, system stri
 		diags.AddAttributeError(p, summary, unknownDetail(c.name, system, c.env))
 	}
 }
+
+// baseURLCredentials is what the base_url descriptions say of credentials
+// in the URL, which httpURL refuses.
+const baseURLCredentials = "A user name or password in it, or a query or fragment parameter named like a secret " +
+	"(`access_token`, `secret`, `password`, ...), fails the plan: give credentials in their attributes. "
 
 // Examples of base_url that the URL check quotes.
 const (

@@ -28,6 +28,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 // testAccProtoV6ProviderFactories starts the provider in-process for each
@@ -735,6 +736,45 @@ data "psa_company" "test" {
 			})
 			if n := len(e.sim.Requests()); n != 0 {
 				t.Errorf("the provider sent %d requests to the PSA with an invalid configuration, want none", n)
+			}
+		})
+	}
+}
+
+// TestAccProvider_baseURLSecretQuery: a base_url with a query or fragment
+// parameter named like a secret (a token copied with the URL) fails the
+// plan, configured (the attribute's validator) or from the environment
+// (naming the variable), with the value masked, as psa-syncd refuses it;
+// before, the provider took it. Not parallel: its second step sets
+// process environment variables.
+func TestAccProvider_baseURLSecretQuery(t *testing.T) {
+	const canary = "CANARY-base-url-token-4d7w"
+	env := map[psa.System]string{
+		psa.SystemAutotask: envAutotaskBaseURL, psa.SystemConnectWise: envConnectWiseBaseURL, psa.SystemKaseyaBMS: envKaseyaBMSBaseURL,
+	}
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			e := newTestEnv(t, sys)
+			withSecret := e.baseURL() + "?access_token=" + canary
+			masked := regexp.QuoteMeta(`?access_token=`+redact.Mask+`"`) + `\s+must\s+not\s+carry\s+a\s+secret\s+in\s+its\s+query`
+			ds := "data \"psa_company\" \"test\" {\n  name = \"Acme\"\n}\n"
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{{
+					Config:      strings.Replace(e.providerConfig(), strconv.Quote(e.baseURL()), strconv.Quote(withSecret), 1) + ds,
+					ExpectError: regexp.MustCompile(`(?s)Invalid URL.*base_url.*` + masked),
+				}},
+			})
+			t.Setenv(env[sys], withSecret)
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{{
+					Config:      "provider \"psa\" {\n  export_path = " + strconv.Quote(e.exportPath) + "\n" + e.psaBlockWithout("base_url") + "}\n" + ds,
+					ExpectError: regexp.MustCompile(`(?s)Invalid URL.*` + env[sys] + `.*` + masked),
+				}},
+			})
+			if n := len(e.sim.Requests()); n != 0 {
+				t.Errorf("the provider sent %d requests to the PSA with a secret in base_url, want none", n)
 			}
 		})
 	}

@@ -87,11 +87,14 @@ func timezoneString() validator.String {
 	}
 }
 
-// httpURL validates an absolute http or https URL; example is quoted in the
-// error.
+// httpURL validates an absolute http or https URL, a PSA block's base_url:
+// without user information, nor a query or fragment parameter named like a
+// secret (?access_token=...), which psa-syncd refuses in the same setting
+// (its clients send neither, and the URL is quoted in errors and the
+// plan); example is quoted in the error.
 func httpURL(example string) stringCheck {
 	return stringCheck{
-		description: "value must be an absolute http or https URL",
+		description: "value must be an absolute http or https URL without credentials in it",
 		summary:     "Invalid URL",
 		detail:      "The provider needs the full URL of the API, including the scheme.",
 		check: func(s string) error {
@@ -107,6 +110,10 @@ func httpURL(example string) stringCheck {
 			if u.User != nil {
 				return fmt.Errorf("%q must not include credentials: the provider would send them to the PSA as a login of their own; "+
 					"give them in the block's credential attributes", redact.URL(s))
+			}
+			if redact.URL(s) != s {
+				return fmt.Errorf("%q must not carry a secret in its query or fragment, which psa-syncd refuses too: "+
+					"give the credentials in the block's credential attributes", redact.URL(s))
 			}
 			return nil
 		},

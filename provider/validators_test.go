@@ -34,6 +34,10 @@ func TestURLChecks_hideSecrets(t *testing.T) {
 		{httpURL("https://example.com/"), "https://u@example.com/"},
 		{connectWiseSite(), "https://u:SECRET@na.myconnectwise.net"},
 		{connectWiseSite(), "u:SECRET@na.myconnectwise.net"},
+		// Valid URLs with a secret-named query or fragment parameter:
+		// refused, as psa-syncd refuses them.
+		{httpURL("https://example.com/"), "https://example.com/?access_token=SECRET"},
+		{httpURL("https://example.com/"), "https://example.com/#client_secret=SECRET"},
 	} {
 		err := tt.check.check(tt.value)
 		if err == nil || strings.Contains(err.Error(), "SECRET") {
