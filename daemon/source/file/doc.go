@@ -34,9 +34,15 @@
 // does a row that splits into another number of columns than the header's
 // (a comma not quoted in a name), when customer_id is the first column and
 // the row a line of its own: nothing before the first column can shift
-// it, and a record of one line swallowed no other row. When
+// it, and a record of one line swallowed no other row. A CSV field in
+// quotes that runs over several lines and holds a comma is a bad row too,
+// though the record has the header's number of columns: a quote opened
+// in one row and closed by a stray one in a later row reads the rows
+// between as that field's text, and the later row's columns as the first
+// row's. When
 // the row names no customer that can be trusted (it cannot be split into
-// columns otherwise, or its JSON object gives customer_id twice), it is
+// columns otherwise, such a field holds other rows, or its JSON object
+// gives customer_id twice), it is
 // marked Unreadable for any customer, and the
 // daemon writes no line that pass: the row could be any customer's usage,
 // and guessing its owner could bill one customer for another's. A row with

@@ -426,12 +426,37 @@ func parseCSV(name string, data []byte, each func(row)) error {
 			each(r)
 			continue
 		}
+		if i := slices.IndexFunc(rec, swallowed); i >= 0 {
+			// The header's number of columns, yet a quote opened in one
+			// row may have closed in a later one: the rows between are
+			// then text of this field, billed to no one, and the
+			// columns after the quote are the later row's. Whose usage
+			// they are cannot be told, so the row is anyone's.
+			first, _ := cr.FieldPos(i)
+			each(row{where: where, err: fmt.Errorf("the quoted %s field runs from line %d to line %d and holds a comma: "+
+				"a quote left open may have swallowed the rows between, so whose usage they are cannot be told; "+
+				"close the quote, or put the field on one line",
+				cols[i], first, first+strings.Count(rec[i], "\n"))})
+			continue
+		}
 		// One map serves every row: each takes what it keeps from it.
 		for i, c := range cols {
 			fields[c] = strings.TrimSpace(rec[i])
 		}
 		each(row{where: where, fields: fields})
 	}
+}
+
+// swallowed reports whether field, a field of a record with the header's
+// number of columns, may hold other rows: it holds a line break and a
+// comma. A quote at the start of a field, left open, runs on into the
+// next rows until another row's stray quote closes it. The field then
+// holds a comma, before or after its line break, whenever the record
+// still has the header's number of columns: without one, two rows of the
+// header's n columns joined would have 2n-1. A name written over several
+// lines without a comma is read as it is.
+func swallowed(field string) bool {
+	return strings.Contains(field, "\n") && strings.Contains(field, ",")
 }
 
 // oneLine reports whether record, the input of one CSV record with the

@@ -422,6 +422,16 @@ func TestFetch_unreadableRows(t *testing.T) {
 		"customer_name,customer_id,product,quantity\nAcme, Inc.,2c9f,CIXA,1\n":                                          {{"usage.csv:2", true, "", ""}},
 		"customer_id,customer_name,product,quantity\n2c9f,\"Acme\nInc\",x,CIXA,1\n":                                     {{"usage.csv:2", true, "", ""}},
 		"customer_id,customer_name,product,quantity\n2c9f,\"Acme,CIXA,1\n3b1e,Globex,CIXA,2\n4d2a,Initech\",x,CIXA,3\n": {{"usage.csv:2", true, "", ""}},
+		// A quote opened in one row and closed in a later one, the
+		// header's number of columns all the same: the rows between
+		// (3b1e's) are text of a name, and 4d2a's quantity 2c9f's. The
+		// comma in the field, before or after its line break, tells.
+		"customer_id,customer_name,product,quantity\n2c9f,\"Acme,CIXA,1\n3b1e,Globex,CIXA,2\n4d2a,Initech\",CIXA,3\n": {{"usage.csv:2", true, "", ""}},
+		"customer_id,customer_name,product,quantity\n2c9f,\"Acme,CIXA,1\n4d2a,Initech\",CIXA,3\n":                     {{"usage.csv:2", true, "", ""}},
+		"customer_id,customer_name,product,quantity\n2c9f,\"Acme,CIXA,1\n4d2a\",CIXA,3\n":                             {{"usage.csv:2", true, "", ""}},
+		"customer_id,product,quantity,customer_name\r\n\r\n2c9f,CIXA,1,\"Acme\r\n4d2a,CIXA,3,Initech\"\r\n":           {{"usage.csv:3", true, "", ""}},
+		// A name over two lines, without a comma, is a name.
+		"customer_id,customer_name,product,quantity\n2c9f,\"Acme\nInc\",CIXA,1\n": nil,
 	} {
 		rep, err := newSource(t, file.Config{Path: writeFile(t, "usage.csv", content)}).Fetch(t.Context(), oct2026)
 		if err != nil {
@@ -430,6 +440,17 @@ func TestFetch_unreadableRows(t *testing.T) {
 		if diff := cmp.Diff(want, summarize(rep)); diff != "" {
 			t.Errorf("CSV problems of %q mismatch (-want +got):\n%s", content, diff)
 		}
+	}
+	// The problem names the lines the field runs over.
+	rep, err = newSource(t, file.Config{Path: writeFile(t, "usage.csv",
+		"customer_id,customer_name,product,quantity\n2c9f,\"Acme,CIXA,1\n3b1e,Globex,CIXA,2\n4d2a,Initech\",CIXA,3\n")}).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const swallowed = "usage.csv:2: the quoted customer_name field runs from line 2 to line 4 and holds a comma: " +
+		"a quote left open may have swallowed the rows between, so whose usage they are cannot be told; close the quote, or put the field on one line"
+	if len(rep.Problems) != 1 || rep.Problems[0].String() != swallowed || len(rep.Records) != 0 {
+		t.Errorf("swallowed rows: problems %v, records %v; want only %q", rep.Problems, rep.Records, swallowed)
 	}
 
 	jsonPath := writeFile(t, "usage.json", `[
