@@ -498,6 +498,47 @@ func TestSource_FetchNoDataMonth(t *testing.T) {
 	}
 }
 
+// TestSource_FetchNotFoundOtherThanNoData: every 404 of the usage report's
+// first page read as a month without a report yet, so a proxy's 404 page,
+// or a partner not on monthly billing, left the usage unread at every pass
+// with a warning only. Only Sophos's envelope saying there is no data is
+// such a month now; any other 404 is an error naming the answer.
+func TestSource_FetchNotFoundOtherThanNoData(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"a proxy's page", "<html><body>404 Not Found</body></html>",
+			"sophos: GET /partner/v1/billing/usage/2026/10: 404 Not Found: <html><body>404 Not Found</body></html>; not Sophos's answer for a month without a report"},
+		{"the API's envelope of another 404", "",
+			"sophos: GET /partner/v1/billing/usage/2026/10: 404 Not Found: Not Found (requestId "},
+		{"an envelope without a message", `{"error":"NotFound"}`,
+			"sophos: GET /partner/v1/billing/usage/2026/10: 404 Not Found; not Sophos's answer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sim, c, _ := setup(t)
+			sim.AddFault(sophostest.Fault{Method: "GET", Path: "/partner/v1/billing/usage/*", Status: http.StatusNotFound, Body: tc.body})
+			rep, err := sophos.NewSource(c).Fetch(t.Context(), oct2026)
+			if err == nil {
+				t.Fatalf("Fetch = %+v, nil; want an error", rep)
+			}
+			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "not on monthly (MSP Flex) billing") {
+				t.Errorf("Fetch error = %q, want it to hold %q and the causes", err, tc.want)
+			}
+		})
+	}
+	// Sophos's own answer, whatever the case of its message, is a month
+	// without a report.
+	sim, c, _ := setup(t)
+	sim.AddFault(sophostest.Fault{Method: "GET", Path: "/partner/v1/billing/usage/*", Status: http.StatusNotFound,
+		Body: `{"error":"NotFound","message":"No Data for requested year or month","requestId":"r1"}`})
+	rep, err := sophos.NewSource(c).Fetch(t.Context(), oct2026)
+	if err != nil || len(rep.Records) != 0 || len(rep.Problems) != 1 || !errors.Is(rep.Problems[0].Err, sophos.ErrNoData) {
+		t.Errorf("Fetch = %+v, %v; want no records and one ErrNoData problem", rep, err)
+	}
+}
+
 func TestSource_rateLimitedRetried(t *testing.T) {
 	t.Parallel()
 	sim, c, w := setup(t)

@@ -47,8 +47,11 @@
 //     cannot be read (a server that does not follow page is stopped, at
 //     1,000 pages at most) is a notice in the report's Problems, with
 //     records named after the rows' assignedAccountIdentifier;
-//   - a month Sophos has no report for yet (404) gives an empty report with
-//     one Problem wrapping ErrNoData, not an error.
+//   - a month Sophos has no report for yet (404 with the API's "No data
+//     for requested year or month" message) gives an empty report with
+//     one Problem wrapping ErrNoData, not an error; any other 404 of the
+//     report (a proxy's page, a partner not on monthly billing) is an
+//     error naming the answer.
 //
 // Usage:
 //

@@ -66,6 +66,19 @@ func (e *ErrorResponse) Is(target error) bool {
 	return false
 }
 
+// noData reports whether e is Sophos's answer for a month without a usage
+// report: a 404 in the API's error envelope whose message says there is no
+// data ("No data for requested year or month"). Any other 404 of the usage
+// report (a proxy's page, a path the API does not serve, or an answer for
+// a partner without monthly usage billing, for which the report does not
+// exist) says nothing of the month's usage: read as a month without a
+// report yet, it would leave every tenant's usage unread until the month
+// is over, as a warning only.
+func (e *ErrorResponse) noData() bool {
+	return e.Response.StatusCode == http.StatusNotFound && e.Body == "" &&
+		strings.Contains(strings.ToLower(e.Message), "no data")
+}
+
 // RateLimitError is returned when the API still answers 429 after the
 // retries, or asks to wait longer than the client will.
 type RateLimitError struct {

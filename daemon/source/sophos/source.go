@@ -127,8 +127,9 @@ func (s *Source) Name() string { return Name }
 // usage, and a row that does not decode and whose accountId cannot be read
 // is Unreadable with no CustomerID (any customer's). A tenant list that
 // cannot be read is a notice, not an error: it only names the customers.
-// When Sophos has no report for p yet (404), the report is empty and has
-// one problem wrapping ErrNoData; that is not an error.
+// When Sophos has no report for p yet (404 with its "No data for
+// requested year or month" message), the report is empty and has one
+// problem wrapping ErrNoData; that is not an error. Any other 404 is.
 func (s *Source) Fetch(ctx context.Context, p source.Period) (*source.Report, error) {
 	rep := &source.Report{Source: Name, Period: p}
 	partnerID, err := s.client.PartnerID(ctx)
@@ -136,9 +137,13 @@ func (s *Source) Fetch(ctx context.Context, p source.Period) (*source.Report, er
 		return nil, err
 	}
 	items, err := s.client.Billing.ListAllUsage(ctx, p.Year, p.Month, &UsageListOptions{PageSize: s.pageSize})
-	if errors.Is(err, psa.ErrNotFound) {
+	if er := (*ErrorResponse)(nil); errors.As(err, &er) && er.noData() {
 		rep.Problems = append(rep.Problems, source.Problem{Where: fmt.Sprintf("sophos usage %s", p), Err: ErrNoData})
 		return rep, nil
+	}
+	if errors.Is(err, psa.ErrNotFound) {
+		return nil, fmt.Errorf("%w; not Sophos's answer for a month without a report (\"No data for requested year or month\"), so not read as one: "+
+			"a proxy or a wrong api_url answers, or the partner is not on monthly (MSP Flex) billing, which the usage report needs", err)
 	}
 	if err != nil {
 		return nil, err
