@@ -186,7 +186,8 @@ const defaultMaxUsageRows = 1_000_000
 // once two readings in a row hold the same rows: rows added or removed
 // while the pages are read shift them, so that one row is on two pages or
 // on none, and a single reading cannot tell the second. Up to three
-// readings, then an error. A report of one page (1,000 rows at the default
+// readings, then an error; a 404 at a later reading is an error that
+// does not match psa.ErrNotFound. A report of one page (1,000 rows at the default
 // page size) is read once.
 func (s *BillingService) ListAllUsage(ctx context.Context, year int, month time.Month, opts *UsageListOptions) ([]*UsageItem, error) {
 	items, pages, digest, err := s.listAllUsage(ctx, year, month, opts)
@@ -204,6 +205,13 @@ func (s *BillingService) ListAllUsage(ctx context.Context, year int, month time.
 	// its rows, so that a large report is held once.
 	for range maxUsageReadings - 1 {
 		again, _, againDigest, err := s.listAllUsage(ctx, year, month, opts)
+		if errors.Is(err, psa.ErrNotFound) {
+			// The report was there a moment ago: a 404 now is no month
+			// without a report (Source.Fetch reads Sophos's "no data"
+			// as one, and bills nothing), so it is not wrapped.
+			return nil, fmt.Errorf("sophos: GET /%s (usage of %04d-%02d): read once, then answered: %v; the report changed while it was read, so not using it",
+				usagePath(year, month), year, int(month), err)
+		}
 		if err != nil {
 			return nil, err
 		}

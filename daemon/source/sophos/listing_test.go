@@ -29,6 +29,10 @@ type fakeSophos struct {
 	nTenants, nUsage int
 }
 
+// noDataAnswer is Sophos's answer for a month without a usage report: a
+// fakeSophos usage answer of it is sent with status 404.
+const noDataAnswer = `{"error":"NotFound","message":"No data for requested year or month","requestId":"r-404"}`
+
 func (f *fakeSophos) start(t *testing.T, logger *slog.Logger) *sophos.Client {
 	t.Helper()
 	mux := http.NewServeMux()
@@ -54,7 +58,11 @@ func (f *fakeSophos) start(t *testing.T, logger *slog.Logger) *sophos.Client {
 		f.nUsage++
 		n := f.nUsage
 		f.mu.Unlock()
-		fmt.Fprint(rw, f.usage(r, n))
+		body := f.usage(r, n)
+		if body == noDataAnswer {
+			rw.WriteHeader(http.StatusNotFound)
+		}
+		fmt.Fprint(rw, body)
 	})
 	ts := newTestServer(t, mux)
 	if logger == nil {
@@ -478,6 +486,33 @@ func TestSource_FetchOrderLineOnTwoPages(t *testing.T) {
 // its first page announced, so that only another reading shows the row it
 // missed. Reports of more than one page are read until two readings in a
 // row agree: t2 is not billed 10 for its 20.
+// TestSource_FetchNoDataAtTheSecondReading: a report of two pages is read
+// twice; a "no data" 404 at the second reading was returned as is, and
+// read as a month without a report: nothing billed, a warning only. The
+// report was there a moment before, so it changed while read: an error.
+func TestSource_FetchNoDataAtTheSecondReading(t *testing.T) {
+	t.Parallel()
+	f := &fakeSophos{usage: func(r *http.Request, n int) string {
+		switch {
+		case n > 2:
+			return noDataAnswer
+		case r.URL.Query().Get("pageFromKey") == "":
+			return `{"items":[` + usageRow(1) + `],"pages":{"nextKey":"k2","size":1,"total":2,"items":2}}`
+		default:
+			return `{"items":[` + usageRow(2) + `],"pages":{"size":1}}`
+		}
+	}}
+	rep, err := sophos.NewSource(f.start(t, nil)).Fetch(t.Context(), oct2026)
+	const want = "sophos: GET /partner/v1/billing/usage/2026/10 (usage of 2026-10): read once, then answered: " +
+		"sophos: GET /partner/v1/billing/usage/2026/10: 404 Not Found: No data for requested year or month (requestId r-404); the report changed while it was read, so not using it"
+	if err == nil || err.Error() != want {
+		t.Fatalf("Fetch = %+v, %v; want the error %q", rep, err, want)
+	}
+	if _, n := f.requests(); n != 3 {
+		t.Errorf("%d usage requests, want 3", n)
+	}
+}
+
 func TestSource_FetchRowOnNoPage(t *testing.T) {
 	t.Parallel()
 	row := func(tenant string, n int) string {
