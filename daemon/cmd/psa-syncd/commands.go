@@ -1549,6 +1549,14 @@ func printUnmapped(w io.Writer, p *usage.Plan) {
 	}
 	section("Usage with no customer (reported, never billed):", "PRODUCT\tNAME\tQUANTITY\tWHERE", rows)
 	rows = nil
+	for _, id := range u.UnreadableCustomers {
+		rows = append(rows, []string{"customer", id})
+	}
+	for _, id := range u.UnreadableProducts {
+		rows = append(rows, []string{"product", id})
+	}
+	section("Unmapped, with rows that cannot be read (usage unknown and billed to no one: have the rows fixed, see Skipped source rows below, and add the mappings):", "KIND\tID", rows)
+	rows = nil
 	for _, c := range u.ZeroCustomers {
 		rows = append(rows, []string{"customer", c.CustomerID, c.CustomerName, strings.Join(c.Products, ",")})
 	}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -447,6 +448,46 @@ func TestRun_planJSONSaysWhyALineIsHeld(t *testing.T) {
 		case ok:
 			t.Errorf("%v's service %v (%v) has hold %v, want none", c["customer_id"], c["service_id"], c["action"], hold)
 		}
+	}
+}
+
+// TestRun_planUnreadableUnmapped: customers and products without a mapping
+// whose only rows cannot be read (Unmapped.UnreadableCustomers and
+// UnreadableProducts) were on the status page and in psa_sync_unmapped,
+// but plan showed them only among the skipped rows. Now they have a
+// section of the table, and are in -json.
+func TestRun_planUnreadableUnmapped(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	writeFile(t, filepath.Join(e.dir, "usage.csv"), testUsage+
+		"newco,New Co,CIXA-MSP,Intercept X Advanced,4x0\n"+
+		"cust-acme,Acme,NEWPROD,New thing,x\n")
+	cfg := "-config.file=" + e.cfgPath
+
+	code, stdout, stderr := runCmd(t, "plan", cfg)
+	if code != 0 {
+		t.Fatalf("plan: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	_, section, _ := strings.Cut(stdout, "Unmapped, with rows that cannot be read")
+	section, _, _ = strings.Cut(section, "\n\n")
+	for _, want := range []string{"KIND      ID", "customer  newco", "product   NEWPROD"} {
+		if !strings.Contains(section, want) {
+			t.Errorf("plan output lacks %q in its section of unmapped ids with unreadable rows:\n%s", want, stdout)
+		}
+	}
+
+	code, stdout, stderr = runCmd(t, "plan", cfg, "-json")
+	var plan struct {
+		Unmapped struct {
+			Customers []string `json:"unreadable_customers"`
+			Products  []string `json:"unreadable_products"`
+		} `json:"unmapped"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &plan); code != 0 || err != nil {
+		t.Fatalf("plan -json: exit %d, %v:\n%s\n%s", code, err, stdout, stderr)
+	}
+	if !slices.Equal(plan.Unmapped.Customers, []string{"newco"}) || !slices.Equal(plan.Unmapped.Products, []string{"NEWPROD"}) {
+		t.Errorf("plan -json: unreadable_customers %q, unreadable_products %q; want [newco], [NEWPROD]", plan.Unmapped.Customers, plan.Unmapped.Products)
 	}
 }
 
