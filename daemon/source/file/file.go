@@ -408,6 +408,10 @@ func parseCSV(name string, data []byte, each func(row)) error {
 		where := name + ":" + strconv.Itoa(line)
 		if len(rec) != len(cols) {
 			r := row{where: where, err: fmt.Errorf("row has %d columns, the header has %d", len(rec), len(cols))}
+			if last, _ := cr.FieldPos(len(rec) - 1); last+strings.Count(rec[len(rec)-1], "\n") > line {
+				r.err = fmt.Errorf("%w; it runs from line %d to line %d: a quote left open may have swallowed the rows between",
+					r.err, line, last+strings.Count(rec[len(rec)-1], "\n"))
+			}
 			switch {
 			case !slices.ContainsFunc(rec, func(f string) bool { return strings.TrimSpace(f) != "" }):
 				// Blanks only (a line of spaces, a tab): no usage, and

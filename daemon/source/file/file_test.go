@@ -441,6 +441,17 @@ func TestFetch_unreadableRows(t *testing.T) {
 			t.Errorf("CSV problems of %q mismatch (-want +got):\n%s", content, diff)
 		}
 	}
+	// A record over several lines with another number of columns names
+	// them too.
+	rep, err = newSource(t, file.Config{Path: writeFile(t, "usage.csv",
+		"customer_id,customer_name,product,quantity\n2c9f,\"Acme,CIXA,1\n3b1e,Globex,CIXA,2\n4d2a,Initech\",x,CIXA,3\n")}).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const columns = "usage.csv:2: row has 5 columns, the header has 4; it runs from line 2 to line 4: a quote left open may have swallowed the rows between"
+	if len(rep.Problems) != 1 || rep.Problems[0].String() != columns {
+		t.Errorf("record over several lines: problems %v; want only %q", rep.Problems, columns)
+	}
 	// The problem names the lines the field runs over.
 	rep, err = newSource(t, file.Config{Path: writeFile(t, "usage.csv",
 		"customer_id,customer_name,product,quantity\n2c9f,\"Acme,CIXA,1\n3b1e,Globex,CIXA,2\n4d2a,Initech\",CIXA,3\n")}).Fetch(t.Context(), oct2026)
