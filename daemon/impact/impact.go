@@ -138,9 +138,16 @@ type Line struct {
 	Source       string `json:"source"`
 	CustomerID   string `json:"customer_id"`
 	CustomerName string `json:"customer_name,omitempty"`
-	ContractID   string `json:"contract_id"`
-	ServiceID    string `json:"service_id"`
-	ServiceName  string `json:"service_name,omitempty"`
+	// CurrentCustomerID and CurrentCustomerName name the customer whose
+	// mapping sets the line under the current mappings, when it is not
+	// CustomerID's, whose mapping sets it under the proposed ones: a
+	// customer mapping replaced on the same contract (customer_id changed)
+	// sets the same PSA line, one row in the report.
+	CurrentCustomerID   string `json:"current_customer_id,omitempty"`
+	CurrentCustomerName string `json:"current_customer_name,omitempty"`
+	ContractID          string `json:"contract_id"`
+	ServiceID           string `json:"service_id"`
+	ServiceName         string `json:"service_name,omitempty"`
 	// NewService is true when the plan creates the service: its id is known
 	// only after apply (ServiceID is then a placeholder).
 	NewService bool `json:"new_service"`
@@ -390,7 +397,7 @@ func (r *Report) redact(values []string) {
 	rp := strings.NewReplacer(pairs...)
 	for i := range r.Lines {
 		l := &r.Lines[i]
-		for _, s := range []*string{&l.CustomerName, &l.CustomerID, &l.ContractID, &l.ServiceID, &l.ServiceName, &l.Why} {
+		for _, s := range []*string{&l.CustomerName, &l.CustomerID, &l.CurrentCustomerName, &l.CurrentCustomerID, &l.ContractID, &l.ServiceID, &l.ServiceName, &l.Why} {
 			*s = rp.Replace(*s)
 		}
 	}
@@ -524,8 +531,22 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 		}
 		return usage.Change{ChangeCustomer: &usage.ChangeCustomer{}, ChangeService: &usage.ChangeService{}}, false
 	}
+	replaced := replacedCustomers(curBy, propBy)
+	merged := map[lineKey]bool{}
+	for _, old := range replaced {
+		merged[old] = true
+	}
 	for _, k := range keys {
-		cc, inC := lineOf(curBy, k)
+		if merged[k] {
+			continue // shown with the line of the customer that replaces it
+		}
+		// ck is the line under the current mappings: k, or the line of
+		// the customer that k's customer replaces on the contract.
+		ck := k
+		if old, ok := replaced[k]; ok {
+			ck = old
+		}
+		cc, inC := lineOf(curBy, ck)
 		cp, inP := lineOf(propBy, k)
 		either := cc
 		if !inC {
@@ -536,6 +557,9 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 			CurrentSynced: inC && onC, ProposedSynced: inP && onP}
 		if cp.CustomerName != "" {
 			l.CustomerName = cp.CustomerName
+		}
+		if ck != k {
+			l.CurrentCustomerID, l.CurrentCustomerName = ck.customer, cc.CustomerName
 		}
 		psaLine, hasLine, contractRead := c.be.line(psa.LineKey{ContractID: k.contract, ServiceID: k.service})
 		switch {
@@ -567,7 +591,7 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 		svc, managed := c.tp.serviceByID(k.service)
 		priceChanged := managed && !svc.Created && svc.Before != nil && svc.After != nil && *svc.Before != *svc.After
 		if managed && svc.ActiveAfter != nil && *svc.ActiveAfter && l.CurrentSynced && cc.Action == usage.ActionFailed &&
-			cp.Action != usage.ActionFailed && !c.failed[failedKey{false, k.source, k.customer, k.contract}] {
+			cp.Action != usage.ActionFailed && !c.failed[failedKey{false, ck.source, ck.customer, ck.contract}] {
 			// The service is inactive in the PSA and this plan makes it
 			// active (readOnly.activeAfter): the pass under the current
 			// mappings writes nothing to the line, which keeps what it
@@ -636,6 +660,40 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 			strings.Compare(a.CustomerID, b.CustomerID), strings.Compare(a.ContractID, b.ContractID),
 			strings.Compare(strings.ToLower(a.ServiceName), strings.ToLower(b.ServiceName)), strings.Compare(a.ServiceID, b.ServiceID))
 	})
+}
+
+// replacedCustomers pairs the lines of the proposed plan with those of the
+// current plan that are the same PSA line set through another customer:
+// the line (source, contract, service) of a customer only the proposed
+// mappings sync, and of one only the current mappings sync, as when a
+// customer mapping is replaced on the same contract (customer_id changed).
+// Shown apart, the old customer's line would read as an invoice line that
+// "keeps its units" next to the new one, where the pass after apply writes
+// the one line through the new customer. A line that more than one
+// customer leaves or takes is not paired: which replaces which cannot be
+// told. The map goes from the proposed line to the current one.
+func replacedCustomers(curBy, propBy map[lineKey]usage.Change) map[lineKey]lineKey {
+	type psaLine struct{ source, contract, service string }
+	left, taken := map[psaLine][]lineKey{}, map[psaLine][]lineKey{}
+	for k := range curBy {
+		if _, ok := propBy[k]; !ok {
+			pl := psaLine{k.source, k.contract, k.service}
+			left[pl] = append(left[pl], k)
+		}
+	}
+	for k := range propBy {
+		if _, ok := curBy[k]; !ok {
+			pl := psaLine{k.source, k.contract, k.service}
+			taken[pl] = append(taken[pl], k)
+		}
+	}
+	out := map[lineKey]lineKey{}
+	for pl, news := range taken {
+		if olds := left[pl]; len(news) == 1 && len(olds) == 1 {
+			out[news[0]] = olds[0]
+		}
+	}
+	return out
 }
 
 // failures are the Not computed entries of the customers that the plans
@@ -1272,6 +1330,15 @@ func (c *compare) why(l Line, cc, cp usage.Change, svc *PlannedService, priceCha
 	cmC, okC := c.current.Customer(l.Source, l.CustomerID)
 	cmP, okP := c.proposed.Customer(l.Source, l.CustomerID)
 	var parts []string
+	if l.CurrentCustomerID != "" {
+		// One PSA line, set through another customer (replacedCustomers).
+		was := "its mapping removed"
+		if cm, ok := c.proposed.Customer(l.Source, l.CurrentCustomerID); ok && cm.ContractID != l.ContractID {
+			was = "moved to contract " + cm.ContractID
+		}
+		parts = append(parts, fmt.Sprintf("customer mapping replaced on this contract: the next pass sets this line through customer %s instead of %s (%s); one line in %s",
+			l.CustomerID, l.CurrentCustomerID, was, c.current.PSA.System.Title()))
+	}
 	switch {
 	case !l.CurrentSynced && l.ProposedSynced:
 		switch {

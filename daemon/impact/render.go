@@ -178,7 +178,7 @@ func writeMarkdown(w io.Writer, r *Report) error {
 
 // markdownRow is a contract line's row in the Markdown table.
 func markdownRow(l Line) string {
-	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", md(nameID(l.CustomerName, l.CustomerID)), md(l.ContractID),
+	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", md(customerLabel(l)), md(l.ContractID),
 		md(serviceLabel(l, true)), quantity(l.Now), heldQuantity(l.Current, l.CurrentHeld), heldQuantity(l.Proposed, l.ProposedHeld), prices(l), deltaText(l.MonthlyDelta), md(l.Why))
 }
 
@@ -325,7 +325,7 @@ func writeTable(w io.Writer, r *Report) error {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "CUSTOMER\tCONTRACT\tSERVICE\tNOW\tCURRENT\tPROPOSED\tUNIT PRICE\tMONTHLY DELTA\tWHY")
 		for _, l := range r.Lines {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", plain(nameID(l.CustomerName, l.CustomerID)), plain(l.ContractID), plain(serviceLabel(l, false)),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", plain(customerLabel(l)), plain(l.ContractID), plain(serviceLabel(l, false)),
 				quantity(l.Now), heldQuantity(l.Current, l.CurrentHeld), heldQuantity(l.Proposed, l.ProposedHeld), prices(l), deltaText(l.MonthlyDelta), plain(l.Why))
 		}
 		if err := tw.Flush(); err != nil {
@@ -398,6 +398,19 @@ func serviceLabel(l Line, markdown bool) string {
 		return fmt.Sprintf("new service %q (id known after apply)", l.ServiceName)
 	}
 	return nameID(l.ServiceName, l.ServiceID)
+}
+
+// customerLabel names a line's customer; a line that the proposed mappings
+// set through another customer than the current ones names both, the
+// current one first.
+func customerLabel(l Line) string {
+	switch {
+	case l.CurrentCustomerID == "":
+		return nameID(l.CustomerName, l.CustomerID)
+	case l.CurrentCustomerName == l.CustomerName && l.CustomerName != "":
+		return fmt.Sprintf("%s (%s → %s)", l.CustomerName, l.CurrentCustomerID, l.CustomerID)
+	}
+	return nameID(l.CurrentCustomerName, l.CurrentCustomerID) + " → " + nameID(l.CustomerName, l.CustomerID)
 }
 
 func nameID(name, id string) string {

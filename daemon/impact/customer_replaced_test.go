@@ -1,0 +1,108 @@
+package impact_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/impact"
+	"github.com/psa-sync/terraform-provider-psa/daemon/impact/impacttest"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// TestBillingImpact_customerReplacedSameContract: Acme's customer mapping
+// is replaced by one of another customer_id on the same contract (the
+// vendor's tenant id changed, and the usage with it). The pass after apply
+// writes Acme's lines through acme-new; under the current mappings they
+// are acme-tenant's. Before, the report showed each PSA line twice: the
+// new customer's row setting it, and the old one's "keeps its 25 units",
+// read as a second invoice line. It must be one row per line, the old
+// customer's units under the current mappings and the new customer's
+// under the proposed ones, its amount counted once, in every format.
+func TestBillingImpact_customerReplacedSameContract(t *testing.T) {
+	t.Parallel()
+	after := strings.Replace(impacttest.Before, `customer_id   = "acme-tenant"`, `customer_id   = "acme-new"`, 1)
+	if after == impacttest.Before {
+		t.Fatal("Acme's customer mapping is not in the configuration")
+	}
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise, psa.SystemKaseyaBMS} {
+		for _, withState := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/state=%v", sys, withState), func(t *testing.T) {
+				t.Parallel()
+				w := impacttest.New(t, sys)
+				w.UsageNow = strings.ReplaceAll(impacttest.UsageNow, "acme-tenant", "acme-new")
+				var rep *impact.Report
+				w.AfterApply = func(doc *export.Document) { checkSync(t, w, doc, rep) }
+				w.Plan(t, impacttest.Before, after, func(planJSON []byte, current *export.Document) {
+					o := impact.Options{Backend: w.Backend, Source: w.Source}
+					if withState {
+						o.State = w.State
+					}
+					var md string
+					rep, md = report(t, o, planJSON, current, impact.FormatMarkdown)
+					rows := map[string]int{}
+					for _, l := range rep.Lines {
+						rows[l.ContractID+"/"+l.ServiceID]++
+					}
+					for line, n := range rows {
+						if n > 1 {
+							t.Errorf("contract line %s shows as %d rows, want one:\n%s", line, n, md)
+						}
+					}
+					if sys == psa.SystemKaseyaBMS && !withState {
+						// Without the ledger the current mappings set
+						// no line BMS could read: one row each already,
+						// the new customer's, its units now unknown.
+						return
+					}
+					var l *impact.Line
+					for i := range rep.Lines {
+						if rep.Lines[i].ServiceName == "Sophos Intercept X Advanced" {
+							l = &rep.Lines[i]
+						}
+					}
+					if l == nil {
+						t.Fatalf("no row of Acme's Intercept X line:\n%s", md)
+					}
+					if l.CustomerID != "acme-new" || l.CurrentCustomerID != "acme-tenant" || !l.CurrentSynced || !l.ProposedSynced ||
+						l.Current == nil || *l.Current != 25 || l.Proposed == nil || *l.Proposed != 27 || deltaText(l.MonthlyDelta) != "9.00" {
+						t.Errorf("Acme's Intercept X row: %+v; want acme-tenant's 25 under the current mappings, acme-new's 27 under the proposed ones, +9.00:\n%s", l, md)
+					}
+					if rep.Totals.MonthlyDelta != 9 {
+						t.Errorf("monthly total %.2f, want 9.00 (the line counted once):\n%s", rep.Totals.MonthlyDelta, md)
+					}
+					if !strings.Contains(md, "| Acme (acme-tenant → acme-new) |") || !strings.Contains(l.Why, "customer mapping replaced on this contract") {
+						t.Errorf("the Markdown row does not name both customers, or its why %q the replacement:\n%s", l.Why, md)
+					}
+					if _, table := report(t, o, planJSON, current, impact.FormatTable); strings.Count(table, "Acme (acme-tenant → acme-new)") != 2 || strings.Contains(table, "keeps its") {
+						t.Errorf("table: want Acme's two lines, once each, named by both customers:\n%s", table)
+					}
+					_, js := report(t, o, planJSON, current, impact.FormatJSON)
+					var decoded struct {
+						Lines []struct {
+							CustomerID        string `json:"customer_id"`
+							CurrentCustomerID string `json:"current_customer_id"`
+						} `json:"lines"`
+					}
+					if err := json.Unmarshal([]byte(js), &decoded); err != nil {
+						t.Fatal(err)
+					}
+					acme := 0
+					for _, l := range decoded.Lines {
+						switch {
+						case l.CustomerID == "acme-tenant":
+							t.Errorf("JSON: a line of acme-tenant apart:\n%s", js)
+						case l.CustomerID == "acme-new" && l.CurrentCustomerID == "acme-tenant":
+							acme++
+						}
+					}
+					if acme != 2 {
+						t.Errorf("JSON: %d lines of acme-new with current_customer_id acme-tenant, want Acme's two:\n%s", acme, js)
+					}
+				})
+			})
+		}
+	}
+}
