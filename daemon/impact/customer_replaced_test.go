@@ -73,7 +73,7 @@ func TestBillingImpact_customerReplacedSameContract(t *testing.T) {
 					if rep.Totals.MonthlyDelta != 9 {
 						t.Errorf("monthly total %.2f, want 9.00 (the line counted once):\n%s", rep.Totals.MonthlyDelta, md)
 					}
-					if !strings.Contains(md, "| Acme (acme-tenant → acme-new) |") || !strings.Contains(l.Why, "customer mapping replaced on this contract") {
+					if !strings.Contains(md, "| Acme (acme-tenant → acme-new) |") || !strings.Contains(l.Why, "one line in "+sys.Title()+", which the next pass sets through customer acme-new (new customer mapping) instead of acme-tenant (customer mapping removed)") {
 						t.Errorf("the Markdown row does not name both customers, or its why %q the replacement:\n%s", l.Why, md)
 					}
 					if _, table := report(t, o, planJSON, current, impact.FormatTable); strings.Count(table, "Acme (acme-tenant → acme-new)") != 2 || strings.Contains(table, "keeps its") {

@@ -531,7 +531,12 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 		}
 		return usage.Change{ChangeCustomer: &usage.ChangeCustomer{}, ChangeService: &usage.ChangeService{}}, false
 	}
-	replaced := replacedCustomers(curBy, propBy)
+	var replaced map[lineKey]lineKey
+	if onC && onP {
+		// With the integration off on either side, no pass sets the
+		// line through either customer: each shows as it is.
+		replaced = replacedCustomers(curBy, propBy)
+	}
 	merged := map[lineKey]bool{}
 	for _, old := range replaced {
 		merged[old] = true
@@ -1332,12 +1337,26 @@ func (c *compare) why(l Line, cc, cp usage.Change, svc *PlannedService, priceCha
 	var parts []string
 	if l.CurrentCustomerID != "" {
 		// One PSA line, set through another customer (replacedCustomers).
-		was := "its mapping removed"
-		if cm, ok := c.proposed.Customer(l.Source, l.CurrentCustomerID); ok && cm.ContractID != l.ContractID {
+		was := "no longer synced here"
+		switch cm, ok := c.proposed.Customer(l.Source, l.CurrentCustomerID); {
+		case !ok:
+			was = "customer mapping removed"
+		case cm.ContractID != l.ContractID:
 			was = "moved to contract " + cm.ContractID
+		case !cm.UsageSync:
+			was = "usage sync switched off"
 		}
-		parts = append(parts, fmt.Sprintf("customer mapping replaced on this contract: the next pass sets this line through customer %s instead of %s (%s); one line in %s",
-			l.CustomerID, l.CurrentCustomerID, was, c.current.PSA.System.Title()))
+		is := "synced here"
+		switch {
+		case !okC:
+			is = "new customer mapping"
+		case cmC.ContractID != l.ContractID:
+			is = "moved here from contract " + cmC.ContractID
+		case !cmC.UsageSync:
+			is = "usage sync switched on"
+		}
+		parts = append(parts, fmt.Sprintf("one line in %s, which the next pass sets through customer %s (%s) instead of %s (%s)",
+			c.current.PSA.System.Title(), l.CustomerID, is, l.CurrentCustomerID, was))
 	}
 	switch {
 	case !l.CurrentSynced && l.ProposedSynced:
