@@ -27,6 +27,28 @@ func TestBillingImpact_customerReplacedSameContract(t *testing.T) {
 	if after == impacttest.Before {
 		t.Fatal("Acme's customer mapping is not in the configuration")
 	}
+	// The same plan switching the integration off: no pass sets the line
+	// through either customer, and no row may say that the next one does.
+	off := after + `
+resource "psa_integration" "this" {
+  enabled = false
+}
+`
+	t.Run("integration_off", func(t *testing.T) {
+		t.Parallel()
+		w := impacttest.New(t, psa.SystemAutotask)
+		w.UsageNow = strings.ReplaceAll(impacttest.UsageNow, "acme-tenant", "acme-new")
+		w.Plan(t, impacttest.Before, off, func(planJSON []byte, current *export.Document) {
+			rep, md := report(t, impact.Options{Backend: w.Backend, Source: w.Source, State: w.State}, planJSON, current, impact.FormatMarkdown)
+			checkOneRowPerLine(t, rep, md)
+			for _, l := range rep.Lines {
+				if l.CurrentCustomerID != "" || strings.Contains(l.Why, "the next pass sets") {
+					t.Errorf("line %s/%s of %s: current customer %q, why %q; want no line set through another customer with the integration off:\n%s",
+						l.ContractID, l.ServiceName, l.CustomerID, l.CurrentCustomerID, l.Why, md)
+				}
+			}
+		})
+	})
 	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise, psa.SystemKaseyaBMS} {
 		for _, withState := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/state=%v", sys, withState), func(t *testing.T) {
@@ -42,15 +64,7 @@ func TestBillingImpact_customerReplacedSameContract(t *testing.T) {
 					}
 					var md string
 					rep, md = report(t, o, planJSON, current, impact.FormatMarkdown)
-					rows := map[string]int{}
-					for _, l := range rep.Lines {
-						rows[l.ContractID+"/"+l.ServiceID]++
-					}
-					for line, n := range rows {
-						if n > 1 {
-							t.Errorf("contract line %s shows as %d rows, want one:\n%s", line, n, md)
-						}
-					}
+					checkOneRowPerLine(t, rep, md)
 					if sys == psa.SystemKaseyaBMS && !withState {
 						// Without the ledger the current mappings set
 						// no line BMS could read: one row each already,
@@ -103,6 +117,21 @@ func TestBillingImpact_customerReplacedSameContract(t *testing.T) {
 					}
 				})
 			})
+		}
+	}
+}
+
+// checkOneRowPerLine fails t when the report shows a contract line in more
+// than one row.
+func checkOneRowPerLine(t *testing.T, rep *impact.Report, md string) {
+	t.Helper()
+	rows := map[string]int{}
+	for _, l := range rep.Lines {
+		rows[l.ContractID+"/"+l.ServiceID]++
+	}
+	for line, n := range rows {
+		if n > 1 {
+			t.Errorf("contract line %s shows as %d rows, want one:\n%s", line, n, md)
 		}
 	}
 }
