@@ -78,6 +78,12 @@ func TestBillingImpact_mappingRemovedHoldsNewLine(t *testing.T) {
 						t.Errorf("Acme's MDR line: current mappings %v, proposed %v held %+v, monthly Δ %s; want 25, 0 held (previous_service, 25), -225.00:\n%s",
 							mdr.Current, mdr.Proposed, h, deltaText(mdr.MonthlyDelta), md)
 					}
+					// The summary names what took the old service's
+					// mapping away as the line's held text does, not a
+					// re-pointed product only.
+					if !strings.Contains(md, "still bills (a product re-pointed to another service, its mapping removed, or its sync_enabled turned off) is written by the next pass by itself") {
+						t.Errorf("the summary does not say that a line held after a product mapping is %s is written once the old line no longer bills:\n%s", name, md)
+					}
 				})
 			})
 		}

@@ -116,11 +116,15 @@ func (r *Report) summary() string {
 		case r.Totals.heldContract && r.System == psa.SystemKaseyaBMS:
 			s += fmt.Sprintf("; on %s, a line held because its customer moved to another contract is written by the next pass by itself once the contract it left ended before the effective date", r.System.Title())
 		}
+		// previous_service: the pass holds a line while the customer's
+		// line of a service no mapping with sync on names still bills,
+		// whatever took that service's mapping away (heldText).
+		const heldService = "a line held because psa-syncd's line of the customer's service that no product mapping names any more still bills (a product re-pointed to another service, its mapping removed, or its sync_enabled turned off)"
 		switch {
 		case r.Totals.heldService && movedReleasedByRead(r.System):
-			s += fmt.Sprintf("; on %s, a line held because its product was re-pointed from another service is written by the next pass by itself once the old service's line is set to 0 or its contract ended before the effective date", r.System.Title())
+			s += fmt.Sprintf("; on %s, %s is written by the next pass by itself once that line is set to 0 or its contract ended before the effective date", r.System.Title(), heldService)
 		case r.Totals.heldService && r.System == psa.SystemKaseyaBMS:
-			s += fmt.Sprintf("; on %s, a line held because its product was re-pointed from another service is written by the next pass by itself once the contract of the old service's line ended before the effective date", r.System.Title())
+			s += fmt.Sprintf("; on %s, %s is written by the next pass by itself once that line's contract ended before the effective date", r.System.Title(), heldService)
 		}
 		if r.Totals.HeldMoved {
 			s += "; until then, the usage of a product moved to another service bills on both the old and the new line"

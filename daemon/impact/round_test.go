@@ -419,11 +419,11 @@ func TestHeldText_previousServiceByPSA(t *testing.T) {
 		want, not, summary string
 	}{
 		{psa.SystemAutotask, "stays at 0 until that line is set to 0 or its contract ended before the effective date in Autotask, after which the next pass writes this one by itself, or until `psa-syncd sync --approve --customer ID --service ID` of this line (also when that line was deleted: a read that shows no line does not release it); either sets 3", "cannot read",
-			"on Autotask, a line held because its product was re-pointed from another service is written by the next pass by itself once the old service's line is set to 0 or its contract ended before the effective date"},
+			"on Autotask, a line held because psa-syncd's line of the customer's service that no product mapping names any more still bills (a product re-pointed to another service, its mapping removed, or its sync_enabled turned off) is written by the next pass by itself once that line is set to 0 or its contract ended before the effective date"},
 		{psa.SystemConnectWise, "its contract ended before the effective date in ConnectWise PSA, after which the next pass writes this one by itself", "cannot read",
-			"on ConnectWise PSA, a line held because its product was re-pointed from another service is written by the next pass by itself once the old service's line is set to 0 or its contract ended"},
+			"on ConnectWise PSA, a line held because psa-syncd's line of the customer's service that no product mapping names any more still bills (a product re-pointed to another service, its mapping removed, or its sync_enabled turned off) is written by the next pass by itself once that line is set to 0 or its contract ended"},
 		{psa.SystemKaseyaBMS, "stays at 0 until its contract ended before the effective date in Kaseya BMS, after which the next pass writes this one by itself, or until `psa-syncd sync --approve --customer ID --service ID` of this line once that line is set to 0 (psa-syncd cannot read the lines of Kaseya BMS); either sets 3", "set to 0 or its contract",
-			"on Kaseya BMS, a line held because its product was re-pointed from another service is written by the next pass by itself once the contract of the old service's line ended before the effective date"},
+			"on Kaseya BMS, a line held because psa-syncd's line of the customer's service that no product mapping names any more still bills (a product re-pointed to another service, its mapping removed, or its sync_enabled turned off) is written by the next pass by itself once that line's contract ended before the effective date"},
 	} {
 		if got := heldText(h, 0, false, tt.sys); !strings.Contains(got, tt.want) || strings.Contains(got, tt.not) {
 			t.Errorf("%s: heldText = %q, want it to say %q and not %q", tt.sys, got, tt.want, tt.not)
