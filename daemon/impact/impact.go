@@ -484,6 +484,9 @@ type compare struct {
 	// report does not know: on Kaseya BMS the pass holds them or writes
 	// them as the ledger says.
 	holdUnknown map[lineKey]bool
+	// serviceLines holds, by service, the contracts the PSA lists a line
+	// of that service on (nil: not known), as lineAbsent read them.
+	serviceLines map[string]map[string]bool
 }
 
 // noteHold records note for the why of the line k of the proposed plan,

@@ -36,7 +36,12 @@ import (
 // ledger says otherwise (the old line deleted in the PSA, or out of the
 // API user's sight: a read that shows no line does not release the hold).
 // Without PSA credentials (offline) no line was read, so none is missing
-// from a read, and the line has no such note.
+// from a read, and the line has no such note. A line that the current
+// mappings write on Kaseya BMS is taken for one psa-syncd set, and not
+// held, unless BMS lists no line of its service on the contract
+// (lineAbsent): then psa-syncd never set it (a customer's usage of a
+// product mapped since, new since its last pass), and the pass holds it
+// where the old line bills, as above.
 // holdNotes records what the pass does for the line's why.
 func (c *compare) withRepointHolds(cur, p *usage.Plan) *usage.Plan {
 	named := map[[2]string]bool{}
@@ -57,6 +62,11 @@ func (c *compare) withRepointHolds(cur, p *usage.Plan) *usage.Plan {
 	unread := c.current.PSA.System == psa.SystemKaseyaBMS
 	billing := map[[2]string][]oldLine{}
 	shown := map[lineKey]bool{}
+	// written holds the lines of shown that are there only because the
+	// current mappings write them (Kaseya BMS): psa-syncd may have set
+	// them at an earlier pass, or the usage may be new since its last
+	// pass, which only its ledger tells.
+	written := map[lineKey]bool{}
 	for _, ch := range cur.Changes {
 		units := ch.Current
 		switch {
@@ -66,8 +76,10 @@ func (c *compare) withRepointHolds(cur, p *usage.Plan) *usage.Plan {
 			units = ch.Desired
 			if unread {
 				// psa-syncd writes this line under the current
-				// mappings: not a service it never set.
-				shown[keyOf(ch)] = true
+				// mappings: taken for one it set, unless the PSA
+				// lists no line of its service on the contract
+				// (lineAbsent).
+				shown[keyOf(ch)], written[keyOf(ch)] = true, true
 			}
 		default:
 			continue
@@ -79,11 +91,14 @@ func (c *compare) withRepointHolds(cur, p *usage.Plan) *usage.Plan {
 	}
 	var out *usage.Plan
 	for i, ch := range p.Changes {
-		if ch.Action != usage.ActionUpdate || ch.Desired <= 0 || ch.CurrentKnown && ch.Desired <= ch.Current || shown[keyOf(ch)] {
+		if ch.Action != usage.ActionUpdate || ch.Desired <= 0 || ch.CurrentKnown && ch.Desired <= ch.Current {
 			continue
 		}
 		olds := billing[[2]string{ch.Source, ch.CustomerID}]
 		if len(olds) == 0 {
+			continue
+		}
+		if k := keyOf(ch); shown[k] && (!written[k] || !c.lineAbsent(ch.ServiceID, ch.ContractID)) {
 			continue
 		}
 		o := slices.MinFunc(olds, func(a, b oldLine) int {
@@ -129,6 +144,38 @@ func (c *compare) withRepointHolds(cur, p *usage.Plan) *usage.Plan {
 		return p
 	}
 	return out
+}
+
+// lineAbsent reports whether the PSA lists the contract lines of service
+// and contract is not among them: then psa-syncd never set a line of that
+// service there (it would be listed), which the pass after apply holds as
+// previous_service while the customer's old line bills. Kaseya BMS lists
+// a service's lines without their units (psa.ServiceLineLister): one
+// request per service, read once. A list that is not whole (more lines
+// than one page), or that cannot be read, tells nothing: false.
+func (c *compare) lineAbsent(service, contract string) bool {
+	if c.be == nil {
+		return false
+	}
+	ll, ok := c.be.Backend.(psa.ServiceLineLister)
+	if !ok || isUnknown(service) || isUnknown(contract) {
+		return false
+	}
+	if c.serviceLines == nil {
+		c.serviceLines = map[string]map[string]bool{}
+	}
+	contracts, read := c.serviceLines[service]
+	if !read {
+		lines, total, err := ll.ServiceLines(c.ctx, service)
+		if err == nil && total <= len(lines) {
+			contracts = map[string]bool{}
+			for _, l := range lines {
+				contracts[l.ContractID] = true
+			}
+		}
+		c.serviceLines[service] = contracts // nil: not known
+	}
+	return contracts != nil && !contracts[contract]
 }
 
 // compareBool orders false before true.
