@@ -1656,6 +1656,28 @@ func TestEngine_Sync_csvStrayQuoteFailsItsCustomer(t *testing.T) {
 	}
 }
 
+// TestEngine_Sync_csvSwallowedRowsFailTheirCustomers: a quote left open in
+// cust-b's name and closed by a stray one in its next row read the two rows
+// as one, with the header's number of columns; the record failed the whole
+// pass, cust-a's line was not written. Each line the record runs over, split
+// on its own, fails the customer of its first column; cust-a syncs.
+func TestEngine_Sync_csvSwallowedRowsFailTheirCustomers(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+	h.at.SetUnits(h.contractB, h.svcIntercept, 30, etPeriodDay)
+	h.writeUsage(`cust-b,"Globex,CIXA-MSP,5`, `cust-b,Globex",CIXA-MSP,6`, "cust-a,Acme,CIXA-MSP,40")
+	res := h.sync(PassOptions{})
+	if res.Run.Result != state.RunPartial {
+		t.Errorf("run = %s %q, want partial", res.Run.Result, res.Run.Error)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 40)
+	h.wantUnits(h.contractB, h.svcIntercept, 30)
+	if cs := h.status("cust-b"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "usage.csv:2: the quoted customer_name field runs from line 2 to line 3") {
+		t.Errorf("cust-b status = %s %q, want failed naming usage.csv:2", cs.Result, cs.Error)
+	}
+}
+
 // TestEngine_Sync_jsonRepeatedCustomerIDFailsThePass: encoding/json keeps
 // the last of a key given twice, so a row with "customer_id" twice billed
 // the second customer. Whose usage such a row is cannot be told, so it is

@@ -132,7 +132,9 @@ func (s *Source) Format() Format { return s.format }
 // A row that cannot be read is an Unreadable problem of the customer in its
 // customer_id column, or of any customer when the row cannot be split into
 // columns (unless customer_id is the first column and was read before the
-// fault, see leadingField) or its JSON object gives customer_id twice; one whose customer_id
+// fault, see leadingField) or its JSON object gives customer_id twice; a
+// CSV record whose quoted field swallowed other rows is a problem of each
+// line's customer (see swallowedRows), or of any; one whose customer_id
 // is empty is usage of no customer, and one of another period is not this
 // period's usage, whatever else is wrong with it, so neither is Unreadable.
 // A zero p accepts every period. A file that cannot be read or whose header
@@ -434,13 +436,30 @@ func parseCSV(name string, data []byte, each func(row)) error {
 			// The header's number of columns, yet a quote opened in one
 			// row may have closed in a later one: the rows between are
 			// then text of this field, billed to no one, and the
-			// columns after the quote are the later row's. Whose usage
-			// they are cannot be told, so the row is anyone's.
+			// columns after the quote are the later row's. The lines
+			// the record runs over are read as the rows they were
+			// written as: each fails the customer of its first column,
+			// and the other customers are billed. When one of them
+			// does not split so, or its customer cannot be told, the
+			// row is anyone's.
 			first, _ := cr.FieldPos(i)
-			each(row{where: where, err: fmt.Errorf("the quoted %s field runs from line %d to line %d and holds a comma: "+
-				"a quote left open may have swallowed the rows between, so whose usage they are cannot be told; "+
+			last := first + strings.Count(rec[i], "\n")
+			rows, ok := swallowedRows(name, line, data[start:cr.InputOffset()], rec, i, cols)
+			if !ok {
+				each(row{where: where, err: fmt.Errorf("the quoted %s field runs from line %d to line %d and holds a comma: "+
+					"a quote left open may have swallowed the rows between, so whose usage they are cannot be told; "+
+					"close the quote, or put the field on one line",
+					cols[i], first, last)})
+				continue
+			}
+			err := fmt.Errorf("the quoted %s field runs from line %d to line %d and holds a comma: "+
+				"a quote left open may have swallowed the rows between, so the customer of each of those lines is not synced this pass; "+
 				"close the quote, or put the field on one line",
-				cols[i], first, first+strings.Count(rec[i], "\n"))})
+				cols[i], first, last)
+			for _, r := range rows {
+				r.err = err
+				each(r)
+			}
 			continue
 		}
 		// One map serves every row: each takes what it keeps from it.
@@ -461,6 +480,39 @@ func parseCSV(name string, data []byte, each func(row)) error {
 // lines without a comma is read as it is.
 func swallowed(field string) bool {
 	return strings.Contains(field, "\n") && strings.Contains(field, ",")
+}
+
+// swallowedRows reads the lines of a record whose field i swallowed the
+// rows between (see swallowed) as the rows they were written as: the
+// record's first line, whose customer is its first field when that comes
+// before field i, and each later line, split on its own, whose customer is
+// its first column when the line has the header's number of columns. A
+// line of blanks only is no one's row. It returns one row per line with
+// its customer_id (err is for the caller to set), or false when a line
+// does not split so or a customer cannot be told: the first column is
+// not customer_id, is field i itself, or holds a quote (the one that
+// closed field i, say). record is the record's input, with the blank
+// lines the reader skipped before it; line is its first line's number.
+func swallowedRows(name string, line int, record []byte, rec []string, i int, cols []string) ([]row, bool) {
+	if cols[0] != colCustomerID || i == 0 {
+		return nil, false
+	}
+	rows := []row{{where: fmt.Sprintf("%s:%d", name, line), fields: map[string]string{colCustomerID: strings.TrimSpace(rec[0])}}}
+	lines := strings.Split(string(bytes.TrimRight(bytes.TrimLeft(record, "\r\n"), "\r\n")), "\n")
+	for k, l := range lines[1:] {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		lr := csv.NewReader(strings.NewReader(l))
+		lr.FieldsPerRecord = -1
+		lr.LazyQuotes = true
+		fields, err := lr.Read()
+		if err != nil || len(fields) != len(cols) || strings.Contains(fields[0], `"`) {
+			return nil, false
+		}
+		rows = append(rows, row{where: fmt.Sprintf("%s:%d", name, line+1+k), fields: map[string]string{colCustomerID: strings.TrimSpace(fields[0])}})
+	}
+	return rows, true
 }
 
 // oneLine reports whether record, the input of one CSV record with the

@@ -426,10 +426,29 @@ func TestFetch_unreadableRows(t *testing.T) {
 		// header's number of columns all the same: the rows between
 		// (3b1e's) are text of a name, and 4d2a's quantity 2c9f's. The
 		// comma in the field, before or after its line break, tells.
-		"customer_id,customer_name,product,quantity\n2c9f,\"Acme,CIXA,1\n3b1e,Globex,CIXA,2\n4d2a,Initech\",CIXA,3\n": {{"usage.csv:2", true, "", ""}},
-		"customer_id,customer_name,product,quantity\n2c9f,\"Acme,CIXA,1\n4d2a,Initech\",CIXA,3\n":                     {{"usage.csv:2", true, "", ""}},
-		"customer_id,customer_name,product,quantity\n2c9f,\"Acme,CIXA,1\n4d2a\",CIXA,3\n":                             {{"usage.csv:2", true, "", ""}},
-		"customer_id,product,quantity,customer_name\r\n\r\n2c9f,CIXA,1,\"Acme\r\n4d2a,CIXA,3,Initech\"\r\n":           {{"usage.csv:3", true, "", ""}},
+		// Each line the record runs over, split on its own into the
+		// header's columns, fails the customer of its first column.
+		"customer_id,customer_name,product,quantity\n2c9f,\"Acme,CIXA,1\n3b1e,Globex,CIXA,2\n4d2a,Initech\",CIXA,3\n": {
+			{"usage.csv:2", true, "2c9f", ""}, {"usage.csv:3", true, "3b1e", ""}, {"usage.csv:4", true, "4d2a", ""},
+		},
+		"customer_id,customer_name,product,quantity\n2c9f,\"Acme,CIXA,1\n4d2a,Initech\",CIXA,3\n": {
+			{"usage.csv:2", true, "2c9f", ""}, {"usage.csv:3", true, "4d2a", ""},
+		},
+		"customer_id,product,quantity,customer_name\r\n\r\n2c9f,CIXA,1,\"Acme\r\n4d2a,CIXA,3,Initech\"\r\n": {
+			{"usage.csv:3", true, "2c9f", ""}, {"usage.csv:4", true, "4d2a", ""},
+		},
+		// A blank line swallowed is no one's row.
+		"customer_id,customer_name,product,quantity\n2c9f,\"Acme,CIXA,1\n\n4d2a,Initech\",CIXA,3\n": {
+			{"usage.csv:2", true, "2c9f", ""}, {"usage.csv:4", true, "4d2a", ""},
+		},
+		// A line that does not split into the header's columns, or a
+		// customer that cannot be told (customer_id not the first
+		// column, or the field swallowing the rows), is anyone's.
+		"customer_id,customer_name,product,quantity\n2c9f,\"Acme,CIXA,1\n4d2a\",CIXA,3\n":                      {{"usage.csv:2", true, "", ""}},
+		"customer_id,customer_name,product,quantity\n2c9f,\"Acme,CIXA,1\n3b1e,Globex\n4d2a,Initech\",CIXA,3\n": {{"usage.csv:2", true, "", ""}},
+		"customer_id,customer_name,product,quantity\n2c9f,\"Acme, Inc.\nHQ\",CIXA,1\n":                         {{"usage.csv:2", true, "", ""}},
+		"customer_name,customer_id,product,quantity\nAcme,2c9f,\"CIXA,1\nInitech,4d2a,CIXA\",3\n":              {{"usage.csv:2", true, "", ""}},
+		"customer_id,customer_name,product,quantity\n\"2c9f,Acme,CIXA,1\n4d2a\",Initech,CIXA,3\n":              {{"usage.csv:2", true, "", ""}},
 		// A name over two lines, without a comma, is a name.
 		"customer_id,customer_name,product,quantity\n2c9f,\"Acme\nInc\",CIXA,1\n": nil,
 	} {
@@ -452,16 +471,38 @@ func TestFetch_unreadableRows(t *testing.T) {
 	if len(rep.Problems) != 1 || rep.Problems[0].String() != columns {
 		t.Errorf("record over several lines: problems %v; want only %q", rep.Problems, columns)
 	}
-	// The problem names the lines the field runs over.
+	// The problem names the lines the field runs over; the customers of
+	// the other rows are billed.
 	rep, err = newSource(t, file.Config{Path: writeFile(t, "usage.csv",
-		"customer_id,customer_name,product,quantity\n2c9f,\"Acme,CIXA,1\n3b1e,Globex,CIXA,2\n4d2a,Initech\",CIXA,3\n")}).Fetch(t.Context(), oct2026)
+		"customer_id,customer_name,product,quantity\n2c9f,\"Acme,CIXA,1\n3b1e,Globex,CIXA,2\n4d2a,Initech\",CIXA,3\n5e6f,Umbrella,CIXA,7\n")}).Fetch(t.Context(), oct2026)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const swallowed = "usage.csv:2: the quoted customer_name field runs from line 2 to line 4 and holds a comma: " +
+	const swallowedLines = ": the quoted customer_name field runs from line 2 to line 4 and holds a comma: " +
+		"a quote left open may have swallowed the rows between, so the customer of each of those lines is not synced this pass; close the quote, or put the field on one line"
+	var gotProblems []string
+	for _, pr := range rep.Problems {
+		gotProblems = append(gotProblems, pr.String())
+	}
+	wantProblems := []string{"usage.csv:2" + swallowedLines, "usage.csv:3" + swallowedLines, "usage.csv:4" + swallowedLines}
+	if diff := cmp.Diff(wantProblems, gotProblems); diff != "" {
+		t.Errorf("swallowed rows: problems mismatch (-want +got):\n%s", diff)
+	}
+	wantRecords := []source.Record{{CustomerID: "5e6f", CustomerName: "Umbrella", Product: "CIXA", Quantity: 7, Where: "usage.csv:5"}}
+	if diff := cmp.Diff(wantRecords, rep.Records); diff != "" {
+		t.Errorf("swallowed rows: records mismatch (-want +got):\n%s", diff)
+	}
+	// When a line does not split so, whose usage the rows are cannot be
+	// told.
+	rep, err = newSource(t, file.Config{Path: writeFile(t, "usage.csv",
+		"customer_id,customer_name,product,quantity\n2c9f,\"Acme,CIXA,1\n4d2a\",CIXA,3\n5e6f,Umbrella,CIXA,7\n")}).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const anyone = "usage.csv:2: the quoted customer_name field runs from line 2 to line 3 and holds a comma: " +
 		"a quote left open may have swallowed the rows between, so whose usage they are cannot be told; close the quote, or put the field on one line"
-	if len(rep.Problems) != 1 || rep.Problems[0].String() != swallowed || len(rep.Records) != 0 {
-		t.Errorf("swallowed rows: problems %v, records %v; want only %q", rep.Problems, rep.Records, swallowed)
+	if len(rep.Problems) != 1 || rep.Problems[0].String() != anyone || rep.Problems[0].CustomerID != "" {
+		t.Errorf("swallowed rows of a line that does not split: problems %v; want only %q", rep.Problems, anyone)
 	}
 
 	jsonPath := writeFile(t, "usage.json", `[

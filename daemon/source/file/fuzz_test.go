@@ -50,6 +50,7 @@ func FuzzParseCSV(f *testing.F) {
 	f.Add([]byte("customer_id,product,quantity,period\n2c9f,CIXA-MSP,4x2,\n,P,x,\n\"a\nb\",P,1,2026-10\nc,P,9223372036854775808,\n"))
 	f.Add([]byte("\ufeffCustomer_ID , product,quantity\nc,P,1\nc,P\n"))
 	f.Add([]byte("customer_id,product,quantity,period\nc,P,3O,2026-09\nc,,1,2026-11\n"))
+	f.Add([]byte("customer_id,customer_name,product,quantity\nc,\"A,P,1\n\nd,B,P,2\ne,C\",P,3\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzErr(t, parseCSV("usage.csv", data, func(r row) { fuzzRow(t, r) }))
 	})
