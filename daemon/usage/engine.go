@@ -324,6 +324,7 @@ func NewEngine(o EngineOptions) *Engine {
 	e.metrics.setEndedPeriod(func() string {
 		return PeriodAt(e.now(), e.loc, e.policies.UsagePeriod).Prev().String()
 	})
+	e.metrics.setMonthEnd(func() time.Time { return monthEnd(e.now(), e.loc) })
 	return e
 }
 
@@ -2479,6 +2480,13 @@ func PeriodAt(t time.Time, loc *time.Location, usagePeriod string) source.Period
 		p = p.Prev()
 	}
 	return p
+}
+
+// monthEnd returns when the calendar month of t ends in loc: the 1st of
+// the next month, 00:00 there.
+func monthEnd(t time.Time, loc *time.Location) time.Time {
+	t = t.In(loc)
+	return time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, loc)
 }
 
 // ErrPeriodRefused matches the refusal of a pass for a period it may not

@@ -675,3 +675,33 @@ func TestEngine_Sync_endedPeriodHeldLines(t *testing.T) {
 		want(t, h, "restored after the record", state.RunSuccess, 0)
 	})
 }
+
+// psa_sync_month_end_timestamp_seconds is the end of the calendar month in
+// the schedule's time zone, not UTC's: a month-end pass at 18:00 in Los
+// Angeles runs at 02:00 UTC on the 1st, still in the last day of the
+// month there, where the invoicing alerts have to fire.
+func TestEngine_monthEndMetric(t *testing.T) {
+	la, err := time.LoadLocation("America/Los_Angeles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	m := h.m
+	if got := testutil.ToFloat64(m.MonthEnd); got != 0 {
+		t.Errorf("before an engine: %v, want 0", got)
+	}
+	now := time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC) // 30 November, 18:00 in Los Angeles
+	for _, c := range []struct {
+		loc  *time.Location
+		want time.Time
+	}{
+		{la, time.Date(2026, 12, 1, 0, 0, 0, 0, la)},
+		{time.UTC, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		NewEngine(EngineOptions{Backend: h.be, State: h.db, Metrics: m, Location: c.loc, Now: func() time.Time { return now }})
+		if got, want := testutil.ToFloat64(m.MonthEnd), float64(c.want.Unix()); got != want {
+			t.Errorf("%s: %v (%s), want %v (%s)", c.loc, got, time.Unix(int64(got), 0).UTC(), want, c.want.UTC())
+		}
+	}
+}

@@ -130,6 +130,14 @@ type Metrics struct {
 	// is success all the same, so this is how a line the month's last
 	// pass held shows before that month's invoices are generated.
 	EndedPeriodHeldLines prometheus.GaugeFunc
+	// MonthEnd is psa_sync_month_end_timestamp_seconds: when the calendar
+	// month of now ends in the time zone of the schedule in force (the
+	// 1st of the next month, 00:00 there), computed when scraped; 0
+	// before an engine set its time zone. The invoicing alerts fire in
+	// the last two days before it: day_of_month() is UTC's, and a
+	// month-end pass west of UTC (18:00 in Los Angeles is 02:00 UTC on
+	// the 1st) fell outside them.
+	MonthEnd prometheus.GaugeFunc
 
 	// Requests, when set, returns how many requests have been sent to the
 	// PSA so far; a pass records the difference in its run. Package daemon
@@ -148,6 +156,7 @@ type Metrics struct {
 		sync.Mutex
 		result      map[string]periodResult
 		endedPeriod func() string
+		monthEnd    func() time.Time
 	}
 
 	// endpoints are the endpoints APIBudgetRemaining has shown, with their
@@ -333,6 +342,12 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Help:        "Contract lines held (for review by max_decrease_percent or max_increase_percent, or for the reason each line's reason gives) by the pass that ended_period_last_run_result reports on, the last pass over all customers of the billing month that has ended: their quantities are not that month's; 0 when none is recorded or a record of the month as set by hand is the last. Restored at start-up.",
 		ConstLabels: prometheus.Labels{"system": string(system)},
 	}, func() float64 { return float64(m.endedPeriodResult().held) })
+	m.MonthEnd = f.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace:   Namespace,
+		Name:        "month_end_timestamp_seconds",
+		Help:        "When the calendar month of now ends in the time zone of the schedule in force (the 1st of the next month, 00:00 there), as a Unix timestamp; 0 until known. The invoicing alerts fire in the last two days before it.",
+		ConstLabels: prometheus.Labels{"system": string(system)},
+	}, m.monthEndSeconds)
 	for _, r := range RunResults {
 		m.RunsTotal.WithLabelValues(r)
 	}
@@ -529,6 +544,28 @@ func (m *Metrics) setEndedPeriod(f func() string) {
 	m.periods.Lock()
 	m.periods.endedPeriod = f
 	m.periods.Unlock()
+}
+
+// setMonthEnd sets the function that returns when the calendar month of
+// now ends in the schedule's time zone (psa_sync_month_end_timestamp_seconds).
+func (m *Metrics) setMonthEnd(f func() time.Time) {
+	if m == nil {
+		return
+	}
+	m.periods.Lock()
+	m.periods.monthEnd = f
+	m.periods.Unlock()
+}
+
+// monthEndSeconds is psa_sync_month_end_timestamp_seconds' value.
+func (m *Metrics) monthEndSeconds() float64 {
+	m.periods.Lock()
+	f := m.periods.monthEnd
+	m.periods.Unlock()
+	if f == nil {
+		return 0
+	}
+	return unixSeconds(f())
 }
 
 // periodResult is what Metrics.periods keeps of a billing month's last
