@@ -1629,50 +1629,50 @@ func (e *Engine) create(ctx context.Context, p *pass, c Customer, prev *Record, 
 		}
 		return false
 	}
-	found, ok := e.search(ctx, p, &r, prev, cr)
-	for ok && earlierTickets(&r, prev, found) {
-		// The alert's earlier ticket, closed, of which psa-syncd keeps no
-		// record: retention removed it (its close is older than the
-		// retention and the reopen window, and the alert had cleared), or
-		// the state database is new. Adopted, it would be taken as closed
-		// in the PSA while the alert was open, and the alert, new again,
-		// would get only a notice. It is followed by the next generation,
-		// as a ticket psa-syncd closed longer ago than the reopen window
-		// is (followAgain): searched for too, since the record removed may
-		// have been of a later one.
-		e.logger.Info("The search before a create found the alert's earlier ticket closed, with no record of it; filing the next one",
-			"source", r.Source, "customer", r.CustomerID, "alert", r.AlertKey, "ref", r.Ref, "ticket", found[0].ID)
-		r.Generation++
-		r.Ref, r.Updated = ref(a.ID, r.Generation), e.now().UTC()
-		if err := e.store.PutTicketRecord(r); err != nil {
-			cr.fail(err)
-			return false
-		}
-		found, ok = e.search(ctx, p, &r, prev, cr)
-	}
+	found, ok := e.searchPast(ctx, p, &r, prev, func(gen int) string { return ref(a.ID, gen) }, cr)
 	if !ok {
 		return false
 	}
 	return e.file(ctx, p, &r, prev, found, e.request(c, a, r), cr)
 }
 
-// earlierTickets reports whether found, what the search before the create
-// r found, are tickets of an earlier generation of r's alert: all closed,
-// and r follows no ticket psa-syncd recorded (prev, the record it
-// replaces, is none, or a create that failed or was put back, such as
-// after the search of an earlier pass failed). A summary's record is
-// never removed, and a closed one is followed by its next generation.
-func earlierTickets(r *Record, prev *Record, found []psa.Ticket) bool {
-	return len(found) > 0 && r.AlertKey != SummaryKey && (prev == nil || prev.State == StateFailed) &&
-		!slices.ContainsFunc(found, func(t psa.Ticket) bool { return !t.Closed })
+// searchPast is the search before the create r (search), and, while what
+// it finds are earlier tickets of r's alert or summary (earlierTickets),
+// the search for the next generation's reference (refOf), the intent
+// stored at that generation first. Those earlier tickets are closed, and
+// psa-syncd keeps no record of them: retention removed an alert's (its
+// close is older than the retention and the reopen window, and the alert
+// had cleared), or the state database is new (a summary's record is never
+// removed). Adopted, such a ticket would be taken as closed in the PSA
+// while its alerts were open, and the alerts, new again, would get only a
+// notice until they clear. It is followed by the next generation, as a
+// ticket psa-syncd closed longer ago than the reopen window is
+// (followAgain): searched for too, since the record removed may have been
+// of a later one. It reports false when a search failed (r put back).
+func (e *Engine) searchPast(ctx context.Context, p *pass, r *Record, prev *Record, refOf func(gen int) string, cr *CustomerReport) ([]psa.Ticket, bool) {
+	found, ok := e.search(ctx, p, r, prev, cr)
+	for ok && earlierTickets(prev, found) {
+		e.logger.Info("The search before a create found an earlier ticket closed, with no record of it; filing the next one",
+			"source", r.Source, "customer", r.CustomerID, "alert", r.AlertKey, "ref", r.Ref, "ticket", found[0].ID)
+		r.Generation++
+		r.Ref, r.Updated = refOf(r.Generation), e.now().UTC()
+		if err := e.store.PutTicketRecord(*r); err != nil {
+			cr.fail(err)
+			return nil, false
+		}
+		found, ok = e.search(ctx, p, r, prev, cr)
+	}
+	return found, ok
 }
 
-// send searches for r's Ref and creates the ticket when it is not there
-// (file). prev is the record the intent r replaced, nil when there was
-// none.
-func (e *Engine) send(ctx context.Context, p *pass, r *Record, prev *Record, req psa.CreateTicketRequest, cr *CustomerReport) bool {
-	found, ok := e.search(ctx, p, r, prev, cr)
-	return ok && e.file(ctx, p, r, prev, found, req, cr)
+// earlierTickets reports whether found, what the search before a create
+// found, are tickets of an earlier generation of its alert or summary:
+// all closed, and the create follows no ticket psa-syncd recorded (prev,
+// the record it replaces, is none, or a create that failed or was put
+// back, such as after the search of an earlier pass failed).
+func earlierTickets(prev *Record, found []psa.Ticket) bool {
+	return len(found) > 0 && (prev == nil || prev.State == StateFailed) &&
+		!slices.ContainsFunc(found, func(t psa.Ticket) bool { return !t.Closed })
 }
 
 // search is the search for r's Ref before its create. When it fails, the
@@ -2756,7 +2756,9 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 	}
 	// A closed summary is followed by a new generation (a new Ref); a
 	// failed one is created again under its Ref, which the search before
-	// the create finds should it exist after all.
+	// the create finds should it exist after all: adopted when open, and
+	// passed over for the next generation when closed (searchPast), as
+	// is the first generation found closed with no record of it.
 	gen := 1
 	var carried []string
 	if summary != nil {
@@ -2775,9 +2777,8 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 	}
 	after += "\n\nManaged by psa-sync ticket sync; do not edit the external reference."
 
-	sum := sha256.Sum256([]byte(c.Source + "|" + c.CustomerID))
 	r := Record{
-		Source: c.Source, CustomerID: c.CustomerID, AlertKey: SummaryKey, Ref: fmt.Sprintf("scs:%s/%d", hex.EncodeToString(sum[:12]), gen),
+		Source: c.Source, CustomerID: c.CustomerID, AlertKey: SummaryKey, Ref: summaryRef(c, gen),
 		Generation: gen, System: string(e.system), Instance: e.instance, CompanyID: c.CompanyID, State: StateCreating, Severity: over[0].Severity,
 		Title:   psa.TruncateTitle(fmt.Sprintf("[Sophos] Alert storm: %d alerts for %s", len(over), cmp.Or(c.CustomerName, c.CustomerID)), 100),
 		Covered: append(carried, ids...), RoutingHash: e.createKey(c), Created: e.now().UTC(), Updated: e.now().UTC(),
@@ -2785,15 +2786,26 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 	if err := e.storeIntent(p, r, summary); err != nil {
 		return err
 	}
+	found, ok := e.searchPast(ctx, p, &r, summary, func(gen int) string { return summaryRef(c, gen) }, cr)
+	if !ok {
+		return nil
+	}
 	req := e.baseRequest(c, r, over[0].Severity)
 	req.Title, req.Description = r.Title, body(psa.MaxTicketDescription, after)
 	created, adopted := cr.Created, cr.Adopted
-	if e.send(ctx, p, &r, summary, req, cr) {
+	if e.file(ctx, p, &r, summary, found, req, cr) {
 		p.created++
 	}
 	// A summary is not one of the customer's alert tickets.
 	cr.Created, cr.Adopted = created, adopted
 	return nil
+}
+
+// summaryRef is the external reference of customer c's summary ticket of
+// generation gen.
+func summaryRef(c Customer, gen int) string {
+	sum := sha256.Sum256([]byte(c.Source + "|" + c.CustomerID))
+	return fmt.Sprintf("scs:%s/%d", hex.EncodeToString(sum[:12]), gen)
 }
 
 // summaryLine is the line of a summary ticket's list that names a. Its

@@ -2,14 +2,17 @@ package tickets_test
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -129,4 +132,105 @@ func TestEngine_returnAfterRetentionForgotTheRecord(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestEngine_summaryWithNoRecordFoundClosed: a storm at a customer whose
+// earlier summary tickets are closed, of which psa-syncd keeps no record (a
+// new state database), gets a new summary ticket, the next generation's,
+// rather than the old closed one adopted as closed in the PSA, its alerts
+// getting only a notice until they clear. So it does when the earlier
+// summaries are several (each is searched for, and passed over), and when
+// the first search for the summary fails (the create put back is taken up
+// by the next pass).
+func TestEngine_summaryWithNoRecordFoundClosed(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// storms is how many summary tickets are filed and closed before
+		// the state database is new.
+		storms int
+		// searchFails fails the first search for the summary after it.
+		searchFails bool
+	}{
+		{name: "firstSummary", storms: 1},
+		{name: "laterGeneration", storms: 2},
+		{name: "searchFailed", storms: 1, searchFails: true},
+	} {
+		for _, sys := range psa.Systems {
+			if tc.searchFails && sys != psa.SystemAutotask {
+				continue
+			}
+			t.Run(tc.name+"/"+string(sys), func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t, sys)
+				eng := e.engineWith(func(r *export.Tickets) { r.MaxPerCustomer = 1 })
+				storm := e.raiseSeries("Threat", 0, 2)
+				for i := range tc.storms {
+					if i > 0 {
+						e.stormBack(storm...)
+					}
+					if tot := e.pass(eng).Customers[0]; tot.Created != 1 || tot.Summarised != 1 || tot.Err != nil {
+						t.Fatalf("storm %d = %+v, want one ticket and a summary", i, tot)
+					}
+					for _, a := range storm {
+						e.sophos.ResolveAlert(acme, a.ID)
+					}
+					e.pass(eng)
+					if r := e.record(tickets.SummaryKey); r.State != tickets.StateClosed || r.Generation != i+1 {
+						t.Fatalf("summary record after storm %d resolved = %+v, want generation %d closed", i, r, i+1)
+					}
+				}
+				e.db = newStateDB(t)
+				eng = e.engineWith(func(r *export.Tickets) { r.MaxPerCustomer = 1 })
+
+				e.stormBack(storm...)
+				if tc.searchFails {
+					e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets/query", BodyContains: `"scs:`,
+						Status: http.StatusBadRequest, Body: `{"errors":["The search is refused."]}`, Times: 1})
+					if tot := e.pass(eng).Customers[0]; tot.Summarised != 1 || tot.Err == nil || !strings.Contains(tot.Err.Error(), "searching for scs:") {
+						t.Fatalf("storm pass, the summary's search failing = %+v, want the customer failed on the search", tot)
+					}
+					// Threat 0's ticket is filed, so the next pass files
+					// Threat 1 on its own: a third alert is over the cap.
+					e.raiseSeries("Threat", 2, 3)
+				}
+				if tot := e.pass(eng).Customers[0]; tot.Summarised != 1 || tot.Err != nil || len(tot.Notices) != 0 {
+					t.Errorf("storm pass with a new state database = %+v, want a new summary and no notice", tot)
+				}
+				want := tc.storms + 1
+				r := e.record(tickets.SummaryKey)
+				if r.State != tickets.StateOpen || r.Generation != want || r.ClosedBy != "" || !strings.HasSuffix(r.Ref, "/"+strconv.Itoa(want)) {
+					t.Errorf("summary record = %+v, want generation %d open", r, want)
+				}
+				var open []psaTicket
+				for _, tk := range e.tickets() {
+					if !tk.closed && strings.Contains(tk.title, "Alert storm") {
+						open = append(open, tk)
+					}
+				}
+				if len(open) != 1 || r.TicketID != id(open[0].id) || e.summaryTickets() != want {
+					t.Errorf("tickets = %+v, want the %d closed summaries and the record's new one open", e.tickets(), tc.storms)
+				}
+				if tot := e.pass(eng).Customers[0]; tot.Created != 0 || tot.Summarised != 0 || len(tot.Notices) != 0 || tot.Err != nil {
+					t.Errorf("the pass after = %+v, want nothing more", tot)
+				}
+			})
+		}
+	}
+}
+
+// newStateDB is a new, empty state database, as psa-syncd started afresh
+// has: engines made after e.db is set to it use it.
+func newStateDB(t *testing.T) *state.DB {
+	t.Helper()
+	db, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return db
 }
