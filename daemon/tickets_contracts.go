@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -57,10 +58,18 @@ type ticketTerm struct {
 // The contracts' records come from the PSA's bulk read (psa.BulkReader:
 // one request per 500 Autotask contracts or 100 ConnectWise agreements;
 // on Kaseya BMS one per contract), those not read within ticketTermsTTL
-// only. A read that fails is logged, and the dates read before stand (a
-// customer without them keeps contract_id); the next pass reads again.
+// only. A read that fails leaves the dates read before (a customer
+// without them keeps contract_id), and the next pass reads again. It
+// also returns, by key (ticketStatusKey), the error of each customer
+// whose contracts the failed read was for, which the ticket pass fails
+// the customer with: a ticket filed on a contract that has ended rolls
+// its labour up to it, and a read that keeps failing is to show where a
+// failing ticket sync does (the customer's ticket status,
+// psa_sync_ticket_last_success_timestamp_seconds,
+// PsaSyncTicketSyncFailing), not in a log line each pass only.
 // A dry run keeps what it read in memory only.
-func (d *Daemon) unplannedRenewals(ctx context.Context, backend psa.Backend, ms []export.CustomerMapping, today string, dryRun bool) map[string]bool {
+func (d *Daemon) unplannedRenewals(ctx context.Context, backend psa.Backend, ms []export.CustomerMapping, today string,
+	dryRun bool) (map[string]bool, map[string]error) {
 	tt := &d.ticketTerms
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
@@ -78,7 +87,7 @@ func (d *Daemon) unplannedRenewals(ctx context.Context, backend psa.Backend, ms 
 		}
 	}
 	var ids []string
-	want := map[termKey]bool{}
+	want, stale := map[termKey]bool{}, map[termKey]bool{}
 	for _, m := range ms {
 		for _, id := range []string{m.ContractID, m.NextContractID} {
 			k := termKey{sys, id}
@@ -87,13 +96,14 @@ func (d *Daemon) unplannedRenewals(ctx context.Context, backend psa.Backend, ms 
 			}
 			want[k] = true
 			if t, ok := tt.m[k]; !ok || now.Sub(t.ReadAt) < 0 || now.Sub(t.ReadAt) >= ticketTermsTTL {
-				ids = append(ids, id)
+				ids, stale[k] = append(ids, id), true
 			}
 		}
 	}
+	var readErr error
 	if br, ok := backend.(psa.BulkReader); ok && len(ids) > 0 {
 		got, err := br.GetContracts(ctx, ids)
-		if err != nil {
+		if readErr = err; err != nil {
 			d.logger.Warn("Could not read the contracts of customers with a renewal and usage sync off; their tickets are filed as the dates read before say, "+
 				"or on contract_id", "contracts", len(ids), "err", err)
 		} else {
@@ -121,15 +131,33 @@ func (d *Daemon) unplannedRenewals(ctx context.Context, backend psa.Backend, ms 
 			}
 		}
 	}
-	renewed := map[string]bool{}
+	renewed, unread := map[string]bool{}, map[string]error{}
 	for _, m := range ms {
+		key := ticketStatusKey(m.Source, m.CustomerID)
 		old, next := tt.m[termKey{sys, m.ContractID}], tt.m[termKey{sys, m.NextContractID}]
 		oldEnded := old.Found && !old.End.IsZero() && old.End.Format(time.DateOnly) < today
 		oldInForce := old.Found && (old.End.IsZero() || old.End.Format(time.DateOnly) >= today)
 		nextStarted := next.Found && !next.Start.IsZero() && next.Start.Format(time.DateOnly) <= today
 		if oldEnded || nextStarted && !oldInForce {
-			renewed[ticketStatusKey(m.Source, m.CustomerID)] = true
+			renewed[key] = true
 		}
+		if readErr == nil || !stale[termKey{sys, m.ContractID}] && !stale[termKey{sys, m.NextContractID}] {
+			continue
+		}
+		on, which := m.ContractID, "contract_id"
+		if renewed[key] {
+			on, which = m.NextContractID, "next_contract_id"
+		}
+		by := "no dates read yet"
+		read := old.ReadAt
+		if read.IsZero() || !next.ReadAt.IsZero() && next.ReadAt.Before(read) {
+			read = next.ReadAt
+		}
+		if !read.IsZero() {
+			by = "by the dates read " + read.UTC().Format(time.RFC3339)
+		}
+		unread[key] = fmt.Errorf("reading contracts %s (contract_id) and %s (next_contract_id), to file tickets on the one in force today: %w; "+
+			"they are filed on contract %s (%s; %s) until a pass reads them", m.ContractID, m.NextContractID, readErr, on, which, by)
 	}
-	return renewed
+	return renewed, unread
 }

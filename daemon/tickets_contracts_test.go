@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -117,5 +119,96 @@ func TestDaemon_ticketsOfACustomerWithoutUsageSync(t *testing.T) {
 				t.Errorf("contract reads after a pass a day later = %d, want 2", n)
 			}
 		})
+	}
+}
+
+// TestDaemon_ticketContractsUnread: when the ticket pass cannot read the
+// contracts of a customer with usage sync off and a renewal, its tickets
+// are filed all the same (on the contract the dates read before say, or
+// contract_id), but the customer fails, with an error naming the contracts
+// and the one filed on: the pass is not a success
+// (psa_sync_ticket_last_success_timestamp_seconds stays, and
+// PsaSyncTicketSyncFailing fires on a read that keeps failing), rather than
+// a warning in the log each pass. A pass that reads them succeeds again.
+func TestDaemon_ticketContractsUnread(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	var mu sync.Mutex
+	now := time.Date(2027, 1, 5, 10, 0, 0, 0, time.UTC)
+	d, sim, sop := ttSetupOptions(t, routing, true, "", Options{Now: func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}})
+	company := sim.Autotask().Companies()[0].ID
+	old := dtID(sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed 2026",
+		StartDate: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), EndDate: time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)}))
+	next := dtID(sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed 2027",
+		StartDate: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), EndDate: time.Date(2027, 12, 31, 0, 0, 0, 0, time.UTC)}))
+	doc := d.exp.Load().doc.Clone()
+	doc.Revision++
+	acme, _ := doc.Customer("sophos", ttAcme)
+	acme.ContractID, acme.NextContractID, acme.UsageSync = old, next, false
+	doc.PutCustomer(acme)
+	data, err := doc.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, filepath.Join(filepath.Dir(d.configPath), "mappings.json"), string(data))
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	readFails := psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Contracts/query", Status: http.StatusBadRequest,
+		Body: `{"errors":["The query is refused."]}`}
+	alerts := 0
+	pass := func(wantContract string) TicketStatus {
+		t.Helper()
+		alerts++
+		sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Malware on PC-%d", alerts)})
+		if _, err := d.recordedTicketPass(t.Context(), d.exp.Load().doc, false); err != nil {
+			t.Fatal(err)
+		}
+		tk := sim.Autotask().Tickets()
+		if len(tk) != alerts || dtID(tk[alerts-1].ContractID) != wantContract {
+			t.Errorf("tickets = %+v, want the new one on contract %s", tk, wantContract)
+		}
+		st, err := d.TicketStatuses()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st[ticketStatusKey("sophos", ttAcme)]
+	}
+
+	sim.AddFault(readFails)
+	st := pass(old)
+	if want := fmt.Sprintf("reading contracts %s (contract_id) and %s (next_contract_id), to file tickets on the one in force today", old, next); st.Result != "failed" ||
+		!strings.Contains(st.Error, want) || !strings.Contains(st.Error, "The query is refused") ||
+		!strings.Contains(st.Error, fmt.Sprintf("filed on contract %s (contract_id; no dates read yet)", old)) {
+		t.Errorf("Acme's ticket status, the read failing = %+v, want failed: %q, filed on contract_id", st, want)
+	}
+	if got := testutil.ToFloat64(d.metrics.TicketLastSuccessTimestamp); got != 0 {
+		t.Errorf("last ticket success = %v, want unset after a pass that could not read the contracts", got)
+	}
+
+	sim.ClearFaults()
+	if st := pass(next); st.Result != "succeeded" || st.Error != "" {
+		t.Errorf("Acme's ticket status, the contracts read = %+v, want succeeded", st)
+	}
+	success := testutil.ToFloat64(d.metrics.TicketLastSuccessTimestamp)
+	if success == 0 {
+		t.Error("last ticket success unset after the pass that read the contracts")
+	}
+
+	// A day later the read fails again: the dates read the day before
+	// stand, and the customer fails again.
+	mu.Lock()
+	now = now.Add(25 * time.Hour)
+	mu.Unlock()
+	sim.AddFault(readFails)
+	if st := pass(next); st.Result != "failed" || !strings.Contains(st.Error, fmt.Sprintf("filed on contract %s (next_contract_id; by the dates read 2027-01-05T10:00:00Z)", next)) {
+		t.Errorf("Acme's ticket status, the read failing a day later = %+v, want failed, filed on next_contract_id as read the day before", st)
+	}
+	if got := testutil.ToFloat64(d.metrics.TicketLastSuccessTimestamp); got != success {
+		t.Errorf("last ticket success = %v, want %v, the last pass that read the contracts", got, success)
 	}
 }

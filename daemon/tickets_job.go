@@ -111,7 +111,20 @@ func (d *Daemon) ticketPass(ctx context.Context, dryRun, forgetOther bool) (tick
 		}
 		d.logger.Warn("Ticket dry run on a restored backup: a pass that writes is refused until the restore is confirmed", "err", held)
 	}
-	rep, err := eng.Pass(ctx, d.ticketContracts(ctx, cl.backend, doc, ticketCustomers(doc), dryRun), dryRun)
+	customers, unread := d.ticketContracts(ctx, cl.backend, doc, ticketCustomers(doc), dryRun)
+	rep, err := eng.Pass(ctx, customers, dryRun)
+	for i, c := range rep.Customers {
+		// A customer whose contracts could not be read had its tickets
+		// filed all the same, on the contract the dates read before say,
+		// or contract_id: it fails until a pass reads them.
+		switch uerr := unread[ticketStatusKey(c.Customer.Source, c.Customer.CustomerID)]; {
+		case uerr == nil:
+		case c.Err != nil:
+			rep.Customers[i].Err = fmt.Errorf("%w; %w", c.Err, uerr)
+		default:
+			rep.Customers[i].Err = uerr
+		}
+	}
 	if held != nil {
 		rep.WritesHeld = held.Error()
 	}
@@ -178,9 +191,10 @@ func ticketCustomers(doc *export.Document) []tickets.Customer {
 // mapping's other contracts) keeps contract_id, until a usage pass plans
 // it. One with usage_sync off, which no usage pass plans, is decided from
 // the two contracts' dates, which the ticket passes read once a day
-// (unplannedRenewals).
+// (unplannedRenewals); it also returns, by ticketStatusKey, the error of
+// each customer whose read failed.
 func (d *Daemon) ticketContracts(ctx context.Context, backend psa.Backend, doc *export.Document, customers []tickets.Customer,
-	dryRun bool) []tickets.Customer {
+	dryRun bool) ([]tickets.Customer, map[string]error) {
 	next := map[string]export.CustomerMapping{}
 	for _, m := range doc.CustomerMappings {
 		if m.NextContractID != "" {
@@ -188,7 +202,7 @@ func (d *Daemon) ticketContracts(ctx context.Context, backend psa.Backend, doc *
 		}
 	}
 	if len(next) == 0 {
-		return customers
+		return customers, nil
 	}
 	if !d.plans.held() {
 		// A process that has not restored the last plan (psa-syncd
@@ -220,8 +234,11 @@ func (d *Daemon) ticketContracts(ctx context.Context, backend psa.Backend, doc *
 			unplanned = append(unplanned, m)
 		}
 	}
+	var unread map[string]error
 	if len(unplanned) > 0 {
-		maps.Copy(renewed, d.unplannedRenewals(ctx, backend, unplanned, today, dryRun))
+		var unplannedRenewed map[string]bool
+		unplannedRenewed, unread = d.unplannedRenewals(ctx, backend, unplanned, today, dryRun)
+		maps.Copy(renewed, unplannedRenewed)
 	}
 	out := slices.Clone(customers)
 	for i, c := range out {
@@ -229,7 +246,7 @@ func (d *Daemon) ticketContracts(ctx context.Context, backend psa.Backend, doc *
 			out[i].ContractID = next[key].NextContractID
 		}
 	}
-	return out
+	return out, unread
 }
 
 // maxLoggedCustomers bounds the customers a ticket pass logs at warn as
