@@ -97,7 +97,9 @@ func TestDaemon_ticketsAPI(t *testing.T) {
 		t.Errorf("dry run = %d %s; want Acme's one ticket to create", code, answer)
 	}
 	for _, r := range sim.Requests() {
-		if r.Method != http.MethodGet {
+		// An Autotask query (the search before a create, which the dry
+		// run makes as the pass does) is a POST that reads.
+		if r.Method != http.MethodGet && !strings.HasSuffix(r.Path, "/query") {
 			t.Errorf("the dry run sent %s %s", r.Method, r.Path)
 		}
 	}

@@ -1620,8 +1620,7 @@ func (e *Engine) create(ctx context.Context, p *pass, c Customer, prev *Record, 
 		Title: e.title(c, a), RoutingHash: e.createKey(c), Created: e.now().UTC(), Updated: e.now().UTC(),
 	}
 	if p.dryRun {
-		cr.WouldCreate = append(cr.WouldCreate, r.Ref)
-		return true
+		return e.dryRunCreate(ctx, p, r, prev, a, cr)
 	}
 	if err := e.storeIntent(p, r, prev); err != nil {
 		if !errors.Is(err, ErrRecordExists) {
@@ -1634,6 +1633,41 @@ func (e *Engine) create(ctx context.Context, p *pass, c Customer, prev *Record, 
 		return false
 	}
 	return e.file(ctx, p, &r, prev, found, e.request(c, a, r), cr)
+}
+
+// dryRunCreate reports, in a dry run, what the pass would do with the
+// create r: it makes the pass's search for r's Ref, and its searches for
+// the next generations' while the tickets found are earlier ones
+// (searchPast), so that would_create names the reference the pass would
+// file, not the first generation's again after retention removed the
+// alert's record; a ticket the pass would adopt instead is named in a
+// notice. It stores nothing, and reports, as create does, whether the
+// pass would file or adopt a ticket.
+func (e *Engine) dryRunCreate(ctx context.Context, p *pass, r Record, prev *Record, a Alert, cr *CustomerReport) bool {
+	for {
+		found, err := e.psa.FindTickets(ctx, psa.TicketQuery{CompanyID: r.CompanyID, ExternalRef: r.Ref})
+		switch {
+		case err != nil:
+			// The pass would create nothing either.
+			e.stopOn(p, err)
+			cr.fail(e.forbidden(fmt.Errorf("searching for %s before creating: %w", r.Ref, err), &r))
+			return false
+		case len(found) == 0:
+			cr.WouldCreate = append(cr.WouldCreate, r.Ref)
+			return true
+		case !earlierTickets(prev, found):
+			e.adopt(&r, found)
+			what := "follows it rather than filing another"
+			if r.State == StateClosed {
+				what = "takes it as closed in the PSA, and files none for the alert"
+			}
+			cr.Notices = append(cr.Notices, fmt.Sprintf("alert %s has a ticket in the PSA with its reference %s, ticket %s: the next pass %s",
+				a.ID, r.Ref, cmp.Or(r.Number, r.TicketID), what))
+			return true
+		}
+		r.Generation++
+		r.Ref = ref(a.ID, r.Generation)
+	}
 }
 
 // searchPast is the search before the create r (search), and, while what

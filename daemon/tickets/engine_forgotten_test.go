@@ -2,6 +2,7 @@ package tickets_test
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -109,11 +110,17 @@ func TestEngine_returnAfterRetentionForgotTheRecord(t *testing.T) {
 						t.Fatalf("pass after the return, its search failing = %+v, want the customer failed on the search", tot)
 					}
 				}
+				// A dry run names the ticket the pass files, not the first
+				// one's reference again.
+				dry := e.dryPass(eng).Customers[0]
 				tot := e.pass(eng).Customers[0]
 				if tot.Created != 1 || tot.Adopted != 0 || tot.Err != nil || len(tot.Notices) != 0 {
 					t.Errorf("pass after the return = %+v, want a new ticket and no notice", tot)
 				}
 				r := e.record(a.ID)
+				if !slices.Equal(dry.WouldCreate, []string{r.Ref}) || dry.Err != nil || len(dry.Notices) != 0 {
+					t.Errorf("dry run before that pass = %+v, want it to name %s, the ticket the pass filed", dry, r.Ref)
+				}
 				if want := gen + 1; r.State != tickets.StateOpen || r.Generation != want || r.ClosedBy != "" || !strings.HasSuffix(r.Ref, "/"+string(rune('0'+want))) {
 					t.Errorf("record after the return = %+v, want generation %d open", r, want)
 				}
@@ -233,4 +240,49 @@ func newStateDB(t *testing.T) *state.DB {
 		}
 	})
 	return db
+}
+
+// TestEngine_dryRunNamesATicketFoundOpen: with a new state database, an
+// open alert whose ticket is open in the PSA is not one a dry run would
+// create: the pass's search finds the ticket, and the pass follows it, as
+// the dry run's notice says.
+func TestEngine_dryRunNamesATicketFoundOpen(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	e.pass(e.engine(routings[e.system]))
+	e.db = newStateDB(t)
+	eng := e.engine(routings[e.system])
+	ticket := id(e.tickets()[0].id)
+
+	dry := e.dryPass(eng).Customers[0]
+	want := "alert " + a.ID + " has a ticket in the PSA with its reference sc:" + a.ID + ", ticket "
+	if len(dry.WouldCreate) != 0 || len(dry.Notices) != 1 || !strings.Contains(dry.Notices[0], want) ||
+		!strings.HasSuffix(dry.Notices[0], "the next pass follows it rather than filing another") || dry.Err != nil {
+		t.Errorf("dry run = %+v, want no create and a notice: %s...", dry, want)
+	}
+	if tot := e.pass(eng).Customers[0]; tot.Created != 0 || tot.Adopted != 1 || tot.Err != nil {
+		t.Errorf("the pass = %+v, want the ticket adopted", tot)
+	}
+	if r := e.record(a.ID); r.State != tickets.StateOpen || r.TicketID != ticket {
+		t.Errorf("record = %+v, want ticket %s followed", r, ticket)
+	}
+}
+
+// TestEngine_dryRunSearchFails: a dry run whose search before a create
+// fails names no create, and the customer fails with the search's error,
+// as the pass would.
+func TestEngine_dryRunSearchFails(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	eng := e.engine(routings[e.system])
+	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets/query", Status: http.StatusBadRequest,
+		Body: `{"errors":["The search is refused."]}`, Times: 1})
+	if dry := e.dryPass(eng).Customers[0]; len(dry.WouldCreate) != 0 || dry.Err == nil || !strings.Contains(dry.Err.Error(), "searching for sc:"+a.ID) {
+		t.Errorf("dry run, its search failing = %+v, want no create and the customer failed on the search", dry)
+	}
+	if dry := e.dryPass(eng).Customers[0]; !slices.Equal(dry.WouldCreate, []string{"sc:" + a.ID}) || dry.Err != nil {
+		t.Errorf("dry run after = %+v, want sc:%s to be created", dry, a.ID)
+	}
 }
