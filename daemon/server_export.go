@@ -97,8 +97,15 @@ func (d *Daemon) handleGetExport(w http.ResponseWriter, r *http.Request) {
 // and database (or its file's path), which are no one's business outside,
 // so the answer says what failed and how, and the log has the error.
 func (d *Daemon) stateFailed(w http.ResponseWriter, what string, err error) {
+	writeError(w, http.StatusInternalServerError, d.stateFailure(what, err))
+}
+
+// stateFailure logs a failed read of the state database and returns the
+// words that an answer or a page shows without credentials in its place
+// (see stateFailed).
+func (d *Daemon) stateFailure(what string, err error) string {
 	d.logger.Error("Could not answer a request: the state database failed", "request", what, "err", err)
-	writeError(w, http.StatusInternalServerError, what+": the state database "+stateFailureKind(err)+"; psa-syncd's log has the error")
+	return what + ": the state database " + stateFailureKind(err) + "; psa-syncd's log has the error"
 }
 
 // stateFailureKind says how a read of the state database failed, in words

@@ -567,3 +567,30 @@ func TestHandler_exportAdvertisesReaderFields(t *testing.T) {
 		t.Errorf("conditional GET = %d with %s %q, want 304 with %q", rec.Code, export.ReaderFieldsHeader, got, want)
 	}
 }
+
+// TestStatusPage_stateFailureNamesNoDatabase: the status page, which
+// anyone reaching the listener sees when no basic_auth_users are set, says
+// how a read of the state database failed, not its error: that names the
+// database's host and user, or its file's path. The log has the error.
+func TestStatusPage_stateFailureNamesNoDatabase(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	e := dtSetup(t, dtOptions{token: dtToken, daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+	where := e.d.State().Path()
+	if err := e.d.State().Close(); err != nil {
+		t.Fatal(err)
+	}
+	rec := dtServe(t, e.d, http.MethodGet, "/", "", "")
+	if strings.Contains(rec.Body.String(), where) || strings.Contains(rec.Body.String(), "closed") ||
+		!strings.Contains(rec.Body.String(), "the state database failed;") {
+		t.Errorf("the status page with the state database failing = %d, want it to say the state database failed, without its error:\n%s", rec.Code, rec.Body)
+	}
+	for _, what := range []string{"reading customers", "reading runs", "reading open intents", "reading unmapped usage", "reading the lines held for a surge"} {
+		if !strings.Contains(logs.String(), `request="`+what+`"`) {
+			t.Errorf("the log has no line for %s:\n%s", what, logs.String())
+		}
+	}
+	if !strings.Contains(logs.String(), where) {
+		t.Errorf("the state database's error is not in the log:\n%s", logs.String())
+	}
+}

@@ -403,7 +403,7 @@ func (d *Daemon) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 	p.Data = data
 	all, err := d.Customers()
 	if err != nil {
-		p.Error = err.Error()
+		p.Error = d.stateFailure("reading customers", err)
 	}
 	known := false
 	for _, f := range customerFilters {
@@ -424,7 +424,7 @@ func (d *Daemon) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 	}
 	runs, err := d.db.Runs(recentRuns)
 	if err != nil {
-		p.Error = "reading runs: " + err.Error()
+		p.Error = d.stateFailure("reading runs", err)
 	}
 	for _, run := range runs {
 		row := runRow{RunView: d.runView(run)}
@@ -442,13 +442,13 @@ func (d *Daemon) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 	}
 	open, err := d.OpenIntents()
 	if err != nil {
-		p.Error = "reading open intents: " + err.Error()
+		p.Error = d.stateFailure("reading open intents", err)
 	}
 	for _, in := range open {
 		data.Intents = append(data.Intents, NewIntentView(in))
 	}
 	if data.Unmapped, err = d.LastUnmapped(); err != nil {
-		p.Error = "reading unmapped usage: " + err.Error()
+		p.Error = d.stateFailure("reading unmapped usage", err)
 	}
 	last, _ := d.LastPlan("")
 	if last != nil {
@@ -461,7 +461,7 @@ func (d *Daemon) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if d.cfg.Load().Policies.SurgeGuardOn() {
 		if rec, err := usage.ReadSurgeRecord(d.db); err != nil {
-			p.Error = "reading the lines held for a surge: " + err.Error()
+			p.Error = d.stateFailure("reading the lines held for a surge", err)
 		} else if rec != nil {
 			data.Surge = newSurgeOverview(rec, all, last)
 		}
@@ -519,7 +519,7 @@ func (d *Daemon) handleCustomerPage(w http.ResponseWriter, r *http.Request) {
 	p := d.newPage(w, r, id)
 	all, err := d.Customers()
 	if err != nil {
-		p.Error = err.Error()
+		p.Error = d.stateFailure("reading customers", err)
 	}
 	data := &customerData{}
 	found := false
@@ -540,7 +540,7 @@ func (d *Daemon) handleCustomerPage(w http.ResponseWriter, r *http.Request) {
 	p.Data = data
 	ledger, err := FilterLedger(d.db, LedgerFilter{Customer: id, Limit: 100})
 	if err != nil {
-		p.Error = err.Error()
+		p.Error = d.stateFailure("reading the ledger", err)
 	}
 	data.Ledger = ledger
 	last := map[[2]string]*LedgerView{}
