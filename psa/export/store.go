@@ -250,7 +250,10 @@ func removeStaleTemps(path string) {
 // any file its writer creates: it names every customer and contract, and a
 // umask of 077 keeps it private. A new file beside the export (like, the
 // export's path) gets instead the export's group, as far as the writer may,
-// and its read bits, whatever the umask: the same readers may read it.
+// and its read bits, whatever the umask: the same readers may read it. One
+// replaced gains the export's read bits it lacks (one written 0600 by an
+// earlier psa-syncd under a umask of 077), and, when its group had no
+// access to it, the export's group too; it loses no bit.
 func writeFile(path string, data []byte, like string) (err error) {
 	perm := fs.FileMode(0o644)
 	old, statErr := os.Stat(path)
@@ -258,10 +261,13 @@ func writeFile(path string, data []byte, like string) (err error) {
 		perm = old.Mode().Perm()
 	}
 	var model fs.FileInfo
-	if statErr != nil && like != "" {
+	if like != "" {
 		if m, err := os.Stat(like); err == nil {
 			model = m
-			perm = 0o600 | m.Mode().Perm()&0o044
+			if statErr != nil {
+				perm = 0o600
+			}
+			perm |= m.Mode().Perm() & 0o044
 		}
 	}
 	dir := filepath.Dir(path)
@@ -283,6 +289,11 @@ func writeFile(path string, data []byte, like string) (err error) {
 	}()
 	if statErr == nil {
 		keepOwner(f, old)
+		if model != nil && old.Mode().Perm()&0o070 == 0 && perm&0o040 != 0 {
+			// Its group, which had no access, gives it to none of the
+			// export's readers; the export's group may give it to them.
+			keepGroup(f, model)
+		}
 	} else if model != nil {
 		keepGroup(f, model)
 	}

@@ -259,3 +259,61 @@ func TestFileBackend_Save_otherWriterProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPublishReaders_oldFileGainsTheExportsReadBits: a readers file written
+// 0600 by an earlier psa-syncd (under a umask of 077) gains the export's
+// read bits it lacks when psa-syncd writes it again, and the export's
+// group when its own had no access; it loses no bit, and a group that could
+// read it stays.
+func TestPublishReaders_oldFileGainsTheExportsReadBits(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the files a group the test user is not in")
+	}
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	const exportGroup, readersGroup = 54321, 54322
+	for _, tt := range []struct {
+		export, readers, want os.FileMode
+		wantGroup             uint32
+	}{
+		{0o640, 0o600, 0o640, exportGroup},
+		{0o644, 0o600, 0o644, exportGroup},
+		{0o644, 0o640, 0o644, readersGroup},
+		{0o600, 0o660, 0o660, readersGroup},
+		{0o604, 0o600, 0o604, readersGroup},
+	} {
+		path := filepath.Join(t.TempDir(), "psa-mappings.json")
+		writeDoc(t, path, testDocument())
+		if err := os.Chown(path, 0, exportGroup); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, tt.export); err != nil {
+			t.Fatal(err)
+		}
+		// An earlier psa-syncd's entry: this one writes the list again.
+		if err := os.WriteFile(path+ReadersSuffix, []byte(`{"readers":[{"version":"1.8.0","fields":["schema"],"confirmed":"2026-01-01T00:00:00Z"}]}`+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(path+ReadersSuffix, 0, readersGroup); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path+ReadersSuffix, tt.readers); err != nil {
+			t.Fatal(err)
+		}
+		if err := PublishReaders(t.Context(), NewFileBackend(path), "1.9.0", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(path + ReadersSuffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			t.Fatalf("Stat gave %T, not a *syscall.Stat_t", fi.Sys())
+		}
+		if fi.Mode().Perm() != tt.want || st.Gid != tt.wantGroup {
+			t.Errorf("export of mode %v, readers file of mode %v: written again with mode %v, group %d; want %v, group %d",
+				tt.export, tt.readers, fi.Mode().Perm(), st.Gid, tt.want, tt.wantGroup)
+		}
+	}
+}
