@@ -1109,7 +1109,7 @@ func (d *Daemon) handleCustomers(w http.ResponseWriter, r *http.Request) {
 	}
 	all, err := d.Customers()
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		d.stateFailed(w, "reading customers", err)
 		return
 	}
 	out := make([]apiCustomer, 0, len(all))

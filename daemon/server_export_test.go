@@ -147,7 +147,7 @@ func TestHandler_stateFailureNamesNoDatabase(t *testing.T) {
 	if err := e.d.State().Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, target := range []string{"/api/v1/export", "/api/v1/export/history", "/api/v1/runs", "/api/v1/runs/1", "/api/v1/intents", "/api/v1/ledger", "/api/v1/unmapped"} {
+	for _, target := range []string{"/api/v1/export", "/api/v1/export/history", "/api/v1/runs", "/api/v1/runs/1", "/api/v1/intents", "/api/v1/ledger", "/api/v1/unmapped", "/api/v1/customers"} {
 		rec := dtServe(t, e.d, http.MethodGet, target, "", "")
 		if rec.Code != http.StatusInternalServerError || strings.Contains(rec.Body.String(), where) || strings.Contains(rec.Body.String(), "closed") ||
 			!strings.Contains(rec.Body.String(), "the state database failed; psa-syncd's log has the error") {
