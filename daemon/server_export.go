@@ -74,7 +74,9 @@ func (d *Daemon) handleGetExport(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s := d.exp.Load()
 		if s == nil {
-			writeError(w, http.StatusNotFound, "no valid mapping export loaded yet from "+d.cfg.Load().ExportName())
+			// Not naming the store: its path or host are no business of a
+			// request without credentials; the log says which and why.
+			writeError(w, http.StatusNotFound, "no valid mapping export loaded yet; psa-syncd's log says why")
 			return
 		}
 		data, size, etag = s.data, s.data.size, s.version

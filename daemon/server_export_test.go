@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -592,5 +593,20 @@ func TestStatusPage_stateFailureNamesNoDatabase(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), where) {
 		t.Errorf("the state database's error is not in the log:\n%s", logs.String())
+	}
+}
+
+// TestHandler_noExportNamesNoStore: GET /api/v1/export, which needs no
+// credentials, before an export is loaded does not name the store (its
+// file's path, or its host).
+func TestHandler_noExportNamesNoStore(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: dtToken, noExport: true})
+	if err := e.d.Reload(); err == nil {
+		t.Fatal("Reload without an export file succeeded")
+	}
+	rec := dtServe(t, e.d, http.MethodGet, "/api/v1/export", "", "")
+	if rec.Code != http.StatusNotFound || strings.Contains(rec.Body.String(), e.exportPath) || strings.Contains(rec.Body.String(), filepath.Base(e.exportPath)) {
+		t.Errorf("GET /api/v1/export without an export = %d %s; want 404 not naming the export's file", rec.Code, rec.Body)
 	}
 }
