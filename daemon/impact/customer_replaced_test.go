@@ -115,6 +115,11 @@ resource "psa_integration" "this" {
 					if acme != 2 {
 						t.Errorf("JSON: %d lines of acme-new with current_customer_id acme-tenant, want Acme's two:\n%s", acme, js)
 					}
+					checkReplacedUsage(t, rep, md, js, l.ContractID)
+					if _, table := report(t, o, planJSON, current, impact.FormatTable); !strings.Contains(table, "starts Acme (acme-new): new customer mapping: replaces Acme (acme-tenant) on contract "+l.ContractID) ||
+						!strings.Contains(table, "stops Acme (acme-tenant): customer mapping removed: replaced by Acme (acme-new) on contract "+l.ContractID) {
+						t.Errorf("table: usage sync does not name the replacement:\n%s", table)
+					}
 				})
 			})
 		}
@@ -133,5 +138,79 @@ func checkOneRowPerLine(t *testing.T, rep *impact.Report, md string) {
 		if n > 1 {
 			t.Errorf("contract line %s shows as %d rows, want one:\n%s", line, n, md)
 		}
+	}
+}
+
+// checkReplacedUsage fails t unless the usage sync and newly billed
+// entries of acme-new and acme-tenant say that acme-new replaces
+// acme-tenant on contract, in the report, its Markdown md and its JSON js:
+// before, they read as a customer whose usage becomes unmapped and another
+// whose usage is newly billed, though the usage is the same, renamed, and
+// its lines stay billed.
+func checkReplacedUsage(t *testing.T, rep *impact.Report, md, js, contract string) {
+	t.Helper()
+	replaces := "replaces Acme (acme-tenant) on contract " + contract
+	for _, sc := range rep.UsageSync {
+		switch {
+		case sc.CustomerID == "acme-new" && (!sc.Starts || sc.Replaces != "acme-tenant" || !strings.Contains(sc.Why, replaces)):
+			t.Errorf("usage sync of acme-new: %+v; want it to start, replacing acme-tenant on contract %s:\n%s", sc, contract, md)
+		case sc.CustomerID == "acme-tenant" && (sc.Starts || sc.ReplacedBy != "acme-new" || !strings.Contains(sc.Why, "replaced by Acme (acme-new) on contract "+contract) ||
+			strings.Contains(sc.Why, "unmapped")):
+			t.Errorf("usage sync of acme-tenant: %+v; want it to stop, replaced by acme-new on contract %s, not its usage unmapped:\n%s", sc, contract, md)
+		}
+	}
+	newly := 0
+	for _, u := range rep.NewlyBilled {
+		if u.Kind == "customer" && u.ID == "acme-new" {
+			newly++
+			if u.Replaces != "acme-tenant" || !strings.Contains(u.Why, replaces) {
+				t.Errorf("newly billed acme-new: %+v; want it to replace acme-tenant on contract %s:\n%s", u, contract, md)
+			}
+		}
+	}
+	if newly != 1 {
+		t.Errorf("%d newly billed entries of acme-new, want one:\n%s", newly, md)
+	}
+	for _, want := range []string{
+		"usage sync starts for 1 customer (1 replacing another customer on the same contract lines)",
+		"usage sync stops for 1 customer (1 replaced by another customer on the same contract lines)",
+		"newly billed (1 replacing another customer on the same contract lines, billed before)",
+		"**Starts** for Acme (acme-new): new customer mapping: " + replaces,
+		"**Stops** for Acme (acme-tenant): customer mapping removed: replaced by Acme (acme-new) on contract " + contract,
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown: no %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "its usage becomes unmapped") {
+		t.Errorf("Markdown: acme-tenant's usage said to become unmapped:\n%s", md)
+	}
+	var decoded struct {
+		UsageSync []struct {
+			CustomerID string `json:"customer_id"`
+			Replaces   string `json:"replaces"`
+			ReplacedBy string `json:"replaced_by"`
+		} `json:"usage_sync"`
+		NewlyBilled []struct {
+			ID       string `json:"id"`
+			Replaces string `json:"replaces"`
+		} `json:"newly_billed"`
+	}
+	if err := json.Unmarshal([]byte(js), &decoded); err != nil {
+		t.Fatal(err)
+	}
+	pairs := 0
+	for _, sc := range decoded.UsageSync {
+		if sc.CustomerID == "acme-new" && sc.Replaces == "acme-tenant" || sc.CustomerID == "acme-tenant" && sc.ReplacedBy == "acme-new" {
+			pairs++
+		}
+	}
+	for _, u := range decoded.NewlyBilled {
+		if u.ID == "acme-new" && u.Replaces == "acme-tenant" {
+			pairs++
+		}
+	}
+	if pairs != 3 {
+		t.Errorf("JSON: %d usage sync and newly billed entries name the replacement, want 3:\n%s", pairs, js)
 	}
 }

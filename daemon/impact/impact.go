@@ -236,6 +236,12 @@ type SyncChange struct {
 	// Starts is true when usage sync starts, false when it stops.
 	Starts bool   `json:"starts"`
 	Why    string `json:"why"`
+	// Replaces, on a customer whose sync starts, and ReplacedBy, on one
+	// whose sync stops, name the other customer of a customer mapping
+	// replaced on the same contract (Line.CurrentCustomerID): the same
+	// contract lines, set through another customer, not new billing.
+	Replaces   string `json:"replaces,omitempty"`
+	ReplacedBy string `json:"replaced_by,omitempty"`
 }
 
 // UsageChange is a product or a customer whose usage becomes unmapped or
@@ -249,6 +255,10 @@ type UsageChange struct {
 	Customers int    `json:"customers,omitempty"`
 	Quantity  int64  `json:"quantity"`
 	Why       string `json:"why"`
+	// Replaces names the customer whose contract lines this customer's
+	// usage sets from now on (SyncChange.Replaces): usage that those
+	// lines billed under the old customer, not new billing.
+	Replaces string `json:"replaces,omitempty"`
 }
 
 // Price sources (Line.PriceFrom).
@@ -366,7 +376,7 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 	}
 	c.lines(rep, cur, prop)
 	c.usageSync(rep)
-	c.unmapped(rep, cur, prop, usageKnown)
+	c.unmapped(rep, o.SourceName, cur, prop, usageKnown)
 	onC, onP := integrationOn(current), integrationOn(proposed)
 	switch {
 	case onC && !onP:
@@ -403,13 +413,13 @@ func (r *Report) redact(values []string) {
 	}
 	for i := range r.UsageSync {
 		sc := &r.UsageSync[i]
-		for _, s := range []*string{&sc.CustomerName, &sc.CustomerID, &sc.Why} {
+		for _, s := range []*string{&sc.CustomerName, &sc.CustomerID, &sc.Replaces, &sc.ReplacedBy, &sc.Why} {
 			*s = rp.Replace(*s)
 		}
 	}
 	for _, list := range [][]UsageChange{r.Unmapped, r.NewlyBilled} {
 		for i := range list {
-			for _, s := range []*string{&list[i].ID, &list[i].Name, &list[i].Why} {
+			for _, s := range []*string{&list[i].ID, &list[i].Name, &list[i].Replaces, &list[i].Why} {
 				*s = rp.Replace(*s)
 			}
 		}
@@ -484,6 +494,10 @@ type compare struct {
 	// report does not know: on Kaseya BMS the pass holds them or writes
 	// them as the ledger says.
 	holdUnknown map[lineKey]bool
+	// replacements are the customers whose lines the proposed plan sets
+	// instead of another's on the same contract (replacedCustomers), as
+	// paired by lines: usage sync and the newly billed usage name them.
+	replacements []replacement
 	// serviceLines holds, by service, the contracts the PSA lists a line
 	// of that service on (nil: not known), as lineAbsent read them.
 	serviceLines map[string]map[string]bool
@@ -541,8 +555,12 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 		replaced = replacedCustomers(curBy, propBy)
 	}
 	merged := map[lineKey]bool{}
-	for _, old := range replaced {
+	for k, old := range replaced {
 		merged[old] = true
+		r := replacement{source: k.source, customer: k.customer, name: propBy[k].CustomerName, old: old.customer, oldName: curBy[old].CustomerName, contract: k.contract}
+		if !slices.Contains(c.replacements, r) {
+			c.replacements = append(c.replacements, r)
+		}
 	}
 	for _, k := range keys {
 		if merged[k] {
@@ -702,6 +720,30 @@ func replacedCustomers(curBy, propBy map[lineKey]usage.Change) map[lineKey]lineK
 		}
 	}
 	return out
+}
+
+// replacement is a customer whose lines the proposed plan sets instead of
+// old's on contract.
+type replacement struct{ source, customer, name, old, oldName, contract string }
+
+// replacing returns the text naming the customers customer replaces
+// (old false) or is replaced by (old true) on a contract, and the other
+// customer's id, or "" when lines pair it with no other customer.
+func (c *compare) replacing(source, customer string, old bool) (text, other string) {
+	var parts []string
+	for _, r := range c.replacements {
+		switch {
+		case r.source != source:
+		case !old && r.customer == customer:
+			parts = append(parts, fmt.Sprintf("%s on contract %s", nameID(r.oldName, r.old), r.contract))
+			other = cmp.Or(other, r.old)
+		case old && r.old == customer:
+			parts = append(parts, fmt.Sprintf("%s on contract %s", nameID(r.name, r.customer), r.contract))
+			other = cmp.Or(other, r.customer)
+		}
+	}
+	slices.Sort(parts)
+	return strings.Join(slices.Compact(parts), ", "), other
 }
 
 // failures are the Not computed entries of the customers that the plans
@@ -1606,7 +1648,24 @@ func (c *compare) usageSync(rep *Report) {
 			continue
 		}
 		sc := SyncChange{Source: cm.Source, CustomerID: cm.CustomerID, CustomerName: cmp.Or(cmP.CustomerName, cmC.CustomerName), Starts: onP}
+		// A customer whose lines another's replace on the same
+		// contract: its usage sync starting or stopping moves the
+		// lines to the other customer, the same lines, still billed.
+		replaces, by := "", ""
+		if onP {
+			replaces, sc.Replaces = c.replacing(cm.Source, cm.CustomerID, false)
+		} else {
+			by, sc.ReplacedBy = c.replacing(cm.Source, cm.CustomerID, true)
+		}
 		switch {
+		case replaces != "" && !okC:
+			sc.Why = "new customer mapping: replaces " + replaces + ", setting the same contract lines (see the lines)"
+		case replaces != "":
+			sc.Why = "usage_sync switched on: replaces " + replaces + ", setting the same contract lines (see the lines)"
+		case by != "" && !okP:
+			sc.Why = "customer mapping removed: replaced by " + by + ", which sets the same contract lines (see the lines)"
+		case by != "":
+			sc.Why = "usage_sync switched off: replaced by " + by + ", which sets the same contract lines (see the lines)"
 		case !okC:
 			sc.Why = "new customer mapping"
 		case !okP:
@@ -1623,8 +1682,9 @@ func (c *compare) usageSync(rep *Report) {
 	})
 }
 
-// unmapped lists usage that becomes unmapped or newly billed.
-func (c *compare) unmapped(rep *Report, cur, prop *usage.Plan, usageKnown bool) {
+// unmapped lists usage that becomes unmapped or newly billed, that of
+// sourceName, the usage source.
+func (c *compare) unmapped(rep *Report, sourceName string, cur, prop *usage.Plan, usageKnown bool) {
 	if !usageKnown {
 		return
 	}
@@ -1670,6 +1730,14 @@ func (c *compare) unmapped(rep *Report, cur, prop *usage.Plan, usageKnown bool) 
 	for k, e := range ic {
 		if _, ok := ip[k]; !ok && !e.usageSync {
 			e.u.Why = "mapped by this plan (was: " + e.why + ")"
+			if e.u.Kind == "customer" {
+				// Usage the old customer's lines billed, now set
+				// through this one: not new billing.
+				if replaces, id := c.replacing(sourceName, e.u.ID, false); replaces != "" {
+					e.u.Why += ": replaces " + replaces + ", setting the same contract lines, billed before (see the lines)"
+					e.u.Replaces = id
+				}
+			}
 			rep.NewlyBilled = append(rep.NewlyBilled, e.u)
 		}
 	}

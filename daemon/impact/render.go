@@ -131,25 +131,47 @@ func (r *Report) summary() string {
 		}
 		parts = append(parts, s)
 	}
-	starts, stops := 0, 0
+	// A customer replacing another on the same contract lines starts,
+	// the other stops and its usage reads as newly billed: the counts
+	// say how many of them are such, the same usage still billed.
+	starts, stops, replacing, replaced := 0, 0, 0, 0
 	for _, sc := range r.UsageSync {
-		if sc.Starts {
+		switch {
+		case sc.Starts:
 			starts++
-		} else {
+			if sc.Replaces != "" {
+				replacing++
+			}
+		default:
 			stops++
+			if sc.ReplacedBy != "" {
+				replaced++
+			}
 		}
 	}
+	of := func(n int, what string) string {
+		if n == 0 {
+			return ""
+		}
+		return fmt.Sprintf(" (%d %s)", n, what)
+	}
 	if starts > 0 {
-		parts = append(parts, "usage sync starts for "+plural(starts, "customer", "customers"))
+		parts = append(parts, "usage sync starts for "+plural(starts, "customer", "customers")+of(replacing, "replacing another customer on the same contract lines"))
 	}
 	if stops > 0 {
-		parts = append(parts, "usage sync stops for "+plural(stops, "customer", "customers"))
+		parts = append(parts, "usage sync stops for "+plural(stops, "customer", "customers")+of(replaced, "replaced by another customer on the same contract lines"))
 	}
 	if len(r.Unmapped) > 0 {
 		parts = append(parts, plural(len(r.Unmapped), "usage item becomes", "usage items become")+" unmapped")
 	}
 	if len(r.NewlyBilled) > 0 {
-		parts = append(parts, plural(len(r.NewlyBilled), "usage item is", "usage items are")+" newly billed")
+		billed := 0
+		for _, u := range r.NewlyBilled {
+			if u.Replaces != "" {
+				billed++
+			}
+		}
+		parts = append(parts, plural(len(r.NewlyBilled), "usage item is", "usage items are")+" newly billed"+of(billed, "replacing another customer on the same contract lines, billed before"))
 	}
 	if len(r.LeftBilling) > 0 {
 		parts = append(parts, plural(len(r.LeftBilling), "line psa-syncd set goes", "lines psa-syncd set go")+
