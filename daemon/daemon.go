@@ -1111,6 +1111,7 @@ func parseSchedule(what, spec, tz string) (schedule.Schedule, *time.Location, er
 // instances that share the database.
 func (d *Daemon) NewBackend(cfg *Config) (psa.Backend, error) {
 	bc := cfg.BackendConfig(d.psaClient, d.logger.With("component", "psa"))
+	bc.RateLimited = d.metrics.RateLimited
 	if bc.KaseyaBMS != nil && d.db != nil {
 		kc := *bc.KaseyaBMS
 		kc.Calls = d.db.APICalls()

@@ -152,7 +152,7 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 	m.RateLimitedTotal = f.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace,
 		Name:      "rate_limited_total",
-		Help:      "PSA API responses that said the request was rate limited (HTTP 429).",
+		Help:      "PSA API answers that refused the request for the PSA's rate limit: HTTP 429, or the refusal's message with another status (Autotask's thread or hourly threshold, Kaseya BMS's limit in an error envelope).",
 	}, []string{"system"}).With(sys)
 	m.ScheduleInterval = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
@@ -267,9 +267,9 @@ func (m *Metrics) engine() *usage.Metrics {
 }
 
 // InstrumentRoundTripper wraps next (http.DefaultTransport when nil) so that
-// every PSA request is counted in psa_sync_api_requests_total, timed in
-// psa_sync_api_request_duration_seconds, and every 429 answer counted in
-// psa_sync_rate_limited_total. A request that got no answer (connection
+// every PSA request is counted in psa_sync_api_requests_total and timed in
+// psa_sync_api_request_duration_seconds (the PSA's refusals for its rate
+// limit are counted by RateLimited, which the clients call). A request that got no answer (connection
 // refused, DNS, TLS, a reset, a timeout or cancellation) is counted and
 // timed too, with code="error": promhttp counts answers only, and an
 // unreachable PSA would show as no requests at all. Use it for the PSA's
@@ -288,14 +288,18 @@ func (m *Metrics) InstrumentRoundTripper(next http.RoundTripper) http.RoundTripp
 			m.APIRequestDuration.With(prometheus.Labels{"method": method}).Observe(time.Since(start).Seconds())
 			return resp, err
 		}
-		if resp.StatusCode == http.StatusTooManyRequests {
-			m.RateLimitedTotal.Inc()
-		}
 		return resp, err
 	})
 	return promhttp.InstrumentRoundTripperCounter(m.APIRequestsTotal,
 		promhttp.InstrumentRoundTripperDuration(m.APIRequestDuration, counted))
 }
+
+// RateLimited counts an answer of the PSA that refused a request for its
+// rate limit in psa_sync_rate_limited_total. The daemon's PSA clients call
+// it (backends.Config.RateLimited) rather than the transport counting
+// 429s: Autotask may refuse for its thread threshold with a 500, and Kaseya
+// BMS inside a 200's error envelope, which only the clients recognise.
+func (m *Metrics) RateLimited(*psa.RateLimitError) { m.RateLimitedTotal.Inc() }
 
 // APIErrorCode is the code label of psa_sync_api_requests_total for a
 // request that got no HTTP answer.

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 func TestNewMetrics_seriesExistAtStart(t *testing.T) {
@@ -129,11 +130,8 @@ func TestMetrics_InstrumentRoundTripper(t *testing.T) {
 psa_sync_api_requests_total{code="200",method="get",system="autotask"} 2
 psa_sync_api_requests_total{code="200",method="post",system="autotask"} 1
 psa_sync_api_requests_total{code="429",method="get",system="autotask"} 1
-# HELP psa_sync_rate_limited_total PSA API responses that said the request was rate limited (HTTP 429).
-# TYPE psa_sync_rate_limited_total counter
-psa_sync_rate_limited_total{system="autotask"} 1
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "psa_sync_api_requests_total", "psa_sync_rate_limited_total"); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "psa_sync_api_requests_total"); err != nil {
 		t.Error(err)
 	}
 	if n := testutil.CollectAndCount(m.APIRequestDuration); n != 2 {
@@ -247,3 +245,39 @@ func TestMetrics_reloadAndSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemon_rateLimitedCountsRefusalsOfAnyStatus: every answer the PSA
+// client reads as a refusal for the rate limit is counted in
+// psa_sync_rate_limited_total, whatever its status: Autotask's thread
+// threshold may come as a 500, which the transport counted as an
+// ordinary server error only, so that PsaSyncRateLimited missed it. Each
+// is counted once: a 429 is counted by the client, no longer by the
+// transport too.
+func TestDaemon_rateLimitedCountsRefusalsOfAnyStatus(t *testing.T) {
+	t.Parallel()
+	const thread = `{"errors":["Thread Threshold Exceeded - The Autotask API thread threshold of 3 threads has been exceeded for the Companies endpoint of this integration. Internal code: Itgenatr005"]}`
+	e := dtSetup(t, dtOptions{})
+	e.sim.AddFault(psatest.Fault{Method: http.MethodGet, Path: "/ATServicesRest/V1.0/Companies/*", Status: http.StatusInternalServerError, Body: thread, Times: 1})
+	e.sim.AddFault(psatest.Fault{Method: http.MethodGet, Path: "/ATServicesRest/V1.0/Companies/*", Status: http.StatusTooManyRequests, Body: thread, Times: 1})
+	be, err := e.d.NewBackend(e.d.cfg.Load())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := be.GetCompany(t.Context(), dtID(e.companies[0])); err != nil {
+		t.Fatalf("GetCompany after two thread refusals: %v", err)
+	}
+	want := `
+# HELP psa_sync_rate_limited_total ` + rateLimitedHelp + `
+# TYPE psa_sync_rate_limited_total counter
+psa_sync_rate_limited_total{system="autotask"} 2
+`
+	if err := testutil.GatherAndCompare(e.d.registry, strings.NewReader(want), "psa_sync_rate_limited_total"); err != nil {
+		t.Error(err)
+	}
+	server := testutil.ToFloat64(e.d.metrics.APIRequestsTotal.With(prometheus.Labels{"method": "get", "code": "500"}))
+	if server != 1 {
+		t.Errorf("psa_sync_api_requests_total{code=\"500\"} = %v, want 1 (the refusal is a request like any other)", server)
+	}
+}
+
+const rateLimitedHelp = `PSA API answers that refused the request for the PSA's rate limit: HTTP 429, or the refusal's message with another status (Autotask's thread or hourly threshold, Kaseya BMS's limit in an error envelope).`

@@ -73,6 +73,8 @@ type Client struct {
 	maxRetries    int
 	backoff       rest.Backoff
 	logger        *slog.Logger
+	// rateLimited is WithRateLimitHook's function, or nil.
+	rateLimited func(*psa.RateLimitError)
 
 	// sleep waits between retries; tests replace it.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -250,6 +252,18 @@ func WithBackoff(base, maxWait time.Duration) Option {
 	}
 }
 
+// WithRateLimitHook sets a function called with every answer the client
+// reads as a refusal for the PSA's rate limit, whatever its status, before
+// the client retries or returns it: the daemon counts them in its metrics,
+// which the HTTP status alone would not show. It may be called from
+// several requests at once. The default is none.
+func WithRateLimitHook(f func(*psa.RateLimitError)) Option {
+	return func(c *Client) error {
+		c.rateLimited = f
+		return nil
+	}
+}
+
 // WithLogger sets the logger for retries and zone discovery. The default
 // discards everything. Credentials are never logged.
 func WithLogger(l *slog.Logger) Option {
@@ -413,7 +427,7 @@ func (c *Client) discoverLocked(ctx context.Context) error {
 		return fmt.Errorf("autotask: zone lookup: %w", err)
 	}
 	defer resp.Body.Close()
-	if err := checkResponse(resp, c.redact); err != nil {
+	if err := rest.ReportRateLimit(c.rateLimited, checkResponse(resp, c.redact)); err != nil {
 		var er *ErrorResponse
 		switch {
 		case errors.As(err, &er) && errors.Is(er, psa.ErrValidation):
@@ -803,7 +817,7 @@ func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*Response, [
 	c.threshold.count() // every answered request counts against the hourly budget
 	// The Response keeps no credentials: see redact.Redactor.Response.
 	resp := &Response{Response: c.redact.Response(hr)}
-	if err := checkResponse(hr, c.redact); err != nil {
+	if err := rest.ReportRateLimit(c.rateLimited, checkResponse(hr, c.redact)); err != nil {
 		return resp, nil, err
 	}
 	body, err := rest.ReadBody(hr)

@@ -47,6 +47,12 @@ type Config struct {
 	UserAgent string
 	// Logger receives retry and discovery messages; nil discards them.
 	Logger *slog.Logger
+	// RateLimited, when set, is called with every answer the client reads
+	// as a refusal for the PSA's rate limit, whatever its HTTP status
+	// (Autotask's thread threshold may come as a 500, Kaseya BMS's limit
+	// inside a 200): the daemon counts them in psa_sync_rate_limited_total.
+	// It may be called from several requests at once.
+	RateLimited func(*psa.RateLimitError)
 }
 
 // AutotaskConfig holds the Autotask connection settings.
@@ -218,6 +224,7 @@ func newConnectWise(cfg Config) (psa.Backend, error) {
 		connectwise.WithMaxRetries(cfg.MaxRetries),
 		connectwise.WithUserAgent(cfg.UserAgent),
 		connectwise.WithLogger(logger.With("system", string(psa.SystemConnectWise))),
+		connectwise.WithRateLimitHook(cfg.RateLimited),
 	}
 	if strings.TrimSpace(cc.Site) != "" {
 		opts = append(opts, connectwise.WithSite(cc.Site))
@@ -277,6 +284,7 @@ func newKaseyaBMS(cfg Config) (psa.Backend, error) {
 		kaseyabms.WithMaxRetries(cfg.MaxRetries),
 		kaseyabms.WithUserAgent(cfg.UserAgent),
 		kaseyabms.WithLogger(logger.With("system", string(psa.SystemKaseyaBMS))),
+		kaseyabms.WithRateLimitHook(cfg.RateLimited),
 	}
 	if kc.Hostname != "" {
 		opts = append(opts, kaseyabms.WithHostname(kc.Hostname))
@@ -331,6 +339,7 @@ func newAutotask(cfg Config) (psa.Backend, error) {
 		autotask.WithMaxRetries(cfg.MaxRetries),
 		autotask.WithUserAgent(cfg.UserAgent),
 		autotask.WithLogger(logger.With("system", string(psa.SystemAutotask))),
+		autotask.WithRateLimitHook(cfg.RateLimited),
 	}
 	if ac.BaseURL != "" {
 		opts = append(opts, autotask.WithBaseURL(ac.BaseURL))

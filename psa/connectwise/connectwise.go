@@ -68,7 +68,9 @@ type Client struct {
 	maxRetries int
 	backoff    rest.Backoff
 	logger     *slog.Logger
-	sem        chan struct{}
+	// rateLimited is WithRateLimitHook's function, or nil.
+	rateLimited func(*psa.RateLimitError)
+	sem         chan struct{}
 
 	// sleep waits between retries; tests replace it.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -317,6 +319,18 @@ func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
 	}
 }
 
+// WithRateLimitHook sets a function called with every answer the client
+// reads as a refusal for the PSA's rate limit, whatever its status, before
+// the client retries or returns it: the daemon counts them in its metrics,
+// which the HTTP status alone would not show. It may be called from
+// several requests at once. The default is none.
+func WithRateLimitHook(f func(*psa.RateLimitError)) Option {
+	return func(c *Client) error {
+		c.rateLimited = f
+		return nil
+	}
+}
+
 // WithLogger sets the logger for retries and codebase discovery. The default
 // discards everything. Credentials are never logged.
 func WithLogger(l *slog.Logger) Option {
@@ -439,7 +453,7 @@ func (c *Client) CompanyInfo(ctx context.Context) (*CompanyInfo, error) {
 		return nil, fmt.Errorf("connectwise: company info: %w", err)
 	}
 	defer resp.Body.Close()
-	if err := checkResponse(resp, c.redact); err != nil {
+	if err := rest.ReportRateLimit(c.rateLimited, checkResponse(resp, c.redact)); err != nil {
 		return nil, fmt.Errorf("connectwise: company info for company %q: %w", c.creds.company, err)
 	}
 	body, err := redact.DecodedBody(resp)
@@ -803,7 +817,7 @@ func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*Response, [
 		return nil, nil, rest.NewTransportError(err)
 	}
 	defer hr.Body.Close()
-	if err := checkResponse(hr, c.redact); err != nil {
+	if err := rest.ReportRateLimit(c.rateLimited, checkResponse(hr, c.redact)); err != nil {
 		return c.newResponse(hr), nil, err
 	}
 	body, err := rest.ReadBody(hr)

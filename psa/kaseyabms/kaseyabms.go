@@ -67,6 +67,8 @@ type Client struct {
 	maxRetries  int
 	backoff     rest.Backoff
 	logger      *slog.Logger
+	// rateLimited is WithRateLimitHook's function, or nil.
+	rateLimited func(*psa.RateLimitError)
 	now         func() time.Time
 	sem         chan struct{} // nil: no concurrency bound
 
@@ -259,6 +261,18 @@ func WithClock(now func() time.Time) Option {
 		}
 		c.now = now
 		c.limiter.now = now
+		return nil
+	}
+}
+
+// WithRateLimitHook sets a function called with every answer the client
+// reads as a refusal for the PSA's rate limit, whatever its status, before
+// the client retries or returns it: the daemon counts them in its metrics,
+// which the HTTP status alone would not show. It may be called from
+// several requests at once. The default is none.
+func WithRateLimitHook(f func(*psa.RateLimitError)) Option {
+	return func(c *Client) error {
+		c.rateLimited = f
 		return nil
 	}
 }
@@ -662,7 +676,7 @@ func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) 
 	defer hr.Body.Close()
 	// The Response keeps no credentials: see redact.Redactor.Response.
 	resp := &Response{Response: c.redact.Response(hr), TotalRecords: -1}
-	if err := checkResponse(hr, c.redact); err != nil {
+	if err := rest.ReportRateLimit(c.rateLimited, checkResponse(hr, c.redact)); err != nil {
 		return resp, c.throttled(endpoint, err, hr.Header.Get("Retry-After") != "")
 	}
 	body, err := rest.ReadBody(hr)
@@ -697,7 +711,7 @@ func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) 
 		resp.TotalRecords = *env.TotalRecords
 	}
 	if env.Success != nil && !*env.Success {
-		return resp, c.throttled(endpoint, newEnvelopeError(hr, env.Error, c.redact), false)
+		return resp, c.throttled(endpoint, rest.ReportRateLimit(c.rateLimited, newEnvelopeError(hr, env.Error, c.redact)), false)
 	}
 	if v != nil && len(env.Result) > 0 && !bytes.Equal(env.Result, []byte("null")) {
 		if err := json.Unmarshal(env.Result, v); err != nil {

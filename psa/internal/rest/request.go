@@ -139,3 +139,17 @@ func Acquire(ctx context.Context, sems ...chan struct{}) (release func(), err er
 	}
 	return release, nil
 }
+
+// ReportRateLimit calls hook with err's *psa.RateLimitError, when err
+// holds one and hook is set, and returns err. The clients pass every
+// answer's error through it, so that a refusal they recognise by its text
+// rather than by a 429 (Autotask's thread threshold may come as a 500,
+// Kaseya BMS's limit inside a 200's envelope) reaches their caller's
+// count too.
+func ReportRateLimit(hook func(*psa.RateLimitError), err error) error {
+	var rl *psa.RateLimitError
+	if hook != nil && errors.As(err, &rl) {
+		hook(rl)
+	}
+	return err
+}
