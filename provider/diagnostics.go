@@ -239,6 +239,11 @@ func psaErrorDetail(system psa.System, what string, err error) string {
 		b.WriteString(" The PSA refused the credentials: " + credentialsHint(system))
 	case errors.As(err, &rl) && rl.Hourly:
 		b.WriteString(" The PSA's hourly API request budget is used up; run Terraform again later.")
+	case errors.As(err, &rl) && rl.Waited > 0 && system != psa.SystemAutotask:
+		// ConnectWise's 429 to a read, which the client waits out for
+		// a time rather than counting it against max_retries.
+		b.WriteString(" The PSA kept throttling the request for as long as the provider waits; run Terraform again later, " +
+			"or lower max_concurrency.")
 	case errors.As(err, &rl) && rl.Waited > 0:
 		// Autotask's thread threshold, whose refusals the client waits
 		// out rather than counting them against max_retries.

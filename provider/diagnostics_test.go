@@ -99,4 +99,10 @@ func TestPSAErrorDetail_threadLimitWaited(t *testing.T) {
 	if !strings.Contains(d, "max_retries") {
 		t.Errorf("detail of a 429 after the retries = %q, want max_retries named", d)
 	}
+	// ConnectWise waits out a read's 429s for a time too: no thread
+	// limit, nor another process, to name.
+	d = psaErrorDetail(psa.SystemConnectWise, "Reading agreement 800", &psa.RateLimitError{System: psa.SystemConnectWise, Waited: 5 * time.Minute, Message: "Too many requests"})
+	if strings.Contains(d, "tracking identifier") || strings.Contains(d, "max_retries") || !strings.Contains(d, "for as long as the provider waits") {
+		t.Errorf("detail of a ConnectWise read throttled for 5m = %q, want it throttled for as long as the provider waits", d)
+	}
 }

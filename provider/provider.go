@@ -257,7 +257,8 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 					itoa(backends.DefaultMaxRetries) + "`. Autotask's refusals for its thread limit (three requests per " +
 					"endpoint and integration code, shared with psa-syncd and any other process of the same code) use " +
 					"up none of them: such a request waits for a free thread, up to five minutes of backoff, unless " +
-					"retries are disabled.",
+					"retries are disabled. Nor do ConnectWise PSA's 429s to a read: the read is sent again for up to five " +
+					"minutes of backoff; a write answered 429 uses them up.",
 				Optional:   true,
 				Validators: []validator.Int64{int64validator.AtLeast(0)},
 			},

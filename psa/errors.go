@@ -155,10 +155,11 @@ type RateLimitError struct {
 	// Hourly is true when the hourly request budget is exhausted (as opposed
 	// to a concurrency limit).
 	Hourly bool
-	// Waited is, for a refusal for the requests in flight (Autotask's
-	// thread threshold), how long the client waited over its retries for
-	// the PSA to take the request before it gave up: another process of
-	// the same credentials kept the endpoint busy all that time. Zero
+	// Waited is how long the client waited over its retries for the PSA
+	// to take the request before it gave up, for the refusals it retries
+	// for a time rather than a number of times: Autotask's thread
+	// threshold (another process of the same credentials kept the
+	// endpoint busy all that time) and ConnectWise's 429 to a read. Zero
 	// when it gave up for another reason.
 	Waited  time.Duration
 	Message string

@@ -1095,9 +1095,14 @@ func throttleReason(rle *psa.RateLimitError) string {
 	if rle.Hourly {
 		return rle.Error()
 	}
-	if rle.Waited > 0 {
+	switch {
+	case rle.Waited > 0 && rle.System == psa.SystemAutotask:
 		return fmt.Sprintf("the PSA kept refusing a write for its limit of requests in flight for %s: another process with the same credentials (another psa-syncd, the provider) keeps them busy (%s)",
 			rle.Waited.Round(time.Second), rle.Error())
+	case rle.Waited > 0:
+		// ConnectWise's 429 to a read a write needs (an addition's
+		// re-read), which the client waits out for a time.
+		return fmt.Sprintf("the PSA kept refusing a request for its rate limit for %s (%s)", rle.Waited.Round(time.Second), rle.Error())
 	}
 	return "the PSA kept refusing writes for its rate limit after the client's retries (" + rle.Error() + ")"
 }

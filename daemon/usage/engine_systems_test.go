@@ -21,6 +21,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
@@ -520,6 +521,45 @@ func TestEngineSystems_throttledWritesStopWriting(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEngineSystems_connectWiseThrottledBatchReadWaits: ConnectWise
+// answers the reads of the agreements' additions 429 without Retry-After
+// three times as often as the client retries other failures (ConnectWise
+// documents neither its limit nor how long it throttles). The pass waits
+// and writes every line, where the batch read failed after the client's
+// four retries and with it every customer of the batch.
+func TestEngineSystems_connectWiseThrottledBatchReadWaits(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	// The harness's backend, with retries that do not sleep for seconds.
+	cc := h.cfg.ConnectWise
+	c, err := connectwise.NewClient(connectwise.WithSite(cc.Site), connectwise.WithCompanyID(cc.CompanyID), connectwise.WithKeys(cc.PublicKey, cc.PrivateKey),
+		connectwise.WithClientID(cc.ClientID), connectwise.WithHTTPClient(&http.Client{Transport: h.rt}), connectwise.WithBackoff(time.Millisecond, 2*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.be = connectwise.NewBackend(c)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,1", "cust-a,Acme,MDR,2", "cust-b,Globex,CIXA-MSP,3", "cust-b,Globex,MDR,4")
+	base, err := url.Parse(h.sim.ConnectWiseBaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusals := 3 * connectwise.DefaultMaxRetries
+	h.sim.AddFault(psatest.Fault{Method: http.MethodGet, Path: base.Path + "finance/agreements/*", Status: http.StatusTooManyRequests, Times: refusals,
+		Body: `{"code":"TooManyRequests","message":"Too many requests"}`})
+	h.sim.ResetRequests()
+
+	res := h.sync(PassOptions{})
+	if res.Run.Result != state.RunSuccess || res.Run.Failed != 0 {
+		t.Errorf("run = %s (%q) with %d failed lines, want success with none", res.Run.Result, res.Run.Error, res.Run.Failed)
+	}
+	for _, c := range res.Plan.Changes {
+		if c.Action != ActionUpdate {
+			t.Errorf("line %s/%s = %s (%s), want written", c.ContractID, c.ServiceID, c.Action, c.Reason)
+		}
+	}
+	h.wantUnits(h.contractB, h.svcMDR, 4)
 }
 
 // TestEngineSystems_contractIDSpelledOtherwise checks that a contract id

@@ -389,6 +389,9 @@ func TestThrottleReason_waitedForThreads(t *testing.T) {
 	if got := throttleReason(&psa.RateLimitError{System: psa.SystemConnectWise}); !strings.Contains(got, "client's retries") {
 		t.Errorf("reason of a 429 after the retries = %q, want the retries named", got)
 	}
+	if got := throttleReason(&psa.RateLimitError{System: psa.SystemConnectWise, Waited: 5 * time.Minute}); strings.Contains(got, "another process") || !strings.Contains(got, "for 5m0s") {
+		t.Errorf("reason of a ConnectWise read throttled for 5m = %q, want the wait, and no other process blamed", got)
+	}
 }
 
 // TestBudgetGate_readIsSingleFlight checks that writers waiting for the

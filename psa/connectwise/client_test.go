@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
 )
 
 const (
@@ -834,5 +835,112 @@ func TestCatalogService_ListSubcategories(t *testing.T) {
 	want := []*SubCategory{{ID: 2, Name: "Security", Category: &Reference{ID: 1, Name: "Services"}}}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("Catalog.ListSubcategories returned %+v, %v, want %+v", got, err, want)
+	}
+}
+
+// recordSleeps is setup whose client records its waits between retries,
+// which return at once; the function returned lists them.
+func recordSleeps(t *testing.T, opts ...Option) (*Client, *http.ServeMux, func() []time.Duration) {
+	t.Helper()
+	var mu sync.Mutex
+	var waits []time.Duration
+	c, mux, _ := setup(t, append([]Option{WithSleep(func(ctx context.Context, d time.Duration) error {
+		mu.Lock()
+		defer mu.Unlock()
+		waits = append(waits, d)
+		return ctx.Err()
+	})}, opts...)...)
+	return c, mux, func() []time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]time.Duration(nil), waits...)
+	}
+}
+
+// TestClient_throttledReadOutlastsMaxRetries: a read of an agreement's
+// additions answered 429 (without Retry-After) more often than
+// WithMaxRetries allows is retried until ConnectWise takes it, where it
+// failed after 4 retries and failed every customer of a pass's batch
+// read; a write answered 429 still gives up after its retries, so that a
+// pass stops writing soon.
+func TestClient_throttledReadOutlastsMaxRetries(t *testing.T) {
+	t.Parallel()
+	const refusals = 3 * DefaultMaxRetries
+	c, mux, sleeps := recordSleeps(t)
+	var reads, writes atomic.Int32
+	mux.HandleFunc("/finance/agreements/1/additions", func(w http.ResponseWriter, r *http.Request) {
+		if reads.Add(1) <= refusals {
+			w.WriteHeader(http.StatusTooManyRequests)
+			fmt.Fprint(w, `{"code":"TooManyRequests","message":"Too many requests"}`)
+			return
+		}
+		fmt.Fprint(w, `[{"id":2,"quantity":3}]`)
+	})
+	mux.HandleFunc("/finance/agreements/1/additions/2", func(w http.ResponseWriter, r *http.Request) {
+		writes.Add(1)
+		w.WriteHeader(http.StatusTooManyRequests)
+		fmt.Fprint(w, `{"code":"TooManyRequests","message":"Too many requests"}`)
+	})
+	adds, _, err := c.AgreementAdditions.List(t.Context(), 1, nil)
+	if err != nil || len(adds) != 1 {
+		t.Errorf("AgreementAdditions.List = %v, %v, want the one addition", adds, err)
+	}
+	if n := reads.Load(); n != refusals+1 {
+		t.Errorf("reads sent = %d, want %d", n, refusals+1)
+	}
+	if n := len(sleeps()); n != refusals {
+		t.Errorf("waits = %d, want %d, one before each retry", n, refusals)
+	}
+	_, _, err = c.AgreementAdditions.SetQuantity(t.Context(), 1, 2, 5)
+	var rl *psa.RateLimitError
+	if !errors.As(err, &rl) || rl.Waited != 0 {
+		t.Errorf("SetQuantity error = %v, want the 429 after the retries", err)
+	}
+	if n := writes.Load(); n != DefaultMaxRetries+1 {
+		t.Errorf("writes sent = %d, want %d (the first and its retries)", n, DefaultMaxRetries+1)
+	}
+}
+
+// TestClient_throttledReadWaitBounded: the retries of a read answered 429
+// end once they have waited MaxThrottledReadWait (here five Retry-Afters
+// of a minute), with the 429, as a request ConnectWise did not process,
+// saying how long it waited; with retries disabled, at the first 429.
+func TestClient_throttledReadWaitBounded(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		maxRetries int
+		want       int32
+	}{
+		{"default retries", DefaultMaxRetries, 6},
+		{"retries disabled", 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, mux, sleeps := recordSleeps(t, WithMaxRetries(tc.maxRetries))
+			var calls atomic.Int32
+			mux.HandleFunc("/finance/agreements/1/additions", func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				w.Header().Set("Retry-After", "60")
+				w.WriteHeader(http.StatusTooManyRequests)
+			})
+			_, _, err := c.AgreementAdditions.List(t.Context(), 1, nil)
+			var rl *psa.RateLimitError
+			if !errors.As(err, &rl) || rl.Hourly || !rest.WasUnprocessed(err) {
+				t.Errorf("List error = %v, want the 429, as not processed", err)
+			}
+			if n := calls.Load(); n != tc.want {
+				t.Errorf("reads sent = %d, want %d", n, tc.want)
+			}
+			var waited time.Duration
+			for _, d := range sleeps() {
+				waited += d
+			}
+			if want := time.Duration(tc.want-1) * time.Minute; waited != want {
+				t.Errorf("waited %s, want %s", waited, want)
+			} else if rl != nil && rl.Waited != want {
+				t.Errorf("RateLimitError.Waited = %s, want %s", rl.Waited, want)
+			}
+		})
 	}
 }

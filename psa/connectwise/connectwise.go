@@ -36,6 +36,15 @@ const (
 	// WithMaxRetries is not used.
 	DefaultMaxRetries = 4
 
+	// MaxThrottledReadWait is how long a read (GET or HEAD) answered 429
+	// waits, over all its retries, for ConnectWise to take it. Those
+	// retries use up none of WithMaxRetries: ConnectWise documents neither
+	// its limit nor how long it throttles, and a few retries within
+	// seconds failed every customer of a pass's batch read where waiting
+	// helps. A throttled write still uses them up, so that a pass stops
+	// writing soon rather than holding its writes for minutes.
+	MaxThrottledReadWait = 5 * time.Minute
+
 	// MaxPageSize is the largest pageSize ConnectWise accepts.
 	MaxPageSize = 1000
 
@@ -281,6 +290,8 @@ func WithMaxConcurrency(n int) Option {
 // WithMaxRetries sets how often a GET or PATCH is retried after a 429, a 5xx
 // or a network error. Zero disables retries. The default is
 // DefaultMaxRetries.
+// Retries of a read answered 429 use up none of them (see
+// MaxThrottledReadWait) unless retries are disabled.
 func WithMaxRetries(n int) Option {
 	return func(c *Client) error {
 		if n < 0 {
@@ -726,6 +737,10 @@ func isIdempotent(req *http.Request) bool {
 // 429, or could not be sent) fails with a *rest.UnprocessedError: a write
 // that failed so was not applied.
 //
+// A read (GET or HEAD) answered 429 is retried until it has waited
+// MaxThrottledReadWait, without using up the retries of WithMaxRetries
+// (unless they are disabled); a write answered 429 uses them up.
+//
 // Each attempt of a write, the first and every retry, is sent only if
 // ctx's write gate (psa.WithWriteGate) lets it through; a refused one is
 // not sent and ends the call.
@@ -734,6 +749,12 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 	rediscovered := false
 	// processed is whether an attempt may have been processed.
 	processed := false
+	// retries counts the retries that use up WithMaxRetries;
+	// throttledWait is the wait of those of a read answered 429, which
+	// do not.
+	retries := 0
+	var throttledWait time.Duration
+	read := req.Method == http.MethodGet || req.Method == http.MethodHead
 	for attempt := 0; ; attempt++ {
 		resp, body, err := c.roundTrip(ctx, req)
 		var wr *rest.WriteRefusedError
@@ -784,10 +805,19 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		}
 		processed = processed || !rest.NotProcessed(err)
 		retry, wait, outErr := c.classify(req, err, idempotent)
-		if !retry || attempt >= c.maxRetries {
+		throttled := retry && read && c.maxRetries > 0 && errors.Is(err, psa.ErrRateLimited)
+		switch {
+		case throttled && throttledWait >= MaxThrottledReadWait:
+			return resp, rest.Unprocessed(waitedFor(outErr, throttledWait), processed)
+		case !retry, !throttled && retries >= c.maxRetries:
 			return resp, rest.Unprocessed(outErr, processed)
+		case !throttled:
+			retries++
 		}
 		d := c.backoff.Wait(attempt, wait)
+		if throttled {
+			throttledWait += d
+		}
 		c.logger.Warn("Retrying ConnectWise request", "method", req.Method, "path", req.URL.Path, "attempt", attempt+1, "wait", d, "err", outErr)
 		if serr := c.sleep(ctx, d); serr != nil {
 			return resp, serr

@@ -56,7 +56,9 @@
 // are in flight. GETs and PATCHes are retried on 429, 5xx and network errors
 // with exponential backoff, full jitter and Retry-After, up to five minutes:
 // a longer Retry-After, on a 429 or a 5xx, is returned as an error instead
-// of waited out. A POST is retried
+// of waited out. A GET answered 429 is sent again until it has waited
+// MaxThrottledReadWait, using up none of WithMaxRetries: ConnectWise
+// documents neither its limit nor how long it throttles. A POST is retried
 // only when ConnectWise surely did not process it (429, or no connection);
 // otherwise an unknown outcome gives an error matching psa.ErrOutcomeUnknown
 // and the caller reads to find out. Error bodies are read up to 1 MiB, and
