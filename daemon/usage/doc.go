@@ -338,7 +338,12 @@
 //     and the next pass posts the line.
 //
 // Until then the rest of the customer's lines, and every other customer,
-// are synced as usual.
+// are synced as usual. Where lines cannot be read, the customer's line of
+// the intent's service on another contract is not posted either until
+// then, when the customer's mapping names the intent's contract no more
+// (it moved while the intent waited): the ledger holds only settled
+// writes, so the line cannot be held as moved, and both contracts would
+// bill the usage if the first post reached the PSA (reviewElsewhere).
 //
 // Dry runs (PassOptions.DryRun, or WritesDisabled when the export switches
 // the integration off) compute everything and write nothing: they are

@@ -1309,6 +1309,13 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 				cp.fail(i, e.awaitingReview(in, c.ServiceName), c)
 				continue
 			}
+			if len(review) > 0 && c.Desired > 0 && (c.Action == ActionUpdate || c.Approvable()) {
+				m, _ := doc.Customer(cm.Source, cm.CustomerID)
+				if in, ok := reviewElsewhere(review, c, []string{cm.ContractID, cm.NextContractID, m.ContractID, m.NextContractID}); ok {
+					cp.fail(i, e.awaitingReviewElsewhere(in, c), c)
+					continue
+				}
+			}
 			if rival, ok := rivals.line(c.ContractID, c.ServiceID); ok {
 				cp.fail(i, fmt.Errorf("service %s on contract %s is also fed by usage source %s: %w", c.ServiceID, c.ContractID, rival, errRivalSource), c)
 				continue

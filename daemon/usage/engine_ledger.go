@@ -76,6 +76,49 @@ func (e *Engine) openIntentsByLine() (map[psa.LineKey]state.Intent, error) {
 	return byLine, nil
 }
 
+// reviewElsewhere returns the open intent of review (openIntentsByLine, on
+// a PSA whose lines cannot be read) that posted c's service for c's
+// customer on a contract other than c's and other than those the
+// customer's mapping names (mapping: its contract and renewal, as in the
+// export), if any. Its post may have reached the PSA: the customer's
+// mapping moved (or was re-pointed) while it awaited review, and the
+// ledger, which holds only what is settled, cannot say that the contract
+// the customer left still bills the line (movedLine). Posted on c's
+// contract too, the usage would be billed on both once the intent is
+// resolved as posted.
+func reviewElsewhere(review map[psa.LineKey]state.Intent, c *Change, mapping []string) (state.Intent, bool) {
+	own := map[string]bool{idKey(c.ContractID): true}
+	for _, id := range mapping {
+		if id != "" {
+			own[idKey(id)] = true
+		}
+	}
+	var found state.Intent
+	for _, in := range review {
+		if in.Source != c.Source || in.CustomerID != c.CustomerID || in.ServiceID != c.ServiceID || own[idKey(in.ContractID)] {
+			continue
+		}
+		// The lowest id, so that every pass names the same one.
+		if found.ID == 0 || in.ID < found.ID {
+			found = in
+		}
+	}
+	return found, found.ID != 0
+}
+
+// awaitingReviewElsewhere is the error of a line c blocked by the open
+// intent in of the customer's line of the service on another contract
+// (reviewElsewhere).
+func (e *Engine) awaitingReviewElsewhere(in state.Intent, c *Change) error {
+	return &hintedError{
+		err: fmt.Errorf("%w: the outcome of posting %d units of service %s on contract %s effective %s (intent %d) for this customer, before its mapping named contract %s, is unknown, and %s cannot report a line's units; "+
+			"the line is not posted on contract %s until an operator resolves it, since both contracts would bill the usage if that post reached %s",
+			errAwaitingReview, in.After, in.ServiceID, in.ContractID, in.EffectiveDate.Format(time.DateOnly), in.ID, c.ContractID, systemName(in.System),
+			c.ContractID, systemName(in.System)),
+		hint: reviewHint(in, c.ServiceName),
+	}
+}
+
 // errAwaitingReview marks a line whose earlier write has an unknown outcome
 // that reading the PSA cannot settle.
 var errAwaitingReview = errors.New("awaiting review")

@@ -978,3 +978,62 @@ func TestEngineKaseyaBMS_movedHoldReleaseKeepsTheRecord(t *testing.T) {
 	}
 	h.wantUnits(moved, h.svcMDR, 3)
 }
+
+// TestEngineKaseyaBMS_movedWhileAwaitingReview: a line whose post lost its
+// answer awaits the operator's review (its intent open, nothing in the
+// ledger). When the customer's mapping moves to another contract before
+// the review, the pass does not post the line there: the post on the old
+// contract may have reached BMS, and once resolved as posted both
+// contracts would bill the usage. The line fails as awaiting review, in a
+// pass as in a plan, naming the intent and how to resolve it; once the
+// intent is resolved as posted, the line is held as any moved line;
+// resolved as not posted, it is posted on the new contract.
+func TestEngineKaseyaBMS_movedWhileAwaitingReview(t *testing.T) {
+	t.Parallel()
+	for _, posted := range []bool{true, false} {
+		t.Run(fmt.Sprint("posted=", posted), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, psa.SystemKaseyaBMS,
+				psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: bmsServicesPath, DropAfterHandling: true, Times: 1}))
+			h.pol.WriteConcurrency = 1 // the first post (Acme's Intercept X) loses its answer
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
+			h.sync(PassOptions{})
+			open, _ := h.db.OpenIntents()
+			if len(open) != 1 || open[0].ContractID != h.contractA || open[0].ServiceID != h.svcIntercept {
+				t.Fatalf("open intents = %+v, want the one whose answer was lost", open)
+			}
+
+			moved := h.moveTo("cust-a", "Acme Other Services")
+			h.sim.ResetRequests()
+			res := h.sync(PassOptions{})
+			c := sysFindChange(res.Plan, h.svcIntercept)
+			if n := len(bmsLines(h, moved, h.svcIntercept)); n != 0 {
+				t.Errorf("%d lines of Intercept X posted on %s while the post on %s awaits review, want none", n, moved, h.contractA)
+			}
+			if c == nil || c.ContractID != moved || c.Action != ActionFailed || !strings.Contains(c.Reason, "awaiting review") ||
+				!strings.Contains(c.Reason, fmt.Sprintf("on contract %s effective 2026-11-01 (intent %d)", h.contractA, open[0].ID)) {
+				t.Errorf("change after the move = %+v, want failed, awaiting review of intent %d on %s", c, open[0].ID, h.contractA)
+			}
+			if cs := h.status("cust-a"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Hint, fmt.Sprintf("check contract %s", h.contractA)) ||
+				!strings.Contains(cs.Hint, fmt.Sprintf("psa-syncd resolve -intent %d -posted", open[0].ID)) {
+				t.Errorf("status of cust-a = %+v, want failed with the hint to resolve intent %d", cs, open[0].ID)
+			}
+			if p := h.plan(); sysFindChange(p, h.svcIntercept) == nil || sysFindChange(p, h.svcIntercept).Action != ActionFailed {
+				t.Errorf("plan's change = %+v, want failed, awaiting review", sysFindChange(p, h.svcIntercept))
+			}
+
+			if _, err := h.engine().ResolveIntent(open[0].ID, posted, "checked in BMS"); err != nil {
+				t.Fatal(err)
+			}
+			res = h.sync(PassOptions{})
+			c = sysFindChange(res.Plan, h.svcIntercept)
+			n := len(bmsLines(h, moved, h.svcIntercept))
+			switch {
+			case posted && (n != 0 || c == nil || c.Hold() != HoldMoved):
+				t.Errorf("after resolving as posted: change = %+v, %d lines on %s, want held as moved and none", c, n, moved)
+			case !posted && (n != 1 || c == nil || c.Action != ActionUpdate):
+				t.Errorf("after resolving as not posted: change = %+v, %d lines on %s, want the line posted there", c, n, moved)
+			}
+		})
+	}
+}
