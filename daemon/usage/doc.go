@@ -341,9 +341,11 @@
 // are synced as usual. Where lines cannot be read, the customer's line of
 // the intent's service on another contract is not posted either until
 // then, when the customer's mapping names the intent's contract no more
-// (it moved while the intent waited): the ledger holds only settled
-// writes, so the line cannot be held as moved, and both contracts would
-// bill the usage if the first post reached the PSA (reviewElsewhere).
+// (it moved while the intent waited), nor a line of the customer's when no
+// product mapping names the intent's service with sync on any more (a
+// product re-pointed): the ledger holds only settled writes, so the line
+// cannot be held as moved or re-pointed, and both lines would bill the
+// usage if the first post reached the PSA (reviewElsewhere).
 //
 // Dry runs (PassOptions.DryRun, or WritesDisabled when the export switches
 // the integration off) compute everything and write nothing: they are

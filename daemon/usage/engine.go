@@ -1311,7 +1311,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			}
 			if len(review) > 0 && c.Desired > 0 && (c.Action == ActionUpdate || c.Approvable()) {
 				m, _ := doc.Customer(cm.Source, cm.CustomerID)
-				if in, ok := reviewElsewhere(review, c, []string{cm.ContractID, cm.NextContractID, m.ContractID, m.NextContractID}); ok {
+				if in, ok := reviewElsewhere(review, c, []string{cm.ContractID, cm.NextContractID, m.ContractID, m.NextContractID}, named); ok {
 					cp.fail(i, e.awaitingReviewElsewhere(in, c), c)
 					continue
 				}

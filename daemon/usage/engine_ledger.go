@@ -77,16 +77,18 @@ func (e *Engine) openIntentsByLine() (map[psa.LineKey]state.Intent, error) {
 }
 
 // reviewElsewhere returns the open intent of review (openIntentsByLine, on
-// a PSA whose lines cannot be read) that posted c's service for c's
-// customer on a contract other than c's and other than those the
-// customer's mapping names (mapping: its contract and renewal, as in the
-// export), if any. Its post may have reached the PSA: the customer's
-// mapping moved (or was re-pointed) while it awaited review, and the
-// ledger, which holds only what is settled, cannot say that the contract
-// the customer left still bills the line (movedLine). Posted on c's
-// contract too, the usage would be billed on both once the intent is
+// a PSA whose lines cannot be read) that posted units above 0 for c's
+// customer on another line, whose post, if it reached the PSA, bills the
+// usage c would post, if any: a line of c's service on a contract that
+// the customer's mapping (mapping: its contract and renewal, as in the
+// export, and c's) names no more (the mapping moved while the intent
+// awaited review), or a line of a service that no product mapping of the
+// source names with sync on any more (named, syncedServices: a product
+// re-pointed meanwhile). The ledger, which holds only settled writes,
+// cannot hold c as moved (movedLine) or re-pointed (repointedLine): posted
+// too, the usage would be billed on both lines once the intent is
 // resolved as posted.
-func reviewElsewhere(review map[psa.LineKey]state.Intent, c *Change, mapping []string) (state.Intent, bool) {
+func reviewElsewhere(review map[psa.LineKey]state.Intent, c *Change, mapping []string, named map[string]bool) (state.Intent, bool) {
 	own := map[string]bool{idKey(c.ContractID): true}
 	for _, id := range mapping {
 		if id != "" {
@@ -95,11 +97,13 @@ func reviewElsewhere(review map[psa.LineKey]state.Intent, c *Change, mapping []s
 	}
 	var found state.Intent
 	for _, in := range review {
-		if in.Source != c.Source || in.CustomerID != c.CustomerID || in.ServiceID != c.ServiceID || own[idKey(in.ContractID)] {
+		if in.Source != c.Source || in.CustomerID != c.CustomerID || in.After <= 0 {
 			continue
 		}
+		moved := in.ServiceID == c.ServiceID && !own[idKey(in.ContractID)]
+		repointed := in.ServiceID != c.ServiceID && !named[in.ServiceID]
 		// The lowest id, so that every pass names the same one.
-		if found.ID == 0 || in.ID < found.ID {
+		if (moved || repointed) && (found.ID == 0 || in.ID < found.ID) {
 			found = in
 		}
 	}
@@ -107,14 +111,13 @@ func reviewElsewhere(review map[psa.LineKey]state.Intent, c *Change, mapping []s
 }
 
 // awaitingReviewElsewhere is the error of a line c blocked by the open
-// intent in of the customer's line of the service on another contract
-// (reviewElsewhere).
+// intent in of another line of the customer (reviewElsewhere).
 func (e *Engine) awaitingReviewElsewhere(in state.Intent, c *Change) error {
 	return &hintedError{
-		err: fmt.Errorf("%w: the outcome of posting %d units of service %s on contract %s effective %s (intent %d) for this customer, before its mapping named contract %s, is unknown, and %s cannot report a line's units; "+
-			"the line is not posted on contract %s until an operator resolves it, since both contracts would bill the usage if that post reached %s",
-			errAwaitingReview, in.After, in.ServiceID, in.ContractID, in.EffectiveDate.Format(time.DateOnly), in.ID, c.ContractID, systemName(in.System),
-			c.ContractID, systemName(in.System)),
+		err: fmt.Errorf("%w: the outcome of posting %d units of service %s on contract %s effective %s (intent %d) for this customer, before its mappings named service %s on contract %s, is unknown, and %s cannot report a line's units; "+
+			"this line is not posted until an operator resolves it, since both lines would bill the usage if that post reached %s",
+			errAwaitingReview, in.After, in.ServiceID, in.ContractID, in.EffectiveDate.Format(time.DateOnly), in.ID, c.ServiceID, c.ContractID, systemName(in.System),
+			systemName(in.System)),
 		hint: reviewHint(in, c.ServiceName),
 	}
 }

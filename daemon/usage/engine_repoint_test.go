@@ -417,3 +417,52 @@ func TestEngineSystems_repointedAwayFromSyncOffService(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineKaseyaBMS_repointedWhileAwaitingReview: a post whose answer was
+// lost awaits the operator's review (its intent open, nothing in the
+// ledger) when its product mapping is re-pointed to a new service. The
+// pass does not post the new service's line: the old post may have
+// reached BMS, and once resolved as posted both lines would bill the
+// usage. Resolved as posted, the new line is held as any re-pointed line;
+// as not posted, the new line is posted.
+func TestEngineKaseyaBMS_repointedWhileAwaitingReview(t *testing.T) {
+	t.Parallel()
+	for _, posted := range []bool{true, false} {
+		t.Run(fmt.Sprint("posted=", posted), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, psa.SystemKaseyaBMS,
+				psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: bmsServicesPath, DropAfterHandling: true, Times: 1}))
+			h.pol.WriteConcurrency = 1 // the first post (Acme's MDR) loses its answer
+			h.writeUsage("cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,10")
+			h.sync(PassOptions{})
+			open, _ := h.db.OpenIntents()
+			if len(open) != 1 || open[0].ContractID != h.contractA || open[0].ServiceID != h.svcMDR {
+				t.Fatalf("open intents = %+v, want the one whose answer was lost", open)
+			}
+
+			svcNew := h.repoint("MDR", "Sophos MDR Complete", 11)
+			res := h.sync(PassOptions{})
+			if n := len(bmsLines(h, h.contractA, svcNew)); n != 0 {
+				t.Errorf("%d lines of the new service posted on %s while the post of %s awaits review, want none", n, h.contractA, h.svcMDR)
+			}
+			c := sysFindChange(res.Plan, svcNew)
+			if c == nil || c.CustomerID != "cust-a" || c.Action != ActionFailed || !strings.Contains(c.Reason, "awaiting review") ||
+				!strings.Contains(c.Reason, fmt.Sprintf("(intent %d)", open[0].ID)) {
+				t.Errorf("change after the re-pointing = %+v, want failed, awaiting review of intent %d", c, open[0].ID)
+			}
+
+			if _, err := h.engine().ResolveIntent(open[0].ID, posted, "checked in BMS"); err != nil {
+				t.Fatal(err)
+			}
+			res = h.sync(PassOptions{})
+			c = sysFindChange(res.Plan, svcNew)
+			n := len(bmsLines(h, h.contractA, svcNew))
+			switch {
+			case posted && (n != 0 || c == nil || c.Hold() != HoldPreviousService):
+				t.Errorf("after resolving as posted: change = %+v, %d new lines, want held as re-pointed and none", c, n)
+			case !posted && (n != 1 || c == nil || c.Action != ActionUpdate):
+				t.Errorf("after resolving as not posted: change = %+v, %d new lines, want the new line posted", c, n)
+			}
+		})
+	}
+}
