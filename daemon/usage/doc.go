@@ -345,7 +345,10 @@
 // product mapping names the intent's service with sync on any more (a
 // product re-pointed): the ledger holds only settled writes, so the line
 // cannot be held as moved or re-pointed, and both lines would bill the
-// usage if the first post reached the PSA (reviewElsewhere).
+// usage if the first post reached the PSA (reviewElsewhere). Where lines
+// can be read, so are the intents Reconcile leaves open (a write that may
+// still arrive, a ConnectWise addition the read cannot see), until they
+// settle.
 //
 // Dry runs (PassOptions.DryRun, or WritesDisabled when the export switches
 // the integration off) compute everything and write nothing: they are

@@ -1210,6 +1210,20 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			unsettled = open
 		}
 	}
+	// The open intents of the customers' other lines, which hold back a
+	// line that would bill the same usage (reviewElsewhere): where the PSA
+	// reads lines, those a writing pass's Reconcile left open.
+	elsewhere := review
+	switch {
+	case unsettled != nil:
+		elsewhere = unsettled
+	case e.db != nil && !p.ledger:
+		open, err := e.openIntentsByLine()
+		if err != nil {
+			return nil, err
+		}
+		elsewhere = open
+	}
 	runs := map[int64]time.Time{}
 	later, err := e.laterWrites(p.plan.EffectiveDate)
 	if err != nil {
@@ -1309,10 +1323,10 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 				cp.fail(i, e.awaitingReview(in, c.ServiceName), c)
 				continue
 			}
-			if len(review) > 0 && c.Desired > 0 && (c.Action == ActionUpdate || c.Approvable()) {
+			if len(elsewhere) > 0 && c.Desired > 0 && (c.Action == ActionUpdate || c.Approvable()) {
 				m, _ := doc.Customer(cm.Source, cm.CustomerID)
-				if in, ok := reviewElsewhere(review, c, []string{cm.ContractID, cm.NextContractID, m.ContractID, m.NextContractID}, named); ok {
-					cp.fail(i, e.awaitingReviewElsewhere(in, c), c)
+				if in, ok := reviewElsewhere(elsewhere, c, []string{cm.ContractID, cm.NextContractID, m.ContractID, m.NextContractID}, named); ok {
+					cp.fail(i, e.awaitingReviewElsewhere(in, c, p.ledger), c)
 					continue
 				}
 			}

@@ -111,14 +111,28 @@ func reviewElsewhere(review map[psa.LineKey]state.Intent, c *Change, mapping []s
 }
 
 // awaitingReviewElsewhere is the error of a line c blocked by the open
-// intent in of another line of the customer (reviewElsewhere).
-func (e *Engine) awaitingReviewElsewhere(in state.Intent, c *Change) error {
+// intent in of another line of the customer (reviewElsewhere). Where the
+// PSA reads lines, in is one Reconcile left open: its write may still
+// arrive (Policies.SettleTime), or, a ConnectWise addition, the read
+// cannot see it (unseenCreate).
+func (e *Engine) awaitingReviewElsewhere(in state.Intent, c *Change, ledger bool) error {
+	what := fmt.Sprintf("the outcome of writing %d units of service %s on contract %s effective %s (intent %d) for this customer, before its mappings named service %s on contract %s, is unknown",
+		in.After, in.ServiceID, in.ContractID, in.EffectiveDate.Format(time.DateOnly), in.ID, c.ServiceID, c.ContractID)
+	both := fmt.Sprintf("since both lines would bill the usage if that write reached %s", systemName(in.System))
+	if ledger {
+		return &hintedError{
+			err: fmt.Errorf("%w: %s, and %s cannot report a line's units; this line is not written until an operator resolves it, %s",
+				errAwaitingReview, what, systemName(in.System), both),
+			hint: reviewHint(in, c.ServiceName),
+		}
+	}
+	hint := fmt.Sprintf("psa-syncd settles intent %d by reading contract %s's line once policies.settle_time has passed since the write; a later pass then decides this line", in.ID, in.ContractID)
+	if unseenCreate(in, false, in.System) {
+		hint = unseenHint(in, "")
+	}
 	return &hintedError{
-		err: fmt.Errorf("%w: the outcome of posting %d units of service %s on contract %s effective %s (intent %d) for this customer, before its mappings named service %s on contract %s, is unknown, and %s cannot report a line's units; "+
-			"this line is not posted until an operator resolves it, since both lines would bill the usage if that post reached %s",
-			errAwaitingReview, in.After, in.ServiceID, in.ContractID, in.EffectiveDate.Format(time.DateOnly), in.ID, c.ServiceID, c.ContractID, systemName(in.System),
-			systemName(in.System)),
-		hint: reviewHint(in, c.ServiceName),
+		err:  fmt.Errorf("%w: %s; this line is not written until it is settled, %s", errUnsettled, what, both),
+		hint: hint,
 	}
 }
 

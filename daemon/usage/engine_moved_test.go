@@ -1037,3 +1037,52 @@ func TestEngineKaseyaBMS_movedWhileAwaitingReview(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineConnectWise_movedWhileCreateUnseen: the answer to adding a
+// ConnectWise addition is lost, and the reads cannot see the agreement's
+// additions, so its intent stays open (unseenCreate) with nothing in the
+// ledger. When the customer's mapping moves to another agreement meanwhile,
+// the pass does not add the line there, in a plan as in a pass: the first
+// addition is there and bills. Once the read sees it, the intent settles
+// and the line is held as any moved line.
+func TestEngineConnectWise_movedWhileCreateUnseen(t *testing.T) {
+	t.Parallel()
+	additions := "/" + psatest.DefaultConnectWiseCodebase + "apis/3.0/finance/agreements/*"
+	h := newSysHarness(t, psa.SystemConnectWise,
+		psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: additions, DropAfterHandling: true, Times: 1}))
+	h.pol.SettleTime = 0
+	cw := h.sim.ConnectWise()
+	agreement := mustParse(t, h.contractA)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+	cw.HideAdditions(agreement, true)
+	h.sync(PassOptions{})
+	open, _ := h.db.OpenIntents()
+	if len(open) != 1 {
+		t.Fatalf("open intents = %+v, want the unseen create", open)
+	}
+
+	moved := h.moveTo("cust-a", "Acme Other Services")
+	if c := sysFindChange(h.plan(), h.svcIntercept); c == nil || c.Action != ActionFailed || !strings.Contains(c.Reason, fmt.Sprintf("(intent %d)", open[0].ID)) {
+		t.Errorf("plan's change after the move = %+v, want failed naming intent %d", c, open[0].ID)
+	}
+	res := h.sync(PassOptions{})
+	if adds := cw.Additions(mustParse(t, moved)); len(adds) != 0 {
+		t.Errorf("additions on %s = %+v while the addition on %s is unconfirmed, want none: both would bill", moved, adds, h.contractA)
+	}
+	c := sysFindChange(res.Plan, h.svcIntercept)
+	if c == nil || c.Action != ActionFailed || !strings.Contains(c.Reason, fmt.Sprintf("on contract %s effective 2026-11-01 (intent %d)", h.contractA, open[0].ID)) {
+		t.Errorf("change after the move = %+v, want failed naming intent %d on %s", c, open[0].ID, h.contractA)
+	}
+	if cs := h.status("cust-a"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Hint, fmt.Sprintf("psa-syncd resolve -intent %d", open[0].ID)) {
+		t.Errorf("status of cust-a = %+v, want failed with the hint to resolve intent %d", cs, open[0].ID)
+	}
+
+	cw.HideAdditions(agreement, false)
+	res = h.sync(PassOptions{})
+	if c := sysFindChange(res.Plan, h.svcIntercept); c == nil || c.Hold() != HoldMoved {
+		t.Errorf("change once the addition is seen = %+v, want held (%s)", c, HoldMoved)
+	}
+	if adds := cw.Additions(mustParse(t, moved)); len(adds) != 0 {
+		t.Errorf("additions on %s = %+v, want none", moved, adds)
+	}
+}
