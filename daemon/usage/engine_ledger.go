@@ -76,8 +76,8 @@ func (e *Engine) openIntentsByLine() (map[psa.LineKey]state.Intent, error) {
 	return byLine, nil
 }
 
-// reviewElsewhere returns the open intent of review (openIntentsByLine, on
-// a PSA whose lines cannot be read) that posted units above 0 for c's
+// reviewElsewhere returns the open intent of review (openIntentsByLine; where
+// the PSA reads lines, those Reconcile left open) that wrote units above 0 for c's
 // customer on another line, whose post, if it reached the PSA, bills the
 // usage c would post, if any: a line of c's service on a contract that
 // the customer's mapping (mapping: its contract and renewal, as in the
@@ -119,16 +119,22 @@ func (e *Engine) awaitingReviewElsewhere(in state.Intent, c *Change, ledger bool
 	what := fmt.Sprintf("the outcome of writing %d units of service %s on contract %s effective %s (intent %d) for this customer, before its mappings named service %s on contract %s, is unknown",
 		in.After, in.ServiceID, in.ContractID, in.EffectiveDate.Format(time.DateOnly), in.ID, c.ServiceID, c.ContractID)
 	both := fmt.Sprintf("since both lines would bill the usage if that write reached %s", systemName(in.System))
+	// c's service name is the intent's only where the service is the same
+	// (a moved mapping, not a re-pointed product).
+	name := ""
+	if in.ServiceID == c.ServiceID {
+		name = c.ServiceName
+	}
 	if ledger {
 		return &hintedError{
 			err: fmt.Errorf("%w: %s, and %s cannot report a line's units; this line is not written until an operator resolves it, %s",
 				errAwaitingReview, what, systemName(in.System), both),
-			hint: reviewHint(in, c.ServiceName),
+			hint: reviewHint(in, name),
 		}
 	}
 	hint := fmt.Sprintf("psa-syncd settles intent %d by reading contract %s's line once policies.settle_time has passed since the write; a later pass then decides this line", in.ID, in.ContractID)
 	if unseenCreate(in, false, in.System) {
-		hint = unseenHint(in, "")
+		hint = unseenHint(in, name)
 	}
 	return &hintedError{
 		err:  fmt.Errorf("%w: %s; this line is not written until it is settled, %s", errUnsettled, what, both),

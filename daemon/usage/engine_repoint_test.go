@@ -450,6 +450,10 @@ func TestEngineKaseyaBMS_repointedWhileAwaitingReview(t *testing.T) {
 				!strings.Contains(c.Reason, fmt.Sprintf("(intent %d)", open[0].ID)) {
 				t.Errorf("change after the re-pointing = %+v, want failed, awaiting review of intent %d", c, open[0].ID)
 			}
+			// The hint names the old service, not with the new one's name.
+			if cs := h.status("cust-a"); !strings.Contains(cs.Hint, fmt.Sprintf("check contract %s in Kaseya BMS for a line of service %s with 3 units", h.contractA, h.svcMDR)) {
+				t.Errorf("status of cust-a = %+v, want the hint to check the line of service %s", cs, h.svcMDR)
+			}
 
 			if _, err := h.engine().ResolveIntent(open[0].ID, posted, "checked in BMS"); err != nil {
 				t.Fatal(err)
