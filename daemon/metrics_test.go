@@ -47,7 +47,7 @@ psa_sync_unmapped{kind="unassigned",system="autotask"} 0
 # HELP psa_sync_last_success_timestamp_seconds Time the last successful sync pass over all customers finished, as a Unix timestamp.
 # TYPE psa_sync_last_success_timestamp_seconds gauge
 psa_sync_last_success_timestamp_seconds{system="autotask"} 0
-# HELP psa_sync_rate_limited_total PSA API responses that said the request was rate limited (HTTP 429).
+# HELP psa_sync_rate_limited_total PSA API answers that refused the request for the PSA's rate limit: HTTP 429, or the refusal's message with another status (Autotask's thread or hourly threshold, Kaseya BMS's limit in an error envelope).
 # TYPE psa_sync_rate_limited_total counter
 psa_sync_rate_limited_total{system="autotask"} 0
 `
