@@ -1180,6 +1180,53 @@ func openStateByHand(ctx context.Context, e *env, configFile string, load func(s
 	return db, cfg, nil
 }
 
+// handLead is the state database a command run by hand opened and leads
+// (leadByHand), with the settings and logger it was opened with.
+type handLead struct {
+	*daemon.ByHand
+	db     *state.DB
+	cfg    *daemon.Config
+	logger *slog.Logger
+}
+
+// leadByHand opens the state database of the config file with load
+// (openStateByHand) and takes its leadership (daemon.LeadByHand) for
+// command, one that records in the state database alone (orphans -clear,
+// rebind, resolve, set-by-hand). What fails is printed, with lockedHint's
+// hint for a database another psa-syncd holds, and the exit code returned
+// (2 for an unusable -log flag, 1 otherwise; 0 when it led). The caller
+// defers release.
+func leadByHand(ctx context.Context, e *env, cf *commonFlags, command string, load func(string, func(string) string) (*daemon.Config, error)) (*handLead, int) {
+	logger, err := cf.logger(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return nil, 2
+	}
+	db, cfg, err := openStateByHand(ctx, e, cf.configFile, load)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		if hint := lockedHint(cfg, command, err); hint != "" {
+			fmt.Fprintf(e.stderr, "psa-syncd: %s\n", hint)
+		}
+		return nil, 1
+	}
+	h, err := daemon.LeadByHand(ctx, db, cfg, logger)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		rc := 1
+		closeState(e, db, &rc)
+		return nil, rc
+	}
+	return &handLead{ByHand: h, db: db, cfg: cfg, logger: logger}, 0
+}
+
+// release gives the leadership up and closes the state database, in that
+// order; an error turns the exit code *rc into 1.
+func (l *handLead) release(e *env, rc *int) {
+	closeByHand(e, l.ByHand, rc)
+	closeState(e, l.db, rc)
+}
+
 // closeState closes db, the state database a command run by hand opened
 // (openStateByHand) to record in it; an error (the file lock or the file
 // itself) turns the exit code *rc into 1.

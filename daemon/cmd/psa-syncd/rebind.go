@@ -30,26 +30,11 @@ func cmdRebind(ctx context.Context, e *env, args []string) (rc int) {
 	// ones besides the state's, so that it runs by hand while psa-syncd is
 	// stopped with the PSA's credentials at hand, where the service's
 	// other secrets may not be readable.
-	logger, err := cf.logger(e)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-		return 2
+	h, code := leadByHand(ctx, e, &cf, "rebind", daemon.LoadStatePSA)
+	if code != 0 {
+		return code
 	}
-	db, cfg, err := openStateByHand(ctx, e, cf.configFile, daemon.LoadStatePSA)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-		if hint := lockedHint(cfg, "rebind", err); hint != "" {
-			fmt.Fprintf(e.stderr, "psa-syncd: %s\n", hint)
-		}
-		return 1
-	}
-	defer closeState(e, db, &rc)
-	h, err := daemon.LeadByHand(ctx, db, cfg, logger)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-		return 1
-	}
-	defer closeByHand(e, h, &rc)
+	defer h.release(e, &rc)
 	old, had, now, err := h.Rebind(ctx)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)

@@ -70,26 +70,11 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 		// but the state's is read, so that it runs by hand while
 		// psa-syncd is stopped, where the service's other secrets may not
 		// be readable. A mistyped state_dir gets no new empty database.
-		logger, lerr := cf.logger(e)
-		if lerr != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", lerr)
-			return 2
+		h, code := leadByHand(ctx, e, &cf, "resolve", daemon.LoadState)
+		if code != 0 {
+			return code
 		}
-		db, cfg, oerr := openStateByHand(ctx, e, cf.configFile, daemon.LoadState)
-		if oerr != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", oerr)
-			if hint := lockedHint(cfg, "resolve", oerr); hint != "" {
-				fmt.Fprintf(e.stderr, "psa-syncd: %s\n", hint)
-			}
-			return 1
-		}
-		defer closeState(e, db, &rc)
-		h, lerr := daemon.LeadByHand(ctx, db, cfg, logger)
-		if lerr != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", lerr)
-			return 1
-		}
-		defer closeByHand(e, h, &rc)
+		defer h.release(e, &rc)
 		var st state.Intent
 		if st, err = h.ResolveIntent(id, posted, noteText); err == nil {
 			in = daemon.NewIntentView(st)

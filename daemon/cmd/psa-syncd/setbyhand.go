@@ -65,35 +65,20 @@ func cmdSetByHand(ctx context.Context, e *env, args []string) (rc int) {
 		// store) is read, so that it runs by hand while psa-syncd is
 		// stopped, where the service's other secrets may not be
 		// readable. A mistyped state_dir gets no new empty database.
-		logger, lerr := cf.logger(e)
-		if lerr != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", lerr)
-			return 2
+		h, code := leadByHand(ctx, e, &cf, "set-by-hand", daemon.LoadStateMonth)
+		if code != 0 {
+			return code
 		}
-		db, cfg, oerr := openStateByHand(ctx, e, cf.configFile, daemon.LoadStateMonth)
-		if oerr != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", oerr)
-			if hint := lockedHint(cfg, "set-by-hand", oerr); hint != "" {
-				fmt.Fprintf(e.stderr, "psa-syncd: %s\n", hint)
-			}
-			return 1
-		}
-		defer closeState(e, db, &rc)
-		h, lerr := daemon.LeadByHand(ctx, db, cfg, logger)
-		if lerr != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", lerr)
-			return 1
-		}
-		defer closeByHand(e, h, &rc)
+		defer h.release(e, &rc)
 		// The month is in the export's timezone when it names one;
 		// without a valid export (why is logged), the config's.
 		stored := func() ([]byte, error) {
-			_, data, err := db.CurrentExport()
+			_, data, err := h.db.CurrentExport()
 			return data, err
 		}
-		doc, _, xerr := readExportFrom(ctx, cfg, "", stored, remoteTLS{}, logger)
+		doc, _, xerr := readExportFrom(ctx, h.cfg, "", stored, remoteTLS{}, h.logger)
 		if xerr != nil {
-			logger.Error("Error loading mapping export", "err", xerr)
+			h.logger.Error("Error loading mapping export", "err", xerr)
 		}
 		var st state.Run
 		if st, err = h.RecordSetByHand(p, noteText, e.getenv("USER"), doc); err == nil {
