@@ -1678,6 +1678,31 @@ func TestEngine_Sync_csvSwallowedRowsFailTheirCustomers(t *testing.T) {
 	}
 }
 
+// TestEngine_Sync_csvQuoteLeftOpenFailsTheCustomersOfItsLines: a quote left
+// open in cust-b's name and closed in its next row so that the record has
+// another number of columns than the header, or not closed where a field
+// ends (a parse error), failed the whole pass: cust-a's line was not
+// written. Each line the record runs over fails the customer of its first
+// column; cust-a syncs.
+func TestEngine_Sync_csvQuoteLeftOpenFailsTheCustomersOfItsLines(t *testing.T) {
+	t.Parallel()
+	for _, next := range []string{`cust-b,Globex",x,CIXA-MSP,6`, `cust-b,"Globex, Inc",CIXA-MSP,6`} {
+		h := newETHarness(t)
+		h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+		h.at.SetUnits(h.contractB, h.svcIntercept, 30, etPeriodDay)
+		h.writeUsage(`cust-b,"Globex,CIXA-MSP,5`, next, "cust-a,Acme,CIXA-MSP,40")
+		res := h.sync(PassOptions{})
+		if res.Run.Result != state.RunPartial {
+			t.Errorf("%s: run = %s %q, want partial", next, res.Run.Result, res.Run.Error)
+		}
+		h.wantUnits(h.contractA, h.svcIntercept, 40)
+		h.wantUnits(h.contractB, h.svcIntercept, 30)
+		if cs := h.status("cust-b"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "usage.csv:2: ") || !strings.Contains(cs.Error, "runs from line 2 to line 3") {
+			t.Errorf("%s: cust-b status = %s %q, want failed naming usage.csv:2 and its lines", next, cs.Result, cs.Error)
+		}
+	}
+}
+
 // TestEngine_Sync_jsonRepeatedCustomerIDFailsThePass: encoding/json keeps
 // the last of a key given twice, so a row with "customer_id" twice billed
 // the second customer. Whose usage such a row is cannot be told, so it is

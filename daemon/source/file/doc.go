@@ -39,15 +39,18 @@
 // though the record has the header's number of columns: a quote opened
 // in one row and closed by a stray one in a later row reads the rows
 // between as that field's text, and the later row's columns as the first
-// row's. Each line such a record runs over is then read as the row it was
-// written as: when customer_id is the first column, before the field, and
-// every later line splits on its own into the header's columns, each line
-// fails the customer of its first column (a blank line is no one's), and
-// the other customers of the file are synced. When
+// row's. Each line of such a record, and of a record over several lines
+// that has another number of columns or does not parse (a quote left
+// open that closes later, or never, where no field ends), is then read as
+// the row it was written as: when customer_id is the first column and
+// each line's first field can be told (no quote in it, none left open),
+// each line fails the customer of its first column, whatever its number
+// of columns (a blank line is no one's; a line that splits into the
+// header's columns and names another period is only reported), and the
+// other customers of the file are synced. When
 // the row names no customer that can be trusted (it cannot be split into
-// columns otherwise, a line such a field runs over does not split so or
-// its customer cannot be told, or its JSON object gives customer_id
-// twice), it is
+// columns otherwise, a line such a record runs over has a first field
+// that cannot be told, or its JSON object gives customer_id twice), it is
 // marked Unreadable for any customer, and the
 // daemon writes no line that pass: the row could be any customer's usage,
 // and guessing its owner could bill one customer for another's. A row with

@@ -133,8 +133,8 @@ func (s *Source) Format() Format { return s.format }
 // customer_id column, or of any customer when the row cannot be split into
 // columns (unless customer_id is the first column and was read before the
 // fault, see leadingField) or its JSON object gives customer_id twice; a
-// CSV record whose quoted field swallowed other rows is a problem of each
-// line's customer (see swallowedRows), or of any; one whose customer_id
+// CSV record over several lines whose quoted field swallowed other rows
+// is a problem of each line's customer (see eachLine), or of any; one whose customer_id
 // is empty is usage of no customer, and one of another period is not this
 // period's usage, whatever else is wrong with it, so neither is Unreadable.
 // A zero p accepts every period. A file that cannot be read or whose header
@@ -398,6 +398,15 @@ func parseCSV(name string, data []byte, each func(row)) error {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
 				r := row{where: fmt.Sprintf("%s:%d", name, pe.StartLine), err: pe.Err}
+				if pe.StartLine != pe.Line {
+					// A quote opened in one row and not closed as a
+					// field ends: the lines up to the fault may be rows
+					// it swallowed, read as they were written.
+					err := fmt.Errorf("%w at line %d, column %d; the row runs from line %d to line %d: "+
+						"a quote left open may have swallowed the rows between", pe.Err, pe.Line, pe.Column, pe.StartLine, pe.Line)
+					eachLine(name, pe.StartLine, data[start:cr.InputOffset()], cols, err, each)
+					continue
+				}
 				if id, ok := leadingField(data[start:], pe); ok && cols[0] == colCustomerID {
 					r.fields = map[string]string{colCustomerID: id}
 				}
@@ -410,23 +419,26 @@ func parseCSV(name string, data []byte, each func(row)) error {
 		where := name + ":" + strconv.Itoa(line)
 		if len(rec) != len(cols) {
 			r := row{where: where, err: fmt.Errorf("row has %d columns, the header has %d", len(rec), len(cols))}
-			if last, _ := cr.FieldPos(len(rec) - 1); last+strings.Count(rec[len(rec)-1], "\n") > line {
-				r.err = fmt.Errorf("%w; it runs from line %d to line %d: a quote left open may have swallowed the rows between",
-					r.err, line, last+strings.Count(rec[len(rec)-1], "\n"))
-			}
 			switch {
 			case !slices.ContainsFunc(rec, func(f string) bool { return strings.TrimSpace(f) != "" }):
 				// Blanks only (a line of spaces, a tab): no usage, and
 				// no customer's, so it is only reported, as an empty
 				// line is skipped, rather than fail every customer.
 				r.fields = map[string]string{colCustomerID: ""}
-			case cols[0] == colCustomerID && oneLine(data[start:cr.InputOffset()]):
+			case !oneLine(data[start:cr.InputOffset()]):
+				// A quote opened in one row and closed by a stray one
+				// in a later row, say: the lines between may be rows
+				// it swallowed, read as they were written.
+				last, _ := cr.FieldPos(len(rec) - 1)
+				last += strings.Count(rec[len(rec)-1], "\n")
+				r.err = fmt.Errorf("%w; it runs from line %d to line %d: a quote left open may have swallowed the rows between", r.err, line, last)
+				eachLine(name, line, data[start:cr.InputOffset()], cols, r.err, each)
+				continue
+			case cols[0] == colCustomerID:
 				// A comma not quoted in a name, say: the columns after
 				// it are shifted, but nothing comes before the first,
 				// so the row is its customer's, and fails that customer
-				// alone. A record of several lines could have
-				// swallowed other rows (a quote closed by another
-				// row's stray one): it stays anyone's.
+				// alone.
 				r.fields = map[string]string{colCustomerID: strings.TrimSpace(rec[0])}
 			}
 			each(r)
@@ -436,30 +448,10 @@ func parseCSV(name string, data []byte, each func(row)) error {
 			// The header's number of columns, yet a quote opened in one
 			// row may have closed in a later one: the rows between are
 			// then text of this field, billed to no one, and the
-			// columns after the quote are the later row's. The lines
-			// the record runs over are read as the rows they were
-			// written as: each fails the customer of its first column,
-			// and the other customers are billed. When one of them
-			// does not split so, or its customer cannot be told, the
-			// row is anyone's.
+			// columns after the quote are the later row's.
 			first, _ := cr.FieldPos(i)
-			last := first + strings.Count(rec[i], "\n")
-			rows, ok := swallowedRows(name, line, data[start:cr.InputOffset()], rec, i, cols)
-			if !ok {
-				each(row{where: where, err: fmt.Errorf("the quoted %s field runs from line %d to line %d and holds a comma: "+
-					"a quote left open may have swallowed the rows between, so whose usage they are cannot be told; "+
-					"close the quote, or put the field on one line",
-					cols[i], first, last)})
-				continue
-			}
-			err := fmt.Errorf("the quoted %s field runs from line %d to line %d and holds a comma: "+
-				"a quote left open may have swallowed the rows between, so the customer of each of those lines is not synced this pass; "+
-				"close the quote, or put the field on one line",
-				cols[i], first, last)
-			for _, r := range rows {
-				r.err = err
-				each(r)
-			}
+			eachLine(name, line, data[start:cr.InputOffset()], cols, fmt.Errorf("the quoted %s field runs from line %d to line %d and holds a comma: "+
+				"a quote left open may have swallowed the rows between", cols[i], first, first+strings.Count(rec[i], "\n")), each)
 			continue
 		}
 		// One map serves every row: each takes what it keeps from it.
@@ -482,37 +474,105 @@ func swallowed(field string) bool {
 	return strings.Contains(field, "\n") && strings.Contains(field, ",")
 }
 
-// swallowedRows reads the lines of a record whose field i swallowed the
-// rows between (see swallowed) as the rows they were written as: the
-// record's first line, whose customer is its first field when that comes
-// before field i, and each later line, split on its own, whose customer is
-// its first column when the line has the header's number of columns. A
-// line of blanks only is no one's row. It returns one row per line with
-// its customer_id (err is for the caller to set), or false when a line
-// does not split so or a customer cannot be told: the first column is
-// not customer_id, is field i itself, or holds a quote (the one that
-// closed field i, say). record is the record's input, with the blank
-// lines the reader skipped before it; line is its first line's number.
-func swallowedRows(name string, line int, record []byte, rec []string, i int, cols []string) ([]row, bool) {
-	if cols[0] != colCustomerID || i == 0 {
+// eachLine hands each a row per line of record, a CSV record over several
+// lines that a quote left open may have run over (see swallowed), with err
+// and what it says of the rows. The lines are read as the rows they were
+// written as (see lineRows): each fails the customer of its first column,
+// and the other customers are billed. When a line's customer cannot be
+// told, the record is one row of any customer, at line. record is the
+// record's input, with the blank lines the reader skipped before it; line
+// is its first line's number.
+func eachLine(name string, line int, record []byte, cols []string, err error, each func(row)) {
+	const fix = "; close the quote, or put the field on one line"
+	rows, ok := lineRows(name, line, record, cols)
+	if !ok {
+		each(row{where: fmt.Sprintf("%s:%d", name, line), err: fmt.Errorf("%w, so whose usage they are cannot be told"+fix, err)})
+		return
+	}
+	err = fmt.Errorf("%w, so the customer of each of those lines is not synced this pass"+fix, err)
+	for _, r := range rows {
+		r.err = err
+		each(r)
+	}
+}
+
+// lineRows reads the lines of record (see eachLine) as the rows they were
+// written as: each line split on its own, its customer is its first
+// column, when customer_id is the header's first column and the line's
+// first field can be told (see firstField), whatever number of columns the
+// line has, as for a row of one line. Every line of the record is thus
+// the row of a customer that fails, or text of a field of an earlier line
+// of the record, whose customer fails. A line's period is kept when it
+// splits into the header's columns, so that a row of another period is
+// only reported; on the first line, whose last field runs on to the next
+// line, when the period comes before that field. A line of blanks only is
+// no one's row. It returns one row per line with its customer_id (err is
+// for the caller to set), or false when a customer cannot be told.
+func lineRows(name string, line int, record []byte, cols []string) ([]row, bool) {
+	if cols[0] != colCustomerID {
 		return nil, false
 	}
-	rows := []row{{where: fmt.Sprintf("%s:%d", name, line), fields: map[string]string{colCustomerID: strings.TrimSpace(rec[0])}}}
+	period := slices.Index(cols, colPeriod)
+	var rows []row
 	lines := strings.Split(string(bytes.TrimRight(bytes.TrimLeft(record, "\r\n"), "\r\n")), "\n")
-	for k, l := range lines[1:] {
+	for k, l := range lines {
+		l = strings.TrimSuffix(l, "\r")
 		if strings.TrimSpace(l) == "" {
 			continue
 		}
-		lr := csv.NewReader(strings.NewReader(l))
-		lr.FieldsPerRecord = -1
-		lr.LazyQuotes = true
-		fields, err := lr.Read()
-		if err != nil || len(fields) != len(cols) || strings.Contains(fields[0], `"`) {
+		id, ok := firstField(l)
+		if !ok {
 			return nil, false
 		}
-		rows = append(rows, row{where: fmt.Sprintf("%s:%d", name, line+1+k), fields: map[string]string{colCustomerID: strings.TrimSpace(fields[0])}})
+		r := row{where: fmt.Sprintf("%s:%d", name, line+k), fields: map[string]string{colCustomerID: id}}
+		lr := csv.NewReader(strings.NewReader(l))
+		lr.FieldsPerRecord = -1
+		lr.LazyQuotes = true // the stray quote that closed the field reads as text
+		if fields, err := lr.Read(); err == nil && period >= 0 &&
+			(k > 0 && len(fields) == len(cols) || k == 0 && period < len(fields)-1) {
+			r.fields[colPeriod] = strings.TrimSpace(fields[period])
+		}
+		rows = append(rows, r)
 	}
 	return rows, true
+}
+
+// firstField returns the first field of line, a line of a CSV file read on
+// its own, when it can be told: plain text without a quote, or a field in
+// quotes closed where it ends, at a comma or the line's end, without a
+// comma in it. A quote in plain text, or one left open, may be the one
+// that opened or closed a field over several lines: the line's first field
+// is then text of another row's field, or this row's runs on.
+func firstField(line string) (string, bool) {
+	rest, quoted := strings.CutPrefix(line, `"`)
+	if !quoted {
+		field, _, _ := strings.Cut(line, ",")
+		if strings.Contains(field, `"`) {
+			return "", false
+		}
+		return strings.TrimSpace(field), true
+	}
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(rest, '"')
+		if i < 0 {
+			return "", false
+		}
+		b.WriteString(rest[:i])
+		rest = rest[i+1:]
+		switch {
+		case strings.HasPrefix(rest, `"`):
+			b.WriteByte('"')
+			rest = rest[1:]
+		case rest == "" || rest[0] == ',':
+			if strings.Contains(b.String(), ",") {
+				return "", false
+			}
+			return strings.TrimSpace(b.String()), true
+		default:
+			return "", false
+		}
+	}
 }
 
 // oneLine reports whether record, the input of one CSV record with the

@@ -51,6 +51,7 @@ func FuzzParseCSV(f *testing.F) {
 	f.Add([]byte("\ufeffCustomer_ID , product,quantity\nc,P,1\nc,P\n"))
 	f.Add([]byte("customer_id,product,quantity,period\nc,P,3O,2026-09\nc,,1,2026-11\n"))
 	f.Add([]byte("customer_id,customer_name,product,quantity\nc,\"A,P,1\n\nd,B,P,2\ne,C\",P,3\n"))
+	f.Add([]byte("customer_id,customer_name,product,quantity,period\nc,\"A,P,1,2026-10\nd,B,P,2,2026-09\ne,\"C, Inc\",P,3,2026-10\n\"f\",F\",x,P,4\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzErr(t, parseCSV("usage.csv", data, func(r row) { fuzzRow(t, r) }))
 	})
