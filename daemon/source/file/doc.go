@@ -10,8 +10,11 @@
 //
 // customer_id, product and quantity are required columns; the others are
 // optional. A column the format does not know rejects the whole file, so a
-// misspelt optional column (customer_nam) cannot silently drop data. A UTF-8
-// byte-order mark is ignored.
+// misspelt optional column (customer_nam) cannot silently drop data; the
+// error of a header that a spreadsheet's export settings made so (columns
+// separated by ";" or tabs, Excel's "sep=" line, lines that end in a
+// carriage return alone, a column without a name) says so, and how to save
+// the file instead. A UTF-8 byte-order mark is ignored.
 //
 // A JSON file holds an array of objects with the same keys, or an object
 // {"records": [...]} wrapping that array. Values are strings or numbers. An

@@ -373,8 +373,12 @@ func parseCSV(name string, data []byte, each func(row)) error {
 	seen := map[string]bool{}
 	for i, h := range header {
 		c := strings.ToLower(strings.TrimSpace(h))
+		if c == "" {
+			return fmt.Errorf("file: %s:1: column %d of the header has no name (a comma at the end of the header, or a column the spreadsheet "+
+				"saved blank): remove it, or name it one of %s", name, i+1, strings.Join(knownColumns, ", "))
+		}
 		if !known(c) {
-			return fmt.Errorf("file: %s:1: unknown column %q (want %s)", name, h, strings.Join(knownColumns, ", "))
+			return fmt.Errorf("file: %s:1: unknown column %q (want %s)%s", name, h, strings.Join(knownColumns, ", "), headerHint(h))
 		}
 		if seen[c] {
 			return fmt.Errorf("file: %s:1: column %q appears twice", name, c)
@@ -600,6 +604,30 @@ func leadingField(rest []byte, pe *csv.ParseError) (string, bool) {
 		return "", false
 	}
 	return strings.TrimSpace(string(field)), true
+}
+
+// headerHint tells, for a column name h the header does not know, the
+// spreadsheet export that wrote such a header, and how to save the file
+// instead, or returns "". A spreadsheet export is how most usage files are
+// made, and its settings, not a misspelt column, give these headers.
+func headerHint(h string) string {
+	c := strings.ToLower(strings.TrimSpace(h))
+	separated := func(sep string) bool {
+		f, _, found := strings.Cut(c, sep)
+		return found && known(strings.TrimSpace(f))
+	}
+	switch {
+	case strings.HasPrefix(c, "sep="):
+		return `: the first line is Excel's separator line; remove it, and separate the columns with commas`
+	case strings.Contains(h, "\r"):
+		return `: the lines end in a carriage return alone (Excel's "CSV (Macintosh)"); save the file as "CSV UTF-8", whose lines end in CR LF`
+	case separated(";"):
+		return `: the columns are separated by ";", not commas (Excel separates those of a CSV file with the list separator of the computer's ` +
+			`region settings, ";" where a comma is the decimal separator); save the file with commas between the columns`
+	case separated("\t"):
+		return `: the columns are separated by tabs, not commas (Excel's "Text (Tab delimited)", or a copy of the cells); save the file as "CSV UTF-8"`
+	}
+	return ""
 }
 
 func known(c string) bool {

@@ -285,6 +285,20 @@ func TestFetch_fileErrors(t *testing.T) {
 		{"unknown column", "u.csv", "customer_id,product,quantity,notes\n", `file: u.csv:1: unknown column "notes" (want customer_id, customer_name, product, product_name, quantity, period)`},
 		{"missing column", "u.csv", "customer_id,product\n", `file: u.csv:1: column "quantity" is missing from the header`},
 		{"repeated column", "u.csv", "customer_id,product,quantity,Product\n", `file: u.csv:1: column "product" appears twice`},
+		// A spreadsheet's export settings, not a misspelt column: the
+		// error says which and how to save the file instead.
+		{"empty column", "u.csv", "customer_id,product,quantity,\r\nc1,P,3,\r\n", `file: u.csv:1: column 4 of the header has no name (a comma at the end of the header, ` +
+			`or a column the spreadsheet saved blank): remove it, or name it one of customer_id, customer_name, product, product_name, quantity, period`},
+		{"semicolons", "u.csv", "\ufeffcustomer_id;customer_name;product;quantity\r\nc1;Acme, Inc.;P;3\r\n", `file: u.csv:1: unknown column "customer_id;customer_name;product;quantity" ` +
+			`(want customer_id, customer_name, product, product_name, quantity, period): the columns are separated by ";", not commas (Excel separates those of ` +
+			`a CSV file with the list separator of the computer's region settings, ";" where a comma is the decimal separator); save the file with commas between the columns`},
+		{"tabs", "u.csv", "Customer_ID\tProduct\tQuantity\n", `file: u.csv:1: unknown column "Customer_ID\tProduct\tQuantity" ` +
+			`(want customer_id, customer_name, product, product_name, quantity, period): the columns are separated by tabs, not commas ` +
+			`(Excel's "Text (Tab delimited)", or a copy of the cells); save the file as "CSV UTF-8"`},
+		{"separator line", "u.csv", "sep=;\ncustomer_id;product;quantity\n", `file: u.csv:1: unknown column "sep=;" (want customer_id, customer_name, product, product_name, quantity, period): ` +
+			`the first line is Excel's separator line; remove it, and separate the columns with commas`},
+		{"carriage returns", "u.csv", "customer_id,product,quantity\rc1,P,3\r", `file: u.csv:1: unknown column "quantity\rc1" (want customer_id, customer_name, product, product_name, quantity, period): ` +
+			`the lines end in a carriage return alone (Excel's "CSV (Macintosh)"); save the file as "CSV UTF-8", whose lines end in CR LF`},
 		{"empty csv", "u.csv", "", `file: u.csv: empty file, want a header row with customer_id, product, quantity`},
 		{"json scalar", "u.json", `42`, `file: u.json: want an array of records or an object with a "records" array`},
 		{"json wrapper key", "u.json", "{\n\"rows\": []}", `file: u.json:2: unknown key "rows" (want "records")`},
