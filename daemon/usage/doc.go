@@ -32,8 +32,9 @@
 // listed in Unmapped.SyncOff and its usage is ignored on purpose; so is a
 // customer with usage whose mapping has usage_sync = false
 // (Unmapped.SyncOffCustomers). Unmapped usage under an id that differs
-// from a mapped customer's or product's only in case, spaces or invisible
-// characters fails the mapped customer it most likely belongs to, naming
+// from a mapped customer's or product's only in case, spaces, invisible
+// characters or leading zeros (a spreadsheet's "731" for "00731") fails
+// the mapped customer it most likely belongs to, naming
 // both spellings, rather than billing it without that usage. A mapped
 // customer (usage sync on) that a report with rows names nowhere while a
 // mapped line of its contract is above 0 (a tenant removed or moved to

@@ -1745,7 +1745,7 @@ func unreadableUsage(doc *export.Document, srcName string, problems []source.Pro
 			if ok || len(m) == 0 {
 				continue
 			}
-			pr.Err = fmt.Errorf("%w (product %q, which differs from the mapped product %q only in case, spaces or invisible characters)", pr.Err, pr.Product, m[0])
+			pr.Err = fmt.Errorf("%w (product %q, which differs from the mapped product %q "+nearSpelling+")", pr.Err, pr.Product, m[0])
 		}
 		if pr.CustomerID == "" {
 			anyone = append(anyone, pr)
@@ -1760,7 +1760,7 @@ func unreadableUsage(doc *export.Document, srcName string, problems []source.Pro
 		if !mapped[pr.CustomerID] {
 			for _, m := range near.of(pr.CustomerID) {
 				np := pr
-				np.Err = fmt.Errorf("%w (customer id %q, which differs from the mapped customer %q only in case, spaces or invisible characters)", pr.Err, pr.CustomerID, m)
+				np.Err = fmt.Errorf("%w (customer id %q, which differs from the mapped customer %q "+nearSpelling+")", pr.Err, pr.CustomerID, m)
 				byCustomer[m] = append(byCustomer[m], np)
 			}
 			continue
@@ -1940,23 +1940,32 @@ type usedQuantity struct {
 	where    string
 }
 
+// nearSpelling is how an id that nearIDs finds differs from a mapped one.
+const nearSpelling = "only in case, spaces, invisible characters or leading zeros"
+
 // foldID returns an id as near-miss detection compares it: in lower case,
 // without spaces or invisible format characters (a zero-width space, a
-// byte order mark) anywhere in it.
+// byte order mark) anywhere in it, and, when it is digits only, without
+// leading zeros: a spreadsheet reads "00731" as the number 731, and saves
+// the usage file so.
 func foldID(id string) string {
-	return strings.ToLower(strings.Map(func(r rune) rune {
+	k := strings.ToLower(strings.Map(func(r rune) rune {
 		if unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) {
 			return -1
 		}
 		return r
 	}, id))
+	if k != "" && strings.Trim(k, "0123456789") == "" {
+		k = cmp.Or(strings.TrimLeft(k, "0"), "0")
+	}
+	return k
 }
 
 // nearIDs finds the ids that an unmapped id differs from only in case,
-// spaces or invisible characters ("CUST-B" and "cust-b"), which a mapping
-// and a usage file or vendor spelled two ways far more likely than they
-// name two customers or products. The index is built at the first lookup:
-// most passes have no unmapped usage.
+// spaces, invisible characters or leading zeros ("CUST-B" and "cust-b",
+// "731" and "00731"), which a mapping and a usage file or vendor spelled
+// two ways far more likely than they name two customers or products. The
+// index is built at the first lookup: most passes have no unmapped usage.
 type nearIDs struct {
 	ids   func(yield func(string) bool)
 	index map[string][]string
@@ -2062,7 +2071,7 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 			if billed(r.Product) {
 				for _, m := range nearCustomers.of(r.CustomerID) {
 					nearMisses[m] = append(nearMisses[m], source.Problem{Where: r.Where, CustomerID: m, Product: r.Product,
-						Err: fmt.Errorf("customer id %q matches no customer mapping but differs from the mapped customer %q only in case, spaces or invisible characters", r.CustomerID, m)})
+						Err: fmt.Errorf("customer id %q matches no customer mapping but differs from the mapped customer %q "+nearSpelling, r.CustomerID, m)})
 				}
 			}
 		case off[customer]:
@@ -2075,7 +2084,7 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 			if mapped[r.CustomerID] != "" && !off[customer] {
 				for _, m := range nearProducts.of(r.Product) {
 					nearMisses[customer] = append(nearMisses[customer], source.Problem{Where: r.Where, CustomerID: customer, Product: m,
-						Err: fmt.Errorf("product %q matches no product mapping but differs from the mapped product %q only in case, spaces or invisible characters", r.Product, m)})
+						Err: fmt.Errorf("product %q matches no product mapping but differs from the mapped product %q "+nearSpelling, r.Product, m)})
 				}
 			}
 		case !pm.SyncEnabled:

@@ -1530,15 +1530,19 @@ func TestEngine_Sync_nearMissIDsFailTheCustomer(t *testing.T) {
 		name, row, want, hint string
 		unmapped              int
 	}{
-		{"customer case", "CUST-B,Globex,CIXA-MSP,40", `usage.csv:3: customer id "CUST-B" matches no customer mapping but differs from the mapped customer "cust-b" only in case, spaces or invisible characters`, "fix the id", 2},
-		{"customer invisible", "\u200bcust-b,Globex,CIXA-MSP,40", `usage.csv:3: customer id "\u200bcust-b" matches no customer mapping but differs from the mapped customer "cust-b" only in case, spaces or invisible characters`, "fix the id", 2},
-		{"product case", "cust-b,Globex,cixa-msp,40", `usage.csv:3: product "cixa-msp" matches no product mapping but differs from the mapped product "CIXA-MSP" only in case, spaces or invisible characters`, "fix the id", 2},
-		{"unreadable row", "CUST-B,Globex,CIXA-MSP,4x", `usage.csv:3: quantity "4x" is not a whole number (customer id "CUST-B", which differs from the mapped customer "cust-b" only in case, spaces or invisible characters)`, "fix the usage rows", 1},
-		{"unreadable row of a product", "cust-b,Globex,cixa-msp,4x", `usage.csv:3: quantity "4x" is not a whole number (product "cixa-msp", which differs from the mapped product "CIXA-MSP" only in case, spaces or invisible characters)`, "fix the usage rows", 1},
+		{"customer case", "CUST-B,Globex,CIXA-MSP,40", `usage.csv:3: customer id "CUST-B" matches no customer mapping but differs from the mapped customer "cust-b" only in case, spaces, invisible characters or leading zeros`, "fix the id", 2},
+		{"customer invisible", "\u200bcust-b,Globex,CIXA-MSP,40", `usage.csv:3: customer id "\u200bcust-b" matches no customer mapping but differs from the mapped customer "cust-b" only in case, spaces, invisible characters or leading zeros`, "fix the id", 2},
+		{"product case", "cust-b,Globex,cixa-msp,40", `usage.csv:3: product "cixa-msp" matches no product mapping but differs from the mapped product "CIXA-MSP" only in case, spaces, invisible characters or leading zeros`, "fix the id", 2},
+		{"unreadable row", "CUST-B,Globex,CIXA-MSP,4x", `usage.csv:3: quantity "4x" is not a whole number (customer id "CUST-B", which differs from the mapped customer "cust-b" only in case, spaces, invisible characters or leading zeros)`, "fix the usage rows", 1},
+		{"unreadable row of a product", "cust-b,Globex,cixa-msp,4x", `usage.csv:3: quantity "4x" is not a whole number (product "cixa-msp", which differs from the mapped product "CIXA-MSP" only in case, spaces, invisible characters or leading zeros)`, "fix the usage rows", 1},
+		// A spreadsheet reads a code of digits as a number, and saves it
+		// without its leading zeros.
+		{"product leading zeros", "cust-b,Globex,42,40", `usage.csv:3: product "42" matches no product mapping but differs from the mapped product "0042" only in case, spaces, invisible characters or leading zeros`, "fix the id", 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h := newETHarness(t)
+			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "0042", ServiceID: etID(h.svcIntercept), ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true})
 			h.pol.MaxDecreasePercent = 0
 			h.at.SetUnits(h.contractB, h.svcIntercept, 42, etPeriodDay)
 			h.writeUsage("cust-a,Acme,CIXA-MSP,40", tc.row, "cust-bb,Initech,CIXA-MSP,7")
@@ -1563,6 +1567,29 @@ func TestEngine_Sync_nearMissIDsFailTheCustomer(t *testing.T) {
 				t.Errorf("cust-b error names cust-bb, which is not a near miss: %q", cs.Error)
 			}
 		})
+	}
+}
+
+// TestNearIDs: the ids an unmapped one differs from only in spelling; of
+// digits only, a spreadsheet drops their leading zeros ("00731" saved as
+// 731), which billed the mapped customer without that usage.
+func TestNearIDs(t *testing.T) {
+	t.Parallel()
+	near := nearIDs{ids: slices.Values([]string{"00731", "cust-b", "0", "0x10", "A-0042"})}
+	for id, want := range map[string][]string{
+		"731":        {"00731"},
+		"0731":       {"00731"},
+		" 731\u200b": {"00731"},
+		"7310":       nil,
+		"000":        {"0"},
+		"CUST-B":     {"cust-b"},
+		"0X10":       {"0x10"},
+		"x10":        nil,
+		"a-42":       nil,
+	} {
+		if got := near.of(id); !slices.Equal(got, want) {
+			t.Errorf("near ids of %q = %q, want %q", id, got, want)
+		}
 	}
 }
 
