@@ -1730,6 +1730,37 @@ func TestEngine_Sync_csvQuoteLeftOpenFailsTheCustomersOfItsLines(t *testing.T) {
 	}
 }
 
+// TestEngine_Sync_idInScientificNotation: a spreadsheet wrote a long id as
+// "1.23457E+15", its last digits lost. Read as an unmapped id, its usage
+// was missing from the mapped customer's (or product's) sum, whose line
+// went to 0. A customer_id so fails the pass (whose usage it is cannot be
+// told), a product so fails the row's customer.
+func TestEngine_Sync_idInScientificNotation(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.pol.MaxDecreasePercent = 0
+	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+	h.at.SetUnits(h.contractB, h.svcIntercept, 42, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "1.23457E+15,Globex,CIXA-MSP,5")
+	res, err := h.engine().Sync(t.Context(), h.doc, PassOptions{})
+	if err == nil || !strings.Contains(err.Error(), `usage.csv:3: customer_id "1.23457E+15" is a number a spreadsheet wrote in scientific notation`) {
+		t.Fatalf("Sync error = %v, want the pass to fail naming usage.csv:3", err)
+	}
+	if res == nil || res.Run.Result != state.RunFailure {
+		t.Errorf("Sync result = %+v, want a failed run", res)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 30)
+	h.wantUnits(h.contractB, h.svcIntercept, 42)
+
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,4.2E+11,5")
+	h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 40)
+	h.wantUnits(h.contractB, h.svcIntercept, 42)
+	if cs := h.status("cust-b"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, `usage.csv:3: product "4.2E+11" is a number`) {
+		t.Errorf("cust-b status = %s %q, want failed naming usage.csv:3", cs.Result, cs.Error)
+	}
+}
+
 // TestEngine_Sync_jsonRepeatedCustomerIDFailsThePass: encoding/json keeps
 // the last of a key given twice, so a row with "customer_id" twice billed
 // the second customer. Whose usage such a row is cannot be told, so it is

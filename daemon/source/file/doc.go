@@ -31,10 +31,13 @@
 // this period's usage, whatever else is wrong with it, and is only reported.
 // A skipped row that may have held usage is marked Unreadable with the
 // customer_id it names, so that the daemon syncs none of that customer's
-// lines rather than lower them. A CSV row that cannot be split into
-// columns (a stray quote) names its customer only when customer_id is the
-// first column and the fault comes after it, on the row's own line; so
-// does a row that splits into another number of columns than the header's
+// lines rather than lower them. A customer_id or product that a
+// spreadsheet wrote in scientific notation ("1.23457E+15", a long number's
+// last digits lost) makes a bad row too: one of any customer for a
+// customer_id, of any product of its customer for a product. A CSV row
+// that cannot be split into columns (a stray quote) names its customer
+// only when customer_id is the first column and the fault comes after
+// it, on the row's own line; so does a row that splits into another number of columns than the header's
 // (a comma not quoted in a name), when customer_id is the first column and
 // the row a line of its own: nothing before the first column can shift
 // it, and a record of one line swallowed no other row. A CSV field in

@@ -294,7 +294,42 @@ func (r row) problem(err error) source.Problem {
 		return pr // usage of no customer: reported, never billed
 	}
 	pr.Unreadable, pr.CustomerID, pr.Product = true, customer, r.fields[colProduct]
+	var lost *lostIDError
+	switch {
+	case !errors.As(err, &lost):
+	case lost.column == colCustomerID:
+		pr.CustomerID, pr.Product = "", "" // anyone's
+	default:
+		pr.Product = "" // any product of the customer's
+	}
 	return pr
+}
+
+// lostIDError is the error of a row whose customer_id or product a
+// spreadsheet turned into a number in scientific notation ("1.23457E+15"
+// for 1234567890123456): the digits after the first few are lost, so the
+// id matches no mapping, and the mapped customer or product it was would
+// be billed without this usage (set to 0 by missing_usage: zero). Whose,
+// or which product's, usage it is cannot be told.
+type lostIDError struct{ column, value string }
+
+func (e *lostIDError) Error() string {
+	what := "whose usage the row is"
+	if e.column == colProduct {
+		what = "which product the row is of"
+	}
+	return fmt.Sprintf("%s %q is a number a spreadsheet wrote in scientific notation, its digits after the first few lost, so %s cannot be told; "+
+		"format the column as text in the spreadsheet, and export the file again", e.column, e.value, what)
+}
+
+// scientific reports whether id is a number in the scientific notation a
+// spreadsheet writes a long number in ("1.23457E+15"), which no vendor's
+// id looks like.
+func scientific(id string) bool {
+	mantissa, exp, found := strings.Cut(strings.ToUpper(id), "E+")
+	whole, frac, _ := strings.Cut(mantissa, ".")
+	digits := func(s string) bool { return s != "" && strings.Trim(s, "0123456789") == "" }
+	return found && len(whole) == 1 && digits(whole) && (frac == "" || digits(frac)) && digits(exp)
 }
 
 func (r row) record(p source.Period) (source.Record, error) {
@@ -323,6 +358,11 @@ func (r row) record(p source.Period) (source.Record, error) {
 		ProductName:  r.fields[colProductName],
 		Period:       per,
 		Where:        r.where,
+	}
+	for _, c := range []string{colCustomerID, colProduct} {
+		if scientific(r.fields[c]) {
+			return rec, &lostIDError{column: c, value: r.fields[c]}
+		}
 	}
 	if rec.Product == "" {
 		return rec, errors.New("product is missing")

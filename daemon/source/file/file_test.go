@@ -570,6 +570,62 @@ func TestFetch_unreadableRows(t *testing.T) {
 	}
 }
 
+// TestFetch_idInScientificNotation: a spreadsheet writes a long number in
+// scientific notation, "1.23457E+15" for the customer id 1234567890123456,
+// and the digits after the first few are lost. Such an id was read as an
+// unmapped one: the mapped customer, or the customer's mapped product, was
+// billed without the row's usage. Now the row is an Unreadable problem: of
+// any customer when it is the customer_id, of any product of the row's
+// customer when it is the product. A row of another period, or of no
+// customer, is only reported, as any bad row.
+func TestFetch_idInScientificNotation(t *testing.T) {
+	t.Parallel()
+	type got struct {
+		Problem    string
+		Unreadable bool
+		CustomerID string
+		Product    string
+	}
+	p := writeFile(t, "usage.csv", strings.Join([]string{
+		"customer_id,product,quantity,period",
+		"1.23457E+15,CIXA,3,",        // 2
+		"2c9f,4.2e+11,3,",            // 3
+		"2c9f,CIXA,4,",               // 4
+		"1.23457E+15,CIXA,3,2026-09", // 5
+		",1E+5,3,",                   // 6
+		"1E+5X,CIXA,1,",              // 7: not a number: an id
+		"1.2.3E+5,CIXA,1,",           // 8: likewise
+	}, "\n")+"\n")
+	rep, err := newSource(t, file.Config{Path: p}).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotProblems []got
+	for _, pr := range rep.Problems {
+		gotProblems = append(gotProblems, got{pr.String(), pr.Unreadable, pr.CustomerID, pr.Product})
+	}
+	const fix = "; format the column as text in the spreadsheet, and export the file again"
+	want := []got{
+		{`usage.csv:2: customer_id "1.23457E+15" is a number a spreadsheet wrote in scientific notation, its digits after the first few lost, ` +
+			"so whose usage the row is cannot be told" + fix, true, "", ""},
+		{`usage.csv:3: product "4.2e+11" is a number a spreadsheet wrote in scientific notation, its digits after the first few lost, ` +
+			"so which product the row is of cannot be told" + fix, true, "2c9f", ""},
+		{"usage.csv:5: period 2026-09 is not the requested period 2026-10", false, "", ""},
+		{`usage.csv:6: product "1E+5" is a number a spreadsheet wrote in scientific notation, its digits after the first few lost, ` +
+			"so which product the row is of cannot be told" + fix, false, "", ""},
+	}
+	if diff := cmp.Diff(want, gotProblems); diff != "" {
+		t.Errorf("problems mismatch (-want +got):\n%s", diff)
+	}
+	var customers []string
+	for _, r := range rep.Records {
+		customers = append(customers, r.CustomerID)
+	}
+	if diff := cmp.Diff([]string{"1.2.3E+5", "1E+5X", "2c9f"}, customers); diff != "" {
+		t.Errorf("customers of the records mismatch (-want +got):\n%s", diff)
+	}
+}
+
 // TestFetch_jsonRepeatedKey: encoding/json keeps the last of a key given
 // twice in one object, so {"quantity":5,"quantity":500} was billed 500 and
 // {"customer_id":"acme","customer_id":"globex"} billed globex, without a
