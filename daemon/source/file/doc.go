@@ -57,15 +57,17 @@
 // the row names no customer that can be trusted (it cannot be split into
 // columns otherwise, a line such a record runs over has a first field
 // that cannot be told, or its JSON object gives customer_id twice), it is
-// marked Unreadable for any customer, and the
-// daemon writes no line that pass: the row could be any customer's usage,
-// and guessing its owner could bill one customer for another's. A row with
-// an empty customer_id is usage that belongs to no customer (a Record with
-// CustomerID ""), not a problem; a CSV line of blanks only (spaces, a tab),
-// whatever its number of columns, holds no one's usage and is only reported. Rows are summed per (customer, product) as
-// they are read (source.Summer: what source.Sum returns for the rows, sorted,
-// each sum's Where naming its first row), so that a file of 100,000 rows is
-// never held row by row; the report says so with Summed.
+// marked Unreadable for any customer, and the daemon writes no line that
+// pass: the row could be any customer's usage, and guessing its owner
+// could bill one customer for another's. A row with an empty customer_id
+// is usage that belongs to no customer (a Record with CustomerID ""), not
+// a problem; a CSV row of blanks only (a spreadsheet's empty row, ",,,";
+// spaces, a tab), whatever its number of columns, holds no one's usage and
+// is only reported. Rows are summed per (customer, product) as they are
+// read (source.Summer: what source.Sum returns for the rows, sorted, each
+// sum's Where naming its first row), so that a file of 100,000 rows is
+// never held row by row; the report says so with Summed. A row pasted
+// twice is thus counted twice.
 //
 //	src, err := file.New(file.Config{Path: "/var/lib/psa-sync/passwordboss.csv", Name: "passwordboss"})
 //	if err != nil { ... }

@@ -461,14 +461,17 @@ func parseCSV(name string, data []byte, each func(row)) error {
 		}
 		line, _ := cr.FieldPos(0)
 		where := name + ":" + strconv.Itoa(line)
+		if !slices.ContainsFunc(rec, func(f string) bool { return strings.TrimSpace(f) != "" }) {
+			// Blanks only (a spreadsheet's empty row, ",,,"; a line of
+			// spaces, a tab), whatever its number of columns: no usage,
+			// and no customer's, so it is only reported, as an empty
+			// line is skipped, rather than fail every customer.
+			each(row{where: where, fields: map[string]string{colCustomerID: ""}, err: errors.New("the row is empty: every column is blank")})
+			continue
+		}
 		if len(rec) != len(cols) {
 			r := row{where: where, err: fmt.Errorf("row has %d columns, the header has %d", len(rec), len(cols))}
 			switch {
-			case !slices.ContainsFunc(rec, func(f string) bool { return strings.TrimSpace(f) != "" }):
-				// Blanks only (a line of spaces, a tab): no usage, and
-				// no customer's, so it is only reported, as an empty
-				// line is skipped, rather than fail every customer.
-				r.fields = map[string]string{colCustomerID: ""}
 			case !oneLine(data[start:cr.InputOffset()]):
 				// A quote opened in one row and closed by a stray one
 				// in a later row, say: the lines between may be rows

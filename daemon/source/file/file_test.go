@@ -142,6 +142,8 @@ func TestFetch_csvBadRows(t *testing.T) {
 		"P2,7,,",                              // 12: good, unassigned
 		"P1,99999999999999999999,c1,",         // 13: too large
 		"P1,99999999999999999999x,c1,",        // 14: not a number
+		",,,",                                 // 15: a spreadsheet's empty row
+		" , ,",                                // 16: blanks only, of other columns
 	}, "\n") + "\n"
 	p := writeFile(t, "usage.csv", content)
 	rep, err := newSource(t, file.Config{Path: p}).Fetch(t.Context(), oct2026)
@@ -159,6 +161,8 @@ func TestFetch_csvBadRows(t *testing.T) {
 		`usage.csv:10: quantity is missing`,
 		`usage.csv:13: quantity 99999999999999999999 is more than 9223372036854775807`,
 		`usage.csv:14: quantity "99999999999999999999x" is not a whole number`,
+		`usage.csv:15: the row is empty: every column is blank`,
+		`usage.csv:16: the row is empty: every column is blank`,
 	}
 	if diff := cmp.Diff(wantProblems, problems(rep)); diff != "" {
 		t.Errorf("Problems mismatch (-want +got):\n%s", diff)
