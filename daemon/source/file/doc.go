@@ -33,8 +33,9 @@
 // customer_id it names, so that the daemon syncs none of that customer's
 // lines rather than lower them. A customer_id or product that a
 // spreadsheet wrote in scientific notation ("1.23457E+15", a long number's
-// last digits lost) makes a bad row too: one of any customer for a
-// customer_id, of any product of its customer for a product. A CSV row
+// last digits lost), or not in UTF-8 (Excel's "CSV (Comma delimited)"
+// writes the Windows code page), makes a bad row too: one of any customer
+// for a customer_id, of any product of its customer for a product. A CSV row
 // that cannot be split into columns (a stray quote) names its customer
 // only when customer_id is the first column and the fault comes after
 // it, on the row's own line; so does a row that splits into another number of columns than the header's

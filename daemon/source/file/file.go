@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/internal/jsondup"
@@ -306,20 +307,37 @@ func (r row) problem(err error) source.Problem {
 }
 
 // lostIDError is the error of a row whose customer_id or product a
-// spreadsheet turned into a number in scientific notation ("1.23457E+15"
-// for 1234567890123456): the digits after the first few are lost, so the
-// id matches no mapping, and the mapped customer or product it was would
-// be billed without this usage (set to 0 by missing_usage: zero). Whose,
-// or which product's, usage it is cannot be told.
-type lostIDError struct{ column, value string }
+// spreadsheet wrote so that it matches no mapping, while it may be a mapped
+// one: a number in scientific notation ("1.23457E+15" for
+// 1234567890123456, the digits after the first few lost), or text in the
+// Windows code page rather than UTF-8 ("Soci\xe9t\xe9"). Read as an unmapped
+// id, the mapped customer or product it was would be billed without this
+// usage (set to 0 by missing_usage: zero). Whose, or which product's,
+// usage it is cannot be told.
+type lostIDError struct {
+	column, value string
+	why, fix      string // what the spreadsheet did, and how to save the file
+}
 
 func (e *lostIDError) Error() string {
 	what := "whose usage the row is"
 	if e.column == colProduct {
 		what = "which product the row is of"
 	}
-	return fmt.Sprintf("%s %q is a number a spreadsheet wrote in scientific notation, its digits after the first few lost, so %s cannot be told; "+
-		"format the column as text in the spreadsheet, and export the file again", e.column, e.value, what)
+	return fmt.Sprintf("%s %q %s, so %s cannot be told; %s", e.column, e.value, e.why, what, e.fix)
+}
+
+// lostID returns the lostIDError of id, the row's column, or nil.
+func lostID(column, id string) error {
+	switch {
+	case scientific(id):
+		return &lostIDError{column: column, value: id, why: "is a number a spreadsheet wrote in scientific notation, its digits after the first few lost",
+			fix: "format the column as text in the spreadsheet, and export the file again"}
+	case !utf8.ValidString(id):
+		return &lostIDError{column: column, value: id, why: `is not UTF-8 text (Excel's "CSV (Comma delimited)" writes the Windows code page) and matches no mapping`,
+			fix: `save the file as "CSV UTF-8"`}
+	}
+	return nil
 }
 
 // scientific reports whether id is a number in the scientific notation a
@@ -360,8 +378,8 @@ func (r row) record(p source.Period) (source.Record, error) {
 		Where:        r.where,
 	}
 	for _, c := range []string{colCustomerID, colProduct} {
-		if scientific(r.fields[c]) {
-			return rec, &lostIDError{column: c, value: r.fields[c]}
+		if err := lostID(c, r.fields[c]); err != nil {
+			return rec, err
 		}
 	}
 	if rec.Product == "" {

@@ -574,15 +574,17 @@ func TestFetch_unreadableRows(t *testing.T) {
 	}
 }
 
-// TestFetch_idInScientificNotation: a spreadsheet writes a long number in
+// TestFetch_idASpreadsheetLost: a spreadsheet writes a long number in
 // scientific notation, "1.23457E+15" for the customer id 1234567890123456,
-// and the digits after the first few are lost. Such an id was read as an
-// unmapped one: the mapped customer, or the customer's mapped product, was
-// billed without the row's usage. Now the row is an Unreadable problem: of
-// any customer when it is the customer_id, of any product of the row's
-// customer when it is the product. A row of another period, or of no
-// customer, is only reported, as any bad row.
-func TestFetch_idInScientificNotation(t *testing.T) {
+// and the digits after the first few are lost; Excel's "CSV (Comma
+// delimited)" writes the Windows code page, not UTF-8, so "Société" is
+// "Soci\xe9t\xe9". Such an id was read as an unmapped one: the mapped
+// customer, or the customer's mapped product, was billed without the row's
+// usage. Now the row is an Unreadable problem: of any customer when it is
+// the customer_id, of any product of the row's customer when it is the
+// product. A row of another period, or of no customer, is only reported,
+// as any bad row.
+func TestFetch_idASpreadsheetLost(t *testing.T) {
 	t.Parallel()
 	type got struct {
 		Problem    string
@@ -599,6 +601,9 @@ func TestFetch_idInScientificNotation(t *testing.T) {
 		",1E+5,3,",                   // 6
 		"1E+5X,CIXA,1,",              // 7: not a number: an id
 		"1.2.3E+5,CIXA,1,",           // 8: likewise
+		"Soci\xe9t\xe9,CIXA,1,",      // 9: Windows-1252, not UTF-8
+		"2c9f,CIX\xc4,1,",            // 10: likewise
+		"Soci\u00e9t\u00e9,CIXA,1,",  // 11: UTF-8
 	}, "\n")+"\n")
 	rep, err := newSource(t, file.Config{Path: p}).Fetch(t.Context(), oct2026)
 	if err != nil {
@@ -617,6 +622,10 @@ func TestFetch_idInScientificNotation(t *testing.T) {
 		{"usage.csv:5: period 2026-09 is not the requested period 2026-10", false, "", ""},
 		{`usage.csv:6: product "1E+5" is a number a spreadsheet wrote in scientific notation, its digits after the first few lost, ` +
 			"so which product the row is of cannot be told" + fix, false, "", ""},
+		{`usage.csv:9: customer_id "Soci\xe9t\xe9" is not UTF-8 text (Excel's "CSV (Comma delimited)" writes the Windows code page) and matches no mapping, ` +
+			`so whose usage the row is cannot be told; save the file as "CSV UTF-8"`, true, "", ""},
+		{`usage.csv:10: product "CIX\xc4" is not UTF-8 text (Excel's "CSV (Comma delimited)" writes the Windows code page) and matches no mapping, ` +
+			`so which product the row is of cannot be told; save the file as "CSV UTF-8"`, true, "2c9f", ""},
 	}
 	if diff := cmp.Diff(want, gotProblems); diff != "" {
 		t.Errorf("problems mismatch (-want +got):\n%s", diff)
@@ -625,7 +634,7 @@ func TestFetch_idInScientificNotation(t *testing.T) {
 	for _, r := range rep.Records {
 		customers = append(customers, r.CustomerID)
 	}
-	if diff := cmp.Diff([]string{"1.2.3E+5", "1E+5X", "2c9f"}, customers); diff != "" {
+	if diff := cmp.Diff([]string{"1.2.3E+5", "1E+5X", "2c9f", "Soci\u00e9t\u00e9"}, customers); diff != "" {
 		t.Errorf("customers of the records mismatch (-want +got):\n%s", diff)
 	}
 }
