@@ -133,11 +133,13 @@ func (s *Source) Format() Format { return s.format }
 // A row that cannot be read is an Unreadable problem of the customer in its
 // customer_id column, or of any customer when the row cannot be split into
 // columns (unless customer_id is the first column and was read before the
-// fault, see leadingField) or its JSON object gives customer_id twice; a
-// CSV record over several lines whose quoted field swallowed other rows
-// is a problem of each line's customer (see eachLine), or of any; one whose customer_id
-// is empty is usage of no customer, and one of another period is not this
-// period's usage, whatever else is wrong with it, so neither is Unreadable.
+// fault, see leadingField) or its JSON object gives customer_id twice, or
+// its customer_id was lost by a spreadsheet (see lostIDError); a CSV
+// record over several lines that a quote left open may have run over is a
+// problem of each line's customer (see eachLine), or of any; a row whose
+// customer_id is empty is usage of no customer, and one of another period
+// is not this period's usage, whatever else is wrong with it, so neither
+// is Unreadable.
 // A zero p accepts every period. A file that cannot be read or whose header
 // or structure is wrong is an error. A sum that does not fit in an int64 is
 // an Unreadable problem after those of the rows, as source.Sum reports it.
@@ -295,13 +297,11 @@ func (r row) problem(err error) source.Problem {
 		return pr // usage of no customer: reported, never billed
 	}
 	pr.Unreadable, pr.CustomerID, pr.Product = true, customer, r.fields[colProduct]
-	var lost *lostIDError
-	switch {
-	case !errors.As(err, &lost):
-	case lost.column == colCustomerID:
-		pr.CustomerID, pr.Product = "", "" // anyone's
-	default:
+	if lost := (*lostIDError)(nil); errors.As(err, &lost) {
 		pr.Product = "" // any product of the customer's
+		if lost.column == colCustomerID {
+			pr.CustomerID = "" // anyone's
+		}
 	}
 	return pr
 }
