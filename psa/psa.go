@@ -453,6 +453,15 @@ type ServiceLineLister interface {
 	ServiceLines(ctx context.Context, serviceID string) (lines []ServiceLine, total int, err error)
 }
 
+// ServiceLinePager is a ServiceLineLister that can also read every line
+// using one service, a page at a time (Kaseya BMS). A caller that must
+// know that a contract has no line of the service, not only that some
+// contract has one, reads them all: AllServiceLines returns them, or an
+// error rather than some of them.
+type ServiceLinePager interface {
+	AllServiceLines(ctx context.Context, serviceID string) ([]ServiceLine, error)
+}
+
 // ServiceLine is a contract line using a service, as ServiceLines reads it.
 type ServiceLine struct {
 	ContractID   string

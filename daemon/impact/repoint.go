@@ -150,15 +150,12 @@ func (c *compare) withRepointHolds(cur, p *usage.Plan) *usage.Plan {
 // and contract is not among them: then psa-syncd never set a line of that
 // service there (it would be listed), which the pass after apply holds as
 // previous_service while the customer's old line bills. Kaseya BMS lists
-// a service's lines without their units (psa.ServiceLineLister): one
-// request per service, read once. A list that is not whole (more lines
-// than one page), or that cannot be read, tells nothing: false.
+// a service's lines without their units (psa.ServiceLinePager): one
+// request per page of them, read once per service; every page, since the
+// contract may be on any of them. A list that is not whole, or that
+// cannot be read, tells nothing: false.
 func (c *compare) lineAbsent(service, contract string) bool {
-	if c.be == nil {
-		return false
-	}
-	ll, ok := c.be.Backend.(psa.ServiceLineLister)
-	if !ok || isUnknown(service) || isUnknown(contract) {
+	if c.be == nil || isUnknown(service) || isUnknown(contract) {
 		return false
 	}
 	if c.serviceLines == nil {
@@ -166,8 +163,8 @@ func (c *compare) lineAbsent(service, contract string) bool {
 	}
 	contracts, read := c.serviceLines[service]
 	if !read {
-		lines, total, err := ll.ServiceLines(c.ctx, service)
-		if err == nil && total <= len(lines) {
+		lines, err := c.serviceLinesOf(service)
+		if err == nil {
 			contracts = map[string]bool{}
 			for _, l := range lines {
 				contracts[l.ContractID] = true
@@ -176,6 +173,25 @@ func (c *compare) lineAbsent(service, contract string) bool {
 		c.serviceLines[service] = contracts // nil: not known
 	}
 	return contracts != nil && !contracts[contract]
+}
+
+// serviceLinesOf returns every contract line of service, from the PSA's
+// paged read where it has one (psa.ServiceLinePager), else from its one
+// read (psa.ServiceLineLister) when that holds them all; an error when
+// the PSA has neither or some lines were not read.
+func (c *compare) serviceLinesOf(service string) ([]psa.ServiceLine, error) {
+	if lp, ok := c.be.Backend.(psa.ServiceLinePager); ok {
+		return lp.AllServiceLines(c.ctx, service)
+	}
+	ll, ok := c.be.Backend.(psa.ServiceLineLister)
+	if !ok {
+		return nil, psa.ErrNotSupported
+	}
+	lines, total, err := ll.ServiceLines(c.ctx, service)
+	if err == nil && total > len(lines) {
+		err = fmt.Errorf("%d of %d lines of service %s read", len(lines), total, service)
+	}
+	return lines, err
 }
 
 // compareBool orders false before true.

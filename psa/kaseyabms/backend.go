@@ -272,6 +272,32 @@ func (b *Backend) ServiceLines(ctx context.Context, id string) ([]psa.ServiceLin
 	return lines, total, nil
 }
 
+// AllServiceLines returns every contract line that uses the service, from
+// the related services search read page by page (DefaultPageSize lines a
+// request), or an error when BMS answered fewer lines than it counts. A
+// service that does not exist has none.
+func (b *Backend) AllServiceLines(ctx context.Context, id string) ([]psa.ServiceLine, error) {
+	n, err := parseID("service", id)
+	if err != nil {
+		return nil, err
+	}
+	related, _, err := b.client.Services.RelatedServicesAll(ctx, n)
+	if errors.Is(err, psa.ErrNotFound) && !errors.Is(err, psa.ErrEndpointNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kaseyabms: reading the contract lines of service %d: %w", n, err)
+	}
+	lines := make([]psa.ServiceLine, 0, len(related))
+	for _, r := range related {
+		lines = append(lines, psa.ServiceLine{ContractID: strconv.Itoa(r.ContractID), ContractName: r.ContractName, CompanyName: r.AccountName})
+	}
+	return lines, nil
+}
+
+// Ensure the billing-impact report can read every line of a service.
+var _ psa.ServiceLinePager = (*Backend)(nil)
+
 // named keeps the names that CheckServiceFields read in step with a
 // service this Backend created or renamed since, or deleted (name ""), so
 // that the plan of a replacement, made in the process that deleted the

@@ -3,6 +3,7 @@ package kaseyabms_test
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -525,5 +526,67 @@ func TestBackend_ServiceLines(t *testing.T) {
 		if lines, total, err := b.ServiceLines(ctx, strconv.Itoa(id)); err != nil || total != 0 || len(lines) != 0 {
 			t.Errorf("ServiceLines(%d) = %+v, %d, %v; want none", id, lines, total, err)
 		}
+	}
+}
+
+// TestBackend_AllServiceLines: every contract line using a service, more
+// than one page of them, comes from the related services search read page
+// by page (two requests for 130 lines), whether the tenant's pages count
+// from 1 or from 0; a server that answers the first page whatever page is
+// asked gives an *IncompleteListError, not the first page for the whole.
+// A service on no line, or one that does not exist, has none.
+func TestBackend_AllServiceLines(t *testing.T) {
+	t.Parallel()
+	for _, paging := range []psatest.KaseyaBMSPaging{psatest.KaseyaBMSPagesFromOne, psatest.KaseyaBMSPagesFromZero, psatest.KaseyaBMSPageNumberIgnored} {
+		t.Run(strconv.Itoa(int(paging)), func(t *testing.T) {
+			t.Parallel()
+			b, srv := newSimBackend(t)
+			k := srv.KaseyaBMS()
+			used, unused := k.AddService("Sophos MDR", 10), k.AddService("Backup", 5)
+			want := map[string]bool{}
+			for i := range 130 {
+				c := k.AddContract(psatest.KaseyaBMSContract{AccountID: k.AddAccount(fmt.Sprint("Customer ", i)), Name: fmt.Sprint("Managed ", i)})
+				k.AddLine(c, used, 1, time.Now())
+				want[strconv.Itoa(c)] = true
+			}
+			k.SetPaging(paging)
+			ctx := t.Context()
+
+			srv.ResetRequests()
+			lines, err := b.AllServiceLines(ctx, strconv.Itoa(used))
+			if paging == psatest.KaseyaBMSPageNumberIgnored {
+				var incomplete *kaseyabms.IncompleteListError
+				if !errors.As(err, &incomplete) || incomplete.Total != 130 {
+					t.Errorf("AllServiceLines with PageNumber ignored = %d lines, %v; want an IncompleteListError of 130", len(lines), err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]bool{}
+			for _, l := range lines {
+				got[l.ContractID] = true
+			}
+			if len(lines) != 130 || !maps.Equal(got, want) {
+				t.Errorf("AllServiceLines = %d lines on %d contracts; want one on each of the 130 contracts", len(lines), len(got))
+			}
+			searches := 0
+			for _, r := range srv.Requests() {
+				if r.Path == fmt.Sprintf("/v2/admin/finance/services/%d/relatedservices/search", used) {
+					searches++
+				}
+			}
+			// Pages from 0: page 1 is the second, so page 0 is asked too.
+			if wantSearches := map[psatest.KaseyaBMSPaging]int{psatest.KaseyaBMSPagesFromOne: 2, psatest.KaseyaBMSPagesFromZero: 3}[paging]; searches != wantSearches {
+				t.Errorf("%d related services searches, want %d", searches, wantSearches)
+			}
+
+			for _, id := range []int{unused, 999} {
+				if lines, err := b.AllServiceLines(ctx, strconv.Itoa(id)); err != nil || len(lines) != 0 {
+					t.Errorf("AllServiceLines(%d) = %+v, %v; want none", id, lines, err)
+				}
+			}
+		})
 	}
 }

@@ -241,7 +241,13 @@ type RelatedService struct {
 type RelatedServicesSearchRequest struct {
 	PageSize   int `json:"PageSize"`
 	PageNumber int `json:"PageNumber"`
+	// exact sends PageNumber as is, 0 included (collect's probe).
+	exact bool
 }
+
+// relatedServicesPath is the path of the related services search, as
+// collect and the call count name it (endpointKey).
+const relatedServicesPath = "/v2/admin/finance/services/{id}/relatedservices/search"
 
 // RelatedServices returns one page of the contract lines that use service
 // id (POST /v2/admin/finance/services/{serviceId}/relatedservices/search);
@@ -250,7 +256,9 @@ func (s *ServicesService) RelatedServices(ctx context.Context, id int, body *Rel
 	if body.PageSize <= 0 {
 		body.PageSize = DefaultPageSize
 	}
-	body.PageNumber = max(body.PageNumber, 1)
+	if !body.exact {
+		body.PageNumber = max(body.PageNumber, 1)
+	}
 	req, err := s.client.NewRequest(ctx, http.MethodPost, fmt.Sprintf("v2/admin/finance/services/%d/relatedservices/search", id), body)
 	if err != nil {
 		return nil, nil, err
@@ -258,6 +266,15 @@ func (s *ServicesService) RelatedServices(ctx context.Context, id int, body *Rel
 	var out []*RelatedService
 	resp, err := s.client.Do(ctx, req, &out)
 	return out, resp, err
+}
+
+// RelatedServicesAll pages through the related services search of service
+// id: every contract line that uses it, or an *IncompleteListError with
+// the lines read when fewer came than TotalRecords counts.
+func (s *ServicesService) RelatedServicesAll(ctx context.Context, id int) ([]*RelatedService, *Response, error) {
+	return collect(s.client, relatedServicesPath, func(page, size int) ([]*RelatedService, *Response, error) {
+		return s.RelatedServices(ctx, id, &RelatedServicesSearchRequest{PageSize: size, PageNumber: page, exact: true})
+	})
 }
 
 // Category is an entry of the service category and subcategory lookups
