@@ -26,7 +26,7 @@ import (
 func TestDaemon_checkPassedSendsRefusedSourceCallsAgain(t *testing.T) {
 	t.Parallel()
 	// What psa-syncd check does for the source (cmd/psa-syncd checks).
-	check := func(ctx context.Context, cfg *Config, _ func() ([]byte, error), _ io.Writer) []CheckItem {
+	check := func(ctx context.Context, cfg *Config, _ func() ([]byte, error), _ func(*Config) (psa.Backend, error), _ io.Writer) []CheckItem {
 		src, err := cfg.NewSource(nil, nil)
 		if err == nil {
 			if d, ok := src.(source.Describer); ok {

@@ -107,9 +107,12 @@ type Options struct {
 	// daemon would load it now, writing check's report to w, and returns
 	// the report's items (see CheckPassed). stored reads the newest export
 	// stored in the daemon's state database (export_url: self), which the
-	// daemon holds open. It serves POST /api/v1/check; nil answers that endpoint
-	// with 501.
-	Check func(ctx context.Context, cfg *Config, stored func() ([]byte, error), w io.Writer) []CheckItem
+	// daemon holds open. newBackend builds the PSA backend as the passes'
+	// (Daemon.NewBackend): on Kaseya BMS its calls count against the
+	// hourly limit per endpoint kept in that database, so that a check
+	// never takes an endpoint over it while passes run. It serves POST
+	// /api/v1/check; nil answers that endpoint with 501.
+	Check func(ctx context.Context, cfg *Config, stored func() ([]byte, error), newBackend func(*Config) (psa.Backend, error), w io.Writer) []CheckItem
 
 	// dialActive, when set, makes a standby's connections to the active
 	// instance (tests: the cluster's DNS names of a StatefulSet's pods,
@@ -165,7 +168,7 @@ type Daemon struct {
 	allowEmptyState bool
 	allowRestore    bool
 	publishFields   bool
-	check           func(ctx context.Context, cfg *Config, stored func() ([]byte, error), w io.Writer) []CheckItem
+	check           func(ctx context.Context, cfg *Config, stored func() ([]byte, error), newBackend func(*Config) (psa.Backend, error), w io.Writer) []CheckItem
 
 	cfg atomic.Pointer[Config]
 	exp atomic.Pointer[exportSnapshot]

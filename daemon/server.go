@@ -892,7 +892,7 @@ func (d *Daemon) handleCheck(w http.ResponseWriter, r *http.Request) {
 	var items []CheckItem
 	if d.configPath == "" {
 		// A daemon given its config rather than a file.
-		items = d.check(r.Context(), d.cfg.Load(), d.storedExport, &buf)
+		items = d.check(r.Context(), d.cfg.Load(), d.storedExport, d.NewBackend, &buf)
 		items = append(items, d.tlsCheckItems(d.cfg.Load(), &buf)...)
 		d.forgetSourceRefusals(d.cfg.Load(), items)
 	} else if cfg, err := Load(d.configPath, d.getenv); err != nil {
@@ -902,7 +902,7 @@ func (d *Daemon) handleCheck(w http.ResponseWriter, r *http.Request) {
 		if d.listenAddress != "" {
 			cfg.Web.ListenAddress = d.listenAddress
 		}
-		items = d.check(r.Context(), cfg, d.storedExport, &buf)
+		items = d.check(r.Context(), cfg, d.storedExport, d.NewBackend, &buf)
 		items = append(items, d.tlsCheckItems(cfg, &buf)...)
 		d.forgetSourceRefusals(cfg, items)
 	}

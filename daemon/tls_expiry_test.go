@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
 // TestDaemon_tlsCertificateExpiry: every certificate file psa-syncd uses
@@ -78,7 +80,9 @@ func TestDaemon_tlsCertificateExpiry(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	d, err := New(c, e.cfgPath, Options{Registry: reg, ListenAddress: "127.0.0.1:9443", WebConfigFile: webFile,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: func() time.Time { return *clock.Load() },
-		Check: func(context.Context, *Config, func() ([]byte, error), io.Writer) []CheckItem { return nil }})
+		Check: func(context.Context, *Config, func() ([]byte, error), func(*Config) (psa.Backend, error), io.Writer) []CheckItem {
+			return nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -558,7 +558,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 			return 2
 		} else {
-			items = runChecks(ctx, cfg, cf.configFile, nil, rf.tls, logger, w)
+			items = runChecks(ctx, cfg, cf.configFile, nil, nil, rf.tls, logger, w)
 			items = append(items, daemon.CheckTLS(webConfigFile, cfg, time.Now(), w)...)
 		}
 	}
@@ -580,10 +580,12 @@ func checkExit(ok bool) int {
 }
 
 // checker returns the tests of psa-syncd check for a running daemon (POST
-// /api/v1/check), logging to logger.
-func checker(configFile string, logger *slog.Logger) func(context.Context, *daemon.Config, func() ([]byte, error), io.Writer) []daemon.CheckItem {
-	return func(ctx context.Context, cfg *daemon.Config, stored func() ([]byte, error), w io.Writer) []daemon.CheckItem {
-		return runChecks(ctx, cfg, configFile, stored, remoteTLS{}, logger, w)
+// /api/v1/check), logging to logger. Their PSA backend is the daemon's
+// kind (newBackend): on Kaseya BMS their calls count against the hourly
+// limit that the passes keep in the state database.
+func checker(configFile string, logger *slog.Logger) func(context.Context, *daemon.Config, func() ([]byte, error), func(*daemon.Config) (psa.Backend, error), io.Writer) []daemon.CheckItem {
+	return func(ctx context.Context, cfg *daemon.Config, stored func() ([]byte, error), newBackend func(*daemon.Config) (psa.Backend, error), w io.Writer) []daemon.CheckItem {
+		return runChecks(ctx, cfg, configFile, stored, newBackend, remoteTLS{}, logger, w)
 	}
 }
 
@@ -593,8 +595,17 @@ func checker(configFile string, logger *slog.Logger) func(context.Context, *daem
 // export_url: self: the daemon running the tests holds the state database
 // that stores it; else local are the TLS files with which to read it from
 // the daemon on this machine that holds it (see readExportData).
-func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, stored func() ([]byte, error), local remoteTLS, logger *slog.Logger, w io.Writer) []daemon.CheckItem {
+// newBackend, when not nil, builds the PSA backend (the daemon's, whose
+// Kaseya BMS calls count in its state database); else a backend of
+// check's own counts them, in memory.
+func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, stored func() ([]byte, error), newBackend func(*daemon.Config) (psa.Backend, error), local remoteTLS, logger *slog.Logger, w io.Writer) []daemon.CheckItem {
 	hc := &http.Client{Timeout: 60 * time.Second}
+	if newBackend == nil {
+		newBackend = func(cfg *daemon.Config) (psa.Backend, error) {
+			// backends.New adds the system to its clients' logger.
+			return backends.New(cfg.BackendConfig(hc, logger.With("component", "psa")))
+		}
+	}
 	var items []daemon.CheckItem
 	report := func(ok bool, what, detail string) {
 		mark, result := "ok  ", daemon.CheckOK
@@ -615,8 +626,7 @@ func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, store
 
 	sys := string(cfg.PSA.System)
 	connected := false
-	// backends.New adds the system to its clients' logger.
-	be, err := backends.New(cfg.BackendConfig(hc, logger.With("component", "psa")))
+	be, err := newBackend(cfg)
 	if err != nil {
 		report(false, "psa "+sys, err.Error())
 	} else {

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// TestCheck_throughDaemonCountsKaseyaBMSCalls: Kaseya BMS allows 1,500
+// calls per hour per endpoint, which psa-syncd's passes count in the state
+// database. psa-syncd check run by the daemon (check -web.url, POST
+// /api/v1/check) signs in and reads a page of accounts with a client of
+// its own, whose calls were counted in memory only: while passes ran, the
+// checks an operator or a probe runs could take an endpoint over the limit
+// unseen. Its calls are in the daemon's count now, as a pass's are.
+func TestCheck_throughDaemonCountsKaseyaBMSCalls(t *testing.T) {
+	t.Parallel()
+	e := newSystemEnv(t, psa.SystemKaseyaBMS)
+	writeFile(t, e.cfgPath, string(must(os.ReadFile(e.cfgPath)))+"web:\n  listen_address: 127.0.0.1:0\n  api_token: test-token\n")
+	cfg, err := daemon.Load(e.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := daemon.New(cfg, e.cfgPath, daemon.Options{Registry: prometheus.NewRegistry(),
+		Check: checker(e.cfgPath, slog.New(slog.DiscardHandler))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	counted := func() map[string]int {
+		t.Helper()
+		calls, err := d.State().APICalls().Calls(time.Now(), time.Hour, 1500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return calls
+	}
+	before := counted()
+
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/check", nil)
+	req.Header.Set("Authorization", "Bearer test-token")
+	rec := httptest.NewRecorder()
+	d.Handler().ServeHTTP(rec, req)
+	var r daemon.CheckReport
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &r) != nil || !r.OK {
+		t.Fatalf("POST /api/v1/check = %d %s; want every test passed", rec.Code, rec.Body.String())
+	}
+
+	after := counted()
+	for _, ep := range []string{"/v2/security/authenticate", "/v2/crm/accounts/lookup"} {
+		if after[ep] <= before[ep] {
+			t.Errorf("calls to %s counted in the state database: %d before the check, %d after; want the check's counted (%v)", ep, before[ep], after[ep], after)
+		}
+	}
+}
