@@ -20,7 +20,9 @@ import (
 // new customer's row setting it, and the old one's "keeps its 25 units",
 // read as a second invoice line. It must be one row per line, the old
 // customer's units under the current mappings and the new customer's
-// under the proposed ones, its amount counted once, in every format.
+// under the proposed ones, its amount counted once, in every format. On
+// Kaseya BMS without psa-syncd's ledger the lines pair as BMS lists them
+// on the contract.
 func TestBillingImpact_customerReplacedSameContract(t *testing.T) {
 	t.Parallel()
 	after := strings.Replace(impacttest.Before, `customer_id   = "acme-tenant"`, `customer_id   = "acme-new"`, 1)
@@ -67,8 +69,18 @@ resource "psa_integration" "this" {
 					checkOneRowPerLine(t, rep, md)
 					if sys == psa.SystemKaseyaBMS && !withState {
 						// Without the ledger the current mappings set
-						// no line BMS could read: one row each already,
-						// the new customer's, its units now unknown.
+						// no line (acme-tenant has no usage now), but
+						// BMS lists Acme's lines on the contract, which
+						// psa-syncd set through acme-tenant: each row
+						// names both customers, its units under the
+						// current mappings and its delta unknown.
+						for _, l := range rep.Lines {
+							if l.CustomerID == "acme-new" && (l.CurrentCustomerID != "acme-tenant" || l.Current != nil || l.MonthlyDelta != nil) {
+								t.Errorf("Acme's %s row: %+v; want acme-tenant's line set through acme-new, units under the current mappings and delta unknown:\n%s", l.ServiceName, l, md)
+							}
+						}
+						_, js := report(t, o, planJSON, current, impact.FormatJSON)
+						checkReplacedUsage(t, rep, md, js, rep.Lines[0].ContractID)
 						return
 					}
 					var l *impact.Line

@@ -374,6 +374,9 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 		prop = c.withMovedHolds(cur, prop)
 		prop = c.withRepointHolds(cur, prop)
 	}
+	if o.State == nil && sys == psa.SystemKaseyaBMS && !c.offline {
+		cur, c.listedOnly = c.withListedReplacedLines(cur, prop)
+	}
 	c.lines(rep, cur, prop)
 	c.usageSync(rep)
 	c.unmapped(rep, o.SourceName, cur, prop, usageKnown)
@@ -499,8 +502,13 @@ type compare struct {
 	// paired by lines: usage sync and the newly billed usage name them.
 	replacements []replacement
 	// serviceLines holds, by service, the contracts the PSA lists a line
-	// of that service on (nil: not known), as lineAbsent read them.
+	// of that service on (nil: not known), as listedContracts read them.
 	serviceLines map[string]map[string]bool
+	// listedOnly holds the lines of the current plan that a replaced
+	// customer leaves on its contract, as BMS lists them
+	// (withListedReplacedLines): the current mappings leave them as they
+	// are.
+	listedOnly map[lineKey]bool
 }
 
 // noteHold records note for the why of the line k of the proposed plan,
@@ -604,6 +612,11 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 			}
 		}
 		l.Current, l.CurrentHeld = c.quantity(l.CurrentSynced, cc, l.Now)
+		if c.listedOnly[ck] {
+			// No usage sets it under the current mappings: it keeps
+			// what it holds now.
+			l.Current, l.CurrentHeld = l.Now, nil
+		}
 		l.Proposed, l.ProposedHeld = c.quantity(l.ProposedSynced, cp, l.Now)
 		if cm, ok := c.proposed.Customer(k.source, k.customer); ok && !l.ProposedSynced && isUnknown(cm.ContractID) && cm.ContractID != k.contract {
 			// The contract known only after apply may be this one.

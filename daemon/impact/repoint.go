@@ -149,14 +149,27 @@ func (c *compare) withRepointHolds(cur, p *usage.Plan) *usage.Plan {
 // lineAbsent reports whether the PSA lists the contract lines of service
 // and contract is not among them: then psa-syncd never set a line of that
 // service there (it would be listed), which the pass after apply holds as
-// previous_service while the customer's old line bills. Kaseya BMS lists
-// a service's lines without their units (psa.ServiceLinePager): one
-// request per page of them, read once per service; every page, since the
-// contract may be on any of them. A list that is not whole, or that
-// cannot be read, tells nothing: false.
+// previous_service while the customer's old line bills. A list that is not
+// whole, or that cannot be read, tells nothing: false.
 func (c *compare) lineAbsent(service, contract string) bool {
+	contracts := c.listedContracts(service, contract)
+	return contracts != nil && !contracts[contract]
+}
+
+// lineListed reports whether the PSA lists a line of service on contract.
+func (c *compare) lineListed(service, contract string) bool {
+	return c.listedContracts(service, contract)[contract]
+}
+
+// listedContracts returns the contracts the PSA lists a line of service
+// on, or nil when that is not known (contract, unknown until apply, or a
+// list that is not whole or cannot be read). Kaseya BMS lists a service's
+// lines without their units (psa.ServiceLinePager): one request per page
+// of them, read once per service; every page, since the contract may be on
+// any of them.
+func (c *compare) listedContracts(service, contract string) map[string]bool {
 	if c.be == nil || isUnknown(service) || isUnknown(contract) {
-		return false
+		return nil
 	}
 	if c.serviceLines == nil {
 		c.serviceLines = map[string]map[string]bool{}
@@ -172,7 +185,7 @@ func (c *compare) lineAbsent(service, contract string) bool {
 		}
 		c.serviceLines[service] = contracts // nil: not known
 	}
-	return contracts != nil && !contracts[contract]
+	return contracts
 }
 
 // serviceLinesOf returns every contract line of service, from the PSA's
