@@ -162,8 +162,9 @@ func (c *compare) lineListed(service, contract string) bool {
 }
 
 // listedContracts returns the contracts the PSA lists a line of service
-// on, or nil when that is not known (contract, unknown until apply, or a
-// list that is not whole or cannot be read). Kaseya BMS lists a service's
+// on, or nil when that is not known: the service or contract is known
+// only after apply, or the list is not whole or cannot be read. Kaseya
+// BMS lists a service's
 // lines without their units (psa.ServiceLinePager): one request per page
 // of them, read once per service; every page, since the contract may be on
 // any of them.

@@ -21,7 +21,8 @@ import (
 // /api/v1/check) signs in and reads a page of accounts with a client of
 // its own, whose calls were counted in memory only: while passes ran, the
 // checks an operator or a probe runs could take an endpoint over the limit
-// unseen. Its calls are in the daemon's count now, as a pass's are.
+// unseen. Its calls are in the daemon's count now, as a pass's are, and
+// its requests in psa_sync_api_requests_total.
 func TestCheck_throughDaemonCountsKaseyaBMSCalls(t *testing.T) {
 	t.Parallel()
 	e := newSystemEnv(t, psa.SystemKaseyaBMS)
@@ -30,7 +31,8 @@ func TestCheck_throughDaemonCountsKaseyaBMSCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := daemon.New(cfg, e.cfgPath, daemon.Options{Registry: prometheus.NewRegistry(),
+	reg := prometheus.NewRegistry()
+	d, err := daemon.New(cfg, e.cfgPath, daemon.Options{Registry: reg,
 		Check: checker(e.cfgPath, slog.New(slog.DiscardHandler))})
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +49,7 @@ func TestCheck_throughDaemonCountsKaseyaBMSCalls(t *testing.T) {
 		}
 		return calls
 	}
-	before := counted()
+	before, requestsBefore := counted(), requests(t, reg)
 
 	req := httptest.NewRequest(http.MethodPost, "/api/v1/check", nil)
 	req.Header.Set("Authorization", "Bearer test-token")
@@ -59,9 +61,30 @@ func TestCheck_throughDaemonCountsKaseyaBMSCalls(t *testing.T) {
 	}
 
 	after := counted()
+	if n := requests(t, reg); n <= requestsBefore {
+		t.Errorf("psa_sync_api_requests_total: %v before the check, %v after; want the check's requests counted", requestsBefore, n)
+	}
 	for _, ep := range []string{"/v2/security/authenticate", "/v2/crm/accounts/lookup"} {
 		if after[ep] <= before[ep] {
 			t.Errorf("calls to %s counted in the state database: %d before the check, %d after; want the check's counted (%v)", ep, before[ep], after[ep], after)
 		}
 	}
+}
+
+// requests returns the sum of psa_sync_api_requests_total in reg.
+func requests(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, f := range families {
+		if f.GetName() == "psa_sync_api_requests_total" {
+			for _, m := range f.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }
