@@ -29,6 +29,13 @@ const (
 	summaryReadExport   = "Unable to Read Mapping Export"
 	summaryUpdateExport = "Unable to Update Mapping Export"
 
+	summaryExportOfOtherPSA = "Mapping Export of Another PSA"
+	detailExportOfOtherPSA  = "The mapping export %q belongs to another PSA than the one the provider is configured for, " +
+		"so the provider changes nothing in it: its ids are another PSA's. Point the provider's PSA block (or its " +
+		"environment variables) back at the export's PSA, or export_url at this PSA's own export (one per PSA system " +
+		"and instance); to move the mappings to another PSA, remove them from the state (terraform state rm) and " +
+		"create them with the new PSA's ids in its export.\n\n%s"
+
 	summaryExportNotFound = "Mapping Export Not Found"
 	detailExportNotFound  = "%s is in the Terraform state, but the mapping export store %q holds no export at all. " +
 		"The provider does not start a new, empty export in its place: psa-syncd would stop billing every customer " +
@@ -131,6 +138,10 @@ func shortSecretDetail(what, name, env string) string {
 // exportReadError adds the error for an export that cannot be read. The
 // export is never replaced by the provider, so the fix is the user's.
 func exportReadError(diags *diag.Diagnostics, path string, err error) {
+	if other := (*otherPSAError)(nil); errors.As(err, &other) {
+		diags.AddError(summaryExportOfOtherPSA, fmt.Sprintf(detailExportOfOtherPSA, path, err))
+		return
+	}
 	diags.AddError(summaryReadExport, fmt.Sprintf("The provider could not read the mapping export %q. It was left unchanged. "+
 		"%s, then run Terraform again.\n\n%s", path, storeFix(path).read, err))
 }

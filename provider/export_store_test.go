@@ -420,7 +420,7 @@ resource "psa_customer_mapping" "added" {
 // tenant's pipeline, or the object replaced by that tenant's export) fails
 // the plan, naming the store and both instances, instead of planning to
 // rewrite every mapping from that tenant's entries (which the apply would
-// then refuse).
+// then refuse), also when the plan changes a mapping with -refresh=false.
 func TestAccExportStore_otherInstance(t *testing.T) {
 	t.Parallel()
 	for _, system := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
@@ -434,6 +434,8 @@ func TestAccExportStore_otherInstance(t *testing.T) {
 				other = "company:othermsp@api-eu.myconnectwise.net"
 			}
 			var mine export.Document // the export as the first step wrote it
+			otherInstance := regexp.MustCompile(`(?s)Mapping Export of Another PSA.*` + regexp.QuoteMeta(e.exportPath) +
+				`.*belongs\s+to\s+` + string(system) + `\s+instance\s+"` + regexp.QuoteMeta(other) + `"`)
 			resource.UnitTest(t, resource.TestCase{
 				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 				Steps: []resource.TestStep{
@@ -447,10 +449,16 @@ func TestAccExportStore_otherInstance(t *testing.T) {
 								return nil
 							})
 						},
-						Config:   config,
-						PlanOnly: true,
-						ExpectError: regexp.MustCompile(`(?s)` + regexp.QuoteMeta(e.exportPath) + `.*belongs\s+to\s+` + string(system) +
-							`\s+instance\s+"` + regexp.QuoteMeta(other) + `"`),
+						Config:      config,
+						PlanOnly:    true,
+						ExpectError: otherInstance,
+					},
+					{
+						// A change planned with -refresh=false (a PlanOnly
+						// step's first plan), which reads nothing before.
+						Config:      testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, "  usage_sync = false"),
+						PlanOnly:    true,
+						ExpectError: otherInstance,
 					},
 					{
 						// Put back, the export plans nothing again.

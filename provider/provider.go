@@ -177,7 +177,7 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 				MarkdownDescription: "Where `psa_product_mapping`, `psa_customer_mapping`, `psa_integration` and " +
 					"`psa_ticket_routing` keep the mapping export, and where psa-syncd reads it. A store without an export is only written by an apply whose " +
 					"state holds no mappings yet: a wrong URL fails the plan instead of starting a new, empty export, and so does " +
-					"one that holds the export of another PSA instance. " +
+					"one that holds the export of another PSA system or instance, also when the plan is made with `-refresh=false`. " +
 					"Conflicts with `export_path`. May also be provided via the `" + envExportURL + "` environment variable. " +
 					"One of:\n" +
 					"  - a path or `file:///path`: a local file, written atomically beside a `.lock` file (one machine);\n" +

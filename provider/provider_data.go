@@ -198,6 +198,18 @@ func (d *providerData) checkExportWritable(ctx context.Context, diags *diag.Diag
 	if d == nil || d.store == nil || plan.Equal(state) {
 		return
 	}
+	// A plan that read nothing first (-refresh=false) has not seen the
+	// export: one of another PSA (the provider switched to another system
+	// or tenant, the export store left as it was) would fail only at the
+	// apply's first write to it, after the PSA changes before it. The
+	// export is read once per command; its other errors are the Reads'
+	// and the writes' to report, as before.
+	if _, _, err := d.readExport(ctx); err != nil {
+		if other := (*otherPSAError)(nil); errors.As(err, &other) {
+			exportReadError(diags, d.exportPath, err)
+			return
+		}
+	}
 	if dir, ok := d.store.Backend().(exportDirChecker); ok && d.access != nil {
 		d.writable.Do(func() { d.writableErr = dir.CheckWritable(d.access) })
 		if d.writableErr != nil && d.dirWarned.CompareAndSwap(false, true) {
@@ -570,7 +582,8 @@ func (d *providerData) readExport(ctx context.Context) (doc *export.Document, fo
 	case err != nil:
 		return nil, false, err
 	case doc.PSA.System != d.system:
-		return nil, false, fmt.Errorf("export %q belongs to PSA system %q, but the provider is configured for %q", d.exportPath, doc.PSA.System, d.system)
+		return nil, false, &otherPSAError{fmt.Sprintf("export %q belongs to PSA system %q, but the provider is configured for %q",
+			d.exportPath, doc.PSA.System, d.system)}
 	default:
 		found = true
 		if err := d.checkInstance(ctx, doc); err != nil {
@@ -601,9 +614,17 @@ func (d *providerData) checkInstance(ctx context.Context, doc *export.Document) 
 	if instance == "" || export.SameInstance(doc.PSA.Instance, instance) {
 		return nil
 	}
-	return fmt.Errorf("export %q belongs to %s instance %q, but the provider is connected to %q; an export belongs to one PSA "+
-		"instance: point export_url at this instance's export, or the provider at that instance", d.exportPath, d.system, doc.PSA.Instance, instance)
+	return &otherPSAError{fmt.Sprintf("export %q belongs to %s instance %q, but the provider is connected to %q; an export belongs to one PSA "+
+		"instance: point export_url at this instance's export, or the provider at that instance", d.exportPath, d.system, doc.PSA.Instance, instance)}
 }
+
+// otherPSAError is readExport's error for an export of another PSA system
+// or instance than the provider's. The export is fine: the provider's
+// PSA block, or its export store, is not the one the configuration was
+// applied with, and no fix of the export helps (see exportReadError).
+type otherPSAError struct{ msg string }
+
+func (e *otherPSAError) Error() string { return e.msg }
 
 // exportForReads returns the export whose ids the bulk reads ask for
 // ahead, or nil when there is none or it cannot be read: the reads are then
