@@ -61,7 +61,10 @@ func (r *integrationResource) Schema(_ context.Context, _ resource.SchemaRequest
 			"all, and when it syncs. There is at most one per export. Without it, psa-syncd uses the schedule and time " +
 			"zone of its configuration file; with it, these settings win.\n\n" +
 			"While `enabled` is `false` psa-syncd sends nothing to the PSA, but every mapping can still be changed. " +
-			"Destroying the resource removes the settings from the export.",
+			"Destroying the resource removes the settings from the export, which psa-syncd takes as switched on: it writes to " +
+			"the PSA again from its next pass, on its configuration file's schedule. The plan that destroys one with " +
+			"`enabled = false` warns (Removed Integration Settings Switch psa-syncd On); a `removed` block with " +
+			"`lifecycle { destroy = false }` takes it out of Terraform and leaves the settings in the export.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "The provider's `export_url` (or `export_path`), with any password in it replaced by " +
@@ -105,7 +108,11 @@ func (r *integrationResource) Configure(_ context.Context, req resource.Configur
 // cannot take new settings, and plans the id, which is known before apply.
 func (r *integrationResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	r.data.checkExportWritable(ctx, &resp.Diagnostics, req.Plan.Raw, req.State.Raw)
-	if r.data == nil || req.Plan.Raw.IsNull() {
+	if req.Plan.Raw.IsNull() {
+		integrationDestroyWarning(ctx, req, resp, r.data)
+		return
+	}
+	if r.data == nil {
 		return
 	}
 	if !r.data.requireStore(&resp.Diagnostics, "psa_integration") {
@@ -360,4 +367,32 @@ func optionalString(s string) types.String {
 		return types.StringNull()
 	}
 	return types.StringValue(s)
+}
+
+// summaryRemovedSettingsSwitchOn is the summary of the warning on the
+// destroy of integration settings that switch the integration off.
+const summaryRemovedSettingsSwitchOn = "Removed Integration Settings Switch psa-syncd On"
+
+// integrationDestroyWarning warns on the plan that destroys a
+// psa_integration with enabled false in state. psa-syncd takes an export
+// without integration settings as switched on (the daemon's writesEnabled): from
+// its next pass it writes quantities to the PSA, and files tickets, again,
+// which a destroy does not say; a team that switched syncing off for a
+// migration and deletes the block as cleanup would find it on the next
+// invoice. It reads nothing and sends no PSA request.
+func integrationDestroyWarning(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse, data *providerData) {
+	if req.State.Raw.IsNull() {
+		return
+	}
+	var state integrationResourceModel
+	if diags := req.State.Get(ctx, &state); diags.HasError() || !known(state.Enabled) || state.Enabled.ValueBool() {
+		return
+	}
+	resp.Diagnostics.AddWarning(summaryRemovedSettingsSwitchOn,
+		fmt.Sprintf("The integration settings are destroyed while they switch the integration off (enabled = false). psa-syncd "+
+			"takes an export without integration settings as switched on: from its next pass it writes quantities to %s again "+
+			"(and, with ticket routing on, files tickets), on the schedule and time zone of its configuration file. To keep it off, keep the psa_integration "+
+			"with enabled = false, or take it out of Terraform with a removed block (lifecycle { destroy = false }), which leaves "+
+			"the settings in the export. When the same apply creates a psa_integration at another address (renamed without a "+
+			"moved block), that one writes the settings it configures.", data.systemName()))
 }

@@ -8,6 +8,9 @@ import (
 	"github.com/hashicorp/terraform-plugin-go/tftypes"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
 // expectPlanWarnings returns a Check that takes w's warnings of summary
@@ -107,4 +110,57 @@ func TestAccMappingDestroy_warnsLinesStillBill(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestAccIntegrationResource_destroySwitchedOffWarns: the plan that
+// destroys a psa_integration with enabled = false warns that psa-syncd
+// writes to the PSA again from its next pass, an export without
+// integration settings being switched on, and says how to keep it off;
+// settings that switch nothing off warn nothing when destroyed, and
+// neither do the plans that keep them.
+func TestAccIntegrationResource_destroySwitchedOffWarns(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemConnectWise)
+	var w planWarnings
+	const summary = summaryRemovedSettingsSwitchOn
+	config := func(enabled string) string {
+		if enabled == "" {
+			return e.providerConfig()
+		}
+		return e.providerConfig() + fmt.Sprintf("resource \"psa_integration\" \"this\" {\n  enabled  = %s\n  schedule = \"daily 02:00\"\n}\n", enabled)
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: w.factories(),
+		Steps: []resource.TestStep{
+			{
+				Config: config("false"),
+				Check:  expectPlanWarnings(&w, summary, 0, "", ""),
+			},
+			{
+				PreConfig: func() { w.take("") },
+				Config:    config(""),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					expectPlanWarnings(&w, summary, 1, "psa_integration", "",
+						"switch the integration off (enabled = false)", "writes quantities to ConnectWise PSA again",
+						"keep the psa_integration with enabled = false", "removed block (lifecycle { destroy = false })"),
+					e.checkExport(func(doc *export.Document) error {
+						if doc.Integration != nil {
+							return fmt.Errorf("export integration settings = %+v, want none after the destroy", *doc.Integration)
+						}
+						return nil
+					}),
+				),
+			},
+			{
+				PreConfig: func() { w.take("") },
+				Config:    config("true"),
+				Check:     expectPlanWarnings(&w, summary, 0, "", ""),
+			},
+			{
+				PreConfig: func() { w.take("") },
+				Config:    config(""),
+				Check:     expectPlanWarnings(&w, summary, 0, "", ""),
+			},
+		},
+	})
 }
