@@ -2335,7 +2335,10 @@ func (q *syncQueue) finish(id string, run state.Run, err error, now time.Time) {
 	t.Status = "done"
 	if err != nil {
 		t.Status = "failed"
-		t.Error = err.Error()
+		// The status page shows it, and GET /api/v1/runs/{id} answers
+		// it: a failure of the state database names neither it nor its
+		// host there (workLoop logs it: Pass failed).
+		t.Error = state.PublicText(err)
 	}
 	close(q.done[id])
 }

@@ -2,17 +2,13 @@ package daemon
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -107,26 +103,7 @@ func (d *Daemon) stateFailed(w http.ResponseWriter, what string, err error) {
 // (see stateFailed).
 func (d *Daemon) stateFailure(what string, err error) string {
 	d.logger.Error("Could not answer a request: the state database failed", "request", what, "err", err)
-	return what + ": the state database " + stateFailureKind(err) + "; psa-syncd's log has the error"
-}
-
-// stateFailureKind says how a read of the state database failed, in words
-// that name nothing of it.
-func stateFailureKind(err error) string {
-	var pgErr *pgconn.PgError
-	var netErr net.Error
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return "did not answer in time"
-	case errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "28") || pgErr.Code == "42501"):
-		// invalid_authorization_specification, insufficient_privilege
-		return "refused psa-syncd's role"
-	case errors.As(err, &pgErr):
-		return "failed (SQLSTATE " + pgErr.Code + ")"
-	case netErr != nil:
-		return "could not be reached"
-	}
-	return "failed"
+	return what + ": the state database " + state.FailureKind(err) + "; psa-syncd's log has the error"
 }
 
 // ifNoneMatchNames reports whether an If-None-Match header (its values)

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,11 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -157,26 +153,6 @@ func TestHandler_stateFailureNamesNoDatabase(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "Could not answer a request: the state database failed") || !strings.Contains(logs.String(), where) {
 		t.Errorf("the state database's error is not in the log:\n%s", logs.String())
-	}
-}
-
-// TestStateFailureKind: the kinds of failure the answer names.
-func TestStateFailureKind(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		err  error
-		want string
-	}{
-		{fmt.Errorf("state: reading the current export in PostgreSQL database \"psa\" on db.internal:5432: %w", context.DeadlineExceeded), "did not answer in time"},
-		{fmt.Errorf("state: ...: %w", &pgconn.PgError{Code: "28P01", Message: `password authentication failed for user "psa_syncd"`}), "refused psa-syncd's role"},
-		{fmt.Errorf("state: ...: %w", &pgconn.PgError{Code: "42501", Message: "permission denied for table export_versions"}), "refused psa-syncd's role"},
-		{fmt.Errorf("state: ...: %w", &pgconn.PgError{Code: "57P01"}), "failed (SQLSTATE 57P01)"},
-		{fmt.Errorf("state: ...: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), "could not be reached"},
-		{errors.New("state: ...: sql: database is closed"), "failed"},
-	} {
-		if got := stateFailureKind(tt.err); got != tt.want {
-			t.Errorf("stateFailureKind(%v) = %q, want %q", tt.err, got, tt.want)
-		}
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -353,7 +352,7 @@ func (a *APICalls) Calls(now time.Time, window time.Duration, limit int) (map[st
 		out[ep] = limit
 	}
 	if err := brows.Err(); err != nil {
-		return nil, fmt.Errorf("state: reading blocked endpoints in %s: %w", db.path, err)
+		return nil, db.wrap("reading blocked endpoints", err)
 	}
 	return out, nil
 }

@@ -790,10 +790,15 @@ type leaseExpiredError struct {
 	silent, term time.Duration
 }
 
-func (e *leaseExpiredError) Error() string {
+func (e *leaseExpiredError) Error() string { return e.text(e.path) }
+
+// publicText is the error without the database's name (see PublicText).
+func (e *leaseExpiredError) publicText() string { return e.text("the state database") }
+
+func (e *leaseExpiredError) text(database string) string {
 	return fmt.Sprintf("state: the session holding the leadership lock on %s has not answered for %s (more than %s), "+
 		"so this psa-syncd may no longer be the active instance: it sends no more writes",
-		e.path, e.silent.Round(time.Millisecond), e.term)
+		database, e.silent.Round(time.Millisecond), e.term)
 }
 
 func (e *leaseExpiredError) Is(target error) bool {

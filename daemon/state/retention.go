@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 )
@@ -105,7 +104,7 @@ func (db *DB) pruneBatches(ctx context.Context, what, query string, args ...any)
 	var total int64
 	for {
 		if err := ctx.Err(); err != nil {
-			return total, fmt.Errorf("state: %s in %s: %w", what, db.path, err)
+			return total, db.wrap(what, err)
 		}
 		qctx, cancel := context.WithTimeout(ctx, db.timeout)
 		res, err := db.sql.ExecContext(qctx, db.q(query), args...)

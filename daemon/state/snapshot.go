@@ -47,7 +47,7 @@ func (db *DB) Snapshot(name string, v any) (bool, error) {
 		return false, db.wrap("reading snapshot "+name, err)
 	}
 	if err := json.Unmarshal([]byte(data), v); err != nil {
-		return true, fmt.Errorf("state: snapshot %s in %s: %w", name, db.path, err)
+		return true, db.wrap("reading snapshot "+name, err)
 	}
 	return true, nil
 }

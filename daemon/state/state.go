@@ -395,7 +395,7 @@ func (db *DB) Close() error {
 	db.backupMu.Lock()
 	defer db.backupMu.Unlock()
 	if err := db.sql.Close(); err != nil {
-		return errors.Join(deferred, fmt.Errorf("state: closing %s: %w", db.path, err))
+		return errors.Join(deferred, db.wrap("closing the database", err))
 	}
 	return deferred
 }
@@ -413,12 +413,13 @@ func (db *DB) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), db.timeout)
 }
 
-// wrap prefixes a database error with what was being done.
+// wrap prefixes a database error with what was being done and the
+// database (an *Error).
 func (db *DB) wrap(what string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("state: %s in %s: %w", what, db.path, err)
+	return &Error{What: what, Where: db.path, Err: err}
 }
 
 // tx runs fn in a transaction and commits it.

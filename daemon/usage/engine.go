@@ -890,7 +890,7 @@ func (cp *customerPass) fail(i int, err error, c *Change) {
 		cp.errs = make([]error, cp.nChanges)
 	}
 	cp.errs[i] = err
-	c.Action, c.Reason = ActionFailed, err.Error()
+	c.Action, c.Reason = ActionFailed, state.PublicText(err)
 }
 
 // pass is the working state of one pass.
@@ -1494,10 +1494,10 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	for _, cp := range byMapping {
 		if cp.err != nil {
 			for i := range cp.changes {
-				cp.changes[i].Action, cp.changes[i].Reason = ActionFailed, cp.err.Error()
+				cp.changes[i].Action, cp.changes[i].Reason = ActionFailed, state.PublicText(cp.err)
 			}
 			p.plan.Failures = append(p.plan.Failures, Failure{Source: srcName, CustomerID: cp.m.CustomerID,
-				CustomerName: cp.m.CustomerName, ContractID: cp.m.ContractID, Error: cp.err.Error(), Hint: cp.hint})
+				CustomerName: cp.m.CustomerName, ContractID: cp.m.ContractID, Error: state.PublicText(cp.err), Hint: cp.hint})
 		}
 	}
 	p.settleAwaited()

@@ -67,6 +67,19 @@ func (e *Engine) storeStatuses(ctx context.Context, p *pass, w *statusWriter, st
 	return errors.Join(e.db.PutCustomerStatusBatch(context.WithoutCancel(ctx), rest), w.close())
 }
 
+// stateError returns the first failure of the state database among cp's
+// errors (its own, then its lines'), or nil. The customer's status holds
+// it without the database's name, host or file (state.PublicText): the
+// log line of the customer gives it in full.
+func (cp *customerPass) stateError() error {
+	for _, err := range append([]error{cp.err}, cp.errs...) {
+		if se := (*state.Error)(nil); errors.As(err, &se) {
+			return err
+		}
+	}
+	return nil
+}
+
 // customerStatus derives the status of customer cp from its changes, as of
 // now, for run. LastSuccess is now when the customer succeeds in a pass that
 // writes, and zero otherwise (statuses fills in the stored one).
@@ -167,7 +180,7 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 	}
 	switch {
 	case cp.err != nil:
-		cs.Result, cs.Error, cs.Hint = state.CustomerFailed, cp.err.Error(), cp.hint
+		cs.Result, cs.Error, cs.Hint = state.CustomerFailed, state.PublicText(cp.err), cp.hint
 		if cs.Failed == 0 {
 			cs.Failed = 1 // the customer failed before any line could be decided
 		}

@@ -81,7 +81,10 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	var ledger bool
 	fail := func(err error) (*Result, error) {
 		run.Result = state.RunFailure
-		run.Error = err.Error()
+		// The API and the status page serve it without credentials: a
+		// failure of the state database names neither it nor its host
+		// there, and the log below has the error.
+		run.Error = state.PublicText(err)
 		if !dry {
 			interrupted(ctx, &run)
 		}
@@ -172,14 +175,17 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 
 	statuses, counts := e.statuses(p, run.ID, dry)
 	failed := 0
-	for _, cs := range statuses {
+	for i, cs := range statuses {
 		if cs.Result == state.CustomerFailed {
 			level := slog.LevelWarn
 			if failed++; failed > maxLoggedProblems {
 				level = slog.LevelDebug
 			}
-			log.Log(ctx, level, "Customer not synced", "customer", cs.CustomerID, "name", cs.CustomerName, "contract", cs.ContractID,
-				"err", cs.Error, "hint", cs.Hint)
+			attrs := []any{"customer", cs.CustomerID, "name", cs.CustomerName, "contract", cs.ContractID, "err", cs.Error}
+			if serr := p.customers[i].stateError(); serr != nil {
+				attrs = append(attrs, "state_err", serr)
+			}
+			log.Log(ctx, level, "Customer not synced", append(attrs, "hint", cs.Hint)...)
 		}
 	}
 	if failed > maxLoggedProblems {
@@ -434,7 +440,7 @@ func interrupted(ctx context.Context, run *state.Run) {
 	}
 	reason := "the pass was stopped before it ended"
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-		reason += ": " + cause.Error()
+		reason += ": " + state.PublicText(cause)
 	}
 	run.Interrupt(reason + "; its lines that were not written wait for the next pass, which settles its open intents first")
 }
@@ -918,7 +924,7 @@ func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate,
 					j.cp.errs[j.i] = e.skip(ctx, j.c, gate)
 				} else {
 					err := e.intentNotRecorded(err)
-					j.c.Action, j.c.Reason = ActionFailed, err.Error()
+					j.c.Action, j.c.Reason = ActionFailed, state.PublicText(err)
 					j.cp.errs[j.i] = err
 				}
 				done()
@@ -941,11 +947,11 @@ func (e *Engine) intentNotRecorded(err error) error {
 		hint := fmt.Sprintf("nothing was sent to %s: the state database did not answer the COMMIT of the intent that must precede the write, "+
 			"and may have committed it after all; psa-syncd closes that intent as not sent once the database answers again "+
 			"(at this instance's next pass, or before it exits after losing the leadership lock), and the next pass writes the line; "+
-			"check %s (its server, the network to it, a synchronous standby)", systemName(e.be.System()), e.db.Path())
+			"check the state database (its server, the network to it, a synchronous standby; psa-syncd's log has its error)", systemName(e.be.System()))
 		return &hintedError{err: fmt.Errorf("recording the intent got no answer, so whether it was recorded is unknown; the write was not sent: %w", err), hint: hint}
 	}
 	hint := fmt.Sprintf("nothing was sent to %s: the state database did not record the intent that must precede the write; "+
-		"check %s (its disk or server, a lock or timeout there); the next pass writes the line", systemName(e.be.System()), e.db.Path())
+		"check the state database (its disk or server, a lock or timeout there; psa-syncd's log has its error); the next pass writes the line", systemName(e.be.System()))
 	if errors.Is(err, state.ErrNotLeader) {
 		hint = fmt.Sprintf("nothing was sent to %s: this psa-syncd lost the state database's leadership lock (or its connection), "+
 			"so another instance, or this one once it leads again, writes the line", systemName(e.be.System()))
@@ -964,7 +970,7 @@ func (e *Engine) skip(ctx context.Context, c *Change, gate *budgetGate) error {
 		return nil
 	}
 	if err := gate.failure(); err != nil && ctx.Err() == nil {
-		c.Action, c.Reason = ActionFailed, err.Error()
+		c.Action, c.Reason = ActionFailed, state.PublicText(err)
 		return err
 	}
 	why := fmt.Sprintf("the PSA's hourly API budget reached the reserve (%d)", e.policies.BudgetReserve)
@@ -1013,8 +1019,8 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, w *writer, j *write
 	// the write is not sent, as when its intent is refused.
 	if err := e.db.CheckFence(); err != nil {
 		err = fmt.Errorf("not written: %w", err)
-		c.Action, c.Reason = ActionFailed, err.Error()
-		closeIntent(state.IntentFailed, "not sent: "+err.Error())
+		c.Action, c.Reason = ActionFailed, state.PublicText(err)
+		closeIntent(state.IntentFailed, "not sent: "+state.PublicText(err))
 		log.Error("Not updating contract line: this psa-syncd may no longer be the active instance", append(attrs, "err", err)...)
 		return err
 	}
@@ -1054,7 +1060,7 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, w *writer, j *write
 			// for a later one.
 			log.Warn("Stopping writes: the PSA refused a write for its rate limit; the remaining lines wait for a later pass", append(attrs, "err", err)...)
 		}
-		c.Action, c.Reason = ActionFailed, err.Error()
+		c.Action, c.Reason = ActionFailed, state.PublicText(err)
 		if errors.Is(err, psa.ErrOutcomeUnknown) || wctx.Err() != nil {
 			// The write may have reached the PSA: leave the intent open
 			// so that reconciliation settles it by re-reading, or, where
@@ -1067,7 +1073,7 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, w *writer, j *write
 			log.Error("Outcome of contract line update unknown; it is settled before the line is written again", append(attrs, "err", err)...)
 			return err
 		}
-		closeIntent(state.IntentFailed, err.Error())
+		closeIntent(state.IntentFailed, state.PublicText(err))
 		level := slog.LevelError
 		if w.failed.Add(1) > maxLoggedProblems {
 			level = slog.LevelDebug
