@@ -15,7 +15,10 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // TestDaemon_storedStateErrorNamesNoDatabase: a pass whose state write
@@ -137,5 +140,36 @@ func TestDaemon_syncRequestStateErrorNamesNoFile(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `msg="Pass failed"`) || !strings.Contains(logs.String(), where) {
 		t.Errorf("the log does not have the state database's error:\n%s", logs.String())
+	}
+}
+
+// TestDaemon_ticketStatusStateErrorNamesNoDatabase: a customer whose ticket
+// pass failed on the state database keeps the error in its ticket status,
+// which GET /api/v1/customers and the status page serve without the API
+// token: it says how the database failed without naming it.
+func TestDaemon_ticketStatusStateErrorNamesNoDatabase(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), OnResolve: export.OnResolveNote}
+	d, _, _ := ttSetup(t, routing, true)
+	const where = `PostgreSQL database "psa" on db.internal:5432`
+	rep := tickets.Report{Customers: []tickets.CustomerReport{{
+		Customer: tickets.Customer{Source: "sophos", CustomerID: ttAcme, CustomerName: "Acme"},
+		Err: fmt.Errorf("recording ticket PSA-1: %w", &state.Error{What: "storing a ticket", Where: where,
+			Err: fmt.Errorf("failed to connect to `user=psa_syncd database=psa`: %w", context.DeadlineExceeded)}),
+	}}}
+	if err := d.recordTicketPass(rep, nil, d.now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"/api/v1/customers", "/customers/sophos/" + ttAcme} {
+		rec := dtServe(t, d, http.MethodGet, target, "", "")
+		body := rec.Body.String()
+		if rec.Code != http.StatusOK || !strings.Contains(body, "storing a ticket: the state database did not answer in time") {
+			t.Errorf("GET %s = %d %s; want Acme's ticket error saying the state database did not answer in time", target, rec.Code, body)
+		}
+		for _, s := range []string{"db.internal", "user=psa_syncd", "database=psa", "PostgreSQL database"} {
+			if strings.Contains(body, s) {
+				t.Errorf("GET %s without the API token shows %q:\n%s", target, s, body)
+			}
+		}
 	}
 }

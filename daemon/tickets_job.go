@@ -716,7 +716,10 @@ func (d *Daemon) recordTicketPass(rep tickets.Report, passErr error, start time.
 			ok = false
 			st.Result = "failed"
 			if c.Err != nil {
-				st.Error = c.Err.Error()
+				// Served without credentials (GET /api/v1/customers,
+				// the status page): a failure of the state database
+				// names nothing of it; recordedTicketPass logs c.Err.
+				st.Error = state.PublicText(c.Err)
 			} else {
 				st.Error = fmt.Sprintf("%d ticket operations failed; they are retried next pass", c.Failed)
 			}
