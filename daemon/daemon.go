@@ -1305,11 +1305,14 @@ type restoredError struct {
 
 func (e *restoredError) Is(target error) bool { return target == ErrRestoredBackup }
 
+// Error names no file: the plan, the customers' ticket statuses and the
+// sync requests keep it, which are served without credentials; the log
+// of the refusal names the database (startRestored).
 func (e *restoredError) Error() string {
-	return fmt.Sprintf("daemon: writes are held: the state database %s is a backup taken at %s and restored, so its ledger and ticket "+
+	return fmt.Sprintf("daemon: writes are held: the state database is a backup taken at %s and restored, so its ledger and ticket "+
 		"records lack what psa-syncd wrote since; a pass would write it again (for Kaseya BMS, a second line for every change posted since). "+
 		"Check the lines posted since that time in the PSA (for Kaseya BMS, post or remove lines so that each contract line matches the restored ledger: "+
-		"psa-syncd ledger), then start psa-syncd once with -state.allow-restore", e.path, e.taken.UTC().Format(time.RFC3339))
+		"psa-syncd ledger), then start psa-syncd once with -state.allow-restore", e.taken.UTC().Format(time.RFC3339))
 }
 
 // restored returns the refusal of writes when the state database is a
@@ -1349,7 +1352,7 @@ func (d *Daemon) startRestored() error {
 			"backup_taken", held.taken.UTC().Format(time.RFC3339))
 		return d.db.ConfirmRestore()
 	}
-	d.logger.Error("The state database is a restored backup: passes write nothing until an operator confirms the restore", "err", held)
+	d.logger.Error("The state database is a restored backup: passes write nothing until an operator confirms the restore", "database", held.path, "err", held)
 	return nil
 }
 

@@ -621,6 +621,12 @@ func TestDaemon_ticketPassRefusedOnRestoredBackup(t *testing.T) {
 	if s := st[ticketStatusKey("sophos", ttAcme)]; s.Result != "failed" || !strings.Contains(s.Error, "-state.allow-restore") {
 		t.Errorf("Acme's ticket status after a refused pass = %+v; want failed, naming -state.allow-restore", s)
 	}
+	// GET /api/v1/customers serves it without the API token: it names
+	// no file of the state directory.
+	if rec := dtServe(t, d, http.MethodGet, "/api/v1/customers", "", ""); !strings.Contains(rec.Body.String(), "-state.allow-restore") ||
+		strings.Contains(rec.Body.String(), filepath.Dir(db)) {
+		t.Errorf("GET /api/v1/customers on a restored backup = %s; want Acme's ticket error, without the state directory %s", rec.Body, filepath.Dir(db))
+	}
 	if rep, err := d.TicketPass(t.Context(), true); err != nil || !rep.DryRun || !strings.Contains(rep.WritesHeld, "-state.allow-restore") {
 		t.Errorf("a dry run on a restored backup = %+v, %v; want it run, saying why writes are held", rep, err)
 	} else if v := NewTicketPassView(rep, true); v.WritesHeld != rep.WritesHeld || v.Report().WritesHeld != rep.WritesHeld {
