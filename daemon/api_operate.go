@@ -103,9 +103,15 @@ type RunProgress struct {
 	LinesTotal int `json:"lines_total"`
 }
 
-// runView is NewRunView with the progress of the pass in progress.
+// runView is NewRunView with the progress of the pass in progress. The
+// API and the status page serve it without credentials: the error of a
+// run that an older psa-syncd recorded may name the state database (its
+// SQLite file, or its PostgreSQL database, host and port), which it says
+// as "the state database" instead; newer runs store no name of it (see
+// state.PublicText).
 func (d *Daemon) runView(r state.Run) RunView {
 	v := NewRunView(r)
+	v.Error = strings.ReplaceAll(v.Error, d.db.Path(), "the state database")
 	if r.Result == state.RunRunning {
 		if run, done, total := d.Progress(); run == r.ID {
 			v.Progress = &RunProgress{LinesDone: done, LinesTotal: total}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -170,6 +171,32 @@ func TestDaemon_ticketStatusStateErrorNamesNoDatabase(t *testing.T) {
 			if strings.Contains(body, s) {
 				t.Errorf("GET %s without the API token shows %q:\n%s", target, s, body)
 			}
+		}
+	}
+}
+
+// TestDaemon_olderRunErrorNamesNoDatabase: a run that an older psa-syncd
+// recorded keeps the error it stored, which named the state database's
+// file; the API and the status page, which serve it without the API
+// token, say "the state database" instead.
+func TestDaemon_olderRunErrorNamesNoDatabase(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	db := e.d.State()
+	run, err := db.BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: time.Now().UTC(), Period: "2026-11"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.Result, run.Finished = state.RunFailure, time.Now().UTC()
+	run.Error = "daemon: recording customer statuses: state: storing the statuses of 2 customers in " + db.Path() + ": disk I/O error"
+	if err := db.SaveRun(run); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"/api/v1/runs", fmt.Sprintf("/api/v1/runs/%d", run.ID), "/"} {
+		rec := dtServe(t, e.d, http.MethodGet, target, "", "")
+		if body := rec.Body.String(); rec.Code != http.StatusOK || strings.Contains(body, filepath.Dir(db.Path())) ||
+			!strings.Contains(body, "storing the statuses of 2 customers in the state database") {
+			t.Errorf("GET %s = %d %s; want the run's error saying the state database, without its path", target, rec.Code, body)
 		}
 	}
 }
