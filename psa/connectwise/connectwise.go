@@ -42,7 +42,9 @@ const (
 	// its limit nor how long it throttles, and a few retries within
 	// seconds failed every customer of a pass's batch read where waiting
 	// helps. A throttled write still uses them up, so that a pass stops
-	// writing soon rather than holding its writes for minutes.
+	// writing soon rather than holding its writes for minutes. It also
+	// bounds how long the client's throttle holds back any request, read
+	// or write, before it is sent (see throttle).
 	MaxThrottledReadWait = 5 * time.Minute
 
 	// MaxPageSize is the largest pageSize ConnectWise accepts.
@@ -80,6 +82,9 @@ type Client struct {
 	// rateLimited is WithRateLimitHook's function, or nil.
 	rateLimited func(*psa.RateLimitError)
 	sem         chan struct{}
+	// throttle holds every request back while ConnectWise refuses them
+	// for its rate limit.
+	throttle throttle
 
 	// sleep waits between retries; tests replace it.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -739,7 +744,9 @@ func isIdempotent(req *http.Request) bool {
 //
 // A read (GET or HEAD) answered 429 is retried until it has waited
 // MaxThrottledReadWait, without using up the retries of WithMaxRetries
-// (unless they are disabled); a write answered 429 uses them up.
+// (unless they are disabled); a write answered 429 uses them up. After a
+// 429 every request of the client waits for the client's throttle (see
+// throttle), its retries included, rather than on its own backoff.
 //
 // Each attempt of a write, the first and every retry, is sent only if
 // ctx's write gate (psa.WithWriteGate) lets it through; a refused one is
@@ -753,13 +760,17 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 	// throttledWait is the wait of those of a read answered 429, which
 	// do not.
 	retries := 0
-	var throttledWait time.Duration
+	var tk ticket
 	read := req.Method == http.MethodGet || req.Method == http.MethodHead
 	for attempt := 0; ; attempt++ {
-		resp, body, err := c.roundTrip(ctx, req)
+		resp, body, err := c.roundTrip(ctx, req, &tk)
 		var wr *rest.WriteRefusedError
 		if errors.As(err, &wr) {
 			return resp, rest.Unprocessed(fmt.Errorf("connectwise: %s %s: %w", req.Method, rest.RedactURL(req.URL), err), processed)
+		}
+		var held *heldTooLongError
+		if errors.As(err, &held) {
+			return resp, rest.Unprocessed(held.err, processed)
 		}
 		if err == nil {
 			if v != nil && len(bytes.TrimSpace(body)) > 0 {
@@ -805,22 +816,26 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		}
 		processed = processed || !rest.NotProcessed(err)
 		retry, wait, outErr := c.classify(req, err, idempotent)
-		throttled := retry && read && c.maxRetries > 0 && errors.Is(err, psa.ErrRateLimited)
+		refused := retry && errors.Is(err, psa.ErrRateLimited)
+		throttled := refused && read && c.maxRetries > 0
 		switch {
-		case throttled && throttledWait >= MaxThrottledReadWait:
-			return resp, rest.Unprocessed(waitedFor(outErr, throttledWait), processed)
+		case throttled && c.throttle.held(&tk) >= MaxThrottledReadWait:
+			return resp, rest.Unprocessed(waitedFor(outErr, c.throttle.held(&tk)), processed)
 		case !retry, !throttled && retries >= c.maxRetries:
 			return resp, rest.Unprocessed(outErr, processed)
 		case !throttled:
 			retries++
 		}
-		d := c.backoff.Wait(attempt, wait)
-		if throttled {
-			throttledWait += d
-		}
-		c.logger.Warn("Retrying ConnectWise request", "method", req.Method, "path", req.URL.Path, "attempt", attempt+1, "wait", d, "err", outErr)
-		if serr := c.sleep(ctx, d); serr != nil {
-			return resp, serr
+		if refused {
+			// The client's throttle holds the next attempt back, as every
+			// other request, for the wait (see throttle).
+			c.logger.Warn("Retrying ConnectWise request", "method", req.Method, "path", req.URL.Path, "attempt", attempt+1, "err", outErr)
+		} else {
+			d := c.backoff.Wait(attempt, wait)
+			c.logger.Warn("Retrying ConnectWise request", "method", req.Method, "path", req.URL.Path, "attempt", attempt+1, "wait", d, "err", outErr)
+			if serr := c.sleep(ctx, d); serr != nil {
+				return resp, serr
+			}
 		}
 		if req, err = rewind(req); err != nil {
 			return resp, err
@@ -828,26 +843,41 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 	}
 }
 
-// roundTrip sends req once within the concurrency limit and reads the body.
-// A write is first let through by ctx's write gate (psa.WithWriteGate).
-func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*Response, []byte, error) {
+// roundTrip sends req once, when the client's throttle lets it (see
+// throttle) and within the concurrency limit, and reads the body. A write
+// is first let through by ctx's write gate (psa.WithWriteGate).
+func (c *Client) roundTrip(ctx context.Context, req *http.Request, tk *ticket) (*Response, []byte, error) {
+	if err := c.throttle.enter(req.Context(), tk, c.sleep); err != nil {
+		return nil, nil, err
+	}
 	release, err := rest.Acquire(req.Context(), c.sem)
 	if err != nil {
+		c.throttle.abandon(tk)
 		return nil, nil, err
 	}
 	defer release()
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
-		// Asked after the wait for a slot, which can be long.
+		// Asked after the waits for the throttle and a slot, which can be
+		// long.
 		if err := rest.GateWrite(ctx); err != nil {
+			c.throttle.abandon(tk)
 			return nil, nil, err
 		}
 	}
 	hr, err := c.client.Do(req)
 	if err != nil {
+		c.throttle.answered(tk, nil, c.nextThrottleWait)
 		return nil, nil, rest.NewTransportError(err)
 	}
 	defer hr.Body.Close()
-	if err := rest.ReportRateLimit(c.rateLimited, checkResponse(hr, c.redact)); err != nil {
+	err = rest.ReportRateLimit(c.rateLimited, checkResponse(hr, c.redact))
+	var rl *psa.RateLimitError
+	errors.As(err, &rl)
+	if c.throttle.answered(tk, rl, c.nextThrottleWait) {
+		c.logger.Warn("ConnectWise is refusing requests for its rate limit: the client sends one request at a time, after a wait, until ConnectWise takes one",
+			"method", req.Method, "path", req.URL.Path, "retry_after", rl.RetryAfter)
+	}
+	if err != nil {
 		return c.newResponse(hr), nil, err
 	}
 	body, err := rest.ReadBody(hr)
@@ -856,6 +886,10 @@ func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*Response, [
 	}
 	return c.newResponse(hr), body, nil
 }
+
+// nextThrottleWait is the throttle's wait after n+1 refusals in a row
+// without Retry-After: the client's backoff.
+func (c *Client) nextThrottleWait(n int) time.Duration { return c.backoff.Wait(n, 0) }
 
 // rebase is called after req got 404. It re-discovers the codebase when
 // req was sent under the client's current API root, and returns req

@@ -58,7 +58,10 @@
 // a longer Retry-After, on a 429 or a 5xx, is returned as an error instead
 // of waited out. A GET answered 429 is sent again until it has waited
 // MaxThrottledReadWait, using up none of WithMaxRetries: ConnectWise
-// documents neither its limit nor how long it throttles. A POST is retried
+// documents neither its limit nor how long it throttles. After a 429 the
+// client's requests wait together (throttle): one is sent at a time, after
+// the Retry-After or the backoff, and the others wait for its answer, for at
+// most MaxThrottledReadWait. A POST is retried
 // only when ConnectWise surely did not process it (429, or no connection);
 // otherwise an unknown outcome gives an error matching psa.ErrOutcomeUnknown
 // and the caller reads to find out. Error bodies are read up to 1 MiB, and

@@ -1,0 +1,220 @@
+package connectwise
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
+)
+
+// throttle holds back every request of a Client while ConnectWise refuses
+// them for its rate limit (429). After a refusal, one request at a time is
+// sent, each after a wait: the Retry-After of the last refusal when it gave
+// one, else the backoff, which grows with every refusal in a row. The other
+// requests, retries and new ones alike, wait for that request's answer, and
+// all go once ConnectWise takes it. Each request in flight used to retry on
+// its own backoff: eight of them sent about two requests a second into a
+// PSA that was throttling, and a ninth request sent at once.
+//
+// A refusal with a Retry-After over rest.MaxRetryAfter holds nothing back:
+// its request fails at once (classify), and so does each other request
+// ConnectWise refuses so, rather than the client holding them for minutes.
+//
+// The time a request was held is the sum of the probes' waits (they follow
+// one another, from each refusal to the next probe), not read off a clock,
+// which keeps it exact with a test's sleep function.
+type throttle struct {
+	mu sync.Mutex
+	// refusals counts the refusals in a row; 0 when ConnectWise is not
+	// refusing requests.
+	refusals int
+	// wait is what the next request waits before it is sent, from
+	// refusedAt: a probe that comes once it has passed (the next pass's
+	// first request) is sent at once.
+	wait      time.Duration
+	refusedAt time.Time
+	// last is the latest refusal, returned to a request that gives up
+	// waiting without being sent.
+	last *psa.RateLimitError
+	// probing is set while one request waits and is sent; the others wait
+	// for its answer.
+	probing bool
+	// changed is closed, and replaced, when the probe is answered or gives
+	// up.
+	changed chan struct{}
+	// slept is the waits of every probe so far, over the client's life.
+	slept time.Duration
+	// epoch counts the ends of a throttle: a refusal of a request sent in
+	// an earlier epoch is stale, and does not start a new throttle.
+	epoch uint64
+}
+
+// A ticket is one request's standing with its client's throttle, over all
+// its attempts.
+type ticket struct {
+	// met is set once the request was refused or held back; from is
+	// throttle.slept then.
+	met  bool
+	from time.Duration
+	// probe is set while the request's attempt is the throttle's probe.
+	probe bool
+	// epoch is the throttle's epoch when the attempt was let through.
+	epoch uint64
+}
+
+// heldTooLongError is returned by throttle.enter to a request that the
+// throttle held back for MaxThrottledReadWait without sending it: the last
+// refusal, saying how long the request waited.
+type heldTooLongError struct{ err error }
+
+func (e *heldTooLongError) Error() string { return e.err.Error() }
+func (e *heldTooLongError) Unwrap() error { return e.err }
+
+// enter returns once tk's request may be sent: at once when ConnectWise is
+// not refusing requests; else when its turn came to be the probe, after the
+// wait, or when the request has been held back for MaxThrottledReadWait
+// (with a *heldTooLongError) or ctx ends (with ctx's error).
+func (t *throttle) enter(ctx context.Context, tk *ticket, sleep func(context.Context, time.Duration) error) error {
+	tk.probe = false
+	t.mu.Lock()
+	for {
+		if t.refusals == 0 {
+			tk.epoch = t.epoch
+			t.mu.Unlock()
+			return nil
+		}
+		if !tk.met {
+			tk.met, tk.from = true, t.slept
+		}
+		if held := t.slept - tk.from; held >= MaxThrottledReadWait && t.last != nil {
+			err := waitedFor(t.last, held)
+			t.mu.Unlock()
+			return &heldTooLongError{err: err}
+		}
+		if !t.probing {
+			t.probing = true
+			d := t.wait
+			if time.Since(t.refusedAt) >= d {
+				d = 0
+			}
+			t.slept += t.wait
+			t.mu.Unlock()
+			if err := sleep(ctx, d); err != nil {
+				t.mu.Lock()
+				t.endProbe()
+				t.mu.Unlock()
+				return err
+			}
+			t.mu.Lock()
+			tk.probe, tk.epoch = true, t.epoch
+			t.mu.Unlock()
+			return nil
+		}
+		if t.changed == nil {
+			t.changed = make(chan struct{})
+		}
+		changed := t.changed
+		t.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		t.mu.Lock()
+	}
+}
+
+// answered records the answer to tk's attempt: rl is the refusal, nil for
+// any other answer or a failure to send. next gives the backoff after n
+// refusals in a row (0-based) when ConnectWise gave no Retry-After, capped
+// at rest.MaxRetryAfter. started is whether this refusal began a throttle.
+func (t *throttle) answered(tk *ticket, rl *psa.RateLimitError, next func(n int) time.Duration) (started bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if rl != nil && rl.RetryAfter > rest.MaxRetryAfter {
+		// Its request fails with it; it holds nothing back.
+		if tk.probe {
+			t.endProbe()
+		}
+		return false
+	}
+	if rl != nil && !tk.met {
+		tk.met, tk.from = true, t.slept
+	}
+	switch {
+	case tk.probe && rl == nil:
+		// ConnectWise took the probe: every request goes again.
+		t.refusals, t.wait, t.last = 0, 0, nil
+		t.epoch++
+		t.endProbe()
+	case tk.probe:
+		t.refusals++
+		t.wait, t.refusedAt, t.last = waitAfter(rl, t.refusals, next), time.Now(), rl
+		t.endProbe()
+	case rl == nil, tk.epoch != t.epoch:
+		// A request sent before the throttle, or before it ended, says
+		// nothing of ConnectWise now.
+	case t.refusals == 0:
+		t.refusals = 1
+		t.wait, t.refusedAt, t.last = waitAfter(rl, 1, next), time.Now(), rl
+		return true
+	default:
+		// One of the requests in flight when the throttle began: its
+		// Retry-After may only lengthen the wait.
+		now := time.Now()
+		if d := waitAfter(rl, 0, next); now.Add(d).After(t.refusedAt.Add(t.wait)) {
+			t.wait, t.refusedAt = d, now
+		}
+		t.last = rl
+	}
+	return false
+}
+
+// abandon releases the probe role of tk's attempt, which was not sent (its
+// context ended, or the write gate refused it).
+func (t *throttle) abandon(tk *ticket) {
+	if !tk.probe {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tk.probe = false
+	t.endProbe()
+}
+
+// held returns how long tk's request has been held back or refused by the
+// throttle; 0 before it was.
+func (t *throttle) held(tk *ticket) time.Duration {
+	if !tk.met {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.slept - tk.from
+}
+
+// endProbe lets the waiting requests look again. t.mu is held.
+func (t *throttle) endProbe() {
+	t.probing = false
+	if t.changed != nil {
+		close(t.changed)
+		t.changed = nil
+	}
+}
+
+// waitAfter is the wait after refusal rl, the n-th in a row (1-based; 0
+// for a request in flight when the throttle began, which waits at least
+// its Retry-After): the Retry-After ConnectWise gave, else the backoff.
+// The backoff is at most rest.MaxRetryAfter, a Retry-After too (a longer
+// one does not reach the throttle).
+func waitAfter(rl *psa.RateLimitError, n int, next func(n int) time.Duration) time.Duration {
+	switch {
+	case rl.RetryAfter > 0:
+		return min(rl.RetryAfter, rest.MaxRetryAfter)
+	case n == 0:
+		return 0
+	}
+	return min(next(n-1), rest.MaxRetryAfter)
+}

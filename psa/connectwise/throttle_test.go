@@ -1,0 +1,171 @@
+package connectwise_test
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// inFlight is an http.RoundTripper that records, for each request answered
+// 429 after the first skip requests, how many of those requests were in
+// flight when it was sent, itself included.
+type inFlight struct {
+	next http.RoundTripper
+	skip int
+
+	mu      sync.Mutex
+	sent    int
+	current int
+	peak    int
+}
+
+func (f *inFlight) RoundTrip(req *http.Request) (*http.Response, error) {
+	f.mu.Lock()
+	f.sent++
+	counted := f.sent > f.skip
+	if counted {
+		f.current++
+	}
+	atSend := f.current
+	f.mu.Unlock()
+	resp, err := f.next.RoundTrip(req)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if counted {
+		f.current--
+		if err == nil && resp.StatusCode == http.StatusTooManyRequests {
+			f.peak = max(f.peak, atSend)
+		}
+	}
+	return resp, err
+}
+
+func (f *inFlight) refusedPeak() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.peak
+}
+
+// TestBackend_ReadLines_throttledReadsWaitTogether: eight additions reads
+// in flight together, all answered 429 with Retry-After: 10, wait together
+// while ConnectWise keeps refusing: one request is sent per Retry-After, one
+// at a time, until ConnectWise takes one, and then the other seven go. Each
+// read used to wait and retry on its own: eight requests per Retry-After
+// (without one, each on its own backoff: about two requests a second).
+func TestBackend_ReadLines_throttledReadsWaitTogether(t *testing.T) {
+	t.Parallel()
+	const (
+		readers    = connectwise.DefaultMaxConcurrency
+		more       = 5 // refusals after the first readers
+		retryAfter = 10 * time.Second
+	)
+	s := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithClock(func() time.Time { return now }))
+	counter := &inFlight{next: http.DefaultTransport, skip: readers}
+	sl := &sleeps{}
+	b := connectwise.NewBackend(newClient(t, s, sl, connectwise.WithBaseURL(s.ConnectWiseBaseURL()),
+		connectwise.WithHTTPClient(&http.Client{Transport: counter})))
+	cw := s.ConnectWise()
+	p := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup", Price: 4.5})
+	var ids []string
+	for i := range readers {
+		_, ag := seed(cw, "Customer "+strconv.Itoa(i))
+		cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: p, Quantity: float64(i + 1)})
+		ids = append(ids, id(ag))
+	}
+	base, err := url.Parse(s.ConnectWiseBaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The simulator holds the first reads until all eight have arrived, so
+	// that it refuses eight reads at once.
+	var (
+		mu       sync.Mutex
+		arrived  int
+		together = make(chan struct{})
+	)
+	s.AddFault(psatest.Fault{Method: http.MethodGet, Path: base.Path + "finance/agreements/*", Status: http.StatusTooManyRequests,
+		RetryAfter: retryAfter, Times: readers + more, Received: func() {
+			mu.Lock()
+			arrived++
+			if arrived == readers {
+				close(together)
+			}
+			mu.Unlock()
+			<-together
+		}})
+	s.ResetRequests()
+
+	lines, err := b.ReadLines(t.Context(), ids, now)
+	if err != nil || len(lines) != readers {
+		t.Fatalf("ReadLines = %d lines, %v; want %d lines", len(lines), err, readers)
+	}
+	// The eight refused together, the five refused one after another, the
+	// one ConnectWise took and the seven that waited for it.
+	if n, want := countRequests(s, http.MethodGet, "/additions"), readers+more+1+(readers-1); n != want {
+		t.Errorf("additions requests = %d, want %d", n, want)
+	}
+	var waited time.Duration
+	for _, d := range sl.all() {
+		waited += d
+	}
+	// One wait of Retry-After before each request sent while ConnectWise
+	// refused them: 60 s for six requests, where each of the eight reads
+	// waited on its own (13 waits, and eight requests per Retry-After).
+	if want := (more + 1) * retryAfter; waited != want || len(sl.all()) != more+1 {
+		t.Errorf("waits = %v (%s), want %d of %s (%s)", sl.all(), waited, more+1, retryAfter, want)
+	}
+	if p := counter.refusedPeak(); p != 1 {
+		t.Errorf("after the first refusals, %d requests were in flight together while ConnectWise refused them, want 1", p)
+	}
+}
+
+// TestClient_throttleHoldsOtherRequests: a 429 with Retry-After holds back
+// the client's next request, another caller's and another path's, for the
+// Retry-After before it is first sent, though the refused read itself was
+// not retried (retries disabled); once ConnectWise takes a request, the
+// next goes at once.
+func TestClient_throttleHoldsOtherRequests(t *testing.T) {
+	t.Parallel()
+	s := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithClock(func() time.Time { return now }))
+	sl := &sleeps{}
+	c := newClient(t, s, sl, connectwise.WithBaseURL(s.ConnectWiseBaseURL()), connectwise.WithMaxRetries(0))
+	cw := s.ConnectWise()
+	_, ag1 := seed(cw, "Acme")
+	_, ag2 := seed(cw, "Globex")
+	_, ag3 := seed(cw, "Initech")
+	base, err := url.Parse(s.ConnectWiseBaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.AddFault(psatest.Fault{Method: http.MethodGet, Path: base.Path + "finance/agreements/" + id(ag1) + "/additions",
+		Status: http.StatusTooManyRequests, RetryAfter: 7 * time.Second, Times: 1})
+
+	if _, _, err := c.AgreementAdditions.List(t.Context(), ag1, nil); err == nil {
+		t.Fatal("List of the refused agreement succeeded, want the 429")
+	}
+	if w := sl.all(); len(w) != 0 {
+		t.Fatalf("waits after the refused read = %v, want none (retries disabled)", w)
+	}
+	if _, _, err := c.AgreementAdditions.List(t.Context(), ag2, nil); err != nil {
+		t.Fatalf("List of another agreement: %v", err)
+	}
+	if w := sl.all(); len(w) != 1 || w[0] != 7*time.Second {
+		t.Errorf("waits before the next request = %v, want the Retry-After, 7s", w)
+	}
+	if _, _, err := c.AgreementAdditions.List(t.Context(), ag3, nil); err != nil {
+		t.Fatalf("List of a third agreement: %v", err)
+	}
+	if w := sl.all(); len(w) != 1 {
+		t.Errorf("waits = %v, want no more once ConnectWise took a request", w)
+	}
+	if n := countRequests(s, http.MethodGet, "/additions"); n != 3 {
+		t.Errorf("additions requests = %d, want 3", n)
+	}
+}
