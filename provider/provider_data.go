@@ -114,6 +114,10 @@ type providerData struct {
 	// to the export succeeds (see writeExport).
 	exportWritten chan struct{}
 
+	// budget is the PSA's hourly request budget, read once (see
+	// checkPSABudget).
+	budget psaBudget
+
 	// writable asks the export store once whether it would take this
 	// provider's writes (see checkExportWritable); writableErr is its
 	// answer.

@@ -465,8 +465,12 @@ func (r *serviceResource) planChecks(ctx context.Context, req resource.ModifyPla
 		if policy == deletionPolicyDelete && support.delete && known(state.ID) {
 			r.checkServiceUnused(ctx, &resp.Diagnostics, state.ID.ValueString(), false)
 		}
+		if policy != deletionPolicyAbandon {
+			r.data.checkPSABudget(ctx, &resp.Diagnostics, req.Plan.Raw, req.State.Raw)
+		}
 		return
 	}
+	r.data.checkPSABudget(ctx, &resp.Diagnostics, req.Plan.Raw, req.State.Raw)
 
 	var plan, config, state serviceResourceModel
 	resp.Diagnostics.Append(getFlat(ctx, req.Plan.Raw, &plan)...)

@@ -1730,3 +1730,50 @@ func TestAccServiceResource_connectWiseUnknownTypeFailsPlan(t *testing.T) {
 		},
 	})
 }
+
+// TestAccServiceResource_autotaskBudget: with Autotask's hourly budget
+// below planBudgetReserve (another integration spent it), a plan that
+// writes a service fails before the apply sends anything, where the apply
+// ran and Autotask could refuse it midway once the budget ran out; once
+// requests have freed up it applies, and a plan that writes nothing does
+// not read the budget.
+func TestAccServiceResource_autotaskBudget(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	at := e.sim.Autotask()
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				PreConfig: func() { at.SetHourlyCount(10_000 - 400) },
+				Config:    testAccServiceResourceConfig(e, "Backup", 1, ""),
+				ExpectError: regexp.MustCompile(`(?s)Autotask API Budget Nearly Spent.*with psa_service.test.*has\s+\d{3}\s+of\s+its\s+10000\s+requests\s+left` +
+					`.*Below\s+500\s+requests\s+psa-syncd\s+stops\s+writing\s+usage`),
+			},
+			{
+				PreConfig: func() {
+					for _, r := range e.sim.Requests() {
+						if r.Method == http.MethodPost && r.Path == "/ATServicesRest/V1.0/Services" {
+							t.Errorf("the refused plan's apply created a service")
+						}
+					}
+					at.SetHourlyCount(0)
+				},
+				Config: testAccServiceResourceConfig(e, "Backup", 1, ""),
+				Check:  e.checkSimService("Backup", func(simService) error { return nil }),
+			},
+			{
+				// Ten requests left: a plan that read the budget would fail.
+				PreConfig: func() { at.SetHourlyCount(10_000 - 10) },
+				Config:    testAccServiceResourceConfig(e, "Backup", 1, ""),
+				PlanOnly:  true,
+			},
+			{
+				// The destroy after the test deactivates the service.
+				PreConfig: func() { at.SetHourlyCount(0) },
+				Config:    testAccServiceResourceConfig(e, "Backup", 1, ""),
+				PlanOnly:  true,
+			},
+		},
+	})
+}
