@@ -756,9 +756,9 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 	rediscovered := false
 	// processed is whether an attempt may have been processed.
 	processed := false
-	// retries counts the retries that use up WithMaxRetries;
-	// throttledWait is the wait of those of a read answered 429, which
-	// do not.
+	// retries counts the retries that use up WithMaxRetries; those of a
+	// read answered 429 do not, and are bounded by how long the client's
+	// throttle held the request (tk).
 	retries := 0
 	var tk ticket
 	read := req.Method == http.MethodGet || req.Method == http.MethodHead
