@@ -1,0 +1,54 @@
+package connectwise
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// TestThrottle_heldTooLongNotSent: a request refused when the throttle
+// began (one of those in flight), and held back while other requests were
+// refused for MaxThrottledReadWait, gives up without being sent, with the
+// last refusal saying how long it waited, rather than taking its turn as
+// the probe after five minutes.
+func TestThrottle_heldTooLongNotSent(t *testing.T) {
+	t.Parallel()
+	var th throttle
+	var waits []time.Duration
+	sleep := func(_ context.Context, d time.Duration) error {
+		waits = append(waits, d)
+		return nil
+	}
+	next := func(int) time.Duration { return time.Second }
+	rl := &psa.RateLimitError{System: psa.SystemConnectWise, RetryAfter: time.Minute}
+	var a, b ticket
+	for _, tk := range []*ticket{&a, &b} {
+		if err := th.enter(t.Context(), tk, sleep); err != nil {
+			t.Fatalf("enter before any refusal: %v", err)
+		}
+	}
+	th.answered(&a, rl, next)
+	th.answered(&b, rl, next)
+	// a is sent again after each minute and refused, five times.
+	for range 5 {
+		if err := th.enter(t.Context(), &a, sleep); err != nil || !a.probe {
+			t.Fatalf("enter of the probe = %v (probe %v), want its turn", err, a.probe)
+		}
+		th.answered(&a, rl, next)
+	}
+	err := th.enter(t.Context(), &b, sleep)
+	var held *heldTooLongError
+	var got *psa.RateLimitError
+	if !errors.As(err, &held) || !errors.As(err, &got) || got.Waited != MaxThrottledReadWait {
+		t.Fatalf("enter after five minutes held = %v, want the last refusal, waited %s", err, MaxThrottledReadWait)
+	}
+	if b.probe || len(waits) != 5 {
+		t.Errorf("probe %v, waits %v: want the held request not sent, and one wait per probe (5)", b.probe, waits)
+	}
+	if th.probing {
+		t.Error("the throttle is left with a probe that gave up")
+	}
+}
