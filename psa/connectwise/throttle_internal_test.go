@@ -52,3 +52,27 @@ func TestThrottle_heldTooLongNotSent(t *testing.T) {
 		t.Error("the throttle is left with a probe that gave up")
 	}
 }
+
+// TestThrottle_retryAfterOverCapHoldsNothing: a 429 whose Retry-After is
+// over rest.MaxRetryAfter fails its own request (Client.classify) and
+// holds back no other request: the next one is sent at once, where it
+// would wait five minutes first, and a ticket pass minutes later with it.
+func TestThrottle_retryAfterOverCapHoldsNothing(t *testing.T) {
+	t.Parallel()
+	var th throttle
+	var waits []time.Duration
+	sleep := func(_ context.Context, d time.Duration) error {
+		waits = append(waits, d)
+		return nil
+	}
+	var a, b ticket
+	if err := th.enter(t.Context(), &a, sleep); err != nil {
+		t.Fatal(err)
+	}
+	if th.answered(&a, &psa.RateLimitError{System: psa.SystemConnectWise, RetryAfter: time.Hour}, func(int) time.Duration { return time.Second }) {
+		t.Error("a Retry-After of an hour started the throttle")
+	}
+	if err := th.enter(t.Context(), &b, sleep); err != nil || b.probe || len(waits) != 0 {
+		t.Errorf("next request: %v, probe %v, waits %v; want it sent at once", err, b.probe, waits)
+	}
+}
