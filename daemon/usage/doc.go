@@ -349,7 +349,9 @@
 // usage if the first post reached the PSA (reviewElsewhere). Where lines
 // can be read, so are the intents Reconcile leaves open (a write that may
 // still arrive, a ConnectWise addition the read cannot see), until they
-// settle.
+// settle; a plan, which settles nothing, re-reads their lines as Reconcile
+// would (reconcileElsewhere), so that it blocks, holds or writes the line
+// as the pass will.
 //
 // Dry runs (PassOptions.DryRun, or WritesDisabled when the export switches
 // the integration off) compute everything and write nothing: they are

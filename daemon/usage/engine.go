@@ -1229,19 +1229,30 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	if err != nil {
 		return nil, err
 	}
-	// The pass's Reconcile reads the lines of intents dated another day
-	// at their own dates: so does the plan, to predict it.
+	named := syncedServices(products)
+	// The pass's Reconcile reads the lines of intents dated another day,
+	// or on lines the plan does not read, at their own dates: so does the
+	// plan, to predict it. An intent it closes holds back no line of the
+	// customer elsewhere, and one it closes as done is in the ledger that
+	// movedLine and repointedLine read.
 	var blocked map[psa.LineKey]error
+	var reconciled map[psa.LineKey]state.LedgerEntry
 	if len(unsettled) > 0 {
 		contracts := map[string]bool{}
+		customers := map[[2]string]bool{}
 		for _, cp := range p.customers {
 			if cp.err == nil {
 				contracts[cp.m.ContractID] = true
+				customers[[2]string{cp.m.Source, cp.m.CustomerID}] = true
 			}
 		}
-		var done map[psa.LineKey]state.LedgerEntry
-		blocked, done = e.reconcileElsewhere(ctx, unsettled, contracts, p.plan.EffectiveDate, runs)
-		later = e.withReconciled(later, done)
+		replaced := func(in state.Intent) bool {
+			return in.After > 0 && customers[[2]string{in.Source, in.CustomerID}] && (!contracts[in.ContractID] || !named[in.ServiceID])
+		}
+		r := e.reconcileElsewhere(ctx, unsettled, contracts, replaced, p.plan.EffectiveDate, runs)
+		blocked, reconciled = r.blocked, r.done
+		later = e.withReconciled(later, r.later)
+		elsewhere = r.open(unsettled)
 	}
 
 	p.awaited = map[psa.LineKey]bool{}
@@ -1258,8 +1269,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	reasons := newReasons()
 	setLines := &ledgerSets{e: e, chunk: -1}
 	inForce := &ledgerInForce{e: e, chunk: -1, before: p.plan.EffectiveDate.AddDate(0, 0, 1)}
-	moves := &ledgerMoves{e: e, source: srcName, customers: reading, chunk: -1}
-	named := syncedServices(products)
+	moves := &ledgerMoves{e: e, source: srcName, customers: reading, chunk: -1, reconciled: reconciled}
 	orph := e.findOrphans(ctx, doc, srcName, products, p.plan.EffectiveDate, o.Customer, !o.planOnly)
 	olds := &oldContracts{e: e, ctx: ctx, moves: moves, chunk: -1}
 	// Where lines cannot be read, the lines an operator said may no longer
@@ -1370,7 +1380,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			}
 			back := p.ledger && c.CurrentKnown && c.Desired > 0 && (c.Action == ActionUnchanged || c.Action == ActionUpdate) && !laterW && !off
 			if c.Action == ActionUpdate && (!c.CurrentKnown || c.Desired > c.Current) || back {
-				in := movedLookups{set: moves.of(cp.chunk), ledger: p.ledger,
+				in := movedLookups{set: moves.of(cp.chunk), ledger: p.ledger, reconciled: reconciled,
 					mapping: func() (export.CustomerMapping, bool) { return doc.Customer(cm.Source, cm.CustomerID) },
 					owner:   func(x string) (export.CustomerMapping, bool) { return ownerOf(cm.CustomerID, x) },
 					await:   func(x, owner string, held Change) { p.await(cp, i, x, owner, held) }}

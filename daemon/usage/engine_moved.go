@@ -1,12 +1,14 @@
 package usage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
@@ -122,7 +124,7 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 		// line set for another customer (two customers swapped
 		// contracts) is lowered or kept from that customer's units,
 		// which bill no usage of this one.
-		le, ok, err := e.db.SetBefore(c.ContractID, c.ServiceID, c.EffectiveDate.AddDate(0, 0, 1))
+		le, ok, err := in.setBefore(e.db, c.ContractID, c.ServiceID, c.EffectiveDate.AddDate(0, 0, 1))
 		if err != nil {
 			return fmt.Errorf("reading psa-syncd's ledger for its line of service %s on contract %s, before writing it, failed: %w",
 				c.ServiceID, c.ContractID, err)
@@ -157,7 +159,7 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 		if endedKept && !back {
 			continue
 		}
-		le, ok, err := e.db.SetBefore(x, c.ServiceID, c.EffectiveDate.AddDate(0, 0, 1))
+		le, ok, err := in.setBefore(e.db, x, c.ServiceID, c.EffectiveDate.AddDate(0, 0, 1))
 		if err != nil {
 			return fmt.Errorf("reading psa-syncd's ledger for its line of service %s on contract %s, before writing one to contract %s, failed: %w",
 				c.ServiceID, x, c.ContractID, err)
@@ -329,6 +331,24 @@ type movedLookups struct {
 	// (repointedLine), for the pass to keep once c is written.
 	doubts  map[string]DoubtedLine
 	release func(DoubtedLine)
+	// reconciled holds, in a plan, the entries the pass's Reconcile
+	// would add to the ledger first (reconcileElsewhere), by line
+	// (idKey): setBefore reads them as in the ledger.
+	reconciled map[psa.LineKey]state.LedgerEntry
+}
+
+// setBefore is db.SetBefore, as it reads once the entries of
+// in.reconciled are in the ledger: the newest there.
+func (in movedLookups) setBefore(db *state.DB, contract, service string, before time.Time) (state.LedgerEntry, bool, error) {
+	le, ok, err := db.SetBefore(contract, service, before)
+	if err != nil {
+		return le, ok, err
+	}
+	r, found := in.reconciled[psa.LineKey{ContractID: idKey(contract), ServiceID: idKey(service)}]
+	if found && r.EffectiveDate.Before(before) && (!ok || !r.EffectiveDate.Before(le.EffectiveDate)) {
+		return r, true, nil
+	}
+	return le, ok, nil
 }
 
 // oldRecordsMax bounds the contracts whose records oldRecords reads in a
@@ -608,9 +628,13 @@ type ledgerMoves struct {
 	// customers are the customers whose contracts the pass reads, in
 	// the order of the chunks (customerPass.chunk).
 	customers []*customerPass
-	chunk     int
-	lines     map[string][]state.CustomerLine
-	err       error
+	// reconciled holds, in a plan, the entries the pass's Reconcile
+	// would add to the ledger first (reconcileElsewhere), by line
+	// (idKey): they are in the lines returned too.
+	reconciled map[psa.LineKey]state.LedgerEntry
+	chunk      int
+	lines      map[string][]state.CustomerLine
+	err        error
 }
 
 // of returns the function that gives the lines set for the customers of
@@ -626,8 +650,44 @@ func (s *ledgerMoves) of(i int) func() (map[string][]state.CustomerLine, error) 
 				}
 			}
 			s.lines, s.err = s.e.db.CustomerLinesSet(s.e.be.System(), s.source, ids)
+			if s.err == nil {
+				s.addReconciled(ids)
+			}
 		}
 		return s.lines, s.err
+	}
+}
+
+// addReconciled adds to s.lines, read for the customers ids, the lines
+// that the entries of s.reconciled set above 0 for them, as
+// CustomerLinesSet would return them once the pass's Reconcile added
+// those entries (seq: theirs, above every other).
+func (s *ledgerMoves) addReconciled(ids []string) {
+	if len(s.reconciled) == 0 {
+		return
+	}
+	of := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		of[id] = true
+	}
+	sys := s.e.be.System()
+	for _, le := range s.reconciled {
+		if le.After <= 0 || le.System != sys || le.Source != s.source || !of[le.CustomerID] {
+			continue
+		}
+		lines := s.lines[le.CustomerID]
+		i := slices.IndexFunc(lines, func(l state.CustomerLine) bool {
+			return idKey(l.ContractID) == idKey(le.ContractID) && idKey(l.ServiceID) == idKey(le.ServiceID)
+		})
+		if i >= 0 {
+			lines[i].Seq = le.Seq
+			continue
+		}
+		lines = append(lines, state.CustomerLine{LineKey: psa.LineKey{ContractID: le.ContractID, ServiceID: le.ServiceID}, Seq: le.Seq})
+		slices.SortFunc(lines, func(a, b state.CustomerLine) int {
+			return cmp.Or(strings.Compare(a.ContractID, b.ContractID), strings.Compare(a.ServiceID, b.ServiceID))
+		})
+		s.lines[le.CustomerID] = lines
 	}
 }
 

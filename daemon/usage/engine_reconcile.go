@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -306,31 +307,42 @@ func (e *Engine) markUnseen(in state.Intent, now time.Time) error {
 }
 
 // reconcileElsewhere predicts, for a plan that reconciles nothing, what the
-// pass's Reconcile does with the open intents of unsettled (by line) whose
-// effective date is not effective, the plan's, on the contracts given: it
-// reads their lines at their own dates, one read per date as Reconcile
-// does, and settles them by the same rules (unsettledLine), writing
-// nothing. The lines of the intents the pass would leave open come back in
-// blocked, with the error the pass fails each with. Those of the intents
-// it would close as done and that are dated after effective come back in
-// done, as the ledger entries the pass would then find there (see
+// pass's Reconcile does with the open intents of unsettled (by line) that
+// the plan's own read at effective, its effective date, does not show:
+// those dated another day on the contracts given, and those that replaced
+// says hold back a line of a customer of the plan elsewhere (on a contract
+// its mapping names no more, of a service no product mapping names with
+// sync on: see reviewElsewhere). It reads their lines at their own dates,
+// one read per date as Reconcile does, and settles them by the same rules
+// (unsettledLine), writing nothing.
+//
+// The lines of the intents the pass would leave open come back in
+// blocked, with the error the pass fails each with. The intents it would
+// close (done, failed, or for review) come back in closed: the pass's
+// writer, which sees only the intents left open, no longer blocks a line
+// for them. Those it would close as done come back in done, as the ledger
+// entries the pass would then find there (see reconciledEntry), by line
+// (idKey), and those of them dated after effective in later too (see
 // laterWrites). The lines of the other intents it would close are written
 // as the plan decides; the plan's own read at effective shows them as the
 // pass's does.
 func (e *Engine) reconcileElsewhere(ctx context.Context, unsettled map[psa.LineKey]state.Intent, contracts map[string]bool,
-	effective time.Time, runs map[int64]time.Time) (blocked map[psa.LineKey]error, done map[psa.LineKey]state.LedgerEntry) {
+	replaced func(state.Intent) bool, effective time.Time, runs map[int64]time.Time) (r reconciledElsewhere) {
 	var elsewhere []state.Intent
 	for _, in := range unsettled {
-		if !in.EffectiveDate.Equal(effective) && contracts[in.ContractID] {
+		if !in.EffectiveDate.Equal(effective) && contracts[in.ContractID] || replaced(in) {
 			elsewhere = append(elsewhere, in)
 		}
 	}
 	if len(elsewhere) == 0 {
-		return nil, nil
+		return r
 	}
-	blocked = map[psa.LineKey]error{}
+	r.blocked, r.closed = map[psa.LineKey]error{}, map[int64]bool{}
 	dates, byDate := intentsByDate(elsewhere)
 	for _, d := range dates {
+		// The order Reconcile closes them in, and so the order of the
+		// entries it adds to the ledger.
+		slices.SortFunc(byDate[d], func(a, b state.Intent) int { return cmp.Compare(a.ID, b.ID) })
 		lines, unreadable, err := e.readIntentLines(ctx, byDate[d], d)
 		for _, in := range byDate[d] {
 			key := psa.LineKey{ContractID: in.ContractID, ServiceID: in.ServiceID}
@@ -341,26 +353,70 @@ func (e *Engine) reconcileElsewhere(ctx context.Context, unsettled map[psa.LineK
 			if rerr != nil {
 				// Reconcile leaves the intent open, and the pass's writer
 				// does not write its line.
-				blocked[key] = fmt.Errorf("%w (intent %d, effective %s): it is settled by re-reading the PSA at that date before the line is written again, and that read failed: %w",
+				r.blocked[key] = fmt.Errorf("%w (intent %d, effective %s): it is settled by re-reading the PSA at that date before the line is written again, and that read failed: %w",
 					errUnsettled, in.ID, d.Format(time.DateOnly), rerr)
 				continue
 			}
 			l, exists := lines[key]
 			if err := e.unsettledLine(in, l, exists, runs); err != nil {
-				blocked[key] = err
+				r.blocked[key] = err
 				continue
 			}
-			if intentOutcome(in, l, exists) == state.IntentDone && !in.EffectiveDate.Before(effective.AddDate(0, 0, 1)) {
-				if done == nil {
-					done = map[psa.LineKey]state.LedgerEntry{}
+			r.closed[in.ID] = true
+			if intentOutcome(in, l, exists) != state.IntentDone {
+				continue
+			}
+			le := reconciledEntry(in, len(r.done))
+			if r.done == nil {
+				r.done = map[psa.LineKey]state.LedgerEntry{}
+			}
+			r.done[psa.LineKey{ContractID: idKey(in.ContractID), ServiceID: idKey(in.ServiceID)}] = le
+			if !in.EffectiveDate.Before(effective.AddDate(0, 0, 1)) {
+				if r.later == nil {
+					r.later = map[psa.LineKey]state.LedgerEntry{}
 				}
-				done[key] = state.LedgerEntry{RunID: in.RunID, System: in.System, Source: in.Source, CustomerID: in.CustomerID,
-					ContractID: in.ContractID, ServiceID: in.ServiceID, Before: in.Before, After: in.After,
-					EffectiveDate: in.EffectiveDate, IntentID: in.ID}
+				r.later[key] = le
 			}
 		}
 	}
-	return blocked, done
+	return r
+}
+
+// reconciledElsewhere is what reconcileElsewhere predicts.
+type reconciledElsewhere struct {
+	blocked map[psa.LineKey]error
+	closed  map[int64]bool
+	done    map[psa.LineKey]state.LedgerEntry
+	later   map[psa.LineKey]state.LedgerEntry
+}
+
+// open returns the intents of unsettled that the pass's Reconcile leaves
+// open, as r predicts.
+func (r reconciledElsewhere) open(unsettled map[psa.LineKey]state.Intent) map[psa.LineKey]state.Intent {
+	if len(r.closed) == 0 {
+		return unsettled
+	}
+	open := make(map[psa.LineKey]state.Intent, len(unsettled))
+	for k, in := range unsettled {
+		if !r.closed[in.ID] {
+			open[k] = in
+		}
+	}
+	return open
+}
+
+// reconciledSeq is above the seq of every entry in the ledger: the
+// entries that a plan predicts the pass's Reconcile adds come after them.
+const reconciledSeq = int64(1) << 62
+
+// reconciledEntry is the ledger entry that Reconcile adds when it closes
+// open intent in as done, the n-th (from 0) it adds in the pass, as a plan
+// predicts it (reconcileElsewhere): its seq is above every entry's in the
+// ledger, in the order Reconcile adds them.
+func reconciledEntry(in state.Intent, n int) state.LedgerEntry {
+	return state.LedgerEntry{Seq: reconciledSeq + int64(n), RunID: in.RunID, System: in.System, Source: in.Source, CustomerID: in.CustomerID,
+		ContractID: in.ContractID, ServiceID: in.ServiceID, Before: in.Before, After: in.After,
+		EffectiveDate: in.EffectiveDate, IntentID: in.ID}
 }
 
 // withReconciled returns later, the changes psa-syncd made to lines from

@@ -164,7 +164,7 @@ func (e *Engine) repointedLine(c *Change, o PassOptions, period source.Period, i
 		if t, ok := e.terms.get(sys, k.ContractID); ok && !t.ct.EndDate.IsZero() && t.ct.EndDate.Format(time.DateOnly) < effDay {
 			continue
 		}
-		le, ok, err := e.db.SetBefore(k.ContractID, k.ServiceID, c.EffectiveDate.AddDate(0, 0, 1))
+		le, ok, err := in.setBefore(e.db, k.ContractID, k.ServiceID, c.EffectiveDate.AddDate(0, 0, 1))
 		if err != nil {
 			return fmt.Errorf("reading psa-syncd's ledger for its line of service %s on contract %s, before writing service %s to contract %s, failed: %w",
 				k.ServiceID, k.ContractID, c.ServiceID, c.ContractID, err)

@@ -1,0 +1,90 @@
+package usage
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// TestEngineSystems_planAgreesWithPassOnAnIntentElsewhere: an intent of a
+// pass that was killed an hour ago (longer than policies.settle_time) is
+// open on the line of cust-a that its mappings name no more: the customer
+// moved to another contract, or MDR's product mapping was re-pointed to a
+// new service. Where the PSA reads lines, the pass's Reconcile settles it
+// before the line that replaces it is decided: as done when the old line
+// shows the write (the pass then holds the new line, since the old one
+// still bills), as failed when it does not (the pass writes the new line).
+// A plan, which reconciles nothing, says line by line what that pass does,
+// and writes nothing.
+func TestEngineSystems_planAgreesWithPassOnAnIntentElsewhere(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
+		for _, moved := range []bool{true, false} {
+			for _, applied := range []bool{true, false} {
+				name := fmt.Sprintf("%s/moved=%v/applied=%v", sys, moved, applied)
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					h := newSysHarness(t, sys)
+					h.pol.MaxDecreasePercent = 0
+					svc, product := h.svcIntercept, "CIXA-MSP"
+					if !moved {
+						svc, product = h.svcMDR, "MDR"
+					}
+					// psa-syncd set the line to 5, then to 0: the line
+					// exists, and its ledger says 0.
+					h.firstPass(1, "cust-a,Acme,"+product+",5")
+					h.firstPass(1, "cust-a,Acme,"+product+",0")
+					in, err := h.db.OpenIntent(state.Intent{RunID: 99, System: sys, Source: "file", CustomerID: "cust-a",
+						ContractID: h.contractA, ServiceID: svc, Before: 0, After: 42, BeforeKnown: true, EffectiveDate: etPeriodDay,
+						Created: etNow.Add(-time.Hour)})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if applied {
+						h.setByHand(h.contractA, svc, 42)
+					}
+					contract := h.contractA
+					if moved {
+						contract = h.moveTo("cust-a", "Acme Other Services")
+					} else {
+						svc = h.repoint("MDR", "Managed Detection and Response 2", 9)
+					}
+					h.writeUsage("cust-a,Acme," + product + ",42")
+
+					h.sim.ResetRequests()
+					plan := h.plan()
+					if n := h.writes(); n != 0 {
+						t.Fatalf("the plan wrote %d times", n)
+					}
+					if open, _ := h.db.OpenIntents(); len(open) != 1 || open[0].ID != in.ID {
+						t.Fatalf("open intents after the plan = %+v, want intent %d still open", open, in.ID)
+					}
+					res := h.sync(PassOptions{})
+					if open, _ := h.db.OpenIntents(); len(open) != 0 {
+						t.Fatalf("open intents after the pass = %+v, want none", open)
+					}
+					c := sysFindChange(res.Plan, svc)
+					want := ActionUpdate
+					if applied {
+						want = ActionHeld
+					}
+					if c == nil || c.ContractID != contract || c.Action != want {
+						t.Fatalf("pass's change = %+v, want %s on %s", c, want, contract)
+					}
+					for _, pc := range res.Plan.Changes {
+						if pc.CustomerID != "cust-a" {
+							continue
+						}
+						got := sysFindChange(plan, pc.ServiceID)
+						if got == nil || got.ContractID != pc.ContractID || got.Action != pc.Action || got.Hold() != pc.Hold() || got.Desired != pc.Desired {
+							t.Errorf("plan's change = %+v,\nwant what the pass did: %+v", got, pc)
+						}
+					}
+				})
+			}
+		}
+	}
+}
