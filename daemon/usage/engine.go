@@ -1239,15 +1239,19 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	var reconciled map[psa.LineKey]state.LedgerEntry
 	if len(unsettled) > 0 {
 		contracts := map[string]bool{}
-		customers := map[[2]string]bool{}
+		// own holds each customer's contracts (idKey), as reviewElsewhere
+		// takes them: an intent on another one, another customer's
+		// included, may hold the customer's line back.
+		own := map[[2]string]map[string]bool{}
 		for _, cp := range p.customers {
 			if cp.err == nil {
 				contracts[cp.m.ContractID] = true
-				customers[[2]string{cp.m.Source, cp.m.CustomerID}] = true
+				own[[2]string{cp.m.Source, cp.m.CustomerID}] = map[string]bool{idKey(cp.m.ContractID): true, idKey(cp.m.NextContractID): true}
 			}
 		}
 		replaced := func(in state.Intent) bool {
-			return in.After > 0 && customers[[2]string{in.Source, in.CustomerID}] && (!contracts[in.ContractID] || !named[in.ServiceID])
+			mine, ok := own[[2]string{in.Source, in.CustomerID}]
+			return ok && in.After > 0 && (!mine[idKey(in.ContractID)] || !named[in.ServiceID])
 		}
 		r := e.reconcileElsewhere(ctx, unsettled, contracts, replaced, p.plan.EffectiveDate, runs)
 		blocked, reconciled = r.blocked, r.done

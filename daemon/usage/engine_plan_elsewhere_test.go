@@ -12,25 +12,26 @@ import (
 // TestEngineSystems_planAgreesWithPassOnAnIntentElsewhere: an intent of a
 // pass that was killed an hour ago (longer than policies.settle_time) is
 // open on the line of cust-a that its mappings name no more: the customer
-// moved to another contract, or MDR's product mapping was re-pointed to a
-// new service. Where the PSA reads lines, the pass's Reconcile settles it
-// before the line that replaces it is decided: as done when the old line
-// shows the write (the pass then holds the new line, since the old one
-// still bills), as failed when it does not (the pass writes the new line).
-// A plan, which reconciles nothing, says line by line what that pass does,
-// and writes nothing.
+// moved to another contract (which may be cust-b's now: swapped), or MDR's
+// product mapping was re-pointed to a new service. Where the PSA reads
+// lines, the pass's Reconcile settles it before the line that replaces it
+// is decided: as done when the old line shows the write (the pass then
+// holds the new line, since the old one still bills), as failed when it
+// does not (the pass writes the new line); swapped, once it has set
+// cust-b's line there. A plan, which reconciles
+// nothing, says line by line what that pass does, and writes nothing.
 func TestEngineSystems_planAgreesWithPassOnAnIntentElsewhere(t *testing.T) {
 	t.Parallel()
 	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
-		for _, moved := range []bool{true, false} {
+		for _, how := range []string{"moved", "swapped", "repointed"} {
 			for _, applied := range []bool{true, false} {
-				name := fmt.Sprintf("%s/moved=%v/applied=%v", sys, moved, applied)
+				name := fmt.Sprintf("%s/%s/applied=%v", sys, how, applied)
 				t.Run(name, func(t *testing.T) {
 					t.Parallel()
 					h := newSysHarness(t, sys)
 					h.pol.MaxDecreasePercent = 0
 					svc, product := h.svcIntercept, "CIXA-MSP"
-					if !moved {
+					if how == "repointed" {
 						svc, product = h.svcMDR, "MDR"
 					}
 					// psa-syncd set the line to 5, then to 0: the line
@@ -47,12 +48,22 @@ func TestEngineSystems_planAgreesWithPassOnAnIntentElsewhere(t *testing.T) {
 						h.setByHand(h.contractA, svc, 42)
 					}
 					contract := h.contractA
-					if moved {
-						contract = h.moveTo("cust-a", "Acme Other Services")
-					} else {
+					rows := []string{"cust-a,Acme," + product + ",42"}
+					switch how {
+					case "repointed":
 						svc = h.repoint("MDR", "Managed Detection and Response 2", 9)
+					default:
+						contract = h.moveTo("cust-a", "Acme Other Services")
 					}
-					h.writeUsage("cust-a,Acme," + product + ",42")
+					if how == "swapped" {
+						// cust-b took cust-a's old contract over.
+						a, _ := h.doc.Customer("file", "cust-a")
+						b, _ := h.doc.Customer("file", "cust-b")
+						b.CompanyID, b.ContractID = a.CompanyID, h.contractA
+						h.doc.PutCustomer(b)
+						rows = append(rows, "cust-b,Globex,CIXA-MSP,10")
+					}
+					h.writeUsage(rows...)
 
 					h.sim.ResetRequests()
 					plan := h.plan()
@@ -66,19 +77,17 @@ func TestEngineSystems_planAgreesWithPassOnAnIntentElsewhere(t *testing.T) {
 					if open, _ := h.db.OpenIntents(); len(open) != 0 {
 						t.Fatalf("open intents after the pass = %+v, want none", open)
 					}
-					c := sysFindChange(res.Plan, svc)
+					// Swapped, the line is written once the pass has set
+					// cust-b's line on the old contract (movedLine).
 					want := ActionUpdate
-					if applied {
+					if applied && how != "swapped" {
 						want = ActionHeld
 					}
-					if c == nil || c.ContractID != contract || c.Action != want {
+					if c := sysFindChange(res.Plan, svc); c == nil || c.ContractID != contract || c.Action != want {
 						t.Fatalf("pass's change = %+v, want %s on %s", c, want, contract)
 					}
 					for _, pc := range res.Plan.Changes {
-						if pc.CustomerID != "cust-a" {
-							continue
-						}
-						got := sysFindChange(plan, pc.ServiceID)
+						got := sysFindChangeOf(plan, pc.CustomerID, pc.ServiceID)
 						if got == nil || got.ContractID != pc.ContractID || got.Action != pc.Action || got.Hold() != pc.Hold() || got.Desired != pc.Desired {
 							t.Errorf("plan's change = %+v,\nwant what the pass did: %+v", got, pc)
 						}
