@@ -1301,6 +1301,10 @@ var ErrRestoredBackup = errors.New("daemon: the state database is a restored bac
 type restoredError struct {
 	path  string
 	taken time.Time
+	// dump is set for a PostgreSQL database restored from a dump, whose
+	// time is that of the last write the dump records (see
+	// state.DB.RestoredBackup).
+	dump bool
 }
 
 func (e *restoredError) Is(target error) bool { return target == ErrRestoredBackup }
@@ -1309,10 +1313,17 @@ func (e *restoredError) Is(target error) bool { return target == ErrRestoredBack
 // sync requests keep it, which are served without credentials; the log
 // of the refusal names the database (startRestored).
 func (e *restoredError) Error() string {
-	return fmt.Sprintf("daemon: writes are held: the state database is a backup taken at %s and restored, so its ledger and ticket "+
+	what := fmt.Sprintf("a backup taken at %s and restored", e.taken.UTC().Format(time.RFC3339))
+	if e.dump {
+		what = fmt.Sprintf("restored from a dump (pg_restore) whose last recorded write is at %s", e.taken.UTC().Format(time.RFC3339))
+		if e.taken.IsZero() {
+			what = "restored from a dump (pg_restore) that records no write"
+		}
+	}
+	return fmt.Sprintf("daemon: writes are held: the state database is %s, so its ledger and ticket "+
 		"records lack what psa-syncd wrote since; a pass would write it again (for Kaseya BMS, a second line for every change posted since). "+
 		"Check the lines posted since that time in the PSA (for Kaseya BMS, post or remove lines so that each contract line matches the restored ledger: "+
-		"psa-syncd ledger), then start psa-syncd once with -state.allow-restore", e.taken.UTC().Format(time.RFC3339))
+		"psa-syncd ledger), then start psa-syncd once with -state.allow-restore", what)
 }
 
 // restored returns the refusal of writes when the state database is a
@@ -1322,7 +1333,7 @@ func (d *Daemon) restored() (*restoredError, error) {
 	if err != nil || !ok {
 		return nil, err
 	}
-	return &restoredError{path: d.db.Path(), taken: taken}, nil
+	return &restoredError{path: d.db.Path(), taken: taken, dump: d.db.Driver() == state.DriverPostgres}, nil
 }
 
 // removeStaleBackups removes the temporary copies of GET /api/v1/backup

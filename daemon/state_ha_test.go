@@ -611,6 +611,108 @@ func TestDaemon_kaseyaBMSRestoredBackupPostsNoLineTwice(t *testing.T) {
 	}
 }
 
+// TestDaemon_kaseyaBMSRestoredPostgresDumpPostsNoLineTwice: the README's
+// restore procedure for a PostgreSQL state database (stop every psa-syncd,
+// pg_restore --clean --if-exists a pg_dump, start) followed by a pass. As
+// for an SQLite backup, the restored ledger lacks the line posted after
+// the dump, and a pass would post it again: the restored database is told
+// from the live one (its tables are new, their rows the dump's), and a
+// pass writes nothing until the operator confirms the restore
+// (AllowRestore, -state.allow-restore), once.
+func TestDaemon_kaseyaBMSRestoredPostgresDumpPostsNoLineTwice(t *testing.T) {
+	t.Parallel()
+	sim, contract, dir, start := bmsFileSetup(t)
+	url := haDatabase(t)
+	f, err := os.OpenFile(dir+"/psa-syncd.yml", os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Fprintf(f, "state:\n  driver: postgres\n  url: %q\n", url); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	k := sim.KaseyaBMS()
+	usageRow := func(n int) {
+		dtWrite(t, dir+"/usage.csv", fmt.Sprintf("customer_id,product,quantity\ncust-acme,CIXA-MSP,%d\n", n))
+	}
+	open := func(allow, allowRestore bool) *Daemon {
+		d := start(Options{AllowEmptyState: allow, AllowRestore: allowRestore})
+		if err := d.BecomeActive(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	posts := func() int {
+		n := 0
+		for _, r := range sim.Requests() {
+			if r.Method == http.MethodPost && strings.HasSuffix(strings.ToLower(r.Path), "/services") {
+				n++
+			}
+		}
+		return n
+	}
+
+	// First start: 25 units posted; the nightly pg_dump runs.
+	usageRow(25)
+	d := open(true, false)
+	if _, err := d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dump := pgtest.Dump(t, url)
+	// The next day: usage rose to 30, a second line is posted.
+	usageRow(30)
+	if _, err := d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The live database, opened again, is no restored one.
+	d = open(false, false)
+	if _, marked, err := d.db.RestoredBackup(); marked || err != nil {
+		t.Fatalf("the live database: marked = %v, %v; want unmarked", marked, err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := posts(); n != 2 {
+		t.Fatalf("%d lines posted before the restore, want 2", n)
+	}
+
+	// The database is lost or damaged; the README's restore.
+	pgtest.Restore(t, dump, url)
+	d = open(false, false)
+	res, err := d.SyncOnce(t.Context(), usage.PassOptions{})
+	if n := posts(); n != 2 {
+		t.Errorf("the first pass after restoring the dump posted %d more lines (run %+v, err %v); want none: "+
+			"the 30 units were posted after the dump, and BMS now has the line twice: %+v",
+			n-2, res, err, k.ServiceLines(contract))
+	}
+	if !errors.Is(err, ErrRestoredBackup) || !strings.Contains(err.Error(), "restored from a dump (pg_restore) whose last recorded write is at") ||
+		!strings.Contains(err.Error(), "-state.allow-restore") {
+		t.Errorf("SyncOnce on the restored database = %v; want ErrRestoredBackup naming the dump and -state.allow-restore", err)
+	}
+	if p, err := d.Plan(t.Context(), usage.PassOptions{}); err != nil || !strings.Contains(p.WritesHeld, "restored") {
+		t.Errorf("Plan on the restored database = %+v, %v; want it computed, saying why writes are held", p, err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The operator confirms once; the mark is gone for good.
+	d = open(false, true)
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d = open(false, false)
+	defer d.Close()
+	if _, marked, err := d.db.RestoredBackup(); marked || err != nil {
+		t.Errorf("after -state.allow-restore: marked = %v, %v; want the mark removed", marked, err)
+	}
+}
+
 // TestDaemon_Run_exitsWhenLeadershipLost: when the connection holding the
 // leadership lock fails, Run stops and returns an error, so that the
 // process exits and a standby takes over.

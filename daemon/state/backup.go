@@ -205,20 +205,52 @@ func (db *DB) copyOnline(ctx context.Context, file string) (err error) {
 // taken, until an operator confirms its restore (ConfirmRestore).
 const metaBackupTakenAt = "backup_taken_at"
 
-// RestoredBackup reports whether this database is a copy written by Backup
-// (put back in place of a lost or damaged one) whose restore no operator
-// has confirmed yet, and when the copy was taken. The ledger and the ticket
-// records of such a database lack what psa-syncd did after that time: for
-// Kaseya BMS, whose quantities only the ledger records, a pass would post
-// the changes made since again; a ticket pass would send resolve notes
-// again and take its own closes for a technician's.
+// metaTableOID holds, in a PostgreSQL state database, the OID of its meta
+// table, recorded the first time psa-syncd opened it for writing
+// (recordTableOID). A logical restore (pg_restore, psql with a plain dump,
+// into the same database with --clean or into another one) creates every
+// table anew, with new OIDs, and copies the rows in, this one with the OID
+// of the table it was dumped from: that is how RestoredBackup tells a
+// restored PostgreSQL database from the live one, which pg_dump cannot
+// mark as Backup marks a SQLite copy. A physical copy (a point-in-time
+// recovery, a replica promoted) keeps the OIDs, and is not told apart. A
+// migration that creates the meta table anew must record its new OID.
+const metaTableOID = "meta_table_oid"
+
+// recordTableOID records the OID of a PostgreSQL database's meta table
+// (metaTableOID), unless one is recorded already: a restored database
+// keeps the OID of the table it was dumped from until an operator confirms
+// its restore (ConfirmRestore).
+func (db *DB) recordTableOID(ctx context.Context) error {
+	if db.dialect != dialectPostgres {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, db.cfg.ConnectTimeout+db.timeout)
+	defer cancel()
+	_, err := db.sql.ExecContext(ctx, `INSERT INTO meta (key, value) SELECT $1, 'meta'::regclass::oid::text ON CONFLICT (key) DO NOTHING`, metaTableOID)
+	return db.wrap("recording the meta table's identity", err)
+}
+
+// RestoredBackup reports whether this database is a restored backup whose
+// restore no operator has confirmed yet (ConfirmRestore), and when the
+// copy was taken: a copy written by Backup (SQLite, put back in place of a
+// lost or damaged one), which holds that time, or a PostgreSQL database
+// restored from a pg_dump of a psa-syncd that recorded its meta table's
+// OID (metaTableOID), whose time is that of the last pass, intent, ledger
+// entry or ticket record the copy records (zero: none), a time at or
+// before the dump: what psa-syncd wrote to the PSA since then is what to
+// check. The ledger and the ticket records of such
+// a database lack what psa-syncd did after that time: for Kaseya BMS,
+// whose quantities only the ledger records, a pass would post the changes
+// made since again; a ticket pass would send resolve notes again and take
+// its own closes for a technician's.
 func (db *DB) RestoredBackup() (time.Time, bool, error) {
 	ctx, cancel := db.ctx()
 	defer cancel()
 	var v string
 	err := db.sql.QueryRowContext(ctx, db.q(`SELECT value FROM meta WHERE key = ?`), metaBackupTakenAt).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, false, nil
+		return db.restoredDump(ctx)
 	}
 	if err != nil {
 		return time.Time{}, false, db.wrap("reading the backup mark", err)
@@ -230,13 +262,44 @@ func (db *DB) RestoredBackup() (time.Time, bool, error) {
 	return at, true, nil
 }
 
+// restoredDump is RestoredBackup for a PostgreSQL database restored from
+// a dump (metaTableOID).
+func (db *DB) restoredDump(ctx context.Context) (time.Time, bool, error) {
+	if db.dialect != dialectPostgres {
+		return time.Time{}, false, nil
+	}
+	var differs sql.NullBool
+	err := db.sql.QueryRowContext(ctx, `SELECT (SELECT value FROM meta WHERE key = $1) <> 'meta'::regclass::oid::text`, metaTableOID).Scan(&differs)
+	if err != nil {
+		return time.Time{}, false, db.wrap("reading the meta table's identity", err)
+	}
+	// NULL: no OID recorded yet (a database no psa-syncd of this version
+	// opened for writing yet).
+	if !differs.Valid || !differs.Bool {
+		return time.Time{}, false, nil
+	}
+	// Only for a restored database: these read whole tables.
+	var last sql.NullTime
+	err = db.sql.QueryRowContext(ctx, `SELECT GREATEST((SELECT MAX(GREATEST(started, finished)) FROM runs), (SELECT MAX(created) FROM intents),
+		(SELECT MAX(at) FROM ledger), (SELECT MAX(GREATEST(created, updated, closed_at)) FROM tickets))`).Scan(&last)
+	if err != nil {
+		return time.Time{}, true, db.wrap("reading the time of the restored database's last write", err)
+	}
+	return last.Time, true, nil
+}
+
 // ConfirmRestore removes the mark of RestoredBackup: an operator has
 // checked what psa-syncd wrote since the backup was taken, and passes may
-// write again. It is needed once per restore.
+// write again. It is needed once per restore. On PostgreSQL it records the
+// restored meta table's OID as the database's own (metaTableOID).
 func (db *DB) ConfirmRestore() error {
 	ctx, cancel := db.ctx()
 	defer cancel()
 	_, err := db.sql.ExecContext(ctx, db.q(`DELETE FROM meta WHERE key = ?`), metaBackupTakenAt)
+	if err == nil && db.dialect == dialectPostgres {
+		_, err = db.sql.ExecContext(ctx, `INSERT INTO meta (key, value) SELECT $1, 'meta'::regclass::oid::text
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, metaTableOID)
+	}
 	return db.wrap("confirming the restore of a backup", err)
 }
 

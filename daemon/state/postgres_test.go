@@ -858,3 +858,65 @@ func TestLeadership_instancesStartedAtOnce(t *testing.T) {
 		t.Errorf("schema_migrations rows = %d, %v; want %d, each applied once", migrations, err, SchemaVersion)
 	}
 }
+
+// TestRestoredBackup_postgresDumpRestored: a PostgreSQL state database
+// restored from a pg_dump with pg_restore, into the same database or
+// another one, is a restored backup (RestoredBackup) until an operator
+// confirms the restore, with the time of the last pass or intent the dump
+// holds: writes made after it are what the restored ledger lacks. Opened
+// again, the live database is not one, nor is a database whose tables were
+// rewritten in place (VACUUM FULL).
+func TestRestoredBackup_postgresDumpRestored(t *testing.T) {
+	t.Parallel()
+	for _, into := range []string{"same", "other"} {
+		t.Run(into, func(t *testing.T) {
+			t.Parallel()
+			url := pgtest.NewDatabase(t)
+			db := openConfig(t, Config{Driver: DriverPostgres, URL: url})
+			started := time.Date(2026, time.November, 21, 10, 0, 0, 0, time.UTC)
+			r, err := db.BeginRun(Run{Trigger: "schedule", Started: started, Result: RunRunning})
+			if err != nil {
+				t.Fatal(err)
+			}
+			created := started.Add(time.Minute)
+			if _, err := db.OpenIntent(Intent{RunID: r.ID, System: "kaseyabms", Source: "file", CustomerID: "cust-a", ContractID: "2001", ServiceID: "300",
+				After: 42, EffectiveDate: time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC), Created: created}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.sql.ExecContext(t.Context(), `VACUUM FULL meta`); err != nil {
+				t.Fatal(err)
+			}
+			if _, marked, err := db.RestoredBackup(); marked || err != nil {
+				t.Fatalf("the live database: RestoredBackup = %v, %v; want unmarked", marked, err)
+			}
+			closeDB(t, db)
+			db = openConfig(t, Config{Driver: DriverPostgres, URL: url})
+			if _, marked, err := db.RestoredBackup(); marked || err != nil {
+				t.Fatalf("the live database opened again: RestoredBackup = %v, %v; want unmarked", marked, err)
+			}
+			closeDB(t, db)
+
+			target := url
+			if into == "other" {
+				target = pgtest.NewDatabase(t)
+			}
+			pgtest.Restore(t, pgtest.Dump(t, url), target)
+			db = openConfig(t, Config{Driver: DriverPostgres, URL: target})
+			if at, marked, err := db.RestoredBackup(); !marked || err != nil || !at.Equal(created) {
+				t.Fatalf("the restored database: RestoredBackup = %v, %v, %v; want marked at %v, the dump's last intent", at, marked, err, created)
+			}
+			if err := db.ConfirmRestore(); err != nil {
+				t.Fatal(err)
+			}
+			if _, marked, err := db.RestoredBackup(); marked || err != nil {
+				t.Errorf("after ConfirmRestore: RestoredBackup = %v, %v; want unmarked", marked, err)
+			}
+			closeDB(t, db)
+			db = openConfig(t, Config{Driver: DriverPostgres, URL: target})
+			defer closeDB(t, db)
+			if _, marked, err := db.RestoredBackup(); marked || err != nil {
+				t.Errorf("opened again after ConfirmRestore: RestoredBackup = %v, %v; want unmarked", marked, err)
+			}
+		})
+	}
+}

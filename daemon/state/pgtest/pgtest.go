@@ -343,3 +343,38 @@ func CommitWaitsForAStandby(tb testing.TB, db *sql.DB) bool {
 		}
 	}
 }
+
+// Dump dumps the database at url with pg_dump in its custom format, as
+// README's backup procedure says, and returns the dump's file.
+func Dump(tb testing.TB, url string) string {
+	tb.Helper()
+	dump := filepath.Join(tb.TempDir(), "psa-syncd.dump")
+	client(tb, "pg_dump", "-Fc", "-f", dump, "-d", url)
+	return dump
+}
+
+// Restore restores dump (Dump) into the database at url with pg_restore
+// --clean --if-exists, as README's restore procedure says: into the
+// database it was dumped from, or another one.
+func Restore(tb testing.TB, dump, url string) {
+	tb.Helper()
+	client(tb, "pg_restore", "--clean", "--if-exists", "-d", url, dump)
+}
+
+// client runs a PostgreSQL client program, from the server's directory
+// (Bin), else from PATH (a pg_dump older than the server refuses to dump
+// it); a failure ends the test.
+func client(tb testing.TB, name string, args ...string) {
+	tb.Helper()
+	path := name
+	if bin, err := Bin(); err == nil {
+		if _, err := os.Stat(filepath.Join(bin, name)); err == nil {
+			path = filepath.Join(bin, name)
+		}
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "LANG=C")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("pgtest: %s: %v\n%s", name, err, out)
+	}
+}
