@@ -1412,7 +1412,12 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 				doubtedPost(c)
 			}
 			if c.Action == ActionUpdate && c.CurrentKnown && !p.ledger && writesDeltas(e.be.System()) {
-				if err := e.staleRead(c, o, cp.period, inForce.of(rd, cp.chunk)); err != nil {
+				entries := inForce.of(rd, cp.chunk)
+				if in, ok := unsettled[key]; ok {
+					l, exists := cur.lines.get(key)
+					entries = e.withOwnReconciled(entries, in, l, exists, p.plan.EffectiveDate, reconciled, runs)
+				}
+				if err := e.staleRead(c, o, cp.period, entries); err != nil {
 					cp.fail(i, err, c)
 					continue
 				}

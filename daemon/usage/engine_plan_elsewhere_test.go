@@ -97,3 +97,35 @@ func TestEngineSystems_planAgreesWithPassOnAnIntentElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineAutotask_planAgreesWithPassOnItsLineSettled: psa-syncd set the
+// line to 42, then to 30; a pass killed an hour ago opened an intent to set
+// it back to 42, and Autotask shows 42. The pass's Reconcile closes the
+// intent as done, its ledger then says 30 -> 42, and the pass adjusts the
+// line to the usage. A plan, which reconciles nothing, reads the same
+// ledger as that pass: not "42 -> 30", which would hold the line as a read
+// from before psa-syncd's last write (stale_read).
+func TestEngineAutotask_planAgreesWithPassOnItsLineSettled(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	h.pol.MaxDecreasePercent = 0
+	h.firstPass(1, "cust-a,Acme,CIXA-MSP,42")
+	h.firstPass(1, "cust-a,Acme,CIXA-MSP,30")
+	if _, err := h.db.OpenIntent(state.Intent{RunID: 99, System: h.system, Source: "file", CustomerID: "cust-a",
+		ContractID: h.contractA, ServiceID: h.svcIntercept, Before: 30, After: 42, BeforeKnown: true, EffectiveDate: etPeriodDay,
+		Created: etNow.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	h.setByHand(h.contractA, h.svcIntercept, 42)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,50")
+
+	plan := h.plan()
+	res := h.sync(PassOptions{})
+	if c := sysFindChange(res.Plan, h.svcIntercept); c == nil || c.Action != ActionUpdate || c.Desired != 50 {
+		t.Fatalf("pass's change = %+v, want an update to 50", c)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 50)
+	if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionUpdate || c.Desired != 50 {
+		t.Errorf("plan's change = %+v, want an update to 50, as the pass did", c)
+	}
+}

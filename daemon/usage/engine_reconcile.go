@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -417,6 +418,46 @@ func reconciledEntry(in state.Intent, n int) state.LedgerEntry {
 	return state.LedgerEntry{Seq: reconciledSeq + int64(n), RunID: in.RunID, System: in.System, Source: in.Source, CustomerID: in.CustomerID,
 		ContractID: in.ContractID, ServiceID: in.ServiceID, Before: in.Before, After: in.After,
 		EffectiveDate: in.EffectiveDate, IntentID: in.ID}
+}
+
+// withOwnReconciled returns entries, the ledger entries in force at a
+// plan's effective date (ledgerInForce.of), as the pass finds them once
+// its Reconcile has closed in, the open intent of the line being decided,
+// as done: the intent's entry, added after every other, is in force unless
+// an entry dated later than it is. An intent dated effective is settled
+// from the plan's own read of its line (l, exists), one dated another day
+// as reconcileElsewhere predicted (reconciled).
+func (e *Engine) withOwnReconciled(entries func() (map[psa.LineKey]state.LedgerEntry, error), in state.Intent, l psa.ContractLine, exists bool,
+	effective time.Time, reconciled map[psa.LineKey]state.LedgerEntry, runs map[int64]time.Time) func() (map[psa.LineKey]state.LedgerEntry, error) {
+	var le state.LedgerEntry
+	switch {
+	case in.EffectiveDate.Equal(effective):
+		if intentOutcome(in, l, exists) != state.IntentDone || e.unsettledLine(in, l, exists, runs) != nil {
+			return entries
+		}
+		le = reconciledEntry(in, len(reconciled))
+	default:
+		var ok bool
+		if le, ok = reconciled[psa.LineKey{ContractID: idKey(in.ContractID), ServiceID: idKey(in.ServiceID)}]; !ok || !le.EffectiveDate.Before(effective.AddDate(0, 0, 1)) {
+			return entries
+		}
+	}
+	key := psa.LineKey{ContractID: in.ContractID, ServiceID: in.ServiceID}
+	return func() (map[psa.LineKey]state.LedgerEntry, error) {
+		got, err := entries()
+		if err != nil {
+			return got, err
+		}
+		if cur, ok := got[key]; ok && le.EffectiveDate.Before(cur.EffectiveDate) {
+			return got, nil
+		}
+		out := maps.Clone(got)
+		if out == nil {
+			out = map[psa.LineKey]state.LedgerEntry{}
+		}
+		out[key] = le
+		return out, nil
+	}
 }
 
 // withReconciled returns later, the changes psa-syncd made to lines from
