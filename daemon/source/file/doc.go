@@ -9,12 +9,19 @@
 //	,,PB-STD,Password Boss Standard,3,2026-10
 //
 // customer_id, product and quantity are required columns; the others are
-// optional. A column the format does not know rejects the whole file, so a
-// misspelt optional column (customer_nam) cannot silently drop data; the
-// error of a header that a spreadsheet's export settings made so (columns
-// separated by ";" or tabs, Excel's "sep=" line, lines that end in a
-// carriage return alone, a column without a name) says so, and how to save
-// the file instead. A UTF-8 byte-order mark is ignored.
+// optional. The columns are separated by commas, or by ";" or tabs when
+// the header is: a header line without a comma whose first column, split
+// on ";" (Excel's CSV where a comma is the decimal separator) or a tab, is
+// a known one. Excel's "sep=;" first line ("sep=," or "sep=" and a tab)
+// names the separator, and the header is then line 2. The rows are read
+// as those of commas: a field in quotes may hold the separator. A column
+// the format does not know rejects the whole file, so a misspelt optional
+// column (customer_nam) cannot silently drop data; the error of a header
+// that a spreadsheet's export settings made so (a header of ";" or tabs
+// that holds a comma too, a "sep=" line of another separator, or before a
+// header of commas, lines that end in a carriage return alone, a column
+// without a name) says so, and how to save the file instead. A UTF-8
+// byte-order mark is ignored.
 //
 // A JSON file holds an array of objects with the same keys, or an object
 // {"records": [...]} wrapping that array. Values are strings or numbers. An
@@ -39,10 +46,10 @@
 // that cannot be split into columns (a stray quote) names its customer
 // only when customer_id is the first column and the fault comes after
 // it, on the row's own line; so does a row that splits into another number of columns than the header's
-// (a comma not quoted in a name), when customer_id is the first column and
+// (a separator not quoted in a name), when customer_id is the first column and
 // the row a line of its own: nothing before the first column can shift
 // it, and a record of one line swallowed no other row. A CSV field in
-// quotes that runs over several lines and holds a comma is a bad row too,
+// quotes that runs over several lines and holds the separator is a bad row too,
 // though the record has the header's number of columns: a quote opened
 // in one row and closed by a stray one in a later row reads the rows
 // between as that field's text, and the later row's columns as the first

@@ -415,9 +415,13 @@ func (r row) record(p source.Period) (source.Record, error) {
 // parseCSV reads the header and hands each row to each. Header problems (a
 // missing required column, an unknown or repeated column) reject the whole
 // file, because every row would be misread; a row that cannot be split into
-// columns is a row with err set.
+// columns is a row with err set. The columns are separated by commas, or by
+// the separator of Excel's "sep=" first line, or by ";" or tabs when the
+// header is so separated (see separator).
 func parseCSV(name string, data []byte, each func(row)) error {
+	data, sep := separator(data)
 	cr := csv.NewReader(bytes.NewReader(data))
+	cr.Comma = sep
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	header, err := cr.Read()
@@ -427,26 +431,28 @@ func parseCSV(name string, data []byte, each func(row)) error {
 	if err != nil {
 		return fmt.Errorf("file: %s: reading header: %w", name, err)
 	}
+	// Line 1, or 2 after a "sep=" line.
+	hl, _ := cr.FieldPos(0)
 	cols := make([]string, len(header))
 	seen := map[string]bool{}
 	for i, h := range header {
 		c := strings.ToLower(strings.TrimSpace(h))
 		if c == "" {
-			return fmt.Errorf("file: %s:1: column %d of the header has no name (a comma at the end of the header, or a column the spreadsheet "+
-				"saved blank): remove it, or name it one of %s", name, i+1, strings.Join(knownColumns, ", "))
+			return fmt.Errorf("file: %s:%d: column %d of the header has no name (%s at the end of the header, or a column the spreadsheet "+
+				"saved blank): remove it, or name it one of %s", name, hl, i+1, sepName(sep), strings.Join(knownColumns, ", "))
 		}
 		if !known(c) {
-			return fmt.Errorf("file: %s:1: unknown column %q (want %s)%s", name, h, strings.Join(knownColumns, ", "), headerHint(h))
+			return fmt.Errorf("file: %s:%d: unknown column %q (want %s)%s", name, hl, h, strings.Join(knownColumns, ", "), headerHint(h))
 		}
 		if seen[c] {
-			return fmt.Errorf("file: %s:1: column %q appears twice", name, c)
+			return fmt.Errorf("file: %s:%d: column %q appears twice", name, hl, c)
 		}
 		seen[c] = true
 		cols[i] = c
 	}
 	for _, c := range requiredColumns {
 		if !seen[c] {
-			return fmt.Errorf("file: %s:1: column %q is missing from the header", name, c)
+			return fmt.Errorf("file: %s:%d: column %q is missing from the header", name, hl, c)
 		}
 	}
 	fields := make(map[string]string, len(cols))
@@ -466,10 +472,10 @@ func parseCSV(name string, data []byte, each func(row)) error {
 					// it swallowed, read as they were written.
 					err := fmt.Errorf("%w at line %d, column %d; the row runs from line %d to line %d: "+
 						"a quote left open may have swallowed the rows between", pe.Err, pe.Line, pe.Column, pe.StartLine, pe.Line)
-					eachLine(name, pe.StartLine, data[start:cr.InputOffset()], cols, err, each)
+					eachLine(name, pe.StartLine, data[start:cr.InputOffset()], cols, sep, err, each)
 					continue
 				}
-				if id, ok := leadingField(data[start:], pe); ok && cols[0] == colCustomerID {
+				if id, ok := leadingField(data[start:], pe, sep); ok && cols[0] == colCustomerID {
 					r.fields = map[string]string{colCustomerID: id}
 				}
 				each(r)
@@ -497,10 +503,10 @@ func parseCSV(name string, data []byte, each func(row)) error {
 				last, _ := cr.FieldPos(len(rec) - 1)
 				last += strings.Count(rec[len(rec)-1], "\n")
 				r.err = fmt.Errorf("%w; it runs from line %d to line %d: a quote left open may have swallowed the rows between", r.err, line, last)
-				eachLine(name, line, data[start:cr.InputOffset()], cols, r.err, each)
+				eachLine(name, line, data[start:cr.InputOffset()], cols, sep, r.err, each)
 				continue
 			case cols[0] == colCustomerID:
-				// A comma not quoted in a name, say: the columns after
+				// A separator not quoted in a name, say: the columns after
 				// it are shifted, but nothing comes before the first,
 				// so the row is its customer's, and fails that customer
 				// alone.
@@ -509,14 +515,14 @@ func parseCSV(name string, data []byte, each func(row)) error {
 			each(r)
 			continue
 		}
-		if i := slices.IndexFunc(rec, swallowed); i >= 0 {
+		if i := slices.IndexFunc(rec, func(f string) bool { return swallowed(f, sep) }); i >= 0 {
 			// The header's number of columns, yet a quote opened in one
 			// row may have closed in a later one: the rows between are
 			// then text of this field, billed to no one, and the
 			// columns after the quote are the later row's.
 			first, _ := cr.FieldPos(i)
-			eachLine(name, line, data[start:cr.InputOffset()], cols, fmt.Errorf("the quoted %s field runs from line %d to line %d and holds a comma: "+
-				"a quote left open may have swallowed the rows between", cols[i], first, first+strings.Count(rec[i], "\n")), each)
+			eachLine(name, line, data[start:cr.InputOffset()], cols, sep, fmt.Errorf("the quoted %s field runs from line %d to line %d and holds %s: "+
+				"a quote left open may have swallowed the rows between", cols[i], first, first+strings.Count(rec[i], "\n"), sepName(sep)), each)
 			continue
 		}
 		// One map serves every row: each takes what it keeps from it.
@@ -528,15 +534,15 @@ func parseCSV(name string, data []byte, each func(row)) error {
 }
 
 // swallowed reports whether field, a field of a record with the header's
-// number of columns, may hold other rows: it holds a line break and a
-// comma. A quote at the start of a field, left open, runs on into the
-// next rows until another row's stray quote closes it. The field then
-// holds a comma, before or after its line break, whenever the record
+// number of columns, may hold other rows: it holds a line break and the
+// separator sep. A quote at the start of a field, left open, runs on into
+// the next rows until another row's stray quote closes it. The field then
+// holds a separator, before or after its line break, whenever the record
 // still has the header's number of columns: without one, two rows of the
 // header's n columns joined would have 2n-1. A name written over several
-// lines without a comma is read as it is.
-func swallowed(field string) bool {
-	return strings.Contains(field, "\n") && strings.Contains(field, ",")
+// lines without a separator is read as it is.
+func swallowed(field string, sep rune) bool {
+	return strings.Contains(field, "\n") && strings.ContainsRune(field, sep)
 }
 
 // eachLine hands each a row per line of record, a CSV record over several
@@ -546,10 +552,10 @@ func swallowed(field string) bool {
 // and the other customers are billed. When a line's customer cannot be
 // told, the record is one row of any customer, at line. record is the
 // record's input, with the blank lines the reader skipped before it; line
-// is its first line's number.
-func eachLine(name string, line int, record []byte, cols []string, err error, each func(row)) {
+// is its first line's number; sep separates its columns.
+func eachLine(name string, line int, record []byte, cols []string, sep rune, err error, each func(row)) {
 	const fix = "; close the quote, or put the field on one line"
-	rows, ok := lineRows(name, line, record, cols)
+	rows, ok := lineRows(name, line, record, cols, sep)
 	if !ok {
 		each(row{where: fmt.Sprintf("%s:%d", name, line), err: fmt.Errorf("%w, so whose usage they are cannot be told"+fix, err)})
 		return
@@ -573,7 +579,7 @@ func eachLine(name string, line int, record []byte, cols []string, err error, ea
 // line, when the period comes before that field. A line of blanks only is
 // no one's row. It returns one row per line with its customer_id (err is
 // for the caller to set), or false when a customer cannot be told.
-func lineRows(name string, line int, record []byte, cols []string) ([]row, bool) {
+func lineRows(name string, line int, record []byte, cols []string, sep rune) ([]row, bool) {
 	if cols[0] != colCustomerID {
 		return nil, false
 	}
@@ -585,12 +591,13 @@ func lineRows(name string, line int, record []byte, cols []string) ([]row, bool)
 		if strings.TrimSpace(l) == "" {
 			continue
 		}
-		id, ok := firstField(l)
+		id, ok := firstField(l, sep)
 		if !ok {
 			return nil, false
 		}
 		r := row{where: fmt.Sprintf("%s:%d", name, line+k), fields: map[string]string{colCustomerID: id}}
 		lr := csv.NewReader(strings.NewReader(l))
+		lr.Comma = sep
 		lr.FieldsPerRecord = -1
 		lr.LazyQuotes = true // the stray quote that closed the field reads as text
 		if fields, err := lr.Read(); err == nil && period >= 0 &&
@@ -603,15 +610,16 @@ func lineRows(name string, line int, record []byte, cols []string) ([]row, bool)
 }
 
 // firstField returns the first field of line, a line of a CSV file read on
-// its own, when it can be told: plain text without a quote, or a field in
-// quotes closed where it ends, at a comma or the line's end, without a
-// comma in it. A quote in plain text, or one left open, may be the one
-// that opened or closed a field over several lines: the line's first field
-// is then text of another row's field, or this row's runs on.
-func firstField(line string) (string, bool) {
+// its own, its columns separated by sep, when it can be told: plain text
+// without a quote, or a field in quotes closed where it ends, at a
+// separator or the line's end, without a separator in it. A quote in plain
+// text, or one left open, may be the one that opened or closed a field over
+// several lines: the line's first field is then text of another row's
+// field, or this row's runs on.
+func firstField(line string, sep rune) (string, bool) {
 	rest, quoted := strings.CutPrefix(line, `"`)
 	if !quoted {
-		field, _, _ := strings.Cut(line, ",")
+		field, _, _ := strings.Cut(line, string(sep))
 		if strings.Contains(field, `"`) {
 			return "", false
 		}
@@ -629,8 +637,8 @@ func firstField(line string) (string, bool) {
 		case strings.HasPrefix(rest, `"`):
 			b.WriteByte('"')
 			rest = rest[1:]
-		case rest == "" || rest[0] == ',':
-			if strings.Contains(b.String(), ",") {
+		case rest == "" || strings.HasPrefix(rest, string(sep)):
+			if strings.ContainsRune(b.String(), sep) {
 				return "", false
 			}
 			return strings.TrimSpace(b.String()), true
@@ -653,18 +661,60 @@ func oneLine(record []byte) bool {
 // then it is the field as written, whatever is wrong later in the line. As
 // the first column, nothing before it can shift it, so the row's customer
 // is known and fails alone rather than every customer of the file. rest is
-// the input from where the record's read began.
-func leadingField(rest []byte, pe *csv.ParseError) (string, bool) {
+// the input from where the record's read began; sep separates its columns.
+func leadingField(rest []byte, pe *csv.ParseError, sep rune) (string, bool) {
 	if pe.StartLine != pe.Line {
 		return "", false
 	}
 	rest = bytes.TrimLeft(rest, "\r\n") // the blank lines the reader skipped
 	line, _, _ := bytes.Cut(rest, []byte("\n"))
-	field, _, found := bytes.Cut(line, []byte(","))
+	field, _, found := bytes.Cut(line, []byte(string(sep)))
 	if !found || bytes.ContainsRune(field, '"') || pe.Column <= len(field)+1 {
 		return "", false
 	}
 	return strings.TrimSpace(string(field)), true
+}
+
+// separator returns the separator of the CSV file data and the data to
+// read with it. Excel separates the columns of a CSV file with the list
+// separator of the computer's region settings: ";" where a comma is the
+// decimal separator. Its "sep=;" first line (or "sep=," or "sep=" and a
+// tab) names the separator; the data returned then starts at the end of
+// that line, so that the reader skips it as a blank line and counts the
+// lines of the file. Otherwise a header line without a comma whose first
+// column, split on ";" or a tab, is a known one is so separated: a header
+// of commas has one, and a column name never holds ";" or a tab, so
+// neither is taken for another. Anything else is read with commas, and a
+// header of another separator is refused by its unknown column.
+func separator(data []byte) ([]byte, rune) {
+	first, _, _ := bytes.Cut(data, []byte("\n"))
+	if s, ok := bytes.CutPrefix(bytes.ToLower(bytes.TrimSuffix(first, []byte("\r"))), []byte("sep=")); ok && len(s) == 1 && bytes.ContainsAny(s, ",;\t") {
+		return data[len(first):], rune(s[0])
+	}
+	header, _, _ := bytes.Cut(bytes.TrimLeft(data, "\r\n"), []byte("\n"))
+	if bytes.ContainsRune(header, ',') {
+		return data, ','
+	}
+	for _, sep := range []rune{';', '\t'} {
+		hr := csv.NewReader(bytes.NewReader(header))
+		hr.Comma = sep
+		hr.LazyQuotes = true
+		if cols, err := hr.Read(); err == nil && len(cols) > 1 && known(strings.ToLower(strings.TrimSpace(cols[0]))) {
+			return data, sep
+		}
+	}
+	return data, ','
+}
+
+// sepName names the separator sep in a message.
+func sepName(sep rune) string {
+	switch sep {
+	case ',':
+		return "a comma"
+	case '\t':
+		return "a tab"
+	}
+	return `a "` + string(sep) + `"`
 }
 
 // headerHint tells, for a column name h the header does not know, the
@@ -679,14 +729,17 @@ func headerHint(h string) string {
 	}
 	switch {
 	case strings.HasPrefix(c, "sep="):
-		return `: the first line is Excel's separator line; remove it, and separate the columns with commas`
+		return `: the first line is Excel's separator line, for another separator than a comma, ";" or a tab; remove it, and separate the columns with commas`
 	case strings.Contains(h, "\r"):
 		return `: the lines end in a carriage return alone (Excel's "CSV (Macintosh)"); save the file as "CSV UTF-8", whose lines end in CR LF`
-	case separated(";"):
-		return `: the columns are separated by ";", not commas (Excel separates those of a CSV file with the list separator of the computer's ` +
-			`region settings, ";" where a comma is the decimal separator); save the file with commas between the columns`
-	case separated("\t"):
-		return `: the columns are separated by tabs, not commas (Excel's "Text (Tab delimited)", or a copy of the cells); save the file as "CSV UTF-8"`
+	case separated(","):
+		// Read with the separator of a "sep=" line.
+		return `: the columns are separated by commas, not by the separator that the first line ("sep=") names; remove that line`
+	case separated(";"), separated("\t"):
+		// A header of ";" or tabs is read so (see separator), unless
+		// it holds a comma too.
+		return `: the columns are separated by ";" or tabs, but the header holds a comma too, so which one separates them cannot be told; ` +
+			`remove the comma from the header`
 	}
 	return ""
 }

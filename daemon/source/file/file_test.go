@@ -2,6 +2,7 @@ package file_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -293,14 +294,21 @@ func TestFetch_fileErrors(t *testing.T) {
 		// error says which and how to save the file instead.
 		{"empty column", "u.csv", "customer_id,product,quantity,\r\nc1,P,3,\r\n", `file: u.csv:1: column 4 of the header has no name (a comma at the end of the header, ` +
 			`or a column the spreadsheet saved blank): remove it, or name it one of customer_id, customer_name, product, product_name, quantity, period`},
-		{"semicolons", "u.csv", "\ufeffcustomer_id;customer_name;product;quantity\r\nc1;Acme, Inc.;P;3\r\n", `file: u.csv:1: unknown column "customer_id;customer_name;product;quantity" ` +
-			`(want customer_id, customer_name, product, product_name, quantity, period): the columns are separated by ";", not commas (Excel separates those of ` +
-			`a CSV file with the list separator of the computer's region settings, ";" where a comma is the decimal separator); save the file with commas between the columns`},
-		{"tabs", "u.csv", "Customer_ID\tProduct\tQuantity\n", `file: u.csv:1: unknown column "Customer_ID\tProduct\tQuantity" ` +
-			`(want customer_id, customer_name, product, product_name, quantity, period): the columns are separated by tabs, not commas ` +
-			`(Excel's "Text (Tab delimited)", or a copy of the cells); save the file as "CSV UTF-8"`},
-		{"separator line", "u.csv", "sep=;\ncustomer_id;product;quantity\n", `file: u.csv:1: unknown column "sep=;" (want customer_id, customer_name, product, product_name, quantity, period): ` +
-			`the first line is Excel's separator line; remove it, and separate the columns with commas`},
+		// A header of ";" or tabs is read so (TestFetch_csvSeparators),
+		// unless it holds a comma too.
+		{"semicolons and a comma", "u.csv", "\ufeffcustomer_id;customer_name;product;quantity,\r\nc1;Acme, Inc.;P;3\r\n", `file: u.csv:1: unknown column ` +
+			`"customer_id;customer_name;product;quantity" (want customer_id, customer_name, product, product_name, quantity, period): the columns are ` +
+			`separated by ";" or tabs, but the header holds a comma too, so which one separates them cannot be told; remove the comma from the header`},
+		{"separator line of another separator", "u.csv", "sep=|\ncustomer_id|product|quantity\n", `file: u.csv:1: unknown column "sep=|" (want customer_id, ` +
+			`customer_name, product, product_name, quantity, period): the first line is Excel's separator line, for another separator than a comma, ";" ` +
+			`or a tab; remove it, and separate the columns with commas`},
+		{"separator line of another header", "u.csv", "sep=;\r\ncustomer_id,product,quantity\r\n", `file: u.csv:2: unknown column "customer_id,product,quantity" ` +
+			`(want customer_id, customer_name, product, product_name, quantity, period): the columns are separated by commas, not by the separator ` +
+			`that the first line ("sep=") names; remove that line`},
+		{"separator line, missing column", "u.csv", "sep=;\ncustomer_id;product\n", `file: u.csv:2: column "quantity" is missing from the header`},
+		{"semicolons, empty column", "u.csv", "customer_id;product;quantity;\n", `file: u.csv:1: column 4 of the header has no name (a ";" at the end of the header, ` +
+			`or a column the spreadsheet saved blank): remove it, or name it one of customer_id, customer_name, product, product_name, quantity, period`},
+		{"separator line only", "u.csv", "sep=;", `file: u.csv: empty file, want a header row with customer_id, product, quantity`},
 		{"carriage returns", "u.csv", "customer_id,product,quantity\rc1,P,3\r", `file: u.csv:1: unknown column "quantity\rc1" (want customer_id, customer_name, product, product_name, quantity, period): ` +
 			`the lines end in a carriage return alone (Excel's "CSV (Macintosh)"); save the file as "CSV UTF-8", whose lines end in CR LF`},
 		{"empty csv", "u.csv", "", `file: u.csv: empty file, want a header row with customer_id, product, quantity`},
@@ -318,6 +326,84 @@ func TestFetch_fileErrors(t *testing.T) {
 			_, err := newSource(t, file.Config{Path: p}).Fetch(t.Context(), oct2026)
 			if err == nil || err.Error() != tc.want {
 				t.Errorf("Fetch error = %v, want %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestFetch_csvSeparators reads files whose columns are separated by ";"
+// (Excel's CSV where a comma is the decimal separator) or tabs, named by
+// the header or by Excel's "sep=" first line, as a file of commas: a
+// field in quotes may hold the separator, and a bad row fails its
+// customer only, the lines a quote left open ran over each theirs.
+func TestFetch_csvSeparators(t *testing.T) {
+	t.Parallel()
+	// "|" stands for the separator.
+	lines := []string{
+		"Customer_ID|customer_name|product|quantity|period",
+		`2c9f|"Acme| Inc."|CIXA|4|2026-10`,  // the separator in quotes
+		"3b1e|Globex|CIXA|3,5|2026-10",      // a decimal comma: 3b1e's
+		"4d2a|Initech| Inc.|CIXA|2|2026-10", // the separator not quoted: a column more, 4d2a's
+		`5e6f|"Umbrella|CIXA|1|2026-10`,     // a quote left open ...
+		`6a7b|Hooli"|CIXA|2|2026-10`,        // ... closed a row later: each line its customer's
+		`7c8d|Stark|CIX"A|1|2026-10`,        // a stray quote after the customer: 7c8d's
+		"8e9f|Wayne|CIXA|5|2026-10",
+	}
+	for _, tc := range []struct {
+		name, sep, before, eol string
+	}{
+		{"semicolons", ";", "", "\n"},
+		{"semicolons of Excel", ";", "\ufeff", "\r\n"},
+		{"separator line", ";", "\ufeffsep=;\r\n", "\r\n"},
+		{"tabs", "\t", "", "\n"},
+		{"separator line of tabs", "\t", "SEP=\t\n", "\n"},
+		{"separator line of commas", ",", "sep=,\n", "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			content := tc.before + strings.ReplaceAll(strings.Join(lines, tc.eol), "|", tc.sep) + tc.eol
+			rep, err := newSource(t, file.Config{Path: writeFile(t, "usage.csv", content)}).Fetch(t.Context(), oct2026)
+			if err != nil {
+				t.Fatalf("Fetch: %v", err)
+			}
+			at := func(line int) string { // the file's line of lines[line-1]
+				return fmt.Sprintf("usage.csv:%d", line+strings.Count(tc.before, "\n"))
+			}
+			want := []source.Record{
+				{CustomerID: "2c9f", CustomerName: "Acme" + tc.sep + " Inc.", Product: "CIXA", Quantity: 4, Period: "2026-10", Where: at(2)},
+				{CustomerID: "8e9f", CustomerName: "Wayne", Product: "CIXA", Quantity: 5, Period: "2026-10", Where: at(8)},
+			}
+			if diff := cmp.Diff(summed(want), rep.Records); diff != "" {
+				t.Errorf("Records mismatch (-want +got):\n%s", diff)
+			}
+			type got struct {
+				Where      string
+				Unreadable bool
+				CustomerID string
+			}
+			var gotProblems []got
+			for _, p := range rep.Problems {
+				gotProblems = append(gotProblems, got{p.Where, p.Unreadable, p.CustomerID})
+			}
+			wantProblems := []got{{at(3), true, "3b1e"}, {at(4), true, "4d2a"}, {at(5), true, "5e6f"}, {at(6), true, "6a7b"}, {at(7), true, "7c8d"}}
+			if diff := cmp.Diff(wantProblems, gotProblems); diff != "" {
+				t.Fatalf("Problems mismatch (-want +got):\n%s\nall: %q", diff, problems(rep))
+			}
+			sepName := map[string]string{";": `a ";"`, "\t": "a tab", ",": "a comma"}[tc.sep]
+			decimal := `quantity "3,5" is not a whole number`
+			if tc.sep == "," {
+				decimal = "row has 6 columns, the header has 5"
+			}
+			for i, want := range []string{
+				decimal,
+				"row has 6 columns, the header has 5",
+				fmt.Sprintf("the quoted customer_name field runs from %s to line %d and holds %s: a quote left open may have swallowed the rows "+
+					"between, so the customer of each of those lines is not synced this pass; close the quote, or put the field on one line",
+					strings.Replace(at(5), "usage.csv:", "line ", 1), 6+strings.Count(tc.before, "\n"), sepName),
+			} {
+				if got := rep.Problems[i].Err.Error(); !strings.HasSuffix(got, want) {
+					t.Errorf("problem %s: %s; want %s", rep.Problems[i].Where, got, want)
+				}
 			}
 		})
 	}

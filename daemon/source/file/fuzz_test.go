@@ -52,6 +52,13 @@ func FuzzParseCSV(f *testing.F) {
 	f.Add([]byte("customer_id,product,quantity,period\nc,P,3O,2026-09\nc,,1,2026-11\n"))
 	f.Add([]byte("customer_id,customer_name,product,quantity\nc,\"A,P,1\n\nd,B,P,2\ne,C\",P,3\n"))
 	f.Add([]byte("customer_id,customer_name,product,quantity,period\nc,\"A,P,1,2026-10\nd,B,P,2,2026-09\ne,\"C, Inc\",P,3,2026-10\n\"f\",F\",x,P,4\n"))
+	// Columns separated by ";" or tabs, named by the header or by a
+	// "sep=" line: the separator in quotes, a decimal comma, a quote left
+	// open over lines, a stray one after the customer.
+	f.Add([]byte("customer_id;customer_name;product;quantity;period\r\nc;\"A; Inc.\";P;3,5;2026-10\r\nd;\"B;P;1;2026-10\r\ne;C\";P;2;2026-09\r\nf;F;P\"x;4;\r\n"))
+	f.Add([]byte("sep=;\ncustomer_id;product;quantity\nc;P;1\n\"d\";P;2;\n"))
+	f.Add([]byte("SEP=\t\ncustomer_id\tproduct\tquantity\tcustomer_name\nc\tP\t1\t\"A\n\td\tP\t2\tB\"\n"))
+	f.Add([]byte("customer_id\tproduct\tquantity\nc\tP\t1\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzErr(t, parseCSV("usage.csv", data, func(r row) { fuzzRow(t, r) }))
 	})
