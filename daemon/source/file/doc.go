@@ -12,8 +12,8 @@
 // optional. The columns are separated by commas, or by ";" or tabs when
 // the header is: a header line without a comma whose first column, split
 // on ";" (Excel's CSV where a comma is the decimal separator) or a tab, is
-// a known one. Excel's "sep=;" first line ("sep=," or "sep=" and a tab)
-// names the separator, and the header is then line 2. The rows are read
+// a known one. Excel's "sep=;" first line ("sep=," or "sep=" and a tab;
+// in quotes too) names the separator, and the header is then line 2. The rows are read
 // as those of commas: a field in quotes may hold the separator. A column
 // the format does not know rejects the whole file, so a misspelt optional
 // column (customer_nam) cannot silently drop data; the error of a header

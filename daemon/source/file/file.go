@@ -679,7 +679,7 @@ func leadingField(rest []byte, pe *csv.ParseError, sep rune) (string, bool) {
 // read with it. Excel separates the columns of a CSV file with the list
 // separator of the computer's region settings: ";" where a comma is the
 // decimal separator. Its "sep=;" first line (or "sep=," or "sep=" and a
-// tab) names the separator; the data returned then starts at the end of
+// tab; in quotes too) names the separator; the data returned then starts at the end of
 // that line, so that the reader skips it as a blank line and counts the
 // lines of the file. Otherwise a header line without a comma whose first
 // column, split on ";" or a tab, is a known one is so separated: a header
@@ -688,7 +688,11 @@ func leadingField(rest []byte, pe *csv.ParseError, sep rune) (string, bool) {
 // header of another separator is refused by its unknown column.
 func separator(data []byte) ([]byte, rune) {
 	first, _, _ := bytes.Cut(data, []byte("\n"))
-	if s, ok := bytes.CutPrefix(bytes.ToLower(bytes.TrimSuffix(first, []byte("\r"))), []byte("sep=")); ok && len(s) == 1 && bytes.ContainsAny(s, ",;\t") {
+	line := bytes.ToLower(bytes.TrimSuffix(first, []byte("\r")))
+	if len(line) > 2 && line[0] == '"' && line[len(line)-1] == '"' {
+		line = line[1 : len(line)-1] // a writer that quotes a field holding a separator
+	}
+	if s, ok := bytes.CutPrefix(line, []byte("sep=")); ok && len(s) == 1 && bytes.ContainsAny(s, ",;\t") {
 		return data[len(first):], rune(s[0])
 	}
 	header, _, _ := bytes.Cut(bytes.TrimLeft(data, "\r\n"), []byte("\n"))

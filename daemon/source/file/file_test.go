@@ -358,6 +358,7 @@ func TestFetch_csvSeparators(t *testing.T) {
 		{"tabs", "\t", "", "\n"},
 		{"separator line of tabs", "\t", "SEP=\t\n", "\n"},
 		{"separator line of commas", ",", "sep=,\n", "\n"},
+		{"separator line in quotes", ";", "\"sep=;\"\r\n", "\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
