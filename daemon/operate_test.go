@@ -149,7 +149,9 @@ func restorableGauges(m *Metrics) map[string]float64 {
 // TestDaemon_exportReloadRecomputesCustomerGauges: a customer removed from
 // the export leaves the customer gauges when the export is reloaded, not at
 // the next pass (a day later with the default schedule): its held lines
-// must not keep PsaSyncLinesHeld firing.
+// must not keep PsaSyncLinesHeld firing. Likewise a customer the pass
+// found unmapped and the reloaded export maps leaves psa_sync_unmapped:
+// PsaSyncUnmappedUsage must not fire on until the next pass.
 func TestDaemon_exportReloadRecomputesCustomerGauges(t *testing.T) {
 	t.Parallel()
 	e := dtSetup(t, dtOptions{})
@@ -169,8 +171,15 @@ func TestDaemon_exportReloadRecomputesCustomerGauges(t *testing.T) {
 		t.Fatalf("held lines after the pass = %v, want 1", got)
 	}
 
+	if got := restorableGauges(m)["unmapped{customer}"]; got != 1 {
+		t.Fatalf("unmapped customers after the pass = %v, want 1", got)
+	}
+
 	e.doc.Revision++
 	e.doc.DeleteCustomer("file", "cust-acme")
+	initech, _ := e.doc.Customer("file", "cust-globex")
+	initech.CustomerID, initech.CustomerName, initech.UsageSync = "cust-unmapped", "Initech", false
+	e.doc.PutCustomer(initech)
 	e.writeExport(t, e.doc)
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
@@ -180,6 +189,8 @@ func TestDaemon_exportReloadRecomputesCustomerGauges(t *testing.T) {
 		"held_since":           0,
 		"customers{held}":      0,
 		"customers{succeeded}": 1,
+		"unmapped{customer}":   0,
+		"unmapped{unassigned}": 1,
 	} {
 		if got := restorableGauges(m)[name]; got != want {
 			t.Errorf("%s after the reload without Acme = %v, want %v", name, got, want)

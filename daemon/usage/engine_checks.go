@@ -1040,7 +1040,9 @@ func renewalHint(cm export.CustomerMapping, sys psa.System) string {
 // setContractsEnding sets psa_sync_contracts_ending from pass p, and keeps
 // its values in the state database, so that a restart neither resolves
 // nor fires PsaSyncContractEndingSoon. A pass that did not count them
-// (the PSA's address answered with what is not its API) leaves them.
+// (the PSA's address answered with what is not its API) leaves them. The
+// contracts counted are kept too, so that an export loaded before the next
+// pass can drop those it maps otherwise (stillEnding).
 func (e *Engine) setContractsEnding(p *pass) {
 	if e.metrics == nil || p.endingCounts == nil {
 		return
@@ -1050,7 +1052,37 @@ func (e *Engine) setContractsEnding(p *pass) {
 		if err := e.db.PutSnapshot(snapshotContractsEnding, p.endingCounts); err != nil {
 			e.logger.Warn("Could not record the count of mapped contracts ending", "err", err)
 		}
+		// Not nil: a stored empty list tells "none ending" from a state
+		// database a psa-syncd without the list wrote.
+		if err := e.db.PutSnapshot(snapshotContractsEndingList, append([]ContractEnding{}, p.plan.ContractsEnding...)); err != nil {
+			e.logger.Warn("Could not record the mapped contracts ending", "err", err)
+		}
 	}
+}
+
+// stillEnding counts by when the contracts of ending, the last pass's
+// Plan.ContractsEnding, that doc still maps as that pass counted them: to
+// the same customer, with usage sync on, as its contract_id and with no
+// next_contract_id. A renewal named in next_contract_id, a customer
+// mapped to another contract, and one whose mapping was removed or whose
+// usage sync was turned off are not counted by the next pass either, and
+// their alert must not wait for it (up to a month on a monthly schedule).
+// A contract the new export maps that the last pass did not count is left
+// to the next pass, which reads its end date.
+func stillEnding(ending []ContractEnding, doc *export.Document) map[string]int {
+	type key struct{ source, customer string }
+	mapped := make(map[key]export.CustomerMapping, len(doc.CustomerMappings))
+	for _, cm := range doc.CustomerMappings {
+		mapped[key{cm.Source, cm.CustomerID}] = cm
+	}
+	counts := map[string]int{}
+	for _, c := range ending {
+		cm, ok := mapped[key{c.Source, c.CustomerID}]
+		if ok && cm.UsageSync && cm.ContractID == c.ContractID && cm.NextContractID == "" {
+			counts[c.When]++
+		}
+	}
+	return counts
 }
 
 // setEndingGauge sets psa_sync_contracts_ending to counts, by when.

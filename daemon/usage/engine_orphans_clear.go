@@ -269,9 +269,12 @@ func (e *Engine) unlistOrphans(w snapshotWriter, drop map[string]int64) error {
 			}
 			kept = append(kept, l)
 		}
+		// Only the orphaned lines' gauge: the others may leave out what
+		// an export loaded since the pass maps (recordMapped), and the
+		// pass's own list would raise them again.
 		if len(kept) == len(rep.Unmapped.Orphaned) {
 			// Not listed (any more): a pass after the clear left them out.
-			e.setUnmapped(rep.Unmapped)
+			e.setOrphaned(rep.Unmapped.Orphaned)
 			return nil
 		}
 		rep.Unmapped.Orphaned = kept
@@ -280,7 +283,7 @@ func (e *Engine) unlistOrphans(w snapshotWriter, drop map[string]int64) error {
 			return err
 		}
 		if stored {
-			e.setUnmapped(rep.Unmapped)
+			e.setOrphaned(rep.Unmapped.Orphaned)
 			return nil
 		}
 	}

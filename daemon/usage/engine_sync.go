@@ -1506,8 +1506,16 @@ func (e *Engine) setUnmapped(u Unmapped) {
 			m.CustomersUnreported.WithLabelValues(v).Set(float64(byVendor[v]))
 		}
 		m.LinesOnInactiveServices.Set(float64(len(u.InactiveServices)))
+	}
+	e.setOrphaned(u.Orphaned)
+}
+
+// setOrphaned sets psa_sync_orphaned_lines, by reason, to the lines of
+// orphaned.
+func (e *Engine) setOrphaned(orphaned []OrphanedLine) {
+	if m := e.metrics; m != nil {
 		byReason := map[string]int{}
-		for _, l := range u.Orphaned {
+		for _, l := range orphaned {
 			byReason[l.Reason]++
 		}
 		for _, r := range OrphanReasons {
@@ -1518,9 +1526,74 @@ func (e *Engine) setUnmapped(u Unmapped) {
 
 // RecordCustomers sets the customer gauges (customers by status, held
 // lines and since when) from the stored statuses of doc's customers with
-// usage sync on, as a pass for one customer does; the daemon calls it when
-// a new export is loaded.
-func (e *Engine) RecordCustomers(doc *export.Document) { e.recordCustomers(doc, nil) }
+// usage sync on, as a pass for one customer does, and drops from
+// psa_sync_unmapped and psa_sync_contracts_ending what doc now maps
+// (recordMapped); the daemon calls it when a new export is loaded.
+func (e *Engine) RecordCustomers(doc *export.Document) {
+	e.recordCustomers(doc, nil)
+	e.recordMapped(doc)
+}
+
+// recordMapped sets psa_sync_unmapped and psa_sync_contracts_ending from
+// what the last pass stored, less what doc now maps (stillUnmapped,
+// stillEnding): a customer or product mapped, or a renewal named, and
+// applied must resolve its alert now, not at the next pass over all
+// customers, a month later on a monthly schedule. The stored report and
+// list are left as the pass wrote them: the next pass compares its new
+// unmapped usage with them.
+func (e *Engine) recordMapped(doc *export.Document) {
+	if e.metrics == nil || e.db == nil {
+		return
+	}
+	var rep UnmappedReport
+	if ok, err := e.db.Snapshot(SnapshotUnmapped, &rep); err != nil {
+		e.logger.Warn("Could not read the last pass's unmapped usage; what the new export maps counts as unmapped until the next pass", "err", err)
+	} else if ok {
+		e.setUnmapped(e.stillUnmapped(rep, doc))
+	}
+	var ending []ContractEnding
+	if ok, err := e.db.Snapshot(snapshotContractsEndingList, &ending); err != nil {
+		e.logger.Warn("Could not read the last pass's mapped contracts ending; the new export's renewals count as ending until the next pass", "err", err)
+	} else if ok {
+		e.setEndingGauge(stillEnding(ending, doc))
+	}
+}
+
+// stillUnmapped returns the unmapped usage of rep less the customers and
+// products that doc now maps for rep's source (with sync on or off: a
+// pass counts neither as unmapped). What no mapping bills otherwise stays
+// until the next pass: usage with no customer, unreported customers,
+// lines on inactive services and orphaned lines; the lines of a customer
+// whose mapping was removed still bill until a pass lists them as
+// orphaned.
+func (e *Engine) stillUnmapped(rep UnmappedReport, doc *export.Document) Unmapped {
+	src := rep.Source
+	if src == "" && e.src != nil {
+		// A report a psa-syncd older than its Source kept: its ids are
+		// the source's the engine reads.
+		src = e.src.Name()
+	}
+	u := rep.Unmapped
+	if src == "" {
+		return u
+	}
+	customers, products := map[string]bool{}, map[string]bool{}
+	for _, cm := range doc.CustomerMappings {
+		if cm.Source == src {
+			customers[cm.CustomerID] = true
+		}
+	}
+	for _, pm := range doc.ProductMappings {
+		if pm.Source == src {
+			products[pm.Product] = true
+		}
+	}
+	u.Customers = slices.DeleteFunc(slices.Clone(u.Customers), func(c UnmappedCustomer) bool { return customers[c.CustomerID] })
+	u.UnreadableCustomers = slices.DeleteFunc(slices.Clone(u.UnreadableCustomers), func(id string) bool { return customers[id] })
+	u.Products = slices.DeleteFunc(slices.Clone(u.Products), func(p UnmappedProduct) bool { return products[p.Product] })
+	u.UnreadableProducts = slices.DeleteFunc(slices.Clone(u.UnreadableProducts), func(id string) bool { return products[id] })
+	return u
+}
 
 // recordCustomers sets the customers gauge from the stored statuses of the
 // customers that the export still maps with usage sync on, so a customer
@@ -1606,6 +1679,9 @@ const (
 	// snapshotContractsEnding maps a when of psa_sync_contracts_ending to
 	// its value at the last pass over all customers.
 	snapshotContractsEnding = "contracts_ending"
+	// snapshotContractsEndingList is the Plan.ContractsEnding of the last
+	// pass over all customers that counted them ([]ContractEnding).
+	snapshotContractsEndingList = "contracts_ending_list"
 	// snapshotUsageMissing is psa_sync_last_run_usage_missing as the last
 	// pass over all customers of its period set it (a bool).
 	snapshotUsageMissing = "usage_missing"
@@ -1636,7 +1712,9 @@ type UnmappedReport struct {
 // never lowered), and the customers by status and their held lines for the
 // customers doc maps with usage sync on. Call it at start-up, so that a restart does not make the
 // last success look like it never happened. doc may be nil (the customers
-// gauge is then left alone).
+// gauge is then left alone); otherwise the unmapped usage and the
+// contracts ending leave out what doc now maps (stillUnmapped,
+// stillEnding), as when it was loaded.
 func (e *Engine) RestoreMetrics(doc *export.Document) error {
 	if e.metrics == nil || e.db == nil {
 		return nil
@@ -1686,7 +1764,11 @@ func (e *Engine) RestoreMetrics(doc *export.Document) error {
 	if ok, err := e.db.Snapshot(SnapshotUnmapped, &rep); err != nil {
 		return fmt.Errorf("daemon: reading the last unmapped usage: %w", err)
 	} else if ok {
-		e.setUnmapped(rep.Unmapped)
+		u := rep.Unmapped
+		if doc != nil {
+			u = e.stillUnmapped(rep, doc)
+		}
+		e.setUnmapped(u)
 	}
 	var totals map[string]int64
 	if _, err := e.db.Snapshot(snapshotUnmappedNew, &totals); err != nil {
@@ -1696,6 +1778,12 @@ func (e *Engine) RestoreMetrics(doc *export.Document) error {
 	var ending map[string]int
 	if _, err := e.db.Snapshot(snapshotContractsEnding, &ending); err != nil {
 		return fmt.Errorf("daemon: reading the count of mapped contracts ending: %w", err)
+	}
+	var list []ContractEnding
+	if ok, err := e.db.Snapshot(snapshotContractsEndingList, &list); err != nil {
+		return fmt.Errorf("daemon: reading the mapped contracts ending: %w", err)
+	} else if ok && doc != nil {
+		ending = stillEnding(list, doc)
 	}
 	e.setEndingGauge(ending)
 	var missing bool

@@ -1,0 +1,145 @@
+package usage
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// TestEngine_RecordCustomers_unmappedNowMapped: an export loaded after a
+// pass (RecordCustomers) drops from psa_sync_unmapped the customers and
+// products it now maps, with sync on or off, so that PsaSyncUnmappedUsage
+// resolves once the mapping is applied, not at the next pass over all
+// customers (a month later on a monthly schedule); a restart with that
+// export restores the same. What still bills, or is still unbilled,
+// stays: a product still unmapped, and the unreported customer whose
+// mapping was removed (its line bills until a pass lists it as orphaned).
+func TestEngine_RecordCustomers_unmappedNowMapped(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.at.SetUnits(h.contractB, h.svcIntercept, 6, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-a,Acme,ZTNA,7", "cust-a,Acme,XDR,2", "cust-x,Initech,CIXA-MSP,3")
+	want := func(step string, customers, products, unreported float64) {
+		t.Helper()
+		c, p := h.metric(h.m.Unmapped.WithLabelValues("customer")), h.metric(h.m.Unmapped.WithLabelValues("product"))
+		u := h.metric(h.m.CustomersUnreported.WithLabelValues(VendorUnknown))
+		if c != customers || p != products || u != unreported {
+			t.Errorf("%s: psa_sync_unmapped customer %v, product %v, psa_sync_customers_unreported %v; want %v, %v, %v",
+				step, c, p, u, customers, products, unreported)
+		}
+	}
+	h.sync(PassOptions{})
+	want("after the pass", 1, 2, 1)
+
+	h.engine().RecordCustomers(h.doc)
+	want("the same export loaded again", 1, 2, 1)
+
+	h.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-x", CustomerName: "Initech", CompanyID: "1", ContractID: etID(h.contractA), UsageSync: true})
+	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "ZTNA", ServiceID: etID(h.svcMDR), ServiceName: "Sophos MDR", SyncEnabled: false})
+	h.doc.DeleteCustomer("file", "cust-b")
+	h.engine().RecordCustomers(h.doc)
+	want("cust-x and ZTNA mapped, cust-b's mapping removed", 0, 1, 1)
+
+	h.m = NewMetrics(prometheus.NewRegistry(), psa.SystemAutotask)
+	h.m.Requests = h.rt.requests.Load
+	if err := h.engine().RestoreMetrics(h.doc); err != nil {
+		t.Fatal(err)
+	}
+	want("restarted with that export", 0, 1, 1)
+}
+
+// TestEngine_RecordCustomers_contractsEndingNowRenewed: an export loaded
+// after a pass (RecordCustomers) drops from psa_sync_contracts_ending the
+// contracts it no longer maps as the pass counted them: a renewal named in
+// next_contract_id, a customer mapping removed. PsaSyncContractEndingSoon
+// resolves once the renewal is applied, not at the next pass over all
+// customers; a restart with that export restores the same.
+func TestEngine_RecordCustomers_contractsEndingNowRenewed(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, time.December, 15, 10, 0, 0, 0, time.UTC)
+	h := newSysHarness(t, psa.SystemAutotask, psatest.WithClock(func() time.Time { return now }))
+	a, _ := h.doc.Customer("file", "cust-a")
+	b, _ := h.doc.Customer("file", "cust-b")
+	a.ContractID = h.addContract(a.CompanyID, "Acme 2026", day(2026, 1, 1), day(2026, 12, 31))
+	renewal := h.addContract(a.CompanyID, "Acme 2027", day(2027, 1, 1), day(2027, 12, 31))
+	h.doc.PutCustomer(a)
+	b.ContractID = h.addContract(b.CompanyID, "Globex", day(2026, 1, 1), day(2027, 1, 20))
+	h.doc.PutCustomer(b)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,5", "cust-b,Globex,CIXA-MSP,5")
+	engine := func() *Engine {
+		src, err := file.New(file.Config{Path: h.usage})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+			Location: time.UTC, Now: func() time.Time { return now }, Failing: &h.failing, Terms: &h.terms})
+	}
+	want := func(step string, thisMonth, nextMonth float64) {
+		t.Helper()
+		tm := testutil.ToFloat64(h.m.ContractsEnding.WithLabelValues(EndingThisMonth))
+		nm := testutil.ToFloat64(h.m.ContractsEnding.WithLabelValues(EndingNextMonth))
+		if tm != thisMonth || nm != nextMonth {
+			t.Errorf("%s: psa_sync_contracts_ending this_month %v, next_month %v; want %v, %v", step, tm, nm, thisMonth, nextMonth)
+		}
+	}
+	if _, err := engine().Sync(t.Context(), h.doc, PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want("after the pass", 1, 1)
+
+	engine().RecordCustomers(h.doc)
+	want("the same export loaded again", 1, 1)
+
+	a.NextContractID = renewal
+	h.doc.PutCustomer(a)
+	engine().RecordCustomers(h.doc)
+	want("cust-a's renewal named", 0, 1)
+
+	h.doc.DeleteCustomer("file", "cust-b")
+	engine().RecordCustomers(h.doc)
+	want("cust-b's mapping removed", 0, 0)
+
+	h.m = NewMetrics(prometheus.NewRegistry(), psa.SystemAutotask)
+	if err := engine().RestoreMetrics(h.doc); err != nil {
+		t.Fatal(err)
+	}
+	want("restarted with that export", 0, 0)
+}
+
+// TestEngine_ClearOrphans_keepsUnmappedNowMapped: clearing an orphaned
+// line sets psa_sync_orphaned_lines from the stored list, and leaves
+// psa_sync_unmapped as the export loaded since the pass set it: a product
+// mapped since (here on purpose with sync off) must not count again, and
+// fire PsaSyncUnmappedUsage, until the next pass.
+func TestEngine_ClearOrphans_keepsUnmappedNowMapped(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	h.pol.MaxDecreasePercent = 0
+	mdr := h.orphanMDR()
+	product := func() float64 { return testutil.ToFloat64(h.m.Unmapped.WithLabelValues("product")) }
+	if got := product(); got != 1 {
+		t.Fatalf("psa_sync_unmapped{kind=\"product\"} after MDR's mapping was removed = %v, want 1", got)
+	}
+	mdr.SyncEnabled = false
+	h.doc.PutProduct(mdr)
+	h.engine().RecordCustomers(h.doc)
+	if got := product(); got != 0 {
+		t.Fatalf("psa_sync_unmapped{kind=\"product\"} with MDR mapped with sync off = %v, want 0", got)
+	}
+	if _, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "zeroed in the PSA", false); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.orphanedGauge(OrphanService); got != 1 {
+		t.Errorf("psa_sync_orphaned_lines after the clear = %v, want 1 (cust-b's)", got)
+	}
+	if got := product(); got != 0 {
+		t.Errorf("psa_sync_unmapped{kind=\"product\"} after the clear = %v, want 0", got)
+	}
+}
