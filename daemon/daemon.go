@@ -1890,15 +1890,19 @@ func (d *Daemon) awaitActive(ctx context.Context) bool {
 	var lastLogged time.Time
 	for {
 		err := d.BecomeActive(ctx)
+		var se *StandbyError
+		// psa_sync_leader is 0 on a standby that can take over and on one
+		// that cannot: this tells them apart while the active instance
+		// runs, not only once it is gone and no instance is active.
+		d.metrics.StandbyLockError.Set(boolFloat(err != nil && !errors.As(err, &se)))
 		if err == nil {
 			if d.db.Driver() != state.DriverSQLite {
 				d.logger.Info("This psa-syncd is the active instance", "database", d.db.Path())
 			}
 			return true
 		}
-		var se *StandbyError
 		switch {
-		case !errors.As(err, &se):
+		case se == nil:
 			if msg, now := err.Error(), d.now(); msg != lastErr || now.Sub(lastLogged) >= refusalRelog {
 				d.logger.Error("Error trying to become the active instance", "err", err)
 				lastErr, lastLogged = msg, now

@@ -58,7 +58,10 @@ type Metrics struct {
 	// is on, and a 0 would silence the alerts about passes.
 	IntegrationEnabled *prometheus.GaugeVec
 	Leader             prometheus.Gauge
-	NextRunTimestamp   prometheus.Gauge
+	// StandbyLockError is 1 while this instance's last try to take the
+	// leadership lock failed with an error, not because another holds it.
+	StandbyLockError prometheus.Gauge
+	NextRunTimestamp prometheus.Gauge
 
 	ExportLastReloadSuccessful       prometheus.Gauge
 	ExportLastReloadSuccessTimestamp prometheus.Gauge
@@ -168,6 +171,11 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Namespace: Namespace,
 		Name:      "leader",
 		Help:      "1 when this psa-syncd is the active instance of those sharing its state database (always, with SQLite), 0 on a standby.",
+	})
+	m.StandbyLockError = f.NewGauge(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "standby_lock_error",
+		Help:      "1 while this psa-syncd's last try to take the leadership lock of its PostgreSQL state database failed with an error (the database unreachable from it, a pooler, a newer schema), not because the active instance holds it: it cannot take over; 0 otherwise.",
 	})
 
 	m.NextRunTimestamp = f.NewGaugeVec(prometheus.GaugeOpts{

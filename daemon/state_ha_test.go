@@ -1608,6 +1608,127 @@ func TestDaemon_awaitActive_persistentRefusalLoggedOnce(t *testing.T) {
 	}
 }
 
+// TestDaemon_awaitActive_lockErrorGauge: a standby whose tries to take
+// the leadership lock over fail with an error (here its database
+// connections refused; in production the database unreachable from it, or
+// a pooler) showed nothing but a log line while the active instance ran:
+// psa_sync_leader is 0 on it as on a healthy standby, and it was found
+// only once the active instance died. psa_sync_standby_lock_error is 1
+// while its tries fail so, and 0 again once it reaches the database and
+// finds the lock held by the active instance.
+func TestDaemon_awaitActive_lockErrorGauge(t *testing.T) {
+	t.Parallel()
+	url := haDatabase(t)
+	e := dtSetup(t, dtOptions{state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 100ms\n  connect_timeout: 2s\n", url)})
+	if err := e.d.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := newDTDBGate(t, u.Host)
+	viaGate := *u
+	viaGate.Host = gate.addr()
+	cfg, err := Load(e.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.State.URL = Secret(viaGate.String())
+	b, err := New(cfg, e.cfgPath, Options{Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	gauge := func() float64 { return testutil.ToFloat64(b.metrics.StandbyLockError) }
+	waitFor := func(step string, want float64) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); gauge() != want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: psa_sync_standby_lock_error = %v, want %v", step, gauge(), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	led := make(chan bool, 1)
+	go func() { led <- b.awaitActive(ctx) }()
+	gate.setOpen(false)
+	waitFor("the standby's database connections refused", 1)
+	if got := testutil.ToFloat64(e.d.metrics.StandbyLockError); got != 0 {
+		t.Errorf("the active instance's psa_sync_standby_lock_error = %v, want 0", got)
+	}
+	gate.setOpen(true)
+	waitFor("the standby reaches the database again", 0)
+	cancel()
+	if <-led {
+		t.Error("the standby led while the active instance held the lock")
+	}
+}
+
+// dtDBGate is a TCP proxy to a PostgreSQL server that can be shut: shut, it
+// closes the connections it forwards and every new one at once, as a
+// network that refuses the database does.
+type dtDBGate struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	shut  bool
+	conns []net.Conn
+}
+
+func newDTDBGate(t *testing.T, target string) *dtDBGate {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &dtDBGate{ln: ln}
+	t.Cleanup(func() { _ = ln.Close(); g.setOpen(false) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			g.mu.Lock()
+			shut := g.shut
+			g.mu.Unlock()
+			if shut {
+				_ = c.Close()
+				continue
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			g.mu.Lock()
+			g.conns = append(g.conns, c, s)
+			g.mu.Unlock()
+			go func() { _, _ = io.Copy(s, c); _ = s.Close() }()
+			go func() { _, _ = io.Copy(c, s); _ = c.Close() }()
+		}
+	}()
+	return g
+}
+
+func (g *dtDBGate) addr() string { return g.ln.Addr().String() }
+
+// setOpen opens or shuts the gate; shutting it closes the connections
+// open through it.
+func (g *dtDBGate) setOpen(open bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.shut = !open
+	if !open {
+		for _, c := range g.conns {
+			_ = c.Close()
+		}
+		g.conns = nil
+	}
+}
+
 // TestDaemon_standbyForwardGivesUpOnAHungActiveInstance: a standby
 // forwarded sync, resolve, ticket passes and sync request lookups with no
 // time limit, so an active instance that accepted the connection and never
