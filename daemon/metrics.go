@@ -80,11 +80,13 @@ type Metrics struct {
 
 	HTTPRefusedTotal *prometheus.CounterVec // reason
 
-	// TLSCertificateExpiry is set at each scrape, from the certificate
-	// files the function of SetTLSCertificates reads then (file, use).
-	TLSCertificateExpiry *prometheus.GaugeVec
-	tlsMu                sync.Mutex // held while TLSCertificateExpiry is set and collected
-	tlsCertificates      func() []TLSCertificate
+	// TLSCertificateExpiry and TLSCertificateReadable are set at each
+	// scrape, from the certificate files the function of
+	// SetTLSCertificates reads then (file, use).
+	TLSCertificateExpiry   *prometheus.GaugeVec
+	TLSCertificateReadable *prometheus.GaugeVec
+	tlsMu                  sync.Mutex // held while the TLS gauges are set and collected
+	tlsCertificates        func() []TLSCertificate
 
 	requests atomic.Int64
 }
@@ -94,6 +96,9 @@ type Metrics struct {
 type TLSCertificate struct {
 	File, Use string // Use: one of the TLSUse* values
 	NotAfter  time.Time
+	// Unreadable says the file cannot be read, or holds no certificate
+	// that parses: NotAfter is unknown.
+	Unreadable bool
 }
 
 // SetTLSCertificates makes each scrape set
@@ -107,11 +112,13 @@ func (m *Metrics) SetTLSCertificates(certs func() []TLSCertificate) {
 	m.tlsCertificates = certs
 }
 
-// tlsExpiryCollector collects TLSCertificateExpiry, set afresh first.
+// tlsExpiryCollector collects TLSCertificateExpiry and
+// TLSCertificateReadable, set afresh first.
 type tlsExpiryCollector struct{ m *Metrics }
 
 func (c tlsExpiryCollector) Describe(ch chan<- *prometheus.Desc) {
 	c.m.TLSCertificateExpiry.Describe(ch)
+	c.m.TLSCertificateReadable.Describe(ch)
 }
 
 func (c tlsExpiryCollector) Collect(ch chan<- prometheus.Metric) {
@@ -120,11 +127,19 @@ func (c tlsExpiryCollector) Collect(ch chan<- prometheus.Metric) {
 	defer m.tlsMu.Unlock()
 	if m.tlsCertificates != nil {
 		m.TLSCertificateExpiry.Reset()
+		m.TLSCertificateReadable.Reset()
 		for _, cert := range m.tlsCertificates() {
-			m.TLSCertificateExpiry.WithLabelValues(cert.File, cert.Use).Set(unixSeconds(cert.NotAfter))
+			// A file that cannot be read has no expiry rather than a
+			// wrong one; its readable series stays, at 0, so that a broken
+			// renewal does not resolve the expiry alert in silence.
+			m.TLSCertificateReadable.WithLabelValues(cert.File, cert.Use).Set(boolFloat(!cert.Unreadable))
+			if !cert.Unreadable {
+				m.TLSCertificateExpiry.WithLabelValues(cert.File, cert.Use).Set(unixSeconds(cert.NotAfter))
+			}
 		}
 	}
 	m.TLSCertificateExpiry.Collect(ch)
+	m.TLSCertificateReadable.Collect(ch)
 }
 
 // NewMetrics creates every psa_sync_* collector on reg for the given PSA
@@ -252,6 +267,12 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Name:      "tls_certificate_expiry_timestamp_seconds",
 		Help: "When the first certificate of a certificate file psa-syncd uses expires, as a Unix timestamp, by file and use: listener (tls_server_config's cert_file), " +
 			"client_ca (its client_ca_file), advertise_ca (state.advertise_ca_file), advertise_client (state.advertise_client_cert_file). Read at each scrape; absent for a file that cannot be read.",
+	}, []string{"file", "use"})
+	m.TLSCertificateReadable = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "tls_certificate_readable",
+		Help: "1 when a certificate file psa-syncd uses can be read and holds a certificate that parses, 0 when not (missing, unreadable, empty or corrupt: " +
+			"its expiry is then absent), by file and use as psa_sync_tls_certificate_expiry_timestamp_seconds. Read at each scrape.",
 	}, []string{"file", "use"})
 	reg.MustRegister(tlsExpiryCollector{m})
 

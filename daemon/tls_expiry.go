@@ -120,14 +120,13 @@ func (f tlsCertFile) notAfter() (time.Time, error) {
 }
 
 // tlsCertificates returns when the first certificate of each certificate
-// file in use expires, read now; a file that cannot be read is left out
-// (the start, the reload and the standby's requests say why).
+// file in use expires, read now; a file that cannot be read is marked
+// Unreadable (the start, the reload and the standby's requests say why).
 func (d *Daemon) tlsCertificates() []TLSCertificate {
 	var certs []TLSCertificate
 	for _, f := range tlsCertFiles(&d.webConfig, d.webConfigFile, d.cfg.Load()) {
-		if t, err := f.notAfter(); err == nil {
-			certs = append(certs, TLSCertificate{File: f.file, Use: f.use, NotAfter: t})
-		}
+		t, err := f.notAfter()
+		certs = append(certs, TLSCertificate{File: f.file, Use: f.use, NotAfter: t, Unreadable: err != nil})
 	}
 	return certs
 }

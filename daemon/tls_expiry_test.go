@@ -115,11 +115,50 @@ func TestDaemon_tlsCertificateExpiry(t *testing.T) {
 		}
 		return got
 	}
-	check := func(step string, want map[series]time.Time) {
+	// readable returns psa_sync_tls_certificate_readable by series.
+	readable := func() map[series]float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[series]float64{}
+		for _, mf := range mfs {
+			if mf.GetName() != "psa_sync_tls_certificate_readable" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				var s series
+				for _, l := range m.GetLabel() {
+					switch l.GetName() {
+					case "file":
+						s.file = l.GetValue()
+					case "use":
+						s.use = l.GetValue()
+					}
+				}
+				got[s] = m.GetGauge().GetValue()
+			}
+		}
+		return got
+	}
+	// check checks the expiries; every file in use is readable but those
+	// of unreadable, which have no expiry.
+	check := func(step string, want map[series]time.Time, unreadable ...series) {
 		t.Helper()
 		got := scrape()
 		if !maps.EqualFunc(got, want, time.Time.Equal) {
 			t.Errorf("%s: psa_sync_tls_certificate_expiry_timestamp_seconds = %v, want %v", step, got, want)
+		}
+		wantReadable := map[series]float64{}
+		for s := range want {
+			wantReadable[s] = 1
+		}
+		for _, s := range unreadable {
+			wantReadable[s] = 0
+		}
+		if got := readable(); !maps.Equal(got, wantReadable) {
+			t.Errorf("%s: psa_sync_tls_certificate_readable = %v, want %v", step, got, wantReadable)
 		}
 	}
 	listener, clientCA := series{pki.certFile, TLSUseListener}, series{pki.caFile, TLSUseClientCA}
@@ -224,9 +263,17 @@ func TestDaemon_tlsCertificateExpiry(t *testing.T) {
 	}
 	check("after a reload without the state section's files", map[series]time.Time{listener: now.Add(90 * 24 * time.Hour), clientCA: caExpiry})
 	// A listener's certificate file that holds no certificate (being
-	// replaced) has no series, rather than a wrong one.
+	// replaced, or a renewal that broke it) has no expiry, rather than a
+	// wrong one, and is unreadable: PsaSyncTLSCertificateUnreadable fires
+	// where PsaSyncTLSCertificateExpiresSoon resolved.
 	dtWrite(t, pki.certFile, "")
-	check("with an empty certificate file", map[series]time.Time{clientCA: caExpiry})
+	check("with an empty certificate file", map[series]time.Time{clientCA: caExpiry}, listener)
+	dtWrite(t, pki.certFile, "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n")
+	check("with a corrupt certificate file", map[series]time.Time{clientCA: caExpiry}, listener)
+	if err := os.Remove(pki.certFile); err != nil {
+		t.Fatal(err)
+	}
+	check("with the certificate file gone", map[series]time.Time{clientCA: caExpiry}, listener)
 }
 
 // certExpiry returns the NotAfter of the first certificate in file.

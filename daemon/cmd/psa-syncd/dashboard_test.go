@@ -116,9 +116,11 @@ func exportedFamilies(t *testing.T) []*dto.MetricFamily {
 	// loaded.
 	m.SetIntegrationEnabled(true)
 	m.SetTicketSyncEnabled(true)
-	// The certificate expiries have a series per certificate file in use.
+	// The certificate expiries and readability have a series per
+	// certificate file in use.
 	for _, use := range []string{daemon.TLSUseListener, daemon.TLSUseClientCA, daemon.TLSUseAdvertiseCA, daemon.TLSUseAdvertiseClient} {
 		m.TLSCertificateExpiry.WithLabelValues("/etc/psa-syncd/tls/"+use+".crt", use).Set(1)
+		m.TLSCertificateReadable.WithLabelValues("/etc/psa-syncd/tls/"+use+".crt", use).Set(1)
 	}
 	mfs, err := reg.Gather()
 	if err != nil {
