@@ -3,6 +3,7 @@ package usage
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -1053,8 +1054,18 @@ func (e *Engine) setContractsEnding(p *pass) {
 			e.logger.Warn("Could not record the count of mapped contracts ending", "err", err)
 		}
 		// Not nil: a stored empty list tells "none ending" from a state
-		// database a psa-syncd without the list wrote.
-		if err := e.db.PutSnapshot(snapshotContractsEndingList, append([]ContractEnding{}, p.plan.ContractsEnding...)); err != nil {
+		// database a psa-syncd without the list wrote. Written only when
+		// it changed: a pass that writes nothing keeps to its few commits.
+		list := append([]ContractEnding{}, p.plan.ContractsEnding...)
+		data, err := json.Marshal(list)
+		if err == nil {
+			var old string
+			var found bool
+			if old, found, err = e.db.SnapshotText(snapshotContractsEndingList); err == nil && found && old == string(data) {
+				return
+			}
+		}
+		if err := e.db.PutSnapshot(snapshotContractsEndingList, list); err != nil {
 			e.logger.Warn("Could not record the mapped contracts ending", "err", err)
 		}
 	}
