@@ -146,10 +146,12 @@ type providerData struct {
 	fields   []string
 }
 
-// exportSnapshot is what readExport found in the store.
+// exportSnapshot is what readExport found in the store, or the error its
+// read ended with.
 type exportSnapshot struct {
 	doc   *export.Document
 	found bool
+	err   error
 }
 
 // maskedContext returns ctx with the provider's credentials masked in logs.
@@ -569,37 +571,58 @@ func (d *providerData) instance(ctx context.Context) (string, error) {
 // made a plan quadratic in the mappings: each read of a file store loads and
 // hashes the whole file, and each read of S3 or psa-syncd is a request.
 // A write of this command replaces the version read with the one it wrote
-// (updateExport), so later reads see it; a failed read is not kept, and
-// the next one tries again.
+// (updateExport), so later reads see it.
+//
+// A failed read is kept in the same way, until a write of this command:
+// the export of another PSA system or instance, one that does not decode,
+// refused credentials, a store that answers an error or nothing. Asking
+// again for each resource sent a failing store one or two requests per
+// changed resource (in a -refresh=false plan, where no Read asked before),
+// each up to the client's 60-second timeout against a store that does not
+// answer, only to report the same error again. A transient failure is not
+// retried here: the S3 client retries its own requests, one resource
+// reporting the error fails the plan anyway, and the rest of the plan
+// assumes that one command sees one export; the next command reads afresh.
+// A cancelled read (Terraform stopping the command, or the caller whose
+// context a concurrent read shared, see export.Client.Read) says nothing
+// of the store and is not kept.
 func (d *providerData) readExport(ctx context.Context) (doc *export.Document, found bool, err error) {
 	d.exportMu.Lock()
 	snap, writes := d.exportRead, d.exportWrites
 	d.exportMu.Unlock()
 	if snap != nil {
-		return snap.doc, snap.found, nil
+		return snap.doc, snap.found, snap.err
 	}
 
+	doc, found, err = d.loadExport(ctx)
+	if err != nil && (ctx.Err() != nil || errors.Is(err, context.Canceled)) {
+		return nil, false, err
+	}
+	d.exportMu.Lock()
+	if d.exportRead == nil && d.exportWrites == writes { // no write of ours since the read began
+		d.exportRead = &exportSnapshot{doc: doc, found: found, err: err}
+	}
+	d.exportMu.Unlock()
+	return doc, found, err
+}
+
+// loadExport reads the export from the store for readExport, refusing one
+// of another PSA system or instance.
+func (d *providerData) loadExport(ctx context.Context) (doc *export.Document, found bool, err error) {
 	doc, _, err = d.store.Read(ctx)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		doc, found = nil, false
+		return nil, false, nil
 	case err != nil:
 		return nil, false, err
 	case doc.PSA.System != d.system:
 		return nil, false, &otherPSAError{fmt.Sprintf("export %q belongs to PSA system %q, but the provider is configured for %q",
 			d.exportPath, doc.PSA.System, d.system)}
-	default:
-		found = true
-		if err := d.checkInstance(ctx, doc); err != nil {
-			return nil, false, err
-		}
 	}
-	d.exportMu.Lock()
-	if d.exportRead == nil && d.exportWrites == writes { // no write of ours since the read began
-		d.exportRead = &exportSnapshot{doc: doc, found: found}
+	if err := d.checkInstance(ctx, doc); err != nil {
+		return nil, false, err
 	}
-	d.exportMu.Unlock()
-	return doc, found, nil
+	return doc, true, nil
 }
 
 // checkInstance refuses an export of another instance of the PSA, as every
@@ -851,7 +874,8 @@ func (d *providerData) nextExportWrite() <-chan struct{} {
 // export as the write left it replaces it (the newest of them, when writes
 // end out of order), so that the next of the thousand resources of an
 // apply need not read the store again; a write that failed, or left a
-// missing export missing (revision 0), drops it.
+// missing export missing (revision 0), drops it, as it drops a failed read
+// kept (the store answered again, or may).
 func (d *providerData) wroteExport(doc *export.Document, err error) {
 	d.exportMu.Lock()
 	defer d.exportMu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -156,6 +157,67 @@ func TestProviderData_readExport(t *testing.T) {
 	if n := store.count() - loads; n != 1 {
 		t.Errorf("a read after a failed write loaded the store %d times, want 1", n)
 	}
+}
+
+// TestProviderData_readExportFailed: a read that failed is kept for the
+// command, as a successful one is, so the next resources report its error
+// without asking the store again, until a write of the command; a read
+// cancelled by its caller's context is not kept.
+func TestProviderData_readExportFailed(t *testing.T) {
+	t.Parallel()
+
+	file := filepath.Join(t.TempDir(), "psa-mappings.json")
+	if err := os.WriteFile(file, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store := &countingBackend{Backend: export.NewFileBackend(file)}
+	d := &providerData{
+		backend: &lazyBackend{instance: "webservices5.autotask.net"},
+		system:  psa.SystemAutotask,
+		store:   export.NewClient(store),
+	}
+	ctx := t.Context()
+	_, _, first := d.readExport(ctx)
+	if first == nil {
+		t.Fatal("readExport() of a truncated export succeeded")
+	}
+	for range 2 {
+		if _, _, err := d.readExport(ctx); err == nil || err.Error() != first.Error() {
+			t.Fatalf("readExport() again = %v, want %v", err, first)
+		}
+	}
+	if n := store.count(); n != 1 {
+		t.Errorf("three reads of a truncated export loaded it %d times, want 1", n)
+	}
+	written := &export.Document{Revision: 4, PSA: export.PSA{System: psa.SystemAutotask}}
+	d.wroteExport(written, nil)
+	if doc, found, err := d.readExport(ctx); err != nil || !found || doc != written {
+		t.Errorf("readExport() after a write = %v, %v, %v; want the export written", doc, found, err)
+	}
+
+	cancelled := &countingBackend{Backend: contextBackend{export.NewFileBackend(filepath.Join(t.TempDir(), "psa-mappings.json"))}}
+	d = &providerData{system: psa.SystemAutotask, store: export.NewClient(cancelled)}
+	stopped, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := d.readExport(stopped); !errors.Is(err, context.Canceled) {
+		t.Fatalf("readExport() with a cancelled context = %v, want context.Canceled", err)
+	}
+	if _, found, err := d.readExport(ctx); err != nil || found {
+		t.Errorf("readExport() after a cancelled read = found %v, %v; want an empty store", found, err)
+	}
+	if n := cancelled.count(); n != 2 {
+		t.Errorf("a read after a cancelled one loaded the store %d times in all, want 2", n)
+	}
+}
+
+// contextBackend is a store that fails a load whose context has ended.
+type contextBackend struct{ export.Backend }
+
+func (b contextBackend) Load(ctx context.Context, ifNoneMatch string) (export.Blob, error) {
+	if err := ctx.Err(); err != nil {
+		return export.Blob{}, err
+	}
+	return b.Backend.Load(ctx, ifNoneMatch)
 }
 
 // TestProviderData_wroteExport_keepsNewest: writes that end out of order
