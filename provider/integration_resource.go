@@ -62,9 +62,11 @@ func (r *integrationResource) Schema(_ context.Context, _ resource.SchemaRequest
 			"zone of its configuration file; with it, these settings win.\n\n" +
 			"While `enabled` is `false` psa-syncd sends nothing to the PSA, but every mapping can still be changed. " +
 			"Destroying the resource removes the settings from the export, which psa-syncd takes as switched on: it writes to " +
-			"the PSA again from its next pass, on its configuration file's schedule. The plan that destroys one with " +
-			"`enabled = false` warns (Removed Integration Settings Switch psa-syncd On); a `removed` block with " +
-			"`lifecycle { destroy = false }` takes it out of Terraform and leaves the settings in the export.",
+			"the PSA again from its next pass, on its configuration file's schedule and time zone. The plan that destroys one " +
+			"warns once, naming what falls back: with `enabled = false` (Removed Integration Settings Switch psa-syncd On), " +
+			"and with only a `schedule` or `timezone` set (Removed Integration Settings Fall Back to psa-syncd's " +
+			"Configuration File); a `removed` block with `lifecycle { destroy = false }` takes it out of Terraform and leaves " +
+			"the settings in the export.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "The provider's `export_url` (or `export_path`), with any password in it replaced by " +
@@ -369,30 +371,62 @@ func optionalString(s string) types.String {
 	return types.StringValue(s)
 }
 
-// summaryRemovedSettingsSwitchOn is the summary of the warning on the
-// destroy of integration settings that switch the integration off.
-const summaryRemovedSettingsSwitchOn = "Removed Integration Settings Switch psa-syncd On"
+// summaryRemovedSettingsSwitchOn and summaryRemovedSettingsFallBack are
+// the summaries of the warning on the destroy of integration settings:
+// ones that switch the integration off, and ones that set only when it
+// syncs.
+const (
+	summaryRemovedSettingsSwitchOn  = "Removed Integration Settings Switch psa-syncd On"
+	summaryRemovedSettingsFallBack  = "Removed Integration Settings Fall Back to psa-syncd's Configuration File"
+	detailRemovedSettingsKeep       = "a removed block (lifecycle { destroy = false }), which leaves the settings in the export"
+	detailRemovedSettingsNewAddress = " When the same apply creates a psa_integration at another address (renamed without a moved " +
+		"block), that one writes the settings it configures."
+)
 
-// integrationDestroyWarning warns on the plan that destroys a
-// psa_integration with enabled false in state. psa-syncd takes an export
-// without integration settings as switched on (the daemon's writesEnabled): from
-// its next pass it writes quantities to the PSA, and files tickets, again,
-// which a destroy does not say; a team that switched syncing off for a
-// migration and deletes the block as cleanup would find it on the next
-// invoice. It reads nothing and sends no PSA request.
+// integrationDestroyWarning warns, once, on the plan that destroys a
+// psa_integration that psa-syncd would miss, naming everything that falls
+// back. psa-syncd takes an export without integration settings as
+// switched on (the daemon's writesEnabled): from its next pass it writes
+// quantities to the PSA, and files tickets, again, which a destroy does
+// not say; a team that switched syncing off for a migration and deletes
+// the block as cleanup would find it on the next invoice. A schedule or
+// time zone set falls back to psa-syncd's configuration file's (every 24h
+// in UTC unless it sets them): a sync moved after the PSA generates the
+// month's invoices leaves them with the quantities set before. It reads
+// nothing and sends no PSA request.
 func integrationDestroyWarning(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse, data *providerData) {
 	if req.State.Raw.IsNull() {
 		return
 	}
 	var state integrationResourceModel
-	if diags := req.State.Get(ctx, &state); diags.HasError() || !known(state.Enabled) || state.Enabled.ValueBool() {
+	if diags := req.State.Get(ctx, &state); diags.HasError() {
 		return
 	}
-	resp.Diagnostics.AddWarning(summaryRemovedSettingsSwitchOn,
-		fmt.Sprintf("The integration settings are destroyed while they switch the integration off (enabled = false). psa-syncd "+
-			"takes an export without integration settings as switched on: from its next pass it writes quantities to %s again "+
-			"(and, with ticket routing on, files tickets), on the schedule and time zone of its configuration file. To keep it off, keep the psa_integration "+
-			"with enabled = false, or take it out of Terraform with a removed block (lifecycle { destroy = false }), which leaves "+
-			"the settings in the export. When the same apply creates a psa_integration at another address (renamed without a "+
-			"moved block), that one writes the settings it configures.", data.systemName()))
+	off := known(state.Enabled) && !state.Enabled.ValueBool()
+	var fallback []string
+	if s := state.Schedule.ValueString(); s != "" {
+		fallback = append(fallback, fmt.Sprintf("schedule %q to its schedule (every 24h unless it sets one)", s))
+	}
+	if tz := state.Timezone.ValueString(); tz != "" {
+		fallback = append(fallback, fmt.Sprintf("time zone %q to its timezone (UTC unless it sets one)", tz))
+	}
+	falls := ""
+	if len(fallback) > 0 {
+		falls = " Falling back to psa-syncd's configuration file: " + strings.Join(fallback, ", ") + "."
+	}
+	switch {
+	case off:
+		resp.Diagnostics.AddWarning(summaryRemovedSettingsSwitchOn,
+			fmt.Sprintf("The integration settings are destroyed while they switch the integration off (enabled = false). psa-syncd "+
+				"takes an export without integration settings as switched on: from its next pass it writes quantities to %s again "+
+				"(and, with ticket routing on, files tickets), on the schedule and time zone of its configuration file.%s To keep "+
+				"it off, keep the psa_integration with enabled = false, or take it out of Terraform with %s.%s",
+				data.systemName(), falls, detailRemovedSettingsKeep, detailRemovedSettingsNewAddress))
+	case len(fallback) > 0:
+		resp.Diagnostics.AddWarning(summaryRemovedSettingsFallBack,
+			fmt.Sprintf("The integration settings are destroyed, and psa-syncd syncs from its next pass on the schedule and time "+
+				"zone of its configuration file.%s A sync at another time may come after the PSA generates the month's invoices, "+
+				"which then bill the quantities psa-syncd set before. To keep them, keep the psa_integration, or take it out of "+
+				"Terraform with %s.%s", falls, detailRemovedSettingsKeep, detailRemovedSettingsNewAddress))
+	}
 }

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -112,55 +113,107 @@ func TestAccMappingDestroy_warnsLinesStillBill(t *testing.T) {
 	}
 }
 
-// TestAccIntegrationResource_destroySwitchedOffWarns: the plan that
-// destroys a psa_integration with enabled = false warns that psa-syncd
-// writes to the PSA again from its next pass, an export without
-// integration settings being switched on, and says how to keep it off;
-// settings that switch nothing off warn nothing when destroyed, and
-// neither do the plans that keep them.
-func TestAccIntegrationResource_destroySwitchedOffWarns(t *testing.T) {
+// TestAccIntegrationResource_destroyWarns: the plan that destroys a
+// psa_integration warns once, naming all that falls back: with enabled =
+// false, that psa-syncd writes to the PSA again from its next pass (an
+// export without integration settings is switched on), how to keep it off,
+// and the schedule and time zone set that give way to psa-syncd's
+// configuration file's; with enabled = true, only the schedule and time
+// zone, under a summary of their own. Settings that set neither warn
+// nothing when destroyed, and neither do the plans that keep them.
+func TestAccIntegrationResource_destroyWarns(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, psa.SystemConnectWise)
 	var w planWarnings
-	const summary = summaryRemovedSettingsSwitchOn
-	config := func(enabled string) string {
-		if enabled == "" {
+	config := func(body string) string {
+		if body == "" {
 			return e.providerConfig()
 		}
-		return e.providerConfig() + fmt.Sprintf("resource \"psa_integration\" \"this\" {\n  enabled  = %s\n  schedule = \"daily 02:00\"\n}\n", enabled)
+		return e.providerConfig() + "resource \"psa_integration\" \"this\" {\n" + body + "}\n"
 	}
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: w.factories(),
-		Steps: []resource.TestStep{
-			{
-				Config: config("false"),
-				Check:  expectPlanWarnings(&w, summary, 0, "", ""),
-			},
-			{
-				PreConfig: func() { w.take("") },
-				Config:    config(""),
-				Check: resource.ComposeAggregateTestCheckFunc(
-					expectPlanWarnings(&w, summary, 1, "psa_integration", "",
-						"switch the integration off (enabled = false)", "writes quantities to ConnectWise PSA again",
-						"keep the psa_integration with enabled = false", "removed block (lifecycle { destroy = false })"),
-					e.checkExport(func(doc *export.Document) error {
-						if doc.Integration != nil {
-							return fmt.Errorf("export integration settings = %+v, want none after the destroy", *doc.Integration)
-						}
-						return nil
-					}),
-				),
-			},
-			{
-				PreConfig: func() { w.take("") },
-				Config:    config("true"),
-				Check:     expectPlanWarnings(&w, summary, 0, "", ""),
-			},
-			{
-				PreConfig: func() { w.take("") },
-				Config:    config(""),
-				Check:     expectPlanWarnings(&w, summary, 0, "", ""),
-			},
-		},
+	const (
+		switchOn = summaryRemovedSettingsSwitchOn
+		fallBack = summaryRemovedSettingsFallBack
+		schedule = `schedule "daily 02:00" to its schedule (every 24h unless it sets one)`
+		timezone = `time zone "Europe/Rome" to its timezone (UTC unless it sets one)`
+	)
+	// only wants the warnings of summary (see expectPlanWarnings) and none
+	// of the other destroy warning's: one warning per destroy.
+	only := func(summary string, detail ...string) func(*terraform.State) error {
+		other := map[string]string{switchOn: fallBack, fallBack: switchOn}[summary]
+		return func(s *terraform.State) error {
+			w.mu.Lock()
+			all := slices.Clone(w.warnings)
+			w.mu.Unlock()
+			for _, g := range all {
+				if g.summary == other {
+					return fmt.Errorf("warning %v beside %q, want one warning", g, summary)
+				}
+			}
+			return expectPlanWarnings(&w, summary, 1, "psa_integration", "", detail...)(s)
+		}
+	}
+	none := func(*terraform.State) error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, g := range w.warnings {
+			if g.summary == switchOn || g.summary == fallBack {
+				return fmt.Errorf("plan warning %v, want none", g)
+			}
+		}
+		w.warnings = nil
+		return nil
+	}
+	noSettings := e.checkExport(func(doc *export.Document) error {
+		if doc.Integration != nil {
+			return fmt.Errorf("export integration settings = %+v, want none after the destroy", *doc.Integration)
+		}
+		return nil
 	})
+	steps := []resource.TestStep{}
+	for _, tc := range []struct {
+		body  string
+		check resource.TestCheckFunc
+	}{
+		{
+			body: "  enabled  = false\n  schedule = \"daily 02:00\"\n  timezone = \"Europe/Rome\"\n",
+			check: only(switchOn, "switch the integration off (enabled = false)", "writes quantities to ConnectWise PSA again",
+				"Falling back to psa-syncd's configuration file: "+schedule+", "+timezone+".",
+				"keep the psa_integration with enabled = false", "removed block (lifecycle { destroy = false })"),
+		},
+		{
+			body: "  enabled = false\n",
+			check: resource.ComposeAggregateTestCheckFunc(
+				func(*terraform.State) error {
+					w.mu.Lock()
+					defer w.mu.Unlock()
+					for _, g := range w.warnings {
+						if strings.Contains(g.detail, "Falling back") {
+							return fmt.Errorf("warning %v names a fallback of settings that set none", g)
+						}
+					}
+					return nil
+				},
+				only(switchOn, "switch the integration off (enabled = false)")),
+		},
+		{
+			body: "  schedule = \"daily 02:00\"\n  timezone = \"Europe/Rome\"\n",
+			check: only(fallBack, "Falling back to psa-syncd's configuration file: "+schedule+", "+timezone+".",
+				"keep the psa_integration", "removed block (lifecycle { destroy = false })"),
+		},
+		{
+			body:  "  timezone = \"Europe/Rome\"\n",
+			check: only(fallBack, "Falling back to psa-syncd's configuration file: "+timezone+"."),
+		},
+		{body: "  enabled = true\n", check: none},
+	} {
+		steps = append(steps,
+			resource.TestStep{PreConfig: func() { w.take("") }, Config: config(tc.body), Check: none},
+			resource.TestStep{
+				PreConfig: func() { w.take("") },
+				Config:    config(""),
+				Check:     resource.ComposeAggregateTestCheckFunc(tc.check, noSettings),
+			})
+	}
+	resource.UnitTest(t, resource.TestCase{ProtoV6ProviderFactories: w.factories(), Steps: steps})
 }
