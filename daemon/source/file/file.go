@@ -679,7 +679,8 @@ func leadingField(rest []byte, pe *csv.ParseError, sep rune) (string, bool) {
 // read with it. Excel separates the columns of a CSV file with the list
 // separator of the computer's region settings: ";" where a comma is the
 // decimal separator. Its "sep=;" first line (or "sep=," or "sep=" and a
-// tab; in quotes too) names the separator; the data returned then starts at the end of
+// tab; in quotes too; followed by more of that separator only, see
+// sepLine) names the separator; the data returned then starts at the end of
 // that line, so that the reader skips it as a blank line and counts the
 // lines of the file. Otherwise a header line without a comma whose first
 // column, split on ";" or a tab, is a known one is so separated: a header
@@ -689,11 +690,8 @@ func leadingField(rest []byte, pe *csv.ParseError, sep rune) (string, bool) {
 func separator(data []byte) ([]byte, rune) {
 	first, _, _ := bytes.Cut(data, []byte("\n"))
 	line := bytes.ToLower(bytes.TrimSuffix(first, []byte("\r")))
-	if len(line) > 2 && line[0] == '"' && line[len(line)-1] == '"' {
-		line = line[1 : len(line)-1] // a writer that quotes a field holding a separator
-	}
-	if s, ok := bytes.CutPrefix(line, []byte("sep=")); ok && len(s) == 1 && bytes.ContainsAny(s, ",;\t") {
-		return data[len(first):], rune(s[0])
+	if s, ok := sepLine(line); ok {
+		return data[len(first):], s
 	}
 	header, _, _ := bytes.Cut(bytes.TrimLeft(data, "\r\n"), []byte("\n"))
 	if bytes.ContainsRune(header, ',') {
@@ -708,6 +706,29 @@ func separator(data []byte) ([]byte, rune) {
 		}
 	}
 	return data, ','
+}
+
+// sepLine returns the separator that line, in lower case, names if it is
+// Excel's separator line: "sep=;", or "sep=;" in quotes (a writer that
+// quotes a field holding a separator), followed by nothing or by more of
+// that separator only. A user who types sep=; into cell A1 and saves the
+// sheet as CSV of ";" gets the other columns of that row after it, empty:
+// sep=;;;; or "sep=;";;;. Anything else after it (sep=;,,, a sheet saved
+// with another separator) is not taken for a separator line.
+func sepLine(line []byte) (rune, bool) {
+	var s byte
+	var rest []byte
+	if q, ok := bytes.CutPrefix(line, []byte(`"sep=`)); ok && len(q) > 1 && q[1] == '"' {
+		s, rest = q[0], q[2:]
+	} else if q, ok := bytes.CutPrefix(line, []byte("sep=")); ok && len(q) > 0 {
+		s, rest = q[0], q[1:]
+	} else {
+		return 0, false
+	}
+	if !bytes.ContainsRune([]byte(",;\t"), rune(s)) || len(bytes.Trim(rest, string(s))) > 0 {
+		return 0, false
+	}
+	return rune(s), true
 }
 
 // sepName names the separator sep in a message.
@@ -732,6 +753,11 @@ func headerHint(h string) string {
 		return found && known(strings.TrimSpace(f))
 	}
 	switch {
+	case len(h) > 4 && strings.HasPrefix(strings.ToLower(h), "sep=") && strings.ContainsRune(",;\t", rune(h[4])):
+		// Not a separator line by sepLine: other characters follow
+		// it, a sheet saved with another separator (sep=;,,,).
+		return `: the first line is Excel's separator line, naming ` + sepName(rune(h[4])) + `, but followed by other characters than that ` +
+			`separator (a cell "sep=" of a sheet saved with another separator); remove that line, or save the sheet with the separator it names`
 	case strings.HasPrefix(c, "sep="):
 		return `: the first line is Excel's separator line, for another separator than a comma, ";" or a tab; remove it, and separate the columns with commas`
 	case strings.Contains(h, "\r"):

@@ -302,6 +302,14 @@ func TestFetch_fileErrors(t *testing.T) {
 		{"separator line of another separator", "u.csv", "sep=|\ncustomer_id|product|quantity\n", `file: u.csv:1: unknown column "sep=|" (want customer_id, ` +
 			`customer_name, product, product_name, quantity, period): the first line is Excel's separator line, for another separator than a comma, ";" ` +
 			`or a tab; remove it, and separate the columns with commas`},
+		{"separator line of a sheet of commas", "u.csv", "\"sep=;\",,\ncustomer_id,product,quantity\n", `file: u.csv:1: unknown column "sep=;" ` +
+			`(want customer_id, customer_name, product, product_name, quantity, period): the first line is Excel's separator line, naming a ";", ` +
+			`but followed by other characters than that separator (a cell "sep=" of a sheet saved with another separator); remove that line, ` +
+			`or save the sheet with the separator it names`},
+		{"separator line and more", "u.csv", "sep=;;x\ncustomer_id;product;quantity\n", `file: u.csv:1: unknown column "sep=;;x" ` +
+			`(want customer_id, customer_name, product, product_name, quantity, period): the first line is Excel's separator line, naming a ";", ` +
+			`but followed by other characters than that separator (a cell "sep=" of a sheet saved with another separator); remove that line, ` +
+			`or save the sheet with the separator it names`},
 		{"separator line of another header", "u.csv", "sep=;\r\ncustomer_id,product,quantity\r\n", `file: u.csv:2: unknown column "customer_id,product,quantity" ` +
 			`(want customer_id, customer_name, product, product_name, quantity, period): the columns are separated by commas, not by the separator ` +
 			`that the first line ("sep=") names; remove that line`},
@@ -359,6 +367,10 @@ func TestFetch_csvSeparators(t *testing.T) {
 		{"separator line of tabs", "\t", "SEP=\t\n", "\n"},
 		{"separator line of commas", ",", "sep=,\n", "\n"},
 		{"separator line in quotes", ";", "\"sep=;\"\r\n", "\r\n"},
+		// sep=; typed into cell A1, the row's other cells empty.
+		{"separator line of a sheet", ";", "sep=;;;;;\r\n", "\r\n"},
+		{"separator line of a sheet in quotes", ";", "\ufeff\"sep=;\";;;;\r\n", "\r\n"},
+		{"separator line of a sheet of tabs", "\t", "\"SEP=\t\"\t\t\t\t\n", "\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

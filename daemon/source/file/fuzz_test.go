@@ -58,6 +58,8 @@ func FuzzParseCSV(f *testing.F) {
 	f.Add([]byte("customer_id;customer_name;product;quantity;period\r\nc;\"A; Inc.\";P;3,5;2026-10\r\nd;\"B;P;1;2026-10\r\ne;C\";P;2;2026-09\r\nf;F;P\"x;4;\r\n"))
 	f.Add([]byte("sep=;\ncustomer_id;product;quantity\nc;P;1\n\"d\";P;2;\n"))
 	f.Add([]byte("\"sep=;\"\r\ncustomer_id;product;quantity\r\nc;P;1\r\n"))
+	f.Add([]byte("\"sep=;\";;;\r\ncustomer_id;product;quantity\r\nc;P;1\r\n"))
+	f.Add([]byte("sep=,,,\ncustomer_id,product,quantity\nc,P,1\n"))
 	f.Add([]byte("SEP=\t\ncustomer_id\tproduct\tquantity\tcustomer_name\nc\tP\t1\t\"A\n\td\tP\t2\tB\"\n"))
 	f.Add([]byte("customer_id\tproduct\tquantity\nc\tP\t1\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
