@@ -9,20 +9,23 @@
 //	,,PB-STD,Password Boss Standard,3,2026-10
 //
 // customer_id, product and quantity are required columns; the others are
-// optional. The columns are separated by commas, or by ";" or tabs when
-// the header is: a header line without a comma whose first column, split
-// on ";" (Excel's CSV where a comma is the decimal separator) or a tab, is
-// a known one. Excel's "sep=;" first line ("sep=," or "sep=" and a tab;
-// in quotes too; followed by more of that separator only, as a sheet with
-// sep=; in cell A1 saves it: sep=;;;;) names the separator, and the header is then line 2. The rows are read
-// as those of commas: a field in quotes may hold the separator. A column
-// the format does not know rejects the whole file, so a misspelt optional
-// column (customer_nam) cannot silently drop data; the error of a header
-// that a spreadsheet's export settings made so (a header of ";" or tabs
-// that holds a comma too, a "sep=" line of another separator, followed by
-// other characters, or before a header of commas, lines that end in a carriage return alone, a column
-// without a name) says so, and how to save the file instead. A UTF-8
-// byte-order mark is ignored.
+// optional. The columns are separated by commas, or by ";" or tabs when the
+// header is: a header line without a comma whose first column, split on ";"
+// (Excel's CSV where a comma is the decimal separator) or a tab, is a known
+// one. Excel's "sep=;" first line ("sep=," or "sep=" and a tab; in quotes
+// too; followed by more of that separator only, as a sheet with sep=; in
+// cell A1 saves it: sep=;;;;) names the separator, and the header is then
+// line 2. The lines end in LF, CR LF, or CR alone (Excel's "CSV
+// (Macintosh)") in a file without a line feed. The rows are read as those of
+// commas: a field in quotes may hold the separator. A column the format does
+// not know rejects the whole file, so a misspelt optional column
+// (customer_nam) cannot silently drop data; the error of a header that a
+// spreadsheet's export settings made so (a header of ";" or tabs that holds
+// a comma too, a "sep=" line of another separator, or followed by other
+// characters, or before a header of commas, lines that end in a carriage
+// return alone in a file that holds a line feed too, a column without a
+// name) says so, and how to save the file instead. A UTF-8 byte-order mark
+// is ignored.
 //
 // A JSON file holds an array of objects with the same keys, or an object
 // {"records": [...]} wrapping that array. Values are strings or numbers. An

@@ -417,8 +417,20 @@ func (r row) record(p source.Period) (source.Record, error) {
 // file, because every row would be misread; a row that cannot be split into
 // columns is a row with err set. The columns are separated by commas, or by
 // the separator of Excel's "sep=" first line, or by ";" or tabs when the
-// header is so separated (see separator).
+// header is so separated (see separator). The lines end in LF, CR LF, or
+// CR alone in a file without a line feed.
 func parseCSV(name string, data []byte, each func(row)) error {
+	if !bytes.ContainsRune(data, '\n') {
+		// Excel's "CSV (Macintosh)" ends each line in a carriage return
+		// alone, which the reader does not take for a line end: the
+		// whole file would be one row. In a file without a line feed
+		// every carriage return is a line end, so each one becomes a
+		// line feed, one for one, and the line numbers stay the file's.
+		// One in a quoted field (a line break in a cell) cannot be told
+		// from a line end, and is then one in a file of line feeds: a
+		// field over several lines, read and checked as such.
+		data = bytes.ReplaceAll(data, []byte("\r"), []byte("\n"))
+	}
 	data, sep := separator(data)
 	cr := csv.NewReader(bytes.NewReader(data))
 	cr.Comma = sep
@@ -761,7 +773,10 @@ func headerHint(h string) string {
 	case strings.HasPrefix(c, "sep="):
 		return `: the first line is Excel's separator line, for another separator than a comma, ";" or a tab; remove it, and separate the columns with commas`
 	case strings.Contains(h, "\r"):
-		return `: the lines end in a carriage return alone (Excel's "CSV (Macintosh)"); save the file as "CSV UTF-8", whose lines end in CR LF`
+		// A file of carriage returns alone is read (see parseCSV): this
+		// one has a line feed somewhere too.
+		return `: the lines end in a carriage return alone (Excel's "CSV (Macintosh)"), and the file holds a line feed too ` +
+			`(a line break in a cell), so where a line ends cannot be told; save the file as "CSV UTF-8", whose lines end in CR LF`
 	case separated(","):
 		// Read with the separator of a "sep=" line.
 		return `: the columns are separated by commas, not by the separator that the first line ("sep=") names; remove that line`

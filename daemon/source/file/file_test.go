@@ -317,8 +317,12 @@ func TestFetch_fileErrors(t *testing.T) {
 		{"semicolons, empty column", "u.csv", "customer_id;product;quantity;\n", `file: u.csv:1: column 4 of the header has no name (a ";" at the end of the header, ` +
 			`or a column the spreadsheet saved blank): remove it, or name it one of customer_id, customer_name, product, product_name, quantity, period`},
 		{"separator line only", "u.csv", "sep=;", `file: u.csv: empty file, want a header row with customer_id, product, quantity`},
-		{"carriage returns", "u.csv", "customer_id,product,quantity\rc1,P,3\r", `file: u.csv:1: unknown column "quantity\rc1" (want customer_id, customer_name, product, product_name, quantity, period): ` +
-			`the lines end in a carriage return alone (Excel's "CSV (Macintosh)"); save the file as "CSV UTF-8", whose lines end in CR LF`},
+		// Carriage returns alone are read (TestFetch_csvCarriageReturns),
+		// unless the file holds a line feed too.
+		{"carriage returns and a line feed", "u.csv", "customer_id,product,quantity\rc1,\"P\nQ\",3\r", `file: u.csv:1: unknown column "quantity\rc1" ` +
+			`(want customer_id, customer_name, product, product_name, quantity, period): the lines end in a carriage return alone (Excel's ` +
+			`"CSV (Macintosh)"), and the file holds a line feed too (a line break in a cell), so where a line ends cannot be told; ` +
+			`save the file as "CSV UTF-8", whose lines end in CR LF`},
 		{"empty csv", "u.csv", "", `file: u.csv: empty file, want a header row with customer_id, product, quantity`},
 		{"json scalar", "u.json", `42`, `file: u.json: want an array of records or an object with a "records" array`},
 		{"json wrapper key", "u.json", "{\n\"rows\": []}", `file: u.json:2: unknown key "rows" (want "records")`},
@@ -371,6 +375,9 @@ func TestFetch_csvSeparators(t *testing.T) {
 		{"separator line of a sheet", ";", "sep=;;;;;\r\n", "\r\n"},
 		{"separator line of a sheet in quotes", ";", "\ufeff\"sep=;\";;;;\r\n", "\r\n"},
 		{"separator line of a sheet of tabs", "\t", "\"SEP=\t\"\t\t\t\t\n", "\n"},
+		// Excel's "CSV (Macintosh)": lines end in a carriage return alone.
+		{"carriage returns", ",", "", "\r"},
+		{"carriage returns and a separator line", ";", "sep=;\r", "\r"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -379,8 +386,10 @@ func TestFetch_csvSeparators(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Fetch: %v", err)
 			}
+			// The lines before the header, ended in CR LF, LF or CR.
+			before := strings.Count(tc.before, "\n") + strings.Count(strings.ReplaceAll(tc.before, "\r\n", ""), "\r")
 			at := func(line int) string { // the file's line of lines[line-1]
-				return fmt.Sprintf("usage.csv:%d", line+strings.Count(tc.before, "\n"))
+				return fmt.Sprintf("usage.csv:%d", line+before)
 			}
 			want := []source.Record{
 				{CustomerID: "2c9f", CustomerName: "Acme" + tc.sep + " Inc.", Product: "CIXA", Quantity: 4, Period: "2026-10", Where: at(2)},
@@ -412,13 +421,62 @@ func TestFetch_csvSeparators(t *testing.T) {
 				"row has 6 columns, the header has 5",
 				fmt.Sprintf("the quoted customer_name field runs from %s to line %d and holds %s: a quote left open may have swallowed the rows "+
 					"between, so the customer of each of those lines is not synced this pass; close the quote, or put the field on one line",
-					strings.Replace(at(5), "usage.csv:", "line ", 1), 6+strings.Count(tc.before, "\n"), sepName),
+					strings.Replace(at(5), "usage.csv:", "line ", 1), 6+before, sepName),
 			} {
 				if got := rep.Problems[i].Err.Error(); !strings.HasSuffix(got, want) {
 					t.Errorf("problem %s: %s; want %s", rep.Problems[i].Where, got, want)
 				}
 			}
 		})
+	}
+}
+
+func TestFetch_csvCarriageReturns(t *testing.T) {
+	t.Parallel()
+	// Excel's "CSV (Macintosh)": no line feed, every line ends in a
+	// carriage return, one in a quoted name too (a line break in a cell).
+	content := "\ufeffcustomer_id,customer_name,product,quantity,period\r" +
+		"2c9f,\"Acme\rHQ\",CIXA,4,2026-10\r" + // a name over two lines: lines 2 and 3
+		"3b1e,Globex,CIXA,x,2026-10\r" +
+		"\r" +
+		// The separator in a field over two lines, lines 6 and 7: as in a
+		// file of line feeds, the customer of line 7 cannot be told.
+		"4d2a,\"Initech,\rInc.\",CIXA,2,2026-10\r" +
+		"8e9f,Wayne,CIXA,5,2026-10\r"
+	rep, err := newSource(t, file.Config{Path: writeFile(t, "usage.csv", content)}).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	want := []source.Record{
+		{CustomerID: "2c9f", CustomerName: "Acme\nHQ", Product: "CIXA", Quantity: 4, Period: "2026-10", Where: "usage.csv:2"},
+		{CustomerID: "8e9f", CustomerName: "Wayne", Product: "CIXA", Quantity: 5, Period: "2026-10", Where: "usage.csv:8"},
+	}
+	if diff := cmp.Diff(summed(want), rep.Records); diff != "" {
+		t.Errorf("Records mismatch (-want +got):\n%s", diff)
+	}
+	type got struct {
+		Where      string
+		Unreadable bool
+		CustomerID string
+	}
+	var gotProblems []got
+	for _, p := range rep.Problems {
+		gotProblems = append(gotProblems, got{p.Where, p.Unreadable, p.CustomerID})
+	}
+	wantProblems := []got{{"usage.csv:4", true, "3b1e"}, {"usage.csv:6", true, ""}}
+	if diff := cmp.Diff(wantProblems, gotProblems); diff != "" {
+		t.Fatalf("Problems mismatch (-want +got):\n%s\nall: %q", diff, problems(rep))
+	}
+	// Read as the same file of line feeds is, problems and all.
+	lf, err := newSource(t, file.Config{Path: writeFile(t, "usage.csv", strings.ReplaceAll(content, "\r", "\n"))}).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatalf("Fetch of line feeds: %v", err)
+	}
+	if diff := cmp.Diff(problems(lf), problems(rep)); diff != "" {
+		t.Errorf("Problems differ from those of line feeds (-lf +cr):\n%s", diff)
+	}
+	if diff := cmp.Diff(lf.Records, rep.Records); diff != "" {
+		t.Errorf("Records differ from those of line feeds (-lf +cr):\n%s", diff)
 	}
 }
 

@@ -60,6 +60,9 @@ func FuzzParseCSV(f *testing.F) {
 	f.Add([]byte("\"sep=;\"\r\ncustomer_id;product;quantity\r\nc;P;1\r\n"))
 	f.Add([]byte("\"sep=;\";;;\r\ncustomer_id;product;quantity\r\nc;P;1\r\n"))
 	f.Add([]byte("sep=,,,\ncustomer_id,product,quantity\nc,P,1\n"))
+	// Carriage returns alone (Excel's "CSV (Macintosh)"), one in quotes.
+	f.Add([]byte("sep=;\rcustomer_id;customer_name;product;quantity\rc;\"A\rB\";P;1\r\rd;\"C;\rD\";P;2\r"))
+	f.Add([]byte("customer_id,product,quantity\rc,\"P\nQ\",1\r"))
 	f.Add([]byte("SEP=\t\ncustomer_id\tproduct\tquantity\tcustomer_name\nc\tP\t1\t\"A\n\td\tP\t2\tB\"\n"))
 	f.Add([]byte("customer_id\tproduct\tquantity\nc\tP\t1\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
