@@ -1755,6 +1755,31 @@ func TestEngine_Sync_csvOfSemicolons(t *testing.T) {
 	}
 }
 
+// TestEngine_Sync_csvOfAMacSheet: a sheet with sep=; typed into cell A1,
+// saved as Excel's "CSV (Macintosh)" where a comma is the decimal
+// separator: the first line is sep=;;;, and every line ends in a carriage
+// return alone. Such a file was refused whole (the pass failed); it is
+// read as a file of line feeds, its rows named at their line of the file.
+func TestEngine_Sync_csvOfAMacSheet(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+	h.at.SetUnits(h.contractB, h.svcIntercept, 30, etPeriodDay)
+	content := "sep=;;;\rcustomer_id;customer_name;product;quantity\rcust-a;\"Acme; Inc.\";CIXA-MSP;40\rcust-b;Globex;CIXA-MSP;5,5\r"
+	if err := os.WriteFile(h.usage, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := h.sync(PassOptions{})
+	if res.Run.Result != state.RunPartial {
+		t.Errorf("run = %s %q, want partial", res.Run.Result, res.Run.Error)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 40)
+	h.wantUnits(h.contractB, h.svcIntercept, 30)
+	if cs := h.status("cust-b"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, `usage.csv:4: quantity "5,5" is not a whole number`) {
+		t.Errorf("cust-b status = %s %q, want failed naming usage.csv:4", cs.Result, cs.Error)
+	}
+}
+
 // TestEngine_Sync_idInScientificNotation: a spreadsheet wrote a long id as
 // "1.23457E+15", its last digits lost. Read as an unmapped id, its usage
 // was missing from the mapped customer's (or product's) sum, whose line
