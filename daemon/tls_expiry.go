@@ -39,6 +39,10 @@ const TLSExpiryWarning = 7 * 24 * time.Hour
 type tlsCertFile struct {
 	use  string // one of the TLSUse* values
 	file string // its path; the web config file's for a certificate given inline
+	// setting is where it is set, as check names it when the file cannot
+	// be read: the operator's way to the file, which the error may not
+	// quote (a value that looks like PEM).
+	setting string
 	// inline is the certificate given in the web config file itself
 	// (tls_server_config's cert or client_ca); nil: read file.
 	inline []byte
@@ -59,25 +63,25 @@ func tlsCertFiles(wc *webConfigCache, path string, cfg *Config) []tlsCertFile {
 				t := c.TLSConfig
 				switch {
 				case t.TLSCertPath != "":
-					files = append(files, tlsCertFile{use: TLSUseListener, file: t.TLSCertPath})
+					files = append(files, tlsCertFile{use: TLSUseListener, file: t.TLSCertPath, setting: "tls_server_config.cert_file"})
 				case t.TLSCert != "":
-					files = append(files, tlsCertFile{use: TLSUseListener, file: path, inline: []byte(t.TLSCert)})
+					files = append(files, tlsCertFile{use: TLSUseListener, file: path, inline: []byte(t.TLSCert), setting: "tls_server_config.cert"})
 				}
 				switch {
 				case t.ClientCAs != "":
-					files = append(files, tlsCertFile{use: TLSUseClientCA, file: t.ClientCAs})
+					files = append(files, tlsCertFile{use: TLSUseClientCA, file: t.ClientCAs, setting: "tls_server_config.client_ca_file"})
 				case t.ClientCAsText != "":
-					files = append(files, tlsCertFile{use: TLSUseClientCA, file: path, inline: []byte(t.ClientCAsText)})
+					files = append(files, tlsCertFile{use: TLSUseClientCA, file: path, inline: []byte(t.ClientCAsText), setting: "tls_server_config.client_ca"})
 				}
 			}
 		}
 	}
 	if cfg != nil {
 		if f := cfg.State.AdvertiseCAFile; f != "" {
-			files = append(files, tlsCertFile{use: TLSUseAdvertiseCA, file: f})
+			files = append(files, tlsCertFile{use: TLSUseAdvertiseCA, file: f, setting: "state.advertise_ca_file"})
 		}
 		if f := cfg.State.AdvertiseClientCertFile; f != "" {
-			files = append(files, tlsCertFile{use: TLSUseAdvertiseClient, file: f})
+			files = append(files, tlsCertFile{use: TLSUseAdvertiseClient, file: f, setting: "state.advertise_client_cert_file"})
 		}
 	}
 	return files
@@ -152,8 +156,9 @@ func (d *Daemon) warnTLSExpiry(cfg *Config) {
 // tlsCheckItems are psa-syncd check's items (POST /api/v1/check) for the
 // certificate files of the web config file and cfg, each written to w as
 // a line of check's report: ok with its expiry, a note when it expires
-// within TLSExpiryWarning, a failure once it has expired. A file that
-// cannot be read is left to the config's and the listener's own checks.
+// within TLSExpiryWarning, a failure once it has expired or when it cannot
+// be read (or holds no certificate): a file a renewal broke or removed
+// since the start, as psa_sync_tls_certificate_readable 0 says.
 func (d *Daemon) tlsCheckItems(cfg *Config, w io.Writer) []CheckItem {
 	return tlsCheckItems(&d.webConfig, d.webConfigFile, cfg, d.now(), w)
 }
@@ -190,11 +195,16 @@ func CheckTLS(path string, cfg *Config, now time.Time, w io.Writer) []CheckItem 
 func tlsCheckItems(wc *webConfigCache, path string, cfg *Config, now time.Time, w io.Writer) []CheckItem {
 	var items []CheckItem
 	for _, f := range tlsCertFiles(wc, path, cfg) {
+		what := "tls certificate " + f.use
 		t, err := f.notAfter()
 		if err != nil {
+			// notAfter's error names the file (or says why it does
+			// not: a value that looks like PEM), never its content.
+			detail := fmt.Sprintf("%s: %v: fix or renew it", f.setting, err)
+			fmt.Fprintf(w, "FAIL %s: %s\n", what, detail)
+			items = append(items, CheckItem{Result: CheckFail, Item: what, Detail: detail})
 			continue
 		}
-		what := "tls certificate " + f.use
 		left := t.Sub(now).Round(time.Minute)
 		switch {
 		case !t.After(now):

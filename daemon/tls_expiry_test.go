@@ -274,6 +274,20 @@ func TestDaemon_tlsCertificateExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("with the certificate file gone", map[series]time.Time{clientCA: caExpiry}, listener)
+	// check fails it too, naming the setting and the file, rather than
+	// leaving it out as if the listener served no TLS.
+	report, items = checked()
+	if want := []string{"fail tls certificate client_ca", "fail tls certificate listener"}; report.OK || !slices.Equal(items, want) {
+		t.Errorf("check with the certificate file gone = ok %t, items %q; want not ok, items %q\n%s", report.OK, items, want, report.Report)
+	}
+	if want := "FAIL tls certificate listener: tls_server_config.cert_file: open " + pki.certFile + ": no such file or directory"; !strings.Contains(report.Report, want) {
+		t.Errorf("check's report says\n%s\nwant %q", report.Report, want)
+	}
+	dtWrite(t, pki.certFile, "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n")
+	report, _ = checked()
+	if want := "FAIL tls certificate listener: tls_server_config.cert_file: " + pki.certFile + ": a certificate cannot be parsed: "; !strings.Contains(report.Report, want) || strings.Contains(report.Report, "bm90IGEgY2VydGlmaWNhdGU") {
+		t.Errorf("check's report with a corrupt certificate file says\n%s\nwant %q and not the file's content", report.Report, want)
+	}
 }
 
 // certExpiry returns the NotAfter of the first certificate in file.
