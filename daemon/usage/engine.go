@@ -1360,7 +1360,14 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 				p.laterWritten++
 			}
 			if c.Action == ActionUpdate && !c.CurrentKnown && !p.ledger {
-				if err := e.vanishedLine(c, o, cp.period, setLines.of(rd, cp.chunk)); err != nil {
+				var own *state.LedgerEntry
+				if in, ok := unsettled[key]; ok {
+					l, exists := cur.lines.get(key)
+					if le, ok := e.ownReconciled(in, l, exists, p.plan.EffectiveDate, reconciled, runs); ok {
+						own = &le
+					}
+				}
+				if err := e.vanishedLine(c, o, cp.period, setLines.of(rd, cp.chunk), own); err != nil {
 					cp.fail(i, err, c)
 					continue
 				}

@@ -129,3 +129,54 @@ func TestEngineAutotask_planAgreesWithPassOnItsLineSettled(t *testing.T) {
 		t.Errorf("plan's change = %+v, want an update to 50, as the pass did", c)
 	}
 }
+
+// TestEngineConnectWise_planAgreesWithPassOnItsLineSetToZero: psa-syncd
+// added cust-a's addition of 5; a pass killed an hour ago opened an intent
+// to set it to 0, and the read shows no addition (deleted by hand once it
+// read 0). The pass's Reconcile closes the intent as done (a line not shown
+// reads 0), its ledger then says 5 -> 0, and the pass adds the line the
+// usage wants: psa-syncd's last write left nothing to double. A plan,
+// which reconciles nothing, reads the same ledger as that pass: not
+// "0 -> 5", which would hold the line as one the read cannot see
+// (line_missing). The intent is dated the plan's day (settled from the
+// plan's own read), or, with the addition, the month before (settled from
+// a read at that date, as Reconcile does).
+func TestEngineConnectWise_planAgreesWithPassOnItsLineSetToZero(t *testing.T) {
+	t.Parallel()
+	for _, before := range []bool{false, true} {
+		t.Run(fmt.Sprintf("month_before=%v", before), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, psa.SystemConnectWise)
+			cw := h.sim.ConnectWise()
+			agreement := mustParse(t, h.contractA)
+			day := etPeriodDay
+			if before {
+				day = etPeriodDay.AddDate(0, -1, 0)
+				if res := h.syncAt(etNow.AddDate(0, -1, 0), "cust-a,Acme,CIXA-MSP,5"); res.Run.Updated != 1 {
+					t.Fatalf("first pass = %+v, want 1 updated", res.Run)
+				}
+			} else {
+				h.firstPass(1, "cust-a,Acme,CIXA-MSP,5")
+			}
+			if _, err := h.db.OpenIntent(state.Intent{RunID: 99, System: h.system, Source: "file", CustomerID: "cust-a",
+				ContractID: h.contractA, ServiceID: h.svcIntercept, Before: 5, After: 0, BeforeKnown: true, EffectiveDate: day,
+				Created: etNow.Add(-time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range cw.Additions(agreement) {
+				cw.DeleteAddition(a.ID)
+			}
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+
+			plan := h.plan()
+			res := h.sync(PassOptions{})
+			if c := sysFindChange(res.Plan, h.svcIntercept); c == nil || c.Action != ActionUpdate || c.Desired != 42 {
+				t.Fatalf("pass's change = %+v, want the line added at 42", c)
+			}
+			h.wantUnits(h.contractA, h.svcIntercept, 42)
+			if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionUpdate || c.Desired != 42 || c.Hold() != "" {
+				t.Errorf("plan's change = %+v, want the line added at 42, as the pass did", c)
+			}
+		})
+	}
+}

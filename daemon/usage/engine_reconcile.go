@@ -423,24 +423,13 @@ func reconciledEntry(in state.Intent, n int) state.LedgerEntry {
 // withOwnReconciled returns entries, the ledger entries in force at a
 // plan's effective date (ledgerInForce.of), as the pass finds them once
 // its Reconcile has closed in, the open intent of the line being decided,
-// as done: the intent's entry, added after every other, is in force unless
-// an entry dated later than it is. An intent dated effective is settled
-// from the plan's own read of its line (l, exists), one dated another day
-// as reconcileElsewhere predicted (reconciled).
+// as done (ownReconciled): the intent's entry, added after every other, is
+// in force unless an entry dated later than it is.
 func (e *Engine) withOwnReconciled(entries func() (map[psa.LineKey]state.LedgerEntry, error), in state.Intent, l psa.ContractLine, exists bool,
 	effective time.Time, reconciled map[psa.LineKey]state.LedgerEntry, runs map[int64]time.Time) func() (map[psa.LineKey]state.LedgerEntry, error) {
-	var le state.LedgerEntry
-	switch {
-	case in.EffectiveDate.Equal(effective):
-		if intentOutcome(in, l, exists) != state.IntentDone || e.unsettledLine(in, l, exists, runs) != nil {
-			return entries
-		}
-		le = reconciledEntry(in, len(reconciled))
-	default:
-		var ok bool
-		if le, ok = reconciled[psa.LineKey{ContractID: idKey(in.ContractID), ServiceID: idKey(in.ServiceID)}]; !ok || !le.EffectiveDate.Before(effective.AddDate(0, 0, 1)) {
-			return entries
-		}
+	le, ok := e.ownReconciled(in, l, exists, effective, reconciled, runs)
+	if !ok {
+		return entries
 	}
 	key := psa.LineKey{ContractID: in.ContractID, ServiceID: in.ServiceID}
 	return func() (map[psa.LineKey]state.LedgerEntry, error) {
@@ -458,6 +447,27 @@ func (e *Engine) withOwnReconciled(entries func() (map[psa.LineKey]state.LedgerE
 		out[key] = le
 		return out, nil
 	}
+}
+
+// ownReconciled returns the ledger entry that the pass's Reconcile adds
+// when it closes in, the open intent of the line a plan decides, as done,
+// if it does and the entry is in force at effective, the plan's effective
+// date. An intent dated effective is settled from the plan's own read of
+// its line (l, exists), one dated another day as reconcileElsewhere
+// predicted (reconciled).
+func (e *Engine) ownReconciled(in state.Intent, l psa.ContractLine, exists bool, effective time.Time,
+	reconciled map[psa.LineKey]state.LedgerEntry, runs map[int64]time.Time) (state.LedgerEntry, bool) {
+	if in.EffectiveDate.Equal(effective) {
+		if intentOutcome(in, l, exists) != state.IntentDone || e.unsettledLine(in, l, exists, runs) != nil {
+			return state.LedgerEntry{}, false
+		}
+		return reconciledEntry(in, len(reconciled)), true
+	}
+	le, ok := reconciled[psa.LineKey{ContractID: idKey(in.ContractID), ServiceID: idKey(in.ServiceID)}]
+	if !ok || !le.EffectiveDate.Before(effective.AddDate(0, 0, 1)) {
+		return state.LedgerEntry{}, false
+	}
+	return le, true
 }
 
 // withReconciled returns later, the changes psa-syncd made to lines from

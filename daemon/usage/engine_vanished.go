@@ -34,13 +34,17 @@ import (
 // added.
 //
 // set returns the lines of c's chunk of contracts that psa-syncd ever set
-// above 0 (ledgerSets.of): only those are looked up one by one.
-func (e *Engine) vanishedLine(c *Change, o PassOptions, period source.Period, set func() (map[psa.LineKey]bool, error)) error {
+// above 0 (ledgerSets.of): only those are looked up one by one. own, for a
+// plan that reconciles nothing, is the entry the pass's Reconcile adds
+// first for the line's own open intent (ownReconciled), or nil: a write
+// that set the line to 0, which the read without the line confirms, is
+// psa-syncd's last one in that pass's ledger, and leaves nothing to double.
+func (e *Engine) vanishedLine(c *Change, o PassOptions, period source.Period, set func() (map[psa.LineKey]bool, error), own *state.LedgerEntry) error {
 	if e.db == nil || c.Desired <= 0 {
 		return nil
 	}
 	lines, err := set()
-	if err == nil && !lines[psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}] {
+	if err == nil && !lines[psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}] && (own == nil || own.After <= 0) {
 		return nil
 	}
 	var le state.LedgerEntry
@@ -51,6 +55,10 @@ func (e *Engine) vanishedLine(c *Change, o PassOptions, period source.Period, se
 	if err != nil {
 		return fmt.Errorf("the PSA shows no line of service %s on contract %s; reading psa-syncd's ledger for one it set, before adding it, failed: %w",
 			c.ServiceID, c.ContractID, err)
+	}
+	// Reconcile's entry comes after every other, unless one is dated later.
+	if own != nil && (!ok || !own.EffectiveDate.Before(le.EffectiveDate)) {
+		le, ok = *own, true
 	}
 	if !ok || le.System != e.be.System() || le.After <= 0 {
 		return nil
