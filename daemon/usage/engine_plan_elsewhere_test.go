@@ -2,11 +2,13 @@ package usage
 
 import (
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // TestEngineSystems_planAgreesWithPassOnAnIntentElsewhere: an intent of a
@@ -130,53 +132,100 @@ func TestEngineAutotask_planAgreesWithPassOnItsLineSettled(t *testing.T) {
 	}
 }
 
-// TestEngineConnectWise_planAgreesWithPassOnItsLineSetToZero: psa-syncd
-// added cust-a's addition of 5; a pass killed an hour ago opened an intent
-// to set it to 0, and the read shows no addition (deleted by hand once it
-// read 0). The pass's Reconcile closes the intent as done (a line not shown
-// reads 0), its ledger then says 5 -> 0, and the pass adds the line the
-// usage wants: psa-syncd's last write left nothing to double. A plan,
-// which reconciles nothing, reads the same ledger as that pass: not
-// "0 -> 5", which would hold the line as one the read cannot see
-// (line_missing). The intent is dated the plan's day (settled from the
-// plan's own read), or, with the addition, the month before (settled from
-// a read at that date, as Reconcile does).
-func TestEngineConnectWise_planAgreesWithPassOnItsLineSetToZero(t *testing.T) {
+// TestEngineSystems_hiddenLineSetToZeroNotAddedAgain: psa-syncd set
+// cust-a's line to 5; a pass killed an hour ago opened an intent to set it
+// to 0, and that write never arrived. The read cannot see the line (an
+// Autotask security level, a ConnectWise security role, a cache serving an
+// empty page). A line not shown is no proof of a write to 0: both PSAs
+// keep a line set to 0. The pass's Reconcile does not close the intent as
+// done, so the ledger still says 5, and the pass holds the line for an
+// operator (line_missing) rather than add 42 next to the 5 that still
+// bills (5 + 42). A plan, which reconciles nothing, says the same.
+func TestEngineSystems_hiddenLineSetToZeroNotAddedAgain(t *testing.T) {
 	t.Parallel()
-	for _, before := range []bool{false, true} {
-		t.Run(fmt.Sprintf("month_before=%v", before), func(t *testing.T) {
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
+		t.Run(string(sys), func(t *testing.T) {
 			t.Parallel()
-			h := newSysHarness(t, psa.SystemConnectWise)
-			cw := h.sim.ConnectWise()
-			agreement := mustParse(t, h.contractA)
-			day := etPeriodDay
-			if before {
-				day = etPeriodDay.AddDate(0, -1, 0)
-				if res := h.syncAt(etNow.AddDate(0, -1, 0), "cust-a,Acme,CIXA-MSP,5"); res.Run.Updated != 1 {
-					t.Fatalf("first pass = %+v, want 1 updated", res.Run)
-				}
-			} else {
-				h.firstPass(1, "cust-a,Acme,CIXA-MSP,5")
-			}
-			if _, err := h.db.OpenIntent(state.Intent{RunID: 99, System: h.system, Source: "file", CustomerID: "cust-a",
-				ContractID: h.contractA, ServiceID: h.svcIntercept, Before: 5, After: 0, BeforeKnown: true, EffectiveDate: day,
-				Created: etNow.Add(-time.Hour)}); err != nil {
+			h := newSysHarness(t, sys)
+			h.firstPass(1, "cust-a,Acme,CIXA-MSP,5")
+			in, err := h.db.OpenIntent(state.Intent{RunID: 99, System: h.system, Source: "file", CustomerID: "cust-a",
+				ContractID: h.contractA, ServiceID: h.svcIntercept, Before: 5, After: 0, BeforeKnown: true, EffectiveDate: etPeriodDay,
+				Created: etNow.Add(-time.Hour)})
+			if err != nil {
 				t.Fatal(err)
 			}
-			for _, a := range cw.Additions(agreement) {
-				cw.DeleteAddition(a.ID)
+			if sys == psa.SystemConnectWise {
+				h.sim.ConnectWise().HideAdditions(mustParse(t, h.contractA), true)
+			} else {
+				empty := `{"items":[],"pageDetails":{"count":0,"requestCount":500,"prevPageUrl":null,"nextPageUrl":null}}`
+				for _, path := range []string{"/ATServicesRest/V1.0/ContractServiceUnits/query", "/ATServicesRest/V1.0/ContractServices/query"} {
+					h.sim.AddFault(psatest.Fault{Path: path, Status: http.StatusOK, Body: empty})
+				}
 			}
 			h.writeUsage("cust-a,Acme,CIXA-MSP,42")
 
 			plan := h.plan()
+			h.sim.ResetRequests()
 			res := h.sync(PassOptions{})
-			if c := sysFindChange(res.Plan, h.svcIntercept); c == nil || c.Action != ActionUpdate || c.Desired != 42 {
-				t.Fatalf("pass's change = %+v, want the line added at 42", c)
+			if n := h.writes(); n != 0 {
+				t.Errorf("the pass wrote %d times, want nothing written", n)
 			}
-			h.wantUnits(h.contractA, h.svcIntercept, 42)
-			if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionUpdate || c.Desired != 42 || c.Hold() != "" {
-				t.Errorf("plan's change = %+v, want the line added at 42, as the pass did", c)
+			if c := sysFindChange(res.Plan, h.svcIntercept); c == nil || c.Action != ActionHeld || c.Hold() != HoldVanished {
+				t.Errorf("pass's change = %+v, want held (%s)", c, HoldVanished)
 			}
+			if got, _, _ := h.db.IntentByID(in.ID); got.State != state.IntentReview {
+				t.Errorf("intent after the pass = %+v, want closed for review", got)
+			}
+			if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionHeld || c.Hold() != HoldVanished {
+				t.Errorf("plan's change = %+v, want held (%s), as the pass did", c, HoldVanished)
+			}
+			if sys == psa.SystemConnectWise {
+				h.sim.ConnectWise().HideAdditions(mustParse(t, h.contractA), false)
+			} else {
+				h.sim.ClearFaults()
+			}
+			h.wantUnits(h.contractA, h.svcIntercept, 5)
 		})
+	}
+}
+
+// TestEngineConnectWise_planAgreesWithPassOnItsLineSetToZeroLastMonth:
+// psa-syncd added cust-a's addition of 5 last month; a pass killed an hour
+// ago opened an intent, dated last month, to set it to 0, and the addition
+// reads 0 at that date; someone then ended it at the end of that month, so
+// this month's read shows no addition. The pass's Reconcile, reading at
+// the intent's date, closes it as done, its ledger then says 5 -> 0, and
+// the pass adds the line the usage wants: psa-syncd's last write left
+// nothing to double. A plan, which reconciles nothing, reads the same
+// ledger as that pass: not "0 -> 5", which would hold the line as one the
+// read cannot see (line_missing).
+func TestEngineConnectWise_planAgreesWithPassOnItsLineSetToZeroLastMonth(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	cw := h.sim.ConnectWise()
+	day := etPeriodDay.AddDate(0, -1, 0)
+	if res := h.syncAt(etNow.AddDate(0, -1, 0), "cust-a,Acme,CIXA-MSP,5"); res.Run.Updated != 1 {
+		t.Fatalf("first pass = %+v, want 1 updated", res.Run)
+	}
+	if _, err := h.db.OpenIntent(state.Intent{RunID: 99, System: h.system, Source: "file", CustomerID: "cust-a",
+		ContractID: h.contractA, ServiceID: h.svcIntercept, Before: 5, After: 0, BeforeKnown: true, EffectiveDate: day,
+		Created: etNow.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	cw.SetAdditionsStayActive(true)
+	for _, a := range cw.Additions(mustParse(t, h.contractA)) {
+		cw.SetQuantity(a.ID, 0)
+		cw.CancelAddition(a.ID, etPeriodDay.AddDate(0, 0, -1))
+	}
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+
+	plan := h.plan()
+	res := h.sync(PassOptions{})
+	if c := sysFindChange(res.Plan, h.svcIntercept); c == nil || c.Action != ActionUpdate || c.Desired != 42 {
+		t.Fatalf("pass's change = %+v, want the line added at 42", c)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 42)
+	if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionUpdate || c.Desired != 42 || c.Hold() != "" {
+		t.Errorf("plan's change = %+v, want the line added at 42, as the pass did", c)
 	}
 }

@@ -145,6 +145,9 @@ func (e *Engine) reconcile(ctx context.Context) (int, error) {
 				st, note = state.IntentFailed, fmt.Sprintf("not applied: the PSA still shows %d", qty)
 			default:
 				st, note = state.IntentReview, fmt.Sprintf("the PSA shows %d, neither %d (before) nor %d (after): check the line and the ledger", qty, in.Before, in.After)
+				if !ok {
+					st, note = state.IntentReview, fmt.Sprintf("the PSA's read shows no line, which may be out of its sight, neither %d (before) nor %d (after): check the line and the ledger", in.Before, in.After)
+				}
 			}
 			if err := e.db.CompleteIntent(in.ID, st, note, e.now().UTC()); err != nil {
 				errs = append(errs, err)
@@ -220,9 +223,19 @@ func (e *Engine) readIntentLines(ctx context.Context, intents []state.Intent, d 
 // "" when it still shows the quantity from before, and review when it shows
 // neither (another change was made to the line). Both of the latter settle
 // by time (see settlesAt): the write may still arrive.
+//
+// A line the read does not show confirms no write, one that set it to 0
+// included: Autotask and ConnectWise keep a line set to 0 (units 0, an
+// addition of quantity 0), so a read without it cannot see it (a security
+// level or role, a cache or proxy serving an old page) or someone deleted
+// it. Closed as done, its ledger entry would say 0, and the pass would add
+// the line again next to one that may still bill the quantity from before
+// (5 + 42); left to settle by time as review, psa-syncd's last write stays
+// the one above 0, and the pass holds the line for an operator
+// (Engine.vanishedLine).
 func intentOutcome(in state.Intent, l psa.ContractLine, exists bool) string {
 	switch {
-	case l.Quantity == in.After && (exists || in.After == 0):
+	case l.Quantity == in.After && exists:
 		return state.IntentDone
 	case l.Quantity == in.Before:
 		return ""

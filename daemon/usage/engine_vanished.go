@@ -37,8 +37,9 @@ import (
 // above 0 (ledgerSets.of): only those are looked up one by one. own, for a
 // plan that reconciles nothing, is the entry the pass's Reconcile adds
 // first for the line's own open intent (ownReconciled), or nil: a write
-// that set the line to 0, which the read without the line confirms, is
-// psa-syncd's last one in that pass's ledger, and leaves nothing to double.
+// that set the line to 0, which a read at the intent's date confirmed (a
+// read without the line confirms none: see intentOutcome), is psa-syncd's
+// last one in that pass's ledger, and leaves nothing to double.
 func (e *Engine) vanishedLine(c *Change, o PassOptions, period source.Period, set func() (map[psa.LineKey]bool, error), own *state.LedgerEntry) error {
 	if e.db == nil || c.Desired <= 0 {
 		return nil
