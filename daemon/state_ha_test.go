@@ -435,6 +435,18 @@ func bmsFileSetup(t *testing.T) (sim *psatest.Server, contract int, dir string, 
 	return sim, contract, dir, start
 }
 
+// bmsLinePosts counts the Kaseya BMS line posts sim was sent: one per
+// line psa-syncd added to a contract.
+func bmsLinePosts(sim *psatest.Server) int {
+	n := 0
+	for _, r := range sim.Requests() {
+		if r.Method == http.MethodPost && strings.HasSuffix(strings.ToLower(r.Path), "/services") {
+			n++
+		}
+	}
+	return n
+}
+
 // TestDaemon_kaseyaBMSEmptyStateNeedsFlag: with Kaseya BMS, whose
 // quantities only the ledger records, a pass on a state database without a
 // ledger is refused unless the operator allows it, once.
@@ -443,15 +455,7 @@ func TestDaemon_kaseyaBMSEmptyStateNeedsFlag(t *testing.T) {
 	sim, _, dir, start := bmsFileSetup(t)
 	dtWrite(t, dir+"/usage.csv", "customer_id,product,quantity\ncust-acme,CIXA-MSP,25\n")
 	open := func(allow bool) *Daemon { return start(Options{AllowEmptyState: allow}) }
-	posts := func() int {
-		n := 0
-		for _, r := range sim.Requests() {
-			if r.Method == http.MethodPost && strings.HasSuffix(strings.ToLower(r.Path), "/services") {
-				n++
-			}
-		}
-		return n
-	}
+	posts := func() int { return bmsLinePosts(sim) }
 
 	d := open(false)
 	_, err := d.SyncOnce(t.Context(), usage.PassOptions{})
@@ -525,15 +529,7 @@ func TestDaemon_kaseyaBMSRestoredBackupPostsNoLineTwice(t *testing.T) {
 	open := func(allow, allowRestore bool) *Daemon {
 		return start(Options{AllowEmptyState: allow, AllowRestore: allowRestore})
 	}
-	posts := func() int {
-		n := 0
-		for _, r := range sim.Requests() {
-			if r.Method == http.MethodPost && strings.HasSuffix(strings.ToLower(r.Path), "/services") {
-				n++
-			}
-		}
-		return n
-	}
+	posts := func() int { return bmsLinePosts(sim) }
 
 	// First start: 25 units posted; the nightly backup is taken.
 	usageRow(25)
@@ -644,15 +640,7 @@ func TestDaemon_kaseyaBMSRestoredPostgresDumpPostsNoLineTwice(t *testing.T) {
 		}
 		return d
 	}
-	posts := func() int {
-		n := 0
-		for _, r := range sim.Requests() {
-			if r.Method == http.MethodPost && strings.HasSuffix(strings.ToLower(r.Path), "/services") {
-				n++
-			}
-		}
-		return n
-	}
+	posts := func() int { return bmsLinePosts(sim) }
 
 	// First start: 25 units posted; the nightly pg_dump runs.
 	usageRow(25)

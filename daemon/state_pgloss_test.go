@@ -169,6 +169,22 @@ func TestDaemon_lostLockConnectionRecordsKnownOutcomes(t *testing.T) {
 	}
 }
 
+// withStatementTimeout sets a statement timeout of 500 ms on the
+// database at url, for the connections opened after it, and returns a
+// connection to it of its own, to lock its tables with.
+func withStatementTimeout(t *testing.T, url string) *sql.DB {
+	t.Helper()
+	admin, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Close() })
+	if _, err := admin.ExecContext(t.Context(), `DO $$ BEGIN EXECUTE 'ALTER DATABASE ' || quote_ident(current_database()) || ' SET statement_timeout = 500'; END $$`); err != nil {
+		t.Fatal(err)
+	}
+	return admin
+}
+
 // TestDaemon_statementTimeoutOnIntentsSendsNothing: the statement that
 // records a pass's intents runs past the server's statement_timeout (the
 // intents table is locked by another session: a DBA's maintenance, a
@@ -182,14 +198,7 @@ func TestDaemon_statementTimeoutOnIntentsSendsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = admin.Close() })
-	if _, err := admin.ExecContext(t.Context(), `DO $$ BEGIN EXECUTE 'ALTER DATABASE ' || quote_ident(current_database()) || ' SET statement_timeout = 500'; END $$`); err != nil {
-		t.Fatal(err)
-	}
+	admin := withStatementTimeout(t, url)
 	var logs syncBuffer
 	e := dtSetup(t, dtOptions{daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))},
 		state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", url)})

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -39,14 +38,7 @@ func TestDaemon_storedStateErrorNamesNoDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = admin.Close() })
-	if _, err := admin.ExecContext(t.Context(), `DO $$ BEGIN EXECUTE 'ALTER DATABASE ' || quote_ident(current_database()) || ' SET statement_timeout = 500'; END $$`); err != nil {
-		t.Fatal(err)
-	}
+	admin := withStatementTimeout(t, url)
 	var logs syncBuffer
 	e := dtSetup(t, dtOptions{token: dtToken, daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))},
 		state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", url)})

@@ -89,34 +89,8 @@ func TestDaemon_tlsCertificateExpiry(t *testing.T) {
 	t.Cleanup(func() { _ = d.Close() })
 
 	type series struct{ file, use string }
-	scrape := func() map[series]time.Time {
-		t.Helper()
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := map[series]time.Time{}
-		for _, mf := range mfs {
-			if mf.GetName() != "psa_sync_tls_certificate_expiry_timestamp_seconds" {
-				continue
-			}
-			for _, m := range mf.GetMetric() {
-				var s series
-				for _, l := range m.GetLabel() {
-					switch l.GetName() {
-					case "file":
-						s.file = l.GetValue()
-					case "use":
-						s.use = l.GetValue()
-					}
-				}
-				got[s] = time.Unix(int64(m.GetGauge().GetValue()), 0)
-			}
-		}
-		return got
-	}
-	// readable returns psa_sync_tls_certificate_readable by series.
-	readable := func() map[series]float64 {
+	// gauge returns the TLS gauge name by series.
+	gauge := func(name string) map[series]float64 {
 		t.Helper()
 		mfs, err := reg.Gather()
 		if err != nil {
@@ -124,7 +98,7 @@ func TestDaemon_tlsCertificateExpiry(t *testing.T) {
 		}
 		got := map[series]float64{}
 		for _, mf := range mfs {
-			if mf.GetName() != "psa_sync_tls_certificate_readable" {
+			if mf.GetName() != name {
 				continue
 			}
 			for _, m := range mf.GetMetric() {
@@ -141,6 +115,19 @@ func TestDaemon_tlsCertificateExpiry(t *testing.T) {
 			}
 		}
 		return got
+	}
+	scrape := func() map[series]time.Time {
+		t.Helper()
+		got := map[series]time.Time{}
+		for s, v := range gauge("psa_sync_tls_certificate_expiry_timestamp_seconds") {
+			got[s] = time.Unix(int64(v), 0)
+		}
+		return got
+	}
+	// readable returns psa_sync_tls_certificate_readable by series.
+	readable := func() map[series]float64 {
+		t.Helper()
+		return gauge("psa_sync_tls_certificate_readable")
 	}
 	// check checks the expiries; every file in use is readable but those
 	// of unreadable, which have no expiry.
