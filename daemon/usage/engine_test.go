@@ -1732,51 +1732,36 @@ func TestEngine_Sync_csvQuoteLeftOpenFailsTheCustomersOfItsLines(t *testing.T) {
 
 // TestEngine_Sync_csvOfSemicolons: Excel where a comma is the decimal
 // separator saves "CSV" with ";" between the columns, and may start it
-// with a "sep=;" line. Such a file was refused whole (the pass failed);
-// it is read as a file of commas: a name in quotes holds a ";", and a
-// decimal comma fails its customer only, named at its line of the file.
+// with a "sep=;" line; a sheet with sep=; typed into cell A1 and saved as
+// "CSV (Macintosh)" starts with sep=;;; and ends every line in a carriage
+// return alone. Such files were refused whole (the pass failed); each is
+// read as a file of commas and line feeds: a name in quotes holds a ";",
+// and a decimal comma fails its customer only, named at its line of the
+// file.
 func TestEngine_Sync_csvOfSemicolons(t *testing.T) {
 	t.Parallel()
-	h := newETHarness(t)
-	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
-	h.at.SetUnits(h.contractB, h.svcIntercept, 30, etPeriodDay)
-	content := "\ufeffsep=;\r\ncustomer_id;customer_name;product;quantity\r\ncust-a;\"Acme; Inc.\";CIXA-MSP;40\r\ncust-b;Globex;CIXA-MSP;5,5\r\n"
-	if err := os.WriteFile(h.usage, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	res := h.sync(PassOptions{})
-	if res.Run.Result != state.RunPartial {
-		t.Errorf("run = %s %q, want partial", res.Run.Result, res.Run.Error)
-	}
-	h.wantUnits(h.contractA, h.svcIntercept, 40)
-	h.wantUnits(h.contractB, h.svcIntercept, 30)
-	if cs := h.status("cust-b"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, `usage.csv:4: quantity "5,5" is not a whole number`) {
-		t.Errorf("cust-b status = %s %q, want failed naming usage.csv:4", cs.Result, cs.Error)
-	}
-}
-
-// TestEngine_Sync_csvOfAMacSheet: a sheet with sep=; typed into cell A1,
-// saved as Excel's "CSV (Macintosh)" where a comma is the decimal
-// separator: the first line is sep=;;;, and every line ends in a carriage
-// return alone. Such a file was refused whole (the pass failed); it is
-// read as a file of line feeds, its rows named at their line of the file.
-func TestEngine_Sync_csvOfAMacSheet(t *testing.T) {
-	t.Parallel()
-	h := newETHarness(t)
-	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
-	h.at.SetUnits(h.contractB, h.svcIntercept, 30, etPeriodDay)
-	content := "sep=;;;\rcustomer_id;customer_name;product;quantity\rcust-a;\"Acme; Inc.\";CIXA-MSP;40\rcust-b;Globex;CIXA-MSP;5,5\r"
-	if err := os.WriteFile(h.usage, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	res := h.sync(PassOptions{})
-	if res.Run.Result != state.RunPartial {
-		t.Errorf("run = %s %q, want partial", res.Run.Result, res.Run.Error)
-	}
-	h.wantUnits(h.contractA, h.svcIntercept, 40)
-	h.wantUnits(h.contractB, h.svcIntercept, 30)
-	if cs := h.status("cust-b"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, `usage.csv:4: quantity "5,5" is not a whole number`) {
-		t.Errorf("cust-b status = %s %q, want failed naming usage.csv:4", cs.Result, cs.Error)
+	for name, content := range map[string]string{
+		"excel":     "\ufeffsep=;\r\ncustomer_id;customer_name;product;quantity\r\ncust-a;\"Acme; Inc.\";CIXA-MSP;40\r\ncust-b;Globex;CIXA-MSP;5,5\r\n",
+		"mac sheet": "sep=;;;\rcustomer_id;customer_name;product;quantity\rcust-a;\"Acme; Inc.\";CIXA-MSP;40\rcust-b;Globex;CIXA-MSP;5,5\r",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			h := newETHarness(t)
+			h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+			h.at.SetUnits(h.contractB, h.svcIntercept, 30, etPeriodDay)
+			if err := os.WriteFile(h.usage, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			res := h.sync(PassOptions{})
+			if res.Run.Result != state.RunPartial {
+				t.Errorf("run = %s %q, want partial", res.Run.Result, res.Run.Error)
+			}
+			h.wantUnits(h.contractA, h.svcIntercept, 40)
+			h.wantUnits(h.contractB, h.svcIntercept, 30)
+			if cs := h.status("cust-b"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, `usage.csv:4: quantity "5,5" is not a whole number`) {
+				t.Errorf("cust-b status = %s %q, want failed naming usage.csv:4", cs.Result, cs.Error)
+			}
+		})
 	}
 }
 
