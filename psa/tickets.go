@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 )
 
 // TicketLookupKind names a list of ticket settings a PSA keeps by id: the
@@ -370,7 +371,7 @@ func (e *LookupNotFoundError) Is(target error) bool { return target == ErrNotFou
 const MaxExternalRefLength = 50
 
 // MaxTicketDescription and MaxTicketNote are the longest ticket
-// description and note text, in characters, that callers send, so that
+// description and note text, in TextLength, that callers send, so that
 // they choose what to leave out of a long one (not the PSA, which would
 // cut the end or refuse it): Autotask's limits (tickets.md 2.2, 2.3).
 // ConnectWise's initialDescription and Kaseya BMS's Details declare no
@@ -401,12 +402,38 @@ func RefToken(ref string) string {
 	return "[ref:" + hex.EncodeToString(sum[:8]) + "]"
 }
 
-// TruncateTitle shortens s to at most n characters (runes), ending it with
+// TextLength is the length of s as Autotask and ConnectWise check a
+// field's maximum length: in UTF-16 code units, as .NET counts a string,
+// so that a character outside the Basic Multilingual Plane (an emoji in a
+// file or device name) counts two. The ticket limits (title, description,
+// note) are kept in these, not in characters: a title of 100 characters
+// with one emoji is refused as longer than ConnectWise's 100.
+func TextLength(s string) int {
+	n := 0
+	for _, r := range s {
+		n += max(utf16.RuneLen(r), 1)
+	}
+	return n
+}
+
+// TextPrefix returns the longest start of s, in whole characters, whose
+// TextLength is at most n.
+func TextPrefix(s string, n int) string {
+	used := 0
+	for i, r := range s {
+		if used += max(utf16.RuneLen(r), 1); used > n {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// TruncateTitle shortens s to a TextLength of at most n, ending it with
 // "…" when it was cut.
 func TruncateTitle(s string, n int) string {
-	r := []rune(strings.TrimSpace(s))
-	if len(r) <= n {
-		return string(r)
+	s = strings.ToValidUTF8(strings.TrimSpace(s), "\uFFFD")
+	if TextLength(s) <= n {
+		return s
 	}
-	return string(r[:n-1]) + "…"
+	return TextPrefix(s, n-1) + "…"
 }

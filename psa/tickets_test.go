@@ -83,4 +83,9 @@ func TestRefTokenAndTitle(t *testing.T) {
 	if got := psa.TruncateTitle("short", 10); got != "short" {
 		t.Errorf("TruncateTitle(short) = %q", got)
 	}
+	// An emoji counts two, as Autotask and ConnectWise count a length,
+	// and is never cut in half.
+	if got := psa.TruncateTitle("Virus 🦠🦠🦠 found", 10); got != "Virus 🦠…" || psa.TextLength(got) != 9 {
+		t.Errorf("TruncateTitle(emoji) = %q (length %d)", got, psa.TextLength(got))
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -2860,12 +2861,12 @@ func summaryMark(id string) string { return "(alert " + id + ")" }
 const summaryIntro = "More alerts were raised than psa-syncd files as tickets for one customer in one pass"
 
 // summaryList is the text of a summary ticket's description or "More
-// alerts" note listing lines (summaryLine), as many as fit in n
-// characters (runes) with after.
+// alerts" note listing lines (summaryLine), as many as fit in a length
+// of n with after.
 func (e *Engine) summaryList(lines []string, n int, after string) string {
 	intro := fmt.Sprintf(summaryIntro+" (at most %d). These %d alerts are summarised here and get no ticket of their own:\n\n",
 		e.routing.MaxPerCustomer, len(lines))
-	return intro + listFitted(lines, n-runes(intro)-runes(after)) + after
+	return intro + listFitted(lines, n-length(intro)-length(after)) + after
 }
 
 // settleSummaryNote settles summary's "More alerts" note whose outcome is
@@ -3010,7 +3011,7 @@ func (e *Engine) request(c Customer, a Alert, r Record) psa.CreateTicketRequest 
 		fmt.Fprintf(&tail, "\nDevice: %s", a.DeviceURL)
 	}
 	fmt.Fprintf(&tail, "\nAlert id: %s\n\nManaged by psa-sync ticket sync; do not edit the external reference (%s).", a.ID, r.Ref)
-	req.Description = b.String() + cutMiddle(a.Description, psa.MaxTicketDescription-runes(b.String())-runes(tail.String())) + tail.String()
+	req.Description = b.String() + cutMiddle(a.Description, psa.MaxTicketDescription-length(b.String())-length(tail.String())) + tail.String()
 	return req
 }
 
@@ -3018,27 +3019,38 @@ func (e *Engine) request(c Customer, a Alert, r Record) psa.CreateTicketRequest 
 // characters: the list is for telling the alerts apart.
 const maxSummaryLine = 300
 
-func runes(s string) int { return utf8.RuneCountInString(s) }
+// length is the length of s as the PSAs count it (psa.TextLength): the
+// description and note limits are in UTF-16 code units.
+func length(s string) int { return psa.TextLength(s) }
 
-// cutMiddle shortens s to at most n characters (runes) by leaving out its
-// middle, and says how much was left out: the start and the end of an
-// alert's description (what was found, and where) are kept.
+// cutMiddle shortens s to a length of at most n by leaving out its
+// middle, and says how many characters were left out: the start and the
+// end of an alert's description (what was found, and where) are kept.
 func cutMiddle(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
+	l := length(s)
+	if l <= n {
 		return s
 	}
 	mark := func(left int) string { return fmt.Sprintf(" […%d characters left out…] ", left) }
-	keep := max(n-runes(mark(len(r))), 0)
-	return string(r[:keep-keep/2]) + mark(len(r)-keep) + string(r[len(r)-keep/2:])
+	keep := max(n-length(mark(utf8.RuneCountInString(s))), 0)
+	head := psa.TextPrefix(s, keep-keep/2)
+	tail, used := len(s), 0
+	for tail > len(head) {
+		r, size := utf8.DecodeLastRuneInString(s[:tail])
+		if used += max(utf16.RuneLen(r), 1); used > keep/2 {
+			break
+		}
+		tail -= size
+	}
+	return head + mark(utf8.RuneCountInString(s[len(head):tail])) + s[tail:]
 }
 
-// listFitted joins lines, one a line, in at most n characters (runes):
+// listFitted joins lines, one a line, in a length of at most n:
 // as many whole lines as fit, and a last line saying how many were left
 // out, rather than a line cut in the middle.
 func listFitted(lines []string, n int) string {
 	all := strings.Join(lines, "\n")
-	if runes(all) <= n {
+	if length(all) <= n {
 		return all
 	}
 	more := func(left int) string {
@@ -3046,8 +3058,8 @@ func listFitted(lines []string, n int) string {
 	}
 	used, k := 0, 0
 	for k < len(lines) {
-		next := used + runes(lines[k]) + 1
-		if next+runes(more(len(lines)-k-1)) > n {
+		next := used + length(lines[k]) + 1
+		if next+length(more(len(lines)-k-1)) > n {
 			break
 		}
 		used, k = next, k+1

@@ -533,7 +533,7 @@ func coerce(f *fieldDef, v any) (any, error) {
 	default:
 		switch v := v.(type) {
 		case string:
-			if f.Length > 0 && len([]rune(v)) > f.Length {
+			if f.Length > 0 && utf16Length(v) > f.Length {
 				return nil, fmt.Errorf("the value for field %s exceeds the maximum length of %d", f.Name, f.Length)
 			}
 			return v, nil

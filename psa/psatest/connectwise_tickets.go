@@ -282,10 +282,10 @@ func (cw *ConnectWise) checkTicketLocked(sd *cwServiceDesk, rec map[string]any, 
 	switch {
 	case summary == "":
 		errs = append(errs, cwFieldError("Required", "summary", "The summary field is required.", "ticket"))
-	case len([]rune(summary)) > 100:
+	case utf16Length(summary) > 100:
 		errs = append(errs, cwFieldError("InvalidField", "summary", "The field summary must be a string with a maximum length of 100.", "ticket"))
 	}
-	if len([]rune(str(rec["externalXRef"]))) > 100 {
+	if utf16Length(str(rec["externalXRef"])) > 100 {
 		errs = append(errs, cwFieldError("InvalidField", "externalXRef", "The field externalXRef must be a string with a maximum length of 100.", "ticket"))
 	}
 	if rec["company"] == nil {

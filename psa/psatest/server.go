@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf16"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
@@ -647,3 +648,9 @@ func (s *Server) redactedRequests() []simRequest {
 	}
 	return out
 }
+
+// utf16Length is the length of s as Autotask and ConnectWise check a
+// field's maximum length: in UTF-16 code units, as .NET counts a string
+// (ConnectWise's message is .NET's StringLength one), so that a character
+// outside the Basic Multilingual Plane (an emoji) counts two.
+func utf16Length(s string) int { return len(utf16.Encode([]rune(s))) }
