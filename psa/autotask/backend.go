@@ -1045,7 +1045,8 @@ func (b *Backend) CheckServiceFields(ctx context.Context, s *psa.Service) error 
 		return err
 	}
 	// Autotask refuses a create or update whose text exceeds a field's
-	// length, so each text the provider sends is checked here.
+	// length (in UTF-16 code units, psa.TextLength), so each text the
+	// provider sends is checked here.
 	texts := []struct{ field, attr, what, value string }{
 		{"name", "name", "service name", s.Name},
 		{"description", "description", "description", s.Description},
@@ -1053,8 +1054,9 @@ func (b *Backend) CheckServiceFields(ctx context.Context, s *psa.Service) error 
 	}
 	for _, t := range texts {
 		for _, f := range fields {
-			if n := len([]rune(t.value)); strings.EqualFold(f.Name, t.field) && f.Length > 0 && n > f.Length {
-				return fieldError(t.attr, fmt.Sprintf("the %s is %d characters long; Autotask holds at most %d", t.what, n, f.Length))
+			if n := psa.TextLength(t.value); strings.EqualFold(f.Name, t.field) && f.Length > 0 && n > f.Length {
+				return fieldError(t.attr, fmt.Sprintf("the %s is %d characters long as Autotask counts them (an emoji counts two); Autotask holds at most %d",
+					t.what, n, f.Length))
 			}
 		}
 	}

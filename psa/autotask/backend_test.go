@@ -622,6 +622,19 @@ func TestBackend_CreateService_billingCode(t *testing.T) {
 	}
 }
 
+// A service name within Autotask's 150 characters but over them in
+// UTF-16 code units, as Autotask counts (an emoji counts two), fails the
+// plan's check, not the apply.
+func TestBackend_CheckServiceFields_lengthInUTF16(t *testing.T) {
+	t.Parallel()
+	b, _ := newBackend(t)
+	svc := &psa.Service{Name: strings.Repeat("x", 146) + "🛡🛡🛡", UnitPrice: 1, BillingPeriod: psa.BillingPeriodMonthly, Active: true}
+	var ve *psa.ValidationError
+	if err := b.CheckServiceFields(t.Context(), svc); !errors.As(err, &ve) || ve.Field != "name" || !strings.Contains(err.Error(), "152") {
+		t.Errorf("CheckServiceFields(149 characters, 152 UTF-16 code units) = %v, want an error on name", err)
+	}
+}
+
 func TestBackend_companiesAndContracts(t *testing.T) {
 	t.Parallel()
 	b, s := newBackend(t)
