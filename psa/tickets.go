@@ -154,6 +154,10 @@ type Ticket struct {
 	// ConnectWise's FindTickets, a Kaseya BMS time without a zone):
 	// callers then cannot tell whether the ticket changed.
 	LastActivity time.Time
+	// Resolution is the ticket's resolution where the PSA keeps it in a
+	// field of its own that a close's note is written to (Autotask), else
+	// "". A close keeps it (TicketStatusUpdate.Resolution).
+	Resolution string
 }
 
 // TicketQuery selects tickets in FindTickets.
@@ -195,6 +199,11 @@ type TicketStatusUpdate struct {
 	// and the BMS resolve comment of a closing status have neither.
 	NoteTitle  string
 	NoteTypeID string
+	// Resolution is the ticket's Resolution as last read. Where Note
+	// goes into the resolution (a closing status on Autotask, whose
+	// PATCH replaces the field whole), it is added after it: a
+	// resolution a technician wrote is kept, not replaced.
+	Resolution string
 }
 
 // TicketNote is a note to add to a ticket.

@@ -2029,7 +2029,7 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, read *psa.Tick
 		// Setting a status is absolute: sent again only while the ticket
 		// is not closed, it cannot close twice or add a second note.
 		_, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ClosedStatusID, QueueID: e.routing.QueueID,
-			Note: note, NoteTitle: "Alert resolved", NoteTypeID: e.routing.NoteTypeID})
+			Note: note, NoteTitle: "Alert resolved", NoteTypeID: e.routing.NoteTypeID, Resolution: t.Resolution})
 		switch {
 		case errors.Is(err, psa.ErrStatusSetNoteFailed) && e.notes != nil:
 			// Closed, but its note (ConnectWise adds it by a request of

@@ -362,7 +362,8 @@ func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Tic
 }
 
 // SetTicketStatus PATCHes the status. A note that goes with a closing
-// status becomes the ticket's resolution; with any other status it is
+// status goes into the ticket's resolution, after u.Resolution (what the
+// ticket held, which the PATCH replaces whole); with any other status it is
 // added as an internal note with u's note title and type. It fails with an
 // error matching psa.ErrNotApplied when the status picklist could not be
 // read, or Autotask throttled every attempt of the PATCH: nothing was set.
@@ -387,7 +388,7 @@ func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate)
 	}
 	r := &UpdateTicketRequest{ID: id, Status: &status}
 	if closing && u.Note != "" {
-		r.Resolution = Ptr(psa.TruncateTitle(u.Note, maxNoteDescription))
+		r.Resolution = Ptr(resolutionWith(u.Resolution, u.Note))
 	}
 	if _, _, err := b.client.Tickets.Update(ctx, r); err != nil {
 		err = fmt.Errorf("autotask: setting status of ticket %d: %w", id, err)
@@ -402,6 +403,26 @@ func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate)
 		}
 	}
 	return &psa.Ticket{ID: strconv.FormatInt(id, 10), StatusID: strconv.FormatInt(status, 10), Closed: closing}, nil
+}
+
+// resolutionWith is the resolution a close writes: note after the
+// ticket's resolution as read, which the PATCH would otherwise replace (a
+// technician's account of what was done, often in the customer's
+// completion e-mail), cut at its end when both do not fit; the
+// resolution alone when it holds the note already.
+func resolutionWith(resolution, note string) string {
+	resolution, note = strings.TrimSpace(resolution), psa.TruncateTitle(note, maxNoteDescription)
+	switch {
+	case resolution == "":
+		return note
+	case strings.Contains(resolution, note):
+		return resolution
+	}
+	room := maxNoteDescription - psa.TextLength(note) - len("\n\n")
+	if room < 1 {
+		return note
+	}
+	return psa.TruncateTitle(resolution, room) + "\n\n" + note
 }
 
 func (b *Backend) closedStatus(ctx context.Context, status int64) (bool, error) {
@@ -454,7 +475,7 @@ func (b *Backend) toTicket(ctx context.Context, t *Ticket) (*psa.Ticket, error) 
 	}
 	out := &psa.Ticket{
 		ID: strconv.FormatInt(t.ID, 10), Number: t.TicketNumber, CompanyID: strconv.FormatInt(t.CompanyID, 10),
-		Title: t.Title, ExternalRef: t.ExternalID, StatusID: strconv.FormatInt(t.Status, 10), Closed: closed,
+		Title: t.Title, ExternalRef: t.ExternalID, StatusID: strconv.FormatInt(t.Status, 10), Closed: closed, Resolution: t.Resolution,
 	}
 	if t.LastActivityDate != nil {
 		out.LastActivity = t.LastActivityDate.UTC()

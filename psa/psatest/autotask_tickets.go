@@ -350,6 +350,17 @@ func (a *Autotask) SetTicketStatus(id int64, status string) {
 	a.tables[entTickets].put(rec)
 }
 
+// SetTicketResolution writes a ticket's resolution out of band, as a
+// technician would.
+func (a *Autotask) SetTicketResolution(id int64, resolution string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rec := a.mustGetLocked(entTickets, id).clone()
+	rec["resolution"] = resolution
+	a.stampTicketLocked(entity(entTickets), rec, a.tables[entTickets].get(id), a.clock().UTC(), 0)
+	a.tables[entTickets].put(rec)
+}
+
 // SetTicketCompany moves a ticket to another company out of band, as a
 // technician would (a contract of the old company is unlinked).
 func (a *Autotask) SetTicketCompany(id, companyID int64) {
