@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // TicketLookupKind names a list of ticket settings a PSA keeps by id: the
@@ -435,6 +436,20 @@ func TextPrefix(s string, n int) string {
 		}
 	}
 	return s
+}
+
+// TextSuffix returns the longest end of s, in whole characters, whose
+// TextLength is at most n.
+func TextSuffix(s string, n int) string {
+	used, i := 0, len(s)
+	for i > 0 {
+		r, size := utf8.DecodeLastRuneInString(s[:i])
+		if used += max(utf16.RuneLen(r), 1); used > n {
+			break
+		}
+		i -= size
+	}
+	return s[i:]
 }
 
 // TruncateTitle shortens s to a TextLength of at most n, ending it with

@@ -88,4 +88,7 @@ func TestRefTokenAndTitle(t *testing.T) {
 	if got := psa.TruncateTitle("Virus 🦠🦠🦠 found", 10); got != "Virus 🦠…" || psa.TextLength(got) != 9 {
 		t.Errorf("TruncateTitle(emoji) = %q (length %d)", got, psa.TextLength(got))
 	}
+	if p, s := psa.TextPrefix("🦠ab🦠", 3), psa.TextSuffix("🦠ab🦠", 1); p != "🦠a" || s != "" {
+		t.Errorf("TextPrefix(3), TextSuffix(1) = %q, %q; want whole characters only", p, s)
+	}
 }

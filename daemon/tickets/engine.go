@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -3033,16 +3032,8 @@ func cutMiddle(s string, n int) string {
 	}
 	mark := func(left int) string { return fmt.Sprintf(" […%d characters left out…] ", left) }
 	keep := max(n-length(mark(utf8.RuneCountInString(s))), 0)
-	head := psa.TextPrefix(s, keep-keep/2)
-	tail, used := len(s), 0
-	for tail > len(head) {
-		r, size := utf8.DecodeLastRuneInString(s[:tail])
-		if used += max(utf16.RuneLen(r), 1); used > keep/2 {
-			break
-		}
-		tail -= size
-	}
-	return head + mark(utf8.RuneCountInString(s[len(head):tail])) + s[tail:]
+	head, tail := psa.TextPrefix(s, keep-keep/2), psa.TextSuffix(s, keep/2)
+	return head + mark(utf8.RuneCountInString(s[len(head):len(s)-len(tail)])) + tail
 }
 
 // listFitted joins lines, one a line, in a length of at most n:
