@@ -263,3 +263,43 @@ func TestEngineAutotask_staleReadNotAdjustedTwice(t *testing.T) {
 	}
 	h.wantUnits(h.contractA, h.svcIntercept, 45)
 }
+
+// TestEngineAutotask_lostWriteToZeroUnseenNotAddedAgain: the adjustment
+// that sets cust-a's line of 5 to 0 is lost before Autotask handles it, and
+// from then on the read cannot see the contract's services (a security
+// level, a cache serving an empty page). The backend's own re-read right
+// after the lost answer shows no unit row, which proves no write to 0
+// (Autotask keeps such a line): the intent is not closed as done, so the
+// ledger still says 5, and the next pass, which wants 42, holds the line
+// rather than add 42 next to the 5 that still bills (47).
+func TestEngineAutotask_lostWriteToZeroUnseenNotAddedAgain(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	h.pol.MaxDecreasePercent = 100 // the decrease to 0 is not held for review
+	h.firstPass(1, "cust-a,Acme,CIXA-MSP,5")
+	h.writeUsage("cust-a,Acme,CIXA-MSP,0")
+	empty := `{"items":[],"pageDetails":{"count":0,"requestCount":500,"prevPageUrl":null,"nextPageUrl":null}}`
+	h.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, Drop: true, Times: 1, Received: func() {
+		for _, path := range []string{"/ATServicesRest/V1.0/ContractServiceUnits/query", "/ATServicesRest/V1.0/ContractServices/query"} {
+			h.sim.AddFault(psatest.Fault{Path: path, Status: http.StatusOK, Body: empty})
+		}
+	}})
+	if res := h.sync(PassOptions{}); res.Run.Updated != 0 {
+		t.Errorf("pass whose write to 0 was lost = %+v, want nothing updated", res.Run)
+	}
+	if open, err := h.db.OpenIntents(); err != nil || len(open) != 1 || open[0].After != 0 {
+		t.Fatalf("open intents = %+v, %v; want the write to 0, open", open, err)
+	}
+
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+	h.sim.ResetRequests()
+	res := h.sync(PassOptions{})
+	if n := h.writes(); n != 0 {
+		t.Errorf("the next pass wrote %d times, want nothing written while the line is out of sight", n)
+	}
+	if c := sysFindChange(res.Plan, h.svcIntercept); c == nil || c.Action != ActionHeld || c.Hold() != HoldVanished {
+		t.Errorf("next pass's change = %+v, want held (%s)", c, HoldVanished)
+	}
+	h.sim.ClearFaults()
+	h.wantUnits(h.contractA, h.svcIntercept, 5)
+}

@@ -806,10 +806,10 @@ func (b *Backend) readLine(ctx context.Context, contractID, serviceID, lineID in
 // validation error) rather than made, since Autotask cannot reverse it.
 //
 // An adjustment is never re-sent. When its outcome is unknown, SetQuantity
-// re-reads the units at the effective date: the wanted quantity means it
-// was applied; the old one means it was not (a plain error, so the next pass
-// may try again); anything else, or a failed read, gives an error matching
-// psa.ErrOutcomeUnknown.
+// re-reads the units at the effective date: a unit row with the wanted
+// quantity means it was applied; anything else (the old quantity, which a
+// read lagging the write shows too, no unit row, other units), or a failed
+// read, gives an error matching psa.ErrOutcomeUnknown.
 func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (*psa.ContractLine, error) {
 	contractID, err := parseID("contract", req.ContractID)
 	if err != nil {
@@ -907,6 +907,12 @@ func (b *Backend) reconcile(ctx context.Context, what string, contractID, servic
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("autotask: %s: %w; re-reading the line to find out failed: %v", what, postErr, err)
+	case line.LineID == "":
+		// No unit row reads as 0 units, but proves no write to 0:
+		// Autotask keeps a line set to 0, so the read did not show the
+		// line (not yet, or not to this API user).
+		return nil, fmt.Errorf("autotask: %s: the re-read right after the lost answer shows no unit row of the line, which proves nothing "+
+			"(Autotask keeps a line set to 0); re-read the line before adjusting it again: %w", what, postErr)
 	case line.Quantity == wanted:
 		b.client.logger.Info("Autotask adjustment was applied although its response was lost", "contract", contractID, "service", serviceID, "units", wanted)
 		return line, nil

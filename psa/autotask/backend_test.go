@@ -484,6 +484,46 @@ func TestBackend_SetQuantity_dropped(t *testing.T) {
 	}
 }
 
+// TestBackend_SetQuantity_droppedToZeroUnseen: the adjustment that sets a
+// line of 5 to 0 is lost before Autotask handles it, and the re-read right
+// after shows no unit row (a security level that hides the contract's
+// services, a cache serving an empty page). Autotask keeps a line set to
+// 0, so a line not shown is no proof that 0 arrived: the outcome stays
+// unknown. Taken as applied, the daemon's ledger would say 0, and its next
+// pass, with the line still out of sight, would add the usage as a new
+// line next to the 5 that still bills.
+func TestBackend_SetQuantity_droppedToZeroUnseen(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	ctx := t.Context()
+	at := s.Autotask()
+	company := at.AddCompany("Acme")
+	svc := at.AddService("Backup", 12.5)
+	c := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
+	at.SetUnits(c, svc, 5, date(1, 1))
+	lines, err := b.ReadLines(ctx, []string{id(c)}, now)
+	if err != nil || len(lines) != 1 {
+		t.Fatalf("ReadLines = %+v, %v", lines, err)
+	}
+	s.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/ContractServiceAdjustments", Drop: true, Times: 1,
+		Received: func() {
+			s.AddFault(psatest.Fault{Path: "/ATServicesRest/V1.0/ContractServiceUnits/query", Status: http.StatusOK,
+				Body: `{"items":[],"pageDetails":{"count":0,"requestCount":500,"prevPageUrl":null,"nextPageUrl":null}}`})
+		}})
+
+	line, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 0, Current: &lines[0], EffectiveDate: date(11, 1)})
+	if !errors.Is(err, psa.ErrOutcomeUnknown) || !strings.Contains(err.Error(), "shows no unit row of the line") {
+		t.Errorf("SetQuantity = %+v, %v; want an error matching psa.ErrOutcomeUnknown saying the re-read shows no unit row", line, err)
+	}
+	if n := countRequests(s, http.MethodPost, "/ContractServiceAdjustments"); n != 1 {
+		t.Errorf("adjustment POSTs = %d, want exactly 1", n)
+	}
+	s.ClearFaults()
+	if u := units(t, s, c, svc, now); u != 5 {
+		t.Errorf("units = %d, want 5 (the adjustment never arrived)", u)
+	}
+}
+
 func TestBackend_services(t *testing.T) {
 	t.Parallel()
 	b, s := newBackend(t)
