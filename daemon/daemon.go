@@ -1305,6 +1305,11 @@ type restoredError struct {
 	// time is that of the last write the dump records (see
 	// state.DB.RestoredBackup).
 	dump bool
+	// timeline, for a PostgreSQL database on another timeline than the one
+	// psa-syncd wrote it on (a physical copy: a point-in-time recovery, a
+	// promoted replica), is the recorded timeline and the server's
+	// (state.DB.Timelines).
+	timeline [2]string
 }
 
 func (e *restoredError) Is(target error) bool { return target == ErrRestoredBackup }
@@ -1320,6 +1325,11 @@ func (e *restoredError) Error() string {
 			what = "restored from a dump (pg_restore) that records no write"
 		}
 	}
+	if e.timeline[0] != "" {
+		what = fmt.Sprintf("on PostgreSQL timeline %s, not %s where psa-syncd wrote it: a copy (a point-in-time recovery, a restored base backup, "+
+			"a promoted replica; a failover to a synchronous standby, which lost nothing, starts a new timeline too) whose last recorded write is at %s",
+			e.timeline[1], e.timeline[0], e.taken.UTC().Format(time.RFC3339))
+	}
 	return fmt.Sprintf("daemon: writes are held: the state database is %s, so its ledger and ticket "+
 		"records lack what psa-syncd wrote since; a pass would write it again (for Kaseya BMS, a second line for every change posted since). "+
 		"Check the lines posted since that time in the PSA (for Kaseya BMS, post or remove lines so that each contract line matches the restored ledger: "+
@@ -1333,7 +1343,17 @@ func (d *Daemon) restored() (*restoredError, error) {
 	if err != nil || !ok {
 		return nil, err
 	}
-	return &restoredError{path: d.db.Path(), taken: taken, dump: d.db.Driver() == state.DriverPostgres}, nil
+	held := &restoredError{path: d.db.Path(), taken: taken, dump: d.db.Driver() == state.DriverPostgres}
+	if held.dump {
+		recorded, current, err := d.db.Timelines()
+		if err != nil {
+			return nil, err
+		}
+		if recorded != "" && current != "" && recorded != current {
+			held.timeline = [2]string{recorded, current}
+		}
+	}
+	return held, nil
 }
 
 // removeStaleBackups removes the temporary copies of GET /api/v1/backup

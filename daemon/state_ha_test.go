@@ -619,16 +619,7 @@ func TestDaemon_kaseyaBMSRestoredPostgresDumpPostsNoLineTwice(t *testing.T) {
 	t.Parallel()
 	sim, contract, dir, start := bmsFileSetup(t)
 	url := haDatabase(t)
-	f, err := os.OpenFile(dir+"/psa-syncd.yml", os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fmt.Fprintf(f, "state:\n  driver: postgres\n  url: %q\n", url); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	bmsUsePostgres(t, dir, url)
 	k := sim.KaseyaBMS()
 	usageRow := func(n int) {
 		dtWrite(t, dir+"/usage.csv", fmt.Sprintf("customer_id,product,quantity\ncust-acme,CIXA-MSP,%d\n", n))
@@ -695,6 +686,86 @@ func TestDaemon_kaseyaBMSRestoredPostgresDumpPostsNoLineTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	d = open(false, false)
+	defer d.Close()
+	if _, marked, err := d.db.RestoredBackup(); marked || err != nil {
+		t.Errorf("after -state.allow-restore: marked = %v, %v; want the mark removed", marked, err)
+	}
+}
+
+// bmsUsePostgres makes the configuration of bmsFileSetup in dir keep its
+// state in the PostgreSQL database url.
+func bmsUsePostgres(t *testing.T, dir, url string) {
+	t.Helper()
+	data, err := os.ReadFile(dir + "/psa-syncd.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, _ := strings.Cut(string(data), "state:\n  driver: postgres\n")
+	dtWrite(t, dir+"/psa-syncd.yml", cfg+fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", url))
+}
+
+// TestDaemon_kaseyaBMSPromotedReplicaPostsNoLineTwice: the PostgreSQL
+// server of the state database fails, and its asynchronous replica, which
+// missed the last commits, is promoted (or the database is recovered to a
+// point in time): a physical copy, which keeps every table's identity,
+// lacks the ledger entry of the 30 units posted last. The next pass posts
+// nothing: writes are held, naming the new timeline and
+// -state.allow-restore, until an operator confirms the copy.
+func TestDaemon_kaseyaBMSPromotedReplicaPostsNoLineTwice(t *testing.T) {
+	t.Parallel()
+	sim, contract, dir, start := bmsFileSetup(t)
+	live := pgtest.New(t)
+	url, err := live.CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bmsUsePostgres(t, dir, url)
+	open := func(allowRestore bool) *Daemon {
+		d := start(Options{AllowEmptyState: true, AllowRestore: allowRestore})
+		if err := d.BecomeActive(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	dtWrite(t, dir+"/usage.csv", "customer_id,product,quantity\ncust-acme,CIXA-MSP,25\n")
+	d := open(false)
+	if _, err := d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	replica := live.PromotedCopy(t)
+	// Committed on the failed server only.
+	dtWrite(t, dir+"/usage.csv", "customer_id,product,quantity\ncust-acme,CIXA-MSP,30\n")
+	if _, err := d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := bmsLinePosts(sim); n != 2 {
+		t.Fatalf("%d lines posted before the failover, want 2", n)
+	}
+
+	bmsUsePostgres(t, dir, replica.URL(url[strings.LastIndex(url, "/")+1:strings.Index(url, "?")]))
+	d = open(false)
+	res, err := d.SyncOnce(t.Context(), usage.PassOptions{})
+	if n := bmsLinePosts(sim); n != 2 {
+		t.Errorf("the first pass on the promoted replica posted %d more lines (run %+v, err %v); want none: BMS now has the 30 units twice: %+v",
+			n-2, res, err, sim.KaseyaBMS().ServiceLines(contract))
+	}
+	if !errors.Is(err, ErrRestoredBackup) || !strings.Contains(err.Error(), "on PostgreSQL timeline 2, not 1 where psa-syncd wrote it") ||
+		!strings.Contains(err.Error(), "-state.allow-restore") {
+		t.Errorf("SyncOnce on the promoted replica = %v; want ErrRestoredBackup naming the timelines and -state.allow-restore", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The operator confirms once; the mark is gone for good.
+	d = open(true)
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d = open(false)
 	defer d.Close()
 	if _, marked, err := d.db.RestoredBackup(); marked || err != nil {
 		t.Errorf("after -state.allow-restore: marked = %v, %v; want the mark removed", marked, err)

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -213,8 +215,9 @@ const metaBackupTakenAt = "backup_taken_at"
 // of the table it was dumped from: that is how RestoredBackup tells a
 // restored PostgreSQL database from the live one, which pg_dump cannot
 // mark as Backup marks a SQLite copy. A physical copy (a point-in-time
-// recovery, a replica promoted) keeps the OIDs, and is not told apart. A
-// migration that creates the meta table anew must record its new OID.
+// recovery, a replica promoted) keeps the OIDs, and is told apart by its
+// timeline instead (metaTimeline). A migration that creates the meta table
+// anew must record its new OID.
 const metaTableOID = "meta_table_oid"
 
 // recordTableOID records the OID of a PostgreSQL database's meta table
@@ -228,7 +231,70 @@ func (db *DB) recordTableOID(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, db.cfg.ConnectTimeout+db.timeout)
 	defer cancel()
 	_, err := db.sql.ExecContext(ctx, `INSERT INTO meta (key, value) SELECT $1, 'meta'::regclass::oid::text ON CONFLICT (key) DO NOTHING`, metaTableOID)
-	return db.wrap("recording the meta table's identity", err)
+	if err != nil {
+		return db.wrap("recording the meta table's identity", err)
+	}
+	tl, ok, err := db.timeline(ctx)
+	if err != nil || !ok {
+		return err
+	}
+	_, err = db.sql.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`, metaTimeline, tl)
+	return db.wrap("recording the server's timeline", err)
+}
+
+// metaTimeline holds, in a PostgreSQL state database, the timeline of the
+// server that psa-syncd first wrote it on (recordTableOID). A physical
+// copy keeps the meta table's OID (metaTableOID), but every recovery that
+// ends on a copy starts a new timeline: a point-in-time recovery, a base
+// backup restored with recovery.signal or standby.signal, a replica
+// promoted (its last transactions may never have reached it). A server on
+// another timeline than the recorded one is a restored copy for
+// RestoredBackup until an operator confirms it (ConfirmRestore). A
+// planned failover to a synchronous standby, which lost nothing, starts a
+// new timeline too, and is not told apart.
+const metaTimeline = "pg_timeline"
+
+// timeline returns the timeline of the PostgreSQL server the database is
+// on, as a decimal number: the first part of the name of the WAL file
+// being written, which pg_walfile_name gives any user (unlike
+// pg_control_checkpoint, whose timeline is that of the last checkpoint,
+// and lags a promotion). ok is false, with no error, on a server that
+// offers no such function, or not to this user, or has no WAL of its own
+// (a managed service's own storage): no timeline is recorded or compared
+// there.
+func (db *DB) timeline(ctx context.Context) (tl string, ok bool, err error) {
+	var name string
+	err = db.sql.QueryRowContext(ctx, `SELECT pg_walfile_name(pg_current_wal_lsn())`).Scan(&name)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "42883" || pgErr.Code == "42501" || pgErr.Code == "0A000" || pgErr.Code == "55000") {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, db.wrap("reading the server's timeline", err)
+	}
+	n, err := strconv.ParseUint(name[:min(len(name), 8)], 16, 32)
+	if err != nil || len(name) != 24 {
+		return "", false, fmt.Errorf("state: the server's WAL file name %q holds no timeline", name)
+	}
+	return strconv.FormatUint(n, 10), true, nil
+}
+
+// Timelines returns the PostgreSQL timeline recorded in the database
+// (metaTimeline) and the server's current one, "" where unknown (SQLite, a
+// server that does not give it, a database no psa-syncd of this version
+// wrote yet): a restored copy's log and refusal name both.
+func (db *DB) Timelines() (recorded, current string, err error) {
+	if db.dialect != dialectPostgres {
+		return "", "", nil
+	}
+	ctx, cancel := db.ctx()
+	defer cancel()
+	err = db.sql.QueryRowContext(ctx, `SELECT COALESCE((SELECT value FROM meta WHERE key = $1), '')`, metaTimeline).Scan(&recorded)
+	if err != nil {
+		return "", "", db.wrap("reading the recorded timeline", err)
+	}
+	current, _, err = db.timeline(ctx)
+	return recorded, current, err
 }
 
 // RestoredBackup reports whether this database is a restored backup whose
@@ -236,7 +302,9 @@ func (db *DB) recordTableOID(ctx context.Context) error {
 // copy was taken: a copy written by Backup (SQLite, put back in place of a
 // lost or damaged one), which holds that time, or a PostgreSQL database
 // restored from a pg_dump of a psa-syncd that recorded its meta table's
-// OID (metaTableOID), whose time is that of the last pass, intent, ledger
+// OID (metaTableOID), or on a server whose timeline is not the one
+// recorded (metaTimeline: a point-in-time recovery, a promoted replica;
+// see Timelines), whose time is that of the last pass, intent, ledger
 // entry or ticket record the copy records (zero: none), a time at or
 // before the dump: what psa-syncd wrote to the PSA since then is what to
 // check. The ledger and the ticket records of such
@@ -263,19 +331,31 @@ func (db *DB) RestoredBackup() (time.Time, bool, error) {
 }
 
 // restoredDump is RestoredBackup for a PostgreSQL database restored from
-// a dump (metaTableOID).
+// a dump (metaTableOID) or a physical copy (metaTimeline).
 func (db *DB) restoredDump(ctx context.Context) (time.Time, bool, error) {
 	if db.dialect != dialectPostgres {
 		return time.Time{}, false, nil
 	}
-	var differs sql.NullBool
-	err := db.sql.QueryRowContext(ctx, `SELECT (SELECT value FROM meta WHERE key = $1) <> 'meta'::regclass::oid::text`, metaTableOID).Scan(&differs)
+	var (
+		differs  sql.NullBool
+		recorded sql.NullString
+	)
+	err := db.sql.QueryRowContext(ctx, `SELECT (SELECT value FROM meta WHERE key = $1) <> 'meta'::regclass::oid::text,
+		(SELECT value FROM meta WHERE key = $2)`, metaTableOID, metaTimeline).Scan(&differs, &recorded)
 	if err != nil {
 		return time.Time{}, false, db.wrap("reading the meta table's identity", err)
 	}
-	// NULL: no OID recorded yet (a database no psa-syncd of this version
-	// opened for writing yet).
-	if !differs.Valid || !differs.Bool {
+	// NULL: no OID or timeline recorded yet (a database no psa-syncd of
+	// this version opened for writing yet).
+	moved := false
+	if recorded.Valid {
+		tl, ok, err := db.timeline(ctx)
+		if err != nil {
+			return time.Time{}, false, err
+		}
+		moved = ok && tl != recorded.String
+	}
+	if !moved && (!differs.Valid || !differs.Bool) {
 		return time.Time{}, false, nil
 	}
 	// Only for a restored database: these read whole tables.
@@ -291,7 +371,8 @@ func (db *DB) restoredDump(ctx context.Context) (time.Time, bool, error) {
 // ConfirmRestore removes the mark of RestoredBackup: an operator has
 // checked what psa-syncd wrote since the backup was taken, and passes may
 // write again. It is needed once per restore. On PostgreSQL it records the
-// restored meta table's OID as the database's own (metaTableOID).
+// restored meta table's OID as the database's own (metaTableOID), and the
+// server's timeline (metaTimeline).
 func (db *DB) ConfirmRestore() error {
 	ctx, cancel := db.ctx()
 	defer cancel()
@@ -299,6 +380,13 @@ func (db *DB) ConfirmRestore() error {
 	if err == nil && db.dialect == dialectPostgres {
 		_, err = db.sql.ExecContext(ctx, `INSERT INTO meta (key, value) SELECT $1, 'meta'::regclass::oid::text
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, metaTableOID)
+	}
+	if err == nil && db.dialect == dialectPostgres {
+		tl, ok, terr := db.timeline(ctx)
+		if terr != nil || !ok {
+			return terr
+		}
+		_, err = db.sql.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, metaTimeline, tl)
 	}
 	return db.wrap("confirming the restore of a backup", err)
 }

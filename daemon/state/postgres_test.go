@@ -920,3 +920,61 @@ func TestRestoredBackup_postgresDumpRestored(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoredBackup_postgresPromotedCopy: a physical copy of a PostgreSQL
+// state database (a replica promoted after it missed the last commits, a
+// point-in-time recovery) keeps the meta table's OID, but runs on a new
+// timeline: it is a restored backup (RestoredBackup) until an operator
+// confirms the restore, with the time of the last intent it holds, not the
+// one committed after the copy was taken. The live database is not one.
+func TestRestoredBackup_postgresPromotedCopy(t *testing.T) {
+	t.Parallel()
+	live := pgtest.New(t)
+	url, err := live.CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openConfig(t, Config{Driver: DriverPostgres, URL: url})
+	defer closeDB(t, db)
+	started := time.Date(2026, time.November, 21, 10, 0, 0, 0, time.UTC)
+	r, err := db.BeginRun(Run{Trigger: "schedule", Started: started, Result: RunRunning})
+	if err != nil {
+		t.Fatal(err)
+	}
+	intent := func(created time.Time) {
+		t.Helper()
+		if _, err := db.OpenIntent(Intent{RunID: r.ID, System: "kaseyabms", Source: "file", CustomerID: "cust-a", ContractID: "2001", ServiceID: "300",
+			After: 42, EffectiveDate: time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC), Created: created}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copied := started.Add(time.Minute)
+	intent(copied)
+	cp := live.PromotedCopy(t)
+	// Committed on the live server only: what the copy lacks.
+	intent(started.Add(2 * time.Minute))
+	if _, marked, err := db.RestoredBackup(); marked || err != nil {
+		t.Fatalf("the live database: RestoredBackup = %v, %v; want unmarked", marked, err)
+	}
+
+	name := url[strings.LastIndex(url, "/")+1 : strings.Index(url, "?")]
+	cdb := openConfig(t, Config{Driver: DriverPostgres, URL: cp.URL(name)})
+	if at, marked, err := cdb.RestoredBackup(); !marked || err != nil || !at.Equal(copied) {
+		t.Fatalf("the promoted copy: RestoredBackup = %v, %v, %v; want marked at %v, its last intent", at, marked, err, copied)
+	}
+	if rec, cur, err := cdb.Timelines(); rec != "1" || cur != "2" || err != nil {
+		t.Errorf("the promoted copy: Timelines = %q, %q, %v; want 1, 2", rec, cur, err)
+	}
+	if err := cdb.ConfirmRestore(); err != nil {
+		t.Fatal(err)
+	}
+	if _, marked, err := cdb.RestoredBackup(); marked || err != nil {
+		t.Errorf("after ConfirmRestore: RestoredBackup = %v, %v; want unmarked", marked, err)
+	}
+	closeDB(t, cdb)
+	cdb = openConfig(t, Config{Driver: DriverPostgres, URL: cp.URL(name)})
+	defer closeDB(t, cdb)
+	if _, marked, err := cdb.RestoredBackup(); marked || err != nil {
+		t.Errorf("opened again after ConfirmRestore: RestoredBackup = %v, %v; want unmarked", marked, err)
+	}
+}

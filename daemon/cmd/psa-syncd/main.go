@@ -410,7 +410,8 @@ const allowEmptyHelp = "Let passes write although the state database holds no le
 
 // allowRestoreHelp documents -state.allow-restore of run, sync and tickets.
 const allowRestoreHelp = "Confirm, once, that the state database restored from a backup (psa-syncd backup, GET /api/v1/backup;\n" +
-	"with PostgreSQL, pg_restore of a pg_dump) may be\n" +
+	"with PostgreSQL, pg_restore of a pg_dump, or a server on a new timeline: a point-in-time recovery, a promoted\n" +
+	"replica, a failover) may be\n" +
 	"written to: until then passes that write are refused, since its ledger and ticket records lack what psa-syncd\n" +
 	"wrote after the backup. First check the lines posted since the backup in Kaseya BMS (psa-syncd ledger)."
 

@@ -130,7 +130,13 @@ func (c *Cluster) start() error {
 
 // run runs a PostgreSQL program as the cluster's user.
 func (c *Cluster) run(name string, args ...string) ([]byte, error) {
-	cmd := exec.Command(filepath.Join(c.bin, name), args...)
+	path := filepath.Join(c.bin, name)
+	if _, err := os.Stat(path); err != nil {
+		// A client program (pg_basebackup) beside only the server's
+		// programs linked onto PATH.
+		path = clientPath(name)
+	}
+	cmd := exec.Command(path, args...)
 	cmd.Dir = c.dir
 	cmd.Env = append(os.Environ(), "LC_ALL=C", "LANG=C")
 	cmd.SysProcAttr = c.sys
@@ -297,6 +303,51 @@ func New(tb testing.TB, opts ...Option) *Cluster {
 	return c
 }
 
+// PromotedCopy takes a base backup of c (pg_basebackup, with the WAL it
+// needs), starts it as a standby that follows no primary, and promotes it:
+// what a promoted asynchronous replica, or a point-in-time recovery, is to
+// a database of c. The copy holds what c had committed when PromotedCopy
+// was called, nothing c commits later, and runs on a new timeline. Its
+// databases have the same names as c's (URL); the test's cleanup stops it.
+func (c *Cluster) PromotedCopy(tb testing.TB) *Cluster {
+	tb.Helper()
+	// Not tb.TempDir: the server runs as nobody when the tests run as
+	// root (unprivileged), and could not reach a directory inside the
+	// test's, which only root may enter; Start makes its own the same way.
+	dir, err := os.MkdirTemp("", "pgtest-") //nolint:usetesting // see above
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cp := &Cluster{dir: dir, data: filepath.Join(dir, "data"), bin: c.bin, durable: c.durable}
+	if cp.sys, err = unprivileged(dir); err != nil {
+		os.RemoveAll(dir)
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := cp.Stop(); err != nil {
+			tb.Error(err)
+		}
+	})
+	if out, err := cp.run("pg_basebackup", "-h", c.dir, "-p", strconv.Itoa(c.port), "-U", "postgres",
+		"-D", cp.data, "-X", "stream", "-c", "fast", "--no-sync"); err != nil {
+		tb.Fatalf("pgtest: pg_basebackup: %v\n%s", err, out)
+	}
+	// The server only checks that the file is there.
+	if err := os.WriteFile(filepath.Join(cp.data, "standby.signal"), nil, 0o600); err != nil {
+		tb.Fatalf("pgtest: writing standby.signal: %v", err)
+	}
+	if cp.port, err = freePort(); err == nil {
+		err = cp.start()
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if out, err := cp.run("pg_ctl", "promote", "-w", "-t", "60", "-D", cp.data); err != nil {
+		tb.Fatalf("pgtest: pg_ctl promote: %v\n%s", err, out)
+	}
+	return cp
+}
+
 // CommitWaitsForAStandby reports whether a commit through db waits for a
 // synchronous standby (the server shows it waiting in SyncRep): it inserts
 // a row into the table sync_probe, which the caller creates, and once the
@@ -366,15 +417,20 @@ func Restore(tb testing.TB, dump, url string) {
 // it); a failure ends the test.
 func client(tb testing.TB, name string, args ...string) {
 	tb.Helper()
-	path := name
-	if bin, err := Bin(); err == nil {
-		if _, err := os.Stat(filepath.Join(bin, name)); err == nil {
-			path = filepath.Join(bin, name)
-		}
-	}
-	cmd := exec.Command(path, args...)
+	cmd := exec.Command(clientPath(name), args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C", "LANG=C")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("pgtest: %s: %v\n%s", name, err, out)
 	}
+}
+
+// clientPath is the path of a PostgreSQL client program: in the server's
+// directory (Bin) if it is there, else name, looked up on PATH.
+func clientPath(name string) string {
+	if bin, err := Bin(); err == nil {
+		if _, err := os.Stat(filepath.Join(bin, name)); err == nil {
+			return filepath.Join(bin, name)
+		}
+	}
+	return name
 }
