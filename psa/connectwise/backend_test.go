@@ -49,7 +49,8 @@ func (s *sleeps) all() []time.Duration {
 }
 
 // newBackend starts a ConnectWise simulator and returns a backend pointed
-// at its API root (no discovery) whose retries do not sleep.
+// at its API root (no discovery) whose retries do not sleep, and whose
+// throttle's clock stands still at now.
 func newBackend(t *testing.T, opts ...psatest.Option) (*connectwise.Backend, *psatest.Server, *sleeps) {
 	t.Helper()
 	s := psatest.Start(t, append([]psatest.Option{psatest.WithSystem(psa.SystemConnectWise), psatest.WithClock(func() time.Time { return now })}, opts...)...)
@@ -72,6 +73,7 @@ func newClient(t *testing.T, s *psatest.Server, sl *sleeps, opts ...connectwise.
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
 	}
+	c.SetThrottleClock(func() time.Time { return now })
 	return c
 }
 

@@ -34,7 +34,8 @@ const (
 
 // setup starts a test server and returns a client with the codebase pinned
 // (no discovery), a mux for the API (paths relative to apis/3.0, e.g.
-// "/company/companies/1") and the server URL. Retries do not sleep.
+// "/company/companies/1") and the server URL. Retries do not sleep, and the
+// throttle's clock stands still: a wait the sleep skipped is not over.
 func setup(t *testing.T, opts ...Option) (*Client, *http.ServeMux, string) {
 	t.Helper()
 	mux := http.NewServeMux()
@@ -58,6 +59,8 @@ func setup(t *testing.T, opts ...Option) (*Client, *http.ServeMux, string) {
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
 	}
+	stopped := time.Now()
+	c.SetThrottleClock(func() time.Time { return stopped })
 	return c, mux, server.URL
 }
 

@@ -866,7 +866,7 @@ func (c *Client) roundTrip(ctx context.Context, req *http.Request, tk *ticket) (
 	}
 	hr, err := c.client.Do(req)
 	if err != nil {
-		c.throttle.answered(tk, nil, c.nextThrottleWait)
+		c.throttle.lost(tk)
 		return nil, nil, rest.NewTransportError(err)
 	}
 	defer hr.Body.Close()

@@ -49,6 +49,9 @@ type throttle struct {
 	// epoch counts the ends of a throttle: a refusal of a request sent in
 	// an earlier epoch is stale, and does not start a new throttle.
 	epoch uint64
+	// now is the clock that refusedAt is read on; nil is time.Now. Tests
+	// replace it.
+	now func() time.Time
 }
 
 // A ticket is one request's standing with its client's throttle, over all
@@ -95,10 +98,9 @@ func (t *throttle) enter(ctx context.Context, tk *ticket, sleep func(context.Con
 		}
 		if !t.probing {
 			t.probing = true
-			d := t.wait
-			if time.Since(t.refusedAt) >= d {
-				d = 0
-			}
+			// The wait runs from the refusal: a request that comes while
+			// it runs waits what is left of it, not the whole wait again.
+			d := max(t.wait-t.clock().Sub(t.refusedAt), 0)
 			t.slept += t.wait
 			t.mu.Unlock()
 			if err := sleep(ctx, d); err != nil {
@@ -151,25 +153,41 @@ func (t *throttle) answered(tk *ticket, rl *psa.RateLimitError, next func(n int)
 		t.endProbe()
 	case tk.probe:
 		t.refusals++
-		t.wait, t.refusedAt, t.last = waitAfter(rl, t.refusals, next), time.Now(), rl
+		t.wait, t.refusedAt, t.last = waitAfter(rl, t.refusals, next), t.clock(), rl
 		t.endProbe()
 	case rl == nil, tk.epoch != t.epoch:
 		// A request sent before the throttle, or before it ended, says
 		// nothing of ConnectWise now.
 	case t.refusals == 0:
 		t.refusals = 1
-		t.wait, t.refusedAt, t.last = waitAfter(rl, 1, next), time.Now(), rl
+		t.wait, t.refusedAt, t.last = waitAfter(rl, 1, next), t.clock(), rl
 		return true
 	default:
 		// One of the requests in flight when the throttle began: its
 		// Retry-After may only lengthen the wait.
-		now := time.Now()
+		now := t.clock()
 		if d := waitAfter(rl, 0, next); now.Add(d).After(t.refusedAt.Add(t.wait)) {
 			t.wait, t.refusedAt = d, now
 		}
 		t.last = rl
 	}
 	return false
+}
+
+// lost records that tk's attempt was sent but got no answer: the
+// connection failed, which says nothing of ConnectWise's rate limit. The
+// throttle goes on, and the next request is sent alone, after the wait
+// again; ending it here let every held request go at once, the burst the
+// throttle exists to prevent.
+func (t *throttle) lost(tk *ticket) {
+	if !tk.probe {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tk.probe = false
+	t.refusedAt = t.clock()
+	t.endProbe()
 }
 
 // abandon releases the probe role of tk's attempt, which was not sent (its
@@ -193,6 +211,14 @@ func (t *throttle) held(tk *ticket) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.slept - tk.from
+}
+
+// clock returns the time on t's clock.
+func (t *throttle) clock() time.Time {
+	if t.now == nil {
+		return time.Now()
+	}
+	return t.now()
 }
 
 // endProbe lets the waiting requests look again. t.mu is held.

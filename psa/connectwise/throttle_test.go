@@ -1,9 +1,11 @@
 package connectwise_test
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -61,16 +63,76 @@ func (f *inFlight) refusedPeak() int {
 // (without one, each on its own backoff: about two requests a second).
 func TestBackend_ReadLines_throttledReadsWaitTogether(t *testing.T) {
 	t.Parallel()
-	const (
-		readers    = connectwise.DefaultMaxConcurrency
-		more       = 5 // refusals after the first readers
-		retryAfter = 10 * time.Second
-	)
-	s := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithClock(func() time.Time { return now }))
+	const more = 5 // refusals after the first readers
 	counter := &inFlight{next: http.DefaultTransport, skip: readers}
+	b, s, sl, ids := throttledReads(t, more, counter)
+
+	lines, err := b.ReadLines(t.Context(), ids, now)
+	if err != nil || len(lines) != readers {
+		t.Fatalf("ReadLines = %d lines, %v; want %d lines", len(lines), err, readers)
+	}
+	// The eight refused together, the five refused one after another, the
+	// one ConnectWise took and the seven that waited for it.
+	if n, want := countRequests(s, http.MethodGet, "/additions"), readers+more+1+(readers-1); n != want {
+		t.Errorf("additions requests = %d, want %d", n, want)
+	}
+	var waited time.Duration
+	for _, d := range sl.all() {
+		waited += d
+	}
+	// One wait of Retry-After before each request sent while ConnectWise
+	// refused them: 60 s for six requests, where each of the eight reads
+	// waited on its own (13 waits, and eight requests per Retry-After).
+	if want := (more + 1) * retryAfter; waited != want || len(sl.all()) != more+1 {
+		t.Errorf("waits = %v (%s), want %d of %s (%s)", sl.all(), waited, more+1, retryAfter, want)
+	}
+	if p := counter.refusedPeak(); p != 1 {
+		t.Errorf("after the first refusals, %d requests were in flight together while ConnectWise refused them, want 1", p)
+	}
+}
+
+// TestBackend_ReadLines_lostProbeKeepsThrottle: when the connection of the
+// request sent alone while ConnectWise refuses them is lost (no answer, not
+// a 429), the other seven reads still wait, and go one at a time while
+// ConnectWise refuses them. The lost connection used to end the throttle:
+// the seven were sent at once into a PSA that was still refusing them.
+func TestBackend_ReadLines_lostProbeKeepsThrottle(t *testing.T) {
+	t.Parallel()
+	const more = 5
+	counter := &inFlight{next: &loseOne{next: http.DefaultTransport, after: readers}, skip: readers}
+	b, s, _, ids := throttledReads(t, more, counter)
+
+	lines, err := b.ReadLines(t.Context(), ids, now)
+	if err != nil || len(lines) != readers {
+		t.Fatalf("ReadLines = %d lines, %v; want %d lines", len(lines), err, readers)
+	}
+	if p := counter.refusedPeak(); p != 1 {
+		t.Errorf("after the lost connection, %d requests were in flight together while ConnectWise refused them, want 1", p)
+	}
+	// The lost request never reached the simulator.
+	if n, want := countRequests(s, http.MethodGet, "/additions"), readers+more+1+(readers-1); n != want {
+		t.Errorf("additions requests = %d, want %d", n, want)
+	}
+}
+
+// readers is how many additions reads throttledReads has in flight
+// together, and retryAfter the Retry-After of its refusals.
+const (
+	readers    = connectwise.DefaultMaxConcurrency
+	retryAfter = 10 * time.Second
+)
+
+// throttledReads starts a simulator with readers agreements of one addition
+// each, whose first readers additions reads are held until all have arrived
+// and refused together, and the more after them refused too, all with
+// Retry-After: 10. It returns a backend whose requests go through
+// transport, and the agreements' ids.
+func throttledReads(t *testing.T, more int, transport http.RoundTripper) (*connectwise.Backend, *psatest.Server, *sleeps, []string) {
+	t.Helper()
+	s := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithClock(func() time.Time { return now }))
 	sl := &sleeps{}
 	b := connectwise.NewBackend(newClient(t, s, sl, connectwise.WithBaseURL(s.ConnectWiseBaseURL()),
-		connectwise.WithHTTPClient(&http.Client{Transport: counter})))
+		connectwise.WithHTTPClient(&http.Client{Transport: transport})))
 	cw := s.ConnectWise()
 	p := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup", Price: 4.5})
 	var ids []string
@@ -101,28 +163,62 @@ func TestBackend_ReadLines_throttledReadsWaitTogether(t *testing.T) {
 			<-together
 		}})
 	s.ResetRequests()
+	return b, s, sl, ids
+}
 
-	lines, err := b.ReadLines(t.Context(), ids, now)
-	if err != nil || len(lines) != readers {
-		t.Fatalf("ReadLines = %d lines, %v; want %d lines", len(lines), err, readers)
+// loseOne is an http.RoundTripper that loses the connection of the first
+// additions request after the first after ones: it fails without an answer,
+// and the request never reaches the server.
+type loseOne struct {
+	next  http.RoundTripper
+	after int
+
+	mu   sync.Mutex
+	sent int
+}
+
+func (l *loseOne) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(req.URL.Path, "/additions") {
+		l.mu.Lock()
+		l.sent++
+		lose := l.sent == l.after+1
+		l.mu.Unlock()
+		if lose {
+			return nil, errors.New("read: connection reset by peer")
+		}
 	}
-	// The eight refused together, the five refused one after another, the
-	// one ConnectWise took and the seven that waited for it.
-	if n, want := countRequests(s, http.MethodGet, "/additions"), readers+more+1+(readers-1); n != want {
-		t.Errorf("additions requests = %d, want %d", n, want)
+	return l.next.RoundTrip(req)
+}
+
+// TestClient_throttleWaitsWhatIsLeft: a request that comes while the wait
+// after a refusal runs waits what is left of it, not the whole
+// Retry-After again from its own start.
+func TestClient_throttleWaitsWhatIsLeft(t *testing.T) {
+	t.Parallel()
+	s := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithClock(func() time.Time { return now }))
+	sl := &sleeps{}
+	c := newClient(t, s, sl, connectwise.WithBaseURL(s.ConnectWiseBaseURL()), connectwise.WithMaxRetries(0))
+	clock := now
+	c.SetThrottleClock(func() time.Time { return clock })
+	cw := s.ConnectWise()
+	_, ag1 := seed(cw, "Acme")
+	_, ag2 := seed(cw, "Globex")
+	base, err := url.Parse(s.ConnectWiseBaseURL())
+	if err != nil {
+		t.Fatal(err)
 	}
-	var waited time.Duration
-	for _, d := range sl.all() {
-		waited += d
+	s.AddFault(psatest.Fault{Method: http.MethodGet, Path: base.Path + "finance/agreements/" + id(ag1) + "/additions",
+		Status: http.StatusTooManyRequests, RetryAfter: 10 * time.Second, Times: 1})
+
+	if _, _, err := c.AgreementAdditions.List(t.Context(), ag1, nil); err == nil {
+		t.Fatal("List of the refused agreement succeeded, want the 429")
 	}
-	// One wait of Retry-After before each request sent while ConnectWise
-	// refused them: 60 s for six requests, where each of the eight reads
-	// waited on its own (13 waits, and eight requests per Retry-After).
-	if want := (more + 1) * retryAfter; waited != want || len(sl.all()) != more+1 {
-		t.Errorf("waits = %v (%s), want %d of %s (%s)", sl.all(), waited, more+1, retryAfter, want)
+	clock = clock.Add(4 * time.Second)
+	if _, _, err := c.AgreementAdditions.List(t.Context(), ag2, nil); err != nil {
+		t.Fatalf("List of another agreement: %v", err)
 	}
-	if p := counter.refusedPeak(); p != 1 {
-		t.Errorf("after the first refusals, %d requests were in flight together while ConnectWise refused them, want 1", p)
+	if w := sl.all(); len(w) != 1 || w[0] != 6*time.Second {
+		t.Errorf("waits of a request 4s after a refusal with Retry-After: 10 = %v, want what is left, 6s", w)
 	}
 }
 
