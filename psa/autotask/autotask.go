@@ -86,6 +86,12 @@ type Client struct {
 
 	semMu sync.Mutex
 	sems  map[string]chan struct{}
+	// throttles hold back the requests of an entity endpoint while
+	// Autotask refuses them for its thread threshold, by entity (see
+	// Client.throttle); under semMu.
+	throttles map[string]*rest.Throttle
+	// throttleNow is the throttles' clock; nil is time.Now. Tests stop it.
+	throttleNow func() time.Time
 
 	fieldsMu sync.Mutex
 	fields   map[string][]*Field // entityInformation/fields by lower-case entity name
@@ -290,6 +296,7 @@ func NewClient(opts ...Option) (*Client, error) {
 		logger:        slog.New(slog.DiscardHandler),
 		sleep:         rest.SleepContext,
 		sems:          make(map[string]chan struct{}),
+		throttles:     make(map[string]*rest.Throttle),
 		fields:        make(map[string][]*Field),
 	}
 	for _, opt := range opts {
@@ -647,6 +654,22 @@ func (c *Client) semaphore(key string) chan struct{} {
 	return s
 }
 
+// throttle returns the throttle of the entity endpoint a request of keys
+// (entityKeys) addresses: the last key, the child of a parent-scoped URL,
+// since Autotask's refusal does not say which endpoint's threads were
+// busy.
+func (c *Client) throttle(keys []string) *rest.Throttle {
+	key := keys[len(keys)-1]
+	c.semMu.Lock()
+	defer c.semMu.Unlock()
+	t, ok := c.throttles[key]
+	if !ok {
+		t = &rest.Throttle{MaxHeld: MaxThreadWait, Now: c.throttleNow}
+		c.throttles[key] = t
+	}
+	return t
+}
+
 // acquire takes a slot for every key in order and returns the release func.
 func (c *Client) acquire(ctx context.Context, keys []string) (func(), error) {
 	sems := make([]chan struct{}, len(keys))
@@ -673,7 +696,11 @@ func (c *Client) acquire(ctx context.Context, keys []string) (func(), error) {
 //
 // A request refused for the thread threshold is retried until it has
 // waited MaxThreadWait for a free thread, without using up the retries of
-// WithMaxRetries (unless they are disabled).
+// WithMaxRetries (unless they are disabled). After such a refusal every
+// request of the client to that entity endpoint waits for the endpoint's
+// throttle (see rest.Throttle), its retries included, rather than on its
+// own backoff: one request at a time is sent, after the wait, until
+// Autotask takes one.
 //
 // Each attempt of a write, the first and every retry, is sent only if
 // ctx's write gate (psa.WithWriteGate) lets it through; a refused one is
@@ -683,18 +710,24 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 	rediscovered := false
 	// processed is whether an attempt may have been processed.
 	processed := false
-	// retries counts the retries that use up WithMaxRetries; threadWaited
-	// is the wait of those for the thread threshold, which do not.
+	// retries counts the retries that use up WithMaxRetries; those of a
+	// refusal for the thread threshold do not, and are bounded by how long
+	// the endpoint's throttle held the request (tk).
 	retries := 0
-	var threadWaited time.Duration
+	th := c.throttle(c.entityKeys(req.URL))
+	var tk rest.Ticket
 	for attempt := 0; ; attempt++ {
-		resp, body, err := c.roundTrip(ctx, req)
+		resp, body, err := c.roundTrip(ctx, req, th, &tk)
 		if err == nil {
 			return resp, decodeBody(req, resp, body, v, idempotent, c.redact)
 		}
 		var wr *rest.WriteRefusedError
 		if errors.As(err, &wr) {
 			return resp, rest.Unprocessed(fmt.Errorf("autotask: %s %s: %w", req.Method, rest.RedactURL(req.URL), err), processed)
+		}
+		var held *rest.HeldTooLongError
+		if errors.As(err, &held) {
+			return resp, rest.Unprocessed(held.Err, processed)
 		}
 		if ctx.Err() != nil {
 			var te *rest.TransportError
@@ -716,20 +749,23 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		retry, wait, outErr := c.classify(req, err, idempotent)
 		thread := retry && c.maxRetries > 0 && isThreadThreshold(err)
 		switch {
-		case thread && threadWaited >= MaxThreadWait:
-			return resp, rest.Unprocessed(waitedFor(outErr, threadWaited), processed)
+		case thread && th.Held(&tk) >= MaxThreadWait:
+			return resp, rest.Unprocessed(rest.WaitedFor(outErr, th.Held(&tk)), processed)
 		case !retry, !thread && retries >= c.maxRetries:
 			return resp, rest.Unprocessed(outErr, processed)
 		case !thread:
 			retries++
 		}
-		d := c.backoff.Wait(attempt, wait)
 		if thread {
-			threadWaited += d
-		}
-		c.logger.Warn("Retrying Autotask request", "method", req.Method, "path", req.URL.Path, "attempt", attempt+1, "wait", d, "err", err)
-		if serr := c.sleep(ctx, d); serr != nil {
-			return resp, serr
+			// The endpoint's throttle holds the next attempt back, as
+			// every other request to it, for the wait (see rest.Throttle).
+			c.logger.Warn("Retrying Autotask request", "method", req.Method, "path", req.URL.Path, "attempt", attempt+1, "err", err)
+		} else {
+			d := c.backoff.Wait(attempt, wait)
+			c.logger.Warn("Retrying Autotask request", "method", req.Method, "path", req.URL.Path, "attempt", attempt+1, "wait", d, "err", err)
+			if serr := c.sleep(ctx, d); serr != nil {
+				return resp, serr
+			}
 		}
 		if req, err = rewind(req); err != nil {
 			return resp, err
@@ -795,29 +831,48 @@ type missingKeyError struct{ key string }
 
 func (e *missingKeyError) Error() string { return "the answer holds no " + e.key }
 
-// roundTrip sends req once within the concurrency limit and reads the body.
-// A write is first let through by ctx's write gate (psa.WithWriteGate).
-func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*Response, []byte, error) {
+// roundTrip sends req once, when the endpoint's throttle th lets it (see
+// rest.Throttle) and within the concurrency limit, and reads the body. A
+// write is first let through by ctx's write gate (psa.WithWriteGate).
+func (c *Client) roundTrip(ctx context.Context, req *http.Request, th *rest.Throttle, tk *rest.Ticket) (*Response, []byte, error) {
+	if err := th.Enter(ctx, tk, c.sleep); err != nil {
+		return nil, nil, err
+	}
 	release, err := c.acquire(ctx, c.entityKeys(req.URL))
 	if err != nil {
+		th.Abandon(tk)
 		return nil, nil, err
 	}
 	defer release()
 	if !isRead(req.Method, req.URL.Path) {
-		// Asked after the wait for a slot, which can be long.
+		// Asked after the waits for the throttle and a slot, which can be
+		// long.
 		if err := rest.GateWrite(ctx); err != nil {
+			th.Abandon(tk)
 			return nil, nil, err
 		}
 	}
 	hr, err := c.client.Do(req)
 	if err != nil {
+		th.Lost(tk)
 		return nil, nil, rest.NewTransportError(err)
 	}
 	defer hr.Body.Close()
 	c.threshold.count() // every answered request counts against the hourly budget
 	// The Response keeps no credentials: see redact.Redactor.Response.
 	resp := &Response{Response: c.redact.Response(hr)}
-	if err := rest.ReportRateLimit(c.rateLimited, checkResponse(hr, c.redact)); err != nil {
+	err = rest.ReportRateLimit(c.rateLimited, checkResponse(hr, c.redact))
+	// Only the thread threshold holds the endpoint's other requests back:
+	// an hourly refusal, or a Retry-After over the cap, ends its request.
+	var rl *psa.RateLimitError
+	if isThreadThreshold(err) {
+		errors.As(err, &rl)
+	}
+	if th.Answered(tk, rl, c.nextThrottleWait) {
+		c.logger.Warn("Autotask is refusing requests for its thread threshold: the client sends one request at a time to the endpoint, after a wait, until Autotask takes one",
+			"method", req.Method, "path", req.URL.Path, "retry_after", rl.RetryAfter)
+	}
+	if err != nil {
 		return resp, nil, err
 	}
 	body, err := rest.ReadBody(hr)
@@ -827,6 +882,10 @@ func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*Response, [
 	}
 	return resp, body, nil
 }
+
+// nextThrottleWait is a throttle's wait after n+1 refusals in a row
+// without Retry-After: the client's backoff.
+func (c *Client) nextThrottleWait(n int) time.Duration { return c.backoff.Wait(n, 0) }
 
 // rebase re-discovers the zone after a 401 and points req at the new zone.
 func (c *Client) rebase(ctx context.Context, req *http.Request) (bool, error) {

@@ -57,6 +57,10 @@ func setup(t *testing.T, opts ...Option) (client *Client, mux *http.ServeMux, se
 		t.Fatalf("NewClient: %v", err)
 	}
 	client.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+	// The throttles' clock stands still: a wait the sleep skipped is not
+	// over.
+	stopped := time.Now()
+	client.throttleNow = func() time.Time { return stopped }
 	return client, mux, server.URL
 }
 
@@ -1639,6 +1643,72 @@ func TestClient_threadThresholdOutlastsMaxRetries(t *testing.T) {
 	}
 	if n := len(sleeps()); n != 2*refusals {
 		t.Errorf("waits = %d, want %d, one before each retry", n, 2*refusals)
+	}
+}
+
+// TestClient_threadRefusalsWaitTogether: three reads of one endpoint,
+// refused together for the thread threshold (another process holds its
+// threads), wait together while Autotask keeps refusing: one request is
+// sent at a time, after a wait, until Autotask takes one, and then the
+// other two go. Each read used to back off and probe on its own: three
+// requests per wait, each refused, while the other process held the
+// threads.
+func TestClient_threadRefusalsWaitTogether(t *testing.T) {
+	t.Parallel()
+	const more = 5 // refusals after the first three
+	client, mux, _ := setup(t)
+	sleeps := recordSleeps(client)
+	var (
+		mu                sync.Mutex
+		arrived, inFlight int
+		peak              int
+		together          = make(chan struct{})
+	)
+	mux.HandleFunc("/Companies/", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		arrived++
+		n := arrived
+		if n == MaxConcurrency {
+			close(together)
+		}
+		inFlight++
+		if n > MaxConcurrency && n <= MaxConcurrency+more {
+			peak = max(peak, inFlight)
+		}
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			inFlight--
+			mu.Unlock()
+		}()
+		<-together
+		if n <= MaxConcurrency+more {
+			threadRefusal(w, "")
+			return
+		}
+		fmt.Fprintf(w, `{"item":{"id":%s}}`, strings.TrimPrefix(r.URL.Path, "/Companies/"))
+	})
+	var wg sync.WaitGroup
+	for i := range MaxConcurrency {
+		wg.Go(func() {
+			if _, _, err := client.Companies.Get(t.Context(), int64(i+1)); err != nil {
+				t.Errorf("Companies.Get(%d): %v", i+1, err)
+			}
+		})
+	}
+	wg.Wait()
+	// The three refused together, the five refused one after another, the
+	// one Autotask took and the two that waited for it.
+	if arrived != MaxConcurrency+more+1+(MaxConcurrency-1) {
+		t.Errorf("requests = %d, want %d", arrived, MaxConcurrency+more+1+(MaxConcurrency-1))
+	}
+	// One wait before each request sent alone while Autotask refused
+	// them, where each read waited before each of its own retries (8).
+	if n := len(sleeps()); n != more+1 {
+		t.Errorf("waits = %d, want %d, one before each request sent alone", n, more+1)
+	}
+	if peak != 1 {
+		t.Errorf("after the first refusals, %d requests were in flight together while Autotask refused them, want 1", peak)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
@@ -169,18 +168,6 @@ func throttleKind(msgs []string) throttle {
 func isThreadThreshold(err error) bool {
 	var rl *psa.RateLimitError
 	return errors.As(err, &rl) && !rl.Hourly && throttleKind([]string{rl.Message}) == threadThreshold
-}
-
-// waitedFor returns err, a refusal for the thread threshold, saying that
-// the client waited d for a free thread (psa.RateLimitError.Waited).
-func waitedFor(err error, d time.Duration) error {
-	var rl *psa.RateLimitError
-	if !errors.As(err, &rl) {
-		return err
-	}
-	w := *rl
-	w.Waited = d
-	return &w
 }
 
 // lacksPermission reports whether a 5xx's messages say that the API user

@@ -44,7 +44,7 @@ const (
 	// helps. A throttled write still uses them up, so that a pass stops
 	// writing soon rather than holding its writes for minutes. It also
 	// bounds how long the client's throttle holds back any request, read
-	// or write, before it is sent (see throttle).
+	// or write, before it is sent (see Client.Do).
 	MaxThrottledReadWait = 5 * time.Minute
 
 	// MaxPageSize is the largest pageSize ConnectWise accepts.
@@ -83,8 +83,8 @@ type Client struct {
 	rateLimited func(*psa.RateLimitError)
 	sem         chan struct{}
 	// throttle holds every request back while ConnectWise refuses them
-	// for its rate limit.
-	throttle throttle
+	// for its rate limit (see Do).
+	throttle rest.Throttle
 
 	// sleep waits between retries; tests replace it.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -372,6 +372,7 @@ func NewClient(opts ...Option) (*Client, error) {
 		logger:     slog.New(slog.DiscardHandler),
 		sem:        make(chan struct{}, DefaultMaxConcurrency),
 		sleep:      rest.SleepContext,
+		throttle:   rest.Throttle{MaxHeld: MaxThrottledReadWait},
 	}
 	for _, opt := range opts {
 		if err := opt(c); err != nil {
@@ -746,7 +747,8 @@ func isIdempotent(req *http.Request) bool {
 // MaxThrottledReadWait, without using up the retries of WithMaxRetries
 // (unless they are disabled); a write answered 429 uses them up. After a
 // 429 every request of the client waits for the client's throttle (see
-// throttle), its retries included, rather than on its own backoff.
+// rest.Throttle), its retries included, rather than on its own backoff:
+// one request at a time is sent while ConnectWise refuses them.
 //
 // Each attempt of a write, the first and every retry, is sent only if
 // ctx's write gate (psa.WithWriteGate) lets it through; a refused one is
@@ -760,7 +762,7 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 	// read answered 429 do not, and are bounded by how long the client's
 	// throttle held the request (tk).
 	retries := 0
-	var tk ticket
+	var tk rest.Ticket
 	read := req.Method == http.MethodGet || req.Method == http.MethodHead
 	for attempt := 0; ; attempt++ {
 		resp, body, err := c.roundTrip(ctx, req, &tk)
@@ -768,9 +770,9 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		if errors.As(err, &wr) {
 			return resp, rest.Unprocessed(fmt.Errorf("connectwise: %s %s: %w", req.Method, rest.RedactURL(req.URL), err), processed)
 		}
-		var held *heldTooLongError
+		var held *rest.HeldTooLongError
 		if errors.As(err, &held) {
-			return resp, rest.Unprocessed(held.err, processed)
+			return resp, rest.Unprocessed(held.Err, processed)
 		}
 		if err == nil {
 			if v != nil && len(bytes.TrimSpace(body)) > 0 {
@@ -819,8 +821,8 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		refused := retry && errors.Is(err, psa.ErrRateLimited)
 		throttled := refused && read && c.maxRetries > 0
 		switch {
-		case throttled && c.throttle.held(&tk) >= MaxThrottledReadWait:
-			return resp, rest.Unprocessed(waitedFor(outErr, c.throttle.held(&tk)), processed)
+		case throttled && c.throttle.Held(&tk) >= MaxThrottledReadWait:
+			return resp, rest.Unprocessed(rest.WaitedFor(outErr, c.throttle.Held(&tk)), processed)
 		case !retry, !throttled && retries >= c.maxRetries:
 			return resp, rest.Unprocessed(outErr, processed)
 		case !throttled:
@@ -828,7 +830,7 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		}
 		if refused {
 			// The client's throttle holds the next attempt back, as every
-			// other request, for the wait (see throttle).
+			// other request, for the wait (see rest.Throttle).
 			c.logger.Warn("Retrying ConnectWise request", "method", req.Method, "path", req.URL.Path, "attempt", attempt+1, "err", outErr)
 		} else {
 			d := c.backoff.Wait(attempt, wait)
@@ -844,15 +846,15 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 }
 
 // roundTrip sends req once, when the client's throttle lets it (see
-// throttle) and within the concurrency limit, and reads the body. A write
+// rest.Throttle) and within the concurrency limit, and reads the body. A write
 // is first let through by ctx's write gate (psa.WithWriteGate).
-func (c *Client) roundTrip(ctx context.Context, req *http.Request, tk *ticket) (*Response, []byte, error) {
-	if err := c.throttle.enter(req.Context(), tk, c.sleep); err != nil {
+func (c *Client) roundTrip(ctx context.Context, req *http.Request, tk *rest.Ticket) (*Response, []byte, error) {
+	if err := c.throttle.Enter(req.Context(), tk, c.sleep); err != nil {
 		return nil, nil, err
 	}
 	release, err := rest.Acquire(req.Context(), c.sem)
 	if err != nil {
-		c.throttle.abandon(tk)
+		c.throttle.Abandon(tk)
 		return nil, nil, err
 	}
 	defer release()
@@ -860,20 +862,20 @@ func (c *Client) roundTrip(ctx context.Context, req *http.Request, tk *ticket) (
 		// Asked after the waits for the throttle and a slot, which can be
 		// long.
 		if err := rest.GateWrite(ctx); err != nil {
-			c.throttle.abandon(tk)
+			c.throttle.Abandon(tk)
 			return nil, nil, err
 		}
 	}
 	hr, err := c.client.Do(req)
 	if err != nil {
-		c.throttle.lost(tk)
+		c.throttle.Lost(tk)
 		return nil, nil, rest.NewTransportError(err)
 	}
 	defer hr.Body.Close()
 	err = rest.ReportRateLimit(c.rateLimited, checkResponse(hr, c.redact))
 	var rl *psa.RateLimitError
 	errors.As(err, &rl)
-	if c.throttle.answered(tk, rl, c.nextThrottleWait) {
+	if c.throttle.Answered(tk, rl, c.nextThrottleWait) {
 		c.logger.Warn("ConnectWise is refusing requests for its rate limit: the client sends one request at a time, after a wait, until ConnectWise takes one",
 			"method", req.Method, "path", req.URL.Path, "retry_after", rl.RetryAfter)
 	}

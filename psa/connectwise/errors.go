@@ -2,10 +2,8 @@ package connectwise
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
@@ -124,17 +122,4 @@ func checkResponse(r *http.Response, red *redact.Redactor) error {
 		er.wrapped = &psa.ValidationError{System: psa.SystemConnectWise, Messages: msgs}
 	}
 	return er
-}
-
-// waitedFor returns err, a read's refusal for the rate limit, saying that
-// the client waited d over its retries for ConnectWise to take the read
-// (psa.RateLimitError.Waited).
-func waitedFor(err error, d time.Duration) error {
-	var rl *psa.RateLimitError
-	if !errors.As(err, &rl) {
-		return err
-	}
-	w := *rl
-	w.Waited = d
-	return &w
 }

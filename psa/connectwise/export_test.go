@@ -10,4 +10,4 @@ const StatusTTL = statusTTL
 
 // SetThrottleClock replaces the clock of the client's throttle, for tests
 // of how long a request waits after a refusal.
-func (c *Client) SetThrottleClock(now func() time.Time) { c.throttle.now = now }
+func (c *Client) SetThrottleClock(now func() time.Time) { c.throttle.Now = now }

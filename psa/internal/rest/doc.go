@@ -2,8 +2,10 @@
 // Kaseya BMS clients share: exponential backoff with full jitter, the
 // Retry-After header, telling a request that never left from one whose
 // outcome is unknown, bounded body reads, URL redaction for error messages,
-// rewinding a request for a retry, concurrency slots, and the caller's
-// write gate asked before each attempt of a write.
+// rewinding a request for a retry, concurrency slots, the throttle that
+// sends one request at a time while the PSA refuses them for a limit
+// (Throttle), and the caller's write gate asked before each attempt of a
+// write.
 //
 // It makes no vendor decision. Which statuses are retried, what counts as
 // throttling, how error bodies look and how errors are worded (with their

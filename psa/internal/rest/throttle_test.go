@@ -1,4 +1,4 @@
-package connectwise
+package rest
 
 import (
 	"context"
@@ -11,12 +11,12 @@ import (
 
 // TestThrottle_heldTooLongNotSent: a request refused when the throttle
 // began (one of those in flight), and held back while other requests were
-// refused for MaxThrottledReadWait, gives up without being sent, with the
+// refused for th.MaxHeld, gives up without being sent, with the
 // last refusal saying how long it waited, rather than taking its turn as
 // the probe after five minutes.
 func TestThrottle_heldTooLongNotSent(t *testing.T) {
 	t.Parallel()
-	var th throttle
+	th := Throttle{MaxHeld: 5 * time.Minute}
 	var waits []time.Duration
 	sleep := func(_ context.Context, d time.Duration) error {
 		waits = append(waits, d)
@@ -24,26 +24,26 @@ func TestThrottle_heldTooLongNotSent(t *testing.T) {
 	}
 	next := func(int) time.Duration { return time.Second }
 	rl := &psa.RateLimitError{System: psa.SystemConnectWise, RetryAfter: time.Minute}
-	var a, b ticket
-	for _, tk := range []*ticket{&a, &b} {
-		if err := th.enter(t.Context(), tk, sleep); err != nil {
+	var a, b Ticket
+	for _, tk := range []*Ticket{&a, &b} {
+		if err := th.Enter(t.Context(), tk, sleep); err != nil {
 			t.Fatalf("enter before any refusal: %v", err)
 		}
 	}
-	th.answered(&a, rl, next)
-	th.answered(&b, rl, next)
+	th.Answered(&a, rl, next)
+	th.Answered(&b, rl, next)
 	// a is sent again after each minute and refused, five times.
 	for range 5 {
-		if err := th.enter(t.Context(), &a, sleep); err != nil || !a.probe {
+		if err := th.Enter(t.Context(), &a, sleep); err != nil || !a.probe {
 			t.Fatalf("enter of the probe = %v (probe %v), want its turn", err, a.probe)
 		}
-		th.answered(&a, rl, next)
+		th.Answered(&a, rl, next)
 	}
-	err := th.enter(t.Context(), &b, sleep)
-	var held *heldTooLongError
+	err := th.Enter(t.Context(), &b, sleep)
+	var held *HeldTooLongError
 	var got *psa.RateLimitError
-	if !errors.As(err, &held) || !errors.As(err, &got) || got.Waited != MaxThrottledReadWait {
-		t.Fatalf("enter after five minutes held = %v, want the last refusal, waited %s", err, MaxThrottledReadWait)
+	if !errors.As(err, &held) || !errors.As(err, &got) || got.Waited != th.MaxHeld {
+		t.Fatalf("enter after five minutes held = %v, want the last refusal, waited %s", err, th.MaxHeld)
 	}
 	if b.probe || len(waits) != 5 {
 		t.Errorf("probe %v, waits %v: want the held request not sent, and one wait per probe (5)", b.probe, waits)
@@ -59,20 +59,20 @@ func TestThrottle_heldTooLongNotSent(t *testing.T) {
 // would wait five minutes first, and a ticket pass minutes later with it.
 func TestThrottle_retryAfterOverCapHoldsNothing(t *testing.T) {
 	t.Parallel()
-	var th throttle
+	th := Throttle{MaxHeld: 5 * time.Minute}
 	var waits []time.Duration
 	sleep := func(_ context.Context, d time.Duration) error {
 		waits = append(waits, d)
 		return nil
 	}
-	var a, b ticket
-	if err := th.enter(t.Context(), &a, sleep); err != nil {
+	var a, b Ticket
+	if err := th.Enter(t.Context(), &a, sleep); err != nil {
 		t.Fatal(err)
 	}
-	if th.answered(&a, &psa.RateLimitError{System: psa.SystemConnectWise, RetryAfter: time.Hour}, func(int) time.Duration { return time.Second }) {
+	if th.Answered(&a, &psa.RateLimitError{System: psa.SystemConnectWise, RetryAfter: time.Hour}, func(int) time.Duration { return time.Second }) {
 		t.Error("a Retry-After of an hour started the throttle")
 	}
-	if err := th.enter(t.Context(), &b, sleep); err != nil || b.probe || len(waits) != 0 {
+	if err := th.Enter(t.Context(), &b, sleep); err != nil || b.probe || len(waits) != 0 {
 		t.Errorf("next request: %v, probe %v, waits %v; want it sent at once", err, b.probe, waits)
 	}
 }

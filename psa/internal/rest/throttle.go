@@ -1,0 +1,268 @@
+package rest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// A Throttle holds back every request of a client, or of one of its
+// endpoints, while the PSA refuses them for a limit (a RateLimitError).
+// After a refusal, one request at a time is sent, each after a wait: the
+// Retry-After of the last refusal when it gave one, else the backoff,
+// which grows with every refusal in a row. The other requests, retries and
+// new ones alike, wait for that request's answer, and all go once the PSA
+// takes it. Each request in flight used to retry on its own backoff: eight
+// of them sent about two requests a second into a ConnectWise that was
+// throttling, and a ninth request sent at once; three Autotask requests
+// refused for the thread threshold kept probing it each on its own.
+//
+// A refusal with a Retry-After over MaxRetryAfter holds nothing back: its
+// request fails at once (the client's classify), and so does each other
+// request the PSA refuses so, rather than the client holding them for
+// minutes.
+//
+// The time a request was held is the sum of the probes' waits (they follow
+// one another, from each refusal to the next probe), not read off a clock,
+// which keeps it exact with a test's sleep function.
+//
+// The zero Throttle holds a request back for ever while the PSA refuses
+// it; MaxHeld bounds that. A Throttle is safe for concurrent use.
+type Throttle struct {
+	// MaxHeld is how long Enter holds a request back, without sending it,
+	// before it gives up with a *HeldTooLongError; 0 is for ever.
+	MaxHeld time.Duration
+	// Now is the clock the waits run on from each refusal; nil is
+	// time.Now. Tests replace it before the first request.
+	Now func() time.Time
+
+	mu sync.Mutex
+	// refusals counts the refusals in a row; 0 when the PSA is not
+	// refusing requests.
+	refusals int
+	// wait is what the next request waits before it is sent, from
+	// refusedAt: a probe that comes once it has passed (the next pass's
+	// first request) is sent at once.
+	wait      time.Duration
+	refusedAt time.Time
+	// last is the latest refusal, returned to a request that gives up
+	// waiting without being sent.
+	last *psa.RateLimitError
+	// probing is set while one request waits and is sent; the others wait
+	// for its answer.
+	probing bool
+	// changed is closed, and replaced, when the probe is answered or gives
+	// up.
+	changed chan struct{}
+	// slept is the waits of every probe so far, over the client's life.
+	slept time.Duration
+	// epoch counts the ends of a throttle: a refusal of a request sent in
+	// an earlier epoch is stale, and does not start a new throttle.
+	epoch uint64
+}
+
+// A Ticket is one request's standing with its throttle, over all its
+// attempts. Its zero value is a request not yet sent.
+type Ticket struct {
+	// met is set once the request was refused or held back; from is
+	// throttle.slept then.
+	met  bool
+	from time.Duration
+	// probe is set while the request's attempt is the throttle's probe.
+	probe bool
+	// epoch is the throttle's epoch when the attempt was let through.
+	epoch uint64
+}
+
+// HeldTooLongError is returned by Throttle.Enter to a request that the
+// throttle held back for its MaxHeld without sending it. Err is the last
+// refusal, saying how long the request waited (psa.RateLimitError.Waited).
+type HeldTooLongError struct{ Err error }
+
+func (e *HeldTooLongError) Error() string { return e.Err.Error() }
+func (e *HeldTooLongError) Unwrap() error { return e.Err }
+
+// Enter returns once tk's request may be sent: at once when the PSA is
+// not refusing requests; else when its turn came to be the probe, after the
+// wait, or when the request has been held back for MaxHeld (with a
+// *HeldTooLongError) or ctx ends (with ctx's error).
+func (t *Throttle) Enter(ctx context.Context, tk *Ticket, sleep func(context.Context, time.Duration) error) error {
+	tk.probe = false
+	t.mu.Lock()
+	for {
+		if t.refusals == 0 {
+			tk.epoch = t.epoch
+			t.mu.Unlock()
+			return nil
+		}
+		if !tk.met {
+			tk.met, tk.from = true, t.slept
+		}
+		if held := t.slept - tk.from; t.MaxHeld > 0 && held >= t.MaxHeld && t.last != nil {
+			err := WaitedFor(t.last, held)
+			t.mu.Unlock()
+			return &HeldTooLongError{Err: err}
+		}
+		if !t.probing {
+			t.probing = true
+			// The wait runs from the refusal: a request that comes while
+			// it runs waits what is left of it, not the whole wait again.
+			d := max(t.wait-t.clock().Sub(t.refusedAt), 0)
+			t.slept += t.wait
+			t.mu.Unlock()
+			if err := sleep(ctx, d); err != nil {
+				t.mu.Lock()
+				t.endProbe()
+				t.mu.Unlock()
+				return err
+			}
+			t.mu.Lock()
+			tk.probe, tk.epoch = true, t.epoch
+			t.mu.Unlock()
+			return nil
+		}
+		if t.changed == nil {
+			t.changed = make(chan struct{})
+		}
+		changed := t.changed
+		t.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		t.mu.Lock()
+	}
+}
+
+// Answered records the answer to tk's attempt: rl is the refusal, nil for
+// any other answer (a lost connection is Lost). next gives the backoff
+// after n refusals in a row (0-based) when the PSA gave no Retry-After,
+// capped at MaxRetryAfter. started is whether this refusal began a
+// throttle.
+func (t *Throttle) Answered(tk *Ticket, rl *psa.RateLimitError, next func(n int) time.Duration) (started bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if rl != nil && rl.RetryAfter > MaxRetryAfter {
+		// Its request fails with it; it holds nothing back.
+		if tk.probe {
+			t.endProbe()
+		}
+		return false
+	}
+	if rl != nil && !tk.met {
+		tk.met, tk.from = true, t.slept
+	}
+	switch {
+	case tk.probe && rl == nil:
+		// The PSA took the probe: every request goes again.
+		t.refusals, t.wait, t.last = 0, 0, nil
+		t.epoch++
+		t.endProbe()
+	case tk.probe:
+		t.refusals++
+		t.wait, t.refusedAt, t.last = waitAfter(rl, t.refusals, next), t.clock(), rl
+		t.endProbe()
+	case rl == nil, tk.epoch != t.epoch:
+		// A request sent before the throttle, or before it ended, says
+		// nothing of the PSA now.
+	case t.refusals == 0:
+		t.refusals = 1
+		t.wait, t.refusedAt, t.last = waitAfter(rl, 1, next), t.clock(), rl
+		return true
+	default:
+		// One of the requests in flight when the throttle began: its
+		// Retry-After may only lengthen the wait.
+		now := t.clock()
+		if d := waitAfter(rl, 0, next); now.Add(d).After(t.refusedAt.Add(t.wait)) {
+			t.wait, t.refusedAt = d, now
+		}
+		t.last = rl
+	}
+	return false
+}
+
+// Lost records that tk's attempt got no answer: the connection failed,
+// which says nothing of the PSA's limit. The throttle goes on, and the
+// next request is sent alone, after the wait again; ending it here let
+// every held request go at once, the burst the throttle exists to prevent.
+func (t *Throttle) Lost(tk *Ticket) {
+	if !tk.probe {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tk.probe = false
+	t.refusedAt = t.clock()
+	t.endProbe()
+}
+
+// Abandon releases the probe role of tk's attempt, which was not sent (its
+// context ended, or the write gate refused it).
+func (t *Throttle) Abandon(tk *Ticket) {
+	if !tk.probe {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tk.probe = false
+	t.endProbe()
+}
+
+// Held returns how long tk's request has been held back or refused by the
+// throttle; 0 before it was.
+func (t *Throttle) Held(tk *Ticket) time.Duration {
+	if !tk.met {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.slept - tk.from
+}
+
+// clock returns the time on t's clock.
+func (t *Throttle) clock() time.Time {
+	if t.Now == nil {
+		return time.Now()
+	}
+	return t.Now()
+}
+
+// endProbe lets the waiting requests look again. t.mu is held.
+func (t *Throttle) endProbe() {
+	t.probing = false
+	if t.changed != nil {
+		close(t.changed)
+		t.changed = nil
+	}
+}
+
+// waitAfter is the wait after refusal rl, the n-th in a row (1-based; 0
+// for a request in flight when the throttle began, which waits at least
+// its Retry-After): the Retry-After the PSA gave, else the backoff.
+// The backoff is at most MaxRetryAfter, a Retry-After too (a longer
+// one does not reach the throttle).
+func waitAfter(rl *psa.RateLimitError, n int, next func(n int) time.Duration) time.Duration {
+	switch {
+	case rl.RetryAfter > 0:
+		return min(rl.RetryAfter, MaxRetryAfter)
+	case n == 0:
+		return 0
+	}
+	return min(next(n-1), MaxRetryAfter)
+}
+
+// WaitedFor returns err, a refusal for a limit, saying that the client
+// waited d for the PSA to take the request (psa.RateLimitError.Waited).
+func WaitedFor(err error, d time.Duration) error {
+	var rl *psa.RateLimitError
+	if !errors.As(err, &rl) {
+		return err
+	}
+	w := *rl
+	w.Waited = d
+	return &w
+}
