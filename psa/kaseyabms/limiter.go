@@ -43,6 +43,12 @@ type CallReturner interface {
 	Return(endpoint string, at time.Time) error
 }
 
+// NewCallStore returns the in-memory CallStore that a client uses without
+// WithCallStore, for a caller that reads what its clients counted (Calls)
+// once they are done: a psa-syncd command that runs beside the daemon and
+// may not write the daemon's count.
+func NewCallStore() CallStore { return newMemoryCallStore() }
+
 // memoryCallStore is the in-process CallStore.
 type memoryCallStore struct {
 	mu      sync.Mutex

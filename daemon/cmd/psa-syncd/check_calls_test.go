@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,4 +90,27 @@ func requests(t *testing.T, reg *prometheus.Registry) float64 {
 		}
 	}
 	return n
+}
+
+// TestCheck_localSaysKaseyaBMSCallsSent: psa-syncd check without -web.url
+// may not write the daemon's count of Kaseya BMS calls per endpoint (the
+// daemon holds an SQLite file; the daemon alone keeps the count), so its
+// calls were left out of it unseen. It now logs how many it sent, per
+// endpoint, as BMS counted them.
+func TestCheck_localSaysKaseyaBMSCallsSent(t *testing.T) {
+	t.Parallel()
+	e := newSystemEnv(t, psa.SystemKaseyaBMS)
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), []string{"check", "-config.file", e.cfgPath}, &stdout, &stderr, func(string) string { return "" }); code != 0 {
+		t.Fatalf("check: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	k := e.sim.KaseyaBMS()
+	auth, lookup := k.HourlyCount("/v2/security/authenticate"), k.HourlyCount("/v2/crm/accounts/lookup")
+	want := []string{"Kaseya BMS calls of this command are not in psa-syncd's count of calls per endpoint",
+		fmt.Sprintf("/v2/security/authenticate=%d", auth), fmt.Sprintf("/v2/crm/accounts/lookup=%d", lookup)}
+	for _, w := range want {
+		if auth == 0 || lookup == 0 || !strings.Contains(stderr.String(), w) {
+			t.Errorf("stderr:\n%s\nwant %q (BMS counted %d sign-ins, %d account lookups)", stderr.String(), w, auth, lookup)
+		}
+	}
 }

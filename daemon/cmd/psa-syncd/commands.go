@@ -597,13 +597,18 @@ func checker(configFile string, logger *slog.Logger) func(context.Context, *daem
 // the daemon on this machine that holds it (see readExportData).
 // newBackend, when not nil, builds the PSA backend (the daemon's, whose
 // Kaseya BMS calls count in its state database); else a backend of
-// check's own counts them, in memory.
+// check's own counts them, in memory, and check logs how many it sent
+// (countUncounted).
 func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, stored func() ([]byte, error), newBackend func(*daemon.Config) (psa.Backend, error), local remoteTLS, logger *slog.Logger, w io.Writer) []daemon.CheckItem {
 	hc := &http.Client{Timeout: 60 * time.Second}
 	if newBackend == nil {
+		logCalls := func(*slog.Logger) {}
+		defer func() { logCalls(logger) }()
 		newBackend = func(cfg *daemon.Config) (psa.Backend, error) {
 			// backends.New adds the system to its clients' logger.
-			return backends.New(cfg.BackendConfig(hc, logger.With("component", "psa")))
+			bc := cfg.BackendConfig(hc, logger.With("component", "psa"))
+			logCalls = countUncounted(&bc)
+			return backends.New(bc)
 		}
 	}
 	var items []daemon.CheckItem

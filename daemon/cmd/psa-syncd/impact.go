@@ -117,10 +117,17 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags, loca
 	o := impact.Options{NoExport: noExport, Policies: cfg.Policies, Location: loc, Logger: logger.With("component", "impact"), SourceName: cfg.Source.Type}
 	if len(missing.PSA) > 0 {
 		o.NoBackend = "no PSA credentials (" + strings.Join(missing.PSA, ", ") + " not set)"
-	} else if be, err := backends.New(cfg.BackendConfig(hc, logger.With("component", "psa"))); err != nil {
-		o.NoBackend = err.Error()
 	} else {
-		o.Backend = be
+		// The report may not write the daemon's count of Kaseya BMS
+		// calls (its connection is read-only): it says what it sent.
+		bc := cfg.BackendConfig(hc, logger.With("component", "psa"))
+		logCalls := countUncounted(&bc)
+		defer logCalls(logger)
+		if be, err := backends.New(bc); err != nil {
+			o.NoBackend = err.Error()
+		} else {
+			o.Backend = be
+		}
 	}
 	if len(missing.Source) > 0 {
 		o.NoSource = "no usage-source credentials (" + strings.Join(missing.Source, ", ") + " not set)"
