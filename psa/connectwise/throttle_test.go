@@ -195,20 +195,10 @@ func (l *loseOne) RoundTrip(req *http.Request) (*http.Response, error) {
 // Retry-After again from its own start.
 func TestClient_throttleWaitsWhatIsLeft(t *testing.T) {
 	t.Parallel()
-	s := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithClock(func() time.Time { return now }))
-	sl := &sleeps{}
-	c := newClient(t, s, sl, connectwise.WithBaseURL(s.ConnectWiseBaseURL()), connectwise.WithMaxRetries(0))
+	c, _, sl, ags := refusedOnce(t, 10*time.Second, 2)
+	ag1, ag2 := ags[0], ags[1]
 	clock := now
 	c.SetThrottleClock(func() time.Time { return clock })
-	cw := s.ConnectWise()
-	_, ag1 := seed(cw, "Acme")
-	_, ag2 := seed(cw, "Globex")
-	base, err := url.Parse(s.ConnectWiseBaseURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.AddFault(psatest.Fault{Method: http.MethodGet, Path: base.Path + "finance/agreements/" + id(ag1) + "/additions",
-		Status: http.StatusTooManyRequests, RetryAfter: 10 * time.Second, Times: 1})
 
 	if _, _, err := c.AgreementAdditions.List(t.Context(), ag1, nil); err == nil {
 		t.Fatal("List of the refused agreement succeeded, want the 429")
@@ -229,19 +219,8 @@ func TestClient_throttleWaitsWhatIsLeft(t *testing.T) {
 // next goes at once.
 func TestClient_throttleHoldsOtherRequests(t *testing.T) {
 	t.Parallel()
-	s := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithClock(func() time.Time { return now }))
-	sl := &sleeps{}
-	c := newClient(t, s, sl, connectwise.WithBaseURL(s.ConnectWiseBaseURL()), connectwise.WithMaxRetries(0))
-	cw := s.ConnectWise()
-	_, ag1 := seed(cw, "Acme")
-	_, ag2 := seed(cw, "Globex")
-	_, ag3 := seed(cw, "Initech")
-	base, err := url.Parse(s.ConnectWiseBaseURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.AddFault(psatest.Fault{Method: http.MethodGet, Path: base.Path + "finance/agreements/" + id(ag1) + "/additions",
-		Status: http.StatusTooManyRequests, RetryAfter: 7 * time.Second, Times: 1})
+	c, s, sl, ags := refusedOnce(t, 7*time.Second, 3)
+	ag1, ag2, ag3 := ags[0], ags[1], ags[2]
 
 	if _, _, err := c.AgreementAdditions.List(t.Context(), ag1, nil); err == nil {
 		t.Fatal("List of the refused agreement succeeded, want the 429")
@@ -264,4 +243,27 @@ func TestClient_throttleHoldsOtherRequests(t *testing.T) {
 	if n := countRequests(s, http.MethodGet, "/additions"); n != 3 {
 		t.Errorf("additions requests = %d, want 3", n)
 	}
+}
+
+// refusedOnce starts a simulator with n agreements, whose first one's
+// additions are refused once (429) with retryAfter, and returns a client
+// of it with retries disabled, the simulator, the client's sleeps and the
+// agreements' ids.
+func refusedOnce(t *testing.T, retryAfter time.Duration, n int) (*connectwise.Client, *psatest.Server, *sleeps, []int64) {
+	t.Helper()
+	s := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithClock(func() time.Time { return now }))
+	sl := &sleeps{}
+	c := newClient(t, s, sl, connectwise.WithBaseURL(s.ConnectWiseBaseURL()), connectwise.WithMaxRetries(0))
+	var ags []int64
+	for i := range n {
+		_, ag := seed(s.ConnectWise(), "Customer "+strconv.Itoa(i))
+		ags = append(ags, ag)
+	}
+	base, err := url.Parse(s.ConnectWiseBaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.AddFault(psatest.Fault{Method: http.MethodGet, Path: base.Path + "finance/agreements/" + id(ags[0]) + "/additions",
+		Status: http.StatusTooManyRequests, RetryAfter: retryAfter, Times: 1})
+	return c, s, sl, ags
 }

@@ -189,26 +189,24 @@ func (t *Throttle) Answered(tk *Ticket, rl *psa.RateLimitError, next func(n int)
 // which says nothing of the PSA's limit. The throttle goes on, and the
 // next request is sent alone, after the wait again; ending it here let
 // every held request go at once, the burst the throttle exists to prevent.
-func (t *Throttle) Lost(tk *Ticket) {
-	if !tk.probe {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	tk.probe = false
-	t.refusedAt = t.clock()
-	t.endProbe()
-}
+func (t *Throttle) Lost(tk *Ticket) { t.release(tk, true) }
 
 // Abandon releases the probe role of tk's attempt, which was not sent (its
 // context ended, or the write gate refused it).
-func (t *Throttle) Abandon(tk *Ticket) {
+func (t *Throttle) Abandon(tk *Ticket) { t.release(tk, false) }
+
+// release lets the waiting requests look again when tk's attempt was the
+// probe; rewait starts the wait again from now.
+func (t *Throttle) release(tk *Ticket, rewait bool) {
 	if !tk.probe {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	tk.probe = false
+	if rewait {
+		t.refusedAt = t.clock()
+	}
 	t.endProbe()
 }
 
