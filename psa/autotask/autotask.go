@@ -854,7 +854,7 @@ func (c *Client) roundTrip(ctx context.Context, req *http.Request, th *rest.Thro
 	}
 	hr, err := c.client.Do(req)
 	if err != nil {
-		th.Lost(tk)
+		th.Abandon(tk)
 		return nil, nil, rest.NewTransportError(err)
 	}
 	defer hr.Body.Close()
@@ -868,7 +868,7 @@ func (c *Client) roundTrip(ctx context.Context, req *http.Request, th *rest.Thro
 	if isThreadThreshold(err) {
 		errors.As(err, &rl)
 	}
-	if th.Answered(tk, rl, c.nextThrottleWait) {
+	if th.Answered(tk, hr.StatusCode, rl, c.nextThrottleWait) {
 		c.logger.Warn("Autotask is refusing requests for its thread threshold: the client sends one request at a time to the endpoint, after a wait, until Autotask takes one",
 			"method", req.Method, "path", req.URL.Path, "retry_after", rl.RetryAfter)
 	}

@@ -868,14 +868,14 @@ func (c *Client) roundTrip(ctx context.Context, req *http.Request, tk *rest.Tick
 	}
 	hr, err := c.client.Do(req)
 	if err != nil {
-		c.throttle.Lost(tk)
+		c.throttle.Abandon(tk)
 		return nil, nil, rest.NewTransportError(err)
 	}
 	defer hr.Body.Close()
 	err = rest.ReportRateLimit(c.rateLimited, checkResponse(hr, c.redact))
 	var rl *psa.RateLimitError
 	errors.As(err, &rl)
-	if c.throttle.Answered(tk, rl, c.nextThrottleWait) {
+	if c.throttle.Answered(tk, hr.StatusCode, rl, c.nextThrottleWait) {
 		c.logger.Warn("ConnectWise is refusing requests for its rate limit: the client sends one request at a time, after a wait, until ConnectWise takes one",
 			"method", req.Method, "path", req.URL.Path, "retry_after", rl.RetryAfter)
 	}

@@ -2,6 +2,7 @@ package connectwise_test
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -91,27 +92,39 @@ func TestBackend_ReadLines_throttledReadsWaitTogether(t *testing.T) {
 	}
 }
 
-// TestBackend_ReadLines_lostProbeKeepsThrottle: when the connection of the
-// request sent alone while ConnectWise refuses them is lost (no answer, not
-// a 429), the other seven reads still wait, and go one at a time while
-// ConnectWise refuses them. The lost connection used to end the throttle:
-// the seven were sent at once into a PSA that was still refusing them.
+// TestBackend_ReadLines_lostProbeKeepsThrottle: when the request sent
+// alone while ConnectWise refuses them gets no answer of ConnectWise's (its
+// connection is lost, or a gateway answers 503), the other seven reads
+// still wait, and go one at a time while ConnectWise refuses them. Either
+// used to end the throttle: the seven were sent at once into a PSA that
+// was still refusing them.
 func TestBackend_ReadLines_lostProbeKeepsThrottle(t *testing.T) {
 	t.Parallel()
-	const more = 5
-	counter := &inFlight{next: &loseOne{next: http.DefaultTransport, after: readers}, skip: readers}
-	b, s, _, ids := throttledReads(t, more, counter)
+	for _, tc := range []struct {
+		name   string
+		status int
+	}{
+		{"connection lost", 0},
+		{"gateway 503", http.StatusServiceUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			const more = 5
+			counter := &inFlight{next: &loseOne{next: http.DefaultTransport, after: readers, status: tc.status}, skip: readers}
+			b, s, _, ids := throttledReads(t, more, counter)
 
-	lines, err := b.ReadLines(t.Context(), ids, now)
-	if err != nil || len(lines) != readers {
-		t.Fatalf("ReadLines = %d lines, %v; want %d lines", len(lines), err, readers)
-	}
-	if p := counter.refusedPeak(); p != 1 {
-		t.Errorf("after the lost connection, %d requests were in flight together while ConnectWise refused them, want 1", p)
-	}
-	// The lost request never reached the simulator.
-	if n, want := countRequests(s, http.MethodGet, "/additions"), readers+more+1+(readers-1); n != want {
-		t.Errorf("additions requests = %d, want %d", n, want)
+			lines, err := b.ReadLines(t.Context(), ids, now)
+			if err != nil || len(lines) != readers {
+				t.Fatalf("ReadLines = %d lines, %v; want %d lines", len(lines), err, readers)
+			}
+			if p := counter.refusedPeak(); p != 1 {
+				t.Errorf("after the request without an answer, %d requests were in flight together while ConnectWise refused them, want 1", p)
+			}
+			// The request without an answer never reached the simulator.
+			if n, want := countRequests(s, http.MethodGet, "/additions"), readers+more+1+(readers-1); n != want {
+				t.Errorf("additions requests = %d, want %d", n, want)
+			}
+		})
 	}
 }
 
@@ -166,12 +179,13 @@ func throttledReads(t *testing.T, more int, transport http.RoundTripper) (*conne
 	return b, s, sl, ids
 }
 
-// loseOne is an http.RoundTripper that loses the connection of the first
-// additions request after the first after ones: it fails without an answer,
-// and the request never reaches the server.
+// loseOne is an http.RoundTripper that keeps the first additions request
+// after the first after ones from the server: it loses its connection
+// (status 0), or answers status as a gateway would.
 type loseOne struct {
-	next  http.RoundTripper
-	after int
+	next   http.RoundTripper
+	after  int
+	status int
 
 	mu   sync.Mutex
 	sent int
@@ -183,8 +197,12 @@ func (l *loseOne) RoundTrip(req *http.Request) (*http.Response, error) {
 		l.sent++
 		lose := l.sent == l.after+1
 		l.mu.Unlock()
-		if lose {
+		switch {
+		case lose && l.status == 0:
 			return nil, errors.New("read: connection reset by peer")
+		case lose:
+			return &http.Response{StatusCode: l.status, Status: http.StatusText(l.status), Header: http.Header{"Content-Type": {"text/html"}},
+				Body: io.NopCloser(strings.NewReader("<html>upstream unavailable</html>")), Request: req}, nil
 		}
 	}
 	return l.next.RoundTrip(req)

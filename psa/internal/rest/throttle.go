@@ -3,6 +3,7 @@ package rest
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"time"
 
@@ -48,6 +49,10 @@ type Throttle struct {
 	// first request) is sent at once.
 	wait      time.Duration
 	refusedAt time.Time
+	// served is set once a probe has waited the wait: a probe after it
+	// without a refusal between (the last one got no answer of the PSA's,
+	// or was not sent) is sent at once, alone.
+	served bool
 	// last is the latest refusal, returned to a request that gives up
 	// waiting without being sent.
 	last *psa.RateLimitError
@@ -110,17 +115,23 @@ func (t *Throttle) Enter(ctx context.Context, tk *Ticket, sleep func(context.Con
 			t.probing = true
 			// The wait runs from the refusal: a request that comes while
 			// it runs waits what is left of it, not the whole wait again.
-			d := max(t.wait-t.clock().Sub(t.refusedAt), 0)
-			t.slept += t.wait
+			var d time.Duration
+			if !t.served {
+				d = max(t.wait-t.clock().Sub(t.refusedAt), 0)
+				t.slept += t.wait
+			}
 			t.mu.Unlock()
-			if err := sleep(ctx, d); err != nil {
-				t.mu.Lock()
-				t.endProbe()
-				t.mu.Unlock()
-				return err
+			if d > 0 {
+				if err := sleep(ctx, d); err != nil {
+					t.mu.Lock()
+					t.endProbe()
+					t.mu.Unlock()
+					return err
+				}
 			}
 			t.mu.Lock()
 			tk.probe, tk.epoch = true, t.epoch
+			t.served = true
 			t.mu.Unlock()
 			return nil
 		}
@@ -138,12 +149,21 @@ func (t *Throttle) Enter(ctx context.Context, tk *Ticket, sleep func(context.Con
 	}
 }
 
-// Answered records the answer to tk's attempt: rl is the refusal, nil for
-// any other answer (a lost connection is Lost). next gives the backoff
-// after n refusals in a row (0-based) when the PSA gave no Retry-After,
-// capped at MaxRetryAfter. started is whether this refusal began a
-// throttle.
-func (t *Throttle) Answered(tk *Ticket, rl *psa.RateLimitError, next func(n int) time.Duration) (started bool) {
+// Answered records the answer to tk's attempt, of HTTP status status: rl
+// is the refusal, nil for any other answer (an attempt without an answer
+// is Abandon's). next gives the backoff after n refusals in a row
+// (0-based) when the PSA gave no Retry-After, capped at MaxRetryAfter.
+// started is whether this refusal began a throttle.
+//
+// A 502, 503 or 504 is a gateway's answer (a proxy or load balancer that
+// could not reach the PSA, or an overloaded PSA) that says nothing of the
+// PSA's limit: to the probe it is taken as no answer (Abandon), not as the
+// PSA taking the request, which let every held request go at once.
+func (t *Throttle) Answered(tk *Ticket, status int, rl *psa.RateLimitError, next func(n int) time.Duration) (started bool) {
+	if rl == nil && (status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout) {
+		t.Abandon(tk)
+		return false
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if rl != nil && rl.RetryAfter > MaxRetryAfter {
@@ -164,49 +184,40 @@ func (t *Throttle) Answered(tk *Ticket, rl *psa.RateLimitError, next func(n int)
 		t.endProbe()
 	case tk.probe:
 		t.refusals++
-		t.wait, t.refusedAt, t.last = waitAfter(rl, t.refusals, next), t.clock(), rl
+		t.wait, t.refusedAt, t.last, t.served = waitAfter(rl, t.refusals, next), t.clock(), rl, false
 		t.endProbe()
 	case rl == nil, tk.epoch != t.epoch:
 		// A request sent before the throttle, or before it ended, says
 		// nothing of the PSA now.
 	case t.refusals == 0:
 		t.refusals = 1
-		t.wait, t.refusedAt, t.last = waitAfter(rl, 1, next), t.clock(), rl
+		t.wait, t.refusedAt, t.last, t.served = waitAfter(rl, 1, next), t.clock(), rl, false
 		return true
 	default:
 		// One of the requests in flight when the throttle began: its
 		// Retry-After may only lengthen the wait.
 		now := t.clock()
 		if d := waitAfter(rl, 0, next); now.Add(d).After(t.refusedAt.Add(t.wait)) {
-			t.wait, t.refusedAt = d, now
+			t.wait, t.refusedAt, t.served = d, now, false
 		}
 		t.last = rl
 	}
 	return false
 }
 
-// Lost records that tk's attempt got no answer: the connection failed,
-// which says nothing of the PSA's limit. The throttle goes on, and the
-// next request is sent alone, after the wait again; ending it here let
-// every held request go at once, the burst the throttle exists to prevent.
-func (t *Throttle) Lost(tk *Ticket) { t.release(tk, true) }
-
 // Abandon releases the probe role of tk's attempt, which was not sent (its
-// context ended, or the write gate refused it).
-func (t *Throttle) Abandon(tk *Ticket) { t.release(tk, false) }
-
-// release lets the waiting requests look again when tk's attempt was the
-// probe; rewait starts the wait again from now.
-func (t *Throttle) release(tk *Ticket, rewait bool) {
+// context ended, or the write gate refused it) or got no answer of the
+// PSA's (its connection was lost). That says nothing of the PSA's limit:
+// the throttle goes on, and the next request is sent alone, at once, since
+// the probe waited the wait. Ending the throttle on a lost connection let
+// every held request go at once, the burst the throttle exists to prevent.
+func (t *Throttle) Abandon(tk *Ticket) {
 	if !tk.probe {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	tk.probe = false
-	if rewait {
-		t.refusedAt = t.clock()
-	}
 	t.endProbe()
 }
 

@@ -3,6 +3,7 @@ package rest
 import (
 	"context"
 	"errors"
+	"net/http"
 	"testing"
 	"time"
 
@@ -30,14 +31,14 @@ func TestThrottle_heldTooLongNotSent(t *testing.T) {
 			t.Fatalf("enter before any refusal: %v", err)
 		}
 	}
-	th.Answered(&a, rl, next)
-	th.Answered(&b, rl, next)
+	th.Answered(&a, http.StatusTooManyRequests, rl, next)
+	th.Answered(&b, http.StatusTooManyRequests, rl, next)
 	// a is sent again after each minute and refused, five times.
 	for range 5 {
 		if err := th.Enter(t.Context(), &a, sleep); err != nil || !a.probe {
 			t.Fatalf("enter of the probe = %v (probe %v), want its turn", err, a.probe)
 		}
-		th.Answered(&a, rl, next)
+		th.Answered(&a, http.StatusTooManyRequests, rl, next)
 	}
 	err := th.Enter(t.Context(), &b, sleep)
 	var held *HeldTooLongError
@@ -69,7 +70,7 @@ func TestThrottle_retryAfterOverCapHoldsNothing(t *testing.T) {
 	if err := th.Enter(t.Context(), &a, sleep); err != nil {
 		t.Fatal(err)
 	}
-	if th.Answered(&a, &psa.RateLimitError{System: psa.SystemConnectWise, RetryAfter: time.Hour}, func(int) time.Duration { return time.Second }) {
+	if th.Answered(&a, http.StatusTooManyRequests, &psa.RateLimitError{System: psa.SystemConnectWise, RetryAfter: time.Hour}, func(int) time.Duration { return time.Second }) {
 		t.Error("a Retry-After of an hour started the throttle")
 	}
 	if err := th.Enter(t.Context(), &b, sleep); err != nil || b.probe || len(waits) != 0 {
