@@ -107,11 +107,13 @@ type RunProgress struct {
 // API and the status page serve it without credentials: the error of a
 // run that an older psa-syncd recorded may name the state database (its
 // SQLite file, or its PostgreSQL database, host and port), which it says
-// as "the state database" instead; newer runs store no name of it (see
-// state.PublicText).
+// as "the state database" instead (state.PublicRecordedText). The
+// migration to schema version 12 rewrote the runs recorded before it; an
+// older psa-syncd that still leads a shared database until it steps down
+// may record another.
 func (d *Daemon) runView(r state.Run) RunView {
 	v := NewRunView(r)
-	v.Error = strings.ReplaceAll(v.Error, d.db.Path(), "the state database")
+	v.Error = state.PublicRecordedText(v.Error, d.db.Path())
 	if r.Result == state.RunRunning {
 		if run, done, total := d.Progress(); run == r.ID {
 			v.Progress = &RunProgress{LinesDone: done, LinesTotal: total}

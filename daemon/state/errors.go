@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"regexp"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -69,6 +70,34 @@ func PublicText(err error) string {
 		return "the state database failed; psa-syncd's log has the error"
 	}
 	return text + "; psa-syncd's log has the error"
+}
+
+// recordedPostgres and recordedConnect match what a psa-syncd before
+// PublicText recorded of a failure of the state database: the description
+// of a PostgreSQL database (its name, host and port, as *Error's Where
+// says it, whatever the URL was then) and pgx's text of a failed
+// connection, which names the user, the database and each host tried, one
+// a line.
+var (
+	recordedPostgres = regexp.MustCompile(`PostgreSQL database "(?:[^"\\]|\\.)*" on \S+:\d+`)
+	recordedConnect  = regexp.MustCompile("failed to connect to `[^`]*`:[^\n]*(?:\n\t[^\n]*)*")
+)
+
+// PublicRecordedText returns text, an error that an older psa-syncd
+// recorded with a run, a customer's status, an intent or a ticket record,
+// without the names PublicText now keeps out of them: where (the state
+// database's Path: the SQLite file, or the PostgreSQL database, host and
+// port) and the description of any PostgreSQL database become "the state
+// database", and pgx's details of a failed connection "failed to connect".
+// Texts that name none of them are returned as they are. The migration to
+// schema version 12 rewrites the stored texts with it, and the API with it
+// what a psa-syncd of an older version writes into a shared database.
+func PublicRecordedText(text, where string) string {
+	if where != "" {
+		text = strings.ReplaceAll(text, where, "the state database")
+	}
+	text = recordedPostgres.ReplaceAllLiteralString(text, "the state database")
+	return recordedConnect.ReplaceAllLiteralString(text, "failed to connect")
 }
 
 // collectPublic appends the publicTexters in err's tree to found, the

@@ -17,7 +17,9 @@ import (
 
 // The schema is changed only by adding a migration: a file
 // migrations/<dialect>/NNNN_<name>.sql in both dialects, with the same
-// number and name. A migration is never edited once released.
+// number and name, and, for a change of the stored data that SQL cannot
+// word in both dialects, a step in Go (migrationSteps). A migration is
+// never edited once released.
 //
 //go:embed migrations
 var migrationFiles embed.FS
@@ -26,7 +28,7 @@ var migrationFiles embed.FS
 // the number of the newest migration. Open refuses a database with a newer
 // version, so that an old binary never misreads (or rewrites) records it
 // does not understand.
-const SchemaVersion = 11
+const SchemaVersion = 12
 
 // InstanceSchemaVersion is the schema version from which a state database
 // records the PSA instance whose usage it holds (BoundInstance): a
@@ -37,6 +39,48 @@ const InstanceSchemaVersion = 7
 // migrationLockKey serialises migrations of PostgreSQL databases when
 // several psa-syncd start at once (a transaction-level advisory lock).
 const migrationLockKey int64 = 0x7073612d6d696772 // "psa-migr"
+
+// migrationSteps are the steps in Go of the migrations that have one, by
+// version: each runs in the migration's transaction, after its SQL.
+var migrationSteps = map[int]func(ctx context.Context, db *DB, tx *sql.Tx) error{
+	12: rewriteRecordedTexts,
+}
+
+// recordedTexts are the columns that hold an error as psa-syncd recorded
+// it, by table.
+var recordedTexts = [][2]string{{"runs", "error"}, {"customers", "error"}, {"intents", "note"}, {"tickets", "error"}}
+
+// rewriteRecordedTexts rewrites the errors that an older psa-syncd
+// recorded with PublicRecordedText, so that the database no longer holds
+// the names of the state database that they may carry (migration 12).
+func rewriteRecordedTexts(ctx context.Context, db *DB, tx *sql.Tx) error {
+	for _, tc := range recordedTexts {
+		rows, err := tx.QueryContext(ctx, `SELECT DISTINCT `+tc[1]+` FROM `+tc[0]+` WHERE `+tc[1]+` <> ''`)
+		if err != nil {
+			return err
+		}
+		rewrite := map[string]string{}
+		for rows.Next() {
+			var text string
+			if err := rows.Scan(&text); err != nil {
+				_ = rows.Close()
+				return err
+			}
+			if public := PublicRecordedText(text, db.path); public != text {
+				rewrite[text] = public
+			}
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		for text, public := range rewrite {
+			if _, err := tx.ExecContext(ctx, db.q(`UPDATE `+tc[0]+` SET `+tc[1]+` = ? WHERE `+tc[1]+` = ?`), public, text); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
 
 type migration struct {
 	version int
@@ -111,6 +155,11 @@ func (db *DB) migrate(ctx context.Context) error {
 	for _, m := range ms[cur:] {
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 			return db.wrap(fmt.Sprintf("applying schema migration %d (%s)", m.version, m.name), err)
+		}
+		if step := migrationSteps[m.version]; step != nil {
+			if err := step(ctx, db, tx); err != nil {
+				return db.wrap(fmt.Sprintf("applying schema migration %d (%s)", m.version, m.name), err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
 			m.version, m.name, time.Now().UTC().Format(time.RFC3339)); err != nil {

@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -31,8 +32,8 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// TestMigrate_endsTheOlderActiveInstancesSession: a rolling upgrade to
-// schema version 11 (ticket records gained note_alerts and
+// TestMigrate_endsTheOlderActiveInstancesSession: a rolling upgrade from
+// schema version 10 (version 11 gave ticket records note_alerts and
 // reopen_activity). The active instance runs the older psa-syncd (here: a
 // database of version 10, whose instance checks the lock once an hour, as
 // one whose check meets maintenance's lock on schema_migrations reads no
@@ -51,9 +52,10 @@ func TestMigrate_endsTheOlderActiveInstancesSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = old.Close() })
-	// Back to schema version 10, as the older psa-syncd left it.
+	// Back to schema version 10, as the older psa-syncd left it
+	// (migration 12 changed no table).
 	if _, err := old.sql.Exec(`ALTER TABLE tickets DROP COLUMN note_alerts, DROP COLUMN reopen_activity;
-		DELETE FROM schema_migrations WHERE version = 11`); err != nil {
+		DELETE FROM schema_migrations WHERE version >= 11`); err != nil {
 		t.Fatal(err)
 	}
 	lo, err := old.TryLead(t.Context(), LeaderInfo{Holder: "old-host pid 1"}, time.Hour)
@@ -105,8 +107,8 @@ func TestMigrate_endsTheOlderActiveInstancesSession(t *testing.T) {
 		t.Errorf("newer.CreateTicketIntent = %v", err)
 	}
 	if l := logs.String(); !strings.Contains(l, "Ended the session of the active instance, an older psa-syncd") ||
-		!strings.Contains(l, `holder="old-host pid 1"`) || !strings.Contains(l, "from_version=10 to_version=11") {
-		t.Errorf("log of the migrating instance = %q; want the ended session of old-host pid 1, from 10 to 11", l)
+		!strings.Contains(l, `holder="old-host pid 1"`) || !strings.Contains(l, fmt.Sprintf("from_version=10 to_version=%d", SchemaVersion)) {
+		t.Errorf("log of the migrating instance = %q; want the ended session of old-host pid 1, from 10 to %d", l, SchemaVersion)
 	}
 }
 

@@ -27,6 +27,8 @@ var undoMigration = map[int]string{
 	9:  `ALTER TABLE tickets DROP COLUMN missing_since`,
 	10: `DROP INDEX ledger_customer`,
 	11: `ALTER TABLE tickets DROP COLUMN reopen_activity; ALTER TABLE tickets DROP COLUMN note_alerts`,
+	// 12 rewrote stored texts and changed no table.
+	12: `SELECT 1`,
 }
 
 // TestMigrations_fromEveryVersionKeepData: a database of every earlier
@@ -283,4 +285,65 @@ func dumpTables(t *testing.T, db *DB, only map[string][]string) (tables, columns
 		slices.Sort(tables[n])
 	}
 	return tables, columns
+}
+
+// TestMigrations_rewriteRecordedTexts: a database of schema version 11
+// whose run, customer status, intent and ticket record hold errors as an
+// older psa-syncd recorded them, naming the state database (its path, a
+// PostgreSQL database's name, host and port, pgx's user and database of a
+// failed connection and the hosts it tried), holds none of those names
+// once migrated: they say "the state database" and "failed to connect"
+// instead, and the rest of each text is kept (texts that name nothing
+// are kept whole: TestMigrations_fromEveryVersionKeepEveryRow).
+func TestMigrations_rewriteRecordedTexts(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		cfg := d.config(t)
+		db := openConfig(t, cfg)
+		must := func(err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		where := db.Path()
+		const pgConnect = "failed to connect to `user=psa_billing database=psa`:\n\t10.0.0.5:5432 (db.internal): dial error: timeout\n\t10.0.0.6:5432 (db.internal): server error: FATAL: password authentication failed for user \"psa_billing\" (SQLSTATE 28P01)"
+		texts := map[string]string{
+			"runs":      "daemon: recording customer statuses: state: storing the statuses of 2 customers in " + where + ": database or disk is full",
+			"customers": `state: reading the ledger in PostgreSQL database "psa_old" on db-old.internal:5433: ` + pgConnect,
+			"intents":   "not sent: state: recording an intent in " + where + ": " + pgConnect,
+			"tickets":   "tickets: state: recording the ticket of alert a1 in " + where + ": database is locked",
+		}
+		want := map[string]string{
+			"runs":      "daemon: recording customer statuses: state: storing the statuses of 2 customers in the state database: database or disk is full",
+			"customers": "state: reading the ledger in the state database: failed to connect",
+			"intents":   "not sent: state: recording an intent in the state database: failed to connect",
+			"tickets":   "tickets: state: recording the ticket of alert a1 in the state database: database is locked",
+		}
+		must(db.PutCustomerStatus(CustomerStatus{Source: "sophos", CustomerID: "718b", Result: CustomerFailed, LastAttempt: t0, Error: texts["customers"]}))
+		r, err := db.BeginRun(Run{Trigger: "schedule", Started: t0})
+		must(err)
+		r.Finished, r.Result, r.Error = t0.Add(time.Minute), RunFailure, texts["runs"]
+		must(db.SaveRun(r))
+		in, err := db.OpenIntent(testIntent())
+		must(err)
+		must(db.CompleteIntent(in.ID, IntentFailed, texts["intents"], t0.Add(time.Minute)))
+		must(db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: "718b", AlertKey: "a1", Ref: "sc:a1", Generation: 1,
+			System: "autotask", State: tickets.StateFailed, Error: texts["tickets"], Created: t0}))
+		if _, err := db.sql.Exec(db.q(`DELETE FROM schema_migrations WHERE version > ?`), 11); err != nil {
+			t.Fatal(err)
+		}
+		closeDB(t, db)
+
+		db = openConfig(t, cfg)
+		t.Cleanup(func() { closeDB(t, db) })
+		got := map[string]string{}
+		for table, column := range map[string]string{"runs": "error", "customers": "error", "intents": "note", "tickets": "error"} {
+			var text string
+			must(db.sql.QueryRow(`SELECT ` + column + ` FROM ` + table).Scan(&text))
+			got[table] = text
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("the stored errors after migrating from schema version 11 (-want +got):\n%s", diff)
+		}
+	})
 }

@@ -81,7 +81,8 @@ func TestOpenLedger_sqliteOfAnotherVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	older := state.SchemaVersion - 1
-	if _, err := raw.Exec(`ALTER TABLE tickets DROP COLUMN reopen_activity; ALTER TABLE tickets DROP COLUMN note_alerts; DELETE FROM schema_migrations WHERE version > ?`, older); err != nil {
+	// Migration 12 rewrote stored texts and changed no table.
+	if _, err := raw.Exec(`DELETE FROM schema_migrations WHERE version > ?`, older); err != nil {
 		t.Fatal(err)
 	}
 	if err := raw.Close(); err != nil {
