@@ -3,7 +3,6 @@ package daemon
 import (
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +13,22 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
+
+// ttRenewal adds to Acme's company in sim a contract "Managed 2026" from
+// oldStart to oldEnd and its renewal "Managed 2027", a year from
+// nextStart, and has d load Acme's mapping with them as its contract_id
+// and next_contract_id, usage sync off (see ttPutCustomer).
+func ttRenewal(t *testing.T, d *Daemon, sim *psatest.Server, oldStart, oldEnd, nextStart time.Time) (old, next string) {
+	t.Helper()
+	company := sim.Autotask().Companies()[0].ID
+	old = dtID(sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed 2026", StartDate: oldStart, EndDate: oldEnd}))
+	next = dtID(sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed 2027",
+		StartDate: nextStart, EndDate: nextStart.AddDate(1, 0, -1)}))
+	acme, _ := d.exp.Load().doc.Customer("sophos", ttAcme)
+	acme.ContractID, acme.NextContractID, acme.UsageSync = old, next, false
+	ttPutCustomer(t, d, acme)
+	return old, next
+}
 
 // TestDaemon_ticketsOfACustomerWithoutUsageSync: a customer with ticket
 // sync on and usage sync off, whose mapping names a renewal, is in no
@@ -51,24 +66,7 @@ func TestDaemon_ticketsOfACustomerWithoutUsageSync(t *testing.T) {
 				defer mu.Unlock()
 				return now
 			}})
-			company := sim.Autotask().Companies()[0].ID
-			old := dtID(sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed 2026",
-				StartDate: day(tc.oldStart), EndDate: day(tc.oldEnd)}))
-			next := dtID(sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed 2027",
-				StartDate: day(tc.nextStart), EndDate: day(tc.nextStart).AddDate(1, 0, -1)}))
-			doc := d.exp.Load().doc.Clone()
-			doc.Revision++
-			acme, _ := doc.Customer("sophos", ttAcme)
-			acme.ContractID, acme.NextContractID, acme.UsageSync = old, next, false
-			doc.PutCustomer(acme)
-			data, err := doc.Encode()
-			if err != nil {
-				t.Fatal(err)
-			}
-			dtWrite(t, filepath.Join(filepath.Dir(d.configPath), "mappings.json"), string(data))
-			if err := d.Reload(); err != nil {
-				t.Fatal(err)
-			}
+			old, next := ttRenewal(t, d, sim, day(tc.oldStart), day(tc.oldEnd), day(tc.nextStart))
 			contractReads := func() int {
 				n := 0
 				for _, r := range sim.Requests() {
@@ -140,24 +138,8 @@ func TestDaemon_ticketContractsUnread(t *testing.T) {
 		defer mu.Unlock()
 		return now
 	}})
-	company := sim.Autotask().Companies()[0].ID
-	old := dtID(sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed 2026",
-		StartDate: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), EndDate: time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)}))
-	next := dtID(sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed 2027",
-		StartDate: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), EndDate: time.Date(2027, 12, 31, 0, 0, 0, 0, time.UTC)}))
-	doc := d.exp.Load().doc.Clone()
-	doc.Revision++
-	acme, _ := doc.Customer("sophos", ttAcme)
-	acme.ContractID, acme.NextContractID, acme.UsageSync = old, next, false
-	doc.PutCustomer(acme)
-	data, err := doc.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dtWrite(t, filepath.Join(filepath.Dir(d.configPath), "mappings.json"), string(data))
-	if err := d.Reload(); err != nil {
-		t.Fatal(err)
-	}
+	old, next := ttRenewal(t, d, sim, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC),
+		time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC))
 	readFails := psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Contracts/query", Status: http.StatusBadRequest,
 		Body: `{"errors":["The query is refused."]}`}
 	alerts := 0

@@ -46,6 +46,31 @@ func ttSetupWith(t *testing.T, routing *export.Tickets, enabled bool, extra stri
 	return ttSetupOptions(t, routing, enabled, extra, Options{})
 }
 
+// ttLoad has d load its export changed by change (its revision one up),
+// as the provider writes it: the mapping export is rewritten and d
+// reloaded.
+func ttLoad(t *testing.T, d *Daemon, change func(doc *export.Document)) {
+	t.Helper()
+	doc := d.exp.Load().doc.Clone()
+	doc.Revision++
+	change(doc)
+	data, err := doc.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, filepath.Join(filepath.Dir(d.configPath), "mappings.json"), string(data))
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ttPutCustomer has d load its export with customer mapping m put in it
+// (see ttLoad).
+func ttPutCustomer(t *testing.T, d *Daemon, m export.CustomerMapping) {
+	t.Helper()
+	ttLoad(t, d, func(doc *export.Document) { doc.PutCustomer(m) })
+}
+
 // ttSetupOptions is ttSetupWith with the daemon's Options (its Registry is
 // a new one).
 func ttSetupOptions(t *testing.T, routing *export.Tickets, enabled bool, extra string, opts Options) (*Daemon, *psatest.Server, *sophostest.Server) {
@@ -475,19 +500,11 @@ func TestDaemon_exportReloadRecomputesOpenTickets(t *testing.T) {
 
 	load := func(ticketSync bool) {
 		t.Helper()
-		doc := d.exp.Load().doc.Clone()
-		doc.Revision++
-		acme, _ := doc.Customer("sophos", ttAcme)
-		acme.TicketSync = ticketSync
-		doc.PutCustomer(acme)
-		data, err := doc.Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dtWrite(t, filepath.Join(filepath.Dir(d.configPath), "mappings.json"), string(data))
-		if err := d.Reload(); err != nil {
-			t.Fatal(err)
-		}
+		ttLoad(t, d, func(doc *export.Document) {
+			acme, _ := doc.Customer("sophos", ttAcme)
+			acme.TicketSync = ticketSync
+			doc.PutCustomer(acme)
+		})
 	}
 	load(false)
 	if got := testutil.ToFloat64(d.metrics.OpenTickets); got != 0 {
@@ -511,20 +528,6 @@ func TestDaemon_ticketSyncEnabledGauge(t *testing.T) {
 	if got := gauge(); got != 1 {
 		t.Fatalf("psa_sync_ticket_sync_enabled with ticket routing on = %v, want 1", got)
 	}
-	load := func(change func(doc *export.Document)) {
-		t.Helper()
-		doc := d.exp.Load().doc.Clone()
-		doc.Revision++
-		change(doc)
-		data, err := doc.Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dtWrite(t, filepath.Join(filepath.Dir(d.configPath), "mappings.json"), string(data))
-		if err := d.Reload(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for _, tc := range []struct {
 		name   string
 		change func(doc *export.Document)
@@ -545,7 +548,7 @@ func TestDaemon_ticketSyncEnabledGauge(t *testing.T) {
 		{"integration off", func(doc *export.Document) { doc.Integration.Enabled = false }, 0},
 		{"no routing", func(doc *export.Document) { doc.Integration.Enabled, doc.Tickets = true, nil }, 0},
 	} {
-		load(tc.change)
+		ttLoad(t, d, tc.change)
 		if got := gauge(); got != tc.want {
 			t.Errorf("%s: psa_sync_ticket_sync_enabled = %v, want %v", tc.name, got, tc.want)
 		}
@@ -659,17 +662,7 @@ func TestDaemon_removedTicketOnlyCustomerListed(t *testing.T) {
 	sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
 	d.scheduledTicketPass(t.Context())
 	mapping, _ := d.exp.Load().doc.Customer("sophos", ttAcme)
-	doc := d.exp.Load().doc.Clone()
-	doc.Revision++
-	doc.DeleteCustomer("sophos", ttAcme)
-	data, err := doc.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dtWrite(t, filepath.Join(filepath.Dir(d.configPath), "mappings.json"), string(data))
-	if err := d.Reload(); err != nil {
-		t.Fatal(err)
-	}
+	ttLoad(t, d, func(doc *export.Document) { doc.DeleteCustomer("sophos", ttAcme) })
 	rec := dtServe(t, d, http.MethodGet, "/api/v1/customers?status="+StatusRemoved, "", "")
 	var got struct {
 		Customers []CustomerView `json:"customers"`
@@ -703,20 +696,6 @@ func TestDaemon_ticketSyncOffTicketsLeftOpen(t *testing.T) {
 	sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
 	d.scheduledTicketPass(t.Context())
 	mapping, _ := d.exp.Load().doc.Customer("sophos", ttAcme)
-	load := func(m export.CustomerMapping) {
-		t.Helper()
-		doc := d.exp.Load().doc.Clone()
-		doc.Revision++
-		doc.PutCustomer(m)
-		data, err := doc.Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dtWrite(t, filepath.Join(filepath.Dir(d.configPath), "mappings.json"), string(data))
-		if err := d.Reload(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	acme := func() TicketStatus {
 		t.Helper()
 		rec := dtServe(t, d, http.MethodGet, "/api/v1/customers", "", "")
@@ -746,7 +725,7 @@ func TestDaemon_ticketSyncOffTicketsLeftOpen(t *testing.T) {
 
 	off := mapping
 	off.TicketSync = false
-	load(off)
+	ttPutCustomer(t, d, off)
 	st := acme()
 	if st.OpenTickets != 0 || st.LeftOpen != 1 || len(st.Notices) != 1 || !strings.Contains(st.Notices[0], "1 ticket") ||
 		!strings.Contains(st.Notices[0], "no longer follows") || !strings.Contains(st.Notices[0], "close") {
@@ -759,7 +738,7 @@ func TestDaemon_ticketSyncOffTicketsLeftOpen(t *testing.T) {
 		t.Errorf("the customer's status page does not say psa-syncd no longer follows its ticket:\n%s", page)
 	}
 
-	load(mapping)
+	ttPutCustomer(t, d, mapping)
 	if st := acme(); st.OpenTickets != 1 || st.LeftOpen != 0 || len(st.Notices) != 0 {
 		t.Errorf("ticket status with ticket sync on again = %+v; want its open ticket back, nothing left open", st)
 	}
@@ -805,20 +784,6 @@ func TestDaemon_customersTicketSyncOff(t *testing.T) {
 		t.Fatalf("customers = %+v, want Acme with its ticket status", all)
 		return TicketStatus{}
 	}
-	load := func(change func(doc *export.Document)) {
-		t.Helper()
-		doc := d.exp.Load().doc.Clone()
-		doc.Revision++
-		change(doc)
-		data, err := doc.Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dtWrite(t, filepath.Join(filepath.Dir(d.configPath), "mappings.json"), string(data))
-		if err := d.Reload(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if st := acme(); st.Result != "failed" || len(st.Notices) != 1 {
 		t.Fatalf("ticket status with ticket sync on = %+v, want the failed pass and its notice", st)
 	}
@@ -836,7 +801,7 @@ func TestDaemon_customersTicketSyncOff(t *testing.T) {
 		{"mapping removed", func(doc *export.Document) { doc.DeleteCustomer("sophos", ttAcme) }, TicketResultOff},
 		{"ticket sync on again", func(doc *export.Document) { doc.PutCustomer(mapping) }, "failed"},
 	} {
-		load(tc.change)
+		ttLoad(t, d, tc.change)
 		st := acme()
 		if st.Result != tc.result || (len(st.Notices) == 0) != (tc.result == TicketResultOff) || st.Error == "" {
 			t.Errorf("%s: ticket status = %+v, want result %q, the last error, and notices only while ticket sync is on", tc.name, st, tc.result)
@@ -869,20 +834,12 @@ func TestDaemon_ticketPassLeavesTheUsagePassItsBudget(t *testing.T) {
 	var logs bytes.Buffer
 	d, sim, sop := ttSetupOptions(t, routing, true, "policies:\n  ticket_resolve_after: 0s\n", Options{Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	service := sim.Autotask().AddService("Sophos Intercept X Advanced", 4.5)
-	doc := d.exp.Load().doc.Clone()
-	doc.Revision++
-	doc.PutProduct(export.ProductMapping{Source: "sophos", Product: "CIXA-MSP", ServiceID: dtID(service), ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true})
-	m, _ := doc.Customer("sophos", ttAcme)
-	m.UsageSync = true
-	doc.PutCustomer(m)
-	data, err := doc.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dtWrite(t, filepath.Join(filepath.Dir(d.configPath), "mappings.json"), string(data))
-	if err := d.Reload(); err != nil {
-		t.Fatal(err)
-	}
+	ttLoad(t, d, func(doc *export.Document) {
+		doc.PutProduct(export.ProductMapping{Source: "sophos", Product: "CIXA-MSP", ServiceID: dtID(service), ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true})
+		m, _ := doc.Customer("sophos", ttAcme)
+		m.UsageSync = true
+		doc.PutCustomer(m)
+	})
 
 	var ids []string
 	for i := range 30 {
@@ -1137,23 +1094,13 @@ func TestDaemon_ticketsFiledOnTheContractInForce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			d, sim, sop := ttSetupOptions(t, routing, true, "", Options{Now: func() time.Time { return now }})
-			doc := d.exp.Load().doc.Clone()
-			doc.Revision++
-			acme, _ := doc.Customer("sophos", ttAcme)
+			acme, _ := d.exp.Load().doc.Customer("sophos", ttAcme)
 			old := acme.ContractID
 			acme.NextContractID = dtID(sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: sim.Autotask().Companies()[0].ID, Name: "Managed 2027"}))
 			// Usage-synced: the usage passes' plan decides (see
 			// TestDaemon_ticketsOfACustomerWithoutUsageSync for the others).
 			acme.UsageSync = true
-			doc.PutCustomer(acme)
-			data, err := doc.Encode()
-			if err != nil {
-				t.Fatal(err)
-			}
-			dtWrite(t, filepath.Join(filepath.Dir(d.configPath), "mappings.json"), string(data))
-			if err := d.Reload(); err != nil {
-				t.Fatal(err)
-			}
+			ttPutCustomer(t, d, acme)
 			if !tc.takesOver.IsZero() || tc.billsNext {
 				r := usage.ContractRenewal{Source: "sophos", CustomerID: ttAcme, ContractID: old, NextContractID: acme.NextContractID,
 					BillsTo: old, TakesOver: tc.takesOver}

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -26,27 +24,17 @@ func TestDaemon_ticketPassLogsBoundedFailedCustomers(t *testing.T) {
 	logs := &lockedLog{}
 	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
 	d, sim, sop := ttSetupOptions(t, routing, true, "", Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	doc := d.Export().Clone()
-	acme := doc.CustomerMappings[0]
-	for i := range customers {
-		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
-		m := acme
-		m.CustomerID, m.CustomerName, m.TicketSync = id, fmt.Sprintf("Customer %d", i), true
-		doc.PutCustomer(m)
-		sop.AddTenant(sophostest.Tenant{ID: id, Name: m.CustomerName})
-		sop.AddAlert(id, sophostest.Alert{Severity: "high", Description: "Malware"})
-	}
-	doc.Revision++
-	data, err := doc.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(filepath.Dir(d.configPath), "mappings.json"), data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Reload(); err != nil {
-		t.Fatal(err)
-	}
+	ttLoad(t, d, func(doc *export.Document) {
+		acme := doc.CustomerMappings[0]
+		for i := range customers {
+			id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
+			m := acme
+			m.CustomerID, m.CustomerName, m.TicketSync = id, fmt.Sprintf("Customer %d", i), true
+			doc.PutCustomer(m)
+			sop.AddTenant(sophostest.Tenant{ID: id, Name: m.CustomerName})
+			sop.AddAlert(id, sophostest.Alert{Severity: "high", Description: "Malware"})
+		}
+	})
 	sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets", Status: http.StatusInternalServerError,
 		Body: `{"errors":["Value does not exist for [queueID]."]}`})
 	d.scheduledTicketPass(t.Context())
