@@ -28,18 +28,22 @@ func TestAccMovedBlock_refactor(t *testing.T) {
 			t.Parallel()
 			e := newTestEnv(t, sys)
 			acme := e.addCustomerFixture("Acme")
-			before := e.providerConfig() + fmt.Sprintf(`
-resource "psa_service" "cixa" {
+			// config names the service and its product mapping service,
+			// the customer mappings customers and the integration
+			// integration.
+			config := func(service, customers, integration string) string {
+				return e.providerConfig() + fmt.Sprintf(`
+resource "psa_service" %[3]q {
   name       = "Sophos Intercept X Advanced"
   unit_price = 4.5
 }
 
-resource "psa_product_mapping" "cixa" {
+resource "psa_product_mapping" %[3]q {
   product    = "CIXA-MSP"
-  service_id = psa_service.cixa.id
+  service_id = psa_service.%[3]s.id
 }
 
-resource "psa_customer_mapping" "acme" {
+resource "psa_customer_mapping" %[4]q {
   count       = 2
   customer_id = "cust-${count.index + 1}"
   company_id  = %[1]q
@@ -47,33 +51,13 @@ resource "psa_customer_mapping" "acme" {
   usage_sync  = false
 }
 
-resource "psa_integration" "this" {
+resource "psa_integration" %[5]q {
   schedule = "daily 02:00"
 }
-`, acme.company, acme.contract)
-			after := e.providerConfig() + fmt.Sprintf(`
-resource "psa_service" "intercept_x" {
-  name       = "Sophos Intercept X Advanced"
-  unit_price = 4.5
-}
-
-resource "psa_product_mapping" "intercept_x" {
-  product    = "CIXA-MSP"
-  service_id = psa_service.intercept_x.id
-}
-
-resource "psa_customer_mapping" "customers" {
-  count       = 2
-  customer_id = "cust-${count.index + 1}"
-  company_id  = %[1]q
-  contract_id = %[2]q
-  usage_sync  = false
-}
-
-resource "psa_integration" "settings" {
-  schedule = "daily 02:00"
-}
-
+`, acme.company, acme.contract, service, customers, integration)
+			}
+			before := config("cixa", "acme", "this")
+			after := config("intercept_x", "customers", "settings") + `
 moved {
   from = psa_service.cixa
   to   = psa_service.intercept_x
@@ -93,7 +77,7 @@ moved {
   from = psa_integration.this
   to   = psa_integration.settings
 }
-`, acme.company, acme.contract)
+`
 
 			var exported []byte
 			resource.UnitTest(t, resource.TestCase{
