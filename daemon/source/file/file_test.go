@@ -46,6 +46,34 @@ func problems(rep *source.Report) []string {
 	return out
 }
 
+// problem is what the tests compare of a source.Problem: its text (or
+// only where it is), whether it is Unreadable, and whose usage it holds
+// back.
+type problem struct {
+	Text       string
+	Unreadable bool
+	CustomerID string
+	Product    string
+}
+
+// problemsAt returns rep's problems, each with its Where as its text.
+func problemsAt(rep *source.Report) []problem {
+	var out []problem
+	for _, p := range rep.Problems {
+		out = append(out, problem{p.Where, p.Unreadable, p.CustomerID, p.Product})
+	}
+	return out
+}
+
+// problemsSaid returns rep's problems, each with its String() as its text.
+func problemsSaid(rep *source.Report) []problem {
+	var out []problem
+	for _, p := range rep.Problems {
+		out = append(out, problem{p.String(), p.Unreadable, p.CustomerID, p.Product})
+	}
+	return out
+}
+
 // summed is what Fetch returns for rows read as these records: their sums
 // per customer and product, sorted.
 func summed(records []source.Record) []source.Record {
@@ -398,17 +426,14 @@ func TestFetch_csvSeparators(t *testing.T) {
 			if diff := cmp.Diff(summed(want), rep.Records); diff != "" {
 				t.Errorf("Records mismatch (-want +got):\n%s", diff)
 			}
-			type got struct {
-				Where      string
-				Unreadable bool
-				CustomerID string
+			// A comma splits "3,5" into two columns: the row's product is
+			// not told either.
+			decimalProduct := "CIXA"
+			if tc.sep == "," {
+				decimalProduct = ""
 			}
-			var gotProblems []got
-			for _, p := range rep.Problems {
-				gotProblems = append(gotProblems, got{p.Where, p.Unreadable, p.CustomerID})
-			}
-			wantProblems := []got{{at(3), true, "3b1e"}, {at(4), true, "4d2a"}, {at(5), true, "5e6f"}, {at(6), true, "6a7b"}, {at(7), true, "7c8d"}}
-			if diff := cmp.Diff(wantProblems, gotProblems); diff != "" {
+			wantProblems := []problem{{at(3), true, "3b1e", decimalProduct}, {at(4), true, "4d2a", ""}, {at(5), true, "5e6f", ""}, {at(6), true, "6a7b", ""}, {at(7), true, "7c8d", ""}}
+			if diff := cmp.Diff(wantProblems, problemsAt(rep)); diff != "" {
 				t.Fatalf("Problems mismatch (-want +got):\n%s\nall: %q", diff, problems(rep))
 			}
 			sepName := map[string]string{";": `a ";"`, "\t": "a tab", ",": "a comma"}[tc.sep]
@@ -454,17 +479,8 @@ func TestFetch_csvCarriageReturns(t *testing.T) {
 	if diff := cmp.Diff(summed(want), rep.Records); diff != "" {
 		t.Errorf("Records mismatch (-want +got):\n%s", diff)
 	}
-	type got struct {
-		Where      string
-		Unreadable bool
-		CustomerID string
-	}
-	var gotProblems []got
-	for _, p := range rep.Problems {
-		gotProblems = append(gotProblems, got{p.Where, p.Unreadable, p.CustomerID})
-	}
-	wantProblems := []got{{"usage.csv:4", true, "3b1e"}, {"usage.csv:6", true, ""}}
-	if diff := cmp.Diff(wantProblems, gotProblems); diff != "" {
+	wantProblems := []problem{{"usage.csv:4", true, "3b1e", "CIXA"}, {"usage.csv:6", true, "", ""}}
+	if diff := cmp.Diff(wantProblems, problemsAt(rep)); diff != "" {
 		t.Fatalf("Problems mismatch (-want +got):\n%s\nall: %q", diff, problems(rep))
 	}
 	// Read as the same file of line feeds is, problems and all.
@@ -537,19 +553,6 @@ func TestCheckAndDescribe(t *testing.T) {
 // Usage of no customer and usage of another period are not Unreadable.
 func TestFetch_unreadableRows(t *testing.T) {
 	t.Parallel()
-	type got struct {
-		Where      string
-		Unreadable bool
-		CustomerID string
-		Product    string
-	}
-	summarize := func(rep *source.Report) []got {
-		var out []got
-		for _, p := range rep.Problems {
-			out = append(out, got{p.Where, p.Unreadable, p.CustomerID, p.Product})
-		}
-		return out
-	}
 	csvPath := writeFile(t, "usage.csv", strings.Join([]string{
 		"customer_id,product,quantity,period",
 		"2c9f,CIXA-MSP,4x2,",      // 2: this customer's usage is unknown
@@ -566,7 +569,7 @@ func TestFetch_unreadableRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []got{
+	want := []problem{
 		{"usage.csv:2", true, "2c9f", "CIXA-MSP"},
 		{"usage.csv:3", false, "", ""},
 		{"usage.csv:4", true, "2c9f", ""},
@@ -577,7 +580,7 @@ func TestFetch_unreadableRows(t *testing.T) {
 		{"usage.csv:9", false, "", ""},
 		{"usage.csv:10", false, "", ""},
 	}
-	if diff := cmp.Diff(want, summarize(rep)); diff != "" {
+	if diff := cmp.Diff(want, problemsAt(rep)); diff != "" {
 		t.Errorf("CSV problems mismatch (-want +got):\n%s", diff)
 	}
 	// The customer of a row that cannot be split, or splits into another
@@ -587,7 +590,7 @@ func TestFetch_unreadableRows(t *testing.T) {
 	// quote closed by another row's stray one swallows the rows between).
 	// A customer's name with a comma not quoted fails that customer, not
 	// every customer of the file.
-	for content, want := range map[string][]got{
+	for content, want := range map[string][]problem{
 		"product,customer_id,quantity\nCIX\"A,2c9f,1\n":                                            {{"usage.csv:2", true, "", ""}},
 		"customer_id,product,quantity\n\"2c\"9f,CIXA,1\n":                                          {{"usage.csv:2", true, "", ""}},
 		"customer_id,customer_name,product,quantity\n2c9f,Acme, Inc.,CIXA,1\n3b1e,Globex,CIXA,2\n": {{"usage.csv:2", true, "2c9f", ""}},
@@ -647,7 +650,7 @@ func TestFetch_unreadableRows(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(want, summarize(rep)); diff != "" {
+		if diff := cmp.Diff(want, problemsAt(rep)); diff != "" {
 			t.Errorf("CSV problems of %q mismatch (-want +got):\n%s", content, diff)
 		}
 	}
@@ -664,11 +667,7 @@ func TestFetch_unreadableRows(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var gotProblems []string
-		for _, pr := range rep.Problems {
-			gotProblems = append(gotProblems, pr.String())
-		}
-		if diff := cmp.Diff([]string{"usage.csv:2" + want, "usage.csv:3" + want, "usage.csv:4" + want}, gotProblems); diff != "" {
+		if diff := cmp.Diff([]string{"usage.csv:2" + want, "usage.csv:3" + want, "usage.csv:4" + want}, problems(rep)); diff != "" {
 			t.Errorf("record of %q: problems mismatch (-want +got):\n%s", content, diff)
 		}
 		wantRecords := []source.Record{{CustomerID: "5e6f", CustomerName: "Umbrella", Product: "CIXA", Quantity: 7, Where: "usage.csv:5"}}
@@ -685,12 +684,8 @@ func TestFetch_unreadableRows(t *testing.T) {
 	}
 	const swallowedLines = ": the quoted customer_name field runs from line 2 to line 4 and holds a comma: " +
 		"a quote left open may have swallowed the rows between, so the customer of each of those lines is not synced this pass; close the quote, or put the field on one line"
-	var gotProblems []string
-	for _, pr := range rep.Problems {
-		gotProblems = append(gotProblems, pr.String())
-	}
 	wantProblems := []string{"usage.csv:2" + swallowedLines, "usage.csv:3" + swallowedLines, "usage.csv:4" + swallowedLines}
-	if diff := cmp.Diff(wantProblems, gotProblems); diff != "" {
+	if diff := cmp.Diff(wantProblems, problems(rep)); diff != "" {
 		t.Errorf("swallowed rows: problems mismatch (-want +got):\n%s", diff)
 	}
 	wantRecords := []source.Record{{CustomerID: "5e6f", CustomerName: "Umbrella", Product: "CIXA", Quantity: 7, Where: "usage.csv:5"}}
@@ -720,13 +715,13 @@ func TestFetch_unreadableRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = []got{
+	want = []problem{
 		{"usage.json:2", true, "2c9f", "P"},
 		{"usage.json:3", true, "2c9f", ""},
 		{"usage.json:4", true, "7", ""},
 		{"usage.json:5", true, "", ""},
 	}
-	if diff := cmp.Diff(want, summarize(rep)); diff != "" {
+	if diff := cmp.Diff(want, problemsAt(rep)); diff != "" {
 		t.Errorf("JSON problems mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -743,12 +738,6 @@ func TestFetch_unreadableRows(t *testing.T) {
 // as any bad row.
 func TestFetch_idASpreadsheetLost(t *testing.T) {
 	t.Parallel()
-	type got struct {
-		Problem    string
-		Unreadable bool
-		CustomerID string
-		Product    string
-	}
 	p := writeFile(t, "usage.csv", strings.Join([]string{
 		"customer_id,product,quantity,period",
 		"1.23457E+15,CIXA,3,",        // 2
@@ -766,12 +755,8 @@ func TestFetch_idASpreadsheetLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var gotProblems []got
-	for _, pr := range rep.Problems {
-		gotProblems = append(gotProblems, got{pr.String(), pr.Unreadable, pr.CustomerID, pr.Product})
-	}
 	const fix = "; format the column as text in the spreadsheet, and export the file again"
-	want := []got{
+	want := []problem{
 		{`usage.csv:2: customer_id "1.23457E+15" is a number a spreadsheet wrote in scientific notation, its digits after the first few lost, ` +
 			"so whose usage the row is cannot be told" + fix, true, "", ""},
 		{`usage.csv:3: product "4.2e+11" is a number a spreadsheet wrote in scientific notation, its digits after the first few lost, ` +
@@ -784,7 +769,7 @@ func TestFetch_idASpreadsheetLost(t *testing.T) {
 		{`usage.csv:10: product "CIX\xc4" is not UTF-8 text (Excel's "CSV (Comma delimited)" writes the Windows code page) and matches no mapping, ` +
 			`so which product the row is of cannot be told; save the file as "CSV UTF-8"`, true, "2c9f", ""},
 	}
-	if diff := cmp.Diff(want, gotProblems); diff != "" {
+	if diff := cmp.Diff(want, problemsSaid(rep)); diff != "" {
 		t.Errorf("problems mismatch (-want +got):\n%s", diff)
 	}
 	var customers []string
@@ -805,11 +790,6 @@ func TestFetch_idASpreadsheetLost(t *testing.T) {
 // cannot be told.
 func TestFetch_jsonRepeatedKey(t *testing.T) {
 	t.Parallel()
-	type got struct {
-		Problem    string
-		Unreadable bool
-		CustomerID string
-	}
 	p := writeFile(t, "usage.json", `[
 {"customer_id": "acme", "product": "P", "quantity": 5, "quantity": 500},
 {"customer_id": "acme", "customer_id": "globex", "product": "P", "quantity": 5},
@@ -825,19 +805,15 @@ func TestFetch_jsonRepeatedKey(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}
-	var gotProblems []got
-	for _, pr := range rep.Problems {
-		gotProblems = append(gotProblems, got{pr.String(), pr.Unreadable, pr.CustomerID})
-	}
 	const readers = ": JSON readers differ on which one counts, so remove one"
-	want := []got{
-		{`usage.json:2: key "quantity" appears twice (again at line 2)` + readers, true, "acme"},
-		{`usage.json:3: key "customer_id" appears twice (again at line 3), so whose usage the row is cannot be told` + readers, true, ""},
-		{`usage.json:4: key "product" appears twice (again at line 7)` + readers, true, "acme"},
-		{`usage.json:8: key "quantity" appears twice (again at line 8)` + readers, false, ""},
-		{`usage.json:9: key "customer_id" appears twice (again at line 9), so whose usage the row is cannot be told, and 2 more keys` + readers, true, ""},
+	want := []problem{
+		{`usage.json:2: key "quantity" appears twice (again at line 2)` + readers, true, "acme", ""},
+		{`usage.json:3: key "customer_id" appears twice (again at line 3), so whose usage the row is cannot be told` + readers, true, "", ""},
+		{`usage.json:4: key "product" appears twice (again at line 7)` + readers, true, "acme", ""},
+		{`usage.json:8: key "quantity" appears twice (again at line 8)` + readers, false, "", ""},
+		{`usage.json:9: key "customer_id" appears twice (again at line 9), so whose usage the row is cannot be told, and 2 more keys` + readers, true, "", ""},
 	}
-	if diff := cmp.Diff(want, gotProblems); diff != "" {
+	if diff := cmp.Diff(want, problemsSaid(rep)); diff != "" {
 		t.Errorf("Problems mismatch (-want +got):\n%s", diff)
 	}
 	wantRecords := []source.Record{{CustomerID: "c:1", CustomerName: `A "quoted": {name}`, Product: "P", ProductName: `x\`, Quantity: 7, Where: "usage.json:10"}}
@@ -854,18 +830,6 @@ func TestFetch_jsonRepeatedKey(t *testing.T) {
 // still fails its customer.
 func TestFetch_badRowOfAnotherPeriod(t *testing.T) {
 	t.Parallel()
-	type got struct {
-		Problem    string
-		Unreadable bool
-		CustomerID string
-	}
-	summarize := func(rep *source.Report) []got {
-		var out []got
-		for _, pr := range rep.Problems {
-			out = append(out, got{pr.String(), pr.Unreadable, pr.CustomerID})
-		}
-		return out
-	}
 	const other = " is not the requested period 2026-10"
 	csvPath := writeFile(t, "usage.csv", strings.Join([]string{
 		"customer_id,product,quantity,period",
@@ -880,14 +844,14 @@ func TestFetch_badRowOfAnotherPeriod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []got{
-		{"usage.csv:2: period 2026-09" + other, false, ""},
-		{"usage.csv:3: period 2026-09" + other, false, ""},
-		{"usage.csv:4: period 2026-11" + other, false, ""},
-		{`usage.csv:5: quantity "3O" is not a whole number`, true, "c1"},
-		{`usage.csv:6: quantity "3O" is not a whole number`, true, "c1"},
+	want := []problem{
+		{"usage.csv:2: period 2026-09" + other, false, "", ""},
+		{"usage.csv:3: period 2026-09" + other, false, "", ""},
+		{"usage.csv:4: period 2026-11" + other, false, "", ""},
+		{`usage.csv:5: quantity "3O" is not a whole number`, true, "c1", "P"},
+		{`usage.csv:6: quantity "3O" is not a whole number`, true, "c1", "P"},
 	}
-	if diff := cmp.Diff(want, summarize(rep)); diff != "" {
+	if diff := cmp.Diff(want, problemsSaid(rep)); diff != "" {
 		t.Errorf("CSV problems mismatch (-want +got):\n%s", diff)
 	}
 	if len(rep.Records) != 1 || rep.Records[0].Quantity != 4 {
@@ -903,37 +867,30 @@ func TestFetch_badRowOfAnotherPeriod(t *testing.T) {
 	// header's columns (or, on the first line, the period comes before
 	// the field left open), is only reported, not its customer's
 	// failure. A line of other columns says nothing sure of its period.
-	type line struct {
-		Where      string
-		Unreadable bool
-		CustomerID string
-	}
-	for content, want := range map[string][]line{
+	for content, want := range map[string][]problem{
 		"customer_id,customer_name,product,quantity,period\n2c9f,\"Acme,CIXA,1,2026-10\n3b1e,Globex,CIXA,2,2026-09\n5e6f,Umbrella, Inc,CIXA,2,2026-09\n4d2a,Initech\",CIXA,3,2026-10\n": {
-			{"usage.csv:2", true, "2c9f"}, {"usage.csv:3", false, ""}, {"usage.csv:4", true, "5e6f"}, {"usage.csv:5", true, "4d2a"},
+			{"usage.csv:2", true, "2c9f", ""}, {"usage.csv:3", false, "", ""}, {"usage.csv:4", true, "5e6f", ""}, {"usage.csv:5", true, "4d2a", ""},
 		},
 		"customer_id,period,customer_name,product,quantity\n2c9f,2026-09,\"Acme,CIXA,1\n4d2a,2026-10,Initech\",CIXA,3\n": {
-			{"usage.csv:2", false, ""}, {"usage.csv:3", true, "4d2a"},
+			{"usage.csv:2", false, "", ""}, {"usage.csv:3", true, "4d2a", ""},
 		},
 		"customer_id,customer_name,product,quantity,period\n2c9f,\"Acme,CIXA,1,2026-10\n3b1e,Globex,CIXA,2,2026-11\n4d2a,\"Initech, Inc\",CIXA,3,2026-10\n": {
-			{"usage.csv:2", true, "2c9f"}, {"usage.csv:3", false, ""}, {"usage.csv:4", true, "4d2a"},
+			{"usage.csv:2", true, "2c9f", ""}, {"usage.csv:3", false, "", ""}, {"usage.csv:4", true, "4d2a", ""},
 		},
 		"customer_id,customer_name,product,quantity,period\n2c9f,\"Acme,CIXA,1,2026-10\n3b1e,Globex,CIXA,2,2026-09\n4d2a,Initech\",x,CIXA,3,2026-10\n": {
-			{"usage.csv:2", true, "2c9f"}, {"usage.csv:3", false, ""}, {"usage.csv:4", true, "4d2a"},
+			{"usage.csv:2", true, "2c9f", ""}, {"usage.csv:3", false, "", ""}, {"usage.csv:4", true, "4d2a", ""},
 		},
 	} {
 		rep, err := newSource(t, file.Config{Path: writeFile(t, "usage.csv", content)}).Fetch(t.Context(), oct2026)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got []line
 		for _, pr := range rep.Problems {
-			got = append(got, line{pr.Where, pr.Unreadable, pr.CustomerID})
 			if !pr.Unreadable && !strings.HasSuffix(pr.String(), other) {
 				t.Errorf("record of %q: problem %q, want another period's", content, pr)
 			}
 		}
-		if diff := cmp.Diff(want, got); diff != "" {
+		if diff := cmp.Diff(want, problemsAt(rep)); diff != "" {
 			t.Errorf("record of %q: problems mismatch (-want +got):\n%s", content, diff)
 		}
 	}
@@ -953,17 +910,17 @@ func TestFetch_badRowOfAnotherPeriod(t *testing.T) {
 		t.Fatal(err)
 	}
 	const readers = ": JSON readers differ on which one counts, so remove one"
-	want = []got{
-		{"usage.json:2: period 2026-09" + other, false, ""},
-		{"usage.json:3: period 2026-09" + other, false, ""},
-		{"usage.json:4: period 2026-09" + other, false, ""},
-		{"usage.json:5: period 2026-09" + other, false, ""},
-		{"usage.json:6: period 2026-09" + other, false, ""},
-		{`usage.json:7: key "period" appears twice (again at line 7)` + readers, true, "c1"},
-		{`usage.json:8: period "202609" is not YYYY-MM`, true, "c1"},
-		{`usage.json:9: unknown key "seats"`, true, "c1"},
+	want = []problem{
+		{"usage.json:2: period 2026-09" + other, false, "", ""},
+		{"usage.json:3: period 2026-09" + other, false, "", ""},
+		{"usage.json:4: period 2026-09" + other, false, "", ""},
+		{"usage.json:5: period 2026-09" + other, false, "", ""},
+		{"usage.json:6: period 2026-09" + other, false, "", ""},
+		{`usage.json:7: key "period" appears twice (again at line 7)` + readers, true, "c1", ""},
+		{`usage.json:8: period "202609" is not YYYY-MM`, true, "c1", "P"},
+		{`usage.json:9: unknown key "seats"`, true, "c1", ""},
 	}
-	if diff := cmp.Diff(want, summarize(rep)); diff != "" {
+	if diff := cmp.Diff(want, problemsSaid(rep)); diff != "" {
 		t.Errorf("JSON problems mismatch (-want +got):\n%s", diff)
 	}
 }
