@@ -850,21 +850,8 @@ func (r *customerMappingResource) Delete(ctx context.Context, req resource.Delet
 	}
 	source, customerID := state.Source.ValueString(), state.CustomerID.ValueString()
 	id := customerMappingImportID.format(source, customerID)
-	owner, diags := exportOwner(ctx, req.Private)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	kept, err := r.data.deleteEntry(ctx, r.exportEntry(source, customerID, nil), owner)
-	if err != nil {
-		exportUpdateError(&resp.Diagnostics, "remove", "customer mapping "+id, r.data.exportPath, err)
-		return
-	}
-	if kept {
-		tflog.Info(ctx, "Left customer mapping in the export for the resource instance that took it over", map[string]any{"id": id})
-		return
-	}
-	tflog.Info(ctx, "Deleted customer mapping", map[string]any{"id": id})
+	r.data.deleteExportEntry(ctx, req.Private, r.exportEntry(source, customerID, nil), &resp.Diagnostics,
+		"Left customer mapping in the export for the resource instance that took it over", "Deleted customer mapping", map[string]any{"id": id})
 }
 
 func (r *customerMappingResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {

@@ -250,21 +250,8 @@ func (r *integrationResource) Delete(ctx context.Context, req resource.DeleteReq
 	if !r.data.requireStore(&resp.Diagnostics, "psa_integration") {
 		return
 	}
-	owner, diags := exportOwner(ctx, req.Private)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	kept, err := r.data.deleteEntry(ctx, r.exportEntry(nil), owner)
-	if err != nil {
-		exportUpdateError(&resp.Diagnostics, "remove", "the integration settings", r.data.exportPath, err)
-		return
-	}
-	if kept {
-		tflog.Info(ctx, "Left integration settings in the export for the resource instance that took them over")
-		return
-	}
-	tflog.Info(ctx, "Deleted integration settings")
+	r.data.deleteExportEntry(ctx, req.Private, r.exportEntry(nil), &resp.Diagnostics,
+		"Left integration settings in the export for the resource instance that took them over", "Deleted integration settings")
 }
 
 // ImportState takes the export path, which must be the provider's: the

@@ -490,21 +490,8 @@ func (r *productMappingResource) Delete(ctx context.Context, req resource.Delete
 	}
 	source, product := state.Source.ValueString(), state.Product.ValueString()
 	id := productMappingImportID.format(source, product)
-	owner, diags := exportOwner(ctx, req.Private)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	kept, err := r.data.deleteEntry(ctx, r.exportEntry(source, product, nil), owner)
-	if err != nil {
-		exportUpdateError(&resp.Diagnostics, "remove", "product mapping "+id, r.data.exportPath, err)
-		return
-	}
-	if kept {
-		tflog.Info(ctx, "Left product mapping in the export for the resource instance that took it over", map[string]any{"id": id})
-		return
-	}
-	tflog.Info(ctx, "Deleted product mapping", map[string]any{"id": id})
+	r.data.deleteExportEntry(ctx, req.Private, r.exportEntry(source, product, nil), &resp.Diagnostics,
+		"Left product mapping in the export for the resource instance that took it over", "Deleted product mapping", map[string]any{"id": id})
 }
 
 func (r *productMappingResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {

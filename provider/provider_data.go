@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-go/tftypes"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -1236,6 +1237,28 @@ func holdsOwners(doc *export.Document) bool {
 		}
 	}
 	return false
+}
+
+// deleteExportEntry is the Delete of a resource whose object is entry e of
+// the export: it removes the entry with deleteEntry, as the owner token in
+// private allows, adds the error to diags, and logs left when another
+// resource instance took the entry over, else deleted, with fields.
+func (d *providerData) deleteExportEntry(ctx context.Context, private privateData, e exportEntry, diags *diag.Diagnostics, left, deleted string, fields ...map[string]any) {
+	owner, ds := exportOwner(ctx, private)
+	diags.Append(ds...)
+	if diags.HasError() {
+		return
+	}
+	kept, err := d.deleteEntry(ctx, e, owner)
+	if err != nil {
+		exportUpdateError(diags, "remove", e.name, d.exportPath, err)
+		return
+	}
+	if kept {
+		tflog.Info(ctx, left, fields...)
+		return
+	}
+	tflog.Info(ctx, deleted, fields...)
 }
 
 // deleteEntry removes the entry of a resource's Delete from the export,

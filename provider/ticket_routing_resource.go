@@ -495,21 +495,8 @@ func (r *ticketRoutingResource) Delete(ctx context.Context, req resource.DeleteR
 	if !r.data.requireStore(&resp.Diagnostics, "psa_ticket_routing") {
 		return
 	}
-	owner, diags := exportOwner(ctx, req.Private)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	kept, err := r.data.deleteEntry(ctx, r.exportEntry(nil), owner)
-	if err != nil {
-		exportUpdateError(&resp.Diagnostics, "remove", "the ticket routing", r.data.exportPath, err)
-		return
-	}
-	if kept {
-		tflog.Info(ctx, "Left ticket routing in the export for the resource instance that took it over")
-		return
-	}
-	tflog.Info(ctx, "Deleted ticket routing")
+	r.data.deleteExportEntry(ctx, req.Private, r.exportEntry(nil), &resp.Diagnostics,
+		"Left ticket routing in the export for the resource instance that took it over", "Deleted ticket routing")
 }
 
 // ImportState takes the export path, which must be the provider's.
