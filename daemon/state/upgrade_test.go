@@ -54,27 +54,21 @@ func TestMigrations_fromEveryVersionKeepData(t *testing.T) {
 		var c content
 		var err error
 		var body []byte
-		must := func(e error) {
-			t.Helper()
-			if e != nil {
-				t.Fatal(e)
-			}
-		}
 		c.Customers, err = db.CustomerStatuses()
-		must(err)
+		mustSucceed(t, err)
 		c.Runs, err = db.Runs(0)
-		must(err)
+		mustSucceed(t, err)
 		c.Open, err = db.OpenIntents()
-		must(err)
+		mustSucceed(t, err)
 		c.Ledger, err = db.Ledger(0)
-		must(err)
+		mustSucceed(t, err)
 		c.Export, body, err = db.CurrentExport()
-		must(err)
+		mustSucceed(t, err)
 		c.Body = string(body)
 		_, err = db.Snapshot("unmapped_new", &c.Snapshot)
-		must(err)
+		mustSucceed(t, err)
 		c.Tickets, err = db.TicketRecords("sophos", "718b")
-		must(err)
+		mustSucceed(t, err)
 		return c
 	}
 	for version := 1; version < SchemaVersion; version++ {
@@ -82,27 +76,21 @@ func TestMigrations_fromEveryVersionKeepData(t *testing.T) {
 			forEachDriver(t, func(t *testing.T, d testDriver) {
 				cfg := d.config(t)
 				db := openConfig(t, cfg)
-				must := func(err error) {
-					t.Helper()
-					if err != nil {
-						t.Fatal(err)
-					}
-				}
-				must(db.PutCustomerStatus(CustomerStatus{Source: "sophos", CustomerID: "718b", Result: CustomerSucceeded, LastAttempt: t0, LastSuccess: t0, Updated: 1}))
+				mustSucceed(t, db.PutCustomerStatus(CustomerStatus{Source: "sophos", CustomerID: "718b", Result: CustomerSucceeded, LastAttempt: t0, LastSuccess: t0, Updated: 1}))
 				r, err := db.BeginRun(Run{Trigger: "schedule", Started: t0})
-				must(err)
+				mustSucceed(t, err)
 				r.Finished, r.Result, r.Updated = t0.Add(time.Minute), RunSuccess, 1
-				must(db.SaveRun(r))
+				mustSucceed(t, db.SaveRun(r))
 				done, err := db.OpenIntent(testIntent())
-				must(err)
-				must(db.CompleteIntent(done.ID, IntentDone, "adjustment posted", t0.Add(time.Minute)))
+				mustSucceed(t, err)
+				mustSucceed(t, db.CompleteIntent(done.ID, IntentDone, "adjustment posted", t0.Add(time.Minute)))
 				open := testIntent()
 				open.ServiceID = "30000013"
 				_, err = db.OpenIntent(open)
-				must(err)
-				must(db.PutExport(ExportVersion{Revision: 1, Digest: "d1", Size: 2, At: t0, Source: "provider"}, []byte("{}")))
-				must(db.PutSnapshot("unmapped_new", map[string]int{"customer": 2}))
-				must(db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: "718b", AlertKey: "a1", Ref: "sc:a1", Generation: 1,
+				mustSucceed(t, err)
+				mustSucceed(t, db.PutExport(ExportVersion{Revision: 1, Digest: "d1", Size: 2, At: t0, Source: "provider"}, []byte("{}")))
+				mustSucceed(t, db.PutSnapshot("unmapped_new", map[string]int{"customer": 2}))
+				mustSucceed(t, db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: "718b", AlertKey: "a1", Ref: "sc:a1", Generation: 1,
 					System: "autotask", TicketID: "7001", State: tickets.StateOpen, Created: t0}))
 				want := read(t, db)
 
@@ -129,8 +117,8 @@ func TestMigrations_fromEveryVersionKeepData(t *testing.T) {
 					t.Errorf("the state after migrating from schema version %d (-before +after):\n%s", version, diff)
 				}
 				// The tables of the later versions are there and work.
-				must(db.PutContractChecks([]ContractCheck{{System: "autotask", ContractID: "29684183", Active: true, CheckedAt: t0}}))
-				must(db.PutRemoteExport(RemoteExport{Store: "s", Version: "v", At: t0, Body: []byte("{}")}))
+				mustSucceed(t, db.PutContractChecks([]ContractCheck{{System: "autotask", ContractID: "29684183", Active: true, CheckedAt: t0}}))
+				mustSucceed(t, db.PutRemoteExport(RemoteExport{Store: "s", Version: "v", At: t0, Body: []byte("{}")}))
 			})
 		})
 	}
@@ -147,40 +135,34 @@ func TestMigrations_fromEveryVersionKeepEveryRow(t *testing.T) {
 			forEachDriver(t, func(t *testing.T, d testDriver) {
 				cfg := d.config(t)
 				db := openConfig(t, cfg)
-				must := func(err error) {
-					t.Helper()
-					if err != nil {
-						t.Fatal(err)
-					}
-				}
 				now := time.Now().UTC()
 				// A call is committed with the next commit on SQLite.
 				_, _, err := db.APICalls().Take("/api/v2/finance/contracts", now, time.Hour, 1500)
-				must(err)
-				must(db.PutCustomerStatus(CustomerStatus{Source: "sophos", CustomerID: "718b", Result: CustomerSucceeded, LastAttempt: t0, LastSuccess: t0, Updated: 1}))
+				mustSucceed(t, err)
+				mustSucceed(t, db.PutCustomerStatus(CustomerStatus{Source: "sophos", CustomerID: "718b", Result: CustomerSucceeded, LastAttempt: t0, LastSuccess: t0, Updated: 1}))
 				r, err := db.BeginRun(Run{Trigger: "schedule", Started: t0})
-				must(err)
+				mustSucceed(t, err)
 				r.Finished, r.Result = t0.Add(time.Minute), RunSuccess
-				must(db.SaveRun(r))
+				mustSucceed(t, db.SaveRun(r))
 				done, err := db.OpenIntent(testIntent())
-				must(err)
-				must(db.CompleteIntent(done.ID, IntentDone, "adjustment posted", t0.Add(time.Minute)))
+				mustSucceed(t, err)
+				mustSucceed(t, db.CompleteIntent(done.ID, IntentDone, "adjustment posted", t0.Add(time.Minute)))
 				open := testIntent()
 				open.ServiceID = "30000013"
 				_, err = db.OpenIntent(open)
-				must(err)
-				must(db.PutExport(ExportVersion{Revision: 1, Digest: "d1", Size: 2, At: t0, Source: "provider"}, []byte("{}")))
-				must(db.PutSnapshot("unmapped_new", map[string]int{"customer": 2}))
-				must(db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: "718b", AlertKey: "a1", Ref: "sc:a1", Generation: 1,
+				mustSucceed(t, err)
+				mustSucceed(t, db.PutExport(ExportVersion{Revision: 1, Digest: "d1", Size: 2, At: t0, Source: "provider"}, []byte("{}")))
+				mustSucceed(t, db.PutSnapshot("unmapped_new", map[string]int{"customer": 2}))
+				mustSucceed(t, db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: "718b", AlertKey: "a1", Ref: "sc:a1", Generation: 1,
 					System: "autotask", TicketID: "7001", State: tickets.StateOpen, Created: t0}))
-				must(db.PutFailingContracts("autotask", map[string]bool{"29684183": true}))
-				must(db.AllowEmptyStart(t0))
-				must(db.APICalls().Block("/api/v2/servicedesk/tickets", now.Add(time.Hour)))
-				must(db.PutContractChecks([]ContractCheck{{System: "autotask", ContractID: "29684183", Active: true, CheckedAt: now}}))
-				must(db.PutCatalogServices([]CatalogService{{System: "autotask", ServiceID: "30000012", Name: "MDR", ReadAt: now}}))
-				must(db.PutRemoteExport(RemoteExport{Store: "s", Version: "v", At: t0, Body: []byte("{}")}))
+				mustSucceed(t, db.PutFailingContracts("autotask", map[string]bool{"29684183": true}))
+				mustSucceed(t, db.AllowEmptyStart(t0))
+				mustSucceed(t, db.APICalls().Block("/api/v2/servicedesk/tickets", now.Add(time.Hour)))
+				mustSucceed(t, db.PutContractChecks([]ContractCheck{{System: "autotask", ContractID: "29684183", Active: true, CheckedAt: now}}))
+				mustSucceed(t, db.PutCatalogServices([]CatalogService{{System: "autotask", ServiceID: "30000012", Name: "MDR", ReadAt: now}}))
+				mustSucceed(t, db.PutRemoteExport(RemoteExport{Store: "s", Version: "v", At: t0, Body: []byte("{}")}))
 				_, err = db.BindInstance(PSAInstance{System: "autotask", Instance: "webservices5.autotask.net", BoundAt: t0})
-				must(err)
+				mustSucceed(t, err)
 
 				for v := SchemaVersion; v > version; v-- {
 					if _, err := db.sql.Exec(undoMigration[v]); err != nil {
@@ -212,6 +194,14 @@ func TestMigrations_fromEveryVersionKeepEveryRow(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// mustSucceed fails the test at once on err.
+func mustSucceed(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -299,12 +289,6 @@ func TestMigrations_rewriteRecordedTexts(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, d testDriver) {
 		cfg := d.config(t)
 		db := openConfig(t, cfg)
-		must := func(err error) {
-			t.Helper()
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
 		where := db.Path()
 		const pgConnect = "failed to connect to `user=psa_billing database=psa`:\n\t10.0.0.5:5432 (db.internal): dial error: timeout\n\t10.0.0.6:5432 (db.internal): server error: FATAL: password authentication failed for user \"psa_billing\" (SQLSTATE 28P01)"
 		texts := map[string]string{
@@ -319,15 +303,15 @@ func TestMigrations_rewriteRecordedTexts(t *testing.T) {
 			"intents":   "not sent: state: recording an intent in the state database: failed to connect",
 			"tickets":   "tickets: state: recording the ticket of alert a1 in the state database: database is locked",
 		}
-		must(db.PutCustomerStatus(CustomerStatus{Source: "sophos", CustomerID: "718b", Result: CustomerFailed, LastAttempt: t0, Error: texts["customers"]}))
+		mustSucceed(t, db.PutCustomerStatus(CustomerStatus{Source: "sophos", CustomerID: "718b", Result: CustomerFailed, LastAttempt: t0, Error: texts["customers"]}))
 		r, err := db.BeginRun(Run{Trigger: "schedule", Started: t0})
-		must(err)
+		mustSucceed(t, err)
 		r.Finished, r.Result, r.Error = t0.Add(time.Minute), RunFailure, texts["runs"]
-		must(db.SaveRun(r))
+		mustSucceed(t, db.SaveRun(r))
 		in, err := db.OpenIntent(testIntent())
-		must(err)
-		must(db.CompleteIntent(in.ID, IntentFailed, texts["intents"], t0.Add(time.Minute)))
-		must(db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: "718b", AlertKey: "a1", Ref: "sc:a1", Generation: 1,
+		mustSucceed(t, err)
+		mustSucceed(t, db.CompleteIntent(in.ID, IntentFailed, texts["intents"], t0.Add(time.Minute)))
+		mustSucceed(t, db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: "718b", AlertKey: "a1", Ref: "sc:a1", Generation: 1,
 			System: "autotask", State: tickets.StateFailed, Error: texts["tickets"], Created: t0}))
 		if _, err := db.sql.Exec(db.q(`DELETE FROM schema_migrations WHERE version > ?`), 11); err != nil {
 			t.Fatal(err)
@@ -339,7 +323,7 @@ func TestMigrations_rewriteRecordedTexts(t *testing.T) {
 		got := map[string]string{}
 		for table, column := range map[string]string{"runs": "error", "customers": "error", "intents": "note", "tickets": "error"} {
 			var text string
-			must(db.sql.QueryRow(`SELECT ` + column + ` FROM ` + table).Scan(&text))
+			mustSucceed(t, db.sql.QueryRow(`SELECT `+column+` FROM `+table).Scan(&text))
 			got[table] = text
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
