@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -875,5 +876,55 @@ func TestDaemon_listenerCheckedBasic_readsWebConfigOnce(t *testing.T) {
 	dtWrite(t, e.d.webConfigFile, "tls_server_config: {}\n")
 	if e.d.listenerCheckedBasic(req) {
 		t.Error("listenerCheckedBasic after basic_auth_users were removed = true, want false")
+	}
+}
+
+// TestCheckTLS_unreadableCertificateOnce: a certificate file of the web
+// config file that cannot be used (missing, not PEM) stops the listener,
+// and psa-syncd check reported it twice, as the web config's failure and
+// as the certificate's, two FAIL lines for one cause. It is one, naming
+// the web config file, the setting and the certificate file; a second
+// cause (a missing client CA beside a missing certificate) is a line of
+// its own.
+func TestCheckTLS_unreadableCertificateOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pki := ltNewPKI(t, dir)
+	garbage := filepath.Join(dir, "garbage.pem")
+	dtWrite(t, garbage, "not a certificate\n")
+	missing, missingCA := filepath.Join(dir, "missing.pem"), filepath.Join(dir, "missing-ca.pem")
+	for _, tc := range []struct {
+		name, config string
+		want         []string // the FAIL lines, in order
+	}{
+		{"missing certificate", "  cert_file: " + missing + "\n  key_file: " + pki.keyFile + "\n",
+			[]string{"FAIL web config: web config file {web}: tls_server_config.cert_file: open " + missing + ": no such file or directory: fix or renew it"}},
+		{"certificate file without PEM", "  cert_file: " + garbage + "\n  key_file: " + pki.keyFile + "\n",
+			[]string{"FAIL web config: web config file {web}: tls_server_config.cert_file: " + garbage + " holds no PEM certificate: fix or renew it"}},
+		{"missing client CA", "  cert_file: " + pki.certFile + "\n  key_file: " + pki.keyFile + "\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: " + missingCA + "\n",
+			[]string{"FAIL web config: web config file {web}: tls_server_config.client_ca_file: open " + missingCA + ": no such file or directory: fix or renew it"}},
+		{"missing certificate and client CA", "  cert_file: " + missing + "\n  key_file: " + pki.keyFile + "\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: " + missingCA + "\n",
+			[]string{"FAIL web config: web config file {web}: tls_server_config.cert_file: open " + missing + ": no such file or directory: fix or renew it",
+				"FAIL tls certificate client_ca: tls_server_config.client_ca_file: open " + missingCA + ": no such file or directory: fix or renew it"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "web.yml")
+			dtWrite(t, p, "tls_server_config:\n"+tc.config)
+			var out bytes.Buffer
+			items := CheckTLS(p, &Config{}, time.Now(), &out)
+			var fails []string
+			for line := range strings.Lines(out.String()) {
+				if strings.HasPrefix(line, "FAIL") {
+					fails = append(fails, strings.TrimSuffix(line, "\n"))
+				}
+			}
+			want := make([]string, len(tc.want))
+			for i, w := range tc.want {
+				want[i] = strings.ReplaceAll(w, "{web}", strconv.Quote(p))
+			}
+			if !slices.Equal(fails, want) || CheckPassed(items) {
+				t.Errorf("CheckTLS failed with\n%s\nwant\n%s", strings.Join(fails, "\n"), strings.Join(want, "\n"))
+			}
+		})
 	}
 }

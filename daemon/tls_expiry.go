@@ -160,7 +160,7 @@ func (d *Daemon) warnTLSExpiry(cfg *Config) {
 // be read (or holds no certificate): a file a renewal broke or removed
 // since the start, as psa_sync_tls_certificate_readable 0 says.
 func (d *Daemon) tlsCheckItems(cfg *Config, w io.Writer) []CheckItem {
-	return tlsCheckItems(&d.webConfig, d.webConfigFile, cfg, d.now(), w)
+	return tlsCheckItems(&d.webConfig, d.webConfigFile, cfg, d.now(), "", w)
 }
 
 // CheckTLS is psa-syncd check's test of the web config file at path ("":
@@ -171,11 +171,19 @@ func (d *Daemon) tlsCheckItems(cfg *Config, w io.Writer) []CheckItem {
 // state section with the expiry of its first certificate, each written to
 // w as a line of check's report. A check that knows the web config file
 // lists the listener's certificates as the daemon started with it would.
+// A certificate file that cannot be read, which is also why the web config
+// file cannot be used, is one failure, not two: the web config's, naming
+// the setting and the file.
 func CheckTLS(path string, cfg *Config, now time.Time, w io.Writer) []CheckItem {
 	var items []CheckItem
+	var skip string
 	if path != "" {
 		if err := validateWebConfig(path); err != nil {
 			detail := strings.TrimPrefix(err.Error(), "daemon: ")
+			if f, ferr := unusableWebCertFile(path, err); ferr != nil {
+				detail = fmt.Sprintf("web config file %q: %s: %v: fix or renew it", path, f.setting, ferr)
+				skip = f.setting
+			}
 			fmt.Fprintf(w, "FAIL web config: %s\n", detail)
 			items = append(items, CheckItem{Result: CheckFail, Item: "web config", Detail: detail})
 		} else {
@@ -187,14 +195,37 @@ func CheckTLS(path string, cfg *Config, now time.Time, w io.Writer) []CheckItem 
 			items = append(items, CheckItem{Result: CheckOK, Item: "web config", Detail: detail})
 		}
 	}
-	return append(items, tlsCheckItems(&webConfigCache{}, path, cfg, now, w)...)
+	return append(items, tlsCheckItems(&webConfigCache{}, path, cfg, now, skip, w)...)
+}
+
+// unusableWebCertFile returns the certificate file of the web config file
+// at path that cannot be read (or holds no certificate), with why (nil:
+// none), when that is what validateWebConfig's err says too: exporter-toolkit's error
+// quotes the file it could not read, and says "certificate input" of a
+// listener's certificate that holds no PEM.
+func unusableWebCertFile(path string, err error) (tlsCertFile, error) {
+	for _, f := range tlsCertFiles(&webConfigCache{}, path, nil) {
+		_, ferr := f.notAfter()
+		if ferr == nil {
+			continue
+		}
+		if (f.inline == nil && strings.Contains(err.Error(), f.file)) ||
+			(f.use == TLSUseListener && strings.Contains(err.Error(), "certificate input")) {
+			return f, ferr
+		}
+	}
+	return tlsCertFile{}, nil
 }
 
 // tlsCheckItems is tlsCheckItems of the web config file at path, read
-// through wc, at now.
-func tlsCheckItems(wc *webConfigCache, path string, cfg *Config, now time.Time, w io.Writer) []CheckItem {
+// through wc, at now, less the file of the setting skip (CheckTLS reports
+// it as the web config's failure).
+func tlsCheckItems(wc *webConfigCache, path string, cfg *Config, now time.Time, skip string, w io.Writer) []CheckItem {
 	var items []CheckItem
 	for _, f := range tlsCertFiles(wc, path, cfg) {
+		if f.setting == skip && skip != "" {
+			continue
+		}
 		what := "tls certificate " + f.use
 		t, err := f.notAfter()
 		if err != nil {
