@@ -108,8 +108,20 @@ func (d *Daemon) NextRun() time.Time {
 func (d *Daemon) Progress() (run int64, done, total int) { return d.metrics.Progress() }
 
 // LastUnmapped returns the usage the last pass could not bill, as kept in
-// the state database; its Time is zero before the first pass.
-func (d *Daemon) LastUnmapped() (usage.UnmappedReport, error) { return StoredUnmapped(d.db) }
+// the state database, less the customers and products the loaded export
+// maps since (Engine.StillUnmapped): GET /api/v1/unmapped and the status
+// page list what psa_sync_unmapped counts, not what was mapped after the
+// pass until the next one. Its Time is zero before the first pass.
+func (d *Daemon) LastUnmapped() (usage.UnmappedReport, error) {
+	rep, err := StoredUnmapped(d.db)
+	if err != nil {
+		return rep, err
+	}
+	if e, doc, err := d.engine(); err == nil {
+		rep = e.StillUnmapped(rep, doc)
+	}
+	return rep, nil
+}
 
 // StoredUnmapped is Daemon.LastUnmapped read from db, for a command that
 // opens the state database alone (orphans run by hand while psa-syncd is

@@ -198,6 +198,57 @@ func TestDaemon_exportReloadRecomputesCustomerGauges(t *testing.T) {
 	}
 }
 
+// TestDaemon_exportReloadDropsMappedFromUnmappedList: a customer and a
+// product the pass found unmapped and the reloaded export maps leave GET
+// /api/v1/unmapped and the status page's "Usage that is not billed" at
+// once, as they leave psa_sync_unmapped: before, both listed them until the
+// next pass while the gauge (and its alert) had already dropped them. The
+// usage of no customer, which no mapping bills, stays.
+func TestDaemon_exportReloadDropsMappedFromUnmappedList(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	listed := func(step string, want bool) {
+		t.Helper()
+		api := dtServe(t, e.d, http.MethodGet, "/api/v1/unmapped", "", "").Body.String()
+		page := newUIClient(t, e.d).do(http.MethodGet, "/", nil).Body.String()
+		for _, id := range []string{"cust-unmapped", "XGS-FW"} {
+			if got := strings.Contains(api, id); got != want {
+				t.Errorf("%s: GET /api/v1/unmapped lists %s = %v, want %v\n%s", step, id, got, want, api)
+			}
+		}
+		// Initech is among the customers once mapped: the page's
+		// unmapped sections are what counts.
+		for _, section := range []string{`id="unmapped-customers"`, `id="unmapped-products"`} {
+			if got := strings.Contains(page, section); got != want {
+				t.Errorf("%s: GET / has %s = %v, want %v", step, section, got, want)
+			}
+		}
+		if !strings.Contains(page, `id="unassigned"`) || !strings.Contains(api, `"unassigned": [`) {
+			t.Errorf("%s: the usage of no customer is not listed", step)
+		}
+		gauge := e.d.metrics.Usage.Unmapped
+		if c, p := testutil.ToFloat64(gauge.WithLabelValues("customer")), testutil.ToFloat64(gauge.WithLabelValues("product")); (c == 1 && p == 1) != want || c != p {
+			t.Errorf("%s: psa_sync_unmapped customer %v, product %v; listed %v", step, c, p, want)
+		}
+	}
+	listed("after the pass", true)
+
+	e.doc.Revision++
+	e.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-unmapped", CustomerName: "Initech", CompanyID: "1", ContractID: "1", UsageSync: false})
+	e.doc.PutProduct(export.ProductMapping{Source: "file", Product: "XGS-FW", ServiceID: "1", ServiceName: "Firewall", SyncEnabled: false})
+	e.writeExport(t, e.doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	listed("after the reload of an export that maps them", false)
+}
+
 // A restart restores from the state database what the last passes found, so
 // that alerts neither resolve nor fire on a deploy.
 func TestDaemon_RestoreMetrics_afterRestart(t *testing.T) {

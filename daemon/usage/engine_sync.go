@@ -1559,6 +1559,15 @@ func (e *Engine) recordMapped(doc *export.Document) {
 	}
 }
 
+// StillUnmapped returns rep less the customers and products that doc now
+// maps (stillUnmapped): the unmapped usage psa_sync_unmapped counts once
+// doc has loaded, which GET /api/v1/unmapped and the status page list, so
+// that neither shows what the operator has just mapped until the next pass.
+func (e *Engine) StillUnmapped(rep UnmappedReport, doc *export.Document) UnmappedReport {
+	rep.Unmapped = e.stillUnmapped(rep, doc)
+	return rep
+}
+
 // stillUnmapped returns the unmapped usage of rep less the customers and
 // products that doc now maps for rep's source (with sync on or off: a
 // pass counts neither as unmapped). What no mapping bills otherwise stays
@@ -1592,6 +1601,9 @@ func (e *Engine) stillUnmapped(rep UnmappedReport, doc *export.Document) Unmappe
 	u.UnreadableCustomers = slices.DeleteFunc(slices.Clone(u.UnreadableCustomers), func(id string) bool { return customers[id] })
 	u.Products = slices.DeleteFunc(slices.Clone(u.Products), func(p UnmappedProduct) bool { return products[p.Product] })
 	u.UnreadableProducts = slices.DeleteFunc(slices.Clone(u.UnreadableProducts), func(id string) bool { return products[id] })
+	// Not counted in the gauge, but listed as without a mapping.
+	u.ZeroCustomers = slices.DeleteFunc(slices.Clone(u.ZeroCustomers), func(c UnmappedCustomer) bool { return customers[c.CustomerID] })
+	u.ZeroProducts = slices.DeleteFunc(slices.Clone(u.ZeroProducts), func(p UnmappedProduct) bool { return products[p.Product] })
 	return u
 }
 
