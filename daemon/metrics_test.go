@@ -74,7 +74,7 @@ psa_sync_rate_limited_total{system="autotask"} 0
 		"psa_sync_export_last_reload_success_timestamp_seconds", "psa_sync_config_last_reload_successful",
 		"psa_sync_config_last_reload_success_timestamp_seconds", "psa_sync_build_info",
 		"psa_sync_api_budget_limit", "psa_sync_next_run_timestamp_seconds", "psa_sync_pass_in_progress",
-		"psa_sync_pass_lines_done", "psa_sync_pass_lines_total", "psa_sync_held_lines", "psa_sync_held_since_timestamp_seconds", "psa_sync_last_run_result",
+		"psa_sync_pass_lines_done", "psa_sync_pass_lines_total", "psa_sync_pass_progress_timestamp_seconds", "psa_sync_held_lines", "psa_sync_held_since_timestamp_seconds", "psa_sync_last_run_result",
 		"psa_sync_unmapped_new_total", "psa_sync_ticket_deferred", "psa_sync_customers_unreported",
 		"psa_sync_http_refused_total", "psa_sync_pass_stops_total",
 		"psa_sync_api_budget_checked_timestamp_seconds", "psa_sync_ticket_next_run_timestamp_seconds",

@@ -214,6 +214,25 @@ type Source interface {
 	Check(ctx context.Context) error
 }
 
+// progressKey is the context key of WithProgress.
+type progressKey struct{}
+
+// WithProgress returns a copy of ctx through which a Source's Fetch reports
+// each page of usage it has read (PageRead) by calling read: a pass shows
+// that a long read of a large partner's report is making progress
+// (psa_sync_pass_progress_timestamp_seconds), not hung.
+func WithProgress(ctx context.Context, read func()) context.Context {
+	return context.WithValue(ctx, progressKey{}, read)
+}
+
+// PageRead reports to the function WithProgress gave ctx, if any, that a
+// page of usage has been read.
+func PageRead(ctx context.Context) {
+	if read, ok := ctx.Value(progressKey{}).(func()); ok {
+		read()
+	}
+}
+
 // Describer is implemented by sources that can say what Check found, for
 // `psa-syncd check`: "usage.csv: 14 rows, 2 skipped (first: ...)" or
 // "partner 5e1b... with 12 tenants". Describe does the work of Check and

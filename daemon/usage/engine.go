@@ -1119,7 +1119,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	rd := e.readContracts(readCtx, contracts, serviceIDs, p.plan.EffectiveDate)
 	defer rd.close()
 
-	rep, err := e.src.Fetch(ctx, period)
+	rep, err := e.src.Fetch(source.WithProgress(ctx, e.progressed), period)
 	if err != nil {
 		return nil, fmt.Errorf("daemon: fetching usage for %s from %s: %w", period, srcName, err)
 	}
@@ -3242,11 +3242,22 @@ func (e *batchReadError) Unwrap() error { return e.err }
 // labour with a fractional quantity) does not fail the contract, and
 // through ReadLines otherwise.
 func (e *Engine) readLines(ctx context.Context, ids, serviceIDs []string, asOf time.Time) ([]psa.ContractLine, error) {
+	var lines []psa.ContractLine
+	var err error
 	if sr, ok := e.be.(psa.ServiceLineReader); ok {
-		return sr.ReadServiceLines(ctx, ids, serviceIDs, asOf)
+		lines, err = sr.ReadServiceLines(ctx, ids, serviceIDs, asOf)
+	} else {
+		lines, err = e.be.ReadLines(ctx, ids, asOf)
 	}
-	return e.be.ReadLines(ctx, ids, asOf)
+	if err == nil {
+		e.progressed()
+	}
+	return lines, err
 }
+
+// progressed records that the running pass read a page of usage or of
+// contract lines, or finished a line write (Metrics.passProgressed).
+func (e *Engine) progressed() { e.metrics.passProgressed(e.now()) }
 
 // lineIndex holds the lines a pass read, sorted by key and found by
 // binary search: at 100,000 lines a map by key would cost some 20 MB

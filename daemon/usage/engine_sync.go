@@ -68,7 +68,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		return nil, fmt.Errorf("daemon: recording run: %w", err)
 	}
 	log := e.logger.With("run", run.ID)
-	e.metrics.passStarted(run.ID, dry)
+	e.metrics.passStarted(run.ID, dry, o.Customer == "")
 	defer e.metrics.passFinished(dry)
 	attrs := []any{"trigger", o.Trigger, "period", run.Period, "dry_run", o.DryRun, "writes_disabled", o.WritesDisabled, "customer", o.Customer}
 	if o.Note != "" {
@@ -659,6 +659,7 @@ func (w *writer) push(jobs []*writeJob) {
 // skipped or failed.
 func (w *writer) lineDone() {
 	w.e.metrics.lineDone()
+	w.e.progressed()
 	w.inflight.Done()
 }
 

@@ -104,8 +104,11 @@ type Metrics struct {
 	PassInProgress   prometheus.Gauge
 	PassLinesDone    prometheus.Gauge
 	PassLinesTotal   prometheus.Gauge
-	HeldLines        prometheus.Gauge
-	HeldSince        prometheus.Gauge
+	// PassProgress is when the running pass over all customers last read
+	// a page or finished a line write (passProgressed).
+	PassProgress prometheus.Gauge
+	HeldLines    prometheus.Gauge
+	HeldSince    prometheus.Gauge
 	// SurgeHeldLines is psa_sync_surge_held_lines: the lines the surge
 	// guard holds (Policies.SurgeLinesPercent), as the last pass that
 	// wrote left them (a pass for one customer replaces its own).
@@ -169,6 +172,7 @@ type Metrics struct {
 	// progress mirrors the pass gauges for the API and the status page.
 	progress struct {
 		running     atomic.Bool
+		full        atomic.Bool // a pass over all customers that writes
 		run         atomic.Int64
 		done, total atomic.Int64
 	}
@@ -294,6 +298,11 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Name:      "pass_lines_total",
 		Help:      "Contract line writes the running pass has to make (or the last pass made); dry runs leave it alone.",
 	}, []string{"system"}).With(sys)
+	m.PassProgress = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "pass_progress_timestamp_seconds",
+		Help:      "Time the running sync pass over all customers that writes (a scheduled pass, or sync without a customer) last read a page of usage or of contract lines, or finished a line write, as a Unix timestamp; 0 while none runs.",
+	}, []string{"system"}).With(sys)
 	m.HeldLines = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "held_lines",
@@ -380,12 +389,13 @@ func (m *Metrics) requests() int64 {
 	return m.Requests()
 }
 
-// passStarted records that the pass with the given run id began; its number
-// of writes is not known until its plan is. A dry run (writes disabled
-// too) shows in Progress, for the API, but leaves the gauges alone: like
-// the other pass metrics they describe passes that write, and
-// pass_lines_done and pass_lines_total keep the last such pass's counts.
-func (m *Metrics) passStarted(runID int64, dry bool) {
+// passStarted records that the pass with the given run id began (full: over
+// all customers); its number of writes is not known until its plan is. A
+// dry run (writes disabled too) shows in Progress, for the API, but leaves
+// the gauges alone: like the other pass metrics they describe passes that
+// write, and pass_lines_done and pass_lines_total keep the last such
+// pass's counts.
+func (m *Metrics) passStarted(runID int64, dry, full bool) {
 	if m == nil {
 		return
 	}
@@ -393,6 +403,7 @@ func (m *Metrics) passStarted(runID int64, dry bool) {
 	m.progress.done.Store(0)
 	m.progress.total.Store(0)
 	m.progress.running.Store(true)
+	m.progress.full.Store(full && !dry)
 	if dry {
 		return
 	}
@@ -418,6 +429,21 @@ func (m *Metrics) lineDone() {
 	m.PassLinesDone.Set(float64(m.progress.done.Add(1)))
 }
 
+// passProgressed records that the running pass read a page (of usage, or
+// of contract lines) or finished a line write at now. Only a pass over all
+// customers that writes sets pass_progress_timestamp_seconds: it is the
+// pass that PsaSyncScheduledRunMissed waits for, and a pass for one
+// customer, which leaves the scheduled one due, must not silence it. A
+// pass's start is no progress: a pass that starts late and hangs before
+// its first read fires the alert an hour after its due time, not after its
+// start.
+func (m *Metrics) passProgressed(now time.Time) {
+	if m == nil || !m.progress.full.Load() {
+		return
+	}
+	m.PassProgress.Set(unixSeconds(now))
+}
+
 // passFinished records that the running pass ended (dry: a dry run, see
 // passStarted).
 func (m *Metrics) passFinished(dry bool) {
@@ -425,6 +451,9 @@ func (m *Metrics) passFinished(dry bool) {
 		return
 	}
 	m.progress.running.Store(false)
+	if m.progress.full.Swap(false) {
+		m.PassProgress.Set(0)
+	}
 	if !dry {
 		m.PassInProgress.Set(0)
 	}

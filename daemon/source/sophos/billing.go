@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
@@ -259,6 +260,7 @@ func (s *BillingService) listAllUsage(ctx context.Context, year int, month time.
 		if err != nil {
 			return nil, 0, none, err
 		}
+		source.PageRead(ctx)
 		if page == 1 {
 			first = resp.Pages
 			if n, ok := first.AnnouncedItems(); ok && n > s.client.maxUsageRows {

@@ -377,12 +377,20 @@ func TestTenantsService_Get(t *testing.T) {
 	}
 }
 
+// TestBillingService_ListAllUsagePaging: the report is read page by page,
+// each page reported to the pass (source.PageRead), whose progress it is
+// while a large partner's report is read.
 func TestBillingService_ListAllUsagePaging(t *testing.T) {
 	t.Parallel()
 	sim, c, _ := setup(t)
-	items, err := c.Billing.ListAllUsage(t.Context(), 2026, time.October, &sophos.UsageListOptions{PageSize: 2})
+	var pages int
+	ctx := source.WithProgress(t.Context(), func() { pages++ })
+	items, err := c.Billing.ListAllUsage(ctx, 2026, time.October, &sophos.UsageListOptions{PageSize: 2})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if pages != 6 {
+		t.Errorf("pages reported read = %d, want 6 (three pages, read twice)", pages)
 	}
 	if len(items) != 6 {
 		t.Fatalf("got %d items, want 6", len(items))
