@@ -28,7 +28,8 @@
 // is ignored.
 //
 // A JSON file holds an array of objects with the same keys, or an object
-// {"records": [...]} wrapping that array. Values are strings or numbers. An
+// {"records": [...]} wrapping that array; its lines, too, may end in CR
+// alone in a file without a line feed. Values are strings or numbers. An
 // object that gives a key twice ({"quantity": 5, "quantity": 500}) is a bad
 // row: JSON readers differ on which value counts (encoding/json keeps the
 // last), so neither is used.

@@ -172,6 +172,7 @@ func (s *Source) read(ctx context.Context, p source.Period, grow func(int), add 
 	if bytes.HasPrefix(data, []byte("\xff\xfe")) || bytes.HasPrefix(data, []byte("\xfe\xff")) {
 		return 0, fmt.Errorf("file: %s is UTF-16 text (Excel's \"Unicode Text\" saves that); save it as UTF-8 (\"CSV UTF-8\")", name)
 	}
+	data = lineFeeds(data)
 	if grow != nil {
 		grow(bytes.Count(data, []byte("\n")) + 1)
 	}
@@ -412,25 +413,31 @@ func (r row) record(p source.Period) (source.Record, error) {
 	return rec, nil
 }
 
+// lineFeeds returns data with its line ends made line feeds, when they are
+// carriage returns alone: in a file without a line feed, every carriage
+// return is a line end. Excel's "CSV (Macintosh)" ends each line so, which
+// the CSV reader does not take for a line end (the whole file would be one
+// row), and neither the file's number of lines (the rows to make room for)
+// nor a JSON row's line number would count them. Each becomes a line feed,
+// one for one, so the line numbers stay the file's. One in a quoted CSV
+// field (a line break in a cell) cannot be told from a line end, and is
+// then one in a file of line feeds: a field over several lines, read and
+// checked as such; in a JSON string, either is a syntax error.
+func lineFeeds(data []byte) []byte {
+	if bytes.IndexByte(data, '\n') >= 0 || bytes.IndexByte(data, '\r') < 0 {
+		return data
+	}
+	return bytes.ReplaceAll(data, []byte("\r"), []byte("\n"))
+}
+
 // parseCSV reads the header and hands each row to each. Header problems (a
 // missing required column, an unknown or repeated column) reject the whole
 // file, because every row would be misread; a row that cannot be split into
 // columns is a row with err set. The columns are separated by commas, or by
 // the separator of Excel's "sep=" first line, or by ";" or tabs when the
-// header is so separated (see separator). The lines end in LF, CR LF, or
-// CR alone in a file without a line feed.
+// header is so separated (see separator). The lines end in LF or CR LF
+// (see lineFeeds for those of CR alone).
 func parseCSV(name string, data []byte, each func(row)) error {
-	if !bytes.ContainsRune(data, '\n') {
-		// Excel's "CSV (Macintosh)" ends each line in a carriage return
-		// alone, which the reader does not take for a line end: the
-		// whole file would be one row. In a file without a line feed
-		// every carriage return is a line end, so each one becomes a
-		// line feed, one for one, and the line numbers stay the file's.
-		// One in a quoted field (a line break in a cell) cannot be told
-		// from a line end, and is then one in a file of line feeds: a
-		// field over several lines, read and checked as such.
-		data = bytes.ReplaceAll(data, []byte("\r"), []byte("\n"))
-	}
 	data, sep := separator(data)
 	cr := csv.NewReader(bytes.NewReader(data))
 	cr.Comma = sep
@@ -773,7 +780,7 @@ func headerHint(h string) string {
 	case strings.HasPrefix(c, "sep="):
 		return `: the first line is Excel's separator line, for another separator than a comma, ";" or a tab; remove it, and separate the columns with commas`
 	case strings.Contains(h, "\r"):
-		// A file of carriage returns alone is read (see parseCSV): this
+		// A file of carriage returns alone is read (see lineFeeds): this
 		// one has a line feed somewhere too.
 		return `: the lines end in a carriage return alone (Excel's "CSV (Macintosh)"), and the file holds a line feed too ` +
 			`(a line break in a cell), so where a line ends cannot be told; save the file as "CSV UTF-8", whose lines end in CR LF`

@@ -496,6 +496,38 @@ func TestFetch_csvCarriageReturns(t *testing.T) {
 	}
 }
 
+// TestFetch_jsonCarriageReturns: a JSON file whose lines end in a carriage
+// return alone (written on a classic Mac, or by a tool that does so) was
+// read as one line: every problem said line 1. Its rows and errors are
+// numbered as those of the same file of line feeds.
+func TestFetch_jsonCarriageReturns(t *testing.T) {
+	t.Parallel()
+	rows := "[\r" +
+		"  {\"customer_id\": \"2c9f\", \"product\": \"CIXA\", \"quantity\": 4},\r" + // 2
+		"  {\"customer_id\": \"3b1e\", \"product\": \"CIXA\",\r" + // 3
+		"   \"quantity\": \"x\"},\r" +
+		"  {\"customer_id\": \"4d2a\", \"product\": \"CIXA\", \"quantity\": 1, \"quantity\": 9}\r" + // 5
+		"]\r"
+	rep, err := newSource(t, file.Config{Path: writeFile(t, "usage.json", rows)}).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	want := []string{
+		`usage.json:3: quantity "x" is not a whole number`,
+		`usage.json:5: key "quantity" appears twice (again at line 5): JSON readers differ on which one counts, so remove one`,
+	}
+	if diff := cmp.Diff(want, problems(rep)); diff != "" {
+		t.Errorf("Problems mismatch (-want +got):\n%s", diff)
+	}
+	if len(rep.Records) != 1 || rep.Records[0].Where != "usage.json:2" {
+		t.Errorf("Records = %+v, want 2c9f's of usage.json:2", rep.Records)
+	}
+	_, err = newSource(t, file.Config{Path: writeFile(t, "usage.json", "[\r{\"customer_id\": \"2c9f\"},\r{\"customer_id\" \"4d2a\"}\r]\r")}).Fetch(t.Context(), oct2026)
+	if want := "file: usage.json: line 3: invalid character '\"' after object key"; err == nil || err.Error() != want {
+		t.Errorf("Fetch of a syntax error = %v, want %s", err, want)
+	}
+}
+
 func TestFetch_missingFile(t *testing.T) {
 	t.Parallel()
 	s := newSource(t, file.Config{Path: filepath.Join(t.TempDir(), "nope.csv")})

@@ -107,3 +107,30 @@ func TestFetch_sumsAsRead(t *testing.T) {
 		}
 	}
 }
+
+// TestRead_growsByLines checks that read makes room for as many rows as the
+// file has lines, whatever ends them: a file of carriage returns alone
+// (Excel's "CSV (Macintosh)") was counted as one line, and its sums grew
+// row by row.
+func TestRead_growsByLines(t *testing.T) {
+	t.Parallel()
+	for _, end := range []string{"\n", "\r\n", "\r"} {
+		path := filepath.Join(t.TempDir(), "usage.csv")
+		content := "customer_id,product,quantity" + end + "c1,P1,1" + end + "c2,P1,2" + end + "c3,P1,3" + end
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(Config{Path: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		grown := 0
+		n, err := s.read(t.Context(), source.Period{}, func(n int) { grown = n }, func(source.Record) {}, func(source.Problem) {})
+		if err != nil || n != 3 {
+			t.Fatalf("line end %q: read = %d, %v; want 3 rows", end, n, err)
+		}
+		if grown != 5 {
+			t.Errorf("line end %q: grow(%d), want grow(5): the file's 4 lines, and one without a line end", end, grown)
+		}
+	}
+}
