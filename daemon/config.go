@@ -215,6 +215,9 @@ type FileConfig struct {
 	// Name is the source name used by the mapping export's entries for this
 	// data (for example "passwordboss"); empty means "file".
 	Name string `yaml:"name,omitempty"`
+	// DuplicateRows is refuse (default: a customer with several rows of
+	// one product fails) or sum (they add up: a row per site).
+	DuplicateRows string `yaml:"duplicate_rows,omitempty"`
 }
 
 // StateConfig selects the state database: SQLite in state_dir (the
@@ -1419,7 +1422,8 @@ func (s *SourceConfig) validate(abs func(string) string, getenv func(string) str
 }
 
 func (s *SourceConfig) newFile() (*file.Source, error) {
-	return file.New(file.Config{Path: s.File.Path, Format: file.Format(s.File.Format), Name: s.File.Name})
+	return file.New(file.Config{Path: s.File.Path, Format: file.Format(s.File.Format), Name: s.File.Name,
+		DuplicateRows: file.DuplicateRows(s.File.DuplicateRows)})
 }
 
 // resolveSecret returns v when set, else the trimmed content of file (as

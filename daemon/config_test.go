@@ -227,6 +227,7 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-ticket-resolve-after.yml", want: "policies.ticket_resolve_after: must be between 0 and 24h0m0s, got 48h0m0s"},
 		{file: "bad-source-type.yml", want: `source.type: unknown type "ftp" (one of sophos, file)`},
 		{file: "bad-source-file-path.yml", want: "source.file.path is required"},
+		{file: "bad-source-file-duplicate-rows.yml", want: `source.file: file: unknown duplicate_rows "add" (want refuse or sum)`},
 		{file: "bad-sophos-secret.yml", want: "source.sophos.client_secret is required (or client_secret_file, or PSA_SOPHOS_CLIENT_SECRET)"},
 		{file: "bad-export-path.yml", want: "export_path or export_url is required: where the Terraform provider writes the mapping export"},
 		{file: "bad-export-path-url.yml", want: `export_path: "s3://msp-psa-sync/psa-mappings.json?region=eu-central-1" is a URL, not a file path: give it as export_url`},

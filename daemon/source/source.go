@@ -273,7 +273,13 @@ type Summer struct {
 	n        []int            // records added into out[i]
 	out      []Record         // the sums, in the order their keys came
 	overflow map[int][]string // index in out -> Where of the records that did not fit
+	more     map[int][]string // index in out -> Where of the first maxRepeatsKept records added into it after the first
 }
+
+// maxRepeatsKept bounds the Wheres a Summer keeps of the records added into
+// a sum after its first (see Repeated): a file of a row per site repeats
+// most of its keys, and a message names a few rows, not all.
+const maxRepeatsKept = 3
 
 type sumKey struct{ customer, product string }
 
@@ -315,6 +321,12 @@ func (s *Summer) Add(r Record) {
 		return
 	}
 	sum.Quantity = q
+	if s.more == nil {
+		s.more = map[int][]string{}
+	}
+	if len(s.more[i]) < maxRepeatsKept {
+		s.more[i] = append(s.more[i], r.Where)
+	}
 	if sum.CustomerName == "" {
 		sum.CustomerName = r.CustomerName
 	}
@@ -325,6 +337,19 @@ func (s *Summer) Add(r Record) {
 		sum.Period = r.Period
 	}
 	s.n[i]++
+}
+
+// Repeated calls f, before Result, for each sum of more than one record, in
+// the order their keys came: the sum so far (its Where the first record's),
+// the number of records added into it, and the Where of the first few of
+// them after the first (at most 3). A record whose quantity did not fit is
+// not counted (Result reports it).
+func (s *Summer) Repeated(f func(sum Record, records int, more []string)) {
+	for i, r := range s.out {
+		if more := s.more[i]; len(more) > 0 {
+			f(r, s.n[i], more)
+		}
+	}
 }
 
 // Result returns the sums and the problems, as Sum does. The Summer must

@@ -49,8 +49,10 @@ type etHarness struct {
 	m     *Metrics
 	rt    *countingTransport
 	usage string
-	doc   *export.Document
-	pol   Policies
+	// dup is the usage file's duplicate_rows; "" means its default.
+	dup file.DuplicateRows
+	doc *export.Document
+	pol Policies
 	// now is the engine's clock; nil means etNow.
 	now func() time.Time
 	// unsaved is shared by the harness's engines, as psa-syncd shares
@@ -163,7 +165,7 @@ func (h *etHarness) firstPass(want int, rows ...string) {
 
 func (h *etHarness) engine() *Engine {
 	h.t.Helper()
-	src, err := file.New(file.Config{Path: h.usage})
+	src, err := file.New(file.Config{Path: h.usage, DuplicateRows: h.dup})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -251,6 +253,7 @@ func etFindChange(p *Plan, customer string, service int64) *Change {
 func TestEngine_Sync_endToEnd(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)
+	h.dup = file.DuplicateRowsSum // a row per site: see TestEngine_Sync_duplicateRows
 	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
 	h.writeUsage(
 		"cust-a,Acme,CIXA-MSP,40",

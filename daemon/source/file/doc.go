@@ -79,8 +79,11 @@
 // is only reported. Rows are summed per (customer, product) as they are
 // read (source.Summer: what source.Sum returns for the rows, sorted, each
 // sum's Where naming its first row), so that a file of 100,000 rows is
-// never held row by row; the report says so with Summed. A row pasted
-// twice is thus counted twice.
+// never held row by row; the report says so with Summed. Several rows of
+// one customer and product are a problem of that customer and product,
+// naming the rows: Unreadable by default (DuplicateRowsRefuse), since a
+// row pasted twice would bill twice, a notice with DuplicateRowsSum (a row
+// per site). Rows of no customer add up without a problem.
 //
 //	src, err := file.New(file.Config{Path: "/var/lib/psa-sync/passwordboss.csv", Name: "passwordboss"})
 //	if err != nil { ... }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -39,6 +40,21 @@ const (
 // /dev/zero) fails the pass with an error instead of taking all memory.
 const MaxSize = 256 << 20
 
+// DuplicateRows says what a file's rows of one customer and product, more
+// than one, make.
+type DuplicateRows string
+
+// The values of DuplicateRows. DuplicateRowsRefuse, the default, fails the
+// customer: a row pasted twice, or a sheet exported twice into one file,
+// would bill its usage twice, and a doubled line on an invoice is what an
+// MSP must never send, while a customer that fails keeps its lines' last
+// quantities and is alerted on. DuplicateRowsSum adds them up, for a file
+// of a row per site or tenant; each such sum is then a notice.
+const (
+	DuplicateRowsRefuse DuplicateRows = "refuse"
+	DuplicateRowsSum    DuplicateRows = "sum"
+)
+
 // DefaultName is the source name used when Config.Name is empty.
 const DefaultName = "file"
 
@@ -68,13 +84,17 @@ type Config struct {
 	// Name is the source name the mapping export uses for this data, for
 	// example "passwordboss"; "" means DefaultName.
 	Name string
+	// DuplicateRows says what rows of one customer and product make; ""
+	// means DuplicateRowsRefuse.
+	DuplicateRows DuplicateRows
 }
 
 // Source reads usage from a CSV or JSON file. It is safe for concurrent use.
 type Source struct {
-	path   string
-	format Format
-	name   string
+	path       string
+	format     Format
+	name       string
+	duplicates DuplicateRows
 	// readHook, unless nil, runs after the first bytes of the file are
 	// read: a test's writer changes the file there.
 	readHook func()
@@ -113,7 +133,14 @@ func New(cfg Config) (*Source, error) {
 	if name == "" {
 		name = DefaultName
 	}
-	return &Source{path: cfg.Path, format: f, name: name}, nil
+	dup := cfg.DuplicateRows
+	if dup == "" {
+		dup = DuplicateRowsRefuse
+	}
+	if dup != DuplicateRowsRefuse && dup != DuplicateRowsSum {
+		return nil, fmt.Errorf("file: unknown duplicate_rows %q (want refuse or sum)", cfg.DuplicateRows)
+	}
+	return &Source{path: cfg.Path, format: f, name: name, duplicates: dup}, nil
 }
 
 // Name returns the source name (Config.Name, or "file").
@@ -149,10 +176,38 @@ func (s *Source) Fetch(ctx context.Context, p source.Period) (*source.Report, er
 	if _, err := s.read(ctx, p, sum.Grow, sum.Add, func(pr source.Problem) { rep.Problems = append(rep.Problems, pr) }); err != nil {
 		return nil, err
 	}
+	rep.Problems = append(rep.Problems, s.repeats(&sum)...)
 	var overflows []source.Problem
 	rep.Records, overflows = sum.Result()
 	rep.Problems = append(rep.Problems, overflows...)
 	return rep, nil
+}
+
+// repeats returns a problem per sum of sum that adds up several rows of
+// one customer and product: Unreadable for that customer and product
+// under DuplicateRowsRefuse, a notice under DuplicateRowsSum. Rows of no
+// customer are never billed, and add up without a problem.
+func (s *Source) repeats(sum *source.Summer) []source.Problem {
+	var prs []source.Problem
+	sum.Repeated(func(r source.Record, rows int, more []string) {
+		if r.Unassigned() {
+			return
+		}
+		lines := r.Where + ", " + strings.Join(more, ", ")
+		if rows > 1+len(more) {
+			lines += fmt.Sprintf(" and %d more", rows-1-len(more))
+		}
+		pr := source.Problem{Where: r.Where, CustomerID: r.CustomerID, Product: r.Product}
+		if s.duplicates == DuplicateRowsSum {
+			pr.Err = fmt.Errorf("customer %q has %d rows of product %q (%s), added up to %d (duplicate_rows: sum)", r.CustomerID, rows, r.Product, lines, r.Quantity)
+		} else {
+			pr.Unreadable = true
+			pr.Err = fmt.Errorf("customer %q has %d rows of product %q (%s), which would add up to %d: a row pasted twice bills twice; "+
+				"remove the repeated rows, or, if each row is usage of its own (a row per site), set duplicate_rows: sum", r.CustomerID, rows, r.Product, lines, r.Quantity)
+		}
+		prs = append(prs, pr)
+	})
+	return prs
 }
 
 // read parses the file and hands each usable row of period p to add, as a
@@ -228,14 +283,15 @@ func (s *Source) readFile() ([]byte, error) {
 	return data, err
 }
 
-// Check reads and parses the file. It fails when the file cannot be read or
-// when some rows have problems, and then says how many and which.
+// Check reads and parses the file. It fails when the file cannot be read,
+// when some rows have problems, or when a customer has several rows of one
+// product under DuplicateRowsRefuse, and then says how many and which.
 func (s *Source) Check(ctx context.Context) error {
-	msg, skipped, err := s.describe(ctx)
+	msg, failed, err := s.describe(ctx)
 	if err != nil {
 		return err
 	}
-	if skipped > 0 {
+	if failed {
 		return fmt.Errorf("file: %s", msg)
 	}
 	return nil
@@ -249,22 +305,41 @@ func (s *Source) Describe(ctx context.Context) (string, error) {
 	return msg, err
 }
 
-// describe reads the file and summarises it for Check and Describe.
-func (s *Source) describe(ctx context.Context) (msg string, skipped int, err error) {
+// describe reads the file and summarises it for Check and Describe: its
+// rows, those skipped, and the products of a customer on several rows
+// (see repeats), and whether Check fails. The file's rows of every period
+// are read: rows of one customer and product repeat only within a period
+// column's value.
+func (s *Source) describe(ctx context.Context) (msg string, failed bool, err error) {
 	var first *source.Problem
-	n, err := s.read(ctx, source.Period{}, nil, func(source.Record) {}, func(pr source.Problem) {
+	skipped := 0
+	sums := map[string]*source.Summer{} // by period, as written
+	n, err := s.read(ctx, source.Period{}, nil, func(r source.Record) {
+		if sums[r.Period] == nil {
+			sums[r.Period] = &source.Summer{}
+		}
+		sums[r.Period].Add(r)
+	}, func(pr source.Problem) {
 		if skipped++; first == nil {
 			first = &pr
 		}
 	})
 	if err != nil {
-		return "", 0, err
+		return "", false, err
 	}
 	msg = fmt.Sprintf("%s: %d %s, %d skipped", filepath.Base(s.path), n, plural(n, "row", "rows"), skipped)
 	if first != nil {
 		msg += fmt.Sprintf(" (first: %s)", first)
 	}
-	return msg, skipped, nil
+	var repeated []source.Problem
+	for _, p := range slices.Sorted(maps.Keys(sums)) {
+		repeated = append(repeated, s.repeats(sums[p])...)
+	}
+	if len(repeated) > 0 {
+		msg += fmt.Sprintf(", %d %s on several rows (first: %s)", len(repeated),
+			plural(len(repeated), "product of a customer", "products of customers"), repeated[0])
+	}
+	return msg, skipped > 0 || len(repeated) > 0 && s.duplicates == DuplicateRowsRefuse, nil
 }
 
 func plural(n int, one, many string) string {

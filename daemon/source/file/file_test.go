@@ -528,6 +528,91 @@ func TestFetch_jsonCarriageReturns(t *testing.T) {
 	}
 }
 
+// TestFetch_duplicateRows: rows of one customer and product were added up
+// without a word, so a row pasted twice billed twice. By default such rows
+// now fail their customer (an Unreadable problem of that customer and
+// product, naming the rows); with duplicate_rows: sum they add up, and each
+// sum is a notice. Rows of no customer add up either way.
+func TestFetch_duplicateRows(t *testing.T) {
+	t.Parallel()
+	p := writeFile(t, "usage.csv", strings.Join([]string{
+		"customer_id,product,quantity",
+		"c1,P,20", // 2
+		"c1,Q,3",  // 3
+		",P,1",    // 4
+		"c1,P,20", // 5: line 2 pasted again
+		",P,1",    // 6
+		"c2,P,1",  // 7: a row per site, 5 of them
+		"c2,P,2",
+		"c2,P,3",
+		"c2,P,4",
+		"c2,P,5",
+	}, "\n")+"\n")
+	type got struct {
+		Problem    string
+		Unreadable bool
+		CustomerID string
+		Product    string
+	}
+	view := func(rep *source.Report) []got {
+		var out []got
+		for _, pr := range rep.Problems {
+			out = append(out, got{pr.String(), pr.Unreadable, pr.CustomerID, pr.Product})
+		}
+		return out
+	}
+	const fix = ": a row pasted twice bills twice; remove the repeated rows, or, if each row is usage of its own (a row per site), set duplicate_rows: sum"
+	refused := []got{
+		{`usage.csv:2: customer "c1" has 2 rows of product "P" (usage.csv:2, usage.csv:5), which would add up to 40` + fix, true, "c1", "P"},
+		{`usage.csv:7: customer "c2" has 5 rows of product "P" (usage.csv:7, usage.csv:8, usage.csv:9, usage.csv:10 and 1 more), which would add up to 15` + fix, true, "c2", "P"},
+	}
+	summedRows := []got{
+		{`usage.csv:2: customer "c1" has 2 rows of product "P" (usage.csv:2, usage.csv:5), added up to 40 (duplicate_rows: sum)`, false, "c1", "P"},
+		{`usage.csv:7: customer "c2" has 5 rows of product "P" (usage.csv:7, usage.csv:8, usage.csv:9, usage.csv:10 and 1 more), added up to 15 (duplicate_rows: sum)`, false, "c2", "P"},
+	}
+	wantRecords := []source.Record{
+		{Product: "P", Quantity: 2, Where: "usage.csv:4 (+1 more)"},
+		{CustomerID: "c1", Product: "P", Quantity: 40, Where: "usage.csv:2 (+1 more)"},
+		{CustomerID: "c1", Product: "Q", Quantity: 3, Where: "usage.csv:3"},
+		{CustomerID: "c2", Product: "P", Quantity: 15, Where: "usage.csv:7 (+4 more)"},
+	}
+	for _, tc := range []struct {
+		dup   file.DuplicateRows
+		want  []got
+		check string // Check's error, or "" when it passes
+	}{
+		{"", refused, "file: usage.csv: 10 rows, 0 skipped, 2 products of customers on several rows (first: " + refused[0].Problem + ")"},
+		{file.DuplicateRowsRefuse, refused, "file: usage.csv: 10 rows, 0 skipped, 2 products of customers on several rows (first: " + refused[0].Problem + ")"},
+		{file.DuplicateRowsSum, summedRows, ""},
+	} {
+		s := newSource(t, file.Config{Path: p, DuplicateRows: tc.dup})
+		rep, err := s.Fetch(t.Context(), oct2026)
+		if err != nil {
+			t.Fatalf("%q: Fetch: %v", tc.dup, err)
+		}
+		if diff := cmp.Diff(tc.want, view(rep)); diff != "" {
+			t.Errorf("%q: Problems mismatch (-want +got):\n%s", tc.dup, diff)
+		}
+		if diff := cmp.Diff(wantRecords, rep.Records); diff != "" {
+			t.Errorf("%q: Records mismatch (-want +got):\n%s", tc.dup, diff)
+		}
+		err = s.Check(t.Context())
+		if gotErr := fmt.Sprint(err); tc.check == "" && err != nil || tc.check != "" && gotErr != tc.check {
+			t.Errorf("%q: Check = %v, want %q", tc.dup, err, tc.check)
+		}
+		desc, err := s.Describe(t.Context())
+		if want := "usage.csv: 10 rows, 0 skipped, 2 products of customers on several rows (first: " + tc.want[0].Problem + ")"; err != nil || desc != want {
+			t.Errorf("%q: Describe = %q, %v; want %q", tc.dup, desc, err, want)
+		}
+	}
+	// Rows of one customer and product in two periods are not repeats of
+	// each other: Check reads every period.
+	two := writeFile(t, "usage.csv", "customer_id,product,quantity,period\nc1,P,20,2026-09\nc1,P,20,2026-10\n")
+	if err := newSource(t, file.Config{Path: two}).Check(t.Context()); err != nil {
+		t.Errorf("Check of one row a period: %v", err)
+	}
+}
+
 func TestFetch_missingFile(t *testing.T) {
 	t.Parallel()
 	s := newSource(t, file.Config{Path: filepath.Join(t.TempDir(), "nope.csv")})
@@ -549,6 +634,7 @@ func TestNew_errors(t *testing.T) {
 		{file.Config{}, "file: path is required"},
 		{file.Config{Path: "usage.txt"}, `file: cannot tell the format of "usage.txt" from its extension; set the format to csv or json`},
 		{file.Config{Path: "usage.csv", Format: "xml"}, `file: unknown format "xml" (want csv or json)`},
+		{file.Config{Path: "usage.csv", DuplicateRows: "add"}, `file: unknown duplicate_rows "add" (want refuse or sum)`},
 	}
 	for _, tc := range tests {
 		if _, err := file.New(tc.cfg); err == nil || err.Error() != tc.want {

@@ -14,7 +14,7 @@ import (
 // TestFetch_sumsAsRead checks that Fetch, which adds rows up as it reads
 // them, returns what the engine made of the rows before: source.Sum over
 // every row's record, with Sum's problems after the rows' own, each naming
-// the file and row.
+// the file and row, and a problem per sum of several rows between them.
 func TestFetch_sumsAsRead(t *testing.T) {
 	t.Parallel()
 	oct := source.Period{Year: 2026, Month: time.October}
@@ -68,7 +68,14 @@ func TestFetch_sumsAsRead(t *testing.T) {
 			func(pr source.Problem) { wantProblems = append(wantProblems, pr) }); err != nil {
 			t.Fatal(err)
 		}
-		wantRecords, overflows := source.Sum(rows)
+		// Then the sums of several rows (refused, the default), and the
+		// sums that overflowed.
+		var sum source.Summer
+		for _, r := range rows {
+			sum.Add(r)
+		}
+		wantProblems = append(wantProblems, s.repeats(&sum)...)
+		wantRecords, overflows := sum.Result()
 		wantProblems = append(wantProblems, overflows...)
 
 		rep, err := s.Fetch(t.Context(), oct)
