@@ -99,6 +99,11 @@ type Record struct {
 	// Where says where the record came from, for messages: "usage.csv:14",
 	// "sophos tenant 718b6047-...".
 	Where string `json:"where,omitempty"`
+	// Codepage names the code page the source decoded the record's text
+	// from ("Windows-1252"), when it was not UTF-8, or is "". The guess can
+	// be wrong (a file of another code page): an id outside ASCII that
+	// matches no mapping may then be a mapped one, read otherwise.
+	Codepage string `json:"-"`
 }
 
 // Unassigned reports whether the record is usage that belongs to no customer.

@@ -33,7 +33,9 @@
 // customer with usage whose mapping has usage_sync = false
 // (Unmapped.SyncOffCustomers). Unmapped usage under an id that differs
 // from a mapped customer's or product's only in case, spaces, invisible
-// characters or leading zeros (a spreadsheet's "731" for "00731") fails
+// characters or leading zeros (a spreadsheet's "731" for "00731"), or,
+// for an id a source decoded from a code page (source.Record.Codepage),
+// only in its letters outside ASCII (a file of another code page), fails
 // the mapped customer it most likely belongs to, naming
 // both spellings, rather than billing it without that usage. A mapped
 // customer (usage sync on) that a report with rows names nowhere while a

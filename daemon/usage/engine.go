@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
@@ -1993,22 +1994,47 @@ func foldID(id string) string {
 // two ways far more likely than they name two customers or products. The
 // index is built at the first lookup: most passes have no unmapped usage.
 type nearIDs struct {
-	ids   func(yield func(string) bool)
+	ids func(yield func(string) bool)
+	// fold is how ids are compared: foldID when nil.
+	fold  func(string) string
 	index map[string][]string
 }
 
 func (n *nearIDs) of(id string) []string {
+	fold := n.fold
+	if fold == nil {
+		fold = foldID
+	}
 	if n.index == nil {
 		n.index = map[string][]string{}
 		for m := range n.ids {
-			k := foldID(m)
+			k := fold(m)
 			n.index[k] = append(n.index[k], m)
 		}
 		for _, ms := range n.index {
 			slices.Sort(ms)
 		}
 	}
-	return n.index[foldID(id)]
+	return n.index[fold(id)]
+}
+
+// codepageSpelling is how an id that foldCodepage finds differs from a
+// mapped one.
+const codepageSpelling = "only in letters outside ASCII: the file may be in another code page than the one it was read in; save it as UTF-8 (\"CSV UTF-8\")"
+
+// foldCodepage returns an id as near-miss detection compares one that a
+// source decoded from a code page (source.Record.Codepage): as foldID does,
+// each character outside ASCII one and the same. A file in another code
+// page than the one guessed decodes each such letter into another one
+// ("MŸller" for "Müller", a Mac's ü read as Windows-1252), never a
+// letter into two or an ASCII one.
+func foldCodepage(id string) string {
+	return foldID(strings.Map(func(r rune) rune {
+		if r > unicode.MaxASCII {
+			return utf8.RuneError
+		}
+		return r
+	}, id))
 }
 
 // classify sorts summed usage into billable usage per customer and the
@@ -2036,20 +2062,31 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 			}
 		}
 	}
-	nearCustomers := nearIDs{ids: func(yield func(string) bool) {
+	syncedCustomers := func(yield func(string) bool) {
 		for id := range mapped {
 			if !off[id] && !yield(id) {
 				return
 			}
 		}
-	}}
-	nearProducts := nearIDs{ids: func(yield func(string) bool) {
+	}
+	syncedProducts := func(yield func(string) bool) {
 		for id, pm := range products {
 			if pm.SyncEnabled && !yield(id) {
 				return
 			}
 		}
-	}}
+	}
+	nearCustomers, nearProducts := nearIDs{ids: syncedCustomers}, nearIDs{ids: syncedProducts}
+	codepageCustomers := nearIDs{ids: syncedCustomers, fold: foldCodepage}
+	codepageProducts := nearIDs{ids: syncedProducts, fold: foldCodepage}
+	// near returns the mapped ids that id, unmapped, is most likely a
+	// spelling of, and how it differs from them.
+	near := func(r source.Record, id string, ids, codepage *nearIDs) ([]string, string) {
+		if m := ids.of(id); len(m) > 0 || r.Codepage == "" || !slices.ContainsFunc([]rune(id), func(c rune) bool { return c > unicode.MaxASCII }) {
+			return m, nearSpelling
+		}
+		return codepage.of(id), codepageSpelling
+	}
 	billed := func(product string) bool { pm, ok := products[product]; return ok && pm.SyncEnabled }
 	addCustomer := func(set map[string]*UnmappedCustomer, r source.Record) {
 		uc := set[r.CustomerID]
@@ -2095,9 +2132,10 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 			customer = r.CustomerID
 			addCustomer(unmappedCustomers, r)
 			if billed(r.Product) {
-				for _, m := range nearCustomers.of(r.CustomerID) {
+				ms, how := near(r, r.CustomerID, &nearCustomers, &codepageCustomers)
+				for _, m := range ms {
 					nearMisses[m] = append(nearMisses[m], source.Problem{Where: r.Where, CustomerID: m, Product: r.Product,
-						Err: fmt.Errorf("customer id %q matches no customer mapping but differs from the mapped customer %q "+nearSpelling, r.CustomerID, m)})
+						Err: fmt.Errorf("customer id %q matches no customer mapping but differs from the mapped customer %q "+how, r.CustomerID, m)})
 				}
 			}
 		case off[customer]:
@@ -2108,9 +2146,10 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 		case !ok:
 			addProduct(unmappedProducts, r)
 			if mapped[r.CustomerID] != "" && !off[customer] {
-				for _, m := range nearProducts.of(r.Product) {
+				ms, how := near(r, r.Product, &nearProducts, &codepageProducts)
+				for _, m := range ms {
 					nearMisses[customer] = append(nearMisses[customer], source.Problem{Where: r.Where, CustomerID: customer, Product: m,
-						Err: fmt.Errorf("product %q matches no product mapping but differs from the mapped product %q "+nearSpelling, r.Product, m)})
+						Err: fmt.Errorf("product %q matches no product mapping but differs from the mapped product %q "+how, r.Product, m)})
 				}
 			}
 		case !pm.SyncEnabled:

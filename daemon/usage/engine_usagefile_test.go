@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -32,5 +33,56 @@ func TestEngine_Sync_duplicateRows(t *testing.T) {
 	}
 	if res.Run.Updated != 1 || res.Run.Failed != 1 {
 		t.Errorf("run = %+v, want 1 updated and 1 failed", res.Run)
+	}
+}
+
+// TestEngine_Sync_windows1252: Excel's "CSV (Comma delimited)" writes the
+// Windows code page, and a customer_id outside ASCII in it ("Müller GmbH")
+// failed the whole pass, whose row it was being unknown. A file that is
+// Windows-1252 text is now read as such: the customer is billed. A file in
+// another code page (a Mac's "CSV (Macintosh)", whose ü reads as Ÿ in
+// Windows-1252) gives an id that matches no mapping: the mapped customer it
+// differs from only in letters outside ASCII fails, rather than be set to 0
+// without its usage, and the other customers are synced.
+func TestEngine_Sync_windows1252(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, id string // the customer_id as the file's bytes
+		want     int64
+		failed   string // the error of the mapped customer, if it fails
+	}{
+		{"Windows-1252", "M\xfcller GmbH", 9, ""},
+		{"Mac OS Roman", "M\x9fller GmbH", 5, `customer id "MŸller GmbH" matches no customer mapping but differs from the mapped customer "Müller GmbH" ` +
+			"only in letters outside ASCII: the file may be in another code page than the one it was read in"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newETHarness(t)
+			h.pol.MissingUsage = MissingUsageZero
+			cm, _ := h.doc.Customer("file", "cust-b")
+			h.doc.DeleteCustomer("file", "cust-b")
+			cm.CustomerID = "Müller GmbH"
+			h.doc.PutCustomer(cm)
+			h.at.SetUnits(h.contractB, h.svcIntercept, 5, etPeriodDay)
+			content := "customer_id,customer_name,product,quantity\n" +
+				"cust-a,Acme,CIXA-MSP,40\n" +
+				tc.id + "," + tc.id + ",CIXA-MSP,9\n"
+			if err := os.WriteFile(h.usage, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			res := h.sync(PassOptions{})
+			h.wantUnits(h.contractA, h.svcIntercept, 40)
+			h.wantUnits(h.contractB, h.svcIntercept, tc.want)
+			cs := h.status("Müller GmbH")
+			switch {
+			case tc.failed == "" && cs.Result != state.CustomerSucceeded:
+				t.Errorf("status = %+v, want succeeded", cs)
+			case tc.failed != "" && (cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, tc.failed)):
+				t.Errorf("status = %+v, want failed with %q", cs, tc.failed)
+			}
+			if res.Run.Updated == 0 {
+				t.Errorf("run = %+v, want cust-a updated", res.Run)
+			}
+		})
 	}
 }

@@ -45,8 +45,10 @@
 // customer_id it names, so that the daemon syncs none of that customer's
 // lines rather than lower them. A customer_id or product that a
 // spreadsheet wrote in scientific notation ("1.23457E+15", a long number's
-// last digits lost), or not in UTF-8 (Excel's "CSV (Comma delimited)"
-// writes the Windows code page), makes a bad row too: one of any customer
+// last digits lost), or not in UTF-8 in a file that cannot be read as
+// Windows-1252 (Excel's "CSV (Comma delimited)" writes the Windows code
+// page: a file that is Windows-1252 text, with no UTF-8 text in it, is
+// read as such, its records' Codepage set), makes a bad row too: one of any customer
 // for a customer_id, of any product of its customer for a product. A CSV row
 // that cannot be split into columns (a stray quote) names its customer
 // only when customer_id is the first column and the fault comes after

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"golang.org/x/text/encoding/charmap"
+
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/internal/jsondup"
 	"github.com/psa-sync/terraform-provider-psa/internal/sizecap"
@@ -227,6 +229,7 @@ func (s *Source) read(ctx context.Context, p source.Period, grow func(int), add 
 	if bytes.HasPrefix(data, []byte("\xff\xfe")) || bytes.HasPrefix(data, []byte("\xfe\xff")) {
 		return 0, fmt.Errorf("file: %s is UTF-16 text (Excel's \"Unicode Text\" saves that); save it as UTF-8 (\"CSV UTF-8\")", name)
 	}
+	data, codepage := windows1252(data)
 	data = lineFeeds(data)
 	if grow != nil {
 		grow(bytes.Count(data, []byte("\n")) + 1)
@@ -239,6 +242,7 @@ func (s *Source) read(ctx context.Context, p source.Period, grow func(int), add 
 			skip(r.problem(err))
 			return
 		}
+		rec.Codepage = codepage
 		add(rec)
 	}
 	switch s.format {
@@ -486,6 +490,43 @@ func (r row) record(p source.Period) (source.Record, error) {
 		return rec, perErr
 	}
 	return rec, nil
+}
+
+// windows1252 returns data decoded from Windows-1252, and "Windows-1252",
+// when it is not UTF-8 but is Windows-1252 text (none of the five bytes
+// that code page leaves undefined) without a character in UTF-8 (see
+// holdsUTF8); else data and "". Excel's "CSV (Comma
+// delimited)" writes the Windows code page, Windows-1252 in Western
+// Europe and the Americas: "Müller GmbH" as "M\xfcller GmbH", whose
+// customer_id matches no mapping unless so decoded. Another code page (the
+// Windows-1250 of Central Europe, a Mac's) decodes too, into other
+// letters: the engine takes an id outside ASCII that then matches no
+// mapping for a mapped one read otherwise (see source.Record.Codepage).
+func windows1252(data []byte) ([]byte, string) {
+	undefined := func(b byte) bool { return strings.IndexByte("\x81\x8d\x8f\x90\x9d", b) >= 0 }
+	if utf8.Valid(data) || slices.ContainsFunc(data, undefined) || holdsUTF8(data) {
+		return data, ""
+	}
+	text, err := charmap.Windows1252.NewDecoder().Bytes(data)
+	if err != nil {
+		return data, ""
+	}
+	return text, "Windows-1252"
+}
+
+// holdsUTF8 reports whether data holds a character outside ASCII in UTF-8:
+// a file of UTF-8 rows and Windows-1252 rows (two exports pasted into one)
+// cannot be decoded as one or the other, and Windows-1252 text rarely
+// holds such a sequence ("Ã©" is é in UTF-8).
+func holdsUTF8(data []byte) bool {
+	for len(data) > 0 {
+		r, n := utf8.DecodeRune(data)
+		if n > 1 && r != utf8.RuneError {
+			return true
+		}
+		data = data[n:]
+	}
+	return false
 }
 
 // lineFeeds returns data with its line ends made line feeds, when they are

@@ -899,6 +899,45 @@ func TestFetch_idASpreadsheetLost(t *testing.T) {
 	}
 }
 
+// TestFetch_windows1252: a file in the Windows code page (Excel's "CSV
+// (Comma delimited)" in Western Europe) failed the whole pass when a
+// customer_id was not ASCII ("Müller GmbH"), and in JSON its letters were
+// read as U+FFFD, an id that matches no mapping. A file that is Windows-1252
+// text is now read as such, its records marked so. One that holds a byte
+// Windows-1252 leaves undefined, or UTF-8 text too (see
+// TestFetch_idASpreadsheetLost), is read as before.
+func TestFetch_windows1252(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, content string
+		want          source.Record
+	}{
+		{"usage.csv", "customer_id,customer_name,product,quantity\nM\xfcller GmbH,M\xfcller \x96 Z\xfcrich,CIXA,3\n",
+			source.Record{CustomerID: "Müller GmbH", CustomerName: "Müller – Zürich", Product: "CIXA", Quantity: 3, Where: "usage.csv:2", Codepage: "Windows-1252"}},
+		{"usage.json", "[{\"customer_id\": \"M\xfcller GmbH\", \"product\": \"CIXA\", \"quantity\": 3}]",
+			source.Record{CustomerID: "Müller GmbH", Product: "CIXA", Quantity: 3, Where: "usage.json:1", Codepage: "Windows-1252"}},
+	} {
+		rep, err := newSource(t, file.Config{Path: writeFile(t, tc.name, tc.content)}).Fetch(t.Context(), oct2026)
+		if err != nil {
+			t.Fatalf("%s: Fetch: %v", tc.name, err)
+		}
+		if len(rep.Problems) != 0 {
+			t.Errorf("%s: Problems = %q, want none", tc.name, problems(rep))
+		}
+		if diff := cmp.Diff([]source.Record{tc.want}, rep.Records); diff != "" {
+			t.Errorf("%s: Records mismatch (-want +got):\n%s", tc.name, diff)
+		}
+	}
+	p := writeFile(t, "usage.csv", "customer_id,customer_name,product,quantity\nM\xfcller GmbH,X\x81,CIXA,3\n")
+	rep, err := newSource(t, file.Config{Path: p}).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 1 || !rep.Problems[0].Unreadable || rep.Problems[0].CustomerID != "" || len(rep.Records) != 0 {
+		t.Errorf("a byte undefined in Windows-1252: Problems = %q, Records = %+v; want the row unreadable, of any customer", problems(rep), rep.Records)
+	}
+}
+
 // TestFetch_jsonRepeatedKey: encoding/json keeps the last of a key given
 // twice in one object, so {"quantity":5,"quantity":500} was billed 500 and
 // {"customer_id":"acme","customer_id":"globex"} billed globex, without a
