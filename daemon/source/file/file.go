@@ -288,35 +288,37 @@ func (s *Source) readFile() ([]byte, error) {
 }
 
 // Check reads and parses the file. It fails when the file cannot be read,
-// when some rows have problems, or when a customer has several rows of one
-// product under DuplicateRowsRefuse, and then says how many and which.
+// when a row cannot be read (a customer's, or anyone's: the pass would
+// fail them), or when a customer has several rows of one product under
+// DuplicateRowsRefuse, and then says how many rows were skipped and which
+// first. Rows that are only reported (of another period, of no customer, a
+// row of blanks) do not fail it: a file may hold several months.
 func (s *Source) Check(ctx context.Context) error {
-	msg, failed, err := s.describe(ctx)
-	if err != nil {
-		return err
-	}
-	if failed {
-		return fmt.Errorf("file: %s", msg)
-	}
-	return nil
+	_, err := s.Describe(ctx)
+	return err
 }
 
 // Describe reads and parses the file and says how many rows it holds and how
 // many were skipped, for example "usage.csv: 14 rows, 2 skipped (first:
-// usage.csv:3: product is missing)".
+// usage.csv:3: product is missing)". It fails as Check does, with that
+// text (source.Describer): psa-syncd check said "ok" of a file whose rows
+// fail customers at every pass.
 func (s *Source) Describe(ctx context.Context) (string, error) {
-	msg, _, err := s.describe(ctx)
+	msg, failed, err := s.describe(ctx)
+	if err == nil && failed {
+		err = fmt.Errorf("file: %s", msg)
+	}
 	return msg, err
 }
 
 // describe reads the file and summarises it for Check and Describe: its
 // rows, those skipped, and the products of a customer on several rows
-// (see repeats), and whether Check fails. The file's rows of every period
+// (see repeats), and whether Check fails (see there). The file's rows of every period
 // are read: rows of one customer and product repeat only within a period
 // column's value.
 func (s *Source) describe(ctx context.Context) (msg string, failed bool, err error) {
 	var first *source.Problem
-	skipped := 0
+	skipped, unreadable := 0, 0
 	sums := map[string]*source.Summer{} // by period, as written
 	n, err := s.read(ctx, source.Period{}, nil, func(r source.Record) {
 		if sums[r.Period] == nil {
@@ -324,6 +326,9 @@ func (s *Source) describe(ctx context.Context) (msg string, failed bool, err err
 		}
 		sums[r.Period].Add(r)
 	}, func(pr source.Problem) {
+		if pr.Unreadable {
+			unreadable++
+		}
 		if skipped++; first == nil {
 			first = &pr
 		}
@@ -343,7 +348,7 @@ func (s *Source) describe(ctx context.Context) (msg string, failed bool, err err
 		msg += fmt.Sprintf(", %d %s on several rows (first: %s)", len(repeated),
 			plural(len(repeated), "product of a customer", "products of customers"), repeated[0])
 	}
-	return msg, skipped > 0 || len(repeated) > 0 && s.duplicates == DuplicateRowsRefuse, nil
+	return msg, unreadable > 0 || len(repeated) > 0 && s.duplicates == DuplicateRowsRefuse, nil
 }
 
 func plural(n int, one, many string) string {

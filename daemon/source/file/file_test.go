@@ -601,7 +601,7 @@ func TestFetch_duplicateRows(t *testing.T) {
 			t.Errorf("%q: Check = %v, want %q", tc.dup, err, tc.check)
 		}
 		desc, err := s.Describe(t.Context())
-		if want := "usage.csv: 10 rows, 0 skipped, 2 products of customers on several rows (first: " + tc.want[0].Problem + ")"; err != nil || desc != want {
+		if want := "usage.csv: 10 rows, 0 skipped, 2 products of customers on several rows (first: " + tc.want[0].Problem + ")"; desc != want || fmt.Sprint(err) != fmt.Sprint(s.Check(t.Context())) {
 			t.Errorf("%q: Describe = %q, %v; want %q", tc.dup, desc, err, want)
 		}
 	}
@@ -661,6 +661,17 @@ func TestCheckAndDescribe(t *testing.T) {
 	want := `file: bad.csv: 3 rows, 2 skipped (first: bad.csv:3: product is missing)`
 	if err == nil || err.Error() != want {
 		t.Errorf("Check bad file = %v, want %s", err, want)
+	}
+	// psa-syncd check prints Describe: it said "ok" of that file, whose
+	// rows fail c1 at every pass.
+	if got, err := newSource(t, file.Config{Path: p}).Describe(t.Context()); err == nil || err.Error() != want || "file: "+got != want {
+		t.Errorf("Describe bad file = %q, %v; want the error %s", got, err, want)
+	}
+	// Rows that are only reported fail neither: a file of two months, a
+	// spreadsheet's empty row.
+	p = writeFile(t, "months.csv", "customer_id,product,quantity,period\nc1,P,1,2026-09\n,,,\n")
+	if err := newSource(t, file.Config{Path: p}).Check(t.Context()); err != nil {
+		t.Errorf("Check of rows only reported = %v, want nil", err)
 	}
 }
 
