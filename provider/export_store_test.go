@@ -552,3 +552,85 @@ func TestConfigure_plainHTTPToken(t *testing.T) {
 		})
 	}
 }
+
+// breakExportBeforeApply is a pre-apply plan check that leaves the export
+// file truncated after the plan was saved (see breakExport): the step's
+// apply then runs against a store that fails the reads its plan made.
+type breakExportBeforeApply struct {
+	t    *testing.T
+	path string
+	kept *[]byte
+}
+
+func (c breakExportBeforeApply) CheckPlan(context.Context, plancheck.CheckPlanRequest, *plancheck.CheckPlanResponse) {
+	*c.kept = breakExport(c.t, c.path)
+}
+
+// breakExport truncates the export file, so that every read of it fails,
+// and returns what it held.
+func breakExport(t *testing.T, path string) []byte {
+	t.Helper()
+	kept, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return kept
+}
+
+// TestAccExportStore_failedReadNotKept: the failed read of the export that
+// a command keeps (see readExport) is not kept beyond the command. A plan
+// that fails on a store that cannot be read is followed by an apply that
+// reads the store again once it is back, and writes the change; a store
+// that fails after a plan that read it fails the apply, which reads it
+// again rather than going on with the plan's read, and leaves it as it was
+// (no export written in its place); once back, the apply writes the change.
+// Terraform runs the plan and the apply of `terraform apply` in provider
+// processes of their own, each configured anew, as terraform-plugin-testing
+// does here, in one process configured for each command.
+func TestAccExportStore_failedReadNotKept(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	acme := e.addCustomerFixture("Acme")
+	config := func(contract string) string {
+		return testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, contract, "")
+	}
+	mapped := func(contract string) resource.TestCheckFunc {
+		return e.checkExport(customerMappingIs(export.CustomerMapping{
+			Source: "sophos", CustomerID: "cust-1", CompanyID: acme.company, ContractID: contract, UsageSync: true,
+		}))
+	}
+	unreadable := regexp.MustCompile(`(?s)Unable to Read Mapping Export.*` + regexp.QuoteMeta(e.exportPath) + `.*not valid JSON`)
+	// The apply plans the change again without reading the export, and
+	// its write reads it.
+	unwritable := regexp.MustCompile(`(?s)Unable to Update Mapping Export.*` + regexp.QuoteMeta(e.exportPath) + `.*not valid JSON`)
+	var kept []byte
+	restore := func() {
+		if got, err := os.ReadFile(e.exportPath); err != nil || string(got) != "{" {
+			t.Errorf("the failed command changed the unreadable export to %q (%v)", got, err)
+		}
+		if err := os.WriteFile(e.exportPath, kept, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{Config: config(acme.contract), Check: mapped(acme.contract)},
+			{
+				PreConfig:   func() { kept = breakExport(t, e.exportPath) },
+				Config:      config(acme.otherContract),
+				ExpectError: unreadable,
+			},
+			{PreConfig: restore, Config: config(acme.otherContract), Check: mapped(acme.otherContract)},
+			{
+				Config:           config(acme.contract),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{breakExportBeforeApply{t, e.exportPath, &kept}}},
+				ExpectError:      unwritable,
+			},
+			{PreConfig: restore, Config: config(acme.contract), Check: mapped(acme.contract)},
+		},
+	})
+}
