@@ -39,8 +39,8 @@ var applyRequestLimits = map[psa.System]map[string]int{
 		"GET /ATServicesRest/V1.0/BillingCodes/entityInformation/fields": 2,
 		"GET /ATServicesRest/V1.0/Contracts/entityInformation/fields":    2,
 		"GET /ATServicesRest/V1.0/Services/entityInformation/fields":     2,
-		// The hourly budget, read by the plan and the apply that create
-		// services (checkPSABudget).
+		// The hourly budget, read by the plan and the apply of changes
+		// that send requests at apply (checkPSABudget).
 		"GET /ATServicesRest/V1.0/ThresholdInformation": 2,
 	},
 	psa.SystemConnectWise: {

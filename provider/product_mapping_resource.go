@@ -143,6 +143,10 @@ func (r *productMappingResource) Configure(_ context.Context, req resource.Confi
 // current name, so that the export records what the PSA calls it.
 func (r *productMappingResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	r.data.checkExportWritable(ctx, &resp.Diagnostics, req.Plan.Raw, req.State.Raw)
+	if !req.Plan.Raw.IsNull() {
+		// Its apply may read its service again (see planChecks).
+		r.data.checkPSABudget(ctx, &resp.Diagnostics, "psa_product_mapping", req.Plan.Raw, req.State.Raw, costProductMapping)
+	}
 	r.planChecks(ctx, req, resp, resp.Private)
 	if !resp.Diagnostics.HasError() {
 		r.checkExportFields(ctx, req, resp)

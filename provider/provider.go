@@ -116,6 +116,7 @@ type autotaskProviderModel struct {
 	IntegrationCode         types.String `tfsdk:"integration_code"`
 	BaseURL                 types.String `tfsdk:"base_url"`
 	ImpersonationResourceID types.String `tfsdk:"impersonation_resource_id"`
+	BudgetReserve           types.Int64  `tfsdk:"budget_reserve"`
 }
 
 // connectwiseProviderModel maps the connectwise block of the provider schema.
@@ -325,6 +326,18 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 							"May also be provided via the `" + envAutotaskImpersonationResourceID + "` environment variable.",
 						Optional: true,
 					},
+					"budget_reserve": schema.Int64Attribute{
+						MarkdownDescription: "Requests of Autotask's hourly request budget (10,000 per database, shared by every " +
+							"integration: psa-syncd, this provider, any other tool) that an apply leaves for psa-syncd. A plan " +
+							"that changes a `psa_service`, or creates or changes a product or customer mapping, reads the " +
+							"budget (one request) and fails when the requests its apply would send (one or two per service " +
+							"written, and up to " + itoa(autotaskApplyReadTotal()) + " reads, once) do not fit in what is left above " +
+							"this reserve; the apply checks again before its first write. Set it to at least psa-syncd's " +
+							"`policies.budget_reserve`, where its passes stop writing usage. Defaults to `" +
+							itoa(defaultBudgetReserve) + "`, psa-syncd's default.",
+						Optional:   true,
+						Validators: []validator.Int64{int64validator.Between(0, 10_000)},
+					},
 				},
 			},
 			string(psa.SystemConnectWise): schema.SingleNestedBlock{
@@ -488,10 +501,12 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 	}
 
 	var secrets []string
+	budgetReserve := defaultBudgetReserve
 	switch {
 	case !config.Autotask.IsNull():
 		cfg.System = psa.SystemAutotask
 		cfg.Autotask, secrets = configureAutotask(ctx, config.Autotask, &resp.Diagnostics)
+		budgetReserve = autotaskBudgetReserve(ctx, config.Autotask)
 	case !config.ConnectWise.IsNull():
 		cfg.System = psa.SystemConnectWise
 		cfg.ConnectWise, secrets = configureConnectWise(ctx, config.ConnectWise, &resp.Diagnostics)
@@ -541,6 +556,7 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 		serviceSources: newClaimRegistry(),
 		productIDs:     newClaimRegistry(),
 
+		budgetReserve:     budgetReserve,
 		recheckContracts:  config.RecheckContracts.ValueBool(),
 		exportOwnerTokens: config.ExportOwnerTokens.ValueBool(),
 		access:            p.access,
@@ -600,6 +616,7 @@ func configureAutotask(ctx context.Context, block types.Object, diags *diag.Diag
 	base := path.Root("autotask")
 	unknownAttributeErrors(diags, base, "Autotask", []unknownCheck{
 		{"base_url", m.BaseURL, envAutotaskBaseURL},
+		{"budget_reserve", m.BudgetReserve, ""},
 		{"impersonation_resource_id", m.ImpersonationResourceID, envAutotaskImpersonationResourceID},
 		{"integration_code", m.IntegrationCode, envAutotaskIntegrationCode},
 		{"secret", m.Secret, envAutotaskSecret},
@@ -629,6 +646,16 @@ func configureAutotask(ctx context.Context, block types.Object, diags *diag.Diag
 		{"base_url", m.BaseURL, envAutotaskBaseURL, httpURL(exampleAutotaskBaseURL)},
 	})
 	return cfg, []string{cfg.Secret, cfg.IntegrationCode}
+}
+
+// autotaskBudgetReserve returns the autotask block's budget_reserve, or its
+// default when unset (configureAutotask refuses an unknown one).
+func autotaskBudgetReserve(ctx context.Context, block types.Object) int {
+	var m autotaskProviderModel
+	if block.As(ctx, &m, basetypes.ObjectAsOptions{}).HasError() || m.BudgetReserve.IsNull() || m.BudgetReserve.IsUnknown() {
+		return defaultBudgetReserve
+	}
+	return int(m.BudgetReserve.ValueInt64())
 }
 
 // configureConnectWise reads the connectwise block like configureAutotask.

@@ -115,9 +115,12 @@ type providerData struct {
 	// to the export succeeds (see writeExport).
 	exportWritten chan struct{}
 
-	// budget is the PSA's hourly request budget, read once (see
-	// checkPSABudget).
-	budget psaBudget
+	// budget is the PSA's hourly request budget, read once, and the
+	// requests of the changes planned (see checkPSABudget);
+	// budgetReserve is the autotask block's budget_reserve, what an apply
+	// leaves of it.
+	budget        psaBudget
+	budgetReserve int
 
 	// writable asks the export store once whether it would take this
 	// provider's writes (see checkExportWritable); writableErr is its

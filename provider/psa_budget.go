@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -13,41 +16,135 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
-// planBudgetReserve is the part of Autotask's hourly request budget an
-// apply that writes to the PSA leaves alone: psa-syncd's default
-// policies.budget_reserve, where its passes stop writing usage. An apply
-// below it spends what psa-syncd keeps for the invoices, and one that
-// reaches the limit is refused midway, after some of its changes.
-const planBudgetReserve = 500
+// defaultBudgetReserve is the default of the autotask block's
+// budget_reserve, the part of Autotask's hourly request budget an apply
+// leaves alone: psa-syncd's default policies.budget_reserve, where its
+// passes stop writing usage. An apply below it spends what psa-syncd keeps
+// for the invoices, and one that reaches the limit is refused midway,
+// after some of its changes.
+const defaultBudgetReserve = 500
+
+// autotaskApplyReads is what the apply's provider process reads from
+// Autotask, by what it reads for, once whatever the number of resources
+// that need it: TestAccApply_requests counts the same requests by route,
+// for a plan and an apply. A tenant of more than 500 active contracts or
+// companies costs one request more per 500 in the lists of "contracts"
+// and "companies".
+var autotaskApplyReads = map[string]int{
+	// ThresholdInformation: the apply reads the budget again.
+	"budget": 1,
+	// The Services query (the names a new service is checked against, the
+	// services of product mappings by id) and the Services field list.
+	"services": 2,
+	// The BillingCodes query (the default billing code) and field list.
+	"billing codes": 2,
+	// The Contracts field list, the first batch by id, the count of the
+	// tenant's contracts and their list (see listAfter).
+	"contracts": 4,
+	// The first batch by id, then the companies of the contracts listed.
+	"companies": 2,
+}
+
+// autotaskApplyReadTotal is the sum of autotaskApplyReads: what an apply
+// that needs all of them reads.
+func autotaskApplyReadTotal() int {
+	n := 0
+	for _, v := range autotaskApplyReads {
+		n += v
+	}
+	return n
+}
+
+// applyCost is what the apply of one resource's change sends to Autotask:
+// the groups of autotaskApplyReads it needs, and its own writes.
+type applyCost struct {
+	reads  []string
+	writes int
+}
+
+// The applyCost of each change that sends requests at apply. Updating a
+// service reads it back, and deactivating one reads it first (see the
+// Autotask backend's UpdateService and DeactivateService).
+var (
+	costServiceCreate   = applyCost{reads: []string{"budget", "services", "billing codes"}, writes: 1}
+	costServiceUpdate   = applyCost{reads: []string{"budget", "services", "billing codes"}, writes: 2}
+	costServiceDestroy  = applyCost{reads: []string{"budget"}, writes: 2}
+	costProductMapping  = applyCost{reads: []string{"budget", "services"}}
+	costCustomerMapping = applyCost{reads: []string{"budget", "contracts", "companies"}}
+)
 
 // psaBudget reads the PSA's hourly request budget once per provider
-// process (one Terraform command) for checkPSABudget.
+// process (one Terraform command) for checkPSABudget, and adds up the
+// requests the changes planned so far will send at apply.
 type psaBudget struct {
 	once   sync.Once
 	budget *psa.Budget
 	err    error
-	// warned says that a failed read was reported, which it is once.
-	warned atomic.Bool
+	// warned says that a failed read was reported, which it is once;
+	// refused says the same of a budget too small for the apply.
+	warned  atomic.Bool
+	refused atomic.Bool
+
+	// mu guards reads, the groups of autotaskApplyReads counted so far,
+	// writes, and the number of changes of each resource type.
+	mu      sync.Mutex
+	reads   map[string]bool
+	writes  int
+	changes map[string]int
 }
 
-// checkPSABudget fails the plan of a psa_service that the apply writes to
-// the PSA (plan differs from state: a create, an update, a destroy that
-// deletes or deactivates) when Autotask's hourly request budget, which
-// every integration of the database shares (psa-syncd, this provider, any
-// other tool), has fewer than planBudgetReserve requests left: the apply
-// would spend psa-syncd's reserve, or be refused midway once the budget
+// add counts the cost of one change of a resource of the given type and
+// returns the requests of every change counted so far, and those changes
+// by resource type, for messages.
+func (b *psaBudget) add(resourceType string, c applyCost) (requests int, changes string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.reads == nil {
+		b.reads, b.changes = map[string]bool{}, map[string]int{}
+	}
+	for _, r := range c.reads {
+		b.reads[r] = true
+	}
+	b.writes += c.writes
+	b.changes[resourceType]++
+	requests = b.writes
+	for r := range b.reads {
+		requests += autotaskApplyReads[r]
+	}
+	var counts []string
+	for _, t := range slices.Sorted(maps.Keys(b.changes)) {
+		counts = append(counts, fmt.Sprintf("%d %s", b.changes[t], t))
+	}
+	return requests, strings.Join(counts, ", ")
+}
+
+// checkPSABudget fails the plan of a change that sends requests to
+// Autotask at apply (cost: a psa_service created, updated, or destroyed
+// with deletion_policy deactivate or delete; a product or customer
+// mapping created or updated, whose apply checks its service or contract
+// again) when the requests of the changes planned so far do not fit in
+// what Autotask's hourly request budget has left above budget_reserve.
+// That budget is every integration's of the database (psa-syncd, this
+// provider, any other tool): an apply that went on would spend what
+// psa-syncd keeps for the invoices, or be refused midway once the budget
 // runs out (Autotask then refuses every request of the database until the
-// rolling hour frees some). The budget is read once per provider process
-// (ThresholdInformation, one request, which counts against it too), only
-// by a plan that writes; the apply, a process of its own, reads it again
-// before its first write. A failed read warns, once, and blocks nothing.
+// rolling hour frees some), after some of its changes. The first change
+// that does not fit fails; the plan fails with it, so the others are not
+// reported again.
+//
+// The budget is read once per provider process (ThresholdInformation, one
+// request, which counts against it too), only by a plan that sends
+// requests at apply; the apply, a process of its own, reads it again
+// before its first write and checks its changes the same way as it plans
+// each again. A failed read warns, once, and blocks nothing.
 //
 // Only Autotask reports a budget: ConnectWise reports none, and Kaseya BMS
 // limits each endpoint, which its client counts and refuses by itself.
-func (d *providerData) checkPSABudget(ctx context.Context, diags *diag.Diagnostics, plan, state tftypes.Value) {
+func (d *providerData) checkPSABudget(ctx context.Context, diags *diag.Diagnostics, resourceType string, plan, state tftypes.Value, cost applyCost) {
 	if d == nil || d.system != psa.SystemAutotask || plan.Equal(state) {
 		return
 	}
+	requests, changes := d.budget.add(resourceType, cost)
 	d.budget.once.Do(func() { d.budget.budget, d.budget.err = d.backend.Budget(ctx) })
 	b, err := d.budget.budget, d.budget.err
 	switch {
@@ -58,15 +155,19 @@ func (d *providerData) checkPSABudget(ctx context.Context, diags *diag.Diagnosti
 				"The provider could not read Autotask's hourly request budget (ThresholdInformation), so it could not "+
 					"check that the apply fits in it; the plan goes on.\n\n"+psaErrorDetail(d.system, "reading the API budget", err))
 		}
-	case b.Remaining() < planBudgetReserve:
-		diags.AddError("Autotask API Budget Nearly Spent",
-			fmt.Sprintf("Autotask's hourly request budget has %d of its %d requests left (%d used in the rolling %d minutes). "+
-				"Every integration of the Autotask database shares it: psa-syncd, this provider and any other tool. "+
-				"Below %d requests psa-syncd stops writing usage (its default policies.budget_reserve), and once none "+
-				"are left Autotask refuses every request of the database until the rolling hour frees some, so this "+
-				"apply, which writes services to Autotask, could spend what psa-syncd keeps for the invoices or be "+
-				"refused midway, after some of its changes. Plan and apply again once requests have freed up "+
-				"(psa-syncd's psa_sync_api_budget_remaining shows them).",
-				max(b.Remaining(), 0), b.Limit, b.Used, int(b.Timeframe.Minutes()), planBudgetReserve))
+	case requests > b.Remaining()-d.budgetReserve && d.budget.refused.CompareAndSwap(false, true):
+		diags.AddError("Autotask API Budget Too Small for This Apply",
+			fmt.Sprintf("The changes planned so far (%s) send about %d requests to Autotask at apply, but its hourly "+
+				"request budget has %d of its %d requests left (%d used in the rolling %d minutes), and budget_reserve "+
+				"keeps %d of them for psa-syncd, which stops writing usage at its policies.budget_reserve: %d are left "+
+				"for this apply. Every integration of the Autotask database shares that budget (psa-syncd, this "+
+				"provider, any other tool), and once none are left Autotask refuses every request of the database "+
+				"until the rolling hour frees some, so the apply could spend what psa-syncd keeps for the invoices "+
+				"or be refused midway, after some of its changes. Plan and apply again once requests have freed "+
+				"up (psa-syncd's psa_sync_api_budget_remaining shows them), apply fewer changes at a time (-target, "+
+				"or the configuration in parts), or set budget_reserve in the autotask block lower, no lower than "+
+				"psa-syncd's policies.budget_reserve.",
+				changes, requests, max(b.Remaining(), 0), b.Limit, b.Used, int(b.Timeframe.Minutes()),
+				d.budgetReserve, max(b.Remaining()-d.budgetReserve, 0)))
 	}
 }

@@ -466,11 +466,15 @@ func (r *serviceResource) planChecks(ctx context.Context, req resource.ModifyPla
 			r.checkServiceUnused(ctx, &resp.Diagnostics, state.ID.ValueString(), false)
 		}
 		if policy != deletionPolicyAbandon {
-			r.data.checkPSABudget(ctx, &resp.Diagnostics, req.Plan.Raw, req.State.Raw)
+			r.data.checkPSABudget(ctx, &resp.Diagnostics, "psa_service", req.Plan.Raw, req.State.Raw, costServiceDestroy)
 		}
 		return
 	}
-	r.data.checkPSABudget(ctx, &resp.Diagnostics, req.Plan.Raw, req.State.Raw)
+	cost := costServiceUpdate
+	if req.State.Raw.IsNull() {
+		cost = costServiceCreate
+	}
+	r.data.checkPSABudget(ctx, &resp.Diagnostics, "psa_service", req.Plan.Raw, req.State.Raw, cost)
 
 	var plan, config, state serviceResourceModel
 	resp.Diagnostics.Append(getFlat(ctx, req.Plan.Raw, &plan)...)

@@ -1732,7 +1732,7 @@ func TestAccServiceResource_connectWiseUnknownTypeFailsPlan(t *testing.T) {
 }
 
 // TestAccServiceResource_autotaskBudget: with Autotask's hourly budget
-// below planBudgetReserve (another integration spent it), a plan that
+// below the default budget_reserve (another integration spent it), a plan that
 // writes a service fails before the apply sends anything, where the apply
 // ran and Autotask could refuse it midway once the budget ran out; once
 // requests have freed up it applies, and a plan that writes nothing does
@@ -1747,8 +1747,9 @@ func TestAccServiceResource_autotaskBudget(t *testing.T) {
 			{
 				PreConfig: func() { at.SetHourlyCount(10_000 - 400) },
 				Config:    testAccServiceResourceConfig(e, "Backup", 1, ""),
-				ExpectError: regexp.MustCompile(`(?s)Autotask API Budget Nearly Spent.*with psa_service.test.*has\s+\d{3}\s+of\s+its\s+10000\s+requests\s+left` +
-					`.*Below\s+500\s+requests\s+psa-syncd\s+stops\s+writing\s+usage`),
+				ExpectError: regexp.MustCompile(`(?s)Autotask API Budget Too Small for This Apply.*with psa_service.test.*` +
+					`\(1\s+psa_service\)\s+send\s+about\s+6\s+requests.*has\s+\d{3}\s+of\s+its\s+10000\s+requests\s+left` +
+					`.*budget_reserve\s+keeps\s+500`),
 			},
 			{
 				PreConfig: func() {
