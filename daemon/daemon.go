@@ -1205,9 +1205,12 @@ func (d *Daemon) SyncOnce(ctx context.Context, o usage.PassOptions) (*usage.Resu
 	if o.Trigger == "" {
 		o.Trigger = usage.TriggerManual
 	}
-	held, err := d.usageWritesHeld(doc)
+	held, all, err := d.usageWritesHeld(doc)
 	if err != nil {
 		return nil, err
+	}
+	if held != nil && !all {
+		o.AddsHeld, held = held, nil
 	}
 	if !o.DryRun && !o.WritesDisabled {
 		if held != nil {
@@ -1388,15 +1391,18 @@ func (d *Daemon) startRestored() error {
 }
 
 // usageWritesHeld returns the refusal of a usage pass's writes while the
-// state database is an unconfirmed restored backup and the PSA's quantities
-// are known only from the ledger (Kaseya BMS) for some customer with usage
-// sync on. Autotask and ConnectWise PSA passes read the quantities from
-// the PSA, so the ledger's gap does not make them write twice.
-func (d *Daemon) usageWritesHeld(doc *export.Document) (*restoredError, error) {
-	if d.cfg.Load().PSA.System != psa.SystemKaseyaBMS || !slices.ContainsFunc(doc.CustomerMappings, func(c export.CustomerMapping) bool { return c.UsageSync }) {
-		return nil, nil
+// state database is an unconfirmed restored backup and the export maps
+// some customer with usage sync on. all is true when the whole pass is
+// held: the PSA's quantities are known only from the ledger (Kaseya BMS).
+// Autotask and ConnectWise PSA passes read the quantities from the PSA, so
+// only the lines they would add are held (PassOptions.AddsHeld): an add the
+// copy lost, which the read does not show, would be added again.
+func (d *Daemon) usageWritesHeld(doc *export.Document) (held *restoredError, all bool, err error) {
+	if !slices.ContainsFunc(doc.CustomerMappings, func(c export.CustomerMapping) bool { return c.UsageSync }) {
+		return nil, false, nil
 	}
-	return d.restored()
+	held, err = d.restored()
+	return held, d.cfg.Load().PSA.System == psa.SystemKaseyaBMS, err
 }
 
 // LastPlan returns the plan of the last pass since start-up (or of the last
@@ -1414,9 +1420,12 @@ func (d *Daemon) Plan(ctx context.Context, o usage.PassOptions) (*usage.Plan, er
 	if doc.Integration != nil && !doc.Integration.Enabled {
 		o.WritesDisabled = true
 	}
-	held, err := d.usageWritesHeld(doc)
+	held, all, err := d.usageWritesHeld(doc)
 	if err != nil {
 		return nil, err
+	}
+	if held != nil && !all {
+		o.AddsHeld, held = held, nil
 	}
 	p, err := e.Plan(ctx, doc, o)
 	if p != nil && held != nil {

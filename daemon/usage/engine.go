@@ -392,6 +392,18 @@ type PassOptions struct {
 	// Note is recorded on the run (state.Run.Note): who asked for the
 	// pass, an approval above all, when the request named a user.
 	Note string
+	// AddsHeld, when not nil, keeps the pass from adding lines on a PSA
+	// whose quantities it reads (Autotask, ConnectWise PSA): each change of
+	// a line the read does not show, to units above 0, fails with it, and
+	// the customer's other lines are written. The daemon sets it while the
+	// state database is a restored copy no operator confirmed: an add whose
+	// answer was lost just before the copy's last transaction is in neither
+	// its ledger nor its intents, and a read that cannot see it (a security
+	// role, a cache) would have it added a second time. Changes of lines
+	// the read shows set absolute quantities (a ConnectWise PATCH) or
+	// differences from what the read shows (an Autotask adjustment) and go
+	// on.
+	AddsHeld error
 
 	// planOnly is set by Plan, which changes no state (not even the
 	// contract checks a pass records).
@@ -1370,6 +1382,12 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 				}
 				if err := e.vanishedLine(c, o, cp.period, setLines.of(rd, cp.chunk), own); err != nil {
 					cp.fail(i, err, c)
+					continue
+				}
+				if o.AddsHeld != nil && c.Action == ActionUpdate && c.Desired > 0 {
+					cp.fail(i, fmt.Errorf("%s shows no line of service %s on contract %s, and a new line is not added until the restore is confirmed "+
+						"(one added since the copy was taken, which psa-syncd's intents no longer record and the read does not show, would be added a second time): %w",
+						systemName(e.be.System()), c.ServiceID, c.ContractID, o.AddsHeld), c)
 					continue
 				}
 			}
