@@ -68,9 +68,11 @@ type Metrics struct {
 	ConfigLastReloadSuccessful       prometheus.Gauge
 	ConfigLastReloadSuccessTimestamp prometheus.Gauge
 
-	TicketsTotal               *prometheus.CounterVec // outcome
-	OpenTickets                prometheus.Gauge
-	TicketDeferred             prometheus.Gauge
+	TicketsTotal   *prometheus.CounterVec // outcome
+	OpenTickets    prometheus.Gauge
+	TicketDeferred prometheus.Gauge
+	// TicketUnseenCreates is psa_sync_ticket_unseen_creates.
+	TicketUnseenCreates        prometheus.Gauge
 	TicketLastPassTimestamp    prometheus.Gauge
 	TicketNextRunTimestamp     prometheus.Gauge
 	TicketLastSuccessTimestamp prometheus.Gauge
@@ -234,6 +236,11 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Namespace: Namespace,
 		Name:      "ticket_deferred",
 		Help:      "Alerts the last ticket pass left for a later pass before their ticket was filed, closed, noted or reopened (max_per_pass reached, policies.ticket_budget_reserve reached, or the PSA throttled the pass), over the customers with ticket sync on.",
+	}, []string{"system"}).With(sys)
+	m.TicketUnseenCreates = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "ticket_unseen_creates",
+		Help:      "Ticket creates whose answer was lost that the last ticket pass did not find by their reference after policies.settle_time, with a search that did not find the customer's other ticket either (a search that cannot see the queue or board, or lags): kept, not filed a second time, and their customers failed. 0 until the first ticket pass after start-up.",
 	}, []string{"system"}).With(sys)
 	m.TicketLastPassTimestamp = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,

@@ -692,6 +692,7 @@ func (d *Daemon) recordTicketPass(rep tickets.Report, passErr error, start time.
 	}
 	now := d.now().UTC()
 	ok := passErr == nil
+	d.metrics.TicketUnseenCreates.Set(float64(rep.UnseenCreates))
 	// The open tickets are those of the PSA the pass ran against: the
 	// records of another system or instance (after a switch of PSA with
 	// the same state database) are ones the pass leaves alone.

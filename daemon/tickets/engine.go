@@ -328,6 +328,11 @@ type Report struct {
 	// them too, but adopts none: its customers' notices say what the pass
 	// would do with them.
 	Settled int
+	// UnseenCreates counts the unsettled creates not found by their
+	// reference after the settle time, by a search that did not find the
+	// customer's other followed ticket either: kept, their customers
+	// failed (seesCustomer), rather than filed a second time.
+	UnseenCreates int
 	// OtherAdopted counts the alert tickets settled (adopted) for
 	// customers not in the pass, such as one whose ticket sync was turned
 	// off after its create: they are in no CustomerReport.
@@ -412,6 +417,12 @@ type pass struct {
 	// unsearched holds why settle could not search for an open create
 	// intent (by recordKey), for the customer's error.
 	unsearched map[string]error
+	// unseen holds the open create intents (by recordKey) that settle
+	// kept for review (seesCustomer), with the customer's other ticket that
+	// the same search did not find either; unseenCreates counts them, for
+	// Report.UnseenCreates.
+	unseen        map[string]string
+	unseenCreates int
 	// foreign holds the keys (by recordKey) whose record belongs to
 	// another PSA system or instance: a create for such a key replaces
 	// that record rather than adding one.
@@ -456,7 +467,7 @@ func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (r
 	if !e.routing.Enabled {
 		return rep, nil
 	}
-	p := &pass{dryRun: dryRun, waiting: map[string]bool{}, unsearched: map[string]error{}, foreign: map[string]bool{}, adopted: map[string]int{},
+	p := &pass{dryRun: dryRun, waiting: map[string]bool{}, unsearched: map[string]error{}, unseen: map[string]string{}, foreign: map[string]bool{}, adopted: map[string]int{},
 		settled: map[string]Record{}, moved: map[string][]string{}}
 	e.fence.reset()
 	if s, ok := e.alerts.(interface{ StartPass() }); ok {
@@ -466,6 +477,7 @@ func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (r
 	if !dryRun {
 		rep.Settled = n
 	}
+	rep.UnseenCreates = p.unseenCreates
 	if err != nil {
 		return rep, err
 	}
@@ -651,6 +663,19 @@ func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 			p.settlesLater(e.settlesAt(r.Created))
 			continue
 		default:
+			other, seen, err := e.seesCustomer(ctx, r)
+			if err != nil {
+				p.unsearched[recordKey(r)] = err
+				e.logger.Warn("Could not settle a ticket create; trying again next pass", "ref", r.Ref, "err", err)
+				continue
+			}
+			if other != "" && !seen {
+				p.unseen[recordKey(r)] = other
+				p.unseenCreates++
+				e.logger.Warn("Ticket create not found by its reference, by a search that does not find another ticket of the customer either; kept for review",
+					"source", r.Source, "customer", r.CustomerID, "ref", r.Ref, "other", other)
+				continue
+			}
 			// The create never reached the PSA: forget the intent; the
 			// customer's pass decides afresh.
 			r.State = StateFailed
@@ -667,6 +692,50 @@ func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// seesCustomer checks, for r, an unsettled create its search by reference
+// did not find once the settle time had passed, that the same search
+// finds another ticket of r's customer: the followed ticket updated last
+// (other names it; "" when the customer has none), searched by its own
+// reference (seen). A search that finds nothing proves the create was not
+// applied only if it can see the customer's tickets: an API user whose
+// security level (Autotask), or member whose security role (ConnectWise
+// PSA), cannot see the queue or board the tickets are filed in, or a
+// search index that lags more than the settle time, answers with nothing
+// for a ticket that is there, and sending the create again files a second
+// ticket for the alert.
+func (e *Engine) seesCustomer(ctx context.Context, r Record) (other string, seen bool, err error) {
+	records, err := e.store.TicketRecords(r.Source, r.CustomerID)
+	if err != nil {
+		return "", false, err
+	}
+	var o *Record
+	for i := range records {
+		x := &records[i]
+		if x.Ref != r.Ref && x.TicketID != "" && Followed(x.State) && e.ours(*x) && (o == nil || x.Updated.After(o.Updated)) {
+			o = x
+		}
+	}
+	if o == nil {
+		return "", false, nil
+	}
+	found, err := e.psa.FindTickets(ctx, psa.TicketQuery{CompanyID: r.CompanyID, ExternalRef: o.Ref, AnyCompany: true})
+	other = fmt.Sprintf("ticket %s (%s)", cmp.Or(o.Number, o.TicketID), o.Ref)
+	return other, slices.ContainsFunc(found, func(t psa.Ticket) bool { return t.ID == o.TicketID }), err
+}
+
+// unseenError returns the error of a customer whose unsettled creates
+// settle kept for review (seesCustomer), each named with the ticket the
+// search did not find either, or nil when there is none.
+func (e *Engine) unseenError(unseen []string) error {
+	if len(unseen) == 0 {
+		return nil
+	}
+	return fmt.Errorf("ticket creates whose answer was lost are not found by their reference %s after they were recorded (%s): the search cannot "+
+		"see tickets that are there (an API user whose security level or role cannot see their queue or board, or a search index that lags), "+
+		"so filing them again could give their alerts a second ticket; nothing is filed for their alerts until the search finds them, or finds "+
+		"the customer's other ticket (give the API user access to its queue or board)", e.settleTime, strings.Join(unseen, "; "))
 }
 
 // settlesAt is when a ticket write whose outcome is unknown, recorded at
@@ -935,11 +1004,13 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	// The customer fails until it is settled.
 	// One not found yet but younger than the settle time blocks it too,
 	// without failing the customer: the ticket may still appear.
-	var unsettled, waiting []string
+	var unsettled, waiting, unseen []string
 	for i := range records {
 		r := &records[i]
 		switch {
 		case r.State != StateCreating:
+		case p.unseen[recordKey(*r)] != "":
+			unseen = append(unseen, fmt.Sprintf("%s, while %s is not found by its reference either", r.Ref, p.unseen[recordKey(*r)]))
 		case errors.Is(p.unsearched[recordKey(*r)], psa.ErrValidation) && !alertOpen(r, open):
 			if err := e.drop(r, p.unsearched[recordKey(*r)], &cr); err != nil {
 				cr.fail(err)
@@ -959,6 +1030,13 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	case len(unsettled) > 0:
 		cr.fail(fmt.Errorf("unsettled ticket creates (%s): the PSA could not be searched for them; "+
 			"nothing is created for their alerts until a search settles them", strings.Join(unsettled, "; ")))
+	}
+	switch err := e.unseenError(unseen); {
+	case err == nil:
+	case p.dryRun:
+		cr.Notices = append(cr.Notices, err.Error())
+	default:
+		cr.fail(err)
 	}
 	if len(waiting) > 0 {
 		cr.Notices = append(cr.Notices, fmt.Sprintf("ticket creates whose outcome is unknown (%s) are not in the PSA yet: they are searched for "+

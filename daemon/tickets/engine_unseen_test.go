@@ -1,0 +1,81 @@
+package tickets_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// A create whose answer was lost, not found by its reference once the
+// settle time has passed, was taken as not applied and filed again. But a
+// search that cannot see the ticket (an Autotask security level, a
+// ConnectWise security role without the queue or board, an index that
+// lags more than the settle time) finds nothing for a ticket that is
+// there, and the alert got a second ticket. The create is filed again only
+// when the same search finds the customer's other followed ticket; when it
+// does not, the intent stays open, the customer fails with a message
+// naming both tickets, and the report counts it (Report.UnseenCreates),
+// until the search sees the tickets again. (audit-doubles4, not fixed 1.)
+func TestEngine_lostCreateNotFiledAgainByABlindSearch(t *testing.T) {
+	t.Parallel()
+	const create, search = "/ATServicesRest/V1.0/Tickets", "/ATServicesRest/V1.0/Tickets/query"
+	empty := `{"items":[],"pageDetails":{"count":0,"requestCount":500,"prevPageUrl":null,"nextPageUrl":null}}`
+	setup := func(t *testing.T, lost psatest.Fault) *env {
+		e := newEnv(t, psa.SystemAutotask)
+		e.settleTime = 2 * time.Minute
+		eng := e.engine(routings[psa.SystemAutotask])
+		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected"})
+		if cr := e.pass(eng).Customers[0]; cr.Created != 1 {
+			t.Fatalf("first pass = %+v, want the first alert's ticket created", cr)
+		}
+		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Malware detected"})
+		e.psaSim.AddFault(lost)
+		e.pass(eng)
+		return e
+	}
+
+	t.Run("searchCannotSee", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, psatest.Fault{Method: http.MethodPost, Path: create, DropAfterHandling: true, Times: 1})
+		eng := e.engine(routings[psa.SystemAutotask])
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: search, Status: http.StatusOK, Body: empty})
+		e.now = e.now.Add(3 * time.Minute)
+		for range 2 {
+			rep := e.pass(eng)
+			cr := rep.Customers[0]
+			if n := len(e.tickets()); n != 2 || cr.Created != 0 {
+				t.Fatalf("%d tickets after a pass whose search sees none (%+v); want 2: the lost create was filed again", n, cr)
+			}
+			if cr.Err == nil || !strings.Contains(cr.Err.Error(), "is not found by its reference either") || rep.UnseenCreates != 1 {
+				t.Errorf("pass = unseen %d, %+v; want the customer failed naming the other ticket, one create kept", rep.UnseenCreates, cr)
+			}
+		}
+		if open, err := e.db.TicketIntents(); err != nil || len(open) != 1 {
+			t.Errorf("open ticket intents = %+v, %v; want the lost create's, open", open, err)
+		}
+
+		// The search sees the tickets again: the ticket is adopted.
+		e.psaSim.ClearFaults()
+		rep := e.pass(eng)
+		if cr := rep.Customers[0]; rep.Settled != 1 || cr.Created != 0 || cr.Err != nil || rep.UnseenCreates != 0 || len(e.tickets()) != 2 {
+			t.Errorf("pass once the search sees the tickets = settled %d, %+v, %d tickets; want the ticket adopted", rep.Settled, cr, len(e.tickets()))
+		}
+	})
+	t.Run("searchSeesTheOtherTicket", func(t *testing.T) {
+		t.Parallel()
+		// The connection drops before the create is handled; the search
+		// finds the customer's first ticket, so the create was not applied.
+		e := setup(t, psatest.Fault{Method: http.MethodPost, Path: create, Drop: true, Times: 1})
+		eng := e.engine(routings[psa.SystemAutotask])
+		e.now = e.now.Add(3 * time.Minute)
+		rep := e.pass(eng)
+		if cr := rep.Customers[0]; cr.Created != 1 || cr.Err != nil || rep.UnseenCreates != 0 || len(e.tickets()) != 2 {
+			t.Errorf("pass after the settle time = %+v, %d tickets; want the create sent again", cr, len(e.tickets()))
+		}
+	})
+}
