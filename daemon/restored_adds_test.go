@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -88,19 +87,7 @@ func TestDaemon_connectWiseRestoredBackupAddsNoAdditionTwice(t *testing.T) {
 
 	// The disk is lost and the backup restored; the read of Acme's
 	// agreement answers without its additions.
-	db := filepath.Join(dir, "state", "psa-syncd.db")
-	for _, f := range []string{db, db + "-wal", db + "-shm"} {
-		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-	}
-	b, err := os.ReadFile(backup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(db, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	restoreSQLiteBackup(t, filepath.Join(dir, "state", "psa-syncd.db"), backup)
 	cw.HideAdditions(agreements[0], true)
 	usageRows(25, 7)
 	d = open(false)

@@ -435,6 +435,25 @@ func bmsFileSetup(t *testing.T) (sim *psatest.Server, contract int, dir string, 
 	return sim, contract, dir, start
 }
 
+// restoreSQLiteBackup does the README's restore of an SQLite state
+// database db from backup, psa-syncd stopped: remove the database and its
+// -wal and -shm, copy the backup into place.
+func restoreSQLiteBackup(t *testing.T, db, backup string) {
+	t.Helper()
+	for _, f := range []string{db, db + "-wal", db + "-shm"} {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(db, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // bmsLinePosts counts the Kaseya BMS line posts sim was sent: one per
 // line psa-syncd added to a contract.
 func bmsLinePosts(sim *psatest.Server) int {
@@ -556,21 +575,8 @@ func TestDaemon_kaseyaBMSRestoredBackupPostsNoLineTwice(t *testing.T) {
 		t.Fatalf("%d lines posted before the restore, want 2", n)
 	}
 
-	// The disk is lost; the README's restore: stop, remove -wal and -shm,
-	// copy the backup into place, start.
-	db := filepath.Join(dir, "state", "psa-syncd.db")
-	for _, f := range []string{db, db + "-wal", db + "-shm"} {
-		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-	}
-	b, err := os.ReadFile(backup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(db, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// The disk is lost; the README's restore.
+	restoreSQLiteBackup(t, filepath.Join(dir, "state", "psa-syncd.db"), backup)
 	d = open(false, false)
 	res, err := d.SyncOnce(t.Context(), usage.PassOptions{})
 	if n := posts(); n != 2 {
