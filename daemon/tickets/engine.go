@@ -1139,7 +1139,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 
 	// An alert missing from this listing is resolved only once a listing
 	// ResolveAfter later still leaves it out (missing).
-	held, err := e.missing(p, records, open, &cr)
+	held, cleared, err := e.missing(p, records, open, &cr)
 	if err != nil {
 		cr.fail(err)
 		return cr
@@ -1163,6 +1163,11 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	if summary != nil && Followed(summary.State) && !alertOpen(summary, open) && !held[SummaryKey] {
 		resolved = append(resolved, summary.TicketID)
 	}
+	for i := range records {
+		if r := &records[i]; cleared[r.AlertKey] {
+			resolved = append(resolved, r.TicketID)
+		}
+	}
 	var read map[string]*psa.Ticket
 	for i := range records {
 		r := &records[i]
@@ -1180,6 +1185,24 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			e.throttle(p, err)
 			cr.fail(err)
 			log.Log(ctx, p.failureLevel(), "Could not update the ticket of a resolved alert", "ticket", r.TicketID, "err", err)
+		}
+	}
+	for i := range records {
+		r := &records[i]
+		if !cleared[r.AlertKey] || p.dryRun {
+			continue
+		}
+		if !e.allow(ctx, p) {
+			cr.deferForBudget(max(len(r.Covered), 1))
+			continue
+		}
+		if read == nil {
+			read = e.readTickets(ctx, p, resolved)
+		}
+		if err := e.takeBack(ctx, p, r, read[r.TicketID], &cr); err != nil {
+			e.throttle(p, err)
+			cr.fail(err)
+			log.Log(ctx, p.failureLevel(), "Could not read the ticket closed in the PSA of a resolved alert", "ticket", r.TicketID, "err", err)
 		}
 	}
 	if summary != nil && Followed(summary.State) && !alertOpen(summary, open) && !held[SummaryKey] {
@@ -1499,11 +1522,13 @@ func alertOpen(r *Record, open map[string]bool) bool {
 // resolved yet, recording in each when a listing first left it out
 // (Record.MissingSince), and clears MissingSince in a record whose alert
 // is listed again, which keeps its ticket. It times the alerts of tickets
-// closed in the PSA the same way (clearedSinceClosed). Only open tickets are held: a
+// closed in the PSA the same way (clearedSinceClosed), and returns in
+// cleared the AlertKeys of those whose alert has cleared, whose ticket
+// the pass reads (takeBack). Only open tickets are held: a
 // close, note or reopen under way was decided by an earlier pass. A dry
 // run stores nothing and holds the same records a pass would.
-func (e *Engine) missing(p *pass, records []Record, open map[string]bool, cr *CustomerReport) (map[string]bool, error) {
-	held := map[string]bool{}
+func (e *Engine) missing(p *pass, records []Record, open map[string]bool, cr *CustomerReport) (held, cleared map[string]bool, err error) {
+	held, cleared = map[string]bool{}, map[string]bool{}
 	now := e.now().UTC()
 	var newly, waiting, back []string
 	for i := range records {
@@ -1520,9 +1545,14 @@ func (e *Engine) missing(p *pass, records []Record, open map[string]bool, cr *Cu
 			// out for ResolveAfter, as a followed ticket is resolved), its
 			// return is the "cleared and came back" of tickets.md 5.6, as
 			// for a ticket a technician closed before psa-syncd's resolve.
-			// Tracked quietly: there is no ticket to resolve, and no
-			// request is sent.
-			if !e.clearedSinceClosed(r, isListed, now) {
+			// Tracked quietly, without a request, until then; then its
+			// ticket is read once (takeBack), since a technician may have
+			// reopened it.
+			changed, due := e.clearedSinceClosed(r, isListed, now)
+			if due {
+				cleared[r.AlertKey] = true
+			}
+			if !changed {
 				continue
 			}
 		case isListed && !r.MissingSince.IsZero():
@@ -1551,7 +1581,7 @@ func (e *Engine) missing(p *pass, records []Record, open map[string]bool, cr *Cu
 		}
 		r.Updated = now
 		if err := e.store.PutTicketRecord(*r); err != nil {
-			return held, err
+			return held, cleared, err
 		}
 	}
 	if len(back) > 0 {
@@ -1563,33 +1593,67 @@ func (e *Engine) missing(p *pass, records []Record, open map[string]bool, cr *Cu
 			"resolved when a listing at least %s after the first that left them out (policies.ticket_resolve_after) still does, "+
 			"and kept if the alerts are listed again", n, listed(append(newly, waiting...)), e.resolveAfter))
 	}
-	return held, nil
+	return held, cleared, nil
 }
 
 // clearedSinceClosed records in r, a ticket closed in the PSA while its
 // alert was open (closedInPSA), how long its alert has been left out of the
-// listings, and, once that is ResolveAfter, that the alert cleared
-// (ClosedByPSAResolved): the alert loop then reopens or replaces the ticket
-// when the alert comes back, as after psa-syncd's close. ClosedAt stays the
-// close psa-syncd saw, which the reopen window and the retention count
-// from. It reports whether r changed.
-func (e *Engine) clearedSinceClosed(r *Record, isListed bool, now time.Time) bool {
+// listings. It reports whether r changed, and whether the alert has been
+// left out for ResolveAfter (due): the alert cleared, and takeBack reads
+// the ticket. r stays closed in the PSA until that read, so that a read
+// that fails, or that the budget leaves for a later pass, is made again.
+func (e *Engine) clearedSinceClosed(r *Record, isListed bool, now time.Time) (changed, due bool) {
 	switch {
 	case isListed:
 		if r.MissingSince.IsZero() {
-			return false
+			return false, false
 		}
 		r.MissingSince = time.Time{}
 	case r.MissingSince.IsZero() && e.resolveAfter > 0:
 		r.MissingSince = now
 	case now.Sub(r.MissingSince) >= e.resolveAfter:
-		r.ClosedBy, r.MissingSince = ClosedByPSAResolved, time.Time{}
+		return false, true
+	default:
+		return false, false
+	}
+	return true, false
+}
+
+// takeBack reads the ticket of r, closed in the PSA while its alert was
+// open (closedInPSA), once its alert has cleared (clearedSinceClosed).
+// Still closed, the record says the alert cleared (ClosedByPSAResolved):
+// the alert loop then reopens or replaces the ticket when the alert comes
+// back, as after psa-syncd's close. ClosedAt stays the close psa-syncd
+// saw, which the reopen window and the retention count from. Open again
+// (a technician reopened it, often to work on what raised the alert), the
+// ticket is followed again and resolved as the routing says (resolve):
+// left closed in the records, it would stay open in the PSA until someone
+// closed it by hand. t is the ticket as the pass read it already
+// (readTickets), or nil: it is read then.
+func (e *Engine) takeBack(ctx context.Context, p *pass, r *Record, t *psa.Ticket, cr *CustomerReport) error {
+	if t == nil {
+		var err error
+		t, err = e.psa.GetTicket(ctx, r.TicketID)
+		if errors.Is(err, psa.ErrNotFound) {
+			return e.gone(r, cr)
+		}
+		if err != nil {
+			return fmt.Errorf("reading ticket %s, closed in the PSA, whose alert was resolved: %w (read again next pass)", cmp.Or(r.Number, r.TicketID), err)
+		}
+	}
+	learnNumber(r, t)
+	if t.Closed {
+		r.ClosedBy, r.MissingSince, r.Updated = ClosedByPSAResolved, time.Time{}, e.now().UTC()
 		e.logger.Info("The alert of a ticket closed in the PSA cleared; if it comes back, its ticket is reopened or replaced", "source", r.Source,
 			"customer", r.CustomerID, "alert", r.AlertKey, "ticket", r.TicketID)
-	default:
-		return false
+		return e.store.PutTicketRecord(*r)
 	}
-	return true
+	cr.Notices = append(cr.Notices, fmt.Sprintf("ticket %s (%s), closed in the PSA while its alert was open, is open again there: its alert "+
+		"was resolved, so psa-syncd follows it again and resolves it", cmp.Or(r.Number, r.TicketID), r.Ref))
+	e.logger.Info("Ticket closed in the PSA reopened there, and its alert cleared; followed again and resolved", "source", r.Source,
+		"customer", r.CustomerID, "alert", r.AlertKey, "ticket", r.TicketID)
+	r.State, r.ClosedBy, r.ClosedAt, r.MissingSince = StateOpen, "", time.Time{}, time.Time{}
+	return e.resolve(ctx, p, r, t, cr)
 }
 
 // forget deletes, of records, those of tickets that closed longer ago
