@@ -88,6 +88,7 @@ type ticketRoutingResourceModel struct {
 	OnResolve      types.String `tfsdk:"on_resolve"`
 	OnReturn       types.String `tfsdk:"on_return"`
 	ReopenWindow   types.String `tfsdk:"reopen_window"`
+	BackfillWindow types.String `tfsdk:"backfill_window"`
 	MaxPerPass     types.Int64  `tfsdk:"max_per_pass"`
 	MaxPerCustomer types.Int64  `tfsdk:"max_per_customer"`
 }
@@ -192,6 +193,15 @@ func (r *ticketRoutingResource) Schema(_ context.Context, _ resource.SchemaReque
 			"reopen_window": schema.StringAttribute{
 				MarkdownDescription: "How long after closing a ticket is reopened rather than replaced, as a duration such as `\"24h\"`. " +
 					"When unset, 24 hours.",
+				Optional:   true,
+				Validators: []validator.String{durationString()},
+			},
+			"backfill_window": schema.StringAttribute{
+				MarkdownDescription: "How old an alert without a ticket may be and still get a ticket of its own, as a duration " +
+					"such as `\"48h\"`. Alerts raised earlier (open since before ticket sync was turned on, or while it was off) " +
+					"are named in the customer's summary ticket (\"N older alerts\") instead, so that turning ticket sync on does " +
+					"not file months-old alerts one ticket each. Alerts that have a ticket already are not affected. When unset, " +
+					"every alert gets a ticket of its own, whatever its age.",
 				Optional:   true,
 				Validators: []validator.String{durationString()},
 			},
@@ -564,7 +574,7 @@ func (m ticketRoutingResourceModel) toTickets(ctx context.Context) (export.Ticke
 		SourceID: m.SourceID.ValueString(), IssueTypeID: m.IssueTypeID.ValueString(), SubIssueTypeID: m.SubIssueTypeID.ValueString(),
 		TicketTypeID: m.TicketTypeID.ValueString(), CategoryID: m.CategoryID.ValueString(), NoteTypeID: m.NoteTypeID.ValueString(),
 		MinSeverity: m.MinSeverity.ValueString(), TitleFormat: m.TitleFormat.ValueString(), OnResolve: m.OnResolve.ValueString(),
-		OnReturn: m.OnReturn.ValueString(), ReopenWindow: m.ReopenWindow.ValueString(),
+		OnReturn: m.OnReturn.ValueString(), ReopenWindow: m.ReopenWindow.ValueString(), BackfillWindow: m.BackfillWindow.ValueString(),
 		MaxPerPass: m.MaxPerPass.ValueInt64(), MaxPerCustomer: m.MaxPerCustomer.ValueInt64(),
 	}
 	if !m.Priorities.IsNull() {
@@ -588,7 +598,7 @@ func newTicketRoutingModel(ctx context.Context, exportPath string, t export.Tick
 		IssueTypeID: optionalString(t.IssueTypeID), SubIssueTypeID: optionalString(t.SubIssueTypeID), TicketTypeID: optionalString(t.TicketTypeID),
 		CategoryID: optionalString(t.CategoryID), NoteTypeID: optionalString(t.NoteTypeID), MinSeverity: types.StringValue(t.MinSeverity),
 		TitleFormat: types.StringValue(t.TitleFormat), OnResolve: types.StringValue(t.OnResolve), OnReturn: types.StringValue(t.OnReturn),
-		ReopenWindow: optionalString(t.ReopenWindow), MaxPerPass: types.Int64Value(t.MaxPerPass), MaxPerCustomer: types.Int64Value(t.MaxPerCustomer),
+		ReopenWindow: optionalString(t.ReopenWindow), BackfillWindow: optionalString(t.BackfillWindow), MaxPerPass: types.Int64Value(t.MaxPerPass), MaxPerCustomer: types.Int64Value(t.MaxPerCustomer),
 	}, diags
 }
 

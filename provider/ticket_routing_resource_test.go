@@ -214,6 +214,7 @@ resource "psa_ticket_routing" "test" {
   reopen_status_id = "8"
   on_return        = "reopen"
   reopen_window    = "12h"
+  backfill_window  = "48h"
   min_severity     = "high"
   title_format     = "{Severity} alert for {customer}: {description}"
   max_per_pass     = 20
@@ -225,7 +226,7 @@ resource "psa_ticket_routing" "test" {
 				Check: e.checkExport(ticketsAre(export.Tickets{
 					Schedule: "every 10m", QueueID: q, ClosedStatusID: "5", ReopenStatusID: "8", MinSeverity: "high",
 					TitleFormat: "{Severity} alert for {customer}: {description}", OnResolve: "close", OnReturn: "reopen",
-					ReopenWindow: "12h", MaxPerPass: 20, MaxPerCustomer: defaultMaxPerCustomer,
+					ReopenWindow: "12h", BackfillWindow: "48h", MaxPerPass: 20, MaxPerCustomer: defaultMaxPerCustomer,
 				})),
 			},
 		},
@@ -266,6 +267,9 @@ func TestAccTicketRoutingResource_planChecks(t *testing.T) {
 		{"bad title", psa.SystemAutotask, `queue_id = "29683482"
   on_resolve = "note"
   title_format = "{Severity}: {device}"`, `(?s)Invalid Ticket Title Format.*unknown placeholder \{device\}`},
+		{"bad backfill window", psa.SystemAutotask, `queue_id = "29683482"
+  on_resolve = "note"
+  backfill_window = "2 days"`, `(?s)Invalid Duration.*backfill_window.*"2 days"`},
 		{"bad severity key", psa.SystemAutotask, `queue_id = "29683482"
   on_resolve = "note"
   priorities = { critical = "4" }`, `(?s)priorities.*value must be one of`},

@@ -1221,6 +1221,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	key := e.createKey(c)
 	var perCustomer int64
 	var over []Alert
+	var backlog int
 	var refused []*Record
 	for _, a := range alerts {
 		if _, ok := severityRank[a.Severity]; !ok {
@@ -1253,6 +1254,13 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		}
 		r := byKey[a.ID]
 		switch {
+		case r == nil && e.beforeBackfill(a):
+			// Raised before backfill_window, with no ticket yet (ticket
+			// sync was off, or just turned on): named in the summary
+			// ticket rather than filed as a ticket of its own.
+			over = append(over, a)
+			backlog++
+			continue
 		case r == nil:
 		case r.State == StateCreating || Followed(r.State):
 			continue
@@ -1328,6 +1336,10 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			perCustomer++
 			p.created++
 		}
+	}
+	if backlog > 0 {
+		cr.Notices = append(cr.Notices, fmt.Sprintf("%d alerts were raised more than %s ago (backfill_window) and have no ticket yet: "+
+			"they are named in the customer's summary ticket rather than filed as tickets of their own", backlog, e.backfillWindow()))
 	}
 	if len(refused) > 0 {
 		cr.fail(fmt.Errorf("%d alerts have no ticket: the PSA refused their create (%s); it is sent again when the ticket routing "+
@@ -1692,6 +1704,22 @@ func (e *Engine) forget(records []Record, open map[string]bool) ([]Record, error
 		return records, fmt.Errorf("removing old ticket records: %w", err)
 	}
 	return records, nil
+}
+
+// backfillWindow is the routing's backfill_window; 0 when it is unset.
+func (e *Engine) backfillWindow() time.Duration {
+	if d, err := time.ParseDuration(e.routing.BackfillWindow); err == nil && d > 0 {
+		return d
+	}
+	return 0
+}
+
+// beforeBackfill reports whether a was raised before the routing's
+// backfill_window. An alert whose raised time is unknown is not: it gets
+// a ticket of its own, as without a window.
+func (e *Engine) beforeBackfill(a Alert) bool {
+	w := e.backfillWindow()
+	return w > 0 && !a.RaisedAt.IsZero() && e.now().Sub(a.RaisedAt) > w
 }
 
 func (e *Engine) reopenWindow() time.Duration {
@@ -2951,12 +2979,20 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 		after = fmt.Sprintf("\n\n%d alerts of the earlier summary ticket %s, which was closed in the PSA, are still open; they get no ticket "+
 			"of their own either.", len(carried), cmp.Or(summary.Number, summary.TicketID))
 	}
+	title := fmt.Sprintf("[Sophos] Alert storm: %d alerts for %s", len(over), cmp.Or(c.CustomerName, c.CustomerID))
+	if older := len(slices.DeleteFunc(slices.Clone(over), func(a Alert) bool { return !e.beforeBackfill(a) })); older > 0 {
+		after += fmt.Sprintf("\n\n%d of these alerts were raised more than %s ago (backfill_window), before ticket sync filed them: "+
+			"they are named here rather than filed as tickets of their own.", older, e.backfillWindow())
+		if older == len(over) {
+			title = fmt.Sprintf("[Sophos] %d older alerts for %s", older, cmp.Or(c.CustomerName, c.CustomerID))
+		}
+	}
 	after += "\n\nManaged by psa-sync ticket sync; do not edit the external reference."
 
 	r := Record{
 		Source: c.Source, CustomerID: c.CustomerID, AlertKey: SummaryKey, Ref: summaryRef(c, gen),
 		Generation: gen, System: string(e.system), Instance: e.instance, CompanyID: c.CompanyID, State: StateCreating, Severity: over[0].Severity,
-		Title:   psa.TruncateTitle(fmt.Sprintf("[Sophos] Alert storm: %d alerts for %s", len(over), cmp.Or(c.CustomerName, c.CustomerID)), 100),
+		Title:   psa.TruncateTitle(title, 100),
 		Covered: append(carried, ids...), RoutingHash: e.createKey(c), Created: e.now().UTC(), Updated: e.now().UTC(),
 	}
 	if err := e.storeIntent(p, r, summary); err != nil {

@@ -201,14 +201,32 @@ func TestEncode_olderReaders(t *testing.T) {
 	if data, err = doc.Encode(); err != nil {
 		t.Fatal(err)
 	}
-	last := len(compattest.Readers) - 1
-	for _, r := range compattest.Readers[integration:last] {
+	ticketOwner := slices.IndexFunc(compattest.Readers, func(r compattest.Reader) bool { return r.Commit == "d67e461" })
+	for _, r := range compattest.Readers[integration:ticketOwner] {
 		if unknown, _ := r.Unknown(data); !slices.Equal(unknown, []string{"tickets.owner"}) {
 			t.Errorf("psa-syncd of %s finds %v unknown in an export with an owner of the ticket routing, want [tickets.owner]", r.Commit, unknown)
 		}
 	}
+	for _, r := range compattest.Readers[ticketOwner:] {
+		if unknown, err := r.Unknown(data); err != nil || len(unknown) > 0 {
+			t.Errorf("psa-syncd of %s finds %v unknown in an export with owners (%v)", r.Commit, unknown, err)
+		}
+	}
+
+	// A routing's backfill_window is written only when set, and only the
+	// current reader knows it.
+	doc.Tickets.BackfillWindow = "48h"
+	if data, err = doc.Encode(); err != nil {
+		t.Fatal(err)
+	}
+	last := len(compattest.Readers) - 1
+	for _, r := range compattest.Readers[ticketOwner:last] {
+		if unknown, _ := r.Unknown(data); !slices.Equal(unknown, []string{"tickets.backfill_window"}) {
+			t.Errorf("psa-syncd of %s finds %v unknown in an export with a backfill window, want [tickets.backfill_window]", r.Commit, unknown)
+		}
+	}
 	if unknown, err := compattest.Readers[last].Unknown(data); err != nil || len(unknown) > 0 {
-		t.Errorf("the current reader finds %v unknown in an export with owners (%v)", unknown, err)
+		t.Errorf("the current reader finds %v unknown in an export with a backfill window (%v)", unknown, err)
 	}
 }
 

@@ -63,6 +63,12 @@ type Tickets struct {
 	// ReopenWindow is how long after closing a ticket is reopened rather
 	// than replaced, as a Go duration; empty means DefaultReopenWindow.
 	ReopenWindow string `json:"reopen_window"`
+	// BackfillWindow, a Go duration, is how old an alert with no ticket
+	// yet may be and still get a ticket of its own: an older one (raised
+	// before ticket sync was turned on, or while it was off) is named in
+	// the customer's summary ticket instead. Empty means no window: every
+	// alert gets a ticket of its own, as before the setting.
+	BackfillWindow string `json:"backfill_window,omitempty"`
 	// MaxPerPass and MaxPerCustomer cap the tickets created in one pass, in
 	// total (summary tickets included) and for one customer. What is over
 	// a customer's cap is summarised in one ticket per customer; what is
@@ -165,6 +171,11 @@ func (t *Tickets) problems(system psa.System, add func(entry, field, format stri
 			add("", f("reopen_window"), "%q is not a positive duration such as \"24h\"", t.ReopenWindow)
 		}
 	}
+	if t.BackfillWindow != "" {
+		if d, err := time.ParseDuration(t.BackfillWindow); err != nil || d <= 0 {
+			add("", f("backfill_window"), "%q is not a positive duration such as \"48h\"", t.BackfillWindow)
+		}
+	}
 	if t.MaxPerPass < 0 {
 		add("", f("max_per_pass"), "must not be negative (got %d)", t.MaxPerPass)
 	}
@@ -207,6 +218,7 @@ func (t *Tickets) equal(u *Tickets) bool {
 		t.TicketTypeID == u.TicketTypeID && t.CategoryID == u.CategoryID && t.NoteTypeID == u.NoteTypeID &&
 		t.MinSeverity == u.MinSeverity && t.TitleFormat == u.TitleFormat &&
 		t.OnResolve == u.OnResolve && t.OnReturn == u.OnReturn && t.ReopenWindow == u.ReopenWindow &&
+		t.BackfillWindow == u.BackfillWindow &&
 		t.MaxPerPass == u.MaxPerPass && t.MaxPerCustomer == u.MaxPerCustomer && t.Owner == u.Owner
 }
 
@@ -233,6 +245,7 @@ func (dc *decoder) tickets(raw json.RawMessage) *Tickets {
 		{"on_resolve", &t.OnResolve},
 		{"on_return", &t.OnReturn},
 		{"reopen_window", &t.ReopenWindow},
+		{"backfill_window", &t.BackfillWindow},
 		{"max_per_pass", &t.MaxPerPass},
 		{"max_per_customer", &t.MaxPerCustomer},
 		{"owner", &t.Owner},

@@ -23,7 +23,7 @@ func TestTickets_roundTrip(t *testing.T) {
 		Enabled: true, Schedule: "every 5m", QueueID: "29683482", NewStatusID: "1", ClosedStatusID: "5", ReopenStatusID: "8",
 		Priorities: map[string]string{"high": "1", "medium": "2", "low": "3"}, SourceID: "13", IssueTypeID: "14",
 		SubIssueTypeID: "201", MinSeverity: "medium", TitleFormat: "[Sophos] {Severity}: {description} ({customer})",
-		OnResolve: OnResolveClose, OnReturn: OnReturnReopen, ReopenWindow: "12h", MaxPerPass: 50, MaxPerCustomer: 10,
+		OnResolve: OnResolveClose, OnReturn: OnReturnReopen, ReopenWindow: "12h", BackfillWindow: "48h", MaxPerPass: 50, MaxPerCustomer: 10,
 	})
 	data, err := d.Encode()
 	if err != nil {
@@ -80,7 +80,9 @@ func TestTickets_invalid(t *testing.T) {
 			t.Priorities = map[string]string{"critical": "1", "high": ""}
 			t.MinSeverity, t.TitleFormat, t.Schedule = "urgent", "{Severity} {device}", "hourly"
 			t.OnResolve, t.OnReturn, t.ReopenWindow, t.MaxPerPass = "delete", "ignore", "1 day", -1
+			t.BackfillWindow = "-48h"
 		}, []string{
+			`tickets.backfill_window "-48h" is not a positive duration such as "48h"`,
 			`tickets.schedule is invalid`, `tickets.priorities has "critical", which is not a severity`, `tickets.priorities.high is empty`,
 			`tickets.min_severity "urgent" is not a severity`, `tickets.title_format has the unknown placeholder {device}`,
 			`tickets.on_resolve "delete" is not close or note`, `tickets.on_return "ignore" is not reopen or new`,

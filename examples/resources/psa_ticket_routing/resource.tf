@@ -42,4 +42,7 @@ resource "psa_ticket_routing" "this" {
   # summarised in one ticket per customer.
   max_per_pass     = 50
   max_per_customer = 10
+  # Alerts open for more than two days when ticket sync is turned on (or
+  # back on) are named in one summary ticket, not filed one ticket each.
+  backfill_window = "48h"
 }

@@ -108,6 +108,16 @@ var Readers = []Reader{
 			"customer_mappings": append(slices.Insert(slices.Clone(v1Customers), 5, "next_contract_id"), "owner"),
 		},
 	},
+	{
+		Commit: "tickets7",
+		What:   "backfill_window of the tickets object (psa_ticket_routing), written only when set",
+		Fields: map[string][]string{
+			"":    slices.Insert(slices.Clone(v1Top), 5, "tickets"),
+			"psa": v1PSA, "integration": append(slices.Clone(v1Integration), "owner"), "tickets": append(slices.Insert(slices.Clone(v1Tickets), 18, "backfill_window"), "owner"),
+			"product_mappings":  append(slices.Clone(v1Products), "owner"),
+			"customer_mappings": append(slices.Insert(slices.Clone(v1Customers), 5, "next_contract_id"), "owner"),
+		},
+	},
 }
 
 // Unknown returns the fields of the export data that r does not know, as
