@@ -1131,6 +1131,15 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			covered[id] = true
 		}
 	}
+	for i := range records {
+		if r := &records[i]; isSummary(r) && r.AlertKey != SummaryKey && (r.State == StateCreating || Followed(r.State) || closedInPSA(r)) {
+			// A summary ticket left in the company the mapping moved
+			// away from: its alerts stay its own until they are resolved.
+			for _, id := range r.Covered {
+				covered[id] = true
+			}
+		}
+	}
 	if summary != nil && closedInPSA(summary) && alertOpen(summary, open) {
 		cr.Notices = append(cr.Notices, fmt.Sprintf("%d alerts of summary ticket %s are open, but it was closed in the PSA, not by psa-syncd: "+
 			"it is neither reopened nor replaced, and they get no ticket of their own", len(stillOpen(summary.Covered, open)),
@@ -1156,7 +1165,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	// the PSA can (readTickets).
 	var resolved []string
 	for i := range records {
-		if r := &records[i]; r.AlertKey != SummaryKey && Followed(r.State) && !open[r.AlertKey] && !held[r.AlertKey] {
+		if r := &records[i]; r.AlertKey != SummaryKey && Followed(r.State) && !alertOpen(r, open) && !held[r.AlertKey] {
 			resolved = append(resolved, r.TicketID)
 		}
 	}
@@ -1171,7 +1180,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	var read map[string]*psa.Ticket
 	for i := range records {
 		r := &records[i]
-		if r.AlertKey == SummaryKey || !Followed(r.State) || open[r.AlertKey] || held[r.AlertKey] {
+		if r.AlertKey == SummaryKey || !Followed(r.State) || alertOpen(r, open) || held[r.AlertKey] {
 			continue
 		}
 		if !e.allow(ctx, p) {
@@ -1519,10 +1528,27 @@ func stillOpen(ids []string, open map[string]bool) []string {
 	return out
 }
 
+// isSummary reports whether r is a summary ticket's: the customer's
+// (SummaryKey), or one left in a company the customer's mapping moved
+// away from (movedSummaryKey).
+func isSummary(r *Record) bool {
+	return r.AlertKey == SummaryKey || strings.HasPrefix(r.AlertKey, SummaryKey+"@")
+}
+
+// movedSummaryKey is the AlertKey under which the record of a customer's
+// summary ticket of generation gen, filed in company, is kept once the
+// customer's mapping moved to another company: followed, and closed when
+// its alerts are resolved, while a new summary ticket in the new company
+// takes the alerts over the cap. The generation keeps it apart from a
+// summary left in the same company by an earlier move.
+func movedSummaryKey(company string, gen int) string {
+	return fmt.Sprintf("%s@%s/%d", SummaryKey, company, gen)
+}
+
 // alertOpen reports whether r's alert is open: for a summary, any of the
 // alerts it covers.
 func alertOpen(r *Record, open map[string]bool) bool {
-	if r.AlertKey == SummaryKey {
+	if isSummary(r) {
 		return slices.ContainsFunc(r.Covered, func(id string) bool { return open[id] })
 	}
 	return open[r.AlertKey]
@@ -1547,7 +1573,7 @@ func (e *Engine) missing(p *pass, records []Record, open map[string]bool, cr *Cu
 		r := &records[i]
 		isListed := alertOpen(r, open)
 		desc := fmt.Sprintf("ticket %s", cmp.Or(r.Number, r.TicketID))
-		if r.AlertKey != SummaryKey {
+		if !isSummary(r) {
 			desc = fmt.Sprintf("alert %s (ticket %s)", r.AlertKey, cmp.Or(r.Number, r.TicketID))
 		}
 		switch {
@@ -1684,7 +1710,7 @@ func (e *Engine) forget(records []Record, open map[string]bool) ([]Record, error
 	now := e.now()
 	var err error
 	records = slices.DeleteFunc(records, func(r Record) bool {
-		if err != nil || r.AlertKey == SummaryKey || open[r.AlertKey] {
+		if err != nil || r.AlertKey == SummaryKey || alertOpen(&r, open) {
 			return false
 		}
 		switch {
@@ -1986,7 +2012,7 @@ func checkAlertID(id string) error {
 	switch {
 	case id == "" || strings.IndexByte(id, 0) >= 0:
 		return errors.New("its id is empty or has a NUL byte")
-	case id == SummaryKey:
+	case id == SummaryKey || strings.HasPrefix(id, SummaryKey+"@"):
 		return fmt.Errorf("its id %q is the key psa-syncd keeps the customer's summary ticket under", id)
 	}
 	if err := psa.CheckExternalRef(ref(id, 1)); err != nil {
@@ -2293,7 +2319,7 @@ func (e *Engine) resent(r *Record) error {
 // time, Record.ClosedAt): the text names the time to the second, so that
 // a pass looking for the note after a lost answer finds this one.
 func resolveNote(r *Record, at time.Time) string {
-	if r.AlertKey == SummaryKey {
+	if isSummary(r) {
 		return fmt.Sprintf("Every alert this ticket summarised was resolved in Sophos Central (seen %s).", at.UTC().Format(time.RFC3339))
 	}
 	return fmt.Sprintf("The alert was resolved in Sophos Central (seen %s).", at.UTC().Format(time.RFC3339))
@@ -2824,7 +2850,7 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 		lines = append(lines, summaryLine(a))
 	}
 	if p.dryRun {
-		extend := summary != nil && Followed(summary.State)
+		extend := summary != nil && Followed(summary.State) && !movedAway(summary, c)
 		if !extend && e.full(p) {
 			cr.Deferred += len(over)
 			return nil
@@ -2898,6 +2924,32 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 	// body lists the alerts, as many as fit in n characters with after.
 	body := func(n int, after string) string {
 		return e.summaryList(lines, n, after)
+	}
+	var left *Record
+	if summary != nil && summary.State == StateOpen && movedAway(summary, c) {
+		if e.full(p) {
+			// The new company's summary is a create like any other.
+			cr.Summarised -= len(over)
+			cr.Deferred += len(over)
+			return nil
+		}
+		// The customer's mapping moved to another company: the summary
+		// takes no more alerts there, where the new company's
+		// technicians never see them, and labour logged on it bills the
+		// old company. Its record is kept under a key of its own,
+		// followed and closed when its alerts are resolved, and the
+		// next generation's summary is filed in the new company.
+		moved := *summary
+		moved.AlertKey, moved.Updated = movedSummaryKey(summary.CompanyID, summary.Generation), e.now().UTC()
+		if err := e.store.PutTicketRecord(moved); err != nil {
+			return err
+		}
+		left = &moved
+		// The customer's record is replaced by the new summary's intent
+		// below, as a closed one's is; it no longer covers the alerts.
+		summary.State, summary.Covered, summary.NoteAlerts = StateClosed, nil, nil
+		e.logger.Info("Customer's mapping moved to another company; its summary ticket stays there, a new one is filed in the new company",
+			"source", c.Source, "customer", c.CustomerID, "ticket", summary.TicketID, "from", summary.CompanyID, "to", c.CompanyID)
 	}
 	if summary != nil && summary.State == StateOpen {
 		// The alerts are recorded as covered before the note is sent, so
@@ -2987,6 +3039,11 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 			title = fmt.Sprintf("[Sophos] %d older alerts for %s", older, cmp.Or(c.CustomerName, c.CustomerID))
 		}
 	}
+	if left != nil {
+		after += fmt.Sprintf("\n\nThis customer's mapping moved from company %s to this one: the alerts over the cap raised before are in "+
+			"summary ticket %s, which stays in company %s and is closed there when they are resolved.", left.CompanyID,
+			cmp.Or(left.Number, left.TicketID), left.CompanyID)
+	}
 	after += "\n\nManaged by psa-sync ticket sync; do not edit the external reference."
 
 	r := Record{
@@ -3007,10 +3064,21 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 	created, adopted := cr.Created, cr.Adopted
 	if e.file(ctx, p, &r, summary, found, req, cr) {
 		p.created++
+		if left != nil {
+			cr.Notices = append(cr.Notices, fmt.Sprintf("the customer's mapping moved from company %s to %s: summary ticket %s stays in company %s "+
+				"and is closed there when its alerts are resolved; new summary ticket %s in company %s takes the alerts over the cap",
+				left.CompanyID, c.CompanyID, cmp.Or(left.Number, left.TicketID), left.CompanyID, cmp.Or(r.Number, r.TicketID, r.Ref), c.CompanyID))
+		}
 	}
 	// A summary is not one of the customer's alert tickets.
 	cr.Created, cr.Adopted = created, adopted
 	return nil
+}
+
+// movedAway reports whether summary, the customer's, was filed in a
+// company other than c's: the customer's mapping moved.
+func movedAway(summary *Record, c Customer) bool {
+	return summary.CompanyID != "" && c.CompanyID != "" && summary.CompanyID != c.CompanyID
 }
 
 // summaryRef is the external reference of customer c's summary ticket of

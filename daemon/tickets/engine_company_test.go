@@ -31,12 +31,42 @@ func (e *env) ticketCompanies() map[int64]string {
 	return out
 }
 
+// description returns the description the ticket was created with
+// (ConnectWise: its detail note).
+func (e *env) description(ticketID int64) string {
+	switch e.system {
+	case psa.SystemAutotask:
+		for _, t := range e.psaSim.Autotask().Tickets() {
+			if t.ID == ticketID {
+				return t.Description
+			}
+		}
+	case psa.SystemConnectWise:
+		for _, n := range e.psaSim.ConnectWise().TicketNotes(ticketID) {
+			if n.Detail {
+				return n.Text
+			}
+		}
+	case psa.SystemKaseyaBMS:
+		for _, t := range e.psaSim.KaseyaBMS().Tickets() {
+			if int64(t.ID) == ticketID {
+				return t.Details
+			}
+		}
+	}
+	return ""
+}
+
 // TestEngine_customerMovedToAnotherCompany checks README's promise for a
 // customer mapping moved to another company: new alerts are filed in the
 // new company, while the tickets already open stay in the company they
 // were filed in (psa-syncd never moves a ticket, nor files a second one for
-// their alerts), are closed there when their alerts are resolved, and an
-// open summary ticket keeps taking the alerts over the cap until it closes.
+// their alerts) and are closed there when their alerts are resolved. An
+// open summary ticket takes no more alerts in the old company (where the
+// new company's technicians would not see them, and labour on it bills
+// the old company): it stays there, is closed when its own alerts are
+// resolved, and a new summary ticket in the new company, naming the old
+// one, takes the alerts over the cap; a notice names both.
 func TestEngine_customerMovedToAnotherCompany(t *testing.T) {
 	t.Parallel()
 	for _, sys := range psa.Systems {
@@ -61,17 +91,16 @@ func TestEngine_customerMovedToAnotherCompany(t *testing.T) {
 					t.Fatalf("ticket %d filed in company %s, want %s", tid, c, old)
 				}
 			}
-			summaryNotes := func() int {
-				t.Helper()
+			summaries := func() []psaTicket {
+				var out []psaTicket
 				for _, tk := range e.tickets() {
 					if strings.Contains(tk.title, "Alert storm") {
-						return len(tk.notes)
+						out = append(out, tk)
 					}
 				}
-				t.Fatalf("no summary ticket among %+v", e.tickets())
-				return 0
+				return out
 			}
-			notesBefore := summaryNotes()
+			oldSummary := summaries()[0]
 
 			// The mapping moves to another company; two new alerts: one
 			// ticket (the cap), one more over the cap.
@@ -87,12 +116,14 @@ func TestEngine_customerMovedToAnotherCompany(t *testing.T) {
 			e.company = moved
 			after := []sophostest.Alert{alert(10), alert(11)}
 			rep := e.pass(eng)
-			if tot := rep.Totals(); tot.Created != 1 || tot.Err != nil {
-				t.Fatalf("pass after the move = %+v (%+v), want one new ticket", tot, rep.Customers)
+			tot := rep.Totals()
+			if tot.Created != 1 || tot.Summarised != 1 || tot.Err != nil || len(tot.Notices) != 1 ||
+				!strings.HasPrefix(tot.Notices[0], fmt.Sprintf("the customer's mapping moved from company %s to %s: summary ticket", old, moved)) {
+				t.Fatalf("pass after the move = %+v (%+v), want one new ticket, a new summary of one, and a notice naming both summaries", tot, rep.Customers)
 			}
 			companies := e.ticketCompanies()
-			if len(companies) != 3 {
-				t.Fatalf("%d tickets after the move, want 3: the old ticket and summary, and one new ticket (no alert filed twice)", len(companies))
+			if len(companies) != 4 {
+				t.Fatalf("%d tickets after the move, want 4: the old ticket and summary, one new ticket and a new summary (no alert filed twice)", len(companies))
 			}
 			inOld, inNew := 0, 0
 			for _, c := range companies {
@@ -103,12 +134,16 @@ func TestEngine_customerMovedToAnotherCompany(t *testing.T) {
 					inNew++
 				}
 			}
-			if inOld != 2 || inNew != 1 {
-				t.Errorf("tickets by company %v: %d in the old company %s, %d in the new %s; want the 2 open ones left where they were and the new one in the new company",
-					companies, inOld, old, inNew, moved)
+			if inOld != 2 || inNew != 2 {
+				t.Errorf("tickets by company %v: %d in the old company %s, %d in the new %s; want the 2 open ones left where they were and the new "+
+					"ticket and summary in the new company", companies, inOld, old, inNew, moved)
 			}
-			if notesAfter := summaryNotes(); notesAfter != notesBefore+1 {
-				t.Errorf("the summary ticket has %d notes after the move, %d before: want one note for the alert over the cap", notesAfter, notesBefore)
+			got := summaries()
+			if len(got) != 2 || len(got[0].notes) != len(oldSummary.notes) || companies[got[1].id] != moved {
+				t.Fatalf("summary tickets after the move = %+v, want the old one without a note more and a new one in company %s", got, moved)
+			}
+			if desc := e.description(got[1].id); !strings.Contains(desc, fmt.Sprintf("moved from company %s to this one", old)) {
+				t.Errorf("the new summary's description = %q, want it to name the old summary ticket", desc)
 			}
 
 			// The old alerts are resolved: their tickets close in the old
@@ -117,12 +152,12 @@ func TestEngine_customerMovedToAnotherCompany(t *testing.T) {
 				e.sophos.ResolveAlert(acme, a.ID)
 			}
 			e.sophos.ResolveAlert(acme, after[1].ID)
-			if tot := e.pass(eng).Totals(); tot.Closed != 2 || tot.Err != nil {
-				t.Fatalf("pass after the old alerts were resolved = %+v, want the ticket and the summary closed", tot)
+			if tot := e.pass(eng).Totals(); tot.Closed != 3 || tot.Err != nil {
+				t.Fatalf("pass after the old alerts were resolved = %+v, want the ticket and both summaries closed", tot)
 			}
 			companies = e.ticketCompanies()
 			for _, tk := range e.tickets() {
-				if want := companies[tk.id] == old; tk.closed != want {
+				if want := companies[tk.id] == old || tk.id == got[1].id; tk.closed != want {
 					t.Errorf("ticket %d in company %s: closed %v, want %v", tk.id, companies[tk.id], tk.closed, want)
 				}
 			}
