@@ -212,7 +212,7 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"name": schema.StringAttribute{
 				MarkdownDescription: "Name of the service as it appears on contracts and invoices. In ConnectWise it is the " +
 					"catalog item's description, at most 60 characters; in Autotask at most as long as the tenant's field " +
-					"metadata allows (150). Both are checked at plan time. Autotask (a unique key on the name) and Kaseya BMS " +
+					"metadata allows (150). Both count UTF-16 code units, as the PSAs do: an emoji counts two. Both are checked at plan time. Autotask (a unique key on the name) and Kaseya BMS " +
 					"refuse a second service of one name, inactive ones included: the plan fails on a name another service " +
 					"has (compared without regard to case), naming it for an import. That fails a swap of names between two " +
 					"services, and a new service taking the old name of one renamed in the same plan, too: the PSA holds " +

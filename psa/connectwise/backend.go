@@ -250,16 +250,18 @@ func checkService(s *psa.Service) error {
 	switch {
 	case name == "":
 		return validationError("service name is required")
-	case len([]rune(name)) > MaxDescription:
-		return validationError(fmt.Sprintf("service name %q is longer than the %d characters of a ConnectWise catalog description", name, MaxDescription))
+	case psa.TextLength(name) > MaxDescription:
+		return validationError(fmt.Sprintf("service name %q is %d UTF-16 code units long (an emoji counts two), longer than the %d of a ConnectWise catalog description",
+			name, psa.TextLength(name), MaxDescription))
 	}
 	if id := identifierOf(s); id == "" {
 		return validationError(fmt.Sprintf("cannot derive a catalog identifier from service name %q; set the ConnectWise identifier", name))
-	} else if len([]rune(id)) > MaxIdentifier {
-		return validationError(fmt.Sprintf("identifier %q is longer than %d characters", id, MaxIdentifier))
+	} else if psa.TextLength(id) > MaxIdentifier {
+		return validationError(fmt.Sprintf("identifier %q is longer than %d UTF-16 code units (an emoji counts two)", id, MaxIdentifier))
 	}
-	if cd := customerDescriptionOf(s); len([]rune(cd)) > MaxCustomerDescription {
-		return validationError(fmt.Sprintf("customer description is %d characters long, longer than the %d ConnectWise allows", len([]rune(cd)), MaxCustomerDescription))
+	if cd := customerDescriptionOf(s); psa.TextLength(cd) > MaxCustomerDescription {
+		return validationError(fmt.Sprintf("customer description is %d UTF-16 code units long (an emoji counts two), longer than the %d ConnectWise allows",
+			psa.TextLength(cd), MaxCustomerDescription))
 	}
 	if cw := s.ConnectWise; cw != nil && cw.ProductClass != "" && !slices.Contains(productClasses, cw.ProductClass) {
 		return validationError(fmt.Sprintf("product class %q is not one of %s", cw.ProductClass, strings.Join(productClasses, ", ")))
@@ -293,11 +295,7 @@ func Slug(name string) string {
 		}
 		sep = true
 	}
-	out := []rune(b.String())
-	if len(out) > MaxIdentifier {
-		out = out[:MaxIdentifier]
-	}
-	return strings.TrimRight(string(out), "_")
+	return strings.TrimRight(psa.TextPrefix(b.String(), MaxIdentifier), "_")
 }
 
 func customerDescriptionOf(s *psa.Service) string {

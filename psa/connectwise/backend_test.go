@@ -1326,3 +1326,26 @@ func TestBackend_CheckServiceFields_referenceListRefused(t *testing.T) {
 		t.Errorf("CheckServiceFields with an unknown subcategory = %v, want a ValidationError on subcategory_id", err)
 	}
 }
+
+// TestBackend_serviceLengthsInUTF16: ConnectWise checks a catalog item's
+// lengths in UTF-16 code units, as Autotask does, so an emoji counts two.
+// A name of 60 characters with an emoji (61 units) is refused by
+// psa-syncd's own check, naming the length, not by ConnectWise's 400; and
+// an identifier derived from a name is cut without an emoji that does not
+// fit whole.
+func TestBackend_serviceLengthsInUTF16(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	svc := &psa.Service{Name: strings.Repeat("x", 59) + "🛡", UnitPrice: 1, BillingPeriod: psa.BillingPeriodMonthly, Active: true,
+		ConnectWise: &psa.ConnectWiseServiceFields{Identifier: "SOPHOS-XDR"}}
+	var ve *psa.ValidationError
+	if _, err := b.CreateService(t.Context(), svc); !errors.As(err, &ve) || !strings.Contains(err.Error(), "61 UTF-16 code units") {
+		t.Errorf("CreateService(60 characters, 61 UTF-16 code units) = %v, want psa-syncd's own refusal naming the length", err)
+	}
+	if n := len(s.Requests()); n != 0 {
+		t.Errorf("%d requests sent for a name over the limit, want none", n)
+	}
+	if got, want := connectwise.Slug(strings.Repeat("a", 59)+"🛡"), strings.Repeat("a", 59); got != want {
+		t.Errorf("Slug(59 letters and an emoji) = %q, want %q: the emoji would make it 61 UTF-16 code units", got, want)
+	}
+}

@@ -734,7 +734,7 @@ func (cw *ConnectWise) validateLocked(kind string, rec map[string]any, selfID in
 		switch {
 		case s == "":
 			errs = append(errs, cwFieldError("Required", field, "The "+field+" field is required.", kind))
-		case len([]rune(s)) > limit:
+		case utf16Length(s) > limit:
 			errs = append(errs, cwFieldError("InvalidField", field, fmt.Sprintf("The field %s must be a string with a maximum length of %d.", field, limit), kind))
 		}
 	}

@@ -333,6 +333,9 @@ func TestConnectWise_createValidation(t *testing.T) {
 		{"procurement/catalog", `{"identifier":"NEW","description":"New","customerDescription":"New thing","price":1}`, 201, `"productClass":"NonInventory"`},
 		{"procurement/catalog", `{"identifier":"sophos-ixa","description":"Dup","customerDescription":"x"}`, 400, "ObjectExists"},
 		{"procurement/catalog", `{"identifier":"X","description":"` + strings.Repeat("d", 61) + `","customerDescription":"x"}`, 400, "maximum length of 60"},
+		// ConnectWise counts UTF-16 code units: 59 letters and an emoji
+		// are 61.
+		{"procurement/catalog", `{"identifier":"X2","description":"` + strings.Repeat("d", 59) + "🛡" + `","customerDescription":"x"}`, 400, "maximum length of 60"},
 		{"procurement/catalog", `{"identifier":"Y","description":"Y"}`, 400, `"field":"customerDescription"`},
 		{"procurement/catalog", `{"identifier":"T1","description":"T1","customerDescription":"x","type":{"id":1},"subcategory":{"id":2}}`, 201, `"type":{"id":1}`},
 		{"procurement/catalog", `{"identifier":"T2","description":"T2","customerDescription":"x","type":{"id":99}}`, 400, `"field":"type"`},
