@@ -1180,25 +1180,14 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	var read map[string]*psa.Ticket
 	for i := range records {
 		r := &records[i]
-		if r.AlertKey == SummaryKey || !Followed(r.State) || alertOpen(r, open) || held[r.AlertKey] {
-			continue
-		}
-		if !e.allow(ctx, p) {
-			cr.deferForBudget(1)
-			continue
-		}
-		if read == nil {
-			read = e.readTickets(ctx, p, resolved)
-		}
-		if err := e.resolve(ctx, p, r, read[r.TicketID], &cr); err != nil {
-			e.throttle(p, err)
-			cr.fail(err)
-			log.Log(ctx, p.failureLevel(), "Could not update the ticket of a resolved alert", "ticket", r.TicketID, "err", err)
-		}
-	}
-	for i := range records {
-		r := &records[i]
-		if !cleared[r.AlertKey] || p.dryRun {
+		// A ticket closed in the PSA whose alert cleared is read, and
+		// resolved if it is open again (takeBack); a followed one whose
+		// alert was resolved, resolved.
+		act, failed := e.resolve, "Could not update the ticket of a resolved alert"
+		switch {
+		case cleared[r.AlertKey] && !p.dryRun:
+			act, failed = e.takeBack, "Could not read the ticket closed in the PSA of a resolved alert"
+		case r.AlertKey == SummaryKey || !Followed(r.State) || alertOpen(r, open) || held[r.AlertKey]:
 			continue
 		}
 		if !e.allow(ctx, p) {
@@ -1208,10 +1197,10 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		if read == nil {
 			read = e.readTickets(ctx, p, resolved)
 		}
-		if err := e.takeBack(ctx, p, r, read[r.TicketID], &cr); err != nil {
+		if err := act(ctx, p, r, read[r.TicketID], &cr); err != nil {
 			e.throttle(p, err)
 			cr.fail(err)
-			log.Log(ctx, p.failureLevel(), "Could not read the ticket closed in the PSA of a resolved alert", "ticket", r.TicketID, "err", err)
+			log.Log(ctx, p.failureLevel(), failed, "ticket", r.TicketID, "err", err)
 		}
 	}
 	if summary != nil && Followed(summary.State) && !alertOpen(summary, open) && !held[SummaryKey] {
