@@ -372,7 +372,7 @@ func NewClient(opts ...Option) (*Client, error) {
 		logger:     slog.New(slog.DiscardHandler),
 		sem:        make(chan struct{}, DefaultMaxConcurrency),
 		sleep:      rest.SleepContext,
-		throttle:   rest.Throttle{MaxHeld: MaxThrottledReadWait},
+		throttle:   rest.Throttle{MaxHeld: MaxThrottledReadWait, FaultNoAnswer: true},
 	}
 	for _, opt := range opts {
 		if err := opt(c); err != nil {

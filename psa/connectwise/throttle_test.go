@@ -94,10 +94,11 @@ func TestBackend_ReadLines_throttledReadsWaitTogether(t *testing.T) {
 
 // TestBackend_ReadLines_lostProbeKeepsThrottle: when the request sent
 // alone while ConnectWise refuses them gets no answer of ConnectWise's (its
-// connection is lost, or a gateway answers 503), the other seven reads
-// still wait, and go one at a time while ConnectWise refuses them. Either
-// used to end the throttle: the seven were sent at once into a PSA that
-// was still refusing them.
+// connection is lost, or a gateway answers 503) or a 500 (ConnectWise's
+// own fault, a timeout: it says nothing of its limit), the other seven
+// reads still wait, and go one at a time while ConnectWise refuses them.
+// Each used to end the throttle: the seven were sent at once into a PSA
+// that was still refusing them.
 func TestBackend_ReadLines_lostProbeKeepsThrottle(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -106,6 +107,7 @@ func TestBackend_ReadLines_lostProbeKeepsThrottle(t *testing.T) {
 	}{
 		{"connection lost", 0},
 		{"gateway 503", http.StatusServiceUnavailable},
+		{"ConnectWise 500", http.StatusInternalServerError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -181,7 +183,8 @@ func throttledReads(t *testing.T, more int, transport http.RoundTripper) (*conne
 
 // loseOne is an http.RoundTripper that keeps the first additions request
 // after the first after ones from the server: it loses its connection
-// (status 0), or answers status as a gateway would.
+// (status 0), answers status as a gateway would, or, for a 500, as
+// ConnectWise does when a request times out in it.
 type loseOne struct {
 	next   http.RoundTripper
 	after  int
@@ -200,6 +203,9 @@ func (l *loseOne) RoundTrip(req *http.Request) (*http.Response, error) {
 		switch {
 		case lose && l.status == 0:
 			return nil, errors.New("read: connection reset by peer")
+		case lose && l.status == http.StatusInternalServerError:
+			return &http.Response{StatusCode: l.status, Status: http.StatusText(l.status), Header: http.Header{"Content-Type": {"application/json"}},
+				Body: io.NopCloser(strings.NewReader(`{"code":"ConnectWiseApi","message":"The operation has timed out"}`)), Request: req}, nil
 		case lose:
 			return &http.Response{StatusCode: l.status, Status: http.StatusText(l.status), Header: http.Header{"Content-Type": {"text/html"}},
 				Body: io.NopCloser(strings.NewReader("<html>upstream unavailable</html>")), Request: req}, nil

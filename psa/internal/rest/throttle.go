@@ -39,6 +39,14 @@ type Throttle struct {
 	// Now is the clock the waits run on from each refusal; nil is
 	// time.Now. Tests replace it before the first request.
 	Now func() time.Time
+	// FaultNoAnswer is set for a PSA whose 500 is a fault of its own that
+	// says nothing of its limit (ConnectWise: a timeout or an overload;
+	// it answers a bad request 400): to the probe it is no answer, as a
+	// gateway's 502, 503 or 504, and the throttle goes on. Unset, a 500 is
+	// the PSA's answer to a request it took (Autotask answers validation
+	// and business-rule errors 500, past its thread limit), which ends
+	// the throttle.
+	FaultNoAnswer bool
 
 	mu sync.Mutex
 	// refusals counts the refusals in a row; 0 when the PSA is not
@@ -158,9 +166,10 @@ func (t *Throttle) Enter(ctx context.Context, tk *Ticket, sleep func(context.Con
 // A 502, 503 or 504 is a gateway's answer (a proxy or load balancer that
 // could not reach the PSA, or an overloaded PSA) that says nothing of the
 // PSA's limit: to the probe it is taken as no answer (Abandon), not as the
-// PSA taking the request, which let every held request go at once.
+// PSA taking the request, which let every held request go at once. So is a
+// 500 when FaultNoAnswer is set.
 func (t *Throttle) Answered(tk *Ticket, status int, rl *psa.RateLimitError, next func(n int) time.Duration) (started bool) {
-	if rl == nil && (status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout) {
+	if rl == nil && t.noAnswer(status) {
 		t.Abandon(tk)
 		return false
 	}
@@ -230,6 +239,18 @@ func (t *Throttle) Held(tk *Ticket) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.slept - tk.from
+}
+
+// noAnswer reports whether an answer of HTTP status status, not a
+// refusal, says nothing of the PSA's limit.
+func (t *Throttle) noAnswer(status int) bool {
+	switch status {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	case http.StatusInternalServerError:
+		return t.FaultNoAnswer
+	}
+	return false
 }
 
 // clock returns the time on t's clock.

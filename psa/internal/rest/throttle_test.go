@@ -77,3 +77,39 @@ func TestThrottle_retryAfterOverCapHoldsNothing(t *testing.T) {
 		t.Errorf("next request: %v, probe %v, waits %v; want it sent at once", err, b.probe, waits)
 	}
 }
+
+// TestThrottle_internalServerErrorToProbe: a 500 to the probe ends the
+// throttle only for a PSA whose 500 is its answer to a request it took
+// (Autotask's validation errors); for one whose 500 is a fault of its own
+// (ConnectWise's timeouts, FaultNoAnswer), the throttle goes on and the
+// next request is sent alone, where every held request used to go at once.
+func TestThrottle_internalServerErrorToProbe(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name          string
+		faultNoAnswer bool
+		wantProbe     bool
+	}{
+		{"autotask: the PSA took it", false, false},
+		{"connectwise: no answer", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			th := Throttle{MaxHeld: 5 * time.Minute, FaultNoAnswer: tc.faultNoAnswer}
+			sleep := func(context.Context, time.Duration) error { return nil }
+			next := func(int) time.Duration { return time.Second }
+			var a, b Ticket
+			if err := th.Enter(t.Context(), &a, sleep); err != nil {
+				t.Fatal(err)
+			}
+			th.Answered(&a, http.StatusTooManyRequests, &psa.RateLimitError{RetryAfter: time.Second}, next)
+			if err := th.Enter(t.Context(), &a, sleep); err != nil || !a.probe {
+				t.Fatalf("enter after the refusal = %v (probe %v), want the probe", err, a.probe)
+			}
+			th.Answered(&a, http.StatusInternalServerError, nil, next)
+			if err := th.Enter(t.Context(), &b, sleep); err != nil || b.probe != tc.wantProbe {
+				t.Errorf("next request after a 500 to the probe: %v, probe %v; want probe %v", err, b.probe, tc.wantProbe)
+			}
+		})
+	}
+}
