@@ -654,20 +654,76 @@ func (c *Client) semaphore(key string) chan struct{} {
 	return s
 }
 
-// throttle returns the throttle of the entity endpoint a request of keys
-// (entityKeys) addresses: the last key, the child of a parent-scoped URL,
-// since Autotask's refusal does not say which endpoint's threads were
-// busy.
-func (c *Client) throttle(keys []string) *rest.Throttle {
-	key := keys[len(keys)-1]
+// endpointThrottles returns a request's standing with the throttles of the entity
+// endpoints it counts against (entityKeys): both the parent's and the
+// child's for a parent-scoped URL such as Contracts/1/Services, since
+// Autotask documents its thread limit per entity endpoint without saying
+// which one such a URL counts against, nor does its refusal say which
+// endpoint's threads were busy. Keyed on the child alone, a refused
+// Contracts/1/Services held back no Contracts request, and the reverse.
+func (c *Client) endpointThrottles(keys []string) *endpointThrottles {
 	c.semMu.Lock()
 	defer c.semMu.Unlock()
-	t, ok := c.throttles[key]
-	if !ok {
-		t = &rest.Throttle{MaxHeld: MaxThreadWait, Now: c.throttleNow}
-		c.throttles[key] = t
+	e := &endpointThrottles{ths: make([]*rest.Throttle, len(keys)), tks: make([]rest.Ticket, len(keys))}
+	for i, key := range keys {
+		t, ok := c.throttles[key]
+		if !ok {
+			t = &rest.Throttle{MaxHeld: MaxThreadWait, Now: c.throttleNow}
+			c.throttles[key] = t
+		}
+		e.ths[i] = t
 	}
-	return t
+	return e
+}
+
+// endpointThrottles is a request's standing with the throttles of its
+// entity endpoints, entered in the order of entityKeys (the parent first),
+// as acquire takes their slots, so that two requests never wait for each
+// other.
+type endpointThrottles struct {
+	ths []*rest.Throttle
+	tks []rest.Ticket
+}
+
+// enter returns once every throttle lets the request be sent (see
+// rest.Throttle.Enter); when one does not, it gives up the probe roles it
+// took in the others.
+func (e *endpointThrottles) enter(ctx context.Context, sleep func(context.Context, time.Duration) error) error {
+	for i, th := range e.ths {
+		if err := th.Enter(ctx, &e.tks[i], sleep); err != nil {
+			e.abandon()
+			return err
+		}
+	}
+	return nil
+}
+
+// abandon is rest.Throttle.Abandon on every throttle.
+func (e *endpointThrottles) abandon() {
+	for i, th := range e.ths {
+		th.Abandon(&e.tks[i])
+	}
+}
+
+// answered is rest.Throttle.Answered on every throttle; started is whether
+// the refusal began a throttle of any of them.
+func (e *endpointThrottles) answered(status int, rl *psa.RateLimitError, next func(n int) time.Duration) (started bool) {
+	for i, th := range e.ths {
+		if th.Answered(&e.tks[i], status, rl, next) {
+			started = true
+		}
+	}
+	return started
+}
+
+// held is how long the request has been held back or refused by its
+// throttles: the longest of them (see rest.Throttle.Held).
+func (e *endpointThrottles) held() time.Duration {
+	var d time.Duration
+	for i, th := range e.ths {
+		d = max(d, th.Held(&e.tks[i]))
+	}
+	return d
 }
 
 // acquire takes a slot for every key in order and returns the release func.
@@ -712,12 +768,11 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 	processed := false
 	// retries counts the retries that use up WithMaxRetries; those of a
 	// refusal for the thread threshold do not, and are bounded by how long
-	// the endpoint's throttle held the request (tk).
+	// its endpoints' throttles held the request (th).
 	retries := 0
-	th := c.throttle(c.entityKeys(req.URL))
-	var tk rest.Ticket
+	th := c.endpointThrottles(c.entityKeys(req.URL))
 	for attempt := 0; ; attempt++ {
-		resp, body, err := c.roundTrip(ctx, req, th, &tk)
+		resp, body, err := c.roundTrip(ctx, req, th)
 		if err == nil {
 			return resp, decodeBody(req, resp, body, v, idempotent, c.redact)
 		}
@@ -749,8 +804,8 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		retry, wait, outErr := c.classify(req, err, idempotent)
 		thread := retry && c.maxRetries > 0 && isThreadThreshold(err)
 		switch {
-		case thread && th.Held(&tk) >= MaxThreadWait:
-			return resp, rest.Unprocessed(rest.WaitedFor(outErr, th.Held(&tk)), processed)
+		case thread && th.held() >= MaxThreadWait:
+			return resp, rest.Unprocessed(rest.WaitedFor(outErr, th.held()), processed)
 		case !retry, !thread && retries >= c.maxRetries:
 			return resp, rest.Unprocessed(outErr, processed)
 		case !thread:
@@ -831,16 +886,16 @@ type missingKeyError struct{ key string }
 
 func (e *missingKeyError) Error() string { return "the answer holds no " + e.key }
 
-// roundTrip sends req once, when the endpoint's throttle th lets it (see
+// roundTrip sends req once, when its endpoints' throttles th let it (see
 // rest.Throttle) and within the concurrency limit, and reads the body. A
 // write is first let through by ctx's write gate (psa.WithWriteGate).
-func (c *Client) roundTrip(ctx context.Context, req *http.Request, th *rest.Throttle, tk *rest.Ticket) (*Response, []byte, error) {
-	if err := th.Enter(ctx, tk, c.sleep); err != nil {
+func (c *Client) roundTrip(ctx context.Context, req *http.Request, th *endpointThrottles) (*Response, []byte, error) {
+	if err := th.enter(ctx, c.sleep); err != nil {
 		return nil, nil, err
 	}
 	release, err := c.acquire(ctx, c.entityKeys(req.URL))
 	if err != nil {
-		th.Abandon(tk)
+		th.abandon()
 		return nil, nil, err
 	}
 	defer release()
@@ -848,13 +903,13 @@ func (c *Client) roundTrip(ctx context.Context, req *http.Request, th *rest.Thro
 		// Asked after the waits for the throttle and a slot, which can be
 		// long.
 		if err := rest.GateWrite(ctx); err != nil {
-			th.Abandon(tk)
+			th.abandon()
 			return nil, nil, err
 		}
 	}
 	hr, err := c.client.Do(req)
 	if err != nil {
-		th.Abandon(tk)
+		th.abandon()
 		return nil, nil, rest.NewTransportError(err)
 	}
 	defer hr.Body.Close()
@@ -868,7 +923,7 @@ func (c *Client) roundTrip(ctx context.Context, req *http.Request, th *rest.Thro
 	if isThreadThreshold(err) {
 		errors.As(err, &rl)
 	}
-	if th.Answered(tk, hr.StatusCode, rl, c.nextThrottleWait) {
+	if th.answered(hr.StatusCode, rl, c.nextThrottleWait) {
 		c.logger.Warn("Autotask is refusing requests for its thread threshold: the client sends one request at a time to the endpoint, after a wait, until Autotask takes one",
 			"method", req.Method, "path", req.URL.Path, "retry_after", rl.RetryAfter)
 	}

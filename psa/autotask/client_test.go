@@ -1755,3 +1755,65 @@ func TestClient_threadThresholdWaitBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestClient_parentScopedRefusalHoldsBothEndpoints: Autotask does not say
+// which entity endpoint a parent-scoped URL (Contracts/1/Services) counts
+// against for its thread limit, so a refusal of one holds back the
+// requests to the parent's endpoint (Contracts) as well as the child's,
+// and a refusal of a Contracts request holds back Contracts/1/Services.
+// Keyed on the child alone, the next request was sent at once into an
+// endpoint that may still be busy.
+func TestClient_parentScopedRefusalHoldsBothEndpoints(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name           string
+		refused        string
+		refuse, follow func(context.Context, *Client) error
+	}{
+		{"child URL refused, then the parent", "/Contracts/1/Services",
+			func(ctx context.Context, c *Client) error {
+				_, _, err := c.ContractServices.ListByContract(ctx, 1)
+				return err
+			},
+			func(ctx context.Context, c *Client) error {
+				_, _, err := c.Contracts.Get(ctx, 2)
+				return err
+			}},
+		{"parent refused, then the child URL", "/Contracts/2",
+			func(ctx context.Context, c *Client) error {
+				_, _, err := c.Contracts.Get(ctx, 2)
+				return err
+			},
+			func(ctx context.Context, c *Client) error {
+				_, _, err := c.ContractServices.ListByContract(ctx, 1)
+				return err
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			client, mux, _ := setup(t, WithMaxRetries(0))
+			sleeps := recordSleeps(client)
+			var refused atomic.Bool
+			mux.HandleFunc("/Contracts/", func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == tc.refused && refused.CompareAndSwap(false, true) {
+					threadRefusal(w, "10")
+					return
+				}
+				if strings.HasSuffix(r.URL.Path, "/Services") {
+					fmt.Fprint(w, `{"items":[],"pageDetails":{"count":0,"nextPageUrl":null}}`)
+					return
+				}
+				fmt.Fprint(w, `{"item":{"id":2}}`)
+			})
+			if err := tc.refuse(t.Context(), client); !isThreadThreshold(err) {
+				t.Fatalf("refused request = %v, want the thread threshold's refusal", err)
+			}
+			if err := tc.follow(t.Context(), client); err != nil {
+				t.Fatalf("next request: %v", err)
+			}
+			if got := sleeps(); !slices.Equal(got, []time.Duration{10 * time.Second}) {
+				t.Errorf("waits before the next request = %v, want [10s]: the refusal's Retry-After, the endpoints it may count against being held", got)
+			}
+		})
+	}
+}

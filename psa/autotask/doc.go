@@ -45,7 +45,9 @@
 // *psa.RateLimitError.
 //
 // At most three requests (Autotask's thread threshold) are in flight per
-// entity endpoint. Reads, queries and PATCHes are retried on throttling,
+// entity endpoint; a parent-scoped URL (Contracts/{id}/Services) counts
+// against both the parent's and the child's, for its slots and for the
+// throttle after a refusal, since Autotask does not say which one. Reads, queries and PATCHes are retried on throttling,
 // server timeouts and network errors with exponential backoff, full jitter
 // and Retry-After, up to five minutes: a longer Retry-After, on a 429 or a
 // 5xx, is returned as an error instead of waited out. Creates are not: a create whose outcome is unknown (the
