@@ -1765,29 +1765,21 @@ func TestClient_threadThresholdWaitBounded(t *testing.T) {
 // endpoint that may still be busy.
 func TestClient_parentScopedRefusalHoldsBothEndpoints(t *testing.T) {
 	t.Parallel()
+	listServices := func(ctx context.Context, c *Client) error {
+		_, _, err := c.ContractServices.ListByContract(ctx, 1)
+		return err
+	}
+	getContract := func(ctx context.Context, c *Client) error {
+		_, _, err := c.Contracts.Get(ctx, 2)
+		return err
+	}
 	for _, tc := range []struct {
 		name           string
 		refused        string
 		refuse, follow func(context.Context, *Client) error
 	}{
-		{"child URL refused, then the parent", "/Contracts/1/Services",
-			func(ctx context.Context, c *Client) error {
-				_, _, err := c.ContractServices.ListByContract(ctx, 1)
-				return err
-			},
-			func(ctx context.Context, c *Client) error {
-				_, _, err := c.Contracts.Get(ctx, 2)
-				return err
-			}},
-		{"parent refused, then the child URL", "/Contracts/2",
-			func(ctx context.Context, c *Client) error {
-				_, _, err := c.Contracts.Get(ctx, 2)
-				return err
-			},
-			func(ctx context.Context, c *Client) error {
-				_, _, err := c.ContractServices.ListByContract(ctx, 1)
-				return err
-			}},
+		{"child URL refused, then the parent", "/Contracts/1/Services", listServices, getContract},
+		{"parent refused, then the child URL", "/Contracts/2", getContract, listServices},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
