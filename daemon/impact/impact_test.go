@@ -816,20 +816,7 @@ func TestBillingImpact_ciExampleOIDC(t *testing.T) {
 // then replace.
 func TestBillingImpact_ciExampleCommentUpdated(t *testing.T) {
 	t.Parallel()
-	wf, err := os.ReadFile(filepath.Join("..", "..", "examples", "ci", "billing-impact", "github-actions.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var workflow struct {
-		Jobs map[string]struct {
-			Steps []struct {
-				Run string `yaml:"run"`
-			} `yaml:"steps"`
-		} `yaml:"jobs"`
-	}
-	if err := yaml.Unmarshal(wf, &workflow); err != nil {
-		t.Fatal(err)
-	}
+	workflow := readCIExampleWorkflow(t)
 	var run strings.Builder
 	for _, job := range workflow.Jobs {
 		for _, step := range job.Steps {
@@ -847,6 +834,81 @@ func TestBillingImpact_ciExampleCommentUpdated(t *testing.T) {
 	heading, _, _ := strings.Cut(string(report), "\n")
 	if want := fmt.Sprintf("startswith(%q)", heading); !strings.Contains(run.String(), want) {
 		t.Errorf("github-actions.yml does not find its comment by the report's heading: want %s in its jq filter", want)
+	}
+}
+
+// ciExampleWorkflow is what the tests read of the CI example's GitHub
+// workflow.
+type ciExampleWorkflow struct {
+	Concurrency struct {
+		Group            string `yaml:"group"`
+		CancelInProgress bool   `yaml:"cancel-in-progress"`
+	} `yaml:"concurrency"`
+	Jobs map[string]struct {
+		Steps []struct {
+			ID  string            `yaml:"id"`
+			If  string            `yaml:"if"`
+			Env map[string]string `yaml:"env"`
+			Run string            `yaml:"run"`
+		} `yaml:"steps"`
+	} `yaml:"jobs"`
+}
+
+func readCIExampleWorkflow(t *testing.T) ciExampleWorkflow {
+	t.Helper()
+	wf, err := os.ReadFile(filepath.Join("..", "..", "examples", "ci", "billing-impact", "github-actions.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var workflow ciExampleWorkflow
+	if err := yaml.Unmarshal(wf, &workflow); err != nil {
+		t.Fatal(err)
+	}
+	return workflow
+}
+
+// TestBillingImpact_ciExampleNeverShowsAnOlderReport: the report comment
+// of the CI example's GitHub workflow is updated in place, so it must
+// never show the report of an older push as the pull request's: two pushes
+// in quick succession run the workflow twice, and without a concurrency
+// group per pull request that cancels the older run, the older run can
+// finish last and put its report back; and a run whose plan or report
+// fails (an errored plan, a store it cannot read) must replace the earlier
+// push's report too, saying there is none for this commit, rather than
+// skip the comment step and leave that report standing.
+func TestBillingImpact_ciExampleNeverShowsAnOlderReport(t *testing.T) {
+	t.Parallel()
+	workflow := readCIExampleWorkflow(t)
+	if !strings.Contains(workflow.Concurrency.Group, "github.event.pull_request.number") || !workflow.Concurrency.CancelInProgress {
+		t.Errorf("github-actions.yml has no concurrency group per pull request that cancels the older run (group %q, cancel-in-progress %v): "+
+			"an older push's run that finishes last replaces the newer report with its own", workflow.Concurrency.Group, workflow.Concurrency.CancelInProgress)
+	}
+	report, err := os.ReadFile(filepath.Join("testdata", "customer_moved.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	heading, _, _ := strings.Cut(string(report), "\n")
+	var reportID string
+	for _, job := range workflow.Jobs {
+		for _, step := range job.Steps {
+			if strings.Contains(step.Run, "psa-syncd plan ") {
+				reportID = step.ID
+			}
+		}
+		for _, step := range job.Steps {
+			if !strings.Contains(step.Run, "issues/comments/") {
+				continue
+			}
+			if !strings.Contains(step.If, "!cancelled()") && !strings.Contains(step.If, "always()") {
+				t.Errorf("the comment step runs only when every step before it succeeded (if: %q): a failed plan or report leaves the earlier push's report as this push's", step.If)
+			}
+			if reportID == "" || !slices.Contains(slices.Collect(maps.Values(step.Env)), "${{ steps."+reportID+".outcome }}") {
+				t.Errorf("the comment step does not read the outcome of the report's step (id %q) from its env: %v", reportID, step.Env)
+			}
+			if !strings.Contains(step.Run, "printf '"+heading+`\n`) {
+				t.Errorf("the comment step does not write a body under the report's heading %q when there is no report, which the next push's run finds and updates", heading)
+			}
+		}
 	}
 }
 
