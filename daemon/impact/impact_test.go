@@ -912,6 +912,100 @@ func TestBillingImpact_ciExampleNeverShowsAnOlderReport(t *testing.T) {
 	}
 }
 
+// TestBillingImpact_ciPipelinesSayWhenThereIsNoReport: the pipelines of
+// the CI guide and the GitLab job of the CI example post a new report for
+// every push, so the newest report on a pull or merge request is taken for
+// its head's. A push whose plan or report fails must post a note saying
+// there is no report for its commit (under the report's heading), or the
+// earlier push's report stays the newest; each report names its commit;
+// and a GitLab job is interruptible, so that a newer push's pipeline
+// cancels it rather than let it post an older report after the newer one.
+func TestBillingImpact_ciPipelinesSayWhenThereIsNoReport(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join("..", "..")
+	report, err := os.ReadFile(filepath.Join("testdata", "customer_moved.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	heading, _, _ := strings.Cut(string(report), "\n")
+	noReport := "printf '" + heading + `\n\n**No report for commit %s**`
+	commit := regexp.MustCompile(`printf '\\n_Commit %s\._\\n' "\$(HEAD_SHA|CI_COMMIT_SHA)" >> billing-impact\.md`)
+
+	guide, err := os.ReadFile(filepath.Join(root, "examples", "templates", "guides", "ci-workflow.md.tmpl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The guide's pipelines, as the template renders them.
+	unescape := regexp.MustCompile(`\{\{ "(.*?)" \}\}`)
+	var github struct {
+		Jobs map[string]struct {
+			Steps []struct {
+				If  string `yaml:"if"`
+				Run string `yaml:"run"`
+			} `yaml:"steps"`
+		} `yaml:"jobs"`
+	}
+	var gitlab map[string]yaml.Node // stages and variables too
+	for i, block := range strings.Split(string(guide), "```yaml\n")[1:] {
+		block, _, _ = strings.Cut(block, "\n```\n") // the plan comment's printf holds ``` too
+		block = unescape.ReplaceAllString(block, "$1")
+		switch {
+		case strings.Contains(block, "\njobs:\n"):
+			if err := yaml.Unmarshal([]byte(block), &github); err != nil {
+				t.Fatalf("the guide's yaml block %d: %v", i, err)
+			}
+		case strings.HasPrefix(block, "stages:"):
+			if err := yaml.Unmarshal([]byte(block), &gitlab); err != nil {
+				t.Fatalf("the guide's yaml block %d: %v", i, err)
+			}
+		}
+	}
+	var reported, said bool
+	for _, step := range github.Jobs["plan"].Steps {
+		reported = reported || strings.Contains(step.Run, "psa-syncd plan ") && commit.MatchString(step.Run)
+		said = said || strings.Contains(step.If, "failure()") && strings.Contains(step.Run, noReport)
+	}
+	if !reported {
+		t.Error("the guide's GitHub plan job posts a billing report that does not name its commit")
+	}
+	if !said {
+		t.Error("the guide's GitHub plan job has no step that, when the plan or the report failed, says there is no report for the commit: the earlier push's report stays the newest")
+	}
+
+	example, err := os.ReadFile(filepath.Join(root, "examples", "ci", "billing-impact", "gitlab-ci.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(example, &gitlab); err != nil {
+		t.Fatal(err)
+	}
+	for name, job := range map[string]string{"the guide's GitLab plan job": "plan", "gitlab-ci.yml": "psa-billing-impact"} {
+		node, ok := gitlab[job]
+		if !ok {
+			t.Errorf("%s: no job %q", name, job)
+			continue
+		}
+		var j struct {
+			Interruptible bool     `yaml:"interruptible"`
+			Script        []string `yaml:"script"`
+			AfterScript   []string `yaml:"after_script"`
+		}
+		if err := node.Decode(&j); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !j.Interruptible {
+			t.Errorf("%s is not interruptible: an older push's pipeline may post its report after the newer one's", name)
+		}
+		if !commit.MatchString(strings.Join(j.Script, "\n")) {
+			t.Errorf("%s posts a billing report that does not name its commit", name)
+		}
+		after := strings.Join(j.AfterScript, "\n")
+		if !strings.Contains(after, `"$CI_JOB_STATUS" = failed`) || !strings.Contains(after, noReport) {
+			t.Errorf("%s has no after_script that, when the plan or the report failed, says there is no report for the commit: the earlier push's report stays the newest", name)
+		}
+	}
+}
+
 // TestBillingImpact_ciExamplesPlanWithoutLock: the pull-request jobs of the
 // CI example and of the CI guide run with the read-only plan role, which
 // may not write the S3 backend's lock file (docs/guides/ci-workflow.md), so
