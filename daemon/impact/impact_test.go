@@ -1006,6 +1006,53 @@ func TestBillingImpact_ciPipelinesSayWhenThereIsNoReport(t *testing.T) {
 	}
 }
 
+// readCIPipelines reads the pipelines of the CI example and of the CI
+// guide, and the files in more, by path.
+func readCIPipelines(t *testing.T, more ...string) map[string][]byte {
+	t.Helper()
+	root := filepath.Join("..", "..")
+	files := make(map[string][]byte)
+	for _, path := range append([]string{
+		filepath.Join(root, "examples", "ci", "billing-impact", "github-actions.yml"),
+		filepath.Join(root, "examples", "ci", "billing-impact", "gitlab-ci.yml"),
+		filepath.Join(root, "examples", "templates", "guides", "ci-workflow.md.tmpl"),
+	}, more...) {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[path] = src
+	}
+	return files
+}
+
+// TestBillingImpact_ciPlanJSONNeverOnDisk: `terraform show -json` prints
+// the plan's sensitive values in clear text. The CI examples and the guide
+// wrote it to tfplan.json and removed it after the report, so a failed
+// report left it in the workspace, which a self-hosted runner (or GitLab's
+// build directory) keeps: they pipe it into -terraform-plan /dev/stdin
+// instead.
+func TestBillingImpact_ciPlanJSONNeverOnDisk(t *testing.T) {
+	t.Parallel()
+	toFile := regexp.MustCompile(`terraform show -json \S+ *>`)
+	report := regexp.MustCompile(`psa-syncd plan .*-terraform-plan (\S+)`)
+	readme := filepath.Join("..", "..", "examples", "ci", "billing-impact", "README.md")
+	for path, src := range readCIPipelines(t, readme) {
+		for _, l := range toFile.FindAllString(string(src), -1) {
+			t.Errorf("%s: %q writes the plan's JSON, sensitive values in clear text, to the runner's disk: pipe it into -terraform-plan /dev/stdin", path, l)
+		}
+		reports := report.FindAllStringSubmatch(string(src), -1)
+		if len(reports) == 0 {
+			t.Errorf("%s: no psa-syncd plan -terraform-plan found; the pattern no longer matches", path)
+		}
+		for _, m := range reports {
+			if m[1] != "/dev/stdin" {
+				t.Errorf("%s: %q reads the plan from a file, not from the pipe (/dev/stdin)", path, m[0])
+			}
+		}
+	}
+}
+
 // TestBillingImpact_ciExamplesPlanWithoutLock: the pull-request jobs of the
 // CI example and of the CI guide run with the read-only plan role, which
 // may not write the S3 backend's lock file (docs/guides/ci-workflow.md), so
@@ -1017,15 +1064,7 @@ func TestBillingImpact_ciExamplesPlanWithoutLock(t *testing.T) {
 	root := filepath.Join("..", "..")
 	// A command in a YAML list: `- terraform plan ...` or `- run: terraform plan ...`.
 	plan := regexp.MustCompile(`(?m)^\s*- (?:run: )?terraform plan\b.*$`)
-	for _, path := range []string{
-		filepath.Join(root, "examples", "ci", "billing-impact", "github-actions.yml"),
-		filepath.Join(root, "examples", "ci", "billing-impact", "gitlab-ci.yml"),
-		filepath.Join(root, "examples", "templates", "guides", "ci-workflow.md.tmpl"),
-	} {
-		src, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for path, src := range readCIPipelines(t) {
 		lines := plan.FindAllString(string(src), -1)
 		if len(lines) == 0 {
 			t.Errorf("%s: no terraform plan found; the pattern no longer matches", path)
