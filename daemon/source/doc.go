@@ -12,7 +12,7 @@
 //	rep, err := src.Fetch(ctx, source.PeriodOf(time.Now()).Prev())
 //	if err != nil { ... }
 //	for _, p := range rep.Problems {
-//		logger.Warn("Skipped usage row", "problem", p.String())
+//		logger.Warn("Usage problem", "problem", p.String())
 //	}
 //	sums := rep.Records // a file source sums as it reads (rep.Summed)
 //	if !rep.Summed {

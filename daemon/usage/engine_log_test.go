@@ -46,6 +46,25 @@ func (h *recordHandler) level(msg string) (slog.Level, bool) {
 	return 0, false
 }
 
+// values returns the values of key in the records with the message.
+func (h *recordHandler) values(msg, key string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var vs []string
+	for _, r := range *h.records {
+		if r.Message != msg {
+			continue
+		}
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == key {
+				vs = append(vs, a.Value.String())
+			}
+			return true
+		})
+	}
+	return vs
+}
+
 // A failed pass is logged at error level and a partial one at warn, so that
 // log-based alerting sees them; a good pass stays at info.
 func TestEngine_Sync_logLevelFollowsResult(t *testing.T) {

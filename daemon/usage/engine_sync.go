@@ -151,7 +151,9 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 			log.Warn("More usage problems not logged", "problems", len(p.plan.Problems))
 			break
 		}
-		log.Warn("Skipped usage", "problem", pr.String())
+		// Not all of them skip a row: a duplicate_rows: sum notice adds its
+		// rows up.
+		log.Warn("Usage problem", "problem", pr.String())
 	}
 	if s := p.plan.Surge; s != nil && s.Approval == "stale" {
 		log.Warn("Surge not approved: the lines held for it changed since the review; review them again (GET /api/v1/plan gives each line's reason)",

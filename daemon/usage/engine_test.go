@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -51,8 +52,10 @@ type etHarness struct {
 	usage string
 	// dup is the usage file's duplicate_rows; "" means its default.
 	dup file.DuplicateRows
-	doc *export.Document
-	pol Policies
+	// logs, when set, receives the engine's log.
+	logs *recordHandler
+	doc  *export.Document
+	pol  Policies
 	// now is the engine's clock; nil means etNow.
 	now func() time.Time
 	// unsaved is shared by the harness's engines, as psa-syncd shares
@@ -169,9 +172,13 @@ func (h *etHarness) engine() *Engine {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	var log *slog.Logger
+	if h.logs != nil {
+		log = slog.New(h.logs)
+	}
 	return NewEngine(EngineOptions{
 		Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-		Location: time.UTC, Now: h.clock, Unsaved: &h.unsaved,
+		Logger: log, Location: time.UTC, Now: h.clock, Unsaved: &h.unsaved,
 	})
 }
 

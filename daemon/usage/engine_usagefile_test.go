@@ -1,10 +1,12 @@
 package usage
 
 import (
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 )
 
@@ -33,6 +35,31 @@ func TestEngine_Sync_duplicateRows(t *testing.T) {
 	}
 	if res.Run.Updated != 1 || res.Run.Failed != 1 {
 		t.Errorf("run = %+v, want 1 updated and 1 failed", res.Run)
+	}
+}
+
+// TestEngine_Sync_duplicateRowsSummed: under duplicate_rows: sum a file of
+// a row per site bills the sum, and the notice naming the rows is logged as
+// a usage problem under the key operators match, problem, not as "Skipped
+// usage": no row was skipped.
+func TestEngine_Sync_duplicateRowsSummed(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.dup = file.DuplicateRowsSum
+	h.logs = newRecordHandler()
+	h.writeUsage(
+		"cust-a,Acme,CIXA-MSP,40",
+		"cust-b,Globex,CIXA-MSP,6", // site 1
+		"cust-b,Globex,CIXA-MSP,4", // site 2
+	)
+	h.sync(PassOptions{})
+	h.wantUnits(h.contractB, h.svcIntercept, 10)
+	got := h.logs.values("Usage problem", "problem")
+	if len(got) != 1 || !strings.Contains(got[0], `customer "cust-b" has 2 rows of product "CIXA-MSP" (usage.csv:3, usage.csv:4)`) {
+		t.Errorf(`"Usage problem" logged with problem %q, want the one notice naming the rows`, got)
+	}
+	if n := h.logs.count("Skipped usage", slog.LevelDebug); n != 0 {
+		t.Errorf(`"Skipped usage" logged %d times for rows added up, want 0`, n)
 	}
 }
 

@@ -1617,7 +1617,7 @@ func printUnmapped(w io.Writer, p *usage.Plan) {
 	for _, id := range u.UnreadableProducts {
 		rows = append(rows, []string{"product", id})
 	}
-	section("Unmapped, with rows that cannot be read (usage unknown and billed to no one: have the rows fixed, see Skipped source rows below, and add the mappings):", "KIND\tID", rows)
+	section("Unmapped, with rows that cannot be read (usage unknown and billed to no one: have the rows fixed, see Source problems below, and add the mappings):", "KIND\tID", rows)
 	rows = nil
 	for _, c := range u.ZeroCustomers {
 		rows = append(rows, []string{"customer", c.CustomerID, c.CustomerName, strings.Join(c.Products, ",")})
@@ -1704,7 +1704,7 @@ func printUnmapped(w io.Writer, p *usage.Plan) {
 	}
 	section("Contract renewals (the renewal bills from the day it takes over):", "CUSTOMER\tBILLS TO\tCONTRACT_ID\tNEXT_CONTRACT_ID\tTAKES OVER", rows)
 	if len(p.Problems) > 0 {
-		fmt.Fprintf(w, "\nSkipped source rows:\n")
+		fmt.Fprintf(w, "\nSource problems (rows skipped, and notices):\n")
 		for _, pr := range p.Problems {
 			fmt.Fprintf(w, "  %s\n", oneLine(pr.String()))
 		}

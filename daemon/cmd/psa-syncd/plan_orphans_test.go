@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 )
 
@@ -24,5 +26,23 @@ func TestPrintPlan_orphanedLines(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("printPlan output lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestPrintPlan_sourceProblems: the plan's section of the source's
+// problems holds notices too (a duplicate_rows: sum notice, whose rows were
+// added up, not skipped), and its header says so.
+func TestPrintPlan_sourceProblems(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	printPlan(&b, &usage.Plan{Problems: []source.Problem{
+		{Where: "usage.csv:3", Err: errors.New(`customer "c1" has 2 rows of product "P" (usage.csv:3, usage.csv:4), added up to 10 (duplicate_rows: sum)`)},
+		{Where: "usage.csv:5", Err: errors.New(`quantity "x" is not a whole number`)},
+	}}, false)
+	want := "\nSource problems (rows skipped, and notices):\n" +
+		`  usage.csv:3: customer "c1" has 2 rows of product "P" (usage.csv:3, usage.csv:4), added up to 10 (duplicate_rows: sum)` + "\n" +
+		`  usage.csv:5: quantity "x" is not a whole number` + "\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("printPlan output lacks\n%s\nin:\n%s", want, b.String())
 	}
 }
