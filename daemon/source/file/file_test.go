@@ -1025,8 +1025,9 @@ func TestFetch_badRowOfAnotherPeriod(t *testing.T) {
 	if len(rep.Records) != 1 || rep.Records[0].Quantity != 4 {
 		t.Errorf("CSV records = %+v, want c1's 4 of line 7", rep.Records)
 	}
-	// Describe reads every period: there, the rows are bad rows.
-	if got, err := newSource(t, file.Config{Path: csvPath}).Describe(t.Context()); err != nil ||
+	// Describe reads every period: there, the rows are bad rows, which
+	// fail it as they fail Check.
+	if got, err := newSource(t, file.Config{Path: csvPath}).Describe(t.Context()); fmt.Sprint(err) != "file: "+got ||
 		got != `usage.csv: 6 rows, 5 skipped (first: usage.csv:2: quantity "3O" is not a whole number)` {
 		t.Errorf("Describe = %q, %v", got, err)
 	}
