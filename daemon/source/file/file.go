@@ -315,14 +315,27 @@ func (s *Source) Describe(ctx context.Context) (string, error) {
 // rows, those skipped, and the products of a customer on several rows
 // (see repeats), and whether Check fails (see there). The file's rows of every period
 // are read: rows of one customer and product repeat only within a period
-// column's value.
+// column's value, and a row with no period counts in every period, as in
+// the pass of each: it repeats a row of any period.
 func (s *Source) describe(ctx context.Context) (msg string, failed bool, err error) {
 	var first *source.Problem
 	skipped, unreadable := 0, 0
-	sums := map[string]*source.Summer{} // by period, as written
+	sums := map[string]*source.Summer{"": {}} // by period, as written
+	var blanks []source.Record                // the rows with no period, so far
 	n, err := s.read(ctx, source.Period{}, nil, func(r source.Record) {
+		if r.Period == "" {
+			blanks = append(blanks, r)
+			for _, sum := range sums {
+				sum.Add(r)
+			}
+			return
+		}
 		if sums[r.Period] == nil {
+			// The rows with no period before it, in file order.
 			sums[r.Period] = &source.Summer{}
+			for _, b := range blanks {
+				sums[r.Period].Add(b)
+			}
 		}
 		sums[r.Period].Add(r)
 	}, func(pr source.Problem) {
@@ -340,9 +353,18 @@ func (s *Source) describe(ctx context.Context) (msg string, failed bool, err err
 	if first != nil {
 		msg += fmt.Sprintf(" (first: %s)", first)
 	}
+	if len(sums) > 1 {
+		delete(sums, "") // its rows are in every other period's
+	}
 	var repeated []source.Problem
+	seen := map[string]bool{} // rows with no period repeat in every period
 	for _, p := range slices.Sorted(maps.Keys(sums)) {
-		repeated = append(repeated, s.repeats(sums[p])...)
+		for _, pr := range s.repeats(sums[p]) {
+			if !seen[pr.String()] {
+				seen[pr.String()] = true
+				repeated = append(repeated, pr)
+			}
+		}
 	}
 	if len(repeated) > 0 {
 		msg += fmt.Sprintf(", %d %s on several rows (first: %s)", len(repeated),

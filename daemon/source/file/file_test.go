@@ -611,6 +611,22 @@ func TestFetch_duplicateRows(t *testing.T) {
 	if err := newSource(t, file.Config{Path: two}).Check(t.Context()); err != nil {
 		t.Errorf("Check of one row a period: %v", err)
 	}
+	// A row with no period counts in the period of the pass, as one of any
+	// period does, so it repeats a row of any period: the pass of October
+	// finds this repeat, and so must Check, whether the row with no period
+	// comes first or last. A repeat among rows with no period is one
+	// problem, however many periods the file holds.
+	for _, tc := range []struct{ rows, want string }{
+		{"c1,P,5,\nc1,P,5,2026-10\n", `usage.csv:2: customer "c1" has 2 rows of product "P" (usage.csv:2, usage.csv:3)`},
+		{"c1,P,5,2026-10\nc1,P,5,\n", `usage.csv:2: customer "c1" has 2 rows of product "P" (usage.csv:2, usage.csv:3)`},
+		{"c2,Q,1,2026-09\nc1,P,5,\nc1,P,5,\nc2,Q,1,2026-10\n", `usage.csv:3: customer "c1" has 2 rows of product "P" (usage.csv:3, usage.csv:4)`},
+	} {
+		p := writeFile(t, "usage.csv", "customer_id,product,quantity,period\n"+tc.rows)
+		desc, err := newSource(t, file.Config{Path: p}).Describe(t.Context())
+		if err == nil || !strings.Contains(desc, ", 1 product of a customer on several rows (first: "+tc.want) {
+			t.Errorf("Describe of %q = %q, %v; want it failed on one repeat, %s", tc.rows, desc, err, tc.want)
+		}
+	}
 }
 
 func TestFetch_missingFile(t *testing.T) {
