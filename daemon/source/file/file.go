@@ -234,10 +234,14 @@ func (s *Source) read(ctx context.Context, p source.Period, grow func(int), add 
 	if grow != nil {
 		grow(bytes.Count(data, []byte("\n")) + 1)
 	}
+	mixed := mixedText(data)
 	n := 0
 	each := func(r row) {
 		n++
 		rec, err := r.record(p)
+		if lost := (*lostIDError)(nil); mixed != nil && errors.As(err, &lost) && !utf8.ValidString(lost.value) {
+			lost.why, lost.fix = mixed.why, mixed.fix
+		}
 		if err != nil {
 			skip(r.problem(err))
 			return
@@ -554,6 +558,35 @@ func holdsUTF8(data []byte) bool {
 		data = data[n:]
 	}
 	return false
+}
+
+// mixedText returns, for a file of UTF-8 text and text in another code
+// page (two exports pasted into one, one saved as "CSV UTF-8", the other
+// as "CSV (Comma delimited)"), what an id not in UTF-8 is and how to save
+// the file, naming the line of the first character of each; else nil.
+// Such a file is read as neither (see windows1252), and "not UTF-8" alone
+// sends its reader looking for a file in the Windows code page.
+func mixedText(data []byte) *lostIDError {
+	firstUTF8, firstOther := -1, -1
+	for i := 0; i < len(data) && (firstUTF8 < 0 || firstOther < 0); {
+		r, n := utf8.DecodeRune(data[i:])
+		switch {
+		case r == utf8.RuneError && n == 1 && firstOther < 0:
+			firstOther = i
+		case r != utf8.RuneError && n > 1 && firstUTF8 < 0:
+			firstUTF8 = i
+		}
+		i += n
+	}
+	if firstUTF8 < 0 || firstOther < 0 {
+		return nil
+	}
+	line := func(i int) int { return bytes.Count(data[:i], []byte("\n")) + 1 }
+	return &lostIDError{
+		why: fmt.Sprintf(`is not UTF-8 text and matches no mapping: the file mixes UTF-8 (first at line %d) and the Windows code page (first at line %d), `+
+			`as two exports pasted into one, one saved as "CSV UTF-8" and one as "CSV (Comma delimited)", and cannot be read as either`, line(firstUTF8), line(firstOther)),
+		fix: `save each export as "CSV UTF-8" and join them again`,
+	}
 }
 
 // lineFeeds returns data with its line ends made line feeds, when they are

@@ -901,6 +901,11 @@ func TestFetch_idASpreadsheetLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	const fix = "; format the column as text in the spreadsheet, and export the file again"
+	// Rows 9 and 10 are in the Windows code page, row 11 in UTF-8: two
+	// exports pasted into one, which the problem says, and where.
+	const mixed = ` is not UTF-8 text and matches no mapping: the file mixes UTF-8 (first at line 11) and the Windows code page (first at line 9), ` +
+		`as two exports pasted into one, one saved as "CSV UTF-8" and one as "CSV (Comma delimited)", and cannot be read as either, `
+	const join = `; save each export as "CSV UTF-8" and join them again`
 	want := []problem{
 		{`usage.csv:2: customer_id "1.23457E+15" is a number a spreadsheet wrote in scientific notation, its digits after the first few lost, ` +
 			"so whose usage the row is cannot be told" + fix, true, "", ""},
@@ -909,10 +914,8 @@ func TestFetch_idASpreadsheetLost(t *testing.T) {
 		{"usage.csv:5: period 2026-09 is not the requested period 2026-10", false, "", ""},
 		{`usage.csv:6: product "1E+5" is a number a spreadsheet wrote in scientific notation, its digits after the first few lost, ` +
 			"so which product the row is of cannot be told" + fix, false, "", ""},
-		{`usage.csv:9: customer_id "Soci\xe9t\xe9" is not UTF-8 text (Excel's "CSV (Comma delimited)" writes the Windows code page) and matches no mapping, ` +
-			`so whose usage the row is cannot be told; save the file as "CSV UTF-8"`, true, "", ""},
-		{`usage.csv:10: product "CIX\xc4" is not UTF-8 text (Excel's "CSV (Comma delimited)" writes the Windows code page) and matches no mapping, ` +
-			`so which product the row is of cannot be told; save the file as "CSV UTF-8"`, true, "2c9f", ""},
+		{`usage.csv:9: customer_id "Soci\xe9t\xe9"` + mixed + `so whose usage the row is cannot be told` + join, true, "", ""},
+		{`usage.csv:10: product "CIX\xc4"` + mixed + `so which product the row is of cannot be told` + join, true, "2c9f", ""},
 	}
 	if diff := cmp.Diff(want, problemsSaid(rep)); diff != "" {
 		t.Errorf("problems mismatch (-want +got):\n%s", diff)
