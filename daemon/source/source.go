@@ -125,6 +125,9 @@ type Problem struct {
 	// to any customer, an empty Product to any product.
 	CustomerID string
 	Product    string
+	// Repeated marks the problem of several rows of one customer and
+	// product, added up or refused (a usage file's duplicate_rows).
+	Repeated bool
 }
 
 // String returns "where: err", e.g. `usage.csv:14: quantity "x" is not a whole number`.

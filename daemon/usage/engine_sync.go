@@ -244,6 +244,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	if !dry {
 		e.recordRun(run, started, counts)
 		e.recordUsageMissing(run, p.noUsage)
+		e.recordRepeatedRows(run, p.plan.Problems)
 		e.metrics.passStopped(stopReasons(statuses, p.stopped, p.readsStopped))
 		if o.Customer == "" {
 			// The pass covered every customer that counts.
@@ -1829,6 +1830,24 @@ func (e *Engine) recordUsageMissing(run state.Run, missing bool) {
 	missing = missing && run.Result != state.RunFailure
 	e.metrics.UsageMissing.Set(boolFloat(missing))
 	e.storeUsageMissing(missing)
+}
+
+// recordRepeatedRows sets psa_sync_usage_repeated_rows after run, a pass
+// that wrote, to the products of a customer on several rows in its usage
+// (problems), as recordUsageMissing does for the passes it counts: under
+// duplicate_rows: sum they are only notices, which no other metric shows,
+// and a file that starts repeating rows (a sheet pasted twice) bills them.
+func (e *Engine) recordRepeatedRows(run state.Run, problems []source.Problem) {
+	if e.metrics == nil || run.Customer != "" || e.RanEarlierPeriod(run) {
+		return
+	}
+	n := 0
+	for _, pr := range problems {
+		if pr.Repeated {
+			n++
+		}
+	}
+	e.metrics.UsageRepeatedRows.Set(float64(n))
 }
 
 // storeUsageMissing keeps psa_sync_last_run_usage_missing for a restart

@@ -41,7 +41,7 @@ func TestEngine_Sync_duplicateRows(t *testing.T) {
 // TestEngine_Sync_duplicateRowsSummed: under duplicate_rows: sum a file of
 // a row per site bills the sum, and the notice naming the rows is logged as
 // a usage problem under the key operators match, problem, not as "Skipped
-// usage": no row was skipped.
+// usage": no row was skipped. A gauge counts such sums per pass.
 func TestEngine_Sync_duplicateRowsSummed(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)
@@ -60,6 +60,22 @@ func TestEngine_Sync_duplicateRowsSummed(t *testing.T) {
 	}
 	if n := h.logs.count("Skipped usage", slog.LevelDebug); n != 0 {
 		t.Errorf(`"Skipped usage" logged %d times for rows added up, want 0`, n)
+	}
+	// psa_sync_usage_repeated_rows counts them, for an alert, and the
+	// next pass sets it again: 0 once the file has a row per customer and
+	// product, 1 per product of a customer on several rows after that.
+	if got := h.metric(h.m.UsageRepeatedRows); got != 1 {
+		t.Errorf("psa_sync_usage_repeated_rows = %v, want 1", got)
+	}
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10")
+	h.sync(PassOptions{})
+	if got := h.metric(h.m.UsageRepeatedRows); got != 0 {
+		t.Errorf("psa_sync_usage_repeated_rows after a pass without repeats = %v, want 0", got)
+	}
+	h.writeUsage("cust-a,Acme,CIXA-MSP,20", "cust-a,Acme,CIXA-MSP,20", "cust-b,Globex,CIXA-MSP,6", "cust-b,Globex,CIXA-MSP,4")
+	h.sync(PassOptions{})
+	if got := h.metric(h.m.UsageRepeatedRows); got != 2 {
+		t.Errorf("psa_sync_usage_repeated_rows = %v, want 2", got)
 	}
 }
 

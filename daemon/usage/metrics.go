@@ -119,6 +119,11 @@ type Metrics struct {
 	// usage that sets a mapped line, and left every line as it was; 0
 	// after one that failed (see Engine.recordUsageMissing).
 	UsageMissing prometheus.Gauge
+	// UsageRepeatedRows is the number of products of a customer on
+	// several rows of the usage the last pass over all customers read (a
+	// usage file's duplicate_rows), set per pass (see
+	// Engine.recordRepeatedRows).
+	UsageRepeatedRows prometheus.Gauge
 	// EndedPeriodLastRunResult holds
 	// psa_sync_ended_period_last_run_result by result: 1 for the result of
 	// the last pass over all customers that wrote and synced the billing
@@ -328,6 +333,12 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Namespace: Namespace,
 		Name:      "last_run_usage_missing",
 		Help:      "1 when the last sync pass over all customers that wrote had no usage that sets a mapped line (the source had no data for the period, an empty report or file, or rows only of customers and products the export does not map with sync on), so it left every line as it was (a partial pass); 0 otherwise, and after a pass that failed (psa_sync_last_run_result says so). Restored at start-up.",
+	}, []string{"system"}).With(sys)
+
+	m.UsageRepeatedRows = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "usage_repeated_rows",
+		Help:      "Products of a customer on several rows of the usage the last sync pass over all customers read (a usage file's source.file.duplicate_rows: added up under sum, the customer failed under refuse); 0 when none.",
 	}, []string{"system"}).With(sys)
 
 	m.PassStopsTotal = f.NewCounterVec(prometheus.CounterOpts{

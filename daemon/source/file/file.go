@@ -199,7 +199,7 @@ func (s *Source) repeats(sum *source.Summer) []source.Problem {
 		if rows > 1+len(more) {
 			lines += fmt.Sprintf(" and %d more", rows-1-len(more))
 		}
-		pr := source.Problem{Where: r.Where, CustomerID: r.CustomerID, Product: r.Product}
+		pr := source.Problem{Where: r.Where, CustomerID: r.CustomerID, Product: r.Product, Repeated: true}
 		if s.duplicates == DuplicateRowsSum {
 			pr.Err = fmt.Errorf("customer %q has %d rows of product %q (%s), added up to %d (duplicate_rows: sum)", r.CustomerID, rows, r.Product, lines, r.Quantity)
 		} else {
