@@ -213,13 +213,29 @@ func TestDaemon_exportReloadDropsMappedFromUnmappedList(t *testing.T) {
 	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	listed := func(step string, want bool) {
+	// listed checks that cust-unmapped and XGS-FW are in the unmapped
+	// lists (want) and in the sync-off lists (wantOff).
+	listed := func(step string, want, wantOff bool) {
 		t.Helper()
 		api := dtServe(t, e.d, http.MethodGet, "/api/v1/unmapped", "", "").Body.String()
 		page := newUIClient(t, e.d).do(http.MethodGet, "/", nil).Body.String()
-		for _, id := range []string{"cust-unmapped", "XGS-FW"} {
-			if got := strings.Contains(api, id); got != want {
-				t.Errorf("%s: GET /api/v1/unmapped lists %s = %v, want %v\n%s", step, id, got, want, api)
+		var rep usage.UnmappedReport
+		if err := json.Unmarshal([]byte(api), &rep); err != nil {
+			t.Fatalf("%s: GET /api/v1/unmapped: %v\n%s", step, err, api)
+		}
+		u := rep.Unmapped
+		for _, c := range []struct {
+			list string
+			got  bool
+			want bool
+		}{
+			{"customers", slices.ContainsFunc(u.Customers, func(c usage.UnmappedCustomer) bool { return c.CustomerID == "cust-unmapped" }), want},
+			{"products", slices.ContainsFunc(u.Products, func(p usage.UnmappedProduct) bool { return p.Product == "XGS-FW" }), want},
+			{"sync_off_customers", slices.ContainsFunc(u.SyncOffCustomers, func(c usage.UnmappedCustomer) bool { return c.CustomerID == "cust-unmapped" }), wantOff},
+			{"sync_off", slices.ContainsFunc(u.SyncOff, func(p usage.UnmappedProduct) bool { return p.Product == "XGS-FW" }), wantOff},
+		} {
+			if c.got != c.want {
+				t.Errorf("%s: GET /api/v1/unmapped lists it in %s = %v, want %v\n%s", step, c.list, c.got, c.want, api)
 			}
 		}
 		// Initech is among the customers once mapped: the page's
@@ -237,7 +253,7 @@ func TestDaemon_exportReloadDropsMappedFromUnmappedList(t *testing.T) {
 			t.Errorf("%s: psa_sync_unmapped customer %v, product %v; listed %v", step, c, p, want)
 		}
 	}
-	listed("after the pass", true)
+	listed("after the pass", true, false)
 
 	e.doc.Revision++
 	e.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-unmapped", CustomerName: "Initech", CompanyID: "1", ContractID: "1", UsageSync: false})
@@ -246,7 +262,26 @@ func TestDaemon_exportReloadDropsMappedFromUnmappedList(t *testing.T) {
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	listed("after the reload of an export that maps them", false)
+	// Mapped with sync off: ignored on purpose, listed as such at once.
+	listed("after the reload of an export that maps them with sync off", false, true)
+
+	e.doc.Revision++
+	e.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-unmapped", CustomerName: "Initech", CompanyID: "1", ContractID: "1", UsageSync: true})
+	e.doc.PutProduct(export.ProductMapping{Source: "file", Product: "XGS-FW", ServiceID: "1", ServiceName: "Firewall", SyncEnabled: true})
+	e.writeExport(t, e.doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	listed("after the reload of an export that switches their sync on", false, false)
+
+	e.doc.Revision++
+	e.doc.CustomerMappings = slices.DeleteFunc(e.doc.CustomerMappings, func(cm export.CustomerMapping) bool { return cm.CustomerID == "cust-unmapped" })
+	e.doc.ProductMappings = slices.DeleteFunc(e.doc.ProductMappings, func(pm export.ProductMapping) bool { return pm.Product == "XGS-FW" })
+	e.writeExport(t, e.doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	listed("after the reload of an export that no longer maps them", true, false)
 }
 
 // A restart restores from the state database what the last passes found, so

@@ -1572,10 +1572,14 @@ func (e *Engine) StillUnmapped(rep UnmappedReport, doc *export.Document) Unmappe
 	return rep
 }
 
-// stillUnmapped returns the unmapped usage of rep less the customers and
-// products that doc now maps for rep's source (with sync on or off: a
-// pass counts neither as unmapped). What no mapping bills otherwise stays
-// until the next pass: usage with no customer, unreported customers,
+// stillUnmapped returns the unmapped usage of rep as doc now maps it for
+// rep's source: a customer or product doc maps leaves the unmapped lists
+// (a pass counts it as unmapped neither with sync on nor off), and the
+// sync-off lists follow the mappings' usage_sync and sync_enabled, as a
+// pass would list them: one whose mapping has sync switched on leaves
+// them, one newly mapped with sync off joins them, and one whose mapping
+// was removed moves to the unmapped lists. What no mapping bills otherwise
+// stays until the next pass: usage with no customer, unreported customers,
 // lines on inactive services and orphaned lines; the lines of a customer
 // whose mapping was removed still bill until a pass lists them as
 // orphaned.
@@ -1590,25 +1594,55 @@ func (e *Engine) stillUnmapped(rep UnmappedReport, doc *export.Document) Unmappe
 	if src == "" {
 		return u
 	}
+	// The mapped ids, true when their mapping syncs usage.
 	customers, products := map[string]bool{}, map[string]bool{}
 	for _, cm := range doc.CustomerMappings {
 		if cm.Source == src {
-			customers[cm.CustomerID] = true
+			customers[cm.CustomerID] = cm.UsageSync
 		}
 	}
 	for _, pm := range doc.ProductMappings {
 		if pm.Source == src {
-			products[pm.Product] = true
+			products[pm.Product] = pm.SyncEnabled
 		}
 	}
-	u.Customers = slices.DeleteFunc(slices.Clone(u.Customers), func(c UnmappedCustomer) bool { return customers[c.CustomerID] })
-	u.UnreadableCustomers = slices.DeleteFunc(slices.Clone(u.UnreadableCustomers), func(id string) bool { return customers[id] })
-	u.Products = slices.DeleteFunc(slices.Clone(u.Products), func(p UnmappedProduct) bool { return products[p.Product] })
-	u.UnreadableProducts = slices.DeleteFunc(slices.Clone(u.UnreadableProducts), func(id string) bool { return products[id] })
-	// Not counted in the gauge, but listed as without a mapping.
-	u.ZeroCustomers = slices.DeleteFunc(slices.Clone(u.ZeroCustomers), func(c UnmappedCustomer) bool { return customers[c.CustomerID] })
-	u.ZeroProducts = slices.DeleteFunc(slices.Clone(u.ZeroProducts), func(p UnmappedProduct) bool { return products[p.Product] })
+	customerOf := func(c UnmappedCustomer) string { return c.CustomerID }
+	productOf := func(p UnmappedProduct) string { return p.Product }
+	u.Customers, u.ZeroCustomers, u.SyncOffCustomers = remapped(customers, customerOf, u.Customers, u.ZeroCustomers, u.SyncOffCustomers,
+		func(c UnmappedCustomer) bool { return c.Quantity == 0 })
+	u.Products, u.ZeroProducts, u.SyncOff = remapped(products, productOf, u.Products, u.ZeroProducts, u.SyncOff,
+		func(p UnmappedProduct) bool { return p.Quantity == 0 })
+	u.UnreadableCustomers = slices.DeleteFunc(slices.Clone(u.UnreadableCustomers), func(id string) bool { _, ok := customers[id]; return ok })
+	u.UnreadableProducts = slices.DeleteFunc(slices.Clone(u.UnreadableProducts), func(id string) bool { _, ok := products[id]; return ok })
 	return u
+}
+
+// remapped sorts a pass's unmapped, zero (unmapped with quantity 0) and
+// sync-off lists of customers or products anew by mapped, the ids a newly
+// loaded export maps, true when their mapping has sync on: mapped with sync
+// on is in none (its usage bills at the next pass), mapped with sync off is
+// in the sync-off list, and not mapped is in the unmapped list, or the
+// zero one when its quantity is 0 (zero tells). The lists come back
+// sorted by id, as a pass sorts them.
+func remapped[T any](mapped map[string]bool, id func(T) string, unmapped, zeros, off []T, zero func(T) bool) (_, _, _ []T) {
+	// Empty, not nil, where the pass's list was: JSON keeps [] for null.
+	newUnmapped, newZeros, newOff := unmapped[:0:0], zeros[:0:0], off[:0:0]
+	for _, x := range slices.Concat(unmapped, zeros, off) {
+		switch on, ok := mapped[id(x)]; {
+		case ok && on:
+		case ok:
+			newOff = append(newOff, x)
+		case zero(x):
+			newZeros = append(newZeros, x)
+		default:
+			newUnmapped = append(newUnmapped, x)
+		}
+	}
+	byID := func(a, b T) int { return strings.Compare(id(a), id(b)) }
+	for _, l := range [][]T{newUnmapped, newZeros, newOff} {
+		slices.SortFunc(l, byID)
+	}
+	return newUnmapped, newZeros, newOff
 }
 
 // recordCustomers sets the customers gauge from the stored statuses of the
