@@ -137,6 +137,7 @@ func (e *Engine) lookUpContracts(ctx context.Context, ids []string) (map[string]
 			}
 			return found, errs
 		}
+		e.progressed()
 		for _, id := range ids {
 			if ct := got[id]; ct != nil {
 				found[id] = ct
@@ -173,6 +174,7 @@ func (e *Engine) lookUpContracts(ctx context.Context, ids []string) (map[string]
 				errs[id] = err
 			} else {
 				found[id] = ct
+				e.progressed()
 			}
 			if ctx.Err() == nil {
 				row.read(id, err)
