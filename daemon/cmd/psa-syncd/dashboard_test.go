@@ -158,6 +158,10 @@ func TestGrafanaDashboard(t *testing.T) {
 		t.Fatalf("%d queries in the dashboard, want the full set", len(queries))
 	}
 	exported := exportedMetrics(t)
+	// What PsaSyncScheduledRunMissed reads, so that an operator sees on
+	// the dashboard why it fires or not: when the pass was due, and how
+	// long ago the running pass last made progress.
+	shown := map[string]bool{"psa_sync_next_run_timestamp_seconds": false, "psa_sync_pass_progress_timestamp_seconds": false}
 	for _, q := range queries {
 		e, err := metricsql.Parse(q.expr)
 		if err != nil {
@@ -165,6 +169,11 @@ func TestGrafanaDashboard(t *testing.T) {
 			continue
 		}
 		names := metricNames(e)
+		for _, n := range names {
+			if _, ok := shown[n]; ok {
+				shown[n] = true
+			}
+		}
 		if len(names) == 0 {
 			t.Errorf("panel %q: %q selects no metric", q.panel, q.expr)
 		}
@@ -177,6 +186,11 @@ func TestGrafanaDashboard(t *testing.T) {
 	for _, n := range varMetrics {
 		if !exported[n] {
 			t.Errorf("dashboard variable uses %s, which psa-syncd does not export", n)
+		}
+	}
+	for n, ok := range shown {
+		if !ok {
+			t.Errorf("no panel shows %s, which PsaSyncScheduledRunMissed reads", n)
 		}
 	}
 }
