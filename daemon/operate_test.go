@@ -254,33 +254,29 @@ func TestDaemon_exportReloadDropsMappedFromUnmappedList(t *testing.T) {
 		}
 	}
 	listed("after the pass", true, false)
+	reload := func(t *testing.T) {
+		t.Helper()
+		e.doc.Revision++
+		e.writeExport(t, e.doc)
+		if err := e.d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
 
-	e.doc.Revision++
 	e.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-unmapped", CustomerName: "Initech", CompanyID: "1", ContractID: "1", UsageSync: false})
 	e.doc.PutProduct(export.ProductMapping{Source: "file", Product: "XGS-FW", ServiceID: "1", ServiceName: "Firewall", SyncEnabled: false})
-	e.writeExport(t, e.doc)
-	if err := e.d.Reload(); err != nil {
-		t.Fatal(err)
-	}
+	reload(t)
 	// Mapped with sync off: ignored on purpose, listed as such at once.
 	listed("after the reload of an export that maps them with sync off", false, true)
 
-	e.doc.Revision++
 	e.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-unmapped", CustomerName: "Initech", CompanyID: "1", ContractID: "1", UsageSync: true})
 	e.doc.PutProduct(export.ProductMapping{Source: "file", Product: "XGS-FW", ServiceID: "1", ServiceName: "Firewall", SyncEnabled: true})
-	e.writeExport(t, e.doc)
-	if err := e.d.Reload(); err != nil {
-		t.Fatal(err)
-	}
+	reload(t)
 	listed("after the reload of an export that switches their sync on", false, false)
 
-	e.doc.Revision++
 	e.doc.CustomerMappings = slices.DeleteFunc(e.doc.CustomerMappings, func(cm export.CustomerMapping) bool { return cm.CustomerID == "cust-unmapped" })
 	e.doc.ProductMappings = slices.DeleteFunc(e.doc.ProductMappings, func(pm export.ProductMapping) bool { return pm.Product == "XGS-FW" })
-	e.writeExport(t, e.doc)
-	if err := e.d.Reload(); err != nil {
-		t.Fatal(err)
-	}
+	reload(t)
 	listed("after the reload of an export that no longer maps them", true, false)
 }
 
