@@ -121,6 +121,9 @@ type providerData struct {
 	// leaves of it.
 	budget        psaBudget
 	budgetReserve int
+	// applying is set at the process's first ApplyResourceChange: the
+	// process is an apply's, and has written (see checkPSABudget).
+	applying atomic.Bool
 
 	// writable asks the export store once whether it would take this
 	// provider's writes (see checkExportWritable); writableErr is its

@@ -81,9 +81,11 @@ type psaBudget struct {
 	budget *psa.Budget
 	err    error
 	// warned says that a failed read was reported, which it is once;
-	// refused says the same of a budget too small for the apply.
+	// refused says the same of a budget too small for the apply, and low
+	// of one found too small once the apply has written.
 	warned  atomic.Bool
 	refused atomic.Bool
+	low     atomic.Bool
 
 	// mu guards reads, the groups of autotaskApplyReads counted so far,
 	// writes, and the number of changes of each resource type.
@@ -95,8 +97,10 @@ type psaBudget struct {
 
 // add counts the cost of one change of a resource of the given type and
 // returns the requests of every change counted so far, and those changes
-// by resource type, for messages.
-func (b *psaBudget) add(resourceType string, c applyCost) (requests int, changes string) {
+// by resource type, for messages. Until applying, the process may be a
+// plan's, whose own reads of the same groups come after its read of the
+// budget too, besides those of the apply: they are counted twice.
+func (b *psaBudget) add(resourceType string, c applyCost, applying bool) (requests int, changes string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.reads == nil {
@@ -110,6 +114,9 @@ func (b *psaBudget) add(resourceType string, c applyCost) (requests int, changes
 	requests = b.writes
 	for r := range b.reads {
 		requests += autotaskApplyReads[r]
+		if !applying && r != "budget" {
+			requests += autotaskApplyReads[r]
+		}
 	}
 	var counts []string
 	for _, t := range slices.Sorted(maps.Keys(b.changes)) {
@@ -134,9 +141,13 @@ func (b *psaBudget) add(resourceType string, c applyCost) (requests int, changes
 //
 // The budget is read once per provider process (ThresholdInformation, one
 // request, which counts against it too), only by a plan that sends
-// requests at apply; the apply, a process of its own, reads it again
-// before its first write and checks its changes the same way as it plans
-// each again. A failed read warns, once, and blocks nothing.
+// requests at apply; the plan's requests count what it reads itself after
+// that, as well as the apply's. The apply, a process of its own, reads it
+// again before its first write and checks its changes the same way as it
+// plans each again, but only until its first write (providerData.applying):
+// from then on a budget too small warns, once, as failing would stop the
+// apply midway, after some of its changes, which the plan checked to
+// avoid. A failed read warns, once, and blocks nothing.
 //
 // Only Autotask reports a budget: ConnectWise reports none, and Kaseya BMS
 // limits each endpoint, which its client counts and refuses by itself.
@@ -144,7 +155,8 @@ func (d *providerData) checkPSABudget(ctx context.Context, diags *diag.Diagnosti
 	if d == nil || d.system != psa.SystemAutotask || plan.Equal(state) {
 		return
 	}
-	requests, changes := d.budget.add(resourceType, cost)
+	applying := d.applying.Load()
+	requests, changes := d.budget.add(resourceType, cost, applying)
 	d.budget.once.Do(func() { d.budget.budget, d.budget.err = d.backend.Budget(ctx) })
 	b, err := d.budget.budget, d.budget.err
 	switch {
@@ -155,9 +167,24 @@ func (d *providerData) checkPSABudget(ctx context.Context, diags *diag.Diagnosti
 				"The provider could not read Autotask's hourly request budget (ThresholdInformation), so it could not "+
 					"check that the apply fits in it; the plan goes on.\n\n"+psaErrorDetail(d.system, "reading the API budget", err))
 		}
-	case requests > b.Remaining()-d.budgetReserve && d.budget.refused.CompareAndSwap(false, true):
+	case requests <= b.Remaining()-d.budgetReserve:
+	case applying:
+		if d.budget.low.CompareAndSwap(false, true) {
+			diags.AddWarning("Autotask API Budget Low During This Apply",
+				fmt.Sprintf("This apply has changed resources in Autotask already, so it goes on, but the changes "+
+					"applied so far and this one (%s) send about %d requests to Autotask, and its hourly request "+
+					"budget had %d of its %d requests left when the apply began, %d above budget_reserve (%d). "+
+					"Something else spent requests since the plan (psa-syncd, another tool), so the rest of the "+
+					"apply may spend what psa-syncd keeps for the invoices; if the budget runs out, Autotask "+
+					"refuses the remaining changes, each fails with its own error, and those applied stay in "+
+					"the state. Watch psa-syncd's psa_sync_api_budget_remaining, and apply again once requests "+
+					"have freed up if changes failed.",
+					changes, requests, max(b.Remaining(), 0), b.Limit, max(b.Remaining()-d.budgetReserve, 0), d.budgetReserve))
+		}
+	case d.budget.refused.CompareAndSwap(false, true):
 		diags.AddError("Autotask API Budget Too Small for This Apply",
-			fmt.Sprintf("The changes planned so far (%s) send about %d requests to Autotask at apply, but its hourly "+
+			fmt.Sprintf("The changes planned so far (%s) send about %d requests to Autotask from now to the end of "+
+				"the apply (what this plan reads, what the apply reads and writes), but its hourly "+
 				"request budget has %d of its %d requests left (%d used in the rolling %d minutes), and budget_reserve "+
 				"keeps %d of them for psa-syncd, which stops writing usage at its policies.budget_reserve: %d are left "+
 				"for this apply. Every integration of the Autotask database shares that budget (psa-syncd, this "+

@@ -1,15 +1,18 @@
 package provider
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // TestAutotaskApplyReads: the reads the budget check counts for an apply
@@ -119,6 +122,100 @@ resource "psa_service" "more" {
 				Check: e.checkExport(customerMappingIs(export.CustomerMapping{
 					Source: "sophos", CustomerID: "cust-1", CompanyID: acme.company, ContractID: acme.contract, UsageSync: true,
 				})),
+			},
+		},
+	})
+}
+
+// spendBudgetBeforeApply is a pre-apply plan check that sets the requests
+// Autotask counts in the rolling hour, as psa-syncd or another tool
+// spending requests between a plan and its apply would.
+type spendBudgetBeforeApply struct {
+	at    *psatest.Autotask
+	count int
+}
+
+func (c spendBudgetBeforeApply) CheckPlan(context.Context, plancheck.CheckPlanRequest, *plancheck.CheckPlanResponse) {
+	c.at.SetHourlyCount(c.count)
+}
+
+// TestAccApply_autotaskBudgetApplying: the plan counts its own reads as
+// well as the apply's, so a plan whose apply would find less left than the
+// plan did fails at plan time; and once an apply has written, the plans it
+// makes again of the later changes no longer fail on the budget, which
+// stopped it midway when something spent requests between plan and apply.
+func TestAccApply_autotaskBudgetApplying(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	at := e.sim.Autotask()
+	acme := e.addCustomerFixture("Acme")
+	oneService := e.providerConfig() + `
+resource "psa_service" "a" {
+  name       = "Backup"
+  unit_price = 1
+}
+`
+	// A mapping, then three services, each planned again at apply once
+	// the one before is applied.
+	chain := e.providerConfig() + fmt.Sprintf(`
+resource "psa_customer_mapping" "acme" {
+  customer_id = "cust-1"
+  company_id  = %q
+  contract_id = %q
+}
+
+resource "psa_service" "a" {
+  name       = "Backup"
+  unit_price = 1
+  depends_on = [psa_customer_mapping.acme]
+}
+
+resource "psa_service" "b" {
+  name       = "Email"
+  unit_price = 1
+  depends_on = [psa_service.a]
+}
+
+resource "psa_service" "c" {
+  name       = "Endpoint"
+  unit_price = 1
+  depends_on = [psa_service.b]
+}
+`, acme.company, acme.contract)
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				// 8 above the reserve: the apply of one service sends 6
+				// (the budget, the services and the billing codes, the
+				// create), the plan reads 4 more after the budget.
+				PreConfig:   func() { at.SetHourlyCount(10_000 - 500 - 8) },
+				Config:      oneService,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Autotask API Budget Too Small for This Apply.*\(1\s+psa_service\)\s+send\s+about\s+10\s+requests`),
+			},
+			{
+				// The apply reads a budget with 13 left above the reserve
+				// (its own read of it counts): the mapping's first plan at
+				// apply counts 13 (its reads, the plan's again), the
+				// services' 12, 13 and 14, after the mapping and the first
+				// two are applied.
+				PreConfig: func() { at.SetHourlyCount(0) },
+				Config:    chain,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{spendBudgetBeforeApply{at, 10_000 - 500 - 13 - 1}},
+				},
+				Check: resource.ComposeTestCheckFunc(
+					e.checkSimService("Endpoint", func(simService) error { return nil }),
+					e.checkExport(customerMappingIs(export.CustomerMapping{
+						Source: "sophos", CustomerID: "cust-1", CompanyID: acme.company, ContractID: acme.contract, UsageSync: true,
+					})),
+				),
+			},
+			{
+				// The budget back for the destroy at the end.
+				PreConfig: func() { at.SetHourlyCount(0) },
+				Config:    chain,
 			},
 		},
 	})

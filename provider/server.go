@@ -66,7 +66,15 @@ func (s releasingServer) PlanResourceChange(ctx context.Context, req *tfprotov6.
 	return withCallContext(ctx, req, s.fast.planResourceChange, s.ProviderServer.PlanResourceChange)
 }
 
+// ApplyResourceChange marks the provider's data as applying: the plans
+// Terraform makes again of the changes after this one no longer fail on
+// the API budget (see checkPSABudget).
 func (s releasingServer) ApplyResourceChange(ctx context.Context, req *tfprotov6.ApplyResourceChangeRequest) (*tfprotov6.ApplyResourceChangeResponse, error) {
+	if s.fast.provider != nil {
+		if d := s.fast.provider.configured.Load(); d != nil {
+			d.applying.Store(true)
+		}
+	}
 	return withCallContext(ctx, req, nil, s.ProviderServer.ApplyResourceChange)
 }
 
