@@ -218,11 +218,13 @@ func (r *customerMappingResource) Configure(_ context.Context, req resource.Conf
 // that the contract is the company's and can be billed on.
 func (r *customerMappingResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	r.data.checkExportWritable(ctx, &resp.Diagnostics, req.Plan.Raw, req.State.Raw)
+	r.planChecks(ctx, req, resp, resp.Private)
 	if !req.Plan.Raw.IsNull() {
-		// Its apply may read its contract and company again (see planChecks).
+		// Its apply may read its contract and company again (see
+		// planChecks); after the checks, the budget counts the requests
+		// their reads took, a large tenant's list of contracts too.
 		r.data.checkPSABudget(ctx, &resp.Diagnostics, "psa_customer_mapping", req.Plan.Raw, req.State.Raw, costCustomerMapping)
 	}
-	r.planChecks(ctx, req, resp, resp.Private)
 	if !resp.Diagnostics.HasError() {
 		r.checkExportFields(ctx, req, resp)
 	}

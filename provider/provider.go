@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -531,6 +532,11 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 	}
 	ctx = maskSecrets(ctx, secrets)
 	cfg.Logger = newBackendLogger(ctx)
+	var sent *requestCounter
+	if cfg.System == psa.SystemAutotask {
+		sent = &requestCounter{base: http.DefaultTransport}
+		cfg.HTTPClient = &http.Client{Timeout: backends.DefaultTimeout, Transport: sent}
+	}
 	tflog.Debug(ctx, "Creating PSA backend", map[string]any{
 		"system":          string(cfg.System),
 		"export_url":      export.Redact(exportURL),
@@ -561,6 +567,7 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 		exportOwnerTokens: config.ExportOwnerTokens.ValueBool(),
 		access:            p.access,
 	}
+	data.budget.sent = sent
 	if data.access == nil {
 		data.access = export.SystemAccess
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -29,7 +30,8 @@ const defaultBudgetReserve = 500
 // that need it: TestAccApply_requests counts the same requests by route,
 // for a plan and an apply. A tenant of more than 500 active contracts or
 // companies costs one request more per 500 in the lists of "contracts"
-// and "companies".
+// and "companies", which the process counts as it sends them
+// (requestCounter): the check counts those instead once there are more.
 var autotaskApplyReads = map[string]int{
 	// ThresholdInformation: the apply reads the budget again.
 	"budget": 1,
@@ -43,6 +45,51 @@ var autotaskApplyReads = map[string]int{
 	"contracts": 4,
 	// The first batch by id, then the companies of the contracts listed.
 	"companies": 2,
+}
+
+// autotaskListed are the groups of autotaskApplyReads that grow with the
+// tenant, named as their entities: their lists take one request per 500
+// records, which the provider process counts as it sends them (see
+// requestCounter).
+var autotaskListed = []string{"contracts", "companies"}
+
+// requestCounter is the Autotask client's transport in the provider: it
+// counts the requests the provider process sends to the entities of
+// autotaskListed (every attempt, as each counts against the
+// budget), so that the budget check counts the requests the plan's reads
+// of a large tenant's lists took rather than those of a small one.
+type requestCounter struct {
+	base http.RoundTripper
+
+	mu   sync.Mutex
+	sent map[string]int // by group of autotaskApplyReads
+}
+
+func (c *requestCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	// The path is /ATServicesRest/V1.0/{Entity}/...
+	_, rest, _ := strings.Cut(r.URL.Path, "/V1.0/")
+	entity, _, _ := strings.Cut(rest, "/")
+	if group := strings.ToLower(entity); slices.Contains(autotaskListed, group) {
+		c.mu.Lock()
+		if c.sent == nil {
+			c.sent = map[string]int{}
+		}
+		c.sent[group]++
+		c.mu.Unlock()
+	}
+	return c.base.RoundTrip(r)
+}
+
+// reads returns the requests of a group of autotaskApplyReads: those the
+// process sent, when it has sent more than autotaskApplyReads counts.
+func (c *requestCounter) reads(group string) int {
+	n := autotaskApplyReads[group]
+	if c == nil {
+		return n
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return max(n, c.sent[group])
 }
 
 // autotaskApplyReadTotal is the sum of autotaskApplyReads: what an apply
@@ -87,6 +134,10 @@ type psaBudget struct {
 	refused atomic.Bool
 	low     atomic.Bool
 
+	// sent counts the process's requests of Autotask's lists; nil for
+	// another PSA.
+	sent *requestCounter
+
 	// mu guards reads, the groups of autotaskApplyReads counted so far,
 	// writes, and the number of changes of each resource type.
 	mu      sync.Mutex
@@ -113,9 +164,10 @@ func (b *psaBudget) add(resourceType string, c applyCost, applying bool) (reques
 	b.changes[resourceType]++
 	requests = b.writes
 	for r := range b.reads {
-		requests += autotaskApplyReads[r]
+		n := b.sent.reads(r)
+		requests += n
 		if !applying && r != "budget" {
-			requests += autotaskApplyReads[r]
+			requests += n
 		}
 	}
 	var counts []string

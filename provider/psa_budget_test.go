@@ -196,14 +196,15 @@ resource "psa_service" "c" {
 			},
 			{
 				// The apply reads a budget with 13 left above the reserve
-				// (its own read of it counts): the mapping's first plan at
+				// (its reads of the mapping's contract and company before
+				// it, and its own read of it, count): the mapping's first plan at
 				// apply counts 13 (its reads, the plan's again), the
 				// services' 12, 13 and 14, after the mapping and the first
 				// two are applied.
 				PreConfig: func() { at.SetHourlyCount(0) },
 				Config:    chain,
 				ConfigPlanChecks: resource.ConfigPlanChecks{
-					PreApply: []plancheck.PlanCheck{spendBudgetBeforeApply{at, 10_000 - 500 - 13 - 1}},
+					PreApply: []plancheck.PlanCheck{spendBudgetBeforeApply{at, 10_000 - 500 - 13 - 4}},
 				},
 				Check: resource.ComposeTestCheckFunc(
 					e.checkSimService("Endpoint", func(simService) error { return nil }),
@@ -216,6 +217,43 @@ resource "psa_service" "c" {
 				// The budget back for the destroy at the end.
 				PreConfig: func() { at.SetHourlyCount(0) },
 				Config:    chain,
+			},
+		},
+	})
+}
+
+// TestAccApply_autotaskBudgetLargeTenant: the budget check counts the
+// requests the plan's reads of a large tenant's lists took, where it
+// counted those of a small one. Twelve new customer mappings make the plan
+// list the tenant's 2,400 active contracts (see listAfter), five requests
+// rather than one, and then their companies: more than the 16 left above
+// the reserve once the plan has read the contracts and companies of the
+// first ten, which the 13 requests of a small tenant's reads fit in.
+func TestAccApply_autotaskBudgetLargeTenant(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	at := e.sim.Autotask()
+	config := e.providerConfig()
+	for i := range 1200 {
+		c := e.addCustomerFixture(fmt.Sprintf("Customer %d", i))
+		if i < 12 {
+			config += fmt.Sprintf(`
+resource "psa_customer_mapping" "c%[1]d" {
+  customer_id = "cust-%[1]d"
+  company_id  = %[2]q
+  contract_id = %[3]q
+}
+`, i, c.company, c.contract)
+		}
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				PreConfig:   func() { at.SetHourlyCount(10_000 - 500 - 20) },
+				Config:      config,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Autotask API Budget Too Small for This Apply.*\(\d+\s+psa_customer_mapping\)\s+send\s+about\s+\d\d+\s+requests`),
 			},
 		},
 	})

@@ -1748,7 +1748,7 @@ func TestAccServiceResource_autotaskBudget(t *testing.T) {
 				PreConfig: func() { at.SetHourlyCount(10_000 - 400) },
 				Config:    testAccServiceResourceConfig(e, "Backup", 1, ""),
 				ExpectError: regexp.MustCompile(`(?s)Autotask API Budget Too Small for This Apply.*with psa_service.test.*` +
-					`\(1\s+psa_service\)\s+send\s+about\s+6\s+requests.*has\s+\d{3}\s+of\s+its\s+10000\s+requests\s+left` +
+					`\(1\s+psa_service\)\s+send\s+about\s+10\s+requests.*has\s+\d{3}\s+of\s+its\s+10000\s+requests\s+left` +
 					`.*budget_reserve\s+keeps\s+500`),
 			},
 			{
