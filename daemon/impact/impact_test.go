@@ -1053,6 +1053,88 @@ func TestBillingImpact_ciPlanJSONNeverOnDisk(t *testing.T) {
 	}
 }
 
+// TestBillingImpact_ciBinaryPlanRemoved: the binary plan file that a
+// pull-request job writes (terraform plan -out) holds the plan's sensitive
+// values, as its JSON does. A self-hosted GitHub runner, or GitLab's build
+// directory, keeps the workspace for the next job, so every job that
+// writes one removes it, also when a step failed: in a GitHub step
+// `if: always()` after the plan, in a GitLab after_script (which runs from
+// the project directory, whatever the script's cd).
+func TestBillingImpact_ciBinaryPlanRemoved(t *testing.T) {
+	t.Parallel()
+	out := regexp.MustCompile(`terraform plan .*-out=(\S+)`)
+	unescape := regexp.MustCompile(`\{\{ "(.*?)" \}\}`)
+	type job struct {
+		Script      []string `yaml:"script"`
+		AfterScript []string `yaml:"after_script"`
+		Steps       []struct {
+			If  string `yaml:"if"`
+			Run string `yaml:"run"`
+		} `yaml:"steps"`
+	}
+	jobsChecked := 0
+	for path, src := range readCIPipelines(t) {
+		blocks := []string{string(src)}
+		if strings.HasSuffix(path, ".tmpl") {
+			blocks = nil
+			for _, block := range strings.Split(string(src), "```yaml\n")[1:] {
+				block, _, _ = strings.Cut(block, "\n```\n")
+				blocks = append(blocks, unescape.ReplaceAllString(block, "$1"))
+			}
+		}
+		for _, block := range blocks {
+			var doc map[string]yaml.Node
+			if err := yaml.Unmarshal([]byte(block), &doc); err != nil {
+				continue // not a pipeline (the guide's other yaml blocks)
+			}
+			jobs := doc
+			if node, ok := doc["jobs"]; ok { // GitHub
+				jobs = nil
+				if err := node.Decode(&jobs); err != nil {
+					t.Fatalf("%s: %v", path, err)
+				}
+			}
+			for name, node := range jobs {
+				var j job
+				if node.Kind != yaml.MappingNode || node.Decode(&j) != nil {
+					continue
+				}
+				var before strings.Builder
+				for _, l := range j.Script {
+					before.WriteString(l + "\n")
+				}
+				removed := false
+				for _, step := range j.Steps {
+					before.WriteString(step.Run + "\n")
+					if m := out.FindStringSubmatch(before.String()); m != nil && step.If == "always()" && strings.Contains(step.Run, "rm -f "+m[1]) {
+						removed = true
+					}
+				}
+				m := out.FindStringSubmatch(before.String())
+				if m == nil {
+					continue
+				}
+				jobsChecked++
+				file := m[1]
+				for _, l := range j.Script {
+					if dir, ok := strings.CutPrefix(l, "cd "); ok {
+						file = dir + "/" + file // after_script starts in the project directory again
+					}
+				}
+				if slices.Contains(j.AfterScript, "rm -f "+file) {
+					removed = true
+				}
+				if !removed {
+					t.Errorf("%s: job %s leaves its binary plan %s, sensitive values included, in the workspace: remove it in a step `if: always()` after the plan, or in after_script", path, name, m[1])
+				}
+			}
+		}
+	}
+	if jobsChecked != 4 {
+		t.Errorf("found %d pull-request jobs that write a binary plan, want 4 (the example's and the guide's, GitHub and GitLab): the patterns no longer match", jobsChecked)
+	}
+}
+
 // TestBillingImpact_ciExamplesPlanWithoutLock: the pull-request jobs of the
 // CI example and of the CI guide run with the read-only plan role, which
 // may not write the S3 backend's lock file (docs/guides/ci-workflow.md), so
