@@ -931,12 +931,6 @@ func TestBillingImpact_ciPipelinesSayWhenThereIsNoReport(t *testing.T) {
 	noReport := "printf '" + heading + `\n\n**No report for commit %s**`
 	commit := regexp.MustCompile(`printf '\\n_Commit %s\._\\n' "\$(HEAD_SHA|CI_COMMIT_SHA)" >> billing-impact\.md`)
 
-	guide, err := os.ReadFile(filepath.Join(root, "examples", "templates", "guides", "ci-workflow.md.tmpl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The guide's pipelines, as the template renders them.
-	unescape := regexp.MustCompile(`\{\{ "(.*?)" \}\}`)
 	var github struct {
 		Jobs map[string]struct {
 			Steps []struct {
@@ -946,9 +940,7 @@ func TestBillingImpact_ciPipelinesSayWhenThereIsNoReport(t *testing.T) {
 		} `yaml:"jobs"`
 	}
 	var gitlab map[string]yaml.Node // stages and variables too
-	for i, block := range strings.Split(string(guide), "```yaml\n")[1:] {
-		block, _, _ = strings.Cut(block, "\n```\n") // the plan comment's printf holds ``` too
-		block = unescape.ReplaceAllString(block, "$1")
+	for i, block := range ciGuideYAML(t) {
 		switch {
 		case strings.Contains(block, "\njobs:\n"):
 			if err := yaml.Unmarshal([]byte(block), &github); err != nil {
@@ -962,8 +954,8 @@ func TestBillingImpact_ciPipelinesSayWhenThereIsNoReport(t *testing.T) {
 	}
 	var reported, said bool
 	for _, step := range github.Jobs["plan"].Steps {
-		reported = reported || strings.Contains(step.Run, "psa-syncd plan ") && commit.MatchString(step.Run)
-		said = said || strings.Contains(step.If, "failure()") && strings.Contains(step.Run, noReport)
+		reported = reported || commit.MatchString(step.Run) // in the report's step, or in the step that comments
+		said = said || (strings.Contains(step.If, "failure()") || strings.Contains(step.If, "!cancelled()")) && strings.Contains(step.Run, noReport)
 	}
 	if !reported {
 		t.Error("the guide's GitHub plan job posts a billing report that does not name its commit")
@@ -1003,6 +995,66 @@ func TestBillingImpact_ciPipelinesSayWhenThereIsNoReport(t *testing.T) {
 		if !strings.Contains(after, `"$CI_JOB_STATUS" = failed`) || !strings.Contains(after, noReport) {
 			t.Errorf("%s has no after_script that, when the plan or the report failed, says there is no report for the commit: the earlier push's report stays the newest", name)
 		}
+	}
+}
+
+// ciGuideYAML returns the YAML blocks of the CI guide, as its template
+// renders them.
+func ciGuideYAML(t *testing.T) []string {
+	t.Helper()
+	guide, err := os.ReadFile(filepath.Join("..", "..", "examples", "templates", "guides", "ci-workflow.md.tmpl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unescape := regexp.MustCompile(`\{\{ "(.*?)" \}\}`)
+	var blocks []string
+	for _, block := range strings.Split(string(guide), "```yaml\n")[1:] {
+		block, _, _ = strings.Cut(block, "\n```\n") // the plan comment's printf holds ``` too
+		blocks = append(blocks, unescape.ReplaceAllString(block, "$1"))
+	}
+	return blocks
+}
+
+// TestBillingImpact_ciGuideCommentsUpdated: the guide's GitHub plan job
+// keeps one plan comment and one report comment per pull request, as the
+// CI example keeps its report comment: a step that comments finds the
+// job's own earlier comment by its heading and updates it (PATCH), never
+// adds a new one on every push, and runs also after a failure, so that
+// the comments of an earlier push never stand as this push's.
+func TestBillingImpact_ciGuideCommentsUpdated(t *testing.T) {
+	t.Parallel()
+	var github struct {
+		Jobs map[string]struct {
+			Steps []struct {
+				If  string `yaml:"if"`
+				Run string `yaml:"run"`
+			} `yaml:"steps"`
+		} `yaml:"jobs"`
+	}
+	for _, block := range ciGuideYAML(t) {
+		if strings.Contains(block, "\njobs:\n") {
+			if err := yaml.Unmarshal([]byte(block), &github); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	commenting := 0
+	for _, step := range github.Jobs["plan"].Steps {
+		if !strings.Contains(step.Run, "gh pr comment") {
+			continue
+		}
+		commenting++
+		for _, want := range []string{`github-actions[bot]`, `startswith(\"$heading\")`, `--method PATCH "repos/$GITHUB_REPOSITORY/issues/comments/$id"`, "for body in comment.md billing-impact.md;"} {
+			if !strings.Contains(step.Run, want) {
+				t.Errorf("the guide's GitHub plan job adds a new comment on every push: its step that comments does not update the job's own comment found by its heading (%s is missing)", want)
+			}
+		}
+		if step.If != "!cancelled()" {
+			t.Errorf("the guide's GitHub step that comments runs only when every step before it succeeded (if: %q): the earlier push's comments stay as this push's", step.If)
+		}
+	}
+	if commenting != 1 {
+		t.Errorf("the guide's GitHub plan job comments in %d steps, want 1 (the plan's and the report's comments, each updated)", commenting)
 	}
 }
 
