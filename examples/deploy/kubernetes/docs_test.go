@@ -61,7 +61,7 @@ func TestDocs_oneCommandPod(t *testing.T) {
 	if down < 0 || apply < down || del < apply || up < del {
 		t.Errorf("the commands do not scale %s to 0, apply %s, delete pod %s and scale it back to 1, in that order:\n%s", deploy, file, pod.Name, commands)
 	}
-	sel := regexp.MustCompile(`kubectl wait --for=delete pod -l (\S+)`).FindStringSubmatch(commands)
+	sel := waitForPodsGone(t, commands, "kubectl delete pod -l ")
 	if sel == nil {
 		t.Fatal("the commands do not wait for the Deployment's pod to be gone")
 	}
@@ -175,7 +175,7 @@ func TestDocs_oneCommandPodHA(t *testing.T) {
 	if down < 0 || apply < down || del < apply || up < del {
 		t.Errorf("the commands do not scale sts/%s to 0, apply %s, delete pod %s and scale it back to %d, in that order:\n%s", ha.sts.Name, file, pod.Name, *ha.sts.Spec.Replicas, commands)
 	}
-	sel := regexp.MustCompile(`kubectl -n \S+ wait --for=delete pod -l (\S+)`).FindStringSubmatch(commands)
+	sel := waitForPodsGone(t, commands, "kubectl -n "+ns+" delete pod -l ")
 	if sel == nil {
 		t.Fatal("the commands do not wait for the StatefulSet's pods to be gone")
 	}
@@ -183,6 +183,21 @@ func TestDocs_oneCommandPodHA(t *testing.T) {
 	if err != nil || !s.Matches(labels.Set(ha.sts.Spec.Template.Labels)) || s.Matches(labels.Set(pod.Labels)) {
 		t.Errorf("kubectl wait -l %s: want a selector of the StatefulSet's pods (%v): %v", sel[1], ha.sts.Spec.Template.Labels, err)
 	}
+}
+
+// waitForPodsGone returns the selector of the command (prefix, then the
+// selector) that waits for the scaled-down pods to be gone, and nil when
+// there is none. It must succeed when no pod is left (a second try, the
+// workload already at 0): `kubectl wait --for=delete pod -l` exits 1 with
+// "no matching resources found" then (kubernetes/kubernetes#83242), which
+// stops a script under set -e; `kubectl delete pod -l ... --ignore-not-found
+// --wait` waits for the pods to be gone and treats none as success.
+func waitForPodsGone(t *testing.T, commands, prefix string) []string {
+	t.Helper()
+	if strings.Contains(commands, "wait --for=delete pod -l ") {
+		t.Error("the commands wait for the pods to be gone with kubectl wait --for=delete pod -l, which fails when no pod is left: use kubectl delete pod -l ... --ignore-not-found --wait")
+	}
+	return regexp.MustCompile(regexp.QuoteMeta(prefix) + `(\S+) --ignore-not-found --wait --timeout=\S+`).FindStringSubmatch(commands)
 }
 
 // oneCommandPod checks the pod manifest of a README (text; where names it
