@@ -67,7 +67,7 @@ func TestDocs_oneCommandPod(t *testing.T) {
 	}
 	s, err := labels.Parse(sel[1])
 	if err != nil || !s.Matches(labels.Set(m.deployment.Spec.Template.Labels)) || s.Matches(labels.Set(pod.Labels)) {
-		t.Errorf("kubectl wait -l %s: want a selector of the Deployment's pods (%v): %v", sel[1], m.deployment.Spec.Template.Labels, err)
+		t.Errorf("kubectl delete pod -l %s: want a selector of the Deployment's pods (%v): %v", sel[1], m.deployment.Spec.Template.Labels, err)
 	}
 }
 
@@ -181,7 +181,7 @@ func TestDocs_oneCommandPodHA(t *testing.T) {
 	}
 	s, err := labels.Parse(sel[1])
 	if err != nil || !s.Matches(labels.Set(ha.sts.Spec.Template.Labels)) || s.Matches(labels.Set(pod.Labels)) {
-		t.Errorf("kubectl wait -l %s: want a selector of the StatefulSet's pods (%v): %v", sel[1], ha.sts.Spec.Template.Labels, err)
+		t.Errorf("kubectl delete pod -l %s: want a selector of the StatefulSet's pods (%v): %v", sel[1], ha.sts.Spec.Template.Labels, err)
 	}
 }
 
