@@ -931,14 +931,7 @@ func TestBillingImpact_ciPipelinesSayWhenThereIsNoReport(t *testing.T) {
 	noReport := "printf '" + heading + `\n\n**No report for commit %s**`
 	commit := regexp.MustCompile(`printf '\\n_Commit %s\._\\n' "\$(HEAD_SHA|CI_COMMIT_SHA)" >> billing-impact\.md`)
 
-	var github struct {
-		Jobs map[string]struct {
-			Steps []struct {
-				If  string `yaml:"if"`
-				Run string `yaml:"run"`
-			} `yaml:"steps"`
-		} `yaml:"jobs"`
-	}
+	var github ciGuideGitHub
 	var gitlab map[string]yaml.Node // stages and variables too
 	for i, block := range ciGuideYAML(t) {
 		switch {
@@ -998,6 +991,16 @@ func TestBillingImpact_ciPipelinesSayWhenThereIsNoReport(t *testing.T) {
 	}
 }
 
+// ciGuideGitHub is what the tests read of the CI guide's GitHub workflow.
+type ciGuideGitHub struct {
+	Jobs map[string]struct {
+		Steps []struct {
+			If  string `yaml:"if"`
+			Run string `yaml:"run"`
+		} `yaml:"steps"`
+	} `yaml:"jobs"`
+}
+
 // ciGuideYAML returns the YAML blocks of the CI guide, as its template
 // renders them.
 func ciGuideYAML(t *testing.T) []string {
@@ -1023,14 +1026,7 @@ func ciGuideYAML(t *testing.T) []string {
 // the comments of an earlier push never stand as this push's.
 func TestBillingImpact_ciGuideCommentsUpdated(t *testing.T) {
 	t.Parallel()
-	var github struct {
-		Jobs map[string]struct {
-			Steps []struct {
-				If  string `yaml:"if"`
-				Run string `yaml:"run"`
-			} `yaml:"steps"`
-		} `yaml:"jobs"`
-	}
+	var github ciGuideGitHub
 	for _, block := range ciGuideYAML(t) {
 		if strings.Contains(block, "\njobs:\n") {
 			if err := yaml.Unmarshal([]byte(block), &github); err != nil {
