@@ -1111,7 +1111,6 @@ func TestBillingImpact_ciPlanJSONNeverOnDisk(t *testing.T) {
 func TestBillingImpact_ciBinaryPlanRemoved(t *testing.T) {
 	t.Parallel()
 	out := regexp.MustCompile(`terraform plan .*-out=(\S+)`)
-	unescape := regexp.MustCompile(`\{\{ "(.*?)" \}\}`)
 	type job struct {
 		Script      []string `yaml:"script"`
 		AfterScript []string `yaml:"after_script"`
@@ -1124,11 +1123,7 @@ func TestBillingImpact_ciBinaryPlanRemoved(t *testing.T) {
 	for path, src := range readCIPipelines(t) {
 		blocks := []string{string(src)}
 		if strings.HasSuffix(path, ".tmpl") {
-			blocks = nil
-			for _, block := range strings.Split(string(src), "```yaml\n")[1:] {
-				block, _, _ = strings.Cut(block, "\n```\n")
-				blocks = append(blocks, unescape.ReplaceAllString(block, "$1"))
-			}
+			blocks = ciGuideYAML(t)
 		}
 		for _, block := range blocks {
 			var doc map[string]yaml.Node
