@@ -215,8 +215,9 @@ type FileConfig struct {
 	// Name is the source name used by the mapping export's entries for this
 	// data (for example "passwordboss"); empty means "file".
 	Name string `yaml:"name,omitempty"`
-	// DuplicateRows is refuse (default: a customer with several rows of
-	// one product fails) or sum (they add up: a row per site).
+	// DuplicateRows is sum (default: several rows of one customer and
+	// product add up, a row per site, each sum a notice) or refuse (the
+	// customer fails: a file of one row per customer and product).
 	DuplicateRows string `yaml:"duplicate_rows,omitempty"`
 }
 

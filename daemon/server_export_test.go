@@ -509,7 +509,7 @@ func TestHandler_exportAdvertisesReaderFields(t *testing.T) {
 	doc.Tickets = &export.Tickets{Enabled: true, Schedule: "every 5m", QueueID: "29683", NewStatusID: "1", ClosedStatusID: "5", ReopenStatusID: "8",
 		Priorities: map[string]string{"high": "1"}, SourceID: "2", IssueTypeID: "3", SubIssueTypeID: "4", TicketTypeID: "1", CategoryID: "2",
 		NoteTypeID: "1", MinSeverity: "medium", TitleFormat: export.DefaultTitleFormat, OnResolve: export.OnResolveClose, OnReturn: export.OnReturnReopen,
-		ReopenWindow: "72h", MaxPerPass: 50, MaxPerCustomer: 10, Owner: "QDVMFJE6HPI5Y7DV"}
+		ReopenWindow: "72h", BackfillWindow: "48h", MaxPerPass: 50, MaxPerCustomer: 10, Owner: "QDVMFJE6HPI5Y7DV"}
 	for i := range doc.ProductMappings {
 		doc.ProductMappings[i].Owner = "3f2a9c"
 	}

@@ -260,7 +260,6 @@ func etFindChange(p *Plan, customer string, service int64) *Change {
 func TestEngine_Sync_endToEnd(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)
-	h.dup = file.DuplicateRowsSum // a row per site: see TestEngine_Sync_duplicateRows
 	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
 	h.writeUsage(
 		"cust-a,Acme,CIXA-MSP,40",

@@ -11,12 +11,13 @@ import (
 )
 
 // TestEngine_Sync_duplicateRows: a usage file's row pasted twice was added
-// up with itself, and the customer billed twice its usage. By default the
-// customer now fails, naming the rows, its line left as it was; the other
-// customers are synced.
+// up with itself, and the customer billed twice its usage. Under
+// duplicate_rows: refuse the customer now fails, naming the rows, its line
+// left as it was; the other customers are synced.
 func TestEngine_Sync_duplicateRows(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)
+	h.dup = file.DuplicateRowsRefuse
 	h.at.SetUnits(h.contractB, h.svcIntercept, 6, etPeriodDay)
 	h.writeUsage(
 		"cust-a,Acme,CIXA-MSP,40",
@@ -38,7 +39,8 @@ func TestEngine_Sync_duplicateRows(t *testing.T) {
 	}
 }
 
-// TestEngine_Sync_duplicateRowsSummed: under duplicate_rows: sum a file of
+// TestEngine_Sync_duplicateRowsSummed: under duplicate_rows: sum (the
+// default, which the harness's "" gives too) a file of
 // a row per site bills the sum, and the notice naming the rows is logged as
 // a usage problem under the key operators match, problem, not as "Skipped
 // usage": no row was skipped. A gauge counts such sums per pass.

@@ -46,12 +46,15 @@ const MaxSize = 256 << 20
 // than one, make.
 type DuplicateRows string
 
-// The values of DuplicateRows. DuplicateRowsRefuse, the default, fails the
-// customer: a row pasted twice, or a sheet exported twice into one file,
-// would bill its usage twice, and a doubled line on an invoice is what an
-// MSP must never send, while a customer that fails keeps its lines' last
-// quantities and is alerted on. DuplicateRowsSum adds them up, for a file
-// of a row per site or tenant; each such sum is then a notice.
+// The values of DuplicateRows. DuplicateRowsSum, the default, adds them
+// up, for a file of a row per site, tenant or sub-account (how usage files
+// have been read from the first version on); each such sum is a notice in
+// the log, the plan and check, and psa_sync_usage_repeated_rows counts
+// them. DuplicateRowsRefuse fails the customer instead: for a file that
+// holds one row per customer and product, where a second row can only be
+// a row pasted twice or a sheet exported twice into one file, whose usage
+// would bill twice; a customer that fails keeps its lines' last
+// quantities and is alerted on.
 const (
 	DuplicateRowsRefuse DuplicateRows = "refuse"
 	DuplicateRowsSum    DuplicateRows = "sum"
@@ -87,7 +90,7 @@ type Config struct {
 	// example "passwordboss"; "" means DefaultName.
 	Name string
 	// DuplicateRows says what rows of one customer and product make; ""
-	// means DuplicateRowsRefuse.
+	// means DuplicateRowsSum.
 	DuplicateRows DuplicateRows
 }
 
@@ -137,7 +140,7 @@ func New(cfg Config) (*Source, error) {
 	}
 	dup := cfg.DuplicateRows
 	if dup == "" {
-		dup = DuplicateRowsRefuse
+		dup = DuplicateRowsSum
 	}
 	if dup != DuplicateRowsRefuse && dup != DuplicateRowsSum {
 		return nil, fmt.Errorf("file: unknown duplicate_rows %q (want refuse or sum)", cfg.DuplicateRows)

@@ -529,10 +529,11 @@ func TestFetch_jsonCarriageReturns(t *testing.T) {
 }
 
 // TestFetch_duplicateRows: rows of one customer and product were added up
-// without a word, so a row pasted twice billed twice. By default such rows
-// now fail their customer (an Unreadable problem of that customer and
-// product, naming the rows); with duplicate_rows: sum they add up, and each
-// sum is a notice. Rows of no customer add up either way.
+// without a word, so a row pasted twice billed twice unseen. By default
+// (duplicate_rows: sum) they still add up, and each sum is a notice naming
+// the rows; with duplicate_rows: refuse such rows fail their customer (an
+// Unreadable problem of that customer and product, naming the rows). Rows
+// of no customer add up either way.
 func TestFetch_duplicateRows(t *testing.T) {
 	t.Parallel()
 	p := writeFile(t, "usage.csv", strings.Join([]string{
@@ -548,25 +549,12 @@ func TestFetch_duplicateRows(t *testing.T) {
 		"c2,P,4",
 		"c2,P,5",
 	}, "\n")+"\n")
-	type got struct {
-		Problem    string
-		Unreadable bool
-		CustomerID string
-		Product    string
-	}
-	view := func(rep *source.Report) []got {
-		var out []got
-		for _, pr := range rep.Problems {
-			out = append(out, got{pr.String(), pr.Unreadable, pr.CustomerID, pr.Product})
-		}
-		return out
-	}
 	const fix = ": a row pasted twice bills twice; remove the repeated rows, or, if each row is usage of its own (a row per site), set duplicate_rows: sum"
-	refused := []got{
+	refused := []problem{
 		{`usage.csv:2: customer "c1" has 2 rows of product "P" (usage.csv:2, usage.csv:5), which would add up to 40` + fix, true, "c1", "P"},
 		{`usage.csv:7: customer "c2" has 5 rows of product "P" (usage.csv:7, usage.csv:8, usage.csv:9, usage.csv:10 and 1 more), which would add up to 15` + fix, true, "c2", "P"},
 	}
-	summedRows := []got{
+	summedRows := []problem{
 		{`usage.csv:2: customer "c1" has 2 rows of product "P" (usage.csv:2, usage.csv:5), added up to 40 (duplicate_rows: sum)`, false, "c1", "P"},
 		{`usage.csv:7: customer "c2" has 5 rows of product "P" (usage.csv:7, usage.csv:8, usage.csv:9, usage.csv:10 and 1 more), added up to 15 (duplicate_rows: sum)`, false, "c2", "P"},
 	}
@@ -578,11 +566,11 @@ func TestFetch_duplicateRows(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		dup   file.DuplicateRows
-		want  []got
+		want  []problem
 		check string // Check's error, or "" when it passes
 	}{
-		{"", refused, "file: usage.csv: 10 rows, 0 skipped, 2 products of customers on several rows (first: " + refused[0].Problem + ")"},
-		{file.DuplicateRowsRefuse, refused, "file: usage.csv: 10 rows, 0 skipped, 2 products of customers on several rows (first: " + refused[0].Problem + ")"},
+		{"", summedRows, ""},
+		{file.DuplicateRowsRefuse, refused, "file: usage.csv: 10 rows, 0 skipped, 2 products of customers on several rows (first: " + refused[0].Text + ")"},
 		{file.DuplicateRowsSum, summedRows, ""},
 	} {
 		s := newSource(t, file.Config{Path: p, DuplicateRows: tc.dup})
@@ -590,7 +578,7 @@ func TestFetch_duplicateRows(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: Fetch: %v", tc.dup, err)
 		}
-		if diff := cmp.Diff(tc.want, view(rep)); diff != "" {
+		if diff := cmp.Diff(tc.want, problemsSaid(rep)); diff != "" {
 			t.Errorf("%q: Problems mismatch (-want +got):\n%s", tc.dup, diff)
 		}
 		if diff := cmp.Diff(wantRecords, rep.Records); diff != "" {
@@ -601,14 +589,14 @@ func TestFetch_duplicateRows(t *testing.T) {
 			t.Errorf("%q: Check = %v, want %q", tc.dup, err, tc.check)
 		}
 		desc, err := s.Describe(t.Context())
-		if want := "usage.csv: 10 rows, 0 skipped, 2 products of customers on several rows (first: " + tc.want[0].Problem + ")"; desc != want || fmt.Sprint(err) != fmt.Sprint(s.Check(t.Context())) {
+		if want := "usage.csv: 10 rows, 0 skipped, 2 products of customers on several rows (first: " + tc.want[0].Text + ")"; desc != want || fmt.Sprint(err) != fmt.Sprint(s.Check(t.Context())) {
 			t.Errorf("%q: Describe = %q, %v; want %q", tc.dup, desc, err, want)
 		}
 	}
 	// Rows of one customer and product in two periods are not repeats of
 	// each other: Check reads every period.
 	two := writeFile(t, "usage.csv", "customer_id,product,quantity,period\nc1,P,20,2026-09\nc1,P,20,2026-10\n")
-	if err := newSource(t, file.Config{Path: two}).Check(t.Context()); err != nil {
+	if err := newSource(t, file.Config{Path: two, DuplicateRows: file.DuplicateRowsRefuse}).Check(t.Context()); err != nil {
 		t.Errorf("Check of one row a period: %v", err)
 	}
 	// A row with no period counts in the period of the pass, as one of any
@@ -622,7 +610,7 @@ func TestFetch_duplicateRows(t *testing.T) {
 		{"c2,Q,1,2026-09\nc1,P,5,\nc1,P,5,\nc2,Q,1,2026-10\n", `usage.csv:3: customer "c1" has 2 rows of product "P" (usage.csv:3, usage.csv:4)`},
 	} {
 		p := writeFile(t, "usage.csv", "customer_id,product,quantity,period\n"+tc.rows)
-		desc, err := newSource(t, file.Config{Path: p}).Describe(t.Context())
+		desc, err := newSource(t, file.Config{Path: p, DuplicateRows: file.DuplicateRowsRefuse}).Describe(t.Context())
 		if err == nil || !strings.Contains(desc, ", 1 product of a customer on several rows (first: "+tc.want) {
 			t.Errorf("Describe of %q = %q, %v; want it failed on one repeat, %s", tc.rows, desc, err, tc.want)
 		}
