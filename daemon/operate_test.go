@@ -95,7 +95,10 @@ func TestHandler_snakeCaseJSON(t *testing.T) {
 			if len(p.Unmapped.Unassigned) != 1 || p.Unmapped.Unassigned[0].Product != "CIXA-MSP" || p.Unmapped.Unassigned[0].Quantity != 3 {
 				t.Errorf("plan unassigned = %+v", p.Unmapped.Unassigned)
 			}
-			if len(p.Problems) != 1 || !strings.Contains(p.Problems[0].Where, "usage.csv") || p.Problems[0].Error == "" {
+			// The bad row and the notice of acme's two rows of one product,
+			// added up (duplicate_rows: sum).
+			if len(p.Problems) != 2 || !strings.Contains(p.Problems[0].Where, "usage.csv") || p.Problems[0].Error == "" ||
+				!strings.Contains(p.Problems[1].Error, "(duplicate_rows: sum)") {
 				t.Errorf("plan problems = %+v", p.Problems)
 			}
 		}
