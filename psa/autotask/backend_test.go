@@ -410,19 +410,28 @@ func equal(a, b []int64) bool {
 	return true
 }
 
-func TestBackend_SetQuantity_lostResponse(t *testing.T) {
-	t.Parallel()
-	b, s := newBackend(t)
-	ctx := t.Context()
+// backupLineOfFive returns a backend on a simulator whose contract "Managed"
+// of Acme bills 5 units of the service "Backup" from January 1, and that
+// line as a pass reads it before writing it.
+func backupLineOfFive(t *testing.T) (b *autotask.Backend, s *psatest.Server, contract, service int64, lines []psa.ContractLine) {
+	t.Helper()
+	b, s = newBackend(t)
 	at := s.Autotask()
 	company := at.AddCompany("Acme")
-	svc := at.AddService("Backup", 12.5)
-	c := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
-	at.SetUnits(c, svc, 5, date(1, 1))
-	lines, err := b.ReadLines(ctx, []string{id(c)}, now)
+	service = at.AddService("Backup", 12.5)
+	contract = at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
+	at.SetUnits(contract, service, 5, date(1, 1))
+	lines, err := b.ReadLines(t.Context(), []string{id(contract)}, now)
 	if err != nil || len(lines) != 1 {
 		t.Fatalf("ReadLines = %+v, %v", lines, err)
 	}
+	return b, s, contract, service, lines
+}
+
+func TestBackend_SetQuantity_lostResponse(t *testing.T) {
+	t.Parallel()
+	b, s, c, svc, lines := backupLineOfFive(t)
+	ctx := t.Context()
 	// The adjustment is applied, but its response never arrives.
 	s.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/ContractServiceAdjustments", DropAfterHandling: true, Times: 1})
 
@@ -443,22 +452,13 @@ func TestBackend_SetQuantity_lostResponse(t *testing.T) {
 
 func TestBackend_SetQuantity_dropped(t *testing.T) {
 	t.Parallel()
-	b, s := newBackend(t)
+	b, s, c, svc, lines := backupLineOfFive(t)
 	ctx := t.Context()
-	at := s.Autotask()
-	company := at.AddCompany("Acme")
-	svc := at.AddService("Backup", 12.5)
-	c := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
-	at.SetUnits(c, svc, 5, date(1, 1))
-	lines, err := b.ReadLines(ctx, []string{id(c)}, now)
-	if err != nil || len(lines) != 1 {
-		t.Fatalf("ReadLines = %+v, %v", lines, err)
-	}
 	// The connection drops before the adjustment is handled.
 	s.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/ContractServiceAdjustments", Drop: true, Times: 1})
 
 	req := psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 8, Current: &lines[0], EffectiveDate: date(11, 1)}
-	_, err = b.SetQuantity(ctx, req)
+	_, err := b.SetQuantity(ctx, req)
 	// The re-read right after shows nothing changed, which a read lagging
 	// the write would show too: the outcome stays unknown, for the caller
 	// to re-read later.
@@ -471,8 +471,8 @@ func TestBackend_SetQuantity_dropped(t *testing.T) {
 	if u := units(t, s, c, svc, now); u != 5 {
 		t.Errorf("units = %d, want 5", u)
 	}
-	if len(at.Adjustments()) != 0 {
-		t.Errorf("adjustments = %+v, want none", at.Adjustments())
+	if len(s.Autotask().Adjustments()) != 0 {
+		t.Errorf("adjustments = %+v, want none", s.Autotask().Adjustments())
 	}
 
 	// The next pass may simply try again.
@@ -494,17 +494,8 @@ func TestBackend_SetQuantity_dropped(t *testing.T) {
 // line next to the 5 that still bills.
 func TestBackend_SetQuantity_droppedToZeroUnseen(t *testing.T) {
 	t.Parallel()
-	b, s := newBackend(t)
+	b, s, c, svc, lines := backupLineOfFive(t)
 	ctx := t.Context()
-	at := s.Autotask()
-	company := at.AddCompany("Acme")
-	svc := at.AddService("Backup", 12.5)
-	c := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
-	at.SetUnits(c, svc, 5, date(1, 1))
-	lines, err := b.ReadLines(ctx, []string{id(c)}, now)
-	if err != nil || len(lines) != 1 {
-		t.Fatalf("ReadLines = %+v, %v", lines, err)
-	}
 	s.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/ContractServiceAdjustments", Drop: true, Times: 1,
 		Received: func() {
 			s.AddFault(psatest.Fault{Path: "/ATServicesRest/V1.0/ContractServiceUnits/query", Status: http.StatusOK,
