@@ -57,8 +57,8 @@ resource "psa_customer_mapping" "test" {
 	resource.UnitTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps: []resource.TestStep{
-			{Config: base, Check: unknownTo(nil, nil, nil, nil, nil, nil)},
-			{Config: base + ticketRoutingCases()[psa.SystemAutotask].config, Check: unknownTo([]string{"tickets"}, nil, nil, nil, nil, nil)},
+			{Config: base, Check: unknownTo(nil, nil, nil, nil, nil, nil, nil)},
+			{Config: base + ticketRoutingCases()[psa.SystemAutotask].config, Check: unknownTo([]string{"tickets"}, nil, nil, nil, nil, nil, nil)},
 		},
 	})
 }

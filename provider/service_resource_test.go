@@ -619,7 +619,7 @@ func TestAccServiceResource_autotaskPlanChecks(t *testing.T) {
 			{
 				Config:      testAccServiceResourceConfig(e, strings.Repeat("x", 151), 1, ""),
 				PlanOnly:    true,
-				ExpectError: regexp.MustCompile(`(?s)Value Refused by Autotask.*with psa_service.test.*\bname\b.*151\s+characters\s+long;\s+Autotask\s+holds\s+at\s+most\s+150`),
+				ExpectError: regexp.MustCompile(`(?s)Value Refused by Autotask.*with psa_service.test.*\bname\b.*151\s+characters\s+long\s+as\s+Autotask\s+counts\s+them\s+\(an\s+emoji\s+counts\s+two\);\s+Autotask\s+holds\s+at\s+most\s+150`),
 			},
 			{
 				Config:      testAccServiceResourceConfig(e, "Fortnightly", 1, "  autotask {\n    period_type = \"Fortnightly\"\n  }\n"),
@@ -1647,7 +1647,7 @@ func TestAccServiceResource_autotaskTextLengths(t *testing.T) {
 			{
 				Config:      testAccServiceResourceConfig(e, "Long notes", 1, text("description", 401)),
 				PlanOnly:    true,
-				ExpectError: regexp.MustCompile(`(?s)Value Refused by Autotask.*with psa_service.test.*\bdescription\b.*401\s+characters\s+long;\s+Autotask\s+holds\s+at\s+most\s+400`),
+				ExpectError: regexp.MustCompile(`(?s)Value Refused by Autotask.*with psa_service.test.*\bdescription\b.*401\s+characters\s+long\s+as\s+Autotask\s+counts\s+them\s+\(an\s+emoji\s+counts\s+two\);\s+Autotask\s+holds\s+at\s+most\s+400`),
 			},
 			{
 				Config: testAccServiceResourceConfig(e, "Long notes", 1, text("description", 400)+text("invoice_description", 1000)),
@@ -1655,7 +1655,7 @@ func TestAccServiceResource_autotaskTextLengths(t *testing.T) {
 			{
 				Config:      testAccServiceResourceConfig(e, "Long notes", 1, text("description", 400)+text("invoice_description", 1001)),
 				PlanOnly:    true,
-				ExpectError: regexp.MustCompile(`(?s)Value Refused by Autotask.*with psa_service.test.*\binvoice_description\b.*1001\s+characters\s+long;\s+Autotask\s+holds\s+at\s+most\s+1000`),
+				ExpectError: regexp.MustCompile(`(?s)Value Refused by Autotask.*with psa_service.test.*\binvoice_description\b.*1001\s+characters\s+long\s+as\s+Autotask\s+counts\s+them\s+\(an\s+emoji\s+counts\s+two\);\s+Autotask\s+holds\s+at\s+most\s+1000`),
 			},
 		},
 	})

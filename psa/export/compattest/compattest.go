@@ -109,7 +109,7 @@ var Readers = []Reader{
 		},
 	},
 	{
-		Commit: "55373f3",
+		Commit: "e2cdbe1",
 		What:   "backfill_window of the tickets object (psa_ticket_routing), written only when set",
 		Fields: map[string][]string{
 			"":    slices.Insert(slices.Clone(v1Top), 5, "tickets"),
