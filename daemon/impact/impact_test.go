@@ -1054,6 +1054,72 @@ func TestBillingImpact_ciGuideCommentsUpdated(t *testing.T) {
 	}
 }
 
+// TestBillingImpact_ciGitLabNotesUpdated: the GitLab jobs of the CI guide
+// and of the CI example keep one note per heading on a merge request (the
+// plan's and the report's), as the GitHub jobs keep their comments, never
+// a new note on every push: a psa_note function, defined in script and in
+// after_script (each a shell of its own), finds the oldest note of the
+// token's user that starts with the body's heading, page by page, and
+// updates it through the notes API (PUT …/notes/$id), and no note is
+// posted but through it. It needs jq, which the job installs (the guide's
+// Alpine image has none) or the example's image is said to have.
+func TestBillingImpact_ciGitLabNotesUpdated(t *testing.T) {
+	t.Parallel()
+	example, err := os.ReadFile(filepath.Join("..", "..", "examples", "ci", "billing-impact", "gitlab-ci.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipelines := map[string]string{"gitlab-ci.yml": string(example)}
+	for _, block := range ciGuideYAML(t) {
+		if strings.HasPrefix(block, "stages:") {
+			pipelines["the guide's GitLab pipeline"] = block
+		}
+	}
+	if len(pipelines) != 2 {
+		t.Fatalf("found %d GitLab pipelines, want 2 (the guide's and the example's)", len(pipelines))
+	}
+	for name, src := range pipelines {
+		var doc map[string]yaml.Node
+		if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var fn string
+		if node, ok := doc[".psa-note"]; !ok || node.Decode(&fn) != nil {
+			t.Errorf("%s: no .psa-note, the psa_note function that updates the job's note", name)
+			continue
+		}
+		for _, want := range []string{"psa_note() {", `"$CI_API_V4_URL/user"`, "page=$page", ".author.id == $me", "startswith($heading)", `--request PUT`, `"$api/$id"`} {
+			if !strings.Contains(fn, want) {
+				t.Errorf("%s: psa_note does not update the note of the token's user found by its heading, on any page (%s is missing)", name, want)
+			}
+		}
+		if !strings.Contains(src, "apk add --no-cache curl jq") && !strings.Contains(src, "psa-syncd, curl and jq") {
+			t.Errorf("%s: psa_note needs jq, which the job neither installs nor asks of its image", name)
+		}
+		for job, node := range doc {
+			var j struct {
+				Script      []string `yaml:"script"`
+				AfterScript []string `yaml:"after_script"`
+			}
+			if node.Kind != yaml.MappingNode || node.Decode(&j) != nil || j.Script == nil {
+				continue
+			}
+			for part, lines := range map[string][]string{"script": j.Script, "after_script": j.AfterScript} {
+				text := strings.Join(lines, "\n")
+				if strings.Contains(text, "psa_note ") && !slices.Contains(lines, fn) {
+					t.Errorf("%s: job %s calls psa_note in its %s without defining it there (- *psa-note)", name, job, part)
+				}
+				if rest := strings.ReplaceAll(text, fn, ""); strings.Contains(rest, "/notes") {
+					t.Errorf("%s: job %s writes a note in its %s other than through psa_note: a new note on every push", name, job, part)
+				}
+			}
+			if strings.Contains(strings.Join(j.Script, "\n"), "billing-impact.md") && !strings.Contains(strings.Join(j.Script, "\n"), "psa_note billing-impact.md") {
+				t.Errorf("%s: job %s does not put its report through psa_note", name, job)
+			}
+		}
+	}
+}
+
 // readCIPipelines reads the pipelines of the CI example and of the CI
 // guide, and the files in more, by path.
 func readCIPipelines(t *testing.T, more ...string) map[string][]byte {
