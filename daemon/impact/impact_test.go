@@ -1113,7 +1113,7 @@ func TestBillingImpact_ciGitLabNotesUpdated(t *testing.T) {
 					t.Errorf("%s: job %s writes a note in its %s other than through psa_note: a new note on every push", name, job, part)
 				}
 			}
-			if strings.Contains(strings.Join(j.Script, "\n"), "billing-impact.md") && !strings.Contains(strings.Join(j.Script, "\n"), "psa_note billing-impact.md") {
+			if job != "apply" && strings.Contains(strings.Join(j.Script, "\n"), "billing-impact.md") && !strings.Contains(strings.Join(j.Script, "\n"), "psa_note billing-impact.md") {
 				t.Errorf("%s: job %s does not put its report through psa_note", name, job)
 			}
 		}
@@ -1167,25 +1167,39 @@ func TestBillingImpact_ciPlanJSONNeverOnDisk(t *testing.T) {
 	}
 }
 
-// TestBillingImpact_ciBinaryPlanRemoved: the binary plan file that a
-// pull-request job writes (terraform plan -out) holds the plan's sensitive
-// values, as its JSON does. A self-hosted GitHub runner, or GitLab's build
-// directory, keeps the workspace for the next job, so every job that
-// writes one removes it, also when a step failed: in a GitHub step
-// `if: always()` after the plan, in a GitLab after_script (which runs from
-// the project directory, whatever the script's cd).
-func TestBillingImpact_ciBinaryPlanRemoved(t *testing.T) {
-	t.Parallel()
-	out := regexp.MustCompile(`terraform plan .*-out=(\S+)`)
-	type job struct {
-		Script      []string `yaml:"script"`
-		AfterScript []string `yaml:"after_script"`
-		Steps       []struct {
-			If  string `yaml:"if"`
-			Run string `yaml:"run"`
-		} `yaml:"steps"`
+// ciJob is a job of the pipelines of the CI example and of the CI guide:
+// a GitLab job (script) or a GitHub job (steps).
+type ciJob struct {
+	Path, Name  string
+	Script      []string `yaml:"script"`
+	AfterScript []string `yaml:"after_script"`
+	Artifacts   struct {
+		Paths []string `yaml:"paths"`
+	} `yaml:"artifacts"`
+	Steps []struct {
+		If  string `yaml:"if"`
+		Run string `yaml:"run"`
+	} `yaml:"steps"`
+}
+
+// commands returns what the job runs, in order: its script, or the run of
+// each of its steps.
+func (j ciJob) commands() string {
+	var cmds strings.Builder
+	for _, l := range j.Script {
+		cmds.WriteString(l + "\n")
 	}
-	jobsChecked := 0
+	for _, step := range j.Steps {
+		cmds.WriteString(step.Run + "\n")
+	}
+	return cmds.String()
+}
+
+// ciPipelineJobs returns the jobs of the pipelines of the CI example and
+// of the CI guide (its YAML blocks, rendered).
+func ciPipelineJobs(t *testing.T) []ciJob {
+	t.Helper()
+	var all []ciJob
 	for path, src := range readCIPipelines(t) {
 		blocks := []string{string(src)}
 		if strings.HasSuffix(path, ".tmpl") {
@@ -1204,66 +1218,124 @@ func TestBillingImpact_ciBinaryPlanRemoved(t *testing.T) {
 				}
 			}
 			for name, node := range jobs {
-				var j job
-				if node.Kind != yaml.MappingNode || node.Decode(&j) != nil {
+				j := ciJob{Path: path, Name: name}
+				if node.Kind != yaml.MappingNode || node.Decode(&j) != nil || j.Script == nil && j.Steps == nil {
 					continue
 				}
-				var before strings.Builder
-				for _, l := range j.Script {
-					before.WriteString(l + "\n")
-				}
-				removed := false
-				for _, step := range j.Steps {
-					before.WriteString(step.Run + "\n")
-					if m := out.FindStringSubmatch(before.String()); m != nil && step.If == "always()" && strings.Contains(step.Run, "rm -f "+m[1]) {
-						removed = true
-					}
-				}
-				m := out.FindStringSubmatch(before.String())
-				if m == nil {
-					continue
-				}
-				jobsChecked++
-				file := m[1]
-				for _, l := range j.Script {
-					if dir, ok := strings.CutPrefix(l, "cd "); ok {
-						file = dir + "/" + file // after_script starts in the project directory again
-					}
-				}
-				if slices.Contains(j.AfterScript, "rm -f "+file) {
-					removed = true
-				}
-				if !removed {
-					t.Errorf("%s: job %s leaves its binary plan %s, sensitive values included, in the workspace: remove it in a step `if: always()` after the plan, or in after_script", path, name, m[1])
-				}
+				all = append(all, j)
 			}
 		}
 	}
-	if jobsChecked != 4 {
-		t.Errorf("found %d pull-request jobs that write a binary plan, want 4 (the example's and the guide's, GitHub and GitLab): the patterns no longer match", jobsChecked)
+	return all
+}
+
+// TestBillingImpact_ciBinaryPlanRemoved: the binary plan file that a
+// job writes (terraform plan -out) holds the plan's sensitive values, as
+// its JSON does. A self-hosted GitHub runner, or GitLab's build
+// directory, keeps the workspace for the next job, so every job that
+// writes one removes it, also when a step failed: in a GitHub step
+// `if: always()` after the plan, in a GitLab after_script (which runs from
+// the project directory, whatever the script's cd).
+func TestBillingImpact_ciBinaryPlanRemoved(t *testing.T) {
+	t.Parallel()
+	out := regexp.MustCompile(`terraform plan .*-out=(\S+)`)
+	jobsChecked := 0
+	for _, j := range ciPipelineJobs(t) {
+		var before strings.Builder
+		for _, l := range j.Script {
+			before.WriteString(l + "\n")
+		}
+		removed := false
+		for _, step := range j.Steps {
+			before.WriteString(step.Run + "\n")
+			if m := out.FindStringSubmatch(before.String()); m != nil && step.If == "always()" && strings.Contains(step.Run, "rm -f "+m[1]) {
+				removed = true
+			}
+		}
+		m := out.FindStringSubmatch(before.String())
+		if m == nil {
+			continue
+		}
+		jobsChecked++
+		file := m[1]
+		for _, l := range j.Script {
+			if dir, ok := strings.CutPrefix(l, "cd "); ok {
+				file = dir + "/" + file // after_script starts in the project directory again
+			}
+		}
+		if slices.Contains(j.AfterScript, "rm -f "+file) {
+			removed = true
+		}
+		if !removed {
+			t.Errorf("%s: job %s leaves its binary plan %s, sensitive values included, in the workspace: remove it in a step `if: always()` after the plan, or in after_script", j.Path, j.Name, m[1])
+		}
+	}
+	if jobsChecked != 6 {
+		t.Errorf("found %d jobs that write a binary plan, want 6 (the example's and the guide's plan jobs, and the guide's apply jobs, GitHub and GitLab): the patterns no longer match", jobsChecked)
+	}
+}
+
+// TestBillingImpact_ciApplyAppliesItsReportedPlan: the apply jobs of the CI
+// guide apply the plan whose billing report they keep, never a plan made
+// by `terraform apply` itself that nobody reads: each saves its plan
+// (-out), pipes it into psa-syncd plan before the apply, keeps the report
+// (GitHub: the job summary; GitLab: an artifact) and applies that file.
+func TestBillingImpact_ciApplyAppliesItsReportedPlan(t *testing.T) {
+	t.Parallel()
+	out := regexp.MustCompile(`terraform plan .*-out=(\S+)`)
+	apply := regexp.MustCompile(`(?m)^\s*terraform apply\b.*$`)
+	applyJobs := 0
+	for _, j := range ciPipelineJobs(t) {
+		if j.Name != "apply" {
+			continue
+		}
+		applyJobs++
+		cmds := j.commands()
+		applies := apply.FindAllString(cmds, -1)
+		m := out.FindStringSubmatch(cmds)
+		if m == nil || len(applies) != 1 || !strings.HasSuffix(strings.TrimSpace(applies[0]), " "+m[1]) || strings.Contains(applies[0], "-auto-approve") {
+			t.Errorf("%s: the apply job does not apply the plan it saved (%v): terraform apply makes a new plan that nobody reads", j.Path, applies)
+			continue
+		}
+		report := strings.Index(cmds, "terraform show -json "+m[1]+" | ")
+		if report < 0 || !strings.Contains(cmds[report:], "-terraform-plan /dev/stdin") || report > strings.Index(cmds, applies[0]) {
+			t.Errorf("%s: the apply job makes no billing report of the plan it applies before the apply", j.Path)
+		}
+		if !strings.Contains(cmds, `>> "$GITHUB_STEP_SUMMARY"`) && !slices.Contains(j.Artifacts.Paths, "billing-impact.md") {
+			t.Errorf("%s: the apply job keeps no record of the billing report of what it applied (the job summary, or an artifact)", j.Path)
+		}
+	}
+	if applyJobs != 2 {
+		t.Errorf("found %d apply jobs, want 2 (the guide's GitHub and GitLab)", applyJobs)
 	}
 }
 
 // TestBillingImpact_ciExamplesPlanWithoutLock: the pull-request jobs of the
 // CI example and of the CI guide run with the read-only plan role, which
 // may not write the S3 backend's lock file (docs/guides/ci-workflow.md), so
-// every `terraform plan` in them has -lock=false; and the GitLab job shows
-// how it reaches the S3 export and state with GitLab's ID token, as the
-// GitHub workflow shows its OIDC role.
+// every `terraform plan` in them has -lock=false (the apply job's plan,
+// with the apply role, locks); and the GitLab job shows how it reaches the
+// S3 export and state with GitLab's ID token, as the GitHub workflow shows
+// its OIDC role.
 func TestBillingImpact_ciExamplesPlanWithoutLock(t *testing.T) {
 	t.Parallel()
 	root := filepath.Join("..", "..")
-	// A command in a YAML list: `- terraform plan ...` or `- run: terraform plan ...`.
-	plan := regexp.MustCompile(`(?m)^\s*- (?:run: )?terraform plan\b.*$`)
-	for path, src := range readCIPipelines(t) {
-		lines := plan.FindAllString(string(src), -1)
-		if len(lines) == 0 {
-			t.Errorf("%s: no terraform plan found; the pattern no longer matches", path)
+	plan := regexp.MustCompile(`(?m)^\s*terraform plan\b.*$`)
+	planned := make(map[string]bool)
+	for _, j := range ciPipelineJobs(t) {
+		if j.Name == "apply" {
+			continue
 		}
-		for _, l := range lines {
+		for _, l := range plan.FindAllString(j.commands(), -1) {
+			planned[j.Path] = true
 			if !strings.Contains(l, " -lock=false") {
-				t.Errorf("%s: %q locks the state, which the read-only plan role cannot: add -lock=false", path, l)
+				t.Errorf("%s: job %s: %q locks the state, which the read-only plan role cannot: add -lock=false", j.Path, j.Name, l)
 			}
+		}
+	}
+	for path := range readCIPipelines(t) {
+		if !planned[path] {
+			t.Errorf("%s: no terraform plan found; the pattern no longer matches", path)
 		}
 	}
 	gl, err := os.ReadFile(filepath.Join(root, "examples", "ci", "billing-impact", "gitlab-ci.yml"))
