@@ -1229,6 +1229,60 @@ func ciPipelineJobs(t *testing.T) []ciJob {
 	return all
 }
 
+// removes reports whether the job removes file also when a step failed:
+// with `rm -f` in a GitHub step `if: always()`, or in a GitLab
+// after_script (which runs from the project directory, whatever the
+// script's cd).
+func (j ciJob) removes(file string) bool {
+	removed := func(lines, file string) bool {
+		for _, l := range strings.Split(lines, "\n") {
+			_, args, ok := strings.Cut(l, "rm -f ")
+			if ok && slices.Contains(strings.Fields(args), file) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, step := range j.Steps {
+		if step.If == "always()" && removed(step.Run, file) {
+			return true
+		}
+	}
+	for _, l := range j.Script {
+		if dir, ok := strings.CutPrefix(l, "cd "); ok {
+			file = dir + "/" + file
+		}
+	}
+	return removed(strings.Join(j.AfterScript, "\n"), file)
+}
+
+// TestBillingImpact_ciPlanTextRemoved: the guide's plan jobs write the
+// plan's text to plan.txt (tee) and its changes to changes.txt. A failed
+// plan leaves a partial plan.txt that no comment or artifact takes, and a
+// self-hosted runner keeps the workspace for the next job: every job that
+// writes such a file removes it also when a step failed (GitLab, whose
+// after_script runs before the artifacts are uploaded, may keep plan.txt
+// for the artifact of a job that succeeded).
+func TestBillingImpact_ciPlanTextRemoved(t *testing.T) {
+	t.Parallel()
+	written := regexp.MustCompile(`(?:\| tee|>) (\S+\.txt)\b`)
+	jobsChecked := 0
+	for _, j := range ciPipelineJobs(t) {
+		files := written.FindAllStringSubmatch(j.commands(), -1)
+		if len(files) > 0 {
+			jobsChecked++
+		}
+		for _, m := range files {
+			if !j.removes(m[1]) {
+				t.Errorf("%s: job %s leaves %s in the workspace after a failed plan: remove it in a step `if: always()`, or in after_script", j.Path, j.Name, m[1])
+			}
+		}
+	}
+	if jobsChecked != 2 {
+		t.Errorf("found %d jobs that write the plan's text, want 2 (the guide's plan jobs, GitHub and GitLab): the pattern no longer matches", jobsChecked)
+	}
+}
+
 // TestBillingImpact_ciBinaryPlanRemoved: the binary plan file that a
 // job writes (terraform plan -out) holds the plan's sensitive values, as
 // its JSON does. A self-hosted GitHub runner, or GitLab's build
@@ -1241,32 +1295,12 @@ func TestBillingImpact_ciBinaryPlanRemoved(t *testing.T) {
 	out := regexp.MustCompile(`terraform plan .*-out=(\S+)`)
 	jobsChecked := 0
 	for _, j := range ciPipelineJobs(t) {
-		var before strings.Builder
-		for _, l := range j.Script {
-			before.WriteString(l + "\n")
-		}
-		removed := false
-		for _, step := range j.Steps {
-			before.WriteString(step.Run + "\n")
-			if m := out.FindStringSubmatch(before.String()); m != nil && step.If == "always()" && strings.Contains(step.Run, "rm -f "+m[1]) {
-				removed = true
-			}
-		}
-		m := out.FindStringSubmatch(before.String())
+		m := out.FindStringSubmatch(j.commands())
 		if m == nil {
 			continue
 		}
 		jobsChecked++
-		file := m[1]
-		for _, l := range j.Script {
-			if dir, ok := strings.CutPrefix(l, "cd "); ok {
-				file = dir + "/" + file // after_script starts in the project directory again
-			}
-		}
-		if slices.Contains(j.AfterScript, "rm -f "+file) {
-			removed = true
-		}
-		if !removed {
+		if !j.removes(m[1]) {
 			t.Errorf("%s: job %s leaves its binary plan %s, sensitive values included, in the workspace: remove it in a step `if: always()` after the plan, or in after_script", j.Path, j.Name, m[1])
 		}
 	}
