@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"maps"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+	"go.yaml.in/yaml/v3"
 )
 
 const deployDir = "../../../examples/deploy"
@@ -231,9 +233,15 @@ func TestDeploySystemd_installCommands(t *testing.T) {
 		"examples/deploy/systemd/psa-syncd.yml":     exec[2],
 		"examples/deploy/systemd/psa-syncd.service": "/etc/systemd/system/psa-syncd.service",
 	}
+	if tls := regexp.MustCompile(`(?m)^#ExecStart=\S+ run -config\.file=\S+ -web\.config\.file=(\S+)$`).FindStringSubmatch(string(unit)); tls != nil {
+		want["examples/deploy/systemd/web-config.yml"] = tls[1]
+	}
 	installed := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^#\s+install -m \d+ (\S+) (\S+)`).FindAllStringSubmatch(string(unit), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^#\s+install (?:-D )?-m \d+ (\S+) (\S+)`).FindAllStringSubmatch(string(unit), -1) {
 		src, dst := m[1], m[2]
+		if !strings.Contains(src, "/") && src != "psa-syncd" {
+			continue // the operator's own TLS certificate and key (TestDeploySystemd_tls)
+		}
 		installed[src] = true
 		if w, ok := want[src]; !ok || dst != w {
 			t.Errorf("the unit's comment installs %s as %s; want %v, each where the unit reads it", src, dst, want)
@@ -337,5 +345,72 @@ func TestDeploySystemd_oneStartDropIn(t *testing.T) {
 	out, err := exec.Command(analyze, "verify", filepath.Join(dir, "psa-syncd.service")).CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Errorf("systemd-analyze verify of the unit with README's drop-in: %v\n%s", err, out)
+	}
+}
+
+// TestDeploySystemd_tls: the unit's listener serves the export API, which
+// CI runners write with the API token, so the example ships a TLS web
+// configuration next to the unit. The unit's commented ExecStart= gives
+// run the file where the head comment installs it, its commented
+// LoadCredential= loads the key the file names from the credentials
+// directory, the unit with those lines in place of the plain ExecStart=
+// passes `systemd-analyze verify`, and the file, with a certificate and
+// key where it names them, is one that run can use (check
+// -web.config.file).
+func TestDeploySystemd_tls(t *testing.T) {
+	t.Parallel()
+	unit, err := os.ReadFile(filepath.Join(deployDir, "systemd", "psa-syncd.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The TLS ExecStart= and, on the next line, the TLS key's LoadCredential=.
+	m := regexp.MustCompile(`(?m)^#(ExecStart=\S+ run -config\.file=\S+ -web\.config\.file=(\S+))\n#(LoadCredential=([a-z-]+):(\S+))$`).FindStringSubmatch(string(unit))
+	if m == nil {
+		t.Fatal("the unit has no commented ExecStart= with -web.config.file followed by the LoadCredential= of the TLS key")
+	}
+	execLine, webPath, keyLine, keyName, keySource := m[1], m[2], m[3], m[4], m[5]
+	if !strings.Contains(string(unit), "#   install -m 0644 examples/deploy/systemd/web-config.yml "+webPath+"\n") {
+		t.Errorf("the unit's head comment does not install web-config.yml as %s, which its TLS ExecStart= reads", webPath)
+	}
+	if !regexp.MustCompile(`(?m)^#\s+install -m 0600 \S+ ` + regexp.QuoteMeta(keySource) + `$`).Match(unit) {
+		t.Errorf("the unit's head comment does not install the TLS key as %s (root only), which its LoadCredential= loads", keySource)
+	}
+
+	webConfig, err := os.ReadFile(filepath.Join(deployDir, "systemd", "web-config.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var web struct {
+		TLS struct {
+			CertFile string `yaml:"cert_file"`
+			KeyFile  string `yaml:"key_file"`
+		} `yaml:"tls_server_config"`
+	}
+	if err := yaml.Unmarshal(webConfig, &web); err != nil {
+		t.Fatal(err)
+	}
+	if want := "/run/credentials/psa-syncd.service/" + keyName; web.TLS.KeyFile != want {
+		t.Errorf("web-config.yml's key_file is %q, want the credential the unit loads, %s", web.TLS.KeyFile, want)
+	}
+	if web.TLS.CertFile == "" || !strings.Contains(string(unit), " "+web.TLS.CertFile+"\n") {
+		t.Errorf("web-config.yml's cert_file %q is not where the unit's head comment installs the certificate", web.TLS.CertFile)
+	}
+
+	e := newTestEnv(t, nil)
+	certFile, keyFile := filepath.Join(e.dir, "psa-syncd.crt"), filepath.Join(e.dir, "tls-key")
+	writeSelfSigned(t, certFile, keyFile, 2, x509.ExtKeyUsageServerAuth, time.Now().Add(60*24*time.Hour))
+	testWeb := filepath.Join(e.dir, "web-config.yml")
+	writeFile(t, testWeb, strings.NewReplacer(web.TLS.CertFile, certFile, web.TLS.KeyFile, keyFile).Replace(string(webConfig)))
+	if code, stdout, stderr := runCmd(t, "check", "-config.file", e.cfgPath, "-web.config.file", testWeb); code != 0 || !strings.Contains(stdout, "ok   web config: "+testWeb+"\n") {
+		t.Errorf("check -web.config.file of web-config.yml: exit %d, want 0 and the web config ok\n%s\n%s", code, stdout, stderr)
+	}
+
+	tlsUnit := regexp.MustCompile(`(?m)^ExecStart=.*\n`).ReplaceAllString(string(unit), "")
+	tlsUnit = strings.NewReplacer("#"+execLine, execLine, "#"+keyLine, keyLine).Replace(tlsUnit)
+	tlsUnit = strings.ReplaceAll(tlsUnit, "/usr/local/bin/psa-syncd", binary)
+	path := filepath.Join(t.TempDir(), "psa-syncd.service")
+	writeFile(t, path, tlsUnit)
+	if out, err := exec.Command(systemdAnalyze(t), "verify", path).CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("systemd-analyze verify of the unit with TLS: %v\n%s", err, out)
 	}
 }
