@@ -1256,56 +1256,43 @@ func (j ciJob) removes(file string) bool {
 	return removed(strings.Join(j.AfterScript, "\n"), file)
 }
 
-// TestBillingImpact_ciPlanTextRemoved: the guide's plan jobs write the
-// plan's text to plan.txt (tee) and its changes to changes.txt. A failed
-// plan leaves a partial plan.txt that no comment or artifact takes, and a
-// self-hosted runner keeps the workspace for the next job: every job that
-// writes such a file removes it also when a step failed (GitLab, whose
-// after_script runs before the artifacts are uploaded, may keep plan.txt
-// for the artifact of a job that succeeded).
-func TestBillingImpact_ciPlanTextRemoved(t *testing.T) {
+// TestBillingImpact_ciPlanFilesRemoved: the files a job writes from its
+// plan stay in the workspace, which a self-hosted GitHub runner, or
+// GitLab's build directory, keeps for the next job: the binary plan
+// (terraform plan -out), which holds the plan's sensitive values as its
+// JSON does, and in the guide's plan jobs the plan's text (plan.txt from
+// tee, changes.txt), partial after a failed plan, which no comment takes.
+// Every job that writes one removes it, also when a step failed: in a
+// GitHub step `if: always()`, in a GitLab after_script (which runs from
+// the project directory, whatever the script's cd, and before the
+// artifacts are uploaded: a job may keep plan.txt for the artifact of a
+// job that succeeded).
+func TestBillingImpact_ciPlanFilesRemoved(t *testing.T) {
 	t.Parallel()
-	written := regexp.MustCompile(`(?:\| tee|>) (\S+\.txt)\b`)
-	jobsChecked := 0
-	for _, j := range ciPipelineJobs(t) {
-		files := written.FindAllStringSubmatch(j.commands(), -1)
-		if len(files) > 0 {
-			jobsChecked++
-		}
-		for _, m := range files {
-			if !j.removes(m[1]) {
-				t.Errorf("%s: job %s leaves %s in the workspace after a failed plan: remove it in a step `if: always()`, or in after_script", j.Path, j.Name, m[1])
+	for _, files := range []struct {
+		what    string
+		written *regexp.Regexp
+		jobs    int
+		which   string
+	}{
+		{"its binary plan, sensitive values included", regexp.MustCompile(`terraform plan .*-out=(\S+)`), 6, "the example's and the guide's plan jobs, and the guide's apply jobs, GitHub and GitLab"},
+		{"the plan's text, partial after a failed plan", regexp.MustCompile(`(?:\| tee|>) (\S+\.txt)\b`), 2, "the guide's plan jobs, GitHub and GitLab"},
+	} {
+		jobsChecked := 0
+		for _, j := range ciPipelineJobs(t) {
+			written := files.written.FindAllStringSubmatch(j.commands(), -1)
+			if len(written) > 0 {
+				jobsChecked++
+			}
+			for _, m := range written {
+				if !j.removes(m[1]) {
+					t.Errorf("%s: job %s leaves %s (%s) in the workspace: remove it in a step `if: always()`, or in after_script", j.Path, j.Name, m[1], files.what)
+				}
 			}
 		}
-	}
-	if jobsChecked != 2 {
-		t.Errorf("found %d jobs that write the plan's text, want 2 (the guide's plan jobs, GitHub and GitLab): the pattern no longer matches", jobsChecked)
-	}
-}
-
-// TestBillingImpact_ciBinaryPlanRemoved: the binary plan file that a
-// job writes (terraform plan -out) holds the plan's sensitive values, as
-// its JSON does. A self-hosted GitHub runner, or GitLab's build
-// directory, keeps the workspace for the next job, so every job that
-// writes one removes it, also when a step failed: in a GitHub step
-// `if: always()` after the plan, in a GitLab after_script (which runs from
-// the project directory, whatever the script's cd).
-func TestBillingImpact_ciBinaryPlanRemoved(t *testing.T) {
-	t.Parallel()
-	out := regexp.MustCompile(`terraform plan .*-out=(\S+)`)
-	jobsChecked := 0
-	for _, j := range ciPipelineJobs(t) {
-		m := out.FindStringSubmatch(j.commands())
-		if m == nil {
-			continue
+		if jobsChecked != files.jobs {
+			t.Errorf("found %d jobs that write %s, want %d (%s): the pattern no longer matches", jobsChecked, files.what, files.jobs, files.which)
 		}
-		jobsChecked++
-		if !j.removes(m[1]) {
-			t.Errorf("%s: job %s leaves its binary plan %s, sensitive values included, in the workspace: remove it in a step `if: always()` after the plan, or in after_script", j.Path, j.Name, m[1])
-		}
-	}
-	if jobsChecked != 6 {
-		t.Errorf("found %d jobs that write a binary plan, want 6 (the example's and the guide's plan jobs, and the guide's apply jobs, GitHub and GitLab): the patterns no longer match", jobsChecked)
 	}
 }
 
