@@ -380,30 +380,14 @@ func TestDeploySystemd_tls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var web struct {
-		TLS struct {
-			CertFile string `yaml:"cert_file"`
-			KeyFile  string `yaml:"key_file"`
-		} `yaml:"tls_server_config"`
+	web := readWebConfigTLS(t, webConfig)
+	if want := "/run/credentials/psa-syncd.service/" + keyName; web.KeyFile != want {
+		t.Errorf("web-config.yml's key_file is %q, want the credential the unit loads, %s", web.KeyFile, want)
 	}
-	if err := yaml.Unmarshal(webConfig, &web); err != nil {
-		t.Fatal(err)
+	if web.CertFile == "" || !strings.Contains(string(unit), " "+web.CertFile+"\n") {
+		t.Errorf("web-config.yml's cert_file %q is not where the unit's head comment installs the certificate", web.CertFile)
 	}
-	if want := "/run/credentials/psa-syncd.service/" + keyName; web.TLS.KeyFile != want {
-		t.Errorf("web-config.yml's key_file is %q, want the credential the unit loads, %s", web.TLS.KeyFile, want)
-	}
-	if web.TLS.CertFile == "" || !strings.Contains(string(unit), " "+web.TLS.CertFile+"\n") {
-		t.Errorf("web-config.yml's cert_file %q is not where the unit's head comment installs the certificate", web.TLS.CertFile)
-	}
-
-	e := newTestEnv(t, nil)
-	certFile, keyFile := filepath.Join(e.dir, "psa-syncd.crt"), filepath.Join(e.dir, "tls-key")
-	writeSelfSigned(t, certFile, keyFile, 2, x509.ExtKeyUsageServerAuth, time.Now().Add(60*24*time.Hour))
-	testWeb := filepath.Join(e.dir, "web-config.yml")
-	writeFile(t, testWeb, strings.NewReplacer(web.TLS.CertFile, certFile, web.TLS.KeyFile, keyFile).Replace(string(webConfig)))
-	if code, stdout, stderr := runCmd(t, "check", "-config.file", e.cfgPath, "-web.config.file", testWeb); code != 0 || !strings.Contains(stdout, "ok   web config: "+testWeb+"\n") {
-		t.Errorf("check -web.config.file of web-config.yml: exit %d, want 0 and the web config ok\n%s\n%s", code, stdout, stderr)
-	}
+	checkWebConfigUsable(t, webConfig, web)
 
 	tlsUnit := regexp.MustCompile(`(?m)^ExecStart=.*\n`).ReplaceAllString(string(unit), "")
 	tlsUnit = strings.NewReplacer("#"+execLine, execLine, "#"+keyLine, keyLine).Replace(tlsUnit)
@@ -413,4 +397,75 @@ func TestDeploySystemd_tls(t *testing.T) {
 	if out, err := exec.Command(systemdAnalyze(t), "verify", path).CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Errorf("systemd-analyze verify of the unit with TLS: %v\n%s", err, out)
 	}
+}
+
+// webConfigTLS is the tls_server_config of an example's web config file.
+type webConfigTLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+func readWebConfigTLS(t *testing.T, webConfig []byte) webConfigTLS {
+	t.Helper()
+	var web struct {
+		TLS webConfigTLS `yaml:"tls_server_config"`
+	}
+	if err := yaml.Unmarshal(webConfig, &web); err != nil {
+		t.Fatal(err)
+	}
+	return web.TLS
+}
+
+// checkWebConfigUsable checks that run can use an example's web config
+// file (check -web.config.file), with a certificate and key written where
+// it names them.
+func checkWebConfigUsable(t *testing.T, webConfig []byte, web webConfigTLS) {
+	t.Helper()
+	e := newTestEnv(t, nil)
+	certFile, keyFile := filepath.Join(e.dir, "tls.crt"), filepath.Join(e.dir, "tls-key")
+	writeSelfSigned(t, certFile, keyFile, 2, x509.ExtKeyUsageServerAuth, time.Now().Add(60*24*time.Hour))
+	path := filepath.Join(e.dir, "web-config.yml")
+	writeFile(t, path, strings.NewReplacer(web.CertFile, certFile, web.KeyFile, keyFile).Replace(string(webConfig)))
+	if code, stdout, stderr := runCmd(t, "check", "-config.file", e.cfgPath, "-web.config.file", path); code != 0 || !strings.Contains(stdout, "ok   web config: "+path+"\n") {
+		t.Errorf("check -web.config.file of the example's web config: exit %d, want 0 and the web config ok\n%s\n%s", code, stdout, stderr)
+	}
+}
+
+// TestDeployContainer_tls: README's container commands with TLS mount
+// examples/deploy/container/web-config.yml where -web.config.file names
+// it, put the certificate and key in the credentials directory where the
+// file names them, and the file is one that run can use. Without TLS, the
+// API token the CI runners send to the export API crosses the network in
+// clear text.
+func TestDeployContainer_tls(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile(filepath.Join("..", "..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "\ncp examples/deploy/container/web-config.yml web-config.yml\n")
+	if !ok {
+		t.Fatal("README.md has no container commands with TLS (cp examples/deploy/container/web-config.yml web-config.yml)")
+	}
+	block, _, _ = strings.Cut(block, "\n```")
+	m := regexp.MustCompile(` -web\.config\.file=(\S+)`).FindStringSubmatch(block)
+	if m == nil || !strings.Contains(block, " -v ./web-config.yml:"+m[1]+":ro ") {
+		t.Fatalf("README's container commands with TLS do not mount web-config.yml where -web.config.file names it:\n%s", block)
+	}
+	webConfig, err := os.ReadFile(filepath.Join(deployDir, "container", "web-config.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := readWebConfigTLS(t, webConfig)
+	const credDir = "/etc/psa-syncd/credentials/"
+	for _, file := range []string{web.CertFile, web.KeyFile} {
+		name, inCreds := strings.CutPrefix(file, credDir)
+		if !inCreds || !strings.Contains(block, " credentials/"+name+"\n") {
+			t.Errorf("web-config.yml names %q, which README's commands do not put in the mounted credentials directory (%s)", file, credDir)
+		}
+	}
+	if !strings.Contains(block, " -v ./credentials:"+strings.TrimSuffix(credDir, "/")+":") {
+		t.Errorf("README's container commands with TLS do not mount the credentials directory at %s", credDir)
+	}
+	checkWebConfigUsable(t, webConfig, web)
 }
