@@ -131,3 +131,44 @@ func TestEngine_Sync_windows1252(t *testing.T) {
 		})
 	}
 }
+
+// TestEngine_Sync_jsonNotUTF8: a JSON usage file of UTF-8 text and text in
+// the Windows code page is read as neither, and encoding/json read the
+// latter's "M\xfcller GmbH" as "M\uFFFDller GmbH": an unmapped customer in
+// psa_sync_unmapped, and the mapped "Müller GmbH" set to its other row's
+// usage alone, the pass a success. Now the row is one whose customer cannot
+// be told, as in a CSV file: the pass fails naming the file, the row's
+// line and the key, and writes no line.
+func TestEngine_Sync_jsonNotUTF8(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	cm, _ := h.doc.Customer("file", "cust-b")
+	h.doc.DeleteCustomer("file", "cust-b")
+	cm.CustomerID = "Müller GmbH"
+	h.doc.PutCustomer(cm)
+	h.at.SetUnits(h.contractB, h.svcIntercept, 9, etPeriodDay)
+	h.usage = strings.TrimSuffix(h.usage, ".csv") + ".json"
+	content := "[\n" +
+		`{"customer_id": "cust-a", "product": "CIXA-MSP", "quantity": 40},` + "\n" +
+		`{"customer_id": "Müller GmbH", "product": "CIXA-MSP", "quantity": 5},` + "\n" +
+		"{\"customer_id\": \"M\xfcller GmbH\", \"product\": \"CIXA-MSP\", \"quantity\": 4}\n]\n"
+	if err := os.WriteFile(h.usage, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.engine().Sync(t.Context(), h.doc, PassOptions{})
+	if err == nil || !strings.Contains(err.Error(), `usage.json:4: customer_id "M\xfcller GmbH" is not UTF-8 text, as JSON must be, and matches no mapping: `+
+		`the file mixes UTF-8 (first at line 3) and another code page (first at line 4)`) {
+		t.Errorf("Sync = %v, want it to fail naming usage.json:4 and its customer_id", err)
+	}
+	if res == nil || res.Run.Result != state.RunFailure {
+		t.Errorf("Sync = %+v, want a failed run", res)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 0)
+	h.wantUnits(h.contractB, h.svcIntercept, 9) // not 5
+	if got := h.metric(h.m.RunsTotal.WithLabelValues(string(state.RunFailure))); got != 1 {
+		t.Errorf("psa_sync_runs_total{result=\"failure\"} = %v, want 1", got)
+	}
+	if got := h.metric(h.m.Unmapped.WithLabelValues("customer")); got != 0 {
+		t.Errorf("psa_sync_unmapped{kind=\"customer\"} = %v, want 0: the row is no unmapped customer's", got)
+	}
+}

@@ -49,7 +49,10 @@
 // Windows-1252 (Excel's "CSV (Comma delimited)" writes the Windows code
 // page: a file that is Windows-1252 text, with no UTF-8 text in it, is
 // read as such, its records' Codepage set), makes a bad row too: one of any customer
-// for a customer_id, of any product of its customer for a product. A CSV row
+// for a customer_id, of any product of its customer for a product. In a
+// JSON file too: the bytes of a string that are not UTF-8 are kept as they
+// are, where encoding/json would read each as U+FFFD, an id that matches
+// no mapping without a problem. A CSV row
 // that cannot be split into columns (a stray quote) names its customer
 // only when customer_id is the first column and the fault comes after
 // it, on the row's own line; so does a row that splits into another number of columns than the header's

@@ -237,13 +237,13 @@ func (s *Source) read(ctx context.Context, p source.Period, grow func(int), add 
 	if grow != nil {
 		grow(bytes.Count(data, []byte("\n")) + 1)
 	}
-	mixed := mixedText(data)
+	notUTF8 := notUTF8Text(s.format, data)
 	n := 0
 	each := func(r row) {
 		n++
 		rec, err := r.record(p)
-		if lost := (*lostIDError)(nil); mixed != nil && errors.As(err, &lost) && !utf8.ValidString(lost.value) {
-			lost.why, lost.fix = mixed.why, mixed.fix
+		if lost := (*lostIDError)(nil); notUTF8 != nil && errors.As(err, &lost) && !utf8.ValidString(lost.value) {
+			lost.why, lost.fix = notUTF8.why, notUTF8.fix
 		}
 		if err != nil {
 			skip(r.problem(err))
@@ -563,13 +563,18 @@ func holdsUTF8(data []byte) bool {
 	return false
 }
 
-// mixedText returns, for a file of UTF-8 text and text in another code
-// page (two exports pasted into one, one saved as "CSV UTF-8", the other
-// as "CSV (Comma delimited)"), what an id not in UTF-8 is and how to save
-// the file, naming the line of the first character of each; else nil.
-// Such a file is read as neither (see windows1252), and "not UTF-8" alone
-// sends its reader looking for a file in the Windows code page.
-func mixedText(data []byte) *lostIDError {
+// notUTF8Text returns what an id not in UTF-8 is and how to save the
+// file, for a file of format f whose text data is not UTF-8 where lostID's
+// words (a CSV file in the Windows code page) do not fit; else nil:
+//   - a file of UTF-8 text and text in another code page (two exports
+//     pasted into one, one saved as "CSV UTF-8", the other as "CSV (Comma
+//     delimited)"; or a JSON file that a program wrote from text of two
+//     sources), naming the line of the first character of each. Such a
+//     file is read as neither (see windows1252), and "not UTF-8" alone
+//     sends its reader looking for a file in the Windows code page;
+//   - a JSON file not in UTF-8, naming the line of its first such
+//     character: JSON is UTF-8, and no spreadsheet wrote it.
+func notUTF8Text(f Format, data []byte) *lostIDError {
 	firstUTF8, firstOther := -1, -1
 	for i := 0; i < len(data) && (firstUTF8 < 0 || firstOther < 0); {
 		r, n := utf8.DecodeRune(data[i:])
@@ -581,14 +586,27 @@ func mixedText(data []byte) *lostIDError {
 		}
 		i += n
 	}
-	if firstUTF8 < 0 || firstOther < 0 {
-		return nil
-	}
 	line := func(i int) int { return bytes.Count(data[:i], []byte("\n")) + 1 }
+	switch {
+	case firstOther < 0 || firstUTF8 < 0 && f == FormatCSV:
+		return nil
+	case f == FormatCSV:
+		return &lostIDError{
+			why: fmt.Sprintf(`is not UTF-8 text and matches no mapping: the file mixes UTF-8 (first at line %d) and the Windows code page (first at line %d), `+
+				`as two exports pasted into one, one saved as "CSV UTF-8" and one as "CSV (Comma delimited)", and cannot be read as either`, line(firstUTF8), line(firstOther)),
+			fix: `save each export as "CSV UTF-8" and join them again`,
+		}
+	case firstUTF8 < 0:
+		return &lostIDError{
+			why: fmt.Sprintf(`is not UTF-8 text, as JSON must be, and matches no mapping: the program that wrote the file wrote another code page (first at line %d)`,
+				line(firstOther)),
+			fix: "have it write UTF-8",
+		}
+	}
 	return &lostIDError{
-		why: fmt.Sprintf(`is not UTF-8 text and matches no mapping: the file mixes UTF-8 (first at line %d) and the Windows code page (first at line %d), `+
-			`as two exports pasted into one, one saved as "CSV UTF-8" and one as "CSV (Comma delimited)", and cannot be read as either`, line(firstUTF8), line(firstOther)),
-		fix: `save each export as "CSV UTF-8" and join them again`,
+		why: fmt.Sprintf(`is not UTF-8 text, as JSON must be, and matches no mapping: the file mixes UTF-8 (first at line %d) and another code page (first at line %d), `+
+			`as text of two sources written into one file, and cannot be read as either`, line(firstUTF8), line(firstOther)),
+		fix: "have the program that writes the file write UTF-8 only",
 	}
 }
 
@@ -1167,6 +1185,8 @@ func jsonScalar(v json.RawMessage) (string, error) {
 	switch {
 	case len(v) == 0 || string(v) == "null":
 		return "", nil
+	case v[0] == '"' && !utf8.Valid(v):
+		return jsonBytes(v)
 	case v[0] == '"':
 		var s string
 		if err := json.Unmarshal(v, &s); err != nil {
@@ -1178,6 +1198,41 @@ func jsonScalar(v json.RawMessage) (string, error) {
 	default:
 		return "", errors.New("want a string or a number")
 	}
+}
+
+// jsonBytes returns the value of v, a JSON string that holds bytes that
+// are not UTF-8, with those bytes kept as they are, as the CSV reader keeps
+// them. json.Unmarshal reads each as U+FFFD: "M\xfcller" (a file that
+// cannot be read as Windows-1252, see windows1252) would be the id
+// "M\uFFFDller", which matches no mapping and fails nothing, and the mapped
+// "Müller" would be billed without the row's usage; so kept, lostID tells
+// that the row's id was lost. Such a byte never falls inside an escape
+// (the string would not parse), so the text between two of them is a JSON
+// string of its own.
+func jsonBytes(v json.RawMessage) (string, error) {
+	var b strings.Builder
+	rest := v[1 : len(v)-1]
+	for len(rest) > 0 {
+		i := 0
+		for i < len(rest) {
+			r, n := utf8.DecodeRune(rest[i:])
+			if r == utf8.RuneError && n == 1 {
+				break
+			}
+			i += n
+		}
+		var s string
+		if err := json.Unmarshal(slices.Concat([]byte(`"`), rest[:i], []byte(`"`)), &s); err != nil {
+			return "", err
+		}
+		b.WriteString(s)
+		if i < len(rest) {
+			b.WriteByte(rest[i])
+			i++
+		}
+		rest = rest[i:]
+	}
+	return b.String(), nil
 }
 
 // valueStart skips the whitespace and comma between the decoder's offset and

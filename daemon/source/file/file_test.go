@@ -917,6 +917,68 @@ func TestFetch_idASpreadsheetLost(t *testing.T) {
 	}
 }
 
+// TestFetch_jsonNotUTF8: encoding/json reads each byte of a string that
+// is not UTF-8 as U+FFFD, so in a JSON file that cannot be read as
+// Windows-1252 (UTF-8 text too, or a byte that code page leaves undefined)
+// "M\xfcller" was the valid id "M\uFFFDller": a row of no mapping, without
+// a problem, and the mapped "Müller" billed without it. Such a customer_id
+// or product is now a lost id, as in a CSV file: the row is Unreadable, of
+// any customer or any product of its customer, its problem naming the
+// line, the key and what the file mixes; psa-syncd check fails on it. A
+// name not in UTF-8 is read as it is, and a U+FFFD written in the file is
+// a character like any other.
+func TestFetch_jsonNotUTF8(t *testing.T) {
+	t.Parallel()
+	const whose, which = `so whose usage the row is cannot be told; `, `so which product the row is of cannot be told; `
+	for _, tc := range []struct {
+		name, content string
+		want          []problem
+		customers     []string // id and name
+	}{
+		{"mixed", "[\n" +
+			`{"customer_id": "M\u00fcller", "customer_name": "M` + "\u00fc" + `ller", "product": "CIXA", "quantity": 3},` + "\n" +
+			"{\"customer_id\": \"M\xfcller\", \"product\": \"CIXA\", \"quantity\": 2},\n" +
+			"{\"customer_id\": \"2c9f\",\n \"product\": \"CIX\xc4\", \"quantity\": 1},\n" +
+			"{\"customer_id\": \"x\ufffd\", \"customer_name\": \"Soci\xe9t\xe9 \\\"\xe9\\\"\", \"product\": \"CIXA\", \"quantity\": 1}\n]\n",
+			[]problem{
+				{`usage.json:3: customer_id "M\xfcller" is not UTF-8 text, as JSON must be, and matches no mapping: the file mixes UTF-8 (first at line 2) ` +
+					`and another code page (first at line 3), as text of two sources written into one file, and cannot be read as either, ` +
+					whose + `have the program that writes the file write UTF-8 only`, true, "", ""},
+				{`usage.json:4: product "CIX\xc4" is not UTF-8 text, as JSON must be, and matches no mapping: the file mixes UTF-8 (first at line 2) ` +
+					`and another code page (first at line 3), as text of two sources written into one file, and cannot be read as either, ` +
+					which + `have the program that writes the file write UTF-8 only`, true, "2c9f", ""},
+			},
+			[]string{"M\u00fcller M\u00fcller", "x\ufffd Soci\xe9t\xe9 \"\xe9\""}},
+		{"undefined byte", "[{\"customer_id\": \"M\xfcller\", \"product\": \"CIXA\", \"quantity\": 2},\n{\"customer_id\": \"X\x81\", \"product\": \"CIXA\", \"quantity\": 2}]",
+			[]problem{
+				{`usage.json:1: customer_id "M\xfcller" is not UTF-8 text, as JSON must be, and matches no mapping: the program that wrote the file wrote another code page ` +
+					`(first at line 1), ` + whose + `have it write UTF-8`, true, "", ""},
+				{`usage.json:2: customer_id "X\x81" is not UTF-8 text, as JSON must be, and matches no mapping: the program that wrote the file wrote another code page ` +
+					`(first at line 1), ` + whose + `have it write UTF-8`, true, "", ""},
+			},
+			nil},
+	} {
+		s := newSource(t, file.Config{Path: writeFile(t, "usage.json", tc.content)})
+		rep, err := s.Fetch(t.Context(), oct2026)
+		if err != nil {
+			t.Fatalf("%s: Fetch: %v", tc.name, err)
+		}
+		if diff := cmp.Diff(tc.want, problemsSaid(rep)); diff != "" {
+			t.Errorf("%s: problems mismatch (-want +got):\n%s", tc.name, diff)
+		}
+		var customers []string
+		for _, r := range rep.Records {
+			customers = append(customers, r.CustomerID+" "+r.CustomerName)
+		}
+		if diff := cmp.Diff(tc.customers, customers); diff != "" {
+			t.Errorf("%s: customers and names of the records mismatch (-want +got):\n%s", tc.name, diff)
+		}
+		if msg, err := s.Describe(t.Context()); err == nil || !strings.Contains(msg, tc.want[0].Text) {
+			t.Errorf("%s: Describe = %q, %v; want it to fail naming %q", tc.name, msg, err, tc.want[0].Text)
+		}
+	}
+}
+
 // TestFetch_windows1252: a file in the Windows code page (Excel's "CSV
 // (Comma delimited)" in Western Europe) failed the whole pass when a
 // customer_id was not ASCII ("Müller GmbH"), and in JSON its letters were
