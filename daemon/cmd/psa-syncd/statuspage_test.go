@@ -361,3 +361,57 @@ func TestStatusPage_recordsTheBrowsersUser(t *testing.T) {
 		t.Errorf("the line cleared in Chromium as ops-anna, cleared again through the API: %s %s; want it recorded as cleared by user ops-anna on the status page", resp.Status, body)
 	}
 }
+
+// TestStatusPage_newlyMappedCustomer: a customer the last pass found
+// unmapped, that the reloaded export maps, leaves the page's "Unmapped
+// customers" at once, as it leaves psa_sync_unmapped, and the customer
+// table shows it, never synced, before any pass runs. Before, the page
+// listed it until the next pass: as in Chromium, Initech among the
+// customers and under "Unmapped customers" too.
+func TestStatusPage_newlyMappedCustomer(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	if code, _, stderr := runCmd(t, "sync", "-config.file="+e.cfgPath); code != 0 {
+		t.Fatalf("first sync: exit %d\n%s", code, stderr)
+	}
+	tokenFile := filepath.Join(e.dir, "token")
+	writeFile(t, tokenFile, "test-token\n")
+	base := startDaemon(t, e.cfgPath)
+	ctx := newBrowser(t)
+	// unmapped returns the ids under "Unmapped customers" and what the
+	// section says of the pass that found them.
+	unmapped := func() ([]string, string) {
+		t.Helper()
+		browse(t, ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`#customers`)))
+		ids := read(t, ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#unmapped-customers tr .sub')).map(d => d.textContent)`))
+		found := read(t, ctx, chromedp.Evaluate[string](`document.evaluate('//h2[.="Usage that is not billed"]/following-sibling::p[1]', document).iterateNext().textContent`))
+		return ids, found
+	}
+	ids, found := unmapped()
+	if !slices.Equal(ids, []string{"cust-initech"}) || !strings.HasPrefix(found, "Found by run 1 ") {
+		t.Fatalf("after the first pass: unmapped customers %v (%q), want cust-initech, found by run 1", ids, found)
+	}
+
+	doc := e.doc.Clone()
+	doc.Revision++
+	doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-initech", CustomerName: "Initech", CompanyID: "1", ContractID: "424242", UsageSync: true})
+	e.writeExport(t, doc)
+	if code, stdout, stderr := runCmd(t, "reload", "-web.url", base, "-web.token-file", tokenFile); code != 0 {
+		t.Fatalf("reload: exit %d\n%s%s", code, stdout, stderr)
+	}
+	ids, found = unmapped()
+	if len(ids) != 0 || !strings.HasPrefix(found, "Found by run 1 ") {
+		t.Errorf("after the reload: unmapped customers %v (%q), want none, still as found by run 1", ids, found)
+	}
+	if none := read(t, ctx, chromedp.Evaluate[string](`document.evaluate('//h3[.="Unmapped customers"]/following-sibling::*[1]', document).iterateNext().textContent`)); none != "None." {
+		t.Errorf(`after the reload, "Unmapped customers" says %q, want "None."`, none)
+	}
+	if got, want := customerRows(t, ctx), []string{"cust-acme", "cust-globex", "cust-initech"}; !slices.Equal(got, want) {
+		t.Errorf("after the reload, the customers = %v, want %v", got, want)
+	}
+	browse(t, ctx, chromedp.Click(`//nav[@class="tabs"]/a[starts-with(normalize-space(.), "Never synced")]`),
+		chromedp.WaitVisible(`//nav[@class="tabs"]/a[contains(concat(" ", normalize-space(@class), " "), " active ") and starts-with(normalize-space(.), "Never synced")]`))
+	if got := customerRows(t, ctx); !slices.Equal(got, []string{"cust-initech"}) {
+		t.Errorf(`after the reload, "Never synced" = %v, want cust-initech`, got)
+	}
+}
