@@ -921,7 +921,8 @@ func dayOf(t time.Time) time.Time {
 // readContractRecords reads contracts ids in bulk (psa.BulkReader); a
 // backend without a bulk read spends no request on end dates, and a
 // contract the bulk read leaves out is not read alone: the contract check
-// and the reads of the pass tell why.
+// and the reads of the pass tell why. A read that succeeds is progress of
+// the pass (progressed), as every read of its plan.
 func (e *Engine) readContractRecords(ctx context.Context, ids []string) (map[string]*psa.Contract, map[string]error) {
 	if br, ok := e.be.(psa.BulkReader); ok {
 		got, err := br.GetContracts(ctx, ids)
@@ -932,6 +933,7 @@ func (e *Engine) readContractRecords(ctx context.Context, ids []string) (map[str
 			}
 			return map[string]*psa.Contract{}, errs
 		}
+		e.progressed()
 		for _, id := range ids {
 			if got[id] == nil {
 				errs[id] = errNotRead
@@ -982,6 +984,7 @@ func (e *Engine) readCompanyStates(ctx context.Context, found map[string]*psa.Co
 		e.logger.Warn("Could not read the companies of the mapped contracts; a company deactivated in the PSA is not noticed until the next read", "companies", len(ids), "err", err)
 		return
 	}
+	e.progressed()
 	for _, ct := range found {
 		if c := companies[ct.CompanyID]; c != nil && !c.Active {
 			ct.CompanyInactive = true
@@ -1364,6 +1367,7 @@ func (e *Engine) checkServices(ctx context.Context, p *pass, serviceIDs []string
 		if got, err := br.GetServices(ctx, ids); err != nil {
 			e.logger.Warn("Could not read the mapped services; a service made inactive in the PSA is noticed at the next read", "services", len(ids), "err", err)
 		} else {
+			e.progressed()
 			e.servicesRead = map[string]bool{}
 			var absent []string
 			for _, id := range ids {
@@ -1492,6 +1496,9 @@ func (e *Engine) confirmGoneServices(ctx context.Context, absent []string, produ
 	gone := 0
 	for _, id := range absent {
 		s, err := e.be.GetService(ctx, id)
+		if err == nil || errors.Is(err, psa.ErrNotFound) {
+			e.progressed() // the PSA answered
+		}
 		switch {
 		case errors.Is(err, psa.ErrNotFound):
 			old, _ := e.terms.service(sys, id)
@@ -1575,6 +1582,7 @@ func (e *Engine) readServices(ctx context.Context, br psa.BulkReader, ids []stri
 		e.logger.Warn(failed, "services", len(ids), "err", err)
 		return nil, false
 	}
+	e.progressed()
 	e.keepServicesRead(ids, got)
 	return got, true
 }

@@ -3,6 +3,7 @@ package usage
 import (
 	"context"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,7 +44,10 @@ func (s *pagedSource) Fetch(ctx context.Context, p source.Period) (*source.Repor
 // its due time, not an hour after it started, as the reset of
 // psa_sync_pass_lines_done to 0 made it), and a pass for one customer or a
 // dry run sets none: a "sync -customer" leaves the scheduled pass due and
-// must not silence its alert. It is 0 again once the pass has ended.
+// must not silence its alert. It is 0 again once the pass has ended. The
+// backend has no bulk reads (Kaseya BMS's shape), so that the pass reads
+// nothing of the PSA before the usage: the reads of its plan's checks
+// before it are progress (TestEngine_Sync_planReadsProgress).
 func TestEngine_Sync_passProgress(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)
@@ -63,7 +67,7 @@ func TestEngine_Sync_passProgress(t *testing.T) {
 			t.Fatal(err)
 		}
 		paged := &pagedSource{Source: src, m: h.m}
-		e := NewEngine(EngineOptions{Backend: h.be, Source: paged, State: h.db, Policies: h.pol, Metrics: h.m, Location: etNow.Location(), Now: h.clock, Unsaved: &h.unsaved})
+		e := NewEngine(EngineOptions{Backend: struct{ psa.Backend }{h.be}, Source: paged, State: h.db, Policies: h.pol, Metrics: h.m, Location: etNow.Location(), Now: h.clock, Unsaved: &h.unsaved})
 		if _, err := e.Sync(t.Context(), h.doc, tc.o); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -124,5 +128,127 @@ func TestEngine_Sync_contractChecksProgress(t *testing.T) {
 	}
 	if want := unixSeconds(etNow.Add(time.Hour)); len(be.seen) == 0 || be.seen[0] != want {
 		t.Errorf("psa_sync_pass_progress_timestamp_seconds at the first line write = %v, want %v (the contract checks' reads)", be.seen, want)
+	}
+}
+
+// slowPlanReads is the harness's Autotask backend whose reads of the
+// plan's checks (contracts and their records, companies, services) each
+// take an hour: each moves the clock an hour on before it returns. Its
+// bulk read of the services leaves the first one out, which the plan then
+// reads alone. At each call it sees, it records which of those reads
+// psa_sync_pass_progress_timestamp_seconds did not follow (still at an
+// earlier time): what PsaSyncScheduledRunMissed saw for the hour of the
+// next read.
+type slowPlanReads struct {
+	psa.Backend
+	br    psa.BulkReader
+	m     *Metrics
+	hours *atomic.Int64
+
+	mu    sync.Mutex
+	last  string   // the read that moved the clock, until the next call
+	read  []string // every read that moved the clock
+	stale []string // the reads that the gauge did not follow
+}
+
+// called records, at the start of a call, whether the gauge followed the
+// read before it.
+func (b *slowPlanReads) called() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.last != "" && testutil.ToFloat64(b.m.PassProgress) != unixSeconds(etNow.Add(time.Duration(b.hours.Load())*time.Hour)) {
+		b.stale = append(b.stale, b.last)
+	}
+	b.last = ""
+}
+
+// took moves the clock on after a read that got an answer.
+func (b *slowPlanReads) took(read string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.hours.Add(1)
+	b.last = read
+	b.read = append(b.read, read)
+}
+
+func (b *slowPlanReads) GetContracts(ctx context.Context, ids []string) (map[string]*psa.Contract, error) {
+	b.called()
+	got, err := b.br.GetContracts(ctx, ids)
+	if err == nil {
+		b.took("GetContracts")
+	}
+	return got, err
+}
+
+func (b *slowPlanReads) GetCompanies(ctx context.Context, ids []string) (map[string]*psa.Company, error) {
+	b.called()
+	got, err := b.br.GetCompanies(ctx, ids)
+	if err == nil {
+		b.took("GetCompanies")
+	}
+	return got, err
+}
+
+func (b *slowPlanReads) GetServices(ctx context.Context, ids []string) (map[string]*psa.Service, error) {
+	b.called()
+	got, err := b.br.GetServices(ctx, ids)
+	if err == nil {
+		delete(got, ids[0])
+		b.took("GetServices")
+	}
+	return got, err
+}
+
+func (b *slowPlanReads) GetService(ctx context.Context, id string) (*psa.Service, error) {
+	b.called()
+	s, err := b.Backend.GetService(ctx, id)
+	if err == nil {
+		b.took("GetService")
+	}
+	return s, err
+}
+
+func (b *slowPlanReads) ReadLines(ctx context.Context, ids []string, asOf time.Time) ([]psa.ContractLine, error) {
+	b.called()
+	return b.Backend.ReadLines(ctx, ids, asOf)
+}
+
+func (b *slowPlanReads) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (*psa.ContractLine, error) {
+	b.called()
+	return b.Backend.SetQuantity(ctx, req)
+}
+
+// TestEngine_Sync_planReadsProgress: every read of the plan's checks that
+// gets an answer is progress, as the contract reads are
+// (TestEngine_Sync_contractChecksProgress): the bulk reads of the
+// contracts' records (end dates), of their companies and of the mapped
+// services, and a service read alone, so that a long plan phase is not
+// taken for a missed pass.
+func TestEngine_Sync_planReadsProgress(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,7")
+	hours := &atomic.Int64{}
+	h.now = func() time.Time { return etNow.Add(time.Duration(hours.Load()) * time.Hour) }
+	br, ok := h.be.(psa.BulkReader)
+	if !ok {
+		t.Fatal("the harness's backend has no bulk reads")
+	}
+	be := &slowPlanReads{Backend: h.be, br: br, m: h.m, hours: hours}
+	src, err := file.New(file.Config{Path: h.usage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine(EngineOptions{Backend: be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m, Location: etNow.Location(), Now: h.clock, Unsaved: &h.unsaved})
+	if _, err := e.Sync(t.Context(), h.doc, PassOptions{Trigger: TriggerSchedule}); err != nil {
+		t.Fatal(err)
+	}
+	for _, read := range []string{"GetContracts", "GetCompanies", "GetServices", "GetService"} {
+		if !slices.Contains(be.read, read) {
+			t.Errorf("the pass made no %s; reads %v", read, be.read)
+		}
+	}
+	if len(be.stale) > 0 {
+		t.Errorf("psa_sync_pass_progress_timestamp_seconds did not follow the reads %v (of %v)", be.stale, be.read)
 	}
 }
