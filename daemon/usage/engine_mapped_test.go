@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -141,5 +142,81 @@ func TestEngine_ClearOrphans_keepsUnmappedNowMapped(t *testing.T) {
 	}
 	if got := product(); got != 0 {
 		t.Errorf("psa_sync_unmapped{kind=\"product\"} after the clear = %v, want 0", got)
+	}
+}
+
+// TestEngine_StillUnmapped: the unmapped usage of the last pass, as a newly
+// loaded export maps it (GET /api/v1/unmapped, psa_sync_unmapped): a
+// customer and a product the pass listed as mapped with sync off leave the
+// sync-off lists once the export switches their sync on, stay while it is
+// off, and move to the unmapped lists (the zero ones at quantity 0) once
+// their mappings are removed; unmapped ones that the export maps with sync
+// off join the sync-off lists. The other ids stay where the pass put them.
+func TestEngine_StillUnmapped(t *testing.T) {
+	t.Parallel()
+	pass := Unmapped{
+		Customers:        []UnmappedCustomer{{CustomerID: "new-co", Products: []string{"P"}, Quantity: 2}},
+		Products:         []UnmappedProduct{{Product: "NEW-P", Customers: 1, Quantity: 2}},
+		SyncOffCustomers: []UnmappedCustomer{{CustomerID: "off-co", Products: []string{"P"}, Quantity: 3}, {CustomerID: "trial-co", Products: []string{"P"}}},
+		SyncOff:          []UnmappedProduct{{Product: "OFF-P", Customers: 1, Quantity: 3}, {Product: "TRIAL-P", Customers: 1}},
+	}
+	// exportWith returns an export that maps off-co, trial-co, OFF-P and
+	// TRIAL-P with sync off, as at the pass, and changes it with more.
+	exportWith := func(more ...func(*export.Document)) *export.Document {
+		doc := export.New(psa.SystemAutotask, "sim")
+		for _, id := range []string{"off-co", "trial-co"} {
+			doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: id, CompanyID: "1", ContractID: "1"})
+		}
+		for _, id := range []string{"OFF-P", "TRIAL-P"} {
+			doc.PutProduct(export.ProductMapping{Source: "file", Product: id, ServiceID: "1", ServiceName: "S"})
+		}
+		for _, f := range more {
+			f(doc)
+		}
+		return doc
+	}
+	syncOn := func(doc *export.Document) {
+		for i := range doc.CustomerMappings {
+			doc.CustomerMappings[i].UsageSync = true
+		}
+		for i := range doc.ProductMappings {
+			doc.ProductMappings[i].SyncEnabled = true
+		}
+	}
+	ids := func(u Unmapped) map[string][]string {
+		got := map[string][]string{}
+		for list, cs := range map[string][]UnmappedCustomer{"customers": u.Customers, "zero_customers": u.ZeroCustomers, "sync_off_customers": u.SyncOffCustomers} {
+			for _, c := range cs {
+				got[list] = append(got[list], c.CustomerID)
+			}
+		}
+		for list, ps := range map[string][]UnmappedProduct{"products": u.Products, "zero_products": u.ZeroProducts, "sync_off": u.SyncOff} {
+			for _, p := range ps {
+				got[list] = append(got[list], p.Product)
+			}
+		}
+		return got
+	}
+	for _, tc := range []struct {
+		name string
+		doc  *export.Document
+		want map[string][]string
+	}{
+		{"sync still off", exportWith(), map[string][]string{
+			"customers": {"new-co"}, "products": {"NEW-P"}, "sync_off_customers": {"off-co", "trial-co"}, "sync_off": {"OFF-P", "TRIAL-P"}}},
+		{"sync switched on", exportWith(syncOn), map[string][]string{"customers": {"new-co"}, "products": {"NEW-P"}}},
+		{"mappings removed", exportWith(func(doc *export.Document) {
+			doc.CustomerMappings, doc.ProductMappings = nil, nil
+		}), map[string][]string{
+			"customers": {"new-co", "off-co"}, "products": {"NEW-P", "OFF-P"}, "zero_customers": {"trial-co"}, "zero_products": {"TRIAL-P"}}},
+		{"unmapped ones mapped with sync off", exportWith(func(doc *export.Document) {
+			doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "new-co", CompanyID: "1", ContractID: "2"})
+			doc.PutProduct(export.ProductMapping{Source: "file", Product: "NEW-P", ServiceID: "1", ServiceName: "S"})
+		}), map[string][]string{"sync_off_customers": {"new-co", "off-co", "trial-co"}, "sync_off": {"NEW-P", "OFF-P", "TRIAL-P"}}},
+	} {
+		got := (&Engine{}).StillUnmapped(UnmappedReport{Source: "file", Unmapped: pass}, tc.doc)
+		if diff := cmp.Diff(tc.want, ids(got.Unmapped)); diff != "" {
+			t.Errorf("%s: lists mismatch (-want +got):\n%s", tc.name, diff)
+		}
 	}
 }
