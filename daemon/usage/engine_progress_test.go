@@ -67,8 +67,7 @@ func TestEngine_Sync_passProgress(t *testing.T) {
 			t.Fatal(err)
 		}
 		paged := &pagedSource{Source: src, m: h.m}
-		e := NewEngine(EngineOptions{Backend: struct{ psa.Backend }{h.be}, Source: paged, State: h.db, Policies: h.pol, Metrics: h.m, Location: etNow.Location(), Now: h.clock, Unsaved: &h.unsaved})
-		if _, err := e.Sync(t.Context(), h.doc, tc.o); err != nil {
+		if _, err := h.engineWith(struct{ psa.Backend }{h.be}, paged).Sync(t.Context(), h.doc, tc.o); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		if !slices.Equal(paged.seen, tc.want) {
@@ -118,12 +117,7 @@ func TestEngine_Sync_contractChecksProgress(t *testing.T) {
 		return etNow
 	}
 	be := &slowChecks{Backend: h.be, m: h.m, late: late}
-	src, err := file.New(file.Config{Path: h.usage})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := NewEngine(EngineOptions{Backend: be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m, Location: etNow.Location(), Now: h.clock, Unsaved: &h.unsaved})
-	if _, err := e.Sync(t.Context(), h.doc, PassOptions{Trigger: TriggerSchedule}); err != nil {
+	if _, err := h.engineWith(be, nil).Sync(t.Context(), h.doc, PassOptions{Trigger: TriggerSchedule}); err != nil {
 		t.Fatal(err)
 	}
 	if want := unixSeconds(etNow.Add(time.Hour)); len(be.seen) == 0 || be.seen[0] != want {
@@ -235,12 +229,7 @@ func TestEngine_Sync_planReadsProgress(t *testing.T) {
 		t.Fatal("the harness's backend has no bulk reads")
 	}
 	be := &slowPlanReads{Backend: h.be, br: br, m: h.m, hours: hours}
-	src, err := file.New(file.Config{Path: h.usage})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := NewEngine(EngineOptions{Backend: be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m, Location: etNow.Location(), Now: h.clock, Unsaved: &h.unsaved})
-	if _, err := e.Sync(t.Context(), h.doc, PassOptions{Trigger: TriggerSchedule}); err != nil {
+	if _, err := h.engineWith(be, nil).Sync(t.Context(), h.doc, PassOptions{Trigger: TriggerSchedule}); err != nil {
 		t.Fatal(err)
 	}
 	for _, read := range []string{"GetContracts", "GetCompanies", "GetServices", "GetService"} {

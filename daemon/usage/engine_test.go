@@ -168,16 +168,25 @@ func (h *etHarness) firstPass(want int, rows ...string) {
 
 func (h *etHarness) engine() *Engine {
 	h.t.Helper()
-	src, err := file.New(file.Config{Path: h.usage, DuplicateRows: h.dup})
-	if err != nil {
-		h.t.Fatal(err)
+	return h.engineWith(h.be, nil)
+}
+
+// engineWith is the harness's engine on backend be (a wrapper of h.be, say)
+// and usage source src, or the harness's usage file when src is nil.
+func (h *etHarness) engineWith(be psa.Backend, src source.Source) *Engine {
+	h.t.Helper()
+	if src == nil {
+		var err error
+		if src, err = file.New(file.Config{Path: h.usage, DuplicateRows: h.dup}); err != nil {
+			h.t.Fatal(err)
+		}
 	}
 	var log *slog.Logger
 	if h.logs != nil {
 		log = slog.New(h.logs)
 	}
 	return NewEngine(EngineOptions{
-		Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+		Backend: be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
 		Logger: log, Location: time.UTC, Now: h.clock, Unsaved: &h.unsaved,
 	})
 }
