@@ -12,6 +12,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -74,6 +75,13 @@ func (h *ByHand) ResolveIntent(id int64, posted bool, note string) (state.Intent
 	e := usage.NewEngine(usage.EngineOptions{State: h.db, Logger: h.logger.With("component", "sync")})
 	in, err := e.ResolveIntent(id, posted, note)
 	return in, h.noLongerActive(err)
+}
+
+// ReleaseTicketCreate is Daemon.ReleaseTicketCreate by hand: it records
+// the answer in the state database, and makes no PSA request.
+func (h *ByHand) ReleaseTicketCreate(ref, note string) (tickets.Record, error) {
+	r, err := h.db.ReleaseTicketCreate(ref, note, time.Now())
+	return r, h.noLongerActive(err)
 }
 
 // RecordSetByHand is Daemon.RecordSetByHand by hand, on a config of

@@ -1594,8 +1594,11 @@ const passLockPoll = 50 * time.Millisecond
 // ctx lives: an API request whose client gave up must change nothing once
 // the pass ends. It returns ctx's error, with passMu not held, when ctx ends
 // first.
-func (d *Daemon) lockPass(ctx context.Context) error {
-	for !d.passMu.TryLock() {
+func (d *Daemon) lockPass(ctx context.Context) error { return lockWithin(ctx, &d.passMu) }
+
+// lockWithin takes mu as lockPass takes passMu.
+func lockWithin(ctx context.Context, mu *sync.Mutex) error {
+	for !mu.TryLock() {
 		t := time.NewTimer(passLockPoll)
 		select {
 		case <-ctx.Done():
@@ -1605,7 +1608,7 @@ func (d *Daemon) lockPass(ctx context.Context) error {
 		}
 	}
 	if err := context.Cause(ctx); err != nil {
-		d.passMu.Unlock()
+		mu.Unlock()
 		return err
 	}
 	return nil

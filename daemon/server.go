@@ -27,6 +27,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/redact"
@@ -121,6 +122,8 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //	POST /api/v1/intents/{id}/resolve  an operator's answer {"posted": true|false, "note": "..."} (bearer token)
 //	POST /api/v1/periods/{period}/set-by-hand  record that the quantities of the month that has ended were set
 //	                            in the PSA by hand, {"note": "..."} (bearer token); 200 {"run": ...}
+//	POST /api/v1/tickets/intents/{ref}/resolve  an operator's answer for a ticket create kept open, {"posted": false, "note": "..."}
+//	                            (bearer token): no ticket of that reference is in the PSA, the next ticket pass files it
 //	POST /api/v1/tickets        run a ticket pass now and answer with its report, optionally {"dry_run": true}, {"forget_other_psa": true} (bearer token;
 //	                            one ticket pass at a time, dry runs rate-limited)
 //	GET  /api/v1/ledger         quantity changes psa-syncd made, newest first, 1000 a page with a "next" link; ?customer=&contract=&service=&period=YYYY-MM&before=SEQ&after=SEQ&limit=N
@@ -173,6 +176,7 @@ func (d *Daemon) Handler() http.Handler {
 	token("POST /api/v1/plan", d.handleFreshPlan)
 	api("GET /api/v1/intents", d.handleIntents)
 	token("POST /api/v1/intents/{id}/resolve", d.requireActive(http.HandlerFunc(d.handleResolve)).ServeHTTP)
+	token("POST /api/v1/tickets/intents/{ref}/resolve", d.requireActive(http.HandlerFunc(d.handleResolveTicket)).ServeHTTP)
 	token("POST /api/v1/periods/{period}/set-by-hand", d.requireActive(http.HandlerFunc(d.handleSetByHand)).ServeHTTP)
 	token("POST /api/v1/orphans/clear", d.requireActive(http.HandlerFunc(d.handleClearOrphans)).ServeHTTP)
 	// A dry run is served here on a standby too: handleTickets forwards
@@ -1557,6 +1561,77 @@ func (d *Daemon) handleResolve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"intent": NewIntentView(in), "posted": *body.Posted})
+}
+
+// handleResolveTicket records an operator's answer for a ticket create
+// kept open (Daemon.ReleaseTicketCreate): not posted. posted true is
+// refused: a ticket that is in the PSA is adopted once the search finds
+// it, and psa-syncd could not follow one its API user cannot see.
+func (d *Daemon) handleResolveTicket(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("ref")
+	var body struct {
+		Posted *bool  `json:"posted"`
+		Note   string `json:"note"`
+	}
+	const want = `{"posted": false, "note": "<who checked what>"}`
+	if err := decodeBody(r, &body); err != nil {
+		writeBodyError(w, want, err)
+		return
+	}
+	switch {
+	case body.Posted == nil:
+		writeError(w, http.StatusBadRequest, "invalid request body: want "+want+": posted is required")
+		return
+	case *body.Posted:
+		writeError(w, http.StatusBadRequest, NotPostedOnly)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), resolvePassWait)
+	defer cancel()
+	rec, err := d.ReleaseTicketCreate(ctx, ref, body.Note, recordingUser(r))
+	var se *StandbyError
+	var ne *NoLongerActiveError
+	switch {
+	case errors.Is(err, tickets.ErrCreateNotOpen):
+		writeError(w, http.StatusConflict, strings.TrimPrefix(err.Error(), "state: "))
+		return
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		w.Header().Set("Retry-After", strconv.Itoa(int(resolvePassWait/time.Second)))
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("a ticket pass is running, and ticket create %s was not resolved within %s: nothing was recorded; "+
+			"send the answer again once the pass ends", ref, resolvePassWait))
+		return
+	case errors.As(err, &se) || errors.As(err, &ne):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, strings.TrimPrefix(err.Error(), "daemon: "))
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ticket": NewTicketIntentView(rec), "posted": false})
+}
+
+// NotPostedOnly is the refusal of a "posted" answer for a ticket create.
+const NotPostedOnly = "a ticket create is resolved only as not posted: a ticket that is in the PSA is adopted by the next ticket pass " +
+	"once the search by reference finds it (give the API user access to the queue or board it is in); psa-syncd cannot follow a ticket it cannot find"
+
+// TicketIntentView is a ticket create an operator resolved, as the API
+// answers it.
+type TicketIntentView struct {
+	Ref        string    `json:"ref"`
+	System     string    `json:"system"`
+	Source     string    `json:"source"`
+	CustomerID string    `json:"customer_id"`
+	AlertKey   string    `json:"alert_key"`
+	CompanyID  string    `json:"company_id"`
+	Title      string    `json:"title"`
+	Created    time.Time `json:"created"`
+}
+
+// NewTicketIntentView is r's TicketIntentView.
+func NewTicketIntentView(r tickets.Record) TicketIntentView {
+	return TicketIntentView{Ref: r.Ref, System: r.System, Source: r.Source, CustomerID: r.CustomerID, AlertKey: r.AlertKey,
+		CompanyID: r.CompanyID, Title: r.Title, Created: r.Created}
 }
 
 // handleSetByHand records that the quantities of the month that has

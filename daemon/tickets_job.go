@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
@@ -496,6 +497,30 @@ func (d *Daemon) ticketLoop(ctx, passCtx context.Context) {
 // recorded.
 func ticketPassWrites(doc *export.Document) bool {
 	return doc.Tickets != nil && doc.Tickets.Enabled && (doc.Integration == nil || doc.Integration.Enabled) && ticketSyncCount(doc) > 0
+}
+
+// ReleaseTicketCreate records an operator's answer for the ticket create
+// with reference ref that settle keeps open because its search by
+// reference cannot be trusted (the customer's error names it): not posted,
+// no such ticket is in the PSA. The next ticket pass files the alert
+// again (state.DB.ReleaseTicketCreate). It waits for a running ticket
+// pass to end, as long as ctx lives, and makes no PSA request. who, when
+// the request named a user (basic_auth_users), is recorded before note. A
+// standby refuses it (a *StandbyError), and so does an instance that lost
+// the leadership lock before it noticed (a *NoLongerActiveError).
+func (d *Daemon) ReleaseTicketCreate(ctx context.Context, ref, note, who string) (tickets.Record, error) {
+	if err := lockWithin(ctx, &d.ticketMu); err != nil {
+		return tickets.Record{}, fmt.Errorf("daemon: ticket create %s not resolved: a ticket pass is running, and waiting for it to end was given up: %w", ref, err)
+	}
+	defer d.ticketMu.Unlock()
+	if !d.leading.Load() {
+		return tickets.Record{}, &StandbyError{Active: d.activeInstance()}
+	}
+	if who = strings.TrimSpace(who); who != "" {
+		note = strings.TrimSuffix("user "+who+": "+strings.TrimSpace(note), ": ")
+	}
+	r, err := d.db.ReleaseTicketCreate(ref, note, d.now())
+	return r, d.noLongerActive(err)
 }
 
 // scheduledTicketPass runs one ticket pass when the export has an enabled

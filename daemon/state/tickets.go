@@ -1,12 +1,14 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -286,6 +288,49 @@ func (db *DB) MoveTicketRecords(system psa.System, from, to string) (int, error)
 		return nil
 	})
 	return moved, err
+}
+
+// ReleaseTicketCreate records an operator's answer for the ticket create
+// with reference ref whose outcome is unknown (tickets.StateCreating) and
+// that the search by reference does not find: not posted (the operator
+// found no ticket of that reference in the PSA). The record becomes a
+// failed create (tickets.StateFailed) with no routing hash, as the ticket
+// engine's settle leaves a create that was not applied, so the next ticket
+// pass files the alert again; note, who checked what, goes in its error.
+// It changes the record only while it is still creating as read: an error
+// matching tickets.ErrCreateNotOpen (and ErrRefused) says it is not (its
+// ticket was found and adopted meanwhile, or it never existed), and so
+// does a reference that two open creates share. It returns the record as
+// it was while open. On PostgreSQL it needs the leadership lock
+// (ErrNotLeader).
+func (db *DB) ReleaseTicketCreate(ref, note string, now time.Time) (tickets.Record, error) {
+	open, err := db.ticketRecords("reading the open ticket create "+ref, `WHERE ref = ? AND state = ?`, ref, tickets.StateCreating)
+	if err != nil {
+		return tickets.Record{}, err
+	}
+	if len(open) != 1 {
+		return tickets.Record{}, refuse(fmt.Errorf("state: ticket create %q %w: its ticket was found and adopted, or it was sent again, "+
+			"or no create has that reference (psa-syncd status and the customer's error name the open ones)", ref, tickets.ErrCreateNotOpen))
+	}
+	r := open[0]
+	why := "resolved by an operator: not posted"
+	if note = strings.TrimSpace(note); note != "" {
+		why += ": " + note
+	}
+	what := "recording ticket create " + ref + " as not posted"
+	err = db.writeTicket(what, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(`UPDATE tickets SET state = ?, routing_hash = '', error = ?, updated = ?
+			WHERE source = ? AND customer_id = ? AND alert_key = ? AND state = ? AND updated IS NOT DISTINCT FROM ?`),
+			tickets.StateFailed, why, db.tv(now.UTC()), r.Source, r.CustomerID, r.AlertKey, tickets.StateCreating, db.tv(db.stored(r.Updated)))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return cmp.Or(err, refuse(fmt.Errorf("state: ticket create %q %w: a ticket pass settled it meanwhile", ref, tickets.ErrCreateNotOpen)))
+		}
+		return nil
+	})
+	return r, err
 }
 
 // TicketIntents returns every record whose create is unsettled.

@@ -625,6 +625,7 @@ func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 		return 0, err
 	}
 	n := 0
+	var notFound []Record
 	for _, r := range intents {
 		if !e.ours(r) {
 			// Its ref means something only in its own PSA; the
@@ -663,40 +664,57 @@ func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 			p.settlesLater(e.settlesAt(r.Created))
 			continue
 		default:
-			other, seen, err := e.seesCustomer(ctx, r)
-			if err != nil {
-				p.unsearched[recordKey(r)] = err
-				e.logger.Warn("Could not settle a ticket create; trying again next pass", "ref", r.Ref, "err", err)
-				continue
-			}
-			if other != "" && !seen {
-				p.unseen[recordKey(r)] = other
-				p.unseenCreates++
-				e.logger.Warn("Ticket create not found by its reference, by a search that does not find another ticket of the customer either; kept for review",
-					"source", r.Source, "customer", r.CustomerID, "ref", r.Ref, "other", other)
-				continue
-			}
-			// The create never reached the PSA: forget the intent; the
-			// customer's pass decides afresh.
-			r.State = StateFailed
-			r.RoutingHash = ""
-			r.Error = "the create was not applied; it is sent again"
-		}
-		r.Updated = e.now().UTC()
-		if p.dryRun {
-			p.settled[recordKey(r)] = r
+			notFound = append(notFound, r)
 			continue
 		}
-		if err := e.store.PutTicketRecord(r); err != nil {
+		if err := e.keepSettled(p, r); err != nil {
+			return n, err
+		}
+	}
+	// A create not found is checked once every intent was searched for,
+	// so that the customer's ticket adopted in this pass counts as its
+	// other ticket (seesCustomer).
+	for _, r := range notFound {
+		other, seen, err := e.seesCustomer(ctx, p, r)
+		if err != nil {
+			p.unsearched[recordKey(r)] = err
+			e.logger.Warn("Could not settle a ticket create; trying again next pass", "ref", r.Ref, "err", err)
+			continue
+		}
+		if !seen {
+			p.unseen[recordKey(r)] = other
+			p.unseenCreates++
+			e.logger.Warn("Ticket create not found by its reference, by a search that could not be checked on another ticket of the customer; kept for review",
+				"source", r.Source, "customer", r.CustomerID, "ref", r.Ref, "other", other)
+			continue
+		}
+		// The create never reached the PSA: forget the intent; the
+		// customer's pass decides afresh.
+		r.State = StateFailed
+		r.RoutingHash = ""
+		r.Error = "the create was not applied; it is sent again"
+		if err := e.keepSettled(p, r); err != nil {
 			return n, err
 		}
 	}
 	return n, nil
 }
 
+// keepSettled stores r, an intent settle settled, or keeps it in
+// p.settled in a dry run.
+func (e *Engine) keepSettled(p *pass, r Record) error {
+	r.Updated = e.now().UTC()
+	if p.dryRun {
+		p.settled[recordKey(r)] = r
+		return nil
+	}
+	return e.store.PutTicketRecord(r)
+}
+
 // seesCustomer checks, for r, an unsettled create its search by reference
 // did not find once the settle time had passed, that the same search
-// finds another ticket of r's customer: the followed ticket updated last
+// finds another ticket of r's customer (as p left its records): the
+// followed ticket updated last
 // (other names it; "" when the customer has none), searched by its own
 // reference (seen). A search that finds nothing proves the create was not
 // applied only if it can see the customer's tickets: an API user whose
@@ -704,8 +722,10 @@ func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 // PSA), cannot see the queue or board the tickets are filed in, or a
 // search index that lags more than the settle time, answers with nothing
 // for a ticket that is there, and sending the create again files a second
-// ticket for the alert.
-func (e *Engine) seesCustomer(ctx context.Context, r Record) (other string, seen bool, err error) {
+// ticket for the alert. With no other ticket to check the search with,
+// seen is false too: the create waits for the search to find it, or for
+// an operator's answer (psa-syncd resolve -ticket REF -not-posted).
+func (e *Engine) seesCustomer(ctx context.Context, p *pass, r Record) (other string, seen bool, err error) {
 	records, err := e.store.TicketRecords(r.Source, r.CustomerID)
 	if err != nil {
 		return "", false, err
@@ -713,6 +733,10 @@ func (e *Engine) seesCustomer(ctx context.Context, r Record) (other string, seen
 	var o *Record
 	for i := range records {
 		x := &records[i]
+		if s, ok := p.settled[recordKey(*x)]; ok {
+			// Adopted by this dry run.
+			x = &s
+		}
 		if x.Ref != r.Ref && x.TicketID != "" && Followed(x.State) && e.ours(*x) && (o == nil || x.Updated.After(o.Updated)) {
 			o = x
 		}
@@ -732,10 +756,11 @@ func (e *Engine) unseenError(unseen []string) error {
 	if len(unseen) == 0 {
 		return nil
 	}
-	return fmt.Errorf("ticket creates whose answer was lost are not found by their reference %s after they were recorded (%s): the search cannot "+
+	return fmt.Errorf("ticket creates whose answer was lost are not found by their reference %s after they were recorded (%s): the search may not "+
 		"see tickets that are there (an API user whose security level or role cannot see their queue or board, or a search index that lags), "+
 		"so filing them again could give their alerts a second ticket; nothing is filed for their alerts until the search finds them, or finds "+
-		"the customer's other ticket (give the API user access to its queue or board)", e.settleTime, strings.Join(unseen, "; "))
+		"the customer's other ticket (give the API user access to its queue or board), or until an operator who found no such ticket in the PSA "+
+		"runs `psa-syncd resolve -ticket REF -not-posted`", e.settleTime, strings.Join(unseen, "; "))
 }
 
 // settlesAt is when a ticket write whose outcome is unknown, recorded at
@@ -1007,10 +1032,13 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	var unsettled, waiting, unseen []string
 	for i := range records {
 		r := &records[i]
+		other, unseenCreate := p.unseen[recordKey(*r)]
 		switch {
 		case r.State != StateCreating:
-		case p.unseen[recordKey(*r)] != "":
-			unseen = append(unseen, fmt.Sprintf("%s, while %s is not found by its reference either", r.Ref, p.unseen[recordKey(*r)]))
+		case unseenCreate && other != "":
+			unseen = append(unseen, fmt.Sprintf("%s, while %s is not found by its reference either", r.Ref, other))
+		case unseenCreate:
+			unseen = append(unseen, r.Ref+", and the customer has no other ticket to check the search with")
 		case errors.Is(p.unsearched[recordKey(*r)], psa.ErrValidation) && !alertOpen(r, open):
 			if err := e.drop(r, p.unsearched[recordKey(*r)], &cr); err != nil {
 				cr.fail(err)

@@ -1711,9 +1711,15 @@ func TestEngine_lostCreateSettleTime(t *testing.T) {
 		if cr := e.pass(eng).Customers[0]; cr.Created != 0 || creates(e) != sent {
 			t.Errorf("pass within the settle time = %+v, %d creates sent; want none sent again", cr, creates(e)-sent)
 		}
+		// The customer has no other ticket to check the search with: the
+		// create waits for an operator who finds no ticket in the PSA.
 		e.now = e.now.Add(2 * time.Minute)
+		if cr := e.pass(eng).Customers[0]; cr.Created != 0 || creates(e) != sent || cr.Err == nil {
+			t.Errorf("pass after the settle time = %+v, %d creates sent; want none sent again, and the customer failed", cr, creates(e)-sent)
+		}
+		e.notPosted("sc:" + e.sophos.Alerts(acme)[0].ID)
 		if cr := e.pass(eng).Customers[0]; cr.Created != 1 || cr.Err != nil || len(e.tickets()) != 1 {
-			t.Errorf("pass after the settle time = %+v, %d tickets; want the create sent again", cr, len(e.tickets()))
+			t.Errorf("pass after the operator's answer = %+v, %d tickets; want the create sent again", cr, len(e.tickets()))
 		}
 	})
 }

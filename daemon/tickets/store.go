@@ -156,6 +156,10 @@ const SummaryKey = "summary"
 // with the key exists: another pass or replica is creating the ticket.
 var ErrRecordExists = errors.New("tickets: a ticket record with this key exists")
 
+// ErrCreateNotOpen matches the error of an operator's answer for a ticket
+// create that is not open (StateCreating) any more, or never was.
+var ErrCreateNotOpen = errors.New("is not an open ticket create")
+
 // Store keeps the ticket records. Implementations are safe for concurrent
 // use, and every write is durable when the method returns: the engine sends
 // a create only after CreateTicketIntent returned nil.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
@@ -21,6 +22,7 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 	var (
 		cf        commonFlags
 		id        int64
+		ref       string
 		posted    bool
 		notPosted bool
 		noteText  string
@@ -35,9 +37,15 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 		"the failed customers' hints name what to look for. Nothing is sent to the PSA: without\n"+
 		"-web.url the answer is recorded in the state database (as the active instance, with\n"+
 		"PostgreSQL), reading only state_dir and the state section of the config file, so that it\n"+
-		"runs by hand while psa-syncd is stopped.")
+		"runs by hand while psa-syncd is stopped.\n\n"+
+		"With -ticket, it settles a ticket create whose answer was lost and that the search by\n"+
+		"reference does not find, while it cannot be checked on another ticket of the customer\n"+
+		"(the customer's ticket error names it): -not-posted (no ticket of that reference is in\n"+
+		"the PSA; the next ticket pass files the alert). A ticket that is there is adopted once\n"+
+		"the search finds it: give the API user access to its queue or board.")
 	cf.register(fs)
 	fs.Int64Var(&id, "intent", 0, "The open intent's `id`, from `psa-syncd status` or the customer's hint.")
+	fs.StringVar(&ref, "ticket", "", "The reference (\"sc:...\" or \"scs:...\") of a ticket create, from the customer's ticket error; with -not-posted.")
 	fs.BoolVar(&posted, "posted", false, "The line is in the PSA (delete any duplicate first).")
 	fs.BoolVar(&notPosted, "not-posted", false, "The line is not in the PSA.")
 	fs.StringVar(&noteText, "note", "", "Recorded with the intent: who checked what, e.g. \"jane: line 4711 in BMS\".")
@@ -46,19 +54,28 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 		return rc
 	}
 	switch {
-	case id < 1:
-		fmt.Fprintln(e.stderr, "psa-syncd: -intent is required: the id of an open intent (see psa-syncd status)")
+	case ref != "" && id != 0:
+		fmt.Fprintln(e.stderr, "psa-syncd: give one of -intent and -ticket")
+		return 2
+	case ref != "" && posted:
+		fmt.Fprintf(e.stderr, "psa-syncd: -ticket takes -not-posted only: %s\n", daemon.NotPostedOnly)
+		return 2
+	case ref == "" && id < 1:
+		fmt.Fprintln(e.stderr, "psa-syncd: -intent or -ticket is required: the id of an open intent (see psa-syncd status), or the reference of a ticket create the customer's ticket error names")
 		return 2
 	case posted == notPosted:
 		fmt.Fprintln(e.stderr, "psa-syncd: give exactly one of -posted and -not-posted")
 		return 2
 	}
-	var in daemon.IntentView
 	api, err := rf.client(e)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 2
 	}
+	if ref != "" {
+		return resolveTicket(ctx, e, &cf, api, ref, noteText)
+	}
+	var in daemon.IntentView
 	if api != nil {
 		var out struct {
 			Intent daemon.IntentView `json:"intent"`
@@ -90,6 +107,38 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 		fmt.Fprintf(e.stdout, "Intent %d resolved as not posted: the next pass posts %d units of service %s on contract %s.\n",
 			in.ID, in.After, in.ServiceID, in.ContractID)
 	}
+	return 0
+}
+
+// resolveTicket records that the ticket create ref is not in the PSA:
+// through the daemon's API when api is set, else in the state database.
+func resolveTicket(ctx context.Context, e *env, cf *commonFlags, api *apiClient, ref, noteText string) (rc int) {
+	var (
+		tk  daemon.TicketIntentView
+		err error
+	)
+	if api != nil {
+		var out struct {
+			Ticket daemon.TicketIntentView `json:"ticket"`
+		}
+		err = api.post(ctx, "/api/v1/tickets/intents/"+url.PathEscape(ref)+"/resolve", map[string]any{"posted": false, "note": noteText}, &out)
+		tk = out.Ticket
+	} else {
+		h, code := leadByHand(ctx, e, cf, "resolve", daemon.LoadState)
+		if code != 0 {
+			return code
+		}
+		defer h.release(e, &rc)
+		var r tickets.Record
+		if r, err = h.ReleaseTicketCreate(ref, noteText); err == nil {
+			tk = daemon.NewTicketIntentView(r)
+		}
+	}
+	if err != nil {
+		return requestFailed(e, err)
+	}
+	fmt.Fprintf(e.stdout, "Ticket create %s resolved as not posted: the next ticket pass files a ticket for it in company %s (customer %s/%s).\n",
+		tk.Ref, tk.CompanyID, tk.Source, tk.CustomerID)
 	return 0
 }
 

@@ -234,3 +234,65 @@ func TestRun_ticketsForgetOtherPSA(t *testing.T) {
 		t.Errorf("tickets -web.url after forgetting: exit %d\nstdout: %s\nstderr: %s; want the ConnectWise record no longer reported", rc, stdout, stderr)
 	}
 }
+
+// A ticket create kept open because its search could not be checked on
+// another ticket of the customer waits for an operator's answer: resolve
+// -ticket REF -not-posted records it, by hand on the state database or
+// through the running daemon's API, only while the create is still open;
+// -posted is refused, naming why. (audit-doubles5, not fixed 1.)
+func TestRun_resolveTicketNotPosted(t *testing.T) {
+	t.Parallel()
+	cfg, tokenFile, _, _ := ticketsSetupToken(t)
+	db, err := state.Open(filepath.Join(filepath.Dir(cfg), "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(key string) tickets.Record {
+		return tickets.Record{Source: "sophos", CustomerID: ticketsAcme, AlertKey: key, Ref: "sc:" + key, Generation: 1,
+			System: string(psa.SystemAutotask), CompanyID: "174", State: tickets.StateCreating, Created: time.Now(), Updated: time.Now()}
+	}
+	for _, key := range []string{"byhand-alert", "api-alert"} {
+		if err := db.CreateTicketIntent(open(key)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	if rc, _, stderr := runCmd(t, "resolve", "-config.file", cfg, "-ticket", "sc:byhand-alert", "-posted"); rc != 2 || !strings.Contains(stderr, "-not-posted only") {
+		t.Errorf("resolve -ticket -posted: exit %d, stderr %q; want 2, naming -not-posted", rc, stderr)
+	}
+	rc, stdout, stderr := runCmd(t, "resolve", "-config.file", cfg, "-ticket", "sc:byhand-alert", "-not-posted", "-note", "jane: not in Autotask")
+	if rc != 0 || !strings.Contains(stdout, "Ticket create sc:byhand-alert resolved as not posted") {
+		t.Errorf("resolve -ticket -not-posted: exit %d\nstdout: %s\nstderr: %s", rc, stdout, stderr)
+	}
+	if rc, _, stderr := runCmd(t, "resolve", "-config.file", cfg, "-ticket", "sc:byhand-alert", "-not-posted"); rc != 1 || !strings.Contains(stderr, "is not an open ticket create") {
+		t.Errorf("resolving it again: exit %d, stderr %q; want 1, not open", rc, stderr)
+	}
+	if db, err = state.Open(filepath.Join(filepath.Dir(cfg), "state")); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := db.TicketRecords("sophos", ticketsAcme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.AlertKey == "byhand-alert" && (r.State != tickets.StateFailed || r.RoutingHash != "" || !strings.Contains(r.Error, "jane: not in Autotask")) {
+			t.Errorf("record after resolve = %+v, want failed, to be filed again, with the note", r)
+		}
+	}
+
+	web := "-web.url=" + startDaemon(t, cfg)
+	rc, stdout, stderr = runCmd(t, "resolve", web, "-web.token-file", tokenFile, "-ticket", "sc:api-alert", "-not-posted")
+	if rc != 0 || !strings.Contains(stdout, "Ticket create sc:api-alert resolved as not posted") {
+		t.Errorf("resolve -web.url -ticket -not-posted: exit %d\nstdout: %s\nstderr: %s", rc, stdout, stderr)
+	}
+	if rc, _, stderr := runCmd(t, "resolve", web, "-web.token-file", tokenFile, "-ticket", "sc:api-alert", "-not-posted"); rc != 1 ||
+		!strings.Contains(stderr, "409 Conflict") || !strings.Contains(stderr, "is not an open ticket create") {
+		t.Errorf("resolve -web.url again: exit %d, stderr %q; want 1 and the daemon's 409", rc, stderr)
+	}
+}
