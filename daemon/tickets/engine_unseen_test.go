@@ -25,61 +25,64 @@ import (
 // until the search sees the tickets again. (audit-doubles4, not fixed 1.)
 func TestEngine_lostCreateNotFiledAgainByABlindSearch(t *testing.T) {
 	t.Parallel()
-	const create, search = "/ATServicesRest/V1.0/Tickets", "/ATServicesRest/V1.0/Tickets/query"
-	empty := `{"items":[],"pageDetails":{"count":0,"requestCount":500,"prevPageUrl":null,"nextPageUrl":null}}`
-	setup := func(t *testing.T, lost psatest.Fault) *env {
-		e := newEnv(t, psa.SystemAutotask)
-		e.settleTime = 2 * time.Minute
-		eng := e.engine(routings[psa.SystemAutotask])
-		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected"})
-		if cr := e.pass(eng).Customers[0]; cr.Created != 1 {
-			t.Fatalf("first pass = %+v, want the first alert's ticket created", cr)
+	for _, sys := range psa.Systems {
+		setup := func(t *testing.T, lost func(e *env) psatest.Fault) *env {
+			e := newEnv(t, sys)
+			e.settleTime = 2 * time.Minute
+			eng := e.engine(routings[sys])
+			e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected"})
+			if cr := e.pass(eng).Customers[0]; cr.Created != 1 {
+				t.Fatalf("first pass = %+v, want the first alert's ticket created", cr)
+			}
+			e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Malware detected"})
+			e.psaSim.AddFault(lost(e))
+			e.pass(eng)
+			return e
 		}
-		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Malware detected"})
-		e.psaSim.AddFault(lost)
-		e.pass(eng)
-		return e
-	}
+		t.Run(string(sys)+"/searchCannotSee", func(t *testing.T) {
+			t.Parallel()
+			e := setup(t, func(e *env) psatest.Fault {
+				return psatest.Fault{Method: http.MethodPost, Path: e.createPath(), DropAfterHandling: true, Times: 1}
+			})
+			eng := e.engine(routings[sys])
+			e.psaSim.HideTicketSearches(true)
+			e.now = e.now.Add(3 * time.Minute)
+			for range 2 {
+				rep := e.pass(eng)
+				cr := rep.Customers[0]
+				if n := len(e.tickets()); n != 2 || cr.Created != 0 {
+					t.Fatalf("%d tickets after a pass whose search sees none (%+v); want 2: the lost create was filed again", n, cr)
+				}
+				if cr.Err == nil || !strings.Contains(cr.Err.Error(), "is not found by its reference either") || rep.UnseenCreates != 1 {
+					t.Errorf("pass = unseen %d, %+v; want the customer failed naming the other ticket, one create kept", rep.UnseenCreates, cr)
+				}
+			}
+			if open, err := e.db.TicketIntents(); err != nil || len(open) != 1 {
+				t.Errorf("open ticket intents = %+v, %v; want the lost create's, open", open, err)
+			}
 
-	t.Run("searchCannotSee", func(t *testing.T) {
-		t.Parallel()
-		e := setup(t, psatest.Fault{Method: http.MethodPost, Path: create, DropAfterHandling: true, Times: 1})
-		eng := e.engine(routings[psa.SystemAutotask])
-		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: search, Status: http.StatusOK, Body: empty})
-		e.now = e.now.Add(3 * time.Minute)
-		for range 2 {
+			// The search sees the tickets again: the ticket is adopted.
+			e.psaSim.HideTicketSearches(false)
 			rep := e.pass(eng)
-			cr := rep.Customers[0]
-			if n := len(e.tickets()); n != 2 || cr.Created != 0 {
-				t.Fatalf("%d tickets after a pass whose search sees none (%+v); want 2: the lost create was filed again", n, cr)
+			if cr := rep.Customers[0]; rep.Settled != 1 || cr.Created != 0 || cr.Err != nil || rep.UnseenCreates != 0 || len(e.tickets()) != 2 {
+				t.Errorf("pass once the search sees the tickets = settled %d, %+v, %d tickets; want the ticket adopted", rep.Settled, cr, len(e.tickets()))
 			}
-			if cr.Err == nil || !strings.Contains(cr.Err.Error(), "is not found by its reference either") || rep.UnseenCreates != 1 {
-				t.Errorf("pass = unseen %d, %+v; want the customer failed naming the other ticket, one create kept", rep.UnseenCreates, cr)
+		})
+		t.Run(string(sys)+"/searchSeesTheOtherTicket", func(t *testing.T) {
+			t.Parallel()
+			// The connection drops before the create is handled; the search
+			// finds the customer's first ticket, so the create was not applied.
+			e := setup(t, func(e *env) psatest.Fault {
+				return psatest.Fault{Method: http.MethodPost, Path: e.createPath(), Drop: true, Times: 1}
+			})
+			eng := e.engine(routings[sys])
+			e.now = e.now.Add(3 * time.Minute)
+			rep := e.pass(eng)
+			if cr := rep.Customers[0]; cr.Created != 1 || cr.Err != nil || rep.UnseenCreates != 0 || len(e.tickets()) != 2 {
+				t.Errorf("pass after the settle time = %+v, %d tickets; want the create sent again", cr, len(e.tickets()))
 			}
-		}
-		if open, err := e.db.TicketIntents(); err != nil || len(open) != 1 {
-			t.Errorf("open ticket intents = %+v, %v; want the lost create's, open", open, err)
-		}
-
-		// The search sees the tickets again: the ticket is adopted.
-		e.psaSim.ClearFaults()
-		rep := e.pass(eng)
-		if cr := rep.Customers[0]; rep.Settled != 1 || cr.Created != 0 || cr.Err != nil || rep.UnseenCreates != 0 || len(e.tickets()) != 2 {
-			t.Errorf("pass once the search sees the tickets = settled %d, %+v, %d tickets; want the ticket adopted", rep.Settled, cr, len(e.tickets()))
-		}
-	})
-	t.Run("searchSeesTheOtherTicket", func(t *testing.T) {
-		t.Parallel()
-		// The connection drops before the create is handled; the search
-		// finds the customer's first ticket, so the create was not applied.
-		e := setup(t, psatest.Fault{Method: http.MethodPost, Path: create, Drop: true, Times: 1})
-		eng := e.engine(routings[psa.SystemAutotask])
-		e.now = e.now.Add(3 * time.Minute)
-		rep := e.pass(eng)
-		if cr := rep.Customers[0]; cr.Created != 1 || cr.Err != nil || rep.UnseenCreates != 0 || len(e.tickets()) != 2 {
-			t.Errorf("pass after the settle time = %+v, %d tickets; want the create sent again", cr, len(e.tickets()))
-		}
-	})
+		})
+	}
 }
 
 // notPosted is an operator's `psa-syncd resolve -ticket ref -not-posted`:
@@ -99,14 +102,18 @@ func (e *env) notPosted(ref string) {
 // error names. (audit-doubles5, not fixed 1.)
 func TestEngine_lostCreateOfTheOnlyTicketWaitsForAnOperator(t *testing.T) {
 	t.Parallel()
-	const create, search = "/ATServicesRest/V1.0/Tickets", "/ATServicesRest/V1.0/Tickets/query"
-	empty := `{"items":[],"pageDetails":{"count":0,"requestCount":500,"prevPageUrl":null,"nextPageUrl":null}}`
-	setup := func(t *testing.T, lost psatest.Fault) (*env, *tickets.Engine, string) {
-		e := newEnv(t, psa.SystemAutotask)
+	for _, sys := range psa.Systems {
+		lostCreate(t, sys)
+	}
+}
+
+func lostCreate(t *testing.T, sys psa.System) {
+	setup := func(t *testing.T, drop bool) (*env, *tickets.Engine, string) {
+		e := newEnv(t, sys)
 		e.settleTime = 2 * time.Minute
-		eng := e.engine(routings[psa.SystemAutotask])
+		eng := e.engine(routings[sys])
 		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected"})
-		e.psaSim.AddFault(lost)
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: e.createPath(), Drop: drop, DropAfterHandling: !drop, Times: 1})
 		e.pass(eng)
 		e.now = e.now.Add(3 * time.Minute)
 		return e, eng, "sc:" + a.ID
@@ -126,20 +133,20 @@ func TestEngine_lostCreateOfTheOnlyTicketWaitsForAnOperator(t *testing.T) {
 		}
 	}
 
-	t.Run("searchCannotSee", func(t *testing.T) {
+	t.Run(string(sys)+"/searchCannotSee", func(t *testing.T) {
 		t.Parallel()
-		e, eng, _ := setup(t, psatest.Fault{Method: http.MethodPost, Path: create, DropAfterHandling: true, Times: 1})
-		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: search, Status: http.StatusOK, Body: empty})
+		e, eng, _ := setup(t, false)
+		e.psaSim.HideTicketSearches(true)
 		held(t, e, eng, 1)
-		e.psaSim.ClearFaults()
+		e.psaSim.HideTicketSearches(false)
 		if rep := e.pass(eng); rep.Settled != 1 || rep.Customers[0].Err != nil || len(e.tickets()) != 1 {
 			t.Errorf("pass once the search sees the ticket = settled %d, %+v; want it adopted", rep.Settled, rep.Customers[0])
 		}
 	})
-	t.Run("notPosted", func(t *testing.T) {
+	t.Run(string(sys)+"/notPosted", func(t *testing.T) {
 		t.Parallel()
 		// The connection dropped before the create was handled.
-		e, eng, ref := setup(t, psatest.Fault{Method: http.MethodPost, Path: create, Drop: true, Times: 1})
+		e, eng, ref := setup(t, true)
 		held(t, e, eng, 0)
 		e.notPosted(ref)
 		if rep := e.pass(eng); rep.Customers[0].Created != 1 || rep.Customers[0].Err != nil || len(e.tickets()) != 1 {

@@ -762,6 +762,13 @@ func (a *Autotask) hidden(r *http.Request) bool {
 	return a.restricted[id]
 }
 
+// searchHidden reports whether a query of d by r finds nothing: r reads
+// as a restricted resource (hidden), or d is Tickets while the server
+// hides ticket searches (Server.HideTicketSearches).
+func (a *Autotask) searchHidden(r *http.Request, d *entityDef) bool {
+	return a.hidden(r) || d.Name == entTickets && a.srv.ticketSearchesHidden.Load()
+}
+
 // HourlyCount returns the number of requests counted in the rolling hour,
 // as ThresholdInformation reports it.
 func (a *Autotask) HourlyCount() int {

@@ -379,7 +379,7 @@ func (a *Autotask) handleQuery(w http.ResponseWriter, r *http.Request, d *entity
 	}
 	if count {
 		n := 0
-		if !q.empty && !a.hidden(r) {
+		if !q.empty && !a.searchHidden(r, d) {
 			a.mu.Lock()
 			a.tables[d.Name].eachCandidate(q.hints, -1<<63, func(rec record) bool {
 				if q.match(rec) {
@@ -451,7 +451,7 @@ func (a *Autotask) writePage(w http.ResponseWriter, r *http.Request, d *entityDe
 	n := 0
 	var last int64
 	more := false
-	if !q.empty && !a.hidden(r) {
+	if !q.empty && !a.searchHidden(r, d) {
 		// A page only reads the tables: pages of concurrent queries are
 		// built at the same time.
 		a.mu.RLock()

@@ -164,7 +164,7 @@ func (cw *ConnectWise) routeService(w http.ResponseWriter, r *http.Request, segs
 	case path == "service/tickets":
 		switch r.Method {
 		case http.MethodGet:
-			writeCWList(w, r, "ticket", rows(sd.tickets, nil))
+			writeCWList(w, r, "ticket", cw.searchedTickets(sd))
 		case http.MethodPost:
 			cw.createTicketLocked(w, r, sd)
 		default:
@@ -175,7 +175,7 @@ func (cw *ConnectWise) routeService(w http.ResponseWriter, r *http.Request, segs
 			methodNotAllowed()
 			return
 		}
-		if recs, ok := filterRecords(w, r, "ticket", rows(sd.tickets, nil)); ok {
+		if recs, ok := filterRecords(w, r, "ticket", cw.searchedTickets(sd)); ok {
 			writeJSON(w, http.StatusOK, map[string]int{"count": len(recs)})
 		}
 	case len(segs) == 3 && lower[1] == "tickets":
@@ -576,4 +576,13 @@ func (cw *ConnectWise) AddBoardStatus(st ConnectWiseBoardStatus) int64 {
 	sd.statuses[id] = map[string]any{"id": float64(id), "name": st.Name, "board": map[string]any{"id": float64(st.BoardID)},
 		"sortOrder": float64(len(sd.statuses)), "inactive": st.Inactive, "closedStatus": st.Closed, "defaultFlag": false}
 	return id
+}
+
+// searchedTickets are the tickets a list or count of tickets searches:
+// none while the server hides ticket searches (Server.HideTicketSearches).
+func (cw *ConnectWise) searchedTickets(sd *cwServiceDesk) []map[string]any {
+	if cw.srv.ticketSearchesHidden.Load() {
+		return nil
+	}
+	return rows(sd.tickets, nil)
 }

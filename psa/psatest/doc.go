@@ -226,6 +226,10 @@
 //     HideAdditions(agreement, true) answers that agreement's additions as
 //     `[]` (a count of 0), as for an API member whose security role cannot
 //     see them, while they stay on the agreement.
+//     Server.HideTicketSearches(true), on every PSA, answers ticket
+//     searches (Autotask's Tickets query, ConnectWise's ticket list and
+//     count, Kaseya BMS's ticket search) as finding nothing, as for an API
+//     user who cannot see the tickets' queue or board, while they stay.
 //   - WithConnectWiseRateLimit(n, per) answers 429 with Retry-After beyond n
 //     requests in per; Fault and WithLatency apply as for Autotask.
 //

@@ -450,6 +450,9 @@ func (k *KaseyaBMS) ticketSearchLocked(w http.ResponseWriter, r *http.Request) {
 	}
 	var all []map[string]any
 	for _, t := range k.deskLocked().tickets {
+		if k.srv.ticketSearchesHidden.Load() {
+			break
+		}
 		if f := body.Filter; f != nil {
 			if f.Title != nil && !containsFold(t.Title, *f.Title) || f.Details != nil && !containsFold(t.Details, *f.Details) ||
 				f.ExcludeCompleted == 1 && t.CompletedDate != nil {

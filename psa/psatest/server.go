@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf16"
 
@@ -57,6 +58,10 @@ type Server struct {
 	mu       sync.Mutex // guards requests and faults
 	requests []Request
 	faults   []*Fault
+
+	// ticketSearchesHidden makes ticket searches find nothing (see
+	// HideTicketSearches).
+	ticketSearchesHidden atomic.Bool
 }
 
 // Request is one request the server received, as recorded in the request
@@ -300,6 +305,16 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // System returns the PSA system the server simulates.
 func (s *Server) System() psa.System { return s.system }
+
+// HideTicketSearches makes every ticket search answer as if the API user
+// could see none of the tickets, in the PSA's own shape of an empty
+// answer: Autotask's Tickets query an empty page, ConnectWise's ticket
+// list `[]` (and its count 0), Kaseya BMS's ticket search no result. It is
+// what an Autotask security level or a ConnectWise security role without
+// the tickets' queue or board, or a search index that lags, answers. The
+// tickets stay, a create still adds one, and a read by id still finds it.
+// hide false shows them again.
+func (s *Server) HideTicketSearches(hide bool) { s.ticketSearchesHidden.Store(hide) }
 
 // Close stops the server. Requests waiting on injected latency are released
 // first, so Close does not wait for them.
