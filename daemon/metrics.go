@@ -240,7 +240,7 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 	m.TicketUnseenCreates = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "ticket_unseen_creates",
-		Help:      "Ticket creates whose answer was lost that the last ticket pass did not find by their reference after policies.settle_time, with a search that did not find the customer's other ticket either (a search that cannot see the queue or board, or lags): kept, not filed a second time, and their customers failed. 0 until the first ticket pass after start-up.",
+		Help:      "Ticket creates whose answer was lost that the last ticket pass did not find by their reference after policies.settle_time, with a search that did not find the customer's other ticket either (a search that cannot see the queue or board, or lags), or that no other ticket of the customer could check: kept, not filed a second time, and their customers failed. Restored at start-up from the last ticket pass.",
 	}, []string{"system"}).With(sys)
 	m.TicketLastPassTimestamp = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,

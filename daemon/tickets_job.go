@@ -342,6 +342,9 @@ type ticketRecord struct {
 	// pass: a customer with ticket sync only has no usage status to name
 	// it by once its mapping is removed (see Customers).
 	Mappings map[string]ticketMapping `json:"mappings,omitempty"`
+	// UnseenCreates is the last pass's tickets.Report.UnseenCreates, so
+	// that psa_sync_ticket_unseen_creates is restored at start-up.
+	UnseenCreates int `json:"unseen_creates,omitempty"`
 }
 
 // ticketMapping is what ticketRecord keeps of a customer's mapping.
@@ -717,7 +720,7 @@ func (d *Daemon) recordTicketPass(rep tickets.Report, passErr error, start time.
 	}
 	now := d.now().UTC()
 	ok := passErr == nil
-	d.metrics.TicketUnseenCreates.Set(float64(rep.UnseenCreates))
+	rec.UnseenCreates = rep.UnseenCreates
 	// The open tickets are those of the PSA the pass ran against: the
 	// records of another system or instance (after a switch of PSA with
 	// the same state database) are ones the pass leaves alone.
@@ -797,6 +800,7 @@ func (d *Daemon) setTicketGauges(rec ticketRecord) {
 	}
 	d.metrics.OpenTickets.Set(float64(open))
 	d.metrics.TicketDeferred.Set(float64(deferred))
+	d.metrics.TicketUnseenCreates.Set(float64(rec.UnseenCreates))
 	if !rec.Finished.IsZero() {
 		d.metrics.TicketLastPassTimestamp.Set(float64(rec.Finished.UnixNano()) / 1e9)
 	}

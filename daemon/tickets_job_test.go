@@ -1124,3 +1124,26 @@ func TestDaemon_ticketsFiledOnTheContractInForce(t *testing.T) {
 		})
 	}
 }
+
+// psa_sync_ticket_unseen_creates, the lost creates kept because the search
+// could not be trusted, is restored at start-up from the last pass, as
+// the other ticket gauges are: it read 0 until the first ticket pass after
+// a restart, while the creates were still held (audit-doubles5, not fixed
+// 4).
+func TestDaemon_ticketUnseenCreatesRestored(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	d, _, _ := ttSetup(t, routing, true)
+	for _, want := range []float64{2, 0} {
+		if err := d.recordTicketPass(tickets.Report{UnseenCreates: int(want)}, nil, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		d.metrics.TicketUnseenCreates.Set(7)
+		if err := d.restoreTicketMetrics(); err != nil {
+			t.Fatal(err)
+		}
+		if got := testutil.ToFloat64(d.metrics.TicketUnseenCreates); got != want {
+			t.Errorf("psa_sync_ticket_unseen_creates restored = %v, want %v", got, want)
+		}
+	}
+}
