@@ -3085,11 +3085,33 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 			cr.Notices = append(cr.Notices, fmt.Sprintf("the customer's mapping moved from company %s to %s: summary ticket %s stays in company %s "+
 				"and is closed there when its alerts are resolved; new summary ticket %s in company %s takes the alerts over the cap",
 				left.CompanyID, c.CompanyID, cmp.Or(left.Number, left.TicketID), left.CompanyID, cmp.Or(r.Number, r.TicketID, r.Ref), c.CompanyID))
+			e.noteMovedSummary(ctx, *left, r, cr)
 		}
 	}
 	// A summary is not one of the customer's alert tickets.
 	cr.Created, cr.Adopted = created, adopted
 	return nil
+}
+
+// noteMovedSummary adds a note to left, the summary ticket a customer's
+// mapping moved away from, naming r, the new summary ticket in the new
+// company, so that the old company's technicians know where the
+// customer's new alerts go. It is sent once, right after r's create: a
+// lost answer is taken as added (a note that may be missing is milder than
+// the same note twice), and a refusal is a notice; neither fails the
+// customer, whose tickets are where they should be.
+func (e *Engine) noteMovedSummary(ctx context.Context, left, r Record, cr *CustomerReport) {
+	text := fmt.Sprintf("This customer's mapping moved from company %s to company %s: new alerts over the cap go to summary ticket %s there. "+
+		"This ticket stays in company %s and is closed when the alerts it lists are resolved.",
+		left.CompanyID, r.CompanyID, cmp.Or(r.Number, r.TicketID), left.CompanyID)
+	err := e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: left.TicketID, Title: "Customer moved", Text: text, NoteTypeID: e.routing.NoteTypeID})
+	if err == nil || errors.Is(err, psa.ErrOutcomeUnknown) {
+		return
+	}
+	cr.Notices = append(cr.Notices, fmt.Sprintf("the note naming new summary ticket %s could not be added to summary ticket %s: %v",
+		cmp.Or(r.Number, r.TicketID), cmp.Or(left.Number, left.TicketID), err))
+	e.logger.Warn("Could not add the note naming the new summary ticket to the one the customer moved away from", "source", r.Source,
+		"customer", r.CustomerID, "ticket", left.TicketID, "new_ticket", r.TicketID, "err", err)
 }
 
 // movedAway reports whether summary, the customer's, was filed in a

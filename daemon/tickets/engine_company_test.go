@@ -2,6 +2,7 @@ package tickets_test
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -139,8 +140,15 @@ func TestEngine_customerMovedToAnotherCompany(t *testing.T) {
 					"ticket and summary in the new company", companies, inOld, old, inNew, moved)
 			}
 			got := summaries()
-			if len(got) != 2 || len(got[0].notes) != len(oldSummary.notes) || companies[got[1].id] != moved {
-				t.Fatalf("summary tickets after the move = %+v, want the old one without a note more and a new one in company %s", got, moved)
+			if len(got) != 2 || len(got[0].notes) != len(oldSummary.notes)+1 || companies[got[1].id] != moved {
+				t.Fatalf("summary tickets after the move = %+v, want the old one with one note more and a new one in company %s", got, moved)
+			}
+			// That note names the new summary ticket and both companies,
+			// for the old company's technicians.
+			newSummary := regexp.MustCompile(`new summary ticket (\S+) in company`).FindStringSubmatch(tot.Notices[0])
+			if note := got[0].notes[len(got[0].notes)-1]; newSummary == nil || !strings.Contains(note, fmt.Sprintf("moved from company %s to company %s", old, moved)) ||
+				!strings.Contains(note, "summary ticket "+newSummary[1]+" there") {
+				t.Errorf("the old summary's new note = %q, want it to name both companies and the new summary ticket", note)
 			}
 			if desc := e.description(got[1].id); !strings.Contains(desc, fmt.Sprintf("moved from company %s to this one", old)) {
 				t.Errorf("the new summary's description = %q, want it to name the old summary ticket", desc)
