@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 )
@@ -68,8 +66,6 @@ func (d *Daemon) handleClearOrphans(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), resolvePassWait)
 	defer cancel()
 	lines, err := d.ClearOrphans(ctx, body.ContractID, body.ServiceID, body.Note, recordingUser(r), body.Zeroed)
-	var se *StandbyError
-	var ne *NoLongerActiveError
 	switch {
 	case errors.Is(err, usage.ErrAlreadyCleared):
 		// A request sent again (its answer lost): done already.
@@ -81,14 +77,8 @@ func (d *Daemon) handleClearOrphans(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, usage.ErrBadOrphanClear):
 		writeError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), "daemon: "))
 		return
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-		w.Header().Set("Retry-After", strconv.Itoa(int(resolvePassWait/time.Second)))
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("a pass is running, and it did not end within %s: nothing was cleared; send the request again once the pass ends",
-			resolvePassWait))
-		return
-	case errors.As(err, &se) || errors.As(err, &ne):
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, strings.TrimPrefix(err.Error(), "daemon: "))
+	case writeHeldAnswer(w, err, fmt.Sprintf("a pass is running, and it did not end within %s: nothing was cleared; send the request again once the pass ends",
+		resolvePassWait)):
 		return
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())

@@ -1589,26 +1589,38 @@ func (d *Daemon) handleResolveTicket(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), resolvePassWait)
 	defer cancel()
 	rec, err := d.ReleaseTicketCreate(ctx, ref, body.Note, recordingUser(r))
-	var se *StandbyError
-	var ne *NoLongerActiveError
 	switch {
 	case errors.Is(err, tickets.ErrCreateNotOpen):
 		writeError(w, http.StatusConflict, strings.TrimPrefix(err.Error(), "state: "))
 		return
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-		w.Header().Set("Retry-After", strconv.Itoa(int(resolvePassWait/time.Second)))
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("a ticket pass is running, and ticket create %s was not resolved within %s: nothing was recorded; "+
-			"send the answer again once the pass ends", ref, resolvePassWait))
-		return
-	case errors.As(err, &se) || errors.As(err, &ne):
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, strings.TrimPrefix(err.Error(), "daemon: "))
+	case writeHeldAnswer(w, err, fmt.Sprintf("a ticket pass is running, and ticket create %s was not resolved within %s: nothing was recorded; "+
+		"send the answer again once the pass ends", ref, resolvePassWait)):
 		return
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ticket": NewTicketIntentView(rec), "posted": false})
+}
+
+// writeHeldAnswer writes the 503 of an operator's request that err says
+// was not recorded, and reports whether it did: a running pass held it
+// past resolvePassWait (busy says what was not done), or this instance is
+// a standby or lost the leadership lock.
+func writeHeldAnswer(w http.ResponseWriter, err error, busy string) bool {
+	var se *StandbyError
+	var ne *NoLongerActiveError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		w.Header().Set("Retry-After", strconv.Itoa(int(resolvePassWait/time.Second)))
+		writeError(w, http.StatusServiceUnavailable, busy)
+	case errors.As(err, &se) || errors.As(err, &ne):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, strings.TrimPrefix(err.Error(), "daemon: "))
+	default:
+		return false
+	}
+	return true
 }
 
 // NotPostedOnly is the refusal of a "posted" answer for a ticket create.
@@ -1653,20 +1665,12 @@ func (d *Daemon) handleSetByHand(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), resolvePassWait)
 	defer cancel()
 	run, err := d.RecordSetByHand(ctx, p, body.Note, recordingUser(r))
-	var se *StandbyError
-	var ne *NoLongerActiveError
 	switch {
 	case errors.Is(err, usage.ErrNothingSetByHand):
 		writeError(w, http.StatusConflict, strings.TrimPrefix(err.Error(), "daemon: "))
 		return
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-		w.Header().Set("Retry-After", strconv.Itoa(int(resolvePassWait/time.Second)))
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("a pass is running, and it did not end within %s: nothing was recorded; send the request again once the pass ends",
-			resolvePassWait))
-		return
-	case errors.As(err, &se) || errors.As(err, &ne):
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, strings.TrimPrefix(err.Error(), "daemon: "))
+	case writeHeldAnswer(w, err, fmt.Sprintf("a pass is running, and it did not end within %s: nothing was recorded; send the request again once the pass ends",
+		resolvePassWait)):
 		return
 	case errors.Is(err, usage.ErrPeriodRefused) || errors.Is(err, usage.ErrBadByHandNote):
 		writeError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), "daemon: "))
