@@ -18,11 +18,8 @@ func TestEngine_autotaskCreateNotReadBack(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
 	eng := e.engine(routings[psa.SystemAutotask])
-	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
 	e.psaSim.ResetRequests()
-	if cr := e.pass(eng).Customers[0]; cr.Created != 1 || cr.Err != nil {
-		t.Fatalf("first pass = %+v, want one ticket", cr)
-	}
+	a := e.ticketed(eng, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
 	var sent []string
 	for _, r := range e.psaSim.Requests() {
 		if strings.Contains(r.Path, "/Tickets") && !strings.Contains(r.Path, "/entityInformation/") { // picklists are kept

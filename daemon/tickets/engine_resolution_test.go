@@ -18,10 +18,7 @@ func TestEngine_closeKeepsTechnicianResolution(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, psa.SystemAutotask)
 	eng := e.engine(routings[psa.SystemAutotask])
-	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware behaviour on PC-042"})
-	if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Err != nil {
-		t.Fatalf("pass = %+v, want the alert's ticket", tot)
-	}
+	a := e.ticketed(eng, sophostest.Alert{Severity: "high", Description: "Ransomware behaviour on PC-042"})
 	tk := e.psaSim.Autotask().Tickets()[0]
 	const tech = "Reimaged PC-042 and restored the user's files from last night's backup."
 	e.psaSim.Autotask().SetTicketResolution(tk.ID, tech)

@@ -164,6 +164,29 @@ func (e *env) pass(eng *tickets.Engine) tickets.Report {
 	return rep
 }
 
+// forEachSystem runs test as a parallel subtest per PSA system, each on an
+// env of its own.
+func forEachSystem(t *testing.T, test func(t *testing.T, e *env)) {
+	t.Helper()
+	for _, sys := range psa.Systems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			test(t, newEnv(t, sys))
+		})
+	}
+}
+
+// ticketed raises alert for Acme and runs a pass of eng, which must file
+// the alert's ticket.
+func (e *env) ticketed(eng *tickets.Engine, alert sophostest.Alert) sophostest.Alert {
+	e.t.Helper()
+	a := e.sophos.AddAlert(acme, alert)
+	if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Err != nil {
+		e.t.Fatalf("pass = %+v, want the alert's ticket", tot)
+	}
+	return a
+}
+
 // dryPass runs a dry-run pass over the customers.
 func (e *env) dryPass(eng *tickets.Engine) tickets.Report {
 	e.t.Helper()

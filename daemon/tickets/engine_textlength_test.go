@@ -17,33 +17,26 @@ import (
 // and the alert never ticketed).
 func TestEngine_textLimitsInUTF16(t *testing.T) {
 	t.Parallel()
-	for _, sys := range psa.Systems {
-		t.Run(string(sys), func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t, sys)
-			eng := e.engine(routings[sys])
-			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware found in " + strings.Repeat("📁", 5000) + ` at C:\evil.exe`,
-				ManagedAgent: &sophostest.ManagedAgent{ID: "agent-042", Type: "computer"}})
-			if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Err != nil {
-				t.Fatalf("pass = %+v, want the alert's ticket", tot)
+	forEachSystem(t, func(t *testing.T, e *env) {
+		eng := e.engine(routings[e.system])
+		a := e.ticketed(eng, sophostest.Alert{Severity: "high", Description: "Ransomware found in " + strings.Repeat("📁", 5000) + ` at C:\evil.exe`,
+			ManagedAgent: &sophostest.ManagedAgent{ID: "agent-042", Type: "computer"}})
+		tks := e.tickets()
+		if len(tks) != 1 || !strings.HasPrefix(tks[0].title, "[Sophos] High: Ransomware found in 📁") || !strings.Contains(tks[0].title, "…") {
+			t.Fatalf("tickets = %+v, want one, its title cut", tks)
+		}
+		if e.system != psa.SystemAutotask {
+			return
+		}
+		d := e.psaSim.Autotask().Tickets()[0].Description
+		if n := len(utf16.Encode([]rune(d))); n > psa.MaxTicketDescription {
+			t.Errorf("description of %d UTF-16 code units, over %d", n, psa.MaxTicketDescription)
+		}
+		for _, want := range []string{"Ransomware found in 📁", `📁 at C:\evil.exe`, "characters left out", "Alert id: " + a.ID,
+			"do not edit the external reference (sc:" + a.ID + ")."} {
+			if !strings.Contains(d, want) {
+				t.Errorf("description has no %q", want)
 			}
-			tks := e.tickets()
-			if len(tks) != 1 || !strings.HasPrefix(tks[0].title, "[Sophos] High: Ransomware found in 📁") || !strings.Contains(tks[0].title, "…") {
-				t.Fatalf("tickets = %+v, want one, its title cut", tks)
-			}
-			if sys != psa.SystemAutotask {
-				return
-			}
-			d := e.psaSim.Autotask().Tickets()[0].Description
-			if n := len(utf16.Encode([]rune(d))); n > psa.MaxTicketDescription {
-				t.Errorf("description of %d UTF-16 code units, over %d", n, psa.MaxTicketDescription)
-			}
-			for _, want := range []string{"Ransomware found in 📁", `📁 at C:\evil.exe`, "characters left out", "Alert id: " + a.ID,
-				"do not edit the external reference (sc:" + a.ID + ")."} {
-				if !strings.Contains(d, want) {
-					t.Errorf("description has no %q", want)
-				}
-			}
-		})
-	}
+		}
+	})
 }
