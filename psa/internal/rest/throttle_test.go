@@ -10,6 +10,14 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
+// sleeps records the waits of a Throttle's Enter in place of sleeping them.
+type sleeps []time.Duration
+
+func (s *sleeps) sleep(_ context.Context, d time.Duration) error {
+	*s = append(*s, d)
+	return nil
+}
+
 // TestThrottle_heldTooLongNotSent: a request refused when the throttle
 // began (one of those in flight), and held back while other requests were
 // refused for th.MaxHeld, gives up without being sent, with the
@@ -18,16 +26,12 @@ import (
 func TestThrottle_heldTooLongNotSent(t *testing.T) {
 	t.Parallel()
 	th := Throttle{MaxHeld: 5 * time.Minute}
-	var waits []time.Duration
-	sleep := func(_ context.Context, d time.Duration) error {
-		waits = append(waits, d)
-		return nil
-	}
+	var waits sleeps
 	next := func(int) time.Duration { return time.Second }
 	rl := &psa.RateLimitError{System: psa.SystemConnectWise, RetryAfter: time.Minute}
 	var a, b Ticket
 	for _, tk := range []*Ticket{&a, &b} {
-		if err := th.Enter(t.Context(), tk, sleep); err != nil {
+		if err := th.Enter(t.Context(), tk, waits.sleep); err != nil {
 			t.Fatalf("enter before any refusal: %v", err)
 		}
 	}
@@ -35,12 +39,12 @@ func TestThrottle_heldTooLongNotSent(t *testing.T) {
 	th.Answered(&b, http.StatusTooManyRequests, rl, next)
 	// a is sent again after each minute and refused, five times.
 	for range 5 {
-		if err := th.Enter(t.Context(), &a, sleep); err != nil || !a.probe {
+		if err := th.Enter(t.Context(), &a, waits.sleep); err != nil || !a.probe {
 			t.Fatalf("enter of the probe = %v (probe %v), want its turn", err, a.probe)
 		}
 		th.Answered(&a, http.StatusTooManyRequests, rl, next)
 	}
-	err := th.Enter(t.Context(), &b, sleep)
+	err := th.Enter(t.Context(), &b, waits.sleep)
 	var held *HeldTooLongError
 	var got *psa.RateLimitError
 	if !errors.As(err, &held) || !errors.As(err, &got) || got.Waited != th.MaxHeld {
@@ -61,19 +65,15 @@ func TestThrottle_heldTooLongNotSent(t *testing.T) {
 func TestThrottle_retryAfterOverCapHoldsNothing(t *testing.T) {
 	t.Parallel()
 	th := Throttle{MaxHeld: 5 * time.Minute}
-	var waits []time.Duration
-	sleep := func(_ context.Context, d time.Duration) error {
-		waits = append(waits, d)
-		return nil
-	}
+	var waits sleeps
 	var a, b Ticket
-	if err := th.Enter(t.Context(), &a, sleep); err != nil {
+	if err := th.Enter(t.Context(), &a, waits.sleep); err != nil {
 		t.Fatal(err)
 	}
 	if th.Answered(&a, http.StatusTooManyRequests, &psa.RateLimitError{System: psa.SystemConnectWise, RetryAfter: time.Hour}, func(int) time.Duration { return time.Second }) {
 		t.Error("a Retry-After of an hour started the throttle")
 	}
-	if err := th.Enter(t.Context(), &b, sleep); err != nil || b.probe || len(waits) != 0 {
+	if err := th.Enter(t.Context(), &b, waits.sleep); err != nil || b.probe || len(waits) != 0 {
 		t.Errorf("next request: %v, probe %v, waits %v; want it sent at once", err, b.probe, waits)
 	}
 }
