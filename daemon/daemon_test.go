@@ -187,6 +187,18 @@ func (e *dtEnv) writeExport(t testing.TB, doc *export.Document) {
 	dtWrite(t, e.exportPath, string(data))
 }
 
+// reloadAndSync loads the config and export as they are on disk and runs
+// one pass: the start of a test that looks at what a first pass left.
+func (e *dtEnv) reloadAndSync(t testing.TB) {
+	t.Helper()
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // units returns the current units of contract i's line for service j.
 func (e *dtEnv) units(i, j int) int64 {
 	n, _ := e.sim.Autotask().Units(e.contracts[i], e.services[j], time.Now())

@@ -91,12 +91,7 @@ func TestDaemon_Reload_refusesNonCanonicalIDs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			e := dtSetup(t, dtOptions{})
-			if err := e.d.Reload(); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
-				t.Fatal(err)
-			}
+			e.reloadAndSync(t)
 			if got := e.units(0, 0); got != 11 {
 				t.Fatalf("units after the first pass = %d, want 11", got)
 			}

@@ -158,12 +158,7 @@ func restorableGauges(m *Metrics) map[string]float64 {
 func TestDaemon_exportReloadRecomputesCustomerGauges(t *testing.T) {
 	t.Parallel()
 	e := dtSetup(t, dtOptions{})
-	if err := e.d.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.reloadAndSync(t)
 	// Acme drops from 11 to 1 seat: held by the decrease guard.
 	dtWrite(t, e.usagePath, strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,0", 1))
 	if res, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil || res.Run.Held != 1 {
@@ -210,12 +205,7 @@ func TestDaemon_exportReloadRecomputesCustomerGauges(t *testing.T) {
 func TestDaemon_exportReloadDropsMappedFromUnmappedList(t *testing.T) {
 	t.Parallel()
 	e := dtSetup(t, dtOptions{})
-	if err := e.d.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.reloadAndSync(t)
 	// listed checks that cust-unmapped and XGS-FW are in the unmapped
 	// lists (want) and in the sync-off lists (wantOff).
 	listed := func(step string, want, wantOff bool) {
@@ -582,12 +572,7 @@ func TestHandler_runProgress(t *testing.T) {
 func TestDaemon_dryRunLeavesPassGauges(t *testing.T) {
 	t.Parallel()
 	e := dtSetup(t, dtOptions{})
-	if err := e.d.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.reloadAndSync(t)
 	m := e.d.metrics.Usage
 	if done, total := testutil.ToFloat64(m.PassLinesDone), testutil.ToFloat64(m.PassLinesTotal); done != 3 || total != 3 {
 		t.Fatalf("pass_lines_done, _total after the pass = %v, %v; want 3, 3", done, total)
@@ -701,12 +686,7 @@ func TestHandler_approveHeldIncrease(t *testing.T) {
 	}
 	e := dtSetup(t, dtOptions{token: dtToken, daemonOpts: Options{Listener: ln, WatchInterval: time.Hour}})
 	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n  max_increase_percent: 200\n")
-	if err := e.d.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.reloadAndSync(t)
 	// Acme's Intercept X jumps from 11 to 101 seats (a vendor glitch), and
 	// its servers drop from 2 to 0.
 	glitch := strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,100", 1)
@@ -760,12 +740,7 @@ func TestHandler_approveAndLedger(t *testing.T) {
 	}
 	e := dtSetup(t, dtOptions{token: dtToken, daemonOpts: Options{Listener: ln, WatchInterval: time.Hour}})
 	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
-	if err := e.d.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.reloadAndSync(t)
 	// Acme drops from 11 to 1 Intercept X seat and from 2 to 0 servers:
 	// both are held.
 	lower := strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,0", 1)

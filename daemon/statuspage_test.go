@@ -198,12 +198,7 @@ func TestStatusPage_unreadableUnmapped(t *testing.T) {
 func TestStatusPageHandlers(t *testing.T) {
 	t.Parallel()
 	e := dtSetup(t, dtOptions{token: dtToken})
-	if err := e.d.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.reloadAndSync(t)
 	c := newUIClient(t, e.d)
 	rec := c.do(http.MethodGet, "/", nil)
 	body := rec.Body.String()
@@ -356,12 +351,7 @@ func TestStatusPage_approveSendsShownUnits(t *testing.T) {
 	t.Parallel()
 	e := dtSetup(t, dtOptions{token: dtToken})
 	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
-	if err := e.d.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.reloadAndSync(t)
 	// Acme drops from 11 to 1 Intercept X seat: held.
 	dtWrite(t, e.usagePath, strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,0", 1))
 	if res, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil || res.Run.Held != 1 {
@@ -424,12 +414,7 @@ func TestStatusPage_writesOff(t *testing.T) {
 	t.Parallel()
 	e := dtSetup(t, dtOptions{token: dtToken})
 	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
-	if err := e.d.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.reloadAndSync(t)
 	c := newUIClient(t, e.d)
 	m := csrfField.FindStringSubmatch(c.do(http.MethodGet, "/", nil).Body.String())
 	if m == nil {
@@ -969,12 +954,7 @@ func TestStatusPage_approveNamesReviewedPeriod(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	e := dtSetup(t, dtOptions{token: dtToken, daemonOpts: Options{Now: clock}})
 	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
-	if err := e.d.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.reloadAndSync(t)
 	// November's month-end pass: Acme drops from 11 to 1 seat, held.
 	dtWrite(t, e.usagePath, strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,0", 1))
 	res, err := e.d.SyncOnce(t.Context(), usage.PassOptions{})
@@ -1043,12 +1023,7 @@ func TestStatusPage_approveSurge(t *testing.T) {
 	t.Parallel()
 	e := dtSetup(t, dtOptions{token: dtToken})
 	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  surge_min_lines: 2\n")
-	if err := e.d.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.reloadAndSync(t)
 	dtWrite(t, e.usagePath, strings.NewReplacer("Advanced,10", "Advanced,20", "Server,2", "Server,4", "Advanced,1\n", "Advanced,2\n", "Advanced,5", "Advanced,10").Replace(dtUsage))
 	res, err := e.d.SyncOnce(t.Context(), usage.PassOptions{})
 	if err != nil || res.Plan.Surge == nil || res.Plan.Surge.Lines < 2 {
