@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"runtime"
 	"slices"
 	"strings"
@@ -300,19 +299,12 @@ const maxStoredPlan = 256 << 20
 // gunzip returns the bytes of a gzip stream of one or more members, of at
 // most maxStoredPlan bytes.
 func gunzip(z []byte) ([]byte, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(z))
-	if err != nil {
-		return nil, err
-	}
-	data, err := io.ReadAll(io.LimitReader(zr, maxStoredPlan+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxStoredPlan {
+	data, err := sizecap.Gunzip(z, maxStoredPlan)
+	if errors.Is(err, sizecap.ErrDecompressedTooLarge) {
 		return nil, fmt.Errorf("it decompresses to more than %s, the most psa-syncd reads of a stored plan: "+
 			"the state database's snapshot %s is damaged or was not written by psa-syncd", sizecap.Format(maxStoredPlan), lastPlanSnapshot)
 	}
-	return data, nil
+	return data, err
 }
 
 // renewals returns the renewals of the plan held (a plan for one

@@ -2,7 +2,8 @@
 // psa-sync reads whole (the mapping export, a usage file, a Terraform plan,
 // a *_file secret) goes through it, so that a setting naming the wrong file
 // (a multi-GiB log, /dev/zero) fails at once with an error naming the file
-// and the cap, instead of taking all the memory there is.
+// and the cap, instead of taking all the memory there is. Gunzip bounds
+// likewise what a compressed value psa-sync stores decompresses to.
 package sizecap
 
 import (
