@@ -1,18 +1,24 @@
 package state
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/psa-sync/terraform-provider-psa/internal/sizecap"
 )
 
 // The schema is changed only by adding a migration: a file
@@ -51,7 +57,8 @@ var migrationSteps = map[int]func(ctx context.Context, db *DB, tx *sql.Tx) error
 var recordedTexts = [][2]string{{"runs", "error"}, {"customers", "error"}, {"intents", "note"}, {"tickets", "error"}}
 
 // rewriteRecordedTexts rewrites the errors that an older psa-syncd
-// recorded with PublicRecordedText, so that the database no longer holds
+// recorded with PublicRecordedText (and those in the snapshots:
+// rewriteSnapshotTexts), so that the database no longer holds
 // the names of the state database that they may carry (migration 12).
 func rewriteRecordedTexts(ctx context.Context, db *DB, tx *sql.Tx) error {
 	for _, tc := range recordedTexts {
@@ -79,7 +86,130 @@ func rewriteRecordedTexts(ctx context.Context, db *DB, tx *sql.Tx) error {
 			}
 		}
 	}
+	return rewriteSnapshotTexts(ctx, db, tx)
+}
+
+// compressedSnapshotFields are, by snapshot, the fields that hold JSON
+// compressed with gzip (a []byte, which encoding/json writes in base64):
+// those of the daemon's last plan (storedPlanJSON), whose changes'
+// reasons, failures and writes_held an older psa-syncd stored with the
+// name of the state database.
+var compressedSnapshotFields = map[string][]string{"last_plan": {"plan_gzip", "plan_columns"}}
+
+// maxCompressedSnapshot bounds the JSON of a compressed field once
+// decompressed, as the daemon bounds a stored plan (maxStoredPlan): a
+// field that decompresses to more is damaged, and kept as it is.
+const maxCompressedSnapshot = 256 << 20
+
+// rewriteSnapshotTexts rewrites the strings of the snapshots' JSON, and of
+// the JSON in their compressedSnapshotFields, with PublicRecordedText
+// (migration 12). A snapshot that does not decode is kept as it is: its
+// reader says it is damaged, as before the migration.
+func rewriteSnapshotTexts(ctx context.Context, db *DB, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT name, value FROM snapshots`)
+	if err != nil {
+		return err
+	}
+	public := func(text string) string { return PublicRecordedText(text, db.path) }
+	rewrite := map[string]string{}
+	for rows.Next() {
+		var name, value string
+		if err := rows.Scan(&name, &value); err != nil {
+			_ = rows.Close()
+			return err
+		}
+		if v, err := publicSnapshot([]byte(value), compressedSnapshotFields[name], public); err == nil && string(v) != value {
+			rewrite[name] = string(v)
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	for name, value := range rewrite {
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE snapshots SET value = ? WHERE name = ?`), value, name); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// publicSnapshot returns value, a snapshot's JSON, with its strings, and
+// those of the JSON compressed in its fields compressed, rewritten by
+// public; value itself when public changes none.
+func publicSnapshot(value []byte, compressed []string, public func(string) string) ([]byte, error) {
+	out, err := rewriteJSONStrings(value, public)
+	if err != nil || len(compressed) == 0 {
+		return out, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(out, &fields); err != nil {
+		return nil, err
+	}
+	changed := false
+	for _, f := range compressed {
+		var z []byte
+		if raw, ok := fields[f]; !ok || json.Unmarshal(raw, &z) != nil || len(z) == 0 {
+			continue
+		}
+		data, err := sizecap.Gunzip(z, maxCompressedSnapshot)
+		if err != nil {
+			return nil, err
+		}
+		rewritten, err := rewriteJSONStrings(data, public)
+		if err != nil {
+			return nil, err
+		}
+		if bytes.Equal(rewritten, data) {
+			continue
+		}
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		if _, err := zw.Write(rewritten); err != nil {
+			return nil, err
+		}
+		if err := zw.Close(); err != nil {
+			return nil, err
+		}
+		if fields[f], err = json.Marshal(buf.Bytes()); err != nil {
+			return nil, err
+		}
+		changed = true
+	}
+	if !changed {
+		return out, nil
+	}
+	return json.Marshal(fields)
+}
+
+// jsonString matches a JSON string. In JSON, every quote outside a string
+// opens one, so the matches from the start of a document are its strings.
+var jsonString = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// rewriteJSONStrings returns the JSON document data with each string that
+// public changes replaced by the changed one, and the rest as it is.
+func rewriteJSONStrings(data []byte, public func(string) string) ([]byte, error) {
+	if !json.Valid(data) {
+		return nil, errors.New("not JSON")
+	}
+	var err error
+	out := jsonString.ReplaceAllFunc(data, func(quoted []byte) []byte {
+		var s string
+		if uerr := json.Unmarshal(quoted, &s); uerr != nil {
+			err = uerr
+			return quoted
+		}
+		p := public(s)
+		if p == s {
+			return quoted
+		}
+		q, merr := json.Marshal(p)
+		if merr != nil {
+			err = merr
+			return quoted
+		}
+		return q
+	})
+	return out, err
 }
 
 type migration struct {

@@ -1,7 +1,12 @@
 package state
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -278,8 +283,9 @@ func dumpTables(t *testing.T, db *DB, only map[string][]string) (tables, columns
 }
 
 // TestMigrations_rewriteRecordedTexts: a database of schema version 11
-// whose run, customer status, intent and ticket record hold errors as an
-// older psa-syncd recorded them, naming the state database (its path, a
+// whose run, customer status, intent, ticket record and snapshots (the
+// last plan's compressed columns among them) hold errors as an older
+// psa-syncd recorded them, naming the state database (its path, a
 // PostgreSQL database's name, host and port, pgx's user and database of a
 // failed connection and the hosts it tried), holds none of those names
 // once migrated: they say "the state database" and "failed to connect"
@@ -313,6 +319,17 @@ func TestMigrations_rewriteRecordedTexts(t *testing.T) {
 		mustSucceed(t, db.CompleteIntent(in.ID, IntentFailed, texts["intents"], t0.Add(time.Minute)))
 		mustSucceed(t, db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: "718b", AlertKey: "a1", Ref: "sc:a1", Generation: 1,
 			System: "autotask", State: tickets.StateFailed, Error: texts["tickets"], Created: t0}))
+		// The daemon's last plan, its columns compressed (storedPlanJSON),
+		// holds the texts in a line's reason, a failure and writes_held.
+		const held = "daemon: writes are held: the state database is a backup taken at 2026-11-01T02:00:00Z"
+		texts["plan"] = planColumns(t, texts["intents"], texts["customers"], strings.Replace(held, "the state database", where, 1))
+		want["plan"] = planColumns(t, want["intents"], want["customers"], held)
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		_, err = zw.Write([]byte(texts["plan"]))
+		mustSucceed(t, errors.Join(err, zw.Close()))
+		mustSucceed(t, db.PutSnapshot("last_plan", map[string]any{"customer": "", "plan_columns": z.Bytes()}))
+		mustSucceed(t, db.PutSnapshot("ticket_status", map[string]string{"error": texts["tickets"]}))
 		if _, err := db.sql.Exec(db.q(`DELETE FROM schema_migrations WHERE version > ?`), 11); err != nil {
 			t.Fatal(err)
 		}
@@ -326,8 +343,38 @@ func TestMigrations_rewriteRecordedTexts(t *testing.T) {
 			mustSucceed(t, db.sql.QueryRow(`SELECT `+column+` FROM `+table).Scan(&text))
 			got[table] = text
 		}
+		var stored struct {
+			PlanColumns []byte `json:"plan_columns"`
+		}
+		if ok, err := db.Snapshot("last_plan", &stored); err != nil || !ok {
+			t.Fatalf("Snapshot(last_plan) = %v, %v", ok, err)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(stored.PlanColumns))
+		mustSucceed(t, err)
+		plan, err := io.ReadAll(zr)
+		mustSucceed(t, err)
+		got["plan"] = string(plan)
+		var status map[string]string
+		if _, err := db.Snapshot("ticket_status", &status); err != nil {
+			t.Fatal(err)
+		}
+		got["tickets"] += " / " + status["error"]
+		want["tickets"] += " / " + want["tickets"]
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("the stored errors after migrating from schema version 11 (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// planColumns returns the JSON of a plan in columns (usage.planColumns)
+// with one change whose reason is reason, one failure with text failure,
+// and writes_held held.
+func planColumns(t *testing.T, reason, failure, held string) string {
+	t.Helper()
+	data, err := json.Marshal(map[string]any{
+		"plan":    map[string]any{"failures": []map[string]string{{"customer_id": "718b", "error": failure}}, "writes_held": held},
+		"changes": map[string]any{"action": []string{"failed"}, "reason": []string{reason}},
+	})
+	mustSucceed(t, err)
+	return string(data)
 }
