@@ -89,9 +89,10 @@ var (
 // database's Path: the SQLite file, or the PostgreSQL database, host and
 // port) and the description of any PostgreSQL database become "the state
 // database", and pgx's details of a failed connection "failed to connect".
-// Texts that name none of them are returned as they are. The migration to
-// schema version 12 rewrites the stored texts with it, and the API with it
-// what a psa-syncd of an older version writes into a shared database.
+// Texts that name none of them are returned as they are. The migrations to
+// schema versions 12 (recorded errors) and 13 (snapshots) rewrite the
+// stored texts with it, and the API with it what a psa-syncd of an older
+// version writes into a shared database.
 func PublicRecordedText(text, where string) string {
 	if where != "" {
 		text = strings.ReplaceAll(text, where, "the state database")

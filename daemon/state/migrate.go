@@ -34,7 +34,7 @@ var migrationFiles embed.FS
 // the number of the newest migration. Open refuses a database with a newer
 // version, so that an old binary never misreads (or rewrites) records it
 // does not understand.
-const SchemaVersion = 12
+const SchemaVersion = 13
 
 // InstanceSchemaVersion is the schema version from which a state database
 // records the PSA instance whose usage it holds (BoundInstance): a
@@ -50,6 +50,7 @@ const migrationLockKey int64 = 0x7073612d6d696772 // "psa-migr"
 // version: each runs in the migration's transaction, after its SQL.
 var migrationSteps = map[int]func(ctx context.Context, db *DB, tx *sql.Tx) error{
 	12: rewriteRecordedTexts,
+	13: rewriteSnapshotTexts,
 }
 
 // recordedTexts are the columns that hold an error as psa-syncd recorded
@@ -57,8 +58,7 @@ var migrationSteps = map[int]func(ctx context.Context, db *DB, tx *sql.Tx) error
 var recordedTexts = [][2]string{{"runs", "error"}, {"customers", "error"}, {"intents", "note"}, {"tickets", "error"}}
 
 // rewriteRecordedTexts rewrites the errors that an older psa-syncd
-// recorded with PublicRecordedText (and those in the snapshots:
-// rewriteSnapshotTexts), so that the database no longer holds
+// recorded with PublicRecordedText, so that the database no longer holds
 // the names of the state database that they may carry (migration 12).
 func rewriteRecordedTexts(ctx context.Context, db *DB, tx *sql.Tx) error {
 	for _, tc := range recordedTexts {
@@ -86,7 +86,7 @@ func rewriteRecordedTexts(ctx context.Context, db *DB, tx *sql.Tx) error {
 			}
 		}
 	}
-	return rewriteSnapshotTexts(ctx, db, tx)
+	return nil
 }
 
 // compressedSnapshotFields are, by snapshot, the fields that hold JSON
@@ -103,8 +103,11 @@ const maxCompressedSnapshot = 256 << 20
 
 // rewriteSnapshotTexts rewrites the strings of the snapshots' JSON, and of
 // the JSON in their compressedSnapshotFields, with PublicRecordedText
-// (migration 12). A snapshot that does not decode is kept as it is: its
-// reader says it is damaged, as before the migration.
+// (migration 13: migration 12 rewrote only the recordedTexts, and a
+// database it migrated is not migrated again). A snapshot that does not
+// decode is kept as it is: its reader says it is damaged, as before the
+// migration. A string that is already public is unchanged, so a snapshot
+// that holds no such name, a newer pass's included, is kept byte for byte.
 func rewriteSnapshotTexts(ctx context.Context, db *DB, tx *sql.Tx) error {
 	rows, err := tx.QueryContext(ctx, `SELECT name, value FROM snapshots`)
 	if err != nil {

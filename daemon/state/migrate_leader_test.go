@@ -53,7 +53,7 @@ func TestMigrate_endsTheOlderActiveInstancesSession(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = old.Close() })
 	// Back to schema version 10, as the older psa-syncd left it
-	// (migration 12 changed no table).
+	// (migrations 12 and 13 changed no table).
 	if _, err := old.sql.Exec(`ALTER TABLE tickets DROP COLUMN note_alerts, DROP COLUMN reopen_activity;
 		DELETE FROM schema_migrations WHERE version >= 11`); err != nil {
 		t.Fatal(err)

@@ -32,8 +32,9 @@ var undoMigration = map[int]string{
 	9:  `ALTER TABLE tickets DROP COLUMN missing_since`,
 	10: `DROP INDEX ledger_customer`,
 	11: `ALTER TABLE tickets DROP COLUMN reopen_activity; ALTER TABLE tickets DROP COLUMN note_alerts`,
-	// 12 rewrote stored texts and changed no table.
+	// 12 and 13 rewrote stored texts and changed no table.
 	12: `SELECT 1`,
+	13: `SELECT 1`,
 }
 
 // TestMigrations_fromEveryVersionKeepData: a database of every earlier
@@ -158,6 +159,10 @@ func TestMigrations_fromEveryVersionKeepEveryRow(t *testing.T) {
 				mustSucceed(t, err)
 				mustSucceed(t, db.PutExport(ExportVersion{Revision: 1, Digest: "d1", Size: 2, At: t0, Source: "provider"}, []byte("{}")))
 				mustSucceed(t, db.PutSnapshot("unmapped_new", map[string]int{"customer": 2}))
+				// A last plan whose texts name no state database: kept byte
+				// for byte, its compressed columns included.
+				mustSucceed(t, db.PutSnapshot("last_plan", map[string]any{"customer": "",
+					"plan_columns": gzipped(t, planColumns(t, "adjustment posted", "state: reading the ledger in the state database: failed to connect", ""))}))
 				mustSucceed(t, db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: "718b", AlertKey: "a1", Ref: "sc:a1", Generation: 1,
 					System: "autotask", TicketID: "7001", State: tickets.StateOpen, Created: t0}))
 				mustSucceed(t, db.PutFailingContracts("autotask", map[string]bool{"29684183": true}))
@@ -282,10 +287,13 @@ func dumpTables(t *testing.T, db *DB, only map[string][]string) (tables, columns
 	return tables, columns
 }
 
+// pgConnect is pgx's error for a failed connection as an older psa-syncd
+// stored it: the user, database and hosts it tried.
+const pgConnect = "failed to connect to `user=psa_billing database=psa`:\n\t10.0.0.5:5432 (db.internal): dial error: timeout\n\t10.0.0.6:5432 (db.internal): server error: FATAL: password authentication failed for user \"psa_billing\" (SQLSTATE 28P01)"
+
 // TestMigrations_rewriteRecordedTexts: a database of schema version 11
-// whose run, customer status, intent, ticket record and snapshots (the
-// last plan's compressed columns among them) hold errors as an older
-// psa-syncd recorded them, naming the state database (its path, a
+// whose run, customer status, intent and ticket record hold errors as an
+// older psa-syncd recorded them, naming the state database (its path, a
 // PostgreSQL database's name, host and port, pgx's user and database of a
 // failed connection and the hosts it tried), holds none of those names
 // once migrated: they say "the state database" and "failed to connect"
@@ -296,7 +304,6 @@ func TestMigrations_rewriteRecordedTexts(t *testing.T) {
 		cfg := d.config(t)
 		db := openConfig(t, cfg)
 		where := db.Path()
-		const pgConnect = "failed to connect to `user=psa_billing database=psa`:\n\t10.0.0.5:5432 (db.internal): dial error: timeout\n\t10.0.0.6:5432 (db.internal): server error: FATAL: password authentication failed for user \"psa_billing\" (SQLSTATE 28P01)"
 		texts := map[string]string{
 			"runs":      "daemon: recording customer statuses: state: storing the statuses of 2 customers in " + where + ": database or disk is full",
 			"customers": `state: reading the ledger in PostgreSQL database "psa_old" on db-old.internal:5433: ` + pgConnect,
@@ -319,17 +326,6 @@ func TestMigrations_rewriteRecordedTexts(t *testing.T) {
 		mustSucceed(t, db.CompleteIntent(in.ID, IntentFailed, texts["intents"], t0.Add(time.Minute)))
 		mustSucceed(t, db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: "718b", AlertKey: "a1", Ref: "sc:a1", Generation: 1,
 			System: "autotask", State: tickets.StateFailed, Error: texts["tickets"], Created: t0}))
-		// The daemon's last plan, its columns compressed (storedPlanJSON),
-		// holds the texts in a line's reason, a failure and writes_held.
-		const held = "daemon: writes are held: the state database is a backup taken at 2026-11-01T02:00:00Z"
-		texts["plan"] = planColumns(t, texts["intents"], texts["customers"], strings.Replace(held, "the state database", where, 1))
-		want["plan"] = planColumns(t, want["intents"], want["customers"], held)
-		var z bytes.Buffer
-		zw := gzip.NewWriter(&z)
-		_, err = zw.Write([]byte(texts["plan"]))
-		mustSucceed(t, errors.Join(err, zw.Close()))
-		mustSucceed(t, db.PutSnapshot("last_plan", map[string]any{"customer": "", "plan_columns": z.Bytes()}))
-		mustSucceed(t, db.PutSnapshot("ticket_status", map[string]string{"error": texts["tickets"]}))
 		if _, err := db.sql.Exec(db.q(`DELETE FROM schema_migrations WHERE version > ?`), 11); err != nil {
 			t.Fatal(err)
 		}
@@ -343,27 +339,81 @@ func TestMigrations_rewriteRecordedTexts(t *testing.T) {
 			mustSucceed(t, db.sql.QueryRow(`SELECT `+column+` FROM `+table).Scan(&text))
 			got[table] = text
 		}
-		var stored struct {
-			PlanColumns []byte `json:"plan_columns"`
-		}
-		if ok, err := db.Snapshot("last_plan", &stored); err != nil || !ok {
-			t.Fatalf("Snapshot(last_plan) = %v, %v", ok, err)
-		}
-		zr, err := gzip.NewReader(bytes.NewReader(stored.PlanColumns))
-		mustSucceed(t, err)
-		plan, err := io.ReadAll(zr)
-		mustSucceed(t, err)
-		got["plan"] = string(plan)
-		var status map[string]string
-		if _, err := db.Snapshot("ticket_status", &status); err != nil {
-			t.Fatal(err)
-		}
-		got["tickets"] += " / " + status["error"]
-		want["tickets"] += " / " + want["tickets"]
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("the stored errors after migrating from schema version 11 (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// TestMigrations_rewriteSnapshotTexts: a database of schema version 12
+// (migrated by a psa-syncd whose migration 12 rewrote only the recorded
+// errors) whose snapshots hold texts as an older psa-syncd stored them,
+// naming the state database (the last plan's line reason, failure and
+// writes_held in its compressed columns, and another snapshot's error),
+// holds none of those names once migrated to 13: they say "the state
+// database" and "failed to connect" instead, and the rest is kept. Running
+// the migration again changes no snapshot.
+func TestMigrations_rewriteSnapshotTexts(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		cfg := d.config(t)
+		db := openConfig(t, cfg)
+		where := db.Path()
+		const held = "daemon: writes are held: the state database is a backup taken at 2026-11-01T02:00:00Z"
+		reason := "not sent: state: recording an intent in " + where + ": " + pgConnect
+		failure := `state: reading the ledger in PostgreSQL database "psa_old" on db-old.internal:5433: ` + pgConnect
+		ticket := "tickets: state: recording the ticket of alert a1 in " + where + ": database is locked"
+		mustSucceed(t, db.PutSnapshot("last_plan", map[string]any{"customer": "",
+			"plan_columns": gzipped(t, planColumns(t, reason, failure, strings.Replace(held, "the state database", where, 1)))}))
+		mustSucceed(t, db.PutSnapshot("ticket_status", map[string]string{"error": ticket}))
+		if _, err := db.sql.Exec(db.q(`DELETE FROM schema_migrations WHERE version > ?`), 12); err != nil {
+			t.Fatal(err)
+		}
+		closeDB(t, db)
+
+		want := map[string]string{
+			"plan": planColumns(t, "not sent: state: recording an intent in the state database: failed to connect",
+				"state: reading the ledger in the state database: failed to connect", held),
+			"ticket_status": "tickets: state: recording the ticket of alert a1 in the state database: database is locked",
+		}
+		db = openConfig(t, cfg)
+		if diff := cmp.Diff(want, storedSnapshotTexts(t, db)); diff != "" {
+			t.Errorf("the snapshots after migrating from schema version 12 (-want +got):\n%s", diff)
+		}
+		migrated, _ := dumpTables(t, db, map[string][]string{"snapshots": {"name", "value"}})
+
+		// Migration 13 once more, on the snapshots it rewrote.
+		if _, err := db.sql.Exec(db.q(`DELETE FROM schema_migrations WHERE version > ?`), 12); err != nil {
+			t.Fatal(err)
+		}
+		closeDB(t, db)
+		db = openConfig(t, cfg)
+		t.Cleanup(func() { closeDB(t, db) })
+		again, _ := dumpTables(t, db, map[string][]string{"snapshots": {"name", "value"}})
+		if diff := cmp.Diff(migrated, again); diff != "" {
+			t.Errorf("the snapshots after migration 13 ran again (-before +after):\n%s", diff)
+		}
+	})
+}
+
+// storedSnapshotTexts returns the JSON of the last plan's decompressed
+// columns, as "plan", and the error of the ticket_status snapshot.
+func storedSnapshotTexts(t *testing.T, db *DB) map[string]string {
+	t.Helper()
+	var stored struct {
+		PlanColumns []byte `json:"plan_columns"`
+	}
+	if ok, err := db.Snapshot("last_plan", &stored); err != nil || !ok {
+		t.Fatalf("Snapshot(last_plan) = %v, %v", ok, err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(stored.PlanColumns))
+	mustSucceed(t, err)
+	plan, err := io.ReadAll(zr)
+	mustSucceed(t, err)
+	var status map[string]string
+	if ok, err := db.Snapshot("ticket_status", &status); err != nil || !ok {
+		t.Fatalf("Snapshot(ticket_status) = %v, %v", ok, err)
+	}
+	return map[string]string{"plan": string(plan), "ticket_status": status["error"]}
 }
 
 // planColumns returns the JSON of a plan in columns (usage.planColumns)
@@ -377,4 +427,15 @@ func planColumns(t *testing.T, reason, failure, held string) string {
 	})
 	mustSucceed(t, err)
 	return string(data)
+}
+
+// gzipped returns data compressed with gzip, as the daemon stores the last
+// plan's columns (storedPlanJSON).
+func gzipped(t *testing.T, data string) []byte {
+	t.Helper()
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	_, err := zw.Write([]byte(data))
+	mustSucceed(t, errors.Join(err, zw.Close()))
+	return z.Bytes()
 }

@@ -81,7 +81,7 @@ func TestOpenLedger_sqliteOfAnotherVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	older := state.SchemaVersion - 1
-	// Migration 12 rewrote stored texts and changed no table.
+	// Migration 13 rewrote stored snapshots and changed no table.
 	if _, err := raw.Exec(`DELETE FROM schema_migrations WHERE version > ?`, older); err != nil {
 		t.Fatal(err)
 	}
