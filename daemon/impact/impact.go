@@ -379,7 +379,7 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 	}
 	c.lines(rep, cur, prop)
 	c.usageSync(rep)
-	c.unmapped(rep, o.SourceName, cur, prop, usageKnown)
+	c.unmapped(rep, o.SourceName, cur, prop, records, usageKnown)
 	onC, onP := integrationOn(current), integrationOn(proposed)
 	switch {
 	case onC && !onP:
@@ -1696,11 +1696,12 @@ func (c *compare) usageSync(rep *Report) {
 }
 
 // unmapped lists usage that becomes unmapped or newly billed, that of
-// sourceName, the usage source.
-func (c *compare) unmapped(rep *Report, sourceName string, cur, prop *usage.Plan, usageKnown bool) {
+// sourceName, the usage source, whose rows are records.
+func (c *compare) unmapped(rep *Report, sourceName string, cur, prop *usage.Plan, records []source.Record, usageKnown bool) {
 	if !usageKnown {
 		return
 	}
+	billedCur, billedProp := billedUsage(c.current, sourceName, records), billedUsage(c.proposed, sourceName, records)
 	type entry struct {
 		u   UsageChange
 		why string
@@ -1737,12 +1738,37 @@ func (c *compare) unmapped(rep *Report, sourceName string, cur, prop *usage.Plan
 	for k, e := range ip {
 		if _, ok := ic[k]; !ok && !e.usageSync {
 			e.u.Why = e.why
+			if e.u.Kind == "product" {
+				// The product's usage of every customer becomes
+				// unmapped; the current mappings billed only that
+				// of the customers with usage sync on.
+				if b := billedCur[e.u.ID]; b.quantity != e.u.Quantity || b.customers != e.u.Customers {
+					e.u.Why += fmt.Sprintf("; the current mappings bill %d of it (%s), the rest is of customers with no customer mapping or usage_sync = false",
+						b.quantity, plural(b.customers, "customer", "customers"))
+				}
+			}
 			rep.Unmapped = append(rep.Unmapped, e.u)
 		}
 	}
 	for k, e := range ic {
 		if _, ok := ip[k]; !ok && !e.usageSync {
 			e.u.Why = "mapped by this plan (was: " + e.why + ")"
+			if e.u.Kind == "product" {
+				// A product mapping bills only the usage of the
+				// customers with usage sync on under the proposed
+				// mappings: the rest stays unbilled.
+				b := billedProp[e.u.ID]
+				rest, restCustomers := e.u.Quantity-b.quantity, e.u.Customers-b.customers
+				if b.customers == 0 {
+					rep.Notes = append(rep.Notes, fmt.Sprintf("Product %s is mapped by this plan, but none of its usage is billed: all of it (%d, %s) is of customers with no customer mapping or usage_sync = false under this plan.",
+						nameID(e.u.Name, e.u.ID), e.u.Quantity, plural(e.u.Customers, "customer", "customers")))
+					continue
+				}
+				e.u.Customers, e.u.Quantity = b.customers, b.quantity
+				if restCustomers > 0 {
+					e.u.Why += fmt.Sprintf("; %d more (%s) stays unbilled: customers with no customer mapping or usage_sync = false", rest, plural(restCustomers, "customer", "customers"))
+				}
+			}
 			if e.u.Kind == "customer" {
 				// Usage the old customer's lines billed, now set
 				// through this one: not new billing.
@@ -1759,6 +1785,39 @@ func (c *compare) unmapped(rep *Report, sourceName string, cur, prop *usage.Plan
 	}
 	slices.SortFunc(rep.Unmapped, order)
 	slices.SortFunc(rep.NewlyBilled, order)
+}
+
+// billed is the usage of one product that the mappings bill.
+type billed struct {
+	customers int
+	quantity  int64
+}
+
+// billedUsage sums records, the rows of usage source sourceName, per
+// product over the customers that d maps with usage_sync on: the usage a
+// pass under d bills once the product is mapped with sync_enabled on.
+func billedUsage(d *export.Document, sourceName string, records []source.Record) map[string]billed {
+	on := map[string]bool{}
+	for _, cm := range d.CustomerMappings {
+		if cm.Source == sourceName && cm.UsageSync {
+			on[cm.CustomerID] = true
+		}
+	}
+	seen := map[[2]string]bool{}
+	out := map[string]billed{}
+	for _, r := range records {
+		if !on[r.CustomerID] {
+			continue
+		}
+		b := out[r.Product]
+		if k := [2]string{r.Product, r.CustomerID}; !seen[k] {
+			seen[k] = true
+			b.customers++
+		}
+		b.quantity += r.Quantity
+		out[r.Product] = b
+	}
+	return out
 }
 
 func integrationOn(d *export.Document) bool { return d.Integration == nil || d.Integration.Enabled }

@@ -1802,3 +1802,64 @@ func TestBillingImpact_leftBilling(t *testing.T) {
 		})
 	}
 }
+
+// TestBillingImpact_productUsageOfUnsyncedCustomers: a product's usage is
+// listed as newly billed, or as becoming unmapped, with what the mappings
+// bill of it, the usage of the customers mapped with usage_sync on, not
+// that of every customer: newco has no customer mapping and globex has
+// usage sync off, so mapping MDR-MSP bills acme's 4 alone, and removing
+// the mapping of CIXAS-MSP stops billing acme's 3 alone. A product whose
+// customers are all unbilled (EDR-MSP, globex's) is not newly billed; a
+// note says that its mapping bills nothing.
+func TestBillingImpact_productUsageOfUnsyncedCustomers(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "usage.csv")
+	rows := "customer_id,customer_name,product,quantity\n" +
+		"acme,Acme,MDR-MSP,4\nglobex,Globex,MDR-MSP,7\nnewco,NewCo,MDR-MSP,10\n" +
+		"acme,Acme,CIXAS-MSP,3\nglobex,Globex,CIXAS-MSP,6\n" +
+		"globex,Globex,EDR-MSP,5\n"
+	if err := os.WriteFile(csv, []byte(rows), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := file.New(file.Config{Path: csv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := export.New(psa.SystemAutotask, "sim")
+	current.PutCustomer(export.CustomerMapping{Source: src.Name(), CustomerID: "acme", CustomerName: "Acme", CompanyID: "1", ContractID: "2", UsageSync: true})
+	current.PutCustomer(export.CustomerMapping{Source: src.Name(), CustomerID: "globex", CustomerName: "Globex", CompanyID: "3", ContractID: "4", UsageSync: false})
+	current.PutProduct(export.ProductMapping{Source: src.Name(), Product: "CIXAS-MSP", ServiceID: "30", ServiceName: "Intercept X Server", SyncEnabled: true})
+	mapping := func(action, product, before, after string) string {
+		return `{"address":"psa_product_mapping.` + strings.ToLower(strings.ReplaceAll(product, "-", "_")) + `","mode":"managed","type":"psa_product_mapping","name":"m",
+ "change":{"actions":["` + action + `"],"before":` + before + `,"after":` + after + `,"after_unknown":{}}}`
+	}
+	pm := func(product string) string {
+		return `{"source":"` + src.Name() + `","product":"` + product + `","service_id":"31","service_name":"MDR","sync_enabled":true}`
+	}
+	planJSON := []byte(`{"format_version":"1.2","terraform_version":"1.9.8","planned_values":{},"resource_changes":[` +
+		mapping("create", "MDR-MSP", "null", pm("MDR-MSP")) + `,` +
+		mapping("create", "EDR-MSP", "null", pm("EDR-MSP")) + `,` +
+		mapping("delete", "CIXAS-MSP", `{"source":"`+src.Name()+`","product":"CIXAS-MSP","service_id":"30","service_name":"Intercept X Server","sync_enabled":true}`, "null") + `]}`)
+	tp, err := impact.ReadTerraformPlan(planJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := impact.Compute(t.Context(), impact.Options{Source: src, NoBackend: "offline in this test", Policies: usage.DefaultPolicies}, current, tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.NewlyBilled) != 1 || rep.NewlyBilled[0].ID != "MDR-MSP" || rep.NewlyBilled[0].Quantity != 4 || rep.NewlyBilled[0].Customers != 1 {
+		t.Errorf("newly billed %+v; want MDR-MSP alone, 4 of 1 customer (acme's: newco is not mapped, globex has usage_sync = false)", rep.NewlyBilled)
+	} else if want := "17 more (2 customers) stays unbilled"; !strings.Contains(rep.NewlyBilled[0].Why, want) {
+		t.Errorf("newly billed MDR-MSP says %q; want it to say %q", rep.NewlyBilled[0].Why, want)
+	}
+	if len(rep.Unmapped) != 1 || rep.Unmapped[0].ID != "CIXAS-MSP" || !strings.Contains(rep.Unmapped[0].Why, "the current mappings bill 3 of it (1 customer)") {
+		t.Errorf("becomes unmapped %+v; want CIXAS-MSP, saying that the current mappings bill 3 of it (1 customer): globex's 6 was never billed", rep.Unmapped)
+	}
+	if !slices.ContainsFunc(rep.Notes, func(n string) bool {
+		return strings.Contains(n, "EDR-MSP") && strings.Contains(n, "none of its usage is billed")
+	}) {
+		t.Errorf("notes %q; want one saying that EDR-MSP's mapping bills none of its usage", rep.Notes)
+	}
+}
