@@ -3,6 +3,7 @@ package provider
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -431,4 +432,27 @@ func exactlyOne[T any](diags *diag.Diagnostics, system psa.System, kind, query s
 	}
 	var zero T
 	return zero, false
+}
+
+// summaryPriceKeptOnLines is the summary of the warning on a plan that
+// changes an existing service's unit_price.
+const summaryPriceKeptOnLines = "Existing Contract Lines Keep Their Price"
+
+// unitPriceChangeWarning warns on the plan that changes the unit_price of
+// an existing service: the plan reads as a new price on every invoice of
+// the service, but the lines on customers' contracts keep the price they
+// were added (Autotask, ConnectWise PSA) or last posted (Kaseya BMS) at.
+func unitPriceChangeWarning(diags *diag.Diagnostics, sys psa.System, state, plan serviceResourceModel) {
+	if !known(state.ID) || !known(state.UnitPrice) || !known(plan.UnitPrice) || plan.UnitPrice.Equal(state.UnitPrice) {
+		return
+	}
+	lines := map[psa.System]string{
+		psa.SystemAutotask:    "Autotask's contract services (the service's lines on customers' contracts) keep the unit price they were added at: the new price is that of the lines added from now on (psa-syncd adds one at a customer's first usage of a mapped product)",
+		psa.SystemConnectWise: "ConnectWise PSA's agreement additions (the service's lines on customers' agreements) keep the unit price they were added at: the new price is that of the additions made from now on (psa-syncd adds one at a customer's first usage of a mapped product)",
+		psa.SystemKaseyaBMS:   "Kaseya BMS's contract lines keep the price they were posted at: the new price reaches only the lines psa-syncd posts from now on, those whose units change, and new ones",
+	}[sys]
+	diags.AddAttributeWarning(path.Root("unit_price"), summaryPriceKeptOnLines,
+		fmt.Sprintf("The unit price of service %s changes from %s to %s, but %s. Customers whose lines keep the old price are invoiced at it until the lines are repriced in %s. "+
+			"`psa-syncd plan -terraform-plan` lists each line with the price it bills at.",
+			state.ID.ValueString(), strconv.FormatFloat(state.UnitPrice.ValueFloat64(), 'f', -1, 64), strconv.FormatFloat(plan.UnitPrice.ValueFloat64(), 'f', -1, 64), lines, systemTitle(sys)))
 }

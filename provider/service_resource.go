@@ -253,9 +253,11 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 				Default:  stringdefault.StaticString(""),
 			},
 			"unit_price": schema.Float64Attribute{
-				MarkdownDescription: "Price of one unit per billing period, in the PSA's currency.",
-				Required:            true,
-				Validators:          []validator.Float64{float64validator.AtLeast(0)},
+				MarkdownDescription: "Price of one unit per billing period, in the PSA's currency. It is the price of the lines added to customers' contracts " +
+					"from now on (on Kaseya BMS, of the lines psa-syncd posts from now on): lines already there keep their own price, so a change " +
+					"of an existing service's price warns (`" + summaryPriceKeptOnLines + "`) and reaches no invoice until those lines are repriced in the PSA.",
+				Required:   true,
+				Validators: []validator.Float64{float64validator.AtLeast(0)},
 			},
 			"unit_cost": schema.Float64Attribute{
 				MarkdownDescription: "Cost of one unit per billing period, for margin reporting in the PSA. Defaults to `0`.",
@@ -494,6 +496,7 @@ func (r *serviceResource) planChecks(ctx context.Context, req resource.ModifyPla
 	if known(state.ID) && state.DeletionPolicy.ValueString() == deletionPolicyDelete {
 		r.data.services.deletable(state.ID.ValueString())
 	}
+	unitPriceChangeWarning(&resp.Diagnostics, sys, state, plan)
 	if req.State.Raw.IsNull() {
 		if id := replacedService(ctx, private); id != "" && support.delete {
 			r.checkServiceUnused(ctx, &resp.Diagnostics, id, true)

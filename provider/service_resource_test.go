@@ -1778,3 +1778,47 @@ func TestAccServiceResource_autotaskBudget(t *testing.T) {
 		},
 	})
 }
+
+// TestAccServiceResource_priceChangeWarns: a plan that changes an existing
+// service's unit_price reads as a new price on every invoice of the
+// service, but the lines on customers' contracts keep their own price (the
+// one they were added at, on Kaseya BMS the one they were last posted at).
+// The plan warns on unit_price, in the PSA's words, and says where each
+// line's price is listed; a create, or a plan that changes only the name,
+// warns nothing.
+func TestAccServiceResource_priceChangeWarns(t *testing.T) {
+	t.Parallel()
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			var w planWarnings
+			const summary = summaryPriceKeptOnLines
+			kept := map[psa.System]string{
+				psa.SystemAutotask:    "Autotask's contract services (the service's lines on customers' contracts) keep the unit price they were added at",
+				psa.SystemConnectWise: "ConnectWise PSA's agreement additions (the service's lines on customers' agreements) keep the unit price they were added at",
+				psa.SystemKaseyaBMS:   "Kaseya BMS's contract lines keep the price they were posted at",
+			}[sys]
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: w.factories(),
+				Steps: []resource.TestStep{
+					{
+						Config: testAccServiceResourceConfig(e, "Sophos MDR", 12, ""),
+						Check:  expectPlanWarnings(&w, summary, 0, "", ""),
+					},
+					{
+						PreConfig: func() { w.take("") },
+						Config:    testAccServiceResourceConfig(e, "Sophos MDR", 12.5, ""),
+						Check: expectPlanWarnings(&w, summary, 1, "psa_service", "unit_price",
+							"changes from 12 to 12.5", kept, "repriced in "+systemTitle(sys), "psa-syncd plan -terraform-plan"),
+					},
+					{
+						PreConfig: func() { w.take("") },
+						Config:    testAccServiceResourceConfig(e, "Sophos MDR (per user)", 12.5, ""),
+						Check:     expectPlanWarnings(&w, summary, 0, "", ""),
+					},
+				},
+			})
+		})
+	}
+}
