@@ -114,6 +114,12 @@ type Totals struct {
 	// the review code of the pass that holds them) releases them all, as
 	// an approval of each line does.
 	HeldSurge int `json:"held_surge,omitempty"`
+	// ReleasedMonthlyDelta is MonthlyDelta once every held line that an
+	// approval releases (HeldApprovable) is written at its held units
+	// (Held.MonthlyDelta): what the lines bill after `psa-syncd sync
+	// --approve`. Nil when no line is so held, or when a line's delta
+	// either way is unknown.
+	ReleasedMonthlyDelta *float64 `json:"released_monthly_delta,omitempty"`
 	// HeldMoved is true when a held line lost a product that the proposed
 	// mappings move to another service: until the hold is released, that
 	// product's usage bills on both lines.
@@ -467,7 +473,28 @@ func total(lines []Line) Totals {
 		}
 	}
 	t.MonthlyDelta = round2(t.MonthlyDelta)
+	if t.HeldApprovable > 0 {
+		t.ReleasedMonthlyDelta = releasedDelta(lines)
+	}
 	return t
+}
+
+// releasedDelta sums the lines' monthly deltas with each held line that an
+// approval releases at its held units (Totals.ReleasedMonthlyDelta), nil
+// when one of them is unknown.
+func releasedDelta(lines []Line) *float64 {
+	var sum float64
+	for _, l := range lines {
+		d := l.MonthlyDelta
+		if h := l.ProposedHeld; h != nil && h.Approvable {
+			d = h.MonthlyDelta
+		}
+		if d == nil {
+			return nil
+		}
+		sum += *d
+	}
+	return ptr(round2(sum))
 }
 
 // compare holds what comparing the two plans needs.

@@ -110,6 +110,11 @@ func (r *Report) summary() string {
 		default:
 			s += fmt.Sprintf("%d of them until %s; no approval releases the others (each line says why)", r.Totals.HeldApprovable, release)
 		}
+		// The amounts count the held units: the reader must also see
+		// what the lines bill once released, the change the plan is for.
+		if d := r.Totals.ReleasedMonthlyDelta; d != nil && *d != r.Totals.MonthlyDelta {
+			s += fmt.Sprintf(", then %s per month in all", signed(*d))
+		}
 		switch {
 		case r.Totals.heldContract && movedReleasedByRead(r.System):
 			s += fmt.Sprintf("; on %s, a line held because its customer moved to another contract is written by the next pass by itself once the line on the contract it left is set to 0 or that contract ended before the effective date", r.System.Title())

@@ -507,3 +507,31 @@ func TestWithRepointHolds_noLineRead(t *testing.T) {
 		}
 	}
 }
+
+// TestSummary_releasedTotal: the amounts count a held line at the units it
+// keeps, so a plan whose removal the decrease guard holds reads "0.00 per
+// month" though an approval then takes 28.50 a month off the invoice. The
+// summary gives the total once the held lines an approval releases are
+// written, when it differs; not when a held line's amount is unknown, nor
+// for a line no approval releases (posted).
+func TestSummary_releasedTotal(t *testing.T) {
+	t.Parallel()
+	amount := func(f float64) *float64 { return &f }
+	removed := Line{MonthlyDelta: amount(0), ProposedHeld: &Held{Hold: usage.HoldApproval, Approvable: true, MonthlyDelta: amount(-28.5)}}
+	raised := Line{MonthlyDelta: amount(10)}
+	for _, tt := range []struct {
+		name      string
+		lines     []Line
+		want, not string
+	}{
+		{"held removal", []Line{removed, raised}, "+10.00 per month on 2 contract lines (1 up); 1 line is held for review and keeps its current units, as the amounts count them, until `psa-syncd sync --approve`, then -18.50 per month in all", ""},
+		{"unknown once released", []Line{{MonthlyDelta: amount(0), ProposedHeld: &Held{Hold: usage.HoldApproval, Approvable: true}}, raised}, "until `psa-syncd sync --approve`", "per month in all"},
+		{"posted", []Line{{MonthlyDelta: amount(0), ProposedHeld: &Held{Hold: usage.HoldPosted, MonthlyDelta: amount(-28.5)}}, raised}, "no `psa-syncd sync --approve` releases it", "per month in all"},
+	} {
+		r := &Report{Lines: tt.lines, Totals: total(tt.lines)}
+		got := r.summary()
+		if !strings.Contains(got, tt.want) || (tt.not != "" && strings.Contains(got, tt.not)) {
+			t.Errorf("%s: summary = %q, want %q and not %q", tt.name, got, tt.want, tt.not)
+		}
+	}
+}
