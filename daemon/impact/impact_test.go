@@ -1378,15 +1378,7 @@ func TestBillingImpact_ciExamplesPlanWithoutLock(t *testing.T) {
 // false does: neither newly billed nor newly unmapped.
 func TestBillingImpact_usageSyncOffMappingIsNotNewlyBilled(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	csv := filepath.Join(dir, "usage.csv")
-	if err := os.WriteFile(csv, []byte("customer_id,customer_name,product,quantity\nnewco,NewCo,CIXA-MSP,10\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	src, err := file.New(file.Config{Path: csv})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := usageFile(t, "customer_id,customer_name,product,quantity\nnewco,NewCo,CIXA-MSP,10\n")
 	current := export.New(psa.SystemAutotask, "sim")
 	current.PutProduct(export.ProductMapping{Source: src.Name(), Product: "CIXA-MSP", ServiceID: "30", ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true})
 	planJSON := []byte(`{"format_version":"1.2","terraform_version":"1.9.8","planned_values":{},"resource_changes":[
@@ -1394,14 +1386,7 @@ func TestBillingImpact_usageSyncOffMappingIsNotNewlyBilled(t *testing.T) {
  "change":{"actions":["create"],"before":null,
   "after":{"source":"` + src.Name() + `","customer_id":"newco","customer_name":"NewCo","company_id":"1","contract_id":"2","usage_sync":false,"ticket_sync":false},
   "after_unknown":{"id":true}}}]}`)
-	tp, err := impact.ReadTerraformPlan(planJSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := impact.Compute(t.Context(), impact.Options{Source: src, NoBackend: "offline in this test", Policies: usage.DefaultPolicies}, current, tp)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := offlineReport(t, src, current, planJSON)
 	if len(rep.NewlyBilled) != 0 || len(rep.Unmapped) != 0 {
 		t.Errorf("report lists newly billed %+v and newly unmapped %+v; want neither: customer newco goes from unmapped to usage_sync = false, "+
 			"and its usage stays unbilled", rep.NewlyBilled, rep.Unmapped)
@@ -1416,15 +1401,7 @@ func TestBillingImpact_usageSyncOffMappingIsNotNewlyBilled(t *testing.T) {
 // a mapping whose id the usage has gets none.
 func TestBillingImpact_newMappingMatchesNoUsage(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	csv := filepath.Join(dir, "usage.csv")
-	if err := os.WriteFile(csv, []byte("customer_id,customer_name,product,quantity\nnewco,NewCo,CIXA-MSP,10\nacme,Acme,CIXA-MSP,4\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	src, err := file.New(file.Config{Path: csv})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := usageFile(t, "customer_id,customer_name,product,quantity\nnewco,NewCo,CIXA-MSP,10\nacme,Acme,CIXA-MSP,4\n")
 	current := export.New(psa.SystemAutotask, "sim")
 	current.PutProduct(export.ProductMapping{Source: src.Name(), Product: "CIXA-MSP", ServiceID: "30", ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true})
 	mapping := func(id, customer string) string {
@@ -1435,14 +1412,7 @@ func TestBillingImpact_newMappingMatchesNoUsage(t *testing.T) {
 	}
 	planJSON := []byte(`{"format_version":"1.2","terraform_version":"1.9.8","planned_values":{},"resource_changes":[` +
 		mapping("newco", "new-co") + `,` + mapping("acme", "acme") + `]}`)
-	tp, err := impact.ReadTerraformPlan(planJSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := impact.Compute(t.Context(), impact.Options{Source: src, SourceName: src.Name(), NoBackend: "offline in this test", Policies: usage.DefaultPolicies}, current, tp)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := offlineReport(t, src, current, planJSON)
 	var notes []string
 	for _, n := range rep.Notes {
 		if strings.Contains(n, "has no row of customer id") {
@@ -1813,19 +1783,10 @@ func TestBillingImpact_leftBilling(t *testing.T) {
 // note says that its mapping bills nothing.
 func TestBillingImpact_productUsageOfUnsyncedCustomers(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	csv := filepath.Join(dir, "usage.csv")
-	rows := "customer_id,customer_name,product,quantity\n" +
-		"acme,Acme,MDR-MSP,4\nglobex,Globex,MDR-MSP,7\nnewco,NewCo,MDR-MSP,10\n" +
-		"acme,Acme,CIXAS-MSP,3\nglobex,Globex,CIXAS-MSP,6\n" +
-		"globex,Globex,EDR-MSP,5\n"
-	if err := os.WriteFile(csv, []byte(rows), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	src, err := file.New(file.Config{Path: csv})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := usageFile(t, "customer_id,customer_name,product,quantity\n"+
+		"acme,Acme,MDR-MSP,4\nglobex,Globex,MDR-MSP,7\nnewco,NewCo,MDR-MSP,10\n"+
+		"acme,Acme,CIXAS-MSP,3\nglobex,Globex,CIXAS-MSP,6\n"+
+		"globex,Globex,EDR-MSP,5\n")
 	current := export.New(psa.SystemAutotask, "sim")
 	current.PutCustomer(export.CustomerMapping{Source: src.Name(), CustomerID: "acme", CustomerName: "Acme", CompanyID: "1", ContractID: "2", UsageSync: true})
 	current.PutCustomer(export.CustomerMapping{Source: src.Name(), CustomerID: "globex", CustomerName: "Globex", CompanyID: "3", ContractID: "4", UsageSync: false})
@@ -1841,14 +1802,7 @@ func TestBillingImpact_productUsageOfUnsyncedCustomers(t *testing.T) {
 		mapping("create", "MDR-MSP", "null", pm("MDR-MSP")) + `,` +
 		mapping("create", "EDR-MSP", "null", pm("EDR-MSP")) + `,` +
 		mapping("delete", "CIXAS-MSP", `{"source":"`+src.Name()+`","product":"CIXAS-MSP","service_id":"30","service_name":"Intercept X Server","sync_enabled":true}`, "null") + `]}`)
-	tp, err := impact.ReadTerraformPlan(planJSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := impact.Compute(t.Context(), impact.Options{Source: src, NoBackend: "offline in this test", Policies: usage.DefaultPolicies}, current, tp)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := offlineReport(t, src, current, planJSON)
 	if len(rep.NewlyBilled) != 1 || rep.NewlyBilled[0].ID != "MDR-MSP" || rep.NewlyBilled[0].Quantity != 4 || rep.NewlyBilled[0].Customers != 1 {
 		t.Errorf("newly billed %+v; want MDR-MSP alone, 4 of 1 customer (acme's: newco is not mapped, globex has usage_sync = false)", rep.NewlyBilled)
 	} else if want := "17 more (2 customers) stays unbilled"; !strings.Contains(rep.NewlyBilled[0].Why, want) {
@@ -1862,4 +1816,33 @@ func TestBillingImpact_productUsageOfUnsyncedCustomers(t *testing.T) {
 	}) {
 		t.Errorf("notes %q; want one saying that EDR-MSP's mapping bills none of its usage", rep.Notes)
 	}
+}
+
+// usageFile returns a usage-file source of the given CSV (header first).
+func usageFile(t *testing.T, csv string) *file.Source {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "usage.csv")
+	if err := os.WriteFile(path, []byte(csv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := file.New(file.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+// offlineReport computes the billing impact of planJSON on current with
+// the usage of src and no PSA.
+func offlineReport(t *testing.T, src *file.Source, current *export.Document, planJSON []byte) *impact.Report {
+	t.Helper()
+	tp, err := impact.ReadTerraformPlan(planJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := impact.Compute(t.Context(), impact.Options{Source: src, NoBackend: "offline in this test", Policies: usage.DefaultPolicies}, current, tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }
