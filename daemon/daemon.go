@@ -113,6 +113,14 @@ type Options struct {
 	// never takes an endpoint over it while passes run. It serves POST
 	// /api/v1/check; nil answers that endpoint with 501.
 	Check func(ctx context.Context, cfg *Config, stored func() ([]byte, error), newBackend func(*Config) (psa.Backend, error), w io.Writer) []CheckItem
+	// Impact computes the billing impact report of req.Plan, a Terraform
+	// plan, with the daemon's running config, export, backend and source,
+	// writing it to w in req.Format; an error marked ErrImpactRequest is
+	// the request's. The backend is the passes': on Kaseya BMS the report's
+	// calls count against the hourly limit per endpoint kept in the state
+	// database. It serves POST /api/v1/impact; nil answers that endpoint
+	// with 501.
+	Impact func(ctx context.Context, req ImpactRequest, w io.Writer) error
 
 	// dialActive, when set, makes a standby's connections to the active
 	// instance (tests: the cluster's DNS names of a StatefulSet's pods,
@@ -169,6 +177,7 @@ type Daemon struct {
 	allowRestore    bool
 	publishFields   bool
 	check           func(ctx context.Context, cfg *Config, stored func() ([]byte, error), newBackend func(*Config) (psa.Backend, error), w io.Writer) []CheckItem
+	impact          func(ctx context.Context, req ImpactRequest, w io.Writer) error
 
 	cfg atomic.Pointer[Config]
 	exp atomic.Pointer[exportSnapshot]
@@ -234,6 +243,9 @@ type Daemon struct {
 	// rate-limits the plans that API clients ask the PSA for.
 	plans      planMemory
 	freshPlans freshPlanLimiter
+	// impacts rate-limits the billing impact reports (POST
+	// /api/v1/impact), which read every mapped contract as a plan does.
+	impacts freshPlanLimiter
 	// checkMu lets one POST /api/v1/check run at a time: each asks the
 	// PSA, whose hourly budget other integrations share.
 	checkMu sync.Mutex
@@ -403,6 +415,7 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		now:              o.Now,
 		getenv:           o.Getenv,
 		check:            o.Check,
+		impact:           o.Impact,
 		watchInterval:    o.WatchInterval,
 		shutdownTimeout:  o.ShutdownTimeout,
 		listener:         o.Listener,

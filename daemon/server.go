@@ -112,6 +112,9 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //	POST /-/reload              reload config and export (bearer token)
 //	POST /api/v1/check          run psa-syncd check's tests with the config file as a reload would load it, with the
 //	                            daemon's own environment and secret files (bearer token; one at a time); {"ok": ..., "report": "..."}
+//	POST /api/v1/impact         the billing impact report of a Terraform plan, {"terraform_plan": <terraform show -json>,
+//	                            "format": "table|markdown|json"}, computed with the daemon's PSA backend, whose Kaseya BMS
+//	                            calls count in api_calls (bearer token; rate-limited); {"report": "..."}
 //	GET  /api/v1/customers      per-customer status; ?status=succeeded|failed|partial|held|skipped|never&usage_sync=true|false
 //	POST /api/v1/sync           queue a pass, optionally {"customer": "...", "approve": true, "service": "...", "units": N, "period": "YYYY-MM"} (bearer token); 202 {"run_id": ...}
 //	GET  /api/v1/runs           recent runs, newest first, 50 a page (?limit=N, at most 1000) with a "next" link; ?before=ID
@@ -169,6 +172,7 @@ func (d *Daemon) Handler() http.Handler {
 	}
 	api("GET /api/v1/customers", d.handleCustomers)
 	token("POST /api/v1/check", d.handleCheck)
+	mux.Handle("POST /api/v1/impact", xo.Handler(d.requireToken(d.boundedTo(maxImpactBody, http.HandlerFunc(d.handleImpact)))))
 	token("POST /api/v1/sync", d.requireActive(http.HandlerFunc(d.handleSync)).ServeHTTP)
 	api("GET /api/v1/runs", d.handleRuns)
 	api("GET /api/v1/runs/{id}", d.handleRun)
@@ -224,8 +228,9 @@ func (d *Daemon) bounded(next http.Handler) http.Handler {
 	return d.boundedTo(maxRequestBody, next)
 }
 
-// boundedTo is bounded with a body limit of limit bytes, for the one
-// endpoint whose body is larger than a command (PUT /api/v1/export).
+// boundedTo is bounded with a body limit of limit bytes, for the
+// endpoints whose body is larger than a command (PUT /api/v1/export, POST
+// /api/v1/impact).
 func (d *Daemon) boundedTo(limit int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		release, ok := d.takeAPISlot(r)

@@ -14,9 +14,10 @@ import (
 var fuzzAPIMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut}
 
 // fuzzAPIOff are the endpoints FuzzAPI leaves out: they run a pass, a
-// plan, a check or a reload against the PSA, or copy the database, which
-// their own tests cover and which would make an iteration slow.
-var fuzzAPIOff = []string{"/api/v1/tickets", "/api/v1/check", "/api/v1/backup", "/-/reload", "/ui/sync"}
+// plan, a check, a billing impact report or a reload against the PSA, or
+// copy the database, which their own tests cover and which would make an
+// iteration slow.
+var fuzzAPIOff = []string{"/api/v1/tickets", "/api/v1/check", "/api/v1/impact", "/api/v1/backup", "/-/reload", "/ui/sync"}
 
 // FuzzAPI sends arbitrary requests (method, path with query, If-Match,
 // body) with the API token to the daemon's HTTP API, whose export is

@@ -10,6 +10,7 @@ import (
 
 	tfjson "github.com/hashicorp/terraform-json"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
@@ -89,10 +90,8 @@ type PlannedService struct {
 }
 
 // MaxPlanSize bounds the file of `psa-syncd plan -terraform-plan`, which
-// is read whole: a plan of ten thousand mappings is some tens of MiB, and a
-// path naming another file (a binary plan is small, a log or /dev/zero is
-// not) fails with an error instead of taking all memory.
-const MaxPlanSize = 256 << 20
+// is read whole (see daemon.MaxTerraformPlanSize).
+const MaxPlanSize = daemon.MaxTerraformPlanSize
 
 // ReadTerraformPlan decodes the JSON of `terraform show -json tfplan`. It
 // rejects input that is not a plan (a state, or a saved binary plan file)
