@@ -44,15 +44,7 @@ func TestCheck_throughDaemonCountsKaseyaBMSCalls(t *testing.T) {
 	if err := d.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	counted := func() map[string]int {
-		t.Helper()
-		calls, err := d.State().APICalls().Calls(time.Now(), time.Hour, 1500)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return calls
-	}
-	before, requestsBefore := counted(), requests(t, reg)
+	before, requestsBefore := countedCalls(t, d), requests(t, reg)
 
 	req := httptest.NewRequest(http.MethodPost, "/api/v1/check", nil)
 	req.Header.Set("Authorization", "Bearer test-token")
@@ -63,7 +55,7 @@ func TestCheck_throughDaemonCountsKaseyaBMSCalls(t *testing.T) {
 		t.Fatalf("POST /api/v1/check = %d %s; want every test passed", rec.Code, rec.Body.String())
 	}
 
-	after := counted()
+	after := countedCalls(t, d)
 	if n := requests(t, reg); n <= requestsBefore {
 		t.Errorf("psa_sync_api_requests_total: %v before the check, %v after; want the check's requests counted", requestsBefore, n)
 	}
@@ -72,6 +64,17 @@ func TestCheck_throughDaemonCountsKaseyaBMSCalls(t *testing.T) {
 			t.Errorf("calls to %s counted in the state database: %d before the check, %d after; want the check's counted (%v)", ep, before[ep], after[ep], after)
 		}
 	}
+}
+
+// countedCalls returns the Kaseya BMS calls per endpoint in the rolling
+// hour that d's state database counts.
+func countedCalls(t *testing.T, d *daemon.Daemon) map[string]int {
+	t.Helper()
+	calls, err := d.State().APICalls().Calls(time.Now(), time.Hour, 1500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return calls
 }
 
 // requests returns the sum of psa_sync_api_requests_total in reg.

@@ -355,7 +355,7 @@ func planFlagConflict(fs *flag.FlagSet, billingImpact bool) string {
 		case msg != "":
 		case billingImpact && f.Name == "json":
 			msg = "-json does not apply to -terraform-plan: give -format json"
-		case billingImpact && slices.Contains([]string{"all", "customer", "period", "web.url", "web.token-file"}, f.Name):
+		case billingImpact && slices.Contains([]string{"all", "customer", "period"}, f.Name):
 			msg = "-" + f.Name + " does not apply to -terraform-plan: the billing impact covers every customer, from the config file's PSA and usage source"
 		case !billingImpact && f.Name == "format":
 			msg = "-format applies to -terraform-plan only: give -json for the plan as JSON"
@@ -380,8 +380,8 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 		"The exit code is 1 when a customer or line cannot be planned (the table then starts with\n"+
 		"an ERROR: line naming them): a CI job must not trust such a plan.")
 	cf.register(fs)
-	// With -terraform-plan, the TLS flags are for the read of the export
-	// from the daemon on this machine.
+	// With -terraform-plan and no -web.url, the TLS flags are for the
+	// read of the export from the daemon on this machine.
 	rf.localWith = "-terraform-plan"
 	rf.register(fs)
 	fs.BoolVar(&asJSON, "json", false, "Print the plan as JSON.")
@@ -397,7 +397,7 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 		return 2
 	}
 	if tf.terraformPlan != "" {
-		return runImpact(ctx, e, &cf, tf, rf.tls)
+		return runImpact(ctx, e, &cf, tf, &rf)
 	}
 	billing, ok := parsePeriodFlag(e, period)
 	if !ok {

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -42,21 +44,38 @@ type impactFlags struct {
 
 func (f *impactFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.terraformPlan, "terraform-plan", "", "Instead of the quantity changes, report the billing impact of a Terraform plan: the JSON that 'terraform show -json tfplan' prints, in this `file` (at most 256 MiB). "+
-		"Nothing is written. Without PSA or usage-source credentials (a pull request from a fork) the report says which figures it could not compute.")
+		"Nothing is written. Without PSA or usage-source credentials (a pull request from a fork) the report says which figures it could not compute.\n"+
+		"With -web.url and the API token the running daemon computes it with its own credentials, export and state database, and on Kaseya BMS\n"+
+		"its calls count against the hourly limit per endpoint there; without -web.url it is computed here from the config file, and says how many\n"+
+		"Kaseya BMS calls it sent outside that count.")
 	fs.StringVar(&f.format, "format", impact.FormatTable, "Output `format` of -terraform-plan: "+strings.Join(impact.Formats, ", ")+" (markdown for a pull-request comment).")
 }
 
-// runImpact prints the billing impact of a Terraform plan; local are the
-// TLS flags of the read of export_url: self from the daemon on this
-// machine.
-func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags, local remoteTLS) int {
+// runImpact prints the billing impact of a Terraform plan. With -web.url
+// the running daemon computes it (POST /api/v1/impact), whose Kaseya BMS
+// calls then count in its state database; else it is computed here, and
+// the TLS flags are those of the read of export_url: self from the daemon
+// on this machine.
+func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags, rf *remoteFlags) int {
 	if !slices.Contains(impact.Formats, f.format) {
 		fmt.Fprintf(e.stderr, "psa-syncd: -format: unknown format %q: want %s\n", f.format, strings.Join(impact.Formats, ", "))
 		return 2
 	}
-	// Files that cannot be used are a usage error now, not only when the
-	// export is read from the daemon.
-	if _, err := local.transport(); err != nil {
+	var api *apiClient
+	if rf.url != "" || rf.tokenFile != "" {
+		var err error
+		if api, err = rf.client(e); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 2
+		}
+		if api.token == "" {
+			fmt.Fprintln(e.stderr, "psa-syncd: -terraform-plan with -web.url needs the API token (-web.token-file or PSA_SYNCD_API_TOKEN): "+
+				"the daemon computes the report now, with the PSA")
+			return 2
+		}
+	} else if _, err := rf.tls.transport(); err != nil {
+		// Files that cannot be used are a usage error now, not only
+		// when the export is read from the daemon.
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 2
 	}
@@ -75,18 +94,27 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags, loca
 		fmt.Fprintf(e.stderr, "psa-syncd: -terraform-plan %s: %v\n", f.terraformPlan, err)
 		return 1
 	}
+	ctx, stop := signalContext(ctx)
+	defer stop()
+	if api != nil {
+		var out daemon.ImpactReport
+		body := map[string]any{"terraform_plan": json.RawMessage(data), "format": f.format}
+		if err := api.postWithin(ctx, "/api/v1/impact", body, &out, remotePassTimeout); err != nil {
+			return requestFailed(e, err)
+		}
+		fmt.Fprint(e.stdout, out.Report)
+		return 0
+	}
 	cfg, missing, err := impact.LoadConfig(cf.configFile, e.getenv)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 1
 	}
-	if err := local.localRead(cfg); err != nil {
+	if err := rf.tls.localRead(cfg); err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 2
 	}
-	ctx, stop := signalContext(ctx)
-	defer stop()
-	doc, err := loadCurrentExport(ctx, cfg, local, logger)
+	doc, err := loadCurrentExport(ctx, cfg, rf.tls, logger)
 	var noExport string
 	if errors.Is(err, fs.ErrNotExist) && cfg.ExportStore() != daemon.StoreSelf {
 		// Before the first apply the store holds no export: the plan
@@ -100,13 +128,12 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags, loca
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 1
 	}
-	loc := cfg.Location()
-	if in := doc.Integration; in != nil && in.Timezone != "" {
-		if loc, err = schedule.LoadLocation(in.Timezone); err != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: mapping export: integration.timezone: %v\n", err)
-			return 1
-		}
+	o, err := impactOptions(cfg, doc, logger)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 1
 	}
+	o.NoExport = noExport
 
 	if all := append(slices.Clone(missing.PSA), missing.Source...); len(all) > 0 {
 		// Loud in the job log too: in the project's own pipeline a missing
@@ -114,7 +141,6 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags, loca
 		logger.Warn("Credentials not set; the billing impact leaves out the figures that need them", "missing", strings.Join(all, ","))
 	}
 	hc := &http.Client{Timeout: 60 * time.Second}
-	o := impact.Options{NoExport: noExport, Policies: cfg.Policies, Location: loc, Logger: logger.With("component", "impact"), SourceName: cfg.Source.Type}
 	if len(missing.PSA) > 0 {
 		o.NoBackend = "no PSA credentials (" + strings.Join(missing.PSA, ", ") + " not set)"
 	} else {
@@ -160,6 +186,51 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags, loca
 		return 1
 	}
 	return 0
+}
+
+// impactOptions are the options of the billing impact of a plan against
+// doc, the export in use, under cfg: without a backend, source or ledger.
+func impactOptions(cfg *daemon.Config, doc *export.Document, logger *slog.Logger) (impact.Options, error) {
+	loc := cfg.Location()
+	if in := doc.Integration; in != nil && in.Timezone != "" {
+		var err error
+		if loc, err = schedule.LoadLocation(in.Timezone); err != nil {
+			return impact.Options{}, fmt.Errorf("mapping export: integration.timezone: %w", err)
+		}
+	}
+	return impact.Options{Policies: cfg.Policies, Location: loc, Logger: logger.With("component", "impact"), SourceName: cfg.Source.Type}, nil
+}
+
+// impacter returns the billing impact reports of a running daemon (POST
+// /api/v1/impact), logging to logger. Their backend and source are the
+// daemon's: on Kaseya BMS their calls count against the hourly limit that
+// the passes keep in the state database, which holds the ledger too.
+func impacter(logger *slog.Logger) func(context.Context, daemon.ImpactRequest, io.Writer) error {
+	return func(ctx context.Context, req daemon.ImpactRequest, w io.Writer) error {
+		if req.Format == "" {
+			req.Format = impact.FormatTable
+		}
+		if !slices.Contains(impact.Formats, req.Format) {
+			return fmt.Errorf("%w: unknown format %q: want %s", daemon.ErrImpactRequest, req.Format, strings.Join(impact.Formats, ", "))
+		}
+		tp, err := impact.ReadTerraformPlan(req.Plan)
+		if err != nil {
+			return fmt.Errorf("%w: terraform_plan: %v", daemon.ErrImpactRequest, err)
+		}
+		o, err := impactOptions(req.Config, req.Export, logger)
+		if err != nil {
+			return err
+		}
+		o.Backend, o.Source, o.SourceName = req.Backend, req.Source, req.Source.Name()
+		if req.Config.PSA.System == psa.SystemKaseyaBMS {
+			o.State = req.State
+		}
+		rep, err := impact.Compute(ctx, o, req.Export, tp)
+		if err != nil {
+			return err
+		}
+		return impact.Write(w, rep, req.Format)
+	}
 }
 
 // openLedger opens the state database that holds the ledger, where Kaseya

@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/impact"
@@ -100,14 +104,16 @@ source:
 		!strings.Contains(errOut, `unknown format "html"`) {
 		t.Errorf("-format html: exit %d, stderr %q", code, errOut)
 	}
-	// Flags that would do nothing are refused, not dropped.
+	// Flags that would do nothing are refused, not dropped; the daemon
+	// computes a report only for its API token.
 	for _, tt := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"-terraform-plan", planFile, "-json"}, "-json does not apply to -terraform-plan: give -format json"},
 		{[]string{"-terraform-plan", planFile, "-customer", "acme-tenant"}, "-customer does not apply to -terraform-plan"},
-		{[]string{"-terraform-plan", planFile, "-web.url", "http://127.0.0.1:9810"}, "-web.url does not apply to -terraform-plan"},
+		{[]string{"-terraform-plan", planFile, "-web.url", "http://127.0.0.1:9810"}, "-terraform-plan with -web.url needs the API token"},
+		{[]string{"-terraform-plan", planFile, "-web.token-file", planFile}, "-web.token-file needs -web.url"},
 		{[]string{"-format", "markdown"}, "-format applies to -terraform-plan only"},
 	} {
 		if code, _, errOut := plan(func(string) string { return "" }, tt.args...); code != 2 || !strings.Contains(errOut, tt.want) {
@@ -126,7 +132,7 @@ func TestBillingImpact_commandConnectWise(t *testing.T) {
 	code, stdout, stderr := runImpactCommand(t, w, fmt.Sprintf(`  system: connectwise
   connectwise: {site: %q, company_id: %q, public_key: %q, private_key: %q, client_id: %q}
 `, w.Sim.ConnectWiseSite(), psatest.DefaultConnectWiseCompany, psatest.DefaultConnectWisePublicKey, psatest.DefaultConnectWisePrivateKey,
-		psatest.DefaultConnectWiseClientID))
+		psatest.DefaultConnectWiseClientID), nil)
 	if code != 0 || !strings.Contains(stdout, "new service *Sophos MDR*") || strings.Contains(stdout, "Not computed") {
 		t.Errorf("plan -terraform-plan on ConnectWise: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
@@ -150,7 +156,7 @@ func TestBillingImpact_commandSaysKaseyaBMSCallsSent(t *testing.T) {
 	w := impacttest.New(t, psa.SystemKaseyaBMS)
 	code, stdout, stderr := runImpactCommand(t, w, fmt.Sprintf(`  system: kaseya_bms
   kaseya_bms: {base_url: %q, username: %q, password: %q, tenant: %q}
-`, w.Sim.KaseyaBMSBaseURL(), psatest.DefaultKaseyaBMSUsername, psatest.DefaultKaseyaBMSPassword, psatest.DefaultKaseyaBMSTenant))
+`, w.Sim.KaseyaBMSBaseURL(), psatest.DefaultKaseyaBMSUsername, psatest.DefaultKaseyaBMSPassword, psatest.DefaultKaseyaBMSTenant), nil)
 	if code != 0 || !strings.Contains(stdout, "new service *Sophos MDR*") {
 		t.Fatalf("plan -terraform-plan on Kaseya BMS: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
@@ -162,10 +168,64 @@ func TestBillingImpact_commandSaysKaseyaBMSCallsSent(t *testing.T) {
 	}
 }
 
+// TestBillingImpact_throughDaemonCountsKaseyaBMSCalls: the report run
+// beside the daemon only says how many Kaseya BMS calls it sent (see
+// TestBillingImpact_commandSaysKaseyaBMSCallsSent): a pass within the hour
+// could meet BMS's limit of 1,500 calls per endpoint sooner than its count
+// said. With -web.url the daemon computes the report (POST
+// /api/v1/impact) with its own backend: every call is in its count per
+// endpoint (api_calls), as a pass's are, and nothing is said of calls left
+// out.
+func TestBillingImpact_throughDaemonCountsKaseyaBMSCalls(t *testing.T) {
+	t.Parallel()
+	w := impacttest.New(t, psa.SystemKaseyaBMS)
+	var d *daemon.Daemon
+	var before map[string]int
+	code, stdout, stderr := runImpactCommand(t, w, fmt.Sprintf(`  system: kaseya_bms
+  kaseya_bms: {base_url: %q, username: %q, password: %q, tenant: %q}
+web:
+  api_token: test-token
+`, w.Sim.KaseyaBMSBaseURL(), psatest.DefaultKaseyaBMSUsername, psatest.DefaultKaseyaBMSPassword, psatest.DefaultKaseyaBMSTenant),
+		func(cfgFile string) []string {
+			cfg, err := daemon.Load(cfgFile, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err = daemon.New(cfg, cfgFile, daemon.Options{Registry: prometheus.NewRegistry(), Impact: impacter(slog.New(slog.DiscardHandler))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = d.Close() })
+			if err := d.Reload(); err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(d.Handler())
+			t.Cleanup(srv.Close)
+			before = countedCalls(t, d)
+			return []string{"-web.url", srv.URL}
+		})
+	if code != 0 || !strings.Contains(stdout, "new service *Sophos MDR*") {
+		t.Fatalf("plan -terraform-plan -web.url on Kaseya BMS: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if strings.Contains(stderr, "not in psa-syncd's count") {
+		t.Errorf("stderr:\n%s\nwant no calls left out of the count", stderr)
+	}
+	after := countedCalls(t, d)
+	for _, ep := range []string{"/v2/security/authenticate", "/v2/crm/accounts/lookup"} {
+		if after[ep] <= before[ep] {
+			t.Errorf("calls to %s counted in the state database: %d before the report, %d after; want the report's counted (%v)", ep, before[ep], after[ep], after)
+		}
+	}
+}
+
 // runImpactCommand runs psa-syncd plan -terraform-plan -format markdown,
-// configured with psaYAML (the psa section's lines) and w's usage file, on
-// the plan of impacttest.Changes[0], and returns its exit code and output.
-func runImpactCommand(t *testing.T, w *impacttest.World, psaYAML string) (code int, stdout, stderr string) {
+// configured with psaYAML (the psa section's lines, and the sections after
+// it) and w's usage file, on the plan of impacttest.Changes[0], and returns
+// its exit code and output. viaDaemon, when not nil, is called with the
+// config file once the current export is written, and returns the
+// command's further arguments (-web.url); the command then has the API
+// token "test-token".
+func runImpactCommand(t *testing.T, w *impacttest.World, psaYAML string, viaDaemon func(cfgFile string) []string) (code int, stdout, stderr string) {
 	t.Helper()
 	dir := t.TempDir()
 	planFile := filepath.Join(dir, "plan.json")
@@ -191,9 +251,14 @@ psa:
 		if err := os.WriteFile(filepath.Join(dir, "current-export.json"), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
+		args := []string{"plan", "-config.file", cfgFile, "-terraform-plan", planFile, "-format", "markdown"}
+		getenv := func(string) string { return "" }
+		if viaDaemon != nil {
+			args = append(args, viaDaemon(cfgFile)...)
+			getenv = func(k string) string { return map[string]string{"PSA_SYNCD_API_TOKEN": "test-token"}[k] }
+		}
 		var out, errOut bytes.Buffer
-		code = run(t.Context(), []string{"plan", "-config.file", cfgFile, "-terraform-plan", planFile, "-format", "markdown"}, &out, &errOut,
-			func(string) string { return "" })
+		code = run(t.Context(), args, &out, &errOut, getenv)
 		stdout, stderr = out.String(), errOut.String()
 	})
 	return code, stdout, stderr

@@ -376,6 +376,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		AllowRestore:    allowRestore,
 		ListenAddress:   listenAddress,
 		Check:           checker(cf.configFile, logger),
+		Impact:          impacter(logger),
 		// The running daemon says which export fields it reads beside a
 		// file or S3 store's export, for the provider's plan.
 		PublishExportFields: true,

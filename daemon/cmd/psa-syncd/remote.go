@@ -31,9 +31,9 @@ type remoteFlags struct {
 	// local has the TLS flags apply without -web.url too, to the read of
 	// the export from localDaemon (check).
 	local bool
-	// localWith is the flag with which the TLS flags apply to that read
-	// instead of to -web.url's requests, "" for none: -terraform-plan
-	// (plan), which client is not called with.
+	// localWith is the flag with which, without -web.url, the TLS flags
+	// apply to that read instead of to -web.url's requests, "" for none:
+	// -terraform-plan (plan).
 	localWith string
 	// fs is the command's flag set, to tell which flags were given.
 	fs *flag.FlagSet
@@ -49,7 +49,7 @@ func (r *remoteFlags) register(fs *flag.FlagSet) {
 	case r.local:
 		r.tls.registerFor(fs, "an https:// -web.url (without it:\n"+strings.Replace(localDaemon, "\n", " ", 1)+")")
 	case r.localWith != "":
-		r.tls.registerFor(fs, "an https:// -web.url (with "+r.localWith+":\n"+strings.Replace(localDaemon, "\n", " ", 1)+")")
+		r.tls.registerFor(fs, "an https:// -web.url (with "+r.localWith+" and no -web.url:\n"+strings.Replace(localDaemon, "\n", " ", 1)+")")
 	default:
 		r.tls.register(fs)
 	}
