@@ -28,7 +28,8 @@ import (
 //
 // The time a request was held is the sum of the probes' waits (they follow
 // one another, from each refusal to the next probe), not read off a clock,
-// which keeps it exact with a test's sleep function.
+// which keeps it exact with a test's sleep function; less, for a request
+// that came while a wait ran, the part of it that had run (see position).
 //
 // The zero Throttle holds a request back for ever while the PSA refuses
 // it; MaxHeld bounds that. A Throttle is safe for concurrent use.
@@ -70,8 +71,10 @@ type Throttle struct {
 	// changed is closed, and replaced, when the probe is answered or gives
 	// up.
 	changed chan struct{}
-	// slept is the waits of every probe so far, over the client's life.
-	slept time.Duration
+	// slept is the waits of every probe so far, over the client's life;
+	// counted is set once it holds the current wait.
+	slept   time.Duration
+	counted bool
 	// epoch counts the ends of a throttle: a refusal of a request sent in
 	// an earlier epoch is stale, and does not start a new throttle.
 	epoch uint64
@@ -81,7 +84,8 @@ type Throttle struct {
 // attempts. Its zero value is a request not yet sent.
 type Ticket struct {
 	// met is set once the request was refused or held back; from is
-	// throttle.slept then.
+	// throttle.slept then, or its position for a request that came while
+	// a wait ran.
 	met  bool
 	from time.Duration
 	// probe is set while the request's attempt is the throttle's probe.
@@ -112,9 +116,9 @@ func (t *Throttle) Enter(ctx context.Context, tk *Ticket, sleep func(context.Con
 			return nil
 		}
 		if !tk.met {
-			tk.met, tk.from = true, t.slept
+			tk.met, tk.from = true, t.position()
 		}
-		if held := t.slept - tk.from; t.MaxHeld > 0 && held >= t.MaxHeld && t.last != nil {
+		if held := t.held(tk); t.MaxHeld > 0 && held >= t.MaxHeld && t.last != nil {
 			err := WaitedFor(t.last, held)
 			t.mu.Unlock()
 			return &HeldTooLongError{Err: err}
@@ -126,7 +130,9 @@ func (t *Throttle) Enter(ctx context.Context, tk *Ticket, sleep func(context.Con
 			var d time.Duration
 			if !t.served {
 				d = max(t.wait-t.clock().Sub(t.refusedAt), 0)
-				t.slept += t.wait
+				if !t.counted {
+					t.slept, t.counted = t.slept+t.wait, true
+				}
 			}
 			t.mu.Unlock()
 			if d > 0 {
@@ -193,21 +199,21 @@ func (t *Throttle) Answered(tk *Ticket, status int, rl *psa.RateLimitError, next
 		t.endProbe()
 	case tk.probe:
 		t.refusals++
-		t.wait, t.refusedAt, t.last, t.served = waitAfter(rl, t.refusals, next), t.clock(), rl, false
+		t.wait, t.refusedAt, t.last, t.served, t.counted = waitAfter(rl, t.refusals, next), t.clock(), rl, false, false
 		t.endProbe()
 	case rl == nil, tk.epoch != t.epoch:
 		// A request sent before the throttle, or before it ended, says
 		// nothing of the PSA now.
 	case t.refusals == 0:
 		t.refusals = 1
-		t.wait, t.refusedAt, t.last, t.served = waitAfter(rl, 1, next), t.clock(), rl, false
+		t.wait, t.refusedAt, t.last, t.served, t.counted = waitAfter(rl, 1, next), t.clock(), rl, false, false
 		return true
 	default:
 		// One of the requests in flight when the throttle began: its
 		// Retry-After may only lengthen the wait.
 		now := t.clock()
 		if d := waitAfter(rl, 0, next); now.Add(d).After(t.refusedAt.Add(t.wait)) {
-			t.wait, t.refusedAt, t.served = d, now, false
+			t.wait, t.refusedAt, t.served, t.counted = d, now, false, false
 		}
 		t.last = rl
 	}
@@ -238,7 +244,26 @@ func (t *Throttle) Held(tk *Ticket) time.Duration {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.slept - tk.from
+	return t.held(tk)
+}
+
+// held is how long tk's request has been held back or refused. t.mu is
+// held.
+func (t *Throttle) held(tk *Ticket) time.Duration {
+	return max(t.position()-tk.from, 0)
+}
+
+// position is the time held that the throttle has counted now: slept, and
+// the part of the current wait that has run on its clock until a probe
+// counts the whole wait. A request that comes while a wait runs starts
+// from it: it is held only for what is left of the wait, which is what
+// its probe sleeps, where it counted the whole wait and reached MaxHeld
+// early. t.mu is held.
+func (t *Throttle) position() time.Duration {
+	if t.refusals == 0 || t.counted {
+		return t.slept
+	}
+	return t.slept + min(max(t.clock().Sub(t.refusedAt), 0), t.wait)
 }
 
 // noAnswer reports whether an answer of HTTP status status, not a

@@ -25,7 +25,9 @@ func (s *sleeps) sleep(_ context.Context, d time.Duration) error {
 // the probe after five minutes.
 func TestThrottle_heldTooLongNotSent(t *testing.T) {
 	t.Parallel()
-	th := Throttle{MaxHeld: 5 * time.Minute}
+	// The clock stands still, as the sleep function returns at once.
+	stopped := time.Date(2026, time.November, 16, 8, 0, 0, 0, time.UTC)
+	th := Throttle{MaxHeld: 5 * time.Minute, Now: func() time.Time { return stopped }}
 	var waits sleeps
 	next := func(int) time.Duration { return time.Second }
 	rl := &psa.RateLimitError{System: psa.SystemConnectWise, RetryAfter: time.Minute}
@@ -55,6 +57,41 @@ func TestThrottle_heldTooLongNotSent(t *testing.T) {
 	}
 	if th.probing {
 		t.Error("the throttle is left with a probe that gave up")
+	}
+}
+
+// TestThrottle_heldFromWhenTheRequestCame: a request that comes 4 s into
+// a 10 s wait is sent after the 6 s left (limits4), and is held for those
+// 6 s, not the whole wait: it counted the 4 s before it came too, and so
+// reached MaxHeld, and failed unsent, up to one wait early. The request
+// refused when the wait began is held the whole wait.
+func TestThrottle_heldFromWhenTheRequestCame(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, time.November, 16, 8, 0, 0, 0, time.UTC)
+	th := Throttle{MaxHeld: 5 * time.Minute, Now: func() time.Time { return now }}
+	var waits []time.Duration
+	sleep := func(_ context.Context, d time.Duration) error {
+		waits = append(waits, d)
+		return nil
+	}
+	next := func(int) time.Duration { return time.Second }
+	var refused, came Ticket
+	if err := th.Enter(t.Context(), &refused, sleep); err != nil {
+		t.Fatal(err)
+	}
+	th.Answered(&refused, http.StatusTooManyRequests, &psa.RateLimitError{System: psa.SystemConnectWise, RetryAfter: 10 * time.Second}, next)
+	now = now.Add(4 * time.Second)
+	if err := th.Enter(t.Context(), &came, sleep); err != nil || !came.probe {
+		t.Fatalf("enter 4 s into the wait = %v (probe %v), want the probe", err, came.probe)
+	}
+	if len(waits) != 1 || waits[0] != 6*time.Second {
+		t.Fatalf("waits %v, want [6s]", waits)
+	}
+	if got := th.Held(&came); got != 6*time.Second {
+		t.Errorf("the request that came 4 s into the wait was held %s, want 6s", got)
+	}
+	if got := th.Held(&refused); got != 10*time.Second {
+		t.Errorf("the refused request was held %s, want 10s", got)
 	}
 }
 
