@@ -69,19 +69,15 @@ func TestThrottle_heldFromWhenTheRequestCame(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, time.November, 16, 8, 0, 0, 0, time.UTC)
 	th := Throttle{MaxHeld: 5 * time.Minute, Now: func() time.Time { return now }}
-	var waits []time.Duration
-	sleep := func(_ context.Context, d time.Duration) error {
-		waits = append(waits, d)
-		return nil
-	}
+	var waits sleeps
 	next := func(int) time.Duration { return time.Second }
 	var refused, came Ticket
-	if err := th.Enter(t.Context(), &refused, sleep); err != nil {
+	if err := th.Enter(t.Context(), &refused, waits.sleep); err != nil {
 		t.Fatal(err)
 	}
 	th.Answered(&refused, http.StatusTooManyRequests, &psa.RateLimitError{System: psa.SystemConnectWise, RetryAfter: 10 * time.Second}, next)
 	now = now.Add(4 * time.Second)
-	if err := th.Enter(t.Context(), &came, sleep); err != nil || !came.probe {
+	if err := th.Enter(t.Context(), &came, waits.sleep); err != nil || !came.probe {
 		t.Fatalf("enter 4 s into the wait = %v (probe %v), want the probe", err, came.probe)
 	}
 	if len(waits) != 1 || waits[0] != 6*time.Second {
