@@ -1408,8 +1408,10 @@ func (d *Daemon) startRestored() error {
 // some customer with usage sync on. all is true when the whole pass is
 // held: the PSA's quantities are known only from the ledger (Kaseya BMS).
 // Autotask and ConnectWise PSA passes read the quantities from the PSA, so
-// only the lines they would add are held (PassOptions.AddsHeld): an add the
-// copy lost, which the read does not show, would be added again.
+// only the lines they would add, and Autotask's adjustments, are held
+// (PassOptions.AddsHeld): an add the copy lost, which the read does not
+// show, would be added again, and an adjustment computed from a read from
+// before a write the copy lost would apply that write again.
 func (d *Daemon) usageWritesHeld(doc *export.Document) (held *restoredError, all bool, err error) {
 	if !slices.ContainsFunc(doc.CustomerMappings, func(c export.CustomerMapping) bool { return c.UsageSync }) {
 		return nil, false, nil

@@ -399,10 +399,14 @@ type PassOptions struct {
 	// state database is a restored copy no operator confirmed: an add whose
 	// answer was lost just before the copy's last transaction is in neither
 	// its ledger nor its intents, and a read that cannot see it (a security
-	// role, a cache) would have it added a second time. Changes of lines
-	// the read shows set absolute quantities (a ConnectWise PATCH) or
-	// differences from what the read shows (an Autotask adjustment) and go
-	// on.
+	// role, a cache) would have it added a second time. On Autotask, whose
+	// writes are adjustments by the difference from the read
+	// (writesDeltas), every change fails with it too: the copy's ledger
+	// lacks the writes made since it was taken, so a read from before one
+	// of them (a cache) is not told stale (Engine.staleRead), and the
+	// adjustment would apply that write a second time. Changes of lines
+	// the read shows on ConnectWise PSA set absolute quantities (a PATCH)
+	// and go on.
 	AddsHeld error
 
 	// planOnly is set by Plan, which changes no state (not even the
@@ -1445,6 +1449,12 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 				}
 				if err := e.staleRead(c, o, cp.period, entries); err != nil {
 					cp.fail(i, err, c)
+					continue
+				}
+				if o.AddsHeld != nil && c.Action == ActionUpdate {
+					cp.fail(i, fmt.Errorf("%s service %s on contract %s is not adjusted until the restore is confirmed "+
+						"(an adjustment adds the difference from the read, and a read from before a write the copy no longer records, a cache serving an old page, would have that write applied a second time): %w",
+						systemName(e.be.System()), c.ServiceID, c.ContractID, o.AddsHeld), c)
 					continue
 				}
 			}

@@ -3,6 +3,7 @@ package usage
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -57,10 +58,20 @@ func TestEngineSystems_addsHeldOnRestoredState(t *testing.T) {
 			res := h.sync(PassOptions{AddsHeld: restored})
 
 			h.wantUnits(h.contractA, h.svcIntercept, 40)
-			h.wantUnits(h.contractA, h.svcMDR, 12)
-			h.wantUnits(h.contractB, h.svcIntercept, 7)
-			if res.Run.Updated != 2 || res.Run.Failed != 1 {
-				t.Errorf("run = %+v, want 2 updated and the hidden line failed", res.Run)
+			if sys == psa.SystemAutotask {
+				// Every Autotask adjustment is held too
+				// (TestEngineAutotask_adjustmentsHeldOnRestoredState).
+				h.wantUnits(h.contractA, h.svcMDR, 10)
+				h.wantUnits(h.contractB, h.svcIntercept, 5)
+				if res.Run.Updated != 0 || res.Run.Failed != 3 {
+					t.Errorf("run = %+v, want every line failed", res.Run)
+				}
+			} else {
+				h.wantUnits(h.contractA, h.svcMDR, 12)
+				h.wantUnits(h.contractB, h.svcIntercept, 7)
+				if res.Run.Updated != 2 || res.Run.Failed != 1 {
+					t.Errorf("run = %+v, want 2 updated and the hidden line failed", res.Run)
+				}
 			}
 			if sys == psa.SystemConnectWise {
 				if adds := h.sim.ConnectWise().Additions(mustParse(t, h.contractA)); len(adds) != 2 {
@@ -72,5 +83,71 @@ func TestEngineSystems_addsHeldOnRestoredState(t *testing.T) {
 				t.Errorf("hidden line's change = %+v, want failed with the refusal", c)
 			}
 		})
+	}
+}
+
+// staleLine answers the reads with one line at an older quantity, as a
+// cache or proxy serving a page from before psa-syncd's last write does.
+type staleLine struct {
+	psa.Backend
+	key   psa.LineKey
+	units int64
+}
+
+func (b *staleLine) ReadLines(ctx context.Context, contractIDs []string, asOf time.Time) ([]psa.ContractLine, error) {
+	lines, err := b.Backend.ReadLines(ctx, contractIDs, asOf)
+	for i, l := range lines {
+		if l.ContractID == b.key.ContractID && l.ServiceID == b.key.ServiceID {
+			lines[i].Quantity = b.units
+		}
+	}
+	return lines, err
+}
+
+// TestEngineAutotask_adjustmentsHeldOnRestoredState: an Autotask write is
+// an adjustment by the difference between the wanted quantity and the
+// read. On a state database restored from a copy taken before psa-syncd's
+// last write (40 to 45), whose ledger's entry in force is the one before
+// it (0 to 40), a read from before that write (40, a cache) does not look
+// stale (Engine.staleRead compares it with the entry's 0), and the pass
+// adjusted the line by +10 onto the 45 it bills: 55 for a usage of 50. No
+// Autotask adjustment is made while the restore is unconfirmed
+// (PassOptions.AddsHeld): the line fails with the refusal, and so does
+// any other Autotask line to adjust, since a copy cannot tell which of its
+// reads are stale. (audit-doubles5, not fixed 3.)
+func TestEngineAutotask_adjustmentsHeldOnRestoredState(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	h.pol.MaxIncreasePercent = 0
+	h.firstPass(2, "cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,5")
+	dir := t.TempDir()
+	if err := h.db.Backup(filepath.Join(dir, state.FileName)); err != nil {
+		t.Fatal(err)
+	}
+	h.writeUsage("cust-a,Acme,CIXA-MSP,45", "cust-b,Globex,CIXA-MSP,5")
+	if res := h.sync(PassOptions{}); res.Run.Updated != 1 {
+		t.Fatalf("second pass = %+v, want Acme's line set to 45", res.Run)
+	}
+
+	db, err := state.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	h.db = db
+	h.be = &staleLine{Backend: h.be, key: psa.LineKey{ContractID: h.contractA, ServiceID: h.svcIntercept}, units: 40}
+	h.writeUsage("cust-a,Acme,CIXA-MSP,50", "cust-b,Globex,CIXA-MSP,7")
+	restored := errors.New("daemon: writes are held: the state database is a backup taken at 2026-11-20T02:00:00Z and restored")
+	res := h.sync(PassOptions{AddsHeld: restored})
+
+	h.wantUnits(h.contractA, h.svcIntercept, 45)
+	h.wantUnits(h.contractB, h.svcIntercept, 5)
+	if res.Run.Updated != 0 || res.Run.Failed != 2 {
+		t.Errorf("run = %+v, want both adjustments failed", res.Run)
+	}
+	for _, c := range res.Plan.Changes {
+		if c.Action != ActionFailed || !strings.Contains(c.Reason, restored.Error()) || !strings.Contains(c.Reason, "not adjusted until the restore is confirmed") {
+			t.Errorf("change = %+v, want failed with the refusal", c)
+		}
 	}
 }

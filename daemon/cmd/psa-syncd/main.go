@@ -413,9 +413,10 @@ const allowEmptyHelp = "Let passes write although the state database holds no le
 const allowRestoreHelp = "Confirm, once, that the state database restored from a backup (psa-syncd backup, GET /api/v1/backup;\n" +
 	"with PostgreSQL, pg_restore of a pg_dump, or a server on a new timeline: a point-in-time recovery, a promoted\n" +
 	"replica, a failover) may be\n" +
-	"written to: until then passes that write are refused (Autotask and ConnectWise PSA passes add no line), since\n" +
-	"its ledger and ticket records lack what psa-syncd wrote after the backup. First check the lines posted since\n" +
-	"the backup in Kaseya BMS (psa-syncd ledger), or that the lines the refusal names are missing in the PSA."
+	"written to: until then passes that write are refused (Autotask passes adjust no line, ConnectWise PSA passes\n" +
+	"add none), since its ledger and ticket records lack what psa-syncd wrote after the backup. First check the\n" +
+	"lines posted since the backup in Kaseya BMS (psa-syncd ledger), or that the lines the refusal names are\n" +
+	"missing in the PSA (in Autotask, their quantities)."
 
 // newRegistry returns the daemon's registry with the Go and process
 // collectors; package daemon adds its own metrics and build info.
