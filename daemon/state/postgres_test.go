@@ -978,3 +978,73 @@ func TestRestoredBackup_postgresPromotedCopy(t *testing.T) {
 		t.Errorf("opened again after ConfirmRestore: RestoredBackup = %v, %v; want unmarked", marked, err)
 	}
 }
+
+// TestRestoredBackup_postgresFailoverLostNothing: a server promoted after
+// psa-syncd's last commit (a failover to a standby that had received
+// every write) is on a new timeline too, but its history says the old
+// timeline ended at or after the WAL position psa-syncd recorded after
+// that commit (kept in the state directory by Close): it is not held, and
+// its timeline becomes the database's own. A copy promoted from before
+// the last commit ended the old timeline before that position, and is
+// held as before. (audit-doubles4, not fixed 3.)
+func TestRestoredBackup_postgresFailoverLostNothing(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		writeAfter  bool // a commit on the old primary after the copy is taken
+		wantRestore bool
+	}{
+		{name: "promotedAfterTheLastWrite"},
+		{name: "promotedFromBeforeTheLastWrite", writeAfter: true, wantRestore: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			live := pgtest.New(t)
+			url, err := live.CreateDatabase(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			db := openConfig(t, Config{Driver: DriverPostgres, URL: url, Path: dir})
+			started := time.Date(2026, time.November, 21, 10, 0, 0, 0, time.UTC)
+			r, err := db.BeginRun(Run{Trigger: "schedule", Started: started, Result: RunRunning})
+			if err != nil {
+				t.Fatal(err)
+			}
+			intent := func(created time.Time) {
+				t.Helper()
+				if _, err := db.OpenIntent(Intent{RunID: r.ID, System: "kaseyabms", Source: "file", CustomerID: "cust-a", ContractID: "2001", ServiceID: "300",
+					After: 42, EffectiveDate: time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC), Created: created}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			copied := started.Add(time.Minute)
+			intent(copied)
+			var cp *pgtest.Cluster
+			if tc.writeAfter {
+				cp = live.PromotedCopy(t)
+				intent(started.Add(2 * time.Minute))
+			}
+			closeDB(t, db)
+			if !tc.writeAfter {
+				cp = live.PromotedCopy(t)
+			}
+
+			var log bytes.Buffer
+			name := url[strings.LastIndex(url, "/")+1 : strings.Index(url, "?")]
+			cdb := openConfig(t, Config{Driver: DriverPostgres, URL: cp.URL(name), Path: dir, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+			defer closeDB(t, cdb)
+			at, marked, err := cdb.RestoredBackup()
+			if err != nil || marked != tc.wantRestore || (marked && !at.Equal(copied)) {
+				t.Fatalf("the promoted server: RestoredBackup = %v, %v, %v; want marked %v (at %v)", at, marked, err, tc.wantRestore, copied)
+			}
+			rec, cur, err := cdb.Timelines()
+			if err != nil || cur != "2" || (rec == "2") == tc.wantRestore {
+				t.Errorf("Timelines = %q, %q, %v; want the current 2, recorded as the database's own: %v", rec, cur, err, !tc.wantRestore)
+			}
+			if got := strings.Contains(log.String(), "a failover that lost nothing"); got == tc.wantRestore {
+				t.Errorf("log = %q; want the failover logged: %v", log.String(), !tc.wantRestore)
+			}
+		})
+	}
+}
