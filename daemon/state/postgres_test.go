@@ -921,6 +921,25 @@ func TestRestoredBackup_postgresDumpRestored(t *testing.T) {
 	}
 }
 
+// kaseyaIntents begins a run in db and returns its start and a function
+// that opens an intent of it (a Kaseya BMS line) created at a given time:
+// the writes whose copies the promotion tests compare.
+func kaseyaIntents(t *testing.T, db *DB) (started time.Time, intent func(created time.Time)) {
+	t.Helper()
+	started = time.Date(2026, time.November, 21, 10, 0, 0, 0, time.UTC)
+	r, err := db.BeginRun(Run{Trigger: "schedule", Started: started, Result: RunRunning})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return started, func(created time.Time) {
+		t.Helper()
+		if _, err := db.OpenIntent(Intent{RunID: r.ID, System: "kaseyabms", Source: "file", CustomerID: "cust-a", ContractID: "2001", ServiceID: "300",
+			After: 42, EffectiveDate: time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC), Created: created}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestRestoredBackup_postgresPromotedCopy: a physical copy of a PostgreSQL
 // state database (a replica promoted after it missed the last commits, a
 // point-in-time recovery) keeps the meta table's OID, but runs on a new
@@ -936,18 +955,7 @@ func TestRestoredBackup_postgresPromotedCopy(t *testing.T) {
 	}
 	db := openConfig(t, Config{Driver: DriverPostgres, URL: url})
 	defer closeDB(t, db)
-	started := time.Date(2026, time.November, 21, 10, 0, 0, 0, time.UTC)
-	r, err := db.BeginRun(Run{Trigger: "schedule", Started: started, Result: RunRunning})
-	if err != nil {
-		t.Fatal(err)
-	}
-	intent := func(created time.Time) {
-		t.Helper()
-		if _, err := db.OpenIntent(Intent{RunID: r.ID, System: "kaseyabms", Source: "file", CustomerID: "cust-a", ContractID: "2001", ServiceID: "300",
-			After: 42, EffectiveDate: time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC), Created: created}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	started, intent := kaseyaIntents(t, db)
 	copied := started.Add(time.Minute)
 	intent(copied)
 	cp := live.PromotedCopy(t)
@@ -1006,18 +1014,7 @@ func TestRestoredBackup_postgresFailoverLostNothing(t *testing.T) {
 			}
 			dir := t.TempDir()
 			db := openConfig(t, Config{Driver: DriverPostgres, URL: url, Path: dir})
-			started := time.Date(2026, time.November, 21, 10, 0, 0, 0, time.UTC)
-			r, err := db.BeginRun(Run{Trigger: "schedule", Started: started, Result: RunRunning})
-			if err != nil {
-				t.Fatal(err)
-			}
-			intent := func(created time.Time) {
-				t.Helper()
-				if _, err := db.OpenIntent(Intent{RunID: r.ID, System: "kaseyabms", Source: "file", CustomerID: "cust-a", ContractID: "2001", ServiceID: "300",
-					After: 42, EffectiveDate: time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC), Created: created}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			started, intent := kaseyaIntents(t, db)
 			copied := started.Add(time.Minute)
 			intent(copied)
 			var cp *pgtest.Cluster
