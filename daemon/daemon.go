@@ -1343,7 +1343,7 @@ func (e *restoredError) Error() string {
 	}
 	if e.timeline[0] != "" {
 		what = fmt.Sprintf("on PostgreSQL timeline %s, not %s where psa-syncd wrote it: a copy (a point-in-time recovery, a restored base backup, "+
-			"a promoted replica; a failover, unless psa-syncd could tell that the standby had its last commit) whose last recorded write is at %s",
+			"a promoted replica; a failover to a synchronous standby, which lost nothing, starts a new timeline too) whose last recorded write is at %s",
 			e.timeline[1], e.timeline[0], e.taken.UTC().Format(time.RFC3339))
 	}
 	return fmt.Sprintf("daemon: writes are held: the state database is %s, so its ledger and ticket "+

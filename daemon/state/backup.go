@@ -250,10 +250,8 @@ func (db *DB) recordTableOID(ctx context.Context) error {
 // promoted (its last transactions may never have reached it). A server on
 // another timeline than the recorded one is a restored copy for
 // RestoredBackup until an operator confirms it (ConfirmRestore). A
-// failover to a standby that had every commit starts a new timeline too:
-// it is told apart, and its timeline recorded, only where the WAL
-// position after psa-syncd's last commit is known and the role may read
-// the timeline's history (DB.lostNothing).
+// planned failover to a synchronous standby, which lost nothing, starts a
+// new timeline too, and is not told apart.
 const metaTimeline = "pg_timeline"
 
 // timeline returns the timeline of the PostgreSQL server the database is
@@ -356,23 +354,6 @@ func (db *DB) restoredDump(ctx context.Context) (time.Time, bool, error) {
 			return time.Time{}, false, err
 		}
 		moved = ok && tl != recorded.String
-		if moved && (!differs.Valid || !differs.Bool) && !db.cfg.ReadOnly {
-			sw, kept, err := db.lostNothing(ctx, recorded.String, tl)
-			if err != nil {
-				return time.Time{}, false, err
-			}
-			if kept {
-				// A failover that lost nothing: the new timeline is
-				// the database's own.
-				_, err := db.sql.ExecContext(ctx, `UPDATE meta SET value = $2 WHERE key = $1`, metaTimeline, tl)
-				if err != nil {
-					return time.Time{}, false, db.wrap("recording the server's new timeline", err)
-				}
-				db.logger().Info("The PostgreSQL server is on a new timeline that holds every commit psa-syncd made: a failover that lost nothing; writes go on",
-					"database", db.path, "timeline", tl, "previous_timeline", recorded.String, "previous_timeline_end", sw)
-				moved = false
-			}
-		}
 	}
 	if !moved && (!differs.Valid || !differs.Bool) {
 		return time.Time{}, false, nil

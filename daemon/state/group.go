@@ -510,11 +510,9 @@ func (db *DB) commitTimedOut() string {
 // commit commits tx and counts it.
 func (db *DB) commit(tx *sql.Tx) error {
 	if err := tx.Commit(); err != nil {
-		db.afterCommit(false)
 		return err
 	}
 	db.commits.Add(1)
-	db.afterCommit(true)
 	return nil
 }
 

@@ -90,10 +90,6 @@ func openPostgres(ctx context.Context, cfg Config) (*DB, error) {
 		_ = sdb.Close()
 		return nil, err
 	}
-	if err := db.loadPosition(); err != nil {
-		_ = sdb.Close()
-		return nil, err
-	}
 	if cfg.Path != "" {
 		bolt := sqliteFile(cfg.Path)
 		if kind, err := inspectFile(bolt); err == nil && kind == fileBolt {

@@ -186,12 +186,7 @@ type DB struct {
 	// writes then need the lock.
 	fenced  bool
 	fenceMu sync.Mutex
-	// pos is the WAL position after the last commit (PostgreSQL;
-	// afterCommit), posKnown false when none is known. Under posMu.
-	posMu    sync.Mutex
-	pos      walPosition
-	posKnown bool
-	fence    *sql.Conn
+	fence   *sql.Conn
 	// fenceSession names fence's server session, so that it can be looked
 	// at through the pool while a statement holds fence (see vouch and
 	// cancelAfter). Set and read under fenceMu.
@@ -391,7 +386,6 @@ func (db *DB) Driver() string { return db.cfg.Driver }
 // error includes those of deferred writes not yet reported by Flush.
 func (db *DB) Close() error {
 	deferred := errors.Join(db.group.close(), db.writes.close())
-	db.savePosition()
 	db.fenceMu.Lock()
 	if db.fence != nil {
 		discard(db.fence)
