@@ -1547,6 +1547,11 @@ func (d *Daemon) armSettleAt(at time.Time, customers []string) {
 // until then.
 func (d *Daemon) OpenIntents() ([]state.Intent, error) { return d.db.OpenIntents() }
 
+// TicketIntents returns the ticket creates whose outcome is not settled
+// yet: a ticket pass adopts one its search by reference finds, and one it
+// cannot check that way waits for an operator (ReleaseTicketCreate).
+func (d *Daemon) TicketIntents() ([]tickets.Record, error) { return d.db.TicketIntents() }
+
 // ResolveIntent records an operator's answer for an open intent that
 // reading the PSA cannot settle (see Engine.ResolveIntent): posted closes
 // it as done and the change goes to the ledger; not posted closes it as

@@ -125,6 +125,7 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //	POST /api/v1/intents/{id}/resolve  an operator's answer {"posted": true|false, "note": "..."} (bearer token)
 //	POST /api/v1/periods/{period}/set-by-hand  record that the quantities of the month that has ended were set
 //	                            in the PSA by hand, {"note": "..."} (bearer token); 200 {"run": ...}
+//	GET  /api/v1/tickets/intents  ticket creates whose outcome is not settled yet (a search that cannot be checked: awaiting an operator)
 //	POST /api/v1/tickets/intents/{ref}/resolve  an operator's answer for a ticket create kept open, {"posted": false, "note": "..."}
 //	                            (bearer token): no ticket of that reference is in the PSA, the next ticket pass files it
 //	POST /api/v1/tickets        run a ticket pass now and answer with its report, optionally {"dry_run": true}, {"forget_other_psa": true} (bearer token;
@@ -180,6 +181,7 @@ func (d *Daemon) Handler() http.Handler {
 	token("POST /api/v1/plan", d.handleFreshPlan)
 	api("GET /api/v1/intents", d.handleIntents)
 	token("POST /api/v1/intents/{id}/resolve", d.requireActive(http.HandlerFunc(d.handleResolve)).ServeHTTP)
+	api("GET /api/v1/tickets/intents", d.handleTicketIntents)
 	token("POST /api/v1/tickets/intents/{ref}/resolve", d.requireActive(http.HandlerFunc(d.handleResolveTicket)).ServeHTTP)
 	token("POST /api/v1/periods/{period}/set-by-hand", d.requireActive(http.HandlerFunc(d.handleSetByHand)).ServeHTTP)
 	token("POST /api/v1/orphans/clear", d.requireActive(http.HandlerFunc(d.handleClearOrphans)).ServeHTTP)
@@ -1568,6 +1570,22 @@ func (d *Daemon) handleResolve(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"intent": NewIntentView(in), "posted": *body.Posted})
 }
 
+func (d *Daemon) handleTicketIntents(w http.ResponseWriter, r *http.Request) {
+	if !knownQuery(w, r) {
+		return
+	}
+	open, err := d.TicketIntents()
+	if err != nil {
+		d.stateFailed(w, "reading open ticket creates", err)
+		return
+	}
+	out := make([]TicketIntentView, 0, len(open))
+	for _, rec := range open {
+		out = append(out, NewTicketIntentView(rec))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tickets": out})
+}
+
 // handleResolveTicket records an operator's answer for a ticket create
 // kept open (Daemon.ReleaseTicketCreate): not posted. posted true is
 // refused: a ticket that is in the PSA is adopted once the search finds
@@ -1632,8 +1650,9 @@ func writeHeldAnswer(w http.ResponseWriter, err error, busy string) bool {
 const NotPostedOnly = "a ticket create is resolved only as not posted: a ticket that is in the PSA is adopted by the next ticket pass " +
 	"once the search by reference finds it (give the API user access to the queue or board it is in); psa-syncd cannot follow a ticket it cannot find"
 
-// TicketIntentView is a ticket create an operator resolved, as the API
-// answers it.
+// TicketIntentView is a ticket create whose outcome is not settled, in GET
+// /api/v1/tickets/intents and `psa-syncd status`, or one an operator
+// resolved, as the API answers it.
 type TicketIntentView struct {
 	Ref        string    `json:"ref"`
 	System     string    `json:"system"`

@@ -1007,8 +1007,9 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 		asJSON   bool
 		exitCode bool
 	)
-	fs := newFlagSet(e, "status", "Print the per-customer sync status and the writes awaiting review, from the state\n"+
-		"database, or from a running daemon's API with -web.url (the daemon holds the database locked).\n"+
+	fs := newFlagSet(e, "status", "Print the per-customer sync status, the writes awaiting review and the open ticket creates (each with\n"+
+		"the resolve command that answers it), from the state database, or from a running daemon's API with -web.url\n"+
+		"(the daemon holds the database locked).\n"+
 		"Without -web.url only state_dir, the state section, the export's settings and psa.system of the config\n"+
 		"file are read (no PSA, source or API secret), so that it runs by hand while psa-syncd is stopped; an\n"+
 		"export of another PSA instance than the one the state database is bound to is refused, as a pass does.\n"+
@@ -1042,6 +1043,7 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 	var (
 		customers []statusRow
 		intents   []daemon.IntentView
+		creates   []daemon.TicketIntentView
 	)
 	if api != nil {
 		q := url.Values{}
@@ -1063,6 +1065,13 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 		if intents, err = fetchIntents(ctx, api); err != nil {
 			return requestFailed(e, err)
 		}
+		var held struct {
+			Tickets []daemon.TicketIntentView `json:"tickets"`
+		}
+		if err := api.get(ctx, "/api/v1/tickets/intents", nil, &held); err != nil {
+			return requestFailed(e, err)
+		}
+		creates = held.Tickets
 	} else {
 		// The state database and the export alone: no PSA, source or
 		// API secret is read, so that status runs by hand while
@@ -1124,6 +1133,14 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 		for _, in := range open {
 			intents = append(intents, daemon.NewIntentView(in))
 		}
+		held, err := db.TicketIntents()
+		if err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 1
+		}
+		for _, r := range held {
+			creates = append(creates, daemon.NewTicketIntentView(r))
+		}
 	}
 	// With -exit-code, a customer listed that failed fails the command:
 	// one of those psa_sync_customers{status="failed"} counts, with usage
@@ -1140,12 +1157,19 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 		if customers == nil {
 			customers = []statusRow{}
 		}
+		if creates == nil {
+			creates = []daemon.TicketIntentView{}
+		}
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(map[string]any{"customers": customers, "intents": intents})
+		_ = enc.Encode(map[string]any{"customers": customers, "intents": intents, "ticket_creates": creates})
 		return done
 	}
-	defer printIntents(e.stdout, intents, resolveCommand(e, &rf))
+	defer func() {
+		resolve := resolveCommand(e, &rf)
+		printIntents(e.stdout, intents, resolve)
+		printTicketCreates(e.stdout, creates, resolve)
+	}()
 	if len(customers) == 0 {
 		switch status {
 		case "failed":

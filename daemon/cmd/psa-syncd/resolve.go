@@ -296,6 +296,28 @@ func printIntents(w io.Writer, intents []daemon.IntentView, resolve string) {
 	}
 }
 
+// printTicketCreates lists the ticket creates whose outcome is not settled,
+// each with the resolve command line that answers it: a ticket pass
+// adopts one its search by reference finds, and holds one that search
+// cannot be trusted for until an operator who found no such ticket in the
+// PSA answers it (the customer's ticket error names those).
+func printTicketCreates(w io.Writer, creates []daemon.TicketIntentView, resolve string) {
+	if len(creates) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nTicket creates whose outcome is not settled (their alerts are not filed again until then):")
+	tw := newTable(w)
+	fmt.Fprintln(tw, "REF\tSYSTEM\tCUSTOMER\tALERT\tSINCE\tWHEN NOT IN THE PSA")
+	for _, c := range creates {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s -ticket %s -not-posted\n", c.Ref, c.System, c.CustomerID, c.AlertKey, fmtTime(c.Created),
+			resolve, c.Ref)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, "The next ticket pass adopts one its search by reference finds. One it does not find, that no other")
+	fmt.Fprintln(w, "ticket of the customer can check the search with, waits: search the PSA for the reference, then give the API")
+	fmt.Fprintln(w, "user access to the ticket's queue or board, or, when no such ticket is there, run the command shown.")
+}
+
 // resolveCommand is the resolve command line that works where status ran:
 // against the daemon status asked, with its URL (without a password it may
 // carry), the API token and the files of its TLS, or on the state database

@@ -260,10 +260,21 @@ func TestRun_resolveTicketNotPosted(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// status lists both open creates, each with the command that answers it.
+	rc, stdout, stderr := runCmd(t, "status", "-config.file", cfg)
+	for _, want := range []string{"Ticket creates whose outcome is not settled", "sc:byhand-alert", ticketsAcme,
+		"psa-syncd resolve -ticket sc:byhand-alert -not-posted", "psa-syncd resolve -ticket sc:api-alert -not-posted"} {
+		if rc != 0 || !strings.Contains(stdout, want) {
+			t.Errorf("status: exit %d, want %q\nstdout: %s\nstderr: %s", rc, want, stdout, stderr)
+		}
+	}
+	if rc, stdout, _ := runCmd(t, "status", "-config.file", cfg, "-json"); rc != 0 || !strings.Contains(stdout, `"ref": "sc:api-alert"`) {
+		t.Errorf("status -json: exit %d, want the ticket creates\n%s", rc, stdout)
+	}
 	if rc, _, stderr := runCmd(t, "resolve", "-config.file", cfg, "-ticket", "sc:byhand-alert", "-posted"); rc != 2 || !strings.Contains(stderr, "-not-posted only") {
 		t.Errorf("resolve -ticket -posted: exit %d, stderr %q; want 2, naming -not-posted", rc, stderr)
 	}
-	rc, stdout, stderr := runCmd(t, "resolve", "-config.file", cfg, "-ticket", "sc:byhand-alert", "-not-posted", "-note", "jane: not in Autotask")
+	rc, stdout, stderr = runCmd(t, "resolve", "-config.file", cfg, "-ticket", "sc:byhand-alert", "-not-posted", "-note", "jane: not in Autotask")
 	if rc != 0 || !strings.Contains(stdout, "Ticket create sc:byhand-alert resolved as not posted") {
 		t.Errorf("resolve -ticket -not-posted: exit %d\nstdout: %s\nstderr: %s", rc, stdout, stderr)
 	}
@@ -286,7 +297,13 @@ func TestRun_resolveTicketNotPosted(t *testing.T) {
 		}
 	}
 
-	web := "-web.url=" + startDaemon(t, cfg)
+	base := startDaemon(t, cfg)
+	web := "-web.url=" + base
+	rc, stdout, stderr = runCmd(t, "status", web, "-web.token-file", tokenFile)
+	if want := "psa-syncd resolve -web.url " + base + " -web.token-file " + tokenFile + " -ticket sc:api-alert -not-posted"; rc != 0 ||
+		!strings.Contains(stdout, want) || strings.Contains(stdout, "sc:byhand-alert") {
+		t.Errorf("status -web.url: exit %d, want only the open create, with %q\nstdout: %s\nstderr: %s", rc, want, stdout, stderr)
+	}
 	rc, stdout, stderr = runCmd(t, "resolve", web, "-web.token-file", tokenFile, "-ticket", "sc:api-alert", "-not-posted")
 	if rc != 0 || !strings.Contains(stdout, "Ticket create sc:api-alert resolved as not posted") {
 		t.Errorf("resolve -web.url -ticket -not-posted: exit %d\nstdout: %s\nstderr: %s", rc, stdout, stderr)
