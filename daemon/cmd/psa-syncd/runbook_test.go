@@ -133,7 +133,7 @@ func TestAlerts_noActiveInstanceRunbookEndsOnlyThisLock(t *testing.T) {
 // read there (systemd credentials under /run/credentials/, a Kubernetes
 // Secret in the pod), so each must ask the daemon. Each is run against a
 // daemon as given, the API token file for the FILE placeholder, and must be
-// understood and answered; one with an ID, N, CODE or YYYY-MM placeholder, left
+// understood and answered; one with an ID, N, CODE, REF or YYYY-MM placeholder, left
 // to the operator, is run with a value for it, and must not be refused for
 // want of the token. A command that needs the token gives -web.token-file:
 // without it the daemon answered 401 "missing bearer token" to an operator
@@ -145,7 +145,7 @@ func TestAlerts_runbookCommandsAskTheDaemon(t *testing.T) {
 	base := startDaemon(t, cfg)
 	command := regexp.MustCompile("`psa-syncd ([^`]*)`")
 	word := regexp.MustCompile(`"[^"]*"|\S+`)
-	placeholder := regexp.MustCompile(`\b(ID|N|CODE|YYYY-MM)\b`)
+	placeholder := regexp.MustCompile(`\b(ID|N|CODE|REF|YYYY-MM)\b`)
 	values := map[string]string{"FILE": tokenFile, "ID": "1", "N": "1", "CODE": "0123456789ab", "YYYY-MM": time.Now().UTC().Format("2006-01")}
 	ran := map[string]bool{}
 	for _, g := range rules.Groups {
