@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // TestCheck_throughDaemonCountsKaseyaBMSCalls: Kaseya BMS allows 1,500
@@ -25,7 +27,8 @@ import (
 // its own, whose calls were counted in memory only: while passes ran, the
 // checks an operator or a probe runs could take an endpoint over the limit
 // unseen. Its calls are in the daemon's count now, as a pass's are, and
-// its requests in psa_sync_api_requests_total.
+// its requests in psa_sync_api_requests_total: as many, endpoint by
+// endpoint, as the simulator got.
 func TestCheck_throughDaemonCountsKaseyaBMSCalls(t *testing.T) {
 	t.Parallel()
 	e := newSystemEnv(t, psa.SystemKaseyaBMS)
@@ -44,7 +47,7 @@ func TestCheck_throughDaemonCountsKaseyaBMSCalls(t *testing.T) {
 	if err := d.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	before, requestsBefore := countedCalls(t, d), requests(t, reg)
+	before := callsNow(t, e.sim.KaseyaBMS(), d, reg)
 
 	req := httptest.NewRequest(http.MethodPost, "/api/v1/check", nil)
 	req.Header.Set("Authorization", "Bearer test-token")
@@ -55,15 +58,7 @@ func TestCheck_throughDaemonCountsKaseyaBMSCalls(t *testing.T) {
 		t.Fatalf("POST /api/v1/check = %d %s; want every test passed", rec.Code, rec.Body.String())
 	}
 
-	after := countedCalls(t, d)
-	if n := requests(t, reg); n <= requestsBefore {
-		t.Errorf("psa_sync_api_requests_total: %v before the check, %v after; want the check's requests counted", requestsBefore, n)
-	}
-	for _, ep := range []string{"/v2/security/authenticate", "/v2/crm/accounts/lookup"} {
-		if after[ep] <= before[ep] {
-			t.Errorf("calls to %s counted in the state database: %d before the check, %d after; want the check's counted (%v)", ep, before[ep], after[ep], after)
-		}
-	}
+	callsNow(t, e.sim.KaseyaBMS(), d, reg).countedAsSent(t, "the check", before)
 }
 
 // countedCalls returns the Kaseya BMS calls per endpoint in the rolling
@@ -115,5 +110,47 @@ func TestCheck_localSaysKaseyaBMSCallsSent(t *testing.T) {
 		if auth == 0 || lookup == 0 || !strings.Contains(stderr.String(), w) {
 			t.Errorf("stderr:\n%s\nwant %q (BMS counted %d sign-ins, %d account lookups)", stderr.String(), w, auth, lookup)
 		}
+	}
+}
+
+// sentAndCounted is, at one time, the calls per endpoint that the Kaseya
+// BMS simulator got in its rolling hour, the daemon's count of them
+// (api_calls) and the daemon's psa_sync_api_requests_total.
+type sentAndCounted struct {
+	sent, counted map[string]int
+	requests      float64
+}
+
+func callsNow(t *testing.T, bms *psatest.KaseyaBMS, d *daemon.Daemon, reg *prometheus.Registry) sentAndCounted {
+	t.Helper()
+	return sentAndCounted{sent: bms.State().Hourly, counted: countedCalls(t, d), requests: requests(t, reg)}
+}
+
+// countedAsSent fails t unless every endpoint's calls that the simulator
+// got since before are the daemon's count of them since before, and its
+// requests in psa_sync_api_requests_total are as many in all.
+func (now sentAndCounted) countedAsSent(t *testing.T, what string, before sentAndCounted) {
+	t.Helper()
+	sent, counted := map[string]int{}, map[string]int{}
+	all := 0
+	for ep, n := range now.sent {
+		if n -= before.sent[ep]; n != 0 {
+			sent[ep] = n
+			all += n
+		}
+	}
+	for ep, n := range now.counted {
+		if n -= before.counted[ep]; n != 0 {
+			counted[ep] = n
+		}
+	}
+	if all == 0 {
+		t.Fatalf("%s: the simulator got no call", what)
+	}
+	if !maps.Equal(sent, counted) {
+		t.Errorf("%s: Kaseya BMS got %v calls per endpoint; the daemon counted %v (api_calls)", what, sent, counted)
+	}
+	if n := now.requests - before.requests; n != float64(all) {
+		t.Errorf("%s: Kaseya BMS got %d requests; psa_sync_api_requests_total counted %v", what, all, n)
 	}
 }

@@ -245,48 +245,6 @@ web:
 	}
 }
 
-// sentAndCounted is, at one time, the calls per endpoint that the Kaseya
-// BMS simulator got in its rolling hour, the daemon's count of them
-// (api_calls) and the daemon's psa_sync_api_requests_total.
-type sentAndCounted struct {
-	sent, counted map[string]int
-	requests      float64
-}
-
-func callsNow(t *testing.T, bms *psatest.KaseyaBMS, d *daemon.Daemon, reg *prometheus.Registry) sentAndCounted {
-	t.Helper()
-	return sentAndCounted{sent: bms.State().Hourly, counted: countedCalls(t, d), requests: requests(t, reg)}
-}
-
-// countedAsSent fails t unless every endpoint's calls that the simulator
-// got since before are the daemon's count of them since before, and its
-// requests in psa_sync_api_requests_total are as many in all.
-func (now sentAndCounted) countedAsSent(t *testing.T, what string, before sentAndCounted) {
-	t.Helper()
-	sent, counted := map[string]int{}, map[string]int{}
-	all := 0
-	for ep, n := range now.sent {
-		if n -= before.sent[ep]; n != 0 {
-			sent[ep] = n
-			all += n
-		}
-	}
-	for ep, n := range now.counted {
-		if n -= before.counted[ep]; n != 0 {
-			counted[ep] = n
-		}
-	}
-	if all == 0 {
-		t.Fatalf("%s: the simulator got no call", what)
-	}
-	if !maps.Equal(sent, counted) {
-		t.Errorf("%s: Kaseya BMS got %v calls per endpoint; the daemon counted %v (api_calls)", what, sent, counted)
-	}
-	if n := now.requests - before.requests; n != float64(all) {
-		t.Errorf("%s: Kaseya BMS got %d requests; psa_sync_api_requests_total counted %v", what, all, n)
-	}
-}
-
 // runImpactCommand runs psa-syncd plan -terraform-plan -format markdown,
 // configured with psaYAML (the psa section's lines, and the sections after
 // it) and w's usage file, on the plan of impacttest.Changes[0], and returns
