@@ -117,9 +117,16 @@ type Totals struct {
 	// ReleasedMonthlyDelta is MonthlyDelta once every held line that an
 	// approval releases (HeldApprovable) is written at its held units
 	// (Held.MonthlyDelta): what the lines bill after `psa-syncd sync
-	// --approve`. Nil when no line is so held, or when a line's delta
-	// either way is unknown.
+	// --approve`. A line held because the customer's line on the contract
+	// it left (previous_contract), or of the service no mapping names any
+	// more (previous_service), still bills counts that line at 0, as its
+	// release asks: each line of the customer's usage is counted once.
+	// Nil when no line is so held, or when a line's delta either way is
+	// unknown.
 	ReleasedMonthlyDelta *float64 `json:"released_monthly_delta,omitempty"`
+	// releasedZeroed is true when ReleasedMonthlyDelta counts a line that
+	// still bills at 0 (leftBy), which the summary says.
+	releasedZeroed bool
 	// HeldMoved is true when a held line lost a product that the proposed
 	// mappings move to another service: until the hold is released, that
 	// product's usage bills on both lines.
@@ -199,6 +206,11 @@ type Line struct {
 	// again: under the current mappings the pass fails the line (the PSA
 	// says the service is inactive) and so leaves it as it is.
 	reactivated bool
+	// zeroedDelta is, on a line psa-syncd stops writing (CurrentSynced,
+	// not ProposedSynced), its monthly delta once it is set to 0: what it
+	// counts for in Totals.ReleasedMonthlyDelta when it is the line that a
+	// previous_contract or previous_service hold waits on (leftBy).
+	zeroedDelta *float64
 }
 
 // Held is a change the pass holds for review instead of writing it.
@@ -474,27 +486,57 @@ func total(lines []Line) Totals {
 	}
 	t.MonthlyDelta = round2(t.MonthlyDelta)
 	if t.HeldApprovable > 0 {
-		t.ReleasedMonthlyDelta = releasedDelta(lines)
+		t.ReleasedMonthlyDelta, t.releasedZeroed = releasedDelta(lines)
 	}
 	return t
 }
 
 // releasedDelta sums the lines' monthly deltas with each held line that an
-// approval releases at its held units (Totals.ReleasedMonthlyDelta), nil
-// when one of them is unknown.
-func releasedDelta(lines []Line) *float64 {
-	var sum float64
+// approval releases at its held units, and each line such a hold waits on
+// at 0 (leftBy), as Totals.ReleasedMonthlyDelta; nil when one of them is
+// unknown. zeroed says whether a line was counted at 0.
+func releasedDelta(lines []Line) (sum *float64, zeroed bool) {
+	var s float64
 	for _, l := range lines {
 		d := l.MonthlyDelta
-		if h := l.ProposedHeld; h != nil && h.Approvable {
+		switch h := l.ProposedHeld; {
+		case h != nil && h.Approvable:
 			d = h.MonthlyDelta
+		case leftBy(lines, l):
+			d, zeroed = l.zeroedDelta, true
 		}
 		if d == nil {
-			return nil
+			return nil, false
 		}
-		sum += *d
+		s += *d
 	}
-	return ptr(round2(sum))
+	return ptr(round2(s)), zeroed
+}
+
+// leftBy reports whether old is a line that an approvable hold of another
+// line waits on: psa-syncd stops writing old, of the same customer, which
+// still bills, on the contract the customer left (previous_contract: the
+// same service on another contract) or of a service no mapping names any
+// more (previous_service: another service). Releasing the hold assumes
+// old is set to 0 (usage.HoldMoved, usage.HoldPreviousService); counted
+// as it is, the customer's usage would count on both lines.
+func leftBy(lines []Line, old Line) bool {
+	if !old.CurrentSynced || old.ProposedSynced {
+		return false
+	}
+	return slices.ContainsFunc(lines, func(l Line) bool {
+		h := l.ProposedHeld
+		if h == nil || !h.Approvable || l.Source != old.Source || l.CustomerID != old.CustomerID {
+			return false
+		}
+		switch h.Hold {
+		case usage.HoldMoved:
+			return l.ServiceID == old.ServiceID && l.ContractID != old.ContractID
+		case usage.HoldPreviousService:
+			return l.ServiceID != old.ServiceID
+		}
+		return false
+	})
 }
 
 // compare holds what comparing the two plans needs.
@@ -712,6 +754,11 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 			if h != nil {
 				h.MonthlyDelta = delta(released, same, monthsBefore, monthsAfter)
 			}
+		}
+		if l.CurrentSynced && !l.ProposedSynced {
+			zeroed := l
+			zeroed.Proposed = ptr(int64(0))
+			l.zeroedDelta = delta(zeroed, false, monthsBefore, monthsAfter)
 		}
 		l.Why = c.why(l, cc, cp, svc, priceChanged)
 		if cycleUnknown {

@@ -114,6 +114,9 @@ func (r *Report) summary() string {
 		// what the lines bill once released, the change the plan is for.
 		if d := r.Totals.ReleasedMonthlyDelta; d != nil && *d != r.Totals.MonthlyDelta {
 			s += fmt.Sprintf(", then %s per month in all", signed(*d))
+			if r.Totals.releasedZeroed {
+				s += " once the lines they wait on (on the contract the customer left, or of the service no mapping names any more) are set to 0"
+			}
 		}
 		switch {
 		case r.Totals.heldContract && movedReleasedByRead(r.System):

@@ -519,6 +519,16 @@ func TestSummary_releasedTotal(t *testing.T) {
 	amount := func(f float64) *float64 { return &f }
 	removed := Line{MonthlyDelta: amount(0), ProposedHeld: &Held{Hold: usage.HoldApproval, Approvable: true, MonthlyDelta: amount(-28.5)}}
 	raised := Line{MonthlyDelta: amount(10)}
+	// A customer moved to another contract: psa-syncd stops writing its
+	// line on the contract it left (27 units at 4.50, kept at 25 now), and
+	// holds the new contract's line until that one is set to 0.
+	left := Line{Source: "sophos", CustomerID: "acme", ContractID: "1", ServiceID: "30", CurrentSynced: true,
+		MonthlyDelta: amount(-9), zeroedDelta: amount(-121.5)}
+	moved := Line{Source: "sophos", CustomerID: "acme", ContractID: "2", ServiceID: "30", CurrentSynced: true, ProposedSynced: true,
+		MonthlyDelta: amount(0), ProposedHeld: &Held{Hold: usage.HoldMoved, Approvable: true, MonthlyDelta: amount(121.5)}}
+	// A product re-pointed from service 30 to 31 on the same contract.
+	repointed := Line{Source: "sophos", CustomerID: "acme", ContractID: "1", ServiceID: "31", CurrentSynced: true, ProposedSynced: true,
+		MonthlyDelta: amount(0), ProposedHeld: &Held{Hold: usage.HoldPreviousService, Approvable: true, MonthlyDelta: amount(135)}}
 	for _, tt := range []struct {
 		name      string
 		lines     []Line
@@ -527,6 +537,11 @@ func TestSummary_releasedTotal(t *testing.T) {
 		{"held removal", []Line{removed, raised}, "+10.00 per month on 2 contract lines (1 up); 1 line is held for review and keeps its current units, as the amounts count them, until `psa-syncd sync --approve`, then -18.50 per month in all", ""},
 		{"unknown once released", []Line{{MonthlyDelta: amount(0), ProposedHeld: &Held{Hold: usage.HoldApproval, Approvable: true}}, raised}, "until `psa-syncd sync --approve`", "per month in all"},
 		{"posted", []Line{{MonthlyDelta: amount(0), ProposedHeld: &Held{Hold: usage.HoldPosted, MonthlyDelta: amount(-28.5)}}, raised}, "no `psa-syncd sync --approve` releases it", "per month in all"},
+		// Counted once: the line left at 0, not billing next to the new one.
+		{"customer moved", []Line{left, moved, raised}, "then +10.00 per month in all once the lines they wait on", "+122.50"},
+		{"product re-pointed", []Line{left, repointed}, "then +13.50 per month in all once the lines they wait on", "+126.00"},
+		{"another customer's line", []Line{{Source: "sophos", CustomerID: "globex", ContractID: "1", ServiceID: "30", CurrentSynced: true,
+			MonthlyDelta: amount(-9), zeroedDelta: amount(-121.5)}, moved}, "then +112.50 per month in all", "once the lines"},
 	} {
 		r := &Report{Lines: tt.lines, Totals: total(tt.lines)}
 		got := r.summary()
