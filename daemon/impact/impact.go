@@ -10,6 +10,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
@@ -322,8 +323,14 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 	be := newReadOnly(base)
 	src := newOnceSource(o.Source, o.SourceName)
 	src.standIn = standInUsage(o.SourceName, current, proposed)
+	logger := o.Logger
+	if logger != nil {
+		// The pass is planned twice, under the current and the proposed
+		// mappings: a warning both plans give is logged once.
+		logger = slog.New(&onceHandler{Handler: logger.Handler(), seen: &sync.Map{}})
+	}
 	eng := usage.NewEngine(usage.EngineOptions{Backend: be, Source: src, State: o.State, Policies: o.Policies,
-		Logger: o.Logger, Location: o.Location, Now: o.Now})
+		Logger: logger, Location: o.Location, Now: o.Now})
 	pass := usage.PassOptions{DryRun: true, Trigger: usage.TriggerCLI}
 	cur, err := eng.Plan(ctx, current, pass)
 	if err != nil {
@@ -537,6 +544,38 @@ func leftBy(lines []Line, old Line) bool {
 		}
 		return false
 	})
+}
+
+// onceHandler drops a log record that one of the same level, message and
+// attributes already passed, as when both of Compute's plans warn that a
+// mapped contract ends (usage.Engine's contract-end check): the report's
+// note says it, and a CI job's log holds it once.
+type onceHandler struct {
+	slog.Handler
+	seen *sync.Map
+	// with is what WithAttrs and WithGroup added, part of each record's key.
+	with string
+}
+
+func (h *onceHandler) Handle(ctx context.Context, r slog.Record) error {
+	var key strings.Builder
+	fmt.Fprintf(&key, "%s|%s|%s", h.with, r.Level, r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&key, "|%s", a)
+		return true
+	})
+	if _, logged := h.seen.LoadOrStore(key.String(), true); logged {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *onceHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &onceHandler{Handler: h.Handler.WithAttrs(attrs), seen: h.seen, with: fmt.Sprintf("%s%v", h.with, attrs)}
+}
+
+func (h *onceHandler) WithGroup(name string) slog.Handler {
+	return &onceHandler{Handler: h.Handler.WithGroup(name), seen: h.seen, with: h.with + "." + name}
 }
 
 // compare holds what comparing the two plans needs.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"net/http"
@@ -1845,4 +1846,30 @@ func offlineReport(t *testing.T, src *file.Source, current *export.Document, pla
 		t.Fatal(err)
 	}
 	return rep
+}
+
+// TestBillingImpact_warnsOnce: the report plans the pass under the current
+// and the proposed mappings; a warning both plans give (a mapped contract
+// ends within the billing month of the effective date or the next, which
+// the report's note says too) is logged once, not once per plan.
+func TestBillingImpact_warnsOnce(t *testing.T) {
+	t.Parallel()
+	w := impacttest.New(t, psa.SystemAutotask)
+	w.SetUsage(t, impacttest.UsageNow)
+	ct, err := w.Backend.GetContract(t.Context(), "29684000")
+	if err != nil {
+		t.Fatalf("GetContract: %v", err)
+	}
+	current := export.New(psa.SystemAutotask, "")
+	current.PutCustomer(export.CustomerMapping{Source: impacttest.SourceName, CustomerID: "acme-tenant", CustomerName: "Acme",
+		CompanyID: ct.CompanyID, ContractID: ct.ID, UsageSync: true})
+	var logs bytes.Buffer
+	o := impact.Options{Backend: w.Backend, Source: w.Source, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	rep, _ := report(t, o, []byte(`{"format_version":"1.2","resource_changes":[]}`), current, impact.FormatMarkdown)
+	if !slices.ContainsFunc(rep.Notes, func(n string) bool { return strings.HasPrefix(n, "Mapped contracts end") }) {
+		t.Errorf("notes = %q, want the contract ending", rep.Notes)
+	}
+	if n := strings.Count(logs.String(), "Mapped contracts end"); n != 1 {
+		t.Errorf("the contract-end warning is logged %d times, want once:\n%s", n, logs.String())
+	}
 }
