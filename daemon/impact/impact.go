@@ -323,11 +323,13 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 	be := newReadOnly(base)
 	src := newOnceSource(o.Source, o.SourceName)
 	src.standIn = standInUsage(o.SourceName, current, proposed)
-	logger := o.Logger
+	// The pass is planned twice, under the current and the proposed
+	// mappings: a warning both plans give is logged once (heldLogs).
+	logger, logs := o.Logger, (*heldLogs)(nil)
 	if logger != nil {
-		// The pass is planned twice, under the current and the proposed
-		// mappings: a warning both plans give is logged once.
-		logger = slog.New(&onceHandler{Handler: logger.Handler(), seen: &sync.Map{}})
+		logs = &heldLogs{holding: true, logged: map[string]bool{}}
+		logger = slog.New(heldHandler{logger.Handler(), logs})
+		defer logs.flush(ctx)
 	}
 	eng := usage.NewEngine(usage.EngineOptions{Backend: be, Source: src, State: o.State, Policies: o.Policies,
 		Logger: logger, Location: o.Location, Now: o.Now})
@@ -337,6 +339,7 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 		return nil, fmt.Errorf("impact: planning under the current mappings: %w", err)
 	}
 	be.activeAfter = tp.activeAfter()
+	logs.stopHolding()
 	prop, err := eng.Plan(ctx, proposed, pass)
 	if err != nil {
 		return nil, fmt.Errorf("impact: planning under the proposed mappings: %w", err)
@@ -546,36 +549,77 @@ func leftBy(lines []Line, old Line) bool {
 	})
 }
 
-// onceHandler drops a log record that one of the same level, message and
-// attributes already passed, as when both of Compute's plans warn that a
-// mapped contract ends (usage.Engine's contract-end check): the report's
-// note says it, and a CI job's log holds it once.
-type onceHandler struct {
-	slog.Handler
-	seen *sync.Map
-	// with is what WithAttrs and WithGroup added, part of each record's key.
-	with string
+// heldLogs holds back what the engine logs, below Error, while Compute plans
+// the pass under the current mappings (holding), and logs it at the end
+// (flush) unless the plan under the proposed mappings logged the same
+// message, with whatever attributes: a warning both plans give (a mapped
+// contract ending, in either) is logged once, as the proposed mappings
+// have it, and the report's note says it too.
+type heldLogs struct {
+	mu      sync.Mutex
+	holding bool
+	held    []heldRecord
+	logged  map[string]bool
 }
 
-func (h *onceHandler) Handle(ctx context.Context, r slog.Record) error {
-	var key strings.Builder
-	fmt.Fprintf(&key, "%s|%s|%s", h.with, r.Level, r.Message)
-	r.Attrs(func(a slog.Attr) bool {
-		fmt.Fprintf(&key, "|%s", a)
-		return true
-	})
-	if _, logged := h.seen.LoadOrStore(key.String(), true); logged {
-		return nil
+type heldRecord struct {
+	h slog.Handler
+	r slog.Record
+}
+
+// stopHolding lets what the engine logs through.
+func (l *heldLogs) stopHolding() {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.holding = false
+}
+
+// flush logs the records held back whose message was not logged since.
+func (l *heldLogs) flush(ctx context.Context) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	held := l.held
+	l.held, l.holding = nil, false
+	l.mu.Unlock()
+	for _, hr := range held {
+		if !l.logged[hr.r.Message] {
+			_ = hr.h.Handle(ctx, hr.r)
+		}
+	}
+}
+
+// heldHandler is a handler whose records of a level below Error go through
+// heldLogs.
+type heldHandler struct {
+	slog.Handler
+	logs *heldLogs
+}
+
+func (h heldHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < slog.LevelError {
+		h.logs.mu.Lock()
+		if h.logs.holding {
+			h.logs.held = append(h.logs.held, heldRecord{h.Handler, r.Clone()})
+			h.logs.mu.Unlock()
+			return nil
+		}
+		h.logs.logged[r.Message] = true
+		h.logs.mu.Unlock()
 	}
 	return h.Handler.Handle(ctx, r)
 }
 
-func (h *onceHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &onceHandler{Handler: h.Handler.WithAttrs(attrs), seen: h.seen, with: fmt.Sprintf("%s%v", h.with, attrs)}
+func (h heldHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return heldHandler{h.Handler.WithAttrs(attrs), h.logs}
 }
 
-func (h *onceHandler) WithGroup(name string) slog.Handler {
-	return &onceHandler{Handler: h.Handler.WithGroup(name), seen: h.seen, with: h.with + "." + name}
+func (h heldHandler) WithGroup(name string) slog.Handler {
+	return heldHandler{h.Handler.WithGroup(name), h.logs}
 }
 
 // compare holds what comparing the two plans needs.

@@ -1849,27 +1849,35 @@ func offlineReport(t *testing.T, src *file.Source, current *export.Document, pla
 }
 
 // TestBillingImpact_warnsOnce: the report plans the pass under the current
-// and the proposed mappings; a warning both plans give (a mapped contract
-// ends within the billing month of the effective date or the next, which
-// the report's note says too) is logged once, not once per plan.
+// and the proposed mappings; a warning both plans give (mapped contracts end
+// within the billing month of the effective date or the next, which the
+// report's note says too) is logged once, as the proposed mappings give it
+// (here one contract of two: Globex's usage sync is switched off), not once
+// per plan.
 func TestBillingImpact_warnsOnce(t *testing.T) {
 	t.Parallel()
 	w := impacttest.New(t, psa.SystemAutotask)
 	w.SetUsage(t, impacttest.UsageNow)
-	ct, err := w.Backend.GetContract(t.Context(), "29684000")
-	if err != nil {
-		t.Fatalf("GetContract: %v", err)
-	}
 	current := export.New(psa.SystemAutotask, "")
-	current.PutCustomer(export.CustomerMapping{Source: impacttest.SourceName, CustomerID: "acme-tenant", CustomerName: "Acme",
-		CompanyID: ct.CompanyID, ContractID: ct.ID, UsageSync: true})
+	for customer, contract := range map[string]string{"acme-tenant": "29684000", "globex-tenant": "29684002"} {
+		ct, err := w.Backend.GetContract(t.Context(), contract)
+		if err != nil {
+			t.Fatalf("GetContract: %v", err)
+		}
+		current.PutCustomer(export.CustomerMapping{Source: impacttest.SourceName, CustomerID: customer, CompanyID: ct.CompanyID, ContractID: ct.ID, UsageSync: true})
+	}
+	globex, _ := current.Customer(impacttest.SourceName, "globex-tenant")
+	planJSON := fmt.Sprintf(`{"format_version":"1.2","resource_changes":[{"address":"psa_customer_mapping.globex","mode":"managed","type":"psa_customer_mapping","name":"globex",
+"change":{"actions":["update"],"before":{"source":%[1]q,"customer_id":"globex-tenant","company_id":%[2]q,"contract_id":%[3]q,"usage_sync":true,"ticket_sync":false},
+"after":{"source":%[1]q,"customer_id":"globex-tenant","company_id":%[2]q,"contract_id":%[3]q,"usage_sync":false,"ticket_sync":false},"after_unknown":{}}}]}`,
+		impacttest.SourceName, globex.CompanyID, globex.ContractID)
 	var logs bytes.Buffer
 	o := impact.Options{Backend: w.Backend, Source: w.Source, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
-	rep, _ := report(t, o, []byte(`{"format_version":"1.2","resource_changes":[]}`), current, impact.FormatMarkdown)
+	rep, _ := report(t, o, []byte(planJSON), current, impact.FormatMarkdown)
 	if !slices.ContainsFunc(rep.Notes, func(n string) bool { return strings.HasPrefix(n, "Mapped contracts end") }) {
 		t.Errorf("notes = %q, want the contract ending", rep.Notes)
 	}
-	if n := strings.Count(logs.String(), "Mapped contracts end"); n != 1 {
-		t.Errorf("the contract-end warning is logged %d times, want once:\n%s", n, logs.String())
+	if n := strings.Count(logs.String(), "Mapped contracts end"); n != 1 || !strings.Contains(logs.String(), "contracts=1 ") {
+		t.Errorf("the contract-end warning is logged %d times, want once, of 1 contract:\n%s", n, logs.String())
 	}
 }
