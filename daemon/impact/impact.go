@@ -261,6 +261,12 @@ type SyncChange struct {
 	// contract lines, set through another customer, not new billing.
 	Replaces   string `json:"replaces,omitempty"`
 	ReplacedBy string `json:"replaced_by,omitempty"`
+	// KeepsBilling, on a customer whose usage sync stops and whose lines no
+	// other customer takes over (usage_sync switched off, or its customer
+	// mapping removed), is the monthly amount its contract lines go on billing at the units they
+	// keep, which no pass updates any more (keptBilling); nil when a
+	// line's amount is unknown.
+	KeepsBilling *float64 `json:"keeps_billing,omitempty"`
 }
 
 // UsageChange is a product or a customer whose usage becomes unmapped or
@@ -1839,17 +1845,40 @@ func (c *compare) usageSync(rep *Report) {
 		case !okC:
 			sc.Why = "new customer mapping"
 		case !okP:
-			sc.Why = "customer mapping removed: its usage becomes unmapped"
+			sc.Why = "customer mapping removed: its usage becomes unmapped, its contract lines keep their quantities"
 		case onP:
 			sc.Why = "usage_sync switched on"
 		default:
 			sc.Why = "usage_sync switched off: its contract lines keep their quantities"
+		}
+		if !onP && by == "" {
+			if sc.KeepsBilling = keptBilling(rep.Lines, cm.Source, cm.CustomerID); sc.KeepsBilling != nil {
+				sc.Why += fmt.Sprintf(" and go on billing %.2f per month, which no pass updates any more", *sc.KeepsBilling)
+			}
 		}
 		rep.UsageSync = append(rep.UsageSync, sc)
 	}
 	slices.SortFunc(rep.UsageSync, func(a, b SyncChange) int {
 		return cmp.Or(strings.Compare(a.Source, b.Source), strings.Compare(a.CustomerID, b.CustomerID))
 	})
+}
+
+// keptBilling is the monthly amount the lines of a customer that psa-syncd
+// stops writing (CurrentSynced, not ProposedSynced) bill at the units they
+// keep (SyncChange.KeepsBilling): each line's delta less its delta once set
+// to 0. Nil when one is unknown.
+func keptBilling(lines []Line, source, customer string) *float64 {
+	var sum float64
+	for _, l := range lines {
+		if l.Source != source || l.CustomerID != customer || l.CurrentCustomerID != "" || !l.CurrentSynced || l.ProposedSynced {
+			continue
+		}
+		if l.MonthlyDelta == nil || l.zeroedDelta == nil {
+			return nil
+		}
+		sum += *l.MonthlyDelta - *l.zeroedDelta
+	}
+	return ptr(round2(sum))
 }
 
 // unmapped lists usage that becomes unmapped or newly billed, that of

@@ -143,6 +143,10 @@ func (r *Report) summary() string {
 	// the other stops and its usage reads as newly billed: the counts
 	// say how many of them are such, the same usage still billed.
 	starts, stops, replacing, replaced := 0, 0, 0, 0
+	// What the lines of the customers whose usage sync stops go on
+	// billing, no longer synced (SyncChange.KeepsBilling); not said when
+	// one's amount is unknown.
+	kept, keptKnown := 0.0, true
 	for _, sc := range r.UsageSync {
 		switch {
 		case sc.Starts:
@@ -154,6 +158,13 @@ func (r *Report) summary() string {
 			stops++
 			if sc.ReplacedBy != "" {
 				replaced++
+			}
+			switch {
+			case sc.ReplacedBy != "":
+			case sc.KeepsBilling != nil:
+				kept += *sc.KeepsBilling
+			default:
+				keptKnown = false
 			}
 		}
 	}
@@ -167,7 +178,12 @@ func (r *Report) summary() string {
 		parts = append(parts, "usage sync starts for "+plural(starts, "customer", "customers")+of(replacing, "replacing another customer on the same contract lines"))
 	}
 	if stops > 0 {
-		parts = append(parts, "usage sync stops for "+plural(stops, "customer", "customers")+of(replaced, "replaced by another customer on the same contract lines"))
+		s := "usage sync stops for " + plural(stops, "customer", "customers") + of(replaced, "replaced by another customer on the same contract lines")
+		if keptKnown && kept != 0 {
+			s += fmt.Sprintf(" (%s on billing %.2f per month at the units they keep, no longer synced)",
+				map[bool]string{true: "its lines go", false: "their lines go"}[stops-replaced == 1], round2(kept))
+		}
+		parts = append(parts, s)
 	}
 	if len(r.Unmapped) > 0 {
 		parts = append(parts, plural(len(r.Unmapped), "usage item becomes", "usage items become")+" unmapped")
