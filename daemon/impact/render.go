@@ -327,11 +327,7 @@ func markdown(r *Report, show []bool) string {
 		}
 		fmt.Fprintf(&b, "\n#### %s\n\n| Kind | Id | Name | Customers | Quantity | Why |\n|---|---|---|--:|--:|---|\n", title)
 		for _, u := range list {
-			customers := ""
-			if u.Kind == "product" {
-				customers = strconv.Itoa(u.Customers)
-			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %d | %s |\n", u.Kind, md(u.ID), md(u.Name), customers, u.Quantity, md(u.Why))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %d | %s |\n", u.Kind, md(u.ID), md(u.Name), usageCustomers(u), u.Quantity, md(u.Why))
 		}
 	}
 	usage("Usage that becomes unmapped (reported, not billed)", r.Unmapped)
@@ -401,9 +397,9 @@ func writeTable(w io.Writer, r *Report) error {
 		}
 		fmt.Fprintf(w, "\n%s\n", s.title)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "KIND\tID\tNAME\tQUANTITY\tWHY")
+		fmt.Fprintln(tw, "KIND\tID\tNAME\tCUSTOMERS\tQUANTITY\tWHY")
 		for _, u := range s.list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", u.Kind, plain(u.ID), plain(u.Name), u.Quantity, plain(u.Why))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", u.Kind, plain(u.ID), plain(u.Name), usageCustomers(u), u.Quantity, plain(u.Why))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -579,4 +575,13 @@ func leftWhy(l usage.OrphanedLine) string {
 		return "no customer mapping names its contract after apply"
 	}
 	return "no product mapping names its service after apply"
+}
+
+// usageCustomers is the customers column of a usage table: how many
+// customers a product's usage is of (empty for a customer's own usage).
+func usageCustomers(u UsageChange) string {
+	if u.Kind != "product" {
+		return ""
+	}
+	return strconv.Itoa(u.Customers)
 }

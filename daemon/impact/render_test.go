@@ -131,3 +131,24 @@ func TestWrite_tableNames(t *testing.T) {
 		t.Errorf("the table report passes a tab, a line break or an escape sequence of a name on:\n%q", out)
 	}
 }
+
+// TestWrite_tableUsageCustomers: the text report's usage tables give a
+// product's customer count, as the Markdown's Customers column does: the
+// "Why" of a newly billed product counts the customers that stay unbilled,
+// which reads only next to the total's.
+func TestWrite_tableUsageCustomers(t *testing.T) {
+	t.Parallel()
+	rep := namedReport("Acme")
+	rep.NewlyBilled = []impact.UsageChange{{Kind: "product", ID: "MDR-MSP", Name: "MDR", Customers: 3, Quantity: 21, Why: "mapped by this plan"}}
+	var buf bytes.Buffer
+	if err := impact.Write(&buf, rep, impact.FormatTable); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []*regexp.Regexp{regexp.MustCompile(`KIND +ID +NAME +CUSTOMERS +QUANTITY +WHY`), regexp.MustCompile(`product +MDR-MSP +MDR +3 +21 +mapped by this plan`),
+		regexp.MustCompile(`customer +evil +Acme +1 +no customer mapping`)} {
+		if !want.MatchString(out) {
+			t.Errorf("table report does not match %s:\n%s", want, out)
+		}
+	}
+}
