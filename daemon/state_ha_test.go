@@ -1246,15 +1246,24 @@ func TestDaemon_takeoverWaitsForUnconfirmedWrites(t *testing.T) {
 	if err := a.BecomeActive(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	passDone := make(chan error, 1)
+	// The pass runs as runActive runs a's passes: stopped once a's check
+	// of its lock finds the lock lost (whileActive ends its context then,
+	// as runActive's stopPasses does).
+	passCtx, stopWatching := a.whileActive(context.WithoutCancel(t.Context()))
+	t.Cleanup(stopWatching)
+	type passEnd struct {
+		res *usage.Result
+		err error
+	}
+	passDone := make(chan passEnd, 1)
 	go func() {
-		_, err := a.SyncOnce(context.WithoutCancel(t.Context()), usage.PassOptions{Trigger: usage.TriggerAPI})
-		passDone <- err
+		res, err := a.SyncOnce(passCtx, usage.PassOptions{Trigger: usage.TriggerAPI})
+		passDone <- passEnd{res, err}
 	}()
 	select {
 	case <-hold.arrived: // the active instance's adjustments are in flight
-	case err := <-passDone:
-		t.Fatalf("the active instance's pass ended before writing: %v", err)
+	case end := <-passDone:
+		t.Fatalf("the active instance's pass ended before writing: %v", end.err)
 	}
 
 	// The active instance loses its lock (its connection is cut) without
@@ -1290,9 +1299,15 @@ func TestDaemon_takeoverWaitsForUnconfirmedWrites(t *testing.T) {
 		t.Fatalf("follow-up pass armed = %t in %v, want in %v", armed != nil, armedWait, usage.DefaultSettleTime)
 	}
 
+	// a's next check of its lock finds it lost, and stops its pass, before
+	// the late writes arrive. Run without that stop, the pass failed only
+	// when it recorded its customer statuses before that check (every
+	// state.lock_interval), through the lock's cut connection; after it,
+	// they went through the pool and the pass succeeded.
+	<-passCtx.Done()
 	release() // the late writes arrive
-	if err := <-passDone; err == nil {
-		t.Error("the pass of the instance that lost its lock succeeded")
+	if end := <-passDone; end.err == nil && !end.res.Run.Interrupted() {
+		t.Errorf("the pass of the instance that lost its lock succeeded: %+v", end.res.Run)
 	}
 	now = now.Add(usage.DefaultSettleTime)
 	armed()
