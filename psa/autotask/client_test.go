@@ -19,6 +19,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/resttest"
 )
 
 const (
@@ -37,18 +38,9 @@ const (
 // V1.0, e.g. "/Companies/1"), and the server URL. Retries do not sleep.
 func setup(t *testing.T, opts ...Option) (client *Client, mux *http.ServeMux, serverURL string) {
 	t.Helper()
-	mux = http.NewServeMux()
-	outer := http.NewServeMux()
-	outer.Handle(apiPath+"/", http.StripPrefix(apiPath, mux))
-	outer.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		t.Errorf("request lost the base path: %s %s", r.Method, r.URL)
-		http.Error(w, "request lost the base path", http.StatusBadRequest)
-	})
-	server := httptest.NewServer(outer)
-	t.Cleanup(server.Close)
-
+	mux, serverURL = resttest.Mount(t, apiPath)
 	base := []Option{
-		WithBaseURL(server.URL + baseURLPath + "/"),
+		WithBaseURL(serverURL + baseURLPath + "/"),
 		WithCredentials(testUser, testSecret, testCode),
 		WithBackoff(time.Millisecond, 2*time.Millisecond),
 	}
@@ -61,39 +53,21 @@ func setup(t *testing.T, opts ...Option) (client *Client, mux *http.ServeMux, se
 	// over.
 	stopped := time.Now()
 	client.throttleNow = func() time.Time { return stopped }
-	return client, mux, server.URL
+	return client, mux, serverURL
 }
 
 // recordSleeps makes c record the waits between retries instead of sleeping.
 func recordSleeps(c *Client) func() []time.Duration {
-	var mu sync.Mutex
-	var waits []time.Duration
-	c.sleep = func(_ context.Context, d time.Duration) error {
-		mu.Lock()
-		defer mu.Unlock()
-		waits = append(waits, d)
-		return nil
-	}
-	return func() []time.Duration {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]time.Duration(nil), waits...)
-	}
+	sleeps := new(resttest.Sleeps)
+	c.sleep = sleeps.Sleep
+	return sleeps.Waits
 }
 
-func testMethod(t *testing.T, r *http.Request, want string) {
-	t.Helper()
-	if got := r.Method; got != want {
-		t.Errorf("Request method: %v, want %v", got, want)
-	}
-}
-
-func testHeader(t *testing.T, r *http.Request, header, want string) {
-	t.Helper()
-	if got := r.Header.Get(header); got != want {
-		t.Errorf("Header.Get(%q) returned %q, want %q", header, got, want)
-	}
-}
+var (
+	testMethod   = resttest.Method
+	testHeader   = resttest.Header
+	testJSONBody = resttest.JSONBody
+)
 
 // testAuth checks the three authentication headers.
 func testAuth(t *testing.T, r *http.Request) {
@@ -101,36 +75,6 @@ func testAuth(t *testing.T, r *http.Request) {
 	testHeader(t, r, "ApiIntegrationCode", testCode)
 	testHeader(t, r, "UserName", testUser)
 	testHeader(t, r, "Secret", testSecret)
-}
-
-// testJSONBody checks that the request body is JSON equal to want.
-func testJSONBody(t *testing.T, r *http.Request, want string) {
-	t.Helper()
-	testHeader(t, r, "Content-Type", "application/json")
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		t.Fatalf("reading body: %v", err)
-	}
-	var got, w any
-	if err := json.Unmarshal(b, &got); err != nil {
-		t.Fatalf("request body %q is not JSON: %v", b, err)
-	}
-	if err := json.Unmarshal([]byte(want), &w); err != nil {
-		t.Fatalf("want %q is not JSON: %v", want, err)
-	}
-	if !reflect.DeepEqual(got, w) {
-		t.Errorf("Request body = %s, want %s", b, want)
-	}
-}
-
-// dropConnection closes the connection without an HTTP response.
-func dropConnection(t *testing.T, w http.ResponseWriter) {
-	t.Helper()
-	conn, _, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		t.Fatalf("hijack: %v", err)
-	}
-	conn.Close()
 }
 
 func TestNewClient_missingCredentials(t *testing.T) {
@@ -286,12 +230,8 @@ func TestClient_zoneMovedAfter401(t *testing.T) {
 func TestClient_unauthorizedWithBaseURL(t *testing.T) {
 	t.Parallel()
 	client, mux, _ := setup(t)
-	var calls atomic.Int32
-	mux.HandleFunc("/Companies/1", func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		w.WriteHeader(http.StatusUnauthorized)
-		fmt.Fprint(w, `{"errors":["User authentication failed"]}`)
-	})
+	refusal := &resttest.Answer{Status: http.StatusUnauthorized, Body: `{"errors":["User authentication failed"]}`}
+	mux.Handle("/Companies/1", refusal)
 	_, _, err := client.Companies.Get(t.Context(), 1)
 	if !errors.Is(err, psa.ErrUnauthorized) {
 		t.Fatalf("Companies.Get error = %v, want psa.ErrUnauthorized", err)
@@ -299,7 +239,7 @@ func TestClient_unauthorizedWithBaseURL(t *testing.T) {
 	if strings.Contains(err.Error(), testSecret) || strings.Contains(err.Error(), testCode) {
 		t.Errorf("error leaks credentials: %v", err)
 	}
-	if n := calls.Load(); n != 1 {
+	if n := refusal.Calls(); n != 1 {
 		t.Errorf("requests = %d, want 1 (no discovery to retry with a base URL override, no retry of a 401)", n)
 	}
 }
@@ -1060,13 +1000,9 @@ func TestCompaniesService_Get_serverFaultRetryAfterOverCap(t *testing.T) {
 	t.Parallel()
 	client, mux, _ := setup(t)
 	sleeps := recordSleeps(client)
-	var calls atomic.Int32
-	mux.HandleFunc("/Companies/1", func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		w.Header().Set("Retry-After", "86400")
-		// No "errors": Autotask's 5xx with messages is a refusal, not retried.
-		w.WriteHeader(http.StatusServiceUnavailable)
-	})
+	// No "errors": Autotask's 5xx with messages is a refusal, not retried.
+	refusal := &resttest.Answer{Status: http.StatusServiceUnavailable, RetryAfter: "86400"}
+	mux.Handle("/Companies/1", refusal)
 	_, _, err := client.Companies.Get(t.Context(), 1)
 	var er *ErrorResponse
 	if !errors.As(err, &er) || er.Response.StatusCode != http.StatusServiceUnavailable {
@@ -1077,7 +1013,7 @@ func TestCompaniesService_Get_serverFaultRetryAfterOverCap(t *testing.T) {
 			t.Errorf("error %q does not say %s", err, part)
 		}
 	}
-	if n, s := calls.Load(), sleeps(); n != 1 || len(s) != 0 {
+	if n, s := refusal.Calls(), sleeps(); n != 1 || len(s) != 0 {
 		t.Errorf("requests = %d, waits = %v; want 1 request and no wait", n, s)
 	}
 }
@@ -1110,17 +1046,14 @@ func TestServicesService_Update_rateLimited(t *testing.T) {
 func TestClient_retryExhausted(t *testing.T) {
 	t.Parallel()
 	client, mux, _ := setup(t, WithMaxRetries(2))
-	var calls atomic.Int32
-	mux.HandleFunc("/Companies/query", func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		w.WriteHeader(http.StatusServiceUnavailable)
-	})
+	refusal := &resttest.Answer{Status: http.StatusServiceUnavailable}
+	mux.Handle("/Companies/query", refusal)
 	_, _, err := client.Companies.List(t.Context(), NewQuery(All()))
 	var er *ErrorResponse
 	if !errors.As(err, &er) || er.Response.StatusCode != 503 {
 		t.Errorf("Companies.List error = %v, want the 503", err)
 	}
-	if n := calls.Load(); n != 3 {
+	if n := refusal.Calls(); n != 3 {
 		t.Errorf("requests = %d, want 3 (1 + 2 retries)", n)
 	}
 }
@@ -1128,18 +1061,14 @@ func TestClient_retryExhausted(t *testing.T) {
 func TestClient_noRetryOfHourlyThreshold(t *testing.T) {
 	t.Parallel()
 	client, mux, _ := setup(t)
-	var calls atomic.Int32
-	mux.HandleFunc("/Companies/1", func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		w.WriteHeader(http.StatusTooManyRequests)
-		fmt.Fprint(w, `{"errors":["API request threshold exceeded for this hour"]}`)
-	})
+	refusal := &resttest.Answer{Status: http.StatusTooManyRequests, Body: `{"errors":["API request threshold exceeded for this hour"]}`}
+	mux.Handle("/Companies/1", refusal)
 	_, _, err := client.Companies.Get(t.Context(), 1)
 	var rl *psa.RateLimitError
 	if !errors.As(err, &rl) || !rl.Hourly {
 		t.Fatalf("Companies.Get error = %v, want an hourly *psa.RateLimitError", err)
 	}
-	if n := calls.Load(); n != 1 {
+	if n := refusal.Calls(); n != 1 {
 		t.Errorf("requests = %d, want 1 (waiting cannot help within a pass)", n)
 	}
 }
@@ -1147,17 +1076,13 @@ func TestClient_noRetryOfHourlyThreshold(t *testing.T) {
 func TestClient_noRetryOfValidationOnRead(t *testing.T) {
 	t.Parallel()
 	client, mux, _ := setup(t)
-	var calls atomic.Int32
-	mux.HandleFunc("/Companies/query", func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		w.WriteHeader(http.StatusInternalServerError)
-		fmt.Fprint(w, `{"errors":["Invalid field: nosuchfield"]}`)
-	})
+	refusal := &resttest.Answer{Status: http.StatusInternalServerError, Body: `{"errors":["Invalid field: nosuchfield"]}`}
+	mux.Handle("/Companies/query", refusal)
 	_, _, err := client.Companies.List(t.Context(), NewQuery(Eq("nosuchfield", 1)))
 	if !errors.Is(err, psa.ErrValidation) {
 		t.Errorf("Companies.List error = %v, want psa.ErrValidation", err)
 	}
-	if n := calls.Load(); n != 1 {
+	if n := refusal.Calls(); n != 1 {
 		t.Errorf("requests = %d, want 1", n)
 	}
 }
@@ -1168,7 +1093,7 @@ func TestCompaniesService_Get_networkErrorRetried(t *testing.T) {
 	var calls atomic.Int32
 	mux.HandleFunc("/Companies/1", func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) == 1 {
-			dropConnection(t, w)
+			resttest.DropConnection(t, w)
 			return
 		}
 		fmt.Fprint(w, `{"item":{"id":1}}`)
@@ -1188,7 +1113,7 @@ func TestContractServiceUnitsService_List_networkErrorRetried(t *testing.T) {
 	mux.HandleFunc("/ContractServiceUnits/query", func(w http.ResponseWriter, r *http.Request) {
 		testJSONBody(t, r, `{"filter":[{"op":"eq","field":"contractID","value":1}]}`)
 		if calls.Add(1) == 1 {
-			dropConnection(t, w)
+			resttest.DropConnection(t, w)
 			return
 		}
 		fmt.Fprint(w, `{"items":[{"id":1,"units":3}]}`)
@@ -1221,7 +1146,7 @@ func TestContractServiceAdjustmentsService_Create_noRetry(t *testing.T) {
 			fmt.Fprint(w, `{"errors":["Timeout expired"]}`)
 		}, unknown: true},
 		{name: "dropped connection", handler: func(t *testing.T, w http.ResponseWriter) {
-			dropConnection(t, w)
+			resttest.DropConnection(t, w)
 		}, unknown: true},
 		{name: "200 with an unreadable body", handler: func(t *testing.T, w http.ResponseWriter) {
 			fmt.Fprint(w, `<html>upstream hiccup</html>`)
@@ -1464,12 +1389,8 @@ func TestCompaniesService_List_repeatedNextPage(t *testing.T) {
 func TestClient_unauthorizedZoneUnchanged(t *testing.T) {
 	t.Parallel()
 	zs := newZoneServer(t, "/zone5/ATServicesRest/")
-	var calls atomic.Int32
-	zs.mux.HandleFunc("/zone5/ATServicesRest/V1.0/Companies/1", func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		w.WriteHeader(http.StatusUnauthorized)
-		fmt.Fprint(w, `{"errors":["User authentication failed"]}`)
-	})
+	refusal := &resttest.Answer{Status: http.StatusUnauthorized, Body: `{"errors":["User authentication failed"]}`}
+	zs.mux.Handle("/zone5/ATServicesRest/V1.0/Companies/1", refusal)
 	client := zs.client(t)
 	if _, _, err := client.Companies.Get(t.Context(), 1); !errors.Is(err, psa.ErrUnauthorized) {
 		t.Fatalf("Companies.Get error = %v, want psa.ErrUnauthorized", err)
@@ -1477,7 +1398,7 @@ func TestClient_unauthorizedZoneUnchanged(t *testing.T) {
 	if n := zs.lookups.Load(); n != 2 {
 		t.Errorf("zone lookups = %d, want 2 (one re-fetch after the 401)", n)
 	}
-	if n := calls.Load(); n != 1 {
+	if n := refusal.Calls(); n != 1 {
 		t.Errorf("requests = %d, want 1 (the zone did not move, so no retry)", n)
 	}
 }

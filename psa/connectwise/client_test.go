@@ -19,6 +19,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/resttest"
 )
 
 const (
@@ -38,17 +39,9 @@ const (
 // throttle's clock stands still: a wait the sleep skipped is not over.
 func setup(t *testing.T, opts ...Option) (*Client, *http.ServeMux, string) {
 	t.Helper()
-	mux := http.NewServeMux()
-	outer := http.NewServeMux()
-	outer.Handle(baseURLPath+"/", http.StripPrefix(baseURLPath, mux))
-	outer.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		t.Errorf("request lost the base path: %s %s", r.Method, r.URL)
-		http.Error(w, "request lost the base path", http.StatusBadRequest)
-	})
-	server := httptest.NewServer(outer)
-	t.Cleanup(server.Close)
+	mux, serverURL := resttest.Mount(t, baseURLPath)
 	base := []Option{
-		WithSite(server.URL),
+		WithSite(serverURL),
 		WithCodebase("v2025_1/"),
 		WithCompanyID(testCompany),
 		WithKeys(testPublic, testPrivate),
@@ -61,41 +54,14 @@ func setup(t *testing.T, opts ...Option) (*Client, *http.ServeMux, string) {
 	}
 	stopped := time.Now()
 	c.SetThrottleClock(func() time.Time { return stopped })
-	return c, mux, server.URL
+	return c, mux, serverURL
 }
 
-func testMethod(t *testing.T, r *http.Request, want string) {
-	t.Helper()
-	if got := r.Method; got != want {
-		t.Errorf("Request method: %v, want %v", got, want)
-	}
-}
-
-func testHeader(t *testing.T, r *http.Request, header, want string) {
-	t.Helper()
-	if got := r.Header.Get(header); got != want {
-		t.Errorf("Header.Get(%q) returned %q, want %q", header, got, want)
-	}
-}
-
-func testJSONBody(t *testing.T, r *http.Request, want string) {
-	t.Helper()
-	testHeader(t, r, "Content-Type", "application/json")
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		t.Fatalf("reading body: %v", err)
-	}
-	var got, w any
-	if err := json.Unmarshal(b, &got); err != nil {
-		t.Fatalf("request body %q is not JSON: %v", b, err)
-	}
-	if err := json.Unmarshal([]byte(want), &w); err != nil {
-		t.Fatalf("want %q is not JSON: %v", want, err)
-	}
-	if !reflect.DeepEqual(got, w) {
-		t.Errorf("Request body = %s, want %s", b, want)
-	}
-}
+var (
+	testMethod   = resttest.Method
+	testHeader   = resttest.Header
+	testJSONBody = resttest.JSONBody
+)
 
 func TestNewClient_missingSettings(t *testing.T) {
 	t.Parallel()
@@ -282,19 +248,15 @@ func TestAgreementAdditionsService_Create(t *testing.T) {
 func TestAgreementAdditionsService_Create_unreadableAnswer(t *testing.T) {
 	t.Parallel()
 	c, mux, _ := setup(t)
-	var calls atomic.Int32
-	mux.HandleFunc("/finance/agreements/871/additions", func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		w.WriteHeader(http.StatusCreated)
-		fmt.Fprint(w, `<html>upstream hiccup</html>`)
-	})
+	hiccup := &resttest.Answer{Status: http.StatusCreated, Body: `<html>upstream hiccup</html>`}
+	mux.Handle("/finance/agreements/871/additions", hiccup)
 	_, _, err := c.AgreementAdditions.Create(t.Context(), 871, &CreateAdditionRequest{
 		Product: &Reference{ID: 752}, Quantity: 42, BillCustomer: BillCustomerBillable,
 	})
 	if !errors.Is(err, psa.ErrOutcomeUnknown) {
 		t.Errorf("Create error = %v, want one matching psa.ErrOutcomeUnknown", err)
 	}
-	if n := calls.Load(); n != 1 {
+	if n := hiccup.Calls(); n != 1 {
 		t.Errorf("POST sent %d times, want exactly once", n)
 	}
 }
@@ -379,14 +341,7 @@ func TestCheckResponse_bodyLimit(t *testing.T) {
 
 func TestClient_retriesReadsAndPatches(t *testing.T) {
 	t.Parallel()
-	var waits []time.Duration
-	var mu sync.Mutex
-	c, mux, _ := setup(t, WithSleep(func(_ context.Context, d time.Duration) error {
-		mu.Lock()
-		defer mu.Unlock()
-		waits = append(waits, d)
-		return nil
-	}))
+	c, mux, sleeps := recordSleeps(t)
 	var n atomic.Int32
 	mux.HandleFunc("/finance/agreements/1", func(w http.ResponseWriter, r *http.Request) {
 		switch n.Add(1) {
@@ -403,7 +358,7 @@ func TestClient_retriesReadsAndPatches(t *testing.T) {
 	if err != nil || got.AgreementStatus != AgreementActive {
 		t.Fatalf("Agreements.Get = %+v, %v", got, err)
 	}
-	if len(waits) != 2 || waits[0] < 3*time.Second {
+	if waits := sleeps(); len(waits) != 2 || waits[0] < 3*time.Second {
 		t.Errorf("waits = %v, want 2, the first at least 3s", waits)
 	}
 	var p atomic.Int32
@@ -424,17 +379,9 @@ func TestClient_retriesReadsAndPatches(t *testing.T) {
 // rest.MaxRetryAfter does, instead of waiting it out.
 func TestClient_serverFaultRetryAfterOverCap(t *testing.T) {
 	t.Parallel()
-	var waits atomic.Int32
-	c, mux, _ := setup(t, WithSleep(func(context.Context, time.Duration) error {
-		waits.Add(1)
-		return nil
-	}))
-	var n atomic.Int32
-	mux.HandleFunc("/company/companies/1", func(w http.ResponseWriter, r *http.Request) {
-		n.Add(1)
-		w.Header().Set("Retry-After", "86400")
-		w.WriteHeader(http.StatusServiceUnavailable)
-	})
+	c, mux, sleeps := recordSleeps(t)
+	refusal := &resttest.Answer{Status: http.StatusServiceUnavailable, RetryAfter: "86400"}
+	mux.Handle("/company/companies/1", refusal)
 	_, _, err := c.Companies.Get(t.Context(), 1)
 	var er *ErrorResponse
 	if !errors.As(err, &er) || er.Response.StatusCode != http.StatusServiceUnavailable {
@@ -445,27 +392,22 @@ func TestClient_serverFaultRetryAfterOverCap(t *testing.T) {
 			t.Errorf("error %q does not say %s", err, part)
 		}
 	}
-	if n.Load() != 1 || waits.Load() != 0 {
-		t.Errorf("%d requests and %d waits, want 1 request and no wait", n.Load(), waits.Load())
+	if refusal.Calls() != 1 || len(sleeps()) != 0 {
+		t.Errorf("%d requests and waits %v, want 1 request and no wait", refusal.Calls(), sleeps())
 	}
 }
 
 func TestClient_createNotRetried(t *testing.T) {
 	t.Parallel()
 	c, mux, _ := setup(t)
-	var n atomic.Int32
-	mux.HandleFunc("/procurement/catalog", func(w http.ResponseWriter, r *http.Request) {
-		n.Add(1)
-		w.WriteHeader(http.StatusInternalServerError)
-		fmt.Fprint(w, `{"code":"ConnectWiseApi","message":"An error occurred"}`)
-	})
+	refusal := &resttest.Answer{Status: http.StatusInternalServerError, Body: `{"code":"ConnectWiseApi","message":"An error occurred"}`}
+	mux.Handle("/procurement/catalog", refusal)
 	_, _, err := c.Catalog.Create(t.Context(), &CreateCatalogItemRequest{Identifier: "A", Description: "A", CustomerDescription: "A"})
-	if !errors.Is(err, psa.ErrOutcomeUnknown) || n.Load() != 1 {
-		t.Errorf("Catalog.Create = %v after %d attempts, want ErrOutcomeUnknown after 1", err, n.Load())
+	if !errors.Is(err, psa.ErrOutcomeUnknown) || refusal.Calls() != 1 {
+		t.Errorf("Catalog.Create = %v after %d attempts, want ErrOutcomeUnknown after 1", err, refusal.Calls())
 	}
 	mux.HandleFunc("/finance/agreements/1/additions", func(w http.ResponseWriter, r *http.Request) {
-		conn, _, _ := http.NewResponseController(w).Hijack()
-		conn.Close()
+		resttest.DropConnection(t, w)
 	})
 	_, _, err = c.AgreementAdditions.Create(t.Context(), 1, &CreateAdditionRequest{Product: &Reference{ID: 1}, BillCustomer: "Billable"})
 	if !errors.Is(err, psa.ErrOutcomeUnknown) {
@@ -845,19 +787,9 @@ func TestCatalogService_ListSubcategories(t *testing.T) {
 // which return at once; the function returned lists them.
 func recordSleeps(t *testing.T, opts ...Option) (*Client, *http.ServeMux, func() []time.Duration) {
 	t.Helper()
-	var mu sync.Mutex
-	var waits []time.Duration
-	c, mux, _ := setup(t, append([]Option{WithSleep(func(ctx context.Context, d time.Duration) error {
-		mu.Lock()
-		defer mu.Unlock()
-		waits = append(waits, d)
-		return ctx.Err()
-	})}, opts...)...)
-	return c, mux, func() []time.Duration {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]time.Duration(nil), waits...)
-	}
+	sleeps := new(resttest.Sleeps)
+	c, mux, _ := setup(t, append([]Option{WithSleep(sleeps.Sleep)}, opts...)...)
+	return c, mux, sleeps.Waits
 }
 
 // TestClient_throttledReadOutlastsMaxRetries: a read of an agreement's
@@ -921,18 +853,14 @@ func TestClient_throttledReadWaitBounded(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c, mux, sleeps := recordSleeps(t, WithMaxRetries(tc.maxRetries))
-			var calls atomic.Int32
-			mux.HandleFunc("/finance/agreements/1/additions", func(w http.ResponseWriter, r *http.Request) {
-				calls.Add(1)
-				w.Header().Set("Retry-After", "60")
-				w.WriteHeader(http.StatusTooManyRequests)
-			})
+			refusal := &resttest.Answer{Status: http.StatusTooManyRequests, RetryAfter: "60"}
+			mux.Handle("/finance/agreements/1/additions", refusal)
 			_, _, err := c.AgreementAdditions.List(t.Context(), 1, nil)
 			var rl *psa.RateLimitError
 			if !errors.As(err, &rl) || rl.Hourly || !rest.WasUnprocessed(err) {
 				t.Errorf("List error = %v, want the 429, as not processed", err)
 			}
-			if n := calls.Load(); n != tc.want {
+			if n := refusal.Calls(); n != tc.want {
 				t.Errorf("reads sent = %d, want %d", n, tc.want)
 			}
 			var waited time.Duration

@@ -2,11 +2,9 @@ package kaseyabms_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/resttest"
 	"github.com/psa-sync/terraform-provider-psa/psa/kaseyabms"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
@@ -55,7 +54,9 @@ type fixture struct {
 // client pointed at it.
 func setup(t *testing.T, opts ...kaseyabms.Option) *fixture {
 	t.Helper()
-	f := &fixture{mux: http.NewServeMux(), clock: &testClock{t: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)}}
+	f := &fixture{clock: &testClock{t: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)}}
+	var serverURL string
+	f.mux, serverURL = resttest.Mount(t, basePath)
 	f.mux.HandleFunc("POST /v2/security/authenticate", func(w http.ResponseWriter, r *http.Request) {
 		n := f.auths.Add(1)
 		if err := r.ParseForm(); err != nil {
@@ -75,18 +76,8 @@ func setup(t *testing.T, opts ...kaseyabms.Option) *fixture {
 		fmt.Fprintf(w, `{"success":true,"error":null,"result":{"accessToken":"token-%d","refreshToken":"refresh-%d","accessTokenExpireOn":%q,"refreshTokenExpireOn":%q}}`,
 			n, n, f.clock.Now().Add(time.Hour).Format("2006-01-02T15:04:05"), f.clock.Now().Add(24*time.Hour).Format(time.RFC3339))
 	})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.URL.Path, basePath) {
-			t.Errorf("request %s %s lost the base path %s", r.Method, r.URL.Path, basePath)
-			http.Error(w, "bad path", http.StatusBadRequest)
-			return
-		}
-		r.URL.Path = "/" + strings.TrimPrefix(r.URL.Path, basePath)
-		f.mux.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
 	base := []kaseyabms.Option{
-		kaseyabms.WithBaseURL(srv.URL + basePath),
+		kaseyabms.WithBaseURL(serverURL + basePath),
 		kaseyabms.WithCredentials("api@msp.example", "pw", "Acme MSP"),
 		kaseyabms.WithBackoff(time.Millisecond, 2*time.Millisecond),
 		kaseyabms.WithClock(f.clock.Now),
@@ -99,27 +90,10 @@ func setup(t *testing.T, opts ...kaseyabms.Option) *fixture {
 	return f
 }
 
-func testHeader(t *testing.T, r *http.Request, name, want string) {
-	t.Helper()
-	if got := r.Header.Get(name); got != want {
-		t.Errorf("header %s = %q, want %q", name, got, want)
-	}
-}
-
-func testJSONBody(t *testing.T, r *http.Request, want string) {
-	t.Helper()
-	b, _ := io.ReadAll(r.Body)
-	var got, exp any
-	if err := json.Unmarshal(b, &got); err != nil {
-		t.Fatalf("body %s: %v", b, err)
-	}
-	if err := json.Unmarshal([]byte(want), &exp); err != nil {
-		t.Fatal(err)
-	}
-	if !cmp.Equal(got, exp) {
-		t.Errorf("request body = %s, want %s", b, want)
-	}
-}
+var (
+	testHeader   = resttest.Header
+	testJSONBody = resttest.JSONBody
+)
 
 func TestAPIHost(t *testing.T) {
 	t.Parallel()
@@ -399,17 +373,14 @@ func TestClient_reauthenticateOn401(t *testing.T) {
 func TestClient_401Twice(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	var calls atomic.Int32
-	f.mux.HandleFunc("GET /v2/admin/finance/services/7", func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		w.WriteHeader(http.StatusUnauthorized)
-	})
+	refusal := &resttest.Answer{Status: http.StatusUnauthorized}
+	f.mux.Handle("GET /v2/admin/finance/services/7", refusal)
 	_, _, err := f.client.Services.Get(t.Context(), 7)
 	if !errors.Is(err, psa.ErrUnauthorized) {
 		t.Fatalf("error = %v, want ErrUnauthorized", err)
 	}
-	if calls.Load() != 2 || f.auths.Load() != 2 {
-		t.Errorf("calls %d, authentications %d; want 2 and 2 (re-authenticated once)", calls.Load(), f.auths.Load())
+	if refusal.Calls() != 2 || f.auths.Load() != 2 {
+		t.Errorf("calls %d, authentications %d; want 2 and 2 (re-authenticated once)", refusal.Calls(), f.auths.Load())
 	}
 }
 
@@ -739,15 +710,12 @@ func TestClient_retriesReads(t *testing.T) {
 func TestClient_retriesExhausted(t *testing.T) {
 	t.Parallel()
 	f := setup(t, kaseyabms.WithMaxRetries(1))
-	var calls atomic.Int32
-	f.mux.HandleFunc("GET /v2/crm/accounts/lookup", func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		w.WriteHeader(http.StatusBadGateway)
-	})
+	refusal := &resttest.Answer{Status: http.StatusBadGateway}
+	f.mux.Handle("GET /v2/crm/accounts/lookup", refusal)
 	_, _, err := f.client.Accounts.Lookup(t.Context(), nil)
 	var er *kaseyabms.ErrorResponse
-	if !errors.As(err, &er) || er.Response.StatusCode != http.StatusBadGateway || calls.Load() != 2 {
-		t.Errorf("error = %v after %d calls, want 502 after 2", err, calls.Load())
+	if !errors.As(err, &er) || er.Response.StatusCode != http.StatusBadGateway || refusal.Calls() != 2 {
+		t.Errorf("error = %v after %d calls, want 502 after 2", err, refusal.Calls())
 	}
 }
 
@@ -757,17 +725,10 @@ func TestClient_retriesExhausted(t *testing.T) {
 func TestClient_serverFaultRetryAfterOverCap(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	var waits atomic.Int32
-	f.client.SetSleep(func(context.Context, time.Duration) error {
-		waits.Add(1)
-		return nil
-	})
-	var calls atomic.Int32
-	f.mux.HandleFunc("GET /v2/crm/accounts/lookup", func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		w.Header().Set("Retry-After", "86400")
-		w.WriteHeader(http.StatusServiceUnavailable)
-	})
+	sleeps := new(resttest.Sleeps)
+	f.client.SetSleep(sleeps.Sleep)
+	refusal := &resttest.Answer{Status: http.StatusServiceUnavailable, RetryAfter: "86400"}
+	f.mux.Handle("GET /v2/crm/accounts/lookup", refusal)
 	_, _, err := f.client.Accounts.Lookup(t.Context(), nil)
 	var er *kaseyabms.ErrorResponse
 	if !errors.As(err, &er) || er.Response.StatusCode != http.StatusServiceUnavailable {
@@ -778,8 +739,8 @@ func TestClient_serverFaultRetryAfterOverCap(t *testing.T) {
 			t.Errorf("error %q does not say %s", err, part)
 		}
 	}
-	if calls.Load() != 1 || waits.Load() != 0 {
-		t.Errorf("%d calls and %d waits, want 1 call and no wait", calls.Load(), waits.Load())
+	if refusal.Calls() != 1 || len(sleeps.Waits()) != 0 {
+		t.Errorf("%d calls and waits %v, want 1 call and no wait", refusal.Calls(), sleeps.Waits())
 	}
 }
 
@@ -787,17 +748,10 @@ func TestClient_postsAreNotRetried(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name    string
-		handler func(w http.ResponseWriter)
+		handler func(t *testing.T, w http.ResponseWriter)
 	}{
-		{"5xx", func(w http.ResponseWriter) { w.WriteHeader(http.StatusInternalServerError) }},
-		{"dropped", func(w http.ResponseWriter) {
-			// httptest's HTTP/1.1 server can always hijack.
-			conn, _, err := http.NewResponseController(w).Hijack()
-			if err != nil {
-				panic(err)
-			}
-			conn.Close()
-		}},
+		{"5xx", func(_ *testing.T, w http.ResponseWriter) { w.WriteHeader(http.StatusInternalServerError) }},
+		{"dropped", func(t *testing.T, w http.ResponseWriter) { resttest.DropConnection(t, w) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -805,7 +759,7 @@ func TestClient_postsAreNotRetried(t *testing.T) {
 			var calls atomic.Int32
 			f.mux.HandleFunc("POST /v2/finance/contracts/recurringservices/{id}/services", func(w http.ResponseWriter, r *http.Request) {
 				calls.Add(1)
-				tc.handler(w)
+				tc.handler(t, w)
 			})
 			_, _, err := f.client.Contracts.AddServices(t.Context(), 5, []kaseyabms.RecurringService{{ServiceID: 1, Units: 3}})
 			if !errors.Is(err, psa.ErrOutcomeUnknown) {
@@ -849,12 +803,8 @@ func TestClient_throttledPostIsResent(t *testing.T) {
 func TestClient_limitRefusalStopsTheEndpoint(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	var posts atomic.Int32
-	f.mux.HandleFunc("POST /v2/finance/contracts/recurringservices/{id}/services", func(w http.ResponseWriter, r *http.Request) {
-		posts.Add(1)
-		w.WriteHeader(http.StatusTooManyRequests)
-		fmt.Fprint(w, `{"success":false,"error":{"code":429,"message":"API call limit exceeded"}}`)
-	})
+	posts := &resttest.Answer{Status: http.StatusTooManyRequests, Body: `{"success":false,"error":{"code":429,"message":"API call limit exceeded"}}`}
+	f.mux.Handle("POST /v2/finance/contracts/recurringservices/{id}/services", posts)
 	f.mux.HandleFunc("GET /v2/admin/finance/services/3", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"success":true,"result":{"id":3,"name":"Backup"}}`)
 	})
@@ -868,7 +818,7 @@ func TestClient_limitRefusalStopsTheEndpoint(t *testing.T) {
 			t.Errorf("post %d: a refused post is not of unknown outcome: %v", i+1, err)
 		}
 	}
-	if n := posts.Load(); n != 1 {
+	if n := posts.Calls(); n != 1 {
 		t.Errorf("%d posts reached BMS, want 1 (no retries, and none after the refusal)", n)
 	}
 	if _, _, err := f.client.Services.Get(t.Context(), 3); err != nil {
@@ -882,8 +832,8 @@ func TestClient_limitRefusalStopsTheEndpoint(t *testing.T) {
 		t.Errorf("budget of the services endpoint = %+v, want %d left", got, kaseyabms.HourlyLimit-1)
 	}
 	f.clock.Add(time.Hour)
-	if _, _, err := f.client.Contracts.AddServices(t.Context(), 7, []kaseyabms.RecurringService{{ServiceID: 1, Units: 3}}); posts.Load() != 2 {
-		t.Errorf("after the hour: %v with %d posts, want the post sent again", err, posts.Load())
+	if _, _, err := f.client.Contracts.AddServices(t.Context(), 7, []kaseyabms.RecurringService{{ServiceID: 1, Units: 3}}); posts.Calls() != 2 {
+		t.Errorf("after the hour: %v with %d posts, want the post sent again", err, posts.Calls())
 	}
 }
 
@@ -1220,11 +1170,8 @@ func TestClient_signInFailureIsNotTheRequests(t *testing.T) {
 func TestClient_writeGateRefusalCostsNoCall(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	var posts atomic.Int32
-	f.mux.HandleFunc("POST /v2/finance/contracts/recurringservices/{id}/services", func(w http.ResponseWriter, r *http.Request) {
-		posts.Add(1)
-		fmt.Fprint(w, `{"success":true,"result":[]}`)
-	})
+	posts := &resttest.Answer{Body: `{"success":true,"result":[]}`}
+	f.mux.Handle("POST /v2/finance/contracts/recurringservices/{id}/services", posts)
 	f.mux.HandleFunc("GET /v2/admin/finance/services/3", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"success":true,"result":{"id":3,"name":"Backup"}}`)
 	})
@@ -1234,7 +1181,7 @@ func TestClient_writeGateRefusalCostsNoCall(t *testing.T) {
 	if !errors.Is(err, errLease) || errors.Is(err, psa.ErrOutcomeUnknown) {
 		t.Errorf("AddServices with the gate closed = %v, want the gate's error, not of unknown outcome", err)
 	}
-	if n := posts.Load(); n != 0 {
+	if n := posts.Calls(); n != 0 {
 		t.Errorf("%d posts reached BMS, want none", n)
 	}
 	if got, ok := f.client.EndpointBudgets()["/v2/finance/contracts/recurringservices/{id}/services"]; ok && got.Remaining() != kaseyabms.HourlyLimit {
@@ -1252,11 +1199,8 @@ func TestClient_writeGateRefusalCostsNoCall(t *testing.T) {
 func TestClient_writeGateRefusalAfterTheSlotGivesTheCallBack(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	var posts atomic.Int32
-	f.mux.HandleFunc("POST /v2/finance/contracts/recurringservices/{id}/services", func(w http.ResponseWriter, r *http.Request) {
-		posts.Add(1)
-		fmt.Fprint(w, `{"success":true,"result":{"id":9}}`)
-	})
+	posts := &resttest.Answer{Body: `{"success":true,"result":{"id":9}}`}
+	f.mux.Handle("POST /v2/finance/contracts/recurringservices/{id}/services", posts)
 	errLease := errors.New("the lease ran out")
 	var asked atomic.Int32
 	ctx := psa.WithWriteGate(t.Context(), func() error {
@@ -1272,7 +1216,7 @@ func TestClient_writeGateRefusalAfterTheSlotGivesTheCallBack(t *testing.T) {
 	if n := asked.Load(); n != 2 {
 		t.Errorf("the gate was asked %d times, want 2 (before the call is counted, after the slot)", n)
 	}
-	if n := posts.Load(); n != 0 {
+	if n := posts.Calls(); n != 0 {
 		t.Errorf("%d posts reached BMS, want none", n)
 	}
 	if n := f.client.CallsInWindow("/v2/finance/contracts/recurringservices/5/services"); n != 0 {
