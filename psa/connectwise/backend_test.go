@@ -1,7 +1,6 @@
 package connectwise_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/resttest"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -29,37 +29,18 @@ func date(m time.Month, d int) time.Time { return time.Date(2026, m, d, 0, 0, 0,
 
 func id(n int64) string { return strconv.FormatInt(n, 10) }
 
-// sleeps records the waits between retries instead of sleeping.
-type sleeps struct {
-	mu    sync.Mutex
-	waits []time.Duration
-}
-
-func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.waits = append(s.waits, d)
-	return ctx.Err()
-}
-
-func (s *sleeps) all() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]time.Duration(nil), s.waits...)
-}
-
 // newBackend starts a ConnectWise simulator and returns a backend pointed
 // at its API root (no discovery) whose retries do not sleep, and whose
 // throttle's clock stands still at now.
-func newBackend(t *testing.T, opts ...psatest.Option) (*connectwise.Backend, *psatest.Server, *sleeps) {
+func newBackend(t *testing.T, opts ...psatest.Option) (*connectwise.Backend, *psatest.Server, *resttest.Sleeps) {
 	t.Helper()
 	s := psatest.Start(t, append([]psatest.Option{psatest.WithSystem(psa.SystemConnectWise), psatest.WithClock(func() time.Time { return now })}, opts...)...)
-	sl := &sleeps{}
+	sl := &resttest.Sleeps{}
 	c := newClient(t, s, sl, connectwise.WithBaseURL(s.ConnectWiseBaseURL()))
 	return connectwise.NewBackend(c), s, sl
 }
 
-func newClient(t *testing.T, s *psatest.Server, sl *sleeps, opts ...connectwise.Option) *connectwise.Client {
+func newClient(t *testing.T, s *psatest.Server, sl *resttest.Sleeps, opts ...connectwise.Option) *connectwise.Client {
 	t.Helper()
 	company, pub, priv, clientID := s.ConnectWise().Credentials()
 	base := []connectwise.Option{
@@ -67,7 +48,7 @@ func newClient(t *testing.T, s *psatest.Server, sl *sleeps, opts ...connectwise.
 		connectwise.WithCompanyID(company),
 		connectwise.WithKeys(pub, priv),
 		connectwise.WithClientID(clientID),
-		connectwise.WithSleep(sl.sleep),
+		connectwise.WithSleep(sl.Sleep),
 	}
 	c, err := connectwise.NewClient(append(base, opts...)...)
 	if err != nil {
@@ -98,7 +79,7 @@ func TestBackend_ReadLines_bulk(t *testing.T) {
 	t.Parallel()
 	s := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithClock(func() time.Time { return now }))
 	probe := &psatest.ConcurrencyProbe{Want: connectwise.DefaultMaxConcurrency}
-	b := connectwise.NewBackend(newClient(t, s, &sleeps{}, connectwise.WithBaseURL(s.ConnectWiseBaseURL()),
+	b := connectwise.NewBackend(newClient(t, s, &resttest.Sleeps{}, connectwise.WithBaseURL(s.ConnectWiseBaseURL()),
 		connectwise.WithHTTPClient(&http.Client{Transport: probe})))
 	cw := s.ConnectWise()
 	p1 := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup", Price: 4.5})
@@ -779,7 +760,7 @@ func TestBackend_ReadLines_retriesThrottlingAndServerErrors(t *testing.T) {
 	if n := countRequests(s, http.MethodGet, "/additions"); n != 4 {
 		t.Errorf("additions requests = %d, want 4 (429, 503, 503, 200)", n)
 	}
-	waits := sl.all()
+	waits := sl.Waits()
 	if len(waits) != 3 || waits[0] < 2*time.Second {
 		t.Errorf("waits = %v, want 3 with the first at least the 2s Retry-After", waits)
 	}
@@ -856,7 +837,7 @@ func TestBackend_codebaseChangeRediscovered(t *testing.T) {
 	s := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithClock(func() time.Time { return now }))
 	cw := s.ConnectWise()
 	company, _ := seed(cw, "Acme")
-	b := connectwise.NewBackend(newClient(t, s, &sleeps{}))
+	b := connectwise.NewBackend(newClient(t, s, &resttest.Sleeps{}))
 	ctx := t.Context()
 	if _, err := b.GetCompany(ctx, id(company)); err != nil {
 		t.Fatalf("GetCompany: %v", err)
@@ -919,7 +900,7 @@ func TestClient_codebaseChangeWithRequestsInFlight(t *testing.T) {
 		s.Handler().ServeHTTP(w, r)
 	}))
 	t.Cleanup(front.Close)
-	c := newClient(t, s, &sleeps{}, connectwise.WithSite(front.URL))
+	c := newClient(t, s, &resttest.Sleeps{}, connectwise.WithSite(front.URL))
 	ctx := t.Context()
 	if _, _, err := c.Companies.Get(ctx, company); err != nil {
 		t.Fatalf("Companies.Get: %v", err)
@@ -1284,8 +1265,8 @@ func TestBackend_laterAddition(t *testing.T) {
 func TestBackend_Instance(t *testing.T) {
 	t.Parallel()
 	s := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise))
-	b := connectwise.NewBackend(newClient(t, s, &sleeps{}, connectwise.WithBaseURL(s.ConnectWiseBaseURL())))
-	other := connectwise.NewBackend(newClient(t, s, &sleeps{}, connectwise.WithBaseURL(s.ConnectWiseBaseURL()),
+	b := connectwise.NewBackend(newClient(t, s, &resttest.Sleeps{}, connectwise.WithBaseURL(s.ConnectWiseBaseURL())))
+	other := connectwise.NewBackend(newClient(t, s, &resttest.Sleeps{}, connectwise.WithBaseURL(s.ConnectWiseBaseURL()),
 		connectwise.WithCompanyID("otherco")))
 	host := strings.TrimPrefix(s.URL(), "http://")
 	company, _, _, _ := s.ConnectWise().Credentials()

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/resttest"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -17,7 +18,7 @@ func TestConditions_againstSimulator(t *testing.T) {
 	t.Parallel()
 	_, s, _ := newBackend(t)
 	cw := s.ConnectWise()
-	c := newClient(t, s, &sleeps{}, connectwise.WithBaseURL(s.ConnectWiseBaseURL()))
+	c := newClient(t, s, &resttest.Sleeps{}, connectwise.WithBaseURL(s.ConnectWiseBaseURL()))
 	tricky := cw.AddCompany(`Quote " and back\slash`)
 	pct := cw.AddCompany("100% Managed_IT")
 	plain := cw.AddCompany("Plain")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/resttest"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -225,7 +226,7 @@ func TestConformance_requestsAsReference(t *testing.T) {
 	prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Identifier: "Sophos_Intercept_X_Advanced", Description: "Intercept X Advanced"})
 	other := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Identifier: "Sophos_MDR", Description: "MDR"})
 	add := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: prod, Quantity: 1})
-	c := newClient(t, s, &sleeps{})
+	c := newClient(t, s, &resttest.Sleeps{})
 	company1, pub, priv, clientID := cw.Credentials()
 
 	if _, _, err := c.Companies.List(t.Context(), &connectwise.ListOptions{Conditions: connectwise.Like("name", "Company%"), PageSize: 2}); err != nil {

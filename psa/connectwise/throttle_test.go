@@ -13,6 +13,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/resttest"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -78,14 +79,14 @@ func TestBackend_ReadLines_throttledReadsWaitTogether(t *testing.T) {
 		t.Errorf("additions requests = %d, want %d", n, want)
 	}
 	var waited time.Duration
-	for _, d := range sl.all() {
+	for _, d := range sl.Waits() {
 		waited += d
 	}
 	// One wait of Retry-After before each request sent while ConnectWise
 	// refused them: 60 s for six requests, where each of the eight reads
 	// waited on its own (13 waits, and eight requests per Retry-After).
-	if want := (more + 1) * retryAfter; waited != want || len(sl.all()) != more+1 {
-		t.Errorf("waits = %v (%s), want %d of %s (%s)", sl.all(), waited, more+1, retryAfter, want)
+	if want := (more + 1) * retryAfter; waited != want || len(sl.Waits()) != more+1 {
+		t.Errorf("waits = %v (%s), want %d of %s (%s)", sl.Waits(), waited, more+1, retryAfter, want)
 	}
 	if p := counter.refusedPeak(); p != 1 {
 		t.Errorf("after the first refusals, %d requests were in flight together while ConnectWise refused them, want 1", p)
@@ -142,10 +143,10 @@ const (
 // and refused together, and the more after them refused too, all with
 // Retry-After: 10. It returns a backend whose requests go through
 // transport, and the agreements' ids.
-func throttledReads(t *testing.T, more int, transport http.RoundTripper) (*connectwise.Backend, *psatest.Server, *sleeps, []string) {
+func throttledReads(t *testing.T, more int, transport http.RoundTripper) (*connectwise.Backend, *psatest.Server, *resttest.Sleeps, []string) {
 	t.Helper()
 	s := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithClock(func() time.Time { return now }))
-	sl := &sleeps{}
+	sl := &resttest.Sleeps{}
 	b := connectwise.NewBackend(newClient(t, s, sl, connectwise.WithBaseURL(s.ConnectWiseBaseURL()),
 		connectwise.WithHTTPClient(&http.Client{Transport: transport})))
 	cw := s.ConnectWise()
@@ -231,7 +232,7 @@ func TestClient_throttleWaitsWhatIsLeft(t *testing.T) {
 	if _, _, err := c.AgreementAdditions.List(t.Context(), ag2, nil); err != nil {
 		t.Fatalf("List of another agreement: %v", err)
 	}
-	if w := sl.all(); len(w) != 1 || w[0] != 6*time.Second {
+	if w := sl.Waits(); len(w) != 1 || w[0] != 6*time.Second {
 		t.Errorf("waits of a request 4s after a refusal with Retry-After: 10 = %v, want what is left, 6s", w)
 	}
 }
@@ -249,19 +250,19 @@ func TestClient_throttleHoldsOtherRequests(t *testing.T) {
 	if _, _, err := c.AgreementAdditions.List(t.Context(), ag1, nil); err == nil {
 		t.Fatal("List of the refused agreement succeeded, want the 429")
 	}
-	if w := sl.all(); len(w) != 0 {
+	if w := sl.Waits(); len(w) != 0 {
 		t.Fatalf("waits after the refused read = %v, want none (retries disabled)", w)
 	}
 	if _, _, err := c.AgreementAdditions.List(t.Context(), ag2, nil); err != nil {
 		t.Fatalf("List of another agreement: %v", err)
 	}
-	if w := sl.all(); len(w) != 1 || w[0] != 7*time.Second {
+	if w := sl.Waits(); len(w) != 1 || w[0] != 7*time.Second {
 		t.Errorf("waits before the next request = %v, want the Retry-After, 7s", w)
 	}
 	if _, _, err := c.AgreementAdditions.List(t.Context(), ag3, nil); err != nil {
 		t.Fatalf("List of a third agreement: %v", err)
 	}
-	if w := sl.all(); len(w) != 1 {
+	if w := sl.Waits(); len(w) != 1 {
 		t.Errorf("waits = %v, want no more once ConnectWise took a request", w)
 	}
 	if n := countRequests(s, http.MethodGet, "/additions"); n != 3 {
@@ -273,10 +274,10 @@ func TestClient_throttleHoldsOtherRequests(t *testing.T) {
 // additions are refused once (429) with retryAfter, and returns a client
 // of it with retries disabled, the simulator, the client's sleeps and the
 // agreements' ids.
-func refusedOnce(t *testing.T, retryAfter time.Duration, n int) (*connectwise.Client, *psatest.Server, *sleeps, []int64) {
+func refusedOnce(t *testing.T, retryAfter time.Duration, n int) (*connectwise.Client, *psatest.Server, *resttest.Sleeps, []int64) {
 	t.Helper()
 	s := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithClock(func() time.Time { return now }))
-	sl := &sleeps{}
+	sl := &resttest.Sleeps{}
 	c := newClient(t, s, sl, connectwise.WithBaseURL(s.ConnectWiseBaseURL()), connectwise.WithMaxRetries(0))
 	var ags []int64
 	for i := range n {
