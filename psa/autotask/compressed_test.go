@@ -1,13 +1,13 @@
 package autotask
 
 import (
-	"compress/gzip"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/resttest"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -23,15 +23,7 @@ func TestClient_zoneLookupCompressed(t *testing.T) {
 		srv := httptest.NewServer(mux)
 		t.Cleanup(srv.Close)
 		mux.HandleFunc("GET /lookup", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Content-Encoding", enc)
-			if enc != "gzip" {
-				fmt.Fprint(w, "\x1b\x03compressed")
-				return
-			}
-			zw := gzip.NewWriter(w)
-			fmt.Fprintf(zw, `{"zoneName":"Test Zone","url":%q,"webUrl":"https://ww5.autotask.net/","ci":1}`, srv.URL+baseURLPath+"/")
-			_ = zw.Close()
+			resttest.EncodedJSON(w, enc, fmt.Sprintf(`{"zoneName":"Test Zone","url":%q,"webUrl":"https://ww5.autotask.net/","ci":1}`, srv.URL+baseURLPath+"/"))
 		})
 		mux.HandleFunc("GET "+apiPath+"/Companies/{id}", func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, `{"item":{"id":%s,"companyName":"Acme"}}`, r.PathValue("id"))

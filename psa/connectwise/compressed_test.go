@@ -1,13 +1,13 @@
 package connectwise
 
 import (
-	"compress/gzip"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/resttest"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -21,15 +21,7 @@ func TestClient_companyInfoCompressed(t *testing.T) {
 	for _, enc := range []string{"gzip", "br"} {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/login/companyinfo/msp", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Content-Encoding", enc)
-			if enc != "gzip" {
-				fmt.Fprint(w, "\x1b\x03compressed")
-				return
-			}
-			zw := gzip.NewWriter(w)
-			fmt.Fprint(zw, `{"CompanyName":"msp","Codebase":"v2025_1/","VersionCode":"v2025.1","CompanyID":"msp"}`)
-			_ = zw.Close()
+			resttest.EncodedJSON(w, enc, `{"CompanyName":"msp","Codebase":"v2025_1/","VersionCode":"v2025.1","CompanyID":"msp"}`)
 		})
 		mux.HandleFunc("/v2025_1/apis/3.0/company/companies/1", func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, `{"id":1,"name":"Acme"}`)

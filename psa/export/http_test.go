@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/resttest"
 	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
@@ -141,16 +142,8 @@ func TestHTTPBackend_gzipExport(t *testing.T) {
 	const doc = `{"revision":1}`
 	for _, enc := range []string{"gzip", "br"} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Content-Encoding", enc)
 			w.Header().Set("ETag", `"1"`)
-			if enc != "gzip" {
-				_, _ = w.Write([]byte("\x1b\x03compressed"))
-				return
-			}
-			zw := gzip.NewWriter(w)
-			_, _ = zw.Write([]byte(doc))
-			_ = zw.Close()
+			resttest.EncodedJSON(w, enc, doc)
 		}))
 		defer srv.Close()
 		b, err := NewHTTPBackend(srv.URL, "psa-syncd-api-token-0123456789", nil)

@@ -1,6 +1,7 @@
 package resttest
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -133,3 +134,20 @@ func (a *Answer) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 
 // Calls returns how many requests a answered.
 func (a *Answer) Calls() int32 { return a.calls.Load() }
+
+// EncodedJSON answers body as JSON compressed in the Content-Encoding enc:
+// gzip-compressed for "gzip", and for any other encoding a few bytes that
+// stand for one no client reads (such as "br"). It tests a client that gets
+// a compressed answer it did not ask for (a proxy, or an HTTP client that
+// asks for gzip itself, so that Go's transport leaves it compressed).
+func EncodedJSON(w http.ResponseWriter, enc, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Encoding", enc)
+	if enc != "gzip" {
+		io.WriteString(w, "\x1b\x03compressed")
+		return
+	}
+	zw := gzip.NewWriter(w)
+	io.WriteString(zw, body)
+	_ = zw.Close()
+}
