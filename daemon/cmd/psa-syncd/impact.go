@@ -40,6 +40,7 @@ var loadCurrentExport = func(ctx context.Context, cfg *daemon.Config, local remo
 type impactFlags struct {
 	terraformPlan string
 	format        string
+	reviewed      string
 }
 
 func (f *impactFlags) register(fs *flag.FlagSet) {
@@ -49,6 +50,11 @@ func (f *impactFlags) register(fs *flag.FlagSet) {
 		"its calls count against the hourly limit per endpoint there; without -web.url it is computed here from the config file, and says how many\n"+
 		"Kaseya BMS calls it sent outside that count.")
 	fs.StringVar(&f.format, "format", impact.FormatTable, "Output `format` of -terraform-plan: "+strings.Join(impact.Formats, ", ")+" (markdown for a pull-request comment).")
+	fs.StringVar(&f.reviewed, "reviewed", "", "With -terraform-plan: the report that was reviewed, as -format json wrote it, in this `file` (a pull request's plan job keeps it\n"+
+		"for the apply job on merge). The report is written as without it, then compared with that one: when they differ in which\n"+
+		"contract lines, customers or products change, or how (who sets a line, through which customer, at which unit price; not\n"+
+		"quantities or amounts, which move with usage), the differences are listed on stderr and the exit code is 1: the plan is\n"+
+		"not the one reviewed; do not apply it before its report is reviewed. Not with -web.url.")
 }
 
 // runImpact prints the billing impact of a Terraform plan. With -web.url
@@ -66,6 +72,10 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags, rf *
 		var err error
 		if api, err = rf.client(e); err != nil {
 			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 2
+		}
+		if f.reviewed != "" {
+			fmt.Fprintln(e.stderr, "psa-syncd: -reviewed does not apply with -web.url: compare the report here, without -web.url")
 			return 2
 		}
 		if api.token == "" {
@@ -93,6 +103,19 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags, rf *
 	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: -terraform-plan %s: %v\n", f.terraformPlan, err)
 		return 1
+	}
+	var reviewed *impact.Report
+	if f.reviewed != "" {
+		// Read first: a job without the reviewed report stops before
+		// it computes anything.
+		data, err := sizecap.ReadFile(f.reviewed, impact.MaxPlanSize, "a billing impact report")
+		if err == nil {
+			reviewed, err = impact.ReadReport(data)
+		}
+		if err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: -reviewed %s: %v\n", f.reviewed, err)
+			return 1
+		}
 	}
 	ctx, stop := signalContext(ctx)
 	defer stop()
@@ -185,7 +208,19 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags, rf *
 		logger.Error("Error writing the billing impact", "err", err)
 		return 1
 	}
-	return 0
+	if reviewed == nil {
+		return 0
+	}
+	diffs := rep.Differences(reviewed)
+	if len(diffs) == 0 {
+		return 0
+	}
+	fmt.Fprintf(e.stderr, "psa-syncd: the billing impact of this plan differs from the one reviewed (%s):\n", f.reviewed)
+	for _, d := range diffs {
+		fmt.Fprintf(e.stderr, "  - %s\n", d)
+	}
+	fmt.Fprintln(e.stderr, "Do not apply this plan: have its report above reviewed first (in CI, a new pull request's plan).")
+	return 1
 }
 
 // impactOptions are the options of the billing impact of a plan against

@@ -89,6 +89,46 @@ source:
 		if code != 0 || !strings.Contains(out, `"monthly_delta": 225`) {
 			t.Errorf("-format json: exit %d\n%s", code, out)
 		}
+
+		// The apply job compares its report with the one reviewed (the
+		// pull request's -format json): the same billing change passes,
+		// another one fails the job with the differences, after the report.
+		reviewed, reviewedJSON := filepath.Join(dir, "reviewed.json"), out
+		if err := os.WriteFile(reviewed, []byte(reviewedJSON), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut = plan(func(k string) string { return secrets[k] }, "-terraform-plan", planFile, "-format", "markdown", "-reviewed", reviewed)
+		if code != 0 || !strings.Contains(out, "new service *Sophos MDR*") || strings.Contains(errOut, "differs") {
+			t.Errorf("-reviewed, the report reviewed: exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+		report := out
+		rep, err := impact.ReadReport([]byte(reviewedJSON))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep.Lines[0].ContractID = "29684999"
+		var b bytes.Buffer
+		if err := impact.Write(&b, rep, impact.FormatJSON); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(reviewed, b.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut = plan(func(k string) string { return secrets[k] }, "-terraform-plan", planFile, "-format", "markdown", "-reviewed", reviewed)
+		for _, want := range []string{
+			"the billing impact of this plan differs from the one reviewed (" + reviewed + ")",
+			`contract line sophos/acme-tenant contract 29684000 service new service "Sophos MDR": changes now`,
+			"contract 29684999",
+			"Do not apply this plan",
+		} {
+			if code != 1 || !strings.Contains(errOut, want) || out != report {
+				t.Errorf("-reviewed, another billing change: exit %d, want 1, the report on stdout and %q on stderr\nstderr:\n%s", code, want, errOut)
+			}
+		}
+		if code, _, errOut := plan(func(k string) string { return secrets[k] }, "-terraform-plan", planFile, "-reviewed", planFile); code != 1 ||
+			!strings.Contains(errOut, "not the JSON of a billing impact report") {
+			t.Errorf("-reviewed with a Terraform plan: exit %d, stderr %q; want 1 and a refusal", code, errOut)
+		}
 	})
 
 	if code, _, errOut := plan(func(string) string { return "" }, "-terraform-plan", filepath.Join(dir, "current-export.json")); code != 1 ||
@@ -117,6 +157,8 @@ source:
 		{[]string{"-terraform-plan", planFile, "-web.url", "http://127.0.0.1:9810"}, "-terraform-plan with -web.url needs the API token"},
 		{[]string{"-terraform-plan", planFile, "-web.token-file", planFile}, "-web.token-file needs -web.url"},
 		{[]string{"-format", "markdown"}, "-format applies to -terraform-plan only"},
+		{[]string{"-reviewed", planFile}, "-reviewed applies to -terraform-plan only"},
+		{[]string{"-terraform-plan", planFile, "-reviewed", planFile, "-web.url", "http://127.0.0.1:9810"}, "-reviewed does not apply with -web.url"},
 	} {
 		if code, _, errOut := plan(func(string) string { return "" }, tt.args...); code != 2 || !strings.Contains(errOut, tt.want) {
 			t.Errorf("plan %v: exit %d, stderr %q; want 2 and %q", tt.args, code, errOut, tt.want)
