@@ -359,8 +359,8 @@ func planFlagConflict(fs *flag.FlagSet, billingImpact bool) string {
 			msg = "-" + f.Name + " does not apply to -terraform-plan: the billing impact covers every customer, from the config file's PSA and usage source"
 		case !billingImpact && f.Name == "format":
 			msg = "-format applies to -terraform-plan only: give -json for the plan as JSON"
-		case !billingImpact && f.Name == "reviewed":
-			msg = "-reviewed applies to -terraform-plan only: it compares a Terraform plan's billing impact with the one reviewed"
+		case !billingImpact && (f.Name == "reviewed" || f.Name == "json.file"):
+			msg = "-" + f.Name + " applies to -terraform-plan only: the report of a Terraform plan's billing impact"
 		}
 	})
 	return msg

@@ -41,6 +41,7 @@ type impactFlags struct {
 	terraformPlan string
 	format        string
 	reviewed      string
+	jsonFile      string
 }
 
 func (f *impactFlags) register(fs *flag.FlagSet) {
@@ -55,6 +56,8 @@ func (f *impactFlags) register(fs *flag.FlagSet) {
 		"contract lines, customers or products change, or how (who sets a line, through which customer, at which unit price; not\n"+
 		"quantities or amounts, which move with usage), the differences are listed on stderr and the exit code is 1: the plan is\n"+
 		"not the one reviewed; do not apply it before its report is reviewed. Not with -web.url.")
+	fs.StringVar(&f.jsonFile, "json.file", "", "With -terraform-plan: also write the report as -format json to this `file`, from the same computation (no second\n"+
+		"round of PSA and usage-source calls): what a pull request's plan job keeps for -reviewed. Not with -web.url.")
 }
 
 // runImpact prints the billing impact of a Terraform plan. With -web.url
@@ -74,8 +77,8 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags, rf *
 			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 			return 2
 		}
-		if f.reviewed != "" {
-			fmt.Fprintln(e.stderr, "psa-syncd: -reviewed does not apply with -web.url: compare the report here, without -web.url")
+		if f.reviewed != "" || f.jsonFile != "" {
+			fmt.Fprintln(e.stderr, "psa-syncd: -reviewed and -json.file do not apply with -web.url: compute the report here, without -web.url")
 			return 2
 		}
 		if api.token == "" {
@@ -207,6 +210,17 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags, rf *
 	if err := impact.Write(e.stdout, rep, f.format); err != nil {
 		logger.Error("Error writing the billing impact", "err", err)
 		return 1
+	}
+	if f.jsonFile != "" {
+		var b strings.Builder
+		if err := impact.Write(&b, rep, impact.FormatJSON); err != nil {
+			logger.Error("Error writing the billing impact", "err", err)
+			return 1
+		}
+		if err := os.WriteFile(f.jsonFile, []byte(b.String()), 0o600); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: -json.file: %v\n", err)
+			return 1
+		}
 	}
 	if reviewed == nil {
 		return 0

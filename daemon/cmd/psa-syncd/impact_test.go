@@ -93,9 +93,15 @@ source:
 		// The apply job compares its report with the one reviewed (the
 		// pull request's -format json): the same billing change passes,
 		// another one fails the job with the differences, after the report.
+		// -json.file writes the same JSON beside the report's format, from
+		// the one computation.
 		reviewed, reviewedJSON := filepath.Join(dir, "reviewed.json"), out
-		if err := os.WriteFile(reviewed, []byte(reviewedJSON), 0o600); err != nil {
-			t.Fatal(err)
+		if code, md, errOut := plan(func(k string) string { return secrets[k] }, "-terraform-plan", planFile, "-format", "markdown", "-json.file", reviewed); code != 0 ||
+			!strings.Contains(md, "new service *Sophos MDR*") {
+			t.Errorf("-json.file: exit %d\nstdout:\n%s\nstderr:\n%s", code, md, errOut)
+		}
+		if got, err := os.ReadFile(reviewed); err != nil || string(got) != reviewedJSON {
+			t.Errorf("-json.file wrote %q (%v), want what -format json prints:\n%s", got, err, reviewedJSON)
 		}
 		code, out, errOut = plan(func(k string) string { return secrets[k] }, "-terraform-plan", planFile, "-format", "markdown", "-reviewed", reviewed)
 		if code != 0 || !strings.Contains(out, "new service *Sophos MDR*") || strings.Contains(errOut, "differs") {
@@ -158,7 +164,9 @@ source:
 		{[]string{"-terraform-plan", planFile, "-web.token-file", planFile}, "-web.token-file needs -web.url"},
 		{[]string{"-format", "markdown"}, "-format applies to -terraform-plan only"},
 		{[]string{"-reviewed", planFile}, "-reviewed applies to -terraform-plan only"},
-		{[]string{"-terraform-plan", planFile, "-reviewed", planFile, "-web.url", "http://127.0.0.1:9810"}, "-reviewed does not apply with -web.url"},
+		{[]string{"-json.file", planFile}, "-json.file applies to -terraform-plan only"},
+		{[]string{"-terraform-plan", planFile, "-reviewed", planFile, "-web.url", "http://127.0.0.1:9810"}, "-reviewed and -json.file do not apply with -web.url"},
+		{[]string{"-terraform-plan", planFile, "-json.file", planFile, "-web.url", "http://127.0.0.1:9810"}, "-reviewed and -json.file do not apply with -web.url"},
 	} {
 		if code, _, errOut := plan(func(string) string { return "" }, tt.args...); code != 2 || !strings.Contains(errOut, tt.want) {
 			t.Errorf("plan %v: exit %d, stderr %q; want 2 and %q", tt.args, code, errOut, tt.want)
