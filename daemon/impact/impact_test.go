@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -1121,6 +1122,60 @@ func TestBillingImpact_ciGitLabNotesUpdated(t *testing.T) {
 	}
 }
 
+// TestBillingImpact_ciPsaNoteReadsUserOnce: psa_note read the token's user
+// (GET /user) on every call, one request more per note than it needs; it
+// reads it once per shell. The function of each GitLab pipeline runs under
+// sh three times, against a curl and a jq that answer as GitLab would for
+// a merge request without notes.
+func TestBillingImpact_ciPsaNoteReadsUserOnce(t *testing.T) {
+	t.Parallel()
+	example, err := os.ReadFile(filepath.Join("..", "..", "examples", "ci", "billing-impact", "gitlab-ci.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipelines := map[string]string{"gitlab-ci.yml": string(example)}
+	for _, block := range ciGuideYAML(t) {
+		if strings.HasPrefix(block, "stages:") {
+			pipelines["the guide's GitLab pipeline"] = block
+		}
+	}
+	for name, src := range pipelines {
+		var doc struct {
+			PsaNote string `yaml:".psa-note"`
+		}
+		if err := yaml.Unmarshal([]byte(src), &doc); err != nil || doc.PsaNote == "" {
+			t.Fatalf("%s: no .psa-note (%v)", name, err)
+		}
+		fn := doc.PsaNote
+		dir := t.TempDir()
+		script := fn + `
+curl() { printf '%s\n' "$*" >> calls; case "$*" in */user) echo '{"id": 7}' ;; *page=*) echo '[]' ;; esac; }
+jq() { cat > /dev/null; case "$1" in .id) echo 7 ;; length) echo 0 ;; esac; }
+printf '### terraform plan\n' > plan.md
+printf '### psa-sync billing impact\n' > report.md
+psa_note plan.md
+psa_note report.md
+psa_note plan.md
+`
+		cmd := exec.Command("sh", "-e", "-c", script)
+		cmd.Dir = dir
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "CI_API_V4_URL=https://gitlab.example/api/v4", "CI_PROJECT_ID=1", "CI_MERGE_REQUEST_IID=2"}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: psa_note: %v\n%s", name, err, out)
+		}
+		calls, err := os.ReadFile(filepath.Join(dir, "calls"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(calls), "/api/v4/user\n"); n != 1 {
+			t.Errorf("%s: three psa_note calls read the token's user %d times, want once per shell:\n%s", name, n, calls)
+		}
+		if n := strings.Count(string(calls), "--request POST"); n != 3 {
+			t.Errorf("%s: three psa_note calls on a merge request without notes posted %d notes, want 3 (the fakes no longer match):\n%s", name, n, calls)
+		}
+	}
+}
+
 // readCIPipelines reads the pipelines of the CI example and of the CI
 // guide, and the files in more, by path.
 func readCIPipelines(t *testing.T, more ...string) map[string][]byte {
@@ -1178,8 +1233,10 @@ type ciJob struct {
 		Paths []string `yaml:"paths"`
 	} `yaml:"artifacts"`
 	Steps []struct {
-		If  string `yaml:"if"`
-		Run string `yaml:"run"`
+		If   string            `yaml:"if"`
+		Run  string            `yaml:"run"`
+		Uses string            `yaml:"uses"`
+		With map[string]string `yaml:"with"`
 	} `yaml:"steps"`
 }
 
@@ -1329,6 +1386,56 @@ func TestBillingImpact_ciApplyAppliesItsReportedPlan(t *testing.T) {
 	}
 	if applyJobs != 2 {
 		t.Errorf("found %d apply jobs, want 2 (the guide's GitHub and GitLab)", applyJobs)
+	}
+}
+
+// TestBillingImpact_ciApplyStopsOnAnotherBillingImpact: the guide's apply
+// jobs applied whatever the merge's plan was, also when its billing impact
+// was not the one reviewed on the pull request (another merge in between,
+// an edit in the PSA). Each plan job now keeps its report's JSON
+// (-json.file, kept as an artifact); each apply job fetches the one of
+// the merged pull or merge request, compares its own report with it
+// (-reviewed) before `terraform apply`, says what to do when they differ,
+// and posts the report it applied on the merged request under a heading of
+// its own, through the find-by-heading code of the plan's comments.
+func TestBillingImpact_ciApplyStopsOnAnotherBillingImpact(t *testing.T) {
+	t.Parallel()
+	kept, compared := 0, 0
+	for _, j := range ciPipelineJobs(t) {
+		if !strings.HasSuffix(j.Path, ".tmpl") {
+			continue
+		}
+		cmds := j.commands()
+		switch j.Name {
+		case "plan":
+			kept++
+			uploaded := slices.Contains(j.Artifacts.Paths, "billing-impact.json")
+			for _, step := range j.Steps {
+				uploaded = uploaded || strings.HasPrefix(step.Uses, "actions/upload-artifact@") && step.With["path"] == "billing-impact.json"
+			}
+			if !strings.Contains(cmds, "-terraform-plan /dev/stdin -format markdown -json.file billing-impact.json") || !uploaded {
+				t.Errorf("%s: the plan job does not keep its report's JSON (-json.file billing-impact.json, as an artifact) for the apply job to compare with", j.Path)
+			}
+		case "apply":
+			compared++
+			fetch := max(strings.Index(cmds, "gh run download "), strings.Index(cmds, `/artifacts/billing-impact.json" > reviewed/billing-impact.json`))
+			compare := strings.Index(cmds, "-reviewed reviewed/billing-impact.json")
+			apply := strings.Index(cmds, "terraform apply ")
+			if fetch < 0 || compare < fetch || apply < compare {
+				t.Errorf("%s: the apply job does not compare its billing impact with the one reviewed (fetched, then -reviewed) before terraform apply: it applies a billing change nobody reviewed", j.Path)
+			}
+			if !strings.Contains(cmds, "a pull request (an empty commit will do)") && !strings.Contains(cmds, "a merge request (an empty commit will do)") {
+				t.Errorf("%s: the apply job that stops does not say what to do", j.Path)
+			}
+			applied := strings.Index(cmds, "echo '### psa-sync billing impact: applied'")
+			posted := max(strings.LastIndex(cmds, "psa_note note.md"), strings.LastIndex(cmds, "gh pr comment \"$PR\" --body-file comment.md"))
+			if applied < apply || posted < applied || !strings.Contains(cmds, `startswith(\"$heading\")`) && !strings.Contains(cmds, "*psa-note") && !strings.Contains(cmds, "psa_note() {") {
+				t.Errorf("%s: the apply job does not post the report it applied on the merged request under its own heading, found by its heading", j.Path)
+			}
+		}
+	}
+	if kept != 2 || compared != 2 {
+		t.Errorf("found %d plan and %d apply jobs in the guide, want 2 each (GitHub and GitLab)", kept, compared)
 	}
 }
 
