@@ -1439,6 +1439,31 @@ func TestBillingImpact_ciApplyStopsOnAnotherBillingImpact(t *testing.T) {
 	}
 }
 
+// TestBillingImpact_ciExamplesApplyThroughTheGuide: the example pipelines
+// report only; their README gave its own apply commands, which the guide's
+// apply jobs outgrew (the comparison with the report reviewed), and no
+// test ran. They point at the guide's apply jobs instead, the one tested
+// copy, and show no apply of their own.
+func TestBillingImpact_ciExamplesApplyThroughTheGuide(t *testing.T) {
+	t.Parallel()
+	readme := filepath.Join("..", "..", "examples", "ci", "billing-impact", "README.md")
+	for path, src := range readCIPipelines(t, readme) {
+		if strings.HasSuffix(path, ".tmpl") {
+			continue
+		}
+		if l := regexp.MustCompile(`(?m)^\s*(?:- |run: )?terraform apply\b.*$`).FindString(string(src)); l != "" {
+			t.Errorf("%s: %q applies outside the guide's apply jobs, without the comparison with the report reviewed", path, l)
+		}
+	}
+	src, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), "use the apply jobs of the [CI workflow guide](../../../docs/guides/ci-workflow.md)") {
+		t.Errorf("%s does not point at the guide's apply jobs", readme)
+	}
+}
+
 // TestBillingImpact_ciExamplesPlanWithoutLock: the pull-request jobs of the
 // CI example and of the CI guide run with the read-only plan role, which
 // may not write the S3 backend's lock file (docs/guides/ci-workflow.md), so
