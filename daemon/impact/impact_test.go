@@ -1067,16 +1067,7 @@ func TestBillingImpact_ciGuideCommentsUpdated(t *testing.T) {
 // Alpine image has none) or the example's image is said to have.
 func TestBillingImpact_ciGitLabNotesUpdated(t *testing.T) {
 	t.Parallel()
-	example, err := os.ReadFile(filepath.Join("..", "..", "examples", "ci", "billing-impact", "gitlab-ci.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pipelines := map[string]string{"gitlab-ci.yml": string(example)}
-	for _, block := range ciGuideYAML(t) {
-		if strings.HasPrefix(block, "stages:") {
-			pipelines["the guide's GitLab pipeline"] = block
-		}
-	}
+	pipelines := ciGitLabPipelines(t)
 	if len(pipelines) != 2 {
 		t.Fatalf("found %d GitLab pipelines, want 2 (the guide's and the example's)", len(pipelines))
 	}
@@ -1129,16 +1120,7 @@ func TestBillingImpact_ciGitLabNotesUpdated(t *testing.T) {
 // a merge request without notes.
 func TestBillingImpact_ciPsaNoteReadsUserOnce(t *testing.T) {
 	t.Parallel()
-	example, err := os.ReadFile(filepath.Join("..", "..", "examples", "ci", "billing-impact", "gitlab-ci.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pipelines := map[string]string{"gitlab-ci.yml": string(example)}
-	for _, block := range ciGuideYAML(t) {
-		if strings.HasPrefix(block, "stages:") {
-			pipelines["the guide's GitLab pipeline"] = block
-		}
-	}
+	pipelines := ciGitLabPipelines(t)
 	for name, src := range pipelines {
 		var doc struct {
 			PsaNote string `yaml:".psa-note"`
@@ -1174,6 +1156,23 @@ psa_note plan.md
 			t.Errorf("%s: three psa_note calls on a merge request without notes posted %d notes, want 3 (the fakes no longer match):\n%s", name, n, calls)
 		}
 	}
+}
+
+// ciGitLabPipelines returns the GitLab pipelines of the CI example and of
+// the CI guide, by name.
+func ciGitLabPipelines(t *testing.T) map[string]string {
+	t.Helper()
+	example, err := os.ReadFile(filepath.Join("..", "..", "examples", "ci", "billing-impact", "gitlab-ci.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipelines := map[string]string{"gitlab-ci.yml": string(example)}
+	for _, block := range ciGuideYAML(t) {
+		if strings.HasPrefix(block, "stages:") {
+			pipelines["the guide's GitLab pipeline"] = block
+		}
+	}
+	return pipelines
 }
 
 // readCIPipelines reads the pipelines of the CI example and of the CI
