@@ -1042,7 +1042,7 @@ func TestBillingImpact_ciGuideCommentsUpdated(t *testing.T) {
 			continue
 		}
 		commenting++
-		for _, want := range []string{`github-actions[bot]`, `startswith(\"$heading\")`, `--method PATCH "repos/$GITHUB_REPOSITORY/issues/comments/$id"`, "for body in comment.md billing-impact.md;"} {
+		for _, want := range []string{`github-actions[bot]`, ciGitHubHeadingMatch, `--method PATCH "repos/$GITHUB_REPOSITORY/issues/comments/$id"`, "for body in comment.md billing-impact.md;"} {
 			if !strings.Contains(step.Run, want) {
 				t.Errorf("the guide's GitHub plan job adds a new comment on every push: its step that comments does not update the job's own comment found by its heading (%s is missing)", want)
 			}
@@ -1056,12 +1056,20 @@ func TestBillingImpact_ciGuideCommentsUpdated(t *testing.T) {
 	}
 }
 
+// ciGitHubHeadingMatch is the jq test with which the guide's GitHub jobs
+// find their comment: its first line is the heading. A prefix match
+// (startswith) also found the apply's "psa-sync billing impact: applied"
+// as the plan's report comment, and the plan job, which takes the newest,
+// would update it.
+const ciGitHubHeadingMatch = `(.body | split(\"\\n\"))[0] == \"$heading\"`
+
 // TestBillingImpact_ciGitLabNotesUpdated: the GitLab jobs of the CI guide
 // and of the CI example keep one note per heading on a merge request (the
 // plan's and the report's), as the GitHub jobs keep their comments, never
 // a new note on every push: a psa_note function, defined in script and in
 // after_script (each a shell of its own), finds the oldest note of the
-// token's user that starts with the body's heading, page by page, and
+// token's user whose first line is the body's heading (not a note under a
+// longer heading, such as the apply's), page by page, and
 // updates it through the notes API (PUT …/notes/$id), and no note is
 // posted but through it. It needs jq, which the job installs (the guide's
 // Alpine image has none) or the example's image is said to have.
@@ -1081,7 +1089,7 @@ func TestBillingImpact_ciGitLabNotesUpdated(t *testing.T) {
 			t.Errorf("%s: no .psa-note, the psa_note function that updates the job's note", name)
 			continue
 		}
-		for _, want := range []string{"psa_note() {", `"$CI_API_V4_URL/user"`, "page=$page", ".author.id == $me", "startswith($heading)", `--request PUT`, `"$api/$id"`} {
+		for _, want := range []string{"psa_note() {", `"$CI_API_V4_URL/user"`, "page=$page", ".author.id == $me", `(.body | split("\n"))[0] == $heading`, `--request PUT`, `"$api/$id"`} {
 			if !strings.Contains(fn, want) {
 				t.Errorf("%s: psa_note does not update the note of the token's user found by its heading, on any page (%s is missing)", name, want)
 			}
@@ -1428,7 +1436,7 @@ func TestBillingImpact_ciApplyStopsOnAnotherBillingImpact(t *testing.T) {
 			}
 			applied := strings.Index(cmds, "echo '### psa-sync billing impact: applied'")
 			posted := max(strings.LastIndex(cmds, "psa_note note.md"), strings.LastIndex(cmds, "gh pr comment \"$PR\" --body-file comment.md"))
-			if applied < apply || posted < applied || !strings.Contains(cmds, `startswith(\"$heading\")`) && !strings.Contains(cmds, "*psa-note") && !strings.Contains(cmds, "psa_note() {") {
+			if applied < apply || posted < applied || !strings.Contains(cmds, ciGitHubHeadingMatch) && !strings.Contains(cmds, "*psa-note") && !strings.Contains(cmds, "psa_note() {") {
 				t.Errorf("%s: the apply job does not post the report it applied on the merged request under its own heading, found by its heading", j.Path)
 			}
 		}
