@@ -34,7 +34,7 @@ var migrationFiles embed.FS
 // the number of the newest migration. Open refuses a database with a newer
 // version, so that an old binary never misreads (or rewrites) records it
 // does not understand.
-const SchemaVersion = 13
+const SchemaVersion = 14
 
 // InstanceSchemaVersion is the schema version from which a state database
 // records the PSA instance whose usage it holds (BoundInstance): a

@@ -53,8 +53,9 @@ func TestMigrate_endsTheOlderActiveInstancesSession(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = old.Close() })
 	// Back to schema version 10, as the older psa-syncd left it
-	// (migrations 12 and 13 changed no table).
-	if _, err := old.sql.Exec(`ALTER TABLE tickets DROP COLUMN note_alerts, DROP COLUMN reopen_activity;
+	// (migrations 12 and 13 changed no table; 14 added moved_note and
+	// held_since).
+	if _, err := old.sql.Exec(`ALTER TABLE tickets DROP COLUMN note_alerts, DROP COLUMN reopen_activity, DROP COLUMN moved_note, DROP COLUMN held_since;
 		DELETE FROM schema_migrations WHERE version >= 11`); err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ var _ tickets.Store = (*DB)(nil)
 // ticketArgs and scanTicket use.
 const ticketColumns = `source, customer_id, alert_key, ref, generation, system, instance, company_id, ticket_id, number,
 	state, severity, title, covered, routing_hash, error, closed_by, created, updated, closed_at, missing_since,
-	note_alerts, reopen_activity`
+	note_alerts, reopen_activity, moved_note, held_since`
 
 func checkTicketKey(r tickets.Record) error {
 	if err := checkKey("ticket", r.Source, r.CustomerID); err != nil {
@@ -53,15 +53,25 @@ func (db *DB) ticketArgs(r tickets.Record) ([]any, error) {
 		}
 		noteAlerts = string(b)
 	}
+	// NULL when no note is owed, and when the create is not held: only
+	// a creating record keeps HeldSince, whichever write settles it.
+	var movedNote any
+	if r.MovedNote != "" {
+		movedNote = r.MovedNote
+	}
+	held := r.HeldSince
+	if r.State != tickets.StateCreating {
+		held = time.Time{}
+	}
 	return []any{r.Source, r.CustomerID, r.AlertKey, r.Ref, r.Generation, r.System, r.Instance, r.CompanyID, r.TicketID, r.Number,
 		r.State, r.Severity, r.Title, string(data), r.RoutingHash, r.Error, r.ClosedBy,
-		db.tv(r.Created), db.tv(r.Updated), db.tv(r.ClosedAt), db.tv(r.MissingSince), noteAlerts, db.tv(r.ReopenActivity)}, nil
+		db.tv(r.Created), db.tv(r.Updated), db.tv(r.ClosedAt), db.tv(r.MissingSince), noteAlerts, db.tv(r.ReopenActivity), movedNote, db.tv(held)}, nil
 }
 
 // insertTicket is the INSERT of a ticket record; the caller appends what
 // happens on a conflict.
 const insertTicket = `INSERT INTO tickets (` + ticketColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // Ticket record writes are fenced as intents are (OpenIntent): each is a
 // fenced operation of the group committer, which on PostgreSQL commits it
@@ -141,7 +151,7 @@ func (db *DB) PutTicketRecord(r tickets.Record) error {
 			title = excluded.title, covered = excluded.covered, routing_hash = excluded.routing_hash, error = excluded.error,
 			closed_by = excluded.closed_by, created = excluded.created, updated = excluded.updated,
 			closed_at = excluded.closed_at, missing_since = excluded.missing_since, note_alerts = excluded.note_alerts,
-			reopen_activity = excluded.reopen_activity`), args...)
+			reopen_activity = excluded.reopen_activity, moved_note = excluded.moved_note, held_since = excluded.held_since`), args...)
 		return err
 	})
 }
@@ -319,7 +329,7 @@ func (db *DB) ReleaseTicketCreate(ref, note string, now time.Time) (tickets.Reco
 	}
 	what := "recording ticket create " + ref + " as not posted"
 	err = db.writeTicket(what, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.q(`UPDATE tickets SET state = ?, routing_hash = '', error = ?, updated = ?
+		res, err := tx.ExecContext(ctx, db.q(`UPDATE tickets SET state = ?, routing_hash = '', error = ?, updated = ?, held_since = NULL
 			WHERE source = ? AND customer_id = ? AND alert_key = ? AND state = ? AND updated IS NOT DISTINCT FROM ?`),
 			tickets.StateFailed, why, db.tv(now.UTC()), r.Source, r.CustomerID, r.AlertKey, tickets.StateCreating, db.tv(db.stored(r.Updated)))
 		if err != nil {
@@ -341,10 +351,12 @@ func (db *DB) TicketIntents() ([]tickets.Record, error) {
 
 // ticketMissingSchemaVersion is the schema version that adds the ticket
 // records' missing_since; ticketNoteSchemaVersion the one that adds their
-// note_alerts and reopen_activity.
+// note_alerts and reopen_activity; ticketMovedSchemaVersion the one that
+// adds their moved_note and held_since.
 const (
 	ticketMissingSchemaVersion = 9
 	ticketNoteSchemaVersion    = 11
+	ticketMovedSchemaVersion   = 14
 )
 
 // ticketSelect is the column list of a read of ticket records:
@@ -361,8 +373,11 @@ func (db *DB) ticketSelect() string {
 		}
 	})
 	cols := ticketColumns
+	if db.ticketVersion < ticketMovedSchemaVersion {
+		cols = strings.TrimSuffix(cols, ", moved_note, held_since") + ", NULL AS moved_note, NULL AS held_since"
+	}
 	if db.ticketVersion < ticketNoteSchemaVersion {
-		cols = strings.TrimSuffix(cols, "\n\tnote_alerts, reopen_activity") + "\n\tNULL AS note_alerts, NULL AS reopen_activity"
+		cols = strings.Replace(cols, "\n\tnote_alerts, reopen_activity,", "\n\tNULL AS note_alerts, NULL AS reopen_activity,", 1)
 	}
 	if db.ticketVersion < ticketMissingSchemaVersion {
 		cols = strings.Replace(cols, ", missing_since,", ", NULL AS missing_since,", 1)
@@ -384,10 +399,12 @@ func (db *DB) ticketRecords(what, where string, args ...any) ([]tickets.Record, 
 			r          tickets.Record
 			covered    string
 			noteAlerts sql.NullString
+			movedNote  sql.NullString
 		)
 		if err := rows.Scan(&r.Source, &r.CustomerID, &r.AlertKey, &r.Ref, &r.Generation, &r.System, &r.Instance, &r.CompanyID,
 			&r.TicketID, &r.Number, &r.State, &r.Severity, &r.Title, &covered, &r.RoutingHash, &r.Error, &r.ClosedBy,
-			timeDest{&r.Created}, timeDest{&r.Updated}, timeDest{&r.ClosedAt}, timeDest{&r.MissingSince}, &noteAlerts, timeDest{&r.ReopenActivity}); err != nil {
+			timeDest{&r.Created}, timeDest{&r.Updated}, timeDest{&r.ClosedAt}, timeDest{&r.MissingSince}, &noteAlerts, timeDest{&r.ReopenActivity},
+			&movedNote, timeDest{&r.HeldSince}); err != nil {
 			return nil, db.wrap(what, err)
 		}
 		if err := json.Unmarshal([]byte(covered), &r.Covered); err != nil {
@@ -401,6 +418,7 @@ func (db *DB) ticketRecords(what, where string, args ...any) ([]tickets.Record, 
 				return nil, fmt.Errorf("state: %s: alerts of the note under way on %s: %w", what, r.AlertKey, err)
 			}
 		}
+		r.MovedNote = movedNote.String
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {

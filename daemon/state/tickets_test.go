@@ -358,7 +358,7 @@ func TestTickets_instanceMigration(t *testing.T) {
 		cfg := d.config(t)
 		db := openConfig(t, cfg)
 		// Back to version 4, as a database the previous psa-syncd wrote.
-		for _, q := range []string{`ALTER TABLE tickets DROP COLUMN reopen_activity`, `ALTER TABLE tickets DROP COLUMN note_alerts`, `DROP INDEX ledger_customer`, `ALTER TABLE tickets DROP COLUMN missing_since`, `ALTER TABLE runs DROP COLUMN note`, `DROP TABLE psa_instance`, `DROP TABLE remote_export`, `ALTER TABLE tickets DROP COLUMN instance`, `DELETE FROM schema_migrations WHERE version >= 5`,
+		for _, q := range []string{`ALTER TABLE tickets DROP COLUMN held_since`, `ALTER TABLE tickets DROP COLUMN moved_note`, `ALTER TABLE tickets DROP COLUMN reopen_activity`, `ALTER TABLE tickets DROP COLUMN note_alerts`, `DROP INDEX ledger_customer`, `ALTER TABLE tickets DROP COLUMN missing_since`, `ALTER TABLE runs DROP COLUMN note`, `DROP TABLE psa_instance`, `DROP TABLE remote_export`, `ALTER TABLE tickets DROP COLUMN instance`, `DELETE FROM schema_migrations WHERE version >= 5`,
 			`INSERT INTO tickets (source, customer_id, alert_key, ref, generation, system, ticket_id, state)
 				VALUES ('sophos', 'c1', 'a', 'sc:a', 1, 'autotask', '7001', 'open')`} {
 			if _, err := db.sql.Exec(q); err != nil {
@@ -388,6 +388,51 @@ func TestTickets_instanceMigration(t *testing.T) {
 		}
 		if got, err := db.TicketRecords("sophos", "c1"); err != nil || len(got) != 1 || got[0].Instance != want[0].Instance {
 			t.Errorf("TicketRecords after recording the instance = %+v, %v; want instance %q", got, err, want[0].Instance)
+		}
+	})
+}
+
+// A record's MovedNote and HeldSince (schema version 14) are stored, read
+// back and cleared; HeldSince only while the record is creating, and the
+// operator's answer clears it.
+func TestTickets_movedNoteAndHeldSince(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		held := time.Date(2026, 11, 15, 10, 5, 7, 0, time.UTC)
+		moved := tickets.Record{Source: "sophos", CustomerID: "c1", AlertKey: tickets.SummaryKey + "@29683/1", Ref: "scs:x/1", TicketID: "7000",
+			State: tickets.StateOpen, MovedNote: "scs:x/2"}
+		create := tickets.Record{Source: "sophos", CustomerID: "c1", AlertKey: "a", Ref: "sc:a", State: tickets.StateCreating, Created: held,
+			Updated: held, HeldSince: held}
+		for _, r := range []tickets.Record{moved, create} {
+			if err := db.PutTicketRecord(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := db.TicketRecords("sophos", "c1")
+		if err != nil || len(got) != 2 || !got[0].HeldSince.Equal(held) || got[1].MovedNote != "scs:x/2" {
+			t.Fatalf("TicketRecords = %+v, %v; want the create held since %s and the moved summary owing a note naming scs:x/2", got, err, held)
+		}
+		if open, err := db.TicketIntents(); err != nil || len(open) != 1 || !open[0].HeldSince.Equal(held) {
+			t.Errorf("TicketIntents = %+v, %v; want the create held since %s", open, err, held)
+		}
+		moved.MovedNote = ""
+		if err := db.PutTicketRecord(moved); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ReleaseTicketCreate("sc:a", "", held.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		got, err = db.TicketRecords("sophos", "c1")
+		if err != nil || len(got) != 2 || !got[0].HeldSince.IsZero() || got[1].MovedNote != "" {
+			t.Errorf("TicketRecords after the note and the answer = %+v, %v; want neither", got, err)
+		}
+		// A record that is no longer creating keeps no HeldSince.
+		create.State = tickets.StateOpen
+		if err := db.PutTicketRecord(create); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := db.TicketRecords("sophos", "c1"); err != nil || !got[0].HeldSince.IsZero() {
+			t.Errorf("TicketRecords of the create adopted = %+v, %v; want no HeldSince", got, err)
 		}
 	})
 }

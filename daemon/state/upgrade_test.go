@@ -35,6 +35,7 @@ var undoMigration = map[int]string{
 	// 12 and 13 rewrote stored texts and changed no table.
 	12: `SELECT 1`,
 	13: `SELECT 1`,
+	14: `ALTER TABLE tickets DROP COLUMN held_since; ALTER TABLE tickets DROP COLUMN moved_note`,
 }
 
 // TestMigrations_fromEveryVersionKeepData: a database of every earlier
@@ -101,14 +102,7 @@ func TestMigrations_fromEveryVersionKeepData(t *testing.T) {
 				want := read(t, db)
 
 				// Back to the given version, as its psa-syncd left it.
-				for v := SchemaVersion; v > version; v-- {
-					if _, err := db.sql.Exec(undoMigration[v]); err != nil {
-						t.Fatalf("undoing migration %d: %v", v, err)
-					}
-				}
-				if _, err := db.sql.Exec(db.q(`DELETE FROM schema_migrations WHERE version > ?`), version); err != nil {
-					t.Fatal(err)
-				}
+				backTo(t, db, version)
 				if v, err := db.Version(); err != nil || v != version {
 					t.Fatalf("Version = %d, %v; want %d before the migration", v, err, version)
 				}
@@ -174,14 +168,7 @@ func TestMigrations_fromEveryVersionKeepEveryRow(t *testing.T) {
 				_, err = db.BindInstance(PSAInstance{System: "autotask", Instance: "webservices5.autotask.net", BoundAt: t0})
 				mustSucceed(t, err)
 
-				for v := SchemaVersion; v > version; v-- {
-					if _, err := db.sql.Exec(undoMigration[v]); err != nil {
-						t.Fatalf("undoing migration %d: %v", v, err)
-					}
-				}
-				if _, err := db.sql.Exec(db.q(`DELETE FROM schema_migrations WHERE version > ?`), version); err != nil {
-					t.Fatal(err)
-				}
+				backTo(t, db, version)
 				want, cols := dumpTables(t, db, nil)
 				// Each start records itself as the leader.
 				delete(want, "leader")
@@ -326,9 +313,7 @@ func TestMigrations_rewriteRecordedTexts(t *testing.T) {
 		mustSucceed(t, db.CompleteIntent(in.ID, IntentFailed, texts["intents"], t0.Add(time.Minute)))
 		mustSucceed(t, db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: "718b", AlertKey: "a1", Ref: "sc:a1", Generation: 1,
 			System: "autotask", State: tickets.StateFailed, Error: texts["tickets"], Created: t0}))
-		if _, err := db.sql.Exec(db.q(`DELETE FROM schema_migrations WHERE version > ?`), 11); err != nil {
-			t.Fatal(err)
-		}
+		backTo(t, db, 11)
 		closeDB(t, db)
 
 		db = openConfig(t, cfg)
@@ -343,6 +328,20 @@ func TestMigrations_rewriteRecordedTexts(t *testing.T) {
 			t.Errorf("the stored errors after migrating from schema version 11 (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// backTo takes db back to schema version, as its psa-syncd left it
+// (undoMigration).
+func backTo(t *testing.T, db *DB, version int) {
+	t.Helper()
+	for v := SchemaVersion; v > version; v-- {
+		if _, err := db.sql.Exec(undoMigration[v]); err != nil {
+			t.Fatalf("undoing migration %d: %v", v, err)
+		}
+	}
+	if _, err := db.sql.Exec(db.q(`DELETE FROM schema_migrations WHERE version > ?`), version); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestMigrations_rewriteSnapshotTexts: a database of schema version 12
@@ -365,9 +364,7 @@ func TestMigrations_rewriteSnapshotTexts(t *testing.T) {
 		mustSucceed(t, db.PutSnapshot("last_plan", map[string]any{"customer": "",
 			"plan_columns": gzipped(t, planColumns(t, reason, failure, strings.Replace(held, "the state database", where, 1)))}))
 		mustSucceed(t, db.PutSnapshot("ticket_status", map[string]string{"error": ticket}))
-		if _, err := db.sql.Exec(db.q(`DELETE FROM schema_migrations WHERE version > ?`), 12); err != nil {
-			t.Fatal(err)
-		}
+		backTo(t, db, 12)
 		closeDB(t, db)
 
 		want := map[string]string{
@@ -382,9 +379,7 @@ func TestMigrations_rewriteSnapshotTexts(t *testing.T) {
 		migrated, _ := dumpTables(t, db, map[string][]string{"snapshots": {"name", "value"}})
 
 		// Migration 13 once more, on the snapshots it rewrote.
-		if _, err := db.sql.Exec(db.q(`DELETE FROM schema_migrations WHERE version > ?`), 12); err != nil {
-			t.Fatal(err)
-		}
+		backTo(t, db, 12)
 		closeDB(t, db)
 		db = openConfig(t, cfg)
 		t.Cleanup(func() { closeDB(t, db) })

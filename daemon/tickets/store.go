@@ -146,6 +146,22 @@ type Record struct {
 	// reopen was not applied, without comparing two clocks. Zero when the
 	// PSA gave none (or an older psa-syncd recorded the intent).
 	ReopenActivity time.Time `json:"reopen_activity,omitzero"`
+	// MovedNote is, on the record of a summary ticket a customer's
+	// mapping moved away from (movedSummaryKey), the reference of the new
+	// summary ticket its "Customer moved" note names: set when the move is
+	// recorded, before the new summary's create, and cleared once the note
+	// is added (or taken as added). A crash before the note, or a lost
+	// answer, leaves the next pass to look for the note on the ticket and
+	// send it only when it is not there. Empty when no note is owed.
+	MovedNote string `json:"moved_note,omitempty"`
+	// HeldSince is when the ticket create of this record, whose outcome is
+	// unknown (StateCreating), was first held for an operator: its search
+	// by reference found nothing and could not be checked (unseenError),
+	// so it is not sent again until the search finds it or an operator
+	// answers (psa-syncd resolve -ticket REF -not-posted). Zero while the
+	// create is within the settle time or settled; only a creating record
+	// keeps one.
+	HeldSince time.Time `json:"held_since,omitzero"`
 }
 
 // SummaryKey is the AlertKey of a customer's summary ticket, which stands

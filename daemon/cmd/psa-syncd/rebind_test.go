@@ -198,7 +198,7 @@ func TestRun_checkStateOfAnotherInstance(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	exec(`ALTER TABLE tickets DROP COLUMN reopen_activity; ALTER TABLE tickets DROP COLUMN note_alerts; DROP INDEX ledger_customer; ALTER TABLE tickets DROP COLUMN missing_since; ALTER TABLE runs DROP COLUMN note; DROP TABLE psa_instance; DELETE FROM schema_migrations WHERE version >= 7`)
+	exec(`ALTER TABLE tickets DROP COLUMN held_since; ALTER TABLE tickets DROP COLUMN moved_note; ALTER TABLE tickets DROP COLUMN reopen_activity; ALTER TABLE tickets DROP COLUMN note_alerts; DROP INDEX ledger_customer; ALTER TABLE tickets DROP COLUMN missing_since; ALTER TABLE runs DROP COLUMN note; DROP TABLE psa_instance; DELETE FROM schema_migrations WHERE version >= 7`)
 	code, stdout, stderr = runCmd(t, "check", prodFlag)
 	if want := "NOTE state database: - Not checked which PSA instance's usage it holds: its schema (version 6) predates version 7, which records it"; code != 0 ||
 		!strings.Contains(flat(stdout), want) || strings.Contains(stdout, "FAIL") {
