@@ -795,6 +795,8 @@ func unsettledWrite(r *Record) (time.Time, bool) {
 		return r.Updated, true
 	case r.State == StateOpen && len(r.NoteAlerts) > 0:
 		return r.Updated, true
+	case r.MovedNote != "":
+		return r.Updated, true
 	}
 	return time.Time{}, false
 }
@@ -1113,6 +1115,16 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			e.throttle(p, err)
 			cr.fail(err)
 			log.Log(ctx, p.failureLevel(), "Could not settle the note of a summary ticket", "ticket", summary.TicketID, "err", err)
+		}
+	}
+	for i := range records {
+		// A "Customer moved" note of an earlier pass that psa-syncd did
+		// not get to send, or whose outcome is unknown.
+		if r := &records[i]; r.MovedNote != "" && !p.dryRun && !unsettledWrites[r.AlertKey] {
+			if err := e.settleMovedNote(ctx, p, r, summary, &cr); err != nil {
+				cr.fail(err)
+				log.Log(ctx, p.failureLevel(), "Could not settle the note of a summary ticket the customer moved away from", "ticket", r.TicketID, "err", err)
+			}
 		}
 	}
 	covered := map[string]bool{}
@@ -2956,8 +2968,12 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 		// old company. Its record is kept under a key of its own,
 		// followed and closed when its alerts are resolved, and the
 		// next generation's summary is filed in the new company.
+		// It owes a "Customer moved" note naming the new summary, which
+		// is recorded first (MovedNote): a crash before the note, or a
+		// lost answer, leaves a later pass to look for it and send it.
 		moved := *summary
 		moved.AlertKey, moved.Updated = movedSummaryKey(summary.CompanyID, summary.Generation), e.now().UTC()
+		moved.MovedNote = summaryRef(c, summary.Generation+1)
 		if err := e.store.PutTicketRecord(moved); err != nil {
 			return err
 		}
@@ -3085,7 +3101,9 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 			cr.Notices = append(cr.Notices, fmt.Sprintf("the customer's mapping moved from company %s to %s: summary ticket %s stays in company %s "+
 				"and is closed there when its alerts are resolved; new summary ticket %s in company %s takes the alerts over the cap",
 				left.CompanyID, c.CompanyID, cmp.Or(left.Number, left.TicketID), left.CompanyID, cmp.Or(r.Number, r.TicketID, r.Ref), c.CompanyID))
-			e.noteMovedSummary(ctx, *left, r, cr)
+			if err := e.noteMovedSummary(ctx, left, r, cr); err != nil {
+				return err
+			}
 		}
 	}
 	// A summary is not one of the customer's alert tickets.
@@ -3096,22 +3114,91 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 // noteMovedSummary adds a note to left, the summary ticket a customer's
 // mapping moved away from, naming r, the new summary ticket in the new
 // company, so that the old company's technicians know where the
-// customer's new alerts go. It is sent once, right after r's create: a
-// lost answer is taken as added (a note that may be missing is milder than
-// the same note twice), and a refusal is a notice; neither fails the
-// customer, whose tickets are where they should be.
-func (e *Engine) noteMovedSummary(ctx context.Context, left, r Record, cr *CustomerReport) {
-	text := fmt.Sprintf("This customer's mapping moved from company %s to company %s: new alerts over the cap go to summary ticket %s there. "+
+// customer's new alerts go, and clears the note owed (Record.MovedNote)
+// once it is added. A lost answer leaves it owed, for a later pass to look
+// for (settleMovedNote); a refusal that a later pass may not get (the PSA
+// throttled it, or failed for now) too; any other is a notice. None fails
+// the customer, whose tickets are where they should be.
+func (e *Engine) noteMovedSummary(ctx context.Context, left *Record, r Record, cr *CustomerReport) error {
+	text := fmt.Sprintf("This customer's mapping %s: new alerts over the cap go to summary ticket %s there. "+
 		"This ticket stays in company %s and is closed when the alerts it lists are resolved.",
-		left.CompanyID, r.CompanyID, cmp.Or(r.Number, r.TicketID), left.CompanyID)
+		movedMark(left, r), cmp.Or(r.Number, r.TicketID), left.CompanyID)
 	err := e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: left.TicketID, Title: "Customer moved", Text: text, NoteTypeID: e.routing.NoteTypeID})
-	if err == nil || errors.Is(err, psa.ErrOutcomeUnknown) {
-		return
+	name, newName := cmp.Or(left.Number, left.TicketID), cmp.Or(r.Number, r.TicketID)
+	switch {
+	case errors.Is(err, psa.ErrOutcomeUnknown):
+		cr.Notices = append(cr.Notices, fmt.Sprintf("the answer to the note naming new summary ticket %s on summary ticket %s was lost: "+
+			"a later pass looks for the note on the ticket, and sends it again only if it is not there", newName, name))
+		return nil
+	case err != nil && listRetried(err):
+		cr.Notices = append(cr.Notices, fmt.Sprintf("the note naming new summary ticket %s could not be added to summary ticket %s yet (%v): "+
+			"a later pass sends it", newName, name, err))
+		return nil
+	case err != nil:
+		cr.Notices = append(cr.Notices, fmt.Sprintf("the note naming new summary ticket %s could not be added to summary ticket %s: %v",
+			newName, name, err))
+		e.logger.Warn("Could not add the note naming the new summary ticket to the one the customer moved away from", "source", r.Source,
+			"customer", r.CustomerID, "ticket", left.TicketID, "new_ticket", r.TicketID, "err", err)
 	}
-	cr.Notices = append(cr.Notices, fmt.Sprintf("the note naming new summary ticket %s could not be added to summary ticket %s: %v",
-		cmp.Or(r.Number, r.TicketID), cmp.Or(left.Number, left.TicketID), err))
-	e.logger.Warn("Could not add the note naming the new summary ticket to the one the customer moved away from", "source", r.Source,
-		"customer", r.CustomerID, "ticket", left.TicketID, "new_ticket", r.TicketID, "err", err)
+	left.MovedNote, left.Updated = "", e.now().UTC()
+	return e.store.PutTicketRecord(*left)
+}
+
+// movedMark is the part of the "Customer moved" note on left that names
+// the move to r's company: a later pass looks for the note by it.
+func movedMark(left *Record, r Record) string {
+	return fmt.Sprintf("moved from company %s to company %s", left.CompanyID, r.CompanyID)
+}
+
+// settleMovedNote settles the "Customer moved" note that left, a summary
+// ticket the customer's mapping moved away from, owes (Record.MovedNote)
+// from an earlier pass: psa-syncd stopped between the new summary's
+// create and the note, or the note's answer was lost. Once the new
+// summary (summary, the customer's record under that reference) is open,
+// it lists left's notes: the note is there, it was added; not there, it is
+// sent. While the new summary's create is unsettled or failed, the note
+// waits for it; with left no longer followed, or the new summary closed
+// or replaced, nothing is left to name. A listing refused for good (or a
+// PSA that lists no notes) takes the note as added, with a notice, as for
+// a summary's "More alerts" note: the same note twice is worse than none.
+func (e *Engine) settleMovedNote(ctx context.Context, p *pass, left, summary *Record, cr *CustomerReport) error {
+	name := cmp.Or(left.Number, left.TicketID)
+	owed := func(why string) error {
+		if why != "" {
+			cr.Notices = append(cr.Notices, fmt.Sprintf("the note naming the new summary ticket may be missing on summary ticket %s; it is not sent again (%s)",
+				name, why))
+		}
+		left.MovedNote, left.Updated = "", e.now().UTC()
+		return e.store.PutTicketRecord(*left)
+	}
+	switch {
+	case !Followed(left.State) || summary == nil || summary.Ref != left.MovedNote || summary.State == StateClosed:
+		return owed("")
+	case summary.State != StateOpen:
+		return nil
+	case e.notes == nil:
+		return owed("the PSA's notes cannot be listed")
+	}
+	texts, err := e.notes.TicketNoteTexts(ctx, left.TicketID)
+	switch {
+	case err != nil && !listRetried(err):
+		return owed(fmt.Sprintf("its notes could not be listed: %v", err))
+	case err != nil:
+		cr.Notices = append(cr.Notices, fmt.Sprintf("the notes of summary ticket %s could not be listed to look for the note naming the new summary "+
+			"ticket (%v): looked for again next pass", name, err))
+		return nil
+	case slices.ContainsFunc(texts, func(s string) bool { return strings.Contains(s, movedMark(left, *summary)) }):
+		return owed("")
+	case !e.allow(ctx, p):
+		return nil
+	}
+	// Its time is recorded first (resent), so that a pass right after
+	// this one, should this answer be lost too, leaves it for the settle
+	// time rather than sending it again.
+	if err := e.resent(left); err != nil {
+		return err
+	}
+	return e.noteMovedSummary(ctx, left, *summary, cr)
 }
 
 // movedAway reports whether summary, the customer's, was filed in a

@@ -1,14 +1,19 @@
 package tickets_test
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // ticketCompanies returns the company (Kaseya BMS: account) of each
@@ -170,5 +175,112 @@ func TestEngine_customerMovedToAnotherCompany(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// crashOnNote is a PSA whose process dies, once armed, when the ticket
+// engine is about to add a note of title: the pass's goroutine ends there
+// (runtime.Goexit), with nothing after the note done, as a psa-syncd
+// killed between a write and the next.
+type crashOnNote struct {
+	psa.Ticketer
+	psa.TicketNoteLister
+	title string
+}
+
+func (c *crashOnNote) AddTicketNote(ctx context.Context, n psa.TicketNote) error {
+	if n.Title == c.title {
+		runtime.Goexit()
+	}
+	return c.Ticketer.AddTicketNote(ctx, n)
+}
+
+// The "Customer moved" note on the summary ticket a customer's mapping
+// moved away from is owed until it is added: psa-syncd killed between the
+// new summary's create and the note (crash), or the note's answer lost
+// and not applied (lost), gets it sent by a later pass, once; its answer
+// lost after it was applied (applied), a later pass finds it on the
+// ticket and sends nothing. Before, it was sent once, right after the
+// create, and never again: the old company's technicians could be left
+// without it.
+func TestEngine_movedSummaryNoteIsSettled(t *testing.T) {
+	t.Parallel()
+	for _, sys := range psa.Systems {
+		for _, how := range []string{"crash", "lost", "applied"} {
+			t.Run(string(sys)+"/"+how, func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t, sys)
+				routing := func(r *export.Tickets) { r.MaxPerCustomer = 1 }
+				eng := e.engineWith(routing)
+				for i := range 3 {
+					e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat on PC-%03d", i),
+						RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
+				}
+				e.pass(eng)
+				var oldSummary int64
+				for _, tk := range e.tickets() {
+					if strings.Contains(tk.title, "Alert storm") {
+						oldSummary = tk.id
+					}
+				}
+				old := e.company
+				switch sys {
+				case psa.SystemAutotask:
+					e.company = id(e.psaSim.Autotask().AddCompany("Acme Holding"))
+				case psa.SystemConnectWise:
+					e.company = id(e.psaSim.ConnectWise().AddCompany("Acme Holding"))
+				case psa.SystemKaseyaBMS:
+					e.company = id(int64(e.psaSim.KaseyaBMS().AddAccount("Acme Holding")))
+				}
+				for i := 10; i < 12; i++ {
+					e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat on PC-%03d", i),
+						RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
+				}
+				mark := fmt.Sprintf("moved from company %s to company %s", old, e.company)
+				switch how {
+				case "crash":
+					notes, _ := e.backend.(psa.TicketNoteLister)
+					plain := e.backend
+					e.backend = &crashOnNote{Ticketer: plain, TicketNoteLister: notes, title: "Customer moved"}
+					crashing := e.engineWith(routing)
+					e.backend = plain
+					done := make(chan struct{})
+					go func() {
+						defer close(done)
+						_, _ = crashing.Pass(t.Context(), e.customers(), false)
+					}()
+					<-done
+					eng = e.engineWith(routing) // psa-syncd started again
+				default:
+					e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: e.notesPath(oldSummary), DropAfterHandling: how == "applied",
+						Drop: how == "lost", Times: 1})
+					e.pass(eng)
+				}
+				if n := e.summaryTickets(); n != 2 {
+					t.Fatalf("%d summary tickets after the move, want the old one and a new one", n)
+				}
+				before := e.countNotes(mark)
+				if want := map[bool]int{true: 1}[how == "applied"]; before != want {
+					t.Fatalf("%d notes naming the move on the old summary after the move's pass, want %d", before, want)
+				}
+				e.now = e.now.Add(5 * time.Minute)
+				if cr := e.pass(eng).Customers[0]; cr.Err != nil || cr.Created != 0 || cr.Summarised != 0 {
+					t.Errorf("pass after the move's = %+v, want nothing filed and no error", cr)
+				}
+				e.wantNotes(mark, 1)
+				recs, err := e.db.TicketRecords("sophos", acme)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range recs {
+					if r.MovedNote != "" {
+						t.Errorf("record %s still owes the note naming %s", r.AlertKey, r.MovedNote)
+					}
+				}
+				e.now = e.now.Add(5 * time.Minute)
+				e.pass(eng)
+				e.wantNotes(mark, 1)
+			})
+		}
 	}
 }
