@@ -1662,12 +1662,18 @@ type TicketIntentView struct {
 	CompanyID  string    `json:"company_id"`
 	Title      string    `json:"title"`
 	Created    time.Time `json:"created"`
+	// HeldSince is when a ticket pass first held the create for an
+	// operator (tickets.Record.HeldSince): its search by reference found
+	// nothing and could not be checked, so only the search finding it or
+	// `psa-syncd resolve -ticket REF -not-posted` settles it. Absent while
+	// the create is within settle_time, or its search failed.
+	HeldSince time.Time `json:"held_since,omitzero"`
 }
 
 // NewTicketIntentView is r's TicketIntentView.
 func NewTicketIntentView(r tickets.Record) TicketIntentView {
 	return TicketIntentView{Ref: r.Ref, System: r.System, Source: r.Source, CustomerID: r.CustomerID, AlertKey: r.AlertKey,
-		CompanyID: r.CompanyID, Title: r.Title, Created: r.Created}
+		CompanyID: r.CompanyID, Title: r.Title, Created: r.Created, HeldSince: r.HeldSince}
 }
 
 // handleSetByHand records that the quantities of the month that has

@@ -686,6 +686,14 @@ func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 			p.unseenCreates++
 			e.logger.Warn("Ticket create not found by its reference, by a search that could not be checked on another ticket of the customer; kept for review",
 				"source", r.Source, "customer", r.CustomerID, "ref", r.Ref, "other", other)
+			if r.HeldSince.IsZero() && !p.dryRun {
+				// Recorded once, so that psa-syncd status tells a held
+				// create from one still within the settle time.
+				r.HeldSince = e.now().UTC()
+				if err := e.store.PutTicketRecord(r); err != nil {
+					return n, err
+				}
+			}
 			continue
 		}
 		// The create never reached the PSA: forget the intent; the

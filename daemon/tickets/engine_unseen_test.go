@@ -115,13 +115,24 @@ func lostCreate(t *testing.T, sys psa.System) {
 		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected"})
 		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: e.createPath(), Drop: drop, DropAfterHandling: !drop, Times: 1})
 		e.pass(eng)
+		// Within the settle time: open, not held (psa-syncd status shows
+		// no command for it).
+		if open, err := e.db.TicketIntents(); err != nil || len(open) != 1 || !open[0].HeldSince.IsZero() {
+			t.Fatalf("TicketIntents within the settle time = %+v, %v; want one create, not held", open, err)
+		}
 		e.now = e.now.Add(3 * time.Minute)
 		return e, eng, "sc:" + a.ID
 	}
 	held := func(t *testing.T, e *env, eng *tickets.Engine, tickets int) {
 		t.Helper()
+		first := e.now
 		for range 2 {
 			rep := e.pass(eng)
+			// Held since the first pass that held it.
+			if open, err := e.db.TicketIntents(); err != nil || len(open) != 1 || !open[0].HeldSince.Equal(first) {
+				t.Errorf("TicketIntents of the held create = %+v, %v; want it held since %s", open, err, first)
+			}
+			e.now = e.now.Add(time.Minute)
 			cr := rep.Customers[0]
 			if n := len(e.tickets()); n != tickets || cr.Created != 0 {
 				t.Fatalf("%d tickets after a pass whose search finds none (%+v); want %d: the lost create was filed again", n, cr, tickets)
