@@ -1009,9 +1009,10 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 		asJSON   bool
 		exitCode bool
 	)
-	fs := newFlagSet(e, "status", "Print the per-customer sync status, the writes awaiting review and the open ticket creates (each with\n"+
-		"the resolve command that answers it), from the state database, or from a running daemon's API with -web.url\n"+
-		"(the daemon holds the database locked).\n"+
+	fs := newFlagSet(e, "status", "Print the per-customer sync status, the writes awaiting review and the open ticket creates (those a\n"+
+		"ticket pass held for an operator marked HELD, with the resolve command that answers them), from the state\n"+
+		"database, or from a running daemon's API with -web.url (the daemon holds the database locked); a daemon\n"+
+		"too old to list ticket creates gets a line saying so, and the rest is printed.\n"+
 		"Without -web.url only state_dir, the state section, the export's settings and psa.system of the config\n"+
 		"file are read (no PSA, source or API secret), so that it runs by hand while psa-syncd is stopped; an\n"+
 		"export of another PSA instance than the one the state database is bound to is refused, as a pass does.\n"+
@@ -1046,6 +1047,9 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 		customers []statusRow
 		intents   []daemon.IntentView
 		creates   []daemon.TicketIntentView
+		// unlisted: the daemon asked is older than GET
+		// /api/v1/tickets/intents.
+		unlisted bool
 	)
 	if api != nil {
 		q := url.Values{}
@@ -1070,7 +1074,11 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 		var held struct {
 			Tickets []daemon.TicketIntentView `json:"tickets"`
 		}
-		if err := api.get(ctx, "/api/v1/tickets/intents", nil, &held); err != nil {
+		// An older daemon does not have the route: the rest is shown.
+		switch err := api.get(ctx, "/api/v1/tickets/intents", nil, &held); {
+		case errors.Is(err, errNoEndpoint):
+			unlisted = true
+		case err != nil:
 			return requestFailed(e, err)
 		}
 		creates = held.Tickets
@@ -1159,8 +1167,13 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 		if customers == nil {
 			customers = []statusRow{}
 		}
-		if creates == nil {
+		if creates == nil && !unlisted {
 			creates = []daemon.TicketIntentView{}
+		}
+		if unlisted {
+			// null: not known, rather than none.
+			fmt.Fprintf(e.stderr, "psa-syncd: this daemon does not list ticket creates (GET /api/v1/tickets/intents): it is a psa-syncd older "+
+				"than this one (%s); ticket_creates is null: upgrade it to see them\n", buildVersion())
 		}
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -1170,7 +1183,7 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 	defer func() {
 		resolve := resolveCommand(e, &rf)
 		printIntents(e.stdout, intents, resolve)
-		printTicketCreates(e.stdout, creates, resolve)
+		printTicketCreates(e.stdout, creates, resolve, unlisted)
 	}()
 	if len(customers) == 0 {
 		switch status {

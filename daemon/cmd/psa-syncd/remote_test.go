@@ -735,12 +735,34 @@ func TestRemote_olderDaemon(t *testing.T) {
 	mux.HandleFunc("GET /api/v1/runs/q1", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, `{"request":{"run_id":"q1","status":"done","result":"succeeded"},"run":null}`)
 	})
+	mux.HandleFunc("GET /api/v1/customers", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `{"customers":[{"source":"sophos","customer_id":"cust-1","customer_name":"Acme","usage_sync":true,"status":"succeeded"}]}`)
+	})
+	mux.HandleFunc("GET /api/v1/intents", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `{"intents":[]}`)
+	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	env := apiTokenEnv("test-token")
 
+	// status goes on without GET /api/v1/tickets/intents, saying why no
+	// ticket create is listed.
 	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), []string{"sync", "-web.url", srv.URL, "-customer", "cust-1", "-approve", "-service", "30000000", "-units", "2"}, &stdout, &stderr, env)
+	code := run(t.Context(), []string{"status", "-web.url", srv.URL}, &stdout, &stderr, env)
+	if code != 0 || !strings.Contains(stdout.String(), "cust-1") ||
+		!strings.Contains(stdout.String(), "This daemon does not list ticket creates (GET /api/v1/tickets/intents): it is a psa-syncd older than this one") {
+		t.Errorf("status against a daemon without GET /api/v1/tickets/intents: exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	code = run(t.Context(), []string{"status", "-web.url", srv.URL, "-json"}, &stdout, &stderr, env)
+	if code != 0 || !strings.Contains(stdout.String(), `"ticket_creates": null`) || !strings.Contains(stdout.String(), `"customer_id": "cust-1"`) ||
+		!strings.Contains(stderr.String(), "this daemon does not list ticket creates") {
+		t.Errorf("status -json against a daemon without GET /api/v1/tickets/intents: exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	code = run(t.Context(), []string{"sync", "-web.url", srv.URL, "-customer", "cust-1", "-approve", "-service", "30000000", "-units", "2"}, &stdout, &stderr, env)
 	if code != 1 || !strings.Contains(stderr.String(), `json: unknown field "units" (the daemon does not know the field "units" that this psa-syncd (`) ||
 		!strings.Contains(stderr.String(), "it is an older psa-syncd; upgrade it, or leave that flag out)") {
 		t.Errorf("sync -units against a daemon without units: exit %d\nstderr: %s", code, stderr.String())

@@ -232,7 +232,28 @@ func doJSONError(req *http.Request, resp *http.Response) error {
 	} else {
 		msg = r.String(strings.TrimSpace(string(data)))
 	}
-	return fmt.Errorf("%s %s: %s: %s%s%s", req.Method, req.URL.Redacted(), resp.Status, msg, olderDaemonHint(req, resp.StatusCode, own, e.Error), tokenHint(req, resp.StatusCode))
+	err := fmt.Errorf("%s %s: %s: %s%s%s", req.Method, req.URL.Redacted(), resp.Status, msg, olderDaemonHint(req, resp.StatusCode, own, e.Error), tokenHint(req, resp.StatusCode))
+	if noEndpoint(req, resp.StatusCode, own) {
+		return noEndpointError{err}
+	}
+	return err
+}
+
+// errNoEndpoint matches doJSONError's error for a request the daemon does
+// not have (noEndpoint): a command that can do without the answer, as
+// status without the ticket creates, goes on.
+var errNoEndpoint = errors.New("the daemon has no such request")
+
+// noEndpointError is such an error, its text unchanged.
+type noEndpointError struct{ error }
+
+func (noEndpointError) Is(target error) bool { return target == errNoEndpoint }
+
+// noEndpoint reports whether an answer of status is the API mux's plain
+// 404 or 405 for a request under /api/ (own: psa-syncd's JSON error, which
+// a request it has answers with): the daemon is older than the command.
+func noEndpoint(req *http.Request, status int, own bool) bool {
+	return !own && (status == http.StatusNotFound || status == http.StatusMethodNotAllowed) && strings.HasPrefix(req.URL.Path, "/api/")
 }
 
 // tokenHint is what doJSONError adds to a 401 of a request that carried no
@@ -254,7 +275,7 @@ func tokenHint(req *http.Request, status int) string {
 // read "404 page not found" or "json: unknown field".
 func olderDaemonHint(req *http.Request, status int, own bool, msg string) string {
 	switch {
-	case !own && (status == http.StatusNotFound || status == http.StatusMethodNotAllowed) && strings.HasPrefix(req.URL.Path, "/api/"):
+	case noEndpoint(req, status, own):
 		return fmt.Sprintf(" (the daemon has no %s %s: it may be a psa-syncd older than this one (%s), which needs that request: "+
 			"upgrade the daemon, or run a psa-syncd of its version; or -web.url names something else)", req.Method, req.URL.Path, buildVersion())
 	case own && status == http.StatusBadRequest:
@@ -296,26 +317,39 @@ func printIntents(w io.Writer, intents []daemon.IntentView, resolve string) {
 	}
 }
 
-// printTicketCreates lists the ticket creates whose outcome is not settled,
-// each with the resolve command line that answers it: a ticket pass
-// adopts one its search by reference finds, and holds one that search
-// cannot be trusted for until an operator who found no such ticket in the
-// PSA answers it (the customer's ticket error names those).
-func printTicketCreates(w io.Writer, creates []daemon.TicketIntentView, resolve string) {
+// printTicketCreates lists the ticket creates whose outcome is not settled:
+// a ticket pass adopts one its search by reference finds, and holds one
+// that search cannot be trusted for (HELD) until an operator who found no
+// such ticket in the PSA answers it, with the resolve command line shown
+// for those only; the others (within settle_time, or not searched yet)
+// settle by themselves. With unlisted, the daemon asked is older and
+// lists none: a line says so.
+func printTicketCreates(w io.Writer, creates []daemon.TicketIntentView, resolve string, unlisted bool) {
+	if unlisted {
+		fmt.Fprintf(w, "\nThis daemon does not list ticket creates (GET /api/v1/tickets/intents): it is a psa-syncd older than this one (%s); "+
+			"upgrade it to see them.\n", buildVersion())
+	}
 	if len(creates) == 0 {
 		return
 	}
 	fmt.Fprintln(w, "\nTicket creates whose outcome is not settled (their alerts are not filed again until then):")
 	tw := newTable(w)
-	fmt.Fprintln(tw, "REF\tSYSTEM\tCUSTOMER\tALERT\tSINCE\tWHEN NOT IN THE PSA")
+	fmt.Fprintln(tw, "REF\tSYSTEM\tCUSTOMER\tALERT\tSINCE\tSTATE\tWHEN NOT IN THE PSA")
+	held := false
 	for _, c := range creates {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s -ticket %s -not-posted\n", c.Ref, c.System, c.CustomerID, c.AlertKey, fmtTime(c.Created),
-			resolve, c.Ref)
+		state, answer := "SETTLING", "-"
+		if !c.HeldSince.IsZero() {
+			state, answer, held = "HELD since "+fmtTime(c.HeldSince), resolve+" -ticket "+c.Ref+" -not-posted", true
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Ref, c.System, c.CustomerID, c.AlertKey, fmtTime(c.Created), state, answer)
 	}
 	_ = tw.Flush()
-	fmt.Fprintln(w, "The next ticket pass adopts one its search by reference finds. One it does not find, that no other")
-	fmt.Fprintln(w, "ticket of the customer can check the search with, waits: search the PSA for the reference, then give the API")
-	fmt.Fprintln(w, "user access to the ticket's queue or board, or, when no such ticket is there, run the command shown.")
+	fmt.Fprintln(w, "The next ticket pass adopts one its search by reference finds. SETTLING: within settle_time, or not searched")
+	fmt.Fprintln(w, "yet; it is searched for again, and sent again if the search shows it was not applied.")
+	if held {
+		fmt.Fprintln(w, "HELD: not found by a search no other ticket of the customer can check: search the PSA for the reference,")
+		fmt.Fprintln(w, "then give the API user access to the ticket's queue or board, or, when no such ticket is there, run the command shown.")
+	}
 }
 
 // resolveCommand is the resolve command line that works where status ran:

@@ -251,8 +251,13 @@ func TestRun_resolveTicketNotPosted(t *testing.T) {
 		return tickets.Record{Source: "sophos", CustomerID: ticketsAcme, AlertKey: key, Ref: "sc:" + key, Generation: 1,
 			System: string(psa.SystemAutotask), CompanyID: "174", State: tickets.StateCreating, Created: time.Now(), Updated: time.Now()}
 	}
-	for _, key := range []string{"byhand-alert", "api-alert"} {
-		if err := db.CreateTicketIntent(open(key)); err != nil {
+	held := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	for _, key := range []string{"byhand-alert", "api-alert", "settling-alert"} {
+		r := open(key)
+		if key != "settling-alert" {
+			r.HeldSince = held
+		}
+		if err := db.CreateTicketIntent(r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -260,16 +265,22 @@ func TestRun_resolveTicketNotPosted(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// status lists both open creates, each with the command that answers it.
+	// status lists the open creates; the held ones are marked HELD, each
+	// with the command that answers it; the one within settle_time has
+	// none, as it settles by itself.
 	rc, stdout, stderr := runCmd(t, "status", "-config.file", cfg)
-	for _, want := range []string{"Ticket creates whose outcome is not settled", "sc:byhand-alert", ticketsAcme,
-		"psa-syncd resolve -ticket sc:byhand-alert -not-posted", "psa-syncd resolve -ticket sc:api-alert -not-posted"} {
+	for _, want := range []string{"Ticket creates whose outcome is not settled", "sc:byhand-alert", ticketsAcme, "HELD since " + fmtTime(held),
+		"psa-syncd resolve -ticket sc:byhand-alert -not-posted", "psa-syncd resolve -ticket sc:api-alert -not-posted", "sc:settling-alert", "SETTLING"} {
 		if rc != 0 || !strings.Contains(stdout, want) {
 			t.Errorf("status: exit %d, want %q\nstdout: %s\nstderr: %s", rc, want, stdout, stderr)
 		}
 	}
-	if rc, stdout, _ := runCmd(t, "status", "-config.file", cfg, "-json"); rc != 0 || !strings.Contains(stdout, `"ref": "sc:api-alert"`) {
-		t.Errorf("status -json: exit %d, want the ticket creates\n%s", rc, stdout)
+	if strings.Contains(stdout, "-ticket sc:settling-alert") || strings.Count(stdout, "HELD since") != 2 {
+		t.Errorf("status: want the create within settle_time neither HELD nor with a command\nstdout: %s", stdout)
+	}
+	if rc, stdout, _ := runCmd(t, "status", "-config.file", cfg, "-json"); rc != 0 || !strings.Contains(stdout, `"ref": "sc:api-alert"`) ||
+		strings.Count(stdout, `"held_since": "`+held.Format(time.RFC3339)+`"`) != 2 {
+		t.Errorf("status -json: exit %d, want the ticket creates, two with held_since\n%s", rc, stdout)
 	}
 	if rc, _, stderr := runCmd(t, "resolve", "-config.file", cfg, "-ticket", "sc:byhand-alert", "-posted"); rc != 2 || !strings.Contains(stderr, "-not-posted only") {
 		t.Errorf("resolve -ticket -posted: exit %d, stderr %q; want 2, naming -not-posted", rc, stderr)
@@ -303,6 +314,9 @@ func TestRun_resolveTicketNotPosted(t *testing.T) {
 	if want := "psa-syncd resolve -web.url " + base + " -web.token-file " + tokenFile + " -ticket sc:api-alert -not-posted"; rc != 0 ||
 		!strings.Contains(stdout, want) || strings.Contains(stdout, "sc:byhand-alert") {
 		t.Errorf("status -web.url: exit %d, want only the open create, with %q\nstdout: %s\nstderr: %s", rc, want, stdout, stderr)
+	}
+	if strings.Contains(stdout, "-ticket sc:settling-alert") || strings.Count(stdout, "HELD since") != 1 {
+		t.Errorf("status -web.url: want only sc:api-alert HELD, with a command\nstdout: %s", stdout)
 	}
 	rc, stdout, stderr = runCmd(t, "resolve", web, "-web.token-file", tokenFile, "-ticket", "sc:api-alert", "-not-posted")
 	if rc != 0 || !strings.Contains(stdout, "Ticket create sc:api-alert resolved as not posted") {
