@@ -1096,3 +1096,27 @@ func TestStatusPage_approveSurge(t *testing.T) {
 		t.Errorf("the overview offers the surge's approval once it is approved:\n%s", body)
 	}
 }
+
+// TestStatusPage_nameNotUTF8: an unmapped customer's name in a usage file
+// that mixes UTF-8 and the Windows code page (read as neither) is shown on
+// the status page as the API gives it, U+FFFD for the bytes that are not
+// UTF-8, not as bytes a browser decodes its own way.
+func TestStatusPage_nameNotUTF8(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: dtToken})
+	dtWrite(t, e.usagePath, strings.Replace(dtUsage, "cust-unmapped,Initech", "cust-unmapped,Caf\xe9 M\xfc\xfcller", 1)+"cust-acme,Acm\u00e9,CIXA-SRV,Intercept X Server,0\n")
+	e.reloadAndSync(t)
+	c := newUIClient(t, e.d)
+	var rep usage.UnmappedReport
+	if err := json.Unmarshal(c.do(http.MethodGet, "/api/v1/unmapped", nil).Body.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	const want = "Caf\ufffd M\ufffdller"
+	if len(rep.Unmapped.Customers) != 1 || rep.Unmapped.Customers[0].CustomerName != want {
+		t.Fatalf("GET /api/v1/unmapped: customers %+v, want cust-unmapped named %q", rep.Unmapped.Customers, want)
+	}
+	body := c.do(http.MethodGet, "/", nil).Body.String()
+	if !strings.Contains(body, "<td>"+want+`<div class="sub">cust-unmapped</div>`) {
+		t.Errorf("GET / does not name cust-unmapped %q, as the API does:\n%s", want, body)
+	}
+}

@@ -52,7 +52,9 @@
 // for a customer_id, of any product of its customer for a product. In a
 // JSON file too: the bytes of a string that are not UTF-8 are kept as they
 // are, where encoding/json would read each as U+FFFD, an id that matches
-// no mapping without a problem. A CSV row
+// no mapping without a problem. A customer_name or product_name, shown and
+// never matched, has U+FFFD for each run of such bytes, in either format,
+// so that every view of it shows the same name. A CSV row
 // that cannot be split into columns (a stray quote) names its customer
 // only when customer_id is the first column and the fault comes after
 // it, on the row's own line; so does a row that splits into another number of columns than the header's

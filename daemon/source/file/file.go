@@ -483,11 +483,15 @@ func (r row) record(p source.Period) (source.Record, error) {
 	if r.err != nil {
 		return source.Record{}, r.err
 	}
+	// A name is shown, never matched: one not in UTF-8 (of a file that
+	// mixes code pages, so read as neither) is made valid here, once, so
+	// that the status page, the API, the plan and the log show it alike,
+	// as PostgreSQL would store it. An id keeps its bytes (see lostID).
 	rec := source.Record{
 		CustomerID:   r.fields[colCustomerID],
-		CustomerName: r.fields[colCustomerName],
+		CustomerName: strings.ToValidUTF8(r.fields[colCustomerName], "\uFFFD"),
 		Product:      r.fields[colProduct],
-		ProductName:  r.fields[colProductName],
+		ProductName:  strings.ToValidUTF8(r.fields[colProductName], "\uFFFD"),
 		Period:       per,
 		Where:        r.where,
 	}

@@ -925,8 +925,8 @@ func TestFetch_idASpreadsheetLost(t *testing.T) {
 // or product is now a lost id, as in a CSV file: the row is Unreadable, of
 // any customer or any product of its customer, its problem naming the
 // line, the key and what the file mixes; psa-syncd check fails on it. A
-// name not in UTF-8 is read as it is, and a U+FFFD written in the file is
-// a character like any other.
+// name not in UTF-8 has U+FFFD for its bytes (see TestFetch_namesNotUTF8),
+// and a U+FFFD written in the file is a character like any other.
 func TestFetch_jsonNotUTF8(t *testing.T) {
 	t.Parallel()
 	const whose, which = `so whose usage the row is cannot be told; `, `so which product the row is of cannot be told; `
@@ -948,7 +948,7 @@ func TestFetch_jsonNotUTF8(t *testing.T) {
 					`and another code page (first at line 3), as text of two sources written into one file, and cannot be read as either, ` +
 					which + `have the program that writes the file write UTF-8 only`, true, "2c9f", ""},
 			},
-			[]string{"M\u00fcller M\u00fcller", "x\ufffd Soci\xe9t\xe9 \"\xe9\""}},
+			[]string{"M\u00fcller M\u00fcller", "x\ufffd Soci\ufffdt\ufffd \"\ufffd\""}},
 		{"undefined byte", "[{\"customer_id\": \"M\xfcller\", \"product\": \"CIXA\", \"quantity\": 2},\n{\"customer_id\": \"X\x81\", \"product\": \"CIXA\", \"quantity\": 2}]",
 			[]problem{
 				{`usage.json:1: customer_id "M\xfcller" is not UTF-8 text, as JSON must be, and matches no mapping: the program that wrote the file wrote another code page ` +
@@ -975,6 +975,41 @@ func TestFetch_jsonNotUTF8(t *testing.T) {
 		}
 		if msg, err := s.Describe(t.Context()); err == nil || !strings.Contains(msg, tc.want[0].Text) {
 			t.Errorf("%s: Describe = %q, %v; want it to fail naming %q", tc.name, msg, err, tc.want[0].Text)
+		}
+	}
+}
+
+// TestFetch_namesNotUTF8: in a file read as neither UTF-8 nor Windows-1252
+// (one that mixes the two), a customer_name or product_name not in UTF-8
+// was kept as its bytes, in CSV and, since its ids are (see
+// TestFetch_jsonNotUTF8), in JSON: the status page then showed them as the
+// browser decodes them, the API, plan --json and a stored snapshot with
+// U+FFFD for each byte, and psa-syncd plan's table the bytes themselves.
+// A name is now valid UTF-8, U+FFFD for each run of such bytes; the ids
+// keep theirs, and the rows whose ids are UTF-8 are read as before.
+func TestFetch_namesNotUTF8(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, content string }{
+		{"usage.csv", "customer_id,customer_name,product,product_name,quantity\n" +
+			"cust-acme,Acm\u00e9,CIXA,Intercept X,3\n" +
+			"cust-new,Caf\xe9 M\xfc\xfcller,FW-\u00c4,Firewall \xc4\xe9,1\n"},
+		{"usage.json", "[{\"customer_id\": \"cust-acme\", \"customer_name\": \"Acm\u00e9\", \"product\": \"CIXA\", \"product_name\": \"Intercept X\", \"quantity\": 3},\n" +
+			"{\"customer_id\": \"cust-new\", \"customer_name\": \"Caf\xe9 M\xfc\xfcller\", \"product\": \"FW-\\u00c4\", \"product_name\": \"Firewall \xc4\xe9\", \"quantity\": 1}]"},
+	} {
+		rep, err := newSource(t, file.Config{Path: writeFile(t, tc.name, tc.content)}).Fetch(t.Context(), oct2026)
+		if err != nil {
+			t.Fatalf("%s: Fetch: %v", tc.name, err)
+		}
+		if len(rep.Problems) != 0 {
+			t.Errorf("%s: Problems = %q, want none", tc.name, problems(rep))
+		}
+		var got []string
+		for _, r := range rep.Records {
+			got = append(got, strings.Join([]string{r.CustomerID, r.CustomerName, r.Product, r.ProductName}, "|"))
+		}
+		want := []string{"cust-acme|Acm\u00e9|CIXA|Intercept X", "cust-new|Caf\ufffd M\ufffdller|FW-\u00c4|Firewall \ufffd"}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: records mismatch (-want +got):\n%s", tc.name, diff)
 		}
 	}
 }
