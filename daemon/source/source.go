@@ -259,7 +259,7 @@ func AddQuantity(a, b int64) (int64, bool) {
 
 // Sum adds up records per (CustomerID, Product). The result is sorted by
 // CustomerID then Product, so it is deterministic. The first non-empty
-// CustomerName, ProductName and Period win; Where is the first record's Where,
+// CustomerName, ProductName, Period and Codepage win; Where is the first record's Where,
 // followed by " (+N more)" when several records were added together.
 //
 // A sum that does not fit in an int64 is left out of the result and
@@ -343,6 +343,10 @@ func (s *Summer) Add(r Record) {
 	}
 	if sum.Period == "" {
 		sum.Period = r.Period
+	}
+	if sum.Codepage == "" {
+		// A row read through a code page: the id may be its guess.
+		sum.Codepage = r.Codepage
 	}
 	s.n[i]++
 }

@@ -172,3 +172,39 @@ func TestEngine_Sync_jsonNotUTF8(t *testing.T) {
 		t.Errorf("psa_sync_unmapped{kind=\"customer\"} = %v, want 0: the row is no unmapped customer's", got)
 	}
 }
+
+// TestEngine_Sync_jsonEscapesAndWindows1252: in a JSON file of Windows-1252
+// text whose other rows escape their letters outside ASCII ("\u00f6", as
+// Python's json.dumps writes them), an escaped id that matches no mapping,
+// "M\u00f6ller AG", was taken for a guess of the code page, as if read
+// from raw bytes, and failed the mapped "Müller AG" (only letters outside
+// ASCII differ), which went without its usage. Escaped ids are read as the
+// characters they name: Möller AG is an unmapped customer, Müller AG is
+// billed its two rows, one escaped and one raw.
+func TestEngine_Sync_jsonEscapesAndWindows1252(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	cm, _ := h.doc.Customer("file", "cust-b")
+	h.doc.DeleteCustomer("file", "cust-b")
+	cm.CustomerID = "Müller AG"
+	h.doc.PutCustomer(cm)
+	h.at.SetUnits(h.contractB, h.svcIntercept, 3, etPeriodDay)
+	h.usage = strings.TrimSuffix(h.usage, ".csv") + ".json"
+	content := "[\n" +
+		`{"customer_id": "cust-a", "product": "CIXA-MSP", "quantity": 40},` + "\n" +
+		`{"customer_id": "M\u00fcller AG", "product": "CIXA-MSP", "quantity": 5},` + "\n" +
+		"{\"customer_id\": \"M\xfcller AG\", \"product\": \"CIXA-MSP\", \"quantity\": 4},\n" +
+		`{"customer_id": "M\u00f6ller AG", "product": "CIXA-MSP", "quantity": 2}` + "\n]\n"
+	if err := os.WriteFile(h.usage, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.engine().Sync(t.Context(), h.doc, PassOptions{})
+	if err != nil || res.Run.Result != state.RunSuccess {
+		t.Fatalf("Sync = %+v, %v; want a success", res, err)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 40)
+	h.wantUnits(h.contractB, h.svcIntercept, 9) // 5 + 4, not 3
+	if got := h.metric(h.m.Unmapped.WithLabelValues("customer")); got != 1 {
+		t.Errorf("psa_sync_unmapped{kind=\"customer\"} = %v, want 1: Möller AG", got)
+	}
+}

@@ -48,7 +48,9 @@
 // last digits lost), or not in UTF-8 in a file that cannot be read as
 // Windows-1252 (Excel's "CSV (Comma delimited)" writes the Windows code
 // page: a file that is Windows-1252 text, with no UTF-8 text in it, is
-// read as such, its records' Codepage set), makes a bad row too: one of any customer
+// read as such, its records' Codepage set, but for a JSON row whose ids
+// are written in ASCII and escapes: an escape names its character
+// whatever the code page), makes a bad row too: one of any customer
 // for a customer_id, of any product of its customer for a product. In a
 // JSON file too: the bytes of a string that are not UTF-8 are kept as they
 // are, where encoding/json would read each as U+FFFD, an id that matches

@@ -249,7 +249,9 @@ func (s *Source) read(ctx context.Context, p source.Period, grow func(int), add 
 			skip(r.problem(err))
 			return
 		}
-		rec.Codepage = codepage
+		if !r.escapedIDs {
+			rec.Codepage = codepage
+		}
 		add(rec)
 	}
 	switch s.format {
@@ -395,6 +397,10 @@ type row struct {
 	// (see problem and record), and is nil when neither could.
 	fields map[string]string
 	err    error // set when the row could not even be split into fields
+	// escapedIDs is set for a JSON row whose customer_id and product are
+	// written in ASCII, any other character as a \u escape: no code page
+	// was read into them, whatever the file's is (see read).
+	escapedIDs bool
 }
 
 // errOtherPeriod marks a row of another period than the requested one.
@@ -555,7 +561,14 @@ func windows1252(data []byte) ([]byte, string) {
 // holdsUTF8 reports whether data holds a character outside ASCII in UTF-8:
 // a file of UTF-8 rows and Windows-1252 rows (two exports pasted into one)
 // cannot be decoded as one or the other, and Windows-1252 text rarely
-// holds such a sequence ("Ã©" is é in UTF-8).
+// holds such a sequence ("Ã©" is é in UTF-8). A JSON \u escape is no
+// UTF-8 text: it names its character in ASCII, in any code page. A JSON
+// file of escapes and raw Windows-1252 text (a program that escapes every
+// character outside ASCII, as Python's json.dumps does, and one that writes
+// the Windows code page, into one file) is Windows-1252 text, its escapes
+// read as the characters they name: "M\u00fcller" and "M\xfcller" are both
+// Müller. A row whose ids are so escaped is no guess of a code page, and
+// its record's Codepage is not set (see row.escapedIDs).
 func holdsUTF8(data []byte) bool {
 	for len(data) > 0 {
 		r, n := utf8.DecodeRune(data)
@@ -1149,6 +1162,9 @@ func jsonRow(raw json.RawMessage, line int) row {
 		}
 		r.fields[k] = strings.TrimSpace(s)
 	}
+	r.escapedIDs = !slices.ContainsFunc([]string{colCustomerID, colProduct}, func(k string) bool {
+		return slices.ContainsFunc(obj[k], func(c byte) bool { return c >= utf8.RuneSelf })
+	})
 	return r
 }
 

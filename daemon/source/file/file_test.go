@@ -1014,6 +1014,37 @@ func TestFetch_namesNotUTF8(t *testing.T) {
 	}
 }
 
+// TestFetch_jsonEscapesAndWindows1252: a JSON file whose text outside
+// ASCII is \u escapes in some rows (a program that escapes it, as Python's
+// json.dumps does) and raw Windows-1252 in others is Windows-1252 text:
+// both spellings of Müller read as Müller. Every record was marked decoded
+// from Windows-1252, so an escaped id, which names its characters exactly,
+// was taken for a code page's guess too (see TestEngine_Sync_jsonEscapesAndWindows1252);
+// only the rows whose ids are written raw are marked now.
+func TestFetch_jsonEscapesAndWindows1252(t *testing.T) {
+	t.Parallel()
+	content := "[{\"customer_id\": \"M\\u00fcller GmbH\", \"customer_name\": \"M\xfcller\", \"product\": \"CIXA\", \"quantity\": 5},\n" +
+		"{\"customer_id\": \"M\xfcller GmbH\", \"product\": \"CIXA\", \"quantity\": 4},\n" +
+		"{\"customer_id\": \"cust-a\", \"product\": \"\xc4-1\", \"quantity\": 1},\n" +
+		"{\"customer_id\": \"M\\u00f6ller AG\", \"product\": \"CIXA\", \"quantity\": 2}]\n"
+	rep, err := newSource(t, file.Config{Path: writeFile(t, "usage.json", content)}).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 1 || !rep.Problems[0].Repeated {
+		t.Errorf("Problems = %q, want the notice of Müller GmbH's two rows only", problems(rep))
+	}
+	want := []source.Record{
+		{CustomerID: "Möller AG", Product: "CIXA", Quantity: 2, Where: "usage.json:4"},
+		// A sum of an escaped row and a raw one: the raw one's id may be a guess.
+		{CustomerID: "Müller GmbH", CustomerName: "Müller", Product: "CIXA", Quantity: 9, Where: "usage.json:1 (+1 more)", Codepage: "Windows-1252"},
+		{CustomerID: "cust-a", Product: "Ä-1", Quantity: 1, Where: "usage.json:3", Codepage: "Windows-1252"},
+	}
+	if diff := cmp.Diff(want, rep.Records); diff != "" {
+		t.Errorf("Records mismatch (-want +got):\n%s", diff)
+	}
+}
+
 // TestFetch_windows1252: a file in the Windows code page (Excel's "CSV
 // (Comma delimited)" in Western Europe) failed the whole pass when a
 // customer_id was not ASCII ("Müller GmbH"), and in JSON its letters were
