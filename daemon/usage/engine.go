@@ -914,6 +914,9 @@ func (cp *customerPass) fail(i int, err error, c *Change) {
 type pass struct {
 	plan      *Plan
 	customers []*customerPass
+	// synced lists the products mapped with sync on that had usage, as
+	// Unmapped.SyncOff would list them (UnmappedReport.Synced).
+	synced []UnmappedProduct
 	// lines holds the lines that the plan updates, as read.
 	lines map[psa.LineKey]psa.ContractLine
 	// ledger is true when the PSA cannot report current quantities
@@ -1166,7 +1169,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		p.plan.Problems = append(p.plan.Problems, overflows...)
 	}
 	nearMisses := map[string][]source.Problem{} // mapped customer -> its usage under ids spelled otherwise
-	e.classify(doc, srcName, sums, products, usage, &p.plan.Unmapped, nearMisses)
+	p.synced = e.classify(doc, srcName, sums, products, usage, &p.plan.Unmapped, nearMisses)
 	for _, c := range slices.Sorted(maps.Keys(nearMisses)) {
 		p.plan.Problems = append(p.plan.Problems, nearMisses[c]...)
 	}
@@ -2071,11 +2074,12 @@ func foldCodepage(id string) string {
 // by the mapped customer it most likely belongs to, as problems that name
 // both spellings.
 func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Record, products map[string]export.ProductMapping,
-	usage map[string][]usedQuantity, u *Unmapped, nearMisses map[string][]source.Problem) {
+	usage map[string][]usedQuantity, u *Unmapped, nearMisses map[string][]source.Problem) (synced []UnmappedProduct) {
 	unmappedCustomers := map[string]*UnmappedCustomer{}
 	syncOffCustomers := map[string]*UnmappedCustomer{}
 	unmappedProducts := map[string]*UnmappedProduct{}
 	syncOff := map[string]*UnmappedProduct{}
+	syncOn := map[string]*UnmappedProduct{}
 	// mapped holds the mapped customers' IDs as the mapping spells them:
 	// usage keeps those strings, not the source's (which may hold a whole
 	// CSV record each), so that the records can go once classified.
@@ -2182,8 +2186,11 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 			}
 		case !pm.SyncEnabled:
 			addProduct(syncOff, r)
-		case pm.Product == r.Product:
-			product = pm.Product
+		default:
+			addProduct(syncOn, r)
+			if pm.Product == r.Product {
+				product = pm.Product
+			}
 		}
 		// Sum sorts by customer and product: a customer's records are
 		// next to each other, and so are their quantities in used.
@@ -2233,6 +2240,7 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 		u.SyncOffCustomers = append(u.SyncOffCustomers, *uc)
 	}
 	slices.SortFunc(u.SyncOffCustomers, func(a, b UnmappedCustomer) int { return strings.Compare(a.CustomerID, b.CustomerID) })
+	return sortProducts(syncOn)
 }
 
 // decide computes in c the change for one mapped service of one customer,

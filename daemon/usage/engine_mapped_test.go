@@ -220,3 +220,41 @@ func TestEngine_StillUnmapped(t *testing.T) {
 		}
 	}
 }
+
+// TestEngine_StillUnmapped_syncSwitchedOff: a product billed at the last
+// pass whose mapping an export loaded since switches sync off joins the
+// sync-off list at once, with its customers and quantity as the pass
+// counted them (UnmappedReport.Synced), not at the next pass over all
+// customers, a month later on a monthly schedule: the pass's report held
+// only what it did not bill, so there was nothing to list. One whose
+// mapping is removed is unmapped at once. A report kept before Synced
+// existed reads as it did: the product waits for the next pass.
+func TestEngine_StillUnmapped_syncSwitchedOff(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,6", "cust-x,Initech,CIXA-MSP,3")
+	h.sync(PassOptions{})
+	var rep UnmappedReport
+	if _, err := h.db.Snapshot(SnapshotUnmapped, &rep); err != nil {
+		t.Fatal(err)
+	}
+	cixa := []UnmappedProduct{{Product: "CIXA-MSP", Customers: 3, Quantity: 49}}
+	if got := h.engine().StillUnmapped(rep, h.doc).Unmapped; len(got.SyncOff) != 0 || len(got.Products) != 0 {
+		t.Errorf("the same export: sync_off %+v, products %+v; want none", got.SyncOff, got.Products)
+	}
+	pm, _ := h.doc.Product("file", "CIXA-MSP")
+	pm.SyncEnabled = false
+	h.doc.PutProduct(pm)
+	if diff := cmp.Diff(cixa, h.engine().StillUnmapped(rep, h.doc).Unmapped.SyncOff); diff != "" {
+		t.Errorf("CIXA-MSP switched off: sync_off mismatch (-want +got):\n%s", diff)
+	}
+	old := rep
+	old.Synced = nil
+	if got := h.engine().StillUnmapped(old, h.doc).Unmapped.SyncOff; len(got) != 0 {
+		t.Errorf("a report kept before Synced: sync_off %+v, want none", got)
+	}
+	h.doc.DeleteProduct("file", "CIXA-MSP")
+	if diff := cmp.Diff(cixa, h.engine().StillUnmapped(rep, h.doc).Unmapped.Products); diff != "" {
+		t.Errorf("CIXA-MSP's mapping removed: products mismatch (-want +got):\n%s", diff)
+	}
+}

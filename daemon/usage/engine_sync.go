@@ -140,7 +140,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	// Without At, the plan reads the clock again; at a month end it may
 	// sync another period than the one the pass started in.
 	run.Period = p.plan.Period.String()
-	e.recordUnmapped(doc, run.ID, p.plan, o.Customer)
+	e.recordUnmapped(doc, run.ID, p, o.Customer)
 	e.forgetClears(p.plan)
 	if o.Customer == "" {
 		// A pass for one customer sees one contract.
@@ -1368,7 +1368,8 @@ func (e *Engine) recordRun(run state.Run, started time.Time, counts map[string]i
 // recordUnmapped sets the unmapped gauges from a plan, counts the unmapped
 // items the last pass did not have, and keeps the unmapped usage in the
 // state database so that a restart restores them.
-func (e *Engine) recordUnmapped(doc *export.Document, runID int64, p *Plan, customer string) {
+func (e *Engine) recordUnmapped(doc *export.Document, runID int64, ps *pass, customer string) {
+	p := ps.plan
 	u := p.Unmapped
 	if u.OrphanedUnread && customer == "" && e.db != nil {
 		// The ledger could not be read for orphaned lines: the lines the
@@ -1426,7 +1427,7 @@ func (e *Engine) recordUnmapped(doc *export.Document, runID int64, p *Plan, cust
 	if e.db != nil {
 		e.doubtListed(doc, e.src.Name(), u.Orphaned, p.EffectiveDate)
 		e.countNewUnmapped(u)
-		rep := UnmappedReport{Time: e.now().UTC(), RunID: runID, Period: p.Period, Source: e.src.Name(), Unmapped: u}
+		rep := UnmappedReport{Time: e.now().UTC(), RunID: runID, Period: p.Period, Source: e.src.Name(), Unmapped: u, Synced: ps.synced}
 		if err := e.db.PutSnapshot(SnapshotUnmapped, rep); err != nil {
 			e.logger.Warn("Could not record the unmapped usage", "err", err)
 		}
@@ -1578,7 +1579,8 @@ func (e *Engine) StillUnmapped(rep UnmappedReport, doc *export.Document) Unmappe
 // sync-off lists follow the mappings' usage_sync and sync_enabled, as a
 // pass would list them: one whose mapping has sync switched on leaves
 // them, one newly mapped with sync off joins them, and one whose mapping
-// was removed moves to the unmapped lists. What no mapping bills otherwise
+// was removed moves to the unmapped lists; so does a product the pass
+// billed (rep.Synced) whose mapping has sync switched off, or was removed. What no mapping bills otherwise
 // stays until the next pass: usage with no customer, unreported customers,
 // lines on inactive services and orphaned lines; the lines of a customer
 // whose mapping was removed still bill until a pass lists them as
@@ -1608,26 +1610,27 @@ func (e *Engine) stillUnmapped(rep UnmappedReport, doc *export.Document) Unmappe
 	}
 	customerOf := func(c UnmappedCustomer) string { return c.CustomerID }
 	productOf := func(p UnmappedProduct) string { return p.Product }
-	u.Customers, u.ZeroCustomers, u.SyncOffCustomers = remapped(customers, customerOf, u.Customers, u.ZeroCustomers, u.SyncOffCustomers,
+	u.Customers, u.ZeroCustomers, u.SyncOffCustomers = remapped(customers, customerOf, u.Customers, u.ZeroCustomers, u.SyncOffCustomers, nil,
 		func(c UnmappedCustomer) bool { return c.Quantity == 0 })
-	u.Products, u.ZeroProducts, u.SyncOff = remapped(products, productOf, u.Products, u.ZeroProducts, u.SyncOff,
+	u.Products, u.ZeroProducts, u.SyncOff = remapped(products, productOf, u.Products, u.ZeroProducts, u.SyncOff, rep.Synced,
 		func(p UnmappedProduct) bool { return p.Quantity == 0 })
 	u.UnreadableCustomers = slices.DeleteFunc(slices.Clone(u.UnreadableCustomers), func(id string) bool { _, ok := customers[id]; return ok })
 	u.UnreadableProducts = slices.DeleteFunc(slices.Clone(u.UnreadableProducts), func(id string) bool { _, ok := products[id]; return ok })
 	return u
 }
 
-// remapped sorts a pass's unmapped, zero (unmapped with quantity 0) and
-// sync-off lists of customers or products anew by mapped, the ids a newly
-// loaded export maps, true when their mapping has sync on: mapped with sync
-// on is in none (its usage bills at the next pass), mapped with sync off is
-// in the sync-off list, and not mapped is in the unmapped list, or the
-// zero one when its quantity is 0 (zero tells). The lists come back
-// sorted by id, as a pass sorts them.
-func remapped[T any](mapped map[string]bool, id func(T) string, unmapped, zeros, off []T, zero func(T) bool) (_, _, _ []T) {
+// remapped sorts a pass's unmapped, zero (unmapped with quantity 0),
+// sync-off and synced (mapped with sync on, if the pass kept them) lists
+// of customers or products anew by mapped, the ids a newly loaded export
+// maps, true when their mapping has sync on: mapped with sync on is in
+// none (its usage bills at the next pass), mapped with sync off is in the
+// sync-off list, and not mapped is in the unmapped list, or the zero one
+// when its quantity is 0 (zero tells). The lists come back sorted by id,
+// as a pass sorts them.
+func remapped[T any](mapped map[string]bool, id func(T) string, unmapped, zeros, off, synced []T, zero func(T) bool) (_, _, _ []T) {
 	// Empty, not nil, where the pass's list was: JSON keeps [] for null.
 	newUnmapped, newZeros, newOff := unmapped[:0:0], zeros[:0:0], off[:0:0]
-	for _, x := range slices.Concat(unmapped, zeros, off) {
+	for _, x := range slices.Concat(unmapped, zeros, off, synced) {
 		switch on, ok := mapped[id(x)]; {
 		case ok && on:
 		case ok:
@@ -1751,6 +1754,14 @@ type UnmappedReport struct {
 	// its next pass replaces; a client tells it from a source by that.
 	Source   string   `json:"source,omitempty"`
 	Unmapped Unmapped `json:"unmapped"`
+	// Synced lists the products mapped with sync on that had usage at the
+	// pass, each with its customers and quantity as Unmapped.SyncOff would
+	// list it: a product whose mapping the export then switches off, or
+	// removes, leaves it for SyncOff, or Products, when the export loads
+	// (stillUnmapped), not at the next pass, a month later on a monthly
+	// schedule. A report a psa-syncd older than the field kept has none,
+	// and such a product waits for the next pass, as before.
+	Synced []UnmappedProduct `json:"synced,omitempty"`
 }
 
 // RestoreMetrics sets the gauges that describe past passes from the state
