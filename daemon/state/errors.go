@@ -77,10 +77,14 @@ func PublicText(err error) string {
 // of a PostgreSQL database (its name, host and port, as *Error's Where
 // says it, whatever the URL was then) and pgx's text of a failed
 // connection, which names the user, the database and each host tried, one
-// a line.
+// a line. recordedSQLite matches the path of a SQLite state database,
+// always FileName in its state directory (its -wal, -shm or -journal file
+// too): the path it had before it was moved or restored elsewhere is not
+// the one it is opened at now.
 var (
 	recordedPostgres = regexp.MustCompile(`PostgreSQL database "(?:[^"\\]|\\.)*" on \S+:\d+`)
 	recordedConnect  = regexp.MustCompile("failed to connect to `[^`]*`:[^\n]*(?:\n\t[^\n]*)*")
+	recordedSQLite   = regexp.MustCompile("[^\\s\"'`]*/" + regexp.QuoteMeta(FileName) + `(?:-wal|-shm|-journal)?\b`)
 )
 
 // PublicRecordedText returns text, an error that an older psa-syncd
@@ -89,15 +93,18 @@ var (
 // database's Path: the SQLite file, or the PostgreSQL database, host and
 // port) and the description of any PostgreSQL database become "the state
 // database", and pgx's details of a failed connection "failed to connect".
-// Texts that name none of them are returned as they are. The migrations to
-// schema versions 12 (recorded errors) and 13 (snapshots) rewrite the
-// stored texts with it, and the API with it what a psa-syncd of an older
-// version writes into a shared database.
+// So does any path of a file named FileName, the SQLite database's name in
+// every state directory: where the file was before it was moved or
+// restored elsewhere. Texts that name none of them are returned as they
+// are. The migrations to schema versions 12 (recorded errors) and 13
+// (snapshots) rewrite the stored texts with it, and the API with it what
+// a psa-syncd of an older version writes into a shared database.
 func PublicRecordedText(text, where string) string {
 	if where != "" {
 		text = strings.ReplaceAll(text, where, "the state database")
 	}
 	text = recordedPostgres.ReplaceAllLiteralString(text, "the state database")
+	text = recordedSQLite.ReplaceAllLiteralString(text, "the state database")
 	return recordedConnect.ReplaceAllLiteralString(text, "failed to connect")
 }
 

@@ -86,3 +86,27 @@ type quoted struct{ err error }
 
 func (q *quoted) Error() string { return fmt.Sprintf("%q", q.err.Error()) }
 func (q *quoted) Unwrap() error { return q.err }
+
+// TestPublicRecordedText_movedDatabase: a text recorded while the SQLite
+// database was at another path (moved, or restored into another state
+// directory, before the upgrade) named that path after the migrations
+// and in the API, which replaced only the path it is opened at now. Any
+// path of the database's file name is now the state database; the file's
+// name alone, and other paths, stay.
+func TestPublicRecordedText_movedDatabase(t *testing.T) {
+	t.Parallel()
+	const now = "/srv/psa/state/psa-syncd.db"
+	for _, tt := range []struct{ text, want string }{
+		{"state: recording the run in /var/lib/psa-syncd/psa-syncd.db: database is locked",
+			"state: recording the run in the state database: database is locked"},
+		{"open /old dir/state/psa-syncd.db-wal: permission denied; " + now + ": disk I/O error",
+			// A space ends the path that can be told: the part before it stays.
+			"open /old the state database: permission denied; the state database: disk I/O error"},
+		{`state database "state/psa-syncd.db" is read-only`, `state database "the state database" is read-only`},
+		{"psa-syncd creates psa-syncd.db in /var/lib/psa-syncd/psa-syncd.dbx", "psa-syncd creates psa-syncd.db in /var/lib/psa-syncd/psa-syncd.dbx"},
+	} {
+		if got := PublicRecordedText(tt.text, now); got != tt.want {
+			t.Errorf("PublicRecordedText(%q) = %q, want %q", tt.text, got, tt.want)
+		}
+	}
+}
