@@ -391,3 +391,35 @@ func TestGzipParts(t *testing.T) {
 		t.Errorf("close(%v) = %d bytes, %v; want the error and nothing", failing, len(z), err)
 	}
 }
+
+// TestRestorePlan_olderVersionsTexts: a last plan that a psa-syncd older
+// than schema version 12 wrote into a shared PostgreSQL database after the
+// migration to 13 rewrote the plans (a rolling upgrade, until the older
+// leader steps down) named the state database in a failure's error and in
+// writes_held; restored, GET /api/v1/plan served it so, without
+// credentials. It is now served as the migration would have rewritten it.
+func TestRestorePlan_olderVersionsTexts(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: dtToken})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	const named = "state: recording the statuses in PostgreSQL database \"psa\" on db-old.internal:5433: " +
+		"failed to connect to `user=psa_billing database=psa`: dial tcp: connection refused"
+	p := &usage.Plan{Period: source.Period{Year: 2026, Month: time.November}, ComputedAt: time.Now().UTC(), WritesHeld: "restored from /srv/old/psa-syncd.db",
+		Failures: []usage.Failure{{Source: "file", CustomerID: "cust-acme", ContractID: "1", Error: named}}}
+	if err := e.d.db.PutSnapshot(lastPlanSnapshot, storedPlan{Plan: p}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.restorePlan(); err != nil {
+		t.Fatal(err)
+	}
+	var got usage.Plan
+	if err := json.Unmarshal(newUIClient(t, e.d).do("GET", "/api/v1/plan", nil).Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := "state: recording the statuses in the state database: failed to connect"
+	if len(got.Failures) != 1 || got.Failures[0].Error != want || got.WritesHeld != "restored from the state database" {
+		t.Errorf("GET /api/v1/plan: failures %+v, writes_held %q; want the error %q and \"restored from the state database\"", got.Failures, got.WritesHeld, want)
+	}
+}

@@ -74,10 +74,14 @@ func (d *Daemon) storePlan() {
 	}
 }
 
-// restorePlan loads the last plan from the state database.
+// restorePlan loads the last plan from the state database, its texts
+// without the names of the state database that a psa-syncd older than
+// schema version 12 may have written into a shared one after the
+// migration (state.PublicSnapshot): GET /api/v1/plan and the status page
+// serve it without credentials.
 func (d *Daemon) restorePlan() error {
 	var s storedPlan
-	if _, err := d.db.Snapshot(lastPlanSnapshot, &s); err != nil {
+	if _, err := d.db.PublicSnapshot(lastPlanSnapshot, &s); err != nil {
 		return err
 	}
 	d.plans.restore(s)

@@ -52,6 +52,30 @@ func (db *DB) Snapshot(name string, v any) (bool, error) {
 	return true, nil
 }
 
+// PublicSnapshot is Snapshot with the stored strings rewritten with
+// PublicRecordedText, those of its compressedSnapshotFields too, as the
+// migration to schema version 13 rewrote them: for a snapshot served
+// without credentials that a psa-syncd older than schema version 12 may
+// have written after that migration (a rolling upgrade of instances
+// sharing a PostgreSQL database, until the older leader steps down),
+// naming the state database in its texts. A value that does not decode
+// so is decoded as stored, and fails as Snapshot fails.
+func (db *DB) PublicSnapshot(name string, v any) (bool, error) {
+	data, ok, err := db.SnapshotText(name)
+	if !ok || err != nil {
+		return false, err
+	}
+	public := func(text string) string { return PublicRecordedText(text, db.path) }
+	value := []byte(data)
+	if p, err := publicSnapshot(value, compressedSnapshotFields[name], public); err == nil {
+		value = p
+	}
+	if err := json.Unmarshal(value, v); err != nil {
+		return true, db.wrap("reading snapshot "+name, err)
+	}
+	return true, nil
+}
+
 // SnapshotText returns the JSON stored under name, as stored, for
 // ReplaceSnapshot; false when nothing is stored under name.
 func (db *DB) SnapshotText(name string) (string, bool, error) {
