@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 )
@@ -10,6 +11,12 @@ import (
 // summaryRemovedMappingStillBills is the summary of the warning on the
 // destroy of a synced product or customer mapping.
 const summaryRemovedMappingStillBills = "Removed Mapping's Lines Still Bill"
+
+// summaryRemovedMappingTakenOver is the summary of the warning on the
+// destroy of a synced product mapping whose service another product
+// mapping of the plan feeds (sync_enabled on, same usage source): see
+// takenOverDetail.
+const summaryRemovedMappingTakenOver = "Removed Mapping's Lines Taken Over"
 
 // systemName is systemTitle of the provider's PSA, or "the PSA" before the
 // provider is configured.
@@ -37,6 +44,13 @@ func productMappingDestroyWarning(ctx context.Context, req resource.ModifyPlanRe
 		return
 	}
 	source, service := state.Source.ValueString(), state.ServiceID.ValueString()
+	removed := productMappingImportID.format(source, state.Product.ValueString())
+	if data != nil {
+		if takers := data.services.removeSynced(service, source, removed); len(takers) > 0 {
+			resp.Diagnostics.AddWarning(summaryRemovedMappingTakenOver, takenOverDetail([]string{removed}, takers, service))
+			return
+		}
+	}
 	resp.Diagnostics.AddWarning(summaryRemovedMappingStillBills,
 		fmt.Sprintf("Product mapping %s is destroyed, and psa-syncd synced it: unless another product mapping of usage source %q "+
 			"with sync_enabled on names service %s, psa-syncd no longer writes the lines of service %s from its next pass. The quantities it last set "+
@@ -45,7 +59,24 @@ func productMappingDestroyWarning(ctx context.Context, req resource.ModifyPlanRe
 			"GET /api/v1/unmapped, alert PsaSyncOrphanedLines), unless a product mapping with sync_enabled off names the service: "+
 			"its lines are then billed by hand, and not listed. After the apply, set the customers' lines of service %s to 0 "+
 			"(or end them) in %s, or keep the mapping. To move the product to another service, change service_id instead.",
-			productMappingImportID.format(source, state.Product.ValueString()), source, service, service, service, data.systemName()))
+			removed, source, service, service, service, data.systemName()))
+}
+
+// takenOverDetail is the detail of the warning that the plan destroys the
+// synced product mappings removed, while the product mappings takers of
+// the same usage source name their service with sync_enabled on: psa-syncd
+// goes on writing the service's lines, at the takers' usage. Given on
+// whichever of the two Terraform plans second (see
+// serviceRegistry.syncProduct), so that it is there in either order.
+func takenOverDetail(removed, takers []string, service string) string {
+	gone, by := strings.Join(removed, ", "), strings.Join(takers, ", ")
+	return fmt.Sprintf("This plan destroys product mapping %s, which psa-syncd synced on service %s, and product mapping %s of the same "+
+		"usage source names service %s with sync_enabled on: psa-syncd goes on writing the lines of service %s. From its next pass, "+
+		"the quantity of each customer's line of service %s becomes the usage of the product of %s (added to that of any other "+
+		"product mapped to the service), no longer that of %s. Do not set these lines to 0 by hand (the warning %q, if the plan gives it for %s, does not "+
+		"apply to them): the next pass would set them again. psa-syncd plan -terraform-plan gives each customer's quantity and "+
+		"amount before and after.",
+		gone, service, by, service, service, service, by, gone, summaryRemovedMappingStillBills, gone)
 }
 
 // customerMappingDestroyWarning is productMappingDestroyWarning for a

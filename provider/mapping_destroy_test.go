@@ -217,3 +217,101 @@ func TestAccIntegrationResource_destroyWarns(t *testing.T) {
 	}
 	resource.UnitTest(t, resource.TestCase{ProtoV6ProviderFactories: w.factories(), Steps: steps})
 }
+
+// TestAccMappingDestroy_linesTakenOver: the plan that destroys a synced
+// product mapping while another product mapping of the same source names
+// its service with sync_enabled on (here a new one) says, through the CLI,
+// which mapping takes the service's lines over and that they are not to
+// be set to 0, whichever of the two Terraform plans first (the one
+// planned second warns; TestProductMappingDestroyWarning_eitherOrder
+// plans both orders). A new mapping with sync_enabled off, or of another
+// service, takes nothing over: the removal warns as before.
+func TestAccMappingDestroy_linesTakenOver(t *testing.T) {
+	t.Parallel()
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			service := e.addService("Intercept X", 4.5)
+			other := e.addService("Sophos MDR", 12)
+			var w planWarnings
+			config := func(cixas bool, mdr string) string {
+				c := e.providerConfig()
+				if cixas {
+					c += fmt.Sprintf("resource \"psa_product_mapping\" \"cixas\" {\n  product    = \"CIXAS\"\n  service_id = %q\n}\n", service)
+				}
+				if mdr != "" {
+					c += fmt.Sprintf("resource \"psa_product_mapping\" \"mdr\" {\n  product    = \"MDR\"\n%s\n}\n", mdr)
+				}
+				return c
+			}
+			// takenOver wants the takeover warned once (by whichever of
+			// the two mappings is planned second) and, if the destroy is
+			// planned first, its warning beside it; or, with want false,
+			// the removal's warning alone.
+			takenOver := func(want bool) func(*terraform.State) error {
+				return func(*terraform.State) error {
+					w.mu.Lock()
+					var over, still []planWarning
+					for _, g := range w.warnings {
+						switch g.summary {
+						case summaryRemovedMappingTakenOver:
+							over = append(over, g)
+						case summaryRemovedMappingStillBills:
+							still = append(still, g)
+						}
+					}
+					w.warnings = nil
+					w.mu.Unlock()
+					if !want {
+						if len(over) > 0 || len(still) == 0 {
+							return fmt.Errorf("plan warnings %v and %v, want only %q", over, still, summaryRemovedMappingStillBills)
+						}
+						return nil
+					}
+					if len(over) == 0 {
+						return fmt.Errorf("no plan warning %q (beside %v)", summaryRemovedMappingTakenOver, still)
+					}
+					for _, g := range over {
+						for _, d := range []string{"This plan destroys product mapping sophos/CIXAS, which psa-syncd synced on service " + service,
+							"product mapping sophos/MDR of the same usage source names service " + service + " with sync_enabled on",
+							"the quantity of each customer's line of service " + service + " becomes the usage of the product of sophos/MDR",
+							"no longer that of sophos/CIXAS", "Do not set these lines to 0 by hand"} {
+							if !strings.Contains(g.detail, d) {
+								return fmt.Errorf("warning detail lacks %q: %s", d, g.detail)
+							}
+						}
+						if g.attribute != "" && (len(still) == 0 || g.attribute != tftypes.NewAttributePath().WithAttributeName("service_id").String()) {
+							return fmt.Errorf("warning %v beside %v: the new mapping warns only if the destroy was planned first", g, still)
+						}
+					}
+					return nil
+				}
+			}
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: w.factories(),
+				Steps: []resource.TestStep{
+					{Config: config(true, fmt.Sprintf("  service_id = %q", other))},
+					{
+						// MDR moves to CIXAS's service as CIXAS goes.
+						PreConfig: func() { w.take("") },
+						Config:    config(false, fmt.Sprintf("  service_id = %q", service)),
+						Check:     takenOver(true),
+					},
+					{Config: config(true, fmt.Sprintf("  service_id = %q", other)), PreConfig: func() { w.take("") }},
+					{
+						PreConfig: func() { w.take("") },
+						Config:    config(false, fmt.Sprintf("  service_id = %q\n  sync_enabled = false", service)),
+						Check:     takenOver(false),
+					},
+					{Config: config(true, fmt.Sprintf("  service_id = %q", other)), PreConfig: func() { w.take("") }},
+					{
+						PreConfig: func() { w.take("") },
+						Config:    config(false, fmt.Sprintf("  service_id = %q", other)),
+						Check:     takenOver(false),
+					},
+				},
+			})
+		})
+	}
+}

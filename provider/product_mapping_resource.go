@@ -82,7 +82,10 @@ func (r *productMappingResource) Schema(_ context.Context, _ resource.SchemaRequ
 			"export, which stops usage sync for the product; it never changes contracts in the PSA: the lines psa-syncd set " +
 			"for it keep the quantities it last set and go on invoicing (psa-syncd lists them as orphaned lines). The plan " +
 			"that destroys a mapping with `sync_enabled` on warns (Removed Mapping's Lines Still Bill): set those lines to 0 " +
-			"in the PSA after the apply.\n\n" +
+			"in the PSA after the apply. When another product mapping of the same source names the service with `sync_enabled` " +
+			"on in the same plan, the warning is Removed Mapping's Lines Taken Over instead, naming that mapping: psa-syncd goes " +
+			"on writing those lines, at that product's usage, so leave them (Terraform plans the two in either order; if the " +
+			"destroy comes first, it also gives the first warning, which the second one sets aside).\n\n" +
 			"Changing `service_id` to another service (a new SKU) moves the billing of the product: psa-syncd no longer " +
 			"writes the lines of the old service (unless another product mapping of the source names it with `sync_enabled` on), which keep the " +
 			"quantities it last set and go on invoicing, and it holds each customer's line of the new service that it would " +
@@ -270,6 +273,12 @@ func (r *productMappingResource) planChecks(ctx context.Context, req resource.Mo
 		// An unchanged mapping writes nothing, so the apply refuses nothing.
 		if state == nil || !state.ServiceID.Equal(plan.ServiceID) || !state.SyncEnabled.Equal(plan.SyncEnabled) {
 			r.exportSourceWarning(ctx, &resp.Diagnostics, &plan)
+		}
+		if planKey != "" {
+			if removed := r.data.services.syncProduct(serviceID, source, planKey); len(removed) > 0 {
+				resp.Diagnostics.AddAttributeWarning(path.Root("service_id"), summaryRemovedMappingTakenOver,
+					takenOverDetail(removed, []string{planKey}, serviceID))
+			}
 		}
 	}
 	mapping := planKey

@@ -1317,6 +1317,10 @@ type serviceRegistry struct {
 	mu     sync.Mutex
 	plans  map[string]plannedService
 	mapped map[string]map[string]bool // product mapping ids by service id
+	// synced and removed hold, by service id and usage source, the product
+	// mappings planned with sync_enabled on and the ones planned to be
+	// destroyed that psa-syncd synced (see syncProduct and removeSynced).
+	synced, removed map[[2]string]map[string]bool
 	// deletes holds the ids of services whose psa_service in the state
 	// has deletion_policy = "delete" (see deletable).
 	deletes map[string]bool
@@ -1381,4 +1385,39 @@ func (r *serviceRegistry) mapProduct(id, product string) (plannedService, bool) 
 	r.mapped[id][product] = true
 	p, ok := r.plans[id]
 	return p, ok
+}
+
+// syncProduct records that the product mapping product of usage source
+// plans to feed the service with the given id (sync_enabled on), and
+// returns the mappings of that service and source that the plan destroys
+// and psa-syncd synced, recorded so far, sorted. With removeSynced, under
+// one lock: of a destroy and a mapping that takes its lines over, planned
+// in any order, the one planned second sees the other.
+func (r *serviceRegistry) syncProduct(id, source, product string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return addAndList(&r.synced, r.removed, [2]string{id, source}, product)
+}
+
+// removeSynced records that the plan destroys the product mapping product
+// of usage source, which psa-syncd synced on the service with the given
+// id, and returns the mappings of that service and source planned so far
+// with sync_enabled on, sorted (see syncProduct).
+func (r *serviceRegistry) removeSynced(id, source, product string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return addAndList(&r.removed, r.synced, [2]string{id, source}, product)
+}
+
+// addAndList adds product to (*into)[key] and returns other[key]'s
+// products, sorted.
+func addAndList(into *map[[2]string]map[string]bool, other map[[2]string]map[string]bool, key [2]string, product string) []string {
+	if *into == nil {
+		*into = map[[2]string]map[string]bool{}
+	}
+	if (*into)[key] == nil {
+		(*into)[key] = map[string]bool{}
+	}
+	(*into)[key][product] = true
+	return slices.Sorted(maps.Keys(other[key]))
 }
