@@ -277,9 +277,19 @@ type UsageChange struct {
 	ID   string `json:"id"`
 	Name string `json:"name,omitempty"`
 	// Customers is how many customers used the product (Kind product).
-	Customers int    `json:"customers,omitempty"`
-	Quantity  int64  `json:"quantity"`
-	Why       string `json:"why"`
+	Customers int   `json:"customers,omitempty"`
+	Quantity  int64 `json:"quantity"`
+	// BilledQuantity and BilledCustomers are the part of the usage that
+	// a pass bills: under the current mappings for usage that becomes
+	// unmapped (what stops being billed), under the proposed ones for
+	// usage newly billed (what starts; Quantity and Customers are that
+	// part too). Of a product, its usage of the customers mapped with
+	// usage_sync on; of a customer, its usage of the products mapped
+	// with sync_enabled on (BilledCustomers is left out). Nil when usage
+	// is not known.
+	BilledQuantity  *int64 `json:"billed_quantity,omitempty"`
+	BilledCustomers *int   `json:"billed_customers,omitempty"`
+	Why             string `json:"why"`
 	// Replaces names the customer whose contract lines this customer's
 	// usage sets from now on (SyncChange.Replaces): usage that those
 	// lines billed under the old customer, not new billing.
@@ -1888,6 +1898,7 @@ func (c *compare) unmapped(rep *Report, sourceName string, cur, prop *usage.Plan
 		return
 	}
 	billedCur, billedProp := billedUsage(c.current, sourceName, records), billedUsage(c.proposed, sourceName, records)
+	customerCur, customerProp := billedCustomerUsage(c.current, sourceName, records), billedCustomerUsage(c.proposed, sourceName, records)
 	type entry struct {
 		u   UsageChange
 		why string
@@ -1928,10 +1939,14 @@ func (c *compare) unmapped(rep *Report, sourceName string, cur, prop *usage.Plan
 				// The product's usage of every customer becomes
 				// unmapped; the current mappings billed only that
 				// of the customers with usage sync on.
-				if b := billedCur[e.u.ID]; b.quantity != e.u.Quantity || b.customers != e.u.Customers {
+				b := billedCur[e.u.ID]
+				e.u.BilledQuantity, e.u.BilledCustomers = ptr(b.quantity), ptr(b.customers)
+				if b.quantity != e.u.Quantity || b.customers != e.u.Customers {
 					e.u.Why += fmt.Sprintf("; the current mappings bill %d of it (%s), the rest is of customers with no customer mapping or usage_sync = false",
 						b.quantity, plural(b.customers, "customer", "customers"))
 				}
+			} else {
+				e.u.BilledQuantity = ptr(customerCur[e.u.ID])
 			}
 			rep.Unmapped = append(rep.Unmapped, e.u)
 		}
@@ -1951,11 +1966,13 @@ func (c *compare) unmapped(rep *Report, sourceName string, cur, prop *usage.Plan
 					continue
 				}
 				e.u.Customers, e.u.Quantity = b.customers, b.quantity
+				e.u.BilledQuantity, e.u.BilledCustomers = ptr(b.quantity), ptr(b.customers)
 				if restCustomers > 0 {
 					e.u.Why += fmt.Sprintf("; %d more (%s) stays unbilled: customers with no customer mapping or usage_sync = false", rest, plural(restCustomers, "customer", "customers"))
 				}
 			}
 			if e.u.Kind == "customer" {
+				e.u.BilledQuantity = ptr(customerProp[e.u.ID])
 				// Usage the old customer's lines billed, now set
 				// through this one: not new billing.
 				if replaces, id := c.replacing(sourceName, e.u.ID, false); replaces != "" {
@@ -2002,6 +2019,20 @@ func billedUsage(d *export.Document, sourceName string, records []source.Record)
 		}
 		b.quantity += r.Quantity
 		out[r.Product] = b
+	}
+	return out
+}
+
+// billedCustomerUsage sums records, the rows of usage source sourceName,
+// per customer over the products that d maps with sync_enabled on: the
+// usage a pass under d bills once the customer is mapped with usage_sync
+// on.
+func billedCustomerUsage(d *export.Document, sourceName string, records []source.Record) map[string]int64 {
+	out := map[string]int64{}
+	for _, r := range records {
+		if m, ok := d.Product(sourceName, r.Product); ok && m.SyncEnabled {
+			out[r.CustomerID] += r.Quantity
+		}
 	}
 	return out
 }

@@ -1958,6 +1958,83 @@ func TestBillingImpact_productUsageOfUnsyncedCustomers(t *testing.T) {
 	}
 }
 
+// TestBillingImpact_billedPart: a product or customer whose usage becomes
+// unmapped or newly billed gives, in JSON, the part of it a pass bills
+// (billed_quantity, and billed_customers for a product): for a product
+// that becomes unmapped, what the current mappings billed of it (acme's 3
+// and umbrella's 8, not globex's 6: globex has usage_sync = false); for one
+// newly billed, what the proposed mappings bill (acme's 4 and initech's 2,
+// not globex's or newco's); for a customer, its usage of the products
+// mapped with sync_enabled on (initech's MDR-MSP, not its EDR-MSP, which no
+// mapping names; umbrella's CIXAS-MSP under the current mappings).
+func TestBillingImpact_billedPart(t *testing.T) {
+	t.Parallel()
+	src := usageFile(t, "customer_id,customer_name,product,quantity\n"+
+		"acme,Acme,MDR-MSP,4\nglobex,Globex,MDR-MSP,7\nnewco,NewCo,MDR-MSP,10\n"+
+		"acme,Acme,CIXAS-MSP,3\nglobex,Globex,CIXAS-MSP,6\n"+
+		"initech,Initech,MDR-MSP,2\ninitech,Initech,EDR-MSP,5\n"+
+		"umbrella,Umbrella,CIXAS-MSP,8\numbrella,Umbrella,EDR-MSP,1\n")
+	current := export.New(psa.SystemAutotask, "sim")
+	current.PutCustomer(export.CustomerMapping{Source: src.Name(), CustomerID: "acme", CustomerName: "Acme", CompanyID: "1", ContractID: "2", UsageSync: true})
+	current.PutCustomer(export.CustomerMapping{Source: src.Name(), CustomerID: "globex", CustomerName: "Globex", CompanyID: "3", ContractID: "4", UsageSync: false})
+	current.PutCustomer(export.CustomerMapping{Source: src.Name(), CustomerID: "umbrella", CustomerName: "Umbrella", CompanyID: "5", ContractID: "6", UsageSync: true})
+	current.PutProduct(export.ProductMapping{Source: src.Name(), Product: "CIXAS-MSP", ServiceID: "30", ServiceName: "Intercept X Server", SyncEnabled: true})
+	change := func(typ, name, action, before, after string) string {
+		return `{"address":"` + typ + `.` + name + `","mode":"managed","type":"` + typ + `","name":"` + name + `",
+ "change":{"actions":["` + action + `"],"before":` + before + `,"after":` + after + `,"after_unknown":{}}}`
+	}
+	cm := func(customer, company, contract string) string {
+		return `{"source":"` + src.Name() + `","customer_id":"` + customer + `","company_id":"` + company + `","contract_id":"` + contract + `","usage_sync":true,"ticket_sync":false}`
+	}
+	planJSON := []byte(`{"format_version":"1.2","terraform_version":"1.9.8","planned_values":{},"resource_changes":[` +
+		change("psa_product_mapping", "mdr", "create", "null", `{"source":"`+src.Name()+`","product":"MDR-MSP","service_id":"31","service_name":"MDR","sync_enabled":true}`) + `,` +
+		change("psa_product_mapping", "cixas", "delete", `{"source":"`+src.Name()+`","product":"CIXAS-MSP","service_id":"30","service_name":"Intercept X Server","sync_enabled":true}`, "null") + `,` +
+		change("psa_customer_mapping", "initech", "create", "null", cm("initech", "7", "8")) + `,` +
+		change("psa_customer_mapping", "umbrella", "delete", cm("umbrella", "5", "6"), "null") + `]}`)
+	rep := offlineReport(t, src, current, planJSON)
+	type billed struct {
+		Kind            string `json:"kind"`
+		ID              string `json:"id"`
+		Quantity        int64  `json:"quantity"`
+		BilledQuantity  *int64 `json:"billed_quantity"`
+		BilledCustomers *int   `json:"billed_customers"`
+	}
+	var got struct {
+		Unmapped    []billed `json:"unmapped"`
+		NewlyBilled []billed `json:"newly_billed"`
+	}
+	var buf bytes.Buffer
+	if err := impact.Write(&buf, rep, "json"); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	show := func(list []billed) string {
+		var out []string
+		for _, b := range list {
+			s := fmt.Sprintf("%s %s %d", b.Kind, b.ID, b.Quantity)
+			if b.BilledQuantity != nil {
+				s += fmt.Sprintf(" billed %d", *b.BilledQuantity)
+			}
+			if b.BilledCustomers != nil {
+				s += fmt.Sprintf(" of %d", *b.BilledCustomers)
+			}
+			out = append(out, s)
+		}
+		return strings.Join(out, "; ")
+	}
+	// umbrella's 9: 8 of CIXAS-MSP, mapped with sync on by the current
+	// mappings, and 1 of EDR-MSP, which no mapping names.
+	if got, want := show(got.Unmapped), "customer umbrella 9 billed 8; product CIXAS-MSP 17 billed 11 of 2"; got != want {
+		t.Errorf("becomes unmapped: %s\nwant %s", got, want)
+	}
+	// initech's 7: 2 of MDR-MSP, which the plan maps, 5 of EDR-MSP.
+	if got, want := show(got.NewlyBilled), "customer initech 7 billed 2; product MDR-MSP 6 billed 6 of 2"; got != want {
+		t.Errorf("newly billed: %s\nwant %s", got, want)
+	}
+}
+
 // usageFile returns a usage-file source of the given CSV (header first).
 func usageFile(t *testing.T, csv string) *file.Source {
 	t.Helper()
