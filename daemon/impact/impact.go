@@ -264,9 +264,13 @@ type SyncChange struct {
 	// KeepsBilling, on a customer whose usage sync stops and whose lines no
 	// other customer takes over (usage_sync switched off, or its customer
 	// mapping removed), is the monthly amount its contract lines go on billing at the units they
-	// keep, which no pass updates any more (keptBilling); nil when a
-	// line's amount is unknown.
-	KeepsBilling *float64 `json:"keeps_billing,omitempty"`
+	// keep, which no pass updates any more (keptBilling); nil when no
+	// line's amount is known. KeepsBillingPartial is set when some of the
+	// lines' amounts are unknown (a failed line, a contract whose billing
+	// cycle is unknown): KeepsBilling is then the known lines' part, a
+	// lower bound ("at least").
+	KeepsBilling        *float64 `json:"keeps_billing,omitempty"`
+	KeepsBillingPartial bool     `json:"keeps_billing_partial,omitempty"`
 }
 
 // UsageChange is a product or a customer whose usage becomes unmapped or
@@ -1862,8 +1866,8 @@ func (c *compare) usageSync(rep *Report) {
 			sc.Why = "usage_sync switched off: its contract lines keep their quantities"
 		}
 		if !onP && by == "" {
-			if sc.KeepsBilling = keptBilling(rep.Lines, cm.Source, cm.CustomerID); sc.KeepsBilling != nil {
-				sc.Why += fmt.Sprintf(" and go on billing %.2f per month, which no pass updates any more", *sc.KeepsBilling)
+			if sc.KeepsBilling, sc.KeepsBillingPartial = keptBilling(rep.Lines, cm.Source, cm.CustomerID); sc.KeepsBilling != nil {
+				sc.Why += fmt.Sprintf(" and go on billing %s per month, which no pass updates any more", atLeast(*sc.KeepsBilling, sc.KeepsBillingPartial))
 			}
 		}
 		rep.UsageSync = append(rep.UsageSync, sc)
@@ -1876,19 +1880,36 @@ func (c *compare) usageSync(rep *Report) {
 // keptBilling is the monthly amount the lines of a customer that psa-syncd
 // stops writing (CurrentSynced, not ProposedSynced) bill at the units they
 // keep (SyncChange.KeepsBilling): each line's delta less its delta once set
-// to 0. Nil when one is unknown.
-func keptBilling(lines []Line, source, customer string) *float64 {
-	var sum float64
+// to 0. partial reports that some line's amount is unknown: the sum is
+// then that of the others, a lower bound. Nil when every line's is
+// unknown.
+func keptBilling(lines []Line, source, customer string) (sum *float64, partial bool) {
+	var known float64
+	var n int
 	for _, l := range lines {
 		if l.Source != source || l.CustomerID != customer || l.CurrentCustomerID != "" || !l.CurrentSynced || l.ProposedSynced {
 			continue
 		}
 		if l.MonthlyDelta == nil || l.zeroedDelta == nil {
-			return nil
+			partial = true
+			continue
 		}
-		sum += *l.MonthlyDelta - *l.zeroedDelta
+		known += *l.MonthlyDelta - *l.zeroedDelta
+		n++
 	}
-	return ptr(round2(sum))
+	if partial && n == 0 {
+		return nil, false
+	}
+	return ptr(round2(known)), partial
+}
+
+// atLeast formats a monthly amount, "at least" it when it is the known
+// part of a sum (partial).
+func atLeast(amount float64, partial bool) string {
+	if partial {
+		return fmt.Sprintf("at least %.2f", amount)
+	}
+	return fmt.Sprintf("%.2f", amount)
 }
 
 // unmapped lists usage that becomes unmapped or newly billed, that of

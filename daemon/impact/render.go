@@ -144,9 +144,9 @@ func (r *Report) summary() string {
 	// say how many of them are such, the same usage still billed.
 	starts, stops, replacing, replaced := 0, 0, 0, 0
 	// What the lines of the customers whose usage sync stops go on
-	// billing, no longer synced (SyncChange.KeepsBilling); not said when
-	// one's amount is unknown.
-	kept, keptKnown := 0.0, true
+	// billing, no longer synced (SyncChange.KeepsBilling); "at least"
+	// the known part when some line's amount is unknown.
+	kept, keptPartial := 0.0, false
 	for _, sc := range r.UsageSync {
 		switch {
 		case sc.Starts:
@@ -163,8 +163,9 @@ func (r *Report) summary() string {
 			case sc.ReplacedBy != "":
 			case sc.KeepsBilling != nil:
 				kept += *sc.KeepsBilling
+				keptPartial = keptPartial || sc.KeepsBillingPartial
 			default:
-				keptKnown = false
+				keptPartial = true
 			}
 		}
 	}
@@ -179,9 +180,9 @@ func (r *Report) summary() string {
 	}
 	if stops > 0 {
 		s := "usage sync stops for " + plural(stops, "customer", "customers") + of(replaced, "replaced by another customer on the same contract lines")
-		if keptKnown && kept != 0 {
-			s += fmt.Sprintf(" (%s on billing %.2f per month at the units they keep, no longer synced)",
-				map[bool]string{true: "its lines go", false: "their lines go"}[stops-replaced == 1], round2(kept))
+		if kept != 0 {
+			s += fmt.Sprintf(" (%s on billing %s per month at the units they keep, no longer synced)",
+				map[bool]string{true: "its lines go", false: "their lines go"}[stops-replaced == 1], atLeast(round2(kept), keptPartial))
 		}
 		parts = append(parts, s)
 	}

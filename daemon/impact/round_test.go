@@ -550,3 +550,48 @@ func TestSummary_releasedTotal(t *testing.T) {
 		}
 	}
 }
+
+// TestKeptBilling_partial: a customer whose usage sync stops, one of whose
+// lines has an unknown amount (a failed line, a contract whose billing
+// cycle is unknown), gives the known lines' amount as a lower bound
+// (keeps_billing with keeps_billing_partial, "at least" in the summary),
+// not nothing and not a total that reads as the whole; with no line's
+// amount known, nothing.
+func TestKeptBilling_partial(t *testing.T) {
+	t.Parallel()
+	amount := func(f float64) *float64 { return &f }
+	// 25 units kept at 4.50.
+	known := Line{Source: "sophos", CustomerID: "acme", ContractID: "1", ServiceID: "30", CurrentSynced: true,
+		MonthlyDelta: amount(-9), zeroedDelta: amount(-121.5)}
+	unknown := Line{Source: "sophos", CustomerID: "acme", ContractID: "1", ServiceID: "31", CurrentSynced: true}
+	for _, tt := range []struct {
+		name    string
+		lines   []Line
+		want    *float64
+		partial bool
+		summary string
+	}{
+		{"known", []Line{known}, amount(112.5), false, "(its lines go on billing 112.50 per month at the units they keep"},
+		{"one unknown", []Line{known, unknown}, amount(112.5), true, "(its lines go on billing at least 112.50 per month at the units they keep"},
+		{"all unknown", []Line{unknown}, nil, false, ""},
+	} {
+		got, partial := keptBilling(tt.lines, "sophos", "acme")
+		if !samePtr(got, tt.want) || partial != tt.partial {
+			t.Errorf("%s: keptBilling = %v, %t; want %v, %t", tt.name, fmtPtr(got), partial, fmtPtr(tt.want), tt.partial)
+		}
+		r := &Report{Lines: tt.lines, Totals: total(tt.lines),
+			UsageSync: []SyncChange{{Source: "sophos", CustomerID: "acme", KeepsBilling: got, KeepsBillingPartial: partial}}}
+		if s := r.summary(); !strings.Contains(s, "usage sync stops for 1 customer") || (tt.summary != "" && !strings.Contains(s, tt.summary)) ||
+			(tt.summary == "" && strings.Contains(s, "go on billing")) {
+			t.Errorf("%s: summary = %q, want %q", tt.name, s, tt.summary)
+		}
+	}
+}
+
+// fmtPtr formats an amount, "nil" for none.
+func fmtPtr(f *float64) string {
+	if f == nil {
+		return "nil"
+	}
+	return fmt.Sprintf("%.2f", *f)
+}
