@@ -108,7 +108,10 @@ func (r *ticketRoutingResource) Schema(_ context.Context, _ resource.SchemaReque
 			"creates no tickets.\n\n" +
 			"Ids are the PSA's own; look them up by name with the `psa_ticket_lookup` data source. The plan fails when an id " +
 			"does not exist in the PSA, when a setting the PSA does not have is set, or when one it requires is missing " +
-			"(Kaseya BMS tickets need `new_status_id`, `ticket_type_id` and `source_id`).\n\n" +
+			"(Kaseya BMS tickets need `new_status_id`, `ticket_type_id` and `source_id`). A plan that changes an applied " +
+			"routing's ids warns (Ticket Routing Changes), naming each old and new setting as the PSA names it " +
+			"(`queue_id: \"Monitoring Alert\" (id 29683482) → \"Post Sale\" (id 29683481)`), from the lists the plan reads " +
+			"to check the ids.\n\n" +
 			"It is a resource of its own rather than a block of `psa_integration`, so that destroying it stops ticket sync " +
 			"without touching usage sync, and because its ids are checked against the PSA at plan time.",
 		Attributes: map[string]schema.Attribute{
@@ -267,7 +270,15 @@ func (r *ticketRoutingResource) ModifyPlan(ctx context.Context, req resource.Mod
 			return
 		}
 	}
-	r.checkIDs(ctx, &resp.Diagnostics, plan)
+	var state *ticketRoutingResourceModel
+	if !req.State.Raw.IsNull() {
+		state = new(ticketRoutingResourceModel)
+		resp.Diagnostics.Append(req.State.Get(ctx, state)...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+	}
+	r.checkIDs(ctx, &resp.Diagnostics, plan, state)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -302,39 +313,21 @@ type routingID struct {
 }
 
 // checkIDs checks every known id of the plan against the PSA, and the
-// settings the PSA requires or lacks.
-func (r *ticketRoutingResource) checkIDs(ctx context.Context, diags *diag.Diagnostics, m ticketRoutingResourceModel) {
+// settings the PSA requires or lacks. With state, the routing applied
+// before, it warns of the ids the plan changes, naming the old and the new
+// setting as the PSA names them (see changedIDsWarning).
+func (r *ticketRoutingResource) checkIDs(ctx context.Context, diags *diag.Diagnostics, m ticketRoutingResourceModel, state *ticketRoutingResourceModel) {
 	sys := r.data.system
 	t, ok := r.data.ticketer(diags)
 	if !ok {
 		return
 	}
-	// ConnectWise keeps statuses and types per board.
-	boardScope := types.StringNull()
-	if sys == psa.SystemConnectWise {
-		boardScope = m.QueueID
+	ids := r.routingIDs(ctx, diags, m)
+	var old []routingID
+	if state != nil {
+		old = r.routingIDs(ctx, diags, *state)
 	}
-	ids := []routingID{
-		{path.Root("queue_id"), psa.TicketLookupQueue, m.QueueID, types.StringNull()},
-		{path.Root("new_status_id"), psa.TicketLookupStatus, m.NewStatusID, boardScope},
-		{path.Root("closed_status_id"), psa.TicketLookupStatus, m.ClosedStatusID, boardScope},
-		{path.Root("reopen_status_id"), psa.TicketLookupStatus, m.ReopenStatusID, boardScope},
-		{path.Root("source_id"), psa.TicketLookupSource, m.SourceID, types.StringNull()},
-		{path.Root("issue_type_id"), psa.TicketLookupIssueType, m.IssueTypeID, types.StringNull()},
-		{path.Root("sub_issue_type_id"), psa.TicketLookupSubIssueType, m.SubIssueTypeID, m.IssueTypeID},
-		{path.Root("ticket_type_id"), psa.TicketLookupTicketType, m.TicketTypeID, boardScope},
-		{path.Root("category_id"), psa.TicketLookupCategory, m.CategoryID, types.StringNull()},
-		{path.Root("note_type_id"), psa.TicketLookupNoteType, m.NoteTypeID, types.StringNull()},
-	}
-	if !m.Priorities.IsNull() && !m.Priorities.IsUnknown() {
-		prios := map[string]types.String{}
-		diags.Append(m.Priorities.ElementsAs(ctx, &prios, false)...)
-		for _, sev := range export.Severities {
-			if v, ok := prios[sev]; ok {
-				ids = append(ids, routingID{path.Root("priorities").AtMapKey(sev), psa.TicketLookupPriority, v, types.StringNull()})
-			}
-		}
-	}
+	var changes []string
 	kinds := t.TicketLookupKinds()
 	lists := map[string][]psa.TicketLookup{}
 	for _, id := range ids {
@@ -367,7 +360,80 @@ func (r *ticketRoutingResource) checkIDs(ctx context.Context, diags *diag.Diagno
 			lists[key] = list
 		}
 		r.checkID(diags, id, list)
+		if i := slices.IndexFunc(old, func(o routingID) bool { return o.attr.Equal(id.attr) }); state != nil && (i < 0 || !old[i].value.Equal(id.value)) {
+			before := types.StringNull()
+			if i >= 0 {
+				before = old[i].value
+			}
+			changes = append(changes, fmt.Sprintf("%s: %s → %s", id.attr, lookupName(before, list), lookupName(id.value, list)))
+		}
 	}
+	// A setting the plan removes (a severity's priority left out).
+	for _, o := range old {
+		if i := slices.IndexFunc(ids, func(id routingID) bool { return id.attr.Equal(o.attr) }); known(o.value) && (i < 0 || ids[i].value.IsNull()) {
+			changes = append(changes, fmt.Sprintf("%s: %s → none", o.attr, lookupName(o.value, lists[string(o.kind)+"\x00"+o.scope.ValueString()])))
+		}
+	}
+	if len(changes) > 0 {
+		diags.AddWarning(summaryTicketRoutingChanges,
+			fmt.Sprintf("This plan changes how psa-syncd opens tickets in %s for vendor alerts, from its next pass: %s.",
+				systemTitle(sys), strings.Join(changes, "; ")))
+	}
+	r.checkRequired(diags, m)
+}
+
+// summaryTicketRoutingChanges is the summary of the warning that names
+// the ticket settings a plan changes (see checkIDs).
+const summaryTicketRoutingChanges = "Ticket Routing Changes"
+
+// lookupName names the ticket setting id as list, the PSA's list of its
+// kind, names it: "\"High\" (id 1)", "id 9" when the list lacks it
+// (an id of another board, or one the plan leaves), "none" for null.
+func lookupName(id types.String, list []psa.TicketLookup) string {
+	if id.IsNull() || id.IsUnknown() {
+		return "none"
+	}
+	if i := slices.IndexFunc(list, func(l psa.TicketLookup) bool { return l.ID == id.ValueString() }); i >= 0 {
+		return fmt.Sprintf("%q (id %s)", list[i].Name, list[i].ID)
+	}
+	return "id " + id.ValueString()
+}
+
+// routingIDs lists the id attributes of m with the lookup list each must be
+// in.
+func (r *ticketRoutingResource) routingIDs(ctx context.Context, diags *diag.Diagnostics, m ticketRoutingResourceModel) []routingID {
+	// ConnectWise keeps statuses and types per board.
+	boardScope := types.StringNull()
+	if r.data.system == psa.SystemConnectWise {
+		boardScope = m.QueueID
+	}
+	ids := []routingID{
+		{path.Root("queue_id"), psa.TicketLookupQueue, m.QueueID, types.StringNull()},
+		{path.Root("new_status_id"), psa.TicketLookupStatus, m.NewStatusID, boardScope},
+		{path.Root("closed_status_id"), psa.TicketLookupStatus, m.ClosedStatusID, boardScope},
+		{path.Root("reopen_status_id"), psa.TicketLookupStatus, m.ReopenStatusID, boardScope},
+		{path.Root("source_id"), psa.TicketLookupSource, m.SourceID, types.StringNull()},
+		{path.Root("issue_type_id"), psa.TicketLookupIssueType, m.IssueTypeID, types.StringNull()},
+		{path.Root("sub_issue_type_id"), psa.TicketLookupSubIssueType, m.SubIssueTypeID, m.IssueTypeID},
+		{path.Root("ticket_type_id"), psa.TicketLookupTicketType, m.TicketTypeID, boardScope},
+		{path.Root("category_id"), psa.TicketLookupCategory, m.CategoryID, types.StringNull()},
+		{path.Root("note_type_id"), psa.TicketLookupNoteType, m.NoteTypeID, types.StringNull()},
+	}
+	if !m.Priorities.IsNull() && !m.Priorities.IsUnknown() {
+		prios := map[string]types.String{}
+		diags.Append(m.Priorities.ElementsAs(ctx, &prios, false)...)
+		for _, sev := range export.Severities {
+			if v, ok := prios[sev]; ok {
+				ids = append(ids, routingID{path.Root("priorities").AtMapKey(sev), psa.TicketLookupPriority, v, types.StringNull()})
+			}
+		}
+	}
+	return ids
+}
+
+// checkRequired checks the settings the PSA requires.
+func (r *ticketRoutingResource) checkRequired(diags *diag.Diagnostics, m ticketRoutingResourceModel) {
+	sys := r.data.system
 	if m.OnResolve.ValueString() == export.OnResolveClose && m.ClosedStatusID.IsNull() {
 		diags.AddAttributeError(path.Root("closed_status_id"), "Missing Ticket Setting",
 			`on_resolve = "close" closes tickets with closed_status_id; set it, or set on_resolve = "note".`)

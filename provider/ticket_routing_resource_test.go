@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -472,4 +473,50 @@ resource "psa_integration" "this" {
 			}),
 		}},
 	})
+}
+
+// TestAccTicketRoutingResource_changesNamed: a plan that changes the ids of
+// an applied routing warns, naming the old and the new setting as the PSA
+// names them (a reviewer reads "Monitoring Alert" → "Post Sale", not two
+// ids); the create and a plan that changes nothing warn nothing. Against
+// the three simulators.
+func TestAccTicketRoutingResource_changesNamed(t *testing.T) {
+	t.Parallel()
+	changes := map[psa.System]struct{ old, new, want string }{
+		psa.SystemAutotask: {"queue_id          = data.psa_ticket_lookup.queue.id", fmt.Sprintf("queue_id = %q", fmt.Sprint(psatest.AutotaskQueuePostSale)),
+			fmt.Sprintf(`queue_id: "Monitoring Alert" (id %d) → "Post Sale" (id %d)`, psatest.AutotaskQueueMonitoringAlert, psatest.AutotaskQueuePostSale)},
+		psa.SystemConnectWise: {"closed_status_id = data.psa_ticket_lookup.resolved.id", fmt.Sprintf("closed_status_id = %q", fmt.Sprint(psatest.ConnectWiseStatusClosed)),
+			fmt.Sprintf(`closed_status_id: ">Resolved" (id %d) → "Closed" (id %d)`, psatest.ConnectWiseStatusResolved, psatest.ConnectWiseStatusClosed)},
+		psa.SystemKaseyaBMS: {"queue_id         = data.psa_ticket_lookup.queue.id", fmt.Sprintf("queue_id = %q", fmt.Sprint(psatest.KaseyaBMSQueueServiceDesk)),
+			fmt.Sprintf(`queue_id: "Security Alerts" (id %d) → "Service Desk" (id %d)`, psatest.KaseyaBMSQueueSecurity, psatest.KaseyaBMSQueueServiceDesk)},
+	}
+	for sys, c := range ticketRoutingCases() {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			ch := changes[sys]
+			if !strings.Contains(c.config, ch.old) {
+				t.Fatalf("the routing of %s has no %q", sys, ch.old)
+			}
+			changed := strings.Replace(c.config, ch.old, ch.new, 1)
+			var w planWarnings
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: w.factories(),
+				Steps: []resource.TestStep{
+					{Config: e.providerConfig() + c.config, Check: expectPlanWarnings(&w, summaryTicketRoutingChanges, 0, "", "")},
+					{
+						PreConfig: func() { w.take("") },
+						Config:    e.providerConfig() + changed,
+						Check: expectPlanWarnings(&w, summaryTicketRoutingChanges, 1, "psa_ticket_routing", "",
+							"This plan changes how psa-syncd opens tickets in "+systemTitle(sys)+" for vendor alerts", ch.want),
+					},
+					{
+						PreConfig: func() { w.take("") },
+						Config:    e.providerConfig() + changed,
+						Check:     expectPlanWarnings(&w, summaryTicketRoutingChanges, 0, "", ""),
+					},
+				},
+			})
+		})
+	}
 }
