@@ -1923,14 +1923,7 @@ func TestBillingImpact_leftBilling(t *testing.T) {
 // note says that its mapping bills nothing.
 func TestBillingImpact_productUsageOfUnsyncedCustomers(t *testing.T) {
 	t.Parallel()
-	src := usageFile(t, "customer_id,customer_name,product,quantity\n"+
-		"acme,Acme,MDR-MSP,4\nglobex,Globex,MDR-MSP,7\nnewco,NewCo,MDR-MSP,10\n"+
-		"acme,Acme,CIXAS-MSP,3\nglobex,Globex,CIXAS-MSP,6\n"+
-		"globex,Globex,EDR-MSP,5\n")
-	current := export.New(psa.SystemAutotask, "sim")
-	current.PutCustomer(export.CustomerMapping{Source: src.Name(), CustomerID: "acme", CustomerName: "Acme", CompanyID: "1", ContractID: "2", UsageSync: true})
-	current.PutCustomer(export.CustomerMapping{Source: src.Name(), CustomerID: "globex", CustomerName: "Globex", CompanyID: "3", ContractID: "4", UsageSync: false})
-	current.PutProduct(export.ProductMapping{Source: src.Name(), Product: "CIXAS-MSP", ServiceID: "30", ServiceName: "Intercept X Server", SyncEnabled: true})
+	src, current := cixasFixture(t, "globex,Globex,EDR-MSP,5\n")
 	mapping := func(action, product, before, after string) string {
 		return `{"address":"psa_product_mapping.` + strings.ToLower(strings.ReplaceAll(product, "-", "_")) + `","mode":"managed","type":"psa_product_mapping","name":"m",
  "change":{"actions":["` + action + `"],"before":` + before + `,"after":` + after + `,"after_unknown":{}}}`
@@ -1969,16 +1962,9 @@ func TestBillingImpact_productUsageOfUnsyncedCustomers(t *testing.T) {
 // mapping names; umbrella's CIXAS-MSP under the current mappings).
 func TestBillingImpact_billedPart(t *testing.T) {
 	t.Parallel()
-	src := usageFile(t, "customer_id,customer_name,product,quantity\n"+
-		"acme,Acme,MDR-MSP,4\nglobex,Globex,MDR-MSP,7\nnewco,NewCo,MDR-MSP,10\n"+
-		"acme,Acme,CIXAS-MSP,3\nglobex,Globex,CIXAS-MSP,6\n"+
-		"initech,Initech,MDR-MSP,2\ninitech,Initech,EDR-MSP,5\n"+
-		"umbrella,Umbrella,CIXAS-MSP,8\numbrella,Umbrella,EDR-MSP,1\n")
-	current := export.New(psa.SystemAutotask, "sim")
-	current.PutCustomer(export.CustomerMapping{Source: src.Name(), CustomerID: "acme", CustomerName: "Acme", CompanyID: "1", ContractID: "2", UsageSync: true})
-	current.PutCustomer(export.CustomerMapping{Source: src.Name(), CustomerID: "globex", CustomerName: "Globex", CompanyID: "3", ContractID: "4", UsageSync: false})
-	current.PutCustomer(export.CustomerMapping{Source: src.Name(), CustomerID: "umbrella", CustomerName: "Umbrella", CompanyID: "5", ContractID: "6", UsageSync: true})
-	current.PutProduct(export.ProductMapping{Source: src.Name(), Product: "CIXAS-MSP", ServiceID: "30", ServiceName: "Intercept X Server", SyncEnabled: true})
+	src, current := cixasFixture(t, "initech,Initech,MDR-MSP,2\ninitech,Initech,EDR-MSP,5\n"+
+		"umbrella,Umbrella,CIXAS-MSP,8\numbrella,Umbrella,EDR-MSP,1\n",
+		export.CustomerMapping{CustomerID: "umbrella", CustomerName: "Umbrella", CompanyID: "5", ContractID: "6", UsageSync: true})
 	change := func(typ, name, action, before, after string) string {
 		return `{"address":"` + typ + `.` + name + `","mode":"managed","type":"` + typ + `","name":"` + name + `",
  "change":{"actions":["` + action + `"],"before":` + before + `,"after":` + after + `,"after_unknown":{}}}`
@@ -2033,6 +2019,27 @@ func TestBillingImpact_billedPart(t *testing.T) {
 	if got, want := show(got.NewlyBilled), "customer initech 7 billed 2; product MDR-MSP 6 billed 6 of 2"; got != want {
 		t.Errorf("newly billed: %s\nwant %s", got, want)
 	}
+}
+
+// cixasFixture returns a usage file of MDR-MSP (acme 4, globex 7, newco
+// 10) and CIXAS-MSP (acme 3, globex 6) and the rows given, and an export
+// that maps acme (usage sync on), globex (usage_sync = false), the
+// customers given, and CIXAS-MSP to service 30 with sync on.
+func cixasFixture(t *testing.T, rows string, customers ...export.CustomerMapping) (*file.Source, *export.Document) {
+	t.Helper()
+	src := usageFile(t, "customer_id,customer_name,product,quantity\n"+
+		"acme,Acme,MDR-MSP,4\nglobex,Globex,MDR-MSP,7\nnewco,NewCo,MDR-MSP,10\n"+
+		"acme,Acme,CIXAS-MSP,3\nglobex,Globex,CIXAS-MSP,6\n"+rows)
+	current := export.New(psa.SystemAutotask, "sim")
+	for _, c := range append([]export.CustomerMapping{
+		{CustomerID: "acme", CustomerName: "Acme", CompanyID: "1", ContractID: "2", UsageSync: true},
+		{CustomerID: "globex", CustomerName: "Globex", CompanyID: "3", ContractID: "4", UsageSync: false},
+	}, customers...) {
+		c.Source = src.Name()
+		current.PutCustomer(c)
+	}
+	current.PutProduct(export.ProductMapping{Source: src.Name(), Product: "CIXAS-MSP", ServiceID: "30", ServiceName: "Intercept X Server", SyncEnabled: true})
+	return src, current
 }
 
 // usageFile returns a usage-file source of the given CSV (header first).
