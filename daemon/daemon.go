@@ -113,14 +113,15 @@ type Options struct {
 	// never takes an endpoint over it while passes run. It serves POST
 	// /api/v1/check; nil answers that endpoint with 501.
 	Check func(ctx context.Context, cfg *Config, stored func() ([]byte, error), newBackend func(*Config) (psa.Backend, error), w io.Writer) []CheckItem
-	// Impact computes the billing impact report of req.Plan, a Terraform
-	// plan, with the daemon's running config, export, backend and source,
-	// writing it to w in req.Format; an error marked ErrImpactRequest is
-	// the request's. The backend is the passes': on Kaseya BMS the report's
-	// calls count against the hourly limit per endpoint kept in the state
-	// database. It serves POST /api/v1/impact; nil answers that endpoint
-	// with 501.
-	Impact func(ctx context.Context, req ImpactRequest, w io.Writer) error
+	// Impact reads the billing impact report asked for: plan, the JSON of
+	// a Terraform plan, and the report's format. Its error is the
+	// request's (ErrImpactRequest), answered before the request takes its
+	// turn. What it returns computes the report with the daemon's running
+	// config, export, backend and source. The backend is the passes': on
+	// Kaseya BMS the report's calls count against the hourly limit per
+	// endpoint kept in the state database. It serves POST /api/v1/impact;
+	// nil answers that endpoint with 501.
+	Impact func(plan []byte, format string) (ImpactFunc, error)
 
 	// dialActive, when set, makes a standby's connections to the active
 	// instance (tests: the cluster's DNS names of a StatefulSet's pods,
@@ -177,7 +178,7 @@ type Daemon struct {
 	allowRestore    bool
 	publishFields   bool
 	check           func(ctx context.Context, cfg *Config, stored func() ([]byte, error), newBackend func(*Config) (psa.Backend, error), w io.Writer) []CheckItem
-	impact          func(ctx context.Context, req ImpactRequest, w io.Writer) error
+	impact          func(plan []byte, format string) (ImpactFunc, error)
 
 	cfg atomic.Pointer[Config]
 	exp atomic.Pointer[exportSnapshot]

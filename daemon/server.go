@@ -149,7 +149,8 @@ func (d *Daemon) newHTTPServer() *http.Server {
 // from memory and the state database only. API requests are bounded in
 // number and size (see maxConcurrentAPIRequests and maxRequestBody). A
 // standby (another psa-syncd holds the shared state database's leadership
-// lock) serves the read-only endpoints and ticket dry runs, and forwards
+// lock) serves the read-only endpoints, ticket dry runs and billing impact
+// reports, and forwards
 // sync, resolve, a ticket pass that writes and the lookup of a sync request
 // to the active instance (at its state.advertise_url), or refuses them with
 // 503 naming it.

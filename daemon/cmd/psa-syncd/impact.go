@@ -250,35 +250,39 @@ func impactOptions(cfg *daemon.Config, doc *export.Document, logger *slog.Logger
 	return impact.Options{Policies: cfg.Policies, Location: loc, Logger: logger.With("component", "impact"), SourceName: cfg.Source.Type}, nil
 }
 
-// impacter returns the billing impact reports of a running daemon (POST
-// /api/v1/impact), logging to logger. Their backend and source are the
-// daemon's: on Kaseya BMS their calls count against the hourly limit that
-// the passes keep in the state database, which holds the ledger too.
-func impacter(logger *slog.Logger) func(context.Context, daemon.ImpactRequest, io.Writer) error {
-	return func(ctx context.Context, req daemon.ImpactRequest, w io.Writer) error {
-		if req.Format == "" {
-			req.Format = impact.FormatTable
+// impacter reads the billing impact reports of a running daemon (POST
+// /api/v1/impact), logging to logger: a plan or format it refuses is the
+// request's, answered before the report takes its turn. Their backend and
+// source are the daemon's: on Kaseya BMS their calls count against the
+// hourly limit that the passes keep in the state database, which holds the
+// ledger too.
+func impacter(logger *slog.Logger) func(plan []byte, format string) (daemon.ImpactFunc, error) {
+	return func(plan []byte, format string) (daemon.ImpactFunc, error) {
+		if format == "" {
+			format = impact.FormatTable
 		}
-		if !slices.Contains(impact.Formats, req.Format) {
-			return fmt.Errorf("%w: unknown format %q: want %s", daemon.ErrImpactRequest, req.Format, strings.Join(impact.Formats, ", "))
+		if !slices.Contains(impact.Formats, format) {
+			return nil, fmt.Errorf("%w: unknown format %q: want %s", daemon.ErrImpactRequest, format, strings.Join(impact.Formats, ", "))
 		}
-		tp, err := impact.ReadTerraformPlan(req.Plan)
+		tp, err := impact.ReadTerraformPlan(plan)
 		if err != nil {
-			return fmt.Errorf("%w: terraform_plan: %v", daemon.ErrImpactRequest, err)
+			return nil, fmt.Errorf("%w: terraform_plan: %v", daemon.ErrImpactRequest, err)
 		}
-		o, err := impactOptions(req.Config, req.Export, logger)
-		if err != nil {
-			return err
-		}
-		o.Backend, o.Source, o.SourceName = req.Backend, req.Source, req.Source.Name()
-		if req.Config.PSA.System == psa.SystemKaseyaBMS {
-			o.State = req.State
-		}
-		rep, err := impact.Compute(ctx, o, req.Export, tp)
-		if err != nil {
-			return err
-		}
-		return impact.Write(w, rep, req.Format)
+		return func(ctx context.Context, req daemon.ImpactRequest, w io.Writer) error {
+			o, err := impactOptions(req.Config, req.Export, logger)
+			if err != nil {
+				return err
+			}
+			o.Backend, o.Source, o.SourceName, o.NoExport = req.Backend, req.Source, req.Source.Name(), req.NoExport
+			if req.Config.PSA.System == psa.SystemKaseyaBMS {
+				o.State = req.State
+			}
+			rep, err := impact.Compute(ctx, o, req.Export, tp)
+			if err != nil {
+				return err
+			}
+			return impact.Write(w, rep, format)
+		}, nil
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -449,5 +450,36 @@ func TestBillingImpact_planTooLarge(t *testing.T) {
 	want := "psa-syncd: -terraform-plan: " + planFile + " is larger than 256 MiB, the most psa-sync reads of a Terraform plan\n"
 	if code != 1 || stderr.String() != want {
 		t.Errorf("plan -terraform-plan of a %d-byte file: exit %d, stderr %q; want 1 and %q", impact.MaxPlanSize+1, code, stderr.String(), want)
+	}
+}
+
+// TestBillingImpact_olderDaemon: a psa-syncd older than POST
+// /api/v1/impact answers it with its mux's 404 (or 405): the command says
+// to upgrade that daemon first or to compute the report here without
+// -web.url, and exits 1 as the other commands do on a refusal, not with
+// "404 page not found" alone.
+func TestBillingImpact_olderDaemon(t *testing.T) {
+	t.Parallel()
+	planFile := filepath.Join(t.TempDir(), "plan.json")
+	if err := os.WriteFile(planFile, []byte(`{"format_version": "1.2", "resource_changes": []}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/v1/impact", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", http.MethodGet)
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+	})
+	older := httptest.NewServer(http.NewServeMux())
+	defer older.Close()
+	other := httptest.NewServer(mux)
+	defer other.Close()
+	for _, srv := range []*httptest.Server{older, other} {
+		var stdout, stderr bytes.Buffer
+		code := run(t.Context(), []string{"plan", "-terraform-plan", planFile, "-web.url", srv.URL}, &stdout, &stderr, apiTokenEnv("test-token"))
+		if code != 1 || !strings.Contains(stderr.String(), "POST "+srv.URL+"/api/v1/impact: ") ||
+			!strings.Contains(stderr.String(), "(the daemon has no POST /api/v1/impact: it may be a psa-syncd older than this one (") ||
+			!strings.Contains(stderr.String(), "upgrade the daemon, or leave -web.url out to compute the report on this machine; or -web.url names something else)") {
+			t.Errorf("plan -terraform-plan -web.url against a daemon without POST /api/v1/impact: exit %d\nstderr: %s", code, stderr.String())
+		}
 	}
 }

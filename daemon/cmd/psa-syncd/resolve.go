@@ -276,8 +276,14 @@ func tokenHint(req *http.Request, status int) string {
 func olderDaemonHint(req *http.Request, status int, own bool, msg string) string {
 	switch {
 	case noEndpoint(req, status, own):
+		instead := "run a psa-syncd of its version"
+		if req.URL.Path == "/api/v1/impact" {
+			// The report needs no daemon: it is computed here without
+			// -web.url.
+			instead = "leave -web.url out to compute the report on this machine"
+		}
 		return fmt.Sprintf(" (the daemon has no %s %s: it may be a psa-syncd older than this one (%s), which needs that request: "+
-			"upgrade the daemon, or run a psa-syncd of its version; or -web.url names something else)", req.Method, req.URL.Path, buildVersion())
+			"upgrade the daemon, or %s; or -web.url names something else)", req.Method, req.URL.Path, buildVersion(), instead)
 	case own && status == http.StatusBadRequest:
 		_, rest, ok := strings.Cut(msg, "unknown field ")
 		if !ok || strings.Contains(msg, "upgrade the psa-syncd serving this API") {
