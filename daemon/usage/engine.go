@@ -3332,8 +3332,9 @@ func (e *Engine) readLines(ctx context.Context, ids, serviceIDs []string, asOf t
 
 // progressed records that the running pass read a page of usage or of
 // contract lines, got an answer to a read of its plan's checks (the
-// contracts, their records and companies, the mapped services), or
-// finished a line write (Metrics.passProgressed).
+// contracts, their records and companies, the mapped services) or of the
+// PSA's hourly budget (budgetGate.progressed), or finished a line write
+// (Metrics.passProgressed).
 func (e *Engine) progressed() { e.metrics.passProgressed(e.now()) }
 
 // lineIndex holds the lines a pass read, sorted by key and found by

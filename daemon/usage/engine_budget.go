@@ -57,6 +57,11 @@ type budgetGate struct {
 	reserve int
 	metrics *Metrics
 	logger  *slog.Logger
+	// progressed, when set, is called after a read of the budget that
+	// got an answer: the pass's progress (Engine.progressed), as every
+	// read of its plan is, so that a pass waiting near the reserve on
+	// reads that succeed is not taken for a missed one.
+	progressed func()
 
 	mu          sync.Mutex
 	unsupported bool
@@ -317,6 +322,9 @@ func (g *budgetGate) readBudgetMarked(ctx context.Context, done chan struct{}) {
 		// Writes sent during the read may or may not be in its count;
 		// taking them as not counted errs on the safe side.
 		g.known, g.remaining, g.base, g.readsFailed = true, b.Remaining(), base, 0
+		if g.progressed != nil {
+			g.progressed()
+		}
 		if g.metrics != nil {
 			g.metrics.APIBudgetUnknown.Set(0)
 			g.metrics.APIBudgetRemaining.WithLabelValues("").Set(float64(b.Remaining()))

@@ -241,3 +241,49 @@ func TestEngine_Sync_planReadsProgress(t *testing.T) {
 		t.Errorf("psa_sync_pass_progress_timestamp_seconds did not follow the reads %v (of %v)", be.stale, be.read)
 	}
 }
+
+// slowBudget is the harness's PSA backend whose read of the hourly budget
+// (Autotask's threshold information) takes an hour: it moves the clock an
+// hour on. It records psa_sync_pass_progress_timestamp_seconds at each
+// line write, before that write counts: what the budget read left it at.
+type slowBudget struct {
+	psa.Backend
+	m    *Metrics
+	late *atomic.Bool
+	seen []float64
+}
+
+func (b *slowBudget) Budget(context.Context) (*psa.Budget, error) {
+	b.late.Store(true)
+	return &psa.Budget{Limit: 10000, Used: 100, Timeframe: time.Hour}, nil
+}
+
+func (b *slowBudget) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (*psa.ContractLine, error) {
+	b.seen = append(b.seen, testutil.ToFloat64(b.m.PassProgress))
+	return b.Backend.SetQuantity(ctx, req)
+}
+
+// TestEngine_Sync_budgetReadProgress: a read of the PSA's hourly budget
+// that gets an answer (before the first write, and again near the
+// reserve) is progress, as the plan's reads are, so that a pass whose
+// writes wait on budget reads for an hour is not taken for a missed one
+// (audit-source13: the budget reads were not progress).
+func TestEngine_Sync_budgetReadProgress(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,7")
+	late := &atomic.Bool{}
+	h.now = func() time.Time {
+		if late.Load() {
+			return etNow.Add(time.Hour)
+		}
+		return etNow
+	}
+	be := &slowBudget{Backend: h.be, m: h.m, late: late}
+	if _, err := h.engineWith(be, nil).Sync(t.Context(), h.doc, PassOptions{Trigger: TriggerSchedule}); err != nil {
+		t.Fatal(err)
+	}
+	if want := unixSeconds(etNow.Add(time.Hour)); len(be.seen) == 0 || be.seen[0] != want {
+		t.Errorf("psa_sync_pass_progress_timestamp_seconds at the first line write = %v, want %v (the budget read)", be.seen, want)
+	}
+}

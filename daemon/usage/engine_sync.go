@@ -567,7 +567,7 @@ func (e *Engine) startWriter(ctx context.Context, log *slog.Logger, runID int64,
 	}
 	failing := e.failing.of(sys)
 	w := &writer{e: e, ledger: ledger, pending: map[psa.LineKey]state.Intent{}, failing: failing,
-		gate:  &budgetGate{be: e.be, reserve: e.policies.BudgetReserve, metrics: e.metrics, logger: log, failing: failing},
+		gate:  &budgetGate{be: e.be, reserve: e.policies.BudgetReserve, metrics: e.metrics, logger: log, failing: failing, progressed: e.progressed},
 		queue: newJobQueue(), done: make(chan struct{})}
 	// The intents of another PSA system name another system's lines,
 	// whatever their ids: reconcile reports them, and neither this pass
