@@ -9,13 +9,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
@@ -152,5 +155,62 @@ func (now sentAndCounted) countedAsSent(t *testing.T, what string, before sentAn
 	}
 	if n := now.requests - before.requests; n != float64(all) {
 		t.Errorf("%s: Kaseya BMS got %d requests; psa_sync_api_requests_total counted %v", what, all, n)
+	}
+}
+
+// TestSync_requestsCountedAsSentWithARetriedServerError: on Autotask and
+// ConnectWise (their limits are not per endpoint, and their credentials
+// go with every request: no token to re-sign-in for), a pass one of whose
+// reads the PSA answered 503 retries it, and psa_sync_api_requests_total
+// counts every request the simulator got, the refused one and its retry
+// included.
+func TestSync_requestsCountedAsSentWithARetriedServerError(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			var sim *psatest.Server
+			var cfgPath string
+			if sys == psa.SystemAutotask {
+				e := newTestEnv(t, nil)
+				sim, cfgPath = e.sim, e.cfgPath
+			} else {
+				e := newSystemEnv(t, sys)
+				sim, cfgPath = e.sim, e.cfgPath
+			}
+			cfg, err := daemon.Load(cfgPath, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg := prometheus.NewRegistry()
+			d, err := daemon.New(cfg, cfgPath, daemon.Options{Registry: reg, AllowEmptyState: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = d.Close() })
+			if err := d.Reload(); err != nil {
+				t.Fatal(err)
+			}
+			var faulted atomic.Int64
+			sim.AddFault(psatest.Fault{Method: http.MethodGet, Status: http.StatusServiceUnavailable, Times: 1, Received: func() { faulted.Add(1) }})
+			logged, counted := len(sim.Requests()), requests(t, reg)
+			res, err := d.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerCLI})
+			if err != nil || res.Run.Result != "success" {
+				t.Fatalf("sync pass: %v %+v", err, res)
+			}
+			got := sim.Requests()[logged:]
+			if faulted.Load() != 1 {
+				t.Fatalf("the fault answered %d requests, want 1", faulted.Load())
+			}
+			i := slices.IndexFunc(got, func(r psatest.Request) bool { return r.Status == http.StatusServiceUnavailable })
+			if i < 0 || !slices.ContainsFunc(got[i+1:], func(r psatest.Request) bool {
+				return r.Method == got[i].Method && r.Path == got[i].Path && r.RawQuery == got[i].RawQuery && r.Status == http.StatusOK
+			}) {
+				t.Errorf("%s: the read answered 503 was not sent again", sys)
+			}
+			if n := requests(t, reg) - counted; n != float64(len(got)) {
+				t.Errorf("%s got %d requests in the pass (a 503 among them); psa_sync_api_requests_total counted %v", sys, len(got), n)
+			}
+		})
 	}
 }

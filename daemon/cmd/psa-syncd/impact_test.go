@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -281,11 +282,31 @@ web:
 			return []string{"-web.url", srv.URL}, func() {
 				report := callsNow(t, bms, d, reg)
 				report.countedAsSent(t, "the billing impact report", before)
+				// The pass meets a token BMS revoked (401: a sign-in, and
+				// the request again) and an account lookup answered 503
+				// (retried): each attempt is a call BMS got, and in the
+				// count. The 503 is the fault's, answered before BMS's
+				// hourly count: it is added to what BMS counted.
+				bms.RevokeTokens()
+				var faulted atomic.Int64
+				w.Sim.AddFault(psatest.Fault{Method: http.MethodGet, Path: "/v2/crm/accounts/lookup", Status: http.StatusServiceUnavailable, Times: 1,
+					Received: func() { faulted.Add(1) }})
+				logged := len(w.Sim.Requests())
 				res, err := d.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerCLI})
 				if err != nil || res.Run.Result != "success" {
 					t.Fatalf("sync pass after the report: %v %+v", err, res)
 				}
-				callsNow(t, bms, d, reg).countedAsSent(t, "a sync pass", report)
+				answered := map[int]int{}
+				for _, r := range w.Sim.Requests()[logged:] {
+					answered[r.Status]++
+				}
+				// Each request in flight with the revoked token gets its 401.
+				if answered[http.StatusUnauthorized] == 0 || answered[http.StatusServiceUnavailable] != 1 || faulted.Load() != 1 {
+					t.Errorf("the pass got answers %v from Kaseya BMS, want 401s (the revoked token) and one 503 (the fault)", answered)
+				}
+				pass := callsNow(t, bms, d, reg)
+				pass.sent["/v2/crm/accounts/lookup"] += int(faulted.Load())
+				pass.countedAsSent(t, "a sync pass with a 401 and a 503", report)
 			}
 		})
 	if code != 0 || !strings.Contains(stdout, "new service *Sophos MDR*") {
