@@ -152,21 +152,10 @@ func TestDaemon_impactOnStandby(t *testing.T) {
 	a, b, standby := dtActiveAndStandby(t, token)
 	var onActive, onStandby []ImpactRequest
 	a.impact, b.impact = impactHook(&onActive), impactHook(&onStandby)
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, standby+"/api/v1/impact",
-		strings.NewReader(`{"terraform_plan": {"format_version": "1.2", "resource_changes": []}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := testClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || len(onStandby) != 1 || len(onActive) != 0 {
+	code, body := dtPostToken(t, standby+"/api/v1/impact", token, `{"terraform_plan": {"format_version": "1.2", "resource_changes": []}}`)
+	if code != http.StatusOK || len(onStandby) != 1 || len(onActive) != 0 {
 		t.Fatalf("POST /api/v1/impact on the standby = %d %s (computed %d times there, %d on the active instance), want 200 computed there",
-			resp.StatusCode, body, len(onStandby), len(onActive))
+			code, body, len(onStandby), len(onActive))
 	}
 	if got := onStandby[0]; got.Backend != b.clients.Load().backend || got.State != b.db || got.Export != b.Export() {
 		t.Errorf("the standby computed the report with %+v, want its own backend, state database and export", got)

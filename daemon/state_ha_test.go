@@ -1415,18 +1415,8 @@ func TestDaemon_freshPlanOnStandbyKeepsActivePlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, standby+"/api/v1/plan", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := testClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("POST /api/v1/plan on the standby = %d, want 200", resp.StatusCode)
+	if code, body := dtPostToken(t, standby+"/api/v1/plan", token, ""); code != http.StatusOK {
+		t.Fatalf("POST /api/v1/plan on the standby = %d %s, want 200", code, body)
 	}
 	var s storedPlan
 	if _, err := a.db.Snapshot(lastPlanSnapshot, &s); err != nil {
@@ -1435,6 +1425,24 @@ func TestDaemon_freshPlanOnStandbyKeepsActivePlan(t *testing.T) {
 	if s.Plan == nil || s.Plan.RunID != res.Run.ID {
 		t.Errorf("the stored last plan after the standby's plan is %+v, want the active instance's pass (run %d)", s.Plan, res.Run.ID)
 	}
+}
+
+// dtPostToken posts body to url with the API token and returns the
+// answer's status and body.
+func dtPostToken(t *testing.T, url, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := testClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(data)
 }
 
 // TestDaemon_standbySaysWhenTheStateDatabaseCannotBeRead: while a standby
