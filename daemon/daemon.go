@@ -529,7 +529,10 @@ func (d *Daemon) Close() error {
 	d.metrics.Leader.Set(0)
 	// What the passes could not record (a full disk, the lock's lost
 	// connection) is recorded now if the database takes it, through the
-	// pool once the lock is released, rather than lost with the process.
+	// pool once the lock is released, rather than lost with the process:
+	// the outcomes of writes; with PostgreSQL, not the end of runs, which
+	// only the lock's holder records (the next active instance marks them
+	// interrupted).
 	d.recordUnsaved(context.Background())
 	return errors.Join(err, d.db.Close())
 }
@@ -1869,8 +1872,9 @@ func (d *Daemon) runActive(ctx, passCtx context.Context, stopPasses context.Canc
 // passes knew but could not record because the lock's connection failed
 // under them, or the disk was full: the outcome of writes the PSA answered
 // (their intents would otherwise stay open for the instance that takes
-// over, and for Kaseya BMS wait for an operator) and the end of runs. It
-// goes through a new connection, bounded by the query timeout; closing an
+// over, and for Kaseya BMS wait for an operator) and, on SQLite, the end of
+// runs (on PostgreSQL only the lock's holder records a run: the instance
+// that takes over marks it interrupted). It goes through a new connection, bounded by the query timeout; closing an
 // intent is not fenced, and one the new active instance settled first is
 // left as it settled it.
 //

@@ -1306,8 +1306,21 @@ func TestDaemon_takeoverWaitsForUnconfirmedWrites(t *testing.T) {
 	// they went through the pool and the pass succeeded.
 	<-passCtx.Done()
 	release() // the late writes arrive
-	if end := <-passDone; end.err == nil && !end.res.Run.Interrupted() {
+	end := <-passDone
+	if end.err == nil && !end.res.Run.Interrupted() {
 		t.Errorf("the pass of the instance that lost its lock succeeded: %+v", end.res.Run)
+	}
+	// a's pass ended after the takeover: it recorded neither its customer
+	// statuses nor its run, which went through the pool once a's check of
+	// its lock had cleared the fence, over b's.
+	if cs, _, err := b.State().CustomerStatus("file", "cust-acme"); err != nil || !strings.Contains(cs.Error, "may still arrive") {
+		t.Errorf("acme's status after the deposed instance's pass ended = %+v, %v; want the takeover pass's, saying the earlier write may still arrive", cs, err)
+	}
+	if end.res == nil {
+		t.Fatalf("the deposed instance's pass recorded no run: %v", end.err)
+	}
+	if run, ok, err := b.State().Run(end.res.Run.ID); err != nil || !ok || !run.Interrupted() || !strings.Contains(run.Error, interruptedRunReason) {
+		t.Errorf("the deposed instance's run = %+v, %t, %v; want it as the takeover marked it interrupted (%q)", run, ok, err, interruptedRunReason)
 	}
 	now = now.Add(usage.DefaultSettleTime)
 	armed()

@@ -185,6 +185,7 @@ func (db *DB) PutCustomerStatusBatch(ctx context.Context, statuses []CustomerSta
 	}
 	err := db.group.submit(ctx, db, &groupOp{
 		what: "storing the statuses of " + counted(len(valid), "customer", "customers"),
+		led:  true,
 		run: func(ctx context.Context, tx *sql.Tx) error {
 			return db.upsertCustomers(ctx, tx, valid)
 		},
@@ -228,6 +229,7 @@ func (db *DB) PutCustomerStatusDeferred(cs CustomerStatus) error {
 	}
 	return db.group.submitDeferred(db, &groupOp{
 		what: "storing the status of customer " + cs.CustomerID,
+		led:  true,
 		run: func(ctx context.Context, tx *sql.Tx) error {
 			return db.upsertCustomers(ctx, tx, []CustomerStatus{cs})
 		},

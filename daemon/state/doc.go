@@ -116,8 +116,10 @@
 //   - On PostgreSQL, while this instance holds the leadership lock, every
 //     group goes through the connection that holds it (the fence); without
 //     the lock, intent opens and ticket record writes are refused with
-//     ErrNotLeader and the rest of the group is committed through the pool,
-//     as before.
+//     ErrNotLeader, and so are the records of a pass (a run, customer
+//     statuses) once this process has led (a deposed instance's would
+//     overwrite those of the instance that took over); the rest of the
+//     group (intent closes) is committed through the pool, as before.
 //
 // Closes and statuses may wait longer, because losing them in a crash is
 // already part of the protocol: an intent whose close was not committed

@@ -58,10 +58,7 @@ func (f Fenced) CompleteIntent(id int64, state, note string, at time.Time) error
 func (f Fenced) BeginRun(r Run) (Run, error) {
 	db := f.db
 	r = db.newRun(r)
-	err := f.submit("storing a new run", func(ctx context.Context, tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, db.q(insertRunSQL), db.runArgs(r)...).Scan(&r.ID)
-	})
-	if err != nil {
+	if err := f.submit("storing a new run", db.insertRun(&r)); err != nil {
 		return Run{}, err
 	}
 	return r, nil

@@ -136,3 +136,90 @@ func TestFenced_sqliteNeedsNoLeadership(t *testing.T) {
 		t.Errorf("Run(%d) = %+v, %t, %v; want the run as recorded", r.ID, got, ok, err)
 	}
 }
+
+// TestPassRecords_needTheLeadershipOnceLed: on a shared PostgreSQL
+// database, a pass's records (its run, customer statuses) go through the
+// pool on an instance that never led (a standby's dry run), and through the
+// leadership lock's session once it led: an instance that lost the lock,
+// and noticed, commits none of them, so that neither its run's end
+// replaces the interrupted mark of the instance that took over nor its
+// statuses those of the new active instance's pass.
+func TestPassRecords_needTheLeadershipOnceLed(t *testing.T) {
+	t.Parallel()
+	a, b := openSharedPostgres(t)
+	status := func(result string) CustomerStatus {
+		return CustomerStatus{Source: "sophos", CustomerID: "cust-1", Result: result, LastAttempt: t0}
+	}
+	dry, err := b.BeginRun(Run{Trigger: "api", DryRun: true, Started: t0})
+	if err != nil {
+		t.Fatalf("BeginRun on an instance that never led = %v", err)
+	}
+	dry.Result, dry.Finished = RunSuccess, t0
+	if err := b.SaveRun(dry); err != nil {
+		t.Errorf("SaveRun on an instance that never led = %v", err)
+	}
+
+	la, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, 100*time.Millisecond)
+	if err != nil || la == nil {
+		t.Fatalf("a.TryLead = %v, %v", la, err)
+	}
+	run, err := a.BeginRun(Run{Trigger: "api", Started: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PutCustomerStatusBatch(t.Context(), []CustomerStatus{status(CustomerSucceeded)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.sql.Exec(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid::bigint = $1
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, leaderLockKey&0xffffffff); err != nil {
+		t.Fatal(err)
+	}
+	<-la.Lost()
+	for {
+		lb, err := b.TryLead(t.Context(), LeaderInfo{Holder: "b"}, time.Hour)
+		if err != nil {
+			t.Fatalf("b.TryLead after a lost the lock = %v", err)
+		}
+		if lb != nil {
+			break
+		}
+		// The lock is freed once a's server process has exited.
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n, err := b.InterruptRunningRuns(t0.Add(time.Minute), "taken over"); n != 1 || err != nil {
+		t.Fatalf("b.InterruptRunningRuns = %d, %v; want a's run", n, err)
+	}
+	if err := b.PutCustomerStatus(status(CustomerFailed)); err != nil {
+		t.Fatal(err)
+	}
+
+	run.Result, run.Finished = RunSuccess, t0.Add(2*time.Minute)
+	if err := a.SaveRun(run); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("SaveRun of the deposed instance = %v, want an error matching ErrNotLeader", err)
+	}
+	if r, err := a.BeginRun(Run{Trigger: "api", Started: t0}); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("BeginRun of the deposed instance = %+v, %v, want an error matching ErrNotLeader", r, err)
+	}
+	if err := a.PutCustomerStatusBatch(t.Context(), []CustomerStatus{status(CustomerSucceeded)}); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("PutCustomerStatusBatch of the deposed instance = %v, want an error matching ErrNotLeader", err)
+	}
+	if err := a.PutCustomerStatus(status(CustomerSucceeded)); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("PutCustomerStatus of the deposed instance = %v, want an error matching ErrNotLeader", err)
+	}
+	if err := a.PutCustomerStatusDeferred(status(CustomerSucceeded)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(t.Context()); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("Flush of the deposed instance's deferred status = %v, want an error matching ErrNotLeader", err)
+	}
+
+	if got, ok, err := b.Run(run.ID); err != nil || !ok || !got.Interrupted() || !got.Finished.Equal(t0.Add(time.Minute)) {
+		t.Errorf("a's run = %+v, %t, %v; want it as the takeover marked it interrupted", got, ok, err)
+	}
+	if cs, _, err := b.CustomerStatus("sophos", "cust-1"); err != nil || cs.Result != CustomerFailed {
+		t.Errorf("status = %+v, %v; want the one the new active instance stored", cs, err)
+	}
+	if runs, err := b.Runs(0); err != nil || len(runs) != 2 {
+		t.Errorf("runs = %+v, %v; want the standby's dry run and a's", runs, err)
+	}
+}

@@ -35,6 +35,13 @@ type groupOp struct {
 	// fenced marks an operation that, on PostgreSQL, only the holder of
 	// the leadership lock may commit (opening intents, ticket records).
 	fenced bool
+	// led marks an operation of a pass (a run's record, customer
+	// statuses) that, on PostgreSQL, once this process has led, only the
+	// holder of the leadership lock may commit: an instance that lost the
+	// lock would otherwise commit it through the pool, over the records of
+	// the instance that took over. Before this process first led (a
+	// standby's dry run) it goes through the pool, as on SQLite.
+	led bool
 	// deferred marks an operation whose caller does not wait for it.
 	deferred bool
 	// run executes the operation's statements in tx (nil: none). An error made with
@@ -377,8 +384,9 @@ func (db *DB) commitGroup(group []*groupOp) {
 			defer stopCancels()
 		} else {
 			kept := group[:0]
+			everLed := db.leaseTerm.Load() != 0
 			for _, o := range group {
-				if o.fenced {
+				if o.fenced || (o.led && everLed) {
 					db.group.deliver(o, db.wrap(o.what, ErrNotLeader))
 					continue
 				}

@@ -445,6 +445,7 @@ func (db *DB) PutCustomerStatus(cs CustomerStatus) error {
 	}
 	return db.group.submit(context.Background(), db, &groupOp{
 		what: "storing the status of customer " + cs.CustomerID,
+		led:  true,
 		run: func(ctx context.Context, tx *sql.Tx) error {
 			return db.upsertCustomers(ctx, tx, []CustomerStatus{cs})
 		},
@@ -591,15 +592,26 @@ func scanRun(row interface{ Scan(...any) error }) (Run, error) {
 }
 
 // BeginRun stores r as a new run and returns it with its ID assigned. An
-// empty Result becomes "running" and a zero Started becomes now.
+// empty Result becomes "running" and a zero Started becomes now. On
+// PostgreSQL, once this process has led, it is committed through the
+// session that holds the leadership lock, and refused with ErrNotLeader
+// once this process lost the lock: a deposed instance's run, begun after
+// the instance that took over marked the runs left running as interrupted
+// (InterruptRunningRuns), would say "running" for ever.
 func (db *DB) BeginRun(r Run) (Run, error) {
 	r = db.newRun(r)
-	ctx, cancel := db.ctx()
-	defer cancel()
-	if err := db.sql.QueryRowContext(ctx, db.q(insertRunSQL), db.runArgs(r)...).Scan(&r.ID); err != nil {
-		return Run{}, db.wrap("storing a new run", err)
+	if err := db.group.submit(context.Background(), db, &groupOp{what: "storing a new run", led: true, run: db.insertRun(&r)}); err != nil {
+		return Run{}, err
 	}
 	return r, nil
+}
+
+// insertRun returns the statement of a group operation that stores *r,
+// as newRun returned it, as a new run and sets its ID.
+func (db *DB) insertRun(r *Run) func(ctx context.Context, tx *sql.Tx) error {
+	return func(ctx context.Context, tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, db.q(insertRunSQL), db.runArgs(*r)...).Scan(&r.ID)
+	}
 }
 
 // newRun returns r as BeginRun stores it: an empty Result "running", a
@@ -626,22 +638,29 @@ func (db *DB) runArgs(r Run) []any {
 		r.Updated, r.Unchanged, r.Held, r.Failed, r.Requests, r.Period, r.Customers, r.Note}
 }
 
-// SaveRun replaces a run started with BeginRun.
+// SaveRun replaces a run started with BeginRun. On PostgreSQL, once this
+// process has led, it is committed through the session that holds the
+// leadership lock, as BeginRun is, and refused with ErrNotLeader once this
+// process lost the lock: the run is then left to the instance that takes
+// over, which marks it interrupted (InterruptRunningRuns), or marked it
+// already; through the pool, the deposed instance's record replaced that
+// mark after the takeover.
 func (db *DB) SaveRun(r Run) error {
-	ctx, cancel := db.ctx()
-	defer cancel()
-	res, err := db.sql.ExecContext(ctx, db.q(`UPDATE runs SET trigger = ?, dry_run = ?, customer = ?, started = ?,
-		finished = ?, result = ?, error = ?, updated = ?, unchanged = ?, held = ?, failed = ?, requests = ?, period = ?,
-		customers = ?, note = ? WHERE id = ?`),
-		r.Trigger, r.DryRun, r.Customer, db.tv(r.Started), db.tv(r.Finished), r.Result, r.Error,
-		r.Updated, r.Unchanged, r.Held, r.Failed, r.Requests, r.Period, r.Customers, r.Note, r.ID)
-	if err != nil {
-		return db.wrap(fmt.Sprintf("saving run %d", r.ID), err)
-	}
-	if n, err := res.RowsAffected(); err == nil && n == 0 {
-		return fmt.Errorf("state: saving run %d: no such run", r.ID)
-	}
-	return nil
+	what := fmt.Sprintf("saving run %d", r.ID)
+	return db.group.submit(context.Background(), db, &groupOp{what: what, led: true, run: func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(`UPDATE runs SET trigger = ?, dry_run = ?, customer = ?, started = ?,
+			finished = ?, result = ?, error = ?, updated = ?, unchanged = ?, held = ?, failed = ?, requests = ?, period = ?,
+			customers = ?, note = ? WHERE id = ?`),
+			r.Trigger, r.DryRun, r.Customer, db.tv(r.Started), db.tv(r.Finished), r.Result, r.Error,
+			r.Updated, r.Unchanged, r.Held, r.Failed, r.Requests, r.Period, r.Customers, r.Note, r.ID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			return refuse(fmt.Errorf("state: saving run %d: no such run", r.ID))
+		}
+		return nil
+	}})
 }
 
 // interruptedPrefix begins the error of a run that InterruptRunningRuns

@@ -267,10 +267,19 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 // is kept in e.unsaved and saved again at the next Sync or Reconcile: its
 // record would otherwise say "running" for ever, and the intents of its
 // lost answers would never settle (see settlesAt).
+//
+// An instance that lost the leadership lock records no run (the save is
+// refused with state.ErrNotLeader): the instance that takes over marks it
+// interrupted, or marked it already, and a record saved again later would
+// replace that mark.
 func (e *Engine) finishRun(log *slog.Logger, run state.Run) error {
 	err := e.saveRun(run)
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, state.ErrNotLeader) {
+		log.Warn("Did not record the end of the pass: this psa-syncd is no longer the active instance, and the instance that takes over marks the pass interrupted", "err", err)
+		return fmt.Errorf("daemon: recording the end of run %d: %w", run.ID, err)
 	}
 	e.unsaved.put(run)
 	log.Warn("Could not record the end of the pass: this process records it again at its next pass (a psa-syncd started later marks it interrupted)", "err", err)
@@ -303,7 +312,14 @@ func (e *Engine) saveUnsaved() {
 	e.closeUnsent()
 	e.saveUnrecordedCloses()
 	for _, run := range e.unsaved.all() {
-		if err := e.saveRun(run); err != nil {
+		err := e.saveRun(run)
+		if errors.Is(err, state.ErrNotLeader) {
+			// Left to the instance that takes over, as finishRun does.
+			e.unsaved.remove(run.ID)
+			e.logger.Warn("Did not record the end of an earlier pass: this psa-syncd is no longer the active instance, and the instance that takes over marks the pass interrupted", "run", run.ID, "err", err)
+			continue
+		}
+		if err != nil {
 			e.logger.Warn("Could not record the end of an earlier pass; trying again at the next pass", "run", run.ID, "err", err)
 			continue
 		}
