@@ -1522,7 +1522,15 @@ func TestDaemon_leaseStopsTheWritesOfAnInstanceCutFromTheDatabase(t *testing.T) 
 	c := dtPassCutFromTheDatabase(t, writes, writes.arrived, release, func(s *psatest.Server) { writes.sim = s })
 	dbNet, passDone, url, cut := c.dbNet, c.passDone, c.url, c.cut
 	release() // the first adjustment arrives; the pass goes on to the next lines
-	time.Sleep(2 * time.Second)
+	// Each of the two other lines is refused before it is sent: once both
+	// are, the pass sends nothing more.
+	for range 2 {
+		select {
+		case <-c.refused:
+		case err := <-passDone:
+			t.Fatalf("the pass ended before it reached its other lines: %v", err)
+		}
+	}
 	if n := writes.sent.Load(); n != 1 {
 		t.Errorf("%d adjustments reached the PSA, want only the one in flight when the lease ran out: the lock's session had "+
 			"not answered for %s, so another instance may have taken over and be writing the same lines", n, time.Since(cut).Round(time.Second))
@@ -1584,7 +1592,34 @@ type dtPassCut struct {
 	passDone <-chan error
 	url      string    // the database's own URL, not through dbNet
 	cut      time.Time // when dbNet started dropping everything
+	// refused receives one value per line that the pass did not send
+	// because the lease had run out (logged "Not updating contract line:
+	// this psa-syncd may no longer be the active instance").
+	refused <-chan struct{}
 }
+
+// dtNoticeLog is a slog handler that sends on notices each record logged
+// with the message msg, without waiting (notices is buffered), and drops
+// every record.
+type dtNoticeLog struct {
+	msg     string
+	notices chan<- struct{}
+}
+
+func (h dtNoticeLog) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h dtNoticeLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		select {
+		case h.notices <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+func (h dtNoticeLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h dtNoticeLog) WithGroup(string) slog.Handler      { return h }
 
 // dtPassCutFromTheDatabase starts an active instance on PostgreSQL through
 // a pgtest.Blackhole, with the Autotask simulator behind front (setSim
@@ -1609,7 +1644,9 @@ func dtPassCutFromTheDatabase(t *testing.T, front http.Handler, arrived <-chan s
 	t.Cleanup(release) // before srv.Close, should the test fail while a request is held
 	// The database never answers again: Close tries to record what the
 	// pass knew once, not for the whole default shutdown timeout.
-	e := dtSetup(t, dtOptions{daemonOpts: Options{ShutdownTimeout: time.Millisecond},
+	refused := make(chan struct{}, 8)
+	logger := slog.New(dtNoticeLog{msg: "Not updating contract line: this psa-syncd may no longer be the active instance", notices: refused})
+	e := dtSetup(t, dtOptions{daemonOpts: Options{ShutdownTimeout: time.Millisecond, Logger: logger},
 		state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 100ms\n  query_timeout: 8s\npolicies:\n  write_concurrency: 1\n",
 			viaNet.String()),
 		baseURL: func(s *psatest.Server) string { setSim(s); return srv.URL + "/ATServicesRest/" }})
@@ -1659,7 +1696,7 @@ func dtPassCutFromTheDatabase(t *testing.T, front http.Handler, arrived <-chan s
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return dtPassCut{d: a, dbNet: dbNet, passDone: passDone, url: url, cut: cut}
+	return dtPassCut{d: a, dbNet: dbNet, passDone: passDone, url: url, cut: cut, refused: refused}
 }
 
 // TestDaemon_awaitActive_persistentRefusalLoggedOnce: a standby whose
