@@ -36,10 +36,24 @@ import (
 //
 // On SQLite, whose file lock already makes the process the only one, they
 // are ordinary writes.
-type Fenced struct{ db *DB }
+//
+// PassWrites gives the same writes for a pass's own records, which a
+// process that never led (a standby's plan or dry run) stores through the
+// pool and one that led only through the lock's session (groupOp.led).
+type Fenced struct {
+	db  *DB
+	led bool
+}
 
 // Fenced returns the writes of db that only the active instance commits.
-func (db *DB) Fenced() Fenced { return Fenced{db} }
+func (db *DB) Fenced() Fenced { return Fenced{db: db} }
+
+// PassWrites returns the writes of db that, on PostgreSQL, a process that
+// has led commits only while it holds the leadership lock, as a pass's run
+// and customer statuses: a pass's snapshots that an instance which lost the
+// lock would otherwise store over those of the instance that took over
+// (the doubted lines, whose loss lets a line be billed twice).
+func (db *DB) PassWrites() Fenced { return Fenced{db: db, led: true} }
 
 // CompleteIntent is DB.CompleteIntent, fenced: an operator's answer for an
 // open intent (resolve).
@@ -97,7 +111,7 @@ func (f Fenced) ReplaceSnapshot(name, old string, found bool, v any) (bool, erro
 // submit commits run as a fenced operation; an error that says this
 // instance may no longer hold the lock matches ErrNotLeader.
 func (f Fenced) submit(what string, run func(ctx context.Context, tx *sql.Tx) error) error {
-	err := f.db.group.submit(context.Background(), f.db, &groupOp{what: what, fenced: true, run: run})
+	err := f.db.group.submit(context.Background(), f.db, &groupOp{what: what, fenced: !f.led, led: f.led, run: run})
 	if errors.Is(err, errFenceFailed) && !errors.Is(err, ErrNotLeader) {
 		return fenceFailed{err}
 	}

@@ -138,7 +138,8 @@ func TestFenced_sqliteNeedsNoLeadership(t *testing.T) {
 }
 
 // TestPassRecords_needTheLeadershipOnceLed: on a shared PostgreSQL
-// database, a pass's records (its run, customer statuses) go through the
+// database, a pass's records (its run, customer statuses, the snapshots it
+// stores through PassWrites) go through the
 // pool on an instance that never led (a standby's dry run), and through the
 // leadership lock's session once it led: an instance that lost the lock,
 // and noticed, commits none of them, so that neither its run's end
@@ -158,6 +159,9 @@ func TestPassRecords_needTheLeadershipOnceLed(t *testing.T) {
 	if err := b.SaveRun(dry); err != nil {
 		t.Errorf("SaveRun on an instance that never led = %v", err)
 	}
+	if err := b.PassWrites().PutSnapshot("lines_doubted", []string{"standby"}); err != nil {
+		t.Errorf("PassWrites().PutSnapshot on an instance that never led = %v", err)
+	}
 
 	la, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, 100*time.Millisecond)
 	if err != nil || la == nil {
@@ -169,6 +173,9 @@ func TestPassRecords_needTheLeadershipOnceLed(t *testing.T) {
 	}
 	if err := a.PutCustomerStatusBatch(t.Context(), []CustomerStatus{status(CustomerSucceeded)}); err != nil {
 		t.Fatal(err)
+	}
+	if err := a.PassWrites().PutSnapshot("lines_doubted", []string{"a"}); err != nil {
+		t.Errorf("PassWrites().PutSnapshot while leading = %v", err)
 	}
 	if _, err := b.sql.Exec(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid::bigint = $1
 		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, leaderLockKey&0xffffffff); err != nil {
@@ -192,6 +199,9 @@ func TestPassRecords_needTheLeadershipOnceLed(t *testing.T) {
 	if err := b.PutCustomerStatus(status(CustomerFailed)); err != nil {
 		t.Fatal(err)
 	}
+	if err := b.PassWrites().PutSnapshot("lines_doubted", []string{"b"}); err != nil {
+		t.Fatal(err)
+	}
 
 	run.Result, run.Finished = RunSuccess, t0.Add(2*time.Minute)
 	if err := a.SaveRun(run); !errors.Is(err, ErrNotLeader) {
@@ -206,6 +216,12 @@ func TestPassRecords_needTheLeadershipOnceLed(t *testing.T) {
 	if err := a.PutCustomerStatus(status(CustomerSucceeded)); !errors.Is(err, ErrNotLeader) {
 		t.Errorf("PutCustomerStatus of the deposed instance = %v, want an error matching ErrNotLeader", err)
 	}
+	if err := a.PassWrites().PutSnapshot("lines_doubted", []string{"a"}); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("PassWrites().PutSnapshot of the deposed instance = %v, want an error matching ErrNotLeader", err)
+	}
+	if stored, err := a.PassWrites().ReplaceSnapshot("lines_doubted", `["b"]`, true, []string{"a"}); stored || !errors.Is(err, ErrNotLeader) {
+		t.Errorf("PassWrites().ReplaceSnapshot of the deposed instance = %t, %v, want an error matching ErrNotLeader", stored, err)
+	}
 	if err := a.PutCustomerStatusDeferred(status(CustomerSucceeded)); err != nil {
 		t.Fatal(err)
 	}
@@ -218,6 +234,10 @@ func TestPassRecords_needTheLeadershipOnceLed(t *testing.T) {
 	}
 	if cs, _, err := b.CustomerStatus("sophos", "cust-1"); err != nil || cs.Result != CustomerFailed {
 		t.Errorf("status = %+v, %v; want the one the new active instance stored", cs, err)
+	}
+	var doubted []string
+	if _, err := b.Snapshot("lines_doubted", &doubted); err != nil || len(doubted) != 1 || doubted[0] != "b" {
+		t.Errorf("lines_doubted = %v, %v; want the one the new active instance stored", doubted, err)
 	}
 	if runs, err := b.Runs(0); err != nil || len(runs) != 2 {
 		t.Errorf("runs = %+v, %v; want the standby's dry run and a's", runs, err)

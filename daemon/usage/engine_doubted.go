@@ -233,7 +233,7 @@ func (e *Engine) doubtListed(doc *export.Document, src string, listed []Orphaned
 		}
 	}
 	if changed {
-		if err := e.putDoubtedLines(e.db, doubts); err != nil {
+		if err := e.putDoubtedLines(e.db.PassWrites(), doubts); err != nil {
 			e.logger.Warn("Could not record the orphaned lines listed; one mapped again reads unchanged at the units psa-syncd set", "err", err)
 			return
 		}
@@ -266,7 +266,7 @@ func (e *Engine) endedDoubts() (map[string]DoubtedLine, error) {
 
 // putEndedDoubts stores the records doubtListed set apart.
 func (e *Engine) putEndedDoubts(ended map[string]DoubtedLine) error {
-	return e.db.PutSnapshot(snapshotLinesDoubtedEnded, sortedDoubts(ended))
+	return e.db.PassWrites().PutSnapshot(snapshotLinesDoubtedEnded, sortedDoubts(ended))
 }
 
 // planDoubts reads the doubted lines a plan looks up: the records, and
@@ -414,7 +414,7 @@ func (e *Engine) recordDoubts(p *pass) {
 	if !changed {
 		return
 	}
-	if err := e.putDoubtedLines(e.db, doubts); err != nil {
+	if err := e.putDoubtedLines(e.db.PassWrites(), doubts); err != nil {
 		e.logger.Warn("Could not record the lines that approvals say were set to 0 by hand; a product pointed back to one is not held for the line that replaced it", "err", err)
 		return
 	}

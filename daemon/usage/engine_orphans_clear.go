@@ -233,7 +233,8 @@ func recordedBefore(err error) error {
 }
 
 // snapshotWriter stores snapshots: the state database for a pass's
-// writes, its state.Fenced for an operator's clear.
+// writes (its PassWrites for the doubted lines), its state.Fenced for an
+// operator's clear.
 type snapshotWriter interface {
 	PutSnapshot(name string, v any) error
 	ReplaceSnapshot(name, old string, found bool, v any) (bool, error)
