@@ -51,6 +51,7 @@ const migrationLockKey int64 = 0x7073612d6d696772 // "psa-migr"
 var migrationSteps = map[int]func(ctx context.Context, db *DB, tx *sql.Tx) error{
 	12: rewriteRecordedTexts,
 	13: rewriteSnapshotTexts,
+	14: rewriteTextsAgain,
 }
 
 // recordedTexts are the columns that hold an error as psa-syncd recorded
@@ -87,6 +88,18 @@ func rewriteRecordedTexts(ctx context.Context, db *DB, tx *sql.Tx) error {
 		}
 	}
 	return nil
+}
+
+// rewriteTextsAgain runs migrations 12's and 13's rewrites once more
+// (migration 14): PublicRecordedText now also replaces the path of a
+// SQLite state database that was moved before the upgrade, which the
+// rewrites of a database a build of schema version 12 or 13 migrated kept.
+// Both leave a text that is already public as it is.
+func rewriteTextsAgain(ctx context.Context, db *DB, tx *sql.Tx) error {
+	if err := rewriteRecordedTexts(ctx, db, tx); err != nil {
+		return err
+	}
+	return rewriteSnapshotTexts(ctx, db, tx)
 }
 
 // compressedSnapshotFields are, by snapshot, the fields that hold JSON

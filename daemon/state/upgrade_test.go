@@ -390,6 +390,45 @@ func TestMigrations_rewriteSnapshotTexts(t *testing.T) {
 	})
 }
 
+// TestMigrations_rewriteMovedPaths: a database a build of schema version
+// 13 migrated, moved to another state directory before, kept the old path
+// of its SQLite file in its recorded errors and snapshots (that build's
+// PublicRecordedText replaced only the path it was opened at). Migration
+// 14 rewrites them with today's PublicRecordedText, which replaces any
+// path of a psa-syncd.db.
+func TestMigrations_rewriteMovedPaths(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		cfg := d.config(t)
+		db := openConfig(t, cfg)
+		const moved = "/var/lib/psa-syncd-old/psa-syncd.db"
+		ticket := "tickets: state: recording the ticket of alert a1 in " + moved + ": database is locked"
+		mustSucceed(t, db.PutSnapshot("last_plan", map[string]any{"customer": "",
+			"plan_columns": gzipped(t, planColumns(t, "not sent: state: recording an intent in "+moved+": database is locked", "", ""))}))
+		mustSucceed(t, db.PutSnapshot("ticket_status", map[string]string{"error": ticket}))
+		r, err := db.BeginRun(Run{Trigger: "schedule", Started: t0})
+		mustSucceed(t, err)
+		r.Finished, r.Result, r.Error = t0.Add(time.Minute), RunFailure, "state: recording the run in "+moved+": database is locked"
+		mustSucceed(t, db.SaveRun(r))
+		backTo(t, db, 13)
+		closeDB(t, db)
+
+		db = openConfig(t, cfg)
+		t.Cleanup(func() { closeDB(t, db) })
+		got := storedSnapshotTexts(t, db)
+		var runError string
+		mustSucceed(t, db.sql.QueryRow(`SELECT error FROM runs`).Scan(&runError))
+		got["runs"] = runError
+		want := map[string]string{
+			"plan":          planColumns(t, "not sent: state: recording an intent in the state database: database is locked", "", ""),
+			"ticket_status": "tickets: state: recording the ticket of alert a1 in the state database: database is locked",
+			"runs":          "state: recording the run in the state database: database is locked",
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("the texts naming a moved state database after migrating from schema version 13 (-want +got):\n%s", diff)
+		}
+	})
+}
+
 // storedSnapshotTexts returns the JSON of the last plan's decompressed
 // columns, as "plan", and the error of the ticket_status snapshot.
 func storedSnapshotTexts(t *testing.T, db *DB) map[string]string {
