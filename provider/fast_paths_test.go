@@ -133,7 +133,7 @@ func testFastPaths(t *testing.T, system psa.System) {
 			customerState(map[string]tftypes.Value{"customer_name": null}), customerState(map[string]tftypes.Value{"customer_name": null}), nil, false},
 	}
 	// psa_service as the last read left it, and its configuration.
-	serviceState := readState(t, framework, serviceType, "psa_service", service)
+	serviceState := readServiceState(t, framework, serviceType, service)
 	serviceWith := func(v tftypes.Value, changes map[string]tftypes.Value) tftypes.Value {
 		var attrs map[string]tftypes.Value
 		if err := v.As(&attrs); err != nil {
@@ -211,7 +211,7 @@ func testFastPaths(t *testing.T, system psa.System) {
 			privateJSON(map[string]string{".import_before_read": `true`}), false},
 		{"null state", productType, nullValue(productType), nil, false},
 		{"psa_service", serviceType, objectValue(serviceType, map[string]tftypes.Value{"id": str(service), "name": str("Old Name")}), nil, true},
-		{"psa_service as the last read left it", serviceType, readState(t, framework, serviceType, "psa_service", service), nil, true},
+		{"psa_service as the last read left it", serviceType, readServiceState(t, framework, serviceType, service), nil, true},
 		{"psa_service deleted in the PSA", serviceType, objectValue(serviceType, map[string]tftypes.Value{"id": str(missingService)}), nil, true},
 		{"psa_service null state", serviceType, nullValue(serviceType), nil, false},
 	}
@@ -267,6 +267,20 @@ func testFastPaths(t *testing.T, system psa.System) {
 		{"psa_service", "psa_service", 0, `{"id":"5","name":"S"}`, true},
 		{"other version", "psa_product_mapping", 7, `{"id":"sophos/P1"}`, false},
 		{"number for a string", "psa_product_mapping", 0, `{"id":5}`, true},
+		// The states stateFromJSON decodes, and those it leaves to
+		// tftypes, whose answer the fast path then encodes.
+		{"psa_service with blocks and numbers", "psa_service", 0, `{"id":"5","name":"S \u00e9\n\"x\"","unit_price":5.25,"unit_cost":1e2,` +
+			`"active":true,"autotask":{"billing_code_id":"29682801","period_type":null},"connectwise":null,"deletion_policy":"deactivate"}`, true},
+		{"a precise number", "psa_service", 0, `{"id":"5","unit_price":0.1000000000000000055511151231257827021181583404541015625,"unit_cost":-123456789012345678901234567890}`, true},
+		{"a number as a string", "psa_service", 0, `{"id":"5","unit_price":"5.5"}`, true},
+		{"a bool for a string", "psa_product_mapping", 0, `{"id":true}`, true},
+		{"a bool as a string", "psa_product_mapping", 0, `{"id":"sophos/P1","sync_enabled":"1"}`, true},
+		{"a repeated attribute", "psa_product_mapping", 0, `{"id":"a","id":"b"}`, true},
+		{"spaces", "psa_product_mapping", 0, " {\n \"id\" : \"sophos/P1\" , \"sync_enabled\" : false }\n", true},
+		{"null state", "psa_product_mapping", 0, `null`, true},
+		{"a string for a block", "psa_service", 0, `{"id":"5","autotask":"x"}`, false},
+		{"a list for a string", "psa_product_mapping", 0, `{"id":["x"]}`, false},
+		{"text after the state", "psa_product_mapping", 0, `{"id":"sophos/P1"} {"id":"x"}`, true},
 		{"wrong type", "psa_product_mapping", 0, `{"sync_enabled":"maybe"}`, false},
 		{"not JSON", "psa_product_mapping", 0, `{`, false},
 		{"unknown type", "psa_nothing", 0, `{}`, false},
@@ -441,15 +455,15 @@ func sortDiagnostics(resp any) {
 	slices.SortFunc(diags, func(a, b *tfprotov6.Diagnostic) int { return strings.Compare(key(a), key(b)) })
 }
 
-// readState is the state the framework reads for the resource of typeName
-// with the given id.
-func readState(t testing.TB, s tfprotov6.ProviderServer, typ tftypes.Type, typeName, id string) tftypes.Value {
+// readServiceState is the state the server reads for the psa_service with
+// the given id.
+func readServiceState(t testing.TB, s tfprotov6.ProviderServer, typ tftypes.Type, id string) tftypes.Value {
 	t.Helper()
 	resp, err := s.ReadResource(t.Context(), &tfprotov6.ReadResourceRequest{
-		TypeName: typeName, CurrentState: dynamic(t, typ, objectValue(typ, map[string]tftypes.Value{"id": str(id)})),
+		TypeName: "psa_service", CurrentState: dynamic(t, typ, objectValue(typ, map[string]tftypes.Value{"id": str(id)})),
 	})
 	if err != nil || len(resp.Diagnostics) > 0 {
-		t.Fatalf("reading %s %s: %v %s", typeName, id, err, diagnosticsText(resp.Diagnostics))
+		t.Fatalf("reading psa_service %s: %v %s", id, err, diagnosticsText(resp.Diagnostics))
 	}
 	v, err := resp.NewState.Unmarshal(typ)
 	if err != nil {
@@ -492,7 +506,7 @@ func BenchmarkRefreshCalls(b *testing.B) {
 			"service_name": str("Bench Service"), "sync_enabled": tftypes.NewValue(tftypes.Bool, true),
 		})
 		productConfig := objectValue(types["psa_product_mapping"], map[string]tftypes.Value{"product": str("P1"), "service_id": str(service)})
-		serviceState := readState(b, s, types["psa_service"], "psa_service", service)
+		serviceState := readServiceState(b, s, types["psa_service"], service)
 		serviceConfig := objectValue(types["psa_service"], map[string]tftypes.Value{
 			"name": str("Bench Service"), "unit_price": tftypes.NewValue(tftypes.Number, 5),
 		})
@@ -578,4 +592,42 @@ func tftypesJSON(tb testing.TB, v tftypes.Value) any {
 		out[k] = tftypesJSON(tb, a)
 	}
 	return out
+}
+
+func TestSameFlat(t *testing.T) {
+	obj := tftypes.Object{AttributeTypes: map[string]tftypes.Type{"s": tftypes.String, "n": tftypes.Number,
+		"b": tftypes.Object{AttributeTypes: map[string]tftypes.Type{"x": tftypes.Bool}}}}
+	value := func(s string, n float64, b tftypes.Value) tftypes.Value {
+		return tftypes.NewValue(obj, map[string]tftypes.Value{"s": str(s), "n": tftypes.NewValue(tftypes.Number, n), "b": b})
+	}
+	block := func(x any) tftypes.Value {
+		return tftypes.NewValue(tftypes.Object{AttributeTypes: map[string]tftypes.Type{"x": tftypes.Bool}}, map[string]tftypes.Value{"x": tftypes.NewValue(tftypes.Bool, x)})
+	}
+	nullBlock := tftypes.NewValue(tftypes.Object{AttributeTypes: map[string]tftypes.Type{"x": tftypes.Bool}}, nil)
+	a := value("a", 5, block(true))
+	for _, c := range []struct {
+		name string
+		b    tftypes.Value
+		want bool
+	}{
+		{"the same", value("a", 5, block(true)), true},
+		{"another string", value("b", 5, block(true)), false},
+		{"another number", value("a", 5.5, block(true)), false},
+		{"another bool in the block", value("a", 5, block(false)), false},
+		{"a null bool in the block", value("a", 5, block(nil)), false},
+		{"a null block", value("a", 5, nullBlock), false},
+		{"unknown", value("a", 5, block(tftypes.UnknownValue)), false},
+		{"null", tftypes.NewValue(obj, nil), false},
+		{"another type", str("a"), false},
+	} {
+		if got := sameFlat(a, c.b); got != c.want {
+			t.Errorf("sameFlat(%v, %s) = %v, want %v", a, c.name, got, c.want)
+		}
+	}
+	if !sameFlat(value("a", 5, nullBlock), value("a", 5, nullBlock)) {
+		t.Error("sameFlat of two equal values with a null block = false, want true")
+	}
+	if sameFlat(tftypes.NewValue(tftypes.List{ElementType: tftypes.String}, []tftypes.Value{str("a")}), tftypes.NewValue(tftypes.List{ElementType: tftypes.String}, []tftypes.Value{str("a")})) {
+		t.Error("sameFlat of two lists = true, want false: it does not look into lists")
+	}
 }
