@@ -522,6 +522,13 @@ func psaTransport() *http.Transport {
 // on return.
 func (d *Daemon) Close() error {
 	var err error
+	if d.leading.Load() {
+		// The end of runs a full disk kept from being recorded: with
+		// PostgreSQL only the lock's holder records it, so it is tried
+		// once while this instance still leads, before the lock is
+		// released.
+		d.recordUnsavedOnce()
+	}
 	if d.lead != nil {
 		err = d.lead.Release()
 	}
@@ -531,8 +538,8 @@ func (d *Daemon) Close() error {
 	// connection) is recorded now if the database takes it, through the
 	// pool once the lock is released, rather than lost with the process:
 	// the outcomes of writes; with PostgreSQL, not the end of runs, which
-	// only the lock's holder records (the next active instance marks them
-	// interrupted).
+	// only the lock's holder records (recordUnsavedOnce above; those still
+	// unrecorded the next active instance marks interrupted).
 	d.recordUnsaved(context.Background())
 	return errors.Join(err, d.db.Close())
 }
@@ -1867,6 +1874,30 @@ func (d *Daemon) runActive(ctx, passCtx context.Context, stopPasses context.Canc
 	}
 }
 
+// recordUnsavedOnce records once, without waiting, what the passes could
+// not record (see recordUnsaved): Close calls it while this instance still
+// holds the leadership lock, so that with PostgreSQL the end of runs a full
+// disk kept from being recorded goes through the lock's session, the only
+// one that records it. What fails is left to recordUnsaved.
+func (d *Daemon) recordUnsavedOnce() {
+	if d.unsaved.Empty() || d.clients.Load() == nil {
+		return
+	}
+	d.passMu.Lock()
+	defer d.passMu.Unlock()
+	d.unsavedEngine().RecordUnsaved()
+}
+
+// unsavedEngine is the engine that records what the passes could not: the
+// export's, or one without an export when none loads.
+func (d *Daemon) unsavedEngine() *usage.Engine {
+	e, _, err := d.engine()
+	if err != nil {
+		return d.exportlessEngine()
+	}
+	return e
+}
+
 // recordUnsaved records, before an instance that lost the leadership lock
 // exits (and at Close: after `psa-syncd sync`, or at shutdown), what its
 // passes knew but could not record because the lock's connection failed
@@ -1892,10 +1923,7 @@ func (d *Daemon) recordUnsaved(ctx context.Context) {
 	}
 	d.passMu.Lock()
 	defer d.passMu.Unlock()
-	e, _, err := d.engine()
-	if err != nil {
-		e = d.exportlessEngine()
-	}
+	e := d.unsavedEngine()
 	bound := d.shutdownTimeout
 	if d.unsavedGaveUp.Load() || d.db.Driver() == state.DriverSQLite {
 		// SQLite's failure is its own full disk, which waiting does not

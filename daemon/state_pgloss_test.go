@@ -562,3 +562,58 @@ func TestDaemon_restartedPostgresRecordsKnownOutcomes(t *testing.T) {
 		t.Errorf("%d adjustments in all, want 3: one per line, none doubled", n)
 	}
 }
+
+// TestDaemon_closeAfterAFullDiskRecordsTheRunsEnd: on PostgreSQL, a pass
+// of `psa-syncd sync` whose end the database refuses to record (a full
+// disk: the lock's session stays usable) is recorded by Close once the
+// disk has room again, through the lock's session before Close releases
+// the lock: on PostgreSQL only the lock's holder records a run, so once
+// released the end was refused and the run left running, as if the
+// instance had been killed, for the next start to mark interrupted.
+func TestDaemon_closeAfterAFullDiskRecordsTheRunsEnd(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 5s\n", url)})
+	a := e.d
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = raw.Close() })
+	if _, err := raw.Exec(`CREATE FUNCTION test_full_disk() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full'; END $$;
+		CREATE TRIGGER test_full_disk BEFORE UPDATE ON runs FOR EACH ROW WHEN (NEW.result <> 'running') EXECUTE FUNCTION test_full_disk()`); err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerAPI})
+	if err == nil || !strings.Contains(err.Error(), "No space left on device") {
+		t.Fatalf("pass whose end the full disk refused: err = %v, want the refusal", err)
+	}
+	if run, ok, err := a.State().Run(res.Run.ID); err != nil || !ok || run.Result != state.RunRunning {
+		t.Fatalf("run %d after the full disk = %+v, %v, %v; want it still running", res.Run.ID, run, ok, err)
+	}
+	// The disk has room again when the sync command exits.
+	if _, err := raw.Exec(`DROP TRIGGER test_full_disk ON runs`); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := dtSecondInstance(t, e, time.Now)
+	run, ok, err := b.State().Run(res.Run.ID)
+	if err != nil || !ok {
+		t.Fatalf("run %d: %v, %v", res.Run.ID, ok, err)
+	}
+	if run.Result != res.Run.Result || run.Updated != 3 || run.Interrupted() {
+		t.Errorf("run %d after Close = %+v, want its end recorded (%s, 3 updated)", res.Run.ID, run, res.Run.Result)
+	}
+}
