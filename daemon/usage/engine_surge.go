@@ -12,7 +12,10 @@ import (
 
 // snapshotSurge names the state database's snapshot of what the last pass
 // over all customers found of a surge (surgeVerdict): a pass for one
-// customer holds its surging lines by it.
+// customer holds its surging lines by it. It is stored through
+// PassWrites: on PostgreSQL, once this instance has led, only while it
+// holds the leadership lock, so that a deposed pass's verdict does not
+// replace the new active instance's.
 const snapshotSurge = "usage_surge"
 
 // surgeVerdict is what a pass over all customers found of a surge (see
@@ -375,7 +378,7 @@ func (e *Engine) holdSurges(p *pass, o PassOptions) {
 		}
 		return strings.Compare(a.Service, b.Service)
 	})
-	if err := e.db.PutSnapshot(snapshotSurge, v); err != nil {
+	if err := e.db.PassWrites().PutSnapshot(snapshotSurge, v); err != nil {
 		e.logger.Warn("Could not record the lines that surge; a pass for one customer goes by the last pass over all customers recorded", "err", err)
 	}
 	e.metrics.setSurgeHeld(len(v.Held))
