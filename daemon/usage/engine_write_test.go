@@ -574,8 +574,11 @@ func TestEngine_Sync_commitsDoNotGrowWithCustomers(t *testing.T) {
 	if few != many {
 		t.Errorf("a pass over 2 customers made %d commits, over 60 customers %d; want the same", few, many)
 	}
-	if many > 5 {
-		t.Errorf("a pass without writes made %d commits, want at most 5 (run, snapshots, one for all statuses)", many)
+	// The run's start and end count since they go through the group
+	// committer (the leadership fence); they were committed, uncounted,
+	// outside it before.
+	if many > 7 {
+		t.Errorf("a pass without writes made %d commits, want at most 7 (the run's start and end, snapshots, one for all statuses)", many)
 	}
 }
 
