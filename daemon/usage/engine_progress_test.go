@@ -79,34 +79,29 @@ func TestEngine_Sync_passProgress(t *testing.T) {
 	}
 }
 
-// slowChecks is a PSA backend whose contract reads, alone (it has no
-// bulk reads: Kaseya BMS's shape), take an hour: the first moves the
-// clock an hour on. It records psa_sync_pass_progress_timestamp_seconds
-// at each line write, before that write counts: what the plan's contract
-// checks, which come after the reads of contract lines, left it at.
-type slowChecks struct {
+// progressAtWrites is the harness's PSA backend, recording
+// psa_sync_pass_progress_timestamp_seconds at each line write, before that
+// write counts: what the reads before the writes left it at. The backends
+// that embed it make one of those reads take an hour (it moves the clock an
+// hour on, through late).
+type progressAtWrites struct {
 	psa.Backend
 	m    *Metrics
 	late *atomic.Bool
 	seen []float64
 }
 
-func (b *slowChecks) GetContract(ctx context.Context, id string) (*psa.Contract, error) {
-	b.late.Store(true)
-	return b.Backend.GetContract(ctx, id)
-}
-
-func (b *slowChecks) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (*psa.ContractLine, error) {
+func (b *progressAtWrites) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (*psa.ContractLine, error) {
 	b.seen = append(b.seen, testutil.ToFloat64(b.m.PassProgress))
 	return b.Backend.SetQuantity(ctx, req)
 }
 
-// TestEngine_Sync_contractChecksProgress: the contract reads of the plan's
-// checks are progress, so that a plan phase checking thousands of
-// contracts one by one for over an hour (at Kaseya BMS's 1,500 calls an
-// hour) after its reads of contract lines is not taken for a missed pass.
-func TestEngine_Sync_contractChecksProgress(t *testing.T) {
-	t.Parallel()
+// checkProgressAtFirstWrite runs a scheduled pass over two customers on the
+// backend that slow builds around the harness's, whose slow read moves the
+// clock an hour on, and checks that the gauge read that hour at the first
+// line write: the read, named by what, is progress.
+func checkProgressAtFirstWrite(t *testing.T, slow func(*progressAtWrites) psa.Backend, what string) {
+	t.Helper()
 	h := newETHarness(t)
 	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,7")
 	late := &atomic.Bool{}
@@ -116,22 +111,34 @@ func TestEngine_Sync_contractChecksProgress(t *testing.T) {
 		}
 		return etNow
 	}
-	be := &slowChecks{Backend: h.be, m: h.m, late: late}
-	if _, err := h.engineWith(be, nil).Sync(t.Context(), h.doc, PassOptions{Trigger: TriggerSchedule}); err != nil {
+	rec := &progressAtWrites{Backend: h.be, m: h.m, late: late}
+	if _, err := h.engineWith(slow(rec), nil).Sync(t.Context(), h.doc, PassOptions{Trigger: TriggerSchedule}); err != nil {
 		t.Fatal(err)
 	}
-	if want := unixSeconds(etNow.Add(time.Hour)); len(be.seen) == 0 || be.seen[0] != want {
-		t.Errorf("psa_sync_pass_progress_timestamp_seconds at the first line write = %v, want %v (the contract checks' reads)", be.seen, want)
+	if want := unixSeconds(etNow.Add(time.Hour)); len(rec.seen) == 0 || rec.seen[0] != want {
+		t.Errorf("psa_sync_pass_progress_timestamp_seconds at the first line write = %v, want %v (%s)", rec.seen, want, what)
 	}
 }
 
-// slowPlanReads is the harness's Autotask backend whose reads of the
-// plan's checks (contracts and their records, companies, services) each
-// take an hour: each moves the clock an hour on before it returns. Its
-// bulk read of the services leaves the first one out, which the plan then
-// reads alone. At each call it sees, it records which of those reads
-// psa_sync_pass_progress_timestamp_seconds did not follow (still at an
-// earlier time): what PsaSyncScheduledRunMissed saw for the hour of the
+// slowChecks is a PSA backend whose contract reads, alone (it has no
+// bulk reads: Kaseya BMS's shape), take an hour: what the plan's contract
+// checks, which come after the reads of contract lines, leave the gauge at.
+type slowChecks struct{ *progressAtWrites }
+
+func (b slowChecks) GetContract(ctx context.Context, id string) (*psa.Contract, error) {
+	b.late.Store(true)
+	return b.Backend.GetContract(ctx, id)
+}
+
+// TestEngine_Sync_contractChecksProgress: the contract reads of the plan's
+// checks are progress, so that a plan phase checking thousands of
+// contracts one by one for over an hour (at Kaseya BMS's 1,500 calls an
+// hour) after its reads of contract lines is not taken for a missed pass.
+func TestEngine_Sync_contractChecksProgress(t *testing.T) {
+	t.Parallel()
+	checkProgressAtFirstWrite(t, func(b *progressAtWrites) psa.Backend { return slowChecks{b} }, "the contract checks' reads")
+}
+
 // next read.
 type slowPlanReads struct {
 	psa.Backend
@@ -243,24 +250,12 @@ func TestEngine_Sync_planReadsProgress(t *testing.T) {
 }
 
 // slowBudget is the harness's PSA backend whose read of the hourly budget
-// (Autotask's threshold information) takes an hour: it moves the clock an
-// hour on. It records psa_sync_pass_progress_timestamp_seconds at each
-// line write, before that write counts: what the budget read left it at.
-type slowBudget struct {
-	psa.Backend
-	m    *Metrics
-	late *atomic.Bool
-	seen []float64
-}
+// (Autotask's threshold information) takes an hour.
+type slowBudget struct{ *progressAtWrites }
 
-func (b *slowBudget) Budget(context.Context) (*psa.Budget, error) {
+func (b slowBudget) Budget(context.Context) (*psa.Budget, error) {
 	b.late.Store(true)
 	return &psa.Budget{Limit: 10000, Used: 100, Timeframe: time.Hour}, nil
-}
-
-func (b *slowBudget) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (*psa.ContractLine, error) {
-	b.seen = append(b.seen, testutil.ToFloat64(b.m.PassProgress))
-	return b.Backend.SetQuantity(ctx, req)
 }
 
 // TestEngine_Sync_budgetReadProgress: a read of the PSA's hourly budget
@@ -270,20 +265,5 @@ func (b *slowBudget) SetQuantity(ctx context.Context, req psa.SetQuantityRequest
 // (audit-source13: the budget reads were not progress).
 func TestEngine_Sync_budgetReadProgress(t *testing.T) {
 	t.Parallel()
-	h := newETHarness(t)
-	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,7")
-	late := &atomic.Bool{}
-	h.now = func() time.Time {
-		if late.Load() {
-			return etNow.Add(time.Hour)
-		}
-		return etNow
-	}
-	be := &slowBudget{Backend: h.be, m: h.m, late: late}
-	if _, err := h.engineWith(be, nil).Sync(t.Context(), h.doc, PassOptions{Trigger: TriggerSchedule}); err != nil {
-		t.Fatal(err)
-	}
-	if want := unixSeconds(etNow.Add(time.Hour)); len(be.seen) == 0 || be.seen[0] != want {
-		t.Errorf("psa_sync_pass_progress_timestamp_seconds at the first line write = %v, want %v (the budget read)", be.seen, want)
-	}
+	checkProgressAtFirstWrite(t, func(b *progressAtWrites) psa.Backend { return slowBudget{b} }, "the budget read")
 }
